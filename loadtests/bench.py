@@ -1,0 +1,683 @@
+"""The charge-path benchmark: the real service against the HTTP ceiling, side by side.
+
+    python -m loadtests.bench [--duration 8] [--rounds 3] [--connections 32] [--threads 1] [--check]
+
+What one run does, all on 127.0.0.1 and in a fresh temporary directory:
+
+1. Seeds a fresh database in-process (``wallet.bootstrap.open_service``): 1,000 clients with
+   phone numbers and national ids, each with a budget from the current month, one approved
+   provider, and one more "hot" client; then the credit run for the current month.
+2. Starts ``wallet serve`` and the no-op aiohttp app (``loadtests/noop.py``), each its own
+   process, and mints the provider token with ``wallet token``.
+3. Drives each with wrk and a generated Lua script, alternating the two, ``--rounds`` times:
+   - charges: ``POST /v1/charges`` by national id, a random client and a distinct
+     ``Idempotency-Key`` per request;
+   - reads: ``GET /v1/me/wallet`` with a random client's token;
+   - hot wallet: every connection charges the one hot client at once.
+   The no-op app gets the very same requests (same script), so wrk's own cost is the same.
+4. Stops the service gracefully, counts the captured charges in the database against the 201s
+   wrk saw (none lost, none made up), with ``--check`` runs ``wallet check`` on the database,
+   and prints the figures.
+
+A durable charge here is a 201 answered after the commit that holds it (WAL,
+``synchronous=FULL``). The per-provider charge throttle is lifted (one provider token stands in
+for every provider of a lunch-hour peak); everything else runs with its defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+HOST = "127.0.0.1"  # the benchmark never sends a request anywhere else
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CATEGORY = "home_care"
+CLIENTS_DEFAULT = 1_000
+CHARGE_AMOUNT_CENTS = 100
+# Funded generously: 100,000 charges of 1 € per client, 1,000,000 for the hot one, before a
+# wallet runs dry (a dry wallet answers 402, which would count as an error here).
+MONTHLY_AMOUNT_CENTS = 10_000_000
+HOT_MONTHLY_AMOUNT_CENTS = 100_000_000
+SEED_CONCURRENCY = 200
+TOKEN_TTL_SECONDS = 3_600
+WARMUP_SECONDS = 2
+START_TIMEOUT_SECONDS = 30.0
+STOP_TIMEOUT_SECONDS = 30.0
+WRK_TIMEOUT_SECONDS = 5
+THROTTLE_LIFTED = "1000000"
+RESULT_MARKER = "BENCH_RESULT "
+INSTALL_WRK = "wrk is not installed: install it with `apt-get install -y wrk` (Debian/Ubuntu) and run again."
+HETU_CHECK_CHARACTERS = "0123456789ABCDEFHJKLMNPRSTUVWXY"
+
+# Targets from issue 5: benchmarks, not timed tests.
+TARGET_CHARGES_PER_SECOND = 5_000
+TARGET_RATIO = 0.35
+TARGET_P99_MS = 20.0
+TARGET_READS_PER_SECOND = 10_000
+
+
+# The people.
+
+
+@dataclass(frozen=True)
+class Person:
+    phone: str  # E.164
+    national_id: str  # a valid henkilötunnus (born in the 1900s, century sign "-")
+
+
+def national_id(index: int) -> str:
+    """A distinct, valid henkilötunnus per index: a birth date from 1 January 1930 on, day by day."""
+    born = datetime.fromordinal(datetime(1930, 1, 1).toordinal() + index)
+    individual = 2 + index % 897  # 002..898
+    digits = f"{born.day:02d}{born.month:02d}{born.year % 100:02d}{individual:03d}"
+    return f"{digits[:6]}-{digits[6:]}{HETU_CHECK_CHARACTERS[int(digits) % 31]}"
+
+
+def people(count: int) -> list[Person]:
+    """``count`` clients and, last, the hot one: Finnish mobile numbers 040 100 0000 upwards."""
+    return [Person(f"+35840{1_000_000 + index:07d}", national_id(index)) for index in range(count + 1)]
+
+
+# The Lua scripts wrk runs.
+
+_LUA_COMMON = r"""
+local threads = {}
+function setup(thread)
+  table.insert(threads, thread)
+  thread:set("thread_number", #threads)
+end
+
+local counter = 0
+statuses = {}
+local prefix = "bench"
+function init(args)
+  if args[1] ~= nil then prefix = args[1] end
+  math.randomseed(os.time() * 1000 + thread_number)
+end
+
+function response(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+end
+
+function done(summary, latency, requests)
+  local merged = {}
+  for _, thread in ipairs(threads) do
+    for status, count in pairs(thread:get("statuses")) do
+      merged[status] = (merged[status] or 0) + count
+    end
+  end
+  local parts = {}
+  for status, count in pairs(merged) do
+    table.insert(parts, string.format('"%d":%d', status, count))
+  end
+  local errors = summary.errors
+  io.write(string.format(
+    'BENCH_RESULT {"requests":%d,"duration_us":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,"mean_us":%.1f,'
+      .. '"max_us":%d,"socket_errors":%d,"timeouts":%d,"statuses":{%s}}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(90),
+    latency:percentile(99), latency.mean, latency.max,
+    errors.connect + errors.read + errors.write, errors.timeout, table.concat(parts, ",")))
+end
+"""
+
+_LUA_CHARGE = r"""
+local headers = {["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json"}
+function request()
+  counter = counter + 1
+  local i = math.random(#phones)
+  headers["Idempotency-Key"] = prefix .. "-" .. thread_number .. "-" .. counter
+  return wrk.format("POST", "/v1/charges", headers,
+    '{"phone":"' .. phones[i] .. '","amount":' .. amount .. ',"category":"' .. category
+      .. '","identity":{"method":"national_id","national_id":"' .. national_ids[i] .. '"}}')
+end
+"""
+
+_LUA_READ = r"""
+local headers = {}
+function request()
+  counter = counter + 1
+  headers["Authorization"] = "Bearer " .. tokens[math.random(#tokens)]
+  return wrk.format("GET", "/v1/me/wallet", headers)
+end
+"""
+
+
+def _lua_strings(values: Sequence[str]) -> str:
+    return "{" + ",".join(json.dumps(value) for value in values) + "}"  # JSON strings are Lua strings here
+
+
+def charge_script(provider_token: str, targets: Sequence[Person], amount_cents: int = CHARGE_AMOUNT_CENTS) -> str:
+    """A wrk script charging a random one of ``targets`` by national id, a new key per request."""
+    return (
+        "-- Generated by loadtests/bench.py: charges by national id, a distinct Idempotency-Key each.\n"
+        f"token = {json.dumps(provider_token)}\n"
+        f"category = {json.dumps(CATEGORY)}\n"
+        f"amount = {int(amount_cents)}\n"
+        f"phones = {_lua_strings([person.phone for person in targets])}\n"
+        f"national_ids = {_lua_strings([person.national_id for person in targets])}\n"
+        + _LUA_COMMON
+        + _LUA_CHARGE
+    )
+
+
+def read_script(client_tokens: Sequence[str]) -> str:
+    """A wrk script reading ``GET /v1/me/wallet`` as a random one of the clients."""
+    return (
+        "-- Generated by loadtests/bench.py: GET /v1/me/wallet as a random client.\n"
+        f"tokens = {_lua_strings(client_tokens)}\n" + _LUA_COMMON + _LUA_READ
+    )
+
+
+# wrk.
+
+
+@dataclass(frozen=True)
+class Measurement:
+    scenario: str
+    target: str  # "wallet" or "noop"
+    round: int
+    requests: int
+    duration_seconds: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    max_ms: float
+    socket_errors: int
+    timeouts: int
+    statuses: dict[str, int]
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.duration_seconds if self.duration_seconds else 0.0
+
+    @property
+    def answered(self) -> int:
+        return sum(self.statuses.values())
+
+    @property
+    def successes(self) -> int:
+        return sum(count for status, count in self.statuses.items() if status.startswith("2"))
+
+    @property
+    def successes_per_second(self) -> float:
+        return self.successes / self.duration_seconds if self.duration_seconds else 0.0
+
+    @property
+    def error_share(self) -> float:
+        """Non-2xx answers, socket errors and timeouts, as a share of all requests."""
+        failed = self.answered - self.successes + self.socket_errors + self.timeouts
+        total = self.answered + self.socket_errors + self.timeouts
+        return failed / total if total else 0.0
+
+
+def parse_wrk_output(output: str, scenario: str, target: str, round_number: int) -> Measurement:
+    for line in output.splitlines():
+        if line.startswith(RESULT_MARKER):
+            raw = json.loads(line[len(RESULT_MARKER) :])
+            return Measurement(
+                scenario=scenario,
+                target=target,
+                round=round_number,
+                requests=int(raw["requests"]),
+                duration_seconds=raw["duration_us"] / 1e6,
+                p50_ms=raw["p50_us"] / 1000,
+                p90_ms=raw["p90_us"] / 1000,
+                p99_ms=raw["p99_us"] / 1000,
+                mean_ms=raw["mean_us"] / 1000,
+                max_ms=raw["max_us"] / 1000,
+                socket_errors=int(raw["socket_errors"]),
+                timeouts=int(raw["timeouts"]),
+                statuses={str(status): int(count) for status, count in raw["statuses"].items()},
+            )
+    raise RuntimeError(f"wrk printed no result line:\n{output}")
+
+
+def wrk_command(
+    url: str, script: Path, duration_seconds: int, connections: int, threads: int, key_prefix: str
+) -> list[str]:
+    if not url.startswith(f"http://{HOST}:"):
+        raise ValueError(f"the benchmark only sends requests to {HOST}, not {url}")
+    return [
+        "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration_seconds}s", f"--timeout={WRK_TIMEOUT_SECONDS}s",
+        "-s", str(script), url, "--", key_prefix,
+    ]  # fmt: skip
+
+
+def run_wrk(
+    url: str, script: Path, scenario: str, target: str, round_number: int, arguments: argparse.Namespace,
+    duration_seconds: int | None = None,
+) -> Measurement:  # fmt: skip
+    key_prefix = f"{scenario}-{target}-{round_number}-{secrets.token_hex(4)}"
+    command = wrk_command(
+        url, script, duration_seconds or arguments.duration, arguments.connections, arguments.threads, key_prefix
+    )
+    finished = subprocess.run(command, capture_output=True, text=True, check=False)
+    if finished.returncode != 0:
+        raise RuntimeError(f"wrk failed ({finished.returncode}): {finished.stderr or finished.stdout}")
+    return parse_wrk_output(finished.stdout, scenario, target, round_number)
+
+
+# Processes.
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+def bench_environment(directory: Path, port: int) -> dict[str, str]:
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("WALLET_")}
+    environment.update(
+        WALLET_DB=str(directory / "wallet.db"),
+        WALLET_SIGNING_KEY=str(directory / "keys" / "signing-key.pem"),
+        WALLET_SMS_OUTBOX=str(directory / "sms-outbox.jsonl"),
+        WALLET_HOST=HOST,
+        WALLET_PORT=str(port),
+        WALLET_LOG_LEVEL="warning",  # keep logging off the hot path
+        WALLET_LOG_FORMAT="json",
+        WALLET_AUTO_CREDIT_RUN="false",  # seeded already; keep background work out of the figures
+        WALLET_PROVIDER_CHARGES_PER_SECOND=THROTTLE_LIFTED,
+        WALLET_PROVIDER_CHARGES_BURST=THROTTLE_LIFTED,
+    )
+    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), environment.get("PYTHONPATH")]))
+    return environment
+
+
+def wait_until_up(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url} exited with {process.returncode}:\n{log_path.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up in {START_TIMEOUT_SECONDS:.0f} s:\n{log_path.read_text()[-4000:]}")
+
+
+@contextmanager
+def process(
+    command: list[str], environment: dict[str, str], log_path: Path, health_url: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    with log_path.open("wb") as log:
+        started = subprocess.Popen(command, env=environment, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_until_up(health_url, started, log_path)
+            yield started
+        finally:
+            stop(started)
+
+
+def stop(started: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, so the service finishes its queued writes, then wait; kill only if it hangs."""
+    if started.poll() is not None:
+        return
+    started.terminate()
+    try:
+        started.wait(STOP_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        started.kill()
+        started.wait()
+
+
+def wallet_cli(environment: dict[str, str], *arguments: str) -> str:
+    finished = subprocess.run(
+        [sys.executable, "-m", "wallet", *arguments], env=environment, cwd=PROJECT_ROOT,
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if finished.returncode != 0:
+        raise RuntimeError(f"wallet {' '.join(arguments)} failed:\n{finished.stdout}\n{finished.stderr}")
+    return finished.stdout
+
+
+# Seeding.
+
+
+@dataclass
+class Seeded:
+    month: str
+    provider_id: str
+    client_ids: list[str]  # the last one is the hot client
+    credited_lines: int
+    seconds: float
+
+
+async def seed(environment: dict[str, str], everyone: Sequence[Person]) -> Seeded:
+    """Clients, budgets, an approved provider and the credit run, through the service itself."""
+    from wallet import commands
+    from wallet.bootstrap import open_service
+    from wallet.clock import SystemClock, month_of
+    from wallet.settings import Settings
+
+    started = time.perf_counter()
+    settings = Settings.from_env(environment)
+    month = month_of(SystemClock().now(), settings.zone)  # the budget month in Helsinki
+    end_month = f"{int(month[:4]) + 1}{month[4:]}"
+    async with open_service(settings) as service:
+        await service.create_category(commands.CreateCategory(CATEGORY, "Kotihoito"))
+
+        async def client(index: int, person: Person) -> str:
+            created = await service.create_client(commands.CreateClient(f"Asiakas {index}", person.phone,
+                                                                        person.national_id))  # fmt: skip
+            hot = index == len(everyone) - 1
+            await service.create_budget(created["id"], commands.create_budget({
+                "start_month": month, "end_month": end_month, "unused": "expire",
+                "lines": [{"category": CATEGORY,
+                           "monthly_amount": HOT_MONTHLY_AMOUNT_CENTS if hot else MONTHLY_AMOUNT_CENTS}],
+            }))  # fmt: skip
+            return str(created["id"])
+
+        client_ids: list[str] = []
+        for start in range(0, len(everyone), SEED_CONCURRENCY):
+            chunk = list(enumerate(everyone))[start : start + SEED_CONCURRENCY]
+            client_ids += await asyncio.gather(*(client(index, person) for index, person in chunk))
+        provider = await service.create_provider(
+            commands.CreateProvider("Penkkitesti Hoiva Oy", "2077474-0", "FI2112345600000785", (CATEGORY,))
+        )
+        await service.set_provider_status(provider["id"], "approved")
+        run = (await service.credit_run(month)).value
+    return Seeded(month, str(provider["id"]), client_ids, int(run["credited"]), time.perf_counter() - started)
+
+
+def client_tokens(environment: dict[str, str], client_ids: Sequence[str]) -> list[str]:
+    """Client tokens signed with the service's key (what ``wallet token --role client`` prints)."""
+    from wallet.auth.tokens import Role
+    from wallet.bootstrap import token_service
+    from wallet.settings import Settings
+
+    tokens = token_service(Settings.from_env(environment))
+    now = datetime.now(UTC)
+    return [tokens.mint(Role.CLIENT, now, TOKEN_TTL_SECONDS, client_id=client_id) for client_id in client_ids]
+
+
+def database_counts(path: str) -> dict[str, int]:
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        captured, amount = connection.execute(
+            "SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM charges WHERE status = 'captured'"
+        ).fetchone()
+        pending = connection.execute("SELECT COUNT(*) FROM charges WHERE status != 'captured'").fetchone()[0]
+    finally:
+        connection.close()
+    return {"captured": int(captured), "captured_amount": int(amount), "other": int(pending)}
+
+
+# The machine.
+
+
+def machine() -> dict[str, Any]:
+    model = "unknown"
+    memory_kib = 0
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory_kib = int(line.split()[1])
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "memory_gib": round(memory_kib / 1024 / 1024, 1),
+        "python": sys.version.split()[0],
+        "wrk": _wrk_version(),
+    }
+
+
+def _wrk_version() -> str:
+    finished = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
+    match = re.search(r"wrk (\S+)", finished.stdout + finished.stderr)
+    return match.group(1) if match else "unknown"
+
+
+def load_average() -> tuple[float, float, float]:
+    return os.getloadavg()
+
+
+# The run.
+
+
+@dataclass
+class Results:
+    measurements: list[Measurement] = field(default_factory=list)
+
+    def of(self, scenario: str, target: str) -> list[Measurement]:
+        return [m for m in self.measurements if m.scenario == scenario and m.target == target]
+
+
+def parser() -> argparse.ArgumentParser:
+    arguments = argparse.ArgumentParser(
+        prog="python -m loadtests.bench",
+        description="Charges/s, latency and error share of the wallet beside a no-op aiohttp app, with wrk.",
+    )
+    arguments.add_argument("--duration", type=int, default=8, help="whole seconds per measurement (default 8)")
+    arguments.add_argument("--rounds", type=int, default=3, help="rounds of each scenario, alternating (default 3)")
+    arguments.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
+    arguments.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
+    arguments.add_argument("--clients", type=int, default=CLIENTS_DEFAULT, help="funded clients (default 1000)")
+    arguments.add_argument("--json", type=Path, help="also write every measurement to this JSON file")
+    arguments.add_argument("--check", action="store_true",
+                           help="run `wallet check` on the database afterwards (minutes on a large one)")
+    arguments.add_argument("--keep", action="store_true", help="keep the temporary directory (database, logs)")
+    return arguments
+
+
+def validate(arguments: argparse.Namespace, arguments_parser: argparse.ArgumentParser) -> None:
+    if arguments.duration <= 0 or arguments.rounds < 1 or arguments.clients < 1:
+        arguments_parser.error("--duration, --rounds and --clients must be positive")
+    if arguments.threads < 1 or arguments.connections < arguments.threads:
+        arguments_parser.error("--threads must be at least 1 and --connections at least --threads")
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments_parser = parser()
+    arguments = arguments_parser.parse_args(argv)
+    validate(arguments, arguments_parser)
+    if shutil.which("wrk") is None:
+        print(INSTALL_WRK, file=sys.stderr)
+        return 2
+    directory = Path(tempfile.mkdtemp(prefix="wallet-bench-"))
+    try:
+        return _run(arguments, directory)
+    finally:
+        if arguments.keep:
+            print(f"kept {directory}")
+        else:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def _run(arguments: argparse.Namespace, directory: Path) -> int:
+    wallet_port, noop_port = free_port(), free_port()
+    environment = bench_environment(directory, wallet_port)
+    everyone = people(arguments.clients)
+    info = machine()
+    load_before = load_average()
+    print(f"machine: {info['cpus']} CPUs, {info['cpu_model']}, {info['memory_gib']} GiB; Python {info['python']};"
+          f" wrk {info['wrk']}; load average {_load(load_before)}")  # fmt: skip
+    seeded = asyncio.run(seed(environment, everyone))
+    print(f"seeded {len(seeded.client_ids) - 1} clients + 1 hot wallet, credited {seeded.credited_lines} lines"
+          f" for {seeded.month} in {seeded.seconds:.1f} s")  # fmt: skip
+    provider_token = wallet_cli(
+        environment, "token", "--role", "provider", "--provider-id", seeded.provider_id, "--ttl", str(TOKEN_TTL_SECONDS)
+    ).strip().splitlines()[-1]
+    scripts = {
+        "charge": charge_script(provider_token, everyone[:-1]),
+        "read": read_script(client_tokens(environment, seeded.client_ids[:-1])),
+        "hot": charge_script(provider_token, everyone[-1:]),
+    }
+    paths = {}
+    for name, text in scripts.items():
+        paths[name] = directory / f"{name}.lua"
+        paths[name].write_text(text)
+
+    wallet_url, noop_url = f"http://{HOST}:{wallet_port}", f"http://{HOST}:{noop_port}"
+    serve = [sys.executable, "-m", "wallet", "serve", "--host", HOST, "--port", str(wallet_port)]
+    noop = [sys.executable, "-m", "loadtests.noop", "--port", str(noop_port)]
+    results = Results()
+    began = time.monotonic()
+    with process(serve, environment, directory / "serve.log", f"{wallet_url}/healthz") as server, \
+            process(noop, environment, directory / "noop.log", f"{noop_url}/healthz"):  # fmt: skip
+        print(f"wallet serve (pid {server.pid}) on {wallet_url}; no-op app on {noop_url};"
+              f" wrk -t{arguments.threads} -c{arguments.connections}, {arguments.duration:g} s a measurement")  # fmt: skip
+        for scenario, targets in (("charge", ("noop", "wallet")), ("read", ("noop", "wallet")), ("hot", ("wallet",))):
+            for target in targets:  # warm up: token cache, page cache, connections; not in the figures
+                results.measurements.append(run_wrk(wallet_url if target == "wallet" else noop_url, paths[scenario],
+                                                    f"warmup-{scenario}", target, 0, arguments, WARMUP_SECONDS))  # fmt: skip
+            for round_number in range(1, arguments.rounds + 1):
+                order = targets if round_number % 2 else tuple(reversed(targets))
+                for target in order:
+                    url = wallet_url if target == "wallet" else noop_url
+                    measured = run_wrk(url, paths[scenario], scenario, target, round_number, arguments)
+                    results.measurements.append(measured)
+                    _print_measurement(measured)
+        stop(server)
+        if server.returncode not in (0, None):
+            print(f"wallet serve exited with {server.returncode}; see {directory / 'serve.log'}", file=sys.stderr)
+    load_after = load_average()
+    counts = database_counts(environment["WALLET_DB"])
+    check = None
+    if arguments.check:
+        check = subprocess.run([sys.executable, "-m", "wallet", "check"], env=environment, cwd=PROJECT_ROOT,
+                               capture_output=True, text=True, check=False)  # fmt: skip
+    summary = summarise(results, arguments)
+    _print_summary(summary, counts, check, load_before, load_after, time.monotonic() - began)
+    if arguments.json:
+        arguments.json.write_text(json.dumps({
+            "machine": info, "load_average_before": load_before, "load_average_after": load_after,
+            "arguments": {k: str(v) for k, v in vars(arguments).items()}, "summary": summary,
+            "database": counts, "check_ok": None if check is None else check.returncode == 0,
+            "measurements": [{**m.__dict__, "per_second": m.per_second, "error_share": m.error_share}
+                             for m in results.measurements],
+        }, indent=2))  # fmt: skip
+    consistent = summary["charges_answered_201"] <= counts["captured"] <= (
+        summary["charges_answered_201"] + arguments.connections * summary["charge_runs"]
+    )
+    return 0 if consistent and (check is None or check.returncode == 0) else 1
+
+
+def _median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+def summarise(results: Results, arguments: argparse.Namespace) -> dict[str, Any]:
+    def figures(scenario: str, target: str) -> dict[str, Any]:
+        runs = results.of(scenario, target)
+        statuses: dict[str, int] = {}
+        for run in runs:
+            for status, count in run.statuses.items():
+                statuses[status] = statuses.get(status, 0) + count
+        return {
+            "per_second": _median([run.per_second for run in runs]),
+            "successes_per_second": _median([run.successes_per_second for run in runs]),
+            "p50_ms": _median([run.p50_ms for run in runs]),
+            "p99_ms": _median([run.p99_ms for run in runs]),
+            "error_share": sum(run.error_share * max(run.requests, 1) for run in runs)
+            / max(sum(max(run.requests, 1) for run in runs), 1),
+            "statuses": statuses,
+            "rounds": len(runs),
+        }
+
+    summary = {f"{scenario}_{target}": figures(scenario, target)
+               for scenario, target in (("charge", "noop"), ("charge", "wallet"), ("read", "noop"),
+                                        ("read", "wallet"), ("hot", "wallet"))}  # fmt: skip
+    noop_charge = summary["charge_noop"]["per_second"]
+    noop_read = summary["read_noop"]["per_second"]
+    summary["charge_ratio"] = summary["charge_wallet"]["successes_per_second"] / noop_charge if noop_charge else 0.0
+    summary["read_ratio"] = summary["read_wallet"]["successes_per_second"] / noop_read if noop_read else 0.0
+    summary["hot_ratio"] = summary["hot_wallet"]["successes_per_second"] / noop_charge if noop_charge else 0.0
+    charge_runs = [m for m in results.measurements
+                   if m.target == "wallet" and m.scenario in ("charge", "hot", "warmup-charge", "warmup-hot")]  # fmt: skip
+    summary["charges_answered_201"] = sum(m.statuses.get("201", 0) for m in charge_runs)
+    summary["charge_runs"] = len(charge_runs)
+    summary["connections"] = arguments.connections
+    summary["threads"] = arguments.threads
+    return summary
+
+
+def _load(load: Sequence[float]) -> str:
+    return " ".join(f"{value:.2f}" for value in load)
+
+
+def _print_measurement(m: Measurement) -> None:
+    statuses = " ".join(f"{status}:{count}" for status, count in sorted(m.statuses.items()))
+    extra = f" socket errors {m.socket_errors}, timeouts {m.timeouts}" if m.socket_errors or m.timeouts else ""
+    print(f"  {m.scenario:<6} {m.target:<6} round {m.round}: {m.per_second:>8,.0f} req/s"
+          f"  p50 {m.p50_ms:6.2f} ms  p99 {m.p99_ms:6.2f} ms  errors {m.error_share:6.2%}  [{statuses}]{extra}")  # fmt: skip
+
+
+def _verdict(ok: bool) -> str:
+    return "meets" if ok else "below"
+
+
+def _print_summary(
+    summary: dict[str, Any], counts: dict[str, int], check: subprocess.CompletedProcess[str] | None,
+    load_before: Sequence[float], load_after: Sequence[float], seconds: float,
+) -> None:  # fmt: skip
+    charge, noop, read, hot = (summary[k] for k in ("charge_wallet", "charge_noop", "read_wallet", "hot_wallet"))
+    connections = summary["connections"]
+    print()
+    print(f"Medians of {charge['rounds']} rounds, wrk -t{summary['threads']} -c{connections}:")
+    print(f"  charges/s          {charge['successes_per_second']:>9,.0f}   (target {TARGET_CHARGES_PER_SECOND:,}:"
+          f" {_verdict(charge['successes_per_second'] >= TARGET_CHARGES_PER_SECOND)})")  # fmt: skip
+    print(f"  charge latency     p50 {charge['p50_ms']:.2f} ms, p99 {charge['p99_ms']:.2f} ms"
+          f"   (p99 target {TARGET_P99_MS:g} ms: {_verdict(charge['p99_ms'] < TARGET_P99_MS)})")  # fmt: skip
+    print(f"  charge errors      {charge['error_share']:.2%} non-2xx  {_statuses(charge['statuses'])}")
+    print(f"  no-op POST/s       {noop['per_second']:>9,.0f}   p50 {noop['p50_ms']:.2f} ms, p99 {noop['p99_ms']:.2f} ms")
+    print(f"  ratio to no-op     {summary['charge_ratio']:>9.2f}   (target {TARGET_RATIO}, goal 0.5:"
+          f" {_verdict(summary['charge_ratio'] >= TARGET_RATIO)})")  # fmt: skip
+    print(f"  GET /v1/me/wallet  {read['successes_per_second']:>9,.0f}/s (target {TARGET_READS_PER_SECOND:,}:"
+          f" {_verdict(read['successes_per_second'] >= TARGET_READS_PER_SECOND)});"
+          f" p50 {read['p50_ms']:.2f} ms, p99 {read['p99_ms']:.2f} ms; errors {read['error_share']:.2%};"
+          f" ratio to no-op GET {summary['read_ratio']:.2f}")  # fmt: skip
+    print(f"  hot wallet         {hot['successes_per_second']:>9,.0f} charges/s; p50 {hot['p50_ms']:.2f} ms,"
+          f" p99 {hot['p99_ms']:.2f} ms; errors {hot['error_share']:.2%} {_statuses(hot['statuses'])};"
+          f" ratio to no-op {summary['hot_ratio']:.2f}")  # fmt: skip
+    # wrk stops counting at the end of each run with up to `connections` requests still in flight; the
+    # service commits those too. So the database holds what wrk saw answered 201, plus at most that.
+    seen, in_flight = summary["charges_answered_201"], connections * summary["charge_runs"]
+    consistent = seen <= counts["captured"] <= seen + in_flight
+    print(f"  database           {counts['captured']:,} captured charges ({counts['captured_amount']:,} cents),"
+          f" {counts['other']} other; wrk saw {seen:,} answered 201 (+ at most {in_flight} in flight at run ends:"
+          f" {'consistent' if consistent else 'INCONSISTENT'})")  # fmt: skip
+    if check is None:
+        print("  wallet check       not run (--check runs it; it takes minutes on a database this size)")
+    else:
+        print(f"  wallet check       {'every invariant holds' if check.returncode == 0 else 'FAILED'}")
+    if check is not None and check.returncode != 0:
+        print(check.stdout[-4000:], check.stderr[-4000:], file=sys.stderr)
+    print(f"  load average       before {_load(load_before)}, after {_load(load_after)};"
+          f" measured for {seconds:.0f} s")  # fmt: skip
+
+
+def _statuses(statuses: dict[str, int]) -> str:
+    return "[" + " ".join(f"{status}:{count}" for status, count in sorted(statuses.items())) + "]"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

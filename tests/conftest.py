@@ -1,0 +1,179 @@
+"""Shared fixtures: an app built by the real factory on a fresh database, a fake clock, an SMS
+recorder, and a ``World`` that seeds categories, clients, budgets and providers through the API."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from wallet.api.app import create_app
+from wallet.api.keys import SERVICE
+from wallet.auth.tokens import Role
+from wallet.clock import FakeClock
+from wallet.settings import Settings
+
+# A fixed moment inside a month far from any boundary: 15 January 2027, noon in Helsinki.
+START = datetime(2027, 1, 15, 10, 0, tzinfo=UTC)
+NATIONAL_ID = "131052-308T"
+OTHER_NATIONAL_ID = "280264-051U"
+BUSINESS_ID = "2077474-0"
+IBAN = "FI2112345600000785"
+
+
+class RecordingSms:
+    def __init__(self) -> None:
+        self.sent: list[dict[str, str]] = []
+
+    async def send(self, to: str, text: str) -> None:
+        self.sent.append({"to": to, "text": text})
+
+    def last_code(self, to: str) -> str:
+        for message in reversed(self.sent):
+            if message["to"] == to:
+                match = re.search(r"\b(\d{6})\b", message["text"])
+                assert match, message
+                return match.group(1)
+        raise AssertionError(f"no SMS to {to}")
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        db=str(tmp_path / "wallet.db"),
+        signing_key=str(tmp_path / "keys" / "signing-key.pem"),
+        sms_outbox=str(tmp_path / "sms.jsonl"),
+        auto_credit_run=False,
+    )
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(START)
+
+
+@pytest.fixture
+def sms() -> RecordingSms:
+    return RecordingSms()
+
+
+@pytest.fixture
+def app(settings: Settings, clock: FakeClock, sms: RecordingSms) -> web.Application:
+    return create_app(settings, clock=clock, sms=sms, background_jobs=False)
+
+
+@pytest.fixture
+async def http(aiohttp_client: Any, app: web.Application) -> TestClient:
+    return await aiohttp_client(app)
+
+
+class World:
+    """Talks to the API as the organizer, providers and clients would."""
+
+    def __init__(self, http: TestClient, sms: RecordingSms, clock: FakeClock) -> None:
+        self.http = http
+        self.sms = sms
+        self.clock = clock
+        self.service = http.app[SERVICE]
+        self.admin = self.token(Role.ADMIN)
+        self.finance = self.token(Role.FINANCE)
+        self._phones = iter(f"+35840{n:07d}" for n in range(1000000, 9999999, 7919))
+
+    def token(self, role: Role, **ids: str) -> str:
+        return self.service.mint(role, **ids).access_token
+
+    @staticmethod
+    def auth(token: str, **headers: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}", **headers}
+
+    async def call(
+        self, method: str, path: str, token: str | None = None, json: Any = None, *, key: str | None = None,
+        expect: int | None = None, **headers: str,
+    ) -> tuple[int, Any]:  # fmt: skip
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        if key:
+            headers["Idempotency-Key"] = key
+        response = await self.http.request(method, path, json=json, headers=headers)
+        body = await response.json(content_type=None) if response.content_length != 0 else None
+        if expect is not None:
+            assert response.status == expect, (response.status, body)
+        if response.status >= 400:
+            assert response.content_type == "application/problem+json", response.content_type
+            assert isinstance(body["code"], str) and body["status"] == response.status
+        return response.status, body
+
+    async def category(self, code: str = "home_care", name: str = "Kotihoito") -> str:
+        await self.call("POST", "/v1/categories", self.admin, {"code": code, "name": name}, expect=201)
+        return code
+
+    async def client(self, national_id: str | None = NATIONAL_ID, phone: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"name": "Aino Asiakas", "phone": phone or next(self._phones)}
+        if national_id:
+            body["national_id"] = national_id
+        _, client = await self.call("POST", "/v1/clients", self.admin, body, expect=201)
+        client["token"] = self.token(Role.CLIENT, client_id=client["id"])
+        return client
+
+    async def budget(
+        self, client_id: str, lines: dict[str, int], start: str = "2027-01", end: str = "2027-12",
+        unused: str = "expire",
+    ) -> dict[str, Any]:  # fmt: skip
+        body = {
+            "start_month": start, "end_month": end, "unused": unused,
+            "lines": [{"category": c, "monthly_amount": a} for c, a in lines.items()],
+        }  # fmt: skip
+        return (await self.call("POST", f"/v1/clients/{client_id}/budgets", self.admin, body, expect=201))[1]
+
+    async def provider(self, categories: list[str], approve: bool = True) -> dict[str, Any]:
+        body = {"name": "Hoiva Oy", "business_id": BUSINESS_ID, "iban": IBAN, "categories": categories}
+        _, provider = await self.call("POST", "/v1/providers", self.admin, body, expect=201)
+        if approve:
+            await self.call("POST", f"/v1/providers/{provider['id']}/approve", self.admin, expect=200)
+        provider["token"] = self.token(Role.PROVIDER, provider_id=provider["id"])
+        return provider
+
+    async def credit(self, month: str = "2027-01") -> dict[str, Any]:
+        return (await self.call("POST", "/v1/credit-runs", self.admin, {"month": month}))[1]
+
+    async def funded(self, amount: int = 10_000, category: str = "home_care", **client: Any) -> tuple[dict, dict]:
+        """A client with ``amount`` on ``category`` this month, and a provider approved for it."""
+        codes = {c["code"] for c in (await self.call("GET", "/v1/categories", self.admin))[1]["data"]}
+        if category not in codes:
+            await self.category(category)
+        wallet_owner = await self.client(**client)
+        await self.budget(wallet_owner["id"], {category: amount})
+        await self.credit()
+        provider = await self.provider([category])
+        return wallet_owner, provider
+
+    async def charge(
+        self, provider: dict[str, Any], client: dict[str, Any], amount: int, *, category: str = "home_care",
+        national_id: str | None = NATIONAL_ID, method: str = "national_id", key: str | None = None,
+    ) -> tuple[int, Any]:  # fmt: skip
+        identity: dict[str, Any] = {"method": method}
+        if method == "national_id":
+            identity["national_id"] = national_id
+        body = {"phone": client["phone"], "amount": amount, "category": category, "identity": identity}
+        return await self.call("POST", "/v1/charges", provider["token"], body, key=key)
+
+    async def wallet(self, client: dict[str, Any]) -> dict[str, Any]:
+        return (await self.call("GET", "/v1/me/wallet", client["token"], expect=200))[1]
+
+    def check(self) -> None:
+        from wallet.check import check_database
+
+        assert check_database(self.service.settings.db) == []
+
+
+@pytest.fixture
+async def world(http: TestClient, sms: RecordingSms, clock: FakeClock) -> AsyncIterator[World]:
+    world = World(http, sms, clock)
+    yield world
+    world.check()  # every test leaves a database whose invariants hold

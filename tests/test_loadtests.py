@@ -1,0 +1,120 @@
+"""The load-test tooling itself: argument parsing, the people it seeds, the Lua it hands wrk.
+
+Fast and without wrk or a server: the benchmark's figures are measured by running it, never here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from stdnum.fi import hetu
+
+from loadtests import bench
+from wallet import validation
+
+
+def test_defaults_are_the_issue_s_setting() -> None:
+    arguments = bench.parser().parse_args([])
+    assert (arguments.duration, arguments.connections, arguments.threads) == (8, 32, 1)
+    assert arguments.rounds >= 2  # alternating needs more than one round
+    assert arguments.clients == 1000
+
+
+def test_options_are_parsed() -> None:
+    arguments = bench.parser().parse_args(["--duration", "3", "--connections", "64", "--threads", "2"])
+    assert (arguments.duration, arguments.connections, arguments.threads) == (3, 64, 2)
+
+
+@pytest.mark.parametrize("argv", [["--duration", "0"], ["--threads", "4", "--connections", "2"], ["--rounds", "0"]])
+def test_impossible_options_are_refused(argv: list[str]) -> None:
+    parser = bench.parser()
+    with pytest.raises(SystemExit) as exited:
+        bench.validate(parser.parse_args(argv), parser)
+    assert exited.value.code == 2
+
+
+def test_every_seeded_person_passes_the_service_s_own_validation() -> None:
+    everyone = bench.people(1000)
+    assert len(everyone) == 1001  # 1,000 clients and the hot one
+    assert len({person.phone for person in everyone}) == len(everyone)
+    assert len({person.national_id for person in everyone}) == len(everyone)
+    for person in everyone:
+        assert validation.phone(person.phone) == person.phone
+        assert hetu.is_valid(person.national_id)
+        assert validation.national_id(person.national_id) == person.national_id
+
+
+def test_the_charge_script_varies_phone_national_id_and_key_per_request() -> None:
+    everyone = bench.people(3)
+    script = bench.charge_script("provider-token", everyone[:-1])
+    assert 'token = "provider-token"' in script
+    for person in everyone[:-1]:
+        assert f'"{person.phone}"' in script and f'"{person.national_id}"' in script
+    assert everyone[-1].phone not in script  # the hot wallet has its own script
+    assert "math.random(#phones)" in script
+    assert 'headers["Idempotency-Key"] = prefix .. "-" .. thread_number .. "-" .. counter' in script
+    assert 'wrk.format("POST", "/v1/charges", headers,' in script
+    assert '"identity":{"method":"national_id","national_id":"' in script
+    assert "function done(summary, latency, requests)" in script
+
+
+def test_the_hot_script_charges_one_wallet() -> None:
+    hot = bench.people(1000)[-1:]
+    script = bench.charge_script("t", hot)
+    assert f'phones = {{"{hot[0].phone}"}}' in script
+
+
+def test_the_read_script_reads_the_wallet_as_a_random_client() -> None:
+    script = bench.read_script(["a.b.c", "d.e.f"])
+    assert 'tokens = {"a.b.c","d.e.f"}' in script
+    assert 'wrk.format("GET", "/v1/me/wallet", headers)' in script
+
+
+def test_wrk_only_ever_targets_the_loopback_address(tmp_path: Path) -> None:
+    command = bench.wrk_command("http://127.0.0.1:8080", tmp_path / "s.lua", 5, 32, 1, "p")
+    assert command[:5] == ["wrk", "-t1", "-c32", "-d5s", "--timeout=5s"]
+    assert command[-3:] == ["http://127.0.0.1:8080", "--", "p"]
+    for elsewhere in ("http://example.org:80", "http://10.0.0.1:8080", "http://127.0.0.1.example.org:80"):
+        with pytest.raises(ValueError):
+            bench.wrk_command(elsewhere, tmp_path / "s.lua", 5, 32, 1, "p")
+
+
+def test_the_result_line_is_read_into_figures() -> None:
+    raw = {"requests": 20000, "duration_us": 4_000_000, "p50_us": 1500, "p90_us": 2500, "p99_us": 9000,
+           "mean_us": 1700.5, "max_us": 30000, "socket_errors": 0, "timeouts": 2,
+           "statuses": {"201": 19000, "402": 998}}  # fmt: skip
+    output = f"Running 4s test\n{bench.RESULT_MARKER}{json.dumps(raw)}\n"
+    measured = bench.parse_wrk_output(output, "charge", "wallet", 1)
+    assert measured.per_second == 5000
+    assert measured.successes == 19000
+    assert (measured.p50_ms, measured.p99_ms) == (1.5, 9.0)
+    assert measured.error_share == pytest.approx(1000 / 20000)
+
+
+def test_no_result_line_is_an_error() -> None:
+    with pytest.raises(RuntimeError):
+        bench.parse_wrk_output("wrk: connection refused\n", "charge", "wallet", 1)
+
+
+def test_without_wrk_the_user_is_told_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(bench.shutil, "which", lambda name: None)
+    assert bench.main([]) == 2
+    assert "apt-get install -y wrk" in capsys.readouterr().err
+
+
+def test_the_environment_points_every_path_into_the_run_s_directory(tmp_path: Path) -> None:
+    environment = bench.bench_environment(tmp_path, 8123)
+    for name in ("WALLET_DB", "WALLET_SIGNING_KEY", "WALLET_SMS_OUTBOX"):
+        assert environment[name].startswith(str(tmp_path))
+    assert environment["WALLET_LOG_LEVEL"] == "warning"
+    assert (environment["WALLET_HOST"], environment["WALLET_PORT"]) == ("127.0.0.1", "8123")
+
+
+def test_the_locustfile_compiles() -> None:
+    # Importing it would let gevent patch this process; compiling checks it without running it.
+    path = Path(bench.PROJECT_ROOT, "loadtests", "locustfile.py")
+    compile(path.read_text(), str(path), "exec")

@@ -1,0 +1,299 @@
+"""Running the service: readiness, Prometheus metrics, configuration checked at start, its docs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import threading
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import NATIONAL_ID, OTHER_NATIONAL_ID, RecordingSms, World
+from wallet.api.app import create_app
+from wallet.api.keys import SERVICE
+from wallet.api.metrics import METRICS
+from wallet.api.operations import Jobs
+from wallet.cli import parser
+from wallet.clock import FakeClock
+from wallet.service import WalletService
+from wallet.settings import Settings, SettingsError, describe
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+WAIT_SECONDS = 10.0
+
+
+def writer_of(http: TestClient) -> Any:
+    return http.app[SERVICE].storage.writer  # type: ignore[attr-defined]
+
+
+async def readyz(http: TestClient) -> tuple[int, dict[str, Any]]:
+    response = await http.get("/readyz")
+    return response.status, await response.json(content_type=None)
+
+
+# Readiness.
+
+
+async def test_ready_when_the_database_reads_and_the_writer_runs(http: TestClient) -> None:
+    status, body = await readyz(http)
+    assert status == 200, body
+    assert body["status"] == "ready"
+    assert {name: check["status"] for name, check in body["checks"].items()} == {
+        "database": "ok", "writer": "ok", "credit_run": "ok",
+    }  # fmt: skip
+    assert (await http.get("/healthz")).status == 200
+
+
+async def test_a_stalled_writer_is_not_ready_and_recovers(http: TestClient) -> None:
+    writer = writer_of(http)
+    started, release = threading.Event(), threading.Event()
+
+    def stuck(connection: sqlite3.Connection) -> dict[str, int]:
+        started.set()
+        release.wait(WAIT_SECONDS)
+        return {}
+
+    first = asyncio.create_task(writer.submit(stuck, None, "now"))
+    assert await asyncio.to_thread(started.wait, WAIT_SECONDS), "the writer never took the first unit"
+    waiting = asyncio.create_task(writer.submit(lambda connection: {}, None, "now"))
+    await asyncio.sleep(0)  # the second unit is queued behind the stuck one
+    assert writer.queue_depth == 1
+    assert (await readyz(http))[0] == 200, "a queue alone is not a stall"
+    writer.last_commit_monotonic -= http.app[SERVICE].settings.writer_stall_seconds + 1  # time passes
+    response = await http.get("/readyz")
+    problem = await response.json()
+    assert response.status == 503 and response.content_type == "application/problem+json"
+    assert problem["code"] == "unavailable" and response.headers["Retry-After"]
+    assert problem["checks"]["writer"]["status"] == "failing"
+    assert "stalled" in problem["checks"]["writer"]["detail"]
+    assert problem["checks"]["database"]["status"] == "ok", "reads go on while the writer is stuck"
+    release.set()
+    await asyncio.gather(first, waiting)
+    assert (await readyz(http))[0] == 200
+
+
+async def test_a_storage_fault_is_not_ready_until_a_write_commits(http: TestClient) -> None:
+    writer = writer_of(http)
+
+    def disk_error(connection: sqlite3.Connection) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    with pytest.raises(Exception, match="not writable"):
+        await writer.submit(disk_error, None, "now")
+    status, problem = await readyz(http)
+    assert status == 503 and "storage fault" in problem["checks"]["writer"]["detail"]
+    await writer.submit(lambda connection: {}, None, "now")
+    assert (await readyz(http))[0] == 200
+
+
+async def test_a_stopped_writer_is_not_ready(http: TestClient) -> None:
+    await writer_of(http).stop()
+    status, problem = await readyz(http)
+    assert status == 503
+    assert problem["checks"]["writer"] == {"status": "failing", "detail": "the writer thread is not running"}
+
+
+async def test_a_database_that_does_not_read_is_not_ready(
+    aiohttp_client: Any, settings: Settings, clock: FakeClock, sms: RecordingSms, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    http = await aiohttp_client(create_app(replace(settings, readiness_timeout_seconds=1), clock=clock, sms=sms,
+                                           background_jobs=False))  # fmt: skip
+    storage = http.app[SERVICE].storage
+
+    async def broken() -> None:
+        raise sqlite3.OperationalError("unable to open database file")
+
+    monkeypatch.setattr(storage, "ping", broken)
+    status, problem = await readyz(http)
+    assert status == 503 and problem["checks"]["database"]["detail"] == "a read failed (OperationalError)"
+
+    async def hanging() -> None:
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(storage, "ping", hanging)
+    status, problem = await readyz(http)
+    assert status == 503 and problem["checks"]["database"]["detail"] == "a read did not answer within 1 s"
+
+
+async def test_a_failing_background_credit_run_is_not_ready(
+    aiohttp_client: Any, settings: Settings, clock: FakeClock, sms: RecordingSms, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ran = asyncio.Event()
+
+    async def failing_credit_run(self: WalletService, month: str, idempotency: Any = None) -> Any:
+        ran.set()
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(WalletService, "credit_run", failing_credit_run)
+    app = create_app(replace(settings, auto_credit_run=True), clock=clock, sms=sms, background_jobs=True)
+    http = await aiohttp_client(app)
+    await asyncio.wait_for(ran.wait(), WAIT_SECONDS)  # the job records its failure before it next awaits
+    status, problem = await readyz(http)
+    assert status == 503, problem
+    assert problem["checks"]["credit_run"]["status"] == "failing"
+    assert "OperationalError" in problem["checks"]["credit_run"]["detail"]
+    samples = scrape_samples(await (await http.get("/metrics")).text())
+    assert samples[("wallet_credit_runs_total", (("outcome", "failed"), ("trigger", "schedule")))] == 1
+    assert samples[("wallet_background_job_runs_total", (("job", "credit_run"), ("outcome", "failed")))] == 1
+
+
+def test_a_job_that_succeeds_again_is_healthy_again() -> None:
+    from wallet.api.metrics import Metrics
+
+    jobs = Jobs(Metrics())
+    jobs.failed("credit_run", RuntimeError("boom"))
+    jobs.failed("credit_run", RuntimeError("boom"))
+    health = jobs.get("credit_run")
+    assert health is not None and (health.failures_in_a_row, health.last_error) == (2, "RuntimeError")
+    jobs.succeeded("credit_run")
+    assert (health.failures_in_a_row, health.last_error, health.runs) == (0, None, 3)
+
+
+# Metrics.
+
+
+def scrape_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+async def test_metrics_count_requests_charges_credit_runs_and_the_writer(world: World) -> None:
+    client, provider = await world.funded(5_000)  # one credit run through the API
+    assert (await world.charge(provider, client, 1_000))[0] == 201
+    assert (await world.charge(provider, client, 1_000, key="k1"))[0] == 201
+    assert (await world.charge(provider, client, 1_000, key="k1"))[0] == 201  # a replay
+    assert (await world.charge(provider, client, 10_000))[0] == 402
+    assert (await world.charge(provider, client, 100, national_id=OTHER_NATIONAL_ID))[0] == 422
+    status, pending = await world.charge(provider, client, 100, method="otp")
+    assert status == 201
+    code = world.sms.last_code(client["phone"])
+    await world.call("POST", f"/v1/charges/{pending['id']}/confirm", provider["token"], {"code": code}, expect=200)
+    await world.call("GET", f"/v1/charges/{pending['id']}", provider["token"], expect=200)
+    await world.call("GET", f"/v1/no/such/path/{client['phone']}", expect=404)
+
+    response = await world.http.get("/metrics")
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/plain")
+    text = await response.text()
+    samples = scrape_samples(text)
+
+    def value(name: str, **labels: str) -> float:
+        return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+    assert value("wallet_http_requests_total", method="POST", route="/v1/charges", status="201") == 4
+    assert value("wallet_http_requests_total", method="POST", route="/v1/charges", status="402") == 1
+    assert value("wallet_http_requests_total", method="GET", route="/v1/charges/{charge_id}", status="200") == 1
+    assert value("wallet_http_requests_total", method="GET", route="unmatched", status="404") == 1
+    assert value("wallet_http_request_duration_seconds_count", method="POST", route="/v1/charges") == 6
+    assert value("wallet_charges_total", step="create", outcome="captured") == 2
+    assert value("wallet_charges_total", step="create", outcome="replayed") == 1
+    assert value("wallet_charges_total", step="create", outcome="insufficient_funds") == 1
+    assert value("wallet_charges_total", step="create", outcome="identity_check_failed") == 1
+    assert value("wallet_charges_total", step="create", outcome="pending") == 1
+    assert value("wallet_charges_total", step="confirm", outcome="captured") == 1
+    assert value("wallet_credit_runs_total", trigger="api", outcome="ok") == 1
+    assert value("wallet_credit_run_lines_total", kind="credited") == 1
+    assert value("wallet_writer_alive") == 1
+    assert ("wallet_event_streams_open", ()) in samples
+    assert value("wallet_writer_queue_depth") == 0
+    assert value("wallet_writer_last_batch_size") >= 1
+    assert value("wallet_writer_commit_duration_seconds_count") >= 5
+    assert value("wallet_writer_batch_size_count") == value("wallet_writer_commit_duration_seconds_count")
+    # No personal data, and no ids, anywhere in the scrape.
+    for secret in (client["phone"], client["phone"].lstrip("+"), NATIONAL_ID, client["id"], provider["id"],
+                   pending["id"]):  # fmt: skip
+        assert secret not in text
+    assert not re.search(r"\b(cl|pr|ch|se|tx)_[0-9a-f]{8,}", text)
+
+
+async def test_each_app_has_its_own_registry(world: World, settings: Settings) -> None:
+    await world.call("GET", "/healthz", expect=200)
+    other = create_app(settings, background_jobs=False)
+    assert other[METRICS].registry is not world.http.app[METRICS].registry
+    fresh = scrape_samples(other[METRICS].render().decode())
+    assert not any(name == "wallet_http_requests_total" for name, _ in fresh)
+
+
+# Configuration.
+
+
+# Amounts for which zero means "no minimum"; every other number is a limit and must be positive.
+MAY_BE_ZERO = {"settlement_min_amount"}
+
+
+def bad_values(name: str, default: object) -> list[str]:
+    if isinstance(default, bool):
+        return ["maybe"]
+    if isinstance(default, int):
+        return ["-1", "ten"] if name in MAY_BE_ZERO else ["0", "-1", "ten"]
+    if name == "verification_keys":
+        return ["/no/such/key.pem"]
+    return ["   "]
+
+
+@pytest.mark.parametrize("field", [field.name for field in fields(Settings)])
+def test_every_setting_refuses_a_bad_value_naming_its_variable(field: str, tmp_path: Path) -> None:
+    variable = f"WALLET_{field.upper()}"
+    default = Settings.__dataclass_fields__[field].default
+    for raw in bad_values(field, default):
+        with pytest.raises(SettingsError, match=variable):
+            Settings.from_env({"WALLET_DB": str(tmp_path / "wallet.db"), variable: raw})
+
+
+def test_settings_refuse_a_value_of_the_wrong_type_or_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="WALLET_PORT"):
+        replace(Settings(), port="8080").validate()  # type: ignore[arg-type]
+    with pytest.raises(SettingsError, match="WALLET_DB"):
+        Settings.from_env({"WALLET_DB": str(tmp_path)})
+    with pytest.raises(SettingsError, match="WALLET_HOST"):
+        Settings.from_env({"WALLET_HOST": "local host"})
+
+
+def test_the_defaults_are_valid() -> None:
+    Settings().validate()
+
+
+def run_cli(*arguments: str, tmp_path: Path, **environment: str) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("WALLET_")}
+    env.update(WALLET_DB=str(tmp_path / "wallet.db"), WALLET_SIGNING_KEY=str(tmp_path / "key.pem"),
+               WALLET_SMS_OUTBOX=str(tmp_path / "sms.jsonl"), **environment)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "wallet", *arguments], env=env, capture_output=True, text=True, timeout=60,
+        cwd=REPOSITORY,
+    )  # fmt: skip
+
+
+def test_serve_exits_2_naming_a_bad_variable_or_option(tmp_path: Path) -> None:
+    completed = run_cli("serve", tmp_path=tmp_path, WALLET_WRITER_STALL_SECONDS="0")
+    assert completed.returncode == 2, completed.stderr
+    assert "WALLET_WRITER_STALL_SECONDS" in completed.stderr
+    completed = run_cli("serve", "--port", "0", tmp_path=tmp_path)
+    assert completed.returncode == 2, completed.stderr
+    assert "--port" in completed.stderr
+    assert not (tmp_path / "wallet.db").exists(), "nothing is created with a bad setting"
+
+
+def test_the_configuration_doc_and_the_help_list_every_variable() -> None:
+    doc = (REPOSITORY / "docs" / "configuration.md").read_text()
+    rows = {match[0]: match[1] for match in re.findall(r"^\| `(WALLET_[A-Z_]+)` \| ([^|]*) \|", doc, re.MULTILINE)}
+    help_text = parser().format_help()
+    for variable, default in describe():
+        assert variable in rows, f"docs/configuration.md does not list {variable}"
+        shown = str(default).lower() if isinstance(default, bool) else str(default)
+        if shown:
+            assert f"`{shown}`" in rows[variable], f"{variable}: the doc's default is not {shown}"
+        else:
+            assert rows[variable].strip() in ("(none)", "(empty)"), variable
+        assert variable in help_text

@@ -1,0 +1,3 @@
+from wallet.cli import entry
+
+entry()

@@ -1,0 +1,150 @@
+"""The application factory, its resources and its route table."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import structlog
+from aiohttp import web
+
+from wallet.api import handlers as h
+from wallet.api import me
+from wallet.api.keys import SERVICE, SETTINGS
+from wallet.api.metrics import METRICS, Metrics, measure
+from wallet.api.operations import CREDIT_RUN_JOB, JOBS, Jobs
+from wallet.api.middlewares import SHUTTING_DOWN, problems, refuse_when_shutting_down, request_context
+from wallet.bootstrap import open_service
+from wallet.clock import Clock
+from wallet.service import IDEMPOTENCY_PURGE_INTERVAL_SECONDS
+from wallet.settings import Settings
+from wallet.sms import SmsSender
+
+log = structlog.get_logger(__name__)
+BACKGROUND_TASKS = web.AppKey("background_tasks", list)
+
+
+def routes(app: web.Application) -> None:
+    add = app.router.add_route
+    add("GET", "/healthz", h.healthz)
+    add("GET", "/readyz", h.readyz)
+    add("GET", "/metrics", h.metrics)
+    add("GET", "/v1/openapi.json", h.openapi_document)
+    add("POST", "/v1/token", h.token)
+    add("POST", "/v1/login", h.login)
+    add("POST", "/v1/login/verify", h.login_verify)
+    # Organizer.
+    add("POST", "/v1/categories", h.create_category)
+    add("GET", "/v1/categories", h.list_categories)
+    add("POST", "/v1/clients", h.create_client)
+    add("GET", "/v1/clients/{client_id}", h.get_client)
+    add("POST", "/v1/clients/{client_id}/budgets", h.create_budget)
+    add("POST", "/v1/providers", h.create_provider)
+    add("GET", "/v1/providers/{provider_id}", h.get_provider)
+    add("POST", "/v1/providers/{provider_id}/approve", h.approve_provider)
+    add("POST", "/v1/providers/{provider_id}/suspend", h.suspend_provider)
+    add("POST", "/v1/providers/{provider_id}/credentials", h.create_credentials)
+    add("POST", "/v1/credit-runs", h.create_credit_run)
+    # Providers.
+    add("POST", "/v1/charges", h.create_charge)
+    add("GET", "/v1/charges", h.list_charges)
+    add("GET", "/v1/charges/{charge_id}", h.get_charge)
+    add("POST", "/v1/charges/{charge_id}/confirm", h.confirm_charge)
+    add("POST", "/v1/charges/{charge_id}/void", h.void_charge)
+    add("POST", "/v1/charges/{charge_id}/refunds", h.create_refund)
+    add("POST", "/v1/settlements", h.create_settlement)
+    add("GET", "/v1/settlements", h.list_settlements)
+    add("GET", "/v1/settlements/{settlement_id}", h.get_settlement)
+    add("POST", "/v1/settlements/{settlement_id}/paid", h.mark_settlement_paid)
+    # Finance.
+    add("GET", "/v1/exports/transactions", h.export_transactions)
+    add("GET", "/v1/exports/settlements", h.export_settlements)
+    add("POST", "/v1/reconciliations", h.create_reconciliation)
+    # Clients.
+    add("GET", "/v1/me/wallet", h.my_wallet)
+    add("GET", "/v1/me/transactions", h.my_transactions)
+    add("GET", "/v1/me/events", me.my_events)
+    add("GET", "/v1/me/statements/{month}", me.my_statement)
+    add("GET", "/v1/me/charges", me.list_my_charges)
+    add("POST", "/v1/me/charges/{charge_id}/approve", me.approve_my_charge)
+    add("POST", "/v1/me/charges/{charge_id}/decline", me.decline_my_charge)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    sms: SmsSender | None = None,
+    background_jobs: bool = True,
+) -> web.Application:
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[request_context, measure, problems, refuse_when_shutting_down])
+    app[SETTINGS] = settings
+    app[METRICS] = metrics = Metrics()  # a registry of its own: many apps may live in one process
+    app[JOBS] = jobs = Jobs(metrics)
+    app[SHUTTING_DOWN] = asyncio.Event()
+
+    async def on_shutdown(app: web.Application) -> None:
+        log.info("shutdown_started")
+        app[SHUTTING_DOWN].set()
+
+    app.on_shutdown.append(on_shutdown)
+
+    async def end_event_streams(app: web.Application) -> None:
+        # Open streams would otherwise hold the shutdown for its whole timeout.
+        if SERVICE in app:
+            app[SERVICE].events.close()
+
+    app.on_shutdown.append(end_event_streams)
+
+    async def service_context(app: web.Application) -> AsyncIterator[None]:
+        async with open_service(settings, clock=clock, sms=sms) as service:
+            app[SERVICE] = service
+            metrics.watch_writer(service.storage.writer_stats)
+            service.storage.observe_commits(metrics.observe_commit)
+            metrics.watch("wallet_event_streams_open", "Open GET /v1/me/events streams", lambda: service.events.open_streams)
+            log.info("service_started", database=settings.db)
+            yield
+            log.info("shutdown_draining_writes")
+        log.info("shutdown_complete")
+
+    async def background_context(app: web.Application) -> AsyncIterator[None]:
+        service = app[SERVICE]
+        tasks: list[asyncio.Task[None]] = []
+        if background_jobs:
+            tasks.append(asyncio.create_task(_every(settings.hold_sweep_interval_seconds, service.sweep_expired_holds, "hold_sweep", jobs)))
+            tasks.append(asyncio.create_task(_every(IDEMPOTENCY_PURGE_INTERVAL_SECONDS, service.purge_idempotency_keys, "idempotency_purge", jobs)))
+            if settings.auto_credit_run:
+                async def monthly() -> None:
+                    with metrics.credit_run_outcome("schedule") as outcome:
+                        outcome(await service.credit_run(service.current_month()))
+
+                tasks.append(asyncio.create_task(_every(settings.credit_run_interval_seconds, monthly, CREDIT_RUN_JOB, jobs)))
+        app[BACKGROUND_TASKS] = tasks
+        yield
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app.cleanup_ctx.append(service_context)
+    app.cleanup_ctx.append(background_context)
+    routes(app)
+    return app
+
+
+async def _every(interval_seconds: int, job: Callable[[], Awaitable[object]], name: str, jobs: Jobs) -> None:
+    """Run ``job`` now and then every ``interval_seconds``; a failure is logged, recorded (readiness
+    and metrics see it) and retried."""
+    while True:
+        try:
+            await job()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log.exception("background_job_failed", job=name)
+            jobs.failed(name, error)
+        else:
+            jobs.succeeded(name)
+        await asyncio.sleep(interval_seconds)

@@ -1,0 +1,384 @@
+"""Thin handlers: parse the request into a command, call the service, render the result."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import parse_qsl
+
+import structlog
+from aiohttp import web
+
+from wallet import commands
+from wallet.api.http import idempotency, json_response, page_params, parse_json, read_body, read_json, render_page, requires
+from wallet.api import openapi
+from wallet.api.keys import PRINCIPAL, REQUEST_ID, SERVICE, SETTINGS
+from wallet.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from wallet.api.metrics import METRICS
+from wallet.api.operations import JOBS, readiness
+from wallet.api.problems import BadRequest
+from wallet.auth.tokens import Role
+from wallet.exports import Encoder, ExportKind, file_name, write_export
+from wallet.ledger.errors import Unauthorized, Unavailable, ValidationError
+from wallet.ledger.charges import ChargeStatus
+from wallet.ledger.settlements import SettlementStatus
+from wallet.storage.port import Page, Written
+
+ADMIN = Role.ADMIN
+FINANCE = Role.FINANCE
+PROVIDER = Role.PROVIDER
+CLIENT = Role.CLIENT
+OAUTH_FIELD_MAX_LENGTH = 256
+log = structlog.get_logger(__name__)
+
+
+def _written(written: Written, status: int) -> web.Response:
+    headers = {"Idempotent-Replayed": "true"} if written.replayed else None
+    return json_response(written.value, status, headers)
+
+
+# Operations.
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    checks = await readiness(request.app[SERVICE], request.app[JOBS], request.app[SETTINGS])
+    rendered = {name: check.render() for name, check in checks.items()}
+    failing = [name for name, check in checks.items() if not check.ok]
+    if failing:
+        raise Unavailable(f"not ready: {', '.join(failing)}", checks=rendered)
+    return json_response({"status": "ready", "checks": rendered}, headers={"Cache-Control": "no-store"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[METRICS].render()
+    return web.Response(body=body, headers={"Content-Type": METRICS_CONTENT_TYPE, "Cache-Control": "no-store"})
+
+
+async def openapi_document(request: web.Request) -> web.Response:
+    return json_response(openapi.document(request.app.router, request.app[SETTINGS]))
+
+
+# Tokens.
+
+
+async def token(request: web.Request) -> web.Response:
+    """OAuth2 client credentials: form or JSON body, or HTTP Basic for the id and secret."""
+    service = request.app[SERVICE]
+    raw = await request.read()
+    if request.content_type == "application/x-www-form-urlencoded":
+        try:
+            fields = dict(parse_qsl(raw.decode("utf-8", errors="strict"), strict_parsing=False))
+        except UnicodeDecodeError:
+            raise BadRequest("the body is not valid UTF-8") from None
+    elif request.content_type == "application/json":
+        body = parse_json(raw)
+        if not isinstance(body, dict):
+            raise ValidationError("body", "must be a JSON object")
+        fields = body
+    else:
+        raise web.HTTPUnsupportedMediaType(text="send application/x-www-form-urlencoded or application/json")
+    if request.headers.get("Authorization", "").lower().startswith("basic "):
+        try:
+            decoded = base64.b64decode(request.headers["Authorization"][6:].strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            raise Unauthorized("malformed Basic credentials", error="invalid_client") from None
+        fields["client_id"], _, fields["client_secret"] = decoded.partition(":")
+    grant_type = fields.get("grant_type", "client_credentials")
+    if grant_type != "client_credentials":
+        raise ValidationError("grant_type", "must be client_credentials", error="unsupported_grant_type")
+    client_id, client_secret = fields.get("client_id"), fields.get("client_secret")
+    for name, value in (("client_id", client_id), ("client_secret", client_secret)):
+        if not isinstance(value, str) or not value or len(value) > OAUTH_FIELD_MAX_LENGTH:
+            raise ValidationError(name, "is required", error="invalid_request")
+    issued = await service.token_for_credentials(client_id, client_secret)  # type: ignore[arg-type]
+    return json_response(issued.render(), headers={"Cache-Control": "no-store"})
+
+
+async def login(request: web.Request) -> web.Response:
+    phone = commands.login_phone(await read_json(request))
+    return json_response(await request.app[SERVICE].start_login(phone), status=202)
+
+
+async def login_verify(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    phone = commands.login_phone(body)
+    code = commands.otp_code(body)
+    issued = await request.app[SERVICE].verify_login(phone, code)
+    return json_response(issued.render(), headers={"Cache-Control": "no-store"})
+
+
+# Organizer.
+
+
+@requires(ADMIN)
+async def create_category(request: web.Request) -> web.Response:
+    command = commands.create_category(await read_json(request))
+    return json_response(await request.app[SERVICE].create_category(command), status=201)
+
+
+@requires(ADMIN, FINANCE, PROVIDER)
+async def list_categories(request: web.Request) -> web.Response:
+    return json_response({"data": await request.app[SERVICE].list_categories(), "next_cursor": None})
+
+
+@requires(ADMIN)
+async def create_client(request: web.Request) -> web.Response:
+    command = commands.create_client(await read_json(request))
+    return json_response(await request.app[SERVICE].create_client(command), status=201)
+
+
+@requires(ADMIN)
+async def get_client(request: web.Request) -> web.Response:
+    return json_response(await request.app[SERVICE].get_client(request.match_info["client_id"]))
+
+
+@requires(ADMIN)
+async def create_budget(request: web.Request) -> web.Response:
+    command = commands.create_budget(await read_json(request))
+    budget = await request.app[SERVICE].create_budget(request.match_info["client_id"], command)
+    return json_response(budget, status=201)
+
+
+@requires(ADMIN)
+async def create_provider(request: web.Request) -> web.Response:
+    command = commands.create_provider(await read_json(request))
+    return json_response(await request.app[SERVICE].create_provider(command), status=201)
+
+
+@requires(ADMIN)
+async def get_provider(request: web.Request) -> web.Response:
+    return json_response(await request.app[SERVICE].get_provider(request.match_info["provider_id"]))
+
+
+@requires(ADMIN)
+async def approve_provider(request: web.Request) -> web.Response:
+    provider = await request.app[SERVICE].set_provider_status(request.match_info["provider_id"], "approved")
+    return json_response(provider)
+
+
+@requires(ADMIN)
+async def suspend_provider(request: web.Request) -> web.Response:
+    provider = await request.app[SERVICE].set_provider_status(request.match_info["provider_id"], "suspended")
+    return json_response(provider)
+
+
+@requires(ADMIN)
+async def create_credentials(request: web.Request) -> web.Response:
+    credentials = await request.app[SERVICE].issue_credentials(request.match_info["provider_id"])
+    return json_response(credentials, status=201, headers={"Cache-Control": "no-store"})
+
+
+@requires(ADMIN, FINANCE)
+async def create_credit_run(request: web.Request) -> web.Response:
+    raw = await read_body(request)
+    command = commands.credit_run(parse_json(raw))
+    key = idempotency(request, request[PRINCIPAL], raw)
+    with request.app[METRICS].credit_run_outcome("api") as outcome:
+        written = outcome(await request.app[SERVICE].credit_run(command.month, key))
+    return _written(written, 201 if written.value["credited_now"] else 200)
+
+
+# Providers.
+
+
+@requires(PROVIDER)
+async def create_charge(request: web.Request) -> web.Response:
+    with request.app[METRICS].charge_outcome("create") as outcome:
+        raw = await read_body(request)
+        command = commands.charge(parse_json(raw))
+        key = idempotency(request, request[PRINCIPAL], raw)
+        written = outcome(await request.app[SERVICE].charge(request[PRINCIPAL], command, key))
+    return _written(written, 201)
+
+
+@requires(PROVIDER)
+async def confirm_charge(request: web.Request) -> web.Response:
+    with request.app[METRICS].charge_outcome("confirm") as outcome:
+        raw = await read_body(request)
+        code = commands.otp_code(parse_json(raw))
+        key = idempotency(request, request[PRINCIPAL], raw)
+        charge_id = request.match_info["charge_id"]
+        written = outcome(await request.app[SERVICE].confirm_charge(request[PRINCIPAL], charge_id, code, key))
+    return _written(written, 200)
+
+
+@requires(PROVIDER)
+async def void_charge(request: web.Request) -> web.Response:
+    key = idempotency(request, request[PRINCIPAL], b"")  # a body, if any, is ignored
+    written = await request.app[SERVICE].void_charge(request[PRINCIPAL], request.match_info["charge_id"], key)
+    return _written(written, 200)
+
+
+@requires(PROVIDER)
+async def create_refund(request: web.Request) -> web.Response:
+    raw = await read_body(request)
+    amount = commands.refund_amount(parse_json(raw))
+    key = idempotency(request, request[PRINCIPAL], raw)
+    written = await request.app[SERVICE].refund(request[PRINCIPAL], request.match_info["charge_id"], amount, key)
+    return _written(written, 201)
+
+
+@requires(PROVIDER)
+async def list_charges(request: web.Request) -> web.Response:
+    limit, before = page_params(request)
+    status = request.query.get("status")
+    if status is not None and status not in {s.value for s in ChargeStatus}:
+        raise ValidationError("status", "must be pending, captured or voided")
+    page = await request.app[SERVICE].list_charges(request[PRINCIPAL], limit, before, status)
+    return json_response(render_page(page))
+
+
+@requires(PROVIDER)
+async def get_charge(request: web.Request) -> web.Response:
+    return json_response(await request.app[SERVICE].get_charge(request[PRINCIPAL], request.match_info["charge_id"]))
+
+
+# Clients.
+
+
+@requires(CLIENT)
+async def my_wallet(request: web.Request) -> web.Response:
+    return json_response(await request.app[SERVICE].wallet(request[PRINCIPAL]))
+
+
+@requires(CLIENT)
+async def my_transactions(request: web.Request) -> web.Response:
+    limit, before = page_params(request)
+    return json_response(render_page(await request.app[SERVICE].transactions(request[PRINCIPAL], limit, before)))
+
+
+# Settlements.
+
+
+async def _optional_body(request: web.Request) -> bytes:
+    """A JSON body, or none at all: a POST whose fields are all optional may come empty."""
+    if not request.body_exists:
+        return b""
+    raw = await request.read()
+    if raw.strip() and request.content_type not in ("application/json",):
+        raise web.HTTPUnsupportedMediaType(text="send application/json")
+    return raw
+
+
+@requires(PROVIDER)
+async def create_settlement(request: web.Request) -> web.Response:
+    raw = await _optional_body(request)
+    command = commands.settle(parse_json(raw) if raw.strip() else {})
+    key = idempotency(request, request[PRINCIPAL], raw)
+    return _written(await request.app[SERVICE].settle(request[PRINCIPAL], command.until, key), 201)
+
+
+@requires(PROVIDER, FINANCE, ADMIN)
+async def list_settlements(request: web.Request) -> web.Response:
+    limit, before = page_params(request)
+    status = request.query.get("status")
+    if status is not None and status not in {s.value for s in SettlementStatus}:
+        raise ValidationError("status", "must be open, invoiced or paid")
+    provider_id = request.query.get("provider_id")
+    page = await request.app[SERVICE].list_settlements(request[PRINCIPAL], limit, before, status, provider_id)
+    return json_response(render_page(page))
+
+
+@requires(PROVIDER, FINANCE, ADMIN)
+async def get_settlement(request: web.Request) -> web.Response:
+    """A batch with its status history and a page of its lines (``?limit=&cursor=`` page the lines)."""
+    limit, after = page_params(request)
+    settlement = await request.app[SERVICE].get_settlement(
+        request[PRINCIPAL], request.match_info["settlement_id"], limit, after
+    )
+    cursor = settlement.pop("lines_next_cursor")
+    settlement["lines_next_cursor"] = render_page(Page([], cursor))["next_cursor"]
+    return json_response(settlement)
+
+
+@requires(FINANCE)
+async def mark_settlement_paid(request: web.Request) -> web.Response:
+    raw = await _optional_body(request)
+    note = commands.settlement_note(parse_json(raw) if raw.strip() else {})
+    key = idempotency(request, request[PRINCIPAL], raw)
+    written = await request.app[SERVICE].mark_settlement_paid(request.match_info["settlement_id"], note, key)
+    return _written(written, 200)
+
+
+# Finance exports.
+
+
+async def _export(request: web.Request, kind: ExportKind) -> web.StreamResponse:
+    """Stream an export page by page; each ``write`` waits while the client is slow (backpressure)."""
+    query = commands.export(request.query, request.app[SETTINGS].zone)
+    pages = request.app[SERVICE].export(kind, query.start, query.end)
+    # The first page before the status line: a failure here is still a problem response.
+    first: list[dict[str, Any]] = await anext(pages, [])
+    encoder = Encoder(query.format, kind.columns)
+    name = file_name(kind, query.format, request.query.get("from"), request.query.get("to"))
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": f"{query.format.content_type}; charset=utf-8",
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "no-store",
+            "X-Request-Id": request[REQUEST_ID],
+        }
+    )
+    await response.prepare(request)
+
+    async def all_pages() -> AsyncIterator[list[dict[str, Any]]]:
+        yield first
+        async for page in pages:
+            yield page
+
+    try:
+        await write_export(all_pages(), encoder, response.write)
+    except ConnectionResetError:
+        log.info("export_abandoned", kind=kind.value)  # the client went away: nothing to repair
+        return response
+    except Exception:
+        # The status line is gone: cut the connection so the client sees a broken file, not a short one.
+        log.exception("export_failed", kind=kind.value)
+        if request.transport is not None:
+            request.transport.close()
+        return response
+    await response.write_eof()
+    return response
+
+
+@requires(FINANCE)
+async def export_transactions(request: web.Request) -> web.StreamResponse:
+    return await _export(request, ExportKind.TRANSACTIONS)
+
+
+@requires(FINANCE)
+async def export_settlements(request: web.Request) -> web.StreamResponse:
+    return await _export(request, ExportKind.SETTLEMENTS)
+
+
+# Invoice reconciliation.
+
+RECONCILIATION_SOURCES = {
+    "application/xml": "finvoice",
+    "text/xml": "finvoice",
+    "text/csv": "csv",
+}
+
+
+@requires(FINANCE)
+async def create_reconciliation(request: web.Request) -> web.Response:
+    """Finvoice 3.0 XML (``application/xml``) or CSV (``text/csv``) of received invoices."""
+    source = RECONCILIATION_SOURCES.get(request.content_type)
+    if source is None:
+        raise web.HTTPUnsupportedMediaType(text="send Finvoice 3.0 as application/xml, or invoices as text/csv")
+    limit = request.app[SETTINGS].reconciliation_max_bytes
+    # Its own limit, larger than a JSON body's: read from the stream, never more than the limit.
+    document = bytearray()
+    async for chunk in request.content.iter_any():
+        document += chunk
+        if len(document) > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(document))
+    key = idempotency(request, request[PRINCIPAL], bytes(document))
+    written = await request.app[SERVICE].reconcile(bytes(document), source, key)
+    return _written(written, 201)

@@ -1,0 +1,142 @@
+"""Reading requests and writing responses: JSON bodies, idempotency keys, pages, principals."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import Any
+
+from aiohttp import web
+
+from wallet.api.keys import PRINCIPAL, SERVICE, SETTINGS
+from wallet.api.problems import BadRequest
+from wallet.auth.tokens import Principal, Role
+from wallet.ledger.errors import Forbidden, Unauthorized, ValidationError
+from wallet.storage.port import ACTOR, Idempotency, Page
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+JSON_CONTENT_TYPES = ("application/json",)
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+_CURSOR_PREFIX = "c1:"
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status,
+        body=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+async def read_body(request: web.Request) -> bytes:
+    if request.content_type not in JSON_CONTENT_TYPES:
+        raise web.HTTPUnsupportedMediaType(text="send application/json")
+    return await request.read()  # client_max_size bounds it: 413 past the limit
+
+
+def parse_json(raw: bytes) -> Any:
+    try:
+        text = raw.decode("utf-8", errors="strict")
+    except UnicodeDecodeError:
+        raise BadRequest("the body is not valid UTF-8") from None
+    if not text.strip():
+        raise BadRequest("the body is empty; send a JSON object")
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise BadRequest("the body is nested too deeply") from None
+    except ValueError as error:  # JSONDecodeError, and integers too long to convert
+        raise BadRequest(f"the body is not valid JSON: {error}") from None
+
+
+async def read_json(request: web.Request) -> Any:
+    return parse_json(await read_body(request))
+
+
+def idempotency(request: web.Request, principal: Principal, raw_body: bytes) -> Idempotency | None:
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None:
+        return None
+    limit = request.app[SETTINGS].idempotency_key_max_length
+    if not key or len(key) > limit or not key.isascii() or not key.isprintable():
+        raise ValidationError(IDEMPOTENCY_HEADER, f"must be 1 to {limit} printable ASCII characters")
+    digest = hashlib.sha256()
+    digest.update(request.method.encode())
+    digest.update(b"\x00")
+    digest.update(request.path.encode())
+    digest.update(b"\x00")
+    digest.update(_canonical(raw_body))
+    return Idempotency(principal.scope, key, digest.hexdigest())
+
+
+def _canonical(raw_body: bytes) -> bytes:
+    """The same JSON written with other spacing or key order is the same request."""
+    if not raw_body.strip():
+        return b""
+    try:
+        return json.dumps(json.loads(raw_body), sort_keys=True, separators=(",", ":")).encode()
+    except (ValueError, RecursionError):
+        return raw_body
+
+
+def page_params(request: web.Request) -> tuple[int, int | None]:
+    settings = request.app[SETTINGS]
+    raw_limit = request.query.get("limit")
+    limit = settings.page_size_default
+    if raw_limit is not None:
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= settings.page_size_max:
+            raise ValidationError("limit", f"must be an integer from 1 to {settings.page_size_max}")
+        limit = int(raw_limit)
+    cursor = request.query.get("cursor")
+    before = None
+    if cursor:
+        try:
+            decoded = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+            if not decoded.startswith(_CURSOR_PREFIX):
+                raise ValueError(cursor)
+            before = int(decoded[len(_CURSOR_PREFIX) :])
+        except (ValueError, UnicodeDecodeError):
+            raise ValidationError("cursor", "is not a cursor this service gave out") from None
+    return limit, before
+
+
+def render_page(page: Page) -> dict[str, Any]:
+    cursor = None
+    if page.next_cursor is not None:
+        cursor = base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{page.next_cursor}".encode()).decode().rstrip("=")
+    return {"data": page.data, "next_cursor": cursor}
+
+
+def authenticate(request: web.Request) -> Principal:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("send Authorization: Bearer <token>")
+    return request.app[SERVICE].authenticate(token.strip())
+
+
+def requires(*roles: Role) -> Callable[[Handler], Handler]:
+    """Authenticate the caller and admit only ``roles``."""
+
+    def decorate(handler: Handler) -> Handler:
+        @wraps(handler)
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            principal = authenticate(request)
+            if principal.role not in roles:
+                raise Forbidden(f"this needs the role {' or '.join(role.value for role in roles)}")
+            request[PRINCIPAL] = principal
+            ACTOR.set(principal.scope)  # carried into the writer with each unit: the audit's "who"
+            return await handler(request)
+
+        guarded.roles = roles  # type: ignore[attr-defined]
+        return guarded
+
+    return decorate

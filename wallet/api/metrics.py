@@ -1,0 +1,199 @@
+"""Prometheus metrics, one registry per application (tests build many apps in one process).
+
+Labels are bounded sets only: a route's canonical path (``/v1/charges/{charge_id}``, never the
+id), a method, a status, an error ``code``, a charge status. Never an id, a phone number or any
+other personal data.
+
+    wallet_http_requests_total{method, route, status}
+    wallet_http_request_duration_seconds{method, route}         histogram
+    wallet_http_requests_in_progress
+    wallet_charges_total{step, outcome}                          step: create | confirm
+    wallet_credit_runs_total{trigger, outcome}                   trigger: api | schedule; ok, failed, ...
+    wallet_credit_run_lines_total{kind}                          kind: credited | expired
+    wallet_background_job_runs_total{job, outcome}
+    wallet_writer_commit_duration_seconds                        histogram, one sample a batch
+    wallet_writer_batch_size                                     histogram, writes in one commit
+    wallet_writer_queue_depth, wallet_writer_last_batch_size, wallet_writer_last_commit_seconds,
+    wallet_writer_seconds_since_progress, wallet_writer_alive    read at scrape time
+    wallet_event_streams_open                                    read at scrape time
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+
+from wallet.api.http import Handler
+from wallet.ledger.errors import OperationError
+from wallet.storage.port import WriterStats, Written
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+UNMATCHED_ROUTE = "unmatched"  # a path no route serves: never its text, which anybody can choose
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+CLIENT_CLOSED_STATUS = 499  # the client went away before the answer (nginx's convention)
+BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+COMMIT_SECONDS_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        registry = self.registry
+        self.requests = Counter(
+            "wallet_http_requests", "HTTP requests answered, by route and status",
+            ["method", "route", "status"], registry=registry,
+        )  # fmt: skip
+        self.request_seconds = Histogram(
+            "wallet_http_request_duration_seconds", "Time to answer an HTTP request (a stream: until it ends)",
+            ["method", "route"], registry=registry,
+        )  # fmt: skip
+        self.in_progress = Gauge("wallet_http_requests_in_progress", "HTTP requests being answered", registry=registry)
+        self.charges = Counter(
+            "wallet_charges", "Charge attempts by step (create, confirm) and outcome (a status or an error code)",
+            ["step", "outcome"], registry=registry,
+        )  # fmt: skip
+        self.credit_runs = Counter(
+            "wallet_credit_runs", "Credit runs by trigger (api, schedule) and outcome (ok, replayed, refused, failed)",
+            ["trigger", "outcome"], registry=registry,
+        )  # fmt: skip
+        self.credit_run_lines = Counter(
+            "wallet_credit_run_lines", "Budget lines a credit run credited or expired", ["kind"], registry=registry
+        )
+        self.job_runs = Counter(
+            "wallet_background_job_runs", "Runs of background jobs by outcome (ok, failed)",
+            ["job", "outcome"], registry=registry,
+        )  # fmt: skip
+        self.commit_seconds = Histogram(
+            "wallet_writer_commit_duration_seconds", "Time from BEGIN to COMMIT of one write batch",
+            buckets=COMMIT_SECONDS_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.batch_size = Histogram(
+            "wallet_writer_batch_size", "Writes that shared one commit", buckets=BATCH_SIZE_BUCKETS, registry=registry
+        )
+        self._writer_stats: Callable[[], WriterStats] | None = None
+        self.live: list[tuple[str, str, Callable[[], float]]] = []
+        registry.register(_ScrapeTimeCollector(self))
+
+    def watch(self, name: str, help_text: str, read: Callable[[], float]) -> None:
+        """A gauge read at scrape time from ``read``."""
+        self.live.append((name, help_text, read))
+
+    def watch_writer(self, stats: Callable[[], WriterStats]) -> None:
+        self._writer_stats = stats
+
+    def writer_stats(self) -> WriterStats | None:
+        return self._writer_stats() if self._writer_stats is not None else None
+
+    def observe_commit(self, batch_size: int, commit_seconds: float) -> None:
+        """A storage commit observer: called from the writer's thread (prometheus-client is thread-safe)."""
+        self.batch_size.observe(batch_size)
+        self.commit_seconds.observe(commit_seconds)
+
+    @contextlib.contextmanager
+    def credit_run_outcome(self, trigger: str) -> Iterator[Callable[[Written], Written]]:
+        """Count a credit run: ``ok`` (and the lines it credited and expired), ``replayed``,
+        ``refused`` (an operation error, such as a month out of range) or ``failed``."""
+
+        def written(result: Written) -> Written:
+            if result.replayed:
+                self.credit_runs.labels(trigger, "replayed").inc()
+                return result
+            self.credit_runs.labels(trigger, "ok").inc()
+            self.credit_run_lines.labels("credited").inc(result.value.get("credited_now", 0))
+            self.credit_run_lines.labels("expired").inc(result.value.get("expired_now", 0))
+            return result
+
+        try:
+            yield written
+        except OperationError:
+            self.credit_runs.labels(trigger, "refused").inc()
+            raise
+        except Exception:
+            self.credit_runs.labels(trigger, "failed").inc()
+            raise
+
+    @contextlib.contextmanager
+    def charge_outcome(self, step: str) -> Iterator[Callable[[Written], Written]]:
+        """Count a charge step by its outcome: the status written, ``replayed``, or the error code.
+
+        Wrap the whole handler body; call the yielded function with what the service wrote.
+        """
+
+        def written(result: Written) -> Written:
+            outcome = "replayed" if result.replayed else str(result.value.get("status", "ok"))
+            self.charges.labels(step, outcome).inc()
+            return result
+
+        try:
+            yield written
+        except OperationError as error:
+            self.charges.labels(step, error.code).inc()
+            raise
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _ScrapeTimeCollector(Collector):
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def describe(self) -> list[Metric]:
+        return []  # read at scrape time; nothing to describe ahead
+
+    def collect(self) -> Iterator[Metric]:
+        for name, help_text, read in self._metrics.live:
+            yield GaugeMetricFamily(name, help_text, value=read())
+        stats = self._metrics.writer_stats()
+        if stats is None:
+            return
+        for name, help_text, value in (
+            ("wallet_writer_alive", "1 while the writer thread runs", 1 if stats.alive else 0),
+            ("wallet_writer_queue_depth", "Writes waiting for the writer", stats.queue_depth),
+            ("wallet_writer_last_batch_size", "Writes in the last committed batch", stats.last_batch_size),
+            ("wallet_writer_last_commit_seconds", "BEGIN to COMMIT of the last batch", stats.last_commit_seconds),
+            ("wallet_writer_seconds_since_progress", "Since the last batch ended", stats.seconds_since_progress),
+            ("wallet_writer_storage_fault", "1 when the last batch failed on a storage fault", int(stats.storage_fault)),
+        ):
+            yield GaugeMetricFamily(name, help_text, value=value)
+
+
+METRICS = web.AppKey("metrics", Metrics)
+
+
+def route_label(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else UNMATCHED_ROUTE
+
+
+@web.middleware
+async def measure(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count and time every request by its route's canonical path; sits outside ``problems``."""
+    metrics = request.app[METRICS]
+    started = time.perf_counter()
+    metrics.in_progress.inc()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as error:  # a redirect or the like, let through by ``problems``
+        status = error.status
+        raise
+    except asyncio.CancelledError:
+        status = CLIENT_CLOSED_STATUS
+        raise
+    finally:
+        metrics.in_progress.dec()
+        route = route_label(request)
+        method = request.method if request.method in KNOWN_METHODS else "other"
+        metrics.requests.labels(method, route, str(status)).inc()
+        metrics.request_seconds.labels(method, route).observe(time.perf_counter() - started)

@@ -1,0 +1,75 @@
+"""Request ids, access logs, and errors rendered as problem+json."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+import time
+
+import structlog
+from aiohttp import web
+
+from wallet.api.http import Handler
+from wallet.api.keys import REQUEST_ID
+from wallet.api.problems import from_operation_error, problem
+from wallet.ledger.errors import OperationError, Unavailable
+
+log = structlog.get_logger("wallet.http")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    incoming = request.headers.get("X-Request-Id", "")
+    request_id = incoming if _REQUEST_ID.match(incoming) else secrets.token_hex(8)
+    request[REQUEST_ID] = request_id
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    started = time.perf_counter()
+    response = await handler(request)
+    response.headers["X-Request-Id"] = request_id
+    route = request.match_info.route.resource
+    log.info(
+        "request",
+        method=request.method,
+        route=route.canonical if route is not None else "unmatched",
+        status=response.status,
+        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+    )
+    return response
+
+
+SHUTTING_DOWN = web.AppKey("shutting_down", asyncio.Event)
+
+
+@web.middleware
+async def refuse_when_shutting_down(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """After SIGTERM the listener is closed; a request still arriving on an open connection gets
+    503 (try another node) while the requests already in flight finish."""
+    if request.app[SHUTTING_DOWN].is_set():
+        raise Unavailable("the service is shutting down; retry on another node", retry_after_seconds=1)
+    return await handler(request)
+
+
+@web.middleware
+async def problems(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except OperationError as error:
+        return from_operation_error(error)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        code = {
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "payload_too_large",
+            415: "unsupported_media_type",
+        }.get(error.status, "invalid_request")
+        detail = error.text if error.text and not error.text.startswith(f"{error.status}:") else error.reason
+        headers = {k: v for k, v in error.headers.items() if k.lower() in ("allow", "retry-after")}
+        return problem(error.status, code, detail or error.reason, headers)
+    except Exception:
+        log.exception("unhandled_error")
+        return problem(500, "internal_error", "an unexpected error; it has been logged")

@@ -1,0 +1,975 @@
+"""The OpenAPI 3.1 document of the HTTP API, served at ``GET /v1/openapi.json``.
+
+Written by hand as plain dicts, one entry per route in ``OPERATIONS``, matching what
+``wallet/commands.py`` accepts and what the handlers return. What the code already knows is
+not written twice: who may call an operation comes from its handler's ``@requires`` roles, the
+limits (page size, Idempotency-Key length) from the running settings. ``tests/test_openapi.py``
+fails when a route has no entry here, or an entry no route, and checks real responses against
+the schemas (with every object closed, so an undocumented field fails too).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from importlib import metadata
+from typing import Any
+
+from aiohttp import web
+
+from wallet import commands, validation
+from wallet.api.problems import STATUS_BY_CODE
+from wallet.exports import ExportFormat
+from wallet.ledger.charges import ChargeStatus, IdentityMethod
+from wallet.ledger.money import MAX_AMOUNT_CENTS
+from wallet.ledger.reconciliation import Outcome
+from wallet.ledger.settlements import SettlementStatus
+from wallet.ledger.transactions import TransactionType
+from wallet.settings import Settings
+
+Schema = dict[str, Any]
+OPENAPI_VERSION = "3.1.0"
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+# Codes the HTTP layer itself answers with, beside those of the operation errors.
+HTTP_CODES = (
+    "invalid_request", "not_found", "method_not_allowed", "payload_too_large", "unsupported_media_type",
+    "internal_error",
+)  # fmt: skip
+PROBLEM_CODES = tuple(sorted(set(STATUS_BY_CODE) | set(HTTP_CODES)))
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _object(properties: dict[str, Schema], *optional: str, description: str | None = None) -> Schema:
+    """An object whose properties are all required except those named ``optional``."""
+    schema: Schema = {
+        "type": "object",
+        "properties": properties,
+        "required": [name for name in properties if name not in optional],
+    }
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def _extend(base: Schema, properties: dict[str, Schema], *optional: str) -> Schema:
+    extended = copy.deepcopy(base)
+    extended["properties"].update(properties)
+    extended["required"] += [name for name in properties if name not in optional]
+    return extended
+
+
+def _nullable(schema: Schema) -> Schema:
+    return {**schema, "type": [schema["type"], "null"]}
+
+
+def _page(item: str) -> Schema:
+    return _object(
+        {
+            "data": {"type": "array", "items": _ref(item)},
+            "next_cursor": {
+                "type": ["string", "null"],
+                "description": "Give as `cursor` for the next page; null on the last page.",
+            },
+        }
+    )
+
+
+# Values.
+
+ID = {"type": "string", "description": "An opaque id."}
+TIME = {"type": "string", "format": "date-time", "description": "RFC 3339, UTC."}
+AMOUNT = {
+    "type": "integer", "minimum": 1, "maximum": MAX_AMOUNT_CENTS, "description": "Integer cents (EUR), positive.",
+}  # fmt: skip
+CENTS = {"type": "integer", "description": "Integer cents (EUR)."}
+MONTH = {"type": "string", "pattern": r"^\d{4}-(0[1-9]|1[0-2])$", "examples": ["2027-01"]}
+CATEGORY_CODE = {"type": "string", "pattern": validation.CATEGORY_CODE.pattern, "examples": ["home_care"]}
+NAME = {"type": "string", "minLength": 1, "maxLength": validation.NAME_MAX_LENGTH}
+DESCRIPTION = {"type": "string", "maxLength": validation.DESCRIPTION_MAX_LENGTH}
+PHONE = {
+    "type": "string", "minLength": 3, "maxLength": 32, "examples": ["+358401234567", "040 123 4567"],
+    "description": "A phone number; Finnish numbers may be written nationally. Answered in E.164.",
+}  # fmt: skip
+NATIONAL_ID = {
+    "type": "string", "maxLength": 20, "examples": ["131052-308T"],
+    "description": "A Finnish personal identity code (henkilötunnus). Stored only as a keyed hash.",
+}  # fmt: skip
+BUSINESS_ID = {"type": "string", "maxLength": 20, "examples": ["2077474-0"], "description": "Y-tunnus."}
+IBAN = {"type": "string", "maxLength": 64, "examples": ["FI2112345600000785"]}
+OTP_CODE = {"type": "string", "pattern": rf"^[0-9]{{{commands.OTP_CODE_LENGTH}}}$", "examples": ["123456"]}
+IDENTITY_LOCKOUT = _object(
+    {
+        "failures": {"type": "integer", "minimum": 0},
+        "max_failures": {"type": "integer", "minimum": 1},
+        "window_seconds": {"type": "integer", "minimum": 1},
+        "locked_until": _nullable(TIME),
+    },
+    description="Failed identity checks in the window, and until when further checks are refused.",
+)
+
+# Schemas.
+
+_CLIENT = _object(
+    {
+        "id": ID, "name": NAME, "phone": {**PHONE, "description": "E.164."},
+        "has_national_id": {"type": "boolean"}, "created_at": TIME,
+    }
+)  # fmt: skip
+_PROVIDER = _object(
+    {
+        "id": ID, "name": NAME, "business_id": BUSINESS_ID, "iban": IBAN,
+        "status": {"type": "string", "enum": ["pending", "approved", "suspended"]},
+        "categories": {"type": "array", "items": CATEGORY_CODE},
+        "created_at": TIME, "updated_at": TIME,
+    }
+)  # fmt: skip
+_CHARGE = _object(
+    {
+        "id": ID,
+        "status": {"type": "string", "enum": [s.value for s in ChargeStatus]},
+        "amount": AMOUNT,
+        "category": CATEGORY_CODE,
+        "method": {"type": "string", "enum": [m.value for m in IdentityMethod]},
+        "description": _nullable(DESCRIPTION),
+        "created_at": TIME,
+        "refunded_amount": {"type": "integer", "minimum": 0},
+        "expires_at": {**TIME, "description": "While pending: when the hold is released."},
+        "captured_at": TIME,
+        "voided_at": TIME,
+        "void_reason": {
+            "type": "string", "enum": ["expired", "too_many_attempts", "voided_by_provider", "declined_by_client"],
+        },
+    },
+    "expires_at", "captured_at", "voided_at", "void_reason",
+)  # fmt: skip
+_SETTLEMENT = _object(
+    {
+        "id": ID,
+        "provider_id": ID,
+        "reference": {"type": "string", "pattern": "^[0-9]+$", "description": "Finnish reference (viitenumero)."},
+        "reference_printed": {"type": "string", "description": "The reference in groups of five."},
+        "rf_reference": {"type": "string", "pattern": "^RF[0-9]{2}[0-9A-Z]+$", "description": "ISO 11649."},
+        "rf_reference_printed": {"type": "string"},
+        "amount": {**CENTS, "description": "Net cents owed to the provider; negative: owed by it."},
+        "count": {"type": "integer", "minimum": 1},
+        "period_start": TIME,
+        "period_end": TIME,
+        "until": TIME,
+        "status": {"type": "string", "enum": [s.value for s in SettlementStatus]},
+        "transaction_id": {"type": ["string", "null"], "description": "Null exactly when the amount is 0."},
+        "created_at": TIME,
+        "updated_at": TIME,
+    }
+)
+_TOKEN = _object(
+    {
+        "access_token": {"type": "string", "description": "A JWT (EdDSA)."},
+        "token_type": {"type": "string", "const": "Bearer"},
+        "expires_in": {"type": "integer", "minimum": 1, "description": "Seconds."},
+    }
+)
+_WALLET_LINE = _object(
+    {
+        "category": CATEGORY_CODE, "balance": CENTS, "held": {"type": "integer", "minimum": 0},
+        "available": {"type": "integer", "minimum": 0}, "monthly_amount": {"type": "integer", "minimum": 0},
+    }
+)  # fmt: skip
+
+SCHEMAS: dict[str, Schema] = {
+    "Problem": {
+        "type": "object",
+        "description": "RFC 9457 problem details, with a stable machine `code`. Other members may "
+        "accompany a code: `field` (validation_error), `retry_after_seconds` (rate_limited, "
+        "unavailable), `available`, `refundable_amount`, `charge_status`, `attempts_left`, ...",
+        "properties": {
+            "type": {"type": "string", "format": "uri-reference", "examples": ["/v1/problems/insufficient_funds"]},
+            "title": {"type": "string"},
+            "status": {"type": "integer", "minimum": 400, "maximum": 599},
+            "code": {"type": "string", "enum": list(PROBLEM_CODES)},
+            "detail": {"type": "string"},
+            "field": {"type": "string", "description": "validation_error: the field refused."},
+            "retry_after_seconds": {"type": "integer", "minimum": 1},
+        },
+        "required": ["type", "title", "status", "code", "detail"],
+        "additionalProperties": True,
+    },
+    "Health": _object({"status": {"type": "string", "const": "ok"}}),
+    "Readiness": _object(
+        {
+            "status": {"type": "string", "const": "ready"},
+            "checks": {"type": "object", "additionalProperties": _ref("Check")},
+        }
+    ),
+    "Check": _object({"status": {"type": "string", "enum": ["ok", "failing"]}, "detail": {"type": "string"}}),
+    "TokenRequest": _object(
+        {
+            "grant_type": {"type": "string", "const": "client_credentials", "default": "client_credentials"},
+            "client_id": {"type": "string", "minLength": 1, "maxLength": 256},
+            "client_secret": {"type": "string", "minLength": 1, "maxLength": 256},
+        },
+        "grant_type", "client_id", "client_secret",
+        description="OAuth2 client credentials. The id and secret may come in HTTP Basic instead.",
+    ),  # fmt: skip
+    "Token": _TOKEN,
+    "LoginRequest": _object({"phone": PHONE}),
+    "LoginStarted": _object(
+        {"status": {"type": "string", "const": "code_sent"}, "expires_at": TIME},
+        description="The same answer whether or not the phone has a wallet.",
+    ),
+    "LoginVerification": _object({"phone": PHONE, "code": OTP_CODE}),
+    "NewCategory": _object({"code": CATEGORY_CODE, "name": NAME}),
+    "Category": _object({"code": CATEGORY_CODE, "name": NAME, "created_at": TIME}),
+    "CategoryList": _object(
+        {"data": {"type": "array", "items": _ref("Category")}, "next_cursor": {"type": "null"}},
+        description="Every category, in one page.",
+    ),
+    "NewClient": _object({"name": NAME, "phone": PHONE, "national_id": NATIONAL_ID}, "national_id"),
+    "Client": _CLIENT,
+    "ClientDetail": _extend(_CLIENT, {"identity_lockout": IDENTITY_LOCKOUT}),
+    "BudgetLine": _object({"category": CATEGORY_CODE, "monthly_amount": AMOUNT}),
+    "NewBudget": _object(
+        {
+            "start_month": MONTH,
+            "end_month": {**MONTH, "description": f"At most {commands.MAX_BUDGET_MONTHS} months after the start."},
+            "unused": {"type": "string", "enum": ["carry_over", "expire"]},
+            "lines": {
+                "type": "array", "items": _ref("BudgetLine"), "minItems": 1, "maxItems": commands.MAX_BUDGET_LINES,
+                "description": "One line per category; a category appears once.",
+            },
+        }
+    ),  # fmt: skip
+    "Budget": _object(
+        {
+            "id": ID, "client_id": ID, "start_month": MONTH, "end_month": MONTH,
+            "unused": {"type": "string", "enum": ["carry_over", "expire"]},
+            "lines": {"type": "array", "items": _ref("BudgetLine")}, "created_at": TIME,
+        }
+    ),  # fmt: skip
+    "NewProvider": _object(
+        {
+            "name": NAME, "business_id": BUSINESS_ID, "iban": IBAN,
+            "categories": {
+                "type": "array", "items": CATEGORY_CODE, "minItems": 1, "maxItems": commands.MAX_PROVIDER_CATEGORIES,
+            },
+        }
+    ),  # fmt: skip
+    "Provider": _PROVIDER,
+    "ProviderDetail": _extend(_PROVIDER, {"identity_lockout": IDENTITY_LOCKOUT}),
+    "ProviderCredentials": _object(
+        {"client_id": ID, "client_secret": {"type": "string"}, "provider_id": ID},
+        description="The secret is shown once; only its hash is kept.",
+    ),
+    "CreditRunRequest": _object({"month": {**MONTH, "description": "The current month or the next."}}),
+    "CreditRun": _object(
+        {
+            "month": MONTH,
+            "credited": {"type": "integer", "minimum": 0, "description": "Lines credited for the month in all."},
+            "amount": {"type": "integer", "minimum": 0, "description": "Cents credited for the month in all."},
+            "credited_now": {"type": "integer", "minimum": 0, "description": "Lines this call credited."},
+            "expired_now": {"type": "integer", "minimum": 0, "description": "Lines this call expired."},
+        }
+    ),
+    "NationalIdIdentity": _object(
+        {"method": {"type": "string", "const": IdentityMethod.NATIONAL_ID.value}, "national_id": NATIONAL_ID}
+    ),
+    "OtpIdentity": _object({"method": {"type": "string", "const": IdentityMethod.OTP.value}}),
+    "AppIdentity": _object(
+        {"method": {"type": "string", "const": IdentityMethod.APP.value}},
+        description="Held until the client approves or declines in the app, or the request expires.",
+    ),
+    "NewCharge": _object(
+        {
+            "phone": PHONE,
+            "amount": AMOUNT,
+            "category": CATEGORY_CODE,
+            "description": DESCRIPTION,
+            "identity": {
+                "oneOf": [_ref("NationalIdIdentity"), _ref("OtpIdentity"), _ref("AppIdentity")],
+                "discriminator": {
+                    "propertyName": "method",
+                    "mapping": {
+                        "national_id": "#/components/schemas/NationalIdIdentity",
+                        "otp": "#/components/schemas/OtpIdentity",
+                        "app": "#/components/schemas/AppIdentity",
+                    },
+                },
+            },
+        },
+        "description",
+    ),
+    "Charge": _CHARGE,
+    "ChargePage": _page("Charge"),
+    "ClientCharge": _extend(_CHARGE, {"provider_id": ID, "provider_name": NAME}),
+    "ClientChargePage": _page("ClientCharge"),
+    "ChargeConfirmation": _object({"code": OTP_CODE}),
+    "NewRefund": _object({"amount": AMOUNT}),
+    "Refund": _object(
+        {
+            "id": ID, "charge_id": ID, "amount": AMOUNT, "status": {"type": "string", "const": "succeeded"},
+            "created_at": TIME, "charge": _ref("Charge"),
+        }
+    ),  # fmt: skip
+    "NewSettlement": _object(
+        {"until": {**TIME, "description": "Cut-off, at most now; default now."}}, "until"
+    ),
+    "Settlement": _SETTLEMENT,
+    "NewSettlementResult": _extend(
+        _SETTLEMENT, {"more_to_settle": {"type": "boolean", "description": "More lines wait for the next batch."}}
+    ),
+    "SettlementEvent": _object(
+        {
+            "previous_status": {"type": ["string", "null"], "enum": [s.value for s in SettlementStatus] + [None]},
+            "status": {"type": "string", "enum": [s.value for s in SettlementStatus]},
+            "actor": {"type": "string"},
+            "at": TIME,
+            "note": {"type": ["string", "null"]},
+        }
+    ),
+    "SettlementLine": _object(
+        {
+            "transaction_id": ID,
+            "type": {"type": "string", "enum": [TransactionType.CAPTURE.value, TransactionType.REFUND.value]},
+            "charge_id": {"type": ["string", "null"]},
+            "refund_id": {"type": ["string", "null"]},
+            "category": {"type": ["string", "null"]},
+            "amount": {**CENTS, "description": "Signed: on the provider's payable account."},
+            "created_at": TIME,
+        }
+    ),
+    "SettlementDetail": _extend(
+        _SETTLEMENT,
+        {
+            "events": {"type": "array", "items": _ref("SettlementEvent")},
+            "lines": {"type": "array", "items": _ref("SettlementLine")},
+            "lines_next_cursor": {"type": ["string", "null"], "description": "`cursor` for the next page of lines."},
+        },
+    ),
+    "SettlementPage": _page("Settlement"),
+    "SettlementPayment": _object({"note": DESCRIPTION}, "note"),
+    "ReconciledInvoice": _object(
+        {
+            "position": {"type": "integer", "minimum": 1},
+            "invoice_number": {"type": ["string", "null"]},
+            "reference": {"type": ["string", "null"]},
+            "business_id": {"type": ["string", "null"]},
+            "amount": {"type": ["integer", "null"], "description": "Cents."},
+            "outcome": {"type": "string", "enum": [o.value for o in Outcome]},
+            "detail": {"type": ["string", "null"]},
+            "settlement_id": {"type": ["string", "null"]},
+            "settlement_amount": {**CENTS, "description": "With amount_mismatch: what the batch is."},
+        },
+        "settlement_amount",
+    ),
+    "Reconciliation": _object(
+        {
+            "id": ID,
+            "source": {"type": "string", "enum": ["finvoice", "csv"]},
+            "created_at": TIME,
+            "summary": _object({o.value: {"type": "integer", "minimum": 0} for o in Outcome}),
+            "invoices": {"type": "array", "items": _ref("ReconciledInvoice")},
+        }
+    ),
+    "WalletLine": _WALLET_LINE,
+    "Wallet": _object(
+        {
+            "client_id": ID,
+            "balance": CENTS,
+            "held": {"type": "integer", "minimum": 0},
+            "available": {"type": "integer", "minimum": 0},
+            "lines": {"type": "array", "items": _ref("WalletLine")},
+            "last_event_id": {"type": "string", "description": "The event stream position this state stands at."},
+        },
+        "last_event_id",
+    ),
+    "WalletTransaction": _object(
+        {
+            "id": ID,
+            "type": {"type": "string", "enum": [t.value for t in TransactionType]},
+            "amount": {**CENTS, "description": "Signed: what it moved on the wallet line."},
+            "balance_after": CENTS,
+            "category": CATEGORY_CODE,
+            "created_at": TIME,
+            "charge_id": {"type": ["string", "null"]},
+            "refund_id": {"type": ["string", "null"]},
+            "provider_id": ID,
+            "provider_name": NAME,
+        },
+        "provider_id", "provider_name",
+    ),  # fmt: skip
+    "WalletTransactionPage": _page("WalletTransaction"),
+    "Statement": _object(
+        {
+            "month": MONTH,
+            "time_zone": {"type": "string", "examples": ["Europe/Helsinki"]},
+            "period_start": {**TIME, "description": "The month's first midnight in `time_zone`."},
+            "period_end": {**TIME, "description": "The next month's first midnight (exclusive)."},
+            "complete": {"type": "boolean", "description": "False for the current month: figures so far."},
+            "as_of": {**TIME, "description": "The closing instant: `period_end`, or now for the current month."},
+            "opening_balance": CENTS,
+            "credits": _ref("StatementByCategory"),
+            "charges": _ref("StatementByProvider"),
+            "refunds": _ref("StatementByProvider"),
+            "expiry": _ref("StatementByCategory"),
+            "closing_balance": CENTS,
+            "held_at_close": {**CENTS, "description": "Held by charges still pending at `as_of`: not a movement."},
+            "lines": {"type": "array", "items": _ref("StatementLine")},
+        },
+        description="opening_balance + credits - charges + refunds - expiry = closing_balance, for the wallet "
+        "and for each line. Charges, refunds and expiry are positive amounts.",
+    ),
+    "StatementByCategory": _object(
+        {
+            "amount": CENTS,
+            "count": {"type": "integer", "minimum": 0},
+            "by_category": {
+                "type": "array",
+                "items": _object(
+                    {"category": CATEGORY_CODE, "amount": CENTS, "count": {"type": "integer", "minimum": 1}}
+                ),
+            },
+        }
+    ),
+    "StatementByProvider": _object(
+        {
+            "amount": CENTS,
+            "count": {"type": "integer", "minimum": 0},
+            "by_provider": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "provider_id": ID, "provider_name": NAME, "category": CATEGORY_CODE, "amount": CENTS,
+                        "count": {"type": "integer", "minimum": 1},
+                    }
+                ),  # fmt: skip
+            },
+        }
+    ),
+    "StatementLine": _object(
+        {
+            "category": CATEGORY_CODE, "opening_balance": CENTS, "credits": CENTS, "charges": CENTS,
+            "refunds": CENTS, "expiry": CENTS, "closing_balance": CENTS,
+        }
+    ),  # fmt: skip
+}
+
+
+# Parameters.
+
+
+def _path(name: str, description: str) -> Schema:
+    return {"name": name, "in": "path", "required": True, "description": description, "schema": {"type": "string"}}
+
+
+def _parameters(settings: Settings) -> dict[str, Schema]:
+    return {
+        "IdempotencyKey": {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": False,
+            "description": "Send one with every money-moving request: a retry with the same key answers "
+            "the first response (with `Idempotent-Replayed: true`); the same key with another body is "
+            "422 `idempotency_key_reuse`. Keys are kept for "
+            f"{settings.idempotency_retention_hours} hours, per caller.",
+            "schema": {
+                "type": "string", "minLength": 1, "maxLength": settings.idempotency_key_max_length,
+                "pattern": "^[\\x20-\\x7E]+$",
+            },
+        },  # fmt: skip
+        "Limit": {
+            "name": "limit",
+            "in": "query",
+            "description": f"Page size (default {settings.page_size_default}).",
+            "schema": {"type": "integer", "minimum": 1, "maximum": settings.page_size_max},
+        },
+        "Cursor": {
+            "name": "cursor",
+            "in": "query",
+            "description": "`next_cursor` of the page before.",
+            "schema": {"type": "string"},
+        },
+        "ClientId": _path("client_id", "A client's id."),
+        "ProviderId": _path("provider_id", "A provider's id."),
+        "ChargeId": _path("charge_id", "A charge's id."),
+        "SettlementId": _path("settlement_id", "A settlement batch's id."),
+        "ExportFrom": {
+            "name": "from",
+            "in": "query",
+            "description": f"Inclusive: a day (YYYY-MM-DD, in {settings.timezone}) or an RFC 3339 time.",
+            "schema": {"type": "string"},
+        },
+        "ExportTo": {
+            "name": "to",
+            "in": "query",
+            "description": "Exclusive: a day or an RFC 3339 time. Default: now.",
+            "schema": {"type": "string"},
+        },
+        "ExportFormat": {
+            "name": "format",
+            "in": "query",
+            "description": "csv (RFC 4180, cents), jsonl, or csv-fi (for a Finnish spreadsheet).",
+            "schema": {"type": "string", "enum": [f.value for f in ExportFormat], "default": "csv"},
+        },
+    }
+
+
+def _param(name: str) -> Schema:
+    return {"$ref": f"#/components/parameters/{name}"}
+
+
+# Operations.
+
+REPLAYED_HEADER = {
+    "Idempotent-Replayed": {
+        "description": "`true` when this is the first response replayed for a repeated Idempotency-Key.",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
+
+
+def _json(schema: str, description: str) -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
+
+
+def _body(schema: str, *, required: bool = True) -> Schema:
+    return {"required": required, "content": {"application/json": {"schema": _ref(schema)}}}
+
+
+def _operation(
+    tag: str,
+    summary: str,
+    responses: dict[int, Schema],
+    *,
+    body: Schema | None = None,
+    parameters: Iterable[str | Schema] = (),
+    errors: dict[int, Iterable[str]] | None = None,
+    idempotent: bool = False,
+    public: bool = False,
+    description: str | None = None,
+) -> Schema:
+    """One operation; ``errors`` maps a status to the codes it may carry, beyond the common ones."""
+    return {
+        "tag": tag, "summary": summary, "responses": responses, "body": body, "parameters": list(parameters),
+        "errors": {status: list(codes) for status, codes in (errors or {}).items()}, "idempotent": idempotent,
+        "public": public, "description": description,
+    }  # fmt: skip
+
+
+PAGE = ("Limit", "Cursor")
+EXPORT = ("ExportFrom", "ExportTo", "ExportFormat")
+CSV_FILE = {"schema": {"type": "string"}}
+
+OPERATIONS: dict[tuple[str, str], Schema] = {
+    # Operations.
+    ("GET", "/healthz"): _operation(
+        "Operations", "The process answers", {200: _json("Health", "Alive.")}, public=True,
+    ),
+    ("GET", "/readyz"): _operation(
+        "Operations", "Ready for traffic", {200: _json("Readiness", "Ready.")}, public=True,
+        errors={503: ["unavailable"]},
+        description="503 (with `checks`) unless the database answers a read, the writer thread runs and is "
+        "not stalled, and the last background credit run did not fail.",
+    ),
+    ("GET", "/metrics"): _operation(
+        "Operations", "Prometheus metrics",
+        {200: {"description": "The Prometheus text format.", "content": {"text/plain": CSV_FILE}}}, public=True,
+        description="No personal data in any label. Expose it to the scraper only.",
+    ),
+    ("GET", "/v1/openapi.json"): _operation(
+        "Operations", "This document",
+        {200: {"description": "OpenAPI 3.1.", "content": {"application/json": {"schema": {"type": "object"}}}}},
+        public=True,
+    ),
+    # Tokens.
+    ("POST", "/v1/token"): _operation(
+        "Tokens", "A provider's token (OAuth2 client credentials)", {200: _json("Token", "A bearer token.")},
+        body={
+            "required": True,
+            "content": {
+                "application/x-www-form-urlencoded": {"schema": _ref("TokenRequest")},
+                "application/json": {"schema": _ref("TokenRequest")},
+            },
+        },
+        errors={401: ["unauthorized"], 403: ["forbidden"]},
+        description="Invalid credentials: 401 with `error: invalid_client`; a suspended provider: 403.",
+    ),
+    ("POST", "/v1/login"): _operation(
+        "Tokens", "A client asks for a login code by SMS",
+        {202: _json("LoginStarted", "A code is sent if the phone has a wallet.")},
+        body=_body("LoginRequest"), errors={429: ["rate_limited"]},
+    ),
+    ("POST", "/v1/login/verify"): _operation(
+        "Tokens", "A client's token for the SMS code", {200: _json("Token", "A client token.")},
+        body=_body("LoginVerification"), errors={422: ["identity_check_failed"]},
+    ),
+    # Organizer.
+    ("POST", "/v1/categories"): _operation(
+        "Organizer", "Create a service category", {201: _json("Category", "Created.")},
+        body=_body("NewCategory"), errors={409: ["conflict"]},
+    ),
+    ("GET", "/v1/categories"): _operation(
+        "Organizer", "List the service categories", {200: _json("CategoryList", "Every category.")},
+    ),
+    ("POST", "/v1/clients"): _operation(
+        "Organizer", "Create a client (a wallet)", {201: _json("Client", "Created.")},
+        body=_body("NewClient"), errors={409: ["conflict"]},
+    ),
+    ("GET", "/v1/clients/{client_id}"): _operation(
+        "Organizer", "A client, with its identity-check lockout", {200: _json("ClientDetail", "The client.")},
+        parameters=["ClientId"], errors={404: ["not_found"]},
+    ),
+    ("POST", "/v1/clients/{client_id}/budgets"): _operation(
+        "Organizer", "Grant a client a personal budget", {201: _json("Budget", "Created.")},
+        body=_body("NewBudget"), parameters=["ClientId"],
+        errors={404: ["not_found"], 409: ["conflict"], 422: ["category_not_allowed"]},
+        description="Budgets of one client must not overlap (409).",
+    ),
+    ("POST", "/v1/providers"): _operation(
+        "Organizer", "Register a service provider (pending approval)", {201: _json("Provider", "Created.")},
+        body=_body("NewProvider"), errors={422: ["category_not_allowed"]},
+    ),
+    ("GET", "/v1/providers/{provider_id}"): _operation(
+        "Organizer", "A provider, with its identity-check lockout", {200: _json("ProviderDetail", "The provider.")},
+        parameters=["ProviderId"], errors={404: ["not_found"]},
+    ),
+    ("POST", "/v1/providers/{provider_id}/approve"): _operation(
+        "Organizer", "Approve a provider to charge", {200: _json("Provider", "Approved.")},
+        parameters=["ProviderId"], errors={404: ["not_found"]},
+    ),
+    ("POST", "/v1/providers/{provider_id}/suspend"): _operation(
+        "Organizer", "Suspend a provider", {200: _json("Provider", "Suspended.")},
+        parameters=["ProviderId"], errors={404: ["not_found"]},
+    ),
+    ("POST", "/v1/providers/{provider_id}/credentials"): _operation(
+        "Organizer", "Issue OAuth2 client credentials to a provider",
+        {201: _json("ProviderCredentials", "Created; the secret is shown this once.")},
+        parameters=["ProviderId"], errors={404: ["not_found"]},
+    ),
+    ("POST", "/v1/credit-runs"): _operation(
+        "Organizer", "Credit every active budget line for a month",
+        {
+            201: _json("CreditRun", "Credited something new."),
+            200: _json("CreditRun", "The month was already credited."),
+        },
+        body=_body("CreditRunRequest"), idempotent=True,
+        description="Idempotent per month; for the current month or, ahead of time, the next. "
+        "The service also runs it by itself at the start of each month.",
+    ),
+    # Providers.
+    ("POST", "/v1/charges"): _operation(
+        "Providers", "Charge a client's wallet",
+        {201: _json("Charge", "`captured` (national id checked) or `pending` (an SMS code was sent, or the "
+                              "client was asked to approve in the app).")},
+        body=_body("NewCharge"), idempotent=True,
+        errors={
+            402: ["insufficient_funds"], 403: ["provider_not_approved"], 404: ["not_found"],
+            422: ["identity_check_failed", "category_not_allowed"], 429: ["rate_limited"],
+        },
+        description="Identity first, funds second: a failed identity check says nothing of the balance.",
+    ),  # fmt: skip
+    ("GET", "/v1/charges"): _operation(
+        "Providers", "The provider's own charges, newest first", {200: _json("ChargePage", "A page.")},
+        parameters=[
+            *PAGE,
+            {"name": "status", "in": "query", "schema": {"type": "string", "enum": [s.value for s in ChargeStatus]}},
+        ],
+    ),
+    ("GET", "/v1/charges/{charge_id}"): _operation(
+        "Providers", "One of the provider's charges", {200: _json("Charge", "The charge.")},
+        parameters=["ChargeId"], errors={404: ["not_found"]},
+    ),
+    ("POST", "/v1/charges/{charge_id}/confirm"): _operation(
+        "Providers", "Confirm a pending charge with the client's SMS code", {200: _json("Charge", "Captured.")},
+        body=_body("ChargeConfirmation"), parameters=["ChargeId"], idempotent=True,
+        errors={404: ["not_found"], 409: ["conflict"], 422: ["identity_check_failed"]},
+        description="A wrong code: 422 with `attempts_left`; after the last attempt or past expiry the charge "
+        "is voided and its hold released.",
+    ),
+    ("POST", "/v1/charges/{charge_id}/void"): _operation(
+        "Providers", "Void a pending charge (release its hold)", {200: _json("Charge", "Voided.")},
+        parameters=["ChargeId"], idempotent=True, errors={404: ["not_found"], 409: ["conflict"]},
+        description="A body, if any, is ignored. A captured charge is refunded instead (409).",
+    ),
+    ("POST", "/v1/charges/{charge_id}/refunds"): _operation(
+        "Providers", "Refund (part of) a captured charge", {201: _json("Refund", "Refunded.")},
+        body=_body("NewRefund"), parameters=["ChargeId"], idempotent=True,
+        errors={404: ["not_found"], 409: ["conflict"], 422: ["refund_exceeds_capture"]},
+    ),
+    # Settlements.
+    ("POST", "/v1/settlements"): _operation(
+        "Settlements", "Settle the provider's unsettled captures and refunds into one batch",
+        {201: _json("NewSettlementResult", "A batch with a new invoicing reference.")},
+        body=_body("NewSettlement", required=False), idempotent=True,
+        errors={404: ["not_found"], 422: ["nothing_to_settle"]},
+        description="The body may be empty: everything up to now.",
+    ),
+    ("GET", "/v1/settlements"): _operation(
+        "Settlements", "Settlement batches, newest first (a provider sees its own)",
+        {200: _json("SettlementPage", "A page.")},
+        parameters=[
+            *PAGE,
+            {
+                "name": "status", "in": "query",
+                "schema": {"type": "string", "enum": [s.value for s in SettlementStatus]},
+            },
+            {
+                "name": "provider_id", "in": "query", "schema": {"type": "string"},
+                "description": "Finance and the organizer: one provider's batches. Ignored for a provider.",
+            },
+        ],
+    ),  # fmt: skip
+    ("GET", "/v1/settlements/{settlement_id}"): _operation(
+        "Settlements", "A batch with its status history and a page of its lines",
+        {200: _json("SettlementDetail", "The batch.")},
+        parameters=["SettlementId", *PAGE], errors={404: ["not_found"]},
+        description="`limit` and `cursor` page the lines.",
+    ),
+    ("POST", "/v1/settlements/{settlement_id}/paid"): _operation(
+        "Settlements", "Mark a batch paid", {200: _json("Settlement", "Paid.")},
+        body=_body("SettlementPayment", required=False), parameters=["SettlementId"], idempotent=True,
+        errors={404: ["not_found"], 409: ["conflict"]},
+    ),
+    # Finance.
+    ("GET", "/v1/exports/transactions"): _operation(
+        "Finance", "Every ledger transaction as a file",
+        {
+            200: {
+                "description": "Streamed; one transfer a row, its totals reconcile with the ledger.",
+                "content": {"text/csv": CSV_FILE, "application/x-ndjson": CSV_FILE},
+            }
+        },
+        parameters=EXPORT,
+    ),
+    ("GET", "/v1/exports/settlements"): _operation(
+        "Finance", "Every settlement batch as a file",
+        {200: {"description": "Streamed.", "content": {"text/csv": CSV_FILE, "application/x-ndjson": CSV_FILE}}},
+        parameters=EXPORT,
+    ),
+    ("POST", "/v1/reconciliations"): _operation(
+        "Finance", "Reconcile received invoices against the settlement batches",
+        {201: _json("Reconciliation", "Each invoice judged.")},
+        body={
+            "required": True,
+            "content": {
+                "application/xml": {"schema": {"type": "string", "description": "Finvoice 3.0."}},
+                "text/xml": {"schema": {"type": "string", "description": "Finvoice 3.0."}},
+                "text/csv": {
+                    "schema": {"type": "string", "description": "reference;amount;business_id;invoice_number"}
+                },
+            },
+        },
+        idempotent=True,
+        errors={400: ["unsafe_document"], 422: ["unreadable_document"]},
+        description="A document with a DTD is refused (400 `unsafe_document`).",
+    ),
+    # Clients.
+    ("GET", "/v1/me/wallet"): _operation(
+        "Clients", "The client's own wallet", {200: _json("Wallet", "Balances per category line.")},
+    ),
+    ("GET", "/v1/me/transactions"): _operation(
+        "Clients", "The client's own transactions, newest first",
+        {200: _json("WalletTransactionPage", "A page.")}, parameters=PAGE,
+    ),
+    ("GET", "/v1/me/events"): _operation(
+        "Clients", "The client's wallet changes as Server-Sent Events",
+        {
+            200: {
+                "description": "A `wallet` event first (without Last-Event-ID), then one event per change: "
+                "`credit`, `expiry`, `hold`, `capture`, `void`, `refund`.",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            }
+        },
+        parameters=[
+            {
+                "name": "Last-Event-ID", "in": "header", "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"},
+                "description": "Resume after this event.",
+            },
+            {
+                "name": "last_event_id", "in": "query", "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"},
+                "description": "The same, where a header cannot be set (EventSource).",
+            },
+        ],
+        errors={429: ["rate_limited"]},
+    ),  # fmt: skip
+    ("GET", "/v1/me/charges"): _operation(
+        "Clients", "The client's own charges, newest first", {200: _json("ClientChargePage", "A page.")},
+        parameters=[
+            *PAGE,
+            {"name": "status", "in": "query", "schema": {"type": "string", "enum": [s.value for s in ChargeStatus]},
+             "description": "`pending`: the requests that wait for an answer."},
+        ],
+    ),  # fmt: skip
+    ("POST", "/v1/me/charges/{charge_id}/approve"): _operation(
+        "Clients", "Approve a charge that waits in the app", {200: _json("ClientCharge", "Captured.")},
+        parameters=["ChargeId"], idempotent=True, errors={404: ["not_found"], 409: ["conflict"]},
+        description="Only a pending charge made with identity method `app`, of the caller's own wallet. Past its "
+        "`expires_at` the charge is voided instead (409).",
+    ),
+    ("POST", "/v1/me/charges/{charge_id}/decline"): _operation(
+        "Clients", "Decline a charge that waits in the app", {200: _json("ClientCharge", "Voided; the hold released.")},
+        parameters=["ChargeId"], idempotent=True, errors={404: ["not_found"], 409: ["conflict"]},
+    ),
+    ("GET", "/v1/me/statements/{month}"): _operation(
+        "Clients", "The client's monthly statement (saldotiliote)",
+        {200: _json("Statement", "The month's figures; they add up.")},
+        parameters=[{"name": "month", "in": "path", "required": True, "schema": MONTH,
+                     "description": "YYYY-MM; the current month gives the figures so far."}],
+        errors={422: ["validation_error"]},
+        description="Month boundaries are midnights in the organizer's time zone. A month not yet begun is 422.",
+    ),  # fmt: skip
+}
+
+
+def _responses(operation: Schema, guarded: bool, path: str) -> dict[str, Schema]:
+    codes: dict[int, list[str]] = {}
+
+    def add(status: int, *more: str) -> None:
+        codes.setdefault(status, [])
+        codes[status] += [code for code in more if code not in codes[status]]
+
+    if operation["body"] is not None:
+        add(400, "invalid_request")
+        add(413, "payload_too_large")
+        add(415, "unsupported_media_type")
+        add(422, "validation_error")
+    if operation["parameters"]:
+        add(422, "validation_error")
+    if "{" in path:
+        add(404, "not_found")
+    if operation["idempotent"]:
+        add(422, "validation_error", "idempotency_key_reuse")
+    if guarded:
+        add(401, "unauthorized")
+        add(403, "forbidden")
+    for status, more in operation["errors"].items():
+        add(status, *more)
+    add(503, "unavailable")
+    responses: dict[str, Schema] = {}
+    for status, response in sorted(operation["responses"].items()):
+        response = copy.deepcopy(response)
+        if operation["idempotent"]:
+            response["headers"] = copy.deepcopy(REPLAYED_HEADER)
+        responses[str(status)] = response
+    for status, problem_codes in sorted(codes.items()):
+        responses[str(status)] = {
+            "description": ", ".join(f"`{code}`" for code in problem_codes),
+            "content": {
+                PROBLEM_CONTENT_TYPE: {
+                    "schema": {
+                        "allOf": [_ref("Problem")],
+                        "properties": {"code": {"enum": problem_codes}, "status": {"const": status}},
+                    }
+                }
+            },
+        }
+    responses["default"] = {
+        "description": "Any other problem (405, 500 `internal_error`, ...).",
+        "content": {PROBLEM_CONTENT_TYPE: {"schema": _ref("Problem")}},
+    }
+    return responses
+
+
+def _route_roles(router: web.UrlDispatcher) -> dict[tuple[str, str], tuple[str, ...] | None]:
+    """Each route's roles from its handler's ``@requires``; None for an open route."""
+    found: dict[tuple[str, str], tuple[str, ...] | None] = {}
+    for route in router.routes():
+        if route.resource is None or route.method == "HEAD":
+            continue
+        roles = getattr(route.handler, "roles", None)
+        found[(route.method, route.resource.canonical)] = (
+            tuple(str(getattr(role, "value", role)) for role in roles) if roles is not None else None
+        )
+    return found
+
+
+def document(router: web.UrlDispatcher, settings: Settings) -> Schema:
+    """The whole document for the routes this app serves and the settings it runs with."""
+    roles_by_route = _route_roles(router)
+    paths: dict[str, dict[str, Schema]] = {}
+    for (method, path), operation in OPERATIONS.items():
+        roles = roles_by_route.get((method, path))
+        guarded = roles is not None
+        entry: Schema = {
+            "tags": [operation["tag"]],
+            "summary": operation["summary"],
+            "operationId": _operation_id(router, method, path),
+        }
+        text = operation["description"] or ""
+        if guarded:
+            text = f"Roles: {', '.join(roles or ())}.\n\n{text}".strip()
+        if text:
+            entry["description"] = text
+        parameters = [_param(p) if isinstance(p, str) else p for p in operation["parameters"]]
+        if operation["idempotent"]:
+            parameters.append(_param("IdempotencyKey"))
+        if parameters:
+            entry["parameters"] = parameters
+        if operation["body"] is not None:
+            entry["requestBody"] = operation["body"]
+        entry["responses"] = _responses(operation, guarded, path)
+        if guarded:
+            entry["security"] = [{"bearer": []}]
+            entry["x-roles"] = list(roles or ())
+        elif path == "/v1/token":
+            entry["security"] = [{}, {"clientBasic": []}]
+        else:
+            entry["security"] = []
+        paths.setdefault(path, {})[method.lower()] = entry
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": "Personal-budget wallet API",
+            "version": _version(),
+            "summary": "Payments for Finnish social-care personal budgets (henkilökohtainen budjetti).",
+            "description": "JSON; amounts are integer cents (EUR) in `amount`-named fields; times RFC 3339 UTC; "
+            "ids opaque strings. Errors are RFC 9457 `application/problem+json` with a stable `code`. "
+            "Lists take `?limit=&cursor=` and answer `{data, next_cursor}`. Every money-moving POST takes "
+            "an `Idempotency-Key` header.",
+        },
+        "servers": [{"url": "/"}],
+        "tags": [
+            {"name": name}
+            for name in ("Operations", "Tokens", "Organizer", "Providers", "Settlements", "Finance", "Clients")
+        ],
+        "paths": paths,
+        "components": {
+            "schemas": copy.deepcopy(SCHEMAS),
+            "parameters": _parameters(settings),
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "An EdDSA JWT with a `role` claim: admin, finance, provider (with "
+                    "`provider_id`) or client (with `client_id`). Providers get one from `POST /v1/token`, "
+                    "clients from `POST /v1/login/verify`; the organizer's from `wallet token`.",
+                },
+                "clientBasic": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "`POST /v1/token` only: the provider's client id and secret.",
+                },
+            },
+        },
+    }
+
+
+def _operation_id(router: web.UrlDispatcher, method: str, path: str) -> str:
+    for route in router.routes():
+        if route.method == method and route.resource is not None and route.resource.canonical == path:
+            return str(getattr(route.handler, "__name__", "")) or _fallback_id(method, path)
+    return _fallback_id(method, path)
+
+
+def _fallback_id(method: str, path: str) -> str:
+    words = [part.strip("{}").replace("-", "_").replace(".", "_") for part in path.split("/") if part]
+    return "_".join([method.lower(), *words])
+
+
+def _version() -> str:
+    try:
+        return metadata.version("personal-budget-wallet")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "0.0.0"

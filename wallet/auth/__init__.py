@@ -1,0 +1,1 @@
+"""Tokens, roles, keyed hashes and secrets."""

@@ -1,0 +1,161 @@
+"""``wallet check``: verify every invariant of PRODUCT.md on a database, from its raw rows.
+
+Read-only. Each breach is named; the command exits non-zero if there is any.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from wallet.ledger.audit import AuditEntry, verify_chain
+
+
+def check_database(path: str) -> list[str]:
+    if not Path(path).exists():
+        return [f"{path}: no such database"]
+    connection = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
+    connection.row_factory = sqlite3.Row
+    try:
+        connection.execute("BEGIN")  # one snapshot for every check
+        return _breaches(connection)
+    finally:
+        connection.close()
+
+
+def _breaches(connection: sqlite3.Connection) -> list[str]:
+    breaches: list[str] = []
+    total = connection.execute("SELECT COALESCE(SUM(amount), 0) FROM postings").fetchone()[0]
+    if total != 0:
+        breaches.append(f"the sum of all postings is {total}, not 0")
+    for row in connection.execute(
+        "SELECT transaction_id, SUM(amount) AS total, COUNT(*) AS n FROM postings GROUP BY transaction_id"
+        " HAVING SUM(amount) <> 0 OR COUNT(*) < 2"
+    ):
+        breaches.append(f"transaction {row['transaction_id']}: {row['n']} postings summing to {row['total']}")
+    for row in connection.execute(
+        "SELECT t.id FROM transactions t LEFT JOIN postings p ON p.transaction_id = t.id WHERE p.seq IS NULL"
+    ):
+        breaches.append(f"transaction {row['id']} has no postings")
+    for row in connection.execute(
+        "SELECT a.id, a.balance, COALESCE(SUM(p.amount), 0) AS posted FROM accounts a"
+        " LEFT JOIN postings p ON p.account_id = a.id GROUP BY a.id HAVING a.balance <> posted"
+    ):
+        breaches.append(f"account {row['id']}: balance {row['balance']} but its postings sum to {row['posted']}")
+    for row in connection.execute(
+        "SELECT a.id, a.held, COALESCE(SUM(c.amount), 0) AS pending FROM accounts a"
+        " LEFT JOIN charges c ON c.account_id = a.id AND c.status = 'pending'"
+        " WHERE a.kind = 'wallet' GROUP BY a.id HAVING a.held <> pending"
+    ):
+        breaches.append(f"wallet line {row['id']}: held {row['held']} but pending charges hold {row['pending']}")
+    for row in connection.execute(
+        "SELECT id, balance, held FROM accounts WHERE kind = 'wallet' AND (balance - held < 0 OR held < 0)"
+    ):
+        breaches.append(f"wallet line {row['id']}: available {row['balance'] - row['held']} < 0")
+    for row in connection.execute(
+        "SELECT p.account_id, p.seq, p.balance_after,"
+        " SUM(p.amount) OVER (PARTITION BY p.account_id ORDER BY p.seq) AS running FROM postings p"
+    ):
+        if row["balance_after"] != row["running"]:
+            breaches.append(
+                f"posting {row['seq']} on {row['account_id']}: balance_after {row['balance_after']}"
+                f" but the running sum is {row['running']}"
+            )
+            break
+    for row in connection.execute(
+        "SELECT c.id, c.amount, c.status, COALESCE(SUM(p.amount), 0) AS captured FROM charges c"
+        " LEFT JOIN transactions t ON t.charge_id = c.id AND t.type = 'capture'"
+        " LEFT JOIN postings p ON p.transaction_id = t.id AND p.account_id = c.account_id"
+        " GROUP BY c.id HAVING (c.status = 'captured' AND -captured <> c.amount)"
+        " OR (c.status <> 'captured' AND captured <> 0)"
+    ):
+        breaches.append(f"charge {row['id']} ({row['status']}, {row['amount']}): captured on the ledger {-row['captured']}")
+    for row in connection.execute(
+        "SELECT c.id, c.amount, c.refunded_amount, COALESCE(SUM(r.amount), 0) AS refunds FROM charges c"
+        " LEFT JOIN refunds r ON r.charge_id = c.id GROUP BY c.id"
+        " HAVING refunds <> c.refunded_amount OR refunds > c.amount"
+    ):
+        breaches.append(
+            f"charge {row['id']}: refunds {row['refunds']}, recorded {row['refunded_amount']}, captured {row['amount']}"
+        )
+    breaches += _settlement_breaches(connection)
+    entries = (
+        AuditEntry(row["seq"], row["at"], row["actor"], row["action"], row["subject"], row["data"],
+                   row["previous_hash"], row["hash"])  # fmt: skip
+        for row in connection.execute("SELECT * FROM audit_log ORDER BY seq")
+    )
+    broken = verify_chain(entries)
+    if broken is not None:
+        breaches.append(broken)
+    return breaches
+
+
+def _settlement_breaches(connection: sqlite3.Connection) -> list[str]:
+    """A charge is settled at most once; a settlement's amount equals its lines and its ledger transaction."""
+    breaches: list[str] = []
+    exists = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'settlements'"
+    if connection.execute(exists).fetchone() is None:
+        return breaches  # a database from before settlements: nothing to check
+    for row in connection.execute(
+        "SELECT s.id, s.amount, s.count, COALESCE(SUM(i.amount), 0) AS lines, COUNT(i.transaction_id) AS n"
+        " FROM settlements s LEFT JOIN settlement_items i ON i.settlement_id = s.id GROUP BY s.id"
+        " HAVING s.amount <> lines OR s.count <> n"
+    ):
+        breaches.append(
+            f"settlement {row['id']}: amount {row['amount']} in {row['count']} lines,"
+            f" but its {row['n']} lines sum to {row['lines']}"
+        )
+    for row in connection.execute(
+        "SELECT transaction_id, COUNT(*) AS n FROM settlement_items GROUP BY transaction_id HAVING COUNT(*) > 1"
+    ):
+        breaches.append(f"transaction {row['transaction_id']} is in {row['n']} settlements")
+    # Each line is a capture or refund of the batch's provider, for what it posted on its payable account.
+    for row in connection.execute(
+        "SELECT i.transaction_id, i.settlement_id, i.amount, t.type, t.provider_id, s.provider_id AS batch_provider,"
+        " (SELECT SUM(p.amount) FROM postings p WHERE p.transaction_id = i.transaction_id"
+        "  AND p.account_id = 'payable:' || s.provider_id) AS posted"
+        " FROM settlement_items i JOIN settlements s ON s.id = i.settlement_id"
+        " LEFT JOIN transactions t ON t.id = i.transaction_id"
+        " WHERE t.type IS NULL OR t.type NOT IN ('capture', 'refund') OR t.provider_id IS NOT s.provider_id"
+        " OR posted IS NULL OR posted <> i.amount"
+    ):
+        breaches.append(
+            f"settlement {row['settlement_id']}: line {row['transaction_id']} ({row['type']}, {row['amount']})"
+            f" is not what the ledger posted for provider {row['batch_provider']} ({row['posted']})"
+        )
+    # The batch's ledger transaction moves exactly its amount onto the provider's settled account.
+    for row in connection.execute(
+        "SELECT s.id, s.amount, s.transaction_id, t.type,"
+        " (SELECT SUM(p.amount) FROM postings p WHERE p.transaction_id = s.transaction_id"
+        "  AND p.account_id = 'settled:' || s.provider_id) AS posted"
+        " FROM settlements s LEFT JOIN transactions t ON t.id = s.transaction_id"
+        " WHERE (s.transaction_id IS NULL) <> (s.amount = 0)"
+        " OR (s.transaction_id IS NOT NULL AND (t.type IS NOT 'settlement' OR posted IS NULL OR posted <> s.amount))"
+    ):
+        breaches.append(
+            f"settlement {row['id']}: amount {row['amount']} but its ledger transaction {row['transaction_id']}"
+            f" moved {row['posted']} to settled"
+        )
+    for row in connection.execute(
+        "SELECT t.id FROM transactions t LEFT JOIN settlements s ON s.transaction_id = t.id"
+        " WHERE t.type = 'settlement' AND s.id IS NULL"
+    ):
+        breaches.append(f"settlement transaction {row['id']} belongs to no settlement")
+    for row in connection.execute(
+        "SELECT a.id, a.balance, COALESCE((SELECT SUM(s.amount) FROM settlements s"
+        " WHERE s.provider_id = a.provider_id), 0) AS settled FROM accounts a"
+        " WHERE a.kind = 'settled' AND a.balance <> settled"
+    ):
+        breaches.append(f"account {row['id']}: balance {row['balance']} but its settlements sum to {row['settled']}")
+    for row in connection.execute(
+        "SELECT s.id, s.status, (SELECT e.status FROM settlement_events e WHERE e.settlement_id = s.id"
+        " ORDER BY e.seq DESC LIMIT 1) AS last FROM settlements s WHERE last IS NOT s.status"
+    ):
+        breaches.append(f"settlement {row['id']}: status {row['status']} but its last event says {row['last']}")
+    for row in connection.execute(
+        "SELECT s.id, s.status, COUNT(*) AS n FROM reconciliation_invoices r"
+        " JOIN settlements s ON s.id = r.settlement_id"
+        " WHERE r.outcome = 'matched' GROUP BY s.id HAVING COUNT(*) > 1 OR s.status NOT IN ('invoiced', 'paid')"
+    ):
+        breaches.append(f"settlement {row['id']} ({row['status']}) has {row['n']} matched invoices")
+    return breaches

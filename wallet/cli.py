@@ -1,0 +1,221 @@
+"""The ``wallet`` command line. Every command reads the same ``WALLET_*`` environment.
+
+Exit codes: 0 success; 1 ``wallet check`` found a breach, or a command failed; 2 bad usage or a
+bad setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from wallet import settings as settings_module
+from wallet.settings import Settings, SettingsError
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+def _settings_epilog() -> str:
+    lines = ["environment (each optional):"]
+    lines += [f"  {name}={default}" for name, default in settings_module.describe()]
+    lines += ["", "exit codes: 0 success, 1 failure or invariant breach, 2 bad usage or setting"]
+    return "\n".join(lines)
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="wallet",
+        description="Personal-budget wallet: payments for Finnish social-care personal budgets.",
+        epilog=_settings_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host", help="address to listen on (default WALLET_HOST, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default WALLET_PORT, 8080)")
+
+    token = commands.add_parser("token", help="print a signed token (its last line) for bootstrapping")
+    token.add_argument("--role", required=True, choices=["admin", "finance", "provider", "client"])
+    whose = token.add_mutually_exclusive_group()
+    whose.add_argument("--provider-id", help="the provider, for --role provider")
+    whose.add_argument("--client-id", help="the client, for --role client")
+    token.add_argument("--ttl", type=int, help="lifetime in seconds (default WALLET_TOKEN_TTL_SECONDS)")
+
+    credit = commands.add_parser("credit-run", help="credit every active budget line for a month (idempotent)")
+    credit.add_argument("--month", required=True, help="YYYY-MM: the current month or the next")
+
+    export = commands.add_parser("export", help="write a finance export (as GET /v1/exports/... serves it)")
+    export.add_argument("kind", choices=["transactions", "settlements"])
+    export.add_argument("--from", dest="start", help="first day (YYYY-MM-DD, Helsinki) or RFC 3339 time, inclusive")
+    export.add_argument("--to", dest="end", help="last day or time, exclusive (default: now)")
+    export.add_argument("--format", default="csv", choices=["csv", "jsonl", "csv-fi"])
+    export.add_argument("--output", default="-", help="file to write (default: standard output)")
+
+    commands.add_parser("check", help="verify every ledger invariant; exit 1 naming any breach")
+
+    commands.add_parser("demo", help="seed a category, client, budget and provider; print tokens and curl examples")
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as error:
+        print(f"wallet: bad setting: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    from wallet.logs import configure
+
+    configure(settings.log_format, settings.log_level)
+    handler = {
+        "serve": _serve,
+        "token": _token,
+        "credit-run": _credit_run,
+        "check": _check,
+        "export": _export,
+        "demo": _demo,
+    }[arguments.command]
+    return handler(settings, arguments)
+
+
+def _serve(settings: Settings, arguments: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from wallet.api.app import create_app
+
+    host = arguments.host if arguments.host is not None else settings.host
+    port = arguments.port if arguments.port is not None else settings.port
+    if not 0 < port <= 65535 or not host.strip():
+        print("wallet serve: --port must be 1..65535 and --host must not be empty", file=sys.stderr)
+        return EXIT_USAGE
+    app = create_app(settings)
+    web.run_app(
+        app,
+        host=host,
+        port=port,
+        access_log=None,
+        shutdown_timeout=settings.shutdown_timeout_seconds,
+        print=lambda message: print(message, file=sys.stderr, flush=True),
+    )
+    return EXIT_OK
+
+
+def _token(settings: Settings, arguments: argparse.Namespace) -> int:
+    from wallet.auth.tokens import Role
+    from wallet.bootstrap import token_service
+    from wallet.clock import SystemClock
+
+    role = Role(arguments.role)
+    if role is Role.PROVIDER and not arguments.provider_id:
+        print("wallet token: --role provider needs --provider-id", file=sys.stderr)
+        return EXIT_USAGE
+    if role is Role.CLIENT and not arguments.client_id:
+        print("wallet token: --role client needs --client-id", file=sys.stderr)
+        return EXIT_USAGE
+    ttl = arguments.ttl or settings.token_ttl_seconds
+    if not 0 < ttl <= settings.token_max_ttl_seconds:
+        print(f"wallet token: --ttl must be 1..{settings.token_max_ttl_seconds}", file=sys.stderr)
+        return EXIT_USAGE
+    token = token_service(settings).mint(
+        role,
+        SystemClock().now(),
+        ttl,
+        provider_id=arguments.provider_id if role is Role.PROVIDER else None,
+        client_id=arguments.client_id if role is Role.CLIENT else None,
+    )
+    print(token)
+    return EXIT_OK
+
+
+def _credit_run(settings: Settings, arguments: argparse.Namespace) -> int:
+    from wallet.bootstrap import open_service
+    from wallet.ledger.errors import OperationError
+    from wallet.ledger.months import parse_month
+
+    async def run() -> dict[str, Any]:
+        async with open_service(settings) as service:
+            return (await service.credit_run(parse_month(arguments.month, "--month"))).value
+
+    try:
+        result = asyncio.run(run())
+    except OperationError as error:
+        print(f"wallet credit-run: {error.detail}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(json.dumps(result))
+    return EXIT_OK
+
+
+def _export(settings: Settings, arguments: argparse.Namespace) -> int:
+    from wallet import commands
+    from wallet.bootstrap import open_service
+    from wallet.exports import Encoder, ExportKind, write_export
+    from wallet.ledger.errors import OperationError
+
+    kind = ExportKind(arguments.kind)
+    query = {"format": arguments.format, "from": arguments.start or "", "to": arguments.end or ""}
+
+    async def run(output: BinaryIO) -> int:
+        parsed = commands.export(query, settings.zone)
+        async with open_service(settings) as service:
+            pages = service.export(kind, parsed.start, parsed.end)
+
+            async def write(chunk: bytes) -> None:
+                output.write(chunk)
+
+            return await write_export(pages, Encoder(parsed.format, kind.columns), write)
+
+    try:
+        if arguments.output == "-":
+            rows = asyncio.run(run(sys.stdout.buffer))
+            sys.stdout.buffer.flush()
+        else:  # written beside, then renamed: a failed export leaves no half file behind
+            partial = Path(f"{arguments.output}.partial")
+            try:
+                with partial.open("wb") as output:
+                    rows = asyncio.run(run(output))
+                partial.replace(arguments.output)
+            finally:
+                partial.unlink(missing_ok=True)
+    except OperationError as error:
+        print(f"wallet export: {error.detail}", file=sys.stderr)
+        return EXIT_USAGE if error.code == "validation_error" else EXIT_FAILURE
+    except OSError as error:
+        print(f"wallet export: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"wallet export: {rows} {kind.value} rows", file=sys.stderr)
+    return EXIT_OK
+
+
+def _check(settings: Settings, arguments: argparse.Namespace) -> int:
+    from wallet.check import check_database
+
+    breaches = check_database(settings.db)
+    for breach in breaches:
+        print(f"BREACH: {breach}")
+    if breaches:
+        print(f"wallet check: {len(breaches)} breach(es) in {settings.db}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"wallet check: every invariant holds in {settings.db}")
+    return EXIT_OK
+
+
+def _demo(settings: Settings, arguments: argparse.Namespace) -> int:
+    from wallet.demo import seed
+
+    print(asyncio.run(seed(settings)))
+    return EXIT_OK
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,50 @@
+"""Time, injected: the service asks a clock, so tests can move time without sleeping."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class FakeClock:
+    """A clock that moves only when told to."""
+
+    def __init__(self, start: datetime) -> None:
+        self._now = start
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, **delta: float) -> None:
+        self._now += timedelta(**delta)
+
+
+def rfc3339(moment: datetime) -> str:
+    """UTC, second precision with milliseconds, ``Z`` suffix."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def month_of(moment: datetime, zone: ZoneInfo) -> str:
+    """The budget month (``YYYY-MM``) of a moment in the organizer's time zone."""
+    local = moment.astimezone(zone)
+    return f"{local.year:04d}-{local.month:02d}"
+
+
+def month_bounds(month: str, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The budget month ``YYYY-MM`` as UTC instants [start, end): from the first midnight of the month
+    to the first midnight of the next, both in the organizer's time zone (DST included)."""
+    year, number = int(month[:4]), int(month[5:7])
+    following = (year + 1, 1) if number == 12 else (year, number + 1)
+    start = datetime(year, number, 1, tzinfo=zone)
+    end = datetime(following[0], following[1], 1, tzinfo=zone)
+    return start.astimezone(UTC), end.astimezone(UTC)

@@ -1,0 +1,62 @@
+"""``wallet demo``: seed a small world and print how to use it. How a newcomer meets the service."""
+
+from __future__ import annotations
+
+from wallet import commands
+from wallet.auth.tokens import Role
+from wallet.bootstrap import open_service
+from wallet.ledger.errors import Conflict
+from wallet.settings import Settings
+
+DEMO_PHONE = "+358401234567"
+DEMO_NATIONAL_ID = "131052-308T"  # the Digital and Population Data Services Agency's test example
+
+
+async def seed(settings: Settings) -> str:
+    async with open_service(settings) as service:
+        for code, name in (("home_care", "Kotihoito"), ("transport", "Kuljetus")):
+            try:
+                await service.create_category(commands.CreateCategory(code, name))
+            except Conflict:
+                pass
+        try:
+            client = await service.create_client(commands.CreateClient("Demo Asiakas", DEMO_PHONE, DEMO_NATIONAL_ID))
+        except Conflict:
+            return "The demo is already seeded in this database; use a fresh WALLET_DB to seed again."
+        month = service.current_month()
+        await service.create_budget(
+            client["id"],
+            commands.create_budget({
+                "start_month": month, "end_month": f"{int(month[:4]) + 1}{month[4:]}", "unused": "expire",
+                "lines": [{"category": "home_care", "monthly_amount": 50000},
+                          {"category": "transport", "monthly_amount": 12000}],
+            }),
+        )  # fmt: skip
+        provider = await service.create_provider(
+            commands.CreateProvider("Demo Kotihoito Oy", "2077474-0", "FI2112345600000785", ("home_care",))
+        )
+        await service.set_provider_status(provider["id"], "approved")
+        credentials = await service.issue_credentials(provider["id"])
+        run = (await service.credit_run(month)).value
+        admin = service.mint(Role.ADMIN).access_token
+        provider_token = service.mint(Role.PROVIDER, provider_id=provider["id"]).access_token
+        client_token = service.mint(Role.CLIENT, client_id=client["id"]).access_token
+    base = f"http://{settings.host}:{settings.port}"
+    return f"""Seeded: client {client['id']} ({DEMO_PHONE}), provider {provider['id']} (approved for home_care),
+credited {run['credited']} lines for {month}: {run['amount']} cents.
+
+Provider client credentials (shown once): {credentials['client_id']} / {credentials['client_secret']}
+
+export ADMIN_TOKEN={admin}
+export PROVIDER_TOKEN={provider_token}
+export CLIENT_TOKEN={client_token}
+
+# A charge of 12,50 € checked against the client's national id:
+curl -s -X POST {base}/v1/charges -H "Authorization: Bearer $PROVIDER_TOKEN" \\
+  -H 'Content-Type: application/json' -H "Idempotency-Key: $(uuidgen || date +%s%N)" \\
+  -d '{{"phone": "040 123 4567", "amount": 1250, "category": "home_care",
+       "identity": {{"method": "national_id", "national_id": "{DEMO_NATIONAL_ID}"}}}}'
+
+# The client's wallet:
+curl -s {base}/v1/me/wallet -H "Authorization: Bearer $CLIENT_TOKEN"
+"""

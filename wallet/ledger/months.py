@@ -1,0 +1,61 @@
+"""Budget months ("2027-01") and the rules of the monthly credit run.
+
+A budget runs from ``start_month`` to ``end_month`` inclusive and credits each line's monthly
+amount once a month. At each month boundary a line's unused money is returned to funding
+(an *expiry*) when the budget's policy is ``expire``, or, for ``carry_over``, only once the
+budget period has ended. Money still held by pending charges stays until they resolve.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+
+from wallet.ledger.errors import ValidationError
+
+_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+
+class UnusedPolicy(str, Enum):
+    CARRY_OVER = "carry_over"
+    EXPIRE = "expire"
+
+
+def parse_month(value: object, field: str) -> str:
+    if not isinstance(value, str) or not _MONTH.match(value):
+        raise ValidationError(field, "must be a month written YYYY-MM")
+    year = int(value[:4])
+    if not 2000 <= year <= 2999:
+        raise ValidationError(field, "year out of range")
+    return value
+
+
+def next_month(month: str) -> str:
+    year, number = int(month[:4]), int(month[5:])
+    return f"{year + 1}-01" if number == 12 else f"{year}-{number + 1:02d}"
+
+
+def previous_month(month: str) -> str:
+    year, number = int(month[:4]), int(month[5:])
+    return f"{year - 1}-12" if number == 1 else f"{year}-{number - 1:02d}"
+
+
+def expires_at_boundary(
+    policy: UnusedPolicy, start_month: str, end_month: str, boundary_month: str
+) -> bool:
+    """Whether a line of a budget returns its unused money when ``boundary_month`` begins.
+
+    ``boundary_month`` is the month that starts; the money was for the months before it.
+    """
+    if boundary_month <= start_month:
+        return False  # the budget had not credited anything before this boundary
+    if boundary_month > next_month(end_month):
+        return False  # the period ended earlier; its boundary has passed
+    if boundary_month == next_month(end_month):
+        return True  # end of the budget period: whatever the policy
+    return policy is UnusedPolicy.EXPIRE
+
+
+def expiry_amount(available: int, credited_for_boundary_or_later: int) -> int:
+    """What returns to funding at a boundary: available money that is not the new month's."""
+    return max(available - credited_for_boundary_or_later, 0)

@@ -1,0 +1,1 @@
+"""Storage adapters behind one port (``wallet.storage.port.Storage``)."""

@@ -1,0 +1,227 @@
+"""The storage port: what the service needs from a database, and nothing of how.
+
+Every write method is one atomic unit: it commits whole or not at all, and returns only once
+its commit is durable. Methods that move money take an optional ``Idempotency``: a replay with
+the same key and fingerprint returns the first outcome (a value or an ``OperationError``), the
+same key with another fingerprint raises ``IdempotencyKeyReuse``.
+
+Values cross the port as plain JSON-able dicts so that an outcome can be stored with its key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from wallet.ledger.charges import IdentityMethod
+from wallet.ledger.errors import OperationError
+from wallet.ledger.months import UnusedPolicy
+from wallet.ledger.reconciliation import Invoice
+from wallet.ledger.settlements import SettlementStatus
+
+Record = dict[str, Any]
+
+# Who is acting, for the audit log: set per request to the principal's scope and carried by the
+# adapter into the unit of work. Background jobs act as "system".
+ACTOR: ContextVar[str] = ContextVar("wallet_actor", default="system")
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    scope: str  # whose keys: one principal's
+    key: str
+    fingerprint: str  # hash of method, path and body
+
+
+@dataclass(frozen=True)
+class Written:
+    """A write's value, and whether it was replayed from an idempotency key."""
+
+    value: Record
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An operation that wrote something (a failed attempt) yet answers with an error."""
+
+    error: OperationError
+
+
+@dataclass(frozen=True)
+class Page:
+    data: list[Record]
+    next_cursor: int | None  # the position to continue below, or None at the end
+
+
+@dataclass(frozen=True)
+class NewClient:
+    name: str
+    phone_hash: str  # keyed hash of the E.164 number: how a wallet is found
+    phone_ciphertext: str  # the number, encrypted: how an SMS finds the client
+    national_id_hash: str | None
+
+
+@dataclass(frozen=True)
+class NewBudget:
+    client_id: str
+    start_month: str
+    end_month: str
+    unused: UnusedPolicy
+    lines: tuple[tuple[str, int], ...]  # (category, monthly amount in cents)
+
+
+@dataclass(frozen=True)
+class NewProvider:
+    name: str
+    business_id: str
+    iban: str
+    categories: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ChargeCommand:
+    provider_id: str
+    phone_hash: str
+    amount: int
+    category: str
+    description: str | None
+    method: IdentityMethod
+    national_id_hash: str | None = None  # for method national_id
+    otp_hash: str | None = None  # for method otp
+    otp_expires_at: datetime | None = None  # for methods otp and app: when the hold lapses
+
+
+@dataclass(frozen=True)
+class WriterStats:
+    """How the single writer is doing, for readiness and metrics."""
+
+    alive: bool
+    queue_depth: int  # writes waiting for the writer
+    batches: int  # batches committed since start
+    last_batch_size: int
+    last_commit_seconds: float
+    seconds_since_progress: float  # since the last batch ended, committed or undone by a fault
+    storage_fault: bool  # the last batch failed on a storage fault (disk full, I/O error)
+
+
+# Called after each commit with the batch's size and how long it took, from the writer's thread.
+CommitObserver = Callable[[int, float], None]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The guessing limits the storage enforces inside its transactions."""
+
+    identity_failures_max: int
+    identity_failures_window_seconds: int
+    provider_identity_failures_max: int
+    otp_max_attempts: int
+    login_code_max_attempts: int
+    login_requests_max: int
+    login_requests_window_seconds: int
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class Storage(Protocol):
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def ping(self) -> None: ...
+    def writer_stats(self) -> WriterStats: ...
+    def observe_commits(self, observer: CommitObserver) -> None: ...
+
+    # Organizer.
+    async def create_category(self, code: str, name: str, now: datetime) -> Record: ...
+    async def list_categories(self) -> list[Record]: ...
+    async def create_client(self, client: NewClient, now: datetime) -> Record: ...
+    async def get_client(self, client_id: str) -> Record: ...
+    async def identity_lockout(self, kind: str, owner_id: str, limits: Limits, now: datetime) -> Record: ...
+    async def create_budget(self, budget: NewBudget, now: datetime) -> Record: ...
+    async def create_provider(self, provider: NewProvider, now: datetime) -> Record: ...
+    async def set_provider_status(self, provider_id: str, status: str, now: datetime) -> Record: ...
+    async def get_provider(self, provider_id: str) -> Record: ...
+    async def add_provider_credential(
+        self, provider_id: str, client_id: str, secret_hash: str, now: datetime
+    ) -> None: ...
+    async def get_provider_credential(self, client_id: str) -> Record | None: ...
+    async def credit_run_step(
+        self, month: str, current_month: str, after_budget_seq: int, batch: int, now: datetime
+    ) -> Record: ...
+    async def credit_run_summary(self, month: str) -> Record: ...
+    async def idempotent_lookup(self, idempotency: Idempotency) -> Written | None: ...
+    async def idempotent_store(self, idempotency: Idempotency, value: Record, now: datetime) -> Written: ...
+
+    # Providers.
+    async def charge(
+        self, command: ChargeCommand, limits: Limits, now: datetime, month: str, idempotency: Idempotency | None
+    ) -> Written: ...
+    async def confirm_charge(
+        self, provider_id: str, charge_id: str, code_hash: str, limits: Limits, now: datetime,
+        idempotency: Idempotency | None,
+    ) -> Written: ...
+    async def void_charge(self, provider_id: str, charge_id: str, now: datetime, idempotency: Idempotency | None) -> Written: ...
+    async def refund(
+        self, provider_id: str, charge_id: str, amount: int, now: datetime, idempotency: Idempotency | None
+    ) -> Written: ...
+    async def expire_pending(self, now: datetime, batch: int) -> int: ...
+    async def purge_idempotency_keys(self, older_than: datetime, batch: int, now: datetime) -> int: ...
+    async def get_charge(self, provider_id: str, charge_id: str) -> Record: ...
+    async def list_charges(self, provider_id: str, limit: int, before: int | None, status: str | None) -> Page: ...
+
+    # Clients.
+    async def start_login(self, phone_hash: str, code_hash: str, expires_at: datetime, limits: Limits, now: datetime) -> bool: ...
+    async def verify_login(self, phone_hash: str, code_hash: str, limits: Limits, now: datetime) -> str: ...
+    async def get_wallet(self, client_id: str, month: str) -> Record: ...
+    async def list_transactions(self, client_id: str, limit: int, before: int | None) -> Page: ...
+
+    # The wallet event log. Every change to a wallet line appends an event in its own transaction;
+    # ids (``seq``) rise in commit order. ``get_wallet`` names the last event id it stands at.
+    async def list_wallet_events(self, client_id: str, after: int, limit: int) -> list[Record]: ...
+    def watch_wallet_events(self, listener: Callable[[dict[str, int]], None]) -> None:
+        """Call ``listener`` on the event loop after each commit that appended wallet events, with
+        the newest event id of each client concerned. A hint to look, never the events themselves."""
+        ...
+
+    # Charges made with the app method wait for their client: approve captures, decline voids. A
+    # client sees and answers only its own charges.
+    async def answer_charge(
+        self, client_id: str, charge_id: str, approve: bool, now: datetime, idempotency: Idempotency | None
+    ) -> Written: ...
+    async def list_client_charges(self, client_id: str, limit: int, before: int | None, status: str | None) -> Page: ...
+
+    # A monthly statement's figures, in one snapshot: wallet-line balances per category booked
+    # before ``start`` and before ``until``, the postings between (summed per type, category and
+    # provider), and what pending charges held at ``until``.
+    async def statement_figures(self, client_id: str, start: datetime, until: datetime) -> Record: ...
+
+    # Settlements. ``provider_id=None`` reads every provider's (finance); a provider's id, its own.
+    async def settle(
+        self, provider_id: str, until: datetime, items_max: int, now: datetime, idempotency: Idempotency | None
+    ) -> Written: ...
+    async def set_settlement_status(
+        self, settlement_id: str, status: SettlementStatus, note: str | None, now: datetime,
+        idempotency: Idempotency | None,
+    ) -> Written: ...
+    async def get_settlement(
+        self, settlement_id: str, provider_id: str | None, lines_limit: int, lines_after: int | None
+    ) -> Record: ...
+    async def list_settlements(
+        self, provider_id: str | None, limit: int, before: int | None, status: str | None
+    ) -> Page: ...
+
+    # Finance exports: pages of at most ``page_rows`` rows, created in [start, end), oldest first,
+    # as the ledger stood when the export began.
+    def export_transactions(
+        self, start: datetime | None, end: datetime | None, page_rows: int
+    ) -> AsyncIterator[list[Record]]: ...
+    def export_settlements(
+        self, start: datetime | None, end: datetime | None, page_rows: int
+    ) -> AsyncIterator[list[Record]]: ...
+
+    # Invoice reconciliation: judge each invoice; a matched batch becomes invoiced.
+    async def reconcile(
+        self, invoices: tuple[Invoice, ...], source: str, now: datetime, idempotency: Idempotency | None
+    ) -> Written: ...

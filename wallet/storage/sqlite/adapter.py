@@ -1,0 +1,451 @@
+"""The SQLite adapter: one writer thread for every write, a pool of aiosqlite readers."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from importlib import resources
+from pathlib import Path
+
+import aiosqlite
+
+from wallet.clock import rfc3339
+from wallet.ledger.errors import NotFound
+from wallet.ledger.reconciliation import Invoice
+from wallet.ledger.settlements import SettlementStatus
+from wallet.storage.port import (
+    ChargeCommand,
+    Idempotency,
+    Limits,
+    NewBudget,
+    NewClient,
+    NewProvider,
+    Page,
+    CommitObserver,
+    Record,
+    WriterStats,
+    Written,
+)
+from wallet.storage.sqlite import events, exports, ops, reconciliations, render, settlements, statements
+from wallet.storage.sqlite.writer import Unit, Writer, connect, replay_outcome
+
+SCHEMA_VERSION = 1
+
+
+def migrate(path: str) -> None:
+    """Create or bring the schema up to date. Safe to run from several processes at once."""
+    if path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    connection = connect(path)
+    try:
+        schema = resources.files("wallet.storage.sqlite").joinpath("schema.sql").read_text()
+        connection.executescript(
+            f"BEGIN IMMEDIATE;\n{schema}\n"
+            f"INSERT INTO schema_version (version) SELECT {SCHEMA_VERSION}"
+            " WHERE NOT EXISTS (SELECT 1 FROM schema_version);\nCOMMIT;"
+        )
+    finally:
+        connection.close()
+
+
+class SqliteStorage:
+    def __init__(self, path: str, *, queue_max: int, batch_max: int, readers: int) -> None:
+        self.path = path
+        self.writer = Writer(path, queue_max=queue_max, batch_max=batch_max)
+        self._reader_count = readers
+        self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+        self._all_readers: list[aiosqlite.Connection] = []
+        self._event_listeners: list[Callable[[dict[str, int]], None]] = []
+
+    async def open(self) -> None:
+        await asyncio.to_thread(migrate, self.path)
+        loop = asyncio.get_running_loop()
+        watermark = events.Watermark(await asyncio.to_thread(_last_event_seq, self.path))
+
+        def announce(connection: sqlite3.Connection) -> None:  # in the writer thread, after COMMIT
+            fresh = watermark.advance(connection)
+            if fresh and self._event_listeners:
+                try:
+                    loop.call_soon_threadsafe(self._announce, fresh)
+                except RuntimeError:  # the event loop has closed: nobody listens any more
+                    pass
+
+        self.writer.after_commit = announce
+        self.writer.start()
+        for _ in range(self._reader_count):
+            reader = await aiosqlite.connect(self.path, timeout=10.0)
+            reader.row_factory = sqlite3.Row
+            await reader.execute("PRAGMA query_only = ON")
+            await reader.execute("PRAGMA busy_timeout = 10000")
+            self._all_readers.append(reader)
+            self._readers.put_nowait(reader)
+
+    def watch_wallet_events(self, listener: Callable[[dict[str, int]], None]) -> None:
+        self._event_listeners.append(listener)
+
+    def _announce(self, fresh: dict[str, int]) -> None:
+        for listener in self._event_listeners:
+            listener(fresh)
+
+    async def close(self) -> None:
+        await self.writer.stop()
+        for reader in self._all_readers:
+            await reader.close()
+        self._all_readers.clear()
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A reader for one consistent snapshot: everything inside sees one committed state."""
+        reader = await self._readers.get()
+        try:
+            await reader.execute("BEGIN")
+            try:
+                yield reader
+            finally:
+                await reader.execute("COMMIT")
+        finally:
+            self._readers.put_nowait(reader)
+
+    async def _write(self, unit: Unit, now: datetime, idempotency: Idempotency | None = None) -> Written:
+        return await self.writer.submit(unit, idempotency, rfc3339(now))
+
+    async def ping(self) -> None:
+        async with self._read() as reader:
+            await reader.execute_fetchall("SELECT 1")
+
+    def writer_stats(self) -> WriterStats:
+        return self.writer.stats()
+
+    def observe_commits(self, observer: CommitObserver) -> None:
+        self.writer.observe_commits(observer)
+
+    # Organizer.
+
+    async def create_category(self, code: str, name: str, now: datetime) -> Record:
+        return (await self._write(ops.create_category(code, name, rfc3339(now)), now)).value
+
+    async def list_categories(self) -> list[Record]:
+        async with self._read() as reader:
+            rows = await reader.execute_fetchall("SELECT code, name, created_at FROM categories ORDER BY code")
+        return [dict(row) for row in rows]
+
+    async def create_client(self, client: NewClient, now: datetime) -> Record:
+        return (await self._write(ops.create_client(client, rfc3339(now)), now)).value
+
+    async def get_client(self, client_id: str) -> Record:
+        async with self._read() as reader:
+            rows = list(await reader.execute_fetchall("SELECT * FROM clients WHERE id = ?", (client_id,)))
+        if not rows:
+            raise NotFound("no such client")
+        return render.client(rows[0])
+
+    async def identity_lockout(self, kind: str, owner_id: str, limits: Limits, now: datetime) -> Record:
+        """A wallet's (``client``) or a provider's (``provider``) identity-check lockout."""
+        column, maximum = {
+            "client": ("client_id", limits.identity_failures_max),
+            "provider": ("provider_id", limits.provider_identity_failures_max),
+        }[kind]
+        window = timedelta(seconds=limits.identity_failures_window_seconds)
+        since = rfc3339(now - window)
+        async with self._read() as reader:
+            count_rows = await reader.execute_fetchall(ops.LOCKOUT_COUNT_SQL[column], (owner_id, since))
+            failures = list(count_rows)[0][0]
+            nth = None
+            if failures >= maximum:
+                nth_rows = await reader.execute_fetchall(
+                    ops.LOCKOUT_NTH_SQL[column], (owner_id, since, failures - maximum)
+                )
+                nth = list(nth_rows)[0][0]
+        return ops.lockout_record(failures, maximum, nth, window)
+
+    async def create_budget(self, budget: NewBudget, now: datetime) -> Record:
+        return (await self._write(ops.create_budget(budget, rfc3339(now)), now)).value
+
+    async def create_provider(self, provider: NewProvider, now: datetime) -> Record:
+        return (await self._write(ops.create_provider(provider, rfc3339(now)), now)).value
+
+    async def set_provider_status(self, provider_id: str, status: str, now: datetime) -> Record:
+        return (await self._write(ops.set_provider_status(provider_id, status, rfc3339(now)), now)).value
+
+    async def get_provider(self, provider_id: str) -> Record:
+        async with self._read() as reader:
+            rows = list(await reader.execute_fetchall("SELECT * FROM providers WHERE id = ?", (provider_id,)))
+            if not rows:
+                raise NotFound("no such provider")
+            categories = await reader.execute_fetchall(
+                "SELECT category FROM provider_categories WHERE provider_id = ? ORDER BY category", (provider_id,)
+            )
+        return render.provider(rows[0], [row["category"] for row in categories])
+
+    async def add_provider_credential(self, provider_id: str, client_id: str, secret_hash: str, now: datetime) -> None:
+        await self._write(ops.add_provider_credential(provider_id, client_id, secret_hash, rfc3339(now)), now)
+
+    async def get_provider_credential(self, client_id: str) -> Record | None:
+        async with self._read() as reader:
+            rows = list(
+                await reader.execute_fetchall(
+                    "SELECT c.client_id, c.provider_id, c.secret_hash, p.status FROM provider_credentials c"
+                    " JOIN providers p ON p.id = c.provider_id WHERE c.client_id = ?",
+                    (client_id,),
+                )
+            )
+        return dict(rows[0]) if rows else None
+
+    async def credit_run_step(
+        self, month: str, current_month: str, after_budget_seq: int, batch: int, now: datetime
+    ) -> Record:
+        unit = ops.credit_run_step(month, current_month, after_budget_seq, batch, rfc3339(now))
+        return (await self._write(unit, now)).value
+
+    async def credit_run_summary(self, month: str) -> Record:
+        async with self._read() as reader:
+            rows = list(
+                await reader.execute_fetchall(
+                    "SELECT COUNT(*) AS credited, COALESCE(SUM(amount), 0) AS amount FROM credits WHERE month = ?",
+                    (month,),
+                )
+            )
+        return {"month": month, "credited": rows[0]["credited"], "amount": rows[0]["amount"]}
+
+    async def idempotent_lookup(self, idempotency: Idempotency) -> Written | None:
+        async with self._read() as reader:
+            rows = list(
+                await reader.execute_fetchall(
+                    "SELECT fingerprint, outcome FROM idempotency_keys WHERE scope = ? AND key = ?",
+                    (idempotency.scope, idempotency.key),
+                )
+            )
+        if not rows:
+            return None
+        outcome = replay_outcome(rows[0], idempotency)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    async def idempotent_store(self, idempotency: Idempotency, value: Record, now: datetime) -> Written:
+        return await self._write(lambda connection: value, now, idempotency)
+
+    # Providers.
+
+    async def charge(
+        self, command: ChargeCommand, limits: Limits, now: datetime, month: str, idempotency: Idempotency | None
+    ) -> Written:
+        return await self._write(ops.charge(command, limits, now, month), now, idempotency)
+
+    async def confirm_charge(
+        self, provider_id: str, charge_id: str, code_hash: str, limits: Limits, now: datetime,
+        idempotency: Idempotency | None,
+    ) -> Written:  # fmt: skip
+        return await self._write(ops.confirm_charge(provider_id, charge_id, code_hash, limits, now), now, idempotency)
+
+    async def void_charge(
+        self, provider_id: str, charge_id: str, now: datetime, idempotency: Idempotency | None
+    ) -> Written:
+        return await self._write(ops.void_charge(provider_id, charge_id, now), now, idempotency)
+
+    async def refund(
+        self, provider_id: str, charge_id: str, amount: int, now: datetime, idempotency: Idempotency | None
+    ) -> Written:
+        return await self._write(ops.refund(provider_id, charge_id, amount, now), now, idempotency)
+
+    async def purge_idempotency_keys(self, older_than: datetime, batch: int, now: datetime) -> int:
+        return int((await self._write(ops.purge_idempotency_keys(older_than, batch), now)).value["deleted"])
+
+    async def expire_pending(self, now: datetime, batch: int) -> int:
+        return int((await self._write(ops.expire_pending(now, batch), now)).value["voided"])
+
+    async def get_charge(self, provider_id: str, charge_id: str) -> Record:
+        async with self._read() as reader:
+            rows = list(
+                await reader.execute_fetchall(
+                    "SELECT * FROM charges WHERE id = ? AND provider_id = ?", (charge_id, provider_id)
+                )
+            )
+        if not rows:
+            raise NotFound("no such charge")
+        return render.charge(rows[0])
+
+    async def list_charges(self, provider_id: str, limit: int, before: int | None, status: str | None) -> Page:
+        query = "SELECT * FROM charges WHERE provider_id = ? AND seq < ?"
+        parameters: list[object] = [provider_id, before if before is not None else 2**62]
+        if status is not None:
+            query += " AND status = ?"
+            parameters.append(status)
+        query += " ORDER BY seq DESC LIMIT ?"
+        parameters.append(limit + 1)
+        async with self._read() as reader:
+            rows = list(await reader.execute_fetchall(query, parameters))
+        return _page(rows, limit, render.charge)
+
+    # Clients.
+
+    async def start_login(
+        self, phone_hash: str, code_hash: str, expires_at: datetime, limits: Limits, now: datetime
+    ) -> bool:
+        written = await self._write(ops.start_login(phone_hash, code_hash, expires_at, limits, now), now)
+        return bool(written.value["sent"])
+
+    async def verify_login(self, phone_hash: str, code_hash: str, limits: Limits, now: datetime) -> str:
+        return str((await self._write(ops.verify_login(phone_hash, code_hash, limits, now), now)).value["client_id"])
+
+    async def get_wallet(self, client_id: str, month: str) -> Record:
+        async with self._read() as reader:
+            accounts = await reader.execute_fetchall(
+                "SELECT category, balance, held FROM accounts WHERE client_id = ? AND kind = 'wallet'", (client_id,)
+            )
+            budget_lines = await reader.execute_fetchall(
+                "SELECT l.category, l.monthly_amount FROM budgets b JOIN budget_lines l ON l.budget_id = b.id"
+                " WHERE b.client_id = ? AND b.start_month <= ? AND b.end_month >= ?",
+                (client_id, month, month),
+            )
+            # In the same snapshot: the stream position this wallet state stands at.
+            last_event = list(await reader.execute_fetchall(events.LAST_SEQ_OF_CLIENT_SQL, (client_id,)))[0][0]
+        monthly = {row["category"]: row["monthly_amount"] for row in budget_lines}
+        lines: dict[str, Record] = {}
+        for row in accounts:
+            lines[row["category"]] = {
+                "category": row["category"],
+                "balance": row["balance"],
+                "held": row["held"],
+                "available": row["balance"] - row["held"],
+                "monthly_amount": monthly.get(row["category"], 0),
+            }
+        for category, amount in monthly.items():
+            lines.setdefault(
+                category, {"category": category, "balance": 0, "held": 0, "available": 0, "monthly_amount": amount}
+            )
+        ordered = [lines[category] for category in sorted(lines)]
+        return {
+            "client_id": client_id,
+            "balance": sum(line["balance"] for line in ordered),
+            "held": sum(line["held"] for line in ordered),
+            "available": sum(line["available"] for line in ordered),
+            "lines": ordered,
+            "last_event_id": str(last_event),
+        }
+
+    async def list_wallet_events(self, client_id: str, after: int, limit: int) -> list[Record]:
+        async with self._read() as reader:
+            return await events.read_after(reader, client_id, after, limit)
+
+    async def answer_charge(
+        self, client_id: str, charge_id: str, approve: bool, now: datetime, idempotency: Idempotency | None
+    ) -> Written:
+        return await self._write(ops.answer_charge(client_id, charge_id, approve, now), now, idempotency)
+
+    async def list_client_charges(self, client_id: str, limit: int, before: int | None, status: str | None) -> Page:
+        query = (
+            "SELECT c.*, p.name AS provider_name FROM charges c JOIN providers p ON p.id = c.provider_id"
+            " WHERE c.client_id = ? AND c.seq < ?"
+        )
+        parameters: list[object] = [client_id, before if before is not None else 2**62]
+        if status is not None:
+            query += " AND c.status = ?"
+            parameters.append(status)
+        query += " ORDER BY c.seq DESC LIMIT ?"
+        parameters.append(limit + 1)
+        async with self._read() as reader:
+            rows = list(await reader.execute_fetchall(query, parameters))
+        return _page(rows, limit, render.client_charge)
+
+    async def statement_figures(self, client_id: str, start: datetime, until: datetime) -> Record:
+        async with self._read() as reader:  # one snapshot: the balances and movements agree
+            return await statements.figures(reader, client_id, rfc3339(start), rfc3339(until))
+
+    async def list_transactions(self, client_id: str, limit: int, before: int | None) -> Page:
+        async with self._read() as reader:
+            rows = list(
+                await reader.execute_fetchall(
+                    "SELECT t.seq, t.id, t.type, t.created_at, t.category, t.charge_id, t.refund_id,"
+                    " p.amount, p.balance_after, pr.name AS provider_name, t.provider_id"
+                    " FROM transactions t"
+                    " JOIN postings p ON p.transaction_id = t.id AND p.account_id LIKE 'wallet:%'"
+                    " LEFT JOIN providers pr ON pr.id = t.provider_id"
+                    " WHERE t.client_id = ? AND t.seq < ? ORDER BY t.seq DESC LIMIT ?",
+                    (client_id, before if before is not None else 2**62, limit + 1),
+                )
+            )
+
+        def item(row: sqlite3.Row) -> Record:
+            record = {key: row[key] for key in row.keys() if key != "seq"}
+            if record["provider_name"] is None:
+                del record["provider_name"], record["provider_id"]
+            return record
+
+        return _page(rows, limit, item)
+
+    # Settlements.
+
+    async def settle(
+        self, provider_id: str, until: datetime, items_max: int, now: datetime, idempotency: Idempotency | None
+    ) -> Written:
+        unit = settlements.settle(provider_id, rfc3339(until), rfc3339(now), items_max)
+        return await self._write(unit, now, idempotency)
+
+    async def set_settlement_status(
+        self, settlement_id: str, status: SettlementStatus, note: str | None, now: datetime,
+        idempotency: Idempotency | None,
+    ) -> Written:  # fmt: skip
+        return await self._write(settlements.set_status(settlement_id, status, rfc3339(now), note), now, idempotency)
+
+    async def get_settlement(
+        self, settlement_id: str, provider_id: str | None, lines_limit: int, lines_after: int | None
+    ) -> Record:
+        async with self._read() as reader:
+            return await settlements.get(reader, settlement_id, provider_id, lines_limit, lines_after)
+
+    async def list_settlements(
+        self, provider_id: str | None, limit: int, before: int | None, status: str | None
+    ) -> Page:
+        async with self._read() as reader:
+            return await settlements.list_page(reader, provider_id, limit, before, status)
+
+    # Finance exports.
+
+    def export_transactions(
+        self, start: datetime | None, end: datetime | None, page_rows: int
+    ) -> AsyncIterator[list[Record]]:
+        return self._export("transactions", exports.transactions_page, start, end, page_rows)
+
+    def export_settlements(
+        self, start: datetime | None, end: datetime | None, page_rows: int
+    ) -> AsyncIterator[list[Record]]:
+        return self._export("settlements", exports.settlements_page, start, end, page_rows)
+
+    async def _export(
+        self, table: str, read_page: exports.PageReader, start: datetime | None, end: datetime | None, page_rows: int
+    ) -> AsyncIterator[list[Record]]:
+        async with self._read() as reader:
+            top = await exports.ceiling(reader, table)
+        after: exports.Keyset = (exports.EARLIEST, 0)
+        start_at, end_at = (rfc3339(start) if start else None), (rfc3339(end) if end else None)
+        while True:
+            async with self._read() as reader:  # one short read a page: no reader is held between them
+                page, after = await read_page(reader, start_at, end_at, top, after, page_rows)
+            yield page
+            if len(page) < page_rows:
+                return
+
+    # Invoice reconciliation.
+
+    async def reconcile(
+        self, invoices: tuple[Invoice, ...], source: str, now: datetime, idempotency: Idempotency | None
+    ) -> Written:
+        return await self._write(reconciliations.reconcile(invoices, source, rfc3339(now)), now, idempotency)
+
+
+def _last_event_seq(path: str) -> int:
+    connection = connect(path)
+    try:
+        return int(connection.execute(events.LAST_SEQ_SQL).fetchone()[0])
+    finally:
+        connection.close()
+
+
+def _page(rows: list[sqlite3.Row], limit: int, render_row: Callable[[sqlite3.Row], Record]) -> Page:
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page([render_row(row) for row in rows], rows[-1]["seq"] if more else None)

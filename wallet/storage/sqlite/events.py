@@ -1,0 +1,109 @@
+"""The wallet event log: written inside units of work, read by the live streams.
+
+``append`` runs in the writer thread, in the transaction that changes the wallet line, so an
+event exists exactly when its change was committed. ``Watermark`` runs in the writer thread right
+after each COMMIT and says which clients have new events (from this process or any other), so
+the streams of only those clients wake. ``read_after`` is what a stream sends.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import aiosqlite
+
+from wallet.ledger.errors import InvariantViolation
+from wallet.storage.port import Record
+
+EVENT_TYPES = ("credit", "expiry", "hold", "capture", "void", "refund")
+
+
+def append(
+    connection: sqlite3.Connection,
+    account_id: str,
+    type_: str,
+    amount: int,
+    now: str,
+    *,
+    charge_id: str | None = None,
+    provider_id: str | None = None,
+    transaction_id: str | None = None,
+    reason: str | None = None,
+) -> None:
+    """Record a change of ``amount`` (signed) on wallet line ``account_id``, as it stands after it."""
+    if type_ not in EVENT_TYPES:
+        raise InvariantViolation(f"unknown wallet event type {type_!r}")
+    line = connection.execute(
+        "SELECT client_id, category, balance, held FROM accounts WHERE id = ? AND kind = 'wallet'", (account_id,)
+    ).fetchone()
+    if line is None or line["client_id"] is None:
+        raise InvariantViolation(f"wallet event on {account_id}, which is not a wallet line")
+    totals = connection.execute(
+        "SELECT SUM(balance) AS balance, SUM(held) AS held FROM accounts WHERE client_id = ? AND kind = 'wallet'",
+        (line["client_id"],),
+    ).fetchone()
+    connection.execute(
+        "INSERT INTO wallet_events (client_id, type, category, amount, charge_id, provider_id, transaction_id, reason,"
+        " line_balance, line_available, balance, available, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            line["client_id"], type_, line["category"], amount, charge_id, provider_id, transaction_id, reason,
+            line["balance"], line["balance"] - line["held"], totals["balance"], totals["balance"] - totals["held"], now,
+        ),
+    )  # fmt: skip
+
+
+LAST_SEQ_SQL = "SELECT COALESCE(MAX(seq), 0) FROM wallet_events"
+LAST_SEQ_OF_CLIENT_SQL = "SELECT COALESCE(MAX(seq), 0) FROM wallet_events WHERE client_id = ?"
+
+
+class Watermark:
+    """The last event id already announced. Touched only by the writer thread after ``start``."""
+
+    def __init__(self, last_seq: int) -> None:
+        self.last_seq = last_seq
+
+    def advance(self, connection: sqlite3.Connection) -> dict[str, int]:
+        """The clients with events above the watermark, each with its newest id; then move up."""
+        rows = connection.execute(
+            "SELECT client_id, MAX(seq) AS last FROM wallet_events WHERE seq > ? GROUP BY client_id", (self.last_seq,)
+        ).fetchall()
+        fresh = {row["client_id"]: row["last"] for row in rows}
+        if fresh:
+            self.last_seq = max(fresh.values())
+        return fresh
+
+
+EVENTS_AFTER_SQL = (
+    "SELECT e.seq, e.type, e.category, e.amount, e.charge_id, e.provider_id, e.transaction_id, e.reason,"
+    " e.line_balance, e.line_available, e.balance, e.available, e.created_at,"
+    " pr.name AS provider_name, c.method, c.expires_at, c.description"
+    " FROM wallet_events e"
+    " LEFT JOIN providers pr ON pr.id = e.provider_id"
+    " LEFT JOIN charges c ON c.id = e.charge_id"
+    " WHERE e.client_id = ? AND e.seq > ? ORDER BY e.seq LIMIT ?"
+)
+
+
+async def read_after(reader: aiosqlite.Connection, client_id: str, after: int, limit: int) -> list[Record]:
+    rows = await reader.execute_fetchall(EVENTS_AFTER_SQL, (client_id, after, limit))
+    return [render(row) for row in rows]
+
+
+def render(row: sqlite3.Row) -> Record:
+    record: Record = {
+        "id": str(row["seq"]),
+        "type": row["type"],
+        "category": row["category"],
+        "amount": row["amount"],
+        "balance": row["balance"],
+        "available": row["available"],
+        "line": {"category": row["category"], "balance": row["line_balance"], "available": row["line_available"]},
+        "created_at": row["created_at"],
+    }
+    for key in ("charge_id", "transaction_id", "provider_id", "provider_name", "reason", "description"):
+        if row[key] is not None:
+            record[key] = row[key]
+    if row["type"] == "hold":
+        record["method"] = row["method"]
+        record["expires_at"] = row["expires_at"]
+    return record

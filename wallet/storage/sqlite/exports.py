@@ -1,0 +1,95 @@
+"""Pages of the finance exports, read by keyset on (created_at, seq) under a fixed ceiling.
+
+The adapter reads the highest ``seq`` once when an export starts and never goes past it: rows
+committed while the file streams are left out, so the file is the ledger at one moment. Each
+page is its own short read, so a slow download holds no reader between pages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiosqlite
+
+from wallet.ledger.errors import InvariantViolation
+from wallet.storage.port import Record
+
+LATEST = "9999"  # sorts after every RFC 3339 time
+EARLIEST = ""
+
+_TRANSACTIONS = (
+    "SELECT t.seq, t.id AS transaction_id, t.created_at, t.type, t.charge_id, t.refund_id, t.client_id,"
+    " t.provider_id, pr.business_id, t.category, t.month,"
+    " debit.account_id AS from_account, credit.account_id AS to_account, credit.amount AS amount,"
+    " -debit.amount AS debited,"
+    " (SELECT COUNT(*) FROM postings p WHERE p.transaction_id = t.id) AS postings,"
+    " COALESCE(s1.id, s2.id) AS settlement_id, COALESCE(s1.reference, s2.reference) AS settlement_reference"
+    " FROM transactions t"
+    " JOIN postings debit ON debit.transaction_id = t.id AND debit.amount < 0"
+    " JOIN postings credit ON credit.transaction_id = t.id AND credit.amount > 0"
+    " LEFT JOIN providers pr ON pr.id = t.provider_id"
+    " LEFT JOIN settlement_items si ON si.transaction_id = t.id"
+    " LEFT JOIN settlements s1 ON s1.id = si.settlement_id"
+    " LEFT JOIN settlements s2 ON s2.transaction_id = t.id"
+    " WHERE t.seq <= ? AND t.created_at >= ? AND t.created_at < ? AND (t.created_at, t.seq) > (?, ?)"  # keyset
+    " ORDER BY t.created_at, t.seq LIMIT ?"
+)
+
+_SETTLEMENTS = (
+    "SELECT s.seq, s.id AS settlement_id, s.created_at, s.provider_id, pr.name AS provider_name, pr.business_id,"
+    " pr.iban, s.reference, s.rf_reference, s.amount, s.count, s.period_start, s.period_end, s.until, s.status,"
+    " s.updated_at, s.transaction_id"
+    " FROM settlements s JOIN providers pr ON pr.id = s.provider_id"
+    " WHERE s.seq <= ? AND s.created_at >= ? AND s.created_at < ? AND (s.created_at, s.seq) > (?, ?)"
+    " ORDER BY s.created_at, s.seq LIMIT ?"
+)
+
+
+async def ceiling(reader: aiosqlite.Connection, table: str) -> int:
+    if table not in ("transactions", "settlements"):
+        raise ValueError(table)
+    rows = list(await reader.execute_fetchall(f"SELECT COALESCE(MAX(seq), 0) FROM {table}"))
+    return int(rows[0][0])
+
+
+Keyset = tuple[str, int]
+PageReader = Callable[
+    [aiosqlite.Connection, str | None, str | None, int, Keyset, int], Awaitable[tuple[list[Record], Keyset]]
+]
+
+
+def _lower(start: str | None, after: Keyset) -> str:
+    """Where the index range starts: the later of ``from`` and the keyset, so a page never rescans."""
+    return max(start or EARLIEST, after[0])
+
+
+async def transactions_page(
+    reader: aiosqlite.Connection, start: str | None, end: str | None, top: int, after: Keyset, rows: int
+) -> tuple[list[Record], Keyset]:
+    found = list(
+        await reader.execute_fetchall(
+            _TRANSACTIONS, (top, _lower(start, after), end or LATEST, after[0], after[1], rows)
+        )
+    )
+    records: list[Record] = []
+    for row in found:
+        # A transfer is one posting out and one in, of the same amount: anything else is a bug.
+        if row["postings"] != 2 or row["debited"] != row["amount"]:
+            raise InvariantViolation(f"transaction {row['transaction_id']} is not a transfer between two accounts")
+        hidden = ("seq", "postings", "debited")
+        record: dict[str, Any] = {key: row[key] for key in row.keys() if key not in hidden}  # noqa: SIM118
+        records.append(record)
+    return records, (found[-1]["created_at"], found[-1]["seq"]) if found else after
+
+
+async def settlements_page(
+    reader: aiosqlite.Connection, start: str | None, end: str | None, top: int, after: Keyset, rows: int
+) -> tuple[list[Record], Keyset]:
+    found = list(
+        await reader.execute_fetchall(
+            _SETTLEMENTS, (top, _lower(start, after), end or LATEST, after[0], after[1], rows)
+        )
+    )
+    records = [{key: row[key] for key in row.keys() if key != "seq"} for row in found]  # noqa: SIM118
+    return records, (found[-1]["created_at"], found[-1]["seq"]) if found else after

@@ -1,0 +1,707 @@
+"""Units of work for the writer: plain functions of a connection, run inside one transaction.
+
+Each reads the state it needs, asks the ledger whether the move is allowed, and writes. There is
+no ``await`` in this module: a unit runs from its first read to its last write without a pause.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from datetime import datetime, timedelta
+
+from wallet.clock import rfc3339
+from wallet.ids import new_id
+from wallet.ledger import charges as charge_rules
+from wallet.ledger.accounts import FUNDING_ACCOUNT, LineState, kind_of, AccountKind, payable_account, wallet_account
+from wallet.ledger.charges import ChargeStatus, IdentityMethod
+from wallet.ledger.errors import (
+    CategoryNotAllowed,
+    Conflict,
+    IdentityCheckFailed,
+    InvariantViolation,
+    NotFound,
+    ProviderNotApproved,
+    RateLimited,
+)
+from wallet.ledger.months import UnusedPolicy, expires_at_boundary, expiry_amount, previous_month
+from wallet.ledger.transactions import Transaction, TransactionType
+from wallet.auth.hashing import equal
+from wallet.storage.port import ChargeCommand, Limits, NewBudget, NewClient, NewProvider, Record, Refusal
+from wallet.storage.sqlite import audit, events, render
+from wallet.storage.sqlite.writer import Unit
+
+
+# The ledger primitives.
+
+
+def ensure_account(
+    connection: sqlite3.Connection,
+    account_id: str,
+    *,
+    client_id: str | None = None,
+    provider_id: str | None = None,
+    category: str | None = None,
+) -> None:
+    connection.execute(
+        "INSERT INTO accounts (id, kind, client_id, provider_id, category) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (id) DO NOTHING",
+        (account_id, kind_of(account_id).value, client_id, provider_id, category),
+    )
+
+
+def read_line(connection: sqlite3.Connection, account_id: str) -> LineState:
+    row = connection.execute("SELECT balance, held FROM accounts WHERE id = ?", (account_id,)).fetchone()
+    if row is None:
+        return LineState(account_id, 0, 0)
+    return LineState(account_id, row["balance"], row["held"])
+
+
+def change_held(connection: sqlite3.Connection, account_id: str, delta: int) -> None:
+    row = connection.execute(
+        "UPDATE accounts SET held = held + ? WHERE id = ? RETURNING balance, held", (delta, account_id)
+    ).fetchone()
+    if row is None:
+        raise InvariantViolation(f"hold on a missing account {account_id}")
+    LineState(account_id, row["balance"], row["held"]).check()
+
+
+def post(
+    connection: sqlite3.Connection,
+    transaction: Transaction,
+    now: str,
+    *,
+    client_id: str | None = None,
+    provider_id: str | None = None,
+    category: str | None = None,
+    charge_id: str | None = None,
+    refund_id: str | None = None,
+    month: str | None = None,
+) -> str:
+    """Append ``transaction`` to the ledger and move the running balances; check both ways."""
+    transaction.check()
+    transaction_id = new_id("tx")
+    connection.execute(
+        "INSERT INTO transactions (id, type, created_at, client_id, provider_id, category, charge_id, refund_id, month)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (transaction_id, transaction.type.value, now, client_id, provider_id, category, charge_id, refund_id, month),
+    )
+    for posting in transaction.postings:
+        row = connection.execute(
+            "UPDATE accounts SET balance = balance + ? WHERE id = ? RETURNING balance, held, kind",
+            (posting.amount, posting.account_id),
+        ).fetchone()
+        if row is None:
+            raise InvariantViolation(f"posting to a missing account {posting.account_id}")
+        if row["kind"] == AccountKind.WALLET.value:
+            LineState(posting.account_id, row["balance"], row["held"]).check()
+        connection.execute(
+            "INSERT INTO postings (transaction_id, account_id, amount, balance_after) VALUES (?, ?, ?, ?)",
+            (transaction_id, posting.account_id, posting.amount, row["balance"]),
+        )
+        if row["kind"] == AccountKind.WALLET.value:
+            events.append(connection, posting.account_id, transaction.type.value, posting.amount, now,
+                          charge_id=charge_id, provider_id=provider_id, transaction_id=transaction_id)  # fmt: skip
+    audit.append(
+        connection, now, f"ledger.{transaction.type.value}", transaction_id,
+        postings=[[p.account_id, p.amount] for p in transaction.postings], charge_id=charge_id, refund_id=refund_id,
+        month=month,
+    )  # fmt: skip
+    return transaction_id
+
+
+# Organizer.
+
+
+def create_category(code: str, name: str, now: str) -> Unit:
+    def unit(connection: sqlite3.Connection) -> Record:
+        try:
+            connection.execute("INSERT INTO categories (code, name, created_at) VALUES (?, ?, ?)", (code, name, now))
+        except sqlite3.IntegrityError:
+            raise Conflict("a category with this code exists", field="code") from None
+        audit.append(connection, now, "category.created", code, name=name)
+        return {"code": code, "name": name, "created_at": now}
+
+    return unit
+
+
+def create_client(client: NewClient, now: str) -> Unit:
+    def unit(connection: sqlite3.Connection) -> Record:
+        client_id = new_id("cl")
+        try:
+            connection.execute(
+                "INSERT INTO clients (id, name, phone_hash, phone_ciphertext, national_id_hash, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (client_id, client.name, client.phone_hash, client.phone_ciphertext, client.national_id_hash, now),
+            )
+        except sqlite3.IntegrityError:
+            raise Conflict("a client with this phone number exists", field="phone") from None
+        audit.append(connection, now, "client.created", client_id, with_national_id=client.national_id_hash is not None)
+        row = connection.execute("SELECT * FROM clients WHERE id = ?", (client_id,)).fetchone()
+        return render.client(row)
+
+    return unit
+
+
+def create_budget(budget: NewBudget, now: str) -> Unit:
+    def unit(connection: sqlite3.Connection) -> Record:
+        if connection.execute("SELECT 1 FROM clients WHERE id = ?", (budget.client_id,)).fetchone() is None:
+            raise NotFound("no such client")
+        for category, _ in budget.lines:
+            if connection.execute("SELECT 1 FROM categories WHERE code = ?", (category,)).fetchone() is None:
+                raise CategoryNotAllowed(f"unknown category {category!r}", field="lines")
+        overlapping = connection.execute(
+            "SELECT id FROM budgets WHERE client_id = ? AND start_month <= ? AND end_month >= ?",
+            (budget.client_id, budget.end_month, budget.start_month),
+        ).fetchone()
+        if overlapping is not None:
+            raise Conflict("the client has a budget for an overlapping period", budget_id=overlapping["id"])
+        budget_id = new_id("bu")
+        connection.execute(
+            "INSERT INTO budgets (id, client_id, start_month, end_month, unused, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (budget_id, budget.client_id, budget.start_month, budget.end_month, budget.unused.value, now),
+        )
+        audit.append(connection, now, "budget.created", budget_id, client_id=budget.client_id,
+                     start_month=budget.start_month, end_month=budget.end_month, unused=budget.unused.value,
+                     lines=[list(line) for line in budget.lines])  # fmt: skip
+        for category, monthly_amount in budget.lines:
+            connection.execute(
+                "INSERT INTO budget_lines (budget_id, category, monthly_amount) VALUES (?, ?, ?)",
+                (budget_id, category, monthly_amount),
+            )
+            ensure_account(
+                connection, wallet_account(budget.client_id, category), client_id=budget.client_id, category=category
+            )
+        return {
+            "id": budget_id,
+            "client_id": budget.client_id,
+            "start_month": budget.start_month,
+            "end_month": budget.end_month,
+            "unused": budget.unused.value,
+            "lines": [{"category": c, "monthly_amount": a} for c, a in budget.lines],
+            "created_at": now,
+        }
+
+    return unit
+
+
+def load_provider(connection: sqlite3.Connection, provider_id: str) -> Record:
+    row = connection.execute("SELECT * FROM providers WHERE id = ?", (provider_id,)).fetchone()
+    if row is None:
+        raise NotFound("no such provider")
+    categories = [
+        r["category"]
+        for r in connection.execute(
+            "SELECT category FROM provider_categories WHERE provider_id = ? ORDER BY category", (provider_id,)
+        )
+    ]
+    return render.provider(row, categories)
+
+
+def create_provider(provider: NewProvider, now: str) -> Unit:
+    def unit(connection: sqlite3.Connection) -> Record:
+        for category in provider.categories:
+            if connection.execute("SELECT 1 FROM categories WHERE code = ?", (category,)).fetchone() is None:
+                raise CategoryNotAllowed(f"unknown category {category!r}", field="categories")
+        provider_id = new_id("pr")
+        connection.execute(
+            "INSERT INTO providers (id, name, business_id, iban, status, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+            (provider_id, provider.name, provider.business_id, provider.iban, now, now),
+        )
+        for category in provider.categories:
+            connection.execute(
+                "INSERT INTO provider_categories (provider_id, category) VALUES (?, ?)", (provider_id, category)
+            )
+        ensure_account(connection, payable_account(provider_id), provider_id=provider_id)
+        audit.append(connection, now, "provider.created", provider_id, business_id=provider.business_id,
+                     categories=list(provider.categories))  # fmt: skip
+        return load_provider(connection, provider_id)
+
+    return unit
+
+
+def set_provider_status(provider_id: str, status: str, now: str) -> Unit:
+    def unit(connection: sqlite3.Connection) -> Record:
+        load_provider(connection, provider_id)
+        connection.execute("UPDATE providers SET status = ?, updated_at = ? WHERE id = ?", (status, now, provider_id))
+        audit.append(connection, now, f"provider.{status}", provider_id)
+        return load_provider(connection, provider_id)
+
+    return unit
+
+
+def add_provider_credential(provider_id: str, client_id: str, secret_hash: str, now: str) -> Unit:
+    def unit(connection: sqlite3.Connection) -> Record:
+        load_provider(connection, provider_id)
+        connection.execute(
+            "INSERT INTO provider_credentials (client_id, provider_id, secret_hash, created_at) VALUES (?, ?, ?, ?)",
+            (client_id, provider_id, secret_hash, now),
+        )
+        audit.append(connection, now, "provider.credentials_issued", provider_id, client_id=client_id)
+        return {"client_id": client_id, "provider_id": provider_id}
+
+    return unit
+
+
+# The monthly credit run.
+
+
+def credit_run_step(month: str, current_month: str, after_budget_seq: int, batch: int, now: str) -> Unit:
+    """Credit (and expire, at a real month boundary) the lines of up to ``batch`` budgets.
+
+    Budgets are taken in ``seq`` order after ``after_budget_seq``; the unique keys on
+    ``credits`` and ``expiries`` make every step safe to repeat after a crash.
+    """
+    boundary_is_now = month <= current_month
+
+    def unit(connection: sqlite3.Connection) -> Record:
+        connection.execute(
+            "INSERT INTO credit_runs (month, started_at) VALUES (?, ?) ON CONFLICT (month) DO NOTHING", (month, now)
+        )
+        budgets = connection.execute(
+            "SELECT * FROM budgets WHERE seq > ? AND start_month <= ? AND end_month >= ? ORDER BY seq LIMIT ?",
+            (after_budget_seq, month, previous_month(month), batch),
+        ).fetchall()
+        credited = expired = 0
+        for budget in budgets:
+            policy = UnusedPolicy(budget["unused"])
+            lines = connection.execute(
+                "SELECT category, monthly_amount FROM budget_lines WHERE budget_id = ? ORDER BY category",
+                (budget["id"],),
+            ).fetchall()
+            for line in lines:
+                account_id = wallet_account(budget["client_id"], line["category"])
+                ensure_account(connection, account_id, client_id=budget["client_id"], category=line["category"])
+                common = {"client_id": budget["client_id"], "category": line["category"]}
+                if boundary_is_now and expires_at_boundary(policy, budget["start_month"], budget["end_month"], month):
+                    expired += _expire_at_boundary(connection, account_id, month, now, common)
+                if budget["start_month"] <= month <= budget["end_month"]:
+                    credited += _credit(connection, account_id, month, budget["id"], line["monthly_amount"], now, common)
+        last_seq = budgets[-1]["seq"] if budgets else after_budget_seq
+        done = len(budgets) < batch
+        if done:
+            connection.execute("UPDATE credit_runs SET finished_at = ? WHERE month = ?", (now, month))
+        return {"last_budget_seq": last_seq, "done": done, "credited_now": credited, "expired_now": expired}
+
+    return unit
+
+
+def _expire_at_boundary(
+    connection: sqlite3.Connection, account_id: str, month: str, now: str, common: dict[str, str]
+) -> int:
+    if connection.execute(
+        "SELECT 1 FROM expiries WHERE account_id = ? AND boundary_month = ?", (account_id, month)
+    ).fetchone():
+        return 0
+    line = read_line(connection, account_id)
+    already_credited = connection.execute(
+        "SELECT COALESCE(SUM(amount), 0) FROM credits WHERE account_id = ? AND month >= ?", (account_id, month)
+    ).fetchone()[0]
+    amount = expiry_amount(line.available, already_credited)
+    transaction_id = None
+    if amount > 0:
+        transfer = Transaction.transfer(TransactionType.EXPIRY, account_id, FUNDING_ACCOUNT, amount)
+        transaction_id = post(connection, transfer, now, month=previous_month(month), **common)
+    connection.execute(
+        "INSERT INTO expiries (account_id, boundary_month, amount, transaction_id) VALUES (?, ?, ?, ?)",
+        (account_id, month, amount, transaction_id),
+    )
+    return 1 if amount > 0 else 0
+
+
+def _credit(
+    connection: sqlite3.Connection,
+    account_id: str,
+    month: str,
+    budget_id: str,
+    amount: int,
+    now: str,
+    common: dict[str, str],
+) -> int:
+    if connection.execute("SELECT 1 FROM credits WHERE account_id = ? AND month = ?", (account_id, month)).fetchone():
+        return 0
+    transfer = Transaction.transfer(TransactionType.CREDIT, FUNDING_ACCOUNT, account_id, amount)
+    transaction_id = post(connection, transfer, now, month=month, **common)
+    connection.execute(
+        "INSERT INTO credits (account_id, month, budget_id, amount, transaction_id) VALUES (?, ?, ?, ?, ?)",
+        (account_id, month, budget_id, amount, transaction_id),
+    )
+    return 1
+
+
+# Charges.
+
+
+def _active_budget_has(connection: sqlite3.Connection, client_id: str, category: str, month: str) -> bool:
+    return (
+        connection.execute(
+            "SELECT 1 FROM budgets b JOIN budget_lines l ON l.budget_id = b.id"
+            " WHERE b.client_id = ? AND l.category = ? AND b.start_month <= ? AND b.end_month >= ?",
+            (client_id, category, month, month),
+        ).fetchone()
+        is not None
+    )
+
+
+# Failed identity checks in a window, and the one whose leaving the window lifts a lockout.
+LOCKOUT_COUNT_SQL = {
+    column: f"SELECT COUNT(*) FROM identity_failures WHERE {column} = ? AND at > ?"
+    for column in ("client_id", "provider_id")
+}
+LOCKOUT_NTH_SQL = {
+    column: f"SELECT at FROM identity_failures WHERE {column} = ? AND at > ? ORDER BY at LIMIT 1 OFFSET ?"
+    for column in ("client_id", "provider_id")
+}
+
+
+def identity_lockout(
+    connection: sqlite3.Connection, column: str, value: str, maximum: int, limits: Limits, now: datetime
+) -> Record:
+    """Failed identity checks of a wallet (``client_id``) or a provider (``provider_id``) in the
+    window, and until when further checks are refused."""
+    window = timedelta(seconds=limits.identity_failures_window_seconds)
+    since = rfc3339(now - window)
+    failures = connection.execute(LOCKOUT_COUNT_SQL[column], (value, since)).fetchone()[0]
+    nth = None
+    if failures >= maximum:
+        nth = connection.execute(LOCKOUT_NTH_SQL[column], (value, since, failures - maximum)).fetchone()[0]
+    return lockout_record(failures, maximum, nth, window)
+
+
+def lockout_record(failures: int, maximum: int, unlocking_failure_at: str | None, window: timedelta) -> Record:
+    locked_until = None
+    if failures >= maximum and unlocking_failure_at is not None:
+        # The lock lifts when enough failures have left the window to fall below the maximum.
+        locked_until = rfc3339(datetime.fromisoformat(unlocking_failure_at) + window)
+    return {
+        "failures": failures,
+        "max_failures": maximum,
+        "window_seconds": int(window.total_seconds()),
+        "locked_until": locked_until,
+    }
+
+
+def _check_rate_limit(
+    connection: sqlite3.Connection, client_id: str, provider_id: str, limits: Limits, now: datetime
+) -> None:
+    for column, value, maximum, whose in (
+        ("client_id", client_id, limits.identity_failures_max, "this wallet"),
+        ("provider_id", provider_id, limits.provider_identity_failures_max, "this provider"),
+    ):
+        lockout = identity_lockout(connection, column, value, maximum, limits, now)
+        if lockout["locked_until"] is not None:
+            retry = datetime.fromisoformat(lockout["locked_until"]) - now
+            raise RateLimited(
+                f"too many failed identity checks for {whose}; try again later",
+                retry_after_seconds=max(math.ceil(retry.total_seconds()), 1),
+            )
+
+
+def _record_identity_failure(
+    connection: sqlite3.Connection, client_id: str, provider_id: str, method: str, now: str
+) -> None:
+    connection.execute(
+        "INSERT INTO identity_failures (client_id, provider_id, method, at) VALUES (?, ?, ?, ?)",
+        (client_id, provider_id, method, now),
+    )
+
+
+def charge(command: ChargeCommand, limits: Limits, now: datetime, month: str) -> Unit:
+    stamp = rfc3339(now)
+
+    def unit(connection: sqlite3.Connection) -> Record | Refusal:
+        provider = connection.execute(
+            "SELECT status FROM providers WHERE id = ?", (command.provider_id,)
+        ).fetchone()
+        if provider is None or provider["status"] != "approved":
+            raise ProviderNotApproved("the provider is not approved to charge")
+        if connection.execute(
+            "SELECT 1 FROM provider_categories WHERE provider_id = ? AND category = ?",
+            (command.provider_id, command.category),
+        ).fetchone() is None:
+            raise ProviderNotApproved("the provider is not approved for this category", field="category")
+        client = connection.execute(
+            "SELECT id, national_id_hash FROM clients WHERE phone_hash = ?", (command.phone_hash,)
+        ).fetchone()
+        if client is None:
+            raise NotFound("no wallet for this phone number", field="phone")
+        client_id = client["id"]
+        if not _active_budget_has(connection, client_id, command.category, month):
+            raise CategoryNotAllowed("this category is not in the client's budget", field="category")
+        _check_rate_limit(connection, client_id, command.provider_id, limits, now)
+        account_id = wallet_account(client_id, command.category)
+        line = read_line(connection, account_id)
+        charge_id = new_id("ch")
+        if command.method is IdentityMethod.NATIONAL_ID:
+            stored = client["national_id_hash"]
+            if stored is None or command.national_id_hash is None or not equal(stored, command.national_id_hash):
+                _record_identity_failure(connection, client_id, command.provider_id, command.method.value, stamp)
+                return Refusal(IdentityCheckFailed("the national id does not match this wallet"))
+            charge_rules.debit(line, command.amount)  # refuses when not available
+            _insert_charge(connection, charge_id, command, client_id, account_id, "captured", stamp)
+            connection.execute("UPDATE charges SET captured_at = ? WHERE id = ?", (stamp, charge_id))
+            transfer = Transaction.transfer(
+                TransactionType.CAPTURE, account_id, payable_account(command.provider_id), command.amount
+            )
+            post(connection, transfer, stamp, client_id=client_id, provider_id=command.provider_id,
+                 category=command.category, charge_id=charge_id)  # fmt: skip
+        else:
+            charge_rules.reserve(line, command.amount)  # refuses when not available
+            _insert_charge(connection, charge_id, command, client_id, account_id, "pending", stamp)
+            change_held(connection, account_id, command.amount)
+            audit.append(connection, stamp, "charge.held", charge_id, account_id=account_id, amount=command.amount)
+            events.append(connection, account_id, "hold", -command.amount, stamp, charge_id=charge_id,
+                          provider_id=command.provider_id)  # fmt: skip
+        row = connection.execute("SELECT * FROM charges WHERE id = ?", (charge_id,)).fetchone()
+        return render.charge(row)
+
+    return unit
+
+
+def _insert_charge(
+    connection: sqlite3.Connection,
+    charge_id: str,
+    command: ChargeCommand,
+    client_id: str,
+    account_id: str,
+    status: str,
+    now: str,
+) -> None:
+    connection.execute(
+        "INSERT INTO charges (id, provider_id, client_id, category, account_id, amount, method, status,"
+        " description, created_at, expires_at, otp_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            charge_id, command.provider_id, client_id, command.category, account_id, command.amount,
+            command.method.value, status, command.description, now,
+            rfc3339(command.otp_expires_at) if command.otp_expires_at else None, command.otp_hash,
+        ),
+    )  # fmt: skip
+
+
+def _load_charge(connection: sqlite3.Connection, provider_id: str, charge_id: str) -> sqlite3.Row:
+    row = connection.execute(
+        "SELECT * FROM charges WHERE id = ? AND provider_id = ?", (charge_id, provider_id)
+    ).fetchone()
+    if row is None:
+        raise NotFound("no such charge")
+    return row
+
+
+def _void(connection: sqlite3.Connection, row: sqlite3.Row, reason: str, now: str) -> None:
+    line = read_line(connection, row["account_id"])
+    charge_rules.release(line, row["amount"])
+    change_held(connection, row["account_id"], -row["amount"])
+    connection.execute(
+        "UPDATE charges SET status = 'voided', voided_at = ?, void_reason = ? WHERE id = ?", (now, reason, row["id"])
+    )
+    audit.append(connection, now, "charge.voided", row["id"], account_id=row["account_id"], amount=row["amount"],
+                 reason=reason)  # fmt: skip
+    events.append(connection, row["account_id"], "void", row["amount"], now, charge_id=row["id"],
+                  provider_id=row["provider_id"], reason=reason)  # fmt: skip
+
+
+def confirm_charge(provider_id: str, charge_id: str, code_hash: str, limits: Limits, now: datetime) -> Unit:
+    stamp = rfc3339(now)
+
+    def unit(connection: sqlite3.Connection) -> Record | Refusal:
+        row = _load_charge(connection, provider_id, charge_id)
+        charge_rules.require_status(ChargeStatus(row["status"]), ChargeStatus.PENDING, "confirm")
+        if row["method"] != IdentityMethod.OTP.value:
+            raise Conflict("this charge does not wait for a code")
+        if row["expires_at"] <= stamp:
+            _void(connection, row, "expired", stamp)
+            return Refusal(Conflict("the code has expired; the charge is voided", charge_status="voided"))
+        if not equal(row["otp_hash"], code_hash):
+            attempts = row["otp_attempts"] + 1
+            connection.execute("UPDATE charges SET otp_attempts = ? WHERE id = ?", (attempts, charge_id))
+            _record_identity_failure(connection, row["client_id"], provider_id, IdentityMethod.OTP.value, stamp)
+            if attempts >= limits.otp_max_attempts:
+                _void(connection, row, "too_many_attempts", stamp)
+                return Refusal(
+                    IdentityCheckFailed("wrong code; too many attempts, the charge is voided", charge_status="voided",
+                                        attempts_left=0)  # fmt: skip
+                )
+            return Refusal(
+                IdentityCheckFailed("wrong code", charge_status="pending", attempts_left=limits.otp_max_attempts - attempts)
+            )
+        _capture_held(connection, row, stamp)
+        return render.charge(_load_charge(connection, provider_id, charge_id))
+
+    return unit
+
+
+def _capture_held(connection: sqlite3.Connection, row: sqlite3.Row, now: str) -> None:
+    """Turn a pending charge's hold into a capture: wallet line → the provider's payable."""
+    line = read_line(connection, row["account_id"])
+    charge_rules.capture_held(line, row["amount"])
+    change_held(connection, row["account_id"], -row["amount"])
+    transfer = Transaction.transfer(
+        TransactionType.CAPTURE, row["account_id"], payable_account(row["provider_id"]), row["amount"]
+    )
+    post(connection, transfer, now, client_id=row["client_id"], provider_id=row["provider_id"],
+         category=row["category"], charge_id=row["id"])  # fmt: skip
+    connection.execute("UPDATE charges SET status = 'captured', captured_at = ? WHERE id = ?", (now, row["id"]))
+
+
+def void_charge(provider_id: str, charge_id: str, now: datetime) -> Unit:
+    stamp = rfc3339(now)
+
+    def unit(connection: sqlite3.Connection) -> Record:
+        row = _load_charge(connection, provider_id, charge_id)
+        status = ChargeStatus(row["status"])
+        if status is ChargeStatus.CAPTURED:
+            raise Conflict("a captured charge cannot be voided; refund it instead", charge_status=status.value)
+        charge_rules.require_status(status, ChargeStatus.PENDING, "void")
+        _void(connection, row, "voided_by_provider", stamp)
+        return render.charge(_load_charge(connection, provider_id, charge_id))
+
+    return unit
+
+
+def refund(provider_id: str, charge_id: str, amount: int, now: datetime) -> Unit:
+    stamp = rfc3339(now)
+
+    def unit(connection: sqlite3.Connection) -> Record:
+        row = _load_charge(connection, provider_id, charge_id)
+        charge_rules.require_status(ChargeStatus(row["status"]), ChargeStatus.CAPTURED, "refund")
+        charge_rules.refundable(row["amount"], row["refunded_amount"], amount)
+        refund_id = new_id("re")
+        transfer = Transaction.transfer(TransactionType.REFUND, payable_account(provider_id), row["account_id"], amount)
+        transaction_id = post(connection, transfer, stamp, client_id=row["client_id"], provider_id=provider_id,
+                              category=row["category"], charge_id=charge_id, refund_id=refund_id)  # fmt: skip
+        connection.execute(
+            "INSERT INTO refunds (id, charge_id, provider_id, amount, transaction_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (refund_id, charge_id, provider_id, amount, transaction_id, stamp),
+        )
+        connection.execute(
+            "UPDATE charges SET refunded_amount = refunded_amount + ? WHERE id = ?", (amount, charge_id)
+        )
+        return {
+            "id": refund_id,
+            "charge_id": charge_id,
+            "amount": amount,
+            "status": "succeeded",
+            "created_at": stamp,
+            "charge": render.charge(_load_charge(connection, provider_id, charge_id)),
+        }
+
+    return unit
+
+
+def expire_pending(now: datetime, batch: int) -> Unit:
+    stamp = rfc3339(now)
+
+    def unit(connection: sqlite3.Connection) -> Record:
+        rows = connection.execute(
+            "SELECT * FROM charges WHERE status = 'pending' AND expires_at <= ? ORDER BY expires_at LIMIT ?",
+            (stamp, batch),
+        ).fetchall()
+        for row in rows:
+            _void(connection, row, "expired", stamp)
+        return {"voided": len(rows)}
+
+    return unit
+
+
+# The client answers a charge made with the app method: approve (capture) or decline (void).
+
+
+def answer_charge(client_id: str, charge_id: str, approve: bool, now: datetime) -> Unit:
+    stamp = rfc3339(now)
+
+    def unit(connection: sqlite3.Connection) -> Record | Refusal:
+        row = connection.execute(
+            "SELECT * FROM charges WHERE id = ? AND client_id = ?", (charge_id, client_id)
+        ).fetchone()
+        if row is None:
+            raise NotFound("no such charge")  # another wallet's charge is not even there
+        charge_rules.require_status(ChargeStatus(row["status"]), ChargeStatus.PENDING, "approve or decline")
+        charge_rules.require_client_approval(IdentityMethod(row["method"]))
+        if row["expires_at"] <= stamp:
+            _void(connection, row, "expired", stamp)
+            return Refusal(Conflict("the request has expired; the charge is voided", charge_status="voided"))
+        if approve:
+            _capture_held(connection, row, stamp)
+        else:
+            _void(connection, row, "declined_by_client", stamp)
+        audit.append(connection, stamp, "charge.approved" if approve else "charge.declined", charge_id,
+                     client_id=client_id)  # fmt: skip
+        return client_charge(connection, charge_id)
+
+    return unit
+
+
+def client_charge(connection: sqlite3.Connection, charge_id: str) -> Record:
+    row = connection.execute(
+        "SELECT c.*, p.name AS provider_name FROM charges c JOIN providers p ON p.id = c.provider_id WHERE c.id = ?",
+        (charge_id,),
+    ).fetchone()
+    return render.client_charge(row)
+
+
+# Client login.
+
+
+def start_login(phone_hash: str, code_hash: str, expires_at: datetime, limits: Limits, now: datetime) -> Unit:
+    stamp = rfc3339(now)
+
+    def unit(connection: sqlite3.Connection) -> Record:
+        client = connection.execute("SELECT id FROM clients WHERE phone_hash = ?", (phone_hash,)).fetchone()
+        if client is None:
+            return {"sent": False}
+        window_start = rfc3339(now - timedelta(seconds=limits.login_requests_window_seconds))
+        recent = connection.execute(
+            "SELECT COUNT(*), MIN(created_at) FROM login_codes WHERE client_id = ? AND created_at > ?",
+            (client["id"], window_start),
+        ).fetchone()
+        if recent[0] >= limits.login_requests_max:
+            retry = datetime.fromisoformat(recent[1]) + timedelta(seconds=limits.login_requests_window_seconds) - now
+            raise RateLimited("too many login codes requested; try again later",
+                              retry_after_seconds=max(math.ceil(retry.total_seconds()), 1))  # fmt: skip
+        connection.execute(
+            "INSERT INTO login_codes (client_id, code_hash, created_at, expires_at) VALUES (?, ?, ?, ?)",
+            (client["id"], code_hash, stamp, rfc3339(expires_at)),
+        )
+        return {"sent": True}
+
+    return unit
+
+
+def verify_login(phone_hash: str, code_hash: str, limits: Limits, now: datetime) -> Unit:
+    stamp = rfc3339(now)
+
+    def unit(connection: sqlite3.Connection) -> Record | Refusal:
+        failure = Refusal(IdentityCheckFailed("wrong or expired code"))
+        client = connection.execute("SELECT id FROM clients WHERE phone_hash = ?", (phone_hash,)).fetchone()
+        if client is None:
+            return failure
+        code = connection.execute(
+            "SELECT * FROM login_codes WHERE client_id = ? AND used_at IS NULL AND expires_at > ? AND attempts < ?"
+            " ORDER BY seq DESC LIMIT 1",
+            (client["id"], stamp, limits.login_code_max_attempts),
+        ).fetchone()
+        if code is None:
+            return failure
+        if not equal(code["code_hash"], code_hash):
+            connection.execute("UPDATE login_codes SET attempts = attempts + 1 WHERE seq = ?", (code["seq"],))
+            return failure
+        connection.execute("UPDATE login_codes SET used_at = ? WHERE seq = ?", (stamp, code["seq"]))
+        return {"client_id": client["id"]}
+
+    return unit
+
+
+def purge_idempotency_keys(older_than: datetime, batch: int) -> Unit:
+    """Forget idempotency keys past their retention; the effects they guarded stay."""
+    cutoff = rfc3339(older_than)
+
+    def unit(connection: sqlite3.Connection) -> Record:
+        deleted = connection.execute(
+            "DELETE FROM idempotency_keys WHERE rowid IN"
+            " (SELECT rowid FROM idempotency_keys WHERE created_at < ? LIMIT ?)",
+            (cutoff, batch),
+        ).rowcount
+        return {"deleted": deleted}
+
+    return unit

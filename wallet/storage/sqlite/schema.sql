@@ -1,0 +1,345 @@
+-- The wallet's SQLite schema. Ledger tables (transactions, postings) are append-only: triggers
+-- refuse UPDATE and DELETE. Accounts carry running balances that `wallet check` recomputes.
+PRAGMA foreign_keys = ON;
+
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL) STRICT;
+
+CREATE TABLE IF NOT EXISTS categories (
+    code        TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    created_at  TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS clients (
+    seq               INTEGER PRIMARY KEY AUTOINCREMENT,
+    id                TEXT NOT NULL UNIQUE,
+    name              TEXT NOT NULL,
+    phone_hash        TEXT NOT NULL UNIQUE,  -- HMAC of the E.164 number: the lookup key
+    phone_ciphertext  TEXT NOT NULL,         -- AES-GCM under the phone key: the number itself
+    national_id_hash  TEXT,
+    created_at        TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS budgets (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    id           TEXT NOT NULL UNIQUE,
+    client_id    TEXT NOT NULL REFERENCES clients(id),
+    start_month  TEXT NOT NULL,
+    end_month    TEXT NOT NULL,
+    unused       TEXT NOT NULL CHECK (unused IN ('carry_over', 'expire')),
+    created_at   TEXT NOT NULL,
+    CHECK (start_month <= end_month)
+) STRICT;
+CREATE INDEX IF NOT EXISTS budgets_by_client ON budgets (client_id, start_month);
+CREATE INDEX IF NOT EXISTS budgets_by_end ON budgets (end_month);
+
+CREATE TABLE IF NOT EXISTS budget_lines (
+    budget_id       TEXT NOT NULL REFERENCES budgets(id),
+    category        TEXT NOT NULL REFERENCES categories(code),
+    monthly_amount  INTEGER NOT NULL CHECK (monthly_amount > 0),
+    PRIMARY KEY (budget_id, category)
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS providers (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    id           TEXT NOT NULL UNIQUE,
+    name         TEXT NOT NULL,
+    business_id  TEXT NOT NULL,
+    iban         TEXT NOT NULL,
+    status       TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'suspended')),
+    created_at   TEXT NOT NULL,
+    updated_at   TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS provider_categories (
+    provider_id  TEXT NOT NULL REFERENCES providers(id),
+    category     TEXT NOT NULL REFERENCES categories(code),
+    PRIMARY KEY (provider_id, category)
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS provider_credentials (
+    client_id    TEXT PRIMARY KEY,
+    provider_id  TEXT NOT NULL REFERENCES providers(id),
+    secret_hash  TEXT NOT NULL,
+    created_at   TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS accounts (
+    id           TEXT PRIMARY KEY,
+    kind         TEXT NOT NULL CHECK (kind IN ('funding', 'wallet', 'payable', 'settled')),
+    client_id    TEXT,
+    provider_id  TEXT,
+    category     TEXT,
+    balance      INTEGER NOT NULL DEFAULT 0,
+    held         INTEGER NOT NULL DEFAULT 0 CHECK (held >= 0),
+    CHECK (kind <> 'wallet' OR balance - held >= 0)
+) STRICT;
+CREATE INDEX IF NOT EXISTS accounts_by_client ON accounts (client_id) WHERE client_id IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS transactions (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    id           TEXT NOT NULL UNIQUE,
+    type         TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    client_id    TEXT,
+    provider_id  TEXT,
+    category     TEXT,
+    charge_id    TEXT,
+    refund_id    TEXT,
+    month        TEXT
+) STRICT;
+CREATE INDEX IF NOT EXISTS transactions_by_client ON transactions (client_id, seq) WHERE client_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS transactions_by_time ON transactions (created_at);
+
+CREATE TABLE IF NOT EXISTS postings (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    transaction_id  TEXT NOT NULL REFERENCES transactions(id),
+    account_id      TEXT NOT NULL REFERENCES accounts(id),
+    amount          INTEGER NOT NULL CHECK (amount <> 0),
+    balance_after   INTEGER NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS postings_by_transaction ON postings (transaction_id);
+CREATE INDEX IF NOT EXISTS postings_by_account ON postings (account_id, seq);
+
+CREATE TRIGGER IF NOT EXISTS transactions_append_only_update BEFORE UPDATE ON transactions
+BEGIN SELECT RAISE(ABORT, 'transactions are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS transactions_append_only_delete BEFORE DELETE ON transactions
+BEGIN SELECT RAISE(ABORT, 'transactions are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS postings_append_only_update BEFORE UPDATE ON postings
+BEGIN SELECT RAISE(ABORT, 'postings are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS postings_append_only_delete BEFORE DELETE ON postings
+BEGIN SELECT RAISE(ABORT, 'postings are append-only'); END;
+
+CREATE TABLE IF NOT EXISTS charges (
+    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+    id               TEXT NOT NULL UNIQUE,
+    provider_id      TEXT NOT NULL REFERENCES providers(id),
+    client_id        TEXT NOT NULL REFERENCES clients(id),
+    category         TEXT NOT NULL,
+    account_id       TEXT NOT NULL REFERENCES accounts(id),
+    amount           INTEGER NOT NULL CHECK (amount > 0),
+    method           TEXT NOT NULL,
+    status           TEXT NOT NULL CHECK (status IN ('pending', 'captured', 'voided')),
+    description      TEXT,
+    created_at       TEXT NOT NULL,
+    expires_at       TEXT,
+    captured_at      TEXT,
+    voided_at        TEXT,
+    void_reason      TEXT,
+    refunded_amount  INTEGER NOT NULL DEFAULT 0 CHECK (refunded_amount >= 0 AND refunded_amount <= amount),
+    otp_hash         TEXT,
+    otp_attempts     INTEGER NOT NULL DEFAULT 0
+) STRICT;
+CREATE INDEX IF NOT EXISTS charges_by_provider ON charges (provider_id, seq);
+CREATE INDEX IF NOT EXISTS charges_pending ON charges (expires_at) WHERE status = 'pending';
+
+CREATE TABLE IF NOT EXISTS refunds (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    id              TEXT NOT NULL UNIQUE,
+    charge_id       TEXT NOT NULL REFERENCES charges(id),
+    provider_id     TEXT NOT NULL REFERENCES providers(id),
+    amount          INTEGER NOT NULL CHECK (amount > 0),
+    transaction_id  TEXT NOT NULL REFERENCES transactions(id),
+    created_at      TEXT NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS refunds_by_charge ON refunds (charge_id);
+
+-- One credit per wallet line per month; one boundary expiry per wallet line per month.
+CREATE TABLE IF NOT EXISTS credits (
+    account_id      TEXT NOT NULL REFERENCES accounts(id),
+    month           TEXT NOT NULL,
+    budget_id       TEXT NOT NULL REFERENCES budgets(id),
+    amount          INTEGER NOT NULL CHECK (amount > 0),
+    transaction_id  TEXT NOT NULL REFERENCES transactions(id),
+    PRIMARY KEY (account_id, month)
+) STRICT;
+CREATE INDEX IF NOT EXISTS credits_by_month ON credits (month);
+
+CREATE TABLE IF NOT EXISTS expiries (
+    account_id      TEXT NOT NULL REFERENCES accounts(id),
+    boundary_month  TEXT NOT NULL,
+    amount          INTEGER NOT NULL CHECK (amount >= 0),
+    transaction_id  TEXT REFERENCES transactions(id),
+    PRIMARY KEY (account_id, boundary_month)
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS credit_runs (
+    month        TEXT PRIMARY KEY,
+    started_at   TEXT NOT NULL,
+    finished_at  TEXT
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS identity_failures (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    client_id    TEXT NOT NULL,
+    provider_id  TEXT,
+    method       TEXT NOT NULL,
+    at           TEXT NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS identity_failures_by_client ON identity_failures (client_id, at);
+CREATE INDEX IF NOT EXISTS identity_failures_by_provider ON identity_failures (provider_id, at);
+
+CREATE TABLE IF NOT EXISTS login_codes (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    client_id   TEXT NOT NULL REFERENCES clients(id),
+    code_hash   TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    expires_at  TEXT NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    used_at     TEXT
+) STRICT;
+CREATE INDEX IF NOT EXISTS login_codes_by_client ON login_codes (client_id, created_at);
+
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    scope        TEXT NOT NULL,
+    key          TEXT NOT NULL,
+    fingerprint  TEXT NOT NULL,
+    outcome      TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    PRIMARY KEY (scope, key)
+) STRICT;
+CREATE INDEX IF NOT EXISTS idempotency_keys_by_time ON idempotency_keys (created_at);
+
+INSERT INTO accounts (id, kind) VALUES ('funding', 'funding') ON CONFLICT DO NOTHING;
+
+-- The tamper-evident audit log: every money movement and organizer action, hash-chained.
+CREATE TABLE IF NOT EXISTS audit_log (
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    at             TEXT NOT NULL,
+    actor          TEXT NOT NULL,
+    action         TEXT NOT NULL,
+    subject        TEXT NOT NULL,
+    data           TEXT NOT NULL,
+    previous_hash  TEXT NOT NULL,
+    hash           TEXT NOT NULL UNIQUE
+) STRICT;
+CREATE TRIGGER IF NOT EXISTS audit_log_append_only_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_log_append_only_delete BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+
+-- Settlement batches (see wallet/ledger/settlements.py). A batch's lines are ledger transactions
+-- (captures and refunds) keyed by their transaction id: a line can never be in two batches.
+CREATE INDEX IF NOT EXISTS transactions_by_provider ON transactions (provider_id, seq) WHERE provider_id IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS settlements (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,  -- also the number in the reference
+    id              TEXT NOT NULL UNIQUE,
+    provider_id     TEXT NOT NULL REFERENCES providers(id),
+    reference       TEXT NOT NULL UNIQUE,               -- Finnish reference, digits only
+    rf_reference    TEXT NOT NULL UNIQUE,               -- ISO 11649 form, compact
+    amount          INTEGER NOT NULL,                   -- net cents owed to the provider; negative: owed by it
+    count           INTEGER NOT NULL CHECK (count > 0),
+    period_start    TEXT NOT NULL,                      -- time of the batch's first line
+    period_end      TEXT NOT NULL,                      -- time of its last line
+    until           TEXT NOT NULL,                      -- the cut-off asked for
+    transaction_id  TEXT UNIQUE REFERENCES transactions(id),  -- NULL exactly when amount = 0
+    scan_from_seq   INTEGER NOT NULL,                   -- every line of this provider below it is settled
+    status          TEXT NOT NULL CHECK (status IN ('open', 'invoiced', 'paid')),
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL,
+    CHECK ((amount = 0) = (transaction_id IS NULL)),
+    CHECK (period_start <= period_end)
+) STRICT;
+CREATE INDEX IF NOT EXISTS settlements_by_provider ON settlements (provider_id, seq);
+CREATE INDEX IF NOT EXISTS settlements_by_time ON settlements (created_at);
+
+CREATE TABLE IF NOT EXISTS settlement_items (
+    transaction_id  TEXT PRIMARY KEY REFERENCES transactions(id),
+    settlement_id   TEXT NOT NULL REFERENCES settlements(id),
+    amount          INTEGER NOT NULL CHECK (amount <> 0)  -- its posting on the provider's payable account
+) STRICT;
+CREATE INDEX IF NOT EXISTS settlement_items_by_settlement ON settlement_items (settlement_id);
+
+-- Every status change of a batch, with who (the principal's scope) and when.
+CREATE TABLE IF NOT EXISTS settlement_events (
+    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+    settlement_id    TEXT NOT NULL REFERENCES settlements(id),
+    previous_status  TEXT,
+    status           TEXT NOT NULL CHECK (status IN ('open', 'invoiced', 'paid')),
+    actor            TEXT NOT NULL,
+    at               TEXT NOT NULL,
+    note             TEXT
+) STRICT;
+CREATE INDEX IF NOT EXISTS settlement_events_by_settlement ON settlement_events (settlement_id, seq);
+
+-- A batch's money never changes after it is made; only its status (and when) may.
+CREATE TRIGGER IF NOT EXISTS settlements_fixed BEFORE UPDATE OF
+    seq, id, provider_id, reference, rf_reference, amount, count, period_start, period_end, until,
+    transaction_id, scan_from_seq, created_at ON settlements
+BEGIN SELECT RAISE(ABORT, 'a settlement batch is fixed once made; only its status changes'); END;
+CREATE TRIGGER IF NOT EXISTS settlements_never_deleted BEFORE DELETE ON settlements
+BEGIN SELECT RAISE(ABORT, 'settlement batches are never deleted'); END;
+CREATE TRIGGER IF NOT EXISTS settlement_items_append_only_update BEFORE UPDATE ON settlement_items
+BEGIN SELECT RAISE(ABORT, 'settlement items are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS settlement_items_append_only_delete BEFORE DELETE ON settlement_items
+BEGIN SELECT RAISE(ABORT, 'settlement items are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS settlement_events_append_only_update BEFORE UPDATE ON settlement_events
+BEGIN SELECT RAISE(ABORT, 'settlement events are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS settlement_events_append_only_delete BEFORE DELETE ON settlement_events
+BEGIN SELECT RAISE(ABORT, 'settlement events are append-only'); END;
+
+-- Invoice reconciliations: each received invoice and its outcome (see wallet/ledger/reconciliation.py).
+CREATE TABLE IF NOT EXISTS reconciliations (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    id          TEXT NOT NULL UNIQUE,
+    source      TEXT NOT NULL CHECK (source IN ('finvoice', 'csv')),
+    invoices    INTEGER NOT NULL CHECK (invoices > 0),
+    matched     INTEGER NOT NULL CHECK (matched >= 0),
+    actor       TEXT NOT NULL,
+    created_at  TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS reconciliation_invoices (
+    seq                 INTEGER PRIMARY KEY AUTOINCREMENT,
+    reconciliation_id   TEXT NOT NULL REFERENCES reconciliations(id),
+    position            INTEGER NOT NULL,
+    invoice_number      TEXT,
+    reference           TEXT,            -- as written on the invoice
+    payment_reference   TEXT,            -- compact Finnish form, when its check digits hold
+    seller_business_id  TEXT,            -- as written
+    seller_digits       TEXT,            -- the Y-tunnus digits, for comparing
+    amount              INTEGER,         -- cents, when readable
+    outcome             TEXT NOT NULL CHECK (outcome IN
+                            ('matched', 'amount_mismatch', 'unknown_reference', 'business_id_mismatch', 'duplicate')),
+    settlement_id       TEXT REFERENCES settlements(id),
+    detail              TEXT NOT NULL,
+    UNIQUE (reconciliation_id, position)
+) STRICT;
+-- One matched invoice per batch, and a seller's invoice number matches once: the database says so.
+CREATE UNIQUE INDEX IF NOT EXISTS reconciliation_invoices_one_match_per_settlement
+    ON reconciliation_invoices (settlement_id) WHERE outcome = 'matched';
+CREATE UNIQUE INDEX IF NOT EXISTS reconciliation_invoices_matched_once
+    ON reconciliation_invoices (seller_digits, invoice_number)
+    WHERE outcome = 'matched' AND invoice_number IS NOT NULL;
+CREATE TRIGGER IF NOT EXISTS reconciliation_invoices_append_only_update BEFORE UPDATE ON reconciliation_invoices
+BEGIN SELECT RAISE(ABORT, 'reconciliation invoices are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS reconciliation_invoices_append_only_delete BEFORE DELETE ON reconciliation_invoices
+BEGIN SELECT RAISE(ABORT, 'reconciliation invoices are append-only'); END;
+
+-- The client's live feed (GET /v1/me/events): one row per change to a wallet line, written by the
+-- unit of work in the same transaction as the change. ``seq`` is the event id; one writer at a time
+-- means ids rise in commit order, so a stream that sends the rows above its last id loses nothing
+-- and repeats nothing. ``amount`` is signed: the change to the line's balance for credit, expiry,
+-- capture and refund; the change to what is available for hold and void. Balances are after it.
+CREATE TABLE IF NOT EXISTS wallet_events (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    client_id       TEXT NOT NULL REFERENCES clients(id),
+    type            TEXT NOT NULL CHECK (type IN ('credit', 'expiry', 'hold', 'capture', 'void', 'refund')),
+    category        TEXT NOT NULL,
+    amount          INTEGER NOT NULL CHECK (amount <> 0),
+    charge_id       TEXT,
+    provider_id     TEXT,
+    transaction_id  TEXT,
+    reason          TEXT,               -- why a hold was released (void)
+    line_balance    INTEGER NOT NULL,
+    line_available  INTEGER NOT NULL,
+    balance         INTEGER NOT NULL,   -- the whole wallet
+    available       INTEGER NOT NULL,
+    created_at      TEXT NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS wallet_events_by_client ON wallet_events (client_id, seq);
+CREATE TRIGGER IF NOT EXISTS wallet_events_append_only_update BEFORE UPDATE ON wallet_events
+BEGIN SELECT RAISE(ABORT, 'wallet events are append-only'); END;
+-- A client's own charges: the statement's held amount, pending approvals in the app.
+CREATE INDEX IF NOT EXISTS charges_by_client ON charges (client_id, seq);

@@ -1,0 +1,268 @@
+"""The one writer: a thread that owns the only write connection (the datasette pattern).
+
+Callers submit a unit of work, a plain function of a ``sqlite3.Connection``. The thread drains
+its queue into a batch, runs ``BEGIN IMMEDIATE``, runs each unit inside its own savepoint (so a
+refused or failing unit undoes only itself), then ``COMMIT``s once for the whole batch: group
+commit. Every caller is answered only after the commit that holds its work, and with
+``synchronous=FULL`` in WAL mode that commit is on disk.
+
+A unit of work runs start to end in this thread, with no ``await`` anywhere inside it: nothing
+can come between reading a balance and debiting it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from wallet.ledger.errors import IdempotencyKeyReuse, OperationError, RateLimited, Unavailable
+from wallet.storage.port import ACTOR, CommitObserver, Idempotency, Record, Refusal, WriterStats, Written
+
+log = structlog.get_logger(__name__)
+
+Unit = Callable[[sqlite3.Connection], Any]
+
+
+@dataclass
+class _Task:
+    unit: Unit
+    idempotency: Idempotency | None
+    created_at: str
+    future: asyncio.Future[Written]
+    loop: asyncio.AbstractEventLoop
+    actor: str = "system"
+    outcome: Written | BaseException | None = field(default=None)
+
+
+_STOP = object()
+
+
+def connect(path: str) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
+    connection.row_factory = sqlite3.Row
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.execute("PRAGMA synchronous = FULL")
+    connection.execute("PRAGMA foreign_keys = ON")
+    connection.execute("PRAGMA busy_timeout = 10000")
+    return connection
+
+
+class Writer:
+    def __init__(self, path: str, queue_max: int, batch_max: int) -> None:
+        self._path = path
+        self._queue: queue.Queue[_Task | object] = queue.Queue(maxsize=queue_max)
+        self._batch_max = batch_max
+        self._thread: threading.Thread | None = None
+        self._closing = False
+        self.last_batch_size = 0
+        self.last_commit_seconds = 0.0
+        self.last_commit_monotonic = time.monotonic()
+        self.last_fault_monotonic: float | None = None  # when a storage fault last undid a batch
+        self.batches = 0
+        self._commit_observers: list[CommitObserver] = []
+        # Called in this thread after each COMMIT, never inside a transaction; what it raises is
+        # logged, never let through: the batch is committed whatever it does.
+        self.after_commit: Callable[[sqlite3.Connection], None] | None = None
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def stats(self) -> WriterStats:
+        last_fault = self.last_fault_monotonic
+        return WriterStats(
+            alive=self.alive,
+            queue_depth=self.queue_depth,
+            batches=self.batches,
+            last_batch_size=self.last_batch_size,
+            last_commit_seconds=self.last_commit_seconds,
+            seconds_since_progress=time.monotonic() - max(self.last_commit_monotonic, last_fault or 0.0),
+            storage_fault=last_fault is not None and last_fault > self.last_commit_monotonic,
+        )
+
+    def observe_commits(self, observer: CommitObserver) -> None:
+        """Call ``observer(batch_size, commit_seconds)`` after each commit, in the writer thread."""
+        self._commit_observers.append(observer)
+
+    def start(self) -> None:
+        connection = connect(self._path)  # fail here, in the caller, if the file cannot be opened
+        self._thread = threading.Thread(target=self._run, args=(connection,), name="wallet-writer", daemon=True)
+        self._thread.start()
+
+    async def stop(self) -> None:
+        """Finish every queued unit, then close the connection."""
+        if self._thread is None:
+            return
+        self._closing = True
+        await asyncio.to_thread(self._queue.put, _STOP)
+        await asyncio.to_thread(self._thread.join)
+        self._thread = None
+
+    async def submit(self, unit: Unit, idempotency: Idempotency | None, created_at: str) -> Written:
+        if self._closing or self._thread is None:
+            raise Unavailable("the service is shutting down", retry_after_seconds=1)
+        loop = asyncio.get_running_loop()
+        task = _Task(unit, idempotency, created_at, loop.create_future(), loop, ACTOR.get())
+        try:
+            self._queue.put_nowait(task)
+        except queue.Full:
+            raise Unavailable("too many writes queued; retry shortly", retry_after_seconds=1) from None
+        return await asyncio.shield(task.future)
+
+    # The thread.
+
+    def _run(self, connection: sqlite3.Connection) -> None:
+        try:
+            while True:
+                first = self._queue.get()
+                if first is _STOP:
+                    return
+                batch: list[_Task] = [first]  # type: ignore[list-item]
+                stop_after = False
+                while len(batch) < self._batch_max:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is _STOP:
+                        stop_after = True
+                        break
+                    batch.append(item)  # type: ignore[arg-type]
+                try:
+                    self._run_batch(connection, batch)
+                except BaseException as error:  # never let the only writer die: answer and go on
+                    log.exception("writer_batch_crashed")
+                    _rollback(connection)
+                    self._answer_all(batch, error)
+                if stop_after:
+                    return
+        finally:
+            connection.close()
+
+    def _run_batch(self, connection: sqlite3.Connection, batch: list[_Task]) -> None:
+        started = time.perf_counter()
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            for task in batch:
+                task.outcome = self._run_task(connection, task)
+            connection.execute("COMMIT")
+        except sqlite3.OperationalError as error:
+            # A storage fault (disk full, I/O error, locked): nothing of the batch is kept, every
+            # caller hears 503 and may retry; the next batch tries again, so the service recovers
+            # by itself when the fault clears.
+            log.error("writer_storage_fault", error=str(error), batch=len(batch))
+            self.last_fault_monotonic = time.monotonic()
+            _rollback(connection)
+            self._answer_all(batch, Unavailable("the database is not writable now", retry_after_seconds=1))
+            return
+        self.last_commit_monotonic = time.monotonic()
+        self.batches += 1
+        self.last_batch_size = len(batch)
+        self.last_commit_seconds = time.perf_counter() - started
+        if self.after_commit is not None:
+            try:
+                self.after_commit(connection)
+            except Exception:
+                log.exception("writer_after_commit_failed")
+        for task in batch:
+            _answer(task, task.outcome)  # type: ignore[arg-type]
+        for observer in self._commit_observers:
+            try:
+                observer(len(batch), self.last_commit_seconds)
+            except Exception:  # an observer (metrics) never stops the writer
+                log.exception("commit_observer_failed")
+
+    def _run_task(self, connection: sqlite3.Connection, task: _Task) -> Written | BaseException:
+        idempotency = task.idempotency
+        if idempotency is not None:
+            row = connection.execute(
+                "SELECT fingerprint, outcome FROM idempotency_keys WHERE scope = ? AND key = ?",
+                (idempotency.scope, idempotency.key),
+            ).fetchone()
+            if row is not None:
+                return replay_outcome(row, idempotency)
+        connection.execute("SAVEPOINT unit")
+        actor = ACTOR.set(task.actor)
+        try:
+            value = task.unit(connection)
+        except OperationError as error:
+            connection.execute("ROLLBACK TO unit")
+            connection.execute("RELEASE unit")
+            self._remember(connection, task, {"error": error.to_record()}, error)
+            return error
+        except sqlite3.OperationalError:
+            raise  # a storage fault fails the whole batch
+        except BaseException as error:  # a bug: undo this unit only
+            connection.execute("ROLLBACK TO unit")
+            connection.execute("RELEASE unit")
+            log.error("write_unit_failed", error_type=type(error).__name__, error=str(error))
+            return error
+        finally:
+            ACTOR.reset(actor)
+        connection.execute("RELEASE unit")
+        if isinstance(value, Refusal):
+            self._remember(connection, task, {"error": value.error.to_record()}, value.error)
+            return value.error
+        self._remember(connection, task, {"value": value}, None)
+        return Written(value)
+
+    @staticmethod
+    def _remember(connection: sqlite3.Connection, task: _Task, outcome: Record, error: OperationError | None) -> None:
+        # A rate limit or overload is about the moment, not the request: not remembered.
+        if task.idempotency is None or isinstance(error, (RateLimited, Unavailable)):
+            return
+        connection.execute(
+            "INSERT INTO idempotency_keys (scope, key, fingerprint, outcome, created_at) VALUES (?, ?, ?, ?, ?)",
+            (task.idempotency.scope, task.idempotency.key, task.idempotency.fingerprint,
+             json.dumps(outcome, separators=(",", ":")), task.created_at),
+        )  # fmt: skip
+
+    @staticmethod
+    def _answer_all(batch: list[_Task], error: BaseException) -> None:
+        for task in batch:
+            _answer(task, error)
+
+
+def _rollback(connection: sqlite3.Connection) -> None:
+    if connection.in_transaction:
+        try:
+            connection.execute("ROLLBACK")
+        except sqlite3.Error:
+            log.exception("writer_rollback_failed")
+
+
+def replay_outcome(row: sqlite3.Row, idempotency: Idempotency) -> Written | BaseException:
+    if row["fingerprint"] != idempotency.fingerprint:
+        return IdempotencyKeyReuse("this Idempotency-Key was used with another request")
+    outcome = json.loads(row["outcome"])
+    if "error" in outcome:
+        return OperationError.from_record(outcome["error"])
+    return Written(outcome["value"], replayed=True)
+
+
+def _answer(task: _Task, outcome: Written | BaseException) -> None:
+    def resolve() -> None:
+        if task.future.done():
+            return
+        if isinstance(outcome, BaseException):
+            task.future.set_exception(outcome)
+        else:
+            task.future.set_result(outcome)
+
+    try:
+        task.loop.call_soon_threadsafe(resolve)
+    except RuntimeError:  # the event loop has closed: nobody is waiting any more
+        pass

@@ -1,0 +1,115 @@
+"""Values from outside, checked with the field libraries: phonenumbers and python-stdnum."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import UTC, date, datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import phonenumbers
+from stdnum import iban as stdnum_iban
+from stdnum.fi import hetu, ytunnus
+
+from wallet.ledger.errors import ValidationError
+
+NAME_MAX_LENGTH = 200
+DESCRIPTION_MAX_LENGTH = 500
+CATEGORY_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Bidirectional overrides and isolates let text display as something it is not.
+_BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
+
+
+def text(value: Any, field: str, max_length: int = NAME_MAX_LENGTH, *, required: bool = True) -> str:
+    if not isinstance(value, str):
+        raise ValidationError(field, "must be a string")
+    value = unicodedata.normalize("NFC", value.strip())
+    if required and not value:
+        raise ValidationError(field, "must not be empty")
+    if len(value) > max_length:
+        raise ValidationError(field, f"must be at most {max_length} characters")
+    for character in value:
+        if character in _BIDI_CONTROLS or unicodedata.category(character) in ("Cc", "Cs", "Co", "Cn"):
+            raise ValidationError(field, "must not contain control or bidirectional formatting characters")
+    return value
+
+
+def category_code(value: Any, field: str = "category") -> str:
+    if not isinstance(value, str) or not CATEGORY_CODE.match(value):
+        raise ValidationError(field, "must be a category code: letters, digits, '_', '.', '-', at most 64")
+    return value
+
+
+def phone(value: Any, field: str = "phone") -> str:
+    """A phone number in E.164 (``+358401234567``); Finnish numbers may be written nationally."""
+    if not isinstance(value, str) or not 3 <= len(value) <= 32:
+        raise ValidationError(field, "must be a phone number")
+    try:
+        parsed = phonenumbers.parse(value, "FI")
+    except phonenumbers.NumberParseException as error:
+        raise ValidationError(field, "is not a phone number") from error
+    if not phonenumbers.is_valid_number(parsed):
+        raise ValidationError(field, "is not a valid phone number")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def national_id(value: Any, field: str = "national_id") -> str:
+    """A henkilötunnus, compacted and upper-cased (the 2023 century signs included)."""
+    if not isinstance(value, str) or len(value) > 20:
+        raise ValidationError(field, "must be a Finnish personal identity code")
+    try:
+        return hetu.validate(value.strip(), allow_temporary=False)
+    except Exception as error:  # stdnum raises its own ValidationError subclasses
+        raise ValidationError(field, "is not a valid Finnish personal identity code") from error
+
+
+def business_id(value: Any, field: str = "business_id") -> str:
+    if not isinstance(value, str) or len(value) > 20:
+        raise ValidationError(field, "must be a Finnish business id (Y-tunnus)")
+    try:
+        return ytunnus.format(ytunnus.validate(value.strip()))
+    except Exception as error:
+        raise ValidationError(field, "is not a valid Finnish business id (Y-tunnus)") from error
+
+
+def iban(value: Any, field: str = "iban") -> str:
+    if not isinstance(value, str) or len(value) > 64:
+        raise ValidationError(field, "must be an IBAN")
+    try:
+        return stdnum_iban.validate(value)
+    except Exception as error:
+        raise ValidationError(field, "is not a valid IBAN") from error
+
+
+def one_of(value: Any, field: str, allowed: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        raise ValidationError(field, f"must be one of {', '.join(allowed)}")
+    return value
+
+
+MOMENT_MAX_LENGTH = 40
+
+
+def moment(value: Any, field: str) -> datetime:
+    """An RFC 3339 time with its offset (``2027-01-15T10:00:00Z``), as an aware UTC datetime."""
+    if not isinstance(value, str) or not 10 < len(value) <= MOMENT_MAX_LENGTH or "T" not in value.upper():
+        raise ValidationError(field, "must be an RFC 3339 time such as 2027-01-15T10:00:00Z")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValidationError(field, "must be an RFC 3339 time such as 2027-01-15T10:00:00Z") from None
+    if parsed.tzinfo is None:
+        raise ValidationError(field, "must name its offset from UTC, such as Z or +02:00")
+    return parsed.astimezone(UTC)
+
+
+def moment_or_day(value: Any, field: str, zone: ZoneInfo) -> datetime:
+    """An RFC 3339 time, or a day (``2027-01-15``) meaning its first moment in ``zone``."""
+    if isinstance(value, str) and len(value) == 10:
+        try:
+            day = date.fromisoformat(value)
+        except ValueError:
+            raise ValidationError(field, "must be a day (YYYY-MM-DD) or an RFC 3339 time") from None
+        return datetime.combine(day, time(0), zone).astimezone(UTC)
+    return moment(value, field)
