@@ -24,6 +24,7 @@ from wallet.auth.tokens import Role
 from wallet.clock import FakeClock
 from wallet.ledger.errors import OperationError
 from wallet.settings import Settings
+from wallet.web import ROUTES as PAGE_ROUTES
 
 DOCUMENT_URI = "urn:wallet:openapi"
 MONEY_MOVING_POSTS = {
@@ -47,11 +48,15 @@ CORE_FLOW = {
 
 
 def served_routes(app: web.Application) -> set[tuple[str, str]]:
-    return {
+    """Every API route; the web pages and their static files (``wallet.web.ROUTES``, exactly those
+    and all of them served) are not part of the API."""
+    served = {
         (route.method, route.resource.canonical)
         for route in app.router.routes()
         if route.resource is not None and route.method != "HEAD"
     }
+    assert PAGE_ROUTES <= served, f"page routes named but not served: {sorted(PAGE_ROUTES - served)}"
+    return served - PAGE_ROUTES
 
 
 def documented_operations(document: dict[str, Any]) -> set[tuple[str, str]]:

@@ -39,15 +39,35 @@ async def seed(settings: Settings) -> str:
         credentials = await service.issue_credentials(provider["id"])
         run = (await service.credit_run(month)).value
         admin = service.mint(Role.ADMIN).access_token
+        finance = service.mint(Role.FINANCE).access_token
         provider_token = service.mint(Role.PROVIDER, provider_id=provider["id"]).access_token
         client_token = service.mint(Role.CLIENT, client_id=client["id"]).access_token
     base = f"http://{settings.host}:{settings.port}"
     return f"""Seeded: client {client['id']} ({DEMO_PHONE}), provider {provider['id']} (approved for home_care),
 credited {run['credited']} lines for {month}: {run['amount']} cents.
 
-Provider client credentials (shown once): {credentials['client_id']} / {credentials['client_secret']}
+Start the service (`wallet serve`, or `make run`), then open the three pages in a browser:
+
+  {base}/provider   Point of service. Sign in with the provider's client credentials (shown once):
+                      client id:     {credentials['client_id']}
+                      client secret: {credentials['client_secret']}
+                    Charge phone {DEMO_PHONE} (type it as "040 123 4567"), e.g. 12,50 € of home care;
+                    the client's ID card says {DEMO_NATIONAL_ID}. SMS codes are written to {settings.sms_outbox}.
+
+  {base}/           The client's page (try a phone-sized window). Log in with {DEMO_PHONE};
+                    the code arrives in {settings.sms_outbox} (the last line, a 6-digit number).
+
+  {base}/admin      Organizer and finance. Paste these tokens (valid {settings.token_ttl_seconds // 60} min;
+                    mint new ones with `wallet token --role admin` and `wallet token --role finance`):
+                      admin:   {admin}
+                      finance: {finance}
+                    Finance reconciles invoices: upload a Finvoice 3.0 XML or CSV file whose
+                    reference number is the one the provider's settlement showed.
+
+The same, by HTTP:
 
 export ADMIN_TOKEN={admin}
+export FINANCE_TOKEN={finance}
 export PROVIDER_TOKEN={provider_token}
 export CLIENT_TOKEN={client_token}
 

@@ -25,7 +25,7 @@ from wallet.exports import ExportKind
 from wallet.ids import new_id
 from wallet.invoices import read_csv, read_finvoice
 from wallet.ledger.charges import IdentityMethod
-from wallet.ledger.errors import Forbidden, RateLimited, Unauthorized, ValidationError
+from wallet.ledger.errors import Forbidden, NotFound, RateLimited, Unauthorized, ValidationError
 from wallet.ledger.money import format_euros
 from wallet.ledger.months import next_month
 from wallet.ledger.settlements import SettlementStatus
@@ -165,7 +165,9 @@ class WalletService:
         provider = NewProvider(command.name, command.business_id, command.iban, command.categories)
         return await self.storage.create_provider(provider, self.clock.now())
 
-    async def get_provider(self, provider_id: str) -> Record:
+    async def get_provider(self, provider_id: str, principal: Principal | None = None) -> Record:
+        if principal is not None and principal.role is Role.PROVIDER and principal.provider_id != provider_id:
+            raise NotFound("no such provider")  # another provider's record: as if it did not exist
         provider = await self.storage.get_provider(provider_id)
         provider["identity_lockout"] = await self.storage.identity_lockout(
             "provider", provider_id, self.limits, self.clock.now()

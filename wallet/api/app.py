@@ -20,6 +20,7 @@ from wallet.clock import Clock
 from wallet.service import IDEMPOTENCY_PURGE_INTERVAL_SECONDS
 from wallet.settings import Settings
 from wallet.sms import SmsSender
+from wallet.web import routes as page_routes
 
 log = structlog.get_logger(__name__)
 BACKGROUND_TASKS = web.AppKey("background_tasks", list)
@@ -131,6 +132,7 @@ def create_app(
     app.cleanup_ctx.append(service_context)
     app.cleanup_ctx.append(background_context)
     routes(app)
+    page_routes(app)  # the web pages: outside /v1 and outside the OpenAPI document
     return app
 
 

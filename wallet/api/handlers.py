@@ -122,7 +122,7 @@ async def create_category(request: web.Request) -> web.Response:
     return json_response(await request.app[SERVICE].create_category(command), status=201)
 
 
-@requires(ADMIN, FINANCE, PROVIDER)
+@requires(ADMIN, FINANCE, PROVIDER, CLIENT)
 async def list_categories(request: web.Request) -> web.Response:
     return json_response({"data": await request.app[SERVICE].list_categories(), "next_cursor": None})
 
@@ -151,9 +151,11 @@ async def create_provider(request: web.Request) -> web.Response:
     return json_response(await request.app[SERVICE].create_provider(command), status=201)
 
 
-@requires(ADMIN)
+@requires(ADMIN, PROVIDER)
 async def get_provider(request: web.Request) -> web.Response:
-    return json_response(await request.app[SERVICE].get_provider(request.match_info["provider_id"]))
+    """The organizer reads any provider; a provider its own (its approved categories, for its till)."""
+    provider_id = request.match_info["provider_id"]
+    return json_response(await request.app[SERVICE].get_provider(provider_id, request[PRINCIPAL]))
 
 
 @requires(ADMIN)

@@ -611,6 +611,7 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
     ),
     ("GET", "/v1/categories"): _operation(
         "Organizer", "List the service categories", {200: _json("CategoryList", "Every category.")},
+        description="Clients read it too, for the names of their budget's lines.",
     ),
     ("POST", "/v1/clients"): _operation(
         "Organizer", "Create a client (a wallet)", {201: _json("Client", "Created.")},
@@ -632,6 +633,7 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
     ),
     ("GET", "/v1/providers/{provider_id}"): _operation(
         "Organizer", "A provider, with its identity-check lockout", {200: _json("ProviderDetail", "The provider.")},
+        description="A provider may read its own record (its approved categories); another's is 404.",
         parameters=["ProviderId"], errors={404: ["not_found"]},
     ),
     ("POST", "/v1/providers/{provider_id}/approve"): _operation(
