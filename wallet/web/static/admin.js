@@ -3,7 +3,7 @@
 // shows only when a token with its role is there.
 
 import { ApiError, AttemptKeys, ConnectionLost, Session, idempotentPost, newKey, request, tokenClaims } from "./api.js";
-import { $, el, localDate, localDateTime, onSubmit, say, show, thisMonth } from "./dom.js";
+import { $, el, fill, labelCells, localDate, localDateTime, onSubmit, say, show, thisMonth } from "./dom.js";
 import { categoryName, language, problemText, setUp, t } from "./i18n.js";
 import { centsToInput, formatEuros, parseEuros } from "./money.js";
 
@@ -171,6 +171,7 @@ function renderClients() {
       "aria-label": t("admin.clients.add_budget_for", { name: client.name }),
       onclick: () => { $("#budget-client").value = client.id; $("#budget-start").focus(); },
     })))));
+  labelCells($("#client-table"));
   show($("#client-table"), state.clients.size > 0);
 }
 
@@ -283,6 +284,7 @@ function renderProviders() {
         provider.status === "approved" ? button("admin.providers.suspend", (p) => setStatus(p, "suspend"), "danger") : null,
         button("admin.providers.credentials", issueCredentials))));
   }));
+  labelCells($("#provider-table"));
   show($("#provider-table"), state.providers.size > 0);
 }
 
@@ -380,6 +382,7 @@ function renderSettlements() {
         onclick: (event) => markPaid(batch, event.currentTarget),
       }) : null));
   }));
+  labelCells($("#settlement-table"));
   show($("#settlement-table"), state.settlements.length > 0);
   show($("#settlements-empty"), state.settlements.length === 0);
 }
@@ -480,9 +483,9 @@ async function reconcile(form) {
   }
   const summary = Object.entries(result.summary).filter(([, count]) => count > 0)
     .map(([outcome, count]) => `${t(OUTCOME_KEYS[outcome] || outcome)}: ${count}`).join(", ");
-  box.replaceChildren(
+  fill(box,
     el("p", { class: "message message-ok", text: t("admin.reconcile.done", { file: file.name, count: result.invoices.length, summary }) }),
-    el("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": t("admin.reconcile.caption", { file: file.name }) }, el("table", { id: "reconcile-table" },
+    el("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": t("admin.reconcile.caption", { file: file.name }) }, el("table", { id: "reconcile-table", class: "stack" },
       el("caption", { text: t("admin.reconcile.caption", { file: file.name }) }),
       el("thead", {}, el("tr", {},
         el("th", { scope: "col", text: "#" }),
@@ -501,7 +504,7 @@ async function reconcile(form) {
           invoice.outcome === "amount_mismatch" && typeof invoice.settlement_amount === "number"
             ? ` ${t("admin.reconcile.expected", { amount: euros(invoice.settlement_amount) })}` : "",
           invoice.detail && invoice.outcome !== "matched" ? el("span", { class: "help", text: ` ${invoice.detail}` }) : null)))))));
-  form.reset?.();
+  labelCells($("#reconcile-table"));
   await loadSettlements();
 }
 

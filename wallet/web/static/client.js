@@ -5,7 +5,7 @@
 // representative's switcher (acting for several clients) only has to change the subject.
 
 import { ApiError, ConnectionLost, Session, idempotentPost, newKey, request, tokenClaims } from "./api.js";
-import { $, el, localDate, localDateTime, onSubmit, say, show, thisMonth } from "./dom.js";
+import { $, el, fill, localDate, localDateTime, onSubmit, say, show, thisMonth } from "./dom.js";
 import { categoryName, language, problemText, setUp, t } from "./i18n.js";
 import { formatEuros } from "./money.js";
 
@@ -324,7 +324,7 @@ async function showStatement(form) {
   const byProvider = (statement.charges.by_provider || []).map((entry) => el("li", {
     text: `${entry.provider_name}, ${categoryName(entry.category, state.categories)}: ${euros(entry.amount)} (${t("client.statement.count", { count: entry.count })})`,
   }));
-  box.replaceChildren(
+  fill(box,
     el("h3", { text: t(statement.complete ? "client.statement.for" : "client.statement.so_far", { month: monthName(month) }) }),
     el("dl", { class: "figures" },
       row("client.statement.opening", statement.opening_balance),

@@ -86,3 +86,17 @@ export function isToday(iso) {
   const now = new Date();
   return when.getFullYear() === now.getFullYear() && when.getMonth() === now.getMonth() && when.getDate() === now.getDate();
 }
+
+// Replace an element's children, leaving out the absent ones (null, undefined, false).
+export function fill(element, ...children) {
+  element.replaceChildren(...children.flat().filter((child) => child !== null && child !== undefined && child !== false));
+}
+
+// Name each cell by its column heading (data-label), so a narrow screen can show the table's rows
+// as stacked cards with the heading beside each value (see .stack in wallet.css).
+export function labelCells(table) {
+  const headings = Array.from(table.querySelectorAll("thead th"), (th) => th.textContent.trim());
+  for (const row of table.querySelectorAll("tbody tr")) {
+    Array.from(row.children).forEach((cell, index) => { cell.dataset.label = headings[index] || ""; });
+  }
+}

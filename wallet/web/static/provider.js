@@ -2,8 +2,9 @@
 // refund, and request a settlement with its invoicing reference.
 
 import { ApiError, AttemptKeys, ConnectionLost, Session, idempotentPost, newKey, request, tokenClaims } from "./api.js";
-import { $, el, localTime, isToday, onSubmit, say, show } from "./dom.js";
+import { $, el, fill, labelCells, localDate, localTime, isToday, onSubmit, say, show } from "./dom.js";
 import { categoryName, language, problemText, setUp, t } from "./i18n.js";
+import { finvoice, finvoiceFileName, saveFile } from "./finvoice.js";
 import { formatEuros, parseEuros } from "./money.js";
 
 const APPROVAL_POLL_MS = 1500;
@@ -69,7 +70,7 @@ async function open() {
   show($("#signin"), false);
   show($("#signed-in"));
   if (provider.status !== "approved") say($("#flash"), t("provider.not_approved"), "error");
-  await refreshToday();
+  await Promise.all([refreshToday(), loadSettlements()]);
 }
 
 function chargeFields(form) {
@@ -229,6 +230,7 @@ async function refreshToday() {
   const rows = page.data.filter((charge) => isToday(charge.created_at));
   const body = $("#today-table tbody");
   body.replaceChildren(...rows.map(chargeRow));
+  labelCells($("#today-table"));
   show($("#today-table"), rows.length > 0);
   show($("#today-empty"), rows.length === 0);
 }
@@ -304,7 +306,7 @@ async function settle() {
   try {
     const batch = await idempotentPost("/v1/settlements", { token: token() }, settlementKeys.keyFor({}));
     settlementKeys.answered();
-    box.replaceChildren(
+    fill(box,
       el("p", { class: "outcome-ok", text: t("provider.settlement.done", { amount: euros(batch.amount), count: batch.count }) }),
       el("dl", { class: "reference" },
         el("dt", { text: t("provider.settlement.reference") }),
@@ -313,13 +315,47 @@ async function settle() {
         el("dd", { class: "bank-reference", id: "settlement-rf-reference", text: batch.rf_reference_printed }),
         el("dt", { text: t("common.amount") }),
         el("dd", { text: euros(batch.amount) })),
-      batch.more_to_settle ? el("p", { text: t("provider.settlement.more") }) : null);
+      batch.more_to_settle ? el("p", { text: t("provider.settlement.more") }) : null,
+      batch.amount > 0 ? invoiceButton(batch) : el("p", { text: t("provider.settlement.no_invoice") }));
+    await loadSettlements();
   } catch (error) {
     if (!(error instanceof ConnectionLost)) settlementKeys.answered();
     const text = error instanceof ApiError && error.code === "nothing_to_settle" ? t("provider.settlement.nothing") : problemText(error);
     box.replaceChildren(el("p", { class: "outcome-error", text }));
   }
   show(box);
+}
+
+const SETTLEMENT_STATUS = { open: "provider.settlements.open", invoiced: "provider.settlements.invoiced", paid: "provider.settlements.paid" };
+
+function invoiceButton(batch) {
+  return el("button", {
+    type: "button", class: "secondary", text: t("provider.settlements.invoice"),
+    "aria-label": t("provider.settlements.invoice_for", { reference: batch.reference_printed }),
+    onclick: () => saveFile(finvoiceFileName(batch), finvoice(state.provider, batch, {
+      buyer: t("provider.invoice.buyer"),
+      articleName: t("provider.invoice.article", { reference: batch.reference_printed, count: batch.count }),
+    }), "application/xml"),
+  });
+}
+
+async function loadSettlements() {
+  let page;
+  try {
+    page = await request("GET", "/v1/settlements?limit=10", { token: token() });
+  } catch (error) {
+    say($("#today-message"), problemText(error), "error");
+    return;
+  }
+  $("#settlements-table tbody").replaceChildren(...page.data.map((batch) => el("tr", { dataset: { settlementId: batch.id } },
+    el("td", { text: localDate(batch.created_at, language()) }),
+    el("td", { class: "bank-reference", text: batch.reference_printed }),
+    el("td", { class: "number", text: euros(batch.amount) }),
+    el("td", { text: t(SETTLEMENT_STATUS[batch.status] || batch.status) }),
+    el("td", {}, batch.amount > 0 ? invoiceButton(batch) : null))));
+  labelCells($("#settlements-table"));
+  show($("#settlements-table"), page.data.length > 0);
+  show($("#settlements-empty"), page.data.length === 0);
 }
 
 function methodChanged() {
@@ -330,6 +366,7 @@ function methodChanged() {
 setUp(() => {
   if (state.provider) {
     refreshToday();
+    loadSettlements();
     const select = $("#category");
     for (const option of select.options) option.textContent = categoryName(option.value, state.categories);
   }
