@@ -381,6 +381,13 @@ def test_the_organizer_creates_a_client_and_budget_runs_credits_and_reconciles(
     page.get_by_role("button", name="Täsmäytä").click()
     expect(page.locator("#reconcile-table tbody tr")).to_have_attribute("data-outcome", re.compile("amount_mismatch|duplicate"))
 
+    # The organizer ends the client's budget with this month: the row shows its new end.
+    budget_row = page.locator("#client-table tbody tr", has_text="Eino Esimerkki")
+    budget_row.get_by_label(re.compile("^Viimeinen kuukausi")).fill(month)
+    budget_row.get_by_role("button", name=re.compile("^Päätä budjetti")).click()
+    expect(page.locator("#client-message")).to_contain_text(f"Asiakkaan Eino Esimerkki budjetti päättyy {month}.")
+    expect(budget_row).to_contain_text(f"{month} – {month}: Omaishoidon vapaa")
+
     with page.expect_download() as download:
         page.get_by_role("button", name="Lataa tiedosto").click()
     exported = Path(download.value.path()).read_text(encoding="utf-8-sig")

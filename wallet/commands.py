@@ -79,6 +79,11 @@ class CreateBudget:
     lines: tuple[tuple[str, int], ...]
 
 
+def end_budget(body: Any) -> str:
+    """``{end_month}``: the new last month of a budget."""
+    return parse_month(_required(_object(body), "end_month"), "end_month")
+
+
 def create_budget(body: Any) -> CreateBudget:
     body = _object(body)
     start = parse_month(_required(body, "start_month"), "start_month")

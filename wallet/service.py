@@ -161,6 +161,14 @@ class WalletService:
         budget = NewBudget(client_id, command.start_month, command.end_month, command.unused, command.lines)
         return await self.storage.create_budget(budget, self.clock.now())
 
+    async def list_budgets(self, client_id: str, limit: int, before: int | None) -> Page:
+        return await self.storage.list_budgets(client_id, limit, before)
+
+    async def end_budget(self, client_id: str, budget_id: str, end_month: str) -> Record:
+        """End a budget sooner: from the month after ``end_month`` nothing more is credited, and the
+        credit run at that boundary returns what is left (``wallet.ledger.months``)."""
+        return await self.storage.end_budget(client_id, budget_id, end_month, self.current_month(), self.clock.now())
+
     async def create_provider(self, command: commands.CreateProvider) -> Record:
         provider = NewProvider(command.name, command.business_id, command.iban, command.categories)
         return await self.storage.create_provider(provider, self.clock.now())

@@ -41,6 +41,8 @@ def routes(app: web.Application) -> None:
     add("POST", "/v1/clients", h.create_client)
     add("GET", "/v1/clients/{client_id}", h.get_client)
     add("POST", "/v1/clients/{client_id}/budgets", h.create_budget)
+    add("GET", "/v1/clients/{client_id}/budgets", h.list_budgets)
+    add("POST", "/v1/clients/{client_id}/budgets/{budget_id}/end", h.end_budget)
     add("POST", "/v1/providers", h.create_provider)
     add("GET", "/v1/providers/{provider_id}", h.get_provider)
     add("POST", "/v1/providers/{provider_id}/approve", h.approve_provider)

@@ -146,6 +146,22 @@ async def create_budget(request: web.Request) -> web.Response:
 
 
 @requires(ADMIN)
+async def list_budgets(request: web.Request) -> web.Response:
+    limit, before = page_params(request)
+    page = await request.app[SERVICE].list_budgets(request.match_info["client_id"], limit, before)
+    return json_response(render_page(page))
+
+
+@requires(ADMIN)
+async def end_budget(request: web.Request) -> web.Response:
+    end_month = commands.end_budget(await read_json(request))
+    budget = await request.app[SERVICE].end_budget(
+        request.match_info["client_id"], request.match_info["budget_id"], end_month
+    )
+    return json_response(budget)
+
+
+@requires(ADMIN)
 async def create_provider(request: web.Request) -> web.Response:
     command = commands.create_provider(await read_json(request))
     return json_response(await request.app[SERVICE].create_provider(command), status=201)

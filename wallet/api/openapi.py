@@ -248,6 +248,11 @@ SCHEMAS: dict[str, Schema] = {
             "lines": {"type": "array", "items": _ref("BudgetLine")}, "created_at": TIME,
         }
     ),  # fmt: skip
+    "BudgetPage": _page("Budget"),
+    "BudgetEnd": _object(
+        {"end_month": {**MONTH, "description": "The new last month: not later than the budget's, not before its "
+                       "start, the current month, or a month already credited."}}
+    ),
     "NewProvider": _object(
         {
             "name": NAME, "business_id": BUSINESS_ID, "iban": IBAN,
@@ -491,6 +496,7 @@ def _parameters(settings: Settings) -> dict[str, Schema]:
             "schema": {"type": "string"},
         },
         "ClientId": _path("client_id", "A client's id."),
+        "BudgetId": _path("budget_id", "A budget's id."),
         "ProviderId": _path("provider_id", "A provider's id."),
         "ChargeId": _path("charge_id", "A charge's id."),
         "SettlementId": _path("settlement_id", "A settlement batch's id."),
@@ -626,6 +632,18 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         body=_body("NewBudget"), parameters=["ClientId"],
         errors={404: ["not_found"], 409: ["conflict"], 422: ["category_not_allowed"]},
         description="Budgets of one client must not overlap (409).",
+    ),
+    ("GET", "/v1/clients/{client_id}/budgets"): _operation(
+        "Organizer", "A client's budgets, newest first", {200: _json("BudgetPage", "A page.")},
+        parameters=["ClientId", *PAGE], errors={404: ["not_found"]},
+    ),
+    ("POST", "/v1/clients/{client_id}/budgets/{budget_id}/end"): _operation(
+        "Organizer", "End a budget sooner", {200: _json("Budget", "The budget with its new last month.")},
+        body=_body("BudgetEnd"), parameters=["ClientId", "BudgetId"],
+        errors={404: ["not_found"], 409: ["conflict"]},
+        description="Nothing is credited after `end_month`; the credit run at the next month's start returns "
+        "what is left on the budget's lines, whatever the `unused` policy. Ending at the month it already "
+        "ends is a no-op. 409 `conflict` when a later month is already credited (ahead of time).",
     ),
     ("POST", "/v1/providers"): _operation(
         "Organizer", "Register a service provider (pending approval)", {201: _json("Provider", "Created.")},

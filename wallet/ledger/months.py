@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from enum import Enum
 
-from wallet.ledger.errors import ValidationError
+from wallet.ledger.errors import Conflict, ValidationError
 
 _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
@@ -59,3 +59,24 @@ def expires_at_boundary(
 def expiry_amount(available: int, credited_for_boundary_or_later: int) -> int:
     """What returns to funding at a boundary: available money that is not the new month's."""
     return max(available - credited_for_boundary_or_later, 0)
+
+
+def check_new_end(
+    start_month: str, end_month: str, new_end_month: str, current_month: str, last_credited_month: str | None
+) -> None:
+    """Whether a budget may end at ``new_end_month`` instead of ``end_month``: only sooner, never
+    before its start or the current month (what is past stays as it was), and never before a
+    month already credited (the next month's money may be on the wallet ahead of time; ending
+    before it would leave that money on a wallet whose budget is over)."""
+    if new_end_month > end_month:
+        raise ValidationError("end_month", f"a budget can only be ended sooner: it ends {end_month}")
+    if new_end_month < start_month:
+        raise ValidationError("end_month", f"must not be before the budget's start ({start_month})")
+    if new_end_month < current_month:
+        raise ValidationError("end_month", f"must not be before the current month ({current_month})")
+    if last_credited_month is not None and new_end_month < last_credited_month:
+        raise Conflict(
+            f"{last_credited_month} is already credited; the budget can end {last_credited_month} at the soonest",
+            field="end_month",
+            last_credited_month=last_credited_month,
+        )

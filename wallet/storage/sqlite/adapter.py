@@ -164,6 +164,30 @@ class SqliteStorage:
     async def create_budget(self, budget: NewBudget, now: datetime) -> Record:
         return (await self._write(ops.create_budget(budget, rfc3339(now)), now)).value
 
+    async def list_budgets(self, client_id: str, limit: int, before: int | None) -> Page:
+        async with self._read() as reader:
+            if not list(await reader.execute_fetchall("SELECT 1 FROM clients WHERE id = ?", (client_id,))):
+                raise NotFound("no such client")
+            rows = list(
+                await reader.execute_fetchall(
+                    "SELECT * FROM budgets WHERE client_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+                    (client_id, before if before is not None else 2**63 - 1, limit + 1),
+                )
+            )
+            budgets = []
+            for row in rows[:limit]:
+                lines = await reader.execute_fetchall(
+                    "SELECT category, monthly_amount FROM budget_lines WHERE budget_id = ? ORDER BY category",
+                    (row["id"],),
+                )
+                budgets.append(render.budget(row, [dict(line) for line in lines]))
+        return Page(budgets, rows[limit - 1]["seq"] if len(rows) > limit else None)
+
+    async def end_budget(
+        self, client_id: str, budget_id: str, end_month: str, current_month: str, now: datetime
+    ) -> Record:
+        return (await self._write(ops.end_budget(client_id, budget_id, end_month, current_month, rfc3339(now)), now)).value
+
     async def create_provider(self, provider: NewProvider, now: datetime) -> Record:
         return (await self._write(ops.create_provider(provider, rfc3339(now)), now)).value
 

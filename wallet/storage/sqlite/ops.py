@@ -24,7 +24,7 @@ from wallet.ledger.errors import (
     ProviderNotApproved,
     RateLimited,
 )
-from wallet.ledger.months import UnusedPolicy, expires_at_boundary, expiry_amount, previous_month
+from wallet.ledger.months import UnusedPolicy, check_new_end, expires_at_boundary, expiry_amount, previous_month
 from wallet.ledger.transactions import Transaction, TransactionType
 from wallet.auth.hashing import equal
 from wallet.storage.port import ChargeCommand, Limits, NewBudget, NewClient, NewProvider, Record, Refusal
@@ -217,6 +217,34 @@ def create_provider(provider: NewProvider, now: str) -> Unit:
         audit.append(connection, now, "provider.created", provider_id, business_id=provider.business_id,
                      categories=list(provider.categories))  # fmt: skip
         return load_provider(connection, provider_id)
+
+    return unit
+
+
+def load_budget(connection: sqlite3.Connection, client_id: str, budget_id: str) -> Record:
+    """A budget with its lines; another client's budget is not there."""
+    row = connection.execute("SELECT * FROM budgets WHERE id = ? AND client_id = ?", (budget_id, client_id)).fetchone()
+    if row is None:
+        raise NotFound("no such budget for this client")
+    lines = connection.execute(
+        "SELECT category, monthly_amount FROM budget_lines WHERE budget_id = ? ORDER BY category", (budget_id,)
+    ).fetchall()
+    return render.budget(row, [dict(line) for line in lines])
+
+
+def end_budget(client_id: str, budget_id: str, end_month: str, current_month: str, now: str) -> Unit:
+    def unit(connection: sqlite3.Connection) -> Record:
+        budget = load_budget(connection, client_id, budget_id)
+        last_credited = connection.execute(
+            "SELECT MAX(month) FROM credits WHERE budget_id = ?", (budget_id,)
+        ).fetchone()[0]
+        check_new_end(budget["start_month"], budget["end_month"], end_month, current_month, last_credited)
+        if end_month == budget["end_month"]:
+            return budget  # already ends then: nothing to change, nothing to record
+        connection.execute("UPDATE budgets SET end_month = ? WHERE id = ?", (end_month, budget_id))
+        audit.append(connection, now, "budget.ended", budget_id, client_id=client_id,
+                     previous_end_month=budget["end_month"], end_month=end_month)  # fmt: skip
+        return {**budget, "end_month": end_month}
 
     return unit
 

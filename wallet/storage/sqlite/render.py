@@ -54,3 +54,15 @@ def client(row: sqlite3.Row) -> Record:
 def client_charge(row: sqlite3.Row) -> Record:
     """A charge as its client sees it: who asked, and the state of the request."""
     return {**charge(row), "provider_id": row["provider_id"], "provider_name": row["provider_name"]}
+
+
+def budget(row: sqlite3.Row, lines: list[Record]) -> Record:
+    return {
+        "id": row["id"],
+        "client_id": row["client_id"],
+        "start_month": row["start_month"],
+        "end_month": row["end_month"],
+        "unused": row["unused"],
+        "lines": lines,
+        "created_at": row["created_at"],
+    }

@@ -160,12 +160,48 @@ function rememberClient(client) {
   renderClients();
 }
 
+async function loadBudgets(clientId) {
+  const page = await request("GET", `/v1/clients/${encodeURIComponent(clientId)}/budgets?limit=20`, { token: tokenFor("admin") });
+  const client = state.clients.get(clientId);
+  if (client) {
+    client.budgets = page.data;
+    renderClients();
+  }
+}
+
+function budgetBlock(client, budget) {
+  const described = `${budget.start_month} – ${budget.end_month}`;
+  const inputId = `end-${budget.id}`;
+  const form = el("form", { class: "inline-form", novalidate: true },
+    el("label", { for: inputId, text: t("admin.budget.end_label", { period: described }) }),
+    el("input", { id: inputId, name: "end_month", type: "month", required: true, value: budget.end_month }),
+    el("button", { type: "submit", class: "secondary", text: t("admin.budget.end_submit"),
+      "aria-label": t("admin.budget.end_submit_for", { name: client.name, period: described }) }));
+  onSubmit(form, (fields) => endBudget(client, budget, fields.get("end_month")));
+  return el("div", { class: "budget", dataset: { budgetId: budget.id } },
+    el("p", { text: `${described}: ${budget.lines.map((l) => `${categoryName(l.category, state.categories)} ${euros(l.monthly_amount)}`).join(", ")}` }),
+    form);
+}
+
+async function endBudget(client, budget, endMonth) {
+  const message = $("#client-message");
+  try {
+    const ended = await request("POST", `/v1/clients/${encodeURIComponent(client.id)}/budgets/${encodeURIComponent(budget.id)}/end`, {
+      token: tokenFor("admin"), body: { end_month: endMonth },
+    });
+    say(message, t("admin.budget.ended", { name: client.name, month: ended.end_month }), "ok");
+    await loadBudgets(client.id);
+  } catch (error) {
+    failed(message, error);
+  }
+}
+
 function renderClients() {
   $("#client-table tbody").replaceChildren(...[...state.clients.values()].map((client) => el("tr", { dataset: { clientId: client.id } },
     el("td", { text: client.name }),
     el("td", { text: client.phone }),
     el("td", { class: "secret", text: client.id }),
-    el("td", { text: client.budgets.map((b) => `${b.start_month} – ${b.end_month}: ${b.lines.map((l) => `${categoryName(l.category, state.categories)} ${euros(l.monthly_amount)}`).join(", ")}`).join("; ") || "–" }),
+    el("td", {}, client.budgets.length ? client.budgets.map((budget) => budgetBlock(client, budget)) : "–"),
     el("td", {}, el("button", {
       type: "button", class: "secondary", text: t("admin.clients.add_budget"),
       "aria-label": t("admin.clients.add_budget_for", { name: client.name }),
@@ -179,6 +215,7 @@ async function viewClient(form) {
   try {
     const client = await request("GET", `/v1/clients/${encodeURIComponent(form.get("id").trim())}`, { token: tokenFor("admin") });
     rememberClient(client);
+    await loadBudgets(client.id);
     say($("#client-message"), t("admin.clients.opened", { name: client.name }), "ok");
   } catch (error) {
     failed($("#client-message"), error);
@@ -225,11 +262,7 @@ async function createBudget(form) {
   };
   try {
     const budget = await request("POST", `/v1/clients/${encodeURIComponent(clientId)}/budgets`, { token: tokenFor("admin"), body });
-    const client = state.clients.get(clientId);
-    if (client) {
-      client.budgets.push(budget);
-      renderClients();
-    }
+    if (state.clients.has(clientId)) await loadBudgets(clientId);
     say(message, t("admin.budget.created", {
       start: budget.start_month, end: budget.end_month,
       total: euros(budget.lines.reduce((sum, line) => sum + line.monthly_amount, 0)),

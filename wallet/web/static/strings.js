@@ -291,4 +291,8 @@ export const STRINGS = {
   "provider.settlements.invoice_for": ["Lataa lasku viitteellä {reference} (Finvoice)", "Ladda ner fakturan med referens {reference} (Finvoice)", "Download the invoice with reference {reference} (Finvoice)"],
   "provider.invoice.buyer": ["Henkilökohtaisen budjetin järjestäjä", "Anordnaren av personlig budget", "The personal budget's organizer"],
   "provider.invoice.article": ["Henkilökohtaisen budjetin palvelut, tilitys {reference} ({count} kirjausta)", "Tjänster inom personlig budget, redovisning {reference} ({count} poster)", "Personal budget services, settlement {reference} ({count} entries)"],
+  "admin.budget.end_label": ["Viimeinen kuukausi ({period})", "Sista månaden ({period})", "Last month ({period})"],
+  "admin.budget.end_submit": ["Päätä budjetti", "Avsluta budgeten", "End the budget"],
+  "admin.budget.end_submit_for": ["Päätä budjetti {period}, {name}", "Avsluta budgeten {period}, {name}", "End the budget {period}, {name}"],
+  "admin.budget.ended": ["Asiakkaan {name} budjetti päättyy {month}. Sen jälkeen rahaa ei siirretä, ja jäljelle jäänyt palautuu järjestäjälle.", "Budgeten för {name} slutar {month}. Därefter förs inga pengar över, och det som blir kvar återgår till anordnaren.", "{name}'s budget now ends {month}. Nothing is credited after it, and what is left returns to the organizer."],
 };
