@@ -1,19 +1,30 @@
-"""The SQLite adapter: one writer thread for every write, a pool of aiosqlite readers."""
+"""The SQLite adapter: one writer thread for every write; reads on the event loop, or on a pool of
+aiosqlite readers for long scans.
+
+Why most reads run on the event loop thread itself: a point read (a wallet's lines, a charge, a
+credential) is a few index lookups, tens of microseconds inside SQLite, while handing it to a reader
+thread and back costs several times that in queue hops, wake-ups and GIL hand-overs, under load more
+than the query itself (measured with ``python -m loadtests.bench``, docs/performance.md). In WAL mode a
+reader never waits for the writer, so such a read does not stall the loop. Exports, which scan many
+rows, keep to the thread pool.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
+import structlog
 
 from wallet.clock import rfc3339
-from wallet.ledger.errors import NotFound
+from wallet.ledger.errors import NotFound, Unavailable
 from wallet.ledger.reconciliation import Invoice
 from wallet.ledger.settlements import SettlementStatus
 from wallet.storage.port import (
@@ -33,6 +44,7 @@ from wallet.storage.sqlite import events, exports, ops, reconciliations, render,
 from wallet.storage.sqlite.writer import Unit, Writer, connect, replay_outcome
 
 SCHEMA_VERSION = 1
+log = structlog.get_logger(__name__)
 
 
 def migrate(path: str) -> None:
@@ -59,6 +71,9 @@ class SqliteStorage:
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._all_readers: list[aiosqlite.Connection] = []
         self._event_listeners: list[Callable[[dict[str, int]], None]] = []
+        self._loop_connection: sqlite3.Connection | None = None
+        self._loop_reader: _LoopReader | None = None
+        self._loop_reader_busy = False
 
     async def open(self) -> None:
         await asyncio.to_thread(migrate, self.path)
@@ -82,6 +97,8 @@ class SqliteStorage:
             await reader.execute("PRAGMA busy_timeout = 10000")
             self._all_readers.append(reader)
             self._readers.put_nowait(reader)
+        self._loop_connection = _loop_connection(self.path)
+        self._loop_reader = _LoopReader(self._loop_connection)
 
     def watch_wallet_events(self, listener: Callable[[dict[str, int]], None]) -> None:
         self._event_listeners.append(listener)
@@ -95,10 +112,28 @@ class SqliteStorage:
         for reader in self._all_readers:
             await reader.close()
         self._all_readers.clear()
+        if self._loop_connection is not None:
+            self._loop_connection.close()
+            self._loop_connection = self._loop_reader = None
 
     @asynccontextmanager
-    async def _read(self) -> AsyncIterator[aiosqlite.Connection]:
-        """A reader for one consistent snapshot: everything inside sees one committed state."""
+    async def _read(self, *, scan: bool = False) -> AsyncIterator[Reader]:
+        """A reader for one consistent snapshot: everything inside sees one committed state.
+
+        A short read gets the event loop's own connection; a ``scan`` (or a read that finds it in
+        use, when a read awaits something else inside) gets a pooled reader thread."""
+        loop_reader = self._loop_reader
+        if not scan and loop_reader is not None and not self._loop_reader_busy:
+            self._loop_reader_busy = True
+            try:
+                with loop_reader.snapshot():
+                    yield loop_reader
+            except sqlite3.OperationalError as error:  # locked past the short timeout, or an I/O fault
+                log.warning("loop_read_failed", error=str(error))
+                raise Unavailable("the database cannot be read now", retry_after_seconds=1) from error
+            finally:
+                self._loop_reader_busy = False
+            return
         reader = await self._readers.get()
         try:
             await reader.execute("BEGIN")
@@ -418,12 +453,12 @@ class SqliteStorage:
     async def _export(
         self, table: str, read_page: exports.PageReader, start: datetime | None, end: datetime | None, page_rows: int
     ) -> AsyncIterator[list[Record]]:
-        async with self._read() as reader:
+        async with self._read(scan=True) as reader:
             top = await exports.ceiling(reader, table)
         after: exports.Keyset = (exports.EARLIEST, 0)
         start_at, end_at = (rfc3339(start) if start else None), (rfc3339(end) if end else None)
         while True:
-            async with self._read() as reader:  # one short read a page: no reader is held between them
+            async with self._read(scan=True) as reader:  # one short read a page: no reader is held between them
                 page, after = await read_page(reader, start_at, end_at, top, after, page_rows)
             yield page
             if len(page) < page_rows:
@@ -435,6 +470,39 @@ class SqliteStorage:
         self, invoices: tuple[Invoice, ...], source: str, now: datetime, idempotency: Idempotency | None
     ) -> Written:
         return await self._write(reconciliations.reconcile(invoices, source, rfc3339(now)), now, idempotency)
+
+
+class _LoopReader:
+    """The reader interface the queries use (``execute_fetchall``), answered at once on the calling
+    thread: awaiting it never suspends, so nothing else runs on the loop in the middle of a read."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        self._connection.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self._connection.execute("COMMIT")
+
+    async def execute_fetchall(self, sql: str, parameters: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        return self._connection.execute(sql, parameters).fetchall()
+
+
+Reader = aiosqlite.Connection | _LoopReader
+# A read on the loop thread waits at most this long for a lock (a WAL reader waits only in rare
+# cases, such as recovery after a crash); beyond it the read fails with 503 rather than stall the loop.
+LOOP_READ_BUSY_TIMEOUT_MS = 200
+
+
+def _loop_connection(path: str) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, isolation_level=None, timeout=LOOP_READ_BUSY_TIMEOUT_MS / 1000)
+    connection.row_factory = sqlite3.Row
+    connection.execute("PRAGMA query_only = ON")
+    connection.execute(f"PRAGMA busy_timeout = {LOOP_READ_BUSY_TIMEOUT_MS}")
+    return connection
 
 
 def _last_event_seq(path: str) -> int:
