@@ -212,7 +212,7 @@ async def confirm_charge(request: web.Request) -> web.Response:
 async def void_charge(request: web.Request) -> web.Response:
     key = idempotency(request, request[PRINCIPAL], b"")  # a body, if any, is ignored
     written = await request.app[SERVICE].void_charge(request[PRINCIPAL], request.match_info["charge_id"], key)
-    return _written(written, 200)
+    return _written(written, 201)  # PRODUCT.md: void and refunds answer 201 (the void is a new ledger movement)
 
 
 @requires(PROVIDER)

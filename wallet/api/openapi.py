@@ -688,7 +688,7 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         "is voided and its hold released.",
     ),
     ("POST", "/v1/charges/{charge_id}/void"): _operation(
-        "Providers", "Void a pending charge (release its hold)", {200: _json("Charge", "Voided.")},
+        "Providers", "Void a pending charge (release its hold)", {201: _json("Charge", "Voided.")},
         parameters=["ChargeId"], idempotent=True, errors={404: ["not_found"], 409: ["conflict"]},
         description="A body, if any, is ignored. A captured charge is refunded instead (409).",
     ),
