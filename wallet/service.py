@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -182,7 +182,9 @@ class WalletService:
         await self.storage.add_provider_credential(provider_id, client_id, secret_hash, self.clock.now())
         return {"client_id": client_id, "client_secret": client_secret, "provider_id": provider_id}
 
-    async def credit_run(self, month: str, idempotency: Idempotency | None = None) -> Written:
+    async def credit_run(
+        self, month: str, idempotency: Idempotency | None = None, progress: Callable[[int], None] | None = None
+    ) -> Written:
         """Credit every line of every budget active in ``month`` once; idempotent per month.
 
         Allowed for the current month and, ahead of time, for the next. The run goes in steps
@@ -204,6 +206,8 @@ class WalletService:
             credited_now += step["credited_now"]
             expired_now += step["expired_now"]
             after = step["last_budget_seq"]
+            if progress is not None:
+                progress(step["budgets"])
             if step["done"]:
                 break
         summary = await self.storage.credit_run_summary(month)

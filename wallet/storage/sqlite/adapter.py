@@ -24,6 +24,7 @@ import aiosqlite
 import structlog
 
 from wallet.clock import rfc3339
+from wallet.ledger.months import previous_month
 from wallet.ledger.errors import NotFound, Unavailable
 from wallet.ledger.reconciliation import Invoice
 from wallet.ledger.settlements import SettlementStatus
@@ -234,6 +235,13 @@ class SqliteStorage:
     ) -> Record:
         unit = ops.credit_run_step(month, current_month, after_budget_seq, batch, rfc3339(now))
         return (await self._write(unit, now)).value
+
+    async def credit_run_budgets(self, month: str) -> int:
+        async with self._read() as reader:
+            rows = list(await reader.execute_fetchall(
+                "SELECT COUNT(*) FROM budgets WHERE start_month <= ? AND end_month >= ?", (month, previous_month(month))
+            ))  # fmt: skip
+        return int(rows[0][0])
 
     async def credit_run_summary(self, month: str) -> Record:
         async with self._read() as reader:

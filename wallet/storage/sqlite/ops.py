@@ -282,7 +282,8 @@ def credit_run_step(month: str, current_month: str, after_budget_seq: int, batch
         done = len(budgets) < batch
         if done:
             connection.execute("UPDATE credit_runs SET finished_at = ? WHERE month = ?", (now, month))
-        return {"last_budget_seq": last_seq, "done": done, "credited_now": credited, "expired_now": expired}
+        return {"last_budget_seq": last_seq, "done": done, "credited_now": credited, "expired_now": expired,
+                "budgets": len(budgets)}  # fmt: skip
 
     return unit
 
