@@ -30,6 +30,7 @@ ADMIN = Role.ADMIN
 FINANCE = Role.FINANCE
 PROVIDER = Role.PROVIDER
 CLIENT = Role.CLIENT
+REPRESENTATIVE = Role.REPRESENTATIVE
 OAUTH_FIELD_MAX_LENGTH = 256
 log = structlog.get_logger(__name__)
 
@@ -106,10 +107,8 @@ async def login(request: web.Request) -> web.Response:
 
 
 async def login_verify(request: web.Request) -> web.Response:
-    body = await read_json(request)
-    phone = commands.login_phone(body)
-    code = commands.otp_code(body)
-    issued = await request.app[SERVICE].verify_login(phone, code)
+    verification = commands.login_verification(await read_json(request))
+    issued = await request.app[SERVICE].verify_login(verification.phone, verification.code, verification.client_id)
     return json_response(issued.render(), headers={"Cache-Control": "no-store"})
 
 
@@ -136,6 +135,28 @@ async def create_client(request: web.Request) -> web.Response:
 @requires(ADMIN)
 async def get_client(request: web.Request) -> web.Response:
     return json_response(await request.app[SERVICE].get_client(request.match_info["client_id"]))
+
+
+@requires(ADMIN)
+async def create_representation(request: web.Request) -> web.Response:
+    command = commands.create_representation(await read_json(request))
+    created = await request.app[SERVICE].create_representation(request.match_info["client_id"], command)
+    return json_response(created, status=201)
+
+
+@requires(ADMIN)
+async def list_representations(request: web.Request) -> web.Response:
+    limit, before = page_params(request)
+    page = await request.app[SERVICE].list_representations(request.match_info["client_id"], limit, before)
+    return json_response(render_page(page))
+
+
+@requires(ADMIN)
+async def revoke_representation(request: web.Request) -> web.Response:
+    revoked = await request.app[SERVICE].revoke_representation(
+        request.match_info["client_id"], request.match_info["representation_id"]
+    )
+    return json_response(revoked)
 
 
 @requires(ADMIN)
@@ -242,12 +263,12 @@ async def get_charge(request: web.Request) -> web.Response:
 # Clients.
 
 
-@requires(CLIENT)
+@requires(CLIENT, REPRESENTATIVE)
 async def my_wallet(request: web.Request) -> web.Response:
     return json_response(await request.app[SERVICE].wallet(request[PRINCIPAL]))
 
 
-@requires(CLIENT)
+@requires(CLIENT, REPRESENTATIVE)
 async def my_transactions(request: web.Request) -> web.Response:
     limit, before = page_params(request)
     return json_response(render_page(await request.app[SERVICE].transactions(request[PRINCIPAL], limit, before)))
