@@ -29,7 +29,7 @@ from wallet.ledger.errors import Forbidden, RateLimited, Unauthorized, Validatio
 from wallet.ledger.money import format_euros
 from wallet.ledger.months import next_month
 from wallet.ledger.settlements import SettlementStatus
-from wallet.ledger import statements
+from wallet.ledger import statements, usage
 from wallet.ratelimit import Throttle
 from wallet.settings import Settings
 from wallet.sms import SmsSender
@@ -429,6 +429,52 @@ class WalletService:
         A representative's mandate is checked at each read: a revocation ends an open stream."""
         client_id = await self._wallet_of(principal)
         return await self.storage.list_wallet_events(client_id, after, self.settings.events_batch_max)
+
+    # The organizer's view of use.
+
+    async def usage_report(self, month: str, low_use_only: bool, limit: int, before: int | None) -> Record:
+        """Per client and line: the month's amount, credited, used, held and left; per provider, what
+        it charged; clients using little late in the month flagged ``low_use``. The current month
+        gives the figures so far. ``limit``/``before`` page the clients (newest first)."""
+        current = self.current_month()
+        if month > current:
+            raise ValidationError("month", f"has not begun; the current month is {current}")
+        now = self.clock.now()
+        start, end = month_bounds(month, self.settings.zone)
+        figures = await self.storage.usage_figures(month, start, end)
+        complete = now >= end
+        rule = usage.LowUseRule(self.settings.usage_low_use_from_day, self.settings.usage_low_use_percent)
+        evaluated = rule.evaluated(complete, now.astimezone(self.settings.zone).day)
+        lines = [
+            usage.LineFigures(
+                client_id=line["client_id"], category=line["category"], monthly_amount=line.get("monthly_amount", 0),
+                credited=line.get("credited", 0), used=line.get("used", 0), held=line.get("held", 0),
+                balance=line.get("balance", 0),
+            )
+            for line in figures["lines"]
+        ]  # fmt: skip
+        names = {client["id"]: client["name"] for client in figures["clients"]}
+        sequence = {client["id"]: int(client["seq"]) for client in figures["clients"]}
+        rows = usage.client_rows(lines, names, rule, evaluated)
+        providers = usage.provider_rows(figures["providers"])
+        selected = [row for row in rows if row["low_use"] or not low_use_only]
+        if before is not None:
+            selected = [row for row in selected if sequence[row["client_id"]] < before]
+        page = selected[:limit]
+        more = len(selected) > limit
+        return {
+            "month": month,
+            "time_zone": self.settings.timezone,
+            "period_start": rfc3339(start),
+            "period_end": rfc3339(end),
+            "complete": complete,
+            "as_of": rfc3339(min(now, end)),
+            "low_use_rule": {"from_day": rule.from_day, "percent": rule.percent, "evaluated": evaluated},
+            "totals": usage.totals(rows, providers),
+            "providers": providers,
+            "data": page,
+            "next_cursor": sequence[page[-1]["client_id"]] if more else None,
+        }
 
     # Settlements.
 

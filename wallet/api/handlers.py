@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl
 import structlog
 from aiohttp import web
 
-from wallet import commands
+from wallet import commands, validation
 from wallet.api.http import idempotency, json_response, page_params, parse_json, read_body, read_json, render_page, requires
 from wallet.api import openapi
 from wallet.api.keys import PRINCIPAL, REQUEST_ID, SERVICE, SETTINGS
@@ -23,6 +23,7 @@ from wallet.auth.tokens import Role
 from wallet.exports import Encoder, ExportKind, file_name, write_export
 from wallet.ledger.errors import Unauthorized, Unavailable, ValidationError
 from wallet.ledger.charges import ChargeStatus
+from wallet.ledger.months import parse_month
 from wallet.ledger.settlements import SettlementStatus
 from wallet.storage.port import Page, Written
 
@@ -376,6 +377,22 @@ async def export_transactions(request: web.Request) -> web.StreamResponse:
 @requires(FINANCE)
 async def export_settlements(request: web.Request) -> web.StreamResponse:
     return await _export(request, ExportKind.SETTLEMENTS)
+
+
+# The organizer's view of use.
+
+
+@requires(ADMIN, FINANCE)
+async def usage_report(request: web.Request) -> web.Response:
+    """``GET /v1/reports/usage?month=YYYY-MM[&low_use=true]``: the month's use; clients paged."""
+    limit, before = page_params(request)
+    service = request.app[SERVICE]
+    raw_month = request.query.get("month")
+    month = service.current_month() if raw_month is None else parse_month(raw_month, "month")
+    low_use = validation.one_of(request.query.get("low_use", "false"), "low_use", ("true", "false")) == "true"
+    report = await service.usage_report(month, low_use, limit, before)
+    report["next_cursor"] = render_page(Page([], report["next_cursor"]))["next_cursor"]
+    return json_response(report)
 
 
 # Invoice reconciliation.

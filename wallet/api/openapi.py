@@ -269,6 +269,64 @@ SCHEMAS: dict[str, Schema] = {
         {"data": {"type": "array", "items": _ref("Mandate")}, "next_cursor": {"type": "null"}},
         description="Every active mandate, in one page.",
     ),
+    "UsageLine": _object(
+        {
+            "category": CATEGORY_CODE,
+            "monthly_amount": {**CENTS, "description": "The budget line for the month; 0 without one."},
+            "credited": {**CENTS, "description": "The month's credit."},
+            "used": {**CENTS, "description": "Captures less refunds booked in the month."},
+            "held": {**CENTS, "description": "By charges pending at the close (now, for the current month)."},
+            "left": {**CENTS, "description": "Available on the line at the close: balance less held."},
+        }
+    ),
+    "UsageClient": _object(
+        {
+            "client_id": ID, "name": NAME,
+            "monthly_amount": CENTS, "credited": CENTS, "used": CENTS, "held": CENTS, "left": CENTS,
+            "used_percent": {"type": ["integer", "null"], "description": "Whole percent of the month's amount used."},
+            "low_use": {"type": "boolean", "description": "Used less than the rule's percentage, late in the month."},
+            "lines": {"type": "array", "items": _ref("UsageLine")},
+        },
+        description="A client's figures: its lines summed.",
+    ),  # fmt: skip
+    "UsageProvider": _object(
+        {
+            "provider_id": ID, "provider_name": NAME,
+            "captured": {**CENTS, "description": "Captures booked in the month."},
+            "refunded": {**CENTS, "description": "Refunds booked in the month (positive)."},
+            "charged": {**CENTS, "description": "captured - refunded."},
+            "captures": {"type": "integer", "minimum": 0}, "refunds": {"type": "integer", "minimum": 0},
+        }
+    ),  # fmt: skip
+    "UsageReport": _object(
+        {
+            "month": MONTH,
+            "time_zone": {"type": "string", "examples": ["Europe/Helsinki"]},
+            "period_start": TIME,
+            "period_end": {**TIME, "description": "Exclusive."},
+            "complete": {"type": "boolean", "description": "False for the current month: figures so far."},
+            "as_of": TIME,
+            "low_use_rule": _object(
+                {
+                    "from_day": {"type": "integer", "minimum": 1, "maximum": 31},
+                    "percent": {"type": "integer", "minimum": 1, "maximum": 100},
+                    "evaluated": {"type": "boolean", "description": "False before `from_day` of the current month."},
+                }
+            ),
+            "totals": _object(
+                {
+                    "monthly_amount": CENTS, "credited": CENTS, "used": CENTS, "held": CENTS, "left": CENTS,
+                    "charged": {**CENTS, "description": "Every provider's; equals `used`."},
+                    "clients": {"type": "integer", "minimum": 0},
+                    "low_use_clients": {"type": "integer", "minimum": 0},
+                },
+                description="Every client of the month, whatever the page.",
+            ),
+            "providers": {"type": "array", "items": _ref("UsageProvider")},
+            "data": {"type": "array", "items": _ref("UsageClient")},
+            "next_cursor": {"type": ["string", "null"]},
+        }
+    ),  # fmt: skip
     "NewCategory": _object({"code": CATEGORY_CODE, "name": NAME}),
     "Category": _object({"code": CATEGORY_CODE, "name": NAME, "created_at": TIME}),
     "CategoryList": _object(
@@ -840,6 +898,23 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         idempotent=True,
         errors={400: ["unsafe_document"], 422: ["unreadable_document"]},
         description="A document with a DTD is refused (400 `unsafe_document`).",
+    ),
+    ("GET", "/v1/reports/usage"): _operation(
+        "Organizer", "The organizer's view of use: per client and line, per provider",
+        {200: _json("UsageReport", "The month's figures, read from the ledger in one snapshot.")},
+        parameters=[
+            {"name": "month", "in": "query", "schema": MONTH, "description": "Default: the current month (so far)."},
+            {
+                "name": "low_use", "in": "query", "schema": {"type": "string", "enum": ["true", "false"]},
+                "description": "`true`: only the clients flagged `low_use` (the surplus early warning).",
+            },
+            *PAGE,
+        ],
+        description="Per client and category: monthly amount, credited, used (captures less refunds booked in the "
+        "month), held and left at the close; per provider: captured, refunded, charged. From "
+        "`WALLET_USAGE_LOW_USE_FROM_DAY` on (or for a past month) a client who used less than "
+        "`WALLET_USAGE_LOW_USE_PERCENT` % of the month's amount is `low_use`. `limit` and `cursor` page the "
+        "clients, newest first; `totals` and `providers` cover them all. A month not yet begun is 422.",
     ),
     # Clients.
     ("GET", "/v1/me/wallet"): _operation(

@@ -30,7 +30,7 @@ from wallet.storage.port import (
     WriterStats,
     Written,
 )
-from wallet.storage.sqlite import events, exports, ops, reconciliations, render, representatives, settlements, statements
+from wallet.storage.sqlite import events, exports, ops, reconciliations, render, representatives, settlements, statements, usage
 from wallet.storage.sqlite.writer import Unit, Writer, connect, replay_outcome
 
 SCHEMA_VERSION = 1
@@ -413,6 +413,12 @@ class SqliteStorage:
     ) -> Written:  # fmt: skip
         unit = ops.answer_charge(client_id, charge_id, approve, now, representative_id=representative_id)
         return await self._write(unit, now, idempotency)
+
+    # The organizer's view of use.
+
+    async def usage_figures(self, month: str, start: datetime, end: datetime) -> Record:
+        async with self._read() as reader:  # one snapshot: every figure of the report agrees
+            return await usage.figures(reader, month, rfc3339(start), rfc3339(end))
 
     # Settlements.
 
