@@ -230,7 +230,7 @@ async def test_a_representative_of_several_clients_chooses_at_login_or_per_reque
 
 
 async def test_a_phone_of_a_client_and_a_representative_logs_in_as_either(world: World) -> None:
-    parent, provider = await world.funded(10_000)
+    parent, _ = await world.funded(10_000)
     child = await world.client(phone="+358401112226", national_id=OTHER_NATIONAL_ID)
     await world.budget(child["id"], {"home_care": 2_000})
     await world.credit()

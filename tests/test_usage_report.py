@@ -7,12 +7,14 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import OTHER_NATIONAL_ID, RecordingSms, World
 from tests.test_openapi import CheckedWorld, Contract, fetch_document
 from wallet.auth.tokens import Role
 from wallet.clock import FakeClock
+from wallet.settings import Settings, SettingsError
 
 HOME, TRANSPORT = "home_care", "transport"
 
@@ -208,3 +210,11 @@ async def test_the_usage_report_matches_the_openapi_document(
     await w.call("GET", "/v1/reports/usage?month=2030-01", w.finance, expect=422)
     await w.call("GET", "/v1/reports/usage", provider["token"], expect=403)
     assert ("GET", "/v1/reports/usage", 200) in w.contract.seen
+
+
+def test_the_low_use_settings_are_a_day_and_a_percentage() -> None:
+    for bad in ({"usage_low_use_from_day": 32}, {"usage_low_use_from_day": 0}, {"usage_low_use_percent": 101},
+                {"usage_low_use_percent": 0}):  # fmt: skip
+        with pytest.raises(SettingsError, match="WALLET_USAGE_LOW_USE_"):
+            Settings(**bad).validate()  # type: ignore[arg-type]
+    Settings(usage_low_use_from_day=31, usage_low_use_percent=100).validate()

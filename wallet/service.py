@@ -343,10 +343,11 @@ class WalletService:
             )  # fmt: skip
         return self.mint(Role.CLIENT, client_id=subject["client_id"])
 
-    async def _wallet_of(self, principal: Principal, scope: str = VIEW) -> str:
+    async def _wallet_of(self, principal: Principal, scope: str = VIEW, *, quiet: bool = False) -> str:
         """Whose wallet the caller acts on: its own (a client), or, for a representative, the client
         chosen for this request, with an active mandate of at least ``scope`` read now from the
-        database: a revoked mandate stops the very next request, whatever the token says."""
+        database: a revoked mandate stops the very next request, whatever the token says. Each use
+        of a mandate is logged (ids only), unless ``quiet`` (an open stream's repeated checks)."""
         if principal.role is Role.CLIENT and principal.client_id is not None:
             return principal.client_id
         if principal.role is not Role.REPRESENTATIVE or principal.representative_id is None:
@@ -358,8 +359,9 @@ class WalletService:
             raise Forbidden("no active mandate for this client")
         if scope == MANAGE and mandate["scope"] != MANAGE:
             raise Forbidden("this mandate lets you view the wallet, not approve or decline charges")
-        log.info("acting_for", representative_id=principal.representative_id, client_id=principal.client_id,
-                 representation_id=mandate["id"], scope=scope)  # fmt: skip
+        if not quiet:
+            log.info("acting_for", representative_id=principal.representative_id, client_id=principal.client_id,
+                     representation_id=mandate["id"], scope=scope)  # fmt: skip
         return principal.client_id
 
     async def wallet(self, principal: Principal) -> Record:
@@ -427,7 +429,7 @@ class WalletService:
     async def events_after(self, principal: Principal, after: int) -> list[Record]:
         """The caller's wallet events above id ``after``, oldest first, at most ``events_batch_max``.
         A representative's mandate is checked at each read: a revocation ends an open stream."""
-        client_id = await self._wallet_of(principal)
+        client_id = await self._wallet_of(principal, quiet=True)
         return await self.storage.list_wallet_events(client_id, after, self.settings.events_batch_max)
 
     # The organizer's view of use.

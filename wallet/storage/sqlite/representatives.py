@@ -56,7 +56,7 @@ def render(row: sqlite3.Row) -> Record:
 
 
 def _load(connection: sqlite3.Connection, client_id: str, representation_id: str) -> sqlite3.Row:
-    row = connection.execute(
+    row: sqlite3.Row | None = connection.execute(
         REPRESENTATION_SQL + " WHERE m.id = ? AND m.client_id = ?", (representation_id, client_id)
     ).fetchone()
     if row is None:
