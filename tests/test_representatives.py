@@ -364,3 +364,29 @@ async def test_wallet_check_finds_a_mandate_revoked_behind_the_audit_logs_back(w
         f"mandate {mandate['id']}: the audit log records its linking 1 times and its revocation 0 times"
     ]
     world.check = lambda: None  # type: ignore[method-assign]  # this database is broken on purpose
+
+
+async def test_a_representatives_login_codes_have_the_clients_limits(world: World) -> None:
+    client, _ = await world.funded(1_000)
+    await link(world, client)
+    settings = world.service.settings
+    await world.call("POST", "/v1/login", json={"phone": REPRESENTATIVE_PHONE}, expect=202)
+    code = world.sms.last_code(REPRESENTATIVE_PHONE)
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    for _ in range(settings.login_code_max_attempts):
+        status, body = await world.call("POST", "/v1/login/verify", json={"phone": REPRESENTATIVE_PHONE, "code": wrong})
+        assert (status, body["code"]) == (422, "identity_check_failed")
+    status, _ = await world.call("POST", "/v1/login/verify", json={"phone": REPRESENTATIVE_PHONE, "code": code})
+    assert status == 422  # the code is spent by the guesses
+    for _ in range(settings.login_requests_max - 1):
+        await world.call("POST", "/v1/login", json={"phone": REPRESENTATIVE_PHONE}, expect=202)
+    status, body = await world.call("POST", "/v1/login", json={"phone": REPRESENTATIVE_PHONE})
+    assert (status, body["code"]) == (429, "rate_limited")
+    # A code once used does not work twice.
+    world.clock.advance(seconds=settings.login_requests_window_seconds + 1)
+    await representative_token(world)
+    status, _ = await world.call(
+        "POST", "/v1/login/verify",
+        json={"phone": REPRESENTATIVE_PHONE, "code": world.sms.last_code(REPRESENTATIVE_PHONE)},
+    )  # fmt: skip
+    assert status == 422

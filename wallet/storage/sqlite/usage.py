@@ -26,10 +26,13 @@ USED_SQL = (
     " WHERE a.kind = 'wallet' AND t.type IN ('capture', 'refund') AND t.created_at >= ? AND t.created_at < ?"
     " GROUP BY a.id"
 )
-BALANCE_SQL = (
-    "SELECT a.client_id, a.category, SUM(p.amount) AS amount FROM accounts a"
-    " JOIN postings p ON p.account_id = a.id JOIN transactions t ON t.id = p.transaction_id"
-    " WHERE a.kind = 'wallet' AND t.created_at < ? GROUP BY a.id"
+# A line's balance at the close: its running balance now, less what was booked since the close. This
+# reads only the postings after the close (none for the current month), not the line's whole history.
+BALANCE_NOW_SQL = "SELECT client_id, category, balance AS amount FROM accounts WHERE kind = 'wallet'"
+BOOKED_SINCE_SQL = (
+    "SELECT a.client_id, a.category, -SUM(p.amount) AS amount FROM transactions t"
+    " JOIN postings p ON p.transaction_id = t.id JOIN accounts a ON a.id = p.account_id"
+    " WHERE a.kind = 'wallet' AND t.created_at >= ? GROUP BY a.id"
 )
 # Held at an instant: charges made before it and neither captured nor voided before it.
 HELD_SQL = (
@@ -66,7 +69,8 @@ async def figures(reader: aiosqlite.Connection, month: str, start: str, end: str
     await gather("monthly_amount", MONTHLY_SQL, (month, month))
     await gather("credited", CREDITED_SQL, (month,))
     await gather("used", USED_SQL, (start, end))
-    await gather("balance", BALANCE_SQL, (end,))
+    await gather("balance", BALANCE_NOW_SQL, ())
+    await gather("balance", BOOKED_SINCE_SQL, (end,))
     await gather("held", HELD_SQL, (end, end, end))
     providers = await reader.execute_fetchall(PROVIDERS_SQL, (start, end))
     names = await reader.execute_fetchall(CLIENTS_SQL)
