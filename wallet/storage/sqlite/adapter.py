@@ -35,13 +35,14 @@ from wallet.storage.port import (
     NewBudget,
     NewClient,
     NewProvider,
+    NewRepresentation,
     Page,
     CommitObserver,
     Record,
     WriterStats,
     Written,
 )
-from wallet.storage.sqlite import events, exports, ops, reconciliations, render, settlements, statements
+from wallet.storage.sqlite import events, exports, ops, reconciliations, render, representatives, settlements, statements, usage
 from wallet.storage.sqlite.writer import Unit, Writer, connect, replay_outcome
 
 SCHEMA_VERSION = 1
@@ -331,8 +332,10 @@ class SqliteStorage:
         written = await self._write(ops.start_login(phone_hash, code_hash, expires_at, limits, now), now)
         return bool(written.value["sent"])
 
-    async def verify_login(self, phone_hash: str, code_hash: str, limits: Limits, now: datetime) -> str:
-        return str((await self._write(ops.verify_login(phone_hash, code_hash, limits, now), now)).value["client_id"])
+    async def verify_login(
+        self, phone_hash: str, code_hash: str, client_id: str | None, limits: Limits, now: datetime
+    ) -> Record:
+        return (await self._write(representatives.verify_login(phone_hash, code_hash, client_id, limits, now), now)).value
 
     async def get_wallet(self, client_id: str, month: str) -> Record:
         async with self._read() as reader:
@@ -419,6 +422,46 @@ class SqliteStorage:
             return record
 
         return _page(rows, limit, item)
+
+    # Representatives.
+
+    async def create_representation(self, representation: NewRepresentation, now: datetime) -> Record:
+        return (await self._write(representatives.create(representation, rfc3339(now)), now)).value
+
+    async def list_representations(self, client_id: str, limit: int, before: int | None) -> Page:
+        async with self._read() as reader:
+            if not list(await reader.execute_fetchall("SELECT 1 FROM clients WHERE id = ?", (client_id,))):
+                raise NotFound("no such client")
+            rows, _ = await representatives.list_page(reader, client_id, limit, before)
+        return _page(rows, limit, representatives.render)
+
+    async def revoke_representation(self, client_id: str, representation_id: str, now: datetime) -> Record:
+        return (await self._write(representatives.revoke(client_id, representation_id, rfc3339(now)), now)).value
+
+    async def active_mandate(self, representative_id: str, client_id: str) -> Record | None:
+        async with self._read() as reader:
+            rows = list(
+                await reader.execute_fetchall(representatives.ACTIVE_MANDATE_SQL, (representative_id, client_id))
+            )
+        return dict(rows[0]) if rows else None
+
+    async def list_mandates(self, representative_id: str) -> list[Record]:
+        async with self._read() as reader:
+            rows = await reader.execute_fetchall(representatives.MANDATES_SQL, (representative_id,))
+        return [dict(row) for row in rows]
+
+    async def answer_charge_for(
+        self, representative_id: str, client_id: str, charge_id: str, approve: bool, now: datetime,
+        idempotency: Idempotency | None,
+    ) -> Written:  # fmt: skip
+        unit = ops.answer_charge(client_id, charge_id, approve, now, representative_id=representative_id)
+        return await self._write(unit, now, idempotency)
+
+    # The organizer's view of use.
+
+    async def usage_figures(self, month: str, start: datetime, end: datetime) -> Record:
+        async with self._read() as reader:  # one snapshot: every figure of the report agrees
+            return await usage.figures(reader, month, rfc3339(start), rfc3339(end))
 
     # Settlements.
 
