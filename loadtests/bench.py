@@ -45,7 +45,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -207,6 +207,14 @@ class Measurement:
     socket_errors: int
     timeouts: int
     statuses: dict[str, int]
+    # CPU seconds the server process spent during the run (user + system, /proc): a cost per request
+    # that, unlike requests/s, barely moves when other work shares the machine.
+    server_cpu_seconds: float = 0.0
+
+    @property
+    def cpu_us_per_request(self) -> float:
+        answered = self.answered
+        return self.server_cpu_seconds * 1e6 / answered if answered else 0.0
 
     @property
     def per_second(self) -> float:
@@ -267,16 +275,54 @@ def wrk_command(
 
 def run_wrk(
     url: str, script: Path, scenario: str, target: str, round_number: int, arguments: argparse.Namespace,
-    duration_seconds: int | None = None,
+    duration_seconds: int | None = None, server_pid: int | None = None,
 ) -> Measurement:  # fmt: skip
     key_prefix = f"{scenario}-{target}-{round_number}-{secrets.token_hex(4)}"
     command = wrk_command(
         url, script, duration_seconds or arguments.duration, arguments.connections, arguments.threads, key_prefix
     )
+    cpu_before = process_cpu_seconds(server_pid)
     finished = subprocess.run(command, capture_output=True, text=True, check=False)
+    cpu_after = process_cpu_seconds(server_pid)
     if finished.returncode != 0:
         raise RuntimeError(f"wrk failed ({finished.returncode}): {finished.stderr or finished.stdout}")
-    return parse_wrk_output(finished.stdout, scenario, target, round_number)
+    measured = parse_wrk_output(finished.stdout, scenario, target, round_number)
+    return replace(measured, server_cpu_seconds=max(cpu_after - cpu_before, 0.0))
+
+
+def process_cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process and its threads so far (0 when unknown)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks  # utime and stime: fields 14 and 15 of stat(5)
+
+
+def disk_commits_per_second(directory: Path, seconds: float = 1.0) -> float:
+    """One-row transactions a second in SQLite WAL with synchronous=FULL on the benchmark's disk:
+    the fsync rate that bounds how many commits (not charges) the writer can make."""
+    path = directory / "fsync-probe.db"
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = FULL")
+        connection.execute("CREATE TABLE probe (id INTEGER PRIMARY KEY, payload TEXT)")
+        began, commits = time.perf_counter(), 0
+        while time.perf_counter() - began < seconds:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("INSERT INTO probe (payload) VALUES (?)", ("x" * 200,))
+            connection.execute("COMMIT")
+            commits += 1
+        return commits / (time.perf_counter() - began)
+    finally:
+        connection.close()
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(OSError):
+                Path(f"{path}{suffix}").unlink()
 
 
 # Processes.
@@ -520,6 +566,9 @@ def _run(arguments: argparse.Namespace, directory: Path) -> int:
     load_before = load_average()
     print(f"machine: {info['cpus']} CPUs, {info['cpu_model']}, {info['memory_gib']} GiB; Python {info['python']};"
           f" wrk {info['wrk']}; load average {_load(load_before)}")  # fmt: skip
+    info["disk_commits_per_second"] = disk_commits = disk_commits_per_second(directory)
+    print(f"disk: {disk_commits:,.0f} SQLite commits/s (one row each, WAL, synchronous=FULL): the writer's commit"
+          f" rate bound; charges/s can exceed it only by group commit")  # fmt: skip
     seeded = asyncio.run(seed(environment, everyone))
     print(f"seeded {len(seeded.client_ids) - 1} clients + 1 hot wallet, credited {seeded.credited_lines} lines"
           f" for {seeded.month} in {seeded.seconds:.1f} s")  # fmt: skip
@@ -542,18 +591,21 @@ def _run(arguments: argparse.Namespace, directory: Path) -> int:
     results = Results()
     began = time.monotonic()
     with process(serve, environment, directory / "serve.log", f"{wallet_url}/healthz") as server, \
-            process(noop, environment, directory / "noop.log", f"{noop_url}/healthz"):  # fmt: skip
+            process(noop, environment, directory / "noop.log", f"{noop_url}/healthz") as noop_server:  # fmt: skip
+        pids = {"wallet": server.pid, "noop": noop_server.pid}
         print(f"wallet serve (pid {server.pid}) on {wallet_url}; no-op app on {noop_url};"
               f" wrk -t{arguments.threads} -c{arguments.connections}, {arguments.duration:g} s a measurement")  # fmt: skip
         for scenario, targets in (("charge", ("noop", "wallet")), ("read", ("noop", "wallet")), ("hot", ("wallet",))):
             for target in targets:  # warm up: token cache, page cache, connections; not in the figures
                 results.measurements.append(run_wrk(wallet_url if target == "wallet" else noop_url, paths[scenario],
-                                                    f"warmup-{scenario}", target, 0, arguments, WARMUP_SECONDS))  # fmt: skip
+                                                    f"warmup-{scenario}", target, 0, arguments, WARMUP_SECONDS,
+                                                    pids[target]))  # fmt: skip
             for round_number in range(1, arguments.rounds + 1):
                 order = targets if round_number % 2 else tuple(reversed(targets))
                 for target in order:
                     url = wallet_url if target == "wallet" else noop_url
-                    measured = run_wrk(url, paths[scenario], scenario, target, round_number, arguments)
+                    measured = run_wrk(url, paths[scenario], scenario, target, round_number, arguments,
+                                       server_pid=pids[target])
                     results.measurements.append(measured)
                     _print_measurement(measured)
         stop(server)
@@ -597,6 +649,7 @@ def summarise(results: Results, arguments: argparse.Namespace) -> dict[str, Any]
             "successes_per_second": _median([run.successes_per_second for run in runs]),
             "p50_ms": _median([run.p50_ms for run in runs]),
             "p99_ms": _median([run.p99_ms for run in runs]),
+            "cpu_us_per_request": _median([run.cpu_us_per_request for run in runs]),
             "error_share": sum(run.error_share * max(run.requests, 1) for run in runs)
             / max(sum(max(run.requests, 1) for run in runs), 1),
             "statuses": statuses,
@@ -628,7 +681,8 @@ def _print_measurement(m: Measurement) -> None:
     statuses = " ".join(f"{status}:{count}" for status, count in sorted(m.statuses.items()))
     extra = f" socket errors {m.socket_errors}, timeouts {m.timeouts}" if m.socket_errors or m.timeouts else ""
     print(f"  {m.scenario:<6} {m.target:<6} round {m.round}: {m.per_second:>8,.0f} req/s"
-          f"  p50 {m.p50_ms:6.2f} ms  p99 {m.p99_ms:6.2f} ms  errors {m.error_share:6.2%}  [{statuses}]{extra}")  # fmt: skip
+          f"  p50 {m.p50_ms:6.2f} ms  p99 {m.p99_ms:6.2f} ms  server CPU {m.cpu_us_per_request:6.0f} us/req"
+          f"  errors {m.error_share:6.2%}  [{statuses}]{extra}")  # fmt: skip
 
 
 def _verdict(ok: bool) -> str:
@@ -655,6 +709,9 @@ def _print_summary(
           f" {_verdict(read['successes_per_second'] >= TARGET_READS_PER_SECOND)});"
           f" p50 {read['p50_ms']:.2f} ms, p99 {read['p99_ms']:.2f} ms; errors {read['error_share']:.2%};"
           f" ratio to no-op GET {summary['read_ratio']:.2f}")  # fmt: skip
+    print(f"  server CPU/request charge {charge['cpu_us_per_request']:,.0f} us, no-op POST {noop['cpu_us_per_request']:,.0f} us;"
+          f" GET /v1/me/wallet {read['cpu_us_per_request']:,.0f} us, no-op GET"
+          f" {summary['read_noop']['cpu_us_per_request']:,.0f} us; hot charge {hot['cpu_us_per_request']:,.0f} us")  # fmt: skip
     print(f"  hot wallet         {hot['successes_per_second']:>9,.0f} charges/s; p50 {hot['p50_ms']:.2f} ms,"
           f" p99 {hot['p99_ms']:.2f} ms; errors {hot['error_share']:.2%} {_statuses(hot['statuses'])};"
           f" ratio to no-op {summary['hot_ratio']:.2f}")  # fmt: skip

@@ -216,7 +216,7 @@ def account(wallet: Wallet, path: str, body: dict[str, Any], status: int, answer
             WORLD.captures += 1
         elif answer.get("charge_status") == "voided":
             wallet.pending.pop(charge_id, None)
-    elif path.endswith("/void") and status == 200 and answer.get("status") == "voided":
+    elif path.endswith("/void") and status == 201 and answer.get("status") == "voided":
         wallet.pending.pop(path.split("/")[3], None)
 
 

@@ -43,6 +43,9 @@ def routes(app: web.Application) -> None:
     add("POST", "/v1/clients/{client_id}/budgets", h.create_budget)
     add("GET", "/v1/clients/{client_id}/budgets", h.list_budgets)
     add("POST", "/v1/clients/{client_id}/budgets/{budget_id}/end", h.end_budget)
+    add("POST", "/v1/clients/{client_id}/representatives", h.create_representation)
+    add("GET", "/v1/clients/{client_id}/representatives", h.list_representations)
+    add("POST", "/v1/clients/{client_id}/representatives/{representation_id}/revoke", h.revoke_representation)
     add("POST", "/v1/providers", h.create_provider)
     add("GET", "/v1/providers/{provider_id}", h.get_provider)
     add("POST", "/v1/providers/{provider_id}/approve", h.approve_provider)
@@ -64,6 +67,7 @@ def routes(app: web.Application) -> None:
     add("GET", "/v1/exports/transactions", h.export_transactions)
     add("GET", "/v1/exports/settlements", h.export_settlements)
     add("POST", "/v1/reconciliations", h.create_reconciliation)
+    add("GET", "/v1/reports/usage", h.usage_report)
     # Clients.
     add("GET", "/v1/me/wallet", h.my_wallet)
     add("GET", "/v1/me/transactions", h.my_transactions)
@@ -72,6 +76,7 @@ def routes(app: web.Application) -> None:
     add("GET", "/v1/me/charges", me.list_my_charges)
     add("POST", "/v1/me/charges/{charge_id}/approve", me.approve_my_charge)
     add("POST", "/v1/me/charges/{charge_id}/decline", me.decline_my_charge)
+    add("GET", "/v1/me/mandates", me.my_mandates)
 
 
 def create_app(

@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl
 import structlog
 from aiohttp import web
 
-from wallet import commands
+from wallet import commands, validation
 from wallet.api.http import idempotency, json_response, page_params, parse_json, read_body, read_json, render_page, requires
 from wallet.api import openapi
 from wallet.api.keys import PRINCIPAL, REQUEST_ID, SERVICE, SETTINGS
@@ -23,6 +23,7 @@ from wallet.auth.tokens import Role
 from wallet.exports import Encoder, ExportKind, file_name, write_export
 from wallet.ledger.errors import Unauthorized, Unavailable, ValidationError
 from wallet.ledger.charges import ChargeStatus
+from wallet.ledger.months import parse_month
 from wallet.ledger.settlements import SettlementStatus
 from wallet.storage.port import Page, Written
 
@@ -30,6 +31,7 @@ ADMIN = Role.ADMIN
 FINANCE = Role.FINANCE
 PROVIDER = Role.PROVIDER
 CLIENT = Role.CLIENT
+REPRESENTATIVE = Role.REPRESENTATIVE
 OAUTH_FIELD_MAX_LENGTH = 256
 log = structlog.get_logger(__name__)
 
@@ -106,10 +108,8 @@ async def login(request: web.Request) -> web.Response:
 
 
 async def login_verify(request: web.Request) -> web.Response:
-    body = await read_json(request)
-    phone = commands.login_phone(body)
-    code = commands.otp_code(body)
-    issued = await request.app[SERVICE].verify_login(phone, code)
+    verification = commands.login_verification(await read_json(request))
+    issued = await request.app[SERVICE].verify_login(verification.phone, verification.code, verification.client_id)
     return json_response(issued.render(), headers={"Cache-Control": "no-store"})
 
 
@@ -136,6 +136,28 @@ async def create_client(request: web.Request) -> web.Response:
 @requires(ADMIN)
 async def get_client(request: web.Request) -> web.Response:
     return json_response(await request.app[SERVICE].get_client(request.match_info["client_id"]))
+
+
+@requires(ADMIN)
+async def create_representation(request: web.Request) -> web.Response:
+    command = commands.create_representation(await read_json(request))
+    created = await request.app[SERVICE].create_representation(request.match_info["client_id"], command)
+    return json_response(created, status=201)
+
+
+@requires(ADMIN)
+async def list_representations(request: web.Request) -> web.Response:
+    limit, before = page_params(request)
+    page = await request.app[SERVICE].list_representations(request.match_info["client_id"], limit, before)
+    return json_response(render_page(page))
+
+
+@requires(ADMIN)
+async def revoke_representation(request: web.Request) -> web.Response:
+    revoked = await request.app[SERVICE].revoke_representation(
+        request.match_info["client_id"], request.match_info["representation_id"]
+    )
+    return json_response(revoked)
 
 
 @requires(ADMIN)
@@ -230,7 +252,7 @@ async def confirm_charge(request: web.Request) -> web.Response:
 async def void_charge(request: web.Request) -> web.Response:
     key = idempotency(request, request[PRINCIPAL], b"")  # a body, if any, is ignored
     written = await request.app[SERVICE].void_charge(request[PRINCIPAL], request.match_info["charge_id"], key)
-    return _written(written, 200)
+    return _written(written, 201)  # PRODUCT.md: void and refunds answer 201 (the void is a new ledger movement)
 
 
 @requires(PROVIDER)
@@ -260,12 +282,12 @@ async def get_charge(request: web.Request) -> web.Response:
 # Clients.
 
 
-@requires(CLIENT)
+@requires(CLIENT, REPRESENTATIVE)
 async def my_wallet(request: web.Request) -> web.Response:
     return json_response(await request.app[SERVICE].wallet(request[PRINCIPAL]))
 
 
-@requires(CLIENT)
+@requires(CLIENT, REPRESENTATIVE)
 async def my_transactions(request: web.Request) -> web.Response:
     limit, before = page_params(request)
     return json_response(render_page(await request.app[SERVICE].transactions(request[PRINCIPAL], limit, before)))
@@ -373,6 +395,22 @@ async def export_transactions(request: web.Request) -> web.StreamResponse:
 @requires(FINANCE)
 async def export_settlements(request: web.Request) -> web.StreamResponse:
     return await _export(request, ExportKind.SETTLEMENTS)
+
+
+# The organizer's view of use.
+
+
+@requires(ADMIN, FINANCE)
+async def usage_report(request: web.Request) -> web.Response:
+    """``GET /v1/reports/usage?month=YYYY-MM[&low_use=true]``: the month's use; clients paged."""
+    limit, before = page_params(request)
+    service = request.app[SERVICE]
+    raw_month = request.query.get("month")
+    month = service.current_month() if raw_month is None else parse_month(raw_month, "month")
+    low_use = validation.one_of(request.query.get("low_use", "false"), "low_use", ("true", "false")) == "true"
+    report = await service.usage_report(month, low_use, limit, before)
+    report["next_cursor"] = render_page(Page([], report["next_cursor"]))["next_cursor"]
+    return json_response(report)
 
 
 # Invoice reconciliation.

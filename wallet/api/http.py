@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from functools import wraps
 from typing import Any
 
@@ -123,6 +124,25 @@ def authenticate(request: web.Request) -> Principal:
     return request.app[SERVICE].authenticate(token.strip())
 
 
+CLIENT_ID_PARAMETER = "client_id"
+
+
+def _choose_client(request: web.Request, principal: Principal) -> Principal:
+    """``?client_id=`` chooses whose wallet a request is about. A representative may choose any client
+    its token was issued for (the default: the one chosen at login); the mandate itself is checked
+    by the service. A client may only name itself."""
+    chosen = request.query.get(CLIENT_ID_PARAMETER)
+    if principal.role is Role.REPRESENTATIVE:
+        if chosen is None:
+            return principal
+        if chosen not in principal.client_ids:
+            raise Forbidden("this token does not act for that client", field=CLIENT_ID_PARAMETER)
+        return replace(principal, client_id=chosen)
+    if principal.role is Role.CLIENT and chosen is not None and chosen != principal.client_id:
+        raise Forbidden("a client token acts for its own wallet only", field=CLIENT_ID_PARAMETER)
+    return principal
+
+
 def requires(*roles: Role) -> Callable[[Handler], Handler]:
     """Authenticate the caller and admit only ``roles``."""
 
@@ -132,6 +152,7 @@ def requires(*roles: Role) -> Callable[[Handler], Handler]:
             principal = authenticate(request)
             if principal.role not in roles:
                 raise Forbidden(f"this needs the role {' or '.join(role.value for role in roles)}")
+            principal = _choose_client(request, principal)
             request[PRINCIPAL] = principal
             ACTOR.set(principal.scope)  # carried into the writer with each unit: the audit's "who"
             return await handler(request)

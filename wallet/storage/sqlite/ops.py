@@ -28,7 +28,7 @@ from wallet.ledger.months import UnusedPolicy, check_new_end, expires_at_boundar
 from wallet.ledger.transactions import Transaction, TransactionType
 from wallet.auth.hashing import equal
 from wallet.storage.port import ChargeCommand, Limits, NewBudget, NewClient, NewProvider, Record, Refusal
-from wallet.storage.sqlite import audit, events, render
+from wallet.storage.sqlite import audit, events, render, representatives
 from wallet.storage.sqlite.writer import Unit
 
 
@@ -310,7 +310,8 @@ def credit_run_step(month: str, current_month: str, after_budget_seq: int, batch
         done = len(budgets) < batch
         if done:
             connection.execute("UPDATE credit_runs SET finished_at = ? WHERE month = ?", (now, month))
-        return {"last_budget_seq": last_seq, "done": done, "credited_now": credited, "expired_now": expired}
+        return {"last_budget_seq": last_seq, "done": done, "credited_now": credited, "expired_now": expired,
+                "budgets": len(budgets)}  # fmt: skip
 
     return unit
 
@@ -635,10 +636,17 @@ def expire_pending(now: datetime, batch: int) -> Unit:
 # The client answers a charge made with the app method: approve (capture) or decline (void).
 
 
-def answer_charge(client_id: str, charge_id: str, approve: bool, now: datetime) -> Unit:
+def answer_charge(
+    client_id: str, charge_id: str, approve: bool, now: datetime, representative_id: str | None = None
+) -> Unit:
+    """The client's answer; or, with ``representative_id``, a representative's under a manage mandate."""
     stamp = rfc3339(now)
 
     def unit(connection: sqlite3.Connection) -> Record | Refusal:
+        acting: dict[str, str] = {}
+        if representative_id is not None:
+            mandate = representatives.require_mandate(connection, representative_id, client_id, representatives.MANAGE)
+            acting = {"representative_id": representative_id, "representation_id": mandate}
         row = connection.execute(
             "SELECT * FROM charges WHERE id = ? AND client_id = ?", (charge_id, client_id)
         ).fetchone()
@@ -654,7 +662,7 @@ def answer_charge(client_id: str, charge_id: str, approve: bool, now: datetime) 
         else:
             _void(connection, row, "declined_by_client", stamp)
         audit.append(connection, stamp, "charge.approved" if approve else "charge.declined", charge_id,
-                     client_id=client_id)  # fmt: skip
+                     client_id=client_id, **acting)  # fmt: skip
         return client_charge(connection, charge_id)
 
     return unit
@@ -677,7 +685,7 @@ def start_login(phone_hash: str, code_hash: str, expires_at: datetime, limits: L
     def unit(connection: sqlite3.Connection) -> Record:
         client = connection.execute("SELECT id FROM clients WHERE phone_hash = ?", (phone_hash,)).fetchone()
         if client is None:
-            return {"sent": False}
+            return representatives.start_representative_login(connection, phone_hash, code_hash, expires_at, limits, now)
         window_start = rfc3339(now - timedelta(seconds=limits.login_requests_window_seconds))
         recent = connection.execute(
             "SELECT COUNT(*), MIN(created_at) FROM login_codes WHERE client_id = ? AND created_at > ?",
@@ -692,30 +700,6 @@ def start_login(phone_hash: str, code_hash: str, expires_at: datetime, limits: L
             (client["id"], code_hash, stamp, rfc3339(expires_at)),
         )
         return {"sent": True}
-
-    return unit
-
-
-def verify_login(phone_hash: str, code_hash: str, limits: Limits, now: datetime) -> Unit:
-    stamp = rfc3339(now)
-
-    def unit(connection: sqlite3.Connection) -> Record | Refusal:
-        failure = Refusal(IdentityCheckFailed("wrong or expired code"))
-        client = connection.execute("SELECT id FROM clients WHERE phone_hash = ?", (phone_hash,)).fetchone()
-        if client is None:
-            return failure
-        code = connection.execute(
-            "SELECT * FROM login_codes WHERE client_id = ? AND used_at IS NULL AND expires_at > ? AND attempts < ?"
-            " ORDER BY seq DESC LIMIT 1",
-            (client["id"], stamp, limits.login_code_max_attempts),
-        ).fetchone()
-        if code is None:
-            return failure
-        if not equal(code["code_hash"], code_hash):
-            connection.execute("UPDATE login_codes SET attempts = attempts + 1 WHERE seq = ?", (code["seq"],))
-            return failure
-        connection.execute("UPDATE login_codes SET used_at = ? WHERE seq = ?", (stamp, code["seq"]))
-        return {"client_id": client["id"]}
 
     return unit
 
