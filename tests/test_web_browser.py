@@ -289,6 +289,45 @@ def test_the_client_sees_a_new_balance_live_and_approves_an_app_charge(
     audit(page, "client")
 
 
+def test_a_representative_switches_between_the_clients_they_act_for(
+    page: Page, world: dict[str, Any], files: WalletFiles, server: Server
+) -> None:
+    seeded, admin = world["seeded"], world["admin"]
+    month = current_month()
+    other = admin.call("POST", "/v1/clients", {"name": "Toini Toinen", "phone": "040 111 2222"}, expect=201)
+    admin.call("POST", f"/v1/clients/{other['id']}/budgets", {"start_month": month, "end_month": month, "unused": "expire",
+               "lines": [{"category": "home_care", "monthly_amount": 20_000}]}, expect=201)  # fmt: skip
+    admin.call("POST", "/v1/credit-runs", {"month": month}, key=f"web-reps-{month}")
+    representative = {"phone": "040 999 8888", "name": "Raili Edustaja"}
+    admin.call("POST", f"/v1/clients/{seeded.client_id}/representatives", {**representative, "scope": "manage"}, expect=201)
+    admin.call("POST", f"/v1/clients/{other['id']}/representatives", {**representative, "scope": "view"}, expect=201)
+    provider = server.api(seeded.provider_token)
+    asked = provider.call("POST", "/v1/charges", {"phone": "0401112222", "amount": 1_500, "category": "home_care",
+                          "identity": {"method": "app"}}, key="web-reps-app", expect=201)  # fmt: skip
+
+    page.goto("/")
+    page.get_by_label("Puhelinnumerosi").fill(representative["phone"])
+    page.get_by_role("button", name="Lähetä koodi").click()
+    page.get_by_label("Tekstiviestin koodi").fill(files.code_sent_to("+358409998888"))
+    page.get_by_role("button", name="Kirjaudu", exact=True).click()
+
+    switcher = page.get_by_label("Asioit asiakkaan puolesta")
+    expect(switcher.locator("option")).to_have_text(["Aino Asiakas", "Toini Toinen"], use_inner_text=True)
+    line = page.locator("li.line", has=page.get_by_role("heading", name="Kotihoito"))
+    switcher.select_option(label="Toini Toinen")
+    expect(line.locator("[data-role=available]")).to_have_text(euros(20_000 - 1_500))
+    card = page.locator(".pending-charge", has_text=euros(1_500))
+    expect(card).to_contain_text("Asiakas tai hänen valtuuttamansa voi hyväksyä tämän.")  # a view-only mandate
+    expect(card.get_by_role("button")).to_have_count(0)
+    expect(page.locator("#subject-switcher")).to_contain_text("Veloitusten hyväksyminen ei kuulu valtuuteesi.")
+    audit(page, "client-representative")
+
+    switcher.select_option(label="Aino Asiakas")
+    expect(line.locator("[data-role=available]")).to_have_text(euros(available(world, server)))
+    expect(page.locator(".pending-charge")).to_have_count(0)
+    assert provider.call("GET", f"/v1/charges/{asked['id']}", expect=200)["status"] == "pending"
+
+
 # The organizer and finance.
 
 
@@ -387,6 +426,11 @@ def test_the_organizer_creates_a_client_and_budget_runs_credits_and_reconciles(
     budget_row.get_by_role("button", name=re.compile("^Päätä budjetti")).click()
     expect(page.locator("#client-message")).to_contain_text(f"Asiakkaan Eino Esimerkki budjetti päättyy {month}.")
     expect(budget_row).to_contain_text(f"{month} – {month}: Omaishoidon vapaa")
+
+    # The usage report: this month's use per client and provider.
+    page.get_by_role("button", name="Näytä raportti").click()
+    expect(page.locator("#usage-clients tbody tr", has_text="Eino Esimerkki")).to_contain_text(euros(12345))
+    expect(page.locator("#usage-providers")).to_contain_text("Esimerkki Hoivapalvelut Oy")
 
     with page.expect_download() as download:
         page.get_by_role("button", name="Lataa tiedosto").click()

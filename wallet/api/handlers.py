@@ -122,7 +122,7 @@ async def create_category(request: web.Request) -> web.Response:
     return json_response(await request.app[SERVICE].create_category(command), status=201)
 
 
-@requires(ADMIN, FINANCE, PROVIDER, CLIENT)
+@requires(ADMIN, FINANCE, PROVIDER, CLIENT, REPRESENTATIVE)
 async def list_categories(request: web.Request) -> web.Response:
     return json_response({"data": await request.app[SERVICE].list_categories(), "next_cursor": None})
 

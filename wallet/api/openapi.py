@@ -735,7 +735,7 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
     ),
     ("GET", "/v1/categories"): _operation(
         "Organizer", "List the service categories", {200: _json("CategoryList", "Every category.")},
-        description="Clients read it too, for the names of their budget's lines.",
+        description="Clients and representatives read it too, for the names of a budget's lines.",
     ),
     ("POST", "/v1/clients"): _operation(
         "Organizer", "Create a client (a wallet)", {201: _json("Client", "Created.")},

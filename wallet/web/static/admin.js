@@ -435,27 +435,51 @@ async function markPaid(batch, button) {
 
 async function showUsage(form) {
   const box = $("#usage-result");
+  const query = new URLSearchParams({ month: form.get("month"), limit: "200" });
+  if (form.get("low_use")) query.set("low_use", "true");
+  let report;
   try {
-    const report = await request("GET", `${USAGE_PATH}?month=${encodeURIComponent(form.get("month"))}`, { token: tokenFor("admin", "finance") });
-    box.replaceChildren(renderReport(report));
+    report = await request("GET", `${USAGE_PATH}?${query}`, { token: tokenFor("admin", "finance") });
   } catch (error) {
     box.replaceChildren(el("p", { class: "message message-error", role: "alert", text: problemText(error) }));
+    return;
   }
-}
-
-// A report whose shape this page does not know in advance: its rows as a table, amounts in euros.
-function renderReport(report) {
-  const rows = Array.isArray(report) ? report : Array.isArray(report.data) ? report.data : Array.isArray(report.rows) ? report.rows : null;
-  const cell = (name, value) => typeof value === "number" && /amount/.test(name) ? euros(value) : typeof value === "object" && value !== null ? JSON.stringify(value) : String(value ?? "–");
-  if (!rows) {
-    return el("dl", { class: "reference" }, Object.entries(report).flatMap(([name, value]) => [el("dt", { text: name }), el("dd", { text: cell(name, value) })]));
-  }
-  if (!rows.length) return el("p", { text: t("admin.usage.empty") });
-  const columns = Object.keys(rows[0]);
-  return el("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": t("admin.usage.heading") }, el("table", {},
-    el("caption", { class: "visually-hidden", text: t("admin.usage.heading") }),
-    el("thead", {}, el("tr", {}, columns.map((name) => el("th", { scope: "col", text: name })))),
-    el("tbody", {}, rows.map((row) => el("tr", {}, columns.map((name) => el("td", { class: typeof row[name] === "number" ? "number" : null, text: cell(name, row[name]) })))))));
+  const totals = report.totals;
+  const figure = (key, cents) => [el("dt", { text: t(key) }), el("dd", { text: euros(cents) })];
+  const clientRows = report.data.map((client) => el("tr", { dataset: { clientId: client.client_id } },
+    el("td", {}, client.name, client.low_use ? el("strong", { class: "flag", text: ` ${t("admin.usage.low_use")}` }) : null),
+    el("td", { class: "number", text: euros(client.monthly_amount) }),
+    el("td", { class: "number", text: euros(client.used) }),
+    el("td", { class: "number", text: client.used_percent === null ? "–" : `${client.used_percent} %` }),
+    el("td", { class: "number", text: euros(client.held) }),
+    el("td", { class: "number", text: euros(client.left) })));
+  const providerRows = report.providers.map((provider) => el("tr", {},
+    el("td", { text: provider.provider_name }),
+    el("td", { class: "number", text: euros(provider.captured) }),
+    el("td", { class: "number", text: euros(provider.refunded) }),
+    el("td", { class: "number", text: euros(provider.charged) })));
+  const table = (id, caption, headings, rows) => el("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": caption },
+    el("table", { id, class: "stack" },
+      el("caption", { text: caption }),
+      el("thead", {}, el("tr", {}, headings.map(([key, number]) => el("th", { scope: "col", class: number ? "number" : null, text: t(key) })))),
+      el("tbody", {}, rows)));
+  fill(box,
+    el("h3", { text: t(report.complete ? "admin.usage.for" : "admin.usage.so_far", { month: report.month }) }),
+    el("dl", { class: "figures" },
+      figure("admin.usage.monthly", totals.monthly_amount),
+      figure("admin.usage.credited", totals.credited),
+      figure("admin.usage.used", totals.used),
+      figure("admin.usage.held", totals.held),
+      figure("admin.usage.left", totals.left)),
+    el("p", { text: t("admin.usage.clients", { clients: totals.clients, low: totals.low_use_clients }) }),
+    report.low_use_rule.evaluated ? null : el("p", { class: "help", text: t("admin.usage.rule_later", { day: report.low_use_rule.from_day }) }),
+    clientRows.length ? table("usage-clients", t("admin.usage.clients_caption", { month: report.month }), [
+      ["admin.clients.name"], ["admin.usage.monthly", true], ["admin.usage.used", true], ["admin.usage.used_percent", true],
+      ["admin.usage.held", true], ["admin.usage.left", true]], clientRows) : el("p", { text: t("admin.usage.empty") }),
+    report.next_cursor ? el("p", { class: "help", text: t("admin.usage.more") }) : null,
+    providerRows.length ? table("usage-providers", t("admin.usage.providers_caption", { month: report.month }), [
+      ["common.provider"], ["admin.usage.captured", true], ["admin.usage.refunded", true], ["admin.usage.charged", true]], providerRows) : null);
+  for (const id of ["#usage-clients", "#usage-providers"]) if (box.querySelector(id)) labelCells($(id));
 }
 
 // Exports: fetched with the finance token, then handed to the browser as a download.

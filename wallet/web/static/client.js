@@ -14,7 +14,8 @@ const REFRESH_DEBOUNCE_MS = 150;
 const HISTORY_PAGE = 20;
 const session = new Session("client");
 const state = {
-  subject: null, // { clientId, label }: whose wallet
+  subject: null, // { clientId, name, represented, scope }: whose wallet, and how far this login may act
+  mandates: [], // a representative's: the clients they act for
   wallet: null,
   categories: new Map(),
   stream: null, // AbortController of the open event stream
@@ -26,7 +27,11 @@ const state = {
 };
 
 const euros = (cents, options) => formatEuros(cents, language(), options);
-const walletPath = (rest) => `/v1/me${rest}`; // the subject's wallet (a representative's: another base)
+// The subject's wallet: a representative names the client acted for on every request.
+function walletPath(rest) {
+  if (!state.subject || !state.subject.represented) return `/v1/me${rest}`;
+  return `/v1/me${rest}${rest.includes("?") ? "&" : "?"}client_id=${encodeURIComponent(state.subject.clientId)}`;
+}
 
 function token() {
   const current = session.token;
@@ -42,6 +47,7 @@ function signedOut(messageKey) {
   if (state.stream) state.stream.abort();
   state.stream = null;
   state.subject = null;
+  state.mandates = [];
   state.wallet = null;
   show($("#wallet"), false);
   show($("#login"));
@@ -94,11 +100,24 @@ async function verifyCode(form) {
 
 async function open() {
   const claims = tokenClaims(token());
-  if (!claims || claims.role !== "client") {
+  if (!claims || !["client", "representative"].includes(claims.role)) {
     signedOut("client.login.wrong_role");
     return;
   }
-  state.subject = { clientId: claims.client_id, label: null };
+  if (claims.role === "representative") {
+    const mandates = await request("GET", "/v1/me/mandates", { token: token() });
+    state.mandates = mandates.data;
+    if (!state.mandates.length) {
+      signedOut("client.subject.none");
+      return;
+    }
+    const chosen = state.mandates.find((m) => m.client_id === claims.client_id) || state.mandates[0];
+    state.subject = { clientId: chosen.client_id, name: chosen.client_name, represented: true, scope: chosen.scope };
+  } else {
+    state.mandates = [];
+    state.subject = { clientId: claims.client_id, name: null, represented: false, scope: "manage" };
+  }
+  renderSwitcher();
   show($("#login"), false);
   show($("#wallet"));
   $("#statement-month").value = thisMonth();
@@ -106,13 +125,50 @@ async function open() {
     const categories = await request("GET", "/v1/categories", { token: token() });
     state.categories = new Map(categories.data.map((c) => [c.code, c.name]));
   } catch { /* names are a nicety: codes stand in */ }
+  await loadSubject();
+}
+
+// Everything shown is the subject's: (re)load it all and follow its event stream.
+async function loadSubject() {
+  state.wallet = null;
+  state.lastEventId = null;
+  state.history = [];
+  $("#statement-result").replaceChildren();
   await Promise.all([loadWallet(), loadPending(), loadHistory(true)]);
   connect();
 }
 
+// A representative chooses whose wallet to see (every mandate's client is in the list).
+function renderSwitcher() {
+  const box = $("#subject-switcher");
+  if (!state.subject.represented) {
+    box.replaceChildren();
+    show(box, false);
+    return;
+  }
+  const select = el("select", { id: "subject", name: "subject" },
+    state.mandates.map((m) => el("option", { value: m.client_id, text: m.client_name })));
+  select.value = state.subject.clientId;
+  select.addEventListener("change", () => {
+    const mandate = state.mandates.find((m) => m.client_id === select.value);
+    state.subject = { clientId: mandate.client_id, name: mandate.client_name, represented: true, scope: mandate.scope };
+    renderSwitcher();
+    $("#subject").focus();
+    say($("#flash"), t("client.subject.switched", { name: mandate.client_name }), "info");
+    loadSubject();
+  });
+  box.replaceChildren(
+    el("label", { for: "subject", text: t("client.subject.label") }),
+    select,
+    el("p", { class: "help", text: t(state.subject.scope === "manage" ? "client.subject.manage" : "client.subject.view") }));
+  show(box);
+}
+
 async function loadWallet() {
+  const subject = state.subject;
   try {
-    renderWallet(await request("GET", walletPath("/wallet"), { token: token() }));
+    const wallet = await request("GET", walletPath("/wallet"), { token: token() });
+    if (subject === state.subject) renderWallet(wallet);  // not an answer about a wallet switched away from
   } catch (error) {
     failed(error);
   }
@@ -228,6 +284,7 @@ function liveStatus(connected) {
 // Charges waiting for the client's answer.
 
 async function loadPending() {
+  const subject = state.subject;
   let page;
   try {
     page = await request("GET", walletPath("/charges?status=pending"), { token: token() });
@@ -235,6 +292,7 @@ async function loadPending() {
     failed(error);
     return;
   }
+  if (subject !== state.subject) return;
   const list = $("#pending-list");
   const waiting = page.data.filter((charge) => charge.method === "app");
   list.replaceChildren(...waiting.map(pendingCard));
@@ -250,7 +308,7 @@ function pendingCard(charge) {
     el("h3", { id: headingId, text: describe }),
     charge.description ? el("p", { text: charge.description }) : null,
     el("p", { text: t("client.pending.until", { time: localDateTime(charge.expires_at, language()) }) }),
-    el("div", { class: "actions" },
+    state.subject.scope !== "manage" ? el("p", { text: t("client.pending.view_only") }) : el("div", { class: "actions" },
       el("button", { type: "button", text: t("client.pending.approve"), "aria-label": `${t("client.pending.approve")}: ${describe}`,
         onclick: (event) => answer(charge, true, event.currentTarget) }),
       el("button", { type: "button", class: "secondary", text: t("client.pending.decline"), "aria-label": `${t("client.pending.decline")}: ${describe}`,
@@ -275,6 +333,7 @@ const TYPE_KEYS = { credit: "client.type.credit", expiry: "client.type.expiry", 
 
 async function loadHistory(fromStart) {
   const cursor = fromStart ? "" : `&cursor=${encodeURIComponent(state.historyCursor)}`;
+  const subject = state.subject;
   let page;
   try {
     page = await request("GET", walletPath(`/transactions?limit=${HISTORY_PAGE}${cursor}`), { token: token() });
@@ -282,6 +341,7 @@ async function loadHistory(fromStart) {
     failed(error);
     return;
   }
+  if (subject !== state.subject) return;
   state.history = fromStart ? page.data : state.history.concat(page.data);
   state.historyCursor = page.next_cursor;
   renderHistory();
@@ -350,6 +410,7 @@ function failed(error) {
 }
 
 setUp(() => {
+  if (state.subject) renderSwitcher();
   if (!state.wallet) return;
   renderWallet(state.wallet);
   renderHistory();
