@@ -12,6 +12,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import World
+from wallet.demo import seed
+from wallet.settings import Settings
 from wallet.web import CONTENT_SECURITY_POLICY, PAGES, ROUTES
 
 STATIC = Path(__file__).parents[1] / "wallet" / "web" / "static"
@@ -148,3 +150,13 @@ async def test_a_client_reads_the_category_names(world: World) -> None:
     _, page = await world.call("GET", "/v1/categories", client["token"], expect=200)
     assert page["data"][0]["name"] == "Kotihoito"
     await world.call("GET", "/v1/categories", None, expect=401)
+
+
+async def test_the_demo_says_where_the_pages_are_and_how_to_sign_in(settings: Settings) -> None:
+    text = await seed(settings)
+    for page in ("/provider", "/admin"):
+        assert f"http://{settings.host}:{settings.port}{page}" in text
+    assert f"http://{settings.host}:{settings.port}/ " in text  # the client's page
+    assert re.search(r"client id:\s+pc_\S+", text) and re.search(r"client secret:\s+\S{20,}", text)
+    assert re.search(r"admin:\s+ey\S+", text) and re.search(r"finance:\s+ey\S+", text)
+    assert settings.sms_outbox in text  # where a newcomer reads the SMS codes

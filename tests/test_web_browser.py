@@ -212,6 +212,31 @@ def test_a_lost_answer_is_retried_with_the_same_key_and_charges_once(
     charges = server.api(world["seeded"].provider_token).call("GET", "/v1/charges?limit=200", expect=200)["data"]
     assert [c["amount"] for c in charges].count(333) == 1
 
+    # The connection stays down through every automatic retry: the page says so, keeps the key,
+    # and the provider's next press repeats the same request rather than charging again.
+    page.unroute("**/v1/charges")
+    keys.clear()
+    down = {"attempts": 0}
+
+    def connection_down(route: Any) -> None:
+        keys.append(route.request.headers.get("idempotency-key", ""))
+        down["attempts"] += 1
+        if down["attempts"] == 1:
+            route.fetch()  # carried out; the answer lost
+        route.abort("internetdisconnected")
+
+    page.route("**/v1/charges", connection_down)
+    fill_charge(page, "2,22", "Henkilötunnus asiakkaan henkilökortista")
+    page.get_by_label("Henkilötunnus", exact=True).fill(NATIONAL_ID)
+    page.get_by_role("button", name="Veloita", exact=True).click()
+    expect(page.locator("#outcome")).to_contain_text("Yhteys katkesi", timeout=15_000)
+    page.unroute("**/v1/charges")
+    page.route("**/v1/charges", lambda route: (keys.append(route.request.headers.get("idempotency-key", "")), route.continue_()))
+    page.get_by_role("button", name="Veloita", exact=True).click()
+    expect(page.locator("#outcome")).to_have_text(f"Veloitettu {euros(222)}.")
+    assert len(keys) >= 3 and len(set(keys)) == 1, keys
+    assert available(world, server) == before - 333 - 222
+
 
 def test_a_provider_requests_a_settlement_and_sees_its_reference_grouped(
     page: Page, world: dict[str, Any], server: Server

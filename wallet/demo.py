@@ -61,8 +61,9 @@ Start the service (`wallet serve`, or `make run`), then open the three pages in 
                     mint new ones with `wallet token --role admin` and `wallet token --role finance`):
                       admin:   {admin}
                       finance: {finance}
-                    Finance reconciles invoices: upload a Finvoice 3.0 XML or CSV file whose
-                    reference number is the one the provider's settlement showed.
+                    Open the demo client by its id, {client['id']}, to see and end its budget.
+                    Finance reconciles invoices: the provider page downloads a Finvoice 3.0
+                    invoice for each settlement; upload it under "Laskujen täsmäytys".
 
 The same, by HTTP:
 

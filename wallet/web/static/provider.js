@@ -97,11 +97,13 @@ function outcome(text, kind) {
 async function charge(form) {
   show($("#outcome"), false);
   const fields = chargeFields(form);
-  if (!fields.phone) return outcome(t("provider.charge.need_phone"), "error"), $("#phone").focus();
-  if (fields.amount === null || fields.amount <= 0) return outcome(t("provider.charge.bad_amount"), "error"), $("#amount").focus();
-  if (fields.identity.method === "national_id" && !fields.identity.national_id) {
-    outcome(t("provider.charge.need_national_id"), "error");
-    $("#national-id").focus();
+  const missing = !fields.phone ? ["provider.charge.need_phone", "#phone"]
+    : fields.amount === null || fields.amount <= 0 ? ["provider.charge.bad_amount", "#amount"]
+    : fields.identity.method === "national_id" && !fields.identity.national_id ? ["provider.charge.need_national_id", "#national-id"]
+    : null;
+  if (missing) {
+    outcome(t(missing[0]), "error");
+    $(missing[1]).focus();
     return;
   }
   const key = chargeKeys.keyFor(fields);
@@ -110,9 +112,13 @@ async function charge(form) {
   try {
     result = await idempotentPost("/v1/charges", { token: token(), body: fields }, key);
   } catch (error) {
-    if (error instanceof ConnectionLost) return outcome(t("provider.charge.connection_lost"), "error");
+    if (error instanceof ConnectionLost) {
+      outcome(t("provider.charge.connection_lost"), "error");  // the key is kept: pressing again repeats
+      return;
+    }
     chargeKeys.answered();
-    return outcome(chargeProblem(error), "error");
+    outcome(chargeProblem(error), "error");
+    return;
   }
   chargeKeys.answered();
   $("#amount").value = "";
