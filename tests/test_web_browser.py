@@ -330,11 +330,18 @@ def test_a_representative_switches_between_the_clients_they_act_for(
     asked = provider.call("POST", "/v1/charges", {"phone": "0401112222", "amount": 1_500, "category": "home_care",
                           "identity": {"method": "app"}}, key="web-reps-app", expect=201)  # fmt: skip
 
+    # By keyboard alone: the skip link, typing, Enter; the code field takes the focus by itself.
     page.goto("/")
-    page.get_by_label("Puhelinnumerosi").fill(representative["phone"])
-    page.get_by_role("button", name="Lähetä koodi").click()
-    page.get_by_label("Tekstiviestin koodi").fill(files.code_sent_to("+358409998888"))
-    page.get_by_role("button", name="Kirjaudu", exact=True).click()
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Siirry sisältöön")).to_be_focused()
+    page.keyboard.press("Enter")  # to the main content, past the language buttons
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Puhelinnumerosi")).to_be_focused()
+    page.keyboard.type(representative["phone"])
+    page.keyboard.press("Enter")
+    expect(page.get_by_label("Tekstiviestin koodi")).to_be_focused()
+    page.keyboard.type(files.code_sent_to("+358409998888"))
+    page.keyboard.press("Enter")
 
     switcher = page.get_by_label("Asioit asiakkaan puolesta")
     expect(switcher.locator("option")).to_have_text(["Aino Asiakas", "Toini Toinen"], use_inner_text=True)
@@ -376,8 +383,21 @@ def test_the_organizer_creates_a_client_and_budget_runs_credits_and_reconciles(
     clients.get_by_label("Henkilötunnus (vapaaehtoinen)").fill("280264-051U")
     page.get_by_role("button", name="Luo asiakas").click()
     expect(page.locator("#client-message")).to_contain_text("Asiakas Eino Esimerkki luotu")
-    client_id = page.get_by_label("Asiakkaan tunnus").input_value()
+    client_id = page.get_by_label("Asiakkaan tunnus", exact=True).input_value()
     assert client_id.startswith("cl_")
+
+    # A relative gets a mandate to act for the client, and loses it again.
+    client_row = page.locator("#client-table tbody tr", has_text="Eino Esimerkki")
+    client_row.get_by_role("button", name="Lisää valtuutettu asioija asiakkaalle Eino Esimerkki").click()
+    expect(page.get_by_label("Asioijan nimi")).to_be_focused()
+    page.get_by_label("Asioijan nimi").fill("Elli Edustaja")
+    page.get_by_label("Asioijan puhelinnumero").fill("040 222 3333")
+    page.get_by_label("Valtuus", exact=True).select_option("manage")
+    page.get_by_role("button", name="Anna valtuus").click()
+    expect(page.locator("#rep-message")).to_have_text("Valtuus annettu: Elli Edustaja.")
+    expect(client_row).to_contain_text("Elli Edustaja, +358402223333: Saa katsella ja hyväksyä veloituksia")
+    client_row.get_by_role("button", name=re.compile("^Peru valtuus: Elli Edustaja")).click()
+    expect(client_row).to_contain_text("(peruttu)")
 
     month = current_month()
     year, number = int(month[:4]), int(month[5:])

@@ -148,6 +148,7 @@ async function createClient(form) {
     rememberClient(client);
     $("#client-form").reset();
     $("#budget-client").value = client.id;
+    $("#rep-client").value = client.id;
     say(message, t("admin.clients.created", { name: client.name, id: client.id }), "ok");
   } catch (error) {
     failed(message, error);
@@ -155,7 +156,7 @@ async function createClient(form) {
 }
 
 function rememberClient(client) {
-  const known = state.clients.get(client.id) || { budgets: [] };
+  const known = state.clients.get(client.id) || { budgets: [], mandates: [] };
   state.clients.set(client.id, { ...known, ...client });
   renderClients();
 }
@@ -196,16 +197,69 @@ async function endBudget(client, budget, endMonth) {
   }
 }
 
+async function loadMandates(clientId) {
+  const page = await request("GET", `/v1/clients/${encodeURIComponent(clientId)}/representatives?limit=50`, { token: tokenFor("admin") });
+  const client = state.clients.get(clientId);
+  if (client) {
+    client.mandates = page.data;
+    renderClients();
+  }
+}
+
+function mandateBlock(client, mandate) {
+  const who = `${mandate.name || mandate.phone}, ${mandate.phone}`;
+  const scope = t(mandate.scope === "manage" ? "admin.reps.manage" : "admin.reps.view");
+  return el("div", { class: "mandate", dataset: { representationId: mandate.id } },
+    el("p", { text: `${who}: ${scope}${mandate.status === "revoked" ? ` (${t("admin.reps.revoked")})` : ""}` }),
+    mandate.status === "active" ? el("button", {
+      type: "button", class: "secondary", text: t("admin.reps.revoke"),
+      "aria-label": t("admin.reps.revoke_for", { who, name: client.name }),
+      onclick: (event) => revokeMandate(client, mandate, event.currentTarget),
+    }) : null);
+}
+
+async function revokeMandate(client, mandate, button) {
+  button.disabled = true;
+  try {
+    await request("POST", `/v1/clients/${encodeURIComponent(client.id)}/representatives/${encodeURIComponent(mandate.id)}/revoke`, { token: tokenFor("admin") });
+    say($("#rep-message"), t("admin.reps.did_revoke", { who: mandate.name || mandate.phone, name: client.name }), "ok");
+    await loadMandates(client.id);
+  } catch (error) {
+    failed($("#rep-message"), error);
+  }
+}
+
+async function createMandate(form) {
+  const message = $("#rep-message");
+  const clientId = form.get("client_id").trim();
+  const body = { phone: form.get("phone").trim(), scope: form.get("scope") };
+  if (form.get("name").trim()) body.name = form.get("name").trim();
+  if (form.get("national_id").trim()) body.national_id = form.get("national_id").trim().toUpperCase();
+  try {
+    const mandate = await request("POST", `/v1/clients/${encodeURIComponent(clientId)}/representatives`, { token: tokenFor("admin"), body });
+    say(message, t("admin.reps.created", { who: mandate.name || mandate.phone }), "ok");
+    for (const id of ["#rep-name", "#rep-phone", "#rep-national-id"]) $(id).value = "";
+    if (state.clients.has(clientId)) await loadMandates(clientId);
+  } catch (error) {
+    failed(message, error);
+  }
+}
+
 function renderClients() {
   $("#client-table tbody").replaceChildren(...[...state.clients.values()].map((client) => el("tr", { dataset: { clientId: client.id } },
     el("td", { text: client.name }),
     el("td", { text: client.phone }),
     el("td", { class: "secret", text: client.id }),
     el("td", {}, client.budgets.length ? client.budgets.map((budget) => budgetBlock(client, budget)) : "–"),
+    el("td", {}, (client.mandates || []).length ? client.mandates.map((mandate) => mandateBlock(client, mandate)) : "–"),
     el("td", {}, el("button", {
       type: "button", class: "secondary", text: t("admin.clients.add_budget"),
       "aria-label": t("admin.clients.add_budget_for", { name: client.name }),
       onclick: () => { $("#budget-client").value = client.id; $("#budget-start").focus(); },
+    }), el("button", {
+      type: "button", class: "secondary", text: t("admin.reps.add"),
+      "aria-label": t("admin.reps.add_for", { name: client.name }),
+      onclick: () => { $("#rep-client").value = client.id; $("#rep-name").focus(); },
     })))));
   labelCells($("#client-table"));
   show($("#client-table"), state.clients.size > 0);
@@ -215,7 +269,7 @@ async function viewClient(form) {
   try {
     const client = await request("GET", `/v1/clients/${encodeURIComponent(form.get("id").trim())}`, { token: tokenFor("admin") });
     rememberClient(client);
-    await loadBudgets(client.id);
+    await Promise.all([loadBudgets(client.id), loadMandates(client.id)]);
     say($("#client-message"), t("admin.clients.opened", { name: client.name }), "ok");
   } catch (error) {
     failed($("#client-message"), error);
@@ -576,6 +630,7 @@ onSubmit($("#category-form"), createCategory);
 onSubmit($("#client-form"), createClient);
 onSubmit($("#client-view-form"), viewClient);
 onSubmit($("#budget-form"), createBudget);
+onSubmit($("#rep-form"), createMandate);
 onSubmit($("#provider-form"), createProvider);
 onSubmit($("#provider-view-form"), viewProvider);
 onSubmit($("#credit-form"), creditRun);
