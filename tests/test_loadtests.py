@@ -118,3 +118,14 @@ def test_the_locustfile_compiles() -> None:
     # Importing it would let gevent patch this process; compiling checks it without running it.
     path = Path(bench.PROJECT_ROOT, "loadtests", "locustfile.py")
     compile(path.read_text(), str(path), "exec")
+
+
+def test_national_ids_stay_valid_and_distinct_far_beyond_one_lifetime_of_days() -> None:
+    # The locust mix seeds from random indexes up to 9,000,000: each must be a valid, distinct id.
+    indexes = [0, 1, bench.BIRTH_DAYS - 1, bench.BIRTH_DAYS, 2_000_000, 8_999_999, bench.NATIONAL_IDS - 1]
+    ids = [bench.national_id(index) for index in indexes]
+    assert len(set(ids)) == len(ids)
+    for identity in ids:
+        assert validation.national_id(identity) == identity
+    with pytest.raises(ValueError):
+        bench.national_id(bench.NATIONAL_IDS)
