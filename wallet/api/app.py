@@ -125,6 +125,8 @@ def create_app(
                         outcome(await service.credit_run(service.current_month()))
 
                 tasks.append(asyncio.create_task(_every(settings.credit_run_interval_seconds, monthly, CREDIT_RUN_JOB, jobs)))
+            if settings.auto_settlement:
+                tasks.append(asyncio.create_task(_every(settings.settlement_check_interval_seconds, service.settle_due, "settlement_schedule", jobs)))
         app[BACKGROUND_TASKS] = tasks
         yield
         for task in tasks:

@@ -471,6 +471,10 @@ class SqliteStorage:
         unit = settlements.settle(provider_id, rfc3339(until), rfc3339(now), items_max)
         return await self._write(unit, now, idempotency)
 
+    async def unsettled_by_provider(self, until: datetime) -> list[Record]:
+        async with self._read(scan=True) as reader:  # one snapshot; may scan many lines
+            return await settlements.unsettled_by_provider(reader, rfc3339(until))
+
     async def set_settlement_status(
         self, settlement_id: str, status: SettlementStatus, note: str | None, now: datetime,
         idempotency: Idempotency | None,
