@@ -86,10 +86,18 @@ class Person:
     national_id: str  # a valid henkilötunnus (born in the 1900s, century sign "-")
 
 
+BIRTH_DAYS = 25_000  # 1930-01-01 .. 1998-06: every birth date of the 1900s we use
+NATIONAL_IDS = BIRTH_DAYS * 897  # individual numbers 002..898
+
+
 def national_id(index: int) -> str:
-    """A distinct, valid henkilötunnus per index: a birth date from 1 January 1930 on, day by day."""
-    born = datetime.fromordinal(datetime(1930, 1, 1).toordinal() + index)
-    individual = 2 + index % 897  # 002..898
+    """A distinct, valid henkilötunnus per index (up to NATIONAL_IDS): a birth date from 1 January 1930
+    on, day by day over BIRTH_DAYS days (all in the 1900s, century sign "-"), then the next
+    individual number."""
+    if not 0 <= index < NATIONAL_IDS:
+        raise ValueError(f"national_id: index must be 0..{NATIONAL_IDS - 1}")
+    born = datetime.fromordinal(datetime(1930, 1, 1).toordinal() + index % BIRTH_DAYS)
+    individual = 2 + index // BIRTH_DAYS  # 002..898
     digits = f"{born.day:02d}{born.month:02d}{born.year % 100:02d}{individual:03d}"
     return f"{digits[:6]}-{digits[6:]}{HETU_CHECK_CHARACTERS[int(digits) % 31]}"
 

@@ -25,9 +25,10 @@ from wallet.exports import ExportKind
 from wallet.ids import new_id
 from wallet.invoices import read_csv, read_finvoice
 from wallet.ledger.charges import IdentityMethod
-from wallet.ledger.errors import Forbidden, NotFound, RateLimited, Unauthorized, ValidationError
+from wallet.ledger.errors import Forbidden, NotFound, NothingToSettle, RateLimited, Unauthorized, ValidationError
 from wallet.ledger.money import format_euros
 from wallet.ledger.months import next_month
+from wallet.ledger.schedule import is_settlement_day
 from wallet.ledger.settlements import SettlementStatus
 from wallet.ledger import statements, usage
 from wallet.ratelimit import Throttle
@@ -506,6 +507,40 @@ class WalletService:
         log.info("settlement", settlement_id=written.value["id"], amount=written.value["amount"],
                  count=written.value["count"], replayed=written.replayed)  # fmt: skip
         return written
+
+    async def settle_due(self) -> Record:
+        """The organizer's automatic settlement (wallet/ledger/schedule.py): on a settlement day,
+        every provider whose unsettled lines made before the day began net at least
+        ``settlement_min_amount`` gets a batch of them (several when there are more than
+        ``settlement_items_max``). A negative net (refunds outweighing captures) waits for the
+        provider's next captures or a request of its own. Repeating it on the same day, on this
+        node or another, settles nothing twice: the lines before the cut-off are closed by then.
+        """
+        now = self.clock.now()
+        today = now.astimezone(self.settings.zone).date()
+        if not is_settlement_day(today, self.settings.settlement_day_numbers):
+            return {"settlement_day": False, "settlements": []}
+        day_began = datetime(today.year, today.month, today.day, tzinfo=self.settings.zone)
+        until = day_began - timedelta(milliseconds=1)  # times are stored to the millisecond
+        made: list[Record] = []
+        waiting = 0
+        for provider in await self.storage.unsettled_by_provider(until):
+            if provider["net"] < self.settings.settlement_min_amount or provider["net"] < 0:
+                waiting += 1
+                continue
+            more = True
+            while more:
+                try:
+                    written = await self.storage.settle(
+                        provider["provider_id"], until, self.settings.settlement_items_max, now, None
+                    )
+                except NothingToSettle:  # another node (or a request) closed them first
+                    break
+                made.append(written.value)
+                more = bool(written.value.get("more_to_settle"))
+                log.info("settlement_automatic", settlement_id=written.value["id"], amount=written.value["amount"],
+                         count=written.value["count"])  # fmt: skip
+        return {"settlement_day": True, "until": rfc3339(until), "settlements": made, "waiting": waiting}
 
     async def mark_settlement_paid(
         self, settlement_id: str, note: str | None, idempotency: Idempotency | None

@@ -14,7 +14,13 @@ from wallet.api import me
 from wallet.api.keys import SERVICE, SETTINGS
 from wallet.api.metrics import METRICS, Metrics, measure
 from wallet.api.operations import CREDIT_RUN_JOB, JOBS, Jobs
-from wallet.api.middlewares import SHUTTING_DOWN, problems, refuse_when_shutting_down, request_context
+from wallet.api.middlewares import (
+    SHUTTING_DOWN,
+    limit_declared_body,
+    problems,
+    refuse_when_shutting_down,
+    request_context,
+)
 from wallet.bootstrap import open_service
 from wallet.clock import Clock
 from wallet.service import IDEMPOTENCY_PURGE_INTERVAL_SECONDS
@@ -86,7 +92,7 @@ def create_app(
     sms: SmsSender | None = None,
     background_jobs: bool = True,
 ) -> web.Application:
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[request_context, measure, problems, refuse_when_shutting_down])
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[request_context, measure, problems, refuse_when_shutting_down, limit_declared_body])
     app[SETTINGS] = settings
     app[METRICS] = metrics = Metrics()  # a registry of its own: many apps may live in one process
     app[JOBS] = jobs = Jobs(metrics)
@@ -128,6 +134,8 @@ def create_app(
                         outcome(await service.credit_run(service.current_month()))
 
                 tasks.append(asyncio.create_task(_every(settings.credit_run_interval_seconds, monthly, CREDIT_RUN_JOB, jobs)))
+            if settings.auto_settlement:
+                tasks.append(asyncio.create_task(_every(settings.settlement_check_interval_seconds, service.settle_due, "settlement_schedule", jobs)))
         app[BACKGROUND_TASKS] = tasks
         yield
         for task in tasks:

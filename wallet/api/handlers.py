@@ -17,6 +17,7 @@ from wallet.api import openapi
 from wallet.api.keys import PRINCIPAL, REQUEST_ID, SERVICE, SETTINGS
 from wallet.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from wallet.api.metrics import METRICS
+from wallet.api.middlewares import BODY_LIMIT_SETTING
 from wallet.api.operations import JOBS, readiness
 from wallet.api.problems import BadRequest
 from wallet.auth.tokens import Role
@@ -75,9 +76,12 @@ async def token(request: web.Request) -> web.Response:
     raw = await request.read()
     if request.content_type == "application/x-www-form-urlencoded":
         try:
-            fields = dict(parse_qsl(raw.decode("utf-8", errors="strict"), strict_parsing=False))
+            pairs = parse_qsl(raw.decode("utf-8", errors="strict"), strict_parsing=False)
         except UnicodeDecodeError:
             raise BadRequest("the body is not valid UTF-8") from None
+        fields = dict(pairs)
+        if len(fields) != len(pairs):  # as for JSON: which of two values counts is ambiguous
+            raise BadRequest("the body is ambiguous: a field appears twice")
     elif request.content_type == "application/json":
         body = parse_json(raw)
         if not isinstance(body, dict):
@@ -98,6 +102,8 @@ async def token(request: web.Request) -> web.Response:
     for name, value in (("client_id", client_id), ("client_secret", client_secret)):
         if not isinstance(value, str) or not value or len(value) > OAUTH_FIELD_MAX_LENGTH:
             raise ValidationError(name, "is required", error="invalid_request")
+        if not (value.isascii() and value.isprintable()):  # RFC 6749 VSCHAR; a lone surrogate cannot even be hashed
+            raise ValidationError(name, "must be printable ASCII", error="invalid_request")
     issued = await service.token_for_credentials(client_id, client_secret)  # type: ignore[arg-type]
     return json_response(issued.render(), headers={"Cache-Control": "no-store"})
 
@@ -438,3 +444,6 @@ async def create_reconciliation(request: web.Request) -> web.Response:
     key = idempotency(request, request[PRINCIPAL], bytes(document))
     written = await request.app[SERVICE].reconcile(bytes(document), source, key)
     return _written(written, 201)
+
+
+setattr(create_reconciliation, BODY_LIMIT_SETTING, "reconciliation_max_bytes")  # its own limit, read above

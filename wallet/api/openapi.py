@@ -207,8 +207,8 @@ SCHEMAS: dict[str, Schema] = {
     "TokenRequest": _object(
         {
             "grant_type": {"type": "string", "const": "client_credentials", "default": "client_credentials"},
-            "client_id": {"type": "string", "minLength": 1, "maxLength": 256},
-            "client_secret": {"type": "string", "minLength": 1, "maxLength": 256},
+            "client_id": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[\\x20-\\x7E]+$"},
+            "client_secret": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[\\x20-\\x7E]+$"},
         },
         "grant_type", "client_id", "client_secret",
         description="OAuth2 client credentials. The id and secret may come in HTTP Basic instead.",
@@ -512,6 +512,18 @@ SCHEMAS: dict[str, Schema] = {
         "provider_id", "provider_name",
     ),  # fmt: skip
     "WalletTransactionPage": _page("WalletTransaction"),
+    "WalletEvent": {
+        "type": "object",
+        "description": "One Server-Sent Event of the stream, its fields as named by the SSE format (the schema "
+        "describes each event, as before OpenAPI 3.2's itemSchema). The stream opens with `retry`; `data` is a "
+        "JSON object: the wallet for `wallet`, the movement and the line after it for the others.",
+        "properties": {
+            "id": {"type": "string", "pattern": "^[0-9]{1,19}$", "description": "Give as Last-Event-ID to resume."},
+            "event": {"type": "string", "enum": ["wallet", "credit", "expiry", "hold", "capture", "void", "refund"]},
+            "data": {"type": "string", "contentMediaType": "application/json"},
+            "retry": {"type": "integer", "minimum": 0, "description": "Milliseconds before reconnecting."},
+        },
+    },
     "Statement": _object(
         {
             "month": MONTH,
@@ -950,7 +962,7 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
             200: {
                 "description": "A `wallet` event first (without Last-Event-ID), then one event per change: "
                 "`credit`, `expiry`, `hold`, `capture`, `void`, `refund`.",
-                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                "content": {"text/event-stream": {"schema": _ref("WalletEvent")}},
             }
         },
         parameters=[
@@ -1002,16 +1014,17 @@ for (_method, _path_), _entry in OPERATIONS.items():
         _entry["parameters"].append("ActingFor")
 
 
-def _responses(operation: Schema, guarded: bool, path: str) -> dict[str, Schema]:
+def _responses(operation: Schema, guarded: bool, path: str, method: str) -> dict[str, Schema]:
     codes: dict[int, list[str]] = {}
 
     def add(status: int, *more: str) -> None:
         codes.setdefault(status, [])
         codes[status] += [code for code in more if code not in codes[status]]
 
+    if method == "POST":
+        add(413, "payload_too_large")  # a declared body over the limit, even where none is read
     if operation["body"] is not None:
         add(400, "invalid_request")
-        add(413, "payload_too_large")
         add(415, "unsupported_media_type")
         add(422, "validation_error")
     if operation["parameters"]:
@@ -1088,7 +1101,7 @@ def document(router: web.UrlDispatcher, settings: Settings) -> Schema:
             entry["parameters"] = parameters
         if operation["body"] is not None:
             entry["requestBody"] = operation["body"]
-        entry["responses"] = _responses(operation, guarded, path)
+        entry["responses"] = _responses(operation, guarded, path, method)
         if guarded:
             entry["security"] = [{"bearer": []}]
             entry["x-roles"] = list(roles or ())
@@ -1106,7 +1119,9 @@ def document(router: web.UrlDispatcher, settings: Settings) -> Schema:
             "description": "JSON; amounts are integer cents (EUR) in `amount`-named fields; times RFC 3339 UTC; "
             "ids opaque strings. Errors are RFC 9457 `application/problem+json` with a stable `code`. "
             "Lists take `?limit=&cursor=` and answer `{data, next_cursor}`. Every money-moving POST takes "
-            "an `Idempotency-Key` header.",
+            "an `Idempotency-Key` header. Request bodies: members a schema does not name are ignored; a "
+            "member named twice in one object is refused (400 `invalid_request`); a body declared larger "
+            "than the limit is 413 on every route.",
         },
         "servers": [{"url": "/"}],
         "tags": [

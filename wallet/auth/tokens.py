@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -163,7 +164,9 @@ class TokenService:
             raise Unauthorized("invalid token") from error
         timestamp = now.timestamp()
         times = [claims["exp"], claims["nbf"], claims["iat"]]
-        if not all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in times):
+        # JSON as PyJWT reads it admits NaN and Infinity: a NaN expiry compares false both ways,
+        # so it would never expire. Only finite numbers are times.
+        if not all(isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) for t in times):
             raise Unauthorized("invalid token")
         if claims["exp"] + CLOCK_SKEW_SECONDS <= timestamp:
             raise Unauthorized("token expired")

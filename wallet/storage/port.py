@@ -258,6 +258,11 @@ class Storage(Protocol):
     async def settle(
         self, provider_id: str, until: datetime, items_max: int, now: datetime, idempotency: Idempotency | None
     ) -> Written: ...
+    async def unsettled_by_provider(self, until: datetime) -> list[Record]:
+        """Every provider with captures or refunds made at or before ``until`` in no batch yet:
+        ``{provider_id, net, count}``, net in cents (captures less refunds)."""
+        ...
+
     async def set_settlement_status(
         self, settlement_id: str, status: SettlementStatus, note: str | None, now: datetime,
         idempotency: Idempotency | None,

@@ -42,7 +42,9 @@ from wallet.storage.port import (
     WriterStats,
     Written,
 )
-from wallet.storage.sqlite import events, exports, ops, reconciliations, render, representatives, settlements, statements, usage
+from wallet.storage.sqlite import (
+    credit_runs, events, exports, ops, reconciliations, render, representatives, settlements, statements, usage,
+)
 from wallet.storage.sqlite.writer import Unit, Writer, connect, replay_outcome
 
 SCHEMA_VERSION = 1
@@ -258,7 +260,7 @@ class SqliteStorage:
     async def credit_run_step(
         self, month: str, current_month: str, after_budget_seq: int, batch: int, now: datetime
     ) -> Record:
-        unit = ops.credit_run_step(month, current_month, after_budget_seq, batch, rfc3339(now))
+        unit = credit_runs.credit_run_step(month, current_month, after_budget_seq, batch, rfc3339(now))
         return (await self._write(unit, now)).value
 
     async def credit_run_budgets(self, month: str) -> int:
@@ -494,6 +496,10 @@ class SqliteStorage:
     ) -> Written:
         unit = settlements.settle(provider_id, rfc3339(until), rfc3339(now), items_max)
         return await self._write(unit, now, idempotency)
+
+    async def unsettled_by_provider(self, until: datetime) -> list[Record]:
+        async with self._read(scan=True) as reader:  # one snapshot; may scan many lines
+            return await settlements.unsettled_by_provider(reader, rfc3339(until))
 
     async def set_settlement_status(
         self, settlement_id: str, status: SettlementStatus, note: str | None, now: datetime,

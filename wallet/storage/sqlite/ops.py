@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from wallet.clock import rfc3339
 from wallet.ids import new_id
 from wallet.ledger import charges as charge_rules
-from wallet.ledger.accounts import FUNDING_ACCOUNT, LineState, kind_of, AccountKind, payable_account, wallet_account
+from wallet.ledger.accounts import LineState, kind_of, AccountKind, payable_account, wallet_account
 from wallet.ledger.charges import ChargeStatus, IdentityMethod
 from wallet.ledger.errors import (
     CategoryNotAllowed,
@@ -24,7 +24,7 @@ from wallet.ledger.errors import (
     ProviderNotApproved,
     RateLimited,
 )
-from wallet.ledger.months import UnusedPolicy, check_new_end, expires_at_boundary, expiry_amount, previous_month
+from wallet.ledger.months import check_new_end
 from wallet.ledger.transactions import Transaction, TransactionType
 from wallet.auth.hashing import equal
 from wallet.storage.port import ChargeCommand, Limits, NewBudget, NewClient, NewProvider, Record, Refusal
@@ -270,93 +270,6 @@ def add_provider_credential(provider_id: str, client_id: str, secret_hash: str, 
         return {"client_id": client_id, "provider_id": provider_id}
 
     return unit
-
-
-# The monthly credit run.
-
-
-def credit_run_step(month: str, current_month: str, after_budget_seq: int, batch: int, now: str) -> Unit:
-    """Credit (and expire, at a real month boundary) the lines of up to ``batch`` budgets.
-
-    Budgets are taken in ``seq`` order after ``after_budget_seq``; the unique keys on
-    ``credits`` and ``expiries`` make every step safe to repeat after a crash.
-    """
-    boundary_is_now = month <= current_month
-
-    def unit(connection: sqlite3.Connection) -> Record:
-        connection.execute(
-            "INSERT INTO credit_runs (month, started_at) VALUES (?, ?) ON CONFLICT (month) DO NOTHING", (month, now)
-        )
-        budgets = connection.execute(
-            "SELECT * FROM budgets WHERE seq > ? AND start_month <= ? AND end_month >= ? ORDER BY seq LIMIT ?",
-            (after_budget_seq, month, previous_month(month), batch),
-        ).fetchall()
-        credited = expired = 0
-        for budget in budgets:
-            policy = UnusedPolicy(budget["unused"])
-            lines = connection.execute(
-                "SELECT category, monthly_amount FROM budget_lines WHERE budget_id = ? ORDER BY category",
-                (budget["id"],),
-            ).fetchall()
-            for line in lines:
-                account_id = wallet_account(budget["client_id"], line["category"])
-                ensure_account(connection, account_id, client_id=budget["client_id"], category=line["category"])
-                common = {"client_id": budget["client_id"], "category": line["category"]}
-                if boundary_is_now and expires_at_boundary(policy, budget["start_month"], budget["end_month"], month):
-                    expired += _expire_at_boundary(connection, account_id, month, now, common)
-                if budget["start_month"] <= month <= budget["end_month"]:
-                    credited += _credit(connection, account_id, month, budget["id"], line["monthly_amount"], now, common)
-        last_seq = budgets[-1]["seq"] if budgets else after_budget_seq
-        done = len(budgets) < batch
-        if done:
-            connection.execute("UPDATE credit_runs SET finished_at = ? WHERE month = ?", (now, month))
-        return {"last_budget_seq": last_seq, "done": done, "credited_now": credited, "expired_now": expired,
-                "budgets": len(budgets)}  # fmt: skip
-
-    return unit
-
-
-def _expire_at_boundary(
-    connection: sqlite3.Connection, account_id: str, month: str, now: str, common: dict[str, str]
-) -> int:
-    if connection.execute(
-        "SELECT 1 FROM expiries WHERE account_id = ? AND boundary_month = ?", (account_id, month)
-    ).fetchone():
-        return 0
-    line = read_line(connection, account_id)
-    already_credited = connection.execute(
-        "SELECT COALESCE(SUM(amount), 0) FROM credits WHERE account_id = ? AND month >= ?", (account_id, month)
-    ).fetchone()[0]
-    amount = expiry_amount(line.available, already_credited)
-    transaction_id = None
-    if amount > 0:
-        transfer = Transaction.transfer(TransactionType.EXPIRY, account_id, FUNDING_ACCOUNT, amount)
-        transaction_id = post(connection, transfer, now, month=previous_month(month), **common)
-    connection.execute(
-        "INSERT INTO expiries (account_id, boundary_month, amount, transaction_id) VALUES (?, ?, ?, ?)",
-        (account_id, month, amount, transaction_id),
-    )
-    return 1 if amount > 0 else 0
-
-
-def _credit(
-    connection: sqlite3.Connection,
-    account_id: str,
-    month: str,
-    budget_id: str,
-    amount: int,
-    now: str,
-    common: dict[str, str],
-) -> int:
-    if connection.execute("SELECT 1 FROM credits WHERE account_id = ? AND month = ?", (account_id, month)).fetchone():
-        return 0
-    transfer = Transaction.transfer(TransactionType.CREDIT, FUNDING_ACCOUNT, account_id, amount)
-    transaction_id = post(connection, transfer, now, month=month, **common)
-    connection.execute(
-        "INSERT INTO credits (account_id, month, budget_id, amount, transaction_id) VALUES (?, ?, ?, ?, ?)",
-        (account_id, month, budget_id, amount, transaction_id),
-    )
-    return 1
 
 
 # Charges.
