@@ -10,7 +10,9 @@ import { centsToInput, formatEuros, parseEuros } from "./money.js";
 const MAX_BUDGET_LINES = 20;
 const USAGE_PATH = "/v1/reports/usage";
 const sessions = { admin: new Session("admin"), finance: new Session("finance") };
-const state = { categories: new Map(), clients: new Map(), providers: new Map(), usage: false, settlements: [] };
+const state = {
+  categories: new Map(), clients: new Map(), providers: new Map(), providerNames: new Map(), usage: false, settlements: [],
+};
 const creditKeys = new AttemptKeys();
 
 const euros = (cents) => formatEuros(cents, language());
@@ -452,14 +454,26 @@ async function loadSettlements() {
   }
   state.settlements = page.data;
   renderSettlements();
+  // Name the providers this session has not met (the organizer may read any provider).
+  if (!has("admin")) return;
+  const unknown = [...new Set(page.data.map((batch) => batch.provider_id))].filter((id) => !state.providerNames.has(id) && !state.providers.has(id));
+  if (!unknown.length) return;
+  await Promise.all(unknown.map(async (id) => {
+    try {
+      const provider = await request("GET", `/v1/providers/${encodeURIComponent(id)}`, { token: tokenFor("admin") });
+      state.providerNames.set(id, provider.name);
+    } catch { /* the id stands in */ }
+  }));
+  renderSettlements();
 }
 
 function renderSettlements() {
   $("#settlement-table tbody").replaceChildren(...state.settlements.map((batch) => {
     const provider = state.providers.get(batch.provider_id);
+    const name = provider ? provider.name : state.providerNames.get(batch.provider_id) || batch.provider_id;
     return el("tr", { dataset: { settlementId: batch.id } },
       el("td", { text: localDate(batch.created_at, language()) }),
-      el("td", { text: provider ? provider.name : batch.provider_id }),
+      el("td", { text: name }),
       el("td", { class: "bank-reference", text: batch.reference_printed }),
       el("td", { class: "number", text: euros(batch.amount) }),
       el("td", { text: t(SETTLEMENT_STATUS[batch.status] || batch.status) }),
