@@ -39,7 +39,8 @@ class _Stalled(Exception):
 
 def _last_event_id(request: web.Request) -> int | None:
     """The header, else the query parameter; each one that is sent must be an event id (not empty)."""
-    given = [raw for raw in (request.headers.get("Last-Event-ID"), request.query.get("last_event_id")) if raw is not None]
+    sent = (request.headers.get("Last-Event-ID"), request.query.get("last_event_id"))
+    given = [raw for raw in sent if raw is not None]
     for raw in given:
         if not raw.isdigit() or not raw.isascii() or len(raw) > EVENT_ID_MAX_DIGITS:
             raise ValidationError("Last-Event-ID", "must be the id of an event this stream sent")
