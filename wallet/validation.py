@@ -25,13 +25,17 @@ _BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u20
 def text(value: Any, field: str, max_length: int = NAME_MAX_LENGTH, *, required: bool = True) -> str:
     if not isinstance(value, str):
         raise ValidationError(field, "must be a string")
-    value = unicodedata.normalize("NFC", value.strip())
-    if required and not value:
-        raise ValidationError(field, "must not be empty")
+    # Checked as sent, before anything is trimmed: strip() would silently drop some control
+    # characters (U+001C..U+001F, U+0085) at the ends, and the limit is on what the caller sends.
     if len(value) > max_length:
         raise ValidationError(field, f"must be at most {max_length} characters")
     if has_unsafe_characters(value):
         raise ValidationError(field, "must not contain control or bidirectional formatting characters")
+    value = unicodedata.normalize("NFC", value.strip())
+    if required and not value:
+        raise ValidationError(field, "must not be empty")
+    if len(value) > max_length:  # NFC lengthens a few characters
+        raise ValidationError(field, f"must be at most {max_length} characters")
     return value
 
 
