@@ -37,6 +37,10 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # what json.loads(..., parse_constant=) builds per call
+_UNPARSED = object()
+
+
 async def read_body(request: web.Request) -> bytes:
     if request.content_type not in JSON_CONTENT_TYPES:
         raise web.HTTPUnsupportedMediaType(text="send application/json")
@@ -51,7 +55,7 @@ def parse_json(raw: bytes) -> Any:
     if not text.strip():
         raise BadRequest("the body is empty; send a JSON object")
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return _DECODER.decode(text)
     except RecursionError:
         raise BadRequest("the body is nested too deeply") from None
     except ValueError as error:  # JSONDecodeError, and integers too long to convert
@@ -62,7 +66,11 @@ async def read_json(request: web.Request) -> Any:
     return parse_json(await read_body(request))
 
 
-def idempotency(request: web.Request, principal: Principal, raw_body: bytes) -> Idempotency | None:
+def idempotency(
+    request: web.Request, principal: Principal, raw_body: bytes, parsed_body: Any = _UNPARSED
+) -> Idempotency | None:
+    """The request's idempotency key and fingerprint; ``parsed_body``, when given, is what
+    ``parse_json(raw_body)`` returned (the same value ``_canonical`` would parse again)."""
     key = request.headers.get(IDEMPOTENCY_HEADER)
     if key is None:
         return None
@@ -74,7 +82,10 @@ def idempotency(request: web.Request, principal: Principal, raw_body: bytes) -> 
     digest.update(b"\x00")
     digest.update(request.path.encode())
     digest.update(b"\x00")
-    digest.update(_canonical(raw_body))
+    if parsed_body is _UNPARSED:
+        digest.update(_canonical(raw_body))
+    else:
+        digest.update(json.dumps(parsed_body, sort_keys=True, separators=(",", ":")).encode())
     return Idempotency(principal.scope, key, digest.hexdigest())
 
 
