@@ -76,15 +76,26 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         charge = api.call("POST", "/v1/charges", charge_body(seeded, 1_000), expect=201)
         api.call("POST", "/v1/charges", charge_body(seeded, 500), expect=201)
         settlement = api.call("POST", "/v1/settlements", expect=201)
-        ids = {
-            "client_id": seeded.client_id, "provider_id": seeded.provider_id, "charge_id": charge["id"],
-            "settlement_id": settlement["id"], "month": current_month(),
-        }  # fmt: skip
         minted = TokenService(load_or_create_signing_key(files.signing_key), ISSUER, AUDIENCE, 10)
         now = datetime.now(UTC)  # the server's clock is the real one
+        admin = minted.mint(Role.ADMIN, now, 3600)
+        # A representative acting for the client: its mandate is real (the service re-reads it on
+        # every request), its token minted as /v1/login/verify would issue it.
+        representation = server.api(admin).call(
+            "POST", f"/v1/clients/{seeded.client_id}/representatives", {"phone": "+358501234321", "scope": "manage"},
+            expect=201,
+        )  # fmt: skip
+        ids = {
+            "client_id": seeded.client_id, "provider_id": seeded.provider_id, "charge_id": charge["id"],
+            "settlement_id": settlement["id"], "month": current_month(), "representation_id": representation["id"],
+        }  # fmt: skip
         tokens = {
-            "admin": minted.mint(Role.ADMIN, now, 3600), "finance": minted.mint(Role.FINANCE, now, 3600),
+            "admin": admin, "finance": minted.mint(Role.FINANCE, now, 3600),
             "provider": seeded.provider_token, "client": seeded.client_token,
+            "representative": minted.mint(
+                Role.REPRESENTATIVE, now, 3600, representative_id=representation["representative_id"],
+                client_ids=(seeded.client_id,), client_id=seeded.client_id,
+            ),
         }  # fmt: skip
         with requests.Session() as session:
             yield Live(server, files, tokens, ids, session)
