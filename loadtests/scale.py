@@ -34,8 +34,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import json
 import os
 import shutil
@@ -47,11 +45,20 @@ import time
 import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from loadtests.bench import HETU_CHECK_CHARACTERS, HOST, PROJECT_ROOT, bench_environment, free_port, process, stop
+from loadtests.bench import (
+    HETU_CHECK_CHARACTERS,
+    HOST,
+    PROJECT_ROOT,
+    bench_environment,
+    free_port,
+    process,
+    process_cpu_seconds,
+    stop,
+)
 
 CLIENTS_DEFAULT = 1_000_000
 CHARGES_DEFAULT = 100_000
@@ -209,7 +216,8 @@ def _bulk_clients(path: str, hasher: Any, phones: Any, clients: int, mix: bool, 
             "INSERT INTO accounts (id, kind, client_id, category) VALUES (?, 'wallet', ?, ?)", account_rows
         )
         connection.executemany(
-            "INSERT INTO audit_log (at, actor, action, subject, data, previous_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO audit_log (at, actor, action, subject, data, previous_hash, hash)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
             audit_rows,
         )
         connection.execute("COMMIT")
@@ -224,6 +232,7 @@ def _bulk_clients(path: str, hasher: Any, phones: Any, clients: int, mix: bool, 
 @dataclass
 class Ran:
     seconds: float
+    cpu_seconds: float  # user + system: what the process cost, however busy the machine was
     peak_mb: float  # the process's peak resident set
     returncode: int
     stdout: str
@@ -233,13 +242,17 @@ class Ran:
 def run_measured(environment: dict[str, str], *arguments: str) -> Ran:
     """Run ``wallet ...`` as a child (``loadtests.measured``): its wall time and its own peak RSS."""
     with tempfile.TemporaryDirectory() as scratch:
-        report = Path(scratch, "peak-kib")
-        started = time.perf_counter()
-        finished = subprocess.run([sys.executable, "-m", "loadtests.measured", str(report), *arguments],
-                                  env=environment, cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)  # fmt: skip
-        seconds = time.perf_counter() - started
+        report, out, err = Path(scratch, "peak-kib"), Path(scratch, "out"), Path(scratch, "err")
+        with out.open("wb") as stdout, err.open("wb") as stderr:
+            started = time.perf_counter()
+            child = subprocess.Popen([sys.executable, "-m", "loadtests.measured", str(report), *arguments],
+                                     env=environment, cwd=PROJECT_ROOT, stdout=stdout, stderr=stderr)  # fmt: skip
+            _, status, usage = os.wait4(child.pid, 0)  # its CPU times are its own (unlike its ru_maxrss)
+            seconds = time.perf_counter() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
         peak_kib = int(report.read_text()) if report.exists() else 0
-    return Ran(seconds, peak_kib / 1024, finished.returncode, finished.stdout, finished.stderr)
+        return Ran(seconds, usage.ru_utime + usage.ru_stime, peak_kib / 1024, child.returncode, out.read_text(),
+                   err.read_text())  # fmt: skip
 
 
 def peak_resident_mb(pid: int) -> float:
@@ -256,6 +269,7 @@ def peak_resident_mb(pid: int) -> float:
 @dataclass
 class CreditRun:
     seconds: float
+    cpu_seconds: float
     peak_mb: float
     credited: int
     amount: int
@@ -266,7 +280,7 @@ def credit_run(environment: dict[str, str], month: str) -> CreditRun:
     if ran.returncode != 0:
         raise RuntimeError(f"wallet credit-run failed ({ran.returncode}):\n{ran.stdout}\n{ran.stderr[-4000:]}")
     result = json.loads(ran.stdout.strip().splitlines()[-1])
-    return CreditRun(ran.seconds, ran.peak_mb, int(result["credited"]), int(result["amount"]))
+    return CreditRun(ran.seconds, ran.cpu_seconds, ran.peak_mb, int(result["credited"]), int(result["amount"]))
 
 
 # 3. Charges through the service.
@@ -308,7 +322,8 @@ def charge(environment: dict[str, str], provider_id: str, clients: int, charges:
                 amounts.append(int(written.value["amount"]))
 
             for start in range(0, charges, CHARGE_CONCURRENCY):
-                await asyncio.gather(*(one(number) for number in range(start, min(start + CHARGE_CONCURRENCY, charges))))
+                end = min(start + CHARGE_CONCURRENCY, charges)
+                await asyncio.gather(*(one(number) for number in range(start, end)))
         return Charged(len(amounts), sum(amounts), time.perf_counter() - started)
 
     return asyncio.run(run())
@@ -341,6 +356,7 @@ def mint(environment: dict[str, str], role: str, **ids: str) -> str:
 @dataclass
 class Settled:
     seconds: float
+    server_cpu_seconds: float
     amount: int
     count: int
     server_peak_mb: float
@@ -356,19 +372,20 @@ def settle(environment: dict[str, str], directory: Path, provider_id: str, items
             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json",
                      "Idempotency-Key": "scale-settlement-1"},
         )  # fmt: skip
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), process_cpu_seconds(pid)
         with urllib.request.urlopen(request, timeout=600) as response:
             body = json.load(response)
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, process_cpu_seconds(pid) - cpu
         peak = peak_resident_mb(pid)
     if body.get("more_to_settle"):
         raise RuntimeError("the settlement left lines for another batch")
-    return Settled(seconds, int(body["amount"]), int(body["count"]), peak, str(body["reference"]))
+    return Settled(seconds, cpu, int(body["amount"]), int(body["count"]), peak, str(body["reference"]))
 
 
 @dataclass
 class Exported:
     seconds: float
+    server_cpu_seconds: float
     bytes: int
     rows: int  # data rows, the header not counted
     server_peak_mb: float
@@ -383,14 +400,14 @@ def export(environment: dict[str, str], directory: Path) -> Exported:
             f"{url}/v1/exports/transactions?format=csv", headers={"Authorization": f"Bearer {token}"}
         )
         size = newlines = 0
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), process_cpu_seconds(pid)
         with urllib.request.urlopen(request, timeout=600) as response:
             while chunk := response.read(EXPORT_CHUNK_BYTES):
                 size += len(chunk)
                 newlines += chunk.count(b"\n")
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, process_cpu_seconds(pid) - cpu
         peak = peak_resident_mb(pid)
-    return Exported(seconds, size, newlines - 1, peak, at_start)
+    return Exported(seconds, cpu, size, newlines - 1, peak, at_start)
 
 
 # 6. The check.
@@ -399,6 +416,7 @@ def export(environment: dict[str, str], directory: Path) -> Exported:
 @dataclass
 class Checked:
     seconds: float
+    cpu_seconds: float
     peak_mb: float
     passed: bool
     output: str
@@ -406,7 +424,7 @@ class Checked:
 
 def check(environment: dict[str, str]) -> Checked:
     ran = run_measured(environment, "check")
-    return Checked(ran.seconds, ran.peak_mb, ran.returncode == 0, (ran.stdout + ran.stderr)[-4000:])
+    return Checked(ran.seconds, ran.cpu_seconds, ran.peak_mb, ran.returncode == 0, (ran.stdout + ran.stderr)[-4000:])
 
 
 def database_counts(path: str) -> dict[str, int]:
@@ -461,9 +479,9 @@ def parser() -> argparse.ArgumentParser:
     arguments.add_argument("--clients", type=int, default=CLIENTS_DEFAULT,
                            help=f"clients (wallets) to generate (default {CLIENTS_DEFAULT:,})")  # fmt: skip
     arguments.add_argument("--charges", type=int, default=CHARGES_DEFAULT,
-                           help=f"charges to capture and then settle in one batch (default {CHARGES_DEFAULT:,})")  # fmt: skip
+                           help=f"charges to capture, then settle at once (default {CHARGES_DEFAULT:,})")  # fmt: skip
     arguments.add_argument("--mix", action="store_true",
-                           help="a realistic mix of 1 to 3 budget lines per client instead of one line each")  # fmt: skip
+                           help="a mix of 1 to 3 budget lines per client instead of one line each")  # fmt: skip
     arguments.add_argument("--directory", type=Path, help="work here (must be empty) instead of a temporary directory")
     arguments.add_argument("--keep", action="store_true", help="keep the directory (database, keys, server logs)")
     arguments.add_argument("--json", type=Path, help="also write the figures to this JSON file")
@@ -527,6 +545,7 @@ def _run(arguments: argparse.Namespace, directory: Path) -> int:
     report.figures["credit_run"] = asdict(run)
     credit_ok = run.credited == generated.lines and run.amount == generated.monthly_amount
     print(f"credit run {run.credited:,} lines, {run.amount:,} cents in {run.seconds:.1f} s"
+          f" ({run.cpu_seconds:.1f} s CPU)"
           f" (bound {CREDIT_RUN_SECONDS_MAX:g} s: {_verdict(run.seconds < CREDIT_RUN_SECONDS_MAX)});"
           f" peak RSS {run.peak_mb:.0f} MiB (bound {CREDIT_RUN_MEMORY_MB_MAX:g}:"
           f" {_verdict(run.peak_mb < CREDIT_RUN_MEMORY_MB_MAX)}); {'all lines' if credit_ok else 'WRONG TOTALS'}",
@@ -541,14 +560,16 @@ def _run(arguments: argparse.Namespace, directory: Path) -> int:
     report.figures["settlement"] = asdict(settled)
     settle_ok = settled.count == charged.count and settled.amount == charged.amount
     print(f"settlement one batch of {settled.count:,} lines, {settled.amount:,} cents, reference {settled.reference},"
-          f" in {settled.seconds:.1f} s; server peak RSS {settled.server_peak_mb:.0f} MiB;"
+          f" in {settled.seconds:.1f} s ({settled.server_cpu_seconds:.1f} s server CPU);"
+          f" server peak RSS {settled.server_peak_mb:.0f} MiB;"
           f" {'matches the charges' if settle_ok else 'DOES NOT MATCH the charges'}", flush=True)  # fmt: skip
 
     counts = database_counts(environment["WALLET_DB"])
     exported = export(environment, directory)
     report.figures["export"] = asdict(exported)
     export_ok = exported.rows == counts["transactions"]
-    print(f"export     {exported.rows:,} transactions, {exported.bytes / 1e6:,.0f} MB of CSV in {exported.seconds:.1f} s"
+    print(f"export     {exported.rows:,} transactions, {exported.bytes / 1e6:,.0f} MB of CSV"
+          f" in {exported.seconds:.1f} s ({exported.server_cpu_seconds:.1f} s server CPU)"
           f" (bound {EXPORT_SECONDS_MAX:g} s: {_verdict(exported.seconds < EXPORT_SECONDS_MAX)}); server peak RSS"
           f" {exported.server_peak_mb:.0f} MiB, {exported.server_start_mb:.0f} MiB after start"
           f" (bound {EXPORT_MEMORY_MB_MAX:g}: {_verdict(exported.server_peak_mb < EXPORT_MEMORY_MB_MAX)});"
@@ -556,7 +577,8 @@ def _run(arguments: argparse.Namespace, directory: Path) -> int:
 
     checked = check(environment)
     report.figures["check"] = {**asdict(checked), "output": None}
-    print(f"check      wallet check in {checked.seconds:.1f} s, peak RSS {checked.peak_mb:.0f} MiB:"
+    print(f"check      wallet check in {checked.seconds:.1f} s ({checked.cpu_seconds:.1f} s CPU),"
+          f" peak RSS {checked.peak_mb:.0f} MiB:"
           f" {'every invariant holds' if checked.passed else 'FAILED'}", flush=True)  # fmt: skip
     if not checked.passed:
         print(checked.output, file=sys.stderr)

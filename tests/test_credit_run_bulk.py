@@ -58,7 +58,8 @@ def reference_step(month: str, current_month: str, after_budget_seq: int, batch:
                 if boundary_is_now and expires_at_boundary(policy, budget["start_month"], budget["end_month"], month):
                     expired += _expire_at_boundary(connection, account_id, month, now, common)
                 if budget["start_month"] <= month <= budget["end_month"]:
-                    credited += _credit(connection, account_id, month, budget["id"], line["monthly_amount"], now, common)
+                    amount = line["monthly_amount"]
+                    credited += _credit(connection, account_id, month, budget["id"], amount, now, common)
         last_seq = budgets[-1]["seq"] if budgets else after_budget_seq
         done = len(budgets) < batch
         if done:
@@ -132,7 +133,8 @@ def run_month(path: Path, step: Step, month: str, current: str, now: datetime, b
     credited = expired = 0
     for _ in itertools.count() if steps_max is None else range(steps_max):
         result = apply(path, step(month, current, after, batch, now.isoformat()))
-        credited, expired, after = credited + result["credited_now"], expired + result["expired_now"], result["last_budget_seq"]
+        credited, expired = credited + result["credited_now"], expired + result["expired_now"]
+        after = result["last_budget_seq"]
         if result["done"]:
             break
     return credited, expired, after
@@ -198,8 +200,11 @@ def history(path: Path) -> dict[str, str]:
     # the budget): the step opens it.
     connection = sqlite3.connect(path)
     with connection:
-        connection.execute("INSERT INTO budget_lines (budget_id, category, monthly_amount)"
-                           " SELECT id, 'transport', 3000 FROM budgets WHERE client_id = ?", (clients["starts"],))  # fmt: skip
+        connection.execute(
+            "INSERT INTO budget_lines (budget_id, category, monthly_amount)"
+            " SELECT id, 'transport', 3000 FROM budgets WHERE client_id = ?",
+            (clients["starts"],),
+        )
     connection.close()
     spend("full", "transport", 2_500, IdentityMethod.NATIONAL_ID, february)
     spend("held", "home_care", 20_000, IdentityMethod.OTP, february)  # a hold over the boundary

@@ -206,6 +206,8 @@ NOT_A_STRING = [10**400, -(10**400), 1e308, -1, 0, True, False, 12.5, [], {}, ["
 BAD_STRINGS = [
     "\u202e", "Aino \u202eAsiakas", "\u2066x\u2069", "\x00", "a\x00b", "a\nb", "a\x1bb", "x" * 10_000, "\ud800",
     "\ue000", "\uffff",
+    "\x1c\x85" + "a" * 250,  # strip() would drop these two and leave a string under most limits
+    "Aino\n", "\tAino",  # a control character at an end is still a control character
 ]  # fmt: skip
 BAD_INTEGERS = [
     "100", "1e3", "", 12.5, 100.0, 1e308, 10**400, -(10**400), -1, 0, MAX_AMOUNT_CENTS + 1, True, False, [], {},
@@ -642,6 +644,10 @@ async def test_bad_status_filters_and_event_ids_are_refused(world: World, scene:
             assert (status, problem["field"]) == (422, field), (path, problem)
         status, problem = await _send(world, "GET", "/v1/me/events", client, None, None, **{"Last-Event-ID": "1e3"})
         assert status == 422
+        for query in ("?last_event_id=", "?last_event_id=x"):  # sent beside a valid header: still checked
+            status, problem = await _send(world, "GET", f"/v1/me/events{query}", client, None, None,
+                                          **{"Last-Event-ID": "0"})  # fmt: skip
+            assert (status, problem["field"]) == (422, "Last-Event-ID"), query
 
 
 async def test_codes_months_and_times_are_what_they_seem(world: World, scene: Scene) -> None:

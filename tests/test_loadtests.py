@@ -146,6 +146,7 @@ def test_the_scale_people_are_distinct_and_valid_up_to_millions() -> None:
         assert hetu.is_valid(national_id) and validation.national_id(national_id) == national_id
 
 
+@pytest.mark.slow
 def test_the_scale_command_runs_end_to_end_at_a_tiny_size(tmp_path: Path) -> None:
     import subprocess
     import sys

@@ -19,6 +19,7 @@ MAX_BUDGET_LINES = 50
 MAX_PROVIDER_CATEGORIES = 50
 MAX_BUDGET_MONTHS = 60
 OTP_CODE_LENGTH = 6
+IDENTITY_METHODS = tuple(method.value for method in IdentityMethod)
 
 
 def _object(body: Any) -> dict[str, Any]:
@@ -164,9 +165,7 @@ def charge(body: Any) -> Charge:
     identity = _required(body, "identity")
     if not isinstance(identity, dict):
         raise ValidationError("identity", "must be an object with a method")
-    method = IdentityMethod(
-        validation.one_of(identity.get("method"), "identity.method", tuple(m.value for m in IdentityMethod))
-    )
+    method = IdentityMethod(validation.one_of(identity.get("method"), "identity.method", IDENTITY_METHODS))
     national_id = None
     if method is IdentityMethod.NATIONAL_ID:
         raw_id = _required(identity, "national_id", "identity.national_id")

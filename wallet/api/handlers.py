@@ -237,8 +237,9 @@ async def create_credit_run(request: web.Request) -> web.Response:
 async def create_charge(request: web.Request) -> web.Response:
     with request.app[METRICS].charge_outcome("create") as outcome:
         raw = await read_body(request)
-        command = commands.charge(parse_json(raw))
-        key = idempotency(request, request[PRINCIPAL], raw)
+        body = parse_json(raw)
+        command = commands.charge(body)
+        key = idempotency(request, request[PRINCIPAL], raw, body)
         written = outcome(await request.app[SERVICE].charge(request[PRINCIPAL], command, key))
     return _written(written, 201)
 

@@ -56,6 +56,11 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+# Built once: json.loads(..., parse_constant=, object_pairs_hook=) would build a decoder per call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
+_UNPARSED = object()
+
+
 async def read_body(request: web.Request) -> bytes:
     if request.content_type not in JSON_CONTENT_TYPES:
         raise web.HTTPUnsupportedMediaType(text="send application/json")
@@ -70,7 +75,7 @@ def parse_json(raw: bytes) -> Any:
     if not text.strip():
         raise BadRequest("the body is empty; send a JSON object")
     try:
-        return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
+        return _DECODER.decode(text)
     except RecursionError:
         raise BadRequest("the body is nested too deeply") from None
     except _DuplicateKey as error:
@@ -83,7 +88,11 @@ async def read_json(request: web.Request) -> Any:
     return parse_json(await read_body(request))
 
 
-def idempotency(request: web.Request, principal: Principal, raw_body: bytes) -> Idempotency | None:
+def idempotency(
+    request: web.Request, principal: Principal, raw_body: bytes, parsed_body: Any = _UNPARSED
+) -> Idempotency | None:
+    """The request's idempotency key and fingerprint; ``parsed_body``, when given, is what
+    ``parse_json(raw_body)`` returned (the same value ``_canonical`` would parse again)."""
     key = request.headers.get(IDEMPOTENCY_HEADER)
     if key is None:
         return None
@@ -95,7 +104,10 @@ def idempotency(request: web.Request, principal: Principal, raw_body: bytes) -> 
     digest.update(b"\x00")
     digest.update(request.path.encode())
     digest.update(b"\x00")
-    digest.update(_canonical(raw_body))
+    if parsed_body is _UNPARSED:
+        digest.update(_canonical(raw_body))
+    else:
+        digest.update(json.dumps(parsed_body, sort_keys=True, separators=(",", ":")).encode())
     return Idempotency(principal.scope, key, digest.hexdigest())
 
 

@@ -38,15 +38,13 @@ class _Stalled(Exception):
 
 
 def _last_event_id(request: web.Request) -> int | None:
-    raw = request.headers.get("Last-Event-ID")
-    if raw is None:
-        raw = request.query.get("last_event_id")
-    if raw is None or not raw.strip():
-        return None
-    raw = raw.strip()
-    if not raw.isdigit() or not raw.isascii() or len(raw) > EVENT_ID_MAX_DIGITS:
-        raise ValidationError("Last-Event-ID", "must be the id of an event this stream sent")
-    return int(raw)
+    """The header, else the query parameter; each one that is sent must be an event id (not empty)."""
+    sent = (request.headers.get("Last-Event-ID"), request.query.get("last_event_id"))
+    given = [raw for raw in sent if raw is not None]
+    for raw in given:
+        if not raw.isdigit() or not raw.isascii() or len(raw) > EVENT_ID_MAX_DIGITS:
+            raise ValidationError("Last-Event-ID", "must be the id of an event this stream sent")
+    return int(given[0]) if given else None
 
 
 def _event(name: str, event_id: str, data: Any) -> bytes:

@@ -45,7 +45,7 @@ from wallet.storage.port import (
 from wallet.storage.sqlite import (
     credit_runs, events, exports, ops, reconciliations, render, representatives, settlements, statements, usage,
 )
-from wallet.storage.sqlite.writer import Unit, Writer, connect, replay_outcome
+from wallet.storage.sqlite.writer import STATEMENT_CACHE_SIZE, Unit, Writer, connect, replay_outcome
 
 SCHEMA_VERSION = 1
 log = structlog.get_logger(__name__)
@@ -579,7 +579,9 @@ LOOP_READ_BUSY_TIMEOUT_MS = 200
 
 
 def _loop_connection(path: str) -> sqlite3.Connection:
-    connection = sqlite3.connect(path, isolation_level=None, timeout=LOOP_READ_BUSY_TIMEOUT_MS / 1000)
+    connection = sqlite3.connect(
+        path, isolation_level=None, timeout=LOOP_READ_BUSY_TIMEOUT_MS / 1000, cached_statements=STATEMENT_CACHE_SIZE
+    )
     connection.row_factory = sqlite3.Row
     connection.execute("PRAGMA query_only = ON")
     connection.execute(f"PRAGMA busy_timeout = {LOOP_READ_BUSY_TIMEOUT_MS}")

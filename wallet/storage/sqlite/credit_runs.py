@@ -145,7 +145,8 @@ def credit_run_step(month: str, current_month: str, after_budget_seq: int, batch
                 connection, "SELECT account_id FROM expiries WHERE boundary_month = ? AND account_id", month, expiring
             )
             credited_from_month = dict(connection.execute(
-                f"SELECT account_id, SUM(amount) FROM credits WHERE month >= ? AND account_id {_IN} GROUP BY account_id",
+                "SELECT account_id, SUM(amount) FROM credits"
+                f" WHERE month >= ? AND account_id {_IN} GROUP BY account_id",
                 (month, json.dumps(sorted(expiring))),
             ).fetchall())  # fmt: skip
         credited = expired = 0
@@ -221,11 +222,15 @@ def _write(connection: sqlite3.Connection, step: _Step) -> None:
         [(balance - step.accounts[account_id].read_balance, account_id) for account_id, balance in moved.items()],
     )
     # Checked after writing too: every balance is what the step worked out, and no line went below zero.
-    for row in connection.execute(
+    rows = connection.execute(
         f"SELECT id, kind, balance, held FROM accounts WHERE id {_IN}", (json.dumps(sorted(moved)),)
-    ):
+    ).fetchall()
+    if len(rows) != len(moved):
+        raise InvariantViolation(f"{len(moved) - len(rows)} accounts moved by the step are missing")
+    for row in rows:
         if row["balance"] != moved[row["id"]]:
-            raise InvariantViolation(f"{row['id']}: balance {row['balance']} after the step, {moved[row['id']]} expected")
+            expected = moved[row["id"]]
+            raise InvariantViolation(f"{row['id']}: balance {row['balance']} after the step, {expected} expected")
         if row["kind"] == AccountKind.WALLET.value:
             LineState(row["id"], row["balance"], row["held"]).check()
     connection.executemany(
@@ -241,5 +246,6 @@ def _write(connection: sqlite3.Connection, step: _Step) -> None:
         "INSERT INTO expiries (account_id, boundary_month, amount, transaction_id) VALUES (?, ?, ?, ?)", step.expiries
     )
     connection.executemany(
-        "INSERT INTO credits (account_id, month, budget_id, amount, transaction_id) VALUES (?, ?, ?, ?, ?)", step.credits
+        "INSERT INTO credits (account_id, month, budget_id, amount, transaction_id) VALUES (?, ?, ?, ?, ?)",
+        step.credits,
     )

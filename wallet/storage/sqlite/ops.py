@@ -57,13 +57,16 @@ def read_line(connection: sqlite3.Connection, account_id: str) -> LineState:
     return LineState(account_id, row["balance"], row["held"])
 
 
-def change_held(connection: sqlite3.Connection, account_id: str, delta: int) -> None:
+def change_held(connection: sqlite3.Connection, account_id: str, delta: int) -> sqlite3.Row:
+    """Move what is held on a line; the line as it stands after, for its wallet event."""
     row = connection.execute(
-        "UPDATE accounts SET held = held + ? WHERE id = ? RETURNING balance, held", (delta, account_id)
+        "UPDATE accounts SET held = held + ? WHERE id = ? RETURNING balance, held, client_id, category, kind",
+        (delta, account_id),
     ).fetchone()
     if row is None:
         raise InvariantViolation(f"hold on a missing account {account_id}")
     LineState(account_id, row["balance"], row["held"]).check()
+    return row
 
 
 def post(
@@ -88,7 +91,7 @@ def post(
     )
     for posting in transaction.postings:
         row = connection.execute(
-            "UPDATE accounts SET balance = balance + ? WHERE id = ? RETURNING balance, held, kind",
+            "UPDATE accounts SET balance = balance + ? WHERE id = ? RETURNING balance, held, kind, client_id, category",
             (posting.amount, posting.account_id),
         ).fetchone()
         if row is None:
@@ -101,7 +104,8 @@ def post(
         )
         if row["kind"] == AccountKind.WALLET.value:
             events.append(connection, posting.account_id, transaction.type.value, posting.amount, now,
-                          charge_id=charge_id, provider_id=provider_id, transaction_id=transaction_id)  # fmt: skip
+                          charge_id=charge_id, provider_id=provider_id, transaction_id=transaction_id,
+                          line=row)  # fmt: skip
     audit.append(
         connection, now, f"ledger.{transaction.type.value}", transaction_id,
         postings=[[p.account_id, p.amount] for p in transaction.postings], charge_id=charge_id, refund_id=refund_id,
@@ -275,17 +279,6 @@ def add_provider_credential(provider_id: str, client_id: str, secret_hash: str, 
 # Charges.
 
 
-def _active_budget_has(connection: sqlite3.Connection, client_id: str, category: str, month: str) -> bool:
-    return (
-        connection.execute(
-            "SELECT 1 FROM budgets b JOIN budget_lines l ON l.budget_id = b.id"
-            " WHERE b.client_id = ? AND l.category = ? AND b.start_month <= ? AND b.end_month >= ?",
-            (client_id, category, month, month),
-        ).fetchone()
-        is not None
-    )
-
-
 # Failed identity checks in a window, and the one whose leaving the window lifts a lockout.
 LOCKOUT_COUNT_SQL = {
     column: f"SELECT COUNT(*) FROM identity_failures WHERE {column} = ? AND at > ?"
@@ -295,20 +288,6 @@ LOCKOUT_NTH_SQL = {
     column: f"SELECT at FROM identity_failures WHERE {column} = ? AND at > ? ORDER BY at LIMIT 1 OFFSET ?"
     for column in ("client_id", "provider_id")
 }
-
-
-def identity_lockout(
-    connection: sqlite3.Connection, column: str, value: str, maximum: int, limits: Limits, now: datetime
-) -> Record:
-    """Failed identity checks of a wallet (``client_id``) or a provider (``provider_id``) in the
-    window, and until when further checks are refused."""
-    window = timedelta(seconds=limits.identity_failures_window_seconds)
-    since = rfc3339(now - window)
-    failures = connection.execute(LOCKOUT_COUNT_SQL[column], (value, since)).fetchone()[0]
-    nth = None
-    if failures >= maximum:
-        nth = connection.execute(LOCKOUT_NTH_SQL[column], (value, since, failures - maximum)).fetchone()[0]
-    return lockout_record(failures, maximum, nth, window)
 
 
 def lockout_record(failures: int, maximum: int, unlocking_failure_at: str | None, window: timedelta) -> Record:
@@ -325,13 +304,25 @@ def lockout_record(failures: int, maximum: int, unlocking_failure_at: str | None
 
 
 def _check_rate_limit(
-    connection: sqlite3.Connection, client_id: str, provider_id: str, limits: Limits, now: datetime
+    connection: sqlite3.Connection,
+    client_id: str,
+    provider_id: str,
+    limits: Limits,
+    now: datetime,
+    failures: tuple[int, int],
 ) -> None:
-    for column, value, maximum, whose in (
-        ("client_id", client_id, limits.identity_failures_max, "this wallet"),
-        ("provider_id", provider_id, limits.provider_identity_failures_max, "this provider"),
+    """Refuse while the wallet or the provider is locked out; ``failures`` are their failed checks
+    in the window (``CHARGE_CLIENT_SQL`` and ``CHARGE_PROVIDER_SQL`` count them)."""
+    window = timedelta(seconds=limits.identity_failures_window_seconds)
+    since = rfc3339(now - window)
+    for column, value, count, maximum, whose in (
+        ("client_id", client_id, failures[0], limits.identity_failures_max, "this wallet"),
+        ("provider_id", provider_id, failures[1], limits.provider_identity_failures_max, "this provider"),
     ):
-        lockout = identity_lockout(connection, column, value, maximum, limits, now)
+        if count < maximum:
+            continue
+        nth = connection.execute(LOCKOUT_NTH_SQL[column], (value, since, count - maximum)).fetchone()[0]
+        lockout = lockout_record(count, maximum, nth, window)
         if lockout["locked_until"] is not None:
             retry = datetime.fromisoformat(lockout["locked_until"]) - now
             raise RateLimited(
@@ -349,29 +340,41 @@ def _record_identity_failure(
     )
 
 
+# The charge's reads, two statements: the provider with its approval for the category and its
+# failed identity checks in the window; the client with its budget for the category this month
+# and its failed identity checks in the window.
+CHARGE_PROVIDER_SQL = (
+    "SELECT status,"
+    " EXISTS (SELECT 1 FROM provider_categories WHERE provider_id = providers.id AND category = ?) AS approved_for,"
+    " (SELECT COUNT(*) FROM identity_failures WHERE provider_id = providers.id AND at > ?) AS failures"
+    " FROM providers WHERE id = ?"
+)
+CHARGE_CLIENT_SQL = (
+    "SELECT id, national_id_hash,"
+    " EXISTS (SELECT 1 FROM budgets b JOIN budget_lines l ON l.budget_id = b.id"
+    "  WHERE b.client_id = clients.id AND l.category = ? AND b.start_month <= ? AND b.end_month >= ?) AS budgeted,"
+    " (SELECT COUNT(*) FROM identity_failures WHERE client_id = clients.id AND at > ?) AS failures"
+    " FROM clients WHERE phone_hash = ?"
+)
+
+
 def charge(command: ChargeCommand, limits: Limits, now: datetime, month: str) -> Unit:
     stamp = rfc3339(now)
+    since = rfc3339(now - timedelta(seconds=limits.identity_failures_window_seconds))
 
     def unit(connection: sqlite3.Connection) -> Record | Refusal:
-        provider = connection.execute(
-            "SELECT status FROM providers WHERE id = ?", (command.provider_id,)
-        ).fetchone()
+        provider = connection.execute(CHARGE_PROVIDER_SQL, (command.category, since, command.provider_id)).fetchone()
         if provider is None or provider["status"] != "approved":
             raise ProviderNotApproved("the provider is not approved to charge")
-        if connection.execute(
-            "SELECT 1 FROM provider_categories WHERE provider_id = ? AND category = ?",
-            (command.provider_id, command.category),
-        ).fetchone() is None:
+        if not provider["approved_for"]:
             raise ProviderNotApproved("the provider is not approved for this category", field="category")
-        client = connection.execute(
-            "SELECT id, national_id_hash FROM clients WHERE phone_hash = ?", (command.phone_hash,)
-        ).fetchone()
+        client = connection.execute(CHARGE_CLIENT_SQL, (command.category, month, month, since, command.phone_hash)).fetchone()
         if client is None:
             raise NotFound("no wallet for this phone number", field="phone")
         client_id = client["id"]
-        if not _active_budget_has(connection, client_id, command.category, month):
+        if not client["budgeted"]:
             raise CategoryNotAllowed("this category is not in the client's budget", field="category")
-        _check_rate_limit(connection, client_id, command.provider_id, limits, now)
+        _check_rate_limit(connection, client_id, command.provider_id, limits, now, (client["failures"], provider["failures"]))
         account_id = wallet_account(client_id, command.category)
         line = read_line(connection, account_id)
         charge_id = new_id("ch")
@@ -381,8 +384,7 @@ def charge(command: ChargeCommand, limits: Limits, now: datetime, month: str) ->
                 _record_identity_failure(connection, client_id, command.provider_id, command.method.value, stamp)
                 return Refusal(IdentityCheckFailed("the national id does not match this wallet"))
             charge_rules.debit(line, command.amount)  # refuses when not available
-            _insert_charge(connection, charge_id, command, client_id, account_id, "captured", stamp)
-            connection.execute("UPDATE charges SET captured_at = ? WHERE id = ?", (stamp, charge_id))
+            written = _insert_charge(connection, charge_id, command, client_id, account_id, "captured", stamp)
             transfer = Transaction.transfer(
                 TransactionType.CAPTURE, account_id, payable_account(command.provider_id), command.amount
             )
@@ -390,15 +392,22 @@ def charge(command: ChargeCommand, limits: Limits, now: datetime, month: str) ->
                  category=command.category, charge_id=charge_id)  # fmt: skip
         else:
             charge_rules.reserve(line, command.amount)  # refuses when not available
-            _insert_charge(connection, charge_id, command, client_id, account_id, "pending", stamp)
-            change_held(connection, account_id, command.amount)
+            written = _insert_charge(connection, charge_id, command, client_id, account_id, "pending", stamp)
+            after = change_held(connection, account_id, command.amount)
             audit.append(connection, stamp, "charge.held", charge_id, account_id=account_id, amount=command.amount)
             events.append(connection, account_id, "hold", -command.amount, stamp, charge_id=charge_id,
-                          provider_id=command.provider_id)  # fmt: skip
-        row = connection.execute("SELECT * FROM charges WHERE id = ?", (charge_id,)).fetchone()
-        return render.charge(row)
+                          provider_id=command.provider_id, line=after)  # fmt: skip
+        return render.charge(written)
 
     return unit
+
+
+# A new charge, written in its final state for this unit; the columns a new row takes by default.
+INSERT_CHARGE_SQL = (
+    "INSERT INTO charges (id, provider_id, client_id, category, account_id, amount, method, status,"
+    " description, created_at, expires_at, captured_at, otp_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+NEW_CHARGE_DEFAULTS: Record = {"voided_at": None, "void_reason": None, "refunded_amount": 0, "otp_attempts": 0}
 
 
 def _insert_charge(
@@ -409,16 +418,34 @@ def _insert_charge(
     account_id: str,
     status: str,
     now: str,
-) -> None:
+) -> Record:
+    """Insert a new charge (a captured one with its ``captured_at``); the row as written, to render
+    without reading it back."""
+    row: Record = {
+        "id": charge_id,
+        "provider_id": command.provider_id,
+        "client_id": client_id,
+        "category": command.category,
+        "account_id": account_id,
+        "amount": command.amount,
+        "method": command.method.value,
+        "status": status,
+        "description": command.description,
+        "created_at": now,
+        "expires_at": rfc3339(command.otp_expires_at) if command.otp_expires_at else None,
+        "captured_at": now if status == "captured" else None,
+        "otp_hash": command.otp_hash,
+        **NEW_CHARGE_DEFAULTS,
+    }
     connection.execute(
-        "INSERT INTO charges (id, provider_id, client_id, category, account_id, amount, method, status,"
-        " description, created_at, expires_at, otp_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        INSERT_CHARGE_SQL,
         (
-            charge_id, command.provider_id, client_id, command.category, account_id, command.amount,
-            command.method.value, status, command.description, now,
-            rfc3339(command.otp_expires_at) if command.otp_expires_at else None, command.otp_hash,
+            row["id"], row["provider_id"], row["client_id"], row["category"], row["account_id"], row["amount"],
+            row["method"], row["status"], row["description"], row["created_at"], row["expires_at"],
+            row["captured_at"], row["otp_hash"],
         ),
     )  # fmt: skip
+    return row
 
 
 def _load_charge(connection: sqlite3.Connection, provider_id: str, charge_id: str) -> sqlite3.Row:
@@ -433,14 +460,14 @@ def _load_charge(connection: sqlite3.Connection, provider_id: str, charge_id: st
 def _void(connection: sqlite3.Connection, row: sqlite3.Row, reason: str, now: str) -> None:
     line = read_line(connection, row["account_id"])
     charge_rules.release(line, row["amount"])
-    change_held(connection, row["account_id"], -row["amount"])
+    after = change_held(connection, row["account_id"], -row["amount"])
     connection.execute(
         "UPDATE charges SET status = 'voided', voided_at = ?, void_reason = ? WHERE id = ?", (now, reason, row["id"])
     )
     audit.append(connection, now, "charge.voided", row["id"], account_id=row["account_id"], amount=row["amount"],
                  reason=reason)  # fmt: skip
     events.append(connection, row["account_id"], "void", row["amount"], now, charge_id=row["id"],
-                  provider_id=row["provider_id"], reason=reason)  # fmt: skip
+                  provider_id=row["provider_id"], reason=reason, line=after)  # fmt: skip
 
 
 def confirm_charge(provider_id: str, charge_id: str, code_hash: str, limits: Limits, now: datetime) -> Unit:

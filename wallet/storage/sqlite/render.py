@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping
+from typing import Any
 
 from wallet.storage.port import Record
 
 
-def charge(row: sqlite3.Row) -> Record:
+def charge(row: sqlite3.Row | Mapping[str, Any]) -> Record:
+    """A charge from its row, or from the values just written (the same columns)."""
     record: Record = {
         "id": row["id"],
         "status": row["status"],

@@ -44,10 +44,15 @@ class _Task:
 
 
 _STOP = object()
+# Prepared statements kept per connection, by SQL text (sqlite3's default is 128). The storage
+# has some 150 distinct statements; past the cache's size a statement is parsed and planned again.
+STATEMENT_CACHE_SIZE = 512
 
 
 def connect(path: str) -> sqlite3.Connection:
-    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
+    connection = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, timeout=10.0, cached_statements=STATEMENT_CACHE_SIZE
+    )
     connection.row_factory = sqlite3.Row
     connection.execute("PRAGMA journal_mode = WAL")
     connection.execute("PRAGMA synchronous = FULL")
@@ -177,8 +182,7 @@ class Writer:
                 self.after_commit(connection)
             except Exception:
                 log.exception("writer_after_commit_failed")
-        for task in batch:
-            _answer(task, task.outcome)  # type: ignore[arg-type]
+        _answer([(task, task.outcome) for task in batch])  # type: ignore[misc]
         for observer in self._commit_observers:
             try:
                 observer(len(batch), self.last_commit_seconds)
@@ -232,8 +236,7 @@ class Writer:
 
     @staticmethod
     def _answer_all(batch: list[_Task], error: BaseException) -> None:
-        for task in batch:
-            _answer(task, error)
+        _answer([(task, error) for task in batch])
 
 
 def _rollback(connection: sqlite3.Connection) -> None:
@@ -253,16 +256,24 @@ def replay_outcome(row: sqlite3.Row, idempotency: Idempotency) -> Written | Base
     return Written(outcome["value"], replayed=True)
 
 
-def _answer(task: _Task, outcome: Written | BaseException) -> None:
-    def resolve() -> None:
-        if task.future.done():
-            return
-        if isinstance(outcome, BaseException):
-            task.future.set_exception(outcome)
-        else:
-            task.future.set_result(outcome)
+def _answer(answers: list[tuple[_Task, Written | BaseException]]) -> None:
+    """Resolve the callers' futures, with one wake-up of each event loop for the whole batch
+    (``call_soon_threadsafe`` writes to the loop's self-pipe: a system call per call)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Task, Written | BaseException]]] = {}
+    for task, outcome in answers:
+        by_loop.setdefault(task.loop, []).append((task, outcome))
 
-    try:
-        task.loop.call_soon_threadsafe(resolve)
-    except RuntimeError:  # the event loop has closed: nobody is waiting any more
-        pass
+    def resolve(answered: list[tuple[_Task, Written | BaseException]]) -> None:
+        for task, outcome in answered:
+            if task.future.done():
+                continue
+            if isinstance(outcome, BaseException):
+                task.future.set_exception(outcome)
+            else:
+                task.future.set_result(outcome)
+
+    for loop, answered in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(resolve, answered)
+        except RuntimeError:  # the event loop has closed: nobody is waiting any more
+            pass
