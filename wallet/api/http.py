@@ -26,10 +26,15 @@ _LIMIT_MAX_DIGITS = 9  # more digits than any page size setting: no parsing of a
 _CURSOR_MAX = 2**63 - 1  # a position is an SQLite integer
 
 
+# The encoders json.dumps would build on every call with these arguments, built once.
+_RESPONSE_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(
         status=status,
-        body=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(),
+        body=_RESPONSE_JSON.encode(body).encode(),
         content_type="application/json",
         headers=headers,
     )
@@ -107,7 +112,7 @@ def idempotency(
     if parsed_body is _UNPARSED:
         digest.update(_canonical(raw_body))
     else:
-        digest.update(json.dumps(parsed_body, sort_keys=True, separators=(",", ":")).encode())
+        digest.update(_CANONICAL_JSON.encode(parsed_body).encode())
     return Idempotency(principal.scope, key, digest.hexdigest())
 
 
@@ -116,7 +121,7 @@ def _canonical(raw_body: bytes) -> bytes:
     if not raw_body.strip():
         return b""
     try:
-        return json.dumps(json.loads(raw_body), sort_keys=True, separators=(",", ":")).encode()
+        return _CANONICAL_JSON.encode(json.loads(raw_body)).encode()
     except (ValueError, RecursionError):
         return raw_body
 

@@ -44,6 +44,7 @@ class _Task:
 
 
 _STOP = object()
+_COMPACT = json.JSONEncoder(separators=(",", ":"))  # json.dumps(..., separators=(",", ":")), built once
 # Prepared statements kept per connection, by SQL text (sqlite3's default is 128). The storage
 # has some 150 distinct statements; past the cache's size a statement is parsed and planned again.
 STATEMENT_CACHE_SIZE = 512
@@ -231,7 +232,7 @@ class Writer:
         connection.execute(
             "INSERT INTO idempotency_keys (scope, key, fingerprint, outcome, created_at) VALUES (?, ?, ?, ?, ?)",
             (task.idempotency.scope, task.idempotency.key, task.idempotency.fingerprint,
-             json.dumps(outcome, separators=(",", ":")), task.created_at),
+             _COMPACT.encode(outcome), task.created_at),
         )  # fmt: skip
 
     @staticmethod
