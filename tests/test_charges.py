@@ -270,3 +270,17 @@ async def test_idempotency_keys_are_kept_for_their_retention_then_forgotten(worl
     assert (await world.wallet({**client, "token": world.token(Role.CLIENT, client_id=client["id"])}))["available"] == 900
     world.clock.advance(hours=2)
     assert await world.service.purge_idempotency_keys() == 1
+
+
+async def test_a_new_charge_answers_exactly_what_is_stored(world: World) -> None:
+    """The 201 body is rendered from the values written, not read back: it must be the stored charge."""
+    client, provider = await world.funded(10_000)
+    for method in ("national_id", "otp", "app"):
+        status, created = await world.charge(provider, client, 700, method=method, key=f"same-{method}")
+        assert status == 201, created
+        _, stored = await world.call("GET", f"/v1/charges/{created['id']}", provider["token"], expect=200)
+        assert created == stored
+        assert ("captured_at" in created) is (method == "national_id")
+        assert ("expires_at" in created) is (method != "national_id")
+        status, replayed = await world.charge(provider, client, 700, method=method, key=f"same-{method}")
+        assert status == 201 and replayed == created
