@@ -37,12 +37,12 @@ def text(value: Any, field: str, max_length: int = NAME_MAX_LENGTH, *, required:
         raise ValidationError(field, f"must be at most {max_length} characters")
     if has_unsafe_characters(value):
         raise ValidationError(field, "must not contain control or bidirectional formatting characters")
-    value = unicodedata.normalize("NFC", value.strip())
-    if required and not value:
+    normalized = unicodedata.normalize("NFC", value.strip())
+    if required and not normalized:
         raise ValidationError(field, "must not be empty")
-    if len(value) > max_length:  # NFC lengthens a few characters
+    if len(normalized) > max_length:  # NFC lengthens a few characters
         raise ValidationError(field, f"must be at most {max_length} characters")
-    return value
+    return normalized
 
 
 def has_unsafe_characters(value: str) -> bool:

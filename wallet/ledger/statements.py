@@ -48,7 +48,7 @@ def build(
 ) -> dict[str, Any]:
     """The statement of ``month`` from balances per category at its start and end, and movements."""
     categories = sorted(set(opening) | set(closing) | {m.category for m in movements})
-    lines = {
+    lines: dict[str, dict[str, Any]] = {
         category: {
             "category": category,
             "opening_balance": opening.get(category, 0),

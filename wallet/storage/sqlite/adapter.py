@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timedelta
 from importlib import resources
@@ -45,6 +45,7 @@ from wallet.storage.port import (
 from wallet.storage.sqlite import (
     credit_runs, events, exports, ops, reconciliations, render, representatives, settlements, statements, usage,
 )
+from wallet.storage.sqlite.reading import Reader
 from wallet.storage.sqlite.writer import STATEMENT_CACHE_SIZE, Unit, Writer, connect, replay_outcome
 
 SCHEMA_VERSION = 1
@@ -568,11 +569,10 @@ class _LoopReader:
         finally:
             self._connection.execute("COMMIT")
 
-    async def execute_fetchall(self, sql: str, parameters: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        return self._connection.execute(sql, parameters).fetchall()
+    async def execute_fetchall(self, sql: str, parameters: Iterable[Any] | None = None) -> list[sqlite3.Row]:
+        return self._connection.execute(sql, tuple(parameters) if parameters is not None else ()).fetchall()
 
 
-Reader = aiosqlite.Connection | _LoopReader
 # A read on the loop thread waits at most this long for a lock (a WAL reader waits only in rare
 # cases, such as recovery after a crash); beyond it the read fails with 503 rather than stall the loop.
 LOOP_READ_BUSY_TIMEOUT_MS = 200

@@ -9,8 +9,8 @@ the streams of only those clients wake. ``read_after`` is what a stream sends.
 from __future__ import annotations
 
 import sqlite3
-import aiosqlite
 
+from wallet.storage.sqlite.reading import Reader
 from wallet.ledger.errors import InvariantViolation
 from wallet.storage.port import Record
 
@@ -93,7 +93,7 @@ EVENTS_AFTER_SQL = (
 )
 
 
-async def read_after(reader: aiosqlite.Connection, client_id: str, after: int, limit: int) -> list[Record]:
+async def read_after(reader: Reader, client_id: str, after: int, limit: int) -> list[Record]:
     rows = await reader.execute_fetchall(EVENTS_AFTER_SQL, (client_id, after, limit))
     return [render(row) for row in rows]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiosqlite
 
+from wallet.storage.sqlite.reading import Reader
 from wallet.ledger.errors import InvariantViolation
 from wallet.storage.port import Record
 
@@ -46,7 +46,7 @@ _SETTLEMENTS = (
 )
 
 
-async def ceiling(reader: aiosqlite.Connection, table: str) -> int:
+async def ceiling(reader: Reader, table: str) -> int:
     if table not in ("transactions", "settlements"):
         raise ValueError(table)
     rows = list(await reader.execute_fetchall(f"SELECT COALESCE(MAX(seq), 0) FROM {table}"))
@@ -55,7 +55,7 @@ async def ceiling(reader: aiosqlite.Connection, table: str) -> int:
 
 Keyset = tuple[str, int]
 PageReader = Callable[
-    [aiosqlite.Connection, str | None, str | None, int, Keyset, int], Awaitable[tuple[list[Record], Keyset]]
+    [Reader, str | None, str | None, int, Keyset, int], Awaitable[tuple[list[Record], Keyset]]
 ]
 
 
@@ -65,7 +65,7 @@ def _lower(start: str | None, after: Keyset) -> str:
 
 
 async def transactions_page(
-    reader: aiosqlite.Connection, start: str | None, end: str | None, top: int, after: Keyset, rows: int
+    reader: Reader, start: str | None, end: str | None, top: int, after: Keyset, rows: int
 ) -> tuple[list[Record], Keyset]:
     found = list(
         await reader.execute_fetchall(
@@ -84,7 +84,7 @@ async def transactions_page(
 
 
 async def settlements_page(
-    reader: aiosqlite.Connection, start: str | None, end: str | None, top: int, after: Keyset, rows: int
+    reader: Reader, start: str | None, end: str | None, top: int, after: Keyset, rows: int
 ) -> tuple[list[Record], Keyset]:
     found = list(
         await reader.execute_fetchall(

@@ -59,7 +59,7 @@ def read_line(connection: sqlite3.Connection, account_id: str) -> LineState:
 
 def change_held(connection: sqlite3.Connection, account_id: str, delta: int) -> sqlite3.Row:
     """Move what is held on a line; the line as it stands after, for its wallet event."""
-    row = connection.execute(
+    row: sqlite3.Row | None = connection.execute(
         "UPDATE accounts SET held = held + ? WHERE id = ? RETURNING balance, held, client_id, category, kind",
         (delta, account_id),
     ).fetchone()
@@ -449,7 +449,7 @@ def _insert_charge(
 
 
 def _load_charge(connection: sqlite3.Connection, provider_id: str, charge_id: str) -> sqlite3.Row:
-    row = connection.execute(
+    row: sqlite3.Row | None = connection.execute(
         "SELECT * FROM charges WHERE id = ? AND provider_id = ?", (charge_id, provider_id)
     ).fetchone()
     if row is None:

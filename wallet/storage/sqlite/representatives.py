@@ -13,8 +13,8 @@ import math
 import sqlite3
 from datetime import datetime, timedelta
 
-import aiosqlite
 
+from wallet.storage.sqlite.reading import Reader
 from wallet.auth.hashing import equal
 from wallet.clock import rfc3339
 from wallet.ids import new_id
@@ -141,7 +141,7 @@ def require_mandate(connection: sqlite3.Connection, representative_id: str, clie
     return str(row["id"])
 
 
-async def list_page(reader: aiosqlite.Connection, client_id: str, limit: int, before: int | None) -> tuple[list[sqlite3.Row], bool]:
+async def list_page(reader: Reader, client_id: str, limit: int, before: int | None) -> tuple[list[sqlite3.Row], bool]:
     rows = list(
         await reader.execute_fetchall(
             REPRESENTATION_SQL + " WHERE m.client_id = ? AND m.seq < ? ORDER BY m.seq DESC LIMIT ?",

@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-import aiosqlite
 
+from wallet.storage.sqlite.reading import Reader
 from wallet.ids import new_id
 from wallet.ledger import settlements as rules
 from wallet.ledger.accounts import payable_account, settled_account
@@ -210,7 +210,7 @@ def _render_event(row: sqlite3.Row) -> Record:
 
 
 async def get(
-    reader: aiosqlite.Connection, settlement_id: str, provider_id: str | None, lines_limit: int, lines_after: int | None
+    reader: Reader, settlement_id: str, provider_id: str | None, lines_limit: int, lines_after: int | None
 ) -> Record:
     rows = list(await reader.execute_fetchall("SELECT * FROM settlements WHERE id = ?", (settlement_id,)))
     if not rows or (provider_id is not None and rows[0]["provider_id"] != provider_id):
@@ -236,7 +236,7 @@ async def get(
 
 
 async def list_page(
-    reader: aiosqlite.Connection, provider_id: str | None, limit: int, before: int | None, status: str | None
+    reader: Reader, provider_id: str | None, limit: int, before: int | None, status: str | None
 ) -> Page:
     query = "SELECT * FROM settlements WHERE seq < ?"
     parameters: list[Any] = [before if before is not None else 2**62]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import aiosqlite
 
+from wallet.storage.sqlite.reading import Reader
 from wallet.storage.port import Record
 
 # A wallet line's balance at an instant: its postings booked before it.
@@ -33,7 +33,7 @@ HELD_AT_SQL = (
 )
 
 
-async def figures(reader: aiosqlite.Connection, client_id: str, start: str, until: str) -> Record:
+async def figures(reader: Reader, client_id: str, start: str, until: str) -> Record:
     opening = await reader.execute_fetchall(BALANCES_BEFORE_SQL, (client_id, start))
     closing = await reader.execute_fetchall(BALANCES_BEFORE_SQL, (client_id, until))
     movements = await reader.execute_fetchall(MOVEMENTS_SQL, (client_id, start, until))

@@ -7,8 +7,8 @@ pending at the close, and each provider's charges from its payable account's pos
 
 from __future__ import annotations
 
-import aiosqlite
 
+from wallet.storage.sqlite.reading import Reader
 from wallet.storage.port import Record
 
 MONTHLY_SQL = (
@@ -58,7 +58,7 @@ CLIENTS_SQL = (
 )
 
 
-async def figures(reader: aiosqlite.Connection, month: str, start: str, end: str) -> Record:
+async def figures(reader: Reader, month: str, start: str, end: str) -> Record:
     lines: dict[tuple[str, str], dict[str, int]] = {}
 
     async def gather(name: str, sql: str, parameters: tuple[str, ...]) -> None:

@@ -1,0 +1,12 @@
+"""What the read queries need of a connection: an aiosqlite reader thread, or the event loop's own
+connection (``adapter._LoopReader``) answering at once."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+
+class Reader(Protocol):
+    async def execute_fetchall(self, sql: str, parameters: Iterable[Any] | None = None) -> Iterable[sqlite3.Row]: ...
