@@ -8,6 +8,7 @@ several-node tests with real ``wallet serve`` processes are in tests/test_postgr
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ import pytest
 
 from tests.conftest import World, postgres_dsn
 from tests.pg import RawDatabase, create_schema
+from wallet import commands
+from wallet.check import check_database
 from wallet.ledger.errors import Unavailable
 from wallet.settings import Settings
 from wallet.storage.migrations import migrate
@@ -137,3 +140,65 @@ async def test_a_lost_database_connection_answers_503_and_the_next_write_reconne
     assert status == 201, body  # reconnected; the refused attempt left nothing behind
     assert (await world.wallet(client))["available"] == 900
 
+
+# wallet migrate-to: a SQLite database copied to PostgreSQL and verified.
+
+
+@pytest.mark.sqlite_only
+async def test_migrate_to_copies_every_row_and_the_copy_serves_on(world: World, postgres_schema: str) -> None:
+    from wallet.bootstrap import open_service
+    from wallet.storage.postgres.transfer import TransferError, transfer
+
+    client, provider = await world.funded(10_000)
+    _, first = await world.charge(provider, client, 1_200, key="a")
+    await world.charge(provider, client, 300, method="otp", key="b")
+    await world.call("POST", f"/v1/charges/{first['id']}/refunds", provider["token"], {"amount": 200}, expect=201)
+    await world.call("POST", "/v1/settlements", provider["token"], expect=201)
+    before = await world.wallet(client)
+
+    report = await asyncio.to_thread(transfer, world.service.settings.db, postgres_schema)
+
+    assert report.breaches == []
+    with world.database() as lite:
+        for table, count in report.rows.items():
+            assert lite.execute(f"SELECT COUNT(*) FROM {table}") == [(count,)], table
+    assert report.rows["postings"] > 0 and report.rows["audit_log"] > 0 and report.rows["settlement_items"] == 2
+    copy = dataclasses.replace(world.service.settings, db=postgres_schema)
+    async with open_service(copy, clock=world.clock, sms=world.sms) as service:
+        wallet = await service.storage.get_wallet(client["id"], service.current_month())
+        fields = ("balance", "held", "available", "lines", "last_event_id")
+        assert {key: wallet[key] for key in fields} == {key: before[key] for key in fields}
+        charges = await service.storage.list_charges(provider["id"], 10, None, None)
+        assert len(charges.data) == 2
+        # New rows follow the copied ones: ids, the event stream and the audit chain go on.
+        await service.create_category(commands.CreateCategory("transport", "Kuljetus"))
+    assert check_database(postgres_schema) == []
+    with pytest.raises(TransferError, match="not empty"):  # never over data already there
+        await asyncio.to_thread(transfer, world.service.settings.db, postgres_schema)
+
+
+@pytest.mark.postgres_only
+async def test_a_node_that_loses_its_listen_connection_listens_again(world: World) -> None:
+    from tests.test_events import charge_id, stream
+
+    client, provider = await world.funded(10_000)
+    storage = world.service.storage
+    name = storage.listener_name  # type: ignore[attr-defined]
+
+    def listening_pids() -> list[int]:
+        return [row[0] for row in world.sql("SELECT pid FROM pg_stat_activity WHERE application_name = ?", name)]
+
+    async with stream(world, client["token"]) as events:
+        assert (await events.next_change())["event"] == "wallet"
+        [before] = listening_pids()
+        assert world.sql("SELECT pg_terminate_backend(?)", before) == [(True,)]
+        charge = await charge_id(world, provider, client, 1_000)  # committed while the node may not listen
+        event = await events.next_change()
+        assert event["event"] == "capture" and event["data"]["charge_id"] == charge
+        deadline = asyncio.get_running_loop().time() + 10
+        while not (pids := listening_pids()) or pids == [before]:
+            assert asyncio.get_running_loop().time() < deadline, "the node did not listen again"
+            await asyncio.sleep(0.05)
+        second = await charge_id(world, provider, client, 500)  # heard through the new connection
+        event = await events.next_change()
+        assert event["event"] == "capture" and event["data"]["charge_id"] == second

@@ -184,3 +184,41 @@ def test_a_wallet_stream_on_one_node_hears_charges_made_on_another(files: Wallet
     capture, hold = asyncio.run(listen_and_charge())
     assert capture["data"]["available"] == 3_800
     assert hold["event"] == "hold" and hold["data"]["available"] == 3_500 and int(hold["id"]) > int(capture["id"])
+
+
+def test_an_installation_moved_from_sqlite_with_migrate_to_serves_on_two_nodes(
+    tmp_path: Path, postgres_schema: str
+) -> None:
+    lite = WalletFiles(tmp_path, extra_env={"WALLET_AUTO_SETTLEMENT": "false"})
+    node = Server(lite).start()
+    seeded = seed(lite, node, 8_000)
+    provider = node.api(seeded.provider_token)
+    provider.call("POST", "/v1/charges", charge_body(seeded, 1_500), key="before-the-move", expect=201)
+    before = node.api(seeded.client_token).call("GET", "/v1/me/wallet", expect=200)
+    assert node.stop() == 0, node.log_tail()
+
+    usage = lite.cli("migrate-to", "data/elsewhere.db")
+    assert usage.returncode == 2 and "postgresql://" in usage.stderr
+    moved = lite.cli("migrate-to", postgres_schema)
+    assert moved.returncode == 0, moved.stdout + moved.stderr
+    assert "copied and verified" in moved.stdout and "rows of postings" in moved.stdout
+    again = lite.cli("migrate-to", postgres_schema)
+    assert again.returncode == 1 and "not empty" in again.stderr
+
+    # The same key files, the new database: tokens, phone lookups and idempotency keys carry over.
+    moved_files = WalletFiles(tmp_path, extra_env={"WALLET_DB": postgres_schema, "WALLET_AUTO_SETTLEMENT": "false"})
+    nodes = [Server(moved_files).start(), Server(moved_files).start()]
+    try:
+        after = nodes[1].api(seeded.client_token).call("GET", "/v1/me/wallet", expect=200)
+        assert after == before
+        status, replay = nodes[0].api(seeded.provider_token).call(
+            "POST", "/v1/charges", charge_body(seeded, 1_500), key="before-the-move"
+        )
+        assert status == 201 and replay["amount"] == 1_500  # the first answer, not a second charge
+        nodes[1].api(seeded.provider_token).call("POST", "/v1/charges", charge_body(seeded, 500), key="after", expect=201)
+        wallet = nodes[0].api(seeded.client_token).call("GET", "/v1/me/wallet", expect=200)
+        assert wallet["available"] == 8_000 - 1_500 - 500, wallet
+    finally:
+        for each in nodes:
+            each.stop()
+    assert_check_passes(moved_files)

@@ -60,6 +60,11 @@ def parser() -> argparse.ArgumentParser:
 
     commands.add_parser("check", help="verify every ledger invariant; exit 1 naming any breach")
 
+    migrate_to = commands.add_parser(
+        "migrate-to", help="copy the SQLite database (WALLET_DB) into an empty PostgreSQL schema and verify it"
+    )
+    migrate_to.add_argument("dsn", help="the target: postgresql://user@host:5432/database[?search_path=schema]")
+
     commands.add_parser("demo", help="seed a category, client, budget and provider; print tokens and curl examples")
     return root
 
@@ -79,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         "token": _token,
         "credit-run": _credit_run,
         "check": _check,
+        "migrate-to": _migrate_to,
         "export": _export,
         "demo": _demo,
     }[arguments.command]
@@ -203,6 +209,35 @@ def _check(settings: Settings, arguments: argparse.Namespace) -> int:
         print(f"wallet check: {len(breaches)} breach(es) in {settings.db}", file=sys.stderr)
         return EXIT_FAILURE
     print(f"wallet check: every invariant holds in {settings.db}")
+    return EXIT_OK
+
+
+def _migrate_to(settings: Settings, arguments: argparse.Namespace) -> int:
+    from wallet.storage.migrations import is_postgres
+    from wallet.storage.postgres.transfer import TransferError, transfer
+
+    if settings.uses_postgres:
+        print("wallet migrate-to: WALLET_DB must be the SQLite database to copy from", file=sys.stderr)
+        return EXIT_USAGE
+    if not is_postgres(arguments.dsn):
+        print("wallet migrate-to: the target must be a postgresql:// DSN", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        report = transfer(settings.db, arguments.dsn)
+    except TransferError as error:
+        print(f"wallet migrate-to: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    except OSError as error:
+        print(f"wallet migrate-to: cannot reach the target: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    for table, count in report.rows.items():
+        print(f"copied {count} rows of {table}")
+    for breach in report.breaches:
+        print(f"BREACH: {breach}")
+    if report.breaches:
+        print(f"wallet migrate-to: the copy does not verify: {len(report.breaches)} breach(es)", file=sys.stderr)
+        return EXIT_FAILURE
+    print("wallet migrate-to: copied and verified; every invariant holds in the target")
     return EXIT_OK
 
 
