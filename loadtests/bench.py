@@ -51,7 +51,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -92,10 +92,18 @@ class Person:
     national_id: str  # a valid henkilötunnus (born in the 1900s, century sign "-")
 
 
+BIRTH_DAYS = 25_000  # 1930-01-01 .. 1998-06: every birth date of the 1900s we use
+NATIONAL_IDS = BIRTH_DAYS * 897  # individual numbers 002..898
+
+
 def national_id(index: int) -> str:
-    """A distinct, valid henkilötunnus per index: a birth date from 1 January 1930 on, day by day."""
-    born = datetime.fromordinal(datetime(1930, 1, 1).toordinal() + index)
-    individual = 2 + index % 897  # 002..898
+    """A distinct, valid henkilötunnus per index (up to NATIONAL_IDS): a birth date from 1 January 1930
+    on, day by day over BIRTH_DAYS days (all in the 1900s, century sign "-"), then the next
+    individual number."""
+    if not 0 <= index < NATIONAL_IDS:
+        raise ValueError(f"national_id: index must be 0..{NATIONAL_IDS - 1}")
+    born = datetime.fromordinal(datetime(1930, 1, 1).toordinal() + index % BIRTH_DAYS)
+    individual = 2 + index // BIRTH_DAYS  # 002..898
     digits = f"{born.day:02d}{born.month:02d}{born.year % 100:02d}{individual:03d}"
     return f"{digits[:6]}-{digits[6:]}{HETU_CHECK_CHARACTERS[int(digits) % 31]}"
 
@@ -213,6 +221,14 @@ class Measurement:
     socket_errors: int
     timeouts: int
     statuses: dict[str, int]
+    # CPU seconds the server process spent during the run (user + system, /proc): a cost per request
+    # that, unlike requests/s, barely moves when other work shares the machine.
+    server_cpu_seconds: float = 0.0
+
+    @property
+    def cpu_us_per_request(self) -> float:
+        answered = self.answered
+        return self.server_cpu_seconds * 1e6 / answered if answered else 0.0
 
     @property
     def per_second(self) -> float:
@@ -274,10 +290,14 @@ def wrk_command(
 def run_wrk(
     url: str | Sequence[str], script: Path, scenario: str, target: str, round_number: int,
     arguments: argparse.Namespace, duration_seconds: int | None = None,
+    server_pid: int | Sequence[int] | None = None,
 ) -> Measurement:  # fmt: skip
-    """One measurement; with several URLs (nodes), one wrk each at once, the connections shared out."""
+    """One measurement; with several URLs (nodes), one wrk each at once, the connections shared out,
+    and the server CPU of every node counted."""
     urls = [url] if isinstance(url, str) else list(url)
+    pids = [] if server_pid is None else [server_pid] if isinstance(server_pid, int) else list(server_pid)
     connections = max(arguments.connections // len(urls), arguments.threads)
+    cpu_before = sum(process_cpu_seconds(pid) for pid in pids)
     started = []
     for number, each in enumerate(urls):
         key_prefix = f"{scenario}-{target}-{round_number}-{number}-{secrets.token_hex(4)}"
@@ -285,13 +305,14 @@ def run_wrk(
             each, script, duration_seconds or arguments.duration, connections, arguments.threads, key_prefix
         )
         started.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outputs = [running.communicate() for running in started]
+    cpu_after = sum(process_cpu_seconds(pid) for pid in pids)
     measured = []
-    for running in started:
-        output, errors = running.communicate()
+    for running, (output, errors) in zip(started, outputs):
         if running.returncode != 0:
             raise RuntimeError(f"wrk failed ({running.returncode}): {errors or output}")
         measured.append(parse_wrk_output(output, scenario, target, round_number))
-    return merge(measured)
+    return replace(merge(measured), server_cpu_seconds=max(cpu_after - cpu_before, 0.0))
 
 
 def merge(measured: Sequence[Measurement]) -> Measurement:
@@ -303,14 +324,49 @@ def merge(measured: Sequence[Measurement]) -> Measurement:
         for status, count in each.statuses.items():
             statuses[status] = statuses.get(status, 0) + count
     first = measured[0]
-    return Measurement(
-        scenario=first.scenario, target=first.target, round=first.round,
+    return replace(
+        first,
         requests=sum(m.requests for m in measured), duration_seconds=max(m.duration_seconds for m in measured),
         p50_ms=max(m.p50_ms for m in measured), p90_ms=max(m.p90_ms for m in measured),
         p99_ms=max(m.p99_ms for m in measured), mean_ms=max(m.mean_ms for m in measured),
         max_ms=max(m.max_ms for m in measured), socket_errors=sum(m.socket_errors for m in measured),
         timeouts=sum(m.timeouts for m in measured), statuses=statuses,
     )  # fmt: skip
+
+
+def process_cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process and its threads so far (0 when unknown)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks  # utime and stime: fields 14 and 15 of stat(5)
+
+
+def disk_commits_per_second(directory: Path, seconds: float = 1.0) -> float:
+    """One-row transactions a second in SQLite WAL with synchronous=FULL on the benchmark's disk:
+    the fsync rate that bounds how many commits (not charges) the writer can make."""
+    path = directory / "fsync-probe.db"
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = FULL")
+        connection.execute("CREATE TABLE probe (id INTEGER PRIMARY KEY, payload TEXT)")
+        began, commits = time.perf_counter(), 0
+        while time.perf_counter() - began < seconds:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("INSERT INTO probe (payload) VALUES (?)", ("x" * 200,))
+            connection.execute("COMMIT")
+            commits += 1
+        return commits / (time.perf_counter() - began)
+    finally:
+        connection.close()
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(OSError):
+                Path(f"{path}{suffix}").unlink()
 
 
 # Processes.
@@ -614,6 +670,9 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None) -
     print(f"machine: {info['cpus']} CPUs, {info['cpu_model']}, {info['memory_gib']} GiB; Python {info['python']};"
           f" wrk {info['wrk']}; load average {_load(load_before)}")  # fmt: skip
     print(f"database: {'SQLite' if database is None else 'PostgreSQL'}; {arguments.nodes} wallet serve node(s)")
+    info["disk_commits_per_second"] = disk_commits = disk_commits_per_second(directory)
+    print(f"disk: {disk_commits:,.0f} SQLite commits/s (one row each, WAL, synchronous=FULL): the writer's commit"
+          f" rate bound; charges/s can exceed it only by group commit")  # fmt: skip
     seeded = asyncio.run(seed(environment, everyone))
     print(f"seeded {len(seeded.client_ids) - 1} clients + 1 hot wallet, credited {seeded.credited_lines} lines"
           f" for {seeded.month} in {seeded.seconds:.1f} s")  # fmt: skip
@@ -643,19 +702,22 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None) -
                 serve, {**environment, "WALLET_PORT": str(port)}, directory / f"serve-{number}.log",
                 f"http://{HOST}:{port}/healthz",
             )))  # fmt: skip
-        stack.enter_context(process(noop, environment, directory / "noop.log", f"{noop_url}/healthz"))
+        noop_server = stack.enter_context(process(noop, environment, directory / "noop.log", f"{noop_url}/healthz"))
+        pids: dict[str, list[int]] = {"wallet": [server.pid for server in servers], "noop": [noop_server.pid]}
         print(f"wallet serve (pids {', '.join(str(s.pid) for s in servers)}) on {', '.join(wallet_urls)};"
               f" no-op app on {noop_url};"
               f" wrk -t{arguments.threads} -c{arguments.connections}, {arguments.duration:g} s a measurement")  # fmt: skip
         for scenario, targets in (("charge", ("noop", "wallet")), ("read", ("noop", "wallet")), ("hot", ("wallet",))):
             for target in targets:  # warm up: token cache, page cache, connections; not in the figures
                 results.measurements.append(run_wrk(wallet_urls if target == "wallet" else noop_url, paths[scenario],
-                                                    f"warmup-{scenario}", target, 0, arguments, WARMUP_SECONDS))  # fmt: skip
+                                                    f"warmup-{scenario}", target, 0, arguments, WARMUP_SECONDS,
+                                                    pids[target]))  # fmt: skip
             for round_number in range(1, arguments.rounds + 1):
                 order = targets if round_number % 2 else tuple(reversed(targets))
                 for target in order:
                     urls = wallet_urls if target == "wallet" else noop_url
-                    measured = run_wrk(urls, paths[scenario], scenario, target, round_number, arguments)
+                    measured = run_wrk(urls, paths[scenario], scenario, target, round_number, arguments,
+                                       server_pid=pids[target])
                     results.measurements.append(measured)
                     _print_measurement(measured)
         for number, server in enumerate(servers):
@@ -702,6 +764,7 @@ def summarise(results: Results, arguments: argparse.Namespace) -> dict[str, Any]
             "successes_per_second": _median([run.successes_per_second for run in runs]),
             "p50_ms": _median([run.p50_ms for run in runs]),
             "p99_ms": _median([run.p99_ms for run in runs]),
+            "cpu_us_per_request": _median([run.cpu_us_per_request for run in runs]),
             "error_share": sum(run.error_share * max(run.requests, 1) for run in runs)
             / max(sum(max(run.requests, 1) for run in runs), 1),
             "statuses": statuses,
@@ -733,7 +796,8 @@ def _print_measurement(m: Measurement) -> None:
     statuses = " ".join(f"{status}:{count}" for status, count in sorted(m.statuses.items()))
     extra = f" socket errors {m.socket_errors}, timeouts {m.timeouts}" if m.socket_errors or m.timeouts else ""
     print(f"  {m.scenario:<6} {m.target:<6} round {m.round}: {m.per_second:>8,.0f} req/s"
-          f"  p50 {m.p50_ms:6.2f} ms  p99 {m.p99_ms:6.2f} ms  errors {m.error_share:6.2%}  [{statuses}]{extra}")  # fmt: skip
+          f"  p50 {m.p50_ms:6.2f} ms  p99 {m.p99_ms:6.2f} ms  server CPU {m.cpu_us_per_request:6.0f} us/req"
+          f"  errors {m.error_share:6.2%}  [{statuses}]{extra}")  # fmt: skip
 
 
 def _verdict(ok: bool) -> str:
@@ -760,6 +824,9 @@ def _print_summary(
           f" {_verdict(read['successes_per_second'] >= TARGET_READS_PER_SECOND)});"
           f" p50 {read['p50_ms']:.2f} ms, p99 {read['p99_ms']:.2f} ms; errors {read['error_share']:.2%};"
           f" ratio to no-op GET {summary['read_ratio']:.2f}")  # fmt: skip
+    print(f"  server CPU/request charge {charge['cpu_us_per_request']:,.0f} us, no-op POST {noop['cpu_us_per_request']:,.0f} us;"
+          f" GET /v1/me/wallet {read['cpu_us_per_request']:,.0f} us, no-op GET"
+          f" {summary['read_noop']['cpu_us_per_request']:,.0f} us; hot charge {hot['cpu_us_per_request']:,.0f} us")  # fmt: skip
     print(f"  hot wallet         {hot['successes_per_second']:>9,.0f} charges/s; p50 {hot['p50_ms']:.2f} ms,"
           f" p99 {hot['p99_ms']:.2f} ms; errors {hot['error_share']:.2%} {_statuses(hot['statuses'])};"
           f" ratio to no-op {summary['hot_ratio']:.2f}")  # fmt: skip

@@ -35,6 +35,7 @@ import re
 import secrets
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,6 +57,8 @@ CHARGE_AMOUNT_MAX_CENTS = 5_000
 CLIENTS = int(os.environ.get("LOCUST_CLIENTS", "200"))
 PROVIDERS = int(os.environ.get("LOCUST_PROVIDERS", "5"))
 REQUEST_TIMEOUT_SECONDS = 30
+# A client holds its event stream this long (past one heartbeat, WALLET_EVENTS_HEARTBEAT_SECONDS = 15).
+EVENT_STREAM_SECONDS = 20
 CODE = re.compile(r"\b(\d{6})\b")
 TIME_ZONE = ZoneInfo(os.environ.get("WALLET_TIMEZONE") or "Europe/Helsinki")
 
@@ -216,7 +219,7 @@ def account(wallet: Wallet, path: str, body: dict[str, Any], status: int, answer
             WORLD.captures += 1
         elif answer.get("charge_status") == "voided":
             wallet.pending.pop(charge_id, None)
-    elif path.endswith("/void") and status == 200 and answer.get("status") == "voided":
+    elif path.endswith("/void") and status == 201 and answer.get("status") == "voided":
         wallet.pending.pop(path.split("/")[3], None)
 
 
@@ -300,6 +303,7 @@ class Client(HttpUser):
     def on_start(self) -> None:
         self.wallet = random.choice(WORLD.wallets)
         self.auth = {"Authorization": f"Bearer {self.wallet.token}"}
+        self.last_event_id = ""
 
     @task(3)
     def my_wallet(self) -> None:
@@ -308,6 +312,26 @@ class Client(HttpUser):
     @task(2)
     def my_transactions(self) -> None:
         self.client.get("/v1/me/transactions?limit=20", headers=self.auth, name="GET /v1/me/transactions")
+
+    @task(1)
+    def hold_event_stream(self) -> None:
+        """Keep the live stream open a while, as the phone app does, reading what arrives; then
+        reconnect from the last id seen (the way a dropped connection resumes)."""
+        headers = {**self.auth, "Accept": "text/event-stream"}
+        if self.last_event_id:
+            headers["Last-Event-ID"] = self.last_event_id
+        began = time.monotonic()
+        with self.client.get("/v1/me/events", headers=headers, name="GET /v1/me/events (stream)", stream=True,
+                             catch_response=True, timeout=EVENT_STREAM_SECONDS + REQUEST_TIMEOUT_SECONDS) as response:  # fmt: skip
+            if response.status_code != 200 or not response.headers.get("Content-Type", "").startswith("text/event-stream"):
+                response.failure(f"{response.status_code} {response.headers.get('Content-Type')}")
+                return
+            for line in response.iter_lines(decode_unicode=True):
+                if line and line.startswith("id:"):
+                    self.last_event_id = line[3:].strip()
+                if time.monotonic() - began >= EVENT_STREAM_SECONDS:
+                    break
+            response.success()
 
 
 class Finance(HttpUser):

@@ -242,6 +242,16 @@ class World:
         with self.database() as database:
             return database.records(query, *parameters)
 
+    def dump(self) -> str:
+        """Every row of every table as text: what someone with the database in hand would read."""
+        with self.database() as database:
+            if not database.postgres:
+                return "\n".join(database._connection.iterdump())
+            tables = [row[0] for row in database.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+            )]  # fmt: skip
+            return "\n".join(row[0] for table in tables for row in database.execute(f'SELECT t::text FROM "{table}" t'))
+
     def check(self) -> None:
         from wallet.check import check_database
 

@@ -16,7 +16,7 @@ def rows(world: World) -> list[dict[str, Any]]:
 async def test_actions_are_recorded_with_who_acted(world: World) -> None:
     client, provider = await world.funded(1_000)
     _, charge = await world.charge(provider, client, 100, method="otp")
-    await world.call("POST", f"/v1/charges/{charge['id']}/void", provider["token"], expect=200)
+    await world.call("POST", f"/v1/charges/{charge['id']}/void", provider["token"], expect=201)
     entries = rows(world)
     actions = [entry["action"] for entry in entries]
     for expected in ("category.created", "client.created", "budget.created", "ledger.credit", "provider.created",

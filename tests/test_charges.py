@@ -152,7 +152,7 @@ async def test_void_releases_a_hold_but_not_a_capture(world: World) -> None:
     client, provider = await world.funded(1_000)
     _, pending = await world.charge(provider, client, 400, method="otp")
     status, body = await world.call("POST", f"/v1/charges/{pending['id']}/void", provider["token"])
-    assert status == 200 and body["status"] == "voided"
+    assert status == 201 and body["status"] == "voided"
     assert (await world.wallet(client))["available"] == 1_000
     _, captured = await world.charge(provider, client, 300)
     status, body = await world.call("POST", f"/v1/charges/{captured['id']}/void", provider["token"])

@@ -114,7 +114,7 @@ async def test_every_kind_of_change_arrives_once_in_commit_order(world: World) -
         assert (await events.next_change())["event"] == "wallet"
 
         voided = await charge_id(world, provider, client, 1_000, method="otp")
-        await world.call("POST", f"/v1/charges/{voided}/void", token, expect=200)
+        await world.call("POST", f"/v1/charges/{voided}/void", token, expect=201)
         confirmed = await charge_id(world, provider, client, 2_000, method="otp")
         code = world.sms.last_code(client["phone"])
         await world.call("POST", f"/v1/charges/{confirmed}/confirm", token, {"code": code}, expect=200)

@@ -303,6 +303,7 @@ async def test_the_cli_writes_the_same_files(world: World, tmp_path: Path) -> No
             )
             assert code == 0, stderr
             assert output.read_bytes() == served
+            assert f"export {kind}: {len(served):,} bytes".encode() in stderr, stderr  # progress, then the end
             assert not Path(f"{output}.partial").exists()
     code, stdout, _ = await run_cli(settings, "export", "settlements", "--format", "jsonl")
     assert code == 0 and stdout == (await export(world, "settlements", "jsonl"))[0]

@@ -118,3 +118,59 @@ def test_the_locustfile_compiles() -> None:
     # Importing it would let gevent patch this process; compiling checks it without running it.
     path = Path(bench.PROJECT_ROOT, "loadtests", "locustfile.py")
     compile(path.read_text(), str(path), "exec")
+
+
+def test_national_ids_stay_valid_and_distinct_far_beyond_one_lifetime_of_days() -> None:
+    # The locust mix seeds from random indexes up to 9,000,000: each must be a valid, distinct id.
+    indexes = [0, 1, bench.BIRTH_DAYS - 1, bench.BIRTH_DAYS, 2_000_000, 8_999_999, bench.NATIONAL_IDS - 1]
+    ids = [bench.national_id(index) for index in indexes]
+    assert len(set(ids)) == len(ids)
+    for identity in ids:
+        assert validation.national_id(identity) == identity
+    with pytest.raises(ValueError):
+        bench.national_id(bench.NATIONAL_IDS)
+
+
+# The million-scale runs (loadtests/scale.py): the command end to end at a tiny size; no times asserted.
+
+
+def test_the_scale_people_are_distinct_and_valid_up_to_millions() -> None:
+    from loadtests import scale
+
+    sample = [*range(3000), 999_999, 8_999_999, 9_000_000, 9_999_999]
+    phones = [scale.phone(index) for index in sample]
+    national_ids = [scale.national_id(index) for index in sample]
+    assert len(set(phones)) == len(set(national_ids)) == len(sample)
+    for phone, national_id in zip(phones, national_ids):
+        assert validation.phone(phone) == phone
+        assert hetu.is_valid(national_id) and validation.national_id(national_id) == national_id
+
+
+def test_the_scale_command_runs_end_to_end_at_a_tiny_size(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from loadtests import scale
+
+    finished = subprocess.run(
+        [sys.executable, "-m", "loadtests.scale", "--clients", "600", "--charges", "700", "--mix",
+         "--directory", str(tmp_path / "run")],
+        cwd=bench.PROJECT_ROOT, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    marker = next(line for line in finished.stdout.splitlines() if line.startswith("SCALE_RESULT "))
+    report = json.loads(marker.removeprefix("SCALE_RESULT "))
+    figures = report["figures"]
+    lines = sum(len(scale.budget_lines(index, True)) for index in range(600))
+    monthly = sum(amount for index in range(600) for _, amount in scale.budget_lines(index, True))
+    assert figures["generate"]["clients"] == 600 and figures["generate"]["lines"] == lines > 600
+    assert (figures["credit_run"]["credited"], figures["credit_run"]["amount"]) == (lines, monthly)
+    assert figures["charges"]["count"] == 700  # more charges than clients: some clients twice
+    assert figures["settlement"]["count"] == 700
+    assert figures["settlement"]["amount"] == 700 * scale.CHARGE_AMOUNT_CENTS
+    assert figures["export"]["rows"] == figures["database"]["transactions"] == lines + 700 + 1
+    assert figures["database"]["clients"] == 600 and figures["database"]["captured"] == 700
+    assert figures["check"]["passed"] is True and report["passed"] is True
+    assert figures["credit_run"]["peak_mb"] > 0 and figures["export"]["server_peak_mb"] > 0
+    for bound in ("bound 60 s", "bound 30 s", "peak RSS", "load average before"):
+        assert bound in finished.stdout

@@ -289,7 +289,7 @@ async def test_responses_match_the_document(checked: CheckedWorld) -> None:
     code = w.sms.last_code(client["phone"])
     await w.call("POST", confirm, provider["token"], {"code": code}, key="confirm-1", expect=200)
     _, to_void = await w.charge(provider, client, 300, method="otp")
-    await w.call("POST", f"/v1/charges/{to_void['id']}/void", provider["token"], key="void-1", expect=200)
+    await w.call("POST", f"/v1/charges/{to_void['id']}/void", provider["token"], key="void-1", expect=201)
     await w.call("POST", f"/v1/charges/{captured['id']}/void", provider["token"], expect=409)
     await w.call("POST", f"/v1/charges/{captured['id']}/refunds", provider["token"], {"amount": 200}, expect=201)
     await w.call("POST", f"/v1/charges/{captured['id']}/refunds", provider["token"], {"amount": 5_000}, expect=422)

@@ -289,8 +289,10 @@ def test_the_configuration_doc_and_the_help_list_every_variable() -> None:
     doc = (REPOSITORY / "docs" / "configuration.md").read_text()
     rows = {match[0]: match[1] for match in re.findall(r"^\| `(WALLET_[A-Z_]+)` \| ([^|]*) \|", doc, re.MULTILINE)}
     help_text = parser().format_help()
+    readme = (REPOSITORY / "README.md").read_text()
     for variable, default in describe():
         assert variable in rows, f"docs/configuration.md does not list {variable}"
+        assert f"`{variable}`" in readme, f"README.md's configuration table does not list {variable}"
         shown = str(default).lower() if isinstance(default, bool) else str(default)
         if shown:
             assert f"`{shown}`" in rows[variable], f"{variable}: the doc's default is not {shown}"

@@ -154,6 +154,9 @@ def test_the_core_flow_from_outside_with_cli_tokens_and_no_personal_data_in_logs
     assert completed.returncode == 0, completed.stderr
     run = json.loads(completed.stdout.strip().splitlines()[-1])
     assert run["month"] == month and run["credited"] == 1 and run["amount"] == 40_000, run
+    # Not a terminal: progress as plain lines on stderr, the last one the total.
+    assert f"credit run {month} [" in completed.stderr and "100% 1/1 budgets" in completed.stderr
+    assert "\r" not in completed.stderr and completed.stderr.rstrip().endswith("done"), completed.stderr
     wallet = client.call("GET", "/v1/me/wallet", expect=200)
     assert (wallet["balance"], wallet["available"], wallet["held"]) == (40_000, 40_000, 0), wallet
     assert wallet["lines"] == [

@@ -96,7 +96,7 @@ async def test_statements_add_up_across_months_with_every_kind_of_movement(world
     await captured(world, kyyti, client, 1_200, "transport")
     status, voided = await world.charge(hoiva, client, 1_500, method="otp")
     assert status == 201
-    await world.call("POST", f"/v1/charges/{voided['id']}/void", hoiva["token"], expect=200)
+    await world.call("POST", f"/v1/charges/{voided['id']}/void", hoiva["token"], expect=201)
     status, pending = await world.charge(hoiva, client, 800, method="otp")  # still held when February ends
     assert status == 201 and pending["status"] == "pending"
     # March: February's rest expires, March is credited; the statement of February is unchanged by it.

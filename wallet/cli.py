@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from wallet import settings as settings_module
+from wallet.progress import Progress
 from wallet.settings import Settings, SettingsError
 
 EXIT_OK = 0
@@ -37,36 +38,62 @@ def parser() -> argparse.ArgumentParser:
     )
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run the HTTP service")
+    serve = _command(commands, "serve", "run the HTTP service",
+                     "Run the service until SIGTERM or SIGINT: then stop accepting, finish requests in flight\n"
+                     "(WALLET_SHUTDOWN_TIMEOUT_SECONDS), commit queued writes, close event streams, exit 0.")
     serve.add_argument("--host", help="address to listen on (default WALLET_HOST, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default WALLET_PORT, 8080)")
 
-    token = commands.add_parser("token", help="print a signed token (its last line) for bootstrapping")
-    token.add_argument("--role", required=True, choices=["admin", "finance", "provider", "client"])
+    token = _command(commands, "token", "print a signed token (its last line) for bootstrapping",
+                     "Mint a token signed with WALLET_SIGNING_KEY, for the first admin or for scripts; the\n"
+                     "service accepts it as it accepts tokens from POST /v1/token.")
+    token.add_argument("--role", required=True, choices=["admin", "finance", "provider", "client"],
+                       help="whose token: admin and finance are the organizer's, provider and client need an id")
     whose = token.add_mutually_exclusive_group()
     whose.add_argument("--provider-id", help="the provider, for --role provider")
     whose.add_argument("--client-id", help="the client, for --role client")
     token.add_argument("--ttl", type=int, help="lifetime in seconds (default WALLET_TOKEN_TTL_SECONDS)")
 
-    credit = commands.add_parser("credit-run", help="credit every active budget line for a month (idempotent)")
+    credit = _command(commands, "credit-run", "credit every active budget line for a month (idempotent)",
+                      "Credit each active budget line once for MONTH (and expire unused money at a month\n"
+                      "boundary for budgets that expire it). Safe to repeat and to run beside the service.\n"
+                      "Progress on stderr; the result as one JSON object on stdout.")
     credit.add_argument("--month", required=True, help="YYYY-MM: the current month or the next")
 
-    export = commands.add_parser("export", help="write a finance export (as GET /v1/exports/... serves it)")
-    export.add_argument("kind", choices=["transactions", "settlements"])
+    export = _command(commands, "export", "write a finance export (as GET /v1/exports/... serves it)",
+                      "Write the export byte for byte as the API serves it; with --output the file appears\n"
+                      "only when complete. Progress on stderr.")
+    export.add_argument("kind", choices=["transactions", "settlements"], help="what to export")
     export.add_argument("--from", dest="start", help="first day (YYYY-MM-DD, Helsinki) or RFC 3339 time, inclusive")
     export.add_argument("--to", dest="end", help="last day or time, exclusive (default: now)")
-    export.add_argument("--format", default="csv", choices=["csv", "jsonl", "csv-fi"])
+    export.add_argument("--format", default="csv", choices=["csv", "jsonl", "csv-fi"],
+                        help="csv (default), jsonl, or csv-fi (Excel in Finland: ; and decimal comma)")
     export.add_argument("--output", default="-", help="file to write (default: standard output)")
 
-    commands.add_parser("check", help="verify every ledger invariant; exit 1 naming any breach")
+    _command(commands, "check", "verify every ledger invariant; exit 1 naming any breach",
+             "Recompute every balance from the postings and check each invariant of PRODUCT.md and the\n"
+             "audit log's hash chain; print each breach (the first broken link for the chain).")
 
-    migrate_to = commands.add_parser(
-        "migrate-to", help="copy the SQLite database (WALLET_DB) into an empty PostgreSQL schema and verify it"
-    )
+    migrate_to = _command(commands, "migrate-to",
+                          "copy the SQLite database (WALLET_DB) into an empty PostgreSQL schema and verify it",
+                          "Copy every table of the SQLite WALLET_DB, row for row, into the PostgreSQL schema DSN\n"
+                          "names (it must hold no wallet data), then compare the row counts and run the checks\n"
+                          "of `wallet check` on the copy. Stop the SQLite node first.")  # fmt: skip
     migrate_to.add_argument("dsn", help="the target: postgresql://user@host:5432/database[?search_path=schema]")
 
-    commands.add_parser("demo", help="seed a category, client, budget and provider; print tokens and curl examples")
+    _command(commands, "demo", "seed a category, client, budget and provider; print tokens and curl examples",
+             "Seed a small world into WALLET_DB (for trying the service) and print what to try next.")
     return root
+
+
+EXIT_CODES_HELP = "exit codes: 0 success; 1 failure (or an invariant breach); 2 bad usage or a bad setting"
+
+
+def _command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, summary: str, description: str
+) -> argparse.ArgumentParser:
+    return commands.add_parser(name, help=summary, description=description, epilog=EXIT_CODES_HELP,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,13 +168,19 @@ def _token(settings: Settings, arguments: argparse.Namespace) -> int:
 
 
 def _credit_run(settings: Settings, arguments: argparse.Namespace) -> int:
+    """Progress goes to stderr (a bar on a terminal, a line every few seconds otherwise); the
+    result, one JSON object, to stdout."""
     from wallet.bootstrap import open_service
     from wallet.ledger.errors import OperationError
     from wallet.ledger.months import parse_month
 
     async def run() -> dict[str, Any]:
+        month = parse_month(arguments.month, "--month")
         async with open_service(settings) as service:
-            return (await service.credit_run(parse_month(arguments.month, "--month"))).value
+            progress = Progress(f"credit run {month}", "budgets", await service.storage.credit_run_budgets(month))
+            result = (await service.credit_run(month, progress=progress.advance)).value
+            progress.finish()
+            return result
 
     try:
         result = asyncio.run(run())
@@ -172,10 +205,15 @@ def _export(settings: Settings, arguments: argparse.Namespace) -> int:
         async with open_service(settings) as service:
             pages = service.export(kind, parsed.start, parsed.end)
 
+            progress = Progress(f"export {kind.value}", "bytes")
+
             async def write(chunk: bytes) -> None:
                 output.write(chunk)
+                progress.advance(len(chunk))
 
-            return await write_export(pages, Encoder(parsed.format, kind.columns), write)
+            rows = await write_export(pages, Encoder(parsed.format, kind.columns), write)
+            progress.finish()
+            return rows
 
     try:
         if arguments.output == "-":

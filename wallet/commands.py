@@ -193,6 +193,52 @@ def login_phone(body: Any) -> str:
     return validation.phone(_required(_object(body), "phone"))
 
 
+ID_MAX_LENGTH = 64
+
+
+def optional_id(value: Any, field: str) -> str | None:
+    """An id given by the caller, or None; not checked for existence here."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > ID_MAX_LENGTH or not value.isascii() or not value.isprintable():
+        raise ValidationError(field, f"must be an id of at most {ID_MAX_LENGTH} characters")
+    return value
+
+
+@dataclass(frozen=True)
+class LoginVerification:
+    phone: str
+    code: str
+    client_id: str | None  # whom to act for: the phone's own client, or one it represents
+
+
+def login_verification(body: Any) -> LoginVerification:
+    body = _object(body)
+    return LoginVerification(login_phone(body), otp_code(body), optional_id(body.get("client_id"), "client_id"))
+
+
+REPRESENTATION_SCOPES = ("view", "manage")
+
+
+@dataclass(frozen=True)
+class CreateRepresentation:
+    phone: str
+    national_id: str | None
+    scope: str
+    name: str | None
+
+
+def create_representation(body: Any) -> CreateRepresentation:
+    body = _object(body)
+    national_id = body.get("national_id")
+    return CreateRepresentation(
+        phone=validation.phone(_required(body, "phone")),
+        national_id=None if national_id is None else validation.national_id(national_id),
+        scope=validation.one_of(_required(body, "scope"), "scope", REPRESENTATION_SCOPES),
+        name=_optional_text(body, "name", validation.NAME_MAX_LENGTH),
+    )
+
+
 @dataclass(frozen=True)
 class Settle:
     until: datetime | None  # None: now

@@ -29,11 +29,12 @@ import defusedxml.ElementTree as safe_xml  # type: ignore[import-untyped]
 from defusedxml import DefusedXmlException
 
 from wallet.ledger.errors import UnreadableDocument, UnsafeDocument
+from wallet.validation import has_unsafe_characters
 from wallet.ledger.money import MAX_AMOUNT_CENTS
 from wallet.ledger.reconciliation import Invoice, Scheme
 
 FIELD_MAX_LENGTH = 70  # Finvoice's longest of these fields is 70 characters
-_EUROS = re.compile(r"^([+-]?)(\d{1,9})(?:[.,](\d{1,2}))?$")
+_EUROS = re.compile(r"^([+-]?)([0-9]{1,9})(?:[.,]([0-9]{1,2}))?\Z")
 CSV_COLUMNS = ("reference", "amount", "business_id", "invoice_number")
 
 
@@ -55,6 +56,8 @@ def _text(value: str | None) -> str | None:
     if value is None:
         return None
     value = value.strip()
+    if has_unsafe_characters(value):  # kept and shown to finance: nothing that displays falsely
+        raise UnreadableDocument("a field holds control or bidirectional formatting characters")
     return value[:FIELD_MAX_LENGTH] if value else None
 
 

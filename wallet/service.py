@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -25,11 +25,12 @@ from wallet.exports import ExportKind
 from wallet.ids import new_id
 from wallet.invoices import read_csv, read_finvoice
 from wallet.ledger.charges import IdentityMethod
-from wallet.ledger.errors import Forbidden, RateLimited, Unauthorized, ValidationError
+from wallet.ledger.errors import Forbidden, NothingToSettle, RateLimited, Unauthorized, ValidationError
 from wallet.ledger.money import format_euros
 from wallet.ledger.months import next_month
+from wallet.ledger.schedule import is_settlement_day
 from wallet.ledger.settlements import SettlementStatus
-from wallet.ledger import statements
+from wallet.ledger import statements, usage
 from wallet.ratelimit import Throttle
 from wallet.settings import Settings
 from wallet.sms import SmsSender
@@ -40,6 +41,7 @@ from wallet.storage.port import (
     NewBudget,
     NewClient,
     NewProvider,
+    NewRepresentation,
     Page,
     Record,
     Storage,
@@ -59,6 +61,10 @@ NATIONAL_ID = "national_id"
 OTP = "otp"
 LOGIN_CODE = "login_code"
 PHONE = "phone"
+
+# Mandate scopes: view reads the wallet; manage also approves and declines charges.
+VIEW = "view"
+MANAGE = "manage"
 
 
 @dataclass(frozen=True)
@@ -111,7 +117,7 @@ class WalletService:
     def authenticate(self, token: str) -> Principal:
         return self.tokens.verify(token, self.clock.now())
 
-    def mint(self, role: Role, ttl_seconds: int | None = None, **ids: str | None) -> IssuedToken:
+    def mint(self, role: Role, ttl_seconds: int | None = None, **ids: str | tuple[str, ...] | None) -> IssuedToken:
         ttl = ttl_seconds or self.settings.token_ttl_seconds
         if not 0 < ttl <= self.settings.token_max_ttl_seconds:
             raise ValidationError("ttl", f"must be between 1 and {self.settings.token_max_ttl_seconds} seconds")
@@ -157,6 +163,28 @@ class WalletService:
         client["identity_lockout"] = await self.storage.identity_lockout("client", client_id, self.limits, self.clock.now())
         return client
 
+    async def create_representation(self, client_id: str, command: commands.CreateRepresentation) -> Record:
+        """Give a representative (found or made by their phone) a mandate for the client."""
+        national_id_hash = (
+            self.hasher.keyed(NATIONAL_ID, command.national_id) if command.national_id is not None else None
+        )
+        representation = NewRepresentation(
+            client_id=client_id, scope=command.scope, name=command.name,
+            phone_hash=self.hasher.keyed(PHONE, command.phone), phone_ciphertext=self.phones.encrypt(command.phone),
+            national_id_hash=national_id_hash,
+        )  # fmt: skip
+        return self._reveal_phone(await self.storage.create_representation(representation, self.clock.now()))
+
+    async def list_representations(self, client_id: str, limit: int, before: int | None) -> Page:
+        page = await self.storage.list_representations(client_id, limit, before)
+        return Page([self._reveal_phone(record) for record in page.data], page.next_cursor)
+
+    async def revoke_representation(self, client_id: str, representation_id: str) -> Record:
+        """Revoke at once: the representative's next request, even with a token already issued, is refused."""
+        revoked = await self.storage.revoke_representation(client_id, representation_id, self.clock.now())
+        log.info("representative_revoked", representation_id=representation_id, client_id=client_id)
+        return self._reveal_phone(revoked)
+
     async def create_budget(self, client_id: str, command: commands.CreateBudget) -> Record:
         budget = NewBudget(client_id, command.start_month, command.end_month, command.unused, command.lines)
         return await self.storage.create_budget(budget, self.clock.now())
@@ -182,7 +210,9 @@ class WalletService:
         await self.storage.add_provider_credential(provider_id, client_id, secret_hash, self.clock.now())
         return {"client_id": client_id, "client_secret": client_secret, "provider_id": provider_id}
 
-    async def credit_run(self, month: str, idempotency: Idempotency | None = None) -> Written:
+    async def credit_run(
+        self, month: str, idempotency: Idempotency | None = None, progress: Callable[[int], None] | None = None
+    ) -> Written:
         """Credit every line of every budget active in ``month`` once; idempotent per month.
 
         Allowed for the current month and, ahead of time, for the next. The run goes in steps
@@ -204,6 +234,8 @@ class WalletService:
             credited_now += step["credited_now"]
             expired_now += step["expired_now"]
             after = step["last_budget_seq"]
+            if progress is not None:
+                progress(step["budgets"])
             if step["done"]:
                 break
         summary = await self.storage.credit_run_summary(month)
@@ -301,29 +333,73 @@ class WalletService:
         # The same answer whether or not the number has a wallet: nobody learns who is a client.
         return {"status": "code_sent", "expires_at": rfc3339(expires_at)}
 
-    async def verify_login(self, phone: str, code: str) -> IssuedToken:
-        client_id = await self.storage.verify_login(
-            self.hasher.keyed(PHONE, phone), self.hasher.keyed(LOGIN_CODE, f"{phone}:{code}"), self.limits, self.clock.now()
-        )
-        return self.mint(Role.CLIENT, client_id=client_id)
+    async def verify_login(self, phone: str, code: str, client_id: str | None = None) -> IssuedToken:
+        """A client's token, or a representative's for the clients it has an active mandate for."""
+        subject = await self.storage.verify_login(
+            self.hasher.keyed(PHONE, phone), self.hasher.keyed(LOGIN_CODE, f"{phone}:{code}"), client_id, self.limits,
+            self.clock.now(),
+        )  # fmt: skip
+        if subject["role"] == Role.REPRESENTATIVE.value:
+            log.info("representative_login", representative_id=subject["representative_id"],
+                     clients=len(subject["client_ids"]), chosen=subject["client_id"])  # fmt: skip
+            return self.mint(
+                Role.REPRESENTATIVE, representative_id=subject["representative_id"],
+                client_ids=tuple(subject["client_ids"]), client_id=subject["client_id"],
+            )  # fmt: skip
+        return self.mint(Role.CLIENT, client_id=subject["client_id"])
+
+    async def _wallet_of(self, principal: Principal, scope: str = VIEW, *, quiet: bool = False) -> str:
+        """Whose wallet the caller acts on: its own (a client), or, for a representative, the client
+        chosen for this request, with an active mandate of at least ``scope`` read now from the
+        database: a revoked mandate stops the very next request, whatever the token says. Each use
+        of a mandate is logged (ids only), unless ``quiet`` (an open stream's repeated checks)."""
+        if principal.role is Role.CLIENT and principal.client_id is not None:
+            return principal.client_id
+        if principal.role is not Role.REPRESENTATIVE or principal.representative_id is None:
+            raise Forbidden("this needs a client or representative token")
+        if principal.client_id is None:
+            raise ValidationError("client_id", "choose the client to act for: this token acts for several")
+        mandate = await self.storage.active_mandate(principal.representative_id, principal.client_id)
+        if mandate is None:
+            raise Forbidden("no active mandate for this client")
+        if scope == MANAGE and mandate["scope"] != MANAGE:
+            raise Forbidden("this mandate lets you view the wallet, not approve or decline charges")
+        if not quiet:
+            log.info("acting_for", representative_id=principal.representative_id, client_id=principal.client_id,
+                     representation_id=mandate["id"], scope=scope)  # fmt: skip
+        return principal.client_id
 
     async def wallet(self, principal: Principal) -> Record:
-        return await self.storage.get_wallet(_client_id(principal), self.current_month())
+        return await self.storage.get_wallet(await self._wallet_of(principal), self.current_month())
 
     async def transactions(self, principal: Principal, limit: int, before: int | None) -> Page:
-        return await self.storage.list_transactions(_client_id(principal), limit, before)
+        return await self.storage.list_transactions(await self._wallet_of(principal), limit, before)
 
     async def answer_charge(
         self, principal: Principal, charge_id: str, approve: bool, idempotency: Idempotency | None
     ) -> Written:
-        """Approve (capture) or decline (void) one of the caller's charges that waits in the app."""
-        written = await self.storage.answer_charge(_client_id(principal), charge_id, approve, self.clock.now(), idempotency)
+        """Approve (capture) or decline (void) a charge that waits in the app: the caller's own, or,
+        for a representative with a manage mandate, the chosen client's (checked again in the write)."""
+        client_id = await self._wallet_of(principal, MANAGE)
+        now = self.clock.now()
+        if principal.role is Role.REPRESENTATIVE and principal.representative_id is not None:
+            written = await self.storage.answer_charge_for(
+                principal.representative_id, client_id, charge_id, approve, now, idempotency
+            )
+        else:
+            written = await self.storage.answer_charge(client_id, charge_id, approve, now, idempotency)
         log.info("charge_answered", charge_id=charge_id, approve=approve, status=written.value["status"],
-                 replayed=written.replayed)  # fmt: skip
+                 replayed=written.replayed, actor=principal.scope)  # fmt: skip
         return written
 
     async def my_charges(self, principal: Principal, limit: int, before: int | None, status: str | None) -> Page:
-        return await self.storage.list_client_charges(_client_id(principal), limit, before, status)
+        return await self.storage.list_client_charges(await self._wallet_of(principal), limit, before, status)
+
+    async def mandates(self, principal: Principal) -> list[Record]:
+        """The clients a representative may act for now (its active mandates)."""
+        if principal.role is not Role.REPRESENTATIVE or principal.representative_id is None:
+            raise Forbidden("this needs a representative token")
+        return await self.storage.list_mandates(principal.representative_id)
 
     async def statement(self, principal: Principal, month: str) -> Record:
         """The monthly statement (saldotiliote) of the caller's wallet; the current month so far."""
@@ -333,7 +409,7 @@ class WalletService:
         now = self.clock.now()
         start, end = month_bounds(month, self.settings.zone)
         # The current month is read to its end too: everything booked so far is before it.
-        figures = await self.storage.statement_figures(_client_id(principal), start, end)
+        figures = await self.storage.statement_figures(await self._wallet_of(principal), start, end)
         until = min(end, now)
         movements = [statements.Movement(**row) for row in figures["movements"]]
         statement = statements.build(month, figures["opening"], figures["closing"], movements)
@@ -347,17 +423,65 @@ class WalletService:
             "held_at_close": figures["held_at_close"],
         }
 
-    def subscribe_events(self, principal: Principal) -> EventSubscription:
+    async def subscribe_events(self, principal: Principal) -> EventSubscription:
         """Open a live stream of the caller's wallet events; ``RateLimited`` past the stream limits.
 
         Subscribe first, then read the position (``wallet()["last_event_id"]``) or resume from a
         Last-Event-ID: a commit after subscribing always wakes the stream.
         """
-        return self.events.subscribe(_client_id(principal))
+        return self.events.subscribe(await self._wallet_of(principal))
 
     async def events_after(self, principal: Principal, after: int) -> list[Record]:
-        """The caller's wallet events above id ``after``, oldest first, at most ``events_batch_max``."""
-        return await self.storage.list_wallet_events(_client_id(principal), after, self.settings.events_batch_max)
+        """The caller's wallet events above id ``after``, oldest first, at most ``events_batch_max``.
+        A representative's mandate is checked at each read: a revocation ends an open stream."""
+        client_id = await self._wallet_of(principal, quiet=True)
+        return await self.storage.list_wallet_events(client_id, after, self.settings.events_batch_max)
+
+    # The organizer's view of use.
+
+    async def usage_report(self, month: str, low_use_only: bool, limit: int, before: int | None) -> Record:
+        """Per client and line: the month's amount, credited, used, held and left; per provider, what
+        it charged; clients using little late in the month flagged ``low_use``. The current month
+        gives the figures so far. ``limit``/``before`` page the clients (newest first)."""
+        current = self.current_month()
+        if month > current:
+            raise ValidationError("month", f"has not begun; the current month is {current}")
+        now = self.clock.now()
+        start, end = month_bounds(month, self.settings.zone)
+        figures = await self.storage.usage_figures(month, start, end)
+        complete = now >= end
+        rule = usage.LowUseRule(self.settings.usage_low_use_from_day, self.settings.usage_low_use_percent)
+        evaluated = rule.evaluated(complete, now.astimezone(self.settings.zone).day)
+        lines = [
+            usage.LineFigures(
+                client_id=line["client_id"], category=line["category"], monthly_amount=line.get("monthly_amount", 0),
+                credited=line.get("credited", 0), used=line.get("used", 0), held=line.get("held", 0),
+                balance=line.get("balance", 0),
+            )
+            for line in figures["lines"]
+        ]  # fmt: skip
+        names = {client["id"]: client["name"] for client in figures["clients"]}
+        sequence = {client["id"]: int(client["seq"]) for client in figures["clients"]}
+        rows = usage.client_rows(lines, names, rule, evaluated)
+        providers = usage.provider_rows(figures["providers"])
+        selected = [row for row in rows if row["low_use"] or not low_use_only]
+        if before is not None:
+            selected = [row for row in selected if sequence[row["client_id"]] < before]
+        page = selected[:limit]
+        more = len(selected) > limit
+        return {
+            "month": month,
+            "time_zone": self.settings.timezone,
+            "period_start": rfc3339(start),
+            "period_end": rfc3339(end),
+            "complete": complete,
+            "as_of": rfc3339(min(now, end)),
+            "low_use_rule": {"from_day": rule.from_day, "percent": rule.percent, "evaluated": evaluated},
+            "totals": usage.totals(rows, providers),
+            "providers": providers,
+            "data": page,
+            "next_cursor": sequence[page[-1]["client_id"]] if more else None,
+        }
 
     # Settlements.
 
@@ -373,6 +497,40 @@ class WalletService:
         log.info("settlement", settlement_id=written.value["id"], amount=written.value["amount"],
                  count=written.value["count"], replayed=written.replayed)  # fmt: skip
         return written
+
+    async def settle_due(self) -> Record:
+        """The organizer's automatic settlement (wallet/ledger/schedule.py): on a settlement day,
+        every provider whose unsettled lines made before the day began net at least
+        ``settlement_min_amount`` gets a batch of them (several when there are more than
+        ``settlement_items_max``). A negative net (refunds outweighing captures) waits for the
+        provider's next captures or a request of its own. Repeating it on the same day, on this
+        node or another, settles nothing twice: the lines before the cut-off are closed by then.
+        """
+        now = self.clock.now()
+        today = now.astimezone(self.settings.zone).date()
+        if not is_settlement_day(today, self.settings.settlement_day_numbers):
+            return {"settlement_day": False, "settlements": []}
+        day_began = datetime(today.year, today.month, today.day, tzinfo=self.settings.zone)
+        until = day_began - timedelta(milliseconds=1)  # times are stored to the millisecond
+        made: list[Record] = []
+        waiting = 0
+        for provider in await self.storage.unsettled_by_provider(until):
+            if provider["net"] < self.settings.settlement_min_amount or provider["net"] < 0:
+                waiting += 1
+                continue
+            more = True
+            while more:
+                try:
+                    written = await self.storage.settle(
+                        provider["provider_id"], until, self.settings.settlement_items_max, now, None
+                    )
+                except NothingToSettle:  # another node (or a request) closed them first
+                    break
+                made.append(written.value)
+                more = bool(written.value.get("more_to_settle"))
+                log.info("settlement_automatic", settlement_id=written.value["id"], amount=written.value["amount"],
+                         count=written.value["count"])  # fmt: skip
+        return {"settlement_day": True, "until": rfc3339(until), "settlements": made, "waiting": waiting}
 
     async def mark_settlement_paid(
         self, settlement_id: str, note: str | None, idempotency: Idempotency | None
@@ -457,12 +615,6 @@ def _own_provider(principal: Principal) -> str | None:
     if principal.role in (Role.FINANCE, Role.ADMIN):
         return None
     raise Forbidden("this needs a provider, finance or admin token")
-
-def _client_id(principal: Principal) -> str:
-    if principal.role is not Role.CLIENT or principal.client_id is None:
-        raise Forbidden("this needs a client token")
-    return principal.client_id
-
 
 @functools.cache
 def _dummy_hash() -> str:

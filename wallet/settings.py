@@ -98,6 +98,11 @@ class Settings:
     settlement_days: str = "1,8,16,24"
     settlement_min_amount: int = 0
     settlement_check_interval_seconds: int = 3600
+    # The organizer's usage report (GET /v1/reports/usage): from this day of the month on (or once the
+    # month is over), a client who has used less than this percentage of the month's budget is
+    # flagged low_use, a surplus building up.
+    usage_low_use_from_day: int = 20
+    usage_low_use_percent: int = 50
     timezone: str = "Europe/Helsinki"
     shutdown_timeout_seconds: int = 20
     # Logs: "console" (readable) or "json" (one JSON object a line).
@@ -171,6 +176,10 @@ class Settings:
             raise SettingsError("WALLET_EVENTS_STREAMS_PER_CLIENT_MAX must not exceed WALLET_EVENTS_STREAMS_MAX")
         if self.events_heartbeat_seconds >= self.events_stream_max_seconds:
             raise SettingsError("WALLET_EVENTS_HEARTBEAT_SECONDS must be less than WALLET_EVENTS_STREAM_MAX_SECONDS")
+        if self.usage_low_use_from_day > 31:
+            raise SettingsError("WALLET_USAGE_LOW_USE_FROM_DAY must be a day of the month (1-31)")
+        if self.usage_low_use_percent > 100:
+            raise SettingsError("WALLET_USAGE_LOW_USE_PERCENT must be a percentage (1-100)")
         if self.log_format not in ("console", "json"):
             raise SettingsError("WALLET_LOG_FORMAT must be console or json")
         if self.log_level not in ("debug", "info", "warning", "error"):

@@ -16,7 +16,8 @@ from wallet.ledger.errors import ValidationError
 
 NAME_MAX_LENGTH = 200
 DESCRIPTION_MAX_LENGTH = 500
-CATEGORY_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+CATEGORY_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # the documented pattern (ECMA-262)
+_CATEGORY_CODE_FULL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # used with fullmatch: no final newline
 # Bidirectional overrides and isolates let text display as something it is not.
 _BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
 
@@ -29,14 +30,22 @@ def text(value: Any, field: str, max_length: int = NAME_MAX_LENGTH, *, required:
         raise ValidationError(field, "must not be empty")
     if len(value) > max_length:
         raise ValidationError(field, f"must be at most {max_length} characters")
-    for character in value:
-        if character in _BIDI_CONTROLS or unicodedata.category(character) in ("Cc", "Cs", "Co", "Cn"):
-            raise ValidationError(field, "must not contain control or bidirectional formatting characters")
+    if has_unsafe_characters(value):
+        raise ValidationError(field, "must not contain control or bidirectional formatting characters")
     return value
 
 
+def has_unsafe_characters(value: str) -> bool:
+    """Control characters (NUL, newlines, ...), surrogates, private-use and unassigned code points,
+    and the bidirectional controls that make text display as something it is not (U+202E)."""
+    return any(
+        character in _BIDI_CONTROLS or unicodedata.category(character) in ("Cc", "Cs", "Co", "Cn")
+        for character in value
+    )
+
+
 def category_code(value: Any, field: str = "category") -> str:
-    if not isinstance(value, str) or not CATEGORY_CODE.match(value):
+    if not isinstance(value, str) or not _CATEGORY_CODE_FULL.fullmatch(value):
         raise ValidationError(field, "must be a category code: letters, digits, '_', '.', '-', at most 64")
     return value
 
@@ -101,7 +110,10 @@ def moment(value: Any, field: str) -> datetime:
         raise ValidationError(field, "must be an RFC 3339 time such as 2027-01-15T10:00:00Z") from None
     if parsed.tzinfo is None:
         raise ValidationError(field, "must name its offset from UTC, such as Z or +02:00")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-23:59 is past the last moment a datetime holds
+        raise ValidationError(field, "is out of range") from None
 
 
 def moment_or_day(value: Any, field: str, zone: ZoneInfo) -> datetime:
@@ -111,5 +123,8 @@ def moment_or_day(value: Any, field: str, zone: ZoneInfo) -> datetime:
             day = date.fromisoformat(value)
         except ValueError:
             raise ValidationError(field, "must be a day (YYYY-MM-DD) or an RFC 3339 time") from None
-        return datetime.combine(day, time(0), zone).astimezone(UTC)
+        try:
+            return datetime.combine(day, time(0), zone).astimezone(UTC)
+        except OverflowError:  # 0001-01-01 in Helsinki is before the first moment a datetime holds
+            raise ValidationError(field, "is out of range") from None
     return moment(value, field)

@@ -14,7 +14,13 @@ from wallet.api import me
 from wallet.api.keys import SERVICE, SETTINGS
 from wallet.api.metrics import METRICS, Metrics, measure
 from wallet.api.operations import CREDIT_RUN_JOB, JOBS, Jobs
-from wallet.api.middlewares import SHUTTING_DOWN, problems, refuse_when_shutting_down, request_context
+from wallet.api.middlewares import (
+    SHUTTING_DOWN,
+    limit_declared_body,
+    problems,
+    refuse_when_shutting_down,
+    request_context,
+)
 from wallet.bootstrap import open_service
 from wallet.clock import Clock
 from wallet.service import IDEMPOTENCY_PURGE_INTERVAL_SECONDS
@@ -40,6 +46,9 @@ def routes(app: web.Application) -> None:
     add("POST", "/v1/clients", h.create_client)
     add("GET", "/v1/clients/{client_id}", h.get_client)
     add("POST", "/v1/clients/{client_id}/budgets", h.create_budget)
+    add("POST", "/v1/clients/{client_id}/representatives", h.create_representation)
+    add("GET", "/v1/clients/{client_id}/representatives", h.list_representations)
+    add("POST", "/v1/clients/{client_id}/representatives/{representation_id}/revoke", h.revoke_representation)
     add("POST", "/v1/providers", h.create_provider)
     add("GET", "/v1/providers/{provider_id}", h.get_provider)
     add("POST", "/v1/providers/{provider_id}/approve", h.approve_provider)
@@ -61,6 +70,7 @@ def routes(app: web.Application) -> None:
     add("GET", "/v1/exports/transactions", h.export_transactions)
     add("GET", "/v1/exports/settlements", h.export_settlements)
     add("POST", "/v1/reconciliations", h.create_reconciliation)
+    add("GET", "/v1/reports/usage", h.usage_report)
     # Clients.
     add("GET", "/v1/me/wallet", h.my_wallet)
     add("GET", "/v1/me/transactions", h.my_transactions)
@@ -69,6 +79,7 @@ def routes(app: web.Application) -> None:
     add("GET", "/v1/me/charges", me.list_my_charges)
     add("POST", "/v1/me/charges/{charge_id}/approve", me.approve_my_charge)
     add("POST", "/v1/me/charges/{charge_id}/decline", me.decline_my_charge)
+    add("GET", "/v1/me/mandates", me.my_mandates)
 
 
 def create_app(
@@ -78,7 +89,7 @@ def create_app(
     sms: SmsSender | None = None,
     background_jobs: bool = True,
 ) -> web.Application:
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[request_context, measure, problems, refuse_when_shutting_down])
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[request_context, measure, problems, refuse_when_shutting_down, limit_declared_body])
     app[SETTINGS] = settings
     app[METRICS] = metrics = Metrics()  # a registry of its own: many apps may live in one process
     app[JOBS] = jobs = Jobs(metrics)
@@ -120,6 +131,8 @@ def create_app(
                         outcome(await service.credit_run(service.current_month()))
 
                 tasks.append(asyncio.create_task(_every(settings.credit_run_interval_seconds, monthly, CREDIT_RUN_JOB, jobs)))
+            if settings.auto_settlement:
+                tasks.append(asyncio.create_task(_every(settings.settlement_check_interval_seconds, service.settle_due, "settlement_schedule", jobs)))
         app[BACKGROUND_TASKS] = tasks
         yield
         for task in tasks:

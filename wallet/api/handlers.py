@@ -11,18 +11,20 @@ from urllib.parse import parse_qsl
 import structlog
 from aiohttp import web
 
-from wallet import commands
+from wallet import commands, validation
 from wallet.api.http import idempotency, json_response, page_params, parse_json, read_body, read_json, render_page, requires
 from wallet.api import openapi
 from wallet.api.keys import PRINCIPAL, REQUEST_ID, SERVICE, SETTINGS
 from wallet.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from wallet.api.metrics import METRICS
+from wallet.api.middlewares import BODY_LIMIT_SETTING
 from wallet.api.operations import JOBS, readiness
 from wallet.api.problems import BadRequest
 from wallet.auth.tokens import Role
 from wallet.exports import Encoder, ExportKind, file_name, write_export
 from wallet.ledger.errors import Unauthorized, Unavailable, ValidationError
 from wallet.ledger.charges import ChargeStatus
+from wallet.ledger.months import parse_month
 from wallet.ledger.settlements import SettlementStatus
 from wallet.storage.port import Page, Written
 
@@ -30,6 +32,7 @@ ADMIN = Role.ADMIN
 FINANCE = Role.FINANCE
 PROVIDER = Role.PROVIDER
 CLIENT = Role.CLIENT
+REPRESENTATIVE = Role.REPRESENTATIVE
 OAUTH_FIELD_MAX_LENGTH = 256
 log = structlog.get_logger(__name__)
 
@@ -73,9 +76,12 @@ async def token(request: web.Request) -> web.Response:
     raw = await request.read()
     if request.content_type == "application/x-www-form-urlencoded":
         try:
-            fields = dict(parse_qsl(raw.decode("utf-8", errors="strict"), strict_parsing=False))
+            pairs = parse_qsl(raw.decode("utf-8", errors="strict"), strict_parsing=False)
         except UnicodeDecodeError:
             raise BadRequest("the body is not valid UTF-8") from None
+        fields = dict(pairs)
+        if len(fields) != len(pairs):  # as for JSON: which of two values counts is ambiguous
+            raise BadRequest("the body is ambiguous: a field appears twice")
     elif request.content_type == "application/json":
         body = parse_json(raw)
         if not isinstance(body, dict):
@@ -96,6 +102,8 @@ async def token(request: web.Request) -> web.Response:
     for name, value in (("client_id", client_id), ("client_secret", client_secret)):
         if not isinstance(value, str) or not value or len(value) > OAUTH_FIELD_MAX_LENGTH:
             raise ValidationError(name, "is required", error="invalid_request")
+        if not (value.isascii() and value.isprintable()):  # RFC 6749 VSCHAR; a lone surrogate cannot even be hashed
+            raise ValidationError(name, "must be printable ASCII", error="invalid_request")
     issued = await service.token_for_credentials(client_id, client_secret)  # type: ignore[arg-type]
     return json_response(issued.render(), headers={"Cache-Control": "no-store"})
 
@@ -106,10 +114,8 @@ async def login(request: web.Request) -> web.Response:
 
 
 async def login_verify(request: web.Request) -> web.Response:
-    body = await read_json(request)
-    phone = commands.login_phone(body)
-    code = commands.otp_code(body)
-    issued = await request.app[SERVICE].verify_login(phone, code)
+    verification = commands.login_verification(await read_json(request))
+    issued = await request.app[SERVICE].verify_login(verification.phone, verification.code, verification.client_id)
     return json_response(issued.render(), headers={"Cache-Control": "no-store"})
 
 
@@ -136,6 +142,28 @@ async def create_client(request: web.Request) -> web.Response:
 @requires(ADMIN)
 async def get_client(request: web.Request) -> web.Response:
     return json_response(await request.app[SERVICE].get_client(request.match_info["client_id"]))
+
+
+@requires(ADMIN)
+async def create_representation(request: web.Request) -> web.Response:
+    command = commands.create_representation(await read_json(request))
+    created = await request.app[SERVICE].create_representation(request.match_info["client_id"], command)
+    return json_response(created, status=201)
+
+
+@requires(ADMIN)
+async def list_representations(request: web.Request) -> web.Response:
+    limit, before = page_params(request)
+    page = await request.app[SERVICE].list_representations(request.match_info["client_id"], limit, before)
+    return json_response(render_page(page))
+
+
+@requires(ADMIN)
+async def revoke_representation(request: web.Request) -> web.Response:
+    revoked = await request.app[SERVICE].revoke_representation(
+        request.match_info["client_id"], request.match_info["representation_id"]
+    )
+    return json_response(revoked)
 
 
 @requires(ADMIN)
@@ -212,7 +240,7 @@ async def confirm_charge(request: web.Request) -> web.Response:
 async def void_charge(request: web.Request) -> web.Response:
     key = idempotency(request, request[PRINCIPAL], b"")  # a body, if any, is ignored
     written = await request.app[SERVICE].void_charge(request[PRINCIPAL], request.match_info["charge_id"], key)
-    return _written(written, 200)
+    return _written(written, 201)  # PRODUCT.md: void and refunds answer 201 (the void is a new ledger movement)
 
 
 @requires(PROVIDER)
@@ -242,12 +270,12 @@ async def get_charge(request: web.Request) -> web.Response:
 # Clients.
 
 
-@requires(CLIENT)
+@requires(CLIENT, REPRESENTATIVE)
 async def my_wallet(request: web.Request) -> web.Response:
     return json_response(await request.app[SERVICE].wallet(request[PRINCIPAL]))
 
 
-@requires(CLIENT)
+@requires(CLIENT, REPRESENTATIVE)
 async def my_transactions(request: web.Request) -> web.Response:
     limit, before = page_params(request)
     return json_response(render_page(await request.app[SERVICE].transactions(request[PRINCIPAL], limit, before)))
@@ -357,6 +385,22 @@ async def export_settlements(request: web.Request) -> web.StreamResponse:
     return await _export(request, ExportKind.SETTLEMENTS)
 
 
+# The organizer's view of use.
+
+
+@requires(ADMIN, FINANCE)
+async def usage_report(request: web.Request) -> web.Response:
+    """``GET /v1/reports/usage?month=YYYY-MM[&low_use=true]``: the month's use; clients paged."""
+    limit, before = page_params(request)
+    service = request.app[SERVICE]
+    raw_month = request.query.get("month")
+    month = service.current_month() if raw_month is None else parse_month(raw_month, "month")
+    low_use = validation.one_of(request.query.get("low_use", "false"), "low_use", ("true", "false")) == "true"
+    report = await service.usage_report(month, low_use, limit, before)
+    report["next_cursor"] = render_page(Page([], report["next_cursor"]))["next_cursor"]
+    return json_response(report)
+
+
 # Invoice reconciliation.
 
 RECONCILIATION_SOURCES = {
@@ -382,3 +426,6 @@ async def create_reconciliation(request: web.Request) -> web.Response:
     key = idempotency(request, request[PRINCIPAL], bytes(document))
     written = await request.app[SERVICE].reconcile(bytes(document), source, key)
     return _written(written, 201)
+
+
+setattr(create_reconciliation, BODY_LIMIT_SETTING, "reconciliation_max_bytes")  # its own limit, read above

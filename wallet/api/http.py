@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from functools import wraps
 from typing import Any
 
@@ -21,6 +22,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 JSON_CONTENT_TYPES = ("application/json",)
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 _CURSOR_PREFIX = "c1:"
+_LIMIT_MAX_DIGITS = 9  # more digits than any page size setting: no parsing of a 10**30 limit
+_CURSOR_MAX = 2**63 - 1  # a position is an SQLite integer
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -34,6 +37,23 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object that names a member twice is refused: parsers differ on which one wins (the first,
+    the last), so a proxy and this service could read two different requests from the same bytes."""
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise _DuplicateKey(f"the member {name!r} appears twice in one object")
+            seen.add(name)
+    return result
 
 
 async def read_body(request: web.Request) -> bytes:
@@ -50,9 +70,11 @@ def parse_json(raw: bytes) -> Any:
     if not text.strip():
         raise BadRequest("the body is empty; send a JSON object")
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
     except RecursionError:
         raise BadRequest("the body is nested too deeply") from None
+    except _DuplicateKey as error:
+        raise BadRequest(f"the body is ambiguous: {error}") from None
     except ValueError as error:  # JSONDecodeError, and integers too long to convert
         raise BadRequest(f"the body is not valid JSON: {error}") from None
 
@@ -92,7 +114,9 @@ def page_params(request: web.Request) -> tuple[int, int | None]:
     raw_limit = request.query.get("limit")
     limit = settings.page_size_default
     if raw_limit is not None:
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= settings.page_size_max:
+        # isdigit() alone admits "²" and "٣", which int() refuses or reads: ASCII digits only.
+        valid = raw_limit.isascii() and raw_limit.isdigit() and len(raw_limit) <= _LIMIT_MAX_DIGITS
+        if not valid or not 1 <= int(raw_limit) <= settings.page_size_max:
             raise ValidationError("limit", f"must be an integer from 1 to {settings.page_size_max}")
         limit = int(raw_limit)
     cursor = request.query.get("cursor")
@@ -100,9 +124,11 @@ def page_params(request: web.Request) -> tuple[int, int | None]:
     if cursor:
         try:
             decoded = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-            if not decoded.startswith(_CURSOR_PREFIX):
-                raise ValueError(cursor)
-            before = int(decoded[len(_CURSOR_PREFIX) :])
+            position = decoded[len(_CURSOR_PREFIX) :]
+            digits = position.isascii() and position.isdigit() and len(position) <= len(str(_CURSOR_MAX))
+            if not decoded.startswith(_CURSOR_PREFIX) or not digits or int(position) > _CURSOR_MAX:
+                raise ValueError(cursor)  # beyond SQLite's integers (an OverflowError there): not one of ours
+            before = int(position)
         except (ValueError, UnicodeDecodeError):
             raise ValidationError("cursor", "is not a cursor this service gave out") from None
     return limit, before
@@ -123,6 +149,25 @@ def authenticate(request: web.Request) -> Principal:
     return request.app[SERVICE].authenticate(token.strip())
 
 
+CLIENT_ID_PARAMETER = "client_id"
+
+
+def _choose_client(request: web.Request, principal: Principal) -> Principal:
+    """``?client_id=`` chooses whose wallet a request is about. A representative may choose any client
+    its token was issued for (the default: the one chosen at login); the mandate itself is checked
+    by the service. A client may only name itself."""
+    chosen = request.query.get(CLIENT_ID_PARAMETER)
+    if principal.role is Role.REPRESENTATIVE:
+        if chosen is None:
+            return principal
+        if chosen not in principal.client_ids:
+            raise Forbidden("this token does not act for that client", field=CLIENT_ID_PARAMETER)
+        return replace(principal, client_id=chosen)
+    if principal.role is Role.CLIENT and chosen is not None and chosen != principal.client_id:
+        raise Forbidden("a client token acts for its own wallet only", field=CLIENT_ID_PARAMETER)
+    return principal
+
+
 def requires(*roles: Role) -> Callable[[Handler], Handler]:
     """Authenticate the caller and admit only ``roles``."""
 
@@ -132,6 +177,7 @@ def requires(*roles: Role) -> Callable[[Handler], Handler]:
             principal = authenticate(request)
             if principal.role not in roles:
                 raise Forbidden(f"this needs the role {' or '.join(role.value for role in roles)}")
+            principal = _choose_client(request, principal)
             request[PRINCIPAL] = principal
             ACTOR.set(principal.scope)  # carried into the writer with each unit: the audit's "who"
             return await handler(request)

@@ -23,7 +23,7 @@ from wallet.api.http import idempotency, json_response, page_params, render_page
 from wallet.api.keys import PRINCIPAL, REQUEST_ID, SERVICE, SETTINGS
 from wallet.auth.tokens import Role
 from wallet.ledger.charges import ChargeStatus
-from wallet.ledger.errors import ValidationError
+from wallet.ledger.errors import Forbidden, ValidationError
 from wallet.ledger.months import parse_month
 
 log = structlog.get_logger(__name__)
@@ -54,13 +54,13 @@ def _event(name: str, event_id: str, data: Any) -> bytes:
     return f"id: {event_id}\nevent: {name}\ndata: {body}\n\n".encode()
 
 
-@requires(Role.CLIENT)
+@requires(Role.CLIENT, Role.REPRESENTATIVE)
 async def my_events(request: web.Request) -> web.StreamResponse:
     service = request.app[SERVICE]
     settings = request.app[SETTINGS]
     principal = request[PRINCIPAL]
     after = _last_event_id(request)
-    with service.subscribe_events(principal) as subscription:  # before reading the position: no gap
+    with await service.subscribe_events(principal) as subscription:  # before reading the position: no gap
         snapshot = None
         if after is None:
             snapshot = await service.wallet(principal)
@@ -91,7 +91,12 @@ async def my_events(request: web.Request) -> web.StreamResponse:
             if snapshot is not None:
                 await send(_event("wallet", snapshot["last_event_id"], snapshot))
             while not subscription.closed and loop.time() < ends_at:
-                batch = await service.events_after(principal, after)
+                try:
+                    batch = await service.events_after(principal, after)
+                except Forbidden:  # a representative's mandate was revoked: the stream ends at once
+                    log.info("event_stream_mandate_ended", representative_id=principal.representative_id,
+                             client_id=principal.client_id)  # fmt: skip
+                    break
                 for event in batch:
                     await send(_event(event["type"], event["id"], event))
                     after = int(event["id"])
@@ -113,7 +118,7 @@ async def my_events(request: web.Request) -> web.StreamResponse:
         return response
 
 
-@requires(Role.CLIENT)
+@requires(Role.CLIENT, Role.REPRESENTATIVE)
 async def my_statement(request: web.Request) -> web.Response:
     """``GET /v1/me/statements/{YYYY-MM}``: the month's statement; the current month so far."""
     month = parse_month(request.match_info["month"], "month")
@@ -123,7 +128,7 @@ async def my_statement(request: web.Request) -> web.Response:
 # Approval in the app: a provider charges with identity method "app"; the charge is held and waits.
 
 
-@requires(Role.CLIENT)
+@requires(Role.CLIENT, Role.REPRESENTATIVE)
 async def list_my_charges(request: web.Request) -> web.Response:
     """``GET /v1/me/charges[?status=pending]``: the client's charges, newest first."""
     limit, before = page_params(request)
@@ -140,13 +145,20 @@ async def _answer(request: web.Request, approve: bool) -> web.Response:
     return json_response(written.value, 200, {"Idempotent-Replayed": "true"} if written.replayed else None)
 
 
-@requires(Role.CLIENT)
+@requires(Role.CLIENT, Role.REPRESENTATIVE)
 async def approve_my_charge(request: web.Request) -> web.Response:
     """``POST /v1/me/charges/{charge_id}/approve``: the held charge is captured."""
     return await _answer(request, approve=True)
 
 
-@requires(Role.CLIENT)
+@requires(Role.CLIENT, Role.REPRESENTATIVE)
 async def decline_my_charge(request: web.Request) -> web.Response:
     """``POST /v1/me/charges/{charge_id}/decline``: the held charge is voided, the hold released."""
     return await _answer(request, approve=False)
+
+
+@requires(Role.REPRESENTATIVE)
+async def my_mandates(request: web.Request) -> web.Response:
+    """``GET /v1/me/mandates``: the clients a representative may act for now, and how."""
+    mandates = await request.app[SERVICE].mandates(request[PRINCIPAL])
+    return json_response({"data": mandates, "next_cursor": None})

@@ -11,12 +11,12 @@ import structlog
 from aiohttp import web
 
 from wallet.api.http import Handler
-from wallet.api.keys import REQUEST_ID
+from wallet.api.keys import REQUEST_ID, SETTINGS
 from wallet.api.problems import from_operation_error, problem
 from wallet.ledger.errors import OperationError, Unavailable
 
 log = structlog.get_logger("wallet.http")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")
 
 
 @web.middleware
@@ -41,6 +41,20 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
 
 
 SHUTTING_DOWN = web.AppKey("shutting_down", asyncio.Event)
+# A handler that reads a larger body than max_body_bytes names the setting that bounds it here.
+BODY_LIMIT_SETTING = "body_limit_setting"
+
+
+@web.middleware
+async def limit_declared_body(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A body declared (Content-Length) larger than the route's limit is 413 before anything else,
+    on every route alike: also on those that take no body and would otherwise ignore it. A body
+    sent chunked is bounded where it is read (``client_max_size``, or the handler's own limit)."""
+    setting = getattr(request.match_info.handler, BODY_LIMIT_SETTING, "max_body_bytes")
+    limit = getattr(request.app[SETTINGS], setting)
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    return await handler(request)
 
 
 @web.middleware

@@ -207,8 +207,8 @@ SCHEMAS: dict[str, Schema] = {
     "TokenRequest": _object(
         {
             "grant_type": {"type": "string", "const": "client_credentials", "default": "client_credentials"},
-            "client_id": {"type": "string", "minLength": 1, "maxLength": 256},
-            "client_secret": {"type": "string", "minLength": 1, "maxLength": 256},
+            "client_id": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[\\x20-\\x7E]+$"},
+            "client_secret": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[\\x20-\\x7E]+$"},
         },
         "grant_type", "client_id", "client_secret",
         description="OAuth2 client credentials. The id and secret may come in HTTP Basic instead.",
@@ -219,7 +219,114 @@ SCHEMAS: dict[str, Schema] = {
         {"status": {"type": "string", "const": "code_sent"}, "expires_at": TIME},
         description="The same answer whether or not the phone has a wallet.",
     ),
-    "LoginVerification": _object({"phone": PHONE, "code": OTP_CODE}),
+    "LoginVerification": _object(
+        {
+            "phone": PHONE, "code": OTP_CODE,
+            "client_id": {
+                **ID, "description": "Whom to act for: the phone's own client, or a client the phone's "
+                "representative has an active mandate for (403 otherwise, and the code stays unspent). Without it: "
+                "the phone's own client; else a representative token, with its only client chosen if it has one.",
+            },
+        },
+        "client_id",
+    ),
+    "NewRepresentation": _object(
+        {
+            "phone": {**PHONE, "description": "The representative's own phone: they log in with it."},
+            "national_id": NATIONAL_ID,
+            "scope": {
+                "type": "string", "enum": ["view", "manage"],
+                "description": "`view`: the wallet, its history, events, statements and charges; `manage`: also "
+                "approve and decline charges.",
+            },
+            "name": NAME,
+        },
+        "national_id", "name",
+    ),
+    "Representation": _object(
+        {
+            "id": {**ID, "description": "The mandate's id (revoke with it)."},
+            "client_id": ID,
+            "representative_id": {**ID, "description": "The person: one id per phone, across clients."},
+            "name": {"type": ["string", "null"]},
+            "phone": {**PHONE, "description": "E.164."},
+            "has_national_id": {"type": "boolean"},
+            "scope": {"type": "string", "enum": ["view", "manage"]},
+            "status": {"type": "string", "enum": ["active", "revoked"]},
+            "created_at": TIME,
+            "revoked_at": _nullable(TIME),
+        },
+        description="A representative's mandate (puolesta-asiointi) for one client.",
+    ),
+    "RepresentationPage": _page("Representation"),
+    "Mandate": _object(
+        {
+            "id": ID, "client_id": ID, "client_name": NAME, "scope": {"type": "string", "enum": ["view", "manage"]},
+            "created_at": TIME,
+        }
+    ),  # fmt: skip
+    "MandateList": _object(
+        {"data": {"type": "array", "items": _ref("Mandate")}, "next_cursor": {"type": "null"}},
+        description="Every active mandate, in one page.",
+    ),
+    "UsageLine": _object(
+        {
+            "category": CATEGORY_CODE,
+            "monthly_amount": {**CENTS, "description": "The budget line for the month; 0 without one."},
+            "credited": {**CENTS, "description": "The month's credit."},
+            "used": {**CENTS, "description": "Captures less refunds booked in the month."},
+            "held": {**CENTS, "description": "By charges pending at the close (now, for the current month)."},
+            "left": {**CENTS, "description": "Available on the line at the close: balance less held."},
+        }
+    ),
+    "UsageClient": _object(
+        {
+            "client_id": ID, "name": NAME,
+            "monthly_amount": CENTS, "credited": CENTS, "used": CENTS, "held": CENTS, "left": CENTS,
+            "used_percent": {"type": ["integer", "null"], "description": "Whole percent of the month's amount used."},
+            "low_use": {"type": "boolean", "description": "Used less than the rule's percentage, late in the month."},
+            "lines": {"type": "array", "items": _ref("UsageLine")},
+        },
+        description="A client's figures: its lines summed.",
+    ),  # fmt: skip
+    "UsageProvider": _object(
+        {
+            "provider_id": ID, "provider_name": NAME,
+            "captured": {**CENTS, "description": "Captures booked in the month."},
+            "refunded": {**CENTS, "description": "Refunds booked in the month (positive)."},
+            "charged": {**CENTS, "description": "captured - refunded."},
+            "captures": {"type": "integer", "minimum": 0}, "refunds": {"type": "integer", "minimum": 0},
+        }
+    ),  # fmt: skip
+    "UsageReport": _object(
+        {
+            "month": MONTH,
+            "time_zone": {"type": "string", "examples": ["Europe/Helsinki"]},
+            "period_start": TIME,
+            "period_end": {**TIME, "description": "Exclusive."},
+            "complete": {"type": "boolean", "description": "False for the current month: figures so far."},
+            "as_of": TIME,
+            "low_use_rule": _object(
+                {
+                    "from_day": {"type": "integer", "minimum": 1, "maximum": 31},
+                    "percent": {"type": "integer", "minimum": 1, "maximum": 100},
+                    "evaluated": {"type": "boolean", "description": "False before `from_day` of the current month."},
+                }
+            ),
+            "totals": _object(
+                {
+                    "monthly_amount": CENTS, "credited": CENTS, "used": CENTS, "held": CENTS, "left": CENTS,
+                    "charged": {**CENTS, "description": "Every provider's; equals `used`."},
+                    "clients": {"type": "integer", "minimum": 0},
+                    "low_use_clients": {"type": "integer", "minimum": 0},
+                },
+                description="Every client of the month, whatever the page.",
+            ),
+            "providers": {"type": "array", "items": _ref("UsageProvider")},
+            "data": {"type": "array", "items": _ref("UsageClient")},
+            "next_cursor": {"type": ["string", "null"]},
+        }
+    ),  # fmt: skip
     "NewCategory": _object({"code": CATEGORY_CODE, "name": NAME}),
     "Category": _object({"code": CATEGORY_CODE, "name": NAME, "created_at": TIME}),
     "CategoryList": _object(
@@ -400,6 +507,18 @@ SCHEMAS: dict[str, Schema] = {
         "provider_id", "provider_name",
     ),  # fmt: skip
     "WalletTransactionPage": _page("WalletTransaction"),
+    "WalletEvent": {
+        "type": "object",
+        "description": "One Server-Sent Event of the stream, its fields as named by the SSE format (the schema "
+        "describes each event, as before OpenAPI 3.2's itemSchema). The stream opens with `retry`; `data` is a "
+        "JSON object: the wallet for `wallet`, the movement and the line after it for the others.",
+        "properties": {
+            "id": {"type": "string", "pattern": "^[0-9]{1,19}$", "description": "Give as Last-Event-ID to resume."},
+            "event": {"type": "string", "enum": ["wallet", "credit", "expiry", "hold", "capture", "void", "refund"]},
+            "data": {"type": "string", "contentMediaType": "application/json"},
+            "retry": {"type": "integer", "minimum": 0, "description": "Milliseconds before reconnecting."},
+        },
+    },
     "Statement": _object(
         {
             "month": MONTH,
@@ -491,6 +610,14 @@ def _parameters(settings: Settings) -> dict[str, Schema]:
             "schema": {"type": "string"},
         },
         "ClientId": _path("client_id", "A client's id."),
+        "RepresentationId": _path("representation_id", "A mandate's id."),
+        "ActingFor": {
+            "name": "client_id",
+            "in": "query",
+            "description": "A representative: the client to act for, one of the token's `client_ids` (default: "
+            "the token's `client_id`). Its mandate is checked on every request. A client may name only itself.",
+            "schema": {"type": "string"},
+        },
         "ProviderId": _path("provider_id", "A provider's id."),
         "ChargeId": _path("charge_id", "A charge's id."),
         "SettlementId": _path("settlement_id", "A settlement batch's id."),
@@ -601,8 +728,11 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         body=_body("LoginRequest"), errors={429: ["rate_limited"]},
     ),
     ("POST", "/v1/login/verify"): _operation(
-        "Tokens", "A client's token for the SMS code", {200: _json("Token", "A client token.")},
-        body=_body("LoginVerification"), errors={422: ["identity_check_failed"]},
+        "Tokens", "A client's (or a representative's) token for the SMS code",
+        {200: _json("Token", "A client token, or a representative token.")},
+        body=_body("LoginVerification"), errors={403: ["forbidden"], 422: ["identity_check_failed"]},
+        description="A representative token has `role: representative`, `sub` and `representative_id` (the "
+        "person), `client_ids` (the clients with an active mandate at login) and, when chosen, `client_id`.",
     ),
     # Organizer.
     ("POST", "/v1/categories"): _operation(
@@ -625,6 +755,23 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         body=_body("NewBudget"), parameters=["ClientId"],
         errors={404: ["not_found"], 409: ["conflict"], 422: ["category_not_allowed"]},
         description="Budgets of one client must not overlap (409).",
+    ),
+    ("POST", "/v1/clients/{client_id}/representatives"): _operation(
+        "Organizer", "Give a representative a mandate to act for the client",
+        {201: _json("Representation", "Created.")}, body=_body("NewRepresentation"), parameters=["ClientId"],
+        errors={404: ["not_found"], 409: ["conflict"]},
+        description="The representative is found by phone (one person may act for several clients) or made. 409: "
+        "an active mandate for this client exists, the phone is the client's own, or the phone's representative "
+        "has another national id.",
+    ),
+    ("GET", "/v1/clients/{client_id}/representatives"): _operation(
+        "Organizer", "The client's representatives' mandates, active and revoked, newest first",
+        {200: _json("RepresentationPage", "A page.")}, parameters=["ClientId", *PAGE], errors={404: ["not_found"]},
+    ),
+    ("POST", "/v1/clients/{client_id}/representatives/{representation_id}/revoke"): _operation(
+        "Organizer", "Revoke a mandate, at once", {200: _json("Representation", "Revoked (or already so).")},
+        parameters=["ClientId", "RepresentationId"], errors={404: ["not_found"]},
+        description="Takes effect on the representative's next request, whatever tokens they hold.",
     ),
     ("POST", "/v1/providers"): _operation(
         "Organizer", "Register a service provider (pending approval)", {201: _json("Provider", "Created.")},
@@ -688,7 +835,7 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         "is voided and its hold released.",
     ),
     ("POST", "/v1/charges/{charge_id}/void"): _operation(
-        "Providers", "Void a pending charge (release its hold)", {200: _json("Charge", "Voided.")},
+        "Providers", "Void a pending charge (release its hold)", {201: _json("Charge", "Voided.")},
         parameters=["ChargeId"], idempotent=True, errors={404: ["not_found"], 409: ["conflict"]},
         description="A body, if any, is ignored. A captured charge is refunded instead (409).",
     ),
@@ -764,6 +911,23 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         errors={400: ["unsafe_document"], 422: ["unreadable_document"]},
         description="A document with a DTD is refused (400 `unsafe_document`).",
     ),
+    ("GET", "/v1/reports/usage"): _operation(
+        "Organizer", "The organizer's view of use: per client and line, per provider",
+        {200: _json("UsageReport", "The month's figures, read from the ledger in one snapshot.")},
+        parameters=[
+            {"name": "month", "in": "query", "schema": MONTH, "description": "Default: the current month (so far)."},
+            {
+                "name": "low_use", "in": "query", "schema": {"type": "string", "enum": ["true", "false"]},
+                "description": "`true`: only the clients flagged `low_use` (the surplus early warning).",
+            },
+            *PAGE,
+        ],
+        description="Per client and category: monthly amount, credited, used (captures less refunds booked in the "
+        "month), held and left at the close; per provider: captured, refunded, charged. From "
+        "`WALLET_USAGE_LOW_USE_FROM_DAY` on (or for a past month) a client who used less than "
+        "`WALLET_USAGE_LOW_USE_PERCENT` % of the month's amount is `low_use`. `limit` and `cursor` page the "
+        "clients, newest first; `totals` and `providers` cover them all. A month not yet begun is 422.",
+    ),
     # Clients.
     ("GET", "/v1/me/wallet"): _operation(
         "Clients", "The client's own wallet", {200: _json("Wallet", "Balances per category line.")},
@@ -778,7 +942,7 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
             200: {
                 "description": "A `wallet` event first (without Last-Event-ID), then one event per change: "
                 "`credit`, `expiry`, `hold`, `capture`, `void`, `refund`.",
-                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                "content": {"text/event-stream": {"schema": _ref("WalletEvent")}},
             }
         },
         parameters=[
@@ -811,6 +975,9 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         "Clients", "Decline a charge that waits in the app", {200: _json("ClientCharge", "Voided; the hold released.")},
         parameters=["ChargeId"], idempotent=True, errors={404: ["not_found"], 409: ["conflict"]},
     ),
+    ("GET", "/v1/me/mandates"): _operation(
+        "Clients", "The clients a representative may act for now", {200: _json("MandateList", "Active mandates.")},
+    ),
     ("GET", "/v1/me/statements/{month}"): _operation(
         "Clients", "The client's monthly statement (saldotiliote)",
         {200: _json("Statement", "The month's figures; they add up.")},
@@ -822,16 +989,22 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
 }
 
 
-def _responses(operation: Schema, guarded: bool, path: str) -> dict[str, Schema]:
+for (_method, _path_), _entry in OPERATIONS.items():
+    if _path_.startswith("/v1/me/") and _path_ != "/v1/me/mandates":
+        _entry["parameters"].append("ActingFor")
+
+
+def _responses(operation: Schema, guarded: bool, path: str, method: str) -> dict[str, Schema]:
     codes: dict[int, list[str]] = {}
 
     def add(status: int, *more: str) -> None:
         codes.setdefault(status, [])
         codes[status] += [code for code in more if code not in codes[status]]
 
+    if method == "POST":
+        add(413, "payload_too_large")  # a declared body over the limit, even where none is read
     if operation["body"] is not None:
         add(400, "invalid_request")
-        add(413, "payload_too_large")
         add(415, "unsupported_media_type")
         add(422, "validation_error")
     if operation["parameters"]:
@@ -908,7 +1081,7 @@ def document(router: web.UrlDispatcher, settings: Settings) -> Schema:
             entry["parameters"] = parameters
         if operation["body"] is not None:
             entry["requestBody"] = operation["body"]
-        entry["responses"] = _responses(operation, guarded, path)
+        entry["responses"] = _responses(operation, guarded, path, method)
         if guarded:
             entry["security"] = [{"bearer": []}]
             entry["x-roles"] = list(roles or ())
@@ -926,7 +1099,9 @@ def document(router: web.UrlDispatcher, settings: Settings) -> Schema:
             "description": "JSON; amounts are integer cents (EUR) in `amount`-named fields; times RFC 3339 UTC; "
             "ids opaque strings. Errors are RFC 9457 `application/problem+json` with a stable `code`. "
             "Lists take `?limit=&cursor=` and answer `{data, next_cursor}`. Every money-moving POST takes "
-            "an `Idempotency-Key` header.",
+            "an `Idempotency-Key` header. Request bodies: members a schema does not name are ignored; a "
+            "member named twice in one object is refused (400 `invalid_request`); a body declared larger "
+            "than the limit is 413 on every route.",
         },
         "servers": [{"url": "/"}],
         "tags": [
@@ -943,8 +1118,9 @@ def document(router: web.UrlDispatcher, settings: Settings) -> Schema:
                     "scheme": "bearer",
                     "bearerFormat": "JWT",
                     "description": "An EdDSA JWT with a `role` claim: admin, finance, provider (with "
-                    "`provider_id`) or client (with `client_id`). Providers get one from `POST /v1/token`, "
-                    "clients from `POST /v1/login/verify`; the organizer's from `wallet token`.",
+                    "`provider_id`), client (with `client_id`) or representative (with `representative_id`, "
+                    "`client_ids` and optionally `client_id`). Providers get one from `POST /v1/token`, "
+                    "clients and representatives from `POST /v1/login/verify`; the organizer's from `wallet token`.",
                 },
                 "clientBasic": {
                     "type": "http",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -31,20 +32,31 @@ class Role(str, Enum):
     FINANCE = "finance"
     PROVIDER = "provider"
     CLIENT = "client"
+    # Acts for clients under a mandate (puolesta-asiointi); the mandate is checked on every request.
+    REPRESENTATIVE = "representative"
 
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: a role and, for providers and clients, whose."""
+    """Who is calling: a role and, for providers and clients, whose.
+
+    A representative's token names the clients it was issued for (``client_ids``) and, when one was
+    chosen at login, ``client_id``; a request may choose another of ``client_ids``. The token only
+    bounds what may be asked: each request still needs an active mandate in the database.
+    """
 
     role: Role
     subject: str
     provider_id: str | None = None
     client_id: str | None = None
+    representative_id: str | None = None
+    client_ids: tuple[str, ...] = ()
 
     @property
     def scope(self) -> str:
-        """The namespace of this caller's idempotency keys."""
+        """The namespace of this caller's idempotency keys, and its name in the audit log."""
+        if self.role is Role.REPRESENTATIVE:
+            return f"{self.role.value}:{self.representative_id}"
         return f"{self.role.value}:{self.provider_id or self.client_id or self.subject}"
 
 
@@ -79,16 +91,22 @@ class TokenService:
         provider_id: str | None = None,
         client_id: str | None = None,
         subject: str | None = None,
+        representative_id: str | None = None,
+        client_ids: tuple[str, ...] = (),
     ) -> str:
         if role is Role.PROVIDER and not provider_id:
             raise ValueError("a provider token needs a provider id")
         if role is Role.CLIENT and not client_id:
             raise ValueError("a client token needs a client id")
+        if role is Role.REPRESENTATIVE and (not representative_id or not client_ids):
+            raise ValueError("a representative token needs a representative id and the clients it acts for")
+        if role is Role.REPRESENTATIVE and client_id is not None and client_id not in client_ids:
+            raise ValueError("a representative's chosen client must be one of its clients")
         issued = int(now.timestamp())
         claims: dict[str, Any] = {
             "iss": self._issuer,
             "aud": self._audience,
-            "sub": subject or provider_id or client_id or f"{role.value}-cli",
+            "sub": subject or provider_id or representative_id or client_id or f"{role.value}-cli",
             "role": role.value,
             "iat": issued,
             "nbf": issued,
@@ -99,6 +117,9 @@ class TokenService:
             claims["provider_id"] = provider_id
         if client_id:
             claims["client_id"] = client_id
+        if role is Role.REPRESENTATIVE:
+            claims["representative_id"] = representative_id
+            claims["client_ids"] = list(client_ids)
         return jwt.encode(claims, self._signing_key, algorithm=ALGORITHM, headers={"kid": self._kid})
 
     def verify(self, token: str, now: datetime) -> Principal:
@@ -143,7 +164,9 @@ class TokenService:
             raise Unauthorized("invalid token") from error
         timestamp = now.timestamp()
         times = [claims["exp"], claims["nbf"], claims["iat"]]
-        if not all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in times):
+        # JSON as PyJWT reads it admits NaN and Infinity: a NaN expiry compares false both ways,
+        # so it would never expire. Only finite numbers are times.
+        if not all(isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) for t in times):
             raise Unauthorized("invalid token")
         if claims["exp"] + CLOCK_SKEW_SECONDS <= timestamp:
             raise Unauthorized("token expired")
@@ -159,6 +182,8 @@ class TokenService:
             raise Unauthorized("provider token without provider_id")
         if role is Role.CLIENT and not isinstance(client_id, str):
             raise Unauthorized("client token without client_id")
+        if role is Role.REPRESENTATIVE:
+            return _representative(claims), float(claims["exp"])
         principal = Principal(
             role=role,
             subject=str(claims["sub"]),
@@ -166,3 +191,20 @@ class TokenService:
             client_id=client_id if role is Role.CLIENT else None,
         )
         return principal, float(claims["exp"])
+
+
+def _representative(claims: dict[str, Any]) -> Principal:
+    representative_id, client_ids, client_id = claims.get("representative_id"), claims.get("client_ids"), claims.get("client_id")
+    if not isinstance(representative_id, str) or not representative_id:
+        raise Unauthorized("representative token without representative_id")
+    if not isinstance(client_ids, list) or not client_ids or not all(isinstance(c, str) and c for c in client_ids):
+        raise Unauthorized("representative token without client_ids")
+    if client_id is not None and client_id not in client_ids:
+        raise Unauthorized("representative token whose client_id is not one of its client_ids")
+    return Principal(
+        role=Role.REPRESENTATIVE,
+        subject=str(claims["sub"]),
+        client_id=client_id,
+        representative_id=representative_id,
+        client_ids=tuple(client_ids),
+    )

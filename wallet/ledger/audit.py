@@ -27,8 +27,13 @@ class AuditEntry:
     hash: str
 
 
+# What ``json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`` would make,
+# without building an encoder per entry (a credit run writes a million entries).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical(data: dict[str, Any]) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(data)
 
 
 def link_hash(previous_hash: str, at: str, actor: str, action: str, subject: str, data: str) -> str:

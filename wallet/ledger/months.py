@@ -13,7 +13,8 @@ from enum import Enum
 
 from wallet.ledger.errors import ValidationError
 
-_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+# ASCII digits only (\d matches any script's digits), and \Z: "$" would match before a final newline.
+_MONTH = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])\Z")
 
 
 class UnusedPolicy(str, Enum):

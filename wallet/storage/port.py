@@ -83,6 +83,18 @@ class NewProvider:
 
 
 @dataclass(frozen=True)
+class NewRepresentation:
+    """A mandate for a representative, found (or made) by the keyed hash of their phone."""
+
+    client_id: str
+    scope: str  # "view" or "manage"
+    name: str | None
+    phone_hash: str
+    phone_ciphertext: str
+    national_id_hash: str | None
+
+
+@dataclass(frozen=True)
 class ChargeCommand:
     provider_id: str
     phone_hash: str
@@ -151,6 +163,10 @@ class Storage(Protocol):
         self, month: str, current_month: str, after_budget_seq: int, batch: int, now: datetime
     ) -> Record: ...
     async def credit_run_summary(self, month: str) -> Record: ...
+
+    async def credit_run_budgets(self, month: str) -> int:
+        """How many budgets a credit run of ``month`` goes through (its progress bar's total)."""
+        ...
     async def idempotent_lookup(self, idempotency: Idempotency) -> Written | None: ...
     async def idempotent_store(self, idempotency: Idempotency, value: Record, now: datetime) -> Written: ...
 
@@ -172,8 +188,20 @@ class Storage(Protocol):
     async def list_charges(self, provider_id: str, limit: int, before: int | None, status: str | None) -> Page: ...
 
     # Clients.
+    # Login by SMS code. ``start_login`` stores a code for the phone's client or, for a phone that
+    # is no client's, for its representative with at least one active mandate; False: neither.
     async def start_login(self, phone_hash: str, code_hash: str, expires_at: datetime, limits: Limits, now: datetime) -> bool: ...
-    async def verify_login(self, phone_hash: str, code_hash: str, limits: Limits, now: datetime) -> str: ...
+    async def verify_login(
+        self, phone_hash: str, code_hash: str, client_id: str | None, limits: Limits, now: datetime
+    ) -> Record:
+        """Spend the code; say whose token to issue: ``{"role": "client", "client_id"}`` or
+        ``{"role": "representative", "representative_id", "client_ids", "client_id"}``.
+
+        ``client_id`` chooses: the phone's own client, or one the representative has an active
+        mandate for (else ``Forbidden``, and the code is not spent). Without it, the phone's own
+        client if there is one, else the representative with its only client chosen, if only one.
+        A wrong or expired code is ``IdentityCheckFailed``."""
+        ...
     async def get_wallet(self, client_id: str, month: str) -> Record: ...
     async def list_transactions(self, client_id: str, limit: int, before: int | None) -> Page: ...
 
@@ -197,10 +225,38 @@ class Storage(Protocol):
     # provider), and what pending charges held at ``until``.
     async def statement_figures(self, client_id: str, start: datetime, until: datetime) -> Record: ...
 
+    # Representatives (see wallet/storage/sqlite/representatives.py). A mandate is active until revoked.
+    async def create_representation(self, representation: NewRepresentation, now: datetime) -> Record: ...
+    async def list_representations(self, client_id: str, limit: int, before: int | None) -> Page: ...
+    async def revoke_representation(self, client_id: str, representation_id: str, now: datetime) -> Record: ...
+    async def active_mandate(self, representative_id: str, client_id: str) -> Record | None:
+        """The active mandate (``id``, ``scope``) of a representative for a client, or None."""
+        ...
+    async def list_mandates(self, representative_id: str) -> list[Record]:
+        """Every active mandate of a representative, with its client's name."""
+        ...
+    async def answer_charge_for(
+        self, representative_id: str, client_id: str, charge_id: str, approve: bool, now: datetime,
+        idempotency: Idempotency | None,
+    ) -> Written:
+        """``answer_charge`` by a representative: its active ``manage`` mandate for the client is
+        checked in the same transaction as the answer (``Forbidden`` without one)."""
+        ...
+
+    # The organizer's view of use: one snapshot of every wallet line's figures for the month
+    # [start, end): monthly amount, credited, used (captures less refunds), held and balance at
+    # ``end``, and each provider's captures and refunds in the month.
+    async def usage_figures(self, month: str, start: datetime, end: datetime) -> Record: ...
+
     # Settlements. ``provider_id=None`` reads every provider's (finance); a provider's id, its own.
     async def settle(
         self, provider_id: str, until: datetime, items_max: int, now: datetime, idempotency: Idempotency | None
     ) -> Written: ...
+    async def unsettled_by_provider(self, until: datetime) -> list[Record]:
+        """Every provider with captures or refunds made at or before ``until`` in no batch yet:
+        ``{provider_id, net, count}``, net in cents (captures less refunds)."""
+        ...
+
     async def set_settlement_status(
         self, settlement_id: str, status: SettlementStatus, note: str | None, now: datetime,
         idempotency: Idempotency | None,

@@ -48,6 +48,7 @@ from wallet.storage.postgres.bridge import (
     SyncConnection,
     connect_arguments,
     prepare_connection,
+    require_storable,
     translate,
 )
 from wallet.storage.sqlite.adapter import SqliteStorage
@@ -127,6 +128,7 @@ class PostgresReader:
         self._connection = connection
 
     async def execute_fetchall(self, sql: str, parameters: Sequence[Any] = ()) -> list[asyncpg.Record]:
+        require_storable(parameters)
         return list(await self._connection.fetch(translate(sql), *parameters))
 
 
@@ -232,7 +234,7 @@ class PostgresStorage(SqliteStorage):
             self._pool = None
 
     @asynccontextmanager
-    async def _read(self) -> AsyncIterator[PostgresReader]:  # type: ignore[override]
+    async def _read(self, *, scan: bool = False) -> AsyncIterator[PostgresReader]:  # type: ignore[override]
         """One consistent snapshot: everything inside sees one committed state."""
         if self._pool is None:
             raise Unavailable("the service is not open", retry_after_seconds=1)

@@ -9,7 +9,8 @@ unit, and nothing can come between its reads and its writes.
 
 The dialect differences are kept here and nowhere else:
 
-- ``?`` placeholders become ``$1, $2, ...``;
+- ``?`` placeholders become ``$1, $2, ...``, and ``json_each(?)`` (a list passed as JSON)
+  ``json_array_elements_text(?::json)``;
 - ``BEGIN IMMEDIATE`` (SQLite: take the write lock now) becomes ``BEGIN`` and the cluster-wide
   write lock, a transaction-scoped advisory lock keyed on the schema: one write transaction at a
   time across every node, as SQLite has one at a time across every process;
@@ -30,6 +31,8 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import asyncpg
+
+from wallet.ledger.errors import NotFound
 
 T = TypeVar("T")
 
@@ -64,9 +67,15 @@ def connect_arguments(
     return {"dsn": dsn, "server_settings": settings}
 
 
+# SQLite functions and their PostgreSQL equivalents (same output column: ``value``).
+_FUNCTIONS = (("json_each(?)", "json_array_elements_text(?::json)"),)
+
+
 @functools.lru_cache(maxsize=1024)
 def translate(sql: str) -> str:
-    """``?`` placeholders to ``$n``, leaving quoted text alone."""
+    """``?`` placeholders to ``$n``, leaving quoted text alone; SQLite functions to PostgreSQL's."""
+    for sqlite_form, postgres_form in _FUNCTIONS:
+        sql = sql.replace(sqlite_form, postgres_form)
     out: list[str] = []
     number = 0
     quote: str | None = None
@@ -82,6 +91,15 @@ def translate(sql: str) -> str:
             continue
         out.append(character)
     return "".join(out)
+
+
+def require_storable(parameters: Sequence[Any]) -> None:
+    """PostgreSQL text cannot hold NUL (SQLite's can): no row is stored under such a value, so a
+    lookup by one (an odd id in a URL) finds nothing, and says so as SQLite would: ``NotFound``.
+    (Text that the service stores is validated free of control characters before it gets here.)"""
+    for value in parameters:
+        if isinstance(value, str) and "\x00" in value:
+            raise NotFound("no such record")
 
 
 def _returns_rows(sql: str) -> bool:
@@ -171,6 +189,7 @@ class SyncConnection:
         return connection is not None and not connection.is_closed() and connection.is_in_transaction()
 
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> Cursor:
+        require_storable(parameters)
         if sql == "BEGIN IMMEDIATE":
             connection = self._live()
             self._run(connection.execute("BEGIN"))
@@ -185,7 +204,10 @@ class SyncConnection:
         return Cursor([], _affected(status))
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Cursor:
-        self._run(self._live().executemany(translate(sql), list(rows)))
+        rows = list(rows)
+        for row in rows:
+            require_storable(row)
+        self._run(self._live().executemany(translate(sql), rows))
         return Cursor([], -1)
 
     def close(self) -> None:

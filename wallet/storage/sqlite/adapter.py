@@ -1,19 +1,31 @@
-"""The SQLite adapter: one writer thread for every write, a pool of aiosqlite readers."""
+"""The SQLite adapter: one writer thread for every write; reads on the event loop, or on a pool of
+aiosqlite readers for long scans.
+
+Why most reads run on the event loop thread itself: a point read (a wallet's lines, a charge, a
+credential) is a few index lookups, tens of microseconds inside SQLite, while handing it to a reader
+thread and back costs several times that in queue hops, wake-ups and GIL hand-overs, under load more
+than the query itself (measured with ``python -m loadtests.bench``, docs/performance.md). In WAL mode a
+reader never waits for the writer, so such a read does not stall the loop. Exports, which scan many
+rows, keep to the thread pool.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
+import structlog
 
 from wallet.clock import rfc3339
-from wallet.ledger.errors import NotFound
+from wallet.ledger.months import previous_month
+from wallet.ledger.errors import NotFound, Unavailable
 from wallet.ledger.reconciliation import Invoice
 from wallet.ledger.settlements import SettlementStatus
 from wallet.storage.port import (
@@ -23,16 +35,20 @@ from wallet.storage.port import (
     NewBudget,
     NewClient,
     NewProvider,
+    NewRepresentation,
     Page,
     CommitObserver,
     Record,
     WriterStats,
     Written,
 )
-from wallet.storage.sqlite import events, exports, ops, reconciliations, render, settlements, statements
+from wallet.storage.sqlite import (
+    credit_runs, events, exports, ops, reconciliations, render, representatives, settlements, statements, usage,
+)
 from wallet.storage.sqlite.writer import Unit, Writer, connect, replay_outcome
 
 SCHEMA_VERSION = 1
+log = structlog.get_logger(__name__)
 
 
 def migrate(path: str) -> None:
@@ -59,6 +75,9 @@ class SqliteStorage:
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._all_readers: list[aiosqlite.Connection] = []
         self._event_listeners: list[Callable[[dict[str, int]], None]] = []
+        self._loop_connection: sqlite3.Connection | None = None
+        self._loop_reader: _LoopReader | None = None
+        self._loop_reader_busy = False
 
     async def open(self) -> None:
         await asyncio.to_thread(migrate, self.path)
@@ -82,6 +101,8 @@ class SqliteStorage:
             await reader.execute("PRAGMA busy_timeout = 10000")
             self._all_readers.append(reader)
             self._readers.put_nowait(reader)
+        self._loop_connection = _loop_connection(self.path)
+        self._loop_reader = _LoopReader(self._loop_connection)
 
     def watch_wallet_events(self, listener: Callable[[dict[str, int]], None]) -> None:
         self._event_listeners.append(listener)
@@ -95,10 +116,28 @@ class SqliteStorage:
         for reader in self._all_readers:
             await reader.close()
         self._all_readers.clear()
+        if self._loop_connection is not None:
+            self._loop_connection.close()
+            self._loop_connection = self._loop_reader = None
 
     @asynccontextmanager
-    async def _read(self) -> AsyncIterator[aiosqlite.Connection]:
-        """A reader for one consistent snapshot: everything inside sees one committed state."""
+    async def _read(self, *, scan: bool = False) -> AsyncIterator[Reader]:
+        """A reader for one consistent snapshot: everything inside sees one committed state.
+
+        A short read gets the event loop's own connection; a ``scan`` (or a read that finds it in
+        use, when a read awaits something else inside) gets a pooled reader thread."""
+        loop_reader = self._loop_reader
+        if not scan and loop_reader is not None and not self._loop_reader_busy:
+            self._loop_reader_busy = True
+            try:
+                with loop_reader.snapshot():
+                    yield loop_reader
+            except sqlite3.OperationalError as error:  # locked past the short timeout, or an I/O fault
+                log.warning("loop_read_failed", error=str(error))
+                raise Unavailable("the database cannot be read now", retry_after_seconds=1) from error
+            finally:
+                self._loop_reader_busy = False
+            return
         reader = await self._readers.get()
         try:
             await reader.execute("BEGIN")
@@ -197,8 +236,15 @@ class SqliteStorage:
     async def credit_run_step(
         self, month: str, current_month: str, after_budget_seq: int, batch: int, now: datetime
     ) -> Record:
-        unit = ops.credit_run_step(month, current_month, after_budget_seq, batch, rfc3339(now))
+        unit = credit_runs.credit_run_step(month, current_month, after_budget_seq, batch, rfc3339(now))
         return (await self._write(unit, now)).value
+
+    async def credit_run_budgets(self, month: str) -> int:
+        async with self._read() as reader:
+            rows = list(await reader.execute_fetchall(
+                "SELECT COUNT(*) FROM budgets WHERE start_month <= ? AND end_month >= ?", (month, previous_month(month))
+            ))  # fmt: skip
+        return int(rows[0][0])
 
     async def credit_run_summary(self, month: str) -> Record:
         async with self._read() as reader:
@@ -288,8 +334,10 @@ class SqliteStorage:
         written = await self._write(ops.start_login(phone_hash, code_hash, expires_at, limits, now), now)
         return bool(written.value["sent"])
 
-    async def verify_login(self, phone_hash: str, code_hash: str, limits: Limits, now: datetime) -> str:
-        return str((await self._write(ops.verify_login(phone_hash, code_hash, limits, now), now)).value["client_id"])
+    async def verify_login(
+        self, phone_hash: str, code_hash: str, client_id: str | None, limits: Limits, now: datetime
+    ) -> Record:
+        return (await self._write(representatives.verify_login(phone_hash, code_hash, client_id, limits, now), now)).value
 
     async def get_wallet(self, client_id: str, month: str) -> Record:
         async with self._read() as reader:
@@ -377,6 +425,46 @@ class SqliteStorage:
 
         return _page(rows, limit, item)
 
+    # Representatives.
+
+    async def create_representation(self, representation: NewRepresentation, now: datetime) -> Record:
+        return (await self._write(representatives.create(representation, rfc3339(now)), now)).value
+
+    async def list_representations(self, client_id: str, limit: int, before: int | None) -> Page:
+        async with self._read() as reader:
+            if not list(await reader.execute_fetchall("SELECT 1 FROM clients WHERE id = ?", (client_id,))):
+                raise NotFound("no such client")
+            rows, _ = await representatives.list_page(reader, client_id, limit, before)
+        return _page(rows, limit, representatives.render)
+
+    async def revoke_representation(self, client_id: str, representation_id: str, now: datetime) -> Record:
+        return (await self._write(representatives.revoke(client_id, representation_id, rfc3339(now)), now)).value
+
+    async def active_mandate(self, representative_id: str, client_id: str) -> Record | None:
+        async with self._read() as reader:
+            rows = list(
+                await reader.execute_fetchall(representatives.ACTIVE_MANDATE_SQL, (representative_id, client_id))
+            )
+        return dict(rows[0]) if rows else None
+
+    async def list_mandates(self, representative_id: str) -> list[Record]:
+        async with self._read() as reader:
+            rows = await reader.execute_fetchall(representatives.MANDATES_SQL, (representative_id,))
+        return [dict(row) for row in rows]
+
+    async def answer_charge_for(
+        self, representative_id: str, client_id: str, charge_id: str, approve: bool, now: datetime,
+        idempotency: Idempotency | None,
+    ) -> Written:  # fmt: skip
+        unit = ops.answer_charge(client_id, charge_id, approve, now, representative_id=representative_id)
+        return await self._write(unit, now, idempotency)
+
+    # The organizer's view of use.
+
+    async def usage_figures(self, month: str, start: datetime, end: datetime) -> Record:
+        async with self._read() as reader:  # one snapshot: every figure of the report agrees
+            return await usage.figures(reader, month, rfc3339(start), rfc3339(end))
+
     # Settlements.
 
     async def settle(
@@ -384,6 +472,10 @@ class SqliteStorage:
     ) -> Written:
         unit = settlements.settle(provider_id, rfc3339(until), rfc3339(now), items_max)
         return await self._write(unit, now, idempotency)
+
+    async def unsettled_by_provider(self, until: datetime) -> list[Record]:
+        async with self._read(scan=True) as reader:  # one snapshot; may scan many lines
+            return await settlements.unsettled_by_provider(reader, rfc3339(until))
 
     async def set_settlement_status(
         self, settlement_id: str, status: SettlementStatus, note: str | None, now: datetime,
@@ -418,12 +510,12 @@ class SqliteStorage:
     async def _export(
         self, table: str, read_page: exports.PageReader, start: datetime | None, end: datetime | None, page_rows: int
     ) -> AsyncIterator[list[Record]]:
-        async with self._read() as reader:
+        async with self._read(scan=True) as reader:
             top = await exports.ceiling(reader, table)
         after: exports.Keyset = (exports.EARLIEST, 0)
         start_at, end_at = (rfc3339(start) if start else None), (rfc3339(end) if end else None)
         while True:
-            async with self._read() as reader:  # one short read a page: no reader is held between them
+            async with self._read(scan=True) as reader:  # one short read a page: no reader is held between them
                 page, after = await read_page(reader, start_at, end_at, top, after, page_rows)
             yield page
             if len(page) < page_rows:
@@ -435,6 +527,39 @@ class SqliteStorage:
         self, invoices: tuple[Invoice, ...], source: str, now: datetime, idempotency: Idempotency | None
     ) -> Written:
         return await self._write(reconciliations.reconcile(invoices, source, rfc3339(now)), now, idempotency)
+
+
+class _LoopReader:
+    """The reader interface the queries use (``execute_fetchall``), answered at once on the calling
+    thread: awaiting it never suspends, so nothing else runs on the loop in the middle of a read."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        self._connection.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self._connection.execute("COMMIT")
+
+    async def execute_fetchall(self, sql: str, parameters: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        return self._connection.execute(sql, parameters).fetchall()
+
+
+Reader = aiosqlite.Connection | _LoopReader
+# A read on the loop thread waits at most this long for a lock (a WAL reader waits only in rare
+# cases, such as recovery after a crash); beyond it the read fails with 503 rather than stall the loop.
+LOOP_READ_BUSY_TIMEOUT_MS = 200
+
+
+def _loop_connection(path: str) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, isolation_level=None, timeout=LOOP_READ_BUSY_TIMEOUT_MS / 1000)
+    connection.row_factory = sqlite3.Row
+    connection.execute("PRAGMA query_only = ON")
+    connection.execute(f"PRAGMA busy_timeout = {LOOP_READ_BUSY_TIMEOUT_MS}")
+    return connection
 
 
 def _last_event_seq(path: str) -> int:

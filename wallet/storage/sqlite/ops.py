@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from wallet.clock import rfc3339
 from wallet.ids import new_id
 from wallet.ledger import charges as charge_rules
-from wallet.ledger.accounts import FUNDING_ACCOUNT, LineState, kind_of, AccountKind, payable_account, wallet_account
+from wallet.ledger.accounts import LineState, kind_of, AccountKind, payable_account, wallet_account
 from wallet.ledger.charges import ChargeStatus, IdentityMethod
 from wallet.ledger.errors import (
     CategoryNotAllowed,
@@ -24,11 +24,10 @@ from wallet.ledger.errors import (
     ProviderNotApproved,
     RateLimited,
 )
-from wallet.ledger.months import UnusedPolicy, expires_at_boundary, expiry_amount, previous_month
 from wallet.ledger.transactions import Transaction, TransactionType
 from wallet.auth.hashing import equal
 from wallet.storage.port import ChargeCommand, Limits, NewBudget, NewClient, NewProvider, Record, Refusal
-from wallet.storage.sqlite import audit, events, render
+from wallet.storage.sqlite import audit, events, render, representatives
 from wallet.storage.sqlite.writer import Unit
 
 
@@ -242,92 +241,6 @@ def add_provider_credential(provider_id: str, client_id: str, secret_hash: str, 
         return {"client_id": client_id, "provider_id": provider_id}
 
     return unit
-
-
-# The monthly credit run.
-
-
-def credit_run_step(month: str, current_month: str, after_budget_seq: int, batch: int, now: str) -> Unit:
-    """Credit (and expire, at a real month boundary) the lines of up to ``batch`` budgets.
-
-    Budgets are taken in ``seq`` order after ``after_budget_seq``; the unique keys on
-    ``credits`` and ``expiries`` make every step safe to repeat after a crash.
-    """
-    boundary_is_now = month <= current_month
-
-    def unit(connection: sqlite3.Connection) -> Record:
-        connection.execute(
-            "INSERT INTO credit_runs (month, started_at) VALUES (?, ?) ON CONFLICT (month) DO NOTHING", (month, now)
-        )
-        budgets = connection.execute(
-            "SELECT * FROM budgets WHERE seq > ? AND start_month <= ? AND end_month >= ? ORDER BY seq LIMIT ?",
-            (after_budget_seq, month, previous_month(month), batch),
-        ).fetchall()
-        credited = expired = 0
-        for budget in budgets:
-            policy = UnusedPolicy(budget["unused"])
-            lines = connection.execute(
-                "SELECT category, monthly_amount FROM budget_lines WHERE budget_id = ? ORDER BY category",
-                (budget["id"],),
-            ).fetchall()
-            for line in lines:
-                account_id = wallet_account(budget["client_id"], line["category"])
-                ensure_account(connection, account_id, client_id=budget["client_id"], category=line["category"])
-                common = {"client_id": budget["client_id"], "category": line["category"]}
-                if boundary_is_now and expires_at_boundary(policy, budget["start_month"], budget["end_month"], month):
-                    expired += _expire_at_boundary(connection, account_id, month, now, common)
-                if budget["start_month"] <= month <= budget["end_month"]:
-                    credited += _credit(connection, account_id, month, budget["id"], line["monthly_amount"], now, common)
-        last_seq = budgets[-1]["seq"] if budgets else after_budget_seq
-        done = len(budgets) < batch
-        if done:
-            connection.execute("UPDATE credit_runs SET finished_at = ? WHERE month = ?", (now, month))
-        return {"last_budget_seq": last_seq, "done": done, "credited_now": credited, "expired_now": expired}
-
-    return unit
-
-
-def _expire_at_boundary(
-    connection: sqlite3.Connection, account_id: str, month: str, now: str, common: dict[str, str]
-) -> int:
-    if connection.execute(
-        "SELECT 1 FROM expiries WHERE account_id = ? AND boundary_month = ?", (account_id, month)
-    ).fetchone():
-        return 0
-    line = read_line(connection, account_id)
-    already_credited = connection.execute(
-        "SELECT COALESCE(SUM(amount), 0) FROM credits WHERE account_id = ? AND month >= ?", (account_id, month)
-    ).fetchone()[0]
-    amount = expiry_amount(line.available, already_credited)
-    transaction_id = None
-    if amount > 0:
-        transfer = Transaction.transfer(TransactionType.EXPIRY, account_id, FUNDING_ACCOUNT, amount)
-        transaction_id = post(connection, transfer, now, month=previous_month(month), **common)
-    connection.execute(
-        "INSERT INTO expiries (account_id, boundary_month, amount, transaction_id) VALUES (?, ?, ?, ?)",
-        (account_id, month, amount, transaction_id),
-    )
-    return 1 if amount > 0 else 0
-
-
-def _credit(
-    connection: sqlite3.Connection,
-    account_id: str,
-    month: str,
-    budget_id: str,
-    amount: int,
-    now: str,
-    common: dict[str, str],
-) -> int:
-    if connection.execute("SELECT 1 FROM credits WHERE account_id = ? AND month = ?", (account_id, month)).fetchone():
-        return 0
-    transfer = Transaction.transfer(TransactionType.CREDIT, FUNDING_ACCOUNT, account_id, amount)
-    transaction_id = post(connection, transfer, now, month=month, **common)
-    connection.execute(
-        "INSERT INTO credits (account_id, month, budget_id, amount, transaction_id) VALUES (?, ?, ?, ?, ?)",
-        (account_id, month, budget_id, amount, transaction_id),
-    )
-    return 1
 
 
 # Charges.
@@ -607,10 +520,17 @@ def expire_pending(now: datetime, batch: int) -> Unit:
 # The client answers a charge made with the app method: approve (capture) or decline (void).
 
 
-def answer_charge(client_id: str, charge_id: str, approve: bool, now: datetime) -> Unit:
+def answer_charge(
+    client_id: str, charge_id: str, approve: bool, now: datetime, representative_id: str | None = None
+) -> Unit:
+    """The client's answer; or, with ``representative_id``, a representative's under a manage mandate."""
     stamp = rfc3339(now)
 
     def unit(connection: sqlite3.Connection) -> Record | Refusal:
+        acting: dict[str, str] = {}
+        if representative_id is not None:
+            mandate = representatives.require_mandate(connection, representative_id, client_id, representatives.MANAGE)
+            acting = {"representative_id": representative_id, "representation_id": mandate}
         row = connection.execute(
             "SELECT * FROM charges WHERE id = ? AND client_id = ?", (charge_id, client_id)
         ).fetchone()
@@ -626,7 +546,7 @@ def answer_charge(client_id: str, charge_id: str, approve: bool, now: datetime) 
         else:
             _void(connection, row, "declined_by_client", stamp)
         audit.append(connection, stamp, "charge.approved" if approve else "charge.declined", charge_id,
-                     client_id=client_id)  # fmt: skip
+                     client_id=client_id, **acting)  # fmt: skip
         return client_charge(connection, charge_id)
 
     return unit
@@ -649,7 +569,7 @@ def start_login(phone_hash: str, code_hash: str, expires_at: datetime, limits: L
     def unit(connection: sqlite3.Connection) -> Record:
         client = connection.execute("SELECT id FROM clients WHERE phone_hash = ?", (phone_hash,)).fetchone()
         if client is None:
-            return {"sent": False}
+            return representatives.start_representative_login(connection, phone_hash, code_hash, expires_at, limits, now)
         window_start = rfc3339(now - timedelta(seconds=limits.login_requests_window_seconds))
         recent = connection.execute(
             "SELECT COUNT(*), MIN(created_at) FROM login_codes WHERE client_id = ? AND created_at > ?",
@@ -664,30 +584,6 @@ def start_login(phone_hash: str, code_hash: str, expires_at: datetime, limits: L
             (client["id"], code_hash, stamp, rfc3339(expires_at)),
         )
         return {"sent": True}
-
-    return unit
-
-
-def verify_login(phone_hash: str, code_hash: str, limits: Limits, now: datetime) -> Unit:
-    stamp = rfc3339(now)
-
-    def unit(connection: sqlite3.Connection) -> Record | Refusal:
-        failure = Refusal(IdentityCheckFailed("wrong or expired code"))
-        client = connection.execute("SELECT id FROM clients WHERE phone_hash = ?", (phone_hash,)).fetchone()
-        if client is None:
-            return failure
-        code = connection.execute(
-            "SELECT * FROM login_codes WHERE client_id = ? AND used_at IS NULL AND expires_at > ? AND attempts < ?"
-            " ORDER BY seq DESC LIMIT 1",
-            (client["id"], stamp, limits.login_code_max_attempts),
-        ).fetchone()
-        if code is None:
-            return failure
-        if not equal(code["code_hash"], code_hash):
-            connection.execute("UPDATE login_codes SET attempts = attempts + 1 WHERE seq = ?", (code["seq"],))
-            return failure
-        connection.execute("UPDATE login_codes SET used_at = ? WHERE seq = ?", (stamp, code["seq"]))
-        return {"client_id": client["id"]}
 
     return unit
 

@@ -343,3 +343,58 @@ CREATE TRIGGER IF NOT EXISTS wallet_events_append_only_update BEFORE UPDATE ON w
 BEGIN SELECT RAISE(ABORT, 'wallet events are append-only'); END;
 -- A client's own charges: the statement's held amount, pending approvals in the app.
 CREATE INDEX IF NOT EXISTS charges_by_client ON charges (client_id, seq);
+
+-- Representatives (puolesta-asiointi, as in the Suomi.fi mandates): a person who acts for one or
+-- more clients. Found by the keyed hash of their phone, as clients are; the number itself only as
+-- AES-GCM ciphertext; a national id only as a keyed hash.
+CREATE TABLE IF NOT EXISTS representatives (
+    seq               INTEGER PRIMARY KEY AUTOINCREMENT,
+    id                TEXT NOT NULL UNIQUE,
+    name              TEXT,
+    phone_hash        TEXT NOT NULL UNIQUE,
+    phone_ciphertext  TEXT NOT NULL,
+    national_id_hash  TEXT,
+    created_at        TEXT NOT NULL
+) STRICT;
+
+-- A mandate: this representative may act for this client, with a scope. Revocation sets
+-- revoked_at once; nothing else ever changes and nothing is deleted. At most one active mandate
+-- per (representative, client).
+CREATE TABLE IF NOT EXISTS representations (
+    seq                INTEGER PRIMARY KEY AUTOINCREMENT,
+    id                 TEXT NOT NULL UNIQUE,
+    representative_id  TEXT NOT NULL REFERENCES representatives(id),
+    client_id          TEXT NOT NULL REFERENCES clients(id),
+    scope              TEXT NOT NULL CHECK (scope IN ('view', 'manage')),
+    created_at         TEXT NOT NULL,
+    created_by         TEXT NOT NULL,
+    revoked_at         TEXT,
+    revoked_by         TEXT,
+    CHECK ((revoked_at IS NULL) = (revoked_by IS NULL)),
+    CHECK (revoked_at IS NULL OR revoked_at >= created_at)
+) STRICT;
+CREATE UNIQUE INDEX IF NOT EXISTS representations_one_active
+    ON representations (representative_id, client_id) WHERE revoked_at IS NULL;
+CREATE INDEX IF NOT EXISTS representations_by_client ON representations (client_id, seq);
+CREATE TRIGGER IF NOT EXISTS representations_fixed BEFORE UPDATE OF
+    seq, id, representative_id, client_id, scope, created_at, created_by ON representations
+BEGIN SELECT RAISE(ABORT, 'a mandate is fixed once made; it can only be revoked'); END;
+CREATE TRIGGER IF NOT EXISTS representations_revoked_once BEFORE UPDATE OF revoked_at, revoked_by ON representations
+WHEN OLD.revoked_at IS NOT NULL
+BEGIN SELECT RAISE(ABORT, 'a revoked mandate stays revoked'); END;
+CREATE TRIGGER IF NOT EXISTS representations_never_deleted BEFORE DELETE ON representations
+BEGIN SELECT RAISE(ABORT, 'mandates are never deleted'); END;
+
+-- A representative's login codes (a client's are in login_codes). Used only for a phone that is
+-- not also a client's: such a phone's code is the client's, and verify decides whose token it is.
+CREATE TABLE IF NOT EXISTS representative_login_codes (
+    seq                INTEGER PRIMARY KEY AUTOINCREMENT,
+    representative_id  TEXT NOT NULL REFERENCES representatives(id),
+    code_hash          TEXT NOT NULL,
+    created_at         TEXT NOT NULL,
+    expires_at         TEXT NOT NULL,
+    attempts           INTEGER NOT NULL DEFAULT 0,
+    used_at            TEXT
+) STRICT;
+CREATE INDEX IF NOT EXISTS representative_login_codes_by_representative
+    ON representative_login_codes (representative_id, created_at);

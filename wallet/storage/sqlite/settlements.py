@@ -36,6 +36,25 @@ _UNSETTLED_UNTIL = (
     + " AND t.created_at <= ? ORDER BY t.seq LIMIT ?"
 )
 _FIRST_UNSETTLED_AFTER = "SELECT MIN(t.seq)" + _NOT_SETTLED + " AND t.created_at > ?"
+_UNSETTLED_TOTAL_UNTIL = "SELECT COALESCE(SUM(p.amount), 0), COUNT(*)" + _NOT_SETTLED + " AND t.created_at <= ?"
+
+
+async def unsettled_by_provider(reader: Any, until: str) -> list[Record]:
+    """Per provider, the net and count of lines made at or before ``until`` in no batch yet; each
+    provider's scan starts where its last batch left off (``scan_from_seq``), as ``settle`` does."""
+    providers = await reader.execute_fetchall(
+        "SELECT p.id, (SELECT s.scan_from_seq FROM settlements s WHERE s.provider_id = p.id ORDER BY s.seq DESC"
+        " LIMIT 1) AS scan_from FROM providers p ORDER BY p.seq"
+    )
+    found = []
+    for provider in providers:
+        rows = list(await reader.execute_fetchall(
+            _UNSETTLED_TOTAL_UNTIL, (payable_account(provider["id"]), provider["id"], provider["scan_from"] or 0, until)
+        ))  # fmt: skip
+        net, count = rows[0][0], rows[0][1]
+        if count:
+            found.append({"provider_id": provider["id"], "net": int(net), "count": int(count)})
+    return found
 
 
 def settle(provider_id: str, until: str, now: str, items_max: int) -> Unit:

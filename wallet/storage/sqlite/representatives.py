@@ -1,0 +1,237 @@
+"""Representatives and their mandates (puolesta-asiointi), and the login that serves both clients
+and representatives. Units of work for the writer, and the reads of the adapter.
+
+A representative is a person, found by the keyed hash of their phone. A mandate (a row of
+``representations``) lets them act for one client with a scope: ``view`` reads the wallet,
+``manage`` also approves and declines charges. Revocation sets ``revoked_at`` once; a trigger keeps
+everything else fixed. Each change is in the audit chain with who made it.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from datetime import datetime, timedelta
+
+import aiosqlite
+
+from wallet.auth.hashing import equal
+from wallet.clock import rfc3339
+from wallet.ids import new_id
+from wallet.ledger.errors import Conflict, Forbidden, IdentityCheckFailed, InvariantViolation, NotFound, RateLimited
+from wallet.storage.port import ACTOR, Limits, NewRepresentation, Record, Refusal
+from wallet.storage.sqlite import audit
+from wallet.storage.sqlite.writer import Unit
+
+VIEW = "view"
+MANAGE = "manage"
+
+REPRESENTATION_SQL = (
+    "SELECT m.seq, m.id, m.client_id, m.representative_id, m.scope, m.created_at, m.revoked_at,"
+    " r.name, r.phone_ciphertext, r.national_id_hash"
+    " FROM representations m JOIN representatives r ON r.id = m.representative_id"
+)
+ACTIVE_MANDATE_SQL = (
+    "SELECT id, scope FROM representations WHERE representative_id = ? AND client_id = ? AND revoked_at IS NULL"
+)
+MANDATES_SQL = (
+    "SELECT m.id, m.client_id, c.name AS client_name, m.scope, m.created_at FROM representations m"
+    " JOIN clients c ON c.id = m.client_id WHERE m.representative_id = ? AND m.revoked_at IS NULL ORDER BY m.seq"
+)
+
+
+def render(row: sqlite3.Row) -> Record:
+    return {
+        "id": row["id"],
+        "client_id": row["client_id"],
+        "representative_id": row["representative_id"],
+        "name": row["name"],
+        "phone_ciphertext": row["phone_ciphertext"],
+        "has_national_id": row["national_id_hash"] is not None,
+        "scope": row["scope"],
+        "status": "active" if row["revoked_at"] is None else "revoked",
+        "created_at": row["created_at"],
+        "revoked_at": row["revoked_at"],
+    }
+
+
+def _load(connection: sqlite3.Connection, client_id: str, representation_id: str) -> sqlite3.Row:
+    row: sqlite3.Row | None = connection.execute(
+        REPRESENTATION_SQL + " WHERE m.id = ? AND m.client_id = ?", (representation_id, client_id)
+    ).fetchone()
+    if row is None:
+        raise NotFound("no such representative for this client")
+    return row
+
+
+def create(representation: NewRepresentation, now: str) -> Unit:
+    def unit(connection: sqlite3.Connection) -> Record:
+        client = connection.execute(
+            "SELECT id, phone_hash FROM clients WHERE id = ?", (representation.client_id,)
+        ).fetchone()
+        if client is None:
+            raise NotFound("no such client")
+        if equal(client["phone_hash"], representation.phone_hash):
+            raise Conflict("this is the client's own phone: a client needs no representative", field="phone")
+        person = connection.execute(
+            "SELECT * FROM representatives WHERE phone_hash = ?", (representation.phone_hash,)
+        ).fetchone()
+        if person is None:
+            representative_id = new_id("rp")
+            connection.execute(
+                "INSERT INTO representatives (id, name, phone_hash, phone_ciphertext, national_id_hash, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (representative_id, representation.name, representation.phone_hash, representation.phone_ciphertext,
+                 representation.national_id_hash, now),
+            )  # fmt: skip
+        else:
+            representative_id = person["id"]
+            stored = person["national_id_hash"]
+            given = representation.national_id_hash
+            if stored is not None and given is not None and not equal(stored, given):
+                raise Conflict("this phone belongs to a representative with another national id", field="national_id")
+            if (stored is None and given is not None) or representation.name is not None:
+                connection.execute(
+                    "UPDATE representatives SET national_id_hash = COALESCE(national_id_hash, ?),"
+                    " name = COALESCE(?, name) WHERE id = ?",
+                    (given, representation.name, representative_id),
+                )
+        existing = connection.execute(ACTIVE_MANDATE_SQL, (representative_id, representation.client_id)).fetchone()
+        if existing is not None:
+            raise Conflict("this representative already acts for this client; revoke that first to change it",
+                           representation_id=existing["id"], scope=existing["scope"])  # fmt: skip
+        representation_id = new_id("rl")
+        connection.execute(
+            "INSERT INTO representations (id, representative_id, client_id, scope, created_at, created_by)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (representation_id, representative_id, representation.client_id, representation.scope, now, ACTOR.get()),
+        )
+        audit.append(connection, now, "representative.linked", representation_id, client_id=representation.client_id,
+                     representative_id=representative_id, scope=representation.scope,
+                     with_national_id=representation.national_id_hash is not None)  # fmt: skip
+        return render(_load(connection, representation.client_id, representation_id))
+
+    return unit
+
+
+def revoke(client_id: str, representation_id: str, now: str) -> Unit:
+    """Revoke a mandate; revoking a revoked one changes nothing and answers it as it is."""
+
+    def unit(connection: sqlite3.Connection) -> Record:
+        row = _load(connection, client_id, representation_id)
+        if row["revoked_at"] is None:
+            connection.execute(
+                "UPDATE representations SET revoked_at = ?, revoked_by = ? WHERE id = ?",
+                (now, ACTOR.get(), representation_id),
+            )
+            audit.append(connection, now, "representative.revoked", representation_id, client_id=client_id,
+                         representative_id=row["representative_id"], scope=row["scope"])  # fmt: skip
+        return render(_load(connection, client_id, representation_id))
+
+    return unit
+
+
+def require_mandate(connection: sqlite3.Connection, representative_id: str, client_id: str, scope: str) -> str:
+    """The id of the representative's active mandate for the client with ``scope``; Forbidden without one."""
+    row = connection.execute(ACTIVE_MANDATE_SQL, (representative_id, client_id)).fetchone()
+    if row is None:
+        raise Forbidden("no active mandate for this client")
+    if scope == MANAGE and row["scope"] != MANAGE:
+        raise Forbidden("this mandate lets you view the wallet, not approve or decline charges")
+    return str(row["id"])
+
+
+async def list_page(reader: aiosqlite.Connection, client_id: str, limit: int, before: int | None) -> tuple[list[sqlite3.Row], bool]:
+    rows = list(
+        await reader.execute_fetchall(
+            REPRESENTATION_SQL + " WHERE m.client_id = ? AND m.seq < ? ORDER BY m.seq DESC LIMIT ?",
+            (client_id, before if before is not None else 2**62, limit + 1),
+        )
+    )
+    return rows, len(rows) > limit
+
+
+# Login: a code for the phone's client, or for its representative.
+
+
+def start_representative_login(
+    connection: sqlite3.Connection, phone_hash: str, code_hash: str, expires_at: datetime, limits: Limits,
+    now: datetime,
+) -> Record:  # fmt: skip
+    """For a phone that is no client's: a code for its representative, if it has an active mandate."""
+    person = connection.execute(
+        "SELECT r.id FROM representatives r WHERE r.phone_hash = ? AND EXISTS"
+        " (SELECT 1 FROM representations m WHERE m.representative_id = r.id AND m.revoked_at IS NULL)",
+        (phone_hash,),
+    ).fetchone()
+    if person is None:
+        return {"sent": False}
+    window_start = rfc3339(now - timedelta(seconds=limits.login_requests_window_seconds))
+    recent = connection.execute(
+        "SELECT COUNT(*), MIN(created_at) FROM representative_login_codes WHERE representative_id = ? AND created_at > ?",
+        (person["id"], window_start),
+    ).fetchone()
+    if recent[0] >= limits.login_requests_max:
+        retry = datetime.fromisoformat(recent[1]) + timedelta(seconds=limits.login_requests_window_seconds) - now
+        raise RateLimited("too many login codes requested; try again later",
+                          retry_after_seconds=max(math.ceil(retry.total_seconds()), 1))  # fmt: skip
+    connection.execute(
+        "INSERT INTO representative_login_codes (representative_id, code_hash, created_at, expires_at)"
+        " VALUES (?, ?, ?, ?)",
+        (person["id"], code_hash, rfc3339(now), rfc3339(expires_at)),
+    )
+    return {"sent": True}
+
+
+def verify_login(phone_hash: str, code_hash: str, client_id: str | None, limits: Limits, now: datetime) -> Unit:
+    stamp = rfc3339(now)
+
+    def unit(connection: sqlite3.Connection) -> Record | Refusal:
+        failure = Refusal(IdentityCheckFailed("wrong or expired code"))
+        client = connection.execute("SELECT id FROM clients WHERE phone_hash = ?", (phone_hash,)).fetchone()
+        person = connection.execute("SELECT id FROM representatives WHERE phone_hash = ?", (phone_hash,)).fetchone()
+        # A phone that is a client's keeps its codes with the client (as before representatives).
+        if client is not None:
+            table, owner_column, owner = "login_codes", "client_id", client["id"]
+        elif person is not None:
+            table, owner_column, owner = "representative_login_codes", "representative_id", person["id"]
+        else:
+            return failure
+        code = connection.execute(
+            f"SELECT * FROM {table} WHERE {owner_column} = ? AND used_at IS NULL AND expires_at > ? AND attempts < ?"
+            " ORDER BY seq DESC LIMIT 1",
+            (owner, stamp, limits.login_code_max_attempts),
+        ).fetchone()
+        if code is None:
+            return failure
+        if not equal(code["code_hash"], code_hash):
+            connection.execute(f"UPDATE {table} SET attempts = attempts + 1 WHERE seq = ?", (code["seq"],))
+            return failure
+        mandates: list[str] = []
+        if person is not None:
+            mandates = [
+                row["client_id"]
+                for row in connection.execute(
+                    "SELECT client_id FROM representations WHERE representative_id = ? AND revoked_at IS NULL"
+                    " ORDER BY seq",
+                    (person["id"],),
+                )
+            ]
+        own = client["id"] if client is not None else None
+        if client_id is None:
+            chosen = own if own is not None else (mandates[0] if len(mandates) == 1 else None)
+        elif client_id == own or client_id in mandates:
+            chosen = client_id
+        else:
+            raise Forbidden("this phone may not act for that client", field="client_id")  # the code stays unspent
+        if chosen is None and not mandates:
+            return failure  # a representative whose every mandate was revoked since the code was sent
+        connection.execute(f"UPDATE {table} SET used_at = ? WHERE seq = ?", (stamp, code["seq"]))
+        if chosen is not None and chosen == own:
+            return {"role": "client", "client_id": own}
+        if person is None:
+            raise InvariantViolation("mandates without a representative")
+        return {"role": "representative", "representative_id": person["id"], "client_ids": mandates,
+                "client_id": chosen}  # fmt: skip
+
+    return unit
