@@ -1,6 +1,7 @@
 """The charge-path benchmark: the real service against the HTTP ceiling, side by side.
 
     python -m loadtests.bench [--duration 8] [--rounds 3] [--connections 32] [--threads 1] [--check]
+                              [--db sqlite|postgresql://user@host:5432/db] [--nodes N]
 
 What one run does, all on 127.0.0.1 and in a fresh temporary directory:
 
@@ -19,8 +20,13 @@ What one run does, all on 127.0.0.1 and in a fresh temporary directory:
    wrk saw (none lost, none made up), with ``--check`` runs ``wallet check`` on the database,
    and prints the figures.
 
-A durable charge here is a 201 answered after the commit that holds it (WAL,
-``synchronous=FULL``). The per-provider charge throttle is lifted (one provider token stands in
+With ``--db postgresql://...`` the service runs on PostgreSQL, in a fresh schema made for the run
+(and dropped after it unless ``--keep``), as ``--nodes`` ``wallet serve`` processes on that one
+database; wrk then drives every node at once (one wrk each, the connections shared out) and the
+figures are their sums (latency: the worst node's).
+
+A durable charge here is a 201 answered after the commit that holds it (SQLite: WAL,
+``synchronous=FULL``; PostgreSQL: its commit, ``synchronous_commit`` as the server has it). The per-provider charge throttle is lifted (one provider token stands in
 for every provider of a lunch-hour peak); everything else runs with its defaults.
 """
 
@@ -282,20 +288,50 @@ def wrk_command(
 
 
 def run_wrk(
-    url: str, script: Path, scenario: str, target: str, round_number: int, arguments: argparse.Namespace,
-    duration_seconds: int | None = None, server_pid: int | None = None,
+    url: str | Sequence[str], script: Path, scenario: str, target: str, round_number: int,
+    arguments: argparse.Namespace, duration_seconds: int | None = None,
+    server_pid: int | Sequence[int] | None = None,
 ) -> Measurement:  # fmt: skip
-    key_prefix = f"{scenario}-{target}-{round_number}-{secrets.token_hex(4)}"
-    command = wrk_command(
-        url, script, duration_seconds or arguments.duration, arguments.connections, arguments.threads, key_prefix
-    )
-    cpu_before = process_cpu_seconds(server_pid)
-    finished = subprocess.run(command, capture_output=True, text=True, check=False)
-    cpu_after = process_cpu_seconds(server_pid)
-    if finished.returncode != 0:
-        raise RuntimeError(f"wrk failed ({finished.returncode}): {finished.stderr or finished.stdout}")
-    measured = parse_wrk_output(finished.stdout, scenario, target, round_number)
-    return replace(measured, server_cpu_seconds=max(cpu_after - cpu_before, 0.0))
+    """One measurement; with several URLs (nodes), one wrk each at once, the connections shared out,
+    and the server CPU of every node counted."""
+    urls = [url] if isinstance(url, str) else list(url)
+    pids = [] if server_pid is None else [server_pid] if isinstance(server_pid, int) else list(server_pid)
+    connections = max(arguments.connections // len(urls), arguments.threads)
+    cpu_before = sum(process_cpu_seconds(pid) for pid in pids)
+    started = []
+    for number, each in enumerate(urls):
+        key_prefix = f"{scenario}-{target}-{round_number}-{number}-{secrets.token_hex(4)}"
+        command = wrk_command(
+            each, script, duration_seconds or arguments.duration, connections, arguments.threads, key_prefix
+        )
+        started.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outputs = [running.communicate() for running in started]
+    cpu_after = sum(process_cpu_seconds(pid) for pid in pids)
+    measured = []
+    for running, (output, errors) in zip(started, outputs):
+        if running.returncode != 0:
+            raise RuntimeError(f"wrk failed ({running.returncode}): {errors or output}")
+        measured.append(parse_wrk_output(output, scenario, target, round_number))
+    return replace(merge(measured), server_cpu_seconds=max(cpu_after - cpu_before, 0.0))
+
+
+def merge(measured: Sequence[Measurement]) -> Measurement:
+    """Measurements taken at once against several nodes as one: counts summed, latency the worst."""
+    if len(measured) == 1:
+        return measured[0]
+    statuses: dict[str, int] = {}
+    for each in measured:
+        for status, count in each.statuses.items():
+            statuses[status] = statuses.get(status, 0) + count
+    first = measured[0]
+    return replace(
+        first,
+        requests=sum(m.requests for m in measured), duration_seconds=max(m.duration_seconds for m in measured),
+        p50_ms=max(m.p50_ms for m in measured), p90_ms=max(m.p90_ms for m in measured),
+        p99_ms=max(m.p99_ms for m in measured), mean_ms=max(m.mean_ms for m in measured),
+        max_ms=max(m.max_ms for m in measured), socket_errors=sum(m.socket_errors for m in measured),
+        timeouts=sum(m.timeouts for m in measured), statuses=statuses,
+    )  # fmt: skip
 
 
 def process_cpu_seconds(pid: int | None) -> float:
@@ -342,10 +378,10 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def bench_environment(directory: Path, port: int) -> dict[str, str]:
+def bench_environment(directory: Path, port: int, database: str | None = None) -> dict[str, str]:
     environment = {key: value for key, value in os.environ.items() if not key.startswith("WALLET_")}
     environment.update(
-        WALLET_DB=str(directory / "wallet.db"),
+        WALLET_DB=database or str(directory / "wallet.db"),
         WALLET_SIGNING_KEY=str(directory / "keys" / "signing-key.pem"),
         WALLET_SMS_OUTBOX=str(directory / "sms-outbox.jsonl"),
         WALLET_HOST=HOST,
@@ -468,7 +504,15 @@ def client_tokens(environment: dict[str, str], client_ids: Sequence[str]) -> lis
     return [tokens.mint(Role.CLIENT, now, TOKEN_TTL_SECONDS, client_id=client_id) for client_id in client_ids]
 
 
+_COUNTS_SQL = (
+    "SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM charges WHERE status = 'captured'",
+    "SELECT COUNT(*) FROM charges WHERE status != 'captured'",
+)
+
+
 def database_counts(path: str) -> dict[str, int]:
+    if path.startswith(("postgres://", "postgresql://")):
+        return asyncio.run(_postgres_counts(path))
     connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         captured, amount = connection.execute(
@@ -478,6 +522,42 @@ def database_counts(path: str) -> dict[str, int]:
     finally:
         connection.close()
     return {"captured": int(captured), "captured_amount": int(amount), "other": int(pending)}
+
+
+async def _postgres_counts(dsn: str) -> dict[str, int]:
+    import asyncpg
+
+    connection = await asyncpg.connect(dsn)
+    try:
+        captured, amount = await connection.fetchrow(_COUNTS_SQL[0])
+        pending = await connection.fetchval(_COUNTS_SQL[1])
+    finally:
+        await connection.close()
+    return {"captured": int(captured), "captured_amount": int(amount), "other": int(pending)}
+
+
+@contextmanager
+def bench_schema(dsn: str, keep: bool) -> Iterator[str]:
+    """A fresh schema for one run on PostgreSQL; its DSN (search_path set). Dropped after, unless kept."""
+    import asyncpg
+
+    schema = f"wallet_bench_{secrets.token_hex(4)}"
+
+    async def execute(sql: str) -> None:
+        connection = await asyncpg.connect(dsn)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    asyncio.run(execute(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{dsn}{'&' if '?' in dsn else '?'}search_path={schema}"
+    finally:
+        if keep:
+            print(f"kept schema {schema}")
+        else:
+            asyncio.run(execute(f'DROP SCHEMA "{schema}" CASCADE'))
 
 
 # The machine.
@@ -539,6 +619,10 @@ def parser() -> argparse.ArgumentParser:
     arguments.add_argument("--check", action="store_true",
                            help="run `wallet check` on the database afterwards (minutes on a large one)")
     arguments.add_argument("--keep", action="store_true", help="keep the temporary directory (database, logs)")
+    arguments.add_argument("--db", default="sqlite",
+                           help="sqlite (default: a file in the temporary directory) or a postgresql:// DSN")
+    arguments.add_argument("--nodes", type=int, default=1,
+                           help="wallet serve processes on the one database (PostgreSQL only; default 1)")
     return arguments
 
 
@@ -547,6 +631,13 @@ def validate(arguments: argparse.Namespace, arguments_parser: argparse.ArgumentP
         arguments_parser.error("--duration, --rounds and --clients must be positive")
     if arguments.threads < 1 or arguments.connections < arguments.threads:
         arguments_parser.error("--threads must be at least 1 and --connections at least --threads")
+    postgres = arguments.db.startswith(("postgres://", "postgresql://"))
+    if arguments.db != "sqlite" and not postgres:
+        arguments_parser.error("--db must be sqlite or a postgresql:// DSN")
+    if arguments.nodes < 1 or (arguments.nodes > 1 and not postgres):
+        arguments_parser.error("--nodes must be 1, or more with --db postgresql://...")
+    if arguments.connections < arguments.threads * arguments.nodes:
+        arguments_parser.error("--connections must be at least --threads times --nodes")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -558,7 +649,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     directory = Path(tempfile.mkdtemp(prefix="wallet-bench-"))
     try:
-        return _run(arguments, directory)
+        if arguments.db == "sqlite":
+            return _run(arguments, directory, None)
+        with bench_schema(arguments.db, arguments.keep) as database:
+            return _run(arguments, directory, database)
     finally:
         if arguments.keep:
             print(f"kept {directory}")
@@ -566,14 +660,16 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(directory, ignore_errors=True)
 
 
-def _run(arguments: argparse.Namespace, directory: Path) -> int:
-    wallet_port, noop_port = free_port(), free_port()
-    environment = bench_environment(directory, wallet_port)
+def _run(arguments: argparse.Namespace, directory: Path, database: str | None) -> int:
+    wallet_ports, noop_port = [free_port() for _ in range(arguments.nodes)], free_port()
+    wallet_port = wallet_ports[0]
+    environment = bench_environment(directory, wallet_port, database)
     everyone = people(arguments.clients)
     info = machine()
     load_before = load_average()
     print(f"machine: {info['cpus']} CPUs, {info['cpu_model']}, {info['memory_gib']} GiB; Python {info['python']};"
           f" wrk {info['wrk']}; load average {_load(load_before)}")  # fmt: skip
+    print(f"database: {'SQLite' if database is None else 'PostgreSQL'}; {arguments.nodes} wallet serve node(s)")
     info["disk_commits_per_second"] = disk_commits = disk_commits_per_second(directory)
     print(f"disk: {disk_commits:,.0f} SQLite commits/s (one row each, WAL, synchronous=FULL): the writer's commit"
           f" rate bound; charges/s can exceed it only by group commit")  # fmt: skip
@@ -593,32 +689,42 @@ def _run(arguments: argparse.Namespace, directory: Path) -> int:
         paths[name] = directory / f"{name}.lua"
         paths[name].write_text(text)
 
-    wallet_url, noop_url = f"http://{HOST}:{wallet_port}", f"http://{HOST}:{noop_port}"
-    serve = [sys.executable, "-m", "wallet", "serve", "--host", HOST, "--port", str(wallet_port)]
+    wallet_urls = [f"http://{HOST}:{port}" for port in wallet_ports]
+    noop_url = f"http://{HOST}:{noop_port}"
     noop = [sys.executable, "-m", "loadtests.noop", "--port", str(noop_port)]
     results = Results()
     began = time.monotonic()
-    with process(serve, environment, directory / "serve.log", f"{wallet_url}/healthz") as server, \
-            process(noop, environment, directory / "noop.log", f"{noop_url}/healthz") as noop_server:  # fmt: skip
-        pids = {"wallet": server.pid, "noop": noop_server.pid}
-        print(f"wallet serve (pid {server.pid}) on {wallet_url}; no-op app on {noop_url};"
+    with contextlib.ExitStack() as stack:
+        servers = []
+        for number, port in enumerate(wallet_ports):
+            serve = [sys.executable, "-m", "wallet", "serve", "--host", HOST, "--port", str(port)]
+            servers.append(stack.enter_context(process(
+                serve, {**environment, "WALLET_PORT": str(port)}, directory / f"serve-{number}.log",
+                f"http://{HOST}:{port}/healthz",
+            )))  # fmt: skip
+        noop_server = stack.enter_context(process(noop, environment, directory / "noop.log", f"{noop_url}/healthz"))
+        pids: dict[str, list[int]] = {"wallet": [server.pid for server in servers], "noop": [noop_server.pid]}
+        print(f"wallet serve (pids {', '.join(str(s.pid) for s in servers)}) on {', '.join(wallet_urls)};"
+              f" no-op app on {noop_url};"
               f" wrk -t{arguments.threads} -c{arguments.connections}, {arguments.duration:g} s a measurement")  # fmt: skip
         for scenario, targets in (("charge", ("noop", "wallet")), ("read", ("noop", "wallet")), ("hot", ("wallet",))):
             for target in targets:  # warm up: token cache, page cache, connections; not in the figures
-                results.measurements.append(run_wrk(wallet_url if target == "wallet" else noop_url, paths[scenario],
+                results.measurements.append(run_wrk(wallet_urls if target == "wallet" else noop_url, paths[scenario],
                                                     f"warmup-{scenario}", target, 0, arguments, WARMUP_SECONDS,
                                                     pids[target]))  # fmt: skip
             for round_number in range(1, arguments.rounds + 1):
                 order = targets if round_number % 2 else tuple(reversed(targets))
                 for target in order:
-                    url = wallet_url if target == "wallet" else noop_url
-                    measured = run_wrk(url, paths[scenario], scenario, target, round_number, arguments,
+                    urls = wallet_urls if target == "wallet" else noop_url
+                    measured = run_wrk(urls, paths[scenario], scenario, target, round_number, arguments,
                                        server_pid=pids[target])
                     results.measurements.append(measured)
                     _print_measurement(measured)
-        stop(server)
-        if server.returncode not in (0, None):
-            print(f"wallet serve exited with {server.returncode}; see {directory / 'serve.log'}", file=sys.stderr)
+        for number, server in enumerate(servers):
+            stop(server)
+            if server.returncode not in (0, None):
+                print(f"wallet serve exited with {server.returncode}; see {directory / f'serve-{number}.log'}",
+                      file=sys.stderr)  # fmt: skip
     load_after = load_average()
     counts = database_counts(environment["WALLET_DB"])
     check = None
@@ -630,7 +736,8 @@ def _run(arguments: argparse.Namespace, directory: Path) -> int:
     if arguments.json:
         arguments.json.write_text(json.dumps({
             "machine": info, "load_average_before": load_before, "load_average_after": load_after,
-            "arguments": {k: str(v) for k, v in vars(arguments).items()}, "summary": summary,
+            "arguments": {k: ("postgresql" if k == "db" and v != "sqlite" else str(v))
+                          for k, v in vars(arguments).items()}, "summary": summary,
             "database": counts, "check_ok": None if check is None else check.returncode == 0,
             "measurements": [{**m.__dict__, "per_second": m.per_second, "error_share": m.error_share}
                              for m in results.measurements],

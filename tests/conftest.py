@@ -1,10 +1,19 @@
 """Shared fixtures: an app built by the real factory on a fresh database, a fake clock, an SMS
-recorder, and a ``World`` that seeds categories, clients, budgets and providers through the API."""
+recorder, and a ``World`` that seeds categories, clients, budgets and providers through the API.
+
+The contract suite runs on both adapters: every test that builds the app (through ``settings``)
+runs once on SQLite (``[sqlite]``) and once on PostgreSQL (``[postgres]``), in a schema of its own
+made for it and dropped after. PostgreSQL is found through ``WALLET_TEST_POSTGRES_DSN`` (``.ci/run``
+sets it): unset, the ``[postgres]`` runs are skipped; set but unreachable, they fail. A test that
+looks at SQLite's own files or writer says so with ``@pytest.mark.sqlite_only``.
+"""
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import AsyncIterator
+import secrets
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,6 +22,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from tests.pg import RawDatabase
 from wallet.api.app import create_app
 from wallet.api.keys import SERVICE
 from wallet.auth.tokens import Role
@@ -43,10 +53,64 @@ class RecordingSms:
         raise AssertionError(f"no SMS to {to}")
 
 
+POSTGRES_DSN_VARIABLE = "WALLET_TEST_POSTGRES_DSN"
+BACKENDS = ("sqlite", "postgres")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        backends = list(BACKENDS)
+        if metafunc.definition.get_closest_marker("sqlite_only") is not None:
+            backends.remove("postgres")
+        if metafunc.definition.get_closest_marker("postgres_only") is not None:
+            backends.remove("sqlite")
+        metafunc.parametrize("backend", backends, indirect=True)
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def postgres_dsn() -> str:
+    """The test server's DSN; skips the test when none is configured."""
+    dsn = os.environ.get(POSTGRES_DSN_VARIABLE, "").strip()
+    if not dsn:
+        pytest.skip(f"{POSTGRES_DSN_VARIABLE} is not set")
+    return dsn
+
+
+def with_search_path(dsn: str, schema: str) -> str:
+    """The DSN with ``search_path`` set (asyncpg passes unknown DSN parameters as server settings)."""
+    return f"{dsn}{'&' if '?' in dsn else '?'}search_path={schema}"
+
+
+@pytest.fixture
+def postgres_schema() -> Iterator[str]:
+    """A fresh, uniquely named schema on the test server, dropped after the test; its DSN."""
+    from tests.pg import create_schema, drop_schema
+
+    dsn = postgres_dsn()
+    schema = f"wallet_test_{secrets.token_hex(6)}"
+    create_schema(dsn, schema)  # fails (never skips) when the server does not answer
+    try:
+        yield with_search_path(dsn, schema)
+    finally:
+        drop_schema(dsn, schema)
+
+
+@pytest.fixture
+def database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """``WALLET_DB`` for this test: a SQLite file, or a DSN into a fresh PostgreSQL schema."""
+    if backend == "postgres":
+        return str(request.getfixturevalue("postgres_schema"))
+    return str(tmp_path / "wallet.db")
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database: str) -> Settings:
     return Settings(
-        db=str(tmp_path / "wallet.db"),
+        db=database,
         signing_key=str(tmp_path / "keys" / "signing-key.pem"),
         sms_outbox=str(tmp_path / "sms.jsonl"),
         auto_credit_run=False,
@@ -165,6 +229,28 @@ class World:
 
     async def wallet(self, client: dict[str, Any]) -> dict[str, Any]:
         return (await self.call("GET", "/v1/me/wallet", client["token"], expect=200))[1]
+
+    def database(self) -> RawDatabase:
+        """A raw connection to the app's database (SQLite or PostgreSQL), to look under the API."""
+        return RawDatabase(self.service.settings.db)
+
+    def sql(self, query: str, *parameters: Any) -> list[tuple[Any, ...]]:
+        with self.database() as database:
+            return database.execute(query, *parameters)
+
+    def records(self, query: str, *parameters: Any) -> list[dict[str, Any]]:
+        with self.database() as database:
+            return database.records(query, *parameters)
+
+    def dump(self) -> str:
+        """Every row of every table as text: what someone with the database in hand would read."""
+        with self.database() as database:
+            if not database.postgres:
+                return "\n".join(database._connection.iterdump())
+            tables = [row[0] for row in database.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+            )]  # fmt: skip
+            return "\n".join(row[0] for table in tables for row in database.execute(f'SELECT t::text FROM "{table}" t'))
 
     def check(self) -> None:
         from wallet.check import check_database

@@ -12,11 +12,7 @@ from wallet.storage.sqlite import ops
 
 
 def count(world: World, table: str) -> int:
-    connection = sqlite3.connect(world.service.settings.db)
-    try:
-        return connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-    finally:
-        connection.close()
+    return int(world.sql(f"SELECT COUNT(*) FROM {table}")[0][0])
 
 
 async def test_a_charge_cut_after_its_postings_leaves_nothing(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -64,16 +60,13 @@ async def test_one_failing_unit_does_not_undo_its_neighbours(world: World) -> No
 async def test_the_database_refuses_to_rewrite_the_ledger(world: World) -> None:
     client, provider = await world.funded(1_000)
     await world.charge(provider, client, 100)
-    connection = sqlite3.connect(world.service.settings.db)
-    try:
+    with world.database() as database:
         for statement in ("UPDATE postings SET amount = amount + 1", "DELETE FROM postings",
                           "UPDATE transactions SET type = 'credit'", "DELETE FROM transactions"):  # fmt: skip
             with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-                connection.execute(statement)
+                database.execute(statement)
         with pytest.raises(sqlite3.IntegrityError):
-            connection.execute("UPDATE accounts SET held = balance + 1 WHERE kind = 'wallet'")
-    finally:
-        connection.close()
+            database.execute("UPDATE accounts SET held = balance + 1 WHERE kind = 'wallet'")
 
 
 async def test_requests_arriving_during_shutdown_get_503(world: World) -> None:

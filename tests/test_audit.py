@@ -3,19 +3,14 @@ the first broken link."""
 
 from __future__ import annotations
 
-import sqlite3
+from typing import Any
 
 from tests.conftest import World
 from wallet.check import check_database
 
 
-def rows(world: World) -> list[sqlite3.Row]:
-    connection = sqlite3.connect(world.service.settings.db)
-    connection.row_factory = sqlite3.Row
-    try:
-        return connection.execute("SELECT * FROM audit_log ORDER BY seq").fetchall()
-    finally:
-        connection.close()
+def rows(world: World) -> list[dict[str, Any]]:
+    return world.records("SELECT * FROM audit_log ORDER BY seq")
 
 
 async def test_actions_are_recorded_with_who_acted(world: World) -> None:
@@ -38,20 +33,13 @@ async def test_wallet_check_reports_the_first_broken_link(world: World) -> None:
     await world.charge(provider, client, 100)
     path = world.service.settings.db
     assert check_database(path) == []
-    connection = sqlite3.connect(path)
-    try:
-        connection.execute("DROP TRIGGER audit_log_append_only_update")  # an attacker with file access
-        victim = connection.execute("SELECT seq FROM audit_log ORDER BY seq LIMIT 1 OFFSET 3").fetchone()[0]
-        connection.execute("UPDATE audit_log SET data = '{\"forged\":true}' WHERE seq = ?", (victim,))
-        connection.commit()
-    finally:
-        connection.close()
+    with world.database() as database:  # an attacker with write access past the triggers
+        if database.postgres:
+            database.execute("SET session_replication_role = replica")  # triggers off, this session
+        else:
+            database.execute("DROP TRIGGER audit_log_append_only_update")
+        victim = database.execute("SELECT seq FROM audit_log ORDER BY seq LIMIT 1 OFFSET 3")[0][0]
+        database.execute("UPDATE audit_log SET data = '{\"forged\":true}' WHERE seq = ?", victim)
     breaches = check_database(path)
     assert breaches == [f"audit entry {victim}: its content does not match its hash"]
-    # Put the trigger back so the fixture's own check reads the same (broken) database.
-    connection = sqlite3.connect(path)
-    connection.execute("CREATE TRIGGER audit_log_append_only_update BEFORE UPDATE ON audit_log "
-                       "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;")  # fmt: skip
-    connection.commit()
-    connection.close()
     world.check = lambda: None  # type: ignore[method-assign]  # this database is broken on purpose

@@ -22,13 +22,7 @@ MAR_1 = datetime(2027, 2, 28, 22, 0, 1, tzinfo=UTC)
 
 
 async def funding_balance(world: World) -> int:
-    import sqlite3
-
-    connection = sqlite3.connect(world.service.settings.db)
-    try:
-        return connection.execute("SELECT balance FROM accounts WHERE id = 'funding'").fetchone()[0]
-    finally:
-        connection.close()
+    return int(world.sql("SELECT balance FROM accounts WHERE id = 'funding'")[0][0])
 
 
 async def test_a_month_is_credited_once_however_often_it_runs(world: World) -> None:

@@ -8,7 +8,6 @@ import io
 import json
 import os
 import random
-import sqlite3
 import sys
 from collections import Counter, defaultdict
 from dataclasses import replace
@@ -61,16 +60,16 @@ def parse(body: bytes, export_format: str) -> list[dict[str, str]] | list[dict[s
 
 def ledger(world: World) -> tuple[dict[str, int], dict[str, str], dict[str, str]]:
     """Account balances, each transaction's type, and each settled transaction's reference."""
-    with sqlite3.connect(world.service.settings.db) as connection:
-        balances = dict(connection.execute("SELECT id, balance FROM accounts"))
-        types = dict(connection.execute("SELECT id, type FROM transactions"))
+    with world.database() as database:
+        balances = dict(database.execute("SELECT id, balance FROM accounts"))
+        types = dict(database.execute("SELECT id, type FROM transactions"))
         references = dict(
-            connection.execute(
+            database.execute(
                 "SELECT i.transaction_id, s.reference FROM settlement_items i JOIN settlements s ON s.id = i.settlement_id"
                 " UNION ALL SELECT transaction_id, reference FROM settlements WHERE transaction_id IS NOT NULL"
             )
         )
-    return balances, types, references
+    return balances, types, references  # type: ignore[return-value]
 
 
 async def charges(world: World, provider: dict[str, Any], client: dict[str, Any], count: int) -> None:

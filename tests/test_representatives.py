@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from typing import Any
 
 import jwt
@@ -53,13 +52,8 @@ def claims(token: str) -> dict[str, Any]:
     return dict(jwt.decode(token, options={"verify_signature": False}))
 
 
-def audit_rows(world: World) -> list[sqlite3.Row]:
-    connection = sqlite3.connect(world.service.settings.db)
-    connection.row_factory = sqlite3.Row
-    try:
-        return connection.execute("SELECT * FROM audit_log ORDER BY seq").fetchall()
-    finally:
-        connection.close()
+def audit_rows(world: World) -> list[dict[str, Any]]:
+    return world.records("SELECT * FROM audit_log ORDER BY seq")
 
 
 async def charge_status(world: World, provider: dict[str, Any], charge: dict[str, Any]) -> str:
@@ -286,11 +280,7 @@ async def test_the_organizer_links_with_checks(world: World) -> None:
     assert [item["id"] for item in rest["data"]] == [first["id"]] and rest["next_cursor"] is None
 
     # Phones and national ids are not in the database in clear.
-    connection = sqlite3.connect(world.service.settings.db)
-    try:
-        dump = "\n".join(connection.iterdump())
-    finally:
-        connection.close()
+    dump = world.dump()
     assert REPRESENTATIVE_PHONE not in dump and "501234567" not in dump and "010101-123N" not in dump
 
 
@@ -352,14 +342,10 @@ async def test_wallet_check_finds_a_mandate_revoked_behind_the_audit_logs_back(w
     from wallet.check import check_database
 
     assert check_database(world.service.settings.db) == []
-    connection = sqlite3.connect(world.service.settings.db)
-    try:
-        connection.execute(  # an UPDATE straight on the file: no audit entry, unlike the API's revocation
-            "UPDATE representations SET revoked_at = created_at, revoked_by = 'nobody' WHERE id = ?", (mandate["id"],)
+    with world.database() as database:  # an UPDATE straight on the database: no audit entry, unlike the API's
+        database.execute(
+            "UPDATE representations SET revoked_at = created_at, revoked_by = 'nobody' WHERE id = ?", mandate["id"]
         )
-        connection.commit()
-    finally:
-        connection.close()
     assert check_database(world.service.settings.db) == [
         f"mandate {mandate['id']}: the audit log records its linking 1 times and its revocation 0 times"
     ]

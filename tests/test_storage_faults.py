@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
+
 from tests.conftest import World
+
+# SQLite's page limit stands in for a full disk; PostgreSQL's faults are in test_postgres.py.
+pytestmark = pytest.mark.sqlite_only
 
 
 async def set_max_pages(world: World, pages: int | None) -> None:

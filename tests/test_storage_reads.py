@@ -11,6 +11,9 @@ import pytest
 from tests.conftest import World
 from wallet.storage.sqlite.adapter import SqliteStorage
 
+# SQLite's own read paths (the loop connection, the reader threads); PostgreSQL reads from a pool.
+pytestmark = pytest.mark.sqlite_only
+
 
 def storage_of(world: World) -> SqliteStorage:
     storage = world.service.storage

@@ -34,18 +34,34 @@ def token_service(settings: Settings) -> TokenService:
     )
 
 
+def open_storage(settings: Settings) -> SqliteStorage:
+    """The adapter ``WALLET_DB`` names: a PostgreSQL DSN, or else a SQLite file (the default)."""
+    if settings.uses_postgres:
+        from wallet.storage.postgres import PostgresStorage
+
+        return PostgresStorage(
+            settings.db,
+            queue_max=settings.writer_queue_max,
+            batch_max=settings.writer_batch_max,
+            readers=settings.reader_connections,
+            retry_attempts=settings.postgres_retry_attempts,
+            lock_timeout_seconds=settings.postgres_lock_timeout_seconds,
+        )
+    return SqliteStorage(
+        settings.db,
+        queue_max=settings.writer_queue_max,
+        batch_max=settings.writer_batch_max,
+        readers=settings.reader_connections,
+    )
+
+
 @asynccontextmanager
 async def open_service(
     settings: Settings, *, clock: Clock | None = None, sms: SmsSender | None = None
 ) -> AsyncIterator[WalletService]:
     hasher = Hasher(load_or_create_secret(settings.secret_dir, HMAC_SECRET_FILENAME))
     phones = PhoneCipher(load_or_create_secret(settings.secret_dir, PHONE_KEY_FILENAME))
-    storage = SqliteStorage(
-        settings.db,
-        queue_max=settings.writer_queue_max,
-        batch_max=settings.writer_batch_max,
-        readers=settings.reader_connections,
-    )
+    storage = open_storage(settings)
     await storage.open()
     try:
         yield WalletService(

@@ -1,24 +1,52 @@
 """``wallet check``: verify every invariant of PRODUCT.md on a database, from its raw rows.
 
-Read-only. Each breach is named; the command exits non-zero if there is any.
+Read-only. Each breach is named; the command exits non-zero if there is any. The same queries
+run on SQLite and on PostgreSQL (through ``wallet.storage.postgres.bridge``), in one snapshot.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from wallet.ledger.audit import AuditEntry, verify_chain
+from wallet.storage.migrations import is_postgres
 
 
 def check_database(path: str) -> list[str]:
+    """Every breach in the database ``path`` names: a SQLite file or a PostgreSQL DSN."""
+    if is_postgres(path):
+        # In a thread of its own: the bridge drives its own event loop, whoever is calling.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="wallet-check") as pool:
+            return pool.submit(_check_postgres, path).result()
     if not Path(path).exists():
         return [f"{path}: no such database"]
     connection = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
     connection.row_factory = sqlite3.Row
     try:
         connection.execute("BEGIN")  # one snapshot for every check
-        return _breaches(connection)
+        return _breaches(connection)  # type: ignore[arg-type]
+    finally:
+        connection.close()
+
+
+def _check_postgres(dsn: str) -> list[str]:
+    from wallet.storage.postgres.bridge import SyncConnection
+
+    connection = SyncConnection(dsn)
+    try:
+        try:
+            connection.connect()
+        except sqlite3.OperationalError as error:
+            return [f"cannot reach the database: {error}"]
+        connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")  # one snapshot
+        try:
+            if connection.execute("SELECT to_regclass('postings')").fetchone()[0] is None:
+                return ["no wallet schema in this database (search_path)"]
+            return _breaches(connection)  # type: ignore[arg-type]
+        finally:
+            connection.execute("ROLLBACK")
     finally:
         connection.close()
 
@@ -39,13 +67,13 @@ def _breaches(connection: sqlite3.Connection) -> list[str]:
         breaches.append(f"transaction {row['id']} has no postings")
     for row in connection.execute(
         "SELECT a.id, a.balance, COALESCE(SUM(p.amount), 0) AS posted FROM accounts a"
-        " LEFT JOIN postings p ON p.account_id = a.id GROUP BY a.id HAVING a.balance <> posted"
+        " LEFT JOIN postings p ON p.account_id = a.id GROUP BY a.id HAVING a.balance <> COALESCE(SUM(p.amount), 0)"
     ):
         breaches.append(f"account {row['id']}: balance {row['balance']} but its postings sum to {row['posted']}")
     for row in connection.execute(
         "SELECT a.id, a.held, COALESCE(SUM(c.amount), 0) AS pending FROM accounts a"
         " LEFT JOIN charges c ON c.account_id = a.id AND c.status = 'pending'"
-        " WHERE a.kind = 'wallet' GROUP BY a.id HAVING a.held <> pending"
+        " WHERE a.kind = 'wallet' GROUP BY a.id HAVING a.held <> COALESCE(SUM(c.amount), 0)"
     ):
         breaches.append(f"wallet line {row['id']}: held {row['held']} but pending charges hold {row['pending']}")
     for row in connection.execute(
@@ -66,14 +94,15 @@ def _breaches(connection: sqlite3.Connection) -> list[str]:
         "SELECT c.id, c.amount, c.status, COALESCE(SUM(p.amount), 0) AS captured FROM charges c"
         " LEFT JOIN transactions t ON t.charge_id = c.id AND t.type = 'capture'"
         " LEFT JOIN postings p ON p.transaction_id = t.id AND p.account_id = c.account_id"
-        " GROUP BY c.id HAVING (c.status = 'captured' AND -captured <> c.amount)"
-        " OR (c.status <> 'captured' AND captured <> 0)"
+        " GROUP BY c.id, c.amount, c.status"
+        " HAVING (c.status = 'captured' AND -COALESCE(SUM(p.amount), 0) <> c.amount)"
+        " OR (c.status <> 'captured' AND COALESCE(SUM(p.amount), 0) <> 0)"
     ):
         breaches.append(f"charge {row['id']} ({row['status']}, {row['amount']}): captured on the ledger {-row['captured']}")
     for row in connection.execute(
         "SELECT c.id, c.amount, c.refunded_amount, COALESCE(SUM(r.amount), 0) AS refunds FROM charges c"
-        " LEFT JOIN refunds r ON r.charge_id = c.id GROUP BY c.id"
-        " HAVING refunds <> c.refunded_amount OR refunds > c.amount"
+        " LEFT JOIN refunds r ON r.charge_id = c.id GROUP BY c.id, c.amount, c.refunded_amount"
+        " HAVING COALESCE(SUM(r.amount), 0) <> c.refunded_amount OR COALESCE(SUM(r.amount), 0) > c.amount"
     ):
         breaches.append(
             f"charge {row['id']}: refunds {row['refunds']}, recorded {row['refunded_amount']}, captured {row['amount']}"
@@ -94,13 +123,14 @@ def _breaches(connection: sqlite3.Connection) -> list[str]:
 def _settlement_breaches(connection: sqlite3.Connection) -> list[str]:
     """A charge is settled at most once; a settlement's amount equals its lines and its ledger transaction."""
     breaches: list[str] = []
-    exists = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'settlements'"
-    if connection.execute(exists).fetchone() is None:
-        return breaches  # a database from before settlements: nothing to check
+    if isinstance(connection, sqlite3.Connection):
+        exists = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'settlements'"
+        if connection.execute(exists).fetchone() is None:
+            return breaches  # a database from before settlements: nothing to check
     for row in connection.execute(
         "SELECT s.id, s.amount, s.count, COALESCE(SUM(i.amount), 0) AS lines, COUNT(i.transaction_id) AS n"
-        " FROM settlements s LEFT JOIN settlement_items i ON i.settlement_id = s.id GROUP BY s.id"
-        " HAVING s.amount <> lines OR s.count <> n"
+        " FROM settlements s LEFT JOIN settlement_items i ON i.settlement_id = s.id GROUP BY s.id, s.amount, s.count"
+        " HAVING s.amount <> COALESCE(SUM(i.amount), 0) OR s.count <> COUNT(i.transaction_id)"
     ):
         breaches.append(
             f"settlement {row['id']}: amount {row['amount']} in {row['count']} lines,"
@@ -111,16 +141,18 @@ def _settlement_breaches(connection: sqlite3.Connection) -> list[str]:
     ):
         breaches.append(f"transaction {row['transaction_id']} is in {row['n']} settlements")
     # Each line is a capture or refund of the batch's provider, for what it posted on its payable account.
-    # (``+p.account_id``: look the line's postings up by transaction, never scan the provider's
-    # whole payable account once per line, which is quadratic in a batch of 100,000 lines.)
+    # (``p.account_id || ''``: look the line's postings up by transaction, never scan the provider's
+    # whole payable account once per line, which is quadratic in a batch of 100,000 lines. SQLite's
+    # ``+column`` would say the same, but PostgreSQL has no unary plus on text.)
     for row in connection.execute(
-        "SELECT i.transaction_id, i.settlement_id, i.amount, t.type, t.provider_id, s.provider_id AS batch_provider,"
+        "SELECT * FROM (SELECT i.transaction_id, i.settlement_id, i.amount, t.type, t.provider_id,"
+        " s.provider_id AS batch_provider,"
         " (SELECT SUM(p.amount) FROM postings p WHERE p.transaction_id = i.transaction_id"
-        "  AND +p.account_id = 'payable:' || s.provider_id) AS posted"
+        "  AND (p.account_id || '') = 'payable:' || s.provider_id) AS posted"
         " FROM settlement_items i JOIN settlements s ON s.id = i.settlement_id"
-        " LEFT JOIN transactions t ON t.id = i.transaction_id"
-        " WHERE t.type IS NULL OR t.type NOT IN ('capture', 'refund') OR t.provider_id IS NOT s.provider_id"
-        " OR posted IS NULL OR posted <> i.amount"
+        " LEFT JOIN transactions t ON t.id = i.transaction_id) line"
+        " WHERE type IS NULL OR type NOT IN ('capture', 'refund') OR provider_id IS DISTINCT FROM batch_provider"
+        " OR posted IS NULL OR posted <> amount"
     ):
         breaches.append(
             f"settlement {row['settlement_id']}: line {row['transaction_id']} ({row['type']}, {row['amount']})"
@@ -128,12 +160,13 @@ def _settlement_breaches(connection: sqlite3.Connection) -> list[str]:
         )
     # The batch's ledger transaction moves exactly its amount onto the provider's settled account.
     for row in connection.execute(
-        "SELECT s.id, s.amount, s.transaction_id, t.type,"
+        "SELECT * FROM (SELECT s.id, s.amount, s.transaction_id, t.type,"
         " (SELECT SUM(p.amount) FROM postings p WHERE p.transaction_id = s.transaction_id"
         "  AND p.account_id = 'settled:' || s.provider_id) AS posted"
-        " FROM settlements s LEFT JOIN transactions t ON t.id = s.transaction_id"
-        " WHERE (s.transaction_id IS NULL) <> (s.amount = 0)"
-        " OR (s.transaction_id IS NOT NULL AND (t.type IS NOT 'settlement' OR posted IS NULL OR posted <> s.amount))"
+        " FROM settlements s LEFT JOIN transactions t ON t.id = s.transaction_id) batch"
+        " WHERE (transaction_id IS NULL) <> (amount = 0)"
+        " OR (transaction_id IS NOT NULL"
+        " AND (type IS DISTINCT FROM 'settlement' OR posted IS NULL OR posted <> amount))"
     ):
         breaches.append(
             f"settlement {row['id']}: amount {row['amount']} but its ledger transaction {row['transaction_id']}"
@@ -145,20 +178,21 @@ def _settlement_breaches(connection: sqlite3.Connection) -> list[str]:
     ):
         breaches.append(f"settlement transaction {row['id']} belongs to no settlement")
     for row in connection.execute(
-        "SELECT a.id, a.balance, COALESCE((SELECT SUM(s.amount) FROM settlements s"
-        " WHERE s.provider_id = a.provider_id), 0) AS settled FROM accounts a"
-        " WHERE a.kind = 'settled' AND a.balance <> settled"
+        "SELECT * FROM (SELECT a.id, a.balance, COALESCE((SELECT SUM(s.amount) FROM settlements s"
+        " WHERE s.provider_id = a.provider_id), 0) AS settled FROM accounts a WHERE a.kind = 'settled') line"
+        " WHERE balance <> settled"
     ):
         breaches.append(f"account {row['id']}: balance {row['balance']} but its settlements sum to {row['settled']}")
     for row in connection.execute(
-        "SELECT s.id, s.status, (SELECT e.status FROM settlement_events e WHERE e.settlement_id = s.id"
-        " ORDER BY e.seq DESC LIMIT 1) AS last FROM settlements s WHERE last IS NOT s.status"
+        "SELECT * FROM (SELECT s.id, s.status, (SELECT e.status FROM settlement_events e"
+        " WHERE e.settlement_id = s.id ORDER BY e.seq DESC LIMIT 1) AS last FROM settlements s) batch"
+        " WHERE last IS DISTINCT FROM status"
     ):
         breaches.append(f"settlement {row['id']}: status {row['status']} but its last event says {row['last']}")
     for row in connection.execute(
         "SELECT s.id, s.status, COUNT(*) AS n FROM reconciliation_invoices r"
         " JOIN settlements s ON s.id = r.settlement_id"
-        " WHERE r.outcome = 'matched' GROUP BY s.id HAVING COUNT(*) > 1 OR s.status NOT IN ('invoiced', 'paid')"
+        " WHERE r.outcome = 'matched' GROUP BY s.id, s.status HAVING COUNT(*) > 1 OR s.status NOT IN ('invoiced', 'paid')"
     ):
         breaches.append(f"settlement {row['id']} ({row['status']}) has {row['n']} matched invoices")
     return breaches
@@ -168,9 +202,10 @@ def _representation_breaches(connection: sqlite3.Connection) -> list[str]:
     """Mandates: at most one active per representative and client, revoked after made, and each
     linking and revocation in the audit log exactly once."""
     breaches: list[str] = []
-    exists = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'representations'"
-    if connection.execute(exists).fetchone() is None:
-        return breaches  # a database from before representatives
+    if isinstance(connection, sqlite3.Connection):
+        exists = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'representations'"
+        if connection.execute(exists).fetchone() is None:
+            return breaches  # a database from before representatives
     for row in connection.execute(
         "SELECT representative_id, client_id, COUNT(*) AS n FROM representations WHERE revoked_at IS NULL"
         " GROUP BY representative_id, client_id HAVING COUNT(*) > 1"
@@ -183,11 +218,11 @@ def _representation_breaches(connection: sqlite3.Connection) -> list[str]:
     ):
         breaches.append(f"mandate {row['id']}: no such representative or client, or revoked before it was made")
     for row in connection.execute(
-        "SELECT m.id, m.revoked_at,"
+        "SELECT * FROM (SELECT m.id, m.revoked_at,"
         " (SELECT COUNT(*) FROM audit_log a WHERE a.subject = m.id AND a.action = 'representative.linked') AS linked,"
         " (SELECT COUNT(*) FROM audit_log a WHERE a.subject = m.id AND a.action = 'representative.revoked') AS revoked"
-        " FROM representations m"
-        " WHERE linked <> 1 OR revoked <> (CASE WHEN m.revoked_at IS NULL THEN 0 ELSE 1 END)"
+        " FROM representations m) mandate"
+        " WHERE linked <> 1 OR revoked <> (CASE WHEN revoked_at IS NULL THEN 0 ELSE 1 END)"
     ):
         breaches.append(
             f"mandate {row['id']}: the audit log records its linking {row['linked']} times and its revocation"

@@ -74,6 +74,13 @@ def parser() -> argparse.ArgumentParser:
              "Recompute every balance from the postings and check each invariant of PRODUCT.md and the\n"
              "audit log's hash chain; print each breach (the first broken link for the chain).")
 
+    migrate_to = _command(commands, "migrate-to",
+                          "copy the SQLite database (WALLET_DB) into an empty PostgreSQL schema and verify it",
+                          "Copy every table of the SQLite WALLET_DB, row for row, into the PostgreSQL schema DSN\n"
+                          "names (it must hold no wallet data), then compare the row counts and run the checks\n"
+                          "of `wallet check` on the copy. Stop the SQLite node first.")  # fmt: skip
+    migrate_to.add_argument("dsn", help="the target: postgresql://user@host:5432/database[?search_path=schema]")
+
     _command(commands, "demo", "seed a category, client, budget and provider; print tokens and curl examples",
              "Seed a small world into WALLET_DB (for trying the service) and print what to try next.")
     return root
@@ -104,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         "token": _token,
         "credit-run": _credit_run,
         "check": _check,
+        "migrate-to": _migrate_to,
         "export": _export,
         "demo": _demo,
     }[arguments.command]
@@ -239,6 +247,35 @@ def _check(settings: Settings, arguments: argparse.Namespace) -> int:
         print(f"wallet check: {len(breaches)} breach(es) in {settings.db}", file=sys.stderr)
         return EXIT_FAILURE
     print(f"wallet check: every invariant holds in {settings.db}")
+    return EXIT_OK
+
+
+def _migrate_to(settings: Settings, arguments: argparse.Namespace) -> int:
+    from wallet.storage.migrations import is_postgres
+    from wallet.storage.postgres.transfer import TransferError, transfer
+
+    if settings.uses_postgres:
+        print("wallet migrate-to: WALLET_DB must be the SQLite database to copy from", file=sys.stderr)
+        return EXIT_USAGE
+    if not is_postgres(arguments.dsn):
+        print("wallet migrate-to: the target must be a postgresql:// DSN", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        report = transfer(settings.db, arguments.dsn)
+    except TransferError as error:
+        print(f"wallet migrate-to: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    except OSError as error:
+        print(f"wallet migrate-to: cannot reach the target: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    for table, count in report.rows.items():
+        print(f"copied {count} rows of {table}")
+    for breach in report.breaches:
+        print(f"BREACH: {breach}")
+    if report.breaches:
+        print(f"wallet migrate-to: the copy does not verify: {len(report.breaches)} breach(es)", file=sys.stderr)
+        return EXIT_FAILURE
+    print("wallet migrate-to: copied and verified; every invariant holds in the target")
     return EXIT_OK
 
 

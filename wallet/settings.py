@@ -67,6 +67,11 @@ class Settings:
     writer_queue_max: int = 10_000
     writer_batch_max: int = 64
     reader_connections: int = 4
+    # PostgreSQL (WALLET_DB=postgresql://...): how many times a write batch is run again after a
+    # serialization failure or deadlock, and how long a node waits for the cluster-wide write lock
+    # (held by another node's transaction) before answering 503.
+    postgres_retry_attempts: int = 5
+    postgres_lock_timeout_seconds: int = 10
     # /readyz: the writer counts as stalled when writes wait and no batch has ended for this long;
     # each readiness check (a read) must answer within readiness_timeout_seconds.
     writer_stall_seconds: int = 30
@@ -103,6 +108,11 @@ class Settings:
     # Logs: "console" (readable) or "json" (one JSON object a line).
     log_format: str = "console"
     log_level: str = "info"
+
+    @property
+    def uses_postgres(self) -> bool:
+        """``WALLET_DB`` is a PostgreSQL DSN rather than a SQLite file path."""
+        return self.db.startswith(("postgres://", "postgresql://"))
 
     @property
     def zone(self) -> ZoneInfo:
@@ -148,6 +158,8 @@ class Settings:
             if isinstance(value, str) and field.name not in _MAY_BE_EMPTY and not value.strip():
                 raise SettingsError(f"{variable} must not be empty")
         for name in ("db", "signing_key", "sms_outbox"):
+            if name == "db" and self.uses_postgres:
+                continue
             if Path(getattr(self, name)).is_dir():
                 raise SettingsError(f"WALLET_{name.upper()} must be a file path, not the directory {getattr(self, name)!r}")
         if any(character.isspace() for character in self.host):
@@ -172,8 +184,6 @@ class Settings:
             raise SettingsError("WALLET_LOG_FORMAT must be console or json")
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise SettingsError("WALLET_LOG_LEVEL must be debug, info, warning or error")
-        if self.db.startswith(("postgres://", "postgresql://")):
-            raise SettingsError("WALLET_DB: the PostgreSQL adapter is not built yet; use a SQLite path")
         for path in self.verification_key_paths:
             if not Path(path).is_file():
                 raise SettingsError(f"WALLET_VERIFICATION_KEYS: no such file {path!r}")

@@ -650,8 +650,8 @@ def purge_idempotency_keys(older_than: datetime, batch: int) -> Unit:
 
     def unit(connection: sqlite3.Connection) -> Record:
         deleted = connection.execute(
-            "DELETE FROM idempotency_keys WHERE rowid IN"
-            " (SELECT rowid FROM idempotency_keys WHERE created_at < ? LIMIT ?)",
+            "DELETE FROM idempotency_keys WHERE (scope, key) IN"
+            " (SELECT scope, key FROM idempotency_keys WHERE created_at < ? LIMIT ?)",
             (cutoff, batch),
         ).rowcount
         return {"deleted": deleted}

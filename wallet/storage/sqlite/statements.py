@@ -22,7 +22,7 @@ MOVEMENTS_SQL = (
     " JOIN transactions t ON t.id = p.transaction_id"
     " LEFT JOIN providers pr ON pr.id = t.provider_id"
     " WHERE a.client_id = ? AND a.kind = 'wallet' AND t.created_at >= ? AND t.created_at < ?"
-    " GROUP BY t.type, a.category, t.provider_id"
+    " GROUP BY t.type, a.category, t.provider_id, pr.name"
     " ORDER BY t.type, a.category, t.provider_id"
 )
 

@@ -49,7 +49,7 @@ PROVIDERS_SQL = (
     " FROM transactions t JOIN postings p ON p.transaction_id = t.id AND p.account_id = 'payable:' || t.provider_id"
     " JOIN providers pr ON pr.id = t.provider_id"
     " WHERE t.type IN ('capture', 'refund') AND t.created_at >= ? AND t.created_at < ?"
-    " GROUP BY t.provider_id"
+    " GROUP BY t.provider_id, pr.name"
 )
 # Newest first, as every list; only clients that ever had a wallet line.
 CLIENTS_SQL = (

@@ -1,0 +1,204 @@
+"""The PostgreSQL adapter on its own: one schema with SQLite's, migrations that nodes may run at
+once, serialization failures run again, a lost connection answered with 503 and healed.
+
+The contract suite (tests/conftest.py) runs the storage and API tests on both adapters; the
+several-node tests with real ``wallet serve`` processes are in tests/test_postgres_nodes.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import World, postgres_dsn
+from tests.pg import RawDatabase, create_schema
+from wallet import commands
+from wallet.check import check_database
+from wallet.ledger.errors import Unavailable
+from wallet.settings import Settings
+from wallet.storage.migrations import migrate
+from wallet.storage.postgres import PostgresStorage
+from wallet.storage.sqlite.adapter import SCHEMA_VERSION
+
+
+def columns(database: RawDatabase) -> dict[str, list[str]]:
+    if database.postgres:
+        rows = database.execute(
+            "SELECT table_name, column_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position"
+        )
+    else:
+        tables = [row[0] for row in database.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name <> 'sqlite_sequence' ORDER BY name"
+        )]  # fmt: skip
+        rows = [(table, row[1]) for table in tables for row in database.execute(f"PRAGMA table_info({table})")]
+    found: dict[str, list[str]] = {}
+    for table, column in rows:
+        found.setdefault(table, []).append(column)
+    return found
+
+
+def test_both_adapters_have_the_same_tables_and_columns(tmp_path: Path, postgres_schema: str) -> None:
+    """One schema, two dialects: a table or column added to one and not the other fails here."""
+    migrate(str(tmp_path / "wallet.db"))
+    storage = storage_for(postgres_schema)
+    asyncio.run(open_and_close(storage))
+    with RawDatabase(str(tmp_path / "wallet.db")) as lite, RawDatabase(postgres_schema) as postgres:
+        assert columns(postgres) == columns(lite)
+        assert postgres.execute("SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
+
+
+def storage_for(dsn: str) -> PostgresStorage:
+    return PostgresStorage(dsn, queue_max=100, batch_max=10, readers=2, retry_attempts=3, lock_timeout_seconds=10)
+
+
+async def open_and_close(*storages: PostgresStorage) -> None:
+    await asyncio.gather(*(storage.open() for storage in storages))
+    for storage in storages:
+        await storage.close()
+
+
+def test_nodes_starting_at_once_migrate_once(postgres_schema: str) -> None:
+    asyncio.run(open_and_close(*(storage_for(postgres_schema) for _ in range(3))))
+    with RawDatabase(postgres_schema) as database:
+        assert database.execute("SELECT COUNT(*) FROM schema_version") == [(1,)]
+        assert database.execute("SELECT COUNT(*) FROM accounts WHERE id = 'funding'") == [(1,)]
+
+
+def test_a_set_but_unreachable_server_is_an_error_not_a_skip() -> None:
+    """What the fixtures do with WALLET_TEST_POSTGRES_DSN pointing at nothing: raise, so the test fails."""
+    with pytest.raises(sqlite3.OperationalError):
+        create_schema("postgresql://postgres@127.0.0.1:1/test", "wallet_test_nowhere")
+
+
+def test_the_service_does_not_start_on_a_missing_schema() -> None:
+    dsn = postgres_dsn()
+    storage = storage_for(f"{dsn}{'&' if '?' in dsn else '?'}search_path=wallet_no_such_schema")
+    with pytest.raises(Unavailable, match="schema"):
+        asyncio.run(storage.open())
+
+
+def test_a_postgresql_dsn_is_a_valid_wallet_db() -> None:
+    settings = Settings.from_env({"WALLET_DB": "postgresql://wallet@db.example:5432/wallet"})
+    assert settings.uses_postgres
+    assert not Settings.from_env({"WALLET_DB": "data/wallet.db"}).uses_postgres
+
+
+SERIALIZATION_FAILURE = "DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = 'serialization_failure'; END $$"
+
+
+@pytest.mark.postgres_only
+async def test_a_serialization_failure_runs_the_batch_again(world: World) -> None:
+    writer = world.service.storage.writer  # type: ignore[attr-defined]
+    attempts: list[int] = []
+
+    def flaky(connection: Any) -> dict[str, str]:
+        attempts.append(1)
+        connection.execute("INSERT INTO categories (code, name, created_at) VALUES ('respite', 'Vapaa', 'now')")
+        if len(attempts) == 1:
+            connection.execute(SERIALIZATION_FAILURE)
+        return {"code": "respite"}
+
+    written = await writer.submit(flaky, None, "now")
+    assert written.value == {"code": "respite"} and len(attempts) == 2 and writer.retries == 1
+    assert [c["code"] for c in await world.service.list_categories()] == ["respite"]  # written once
+
+
+@pytest.mark.postgres_only
+async def test_serialization_failures_past_the_limit_answer_503_and_write_nothing(world: World) -> None:
+    writer = world.service.storage.writer  # type: ignore[attr-defined]
+    attempts: list[int] = []
+
+    def doomed(connection: Any) -> None:
+        attempts.append(1)
+        connection.execute("INSERT INTO categories (code, name, created_at) VALUES ('doomed', 'x', 'now')")
+        connection.execute(SERIALIZATION_FAILURE)
+
+    with pytest.raises(Unavailable):
+        await writer.submit(doomed, None, "now")
+    assert len(attempts) == world.service.settings.postgres_retry_attempts
+    assert await world.service.list_categories() == []
+
+
+@pytest.mark.postgres_only
+async def test_a_lost_database_connection_answers_503_and_the_next_write_reconnects(world: World) -> None:
+    client, provider = await world.funded(1_000)
+    with world.database() as database:  # the server drops the writer's connection (failover, restart)
+        killed = database.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = ?",
+            world.service.storage.writer.application_name,  # type: ignore[attr-defined]
+        )
+    assert any(row[0] for row in killed)
+    status, body = await world.charge(provider, client, 100, key="during-the-outage")
+    assert status == 503 and body["code"] == "unavailable", body
+    status, body = await world.charge(provider, client, 100, key="during-the-outage")
+    assert status == 201, body  # reconnected; the refused attempt left nothing behind
+    assert (await world.wallet(client))["available"] == 900
+
+
+# wallet migrate-to: a SQLite database copied to PostgreSQL and verified.
+
+
+@pytest.mark.sqlite_only
+async def test_migrate_to_copies_every_row_and_the_copy_serves_on(world: World, postgres_schema: str) -> None:
+    from wallet.bootstrap import open_service
+    from wallet.storage.postgres.transfer import TransferError, transfer
+
+    client, provider = await world.funded(10_000)
+    _, first = await world.charge(provider, client, 1_200, key="a")
+    await world.charge(provider, client, 300, method="otp", key="b")
+    await world.call("POST", f"/v1/charges/{first['id']}/refunds", provider["token"], {"amount": 200}, expect=201)
+    await world.call("POST", "/v1/settlements", provider["token"], expect=201)
+    before = await world.wallet(client)
+
+    report = await asyncio.to_thread(transfer, world.service.settings.db, postgres_schema)
+
+    assert report.breaches == []
+    with world.database() as lite:
+        for table, count in report.rows.items():
+            assert lite.execute(f"SELECT COUNT(*) FROM {table}") == [(count,)], table
+    assert report.rows["postings"] > 0 and report.rows["audit_log"] > 0 and report.rows["settlement_items"] == 2
+    copy = dataclasses.replace(world.service.settings, db=postgres_schema)
+    async with open_service(copy, clock=world.clock, sms=world.sms) as service:
+        wallet = await service.storage.get_wallet(client["id"], service.current_month())
+        fields = ("balance", "held", "available", "lines", "last_event_id")
+        assert {key: wallet[key] for key in fields} == {key: before[key] for key in fields}
+        charges = await service.storage.list_charges(provider["id"], 10, None, None)
+        assert len(charges.data) == 2
+        # New rows follow the copied ones: ids, the event stream and the audit chain go on.
+        await service.create_category(commands.CreateCategory("transport", "Kuljetus"))
+    assert check_database(postgres_schema) == []
+    with pytest.raises(TransferError, match="not empty"):  # never over data already there
+        await asyncio.to_thread(transfer, world.service.settings.db, postgres_schema)
+
+
+@pytest.mark.postgres_only
+async def test_a_node_that_loses_its_listen_connection_listens_again(world: World) -> None:
+    from tests.test_events import charge_id, stream
+
+    client, provider = await world.funded(10_000)
+    storage = world.service.storage
+    name = storage.listener_name  # type: ignore[attr-defined]
+
+    def listening_pids() -> list[int]:
+        return [row[0] for row in world.sql("SELECT pid FROM pg_stat_activity WHERE application_name = ?", name)]
+
+    async with stream(world, client["token"]) as events:
+        assert (await events.next_change())["event"] == "wallet"
+        [before] = listening_pids()
+        assert world.sql("SELECT pg_terminate_backend(?)", before) == [(True,)]
+        charge = await charge_id(world, provider, client, 1_000)  # committed while the node may not listen
+        event = await events.next_change()
+        assert event["event"] == "capture" and event["data"]["charge_id"] == charge
+        deadline = asyncio.get_running_loop().time() + 10
+        while not (pids := listening_pids()) or pids == [before]:
+            assert asyncio.get_running_loop().time() < deadline, "the node did not listen again"
+            await asyncio.sleep(0.05)
+        second = await charge_id(world, provider, client, 500)  # heard through the new connection
+        event = await events.next_change()
+        assert event["event"] == "capture" and event["data"]["charge_id"] == second

@@ -1,0 +1,250 @@
+"""The PostgreSQL adapter: the same port, the same units of work, for several ``wallet serve`` nodes.
+
+What it shares with SQLite, and why: every write is a unit of work from ``wallet/storage/sqlite``
+(``ops``, ``settlements``, ``reconciliations``), run through ``bridge.SyncConnection``; every read
+is the SQLite adapter's read, on an asyncpg pool. The money rules (``wallet/ledger``) and the SQL
+that applies them exist once; a rule changed there holds on both databases.
+
+What differs:
+
+- Writes. Each node has one writer thread, as with SQLite, that runs a batch of units in one
+  transaction (group commit) with a savepoint each. The transaction begins by taking the
+  cluster-wide write lock (``bridge.WRITE_LOCK_SQL``): write transactions of all nodes run one at a
+  time, in one order. That order is what the hash-chained audit log needs anyway (each entry names
+  the one before), and it makes every read-check-write in a unit safe across nodes: two nodes
+  charging one wallet line are two transactions one after the other, the second sees the first's
+  debit and is refused ``insufficient_funds``. One lock, always taken first, cannot deadlock.
+  PostgreSQL's own guards stand behind it: ``CHECK (balance - held >= 0)`` on wallet lines, the
+  primary key of ``idempotency_keys`` (a retry on another node finds the first outcome), of
+  ``credits`` (a line credited once a month however many nodes run the credit), of
+  ``settlement_items`` (a line settled once). A serialization failure or deadlock reported by
+  PostgreSQL runs the batch again, at most ``postgres_retry_attempts`` times.
+- Reads use a pool of connections, each read in one ``REPEATABLE READ READ ONLY`` snapshot.
+- Events. A trigger on ``wallet_events`` sends ``NOTIFY wallet_events.<schema>`` with the client
+  and event id; PostgreSQL delivers it only after the commit. Every node LISTENs on one connection
+  and wakes its streams of that client, whichever node wrote the event. If that connection is
+  lost, the node listens again and wakes the wallets whose events it did not hear meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import structlog
+
+from wallet.ledger.errors import Unavailable
+from wallet.storage.migrations import migrate_postgres
+from wallet.storage.postgres.bridge import (
+    RetryableConflict,
+    SyncConnection,
+    connect_arguments,
+    prepare_connection,
+    require_storable,
+    translate,
+)
+from wallet.storage.sqlite.adapter import SqliteStorage
+from wallet.storage.sqlite.events import LAST_SEQ_SQL
+from wallet.storage.sqlite.writer import Writer, _answer, _rollback, _Task
+
+log = structlog.get_logger(__name__)
+
+LISTEN_RETRY_SECONDS = 1.0
+EVENTS_SINCE_SQL = "SELECT client_id, MAX(seq) AS last FROM wallet_events WHERE seq > ? GROUP BY client_id"
+
+_CONNECTION_ERRORS = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError, OSError)
+
+
+class PostgresWriter(Writer):
+    """The SQLite writer's thread, batches and savepoints, on a bridged PostgreSQL connection."""
+
+    def __init__(self, dsn: str, *, queue_max: int, batch_max: int, attempts: int, lock_timeout_seconds: int) -> None:
+        super().__init__(dsn, queue_max=queue_max, batch_max=batch_max)
+        self._attempts = attempts
+        self._lock_timeout_seconds = lock_timeout_seconds
+        self.retries = 0  # batches run again after a serialization failure or deadlock
+        # How this node's writer shows in pg_stat_activity.
+        self.application_name = f"wallet-writer-{os.getpid()}-{secrets.token_hex(3)}"
+
+    def start(self) -> None:
+        connection = SyncConnection(
+            self._path, lock_timeout_seconds=self._lock_timeout_seconds, application_name=self.application_name
+        )
+        self._thread = threading.Thread(target=self._run, args=(connection,), name="wallet-writer", daemon=True)
+        self._thread.start()
+
+    def _run_batch(self, connection: sqlite3.Connection, batch: list[_Task]) -> None:
+        started = time.perf_counter()
+        for attempt in range(1, self._attempts + 1):
+            try:
+                connection.execute("BEGIN IMMEDIATE")  # BEGIN, then the cluster-wide write lock
+                for task in batch:
+                    task.outcome = self._run_task(connection, task)
+                connection.execute("COMMIT")
+                break
+            except RetryableConflict as error:
+                _rollback(connection)
+                if attempt == self._attempts:
+                    self._fault(batch, error)
+                    return
+                self.retries += 1
+                log.warning("writer_batch_retried", error=str(error), attempt=attempt, batch=len(batch))
+            except sqlite3.OperationalError as error:
+                self._fault(batch, error)
+                _rollback(connection)
+                return
+        self.last_commit_monotonic = time.monotonic()
+        self.batches += 1
+        self.last_batch_size = len(batch)
+        self.last_commit_seconds = time.perf_counter() - started
+        if self.after_commit is not None:
+            try:
+                self.after_commit(connection)
+            except Exception:
+                log.exception("writer_after_commit_failed")
+        _answer([(task, task.outcome) for task in batch])  # type: ignore[misc]
+        for observer in self._commit_observers:
+            try:
+                observer(len(batch), self.last_commit_seconds)
+            except Exception:  # an observer (metrics) never stops the writer
+                log.exception("commit_observer_failed")
+
+    def _fault(self, batch: list[_Task], error: BaseException) -> None:
+        # The database is unreachable, full, or the lock did not come: nothing of the batch is
+        # kept, every caller hears 503 and may retry; the next batch reconnects and tries again.
+        log.error("writer_storage_fault", error=str(error), batch=len(batch))
+        self.last_fault_monotonic = time.monotonic()
+        self._answer_all(batch, Unavailable("the database is not writable now", retry_after_seconds=1))
+
+
+class PostgresReader:
+    """The face of an aiosqlite reader that the shared read functions use."""
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._connection = connection
+
+    async def execute_fetchall(self, sql: str, parameters: Sequence[Any] = ()) -> list[asyncpg.Record]:
+        require_storable(parameters)
+        return list(await self._connection.fetch(translate(sql), *parameters))
+
+
+class PostgresStorage(SqliteStorage):
+    """The Storage port on PostgreSQL (``WALLET_DB=postgresql://...``)."""
+
+    def __init__(
+        self, dsn: str, *, queue_max: int, batch_max: int, readers: int, retry_attempts: int, lock_timeout_seconds: int
+    ) -> None:
+        self.path = dsn
+        self.writer = PostgresWriter(
+            dsn, queue_max=queue_max, batch_max=batch_max, attempts=retry_attempts,
+            lock_timeout_seconds=lock_timeout_seconds,
+        )  # fmt: skip
+        self._reader_count = readers
+        self._event_listeners: list[Callable[[dict[str, int]], None]] = []
+        self._pool: asyncpg.Pool | None = None
+        self._listener: asyncpg.Connection | None = None
+        self._relisten: asyncio.Task[None] | None = None
+        self._closing = False
+        self._heard_up_to = 0  # the newest wallet event id this node has heard of
+        self.schema = ""
+        self.listener_name = f"wallet-listener-{os.getpid()}-{secrets.token_hex(3)}"
+
+    async def open(self) -> None:
+        try:
+            connection = await asyncpg.connect(**connect_arguments(self.path))
+        except _CONNECTION_ERRORS as error:
+            raise Unavailable(f"cannot reach PostgreSQL: {type(error).__name__}", retry_after_seconds=1) from error
+        try:
+            schema = await connection.fetchval("SELECT current_schema()")
+            if schema is None:
+                raise Unavailable("the schema named in search_path does not exist", retry_after_seconds=1)
+            self.schema = str(schema)
+            await migrate_postgres(connection)
+        finally:
+            await connection.close()
+        self._pool = await asyncpg.create_pool(
+            **connect_arguments(self.path), min_size=1, max_size=self._reader_count, init=prepare_connection
+        )
+        async with self._read() as reader:
+            self._heard_up_to = (await reader.execute_fetchall(LAST_SEQ_SQL))[0][0]
+        await self._listen()
+        self.writer.start()
+
+    @property
+    def event_channel(self) -> str:
+        return f"wallet_events.{self.schema}"
+
+    async def _listen(self) -> None:
+        listener = await asyncpg.connect(**connect_arguments(self.path, application_name=self.listener_name))
+        await listener.add_listener(self.event_channel, self._on_notification)
+        listener.add_termination_listener(self._on_listener_lost)
+        self._listener = listener
+
+    def _on_notification(self, connection: object, pid: int, channel: str, payload: str) -> None:
+        client_id, _, seq = payload.rpartition(":")
+        if not (client_id and seq.isdigit()):
+            return
+        self._heard_up_to = max(self._heard_up_to, int(seq))
+        if self._event_listeners:
+            self._announce({client_id: int(seq)})
+
+    def _on_listener_lost(self, connection: object) -> None:
+        """The LISTEN connection is gone (server restart, failover): listen again, and catch up."""
+        if self._closing or self._relisten is not None:
+            return
+        log.warning("event_listener_lost")
+        self._listener = None
+        self._relisten = asyncio.get_running_loop().create_task(self._listen_again())
+
+    async def _listen_again(self) -> None:
+        try:
+            while not self._closing:
+                try:
+                    await self._listen()
+                    # What was committed while nobody listened: wake those wallets' streams now.
+                    async with self._read() as reader:
+                        rows = await reader.execute_fetchall(EVENTS_SINCE_SQL, (self._heard_up_to,))
+                    fresh = {row["client_id"]: row["last"] for row in rows}
+                    if fresh:
+                        self._heard_up_to = max(self._heard_up_to, *fresh.values())
+                        if self._event_listeners:
+                            self._announce(fresh)
+                    log.info("event_listener_restored", missed_clients=len(fresh))
+                    return
+                except (Unavailable, *_CONNECTION_ERRORS) as error:
+                    log.warning("event_listener_retry", error=type(error).__name__)
+                    await asyncio.sleep(LISTEN_RETRY_SECONDS)
+        finally:
+            self._relisten = None
+
+    async def close(self) -> None:
+        self._closing = True
+        await self.writer.stop()
+        if self._relisten is not None:
+            self._relisten.cancel()
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    @asynccontextmanager
+    async def _read(self, *, scan: bool = False) -> AsyncIterator[PostgresReader]:  # type: ignore[override]
+        """One consistent snapshot: everything inside sees one committed state."""
+        if self._pool is None:
+            raise Unavailable("the service is not open", retry_after_seconds=1)
+        try:
+            async with self._pool.acquire() as connection:
+                async with connection.transaction(isolation="repeatable_read", readonly=True):
+                    yield PostgresReader(connection)
+        except _CONNECTION_ERRORS as error:
+            raise Unavailable("the database is not reachable now", retry_after_seconds=1) from error
