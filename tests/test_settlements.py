@@ -6,7 +6,6 @@ import asyncio
 import sqlite3
 from dataclasses import replace
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest

@@ -26,7 +26,7 @@ def check_database(path: str) -> list[str]:
     connection.row_factory = sqlite3.Row
     try:
         connection.execute("BEGIN")  # one snapshot for every check
-        return _breaches(connection)  # type: ignore[arg-type]
+        return _breaches(connection)
     finally:
         connection.close()
 
@@ -42,7 +42,8 @@ def _check_postgres(dsn: str) -> list[str]:
             return [f"cannot reach the database: {error}"]
         connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")  # one snapshot
         try:
-            if connection.execute("SELECT to_regclass('postings')").fetchone()[0] is None:
+            found = connection.execute("SELECT to_regclass('postings')").fetchone()
+            if found is None or found[0] is None:
                 return ["no wallet schema in this database (search_path)"]
             return _breaches(connection)  # type: ignore[arg-type]
         finally:

@@ -53,7 +53,7 @@ from wallet.storage.postgres.bridge import (
 )
 from wallet.storage.sqlite.adapter import SqliteStorage
 from wallet.storage.sqlite.events import LAST_SEQ_SQL
-from wallet.storage.sqlite.writer import Writer, _answer, _rollback, _Task
+from wallet.storage.sqlite.writer import Writer, _rollback, _Task
 
 log = structlog.get_logger(__name__)
 
@@ -101,21 +101,7 @@ class PostgresWriter(Writer):
                 self._fault(batch, error)
                 _rollback(connection)
                 return
-        self.last_commit_monotonic = time.monotonic()
-        self.batches += 1
-        self.last_batch_size = len(batch)
-        self.last_commit_seconds = time.perf_counter() - started
-        if self.after_commit is not None:
-            try:
-                self.after_commit(connection)
-            except Exception:
-                log.exception("writer_after_commit_failed")
-        _answer([(task, task.outcome) for task in batch])  # type: ignore[misc]
-        for observer in self._commit_observers:
-            try:
-                observer(len(batch), self.last_commit_seconds)
-            except Exception:  # an observer (metrics) never stops the writer
-                log.exception("commit_observer_failed")
+        self._committed(connection, batch, started)
 
     def _fault(self, batch: list[_Task], error: BaseException) -> None:
         # The database is unreachable, full, or the lock did not come: nothing of the batch is

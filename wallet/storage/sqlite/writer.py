@@ -174,6 +174,10 @@ class Writer:
             _rollback(connection)
             self._answer_all(batch, Unavailable("the database is not writable now", retry_after_seconds=1))
             return
+        self._committed(connection, batch, started)
+
+    def _committed(self, connection: sqlite3.Connection, batch: list[_Task], started: float) -> None:
+        """After the COMMIT of ``batch``: the figures, the after-commit hook, then the callers' answers."""
         self.last_commit_monotonic = time.monotonic()
         self.batches += 1
         self.last_batch_size = len(batch)
