@@ -585,7 +585,10 @@ def machine() -> dict[str, Any]:
 
 
 def _wrk_version() -> str:
-    finished = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
+    try:
+        finished = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
+    except OSError:  # not installed: the benchmark says so when it needs it; describing the machine does not
+        return "not installed"
     match = re.search(r"wrk (\S+)", finished.stdout + finished.stderr)
     return match.group(1) if match else "unknown"
 

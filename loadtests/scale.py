@@ -49,6 +49,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from loadtests import bench
 from loadtests.bench import (
     HETU_CHECK_CHARACTERS,
     HOST,
@@ -449,19 +450,10 @@ def database_counts(path: str) -> dict[str, int]:
 
 
 def machine() -> dict[str, Any]:
-    model = "unknown"
-    memory_kib = 0
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                memory_kib = int(line.split()[1])
-    return {"cpus": os.cpu_count(), "cpu_model": model, "memory_gib": round(memory_kib / 1024 / 1024, 1),
-            "python": sys.version.split()[0], "sqlite": sqlite3.sqlite_version}  # fmt: skip
+    """The benchmark's description of the machine, less wrk (not used here), plus SQLite's version."""
+    info = bench.machine()
+    info.pop("wrk", None)
+    return {**info, "sqlite": sqlite3.sqlite_version}
 
 
 def load_average() -> tuple[float, float, float]:
