@@ -335,7 +335,8 @@ def merge(measured: Sequence[Measurement]) -> Measurement:
 
 
 def process_cpu_seconds(pid: int | None) -> float:
-    """User + system CPU time of a process and its threads so far (0 when unknown)."""
+    """User + system CPU time so far of a process, its threads and its live child processes (the
+    writer process of ``wallet serve``, its HTTP workers); 0 when unknown."""
     if pid is None:
         return 0.0
     try:
@@ -343,7 +344,18 @@ def process_cpu_seconds(pid: int | None) -> float:
     except (OSError, IndexError):
         return 0.0
     ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks  # utime and stime: fields 14 and 15 of stat(5)
+    own = (int(fields[11]) + int(fields[12])) / ticks  # utime and stime: fields 14 and 15 of stat(5)
+    return own + sum(process_cpu_seconds(child) for child in child_pids(pid))
+
+
+def child_pids(pid: int) -> list[int]:
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children += [int(number) for number in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return children
 
 
 def disk_commits_per_second(directory: Path, seconds: float = 1.0) -> float:
@@ -392,6 +404,9 @@ def bench_environment(directory: Path, port: int, database: str | None = None) -
         WALLET_PROVIDER_CHARGES_PER_SECOND=THROTTLE_LIFTED,
         WALLET_PROVIDER_CHARGES_BURST=THROTTLE_LIFTED,
     )
+    # Settings to try without editing the bench: BENCH_WALLET_WRITER_BATCH_MAX=8 sets WALLET_WRITER_BATCH_MAX=8.
+    environment.update({key.removeprefix("BENCH_"): value for key, value in os.environ.items()
+                        if key.startswith("BENCH_WALLET_")})  # fmt: skip
     environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), environment.get("PYTHONPATH")]))
     return environment
 

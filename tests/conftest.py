@@ -108,12 +108,16 @@ def database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> st
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database: str) -> Settings:
+def settings(tmp_path: Path, database: str, request: pytest.FixtureRequest) -> Settings:
+    """With SQLite, writes go to the writer process, as in production (``WALLET_WRITER_PROCESS``),
+    except for tests marked ``thread_writer``: they patch or inspect the writer, which only reaches
+    a writer running in this process."""
     return Settings(
         db=database,
         signing_key=str(tmp_path / "keys" / "signing-key.pem"),
         sms_outbox=str(tmp_path / "sms.jsonl"),
         auto_credit_run=False,
+        writer_process=request.node.get_closest_marker("thread_writer") is None,
     )
 
 

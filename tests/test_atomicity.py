@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from typing import Any
 
 import pytest
 
 from tests.conftest import World
 from wallet.storage.sqlite import ops
+from wallet.storage.sqlite.writer import unit_of_work
 
 
 def count(world: World, table: str) -> int:
     return int(world.sql(f"SELECT COUNT(*) FROM {table}")[0][0])
 
 
+@pytest.mark.thread_writer  # the patch reaches the units of this process only
 async def test_a_charge_cut_after_its_postings_leaves_nothing(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     client, provider = await world.funded(1_000)
     before = {table: count(world, table) for table in ("charges", "transactions", "postings")}
@@ -32,23 +35,29 @@ async def test_a_charge_cut_after_its_postings_leaves_nothing(world: World, monk
     assert (await world.wallet(client))["available"] == 1_000
 
 
-async def test_one_failing_unit_does_not_undo_its_neighbours(world: World) -> None:
-    writer = world.service.storage.writer  # type: ignore[attr-defined]
+@unit_of_work
+def good(name: str) -> Any:
+    def unit(connection: sqlite3.Connection) -> dict[str, str]:
+        connection.execute("INSERT INTO categories (code, name, created_at) VALUES (?, ?, 'now')", (name, name))
+        return {"code": name}
 
-    def good(name: str):  # type: ignore[no-untyped-def]
-        def unit(connection: sqlite3.Connection) -> dict[str, str]:
-            connection.execute("INSERT INTO categories (code, name, created_at) VALUES (?, ?, 'now')", (name, name))
-            return {"code": name}
+    return unit
 
-        return unit
 
-    def bad(connection: sqlite3.Connection) -> None:
+@unit_of_work
+def bad() -> Any:
+    def unit(connection: sqlite3.Connection) -> None:
         connection.execute("INSERT INTO categories (code, name, created_at) VALUES ('half', 'half', 'now')")
         raise RuntimeError("cut midway")
 
+    return unit
+
+
+async def test_one_failing_unit_does_not_undo_its_neighbours(world: World) -> None:
+    writer = world.service.storage.writer  # type: ignore[attr-defined]
     results = await asyncio.gather(
         writer.submit(good("a"), None, "now"),
-        writer.submit(bad, None, "now"),
+        writer.submit(bad(), None, "now"),
         writer.submit(good("b"), None, "now"),
         return_exceptions=True,
     )

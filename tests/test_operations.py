@@ -26,6 +26,7 @@ from wallet.cli import parser
 from wallet.clock import FakeClock
 from wallet.service import WalletService
 from wallet.settings import Settings, SettingsError, describe
+from wallet.storage.sqlite.writer import stored, unit_of_work
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 WAIT_SECONDS = 10.0
@@ -53,6 +54,7 @@ async def test_ready_when_the_database_reads_and_the_writer_runs(http: TestClien
     assert (await http.get("/healthz")).status == 200
 
 
+@pytest.mark.thread_writer  # the stuck unit waits on an event of this process
 async def test_a_stalled_writer_is_not_ready_and_recovers(http: TestClient) -> None:
     writer = writer_of(http)
     started, release = threading.Event(), threading.Event()
@@ -81,17 +83,21 @@ async def test_a_stalled_writer_is_not_ready_and_recovers(http: TestClient) -> N
     assert (await readyz(http))[0] == 200
 
 
-async def test_a_storage_fault_is_not_ready_until_a_write_commits(http: TestClient) -> None:
-    writer = writer_of(http)
-
-    def disk_error(connection: sqlite3.Connection) -> None:
+@unit_of_work
+def disk_error() -> Any:
+    def unit(connection: sqlite3.Connection) -> None:
         raise sqlite3.OperationalError("disk I/O error")
 
+    return unit
+
+
+async def test_a_storage_fault_is_not_ready_until_a_write_commits(http: TestClient) -> None:
+    writer = writer_of(http)
     with pytest.raises(Exception, match="not writable"):
-        await writer.submit(disk_error, None, "now")
+        await writer.submit(disk_error(), None, "now")
     status, problem = await readyz(http)
     assert status == 503 and "storage fault" in problem["checks"]["writer"]["detail"]
-    await writer.submit(lambda connection: {}, None, "now")
+    await writer.submit(stored({}), None, "now")
     assert (await readyz(http))[0] == 200
 
 
@@ -99,7 +105,7 @@ async def test_a_stopped_writer_is_not_ready(http: TestClient) -> None:
     await writer_of(http).stop()
     status, problem = await readyz(http)
     assert status == 503
-    assert problem["checks"]["writer"] == {"status": "failing", "detail": "the writer thread is not running"}
+    assert problem["checks"]["writer"] == {"status": "failing", "detail": "the writer is not running"}
 
 
 async def test_a_database_that_does_not_read_is_not_ready(

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 import pytest
 
 from tests.conftest import World
+from wallet.storage.sqlite.writer import unit_of_work
 
 # SQLite's page limit stands in for a full disk; PostgreSQL's faults are in test_postgres.py.
 pytestmark = pytest.mark.sqlite_only
 
 
-async def set_max_pages(world: World, pages: int | None) -> None:
-    """SQLite's own page limit makes the database 'full' exactly as a full disk would."""
-    writer = world.service.storage.writer  # type: ignore[attr-defined]
+@unit_of_work
+def max_pages(pages: int | None) -> Any:
+    """SQLite's own page limit on the writer's connection makes the database 'full' exactly as a
+    full disk would (a unit at module level, so that it reaches the writer process too)."""
 
     def unit(connection: sqlite3.Connection) -> dict[str, int]:
         current = connection.execute("PRAGMA page_count").fetchone()[0]
@@ -22,7 +25,11 @@ async def set_max_pages(world: World, pages: int | None) -> None:
         connection.execute(f"PRAGMA max_page_count = {max(limit, current)}")
         return {"pages": current}
 
-    await writer.submit(unit, None, "now")
+    return unit
+
+
+async def set_max_pages(world: World, pages: int | None) -> None:
+    await world.service.storage.writer.submit(max_pages(pages), None, "now")  # type: ignore[attr-defined]
 
 
 async def test_a_full_database_answers_503_and_recovers(world: World) -> None:

@@ -34,7 +34,7 @@ def token_service(settings: Settings) -> TokenService:
     )
 
 
-def open_storage(settings: Settings) -> SqliteStorage:
+def open_storage(settings: Settings, writer_socket: str | None = None) -> SqliteStorage:
     """The adapter ``WALLET_DB`` names: a PostgreSQL DSN, or else a SQLite file (the default)."""
     if settings.uses_postgres:
         from wallet.storage.postgres import PostgresStorage
@@ -52,16 +52,20 @@ def open_storage(settings: Settings) -> SqliteStorage:
         queue_max=settings.writer_queue_max,
         batch_max=settings.writer_batch_max,
         readers=settings.reader_connections,
+        writer_process=settings.writer_process,
+        log_format=settings.log_format,
+        log_level=settings.log_level,
+        writer_socket=writer_socket,
     )
 
 
 @asynccontextmanager
 async def open_service(
-    settings: Settings, *, clock: Clock | None = None, sms: SmsSender | None = None
+    settings: Settings, *, clock: Clock | None = None, sms: SmsSender | None = None, writer_socket: str | None = None
 ) -> AsyncIterator[WalletService]:
     hasher = Hasher(load_or_create_secret(settings.secret_dir, HMAC_SECRET_FILENAME))
     phones = PhoneCipher(load_or_create_secret(settings.secret_dir, PHONE_KEY_FILENAME))
-    storage = open_storage(settings)
+    storage = open_storage(settings, writer_socket)
     await storage.open()
     try:
         yield WalletService(

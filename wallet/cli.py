@@ -128,6 +128,10 @@ def _serve(settings: Settings, arguments: argparse.Namespace) -> int:
     if not 0 < port <= 65535 or not host.strip():
         print("wallet serve: --port must be 1..65535 and --host must not be empty", file=sys.stderr)
         return EXIT_USAGE
+    if settings.workers > 1:
+        from wallet.workers import supervise
+
+        return supervise(settings, host, port, settings.workers)
     app = create_app(settings)
     web.run_app(
         app,

@@ -11,6 +11,11 @@ import sys
 import structlog
 
 
+# Bound to every request's log lines as well (the request middleware starts each request afresh):
+# with several HTTP workers, which one answered.
+PROCESS_FIELDS: dict[str, object] = {}
+
+
 def configure(log_format: str, level: str) -> None:
     numeric = getattr(logging, level.upper())
     renderer: structlog.types.Processor = (

@@ -66,6 +66,12 @@ class Settings:
     # The writer.
     writer_queue_max: int = 10_000
     writer_batch_max: int = 64
+    # SQLite: run the writer in a process of its own (its own core and GIL, fed units as data over a
+    # private socket pair) rather than a thread of the serving process. PostgreSQL: no effect.
+    writer_process: bool = True
+    # HTTP worker processes of ``wallet serve`` on one port (SO_REUSEPORT), one writer for all of
+    # them (wallet/workers.py); 1 serves from the one process. About one per core.
+    workers: int = 1
     reader_connections: int = 4
     # PostgreSQL (WALLET_DB=postgresql://...): how many times a write batch is run again after a
     # serialization failure or deadlock, and how long a node waits for the cluster-wide write lock

@@ -91,7 +91,10 @@ def create_app(
     clock: Clock | None = None,
     sms: SmsSender | None = None,
     background_jobs: bool = True,
+    writer_socket: str | None = None,
 ) -> web.Application:
+    """The service's app. ``writer_socket``: an HTTP worker's (``wallet.workers``) path to the
+    writer process its supervisor runs; otherwise the storage starts its own writer."""
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[request_context, measure, problems, refuse_when_shutting_down, limit_declared_body])
     app[SETTINGS] = settings
     app[METRICS] = metrics = Metrics()  # a registry of its own: many apps may live in one process
@@ -112,7 +115,7 @@ def create_app(
     app.on_shutdown.append(end_event_streams)
 
     async def service_context(app: web.Application) -> AsyncIterator[None]:
-        async with open_service(settings, clock=clock, sms=sms) as service:
+        async with open_service(settings, clock=clock, sms=sms, writer_socket=writer_socket) as service:
             app[SERVICE] = service
             metrics.watch_writer(service.storage.writer_stats)
             service.storage.observe_commits(metrics.observe_commit)

@@ -15,6 +15,7 @@ from wallet.api.http import Handler
 from wallet.api.keys import REQUEST_ID, SETTINGS
 from wallet.api.problems import from_operation_error, problem
 from wallet.ledger.errors import OperationError, Unavailable
+from wallet.logs import PROCESS_FIELDS
 
 log = structlog.get_logger("wallet.http")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")
@@ -34,7 +35,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     request_id = incoming if _REQUEST_ID.match(incoming) else new_request_id()
     request[REQUEST_ID] = request_id
     structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(request_id=request_id)
+    structlog.contextvars.bind_contextvars(request_id=request_id, **PROCESS_FIELDS)
     started = time.perf_counter()
     response = await handler(request)
     response.headers["X-Request-Id"] = request_id

@@ -70,7 +70,7 @@ async def readiness(service: WalletService, jobs: Jobs, settings: Settings) -> d
     checks = {"database": await _database(service, settings.readiness_timeout_seconds)}
     stats = service.storage.writer_stats()
     if not stats.alive:
-        checks["writer"] = Check(False, "the writer thread is not running")
+        checks["writer"] = Check(False, "the writer is not running")
     elif stats.storage_fault:
         checks["writer"] = Check(False, "the last write batch failed on a storage fault (disk full, I/O error)")
     elif stats.queue_depth > 0 and stats.seconds_since_progress > settings.writer_stall_seconds:

@@ -153,6 +153,7 @@ _BY_CODE: dict[str, type[OperationError]] = {
         IdempotencyKeyReuse,
         Unauthorized,
         Forbidden,
+        Unavailable,  # never kept with a key, but crosses from the writer process as a record
     )
 }
 

@@ -162,6 +162,7 @@ class PostgresStorage(SqliteStorage):
         async with self._read() as reader:
             self._heard_up_to = (await reader.execute_fetchall(LAST_SEQ_SQL))[0][0]
         await self._listen()
+        assert isinstance(self.writer, PostgresWriter)
         self.writer.start()
 
     @property

@@ -46,7 +46,8 @@ from wallet.storage.sqlite import (
     credit_runs, events, exports, ops, reconciliations, render, representatives, settlements, statements, usage,
 )
 from wallet.storage.sqlite.reading import Reader
-from wallet.storage.sqlite.writer import STATEMENT_CACHE_SIZE, Unit, Writer, connect, replay_outcome
+from wallet.storage.sqlite.writer_process import ProcessWriter
+from wallet.storage.sqlite.writer import STATEMENT_CACHE_SIZE, Unit, Writer, connect, replay_outcome, stored
 
 SCHEMA_VERSION = 1
 log = structlog.get_logger(__name__)
@@ -69,9 +70,17 @@ def migrate(path: str) -> None:
 
 
 class SqliteStorage:
-    def __init__(self, path: str, *, queue_max: int, batch_max: int, readers: int) -> None:
+    def __init__(
+        self, path: str, *, queue_max: int, batch_max: int, readers: int, writer_process: bool = False,
+        log_format: str = "json", log_level: str = "info", writer_socket: str | None = None,
+    ) -> None:  # fmt: skip
         self.path = path
-        self.writer = Writer(path, queue_max=queue_max, batch_max=batch_max)
+        self.writer: Writer | ProcessWriter = (
+            ProcessWriter(path, queue_max=queue_max, batch_max=batch_max, log_format=log_format, log_level=log_level,
+                          connect_to=writer_socket)  # fmt: skip
+            if writer_process or writer_socket is not None
+            else Writer(path, queue_max=queue_max, batch_max=batch_max)
+        )
         self._reader_count = readers
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._all_readers: list[aiosqlite.Connection] = []
@@ -83,18 +92,12 @@ class SqliteStorage:
     async def open(self) -> None:
         await asyncio.to_thread(migrate, self.path)
         loop = asyncio.get_running_loop()
-        watermark = events.Watermark(await asyncio.to_thread(_last_event_seq, self.path))
-
-        def announce(connection: sqlite3.Connection) -> None:  # in the writer thread, after COMMIT
-            fresh = watermark.advance(connection)
-            if fresh and self._event_listeners:
-                try:
-                    loop.call_soon_threadsafe(self._announce, fresh)
-                except RuntimeError:  # the event loop has closed: nobody listens any more
-                    pass
-
-        self.writer.after_commit = announce
-        self.writer.start()
+        last_seq = await asyncio.to_thread(_last_event_seq, self.path)
+        if isinstance(self.writer, ProcessWriter):
+            self.writer.on_fresh_events = self._announce  # on this loop, after each COMMIT
+            await self.writer.start(last_seq)
+        else:
+            self._start_thread_writer(loop, events.Watermark(last_seq))
         for _ in range(self._reader_count):
             reader = await aiosqlite.connect(self.path, timeout=10.0)
             reader.row_factory = sqlite3.Row
@@ -104,6 +107,21 @@ class SqliteStorage:
             self._readers.put_nowait(reader)
         self._loop_connection = _loop_connection(self.path)
         self._loop_reader = _LoopReader(self._loop_connection)
+
+    def _start_thread_writer(self, loop: asyncio.AbstractEventLoop, watermark: events.Watermark) -> None:
+        writer = self.writer
+        assert isinstance(writer, Writer)
+
+        def announce(connection: sqlite3.Connection) -> None:  # in the writer thread, after COMMIT
+            fresh = watermark.advance(connection)
+            if fresh and self._event_listeners:
+                try:
+                    loop.call_soon_threadsafe(self._announce, fresh)
+                except RuntimeError:  # the event loop has closed: nobody listens any more
+                    pass
+
+        writer.after_commit = announce
+        writer.start()
 
     def watch_wallet_events(self, listener: Callable[[dict[str, int]], None]) -> None:
         self._event_listeners.append(listener)
@@ -297,7 +315,7 @@ class SqliteStorage:
         return outcome
 
     async def idempotent_store(self, idempotency: Idempotency, value: Record, now: datetime) -> Written:
-        return await self._write(lambda connection: value, now, idempotency)
+        return await self._write(stored(value), now, idempotency)
 
     # Providers.
 

@@ -31,7 +31,7 @@ from wallet.ledger.errors import InvariantViolation
 from wallet.ledger.months import UnusedPolicy, expires_at_boundary, expiry_amount, previous_month
 from wallet.ledger.transactions import Transaction, TransactionType
 from wallet.storage.port import ACTOR, Record
-from wallet.storage.sqlite.writer import Unit
+from wallet.storage.sqlite.writer import Unit, unit_of_work
 
 _BUDGETS = "SELECT seq, id, client_id, start_month, end_month, unused FROM budgets" \
     " WHERE seq > ? AND start_month <= ? AND end_month >= ? ORDER BY seq LIMIT ?"  # fmt: skip
@@ -102,6 +102,7 @@ class _Step:
         ))  # fmt: skip
 
 
+@unit_of_work
 def credit_run_step(month: str, current_month: str, after_budget_seq: int, batch: int, now: str) -> Unit:
     """Credit (and expire, at a real month boundary) the lines of up to ``batch`` budgets.
 

@@ -29,7 +29,7 @@ from wallet.ledger.transactions import Transaction, TransactionType
 from wallet.auth.hashing import equal
 from wallet.storage.port import ChargeCommand, Limits, NewBudget, NewClient, NewProvider, Record, Refusal
 from wallet.storage.sqlite import audit, events, render, representatives
-from wallet.storage.sqlite.writer import Unit
+from wallet.storage.sqlite.writer import Unit, unit_of_work
 
 
 # The ledger primitives.
@@ -117,6 +117,7 @@ def post(
 # Organizer.
 
 
+@unit_of_work
 def create_category(code: str, name: str, now: str) -> Unit:
     def unit(connection: sqlite3.Connection) -> Record:
         try:
@@ -129,6 +130,7 @@ def create_category(code: str, name: str, now: str) -> Unit:
     return unit
 
 
+@unit_of_work
 def create_client(client: NewClient, now: str) -> Unit:
     def unit(connection: sqlite3.Connection) -> Record:
         client_id = new_id("cl")
@@ -147,6 +149,7 @@ def create_client(client: NewClient, now: str) -> Unit:
     return unit
 
 
+@unit_of_work
 def create_budget(budget: NewBudget, now: str) -> Unit:
     def unit(connection: sqlite3.Connection) -> Record:
         if connection.execute("SELECT 1 FROM clients WHERE id = ?", (budget.client_id,)).fetchone() is None:
@@ -202,6 +205,7 @@ def load_provider(connection: sqlite3.Connection, provider_id: str) -> Record:
     return render.provider(row, categories)
 
 
+@unit_of_work
 def create_provider(provider: NewProvider, now: str) -> Unit:
     def unit(connection: sqlite3.Connection) -> Record:
         for category in provider.categories:
@@ -236,6 +240,7 @@ def load_budget(connection: sqlite3.Connection, client_id: str, budget_id: str) 
     return render.budget(row, [dict(line) for line in lines])
 
 
+@unit_of_work
 def end_budget(client_id: str, budget_id: str, end_month: str, current_month: str, now: str) -> Unit:
     def unit(connection: sqlite3.Connection) -> Record:
         budget = load_budget(connection, client_id, budget_id)
@@ -253,6 +258,7 @@ def end_budget(client_id: str, budget_id: str, end_month: str, current_month: st
     return unit
 
 
+@unit_of_work
 def set_provider_status(provider_id: str, status: str, now: str) -> Unit:
     def unit(connection: sqlite3.Connection) -> Record:
         load_provider(connection, provider_id)
@@ -263,6 +269,7 @@ def set_provider_status(provider_id: str, status: str, now: str) -> Unit:
     return unit
 
 
+@unit_of_work
 def add_provider_credential(provider_id: str, client_id: str, secret_hash: str, now: str) -> Unit:
     def unit(connection: sqlite3.Connection) -> Record:
         load_provider(connection, provider_id)
@@ -358,6 +365,7 @@ CHARGE_CLIENT_SQL = (
 )
 
 
+@unit_of_work
 def charge(command: ChargeCommand, limits: Limits, now: datetime, month: str) -> Unit:
     stamp = rfc3339(now)
     since = rfc3339(now - timedelta(seconds=limits.identity_failures_window_seconds))
@@ -470,6 +478,7 @@ def _void(connection: sqlite3.Connection, row: sqlite3.Row, reason: str, now: st
                   provider_id=row["provider_id"], reason=reason, line=after)  # fmt: skip
 
 
+@unit_of_work
 def confirm_charge(provider_id: str, charge_id: str, code_hash: str, limits: Limits, now: datetime) -> Unit:
     stamp = rfc3339(now)
 
@@ -513,6 +522,7 @@ def _capture_held(connection: sqlite3.Connection, row: sqlite3.Row, now: str) ->
     connection.execute("UPDATE charges SET status = 'captured', captured_at = ? WHERE id = ?", (now, row["id"]))
 
 
+@unit_of_work
 def void_charge(provider_id: str, charge_id: str, now: datetime) -> Unit:
     stamp = rfc3339(now)
 
@@ -528,6 +538,7 @@ def void_charge(provider_id: str, charge_id: str, now: datetime) -> Unit:
     return unit
 
 
+@unit_of_work
 def refund(provider_id: str, charge_id: str, amount: int, now: datetime) -> Unit:
     stamp = rfc3339(now)
 
@@ -558,6 +569,7 @@ def refund(provider_id: str, charge_id: str, amount: int, now: datetime) -> Unit
     return unit
 
 
+@unit_of_work
 def expire_pending(now: datetime, batch: int) -> Unit:
     stamp = rfc3339(now)
 
@@ -576,6 +588,7 @@ def expire_pending(now: datetime, batch: int) -> Unit:
 # The client answers a charge made with the app method: approve (capture) or decline (void).
 
 
+@unit_of_work
 def answer_charge(
     client_id: str, charge_id: str, approve: bool, now: datetime, representative_id: str | None = None
 ) -> Unit:
@@ -619,6 +632,7 @@ def client_charge(connection: sqlite3.Connection, charge_id: str) -> Record:
 # Client login.
 
 
+@unit_of_work
 def start_login(phone_hash: str, code_hash: str, expires_at: datetime, limits: Limits, now: datetime) -> Unit:
     stamp = rfc3339(now)
 
@@ -644,6 +658,7 @@ def start_login(phone_hash: str, code_hash: str, expires_at: datetime, limits: L
     return unit
 
 
+@unit_of_work
 def purge_idempotency_keys(older_than: datetime, batch: int) -> Unit:
     """Forget idempotency keys past their retention; the effects they guarded stay."""
     cutoff = rfc3339(older_than)

@@ -15,9 +15,10 @@ from wallet.ledger.settlements import SettlementStatus
 from wallet.storage.port import ACTOR, Record
 from wallet.storage.sqlite import audit
 from wallet.storage.sqlite.settlements import change_status
-from wallet.storage.sqlite.writer import Unit
+from wallet.storage.sqlite.writer import Unit, unit_of_work
 
 
+@unit_of_work
 def reconcile(invoices: tuple[Invoice, ...], source: str, now: str) -> Unit:
     def unit(connection: sqlite3.Connection) -> Record:
         reconciliation_id = new_id("rc")

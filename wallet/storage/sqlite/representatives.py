@@ -21,7 +21,7 @@ from wallet.ids import new_id
 from wallet.ledger.errors import Conflict, Forbidden, IdentityCheckFailed, InvariantViolation, NotFound, RateLimited
 from wallet.storage.port import ACTOR, Limits, NewRepresentation, Record, Refusal
 from wallet.storage.sqlite import audit
-from wallet.storage.sqlite.writer import Unit
+from wallet.storage.sqlite.writer import Unit, unit_of_work
 
 VIEW = "view"
 MANAGE = "manage"
@@ -64,6 +64,7 @@ def _load(connection: sqlite3.Connection, client_id: str, representation_id: str
     return row
 
 
+@unit_of_work
 def create(representation: NewRepresentation, now: str) -> Unit:
     def unit(connection: sqlite3.Connection) -> Record:
         client = connection.execute(
@@ -114,6 +115,7 @@ def create(representation: NewRepresentation, now: str) -> Unit:
     return unit
 
 
+@unit_of_work
 def revoke(client_id: str, representation_id: str, now: str) -> Unit:
     """Revoke a mandate; revoking a revoked one changes nothing and answers it as it is."""
 
@@ -183,6 +185,7 @@ def start_representative_login(
     return {"sent": True}
 
 
+@unit_of_work
 def verify_login(phone_hash: str, code_hash: str, client_id: str | None, limits: Limits, now: datetime) -> Unit:
     stamp = rfc3339(now)
 

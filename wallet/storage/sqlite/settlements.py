@@ -22,7 +22,7 @@ from wallet.ledger.transactions import TransactionType
 from wallet.storage.port import ACTOR, Page, Record
 from wallet.storage.sqlite import audit
 from wallet.storage.sqlite.ops import ensure_account, post
-from wallet.storage.sqlite.writer import Unit
+from wallet.storage.sqlite.writer import Unit, unit_of_work
 
 # The provider's captures and refunds not in any batch, from a sequence number on.
 _NOT_SETTLED = (
@@ -57,6 +57,7 @@ async def unsettled_by_provider(reader: Any, until: str) -> list[Record]:
     return found
 
 
+@unit_of_work
 def settle(provider_id: str, until: str, now: str, items_max: int) -> Unit:
     """Close the provider's unsettled captures and refunds made at or before ``until`` into a batch.
 
@@ -118,6 +119,7 @@ def settle(provider_id: str, until: str, now: str, items_max: int) -> Unit:
     return unit
 
 
+@unit_of_work
 def set_status(settlement_id: str, wanted: SettlementStatus, now: str, note: str | None) -> Unit:
     def unit(connection: sqlite3.Connection) -> Record:
         change_status(connection, settlement_id, wanted, now, note)

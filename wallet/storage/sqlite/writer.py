@@ -13,6 +13,7 @@ can come between reading a balance and debiting it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import queue
 import sqlite3
@@ -32,13 +33,74 @@ log = structlog.get_logger(__name__)
 Unit = Callable[[sqlite3.Connection], Any]
 
 
+class UnitCall:
+    """A unit of work that can also travel as data: the factory that made it and its arguments.
+
+    ``ops.charge(command, limits, now, month)`` returns one. Called, it is the unit the factory
+    made (built at once, in the caller, so a factory's own checks raise where they did before);
+    pickled, it is the factory's module-level name and the arguments, so that the writer process
+    (``writer_process``) builds the same unit from the same values and runs it there."""
+
+    __slots__ = ("factory", "args", "kwargs", "_unit")
+
+    def __init__(self, factory: Callable[..., UnitCall], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.factory = factory
+        self.args = args
+        self.kwargs = kwargs
+        self._unit: Unit = factory.__wrapped__(*args, **kwargs)  # type: ignore[attr-defined]
+
+    def __call__(self, connection: sqlite3.Connection) -> Any:
+        return self._unit(connection)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (self.factory, self.args, self.kwargs))
+
+    def __repr__(self) -> str:
+        return f"<unit {self.factory.__module__}.{self.factory.__qualname__}>"
+
+
+def _rebuild(factory: Callable[..., UnitCall], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Unit:
+    """Unpickling a ``UnitCall``: the unit, or, if the factory refuses here what it accepted in the
+    caller (a bug), a unit that fails with that error inside the writer's guard."""
+    try:
+        return UnitCall(factory, args, kwargs)
+    except Exception as error:
+        failure = error
+
+        def unit(connection: sqlite3.Connection) -> Any:
+            raise failure
+
+        return unit
+
+
+def unit_of_work(factory: Callable[..., Unit]) -> Callable[..., UnitCall]:
+    """Mark a module-level unit factory: its units can run in this process's writer thread or in the
+    writer process alike. The arguments must pickle (plain values and dataclasses)."""
+
+    @functools.wraps(factory)
+    def describe(*args: Any, **kwargs: Any) -> UnitCall:
+        return UnitCall(describe, args, kwargs)
+
+    return describe
+
+
+@unit_of_work
+def stored(value: Any) -> Unit:
+    """A unit that writes nothing but its value: an outcome kept with an idempotency key alone."""
+
+    def unit(connection: sqlite3.Connection) -> Any:
+        return value
+
+    return unit
+
+
 @dataclass
 class _Task:
     unit: Unit
     idempotency: Idempotency | None
     created_at: str
-    future: asyncio.Future[Written]
-    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Written] | None  # None in the writer process: answered over its socket
+    loop: asyncio.AbstractEventLoop | None
     actor: str = "system"
     outcome: Written | BaseException | None = field(default=None)
 
@@ -126,7 +188,7 @@ class Writer:
             self._queue.put_nowait(task)
         except queue.Full:
             raise Unavailable("too many writes queued; retry shortly", retry_after_seconds=1) from None
-        return await asyncio.shield(task.future)
+        return await asyncio.shield(task.future)  # type: ignore[arg-type]  # set just above
 
     # The thread.
 
@@ -147,16 +209,20 @@ class Writer:
                         stop_after = True
                         break
                     batch.append(item)  # type: ignore[arg-type]
-                try:
-                    self._run_batch(connection, batch)
-                except BaseException as error:  # never let the only writer die: answer and go on
-                    log.exception("writer_batch_crashed")
-                    _rollback(connection)
-                    self._answer_all(batch, error)
+                self.run_guarded(connection, batch)
                 if stop_after:
                     return
         finally:
             connection.close()
+
+    def run_guarded(self, connection: sqlite3.Connection, batch: list[_Task]) -> None:
+        """Run one batch and answer its callers, whatever happens: the only writer never dies."""
+        try:
+            self._run_batch(connection, batch)
+        except BaseException as error:
+            log.exception("writer_batch_crashed")
+            _rollback(connection)
+            self._answer_all(batch, error)
 
     def _run_batch(self, connection: sqlite3.Connection, batch: list[_Task]) -> None:
         started = time.perf_counter()
@@ -187,7 +253,7 @@ class Writer:
                 self.after_commit(connection)
             except Exception:
                 log.exception("writer_after_commit_failed")
-        _answer([(task, task.outcome) for task in batch])  # type: ignore[misc]
+        self._deliver([(task, task.outcome) for task in batch])  # type: ignore[misc]
         for observer in self._commit_observers:
             try:
                 observer(len(batch), self.last_commit_seconds)
@@ -239,9 +305,12 @@ class Writer:
              _COMPACT.encode(outcome), task.created_at),
         )  # fmt: skip
 
-    @staticmethod
-    def _answer_all(batch: list[_Task], error: BaseException) -> None:
-        _answer([(task, error) for task in batch])
+    def _answer_all(self, batch: list[_Task], error: BaseException) -> None:
+        self._deliver([(task, error) for task in batch])
+
+    def _deliver(self, answers: list[tuple[_Task, Written | BaseException]]) -> None:
+        """Give each caller its outcome (the writer process overrides this to send them back)."""
+        _answer(answers)
 
 
 def _rollback(connection: sqlite3.Connection) -> None:
@@ -266,16 +335,18 @@ def _answer(answers: list[tuple[_Task, Written | BaseException]]) -> None:
     (``call_soon_threadsafe`` writes to the loop's self-pipe: a system call per call)."""
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Task, Written | BaseException]]] = {}
     for task, outcome in answers:
-        by_loop.setdefault(task.loop, []).append((task, outcome))
+        if task.loop is not None:
+            by_loop.setdefault(task.loop, []).append((task, outcome))
 
     def resolve(answered: list[tuple[_Task, Written | BaseException]]) -> None:
         for task, outcome in answered:
-            if task.future.done():
+            future = task.future
+            if future is None or future.done():
                 continue
             if isinstance(outcome, BaseException):
-                task.future.set_exception(outcome)
+                future.set_exception(outcome)
             else:
-                task.future.set_result(outcome)
+                future.set_result(outcome)
 
     for loop, answered in by_loop.items():
         try:

@@ -1,0 +1,202 @@
+"""The writer in a process of its own (``WALLET_WRITER_PROCESS``, the default with SQLite).
+
+The rest of the contract suite already runs on it (every ``[sqlite]`` test not marked
+``thread_writer``); these are the things only a second process brings: it is really another
+process, it can die and come back, it answers every write sent before it stops, it ends with its
+parent, and units cross to it as data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pickle
+import signal
+import sqlite3
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import World
+from tests.processes import Server, WalletFiles, charge_body, poll, seed
+from wallet.check import check_database
+from wallet.ledger.charges import IdentityMethod
+from wallet.ledger.errors import OperationError, RateLimited, ValidationError
+from wallet.settings import Settings
+from wallet.storage.port import ChargeCommand, Limits
+from wallet.storage.sqlite import ops
+from wallet.storage.sqlite.writer import UnitCall, unit_of_work
+from wallet.storage.sqlite.writer_process import ProcessWriter, _decode, _encode
+
+pytestmark = pytest.mark.sqlite_only
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The charge storms here are the point: no per-provider throttle in the way."""
+    return replace(settings, provider_charges_per_second=100_000, provider_charges_burst=100_000, writer_batch_max=8)
+
+
+def _writer(world: World) -> ProcessWriter:
+    writer = world.service.storage.writer  # type: ignore[attr-defined]
+    assert isinstance(writer, ProcessWriter)
+    return writer
+
+
+async def until(condition: Any, deadline_seconds: float, what: str) -> None:
+    """``poll`` for a test on the event loop: wait without blocking the loop that must do the work."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + deadline_seconds
+    while not condition():
+        assert loop.time() < deadline, f"gave up after {deadline_seconds} s waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is dead too
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+async def test_writes_run_in_another_process(world: World) -> None:
+    writer = _writer(world)
+    assert writer.pid is not None and writer.pid != os.getpid() and _alive(writer.pid)
+    client, provider = await world.funded(1_000)
+    status, charge = await world.charge(provider, client, 250)
+    assert status == 201 and charge["status"] == "captured"
+    assert (await world.wallet(client))["available"] == 750
+    assert writer.stats().batches >= 1 and writer.stats().alive
+
+
+def test_a_unit_crosses_as_its_factory_and_arguments() -> None:
+    limits = Limits(5, 900, 50, 3, 5, 5, 900)
+    command = ChargeCommand("pr_x", "hash", 100, "home_care", None, IdentityMethod.NATIONAL_ID, "nid")
+    now = datetime(2027, 1, 15, 10, tzinfo=UTC)
+    unit = ops.charge(command, limits, now, "2027-01")
+    copy = pickle.loads(pickle.dumps(unit))
+    assert isinstance(copy, UnitCall)
+    assert copy.factory is ops.charge and copy.args == (command, limits, now, "2027-01")
+
+
+@unit_of_work
+def _refuses_here(marker: str) -> Any:
+    if os.environ.get("WALLET_TEST_REFUSE_UNIT") == marker:
+        raise ValueError("refused when built")
+    return lambda connection: marker
+
+
+def test_a_unit_that_cannot_be_rebuilt_fails_inside_the_writer(monkeypatch: pytest.MonkeyPatch) -> None:
+    unit = _refuses_here("m")
+    monkeypatch.setenv("WALLET_TEST_REFUSE_UNIT", "m")
+    rebuilt = pickle.loads(pickle.dumps(unit))  # never raises while a frame is read
+    with pytest.raises(ValueError, match="refused when built"):
+        rebuilt(None)
+
+
+async def test_a_killed_writer_loses_nothing_answered_and_comes_back(world: World) -> None:
+    """SIGKILL the writer process while charges are in flight: each is answered 201 or 503, a new
+    writer process starts by itself, retries with the same keys charge exactly once, and the ledger
+    holds exactly the charges made."""
+    writer = _writer(world)
+    client, provider = await world.funded(100_000)
+    first_pid = writer.pid
+    assert first_pid is not None
+    count = 240
+    answered = asyncio.Event()
+
+    async def one(number: int) -> tuple[int, Any]:
+        outcome = await world.charge(provider, client, 100, key=f"kill-{number}")
+        answered.set()
+        return outcome
+
+    tasks = [asyncio.create_task(one(number)) for number in range(count)]
+    await answered.wait()  # at least one batch committed; the rest are queued or in the writer
+    assert writer.queue_depth > 0  # the kill cuts charges in flight
+    os.kill(first_pid, signal.SIGKILL)
+    outcomes = await asyncio.gather(*tasks)
+    statuses = {status for status, _ in outcomes}
+    assert statuses <= {201, 503}, statuses
+    unanswered = [number for number, (status, _) in enumerate(outcomes) if status == 503]
+    assert unanswered and len(unanswered) < count
+    for status, body in outcomes:
+        if status == 503:
+            assert body["code"] == "unavailable"
+
+    await until(lambda: writer.alive and writer.pid != first_pid, 30.0, "a new writer process")
+    assert writer.restarts == 1
+    for number in unanswered:
+        status, _ = await world.charge(provider, client, 100, key=f"kill-{number}")
+        assert status == 201
+    # Every key once more: each answers the same charge, replayed, and no charge is made twice.
+    ids = set()
+    for number in range(count):
+        status, charge = await world.charge(provider, client, 100, key=f"kill-{number}")
+        assert status == 201
+        ids.add(charge["id"])
+    assert len(ids) == count
+    assert world.sql("SELECT COUNT(*) FROM charges")[0][0] == count
+    assert (await world.wallet(client))["available"] == 100_000 - 100 * count
+    assert check_database(world.service.settings.db) == []
+
+
+async def test_stopping_answers_every_write_already_sent(world: World) -> None:
+    client, provider = await world.funded(100_000)
+    tasks = [asyncio.create_task(world.charge(provider, client, 10, key=f"stop-{n}")) for n in range(60)]
+    storage = world.service.storage
+    while _writer(world).queue_depth < 60:  # every charge handed to the writer, none answered yet
+        await asyncio.sleep(0)
+        assert not any(task.done() for task in tasks)
+    await storage.close()
+    outcomes = await asyncio.gather(*tasks)
+    assert [status for status, _ in outcomes] == [201] * 60
+    with sqlite3.connect(world.service.settings.db) as connection:
+        assert connection.execute("SELECT COUNT(*) FROM charges").fetchone()[0] == 60
+    assert world.service.storage.writer_stats().alive is False
+
+
+@pytest.mark.slow
+def test_the_writer_process_ends_with_a_killed_server(tmp_path: Path) -> None:
+    files = WalletFiles(tmp_path)
+    server = Server(files).start()
+    try:
+        seeded = seed(files, server, 10_000)
+        children = [int(pid) for task in Path(f"/proc/{server.pid}/task").iterdir()
+                    for pid in (task / "children").read_text().split()]  # fmt: skip
+        assert len(children) == 1, children
+        writer_pid = children[0]
+        status, _ = server.api(seeded.provider_token).call("POST", "/v1/charges", charge_body(seeded, 100))
+        assert status == 201
+    finally:
+        server.kill()
+    poll(lambda: not _alive(writer_pid), 30.0, "the writer process to end after its server was killed")
+    assert files.check().returncode == 0
+
+
+def _subclasses(cls: type) -> list[type]:
+    return [sub for direct in cls.__subclasses__() for sub in (direct, *_subclasses(direct))]
+
+
+@pytest.mark.parametrize(
+    "error_type", [cls for cls in _subclasses(OperationError) if cls.__module__ == OperationError.__module__],
+    ids=lambda cls: cls.__name__,
+)  # the ledger's refusals: what a unit can raise
+def test_every_refusal_crosses_back_as_itself(error_type: type[OperationError]) -> None:
+    """A refusal made in the writer process reaches the caller as the same error, with its status
+    and fields (an ``unavailable`` that turned into a plain 400 was a bug found here)."""
+    if error_type is ValidationError:
+        error: OperationError = ValidationError("amount", "must be positive", minimum=1)
+    elif error_type is RateLimited:
+        error = RateLimited("slow down", 7)
+    else:
+        error = error_type("refused", field="phone")
+    crossed = _decode(_encode(error))
+    assert type(crossed) is error_type
+    assert crossed.to_record() == error.to_record()

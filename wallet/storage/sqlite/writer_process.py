@@ -1,0 +1,528 @@
+"""The one writer in a process of its own (``WALLET_WRITER_PROCESS``, on by default with SQLite).
+
+Why: in one process the writer thread and the event loop share one GIL. Every ``sqlite3`` call
+lets the GIL go and the writer must win it back from the loop, so a charge's unit waited about as
+long for the GIL as it ran (docs/performance.md). Here the writer has a core of its own and the
+HTTP side the other; the rules do not move: the units are the very same functions
+(``ops``, ``settlements``, ...), run by the very same ``Writer`` code (batches, a savepoint per
+unit, group commit, idempotency keys in the same transaction), only in another process.
+
+How a unit travels: a ``UnitCall`` pickles as its factory's module-level name and its arguments
+(plain values and dataclasses); the writer process builds the same unit from them. Requests go over
+one Unix socket pair, framed (4-byte length, then a pickle), several to a frame: every request the
+event loop made in one turn is one ``send``. The writer process drains what has arrived into a
+batch of at most ``batch_max``, runs it, and only after its ``COMMIT`` sends back one frame: every
+caller's outcome, the clients with new wallet events (for the live streams), and the batch's
+figures. So a 2xx still means the write is on disk, exactly as with the thread.
+
+The socket is a private pair between this process and its child, never a path on disk: nothing
+else can speak to the writer. Pickles cross only that pair.
+
+Lifetimes: the writer process ignores SIGINT and SIGTERM (a terminal's Ctrl-C or a service
+manager's signal reaches the whole process group; the parent decides when writing stops). It ends
+when its socket reaches end-of-file: after the parent's ``stop`` (which half-closes the socket once
+every write it sent is answered) or when the parent dies, even by SIGKILL (the kernel closes the
+parent's end). Whatever it had received is run and committed first; a parent that died hears
+nothing, and its callers' retries with the same Idempotency-Key get the committed outcome. If the
+writer process dies, every unanswered caller gets 503 and the parent starts a new writer process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import argparse
+import atexit
+import os
+import selectors
+import pickle
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+from collections import deque
+from typing import Any
+
+import structlog
+
+from wallet.ledger.errors import InvariantViolation, OperationError, Unavailable
+from wallet.storage.port import ACTOR, CommitObserver, Idempotency, WriterStats, Written
+from wallet.storage.sqlite import events
+from wallet.storage.sqlite.writer import Unit, Writer, _Task, connect
+
+log = structlog.get_logger(__name__)
+
+_HEADER = struct.Struct("!I")
+# The writer process's command (not ``-m``: the package imports this module before running it).
+_ENTRY = f"import sys; from {__name__} import main; sys.exit(main(sys.argv[1:]))"
+_RECEIVE_BYTES = 1 << 20
+# How long the parent waits for the writer process to finish and exit when stopping, and between a
+# writer process that died and its successor.
+STOP_TIMEOUT_SECONDS = 60.0
+RESTART_DELAY_SECONDS = 1.0
+# The writer process waits at most this long for a serving process to take an answer, then drops it.
+SEND_TIMEOUT_SECONDS = 10.0
+
+def _frame(value: Any) -> bytes:
+    body = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    return _HEADER.pack(len(body)) + body
+
+
+def _frames(buffer: bytearray) -> list[Any]:
+    """Take every whole frame off the front of ``buffer``."""
+    values = []
+    offset = 0
+    size = len(buffer)
+    while size - offset >= _HEADER.size:
+        (length,) = _HEADER.unpack_from(buffer, offset)
+        end = offset + _HEADER.size + length
+        if end > size:
+            break
+        values.append(pickle.loads(memoryview(buffer)[offset + _HEADER.size : end]))
+        offset = end
+    del buffer[:offset]
+    return values
+
+
+# Outcomes over the socket: a value, an OperationError (as its record, the form idempotency keys
+# keep it in), or any other failure (a bug) by name and message.
+
+
+def _encode(outcome: Written | BaseException) -> tuple[Any, ...]:
+    if isinstance(outcome, Written):
+        return ("value", outcome.value, outcome.replayed)
+    if isinstance(outcome, OperationError):
+        return ("error", outcome.to_record())
+    return ("failure", type(outcome).__name__, str(outcome))
+
+
+class WriteFailed(RuntimeError):
+    """A unit failed in the writer process for a reason that is a bug (shown as a 500)."""
+
+
+def _decode(encoded: tuple[Any, ...]) -> Written | BaseException:
+    kind = encoded[0]
+    if kind == "value":
+        return Written(encoded[1], replayed=encoded[2])
+    if kind == "error":
+        return OperationError.from_record(encoded[1])
+    if encoded[1] == InvariantViolation.__name__:
+        return InvariantViolation(encoded[2])
+    return WriteFailed(f"{encoded[1]}: {encoded[2]}")
+
+
+# The writer process.
+
+
+class _ProcessSideWriter(Writer):
+    """The thread writer's batch code, answering into a list instead of futures."""
+
+    def __init__(self, path: str, batch_max: int) -> None:
+        super().__init__(path, queue_max=1, batch_max=batch_max)
+        self.answers: list[tuple[_Task, Written | BaseException]] = []
+
+    def _deliver(self, answers: list[tuple[_Task, Written | BaseException]]) -> None:
+        self.answers.extend(answers)
+
+
+class _Peer:
+    """One serving process's connection: its unread bytes, and how many of its writes are unanswered."""
+
+    __slots__ = ("socket", "buffer", "reading", "unanswered")
+
+    def __init__(self, connection: socket.socket) -> None:
+        connection.settimeout(SEND_TIMEOUT_SECONDS)  # reads only when ready; a send waits at most this long
+        self.socket = connection
+        self.buffer = bytearray()
+        self.reading = True
+        self.unanswered = 0
+
+
+def _serve(
+    path: str, batch_max: int, primary: socket.socket, listener: socket.socket | None, log_format: str,
+    log_level: str, last_seq: int,
+) -> None:  # fmt: skip
+    """The writer process's whole life: receive, batch, commit, answer, until every peer is done.
+
+    ``primary`` is the connection to the process that started this one; ``listener``, with several
+    HTTP workers (``WALLET_WORKERS``), a Unix socket in a private directory that the workers
+    connect to. When the primary reaches end-of-file no new peer is taken; the process ends once
+    every peer has closed its side and had every write it sent answered."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    from wallet import logs
+
+    logs.configure(log_format, log_level)
+    connection = connect(path)
+    writer = _ProcessSideWriter(path, batch_max)
+    watermark = events.Watermark(last_seq)
+    fresh: dict[str, int] = {}
+
+    def announce(committed: Any) -> None:
+        fresh.update(watermark.advance(committed))
+
+    writer.after_commit = announce
+    selector = selectors.DefaultSelector()
+    peers: dict[int, _Peer] = {}
+    pending: deque[tuple[_Peer, int, _Task]] = deque()
+
+    def add(joined: socket.socket) -> _Peer:
+        peer = _Peer(joined)
+        peers[id(peer)] = peer
+        selector.register(joined, selectors.EVENT_READ, peer)
+        return peer
+
+    def close(peer: _Peer) -> None:
+        if peer.reading:
+            selector.unregister(peer.socket)
+        peers.pop(id(peer), None)
+        peer.socket.close()
+
+    primary_peer = add(primary)
+    if listener is not None:
+        listener.setblocking(False)
+        selector.register(listener, selectors.EVENT_READ, None)
+    try:
+        while peers or pending:
+            for key, _ in selector.select(0 if pending else None):
+                if key.data is None:  # a worker connects
+                    try:
+                        joined, _ = key.fileobj.accept()  # type: ignore[union-attr]
+                    except (BlockingIOError, InterruptedError):
+                        continue
+                    add(joined)
+                    continue
+                peer = key.data
+                try:
+                    data = peer.socket.recv(_RECEIVE_BYTES)
+                except (BlockingIOError, InterruptedError, TimeoutError):
+                    continue
+                except OSError:
+                    data = b""
+                if not data:  # end-of-file: this peer sends nothing more
+                    selector.unregister(peer.socket)
+                    peer.reading = False
+                    if peer is primary_peer and listener is not None:
+                        selector.unregister(listener)
+                        listener.close()
+                        listener = None
+                    if peer.unanswered == 0:
+                        close(peer)
+                    continue
+                peer.buffer += data
+                for requests in _frames(peer.buffer):
+                    for number, unit, idempotency, created_at, actor in requests:
+                        pending.append((peer, number, _Task(unit, idempotency, created_at, None, None, actor)))
+                        peer.unanswered += 1
+            if not pending:
+                continue
+            batch = [pending.popleft() for _ in range(min(batch_max, len(pending)))]
+            whose = {id(task): (peer, number) for peer, number, task in batch}
+            writer.answers.clear()
+            writer.run_guarded(connection, [task for _, _, task in batch])
+            replies: dict[int, list[tuple[int, tuple[Any, ...]]]] = {}
+            for task, outcome in writer.answers:
+                peer, number = whose[id(task)]
+                peer.unanswered -= 1
+                replies.setdefault(id(peer), []).append((number, _encode(outcome)))
+            figures = (writer.batches, writer.last_batch_size, writer.last_commit_seconds,
+                       writer.last_fault_monotonic is not None and writer.last_fault_monotonic > writer.last_commit_monotonic)  # fmt: skip
+            for peer in list(peers.values()):
+                answers = replies.get(id(peer), [])
+                if answers or fresh:  # every peer hears of new wallet events: its streams may want them
+                    try:
+                        peer.socket.sendall(_frame((answers, dict(fresh), figures)))
+                    except OSError:  # gone, or not reading for SEND_TIMEOUT_SECONDS: nobody to answer
+                        log.warning("writer_peer_dropped", unanswered=peer.unanswered)
+                        peer.unanswered = 0
+                        close(peer)
+                        continue
+                if not peer.reading and peer.unanswered == 0:
+                    close(peer)
+            fresh.clear()
+    finally:
+        connection.close()
+        for peer in list(peers.values()):
+            peer.socket.close()
+        if listener is not None:
+            listener.close()
+
+
+# The parent's side.
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self, writer: ProcessWriter) -> None:
+        self._writer = writer
+        self._buffer = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        for reply in _frames(self._buffer):
+            self._writer._replied(*reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._writer._lost()
+
+
+class ProcessWriter:
+    """The ``Writer`` interface, with the writer in a process of its own."""
+
+    def __init__(
+        self, path: str, *, queue_max: int, batch_max: int, log_format: str = "json", log_level: str = "info",
+        connect_to: str | None = None,
+    ) -> None:  # fmt: skip
+        self._path = path
+        # An HTTP worker (WALLET_WORKERS > 1) connects to the writer process its supervisor started,
+        # at this Unix socket, instead of starting one of its own.
+        self._connect_to = connect_to
+        self._queue_max = queue_max
+        self._batch_max = batch_max
+        self._log_format = log_format
+        self._log_level = log_level
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._process: Any = None
+        self._socket: socket.socket | None = None
+        self._transport: asyncio.Transport | None = None
+        self._connected = False
+        self._closing = False
+        self._gone: asyncio.Future[None] | None = None
+        self._waiting: dict[int, asyncio.Future[Written]] = {}
+        self._numbers = 0
+        self._outgoing: list[tuple[Any, ...]] = []
+        self._flush_scheduled = False
+        self._commit_observers: list[CommitObserver] = []
+        self.on_fresh_events: Any = None  # called on the loop with {client_id: last event id}
+        self.last_event_seq = 0
+        self.batches = 0
+        self.last_batch_size = 0
+        self.last_commit_seconds = 0.0
+        self.last_commit_monotonic = time.monotonic()
+        self.last_fault_monotonic: float | None = None
+        self.restarts = 0
+        atexit.register(self._close_socket)  # before multiprocessing's own exit hook joins the child
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._waiting)
+
+    @property
+    def alive(self) -> bool:
+        if self._connect_to is not None:
+            return self._connected
+        return self._connected and self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else int(self._process.pid)
+
+    def stats(self) -> WriterStats:
+        last_fault = self.last_fault_monotonic
+        return WriterStats(
+            alive=self.alive,
+            queue_depth=self.queue_depth,
+            batches=self.batches,
+            last_batch_size=self.last_batch_size,
+            last_commit_seconds=self.last_commit_seconds,
+            seconds_since_progress=time.monotonic() - max(self.last_commit_monotonic, last_fault or 0.0),
+            storage_fault=last_fault is not None and last_fault > self.last_commit_monotonic,
+        )
+
+    def observe_commits(self, observer: CommitObserver) -> None:
+        self._commit_observers.append(observer)
+
+    async def start(self, last_event_seq: int) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.last_event_seq = last_event_seq
+        await self._spawn()
+
+    async def _spawn(self) -> None:
+        assert self._loop is not None
+        if self._connect_to is not None:
+            await self._connect(self._connect_to)
+            return
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            command = [
+                sys.executable, "-c", _ENTRY, "--fd", str(child.fileno()), "--db", self._path,
+                "--batch-max", str(self._batch_max), "--last-event-seq", str(self.last_event_seq),
+                "--log-format", self._log_format, "--log-level", self._log_level,
+            ]  # fmt: skip
+            # The same code as this process runs, wherever it was imported from.
+            source = str(Path(__file__).resolve().parents[3])
+            environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))}
+            process = subprocess.Popen(command, pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, env=environment)
+        finally:
+            child.close()
+        self._process, self._socket = process, parent
+        self._gone = self._loop.create_future()
+        self._transport, _ = await self._loop.create_unix_connection(lambda: _Protocol(self), sock=parent)
+        self._connected = True
+        log.info("writer_process_started", pid=process.pid)
+
+    async def _connect(self, path: str) -> None:
+        assert self._loop is not None
+        self._gone = self._loop.create_future()
+        self._transport, _ = await self._loop.create_unix_connection(lambda: _Protocol(self), path=path)
+        self._connected = True
+        log.info("writer_connected")
+
+    async def stop(self) -> None:
+        """Let every write already sent finish and be answered, then end the writer process."""
+        if self._closing or self._transport is None:
+            return
+        self._closing = True
+        self._flush()
+        if self._connected:
+            self._transport.write_eof()  # the writer runs what it has, answers, and exits
+            assert self._gone is not None
+            await asyncio.wait_for(asyncio.shield(self._gone), STOP_TIMEOUT_SECONDS)
+        if self._process is not None:
+            await asyncio.to_thread(self._process.wait, STOP_TIMEOUT_SECONDS)
+        self._close_socket()
+
+    def _close_socket(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+        if self._socket is not None:
+            self._socket.close()
+
+    async def submit(self, unit: Unit, idempotency: Idempotency | None, created_at: str) -> Written:
+        if self._closing:
+            raise Unavailable("the service is shutting down", retry_after_seconds=1)
+        if not self._connected:
+            raise Unavailable("the writer is restarting; retry shortly", retry_after_seconds=1)
+        if len(self._waiting) >= self._queue_max:
+            raise Unavailable("too many writes queued; retry shortly", retry_after_seconds=1)
+        assert self._loop is not None
+        self._numbers += 1
+        number = self._numbers
+        future: asyncio.Future[Written] = self._loop.create_future()
+        self._waiting[number] = future
+        self._outgoing.append((number, unit, idempotency, created_at, ACTOR.get()))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+        return await asyncio.shield(future)
+
+    def _flush(self) -> None:
+        """Send every request made in this turn of the loop as one frame."""
+        self._flush_scheduled = False
+        if not self._outgoing:
+            return
+        outgoing, self._outgoing = self._outgoing, []
+        try:
+            frame = _frame(outgoing)
+        except Exception as error:  # a unit whose arguments do not pickle: a bug, one request at a time
+            for request in outgoing:
+                try:
+                    single = _frame([request])
+                except Exception:
+                    self._fail(request[0], WriteFailed(f"the write cannot be sent to the writer: {error}"))
+                    continue
+                self._send(single)
+            return
+        self._send(frame)
+
+    def _send(self, frame: bytes) -> None:
+        if self._transport is None or not self._connected:
+            return
+        self._transport.write(frame)
+
+    def _fail(self, number: int, error: BaseException) -> None:
+        future = self._waiting.pop(number, None)
+        if future is not None and not future.done():
+            future.set_exception(error)
+
+    def _replied(self, answers: list[tuple[int, tuple[Any, ...]]], fresh: dict[str, int], figures: tuple[Any, ...]) -> None:
+        now = time.monotonic()
+        self.batches, self.last_batch_size, self.last_commit_seconds, fault = figures
+        if fault:
+            self.last_fault_monotonic = now
+        else:
+            self.last_commit_monotonic = now
+        for number, encoded in answers:
+            future = self._waiting.pop(number, None)
+            if future is None or future.done():
+                continue
+            outcome = _decode(encoded)
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+        if fresh:
+            self.last_event_seq = max(self.last_event_seq, max(fresh.values()))
+            if self.on_fresh_events is not None:
+                try:
+                    self.on_fresh_events(fresh)
+                except Exception:
+                    log.exception("writer_after_commit_failed")
+        if not fault:
+            for observer in self._commit_observers:
+                try:
+                    observer(self.last_batch_size, self.last_commit_seconds)
+                except Exception:
+                    log.exception("commit_observer_failed")
+
+    def _lost(self) -> None:
+        """The socket closed: the writer process ended (after ``stop``) or died."""
+        self._connected = False
+        waiting, self._waiting = self._waiting, {}
+        for future in waiting.values():
+            if not future.done():
+                future.set_exception(Unavailable("the writer stopped; retry shortly", retry_after_seconds=1))
+        if self._gone is not None and not self._gone.done():
+            self._gone.set_result(None)
+        if self._closing or self._loop is None or self._loop.is_closed():
+            return
+        exit_code = None if self._process is None else self._process.poll()
+        log.error("writer_process_died" if self._connect_to is None else "writer_connection_lost",
+                  exit_code=exit_code, unanswered=len(waiting))  # fmt: skip
+        self._loop.create_task(self._restart())
+
+    async def _restart(self) -> None:
+        while not self._closing:
+            await asyncio.sleep(RESTART_DELAY_SECONDS)
+            if self._closing:
+                return
+            try:
+                if self._process is not None:
+                    await asyncio.to_thread(self._process.wait, STOP_TIMEOUT_SECONDS)
+                if self._socket is not None:
+                    self._socket.close()
+                await self._spawn()  # with workers: connect again, once the supervisor's new writer listens
+                self.restarts += 1
+                return
+            except Exception:
+                log.exception("writer_process_restart_failed")
+
+
+def writer_pid(writer: Any) -> int | None:
+    """The writer process's pid, for tests and diagnostics (None for the thread writer)."""
+    return writer.pid if isinstance(writer, ProcessWriter) else None
+
+
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m wallet.storage.sqlite.writer_process``: started by ``ProcessWriter``, not by hand."""
+    parser = argparse.ArgumentParser(prog="wallet-writer", description=main.__doc__)
+    parser.add_argument("--fd", type=int, required=True, help="the socket to the serving process")
+    parser.add_argument("--listen-fd", type=int, help="a listening Unix socket for HTTP workers to connect to")
+    parser.add_argument("--db", required=True, help="the SQLite file")
+    parser.add_argument("--batch-max", type=int, required=True, help="units in one commit at most")
+    parser.add_argument("--last-event-seq", type=int, required=True, help="the newest wallet event already announced")
+    parser.add_argument("--log-format", default="json", help="json or console")
+    parser.add_argument("--log-level", default="info", help="debug, info, warning or error")
+    arguments = parser.parse_args(argv)
+    primary = socket.socket(fileno=arguments.fd)
+    listener = None if arguments.listen_fd is None else socket.socket(fileno=arguments.listen_fd)
+    _serve(arguments.db, arguments.batch_max, primary, listener, arguments.log_format, arguments.log_level,
+           arguments.last_event_seq)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""Several HTTP worker processes on one port, one writer for all (``WALLET_WORKERS`` > 1).
+
+``wallet serve`` with one worker (the default) is one process that serves HTTP and starts its own
+writer process. With N workers it becomes a supervisor that serves nothing itself:
+
+- It starts the writer process (``wallet.storage.sqlite.writer_process``) with a listening Unix
+  socket in a private directory (mode 0700, the socket 0600), so every worker's writes go to the
+  one writer, batched and committed together, in one order: the same single-writer rules as with
+  one process. (On PostgreSQL, or with ``WALLET_WRITER_PROCESS=false``, each worker keeps its own
+  writer and the database orders them, as several nodes do.)
+- It starts N workers, each a full app listening on the same host and port with ``SO_REUSEPORT``:
+  the kernel spreads new connections over them. Reads run in every worker on its own read
+  connections, so reads scale with the cores. Only worker 0 runs the background jobs (hold sweep,
+  credit runs, automatic settlement); each is safe to run on several nodes anyway.
+- A worker that dies is started again; so is the writer process (the workers reconnect). SIGTERM
+  or SIGINT stops the workers gracefully (each finishes its requests and has its writes answered),
+  then the writer, then the supervisor exits 0.
+
+What is per worker, as per node with PostgreSQL: the per-provider charge throttle, the caps on
+open event streams, the token cache, and ``/metrics`` (a scrape sees the worker that answered it).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import structlog
+
+from wallet.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+# A worker that exits within this long of its start failed to start; this many such failures in a
+# row (the port is taken, the configuration cannot work) stop the supervisor with exit code 1.
+FAILED_START_SECONDS = 5.0
+FAILED_STARTS_MAX = 3
+RESTART_DELAY_SECONDS = 1.0
+WRITER_STOP_SECONDS = 60.0
+
+_WORKER_ENTRY = "import sys; from wallet.workers import run_worker; sys.exit(run_worker(sys.argv[1:]))"
+
+
+def _environment() -> dict[str, str]:
+    source = str(Path(__file__).resolve().parents[1])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))}
+
+
+class _Writer:
+    """The writer process, listening for the workers at ``socket_path``."""
+
+    def __init__(self, settings: Settings, socket_path: str) -> None:
+        self.settings = settings
+        self.socket_path = socket_path
+        self.process: subprocess.Popen[bytes] | None = None
+        self.primary: socket.socket | None = None
+
+    def start(self) -> None:
+        from wallet.storage.sqlite.adapter import _last_event_seq
+        from wallet.storage.sqlite.writer_process import _ENTRY
+
+        if os.path.exists(self.socket_path):
+            os.unlink(self.socket_path)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(self.socket_path)
+        os.chmod(self.socket_path, 0o600)
+        listener.listen(128)
+        primary, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            command = [
+                sys.executable, "-c", _ENTRY, "--fd", str(child.fileno()), "--listen-fd", str(listener.fileno()),
+                "--db", self.settings.db, "--batch-max", str(self.settings.writer_batch_max),
+                "--last-event-seq", str(_last_event_seq(self.settings.db)),
+                "--log-format", self.settings.log_format, "--log-level", self.settings.log_level,
+            ]  # fmt: skip
+            self.process = subprocess.Popen(
+                command, pass_fds=(child.fileno(), listener.fileno()), stdin=subprocess.DEVNULL, env=_environment()
+            )
+        finally:
+            child.close()
+            listener.close()  # the writer process holds it now
+        self.primary = primary
+        log.info("writer_process_started", pid=self.process.pid)
+
+    def exited(self) -> bool:
+        return self.process is not None and self.process.poll() is not None
+
+    def stop(self) -> None:
+        """End-of-file on its primary socket: it takes no new worker and exits once every worker is done."""
+        if self.primary is not None:
+            self.primary.close()
+            self.primary = None
+        if self.process is not None:
+            try:
+                self.process.wait(WRITER_STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                log.error("writer_process_killed", after_seconds=WRITER_STOP_SECONDS)
+                self.process.kill()
+                self.process.wait()
+
+
+class _Worker:
+    def __init__(self, index: int, host: str, port: int, writer_socket: str | None) -> None:
+        self.index = index
+        self.arguments = ["--index", str(index), "--host", host, "--port", str(port)]
+        if writer_socket is not None:
+            self.arguments += ["--writer-socket", writer_socket]
+        self.process: subprocess.Popen[bytes] | None = None
+        self.started = 0.0
+        self.failed_starts = 0
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _WORKER_ENTRY, *self.arguments], stdin=subprocess.DEVNULL, env=_environment()
+        )
+        self.started = time.monotonic()
+        log.info("worker_started", worker=self.index, pid=self.process.pid)
+
+    def exited(self) -> bool:
+        return self.process is not None and self.process.poll() is not None
+
+
+def supervise(settings: Settings, host: str, port: int, workers: int) -> int:
+    """Run ``workers`` HTTP workers and the writer until SIGTERM or SIGINT; the exit code."""
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_write, False)
+    stopping: list[int] = []
+
+    def stop(number: int, frame: object) -> None:
+        stopping.append(number)
+        try:
+            os.write(wake_write, b"x")
+        except OSError:
+            pass
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    directory: str | None = None
+    writer: _Writer | None = None
+    if not settings.uses_postgres:
+        from wallet.storage.sqlite.adapter import migrate
+
+        migrate(settings.db)  # once, before any worker opens the database
+        if settings.writer_process:
+            directory = tempfile.mkdtemp(prefix="wallet-writer-")  # 0700: this user alone
+            writer = _Writer(settings, os.path.join(directory, "writer.sock"))
+            writer.start()
+    team = [_Worker(index, host, port, writer.socket_path if writer else None) for index in range(workers)]
+    for worker in team:
+        worker.start()
+    print(f"wallet serve: {workers} workers on http://{host}:{port} (supervisor pid {os.getpid()})",
+          file=sys.stderr, flush=True)  # fmt: skip
+    code = 0
+    try:
+        while not stopping:
+            select.select([wake_read], [], [], 0.5)
+            if stopping:
+                break
+            if writer is not None and writer.exited():
+                log.error("writer_process_died", exit_code=writer.process.returncode if writer.process else None)
+                time.sleep(RESTART_DELAY_SECONDS)
+                writer.start()  # the workers connect again by themselves
+            for worker in team:
+                if not worker.exited() or stopping:
+                    continue
+                assert worker.process is not None
+                quick = time.monotonic() - worker.started < FAILED_START_SECONDS
+                worker.failed_starts = worker.failed_starts + 1 if quick else 0
+                log.error("worker_died", worker=worker.index, exit_code=worker.process.returncode,
+                          failed_starts=worker.failed_starts)  # fmt: skip
+                if worker.failed_starts >= FAILED_STARTS_MAX:
+                    print(f"wallet serve: worker {worker.index} failed to start {FAILED_STARTS_MAX} times; stopping",
+                          file=sys.stderr, flush=True)  # fmt: skip
+                    code = 1
+                    stopping.append(0)
+                    break
+                time.sleep(RESTART_DELAY_SECONDS)
+                worker.start()
+    finally:
+        _stop_workers(team, settings.shutdown_timeout_seconds + 5)
+        if writer is not None:
+            writer.stop()
+        if directory is not None:
+            shutil.rmtree(directory, ignore_errors=True)
+        os.close(wake_read)
+        os.close(wake_write)
+    return code
+
+
+def _stop_workers(team: list[_Worker], timeout_seconds: float) -> None:
+    running = [worker for worker in team if worker.process is not None and worker.process.poll() is None]
+    for worker in running:
+        assert worker.process is not None
+        worker.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout_seconds
+    for worker in running:
+        assert worker.process is not None
+        try:
+            worker.process.wait(max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            log.error("worker_killed", worker=worker.index, after_seconds=timeout_seconds)
+            worker.process.kill()
+            worker.process.wait()
+
+
+def run_worker(argv: list[str]) -> int:
+    """One HTTP worker: the whole app on a shared port (``SO_REUSEPORT``), writing through the
+    supervisor's writer process when given its socket."""
+    import argparse
+
+    from aiohttp import web
+
+    from wallet.api.app import create_app
+    from wallet.logs import PROCESS_FIELDS, configure
+
+    parser = argparse.ArgumentParser(prog="wallet-worker", description=run_worker.__doc__)
+    parser.add_argument("--index", type=int, required=True, help="0 runs the background jobs")
+    parser.add_argument("--host", required=True, help="address to listen on")
+    parser.add_argument("--port", type=int, required=True, help="port to listen on, shared by every worker")
+    parser.add_argument("--writer-socket", help="the writer process's Unix socket")
+    arguments = parser.parse_args(argv)
+    settings = Settings.from_env()
+    configure(settings.log_format, settings.log_level)
+    PROCESS_FIELDS["worker"] = arguments.index
+    structlog.contextvars.bind_contextvars(worker=arguments.index)
+    app = create_app(settings, background_jobs=arguments.index == 0, writer_socket=arguments.writer_socket)
+    web.run_app(app, host=arguments.host, port=arguments.port, reuse_port=True, access_log=None,
+                shutdown_timeout=settings.shutdown_timeout_seconds, print=None)  # fmt: skip
+    return 0
