@@ -26,9 +26,9 @@ from wallet.check import check_database
 from wallet.ledger.charges import IdentityMethod
 from wallet.ledger.errors import OperationError, RateLimited, ValidationError
 from wallet.settings import Settings
-from wallet.storage.port import ChargeCommand, Limits
+from wallet.storage.port import ChargeCommand, Idempotency, Limits
 from wallet.storage.sqlite import ops
-from wallet.storage.sqlite.writer import UnitCall, unit_of_work
+from wallet.storage.sqlite.writer import UnitCall, stored, unit_of_work
 from wallet.storage.sqlite.writer_process import ProcessWriter, _decode, _encode
 
 pytestmark = pytest.mark.sqlite_only
@@ -148,17 +148,20 @@ async def test_a_killed_writer_loses_nothing_answered_and_comes_back(world: Worl
 
 
 async def test_stopping_answers_every_write_already_sent(world: World) -> None:
-    client, provider = await world.funded(100_000)
-    tasks = [asyncio.create_task(world.charge(provider, client, 10, key=f"stop-{n}")) for n in range(60)]
-    storage = world.service.storage
-    while _writer(world).queue_depth < 60:  # every charge handed to the writer, none answered yet
-        await asyncio.sleep(0)
-        assert not any(task.done() for task in tasks)
-    await storage.close()
-    outcomes = await asyncio.gather(*tasks)
-    assert [status for status, _ in outcomes] == [201] * 60
+    """Writes handed to the writer, none of them sent yet, then the storage closes: every one is
+    committed and answered before the writer process exits."""
+    writer = _writer(world)
+    futures = [
+        asyncio.ensure_future(writer.submit(stored({"n": n}), Idempotency("test", f"stop-{n}", "f"), "now"))
+        for n in range(60)
+    ]
+    await asyncio.sleep(0)  # each submit runs up to its await; the frame is sent on a later turn
+    assert writer.queue_depth == 60 and not any(future.done() for future in futures)
+    await world.service.storage.close()
+    assert [written.value for written in await asyncio.gather(*futures)] == [{"n": n} for n in range(60)]
     with sqlite3.connect(world.service.settings.db) as connection:
-        assert connection.execute("SELECT COUNT(*) FROM charges").fetchone()[0] == 60
+        kept = connection.execute("SELECT COUNT(*) FROM idempotency_keys WHERE scope = 'test'").fetchone()[0]
+    assert kept == 60
     assert world.service.storage.writer_stats().alive is False
 
 
