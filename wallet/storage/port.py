@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from wallet.ledger.charges import IdentityMethod
 from wallet.ledger.errors import OperationError
@@ -28,7 +28,24 @@ Record = dict[str, Any]
 # adapter into the unit of work. Background jobs act as "system".
 ACTOR: ContextVar[str] = ContextVar("wallet_actor", default="system")
 
+T = TypeVar("T")
 
+
+def by_fields(cls: type[T]) -> type[T]:
+    """Pickle a frozen dataclass as its class and its field values in order: the form in which a
+    unit's arguments cross to the writer process, several times cheaper than pickle's default for
+    dataclasses (a state dict rebuilt through copyreg), and these cross once per write."""
+    names = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
+
+    def __reduce__(self: Any) -> tuple[Any, ...]:
+        return (cls, tuple(getattr(self, name) for name in names))
+
+    cls.__reduce__ = __reduce__  # type: ignore[method-assign]
+    return cls
+
+
+
+@by_fields
 @dataclass(frozen=True)
 class Idempotency:
     scope: str  # whose keys: one principal's
@@ -57,6 +74,7 @@ class Page:
     next_cursor: int | None  # the position to continue below, or None at the end
 
 
+@by_fields
 @dataclass(frozen=True)
 class NewClient:
     name: str
@@ -65,6 +83,7 @@ class NewClient:
     national_id_hash: str | None
 
 
+@by_fields
 @dataclass(frozen=True)
 class NewBudget:
     client_id: str
@@ -74,6 +93,7 @@ class NewBudget:
     lines: tuple[tuple[str, int], ...]  # (category, monthly amount in cents)
 
 
+@by_fields
 @dataclass(frozen=True)
 class NewProvider:
     name: str
@@ -82,6 +102,7 @@ class NewProvider:
     categories: tuple[str, ...]
 
 
+@by_fields
 @dataclass(frozen=True)
 class NewRepresentation:
     """A mandate for a representative, found (or made) by the keyed hash of their phone."""
@@ -94,6 +115,7 @@ class NewRepresentation:
     national_id_hash: str | None
 
 
+@by_fields
 @dataclass(frozen=True)
 class ChargeCommand:
     provider_id: str
@@ -124,6 +146,7 @@ class WriterStats:
 CommitObserver = Callable[[int, float], None]
 
 
+@by_fields
 @dataclass(frozen=True)
 class Limits:
     """The guessing limits the storage enforces inside its transactions."""
