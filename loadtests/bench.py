@@ -641,6 +641,8 @@ def parser() -> argparse.ArgumentParser:
                            help="sqlite (default: a file in the temporary directory) or a postgresql:// DSN")
     arguments.add_argument("--nodes", type=int, default=1,
                            help="wallet serve processes on the one database (PostgreSQL only; default 1)")
+    arguments.add_argument("--workers", type=int, default=1,
+                           help="WALLET_WORKERS of each wallet serve: HTTP worker processes on its port (default 1)")
     return arguments
 
 
@@ -654,6 +656,8 @@ def validate(arguments: argparse.Namespace, arguments_parser: argparse.ArgumentP
         arguments_parser.error("--db must be sqlite or a postgresql:// DSN")
     if arguments.nodes < 1 or (arguments.nodes > 1 and not postgres):
         arguments_parser.error("--nodes must be 1, or more with --db postgresql://...")
+    if arguments.workers < 1:
+        arguments_parser.error("--workers must be at least 1")
     if arguments.connections < arguments.threads * arguments.nodes:
         arguments_parser.error("--connections must be at least --threads times --nodes")
 
@@ -682,12 +686,14 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None) -
     wallet_ports, noop_port = [free_port() for _ in range(arguments.nodes)], free_port()
     wallet_port = wallet_ports[0]
     environment = bench_environment(directory, wallet_port, database)
+    environment["WALLET_WORKERS"] = str(arguments.workers)
     everyone = people(arguments.clients)
     info = machine()
     load_before = load_average()
     print(f"machine: {info['cpus']} CPUs, {info['cpu_model']}, {info['memory_gib']} GiB; Python {info['python']};"
           f" wrk {info['wrk']}; load average {_load(load_before)}")  # fmt: skip
-    print(f"database: {'SQLite' if database is None else 'PostgreSQL'}; {arguments.nodes} wallet serve node(s)")
+    print(f"database: {'SQLite' if database is None else 'PostgreSQL'}; {arguments.nodes} wallet serve node(s),"
+          f" {arguments.workers} HTTP worker(s) each; writer process: {environment.get('WALLET_WRITER_PROCESS', 'true')}")  # fmt: skip
     info["disk_commits_per_second"] = disk_commits = disk_commits_per_second(directory)
     print(f"disk: {disk_commits:,.0f} SQLite commits/s (one row each, WAL, synchronous=FULL): the writer's commit"
           f" rate bound; charges/s can exceed it only by group commit")  # fmt: skip

@@ -12,6 +12,7 @@ import asyncio
 import os
 import pickle
 import signal
+import socket
 import sqlite3
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -203,3 +204,49 @@ def test_every_refusal_crosses_back_as_itself(error_type: type[OperationError]) 
     crossed = _decode(_encode(error))
     assert type(crossed) is error_type
     assert crossed.to_record() == error.to_record()
+
+
+@unit_of_work
+def _wallet_event(client_id: str) -> Any:
+    def unit(connection: sqlite3.Connection) -> dict[str, str]:
+        connection.execute(
+            "INSERT INTO wallet_events (client_id, type, category, amount, line_balance, line_available, balance,"
+            " available, created_at) VALUES (?, 'credit', 'home_care', 1, 1, 1, 1, 1, 'now')", (client_id,)
+        )  # fmt: skip
+        return {"client_id": client_id}
+
+    return unit
+
+
+async def test_workers_hear_of_new_events_and_the_supervisor_is_sent_nothing(tmp_path: Path) -> None:
+    """With workers the writer process has a primary connection to the supervisor, which never
+    reads: sending it the event notices filled its buffer and stalled every write for the send
+    timeout (found by the locust mix). A worker that has only said hello hears of every event."""
+    from wallet.storage.sqlite.adapter import migrate
+    from wallet.workers import _Writer
+
+    settings = Settings(db=str(tmp_path / "wallet.db"), signing_key=str(tmp_path / "key.pem"), writer_batch_max=1)
+    migrate(settings.db)
+    with sqlite3.connect(settings.db) as connection:
+        connection.execute("INSERT INTO clients (id, name, phone_hash, phone_ciphertext, created_at)"
+                           " VALUES ('cl_1', 'Aino', 'h', 'c', 'now')")  # fmt: skip
+    writer = _Writer(settings, str(tmp_path / "writer.sock"))
+    writer.start()
+    assert writer.primary is not None
+    writing, listening = (ProcessWriter(settings.db, queue_max=100, batch_max=1, connect_to=writer.socket_path)
+                          for _ in range(2))  # fmt: skip
+    heard: list[dict[str, int]] = []
+    listening.on_fresh_events = heard.append
+    try:
+        await writing.start(0)
+        await listening.start(0)
+        for _ in range(50):  # one batch each: fifty notices of new events
+            await writing.submit(_wallet_event("cl_1"), None, "now")
+        await until(lambda: heard and max(fresh["cl_1"] for fresh in heard) == 50, 30.0, "the listening worker")
+        with pytest.raises(BlockingIOError):
+            writer.primary.recv(1, socket.MSG_DONTWAIT)
+    finally:
+        await writing.stop()
+        await listening.stop()
+        writer.stop()
+    assert writer.process is not None and writer.process.returncode == 0

@@ -161,7 +161,7 @@ class _ProcessSideWriter(Writer):
 class _Peer:
     """One serving process's connection: its unread bytes, and how many of its writes are unanswered."""
 
-    __slots__ = ("socket", "buffer", "reading", "unanswered")
+    __slots__ = ("socket", "buffer", "reading", "unanswered", "listening")
 
     def __init__(self, connection: socket.socket) -> None:
         connection.settimeout(SEND_TIMEOUT_SECONDS)  # reads only when ready; a send waits at most this long
@@ -169,6 +169,9 @@ class _Peer:
         self.buffer = bytearray()
         self.reading = True
         self.unanswered = 0
+        # A peer hears of new wallet events once it has sent a frame (a serving process says hello
+        # when it connects); the supervisor's primary connection sends none and is sent nothing.
+        self.listening = False
 
 
 def _serve(
@@ -244,6 +247,7 @@ def _serve(
                     continue
                 peer.buffer += data
                 for requests in _frames(peer.buffer):
+                    peer.listening = True
                     for number, unit, idempotency, created_at, actor in requests:
                         pending.append((peer, number, _Task(unit, idempotency, created_at, None, None, actor)))
                         peer.unanswered += 1
@@ -262,7 +266,7 @@ def _serve(
                        writer.last_fault_monotonic is not None and writer.last_fault_monotonic > writer.last_commit_monotonic)  # fmt: skip
             for peer in list(peers.values()):
                 answers = replies.get(id(peer), [])
-                if answers or fresh:  # every peer hears of new wallet events: its streams may want them
+                if answers or (fresh and peer.listening):  # every serving process hears of new events
                     try:
                         peer.socket.sendall(_frame((answers, dict(fresh), figures)))
                     except OSError:  # gone, or not reading for SEND_TIMEOUT_SECONDS: nobody to answer
@@ -390,6 +394,7 @@ class ProcessWriter:
         self._process, self._socket = process, parent
         self._gone = self._loop.create_future()
         self._transport, _ = await self._loop.create_unix_connection(lambda: _Protocol(self), sock=parent)
+        self._transport.write(_frame([]))  # hello: from now on this process hears of new wallet events
         self._connected = True
         log.info("writer_process_started", pid=process.pid)
 
@@ -397,6 +402,7 @@ class ProcessWriter:
         assert self._loop is not None
         self._gone = self._loop.create_future()
         self._transport, _ = await self._loop.create_unix_connection(lambda: _Protocol(self), path=path)
+        self._transport.write(_frame([]))  # hello: from now on this worker hears of new wallet events
         self._connected = True
         log.info("writer_connected")
 
