@@ -202,3 +202,13 @@ async def test_a_node_that_loses_its_listen_connection_listens_again(world: Worl
         second = await charge_id(world, provider, client, 500)  # heard through the new connection
         event = await events.next_change()
         assert event["event"] == "capture" and event["data"]["charge_id"] == second
+
+
+def test_a_dsn_password_never_reaches_the_log() -> None:
+    from wallet.storage.migrations import shown
+
+    assert shown("postgresql://wallet:s3cr3t@db.internal:5432/wallet?search_path=w") == (
+        "postgresql://wallet:***@db.internal:5432/wallet?search_path=w"
+    )
+    assert shown("postgresql://postgres@127.0.0.1:5432/test") == "postgresql://postgres@127.0.0.1:5432/test"
+    assert shown("data/wallet.db") == "data/wallet.db"

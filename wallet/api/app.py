@@ -12,6 +12,7 @@ from aiohttp import web
 from wallet.api import handlers as h
 from wallet.api import me
 from wallet.api.keys import SERVICE, SETTINGS
+from wallet.storage.migrations import shown
 from wallet.api.metrics import METRICS, Metrics, measure
 from wallet.api.operations import CREDIT_RUN_JOB, JOBS, Jobs
 from wallet.api.middlewares import (
@@ -120,7 +121,7 @@ def create_app(
             metrics.watch_writer(service.storage.writer_stats)
             service.storage.observe_commits(metrics.observe_commit)
             metrics.watch("wallet_event_streams_open", "Open GET /v1/me/events streams", lambda: service.events.open_streams)
-            log.info("service_started", database=settings.db)
+            log.info("service_started", database=shown(settings.db))
             yield
             log.info("shutdown_draining_writes")
         log.info("shutdown_complete")

@@ -11,6 +11,7 @@ lock, in one transaction.
 from __future__ import annotations
 
 from importlib import resources
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -23,6 +24,19 @@ _MIGRATION_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('wallet.migrate:' |
 
 def is_postgres(db: str) -> bool:
     return db.startswith(POSTGRES_SCHEMES)
+
+
+def shown(db: str) -> str:
+    """``WALLET_DB`` as it may be logged: a DSN's password replaced by ``***``."""
+    if not is_postgres(db):
+        return db
+    parts = urlsplit(db)
+    if parts.password is None:
+        return db
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
 
 
 def postgres_schema() -> str:
