@@ -156,7 +156,7 @@ class _ScrapeTimeCollector(Collector):
         if stats is None:
             return
         for name, help_text, value in (
-            ("wallet_writer_alive", "1 while the writer thread runs", 1 if stats.alive else 0),
+            ("wallet_writer_alive", "1 while the writer (thread or process) runs", 1 if stats.alive else 0),
             ("wallet_writer_queue_depth", "Writes waiting for the writer", stats.queue_depth),
             ("wallet_writer_last_batch_size", "Writes in the last committed batch", stats.last_batch_size),
             ("wallet_writer_last_commit_seconds", "BEGIN to COMMIT of the last batch", stats.last_commit_seconds),

@@ -29,23 +29,24 @@ writer process dies, every unanswered caller gets 503 and the parent starts a ne
 
 from __future__ import annotations
 
-import asyncio
 import argparse
+import asyncio
 import atexit
 import copyreg
 import io
 import os
-import selectors
 import pickle
+import selectors
 import signal
 import socket
 import struct
 import subprocess
 import sys
 import time
-from pathlib import Path
+import weakref
 from collections import deque
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -302,6 +303,17 @@ class _Protocol(asyncio.Protocol):
         self._writer._lost()
 
 
+_LIVE: weakref.WeakSet[ProcessWriter] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_live_sockets() -> None:
+    """At interpreter exit, end-of-file for every writer process still connected: it commits what
+    it has and exits rather than outliving this process."""
+    for writer in list(_LIVE):
+        writer._close_socket()
+
+
 class ProcessWriter:
     """The ``Writer`` interface, with the writer in a process of its own."""
 
@@ -337,7 +349,7 @@ class ProcessWriter:
         self.last_commit_monotonic = time.monotonic()
         self.last_fault_monotonic: float | None = None
         self.restarts = 0
-        atexit.register(self._close_socket)  # before multiprocessing's own exit hook joins the child
+        _LIVE.add(self)
 
     @property
     def queue_depth(self) -> int:
