@@ -88,3 +88,71 @@ def test_a_killed_worker_or_writer_is_replaced(files: WalletFiles, start_server:
          30.0, "a charge after the kills")  # fmt: skip
     assert server.stop() == 0, server.log_tail()
     assert_check_passes(files)
+
+
+def _server_side_owner(server_port: int, client_port: int, workers: list[int]) -> int | None:
+    """The worker whose socket is the server side of the connection from ``client_port``."""
+    inode = None
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local, remote = fields[1], fields[2]
+            if int(local.rsplit(":", 1)[1], 16) == server_port and int(remote.rsplit(":", 1)[1], 16) == client_port:
+                inode = fields[9]
+    if inode is None:
+        return None
+    for pid in workers:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                if os.readlink(fd) == f"socket:[{inode}]":
+                    return pid
+            except OSError:
+                continue
+    return None
+
+
+async def test_a_stream_on_one_worker_hears_a_charge_answered_by_the_other(
+    files: WalletFiles, start_server: Callable[..., Server]  # noqa: F811
+) -> None:
+    """Events cross workers. Streams are opened until each worker holds one (the kernel picks the
+    worker per connection); one charge later, both hear it. (The writer's notice to every worker
+    is what makes it prompt, tested in test_writer_process.py; a stream also re-reads the log each
+    second, so this test proves the outcome, not that path.)"""
+    import aiohttp
+
+    from tests.test_events import EventStream
+
+    server = start_server(**WORKERS, WALLET_EVENTS_STREAMS_PER_CLIENT_MAX="20")
+    _, workers = team(server)
+    seeded = seed(files, server, 10_000)
+    held: dict[int, tuple[aiohttp.ClientSession, EventStream]] = {}
+    sessions: list[aiohttp.ClientSession] = []
+    responses: list[aiohttp.ClientResponse] = []
+    try:
+        for _ in range(20):
+            http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
+            sessions.append(http)
+            response = await http.get(f"{server.base_url}/v1/me/events",
+                                      headers={"Authorization": f"Bearer {seeded.client_token}"})  # fmt: skip
+            responses.append(response)
+            assert response.status == 200
+            events = EventStream(response)
+            assert (await events.next_change())["event"] == "wallet"  # the stream is being served
+            transport = response.connection.transport if response.connection else None
+            assert transport is not None
+            owner = _server_side_owner(server.port, transport.get_extra_info("sockname")[1], workers)
+            assert owner in workers
+            held.setdefault(owner, (http, events))
+            if len(held) == 2:
+                break
+        assert len(held) == 2, "twenty connections all went to one worker"
+        status, _ = server.api(seeded.provider_token).call("POST", "/v1/charges", charge_body(seeded, 250))
+        assert status == 201
+        for _, events in held.values():
+            assert (await events.next_change())["data"]["amount"] == -250
+    finally:
+        for response in responses:
+            response.close()
+        for http in sessions:
+            await http.close()
+    assert server.stop() == 0, server.log_tail()
