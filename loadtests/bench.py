@@ -224,11 +224,18 @@ class Measurement:
     # CPU seconds the server process spent during the run (user + system, /proc): a cost per request
     # that, unlike requests/s, barely moves when other work shares the machine.
     server_cpu_seconds: float = 0.0
+    # Of which the writer process's (WALLET_WRITER_PROCESS): the serial part of a write.
+    writer_cpu_seconds: float = 0.0
 
     @property
     def cpu_us_per_request(self) -> float:
         answered = self.answered
         return self.server_cpu_seconds * 1e6 / answered if answered else 0.0
+
+    @property
+    def writer_cpu_us_per_request(self) -> float:
+        answered = self.answered
+        return self.writer_cpu_seconds * 1e6 / answered if answered else 0.0
 
     @property
     def per_second(self) -> float:
@@ -298,6 +305,7 @@ def run_wrk(
     pids = [] if server_pid is None else [server_pid] if isinstance(server_pid, int) else list(server_pid)
     connections = max(arguments.connections // len(urls), arguments.threads)
     cpu_before = sum(process_cpu_seconds(pid) for pid in pids)
+    writer_before = sum(writer_cpu_seconds(pid) for pid in pids)
     started = []
     for number, each in enumerate(urls):
         key_prefix = f"{scenario}-{target}-{round_number}-{number}-{secrets.token_hex(4)}"
@@ -307,12 +315,14 @@ def run_wrk(
         started.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     outputs = [running.communicate() for running in started]
     cpu_after = sum(process_cpu_seconds(pid) for pid in pids)
+    writer_after = sum(writer_cpu_seconds(pid) for pid in pids)
     measured = []
     for running, (output, errors) in zip(started, outputs):
         if running.returncode != 0:
             raise RuntimeError(f"wrk failed ({running.returncode}): {errors or output}")
         measured.append(parse_wrk_output(output, scenario, target, round_number))
-    return replace(merge(measured), server_cpu_seconds=max(cpu_after - cpu_before, 0.0))
+    return replace(merge(measured), server_cpu_seconds=max(cpu_after - cpu_before, 0.0),
+                   writer_cpu_seconds=max(writer_after - writer_before, 0.0))  # fmt: skip
 
 
 def merge(measured: Sequence[Measurement]) -> Measurement:
@@ -346,6 +356,20 @@ def process_cpu_seconds(pid: int | None) -> float:
     ticks = os.sysconf("SC_CLK_TCK")
     own = (int(fields[11]) + int(fields[12])) / ticks  # utime and stime: fields 14 and 15 of stat(5)
     return own + sum(process_cpu_seconds(child) for child in child_pids(pid))
+
+
+def writer_cpu_seconds(pid: int | None) -> float:
+    """CPU seconds of the writer processes among ``pid``'s descendants."""
+    if pid is None:
+        return 0.0
+    total = 0.0
+    for child in child_pids(pid):
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        total += process_cpu_seconds(child) if b"writer_process" in command else writer_cpu_seconds(child)
+    return total
 
 
 def child_pids(pid: int) -> list[int]:
@@ -789,6 +813,7 @@ def summarise(results: Results, arguments: argparse.Namespace) -> dict[str, Any]
             "p50_ms": _median([run.p50_ms for run in runs]),
             "p99_ms": _median([run.p99_ms for run in runs]),
             "cpu_us_per_request": _median([run.cpu_us_per_request for run in runs]),
+            "writer_cpu_us_per_request": _median([run.writer_cpu_us_per_request for run in runs]),
             "error_share": sum(run.error_share * max(run.requests, 1) for run in runs)
             / max(sum(max(run.requests, 1) for run in runs), 1),
             "statuses": statuses,
@@ -821,6 +846,7 @@ def _print_measurement(m: Measurement) -> None:
     extra = f" socket errors {m.socket_errors}, timeouts {m.timeouts}" if m.socket_errors or m.timeouts else ""
     print(f"  {m.scenario:<6} {m.target:<6} round {m.round}: {m.per_second:>8,.0f} req/s"
           f"  p50 {m.p50_ms:6.2f} ms  p99 {m.p99_ms:6.2f} ms  server CPU {m.cpu_us_per_request:6.0f} us/req"
+          f" (writer {m.writer_cpu_us_per_request:4.0f})"
           f"  errors {m.error_share:6.2%}  [{statuses}]{extra}")  # fmt: skip
 
 
@@ -851,6 +877,8 @@ def _print_summary(
     print(f"  server CPU/request charge {charge['cpu_us_per_request']:,.0f} us, no-op POST {noop['cpu_us_per_request']:,.0f} us;"
           f" GET /v1/me/wallet {read['cpu_us_per_request']:,.0f} us, no-op GET"
           f" {summary['read_noop']['cpu_us_per_request']:,.0f} us; hot charge {hot['cpu_us_per_request']:,.0f} us")  # fmt: skip
+    print(f"    of which the writer process: charge {charge['writer_cpu_us_per_request']:,.0f} us,"
+          f" hot charge {hot['writer_cpu_us_per_request']:,.0f} us")  # fmt: skip
     print(f"  hot wallet         {hot['successes_per_second']:>9,.0f} charges/s; p50 {hot['p50_ms']:.2f} ms,"
           f" p99 {hot['p99_ms']:.2f} ms; errors {hot['error_share']:.2%} {_statuses(hot['statuses'])};"
           f" ratio to no-op {summary['hot_ratio']:.2f}")  # fmt: skip
