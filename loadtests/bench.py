@@ -739,7 +739,8 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None) -
 
     wallet_urls = [f"http://{HOST}:{port}" for port in wallet_ports]
     noop_url = f"http://{HOST}:{noop_port}"
-    noop = [sys.executable, "-m", "loadtests.noop", "--port", str(noop_port)]
+    # With --workers N the no-op runs as N processes on its port too: "measured the same way".
+    noop = [sys.executable, "-m", "loadtests.noop", "--port", str(noop_port), "--processes", str(arguments.workers)]
     results = Results()
     began = time.monotonic()
     with contextlib.ExitStack() as stack:

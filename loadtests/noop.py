@@ -8,6 +8,9 @@ middlewares and without an access log (``wallet serve`` runs without one too).
 from __future__ import annotations
 
 import argparse
+import signal
+import subprocess
+import sys
 
 from aiohttp import web
 
@@ -27,8 +30,19 @@ def create_app() -> web.Application:
 def main(argv: list[str] | None = None) -> None:
     arguments = argparse.ArgumentParser(prog="python -m loadtests.noop", description=__doc__)
     arguments.add_argument("--port", type=int, default=8090)
-    port = arguments.parse_args(argv).port
-    web.run_app(create_app(), host="127.0.0.1", port=port, access_log=None, print=None)
+    arguments.add_argument("--reuse-port", action="store_true", help="listen with SO_REUSEPORT")
+    arguments.add_argument("--processes", type=int, default=1,
+                           help="processes on the port (SO_REUSEPORT), as wallet serve's WALLET_WORKERS")
+    parsed = arguments.parse_args(argv)
+    if parsed.processes > 1:  # the same shape as wallet serve's workers: this one waits, the others serve
+        children = [subprocess.Popen([sys.executable, "-m", "loadtests.noop", "--port", str(parsed.port),
+                                      "--reuse-port"]) for _ in range(parsed.processes)]  # fmt: skip
+        signal.signal(signal.SIGTERM, lambda number, frame: [child.terminate() for child in children])
+        for child in children:
+            child.wait()
+        return
+    web.run_app(create_app(), host="127.0.0.1", port=parsed.port, access_log=None, print=None,
+                reuse_port=parsed.reuse_port)  # fmt: skip
 
 
 if __name__ == "__main__":
