@@ -94,10 +94,10 @@ def _refuses_here(marker: str) -> Any:
     return lambda connection: marker
 
 
-def test_a_unit_that_cannot_be_rebuilt_fails_inside_the_writer(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_unit_that_cannot_be_built_fails_when_run_not_when_read(monkeypatch: pytest.MonkeyPatch) -> None:
     unit = _refuses_here("m")
     monkeypatch.setenv("WALLET_TEST_REFUSE_UNIT", "m")
-    rebuilt = pickle.loads(pickle.dumps(unit))  # never raises while a frame is read
+    rebuilt = pickle.loads(pickle.dumps(unit))  # never raises while a frame is read: inside the writer's guard
     with pytest.raises(ValueError, match="refused when built"):
         rebuilt(None)
 

@@ -36,10 +36,12 @@ Unit = Callable[[sqlite3.Connection], Any]
 class UnitCall:
     """A unit of work that can also travel as data: the factory that made it and its arguments.
 
-    ``ops.charge(command, limits, now, month)`` returns one. Called, it is the unit the factory
-    made (built at once, in the caller, so a factory's own checks raise where they did before);
-    pickled, it is the factory's module-level name and the arguments, so that the writer process
-    (``writer_process``) builds the same unit from the same values and runs it there."""
+    ``ops.charge(command, limits, now, month)`` returns one. Called, it runs the unit the factory
+    makes (built on the first call, in the writer: no factory does more than compute from its
+    arguments, so nothing changes by building it there); pickled, it is the factory's module-level
+    name and the arguments, so that the writer process (``writer_process``) builds the same unit from
+    the same values and runs it there. A factory that fails fails inside the writer's guard, as the
+    unit would."""
 
     __slots__ = ("factory", "args", "kwargs", "_unit")
 
@@ -47,30 +49,19 @@ class UnitCall:
         self.factory = factory
         self.args = args
         self.kwargs = kwargs
-        self._unit: Unit = factory.__wrapped__(*args, **kwargs)  # type: ignore[attr-defined]
+        self._unit: Unit | None = None
 
     def __call__(self, connection: sqlite3.Connection) -> Any:
-        return self._unit(connection)
+        unit = self._unit
+        if unit is None:
+            unit = self._unit = self.factory.__wrapped__(*self.args, **self.kwargs)  # type: ignore[attr-defined]
+        return unit(connection)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (self.factory, self.args, self.kwargs))
+        return (UnitCall, (self.factory, self.args, self.kwargs))
 
     def __repr__(self) -> str:
         return f"<unit {self.factory.__module__}.{self.factory.__qualname__}>"
-
-
-def _rebuild(factory: Callable[..., UnitCall], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Unit:
-    """Unpickling a ``UnitCall``: the unit, or, if the factory refuses here what it accepted in the
-    caller (a bug), a unit that fails with that error inside the writer's guard."""
-    try:
-        return UnitCall(factory, args, kwargs)
-    except Exception as error:
-        failure = error
-
-        def unit(connection: sqlite3.Connection) -> Any:
-            raise failure
-
-        return unit
 
 
 def unit_of_work(factory: Callable[..., Unit]) -> Callable[..., UnitCall]:
