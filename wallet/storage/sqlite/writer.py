@@ -115,6 +115,22 @@ def connect(path: str) -> sqlite3.Connection:
     return connection
 
 
+def writer_stats(writer: Any) -> WriterStats:
+    """What readiness and metrics see of a writer, the thread or the process: its ``alive``,
+    ``queue_depth``, ``batches``, ``last_batch_size``, ``last_commit_seconds`` and when its last
+    batch committed or was undone by a storage fault."""
+    last_fault = writer.last_fault_monotonic
+    return WriterStats(
+        alive=writer.alive,
+        queue_depth=writer.queue_depth,
+        batches=writer.batches,
+        last_batch_size=writer.last_batch_size,
+        last_commit_seconds=writer.last_commit_seconds,
+        seconds_since_progress=time.monotonic() - max(writer.last_commit_monotonic, last_fault or 0.0),
+        storage_fault=last_fault is not None and last_fault > writer.last_commit_monotonic,
+    )
+
+
 class Writer:
     def __init__(self, path: str, queue_max: int, batch_max: int) -> None:
         self._path = path
@@ -141,16 +157,7 @@ class Writer:
         return self._thread is not None and self._thread.is_alive()
 
     def stats(self) -> WriterStats:
-        last_fault = self.last_fault_monotonic
-        return WriterStats(
-            alive=self.alive,
-            queue_depth=self.queue_depth,
-            batches=self.batches,
-            last_batch_size=self.last_batch_size,
-            last_commit_seconds=self.last_commit_seconds,
-            seconds_since_progress=time.monotonic() - max(self.last_commit_monotonic, last_fault or 0.0),
-            storage_fault=last_fault is not None and last_fault > self.last_commit_monotonic,
-        )
+        return writer_stats(self)
 
     def observe_commits(self, observer: CommitObserver) -> None:
         """Call ``observer(batch_size, commit_seconds)`` after each commit, in the writer thread."""

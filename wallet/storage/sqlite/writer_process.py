@@ -55,7 +55,7 @@ from wallet.ledger.charges import IdentityMethod
 from wallet.ledger.errors import InvariantViolation, OperationError, Unavailable
 from wallet.storage.port import ACTOR, CommitObserver, Idempotency, WriterStats, Written
 from wallet.storage.sqlite import events
-from wallet.storage.sqlite.writer import Unit, Writer, _Task, connect
+from wallet.storage.sqlite.writer import Unit, Writer, _Task, connect, writer_stats
 
 log = structlog.get_logger(__name__)
 
@@ -366,16 +366,7 @@ class ProcessWriter:
         return None if self._process is None else int(self._process.pid)
 
     def stats(self) -> WriterStats:
-        last_fault = self.last_fault_monotonic
-        return WriterStats(
-            alive=self.alive,
-            queue_depth=self.queue_depth,
-            batches=self.batches,
-            last_batch_size=self.last_batch_size,
-            last_commit_seconds=self.last_commit_seconds,
-            seconds_since_progress=time.monotonic() - max(self.last_commit_monotonic, last_fault or 0.0),
-            storage_fault=last_fault is not None and last_fault > self.last_commit_monotonic,
-        )
+        return writer_stats(self)
 
     def observe_commits(self, observer: CommitObserver) -> None:
         self._commit_observers.append(observer)
