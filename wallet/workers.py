@@ -31,11 +31,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import structlog
 
 from wallet.settings import Settings
+from wallet.storage.sqlite.writer_process import source_environment, spawn
 
 log = structlog.get_logger(__name__)
 
@@ -49,11 +49,6 @@ WRITER_STOP_SECONDS = 60.0
 _WORKER_ENTRY = "import sys; from wallet.workers import run_worker; sys.exit(run_worker(sys.argv[1:]))"
 
 
-def _environment() -> dict[str, str]:
-    source = str(Path(__file__).resolve().parents[1])
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))}
-
-
 class _Writer:
     """The writer process, listening for the workers at ``socket_path``."""
 
@@ -65,7 +60,6 @@ class _Writer:
 
     def start(self) -> None:
         from wallet.storage.sqlite.adapter import _last_event_seq
-        from wallet.storage.sqlite.writer_process import _ENTRY
 
         if os.path.exists(self.socket_path):
             os.unlink(self.socket_path)
@@ -73,19 +67,12 @@ class _Writer:
         listener.bind(self.socket_path)
         os.chmod(self.socket_path, 0o600)
         listener.listen(128)
-        primary, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            command = [
-                sys.executable, "-c", _ENTRY, "--fd", str(child.fileno()), "--listen-fd", str(listener.fileno()),
-                "--db", self.settings.db, "--batch-max", str(self.settings.writer_batch_max),
-                "--last-event-seq", str(_last_event_seq(self.settings.db)),
-                "--log-format", self.settings.log_format, "--log-level", self.settings.log_level,
-            ]  # fmt: skip
-            self.process = subprocess.Popen(
-                command, pass_fds=(child.fileno(), listener.fileno()), stdin=subprocess.DEVNULL, env=_environment()
+            self.process, primary = spawn(
+                self.settings.db, self.settings.writer_batch_max, _last_event_seq(self.settings.db),
+                self.settings.log_format, self.settings.log_level, listener,
             )
         finally:
-            child.close()
             listener.close()  # the writer process holds it now
         self.primary = primary
         log.info("writer_process_started", pid=self.process.pid)
@@ -119,7 +106,7 @@ class _Worker:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-c", _WORKER_ENTRY, *self.arguments], stdin=subprocess.DEVNULL, env=_environment()
+            [sys.executable, "-c", _WORKER_ENTRY, *self.arguments], stdin=subprocess.DEVNULL, env=source_environment()
         )
         self.started = time.monotonic()
         log.info("worker_started", worker=self.index, pid=self.process.pid)

@@ -289,6 +289,33 @@ def _serve(
 # The parent's side.
 
 
+def source_environment() -> dict[str, str]:
+    """This environment, with the code this process runs first on the path of a child's."""
+    source = str(Path(__file__).resolve().parents[3])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))}
+
+
+def spawn(
+    path: str, batch_max: int, last_event_seq: int, log_format: str, log_level: str,
+    listener: socket.socket | None = None,
+) -> tuple[subprocess.Popen[bytes], socket.socket]:  # fmt: skip
+    """Start a writer process on ``path``; it and the connection to it (its primary peer)."""
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        command = [
+            sys.executable, "-c", _ENTRY, "--fd", str(child.fileno()), "--db", path, "--batch-max", str(batch_max),
+            "--last-event-seq", str(last_event_seq), "--log-format", log_format, "--log-level", log_level,
+        ]  # fmt: skip
+        fds = [child.fileno()]
+        if listener is not None:
+            command += ["--listen-fd", str(listener.fileno())]
+            fds.append(listener.fileno())
+        process = subprocess.Popen(command, pass_fds=fds, stdin=subprocess.DEVNULL, env=source_environment())
+    finally:
+        child.close()
+    return process, parent
+
+
 class _Protocol(asyncio.Protocol):
     def __init__(self, writer: ProcessWriter) -> None:
         self._writer = writer
@@ -381,19 +408,7 @@ class ProcessWriter:
         if self._connect_to is not None:
             await self._connect(self._connect_to)
             return
-        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            command = [
-                sys.executable, "-c", _ENTRY, "--fd", str(child.fileno()), "--db", self._path,
-                "--batch-max", str(self._batch_max), "--last-event-seq", str(self.last_event_seq),
-                "--log-format", self._log_format, "--log-level", self._log_level,
-            ]  # fmt: skip
-            # The same code as this process runs, wherever it was imported from.
-            source = str(Path(__file__).resolve().parents[3])
-            environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))}
-            process = subprocess.Popen(command, pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, env=environment)
-        finally:
-            child.close()
+        process, parent = spawn(self._path, self._batch_max, self.last_event_seq, self._log_format, self._log_level)
         self._process, self._socket = process, parent
         self._gone = self._loop.create_future()
         self._transport, _ = await self._loop.create_unix_connection(lambda: _Protocol(self), sock=parent)
