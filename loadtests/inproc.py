@@ -156,7 +156,7 @@ async def run(arguments: argparse.Namespace) -> None:
     run_tag = f"{time.time_ns():x}"
     try:
         for scenario in arguments.scenarios.split(","):
-            def batch(count: int, tag: str) -> list[bytes]:
+            def batch(count: int, tag: str, scenario: str = scenario) -> list[bytes]:
                 if scenario == "read":
                     return [read_request(choose.choice(seeded["client_tokens"])) for _ in range(count)]
                 if scenario in ("healthz", "noop"):
