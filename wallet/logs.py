@@ -10,8 +10,18 @@ import sys
 
 import structlog
 
+# The lowest level configure() let through; until it runs, structlog's defaults write every level.
+_minimum_level = logging.NOTSET
+
+
+def enabled(level: int) -> bool:
+    """Whether a log call at ``level`` writes a line. A filtered call is cheap but not free (the
+    lazy logger proxy, the arguments): a per-request path checks this before preparing one."""
+    return level >= _minimum_level
+
 
 def configure(log_format: str, level: str) -> None:
+    global _minimum_level
     numeric = getattr(logging, level.upper())
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer() if log_format == "json" else structlog.dev.ConsoleRenderer(colors=False)
@@ -28,3 +38,4 @@ def configure(log_format: str, level: str) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,  # configured once per process, before any logging
     )
+    _minimum_level = numeric

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import re
 import secrets
@@ -11,6 +12,7 @@ import time
 import structlog
 from aiohttp import web
 
+from wallet import logs
 from wallet.api.http import Handler
 from wallet.api.keys import REQUEST_ID, SETTINGS
 from wallet.api.problems import from_operation_error, problem
@@ -38,14 +40,15 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     started = time.perf_counter()
     response = await handler(request)
     response.headers["X-Request-Id"] = request_id
-    route = request.match_info.route.resource
-    log.info(
-        "request",
-        method=request.method,
-        route=route.canonical if route is not None else "unmatched",
-        status=response.status,
-        duration_ms=round((time.perf_counter() - started) * 1000, 2),
-    )
+    if logs.enabled(logging.INFO):  # the access log; `wallet serve` in production logs at warning
+        route = request.match_info.route.resource
+        log.info(
+            "request",
+            method=request.method,
+            route=route.canonical if route is not None else "unmatched",
+            status=response.status,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
     return response
 
 
