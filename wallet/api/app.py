@@ -14,13 +14,7 @@ from wallet.api import me
 from wallet.api.keys import SERVICE, SETTINGS
 from wallet.api.metrics import METRICS, Metrics, measure
 from wallet.api.operations import CREDIT_RUN_JOB, JOBS, Jobs
-from wallet.api.middlewares import (
-    SHUTTING_DOWN,
-    limit_declared_body,
-    problems,
-    refuse_when_shutting_down,
-    request_context,
-)
+from wallet.api.middlewares import SHUTTING_DOWN, admission, problems, request_context
 from wallet.bootstrap import open_service
 from wallet.clock import Clock
 from wallet.service import IDEMPOTENCY_PURGE_INTERVAL_SECONDS
@@ -92,7 +86,7 @@ def create_app(
     sms: SmsSender | None = None,
     background_jobs: bool = True,
 ) -> web.Application:
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[request_context, measure, problems, refuse_when_shutting_down, limit_declared_body])
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[request_context, measure, problems, admission])
     app[SETTINGS] = settings
     app[METRICS] = metrics = Metrics()  # a registry of its own: many apps may live in one process
     app[JOBS] = jobs = Jobs(metrics)

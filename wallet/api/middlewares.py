@@ -57,8 +57,7 @@ SHUTTING_DOWN = web.AppKey("shutting_down", asyncio.Event)
 BODY_LIMIT_SETTING = "body_limit_setting"
 
 
-@web.middleware
-async def limit_declared_body(request: web.Request, handler: Handler) -> web.StreamResponse:
+def limit_declared_body(request: web.Request) -> None:
     """A body declared (Content-Length) larger than the route's limit is 413 before anything else,
     on every route alike: also on those that take no body and would otherwise ignore it. A body
     sent chunked is bounded where it is read (``client_max_size``, or the handler's own limit)."""
@@ -66,15 +65,22 @@ async def limit_declared_body(request: web.Request, handler: Handler) -> web.Str
     limit = getattr(request.app[SETTINGS], setting)
     if request.content_length is not None and request.content_length > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
-    return await handler(request)
 
 
-@web.middleware
-async def refuse_when_shutting_down(request: web.Request, handler: Handler) -> web.StreamResponse:
+def refuse_when_shutting_down(request: web.Request) -> None:
     """After SIGTERM the listener is closed; a request still arriving on an open connection gets
     503 (try another node) while the requests already in flight finish."""
     if request.app[SHUTTING_DOWN].is_set():
         raise Unavailable("the service is shutting down; retry on another node", retry_after_seconds=1)
+
+
+@web.middleware
+async def admission(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """What a request must pass before its handler, in this order: the service is not shutting
+    down, then its declared body is within the route's limit. One middleware for both checks (each
+    middleware is one more coroutine on every request); ``problems``, outside it, renders the refusals."""
+    refuse_when_shutting_down(request)
+    limit_declared_body(request)
     return await handler(request)
 
 
