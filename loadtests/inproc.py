@@ -170,7 +170,10 @@ async def run(arguments: argparse.Namespace) -> None:
             target = noop_runner if scenario == "noop" else runner
             # Warm up: every token verified once (then cached), statements prepared, pages cached.
             warmup = arguments.warmup if arguments.warmup is not None else max(len(seeded["client_tokens"]) * 2, 2000)
-            await _drive(target, batch(warmup, "warmup"), arguments.connections, expected)
+            warmup_requests = batch(warmup, "warmup")
+            if scenario == "read":  # every token once at least, so the measured rounds verify none
+                warmup_requests += [read_request(token) for token in seeded["client_tokens"]]
+            await _drive(target, warmup_requests, arguments.connections, expected)
             loop_figures, total_figures, rates = [], [], []
             for round_number in range(1, arguments.rounds + 1):
                 requests = batch(arguments.requests, str(round_number))
