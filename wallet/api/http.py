@@ -186,6 +186,8 @@ def _choose_client(request: web.Request, principal: Principal) -> Principal:
     """``?client_id=`` chooses whose wallet a request is about. A representative may choose any client
     its token was issued for (the default: the one chosen at login); the mandate itself is checked
     by the service. A client may only name itself."""
+    if principal.role is not Role.REPRESENTATIVE and principal.role is not Role.CLIENT:
+        return principal  # the others act for nobody's wallet: the parameter means nothing to them
     chosen = request.query.get(CLIENT_ID_PARAMETER)
     if principal.role is Role.REPRESENTATIVE:
         if chosen is None:
