@@ -161,10 +161,12 @@ async def run(arguments: argparse.Namespace) -> None:
                     return [read_request(choose.choice(seeded["client_tokens"])) for _ in range(count)]
                 if scenario in ("healthz", "noop"):
                     return [healthz_request() for _ in range(count)]
-                return [
-                    charge_request(seeded["provider_token"], *choose.choice(people), f"inproc-{run_tag}-{tag}-{i}")
-                    for i in range(count)
-                ]
+                requests = []
+                for i in range(count):
+                    phone, national_id = choose.choice(people)
+                    key = f"inproc-{run_tag}-{tag}-{i}"
+                    requests.append(charge_request(seeded["provider_token"], phone, national_id, key))
+                return requests
 
             expected = b"201" if scenario == "charge" else b"200"
             target = noop_runner if scenario == "noop" else runner
