@@ -31,7 +31,16 @@ class FakeClock:
 
 def rfc3339(moment: datetime) -> str:
     """UTC, second precision with milliseconds, ``Z`` suffix."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    global _last_formatted
+    last = _last_formatted  # one tuple, read once: safe beside the writer thread's calls
+    if last[0] is moment:  # a charge formats its one ``now`` several times; a datetime never changes
+        return last[1]
+    text = moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    _last_formatted = (moment, text)  # holds the moment, so its id cannot be reused meanwhile
+    return text
+
+
+_last_formatted: tuple[datetime | None, str] = (None, "")
 
 
 def month_of(moment: datetime, zone: ZoneInfo) -> str:

@@ -10,6 +10,15 @@ import sys
 
 import structlog
 
+# The lowest level configure() let through; until it runs, structlog's defaults write every level.
+_minimum_level = logging.NOTSET
+
+
+def enabled(level: int) -> bool:
+    """Whether a log call at ``level`` writes a line. A filtered call is cheap but not free (the
+    lazy logger proxy, the arguments): a per-request path checks this before preparing one."""
+    return level >= _minimum_level
+
 
 # Bound to every request's log lines as well (the request middleware starts each request afresh):
 # with several HTTP workers, which one answered.
@@ -17,6 +26,7 @@ PROCESS_FIELDS: dict[str, object] = {}
 
 
 def configure(log_format: str, level: str) -> None:
+    global _minimum_level
     numeric = getattr(logging, level.upper())
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer() if log_format == "json" else structlog.dev.ConsoleRenderer(colors=False)
@@ -33,3 +43,4 @@ def configure(log_format: str, level: str) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,  # configured once per process, before any logging
     )
+    _minimum_level = numeric

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
 
-from wallet import commands
+from wallet import commands, logs
 from wallet.auth.crypto import PhoneCipher
 from wallet.auth.hashing import Hasher, six_digit_code, slow_hash, verify_slow_hash
 from wallet.auth.tokens import Principal, Role, TokenService
@@ -269,32 +270,34 @@ class WalletService:
             if replay is None:
                 raise
             return replay
-        code = None
-        charge_command = ChargeCommand(
+        code = national_id_hash = otp_hash = expires_at = None
+        if command.method is IdentityMethod.NATIONAL_ID:
+            national_id_hash = self.hasher.keyed(NATIONAL_ID, command.national_id or "")
+        elif command.method is IdentityMethod.APP:
+            # Held until the client answers in the app (the hold appears on its event stream).
+            expires_at = now + timedelta(seconds=self.settings.approval_ttl_seconds)
+        else:
+            code = six_digit_code()
+            expires_at = now + timedelta(seconds=self.settings.otp_ttl_seconds)
+            otp_hash = self.hasher.keyed(OTP, code)
+        charge_command = ChargeCommand(  # built once with its method's fields (dataclasses.replace copies)
             provider_id=provider_id,
             phone_hash=self.hasher.keyed(PHONE, command.phone),
             amount=command.amount,
             category=command.category,
             description=command.description,
             method=command.method,
+            national_id_hash=national_id_hash,
+            otp_hash=otp_hash,
+            otp_expires_at=expires_at,
         )
-        if command.method is IdentityMethod.NATIONAL_ID:
-            national_id_hash = self.hasher.keyed(NATIONAL_ID, command.national_id or "")
-            charge_command = replace(charge_command, national_id_hash=national_id_hash)
-        elif command.method is IdentityMethod.APP:
-            # Held until the client answers in the app (the hold appears on its event stream).
-            expires_at = now + timedelta(seconds=self.settings.approval_ttl_seconds)
-            charge_command = replace(charge_command, otp_expires_at=expires_at)
-        else:
-            code = six_digit_code()
-            expires_at = now + timedelta(seconds=self.settings.otp_ttl_seconds)
-            charge_command = replace(charge_command, otp_hash=self.hasher.keyed(OTP, code), otp_expires_at=expires_at)
         month = month_of(now, self.settings.zone)
         written = await self.storage.charge(charge_command, self.limits, now, month, idempotency)
         if code is not None and not written.replayed:
             await self._send_code(command.phone, code, command.amount)
-        log.info("charge", charge_id=written.value["id"], status=written.value["status"],
-                 amount=command.amount, category=command.category, replayed=written.replayed)  # fmt: skip
+        if logs.enabled(logging.INFO):
+            log.info("charge", charge_id=written.value["id"], status=written.value["status"],
+                     amount=command.amount, category=command.category, replayed=written.replayed)  # fmt: skip
         return written
 
     async def _send_code(self, phone: str, code: str, amount: int) -> None:

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterator
+from types import TracebackType
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -56,6 +57,11 @@ class Metrics:
             ["method", "route"], registry=registry,
         )  # fmt: skip
         self.in_progress = Gauge("wallet_http_requests_in_progress", "HTTP requests being answered", registry=registry)
+        # The children of the two request metrics, by (method, route, status): ``labels()`` checks
+        # and joins its arguments and takes a lock on every call, a few µs a request. The keys are
+        # the same bounded label values, so this holds no more than the metrics themselves.
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._charge_children: dict[tuple[str, str], Counter] = {}  # by (step, outcome), likewise
         self.charges = Counter(
             "wallet_charges", "Charge attempts by step (create, confirm) and outcome (a status or an error code)",
             ["step", "outcome"], registry=registry,
@@ -92,6 +98,16 @@ class Metrics:
     def writer_stats(self) -> WriterStats | None:
         return self._writer_stats() if self._writer_stats is not None else None
 
+    def request_answered(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one answered request and observe its duration."""
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (self.requests.labels(method, route, str(status)), self.request_seconds.labels(method, route))
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
     def observe_commit(self, batch_size: int, commit_seconds: float) -> None:
         """A storage commit observer: called from the writer's thread (prometheus-client is thread-safe)."""
         self.batch_size.observe(batch_size)
@@ -120,26 +136,49 @@ class Metrics:
             self.credit_runs.labels(trigger, "failed").inc()
             raise
 
-    @contextlib.contextmanager
-    def charge_outcome(self, step: str) -> Iterator[Callable[[Written], Written]]:
+    def charge_outcome(self, step: str) -> _ChargeOutcome:
         """Count a charge step by its outcome: the status written, ``replayed``, or the error code.
 
-        Wrap the whole handler body; call the yielded function with what the service wrote.
+        Wrap the whole handler body (``with metrics.charge_outcome("create") as outcome:``); call
+        the yielded function with what the service wrote.
         """
+        return _ChargeOutcome(self, step)
 
-        def written(result: Written) -> Written:
-            outcome = "replayed" if result.replayed else str(result.value.get("status", "ok"))
-            self.charges.labels(step, outcome).inc()
-            return result
-
-        try:
-            yield written
-        except OperationError as error:
-            self.charges.labels(step, error.code).inc()
-            raise
+    def count_charge(self, step: str, outcome: str) -> None:
+        key = (step, outcome)
+        child = self._charge_children.get(key)
+        if child is None:
+            child = self._charge_children[key] = self.charges.labels(step, outcome)
+        child.inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _ChargeOutcome:
+    """What ``Metrics.charge_outcome`` returns: a context manager as a small class rather than a
+    generator (``contextlib.contextmanager`` builds a generator and its wrapper on every charge)."""
+
+    __slots__ = ("_metrics", "_step")
+
+    def __init__(self, metrics: Metrics, step: str) -> None:
+        self._metrics = metrics
+        self._step = step
+
+    def __enter__(self) -> Callable[[Written], Written]:
+        return self._written
+
+    def _written(self, result: Written) -> Written:
+        outcome = "replayed" if result.replayed else str(result.value.get("status", "ok"))
+        self._metrics.count_charge(self._step, outcome)
+        return result
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        if isinstance(error, OperationError):
+            self._metrics.count_charge(self._step, error.code)
+        # None: whatever was raised goes on
 
 
 class _ScrapeTimeCollector(Collector):
@@ -195,5 +234,4 @@ async def measure(request: web.Request, handler: Handler) -> web.StreamResponse:
         metrics.in_progress.dec()
         route = route_label(request)
         method = request.method if request.method in KNOWN_METHODS else "other"
-        metrics.requests.labels(method, route, str(status)).inc()
-        metrics.request_seconds.labels(method, route).observe(time.perf_counter() - started)
+        metrics.request_answered(method, route, status, time.perf_counter() - started)

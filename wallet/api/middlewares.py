@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import re
 import secrets
@@ -11,6 +12,7 @@ import time
 import structlog
 from aiohttp import web
 
+from wallet import logs
 from wallet.api.http import Handler
 from wallet.api.keys import REQUEST_ID, SETTINGS
 from wallet.api.problems import from_operation_error, problem
@@ -39,14 +41,15 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     started = time.perf_counter()
     response = await handler(request)
     response.headers["X-Request-Id"] = request_id
-    route = request.match_info.route.resource
-    log.info(
-        "request",
-        method=request.method,
-        route=route.canonical if route is not None else "unmatched",
-        status=response.status,
-        duration_ms=round((time.perf_counter() - started) * 1000, 2),
-    )
+    if logs.enabled(logging.INFO):  # the access log; `wallet serve` in production logs at warning
+        route = request.match_info.route.resource
+        log.info(
+            "request",
+            method=request.method,
+            route=route.canonical if route is not None else "unmatched",
+            status=response.status,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
     return response
 
 
@@ -55,8 +58,7 @@ SHUTTING_DOWN = web.AppKey("shutting_down", asyncio.Event)
 BODY_LIMIT_SETTING = "body_limit_setting"
 
 
-@web.middleware
-async def limit_declared_body(request: web.Request, handler: Handler) -> web.StreamResponse:
+def limit_declared_body(request: web.Request) -> None:
     """A body declared (Content-Length) larger than the route's limit is 413 before anything else,
     on every route alike: also on those that take no body and would otherwise ignore it. A body
     sent chunked is bounded where it is read (``client_max_size``, or the handler's own limit)."""
@@ -64,15 +66,22 @@ async def limit_declared_body(request: web.Request, handler: Handler) -> web.Str
     limit = getattr(request.app[SETTINGS], setting)
     if request.content_length is not None and request.content_length > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
-    return await handler(request)
 
 
-@web.middleware
-async def refuse_when_shutting_down(request: web.Request, handler: Handler) -> web.StreamResponse:
+def refuse_when_shutting_down(request: web.Request) -> None:
     """After SIGTERM the listener is closed; a request still arriving on an open connection gets
     503 (try another node) while the requests already in flight finish."""
     if request.app[SHUTTING_DOWN].is_set():
         raise Unavailable("the service is shutting down; retry on another node", retry_after_seconds=1)
+
+
+@web.middleware
+async def admission(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """What a request must pass before its handler, in this order: the service is not shutting
+    down, then its declared body is within the route's limit. One middleware for both checks (each
+    middleware is one more coroutine on every request); ``problems``, outside it, renders the refusals."""
+    refuse_when_shutting_down(request)
+    limit_declared_body(request)
     return await handler(request)
 
 

@@ -14,6 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
+from functools import cached_property
 from typing import Any
 
 import jwt
@@ -52,7 +53,7 @@ class Principal:
     representative_id: str | None = None
     client_ids: tuple[str, ...] = ()
 
-    @property
+    @cached_property  # a principal is cached with its token and asked for its scope on every request
     def scope(self) -> str:
         """The namespace of this caller's idempotency keys, and its name in the audit log."""
         if self.role is Role.REPRESENTATIVE:

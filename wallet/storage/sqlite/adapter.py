@@ -167,6 +167,21 @@ class SqliteStorage:
         finally:
             self._readers.put_nowait(reader)
 
+    async def _read_statement(self, sql: str, parameters: tuple[Any, ...]) -> list[sqlite3.Row]:
+        """The rows of one statement. A single statement reads one committed snapshot by itself, so
+        on the loop's connection it needs no BEGIN and COMMIT around it (nor the context manager):
+        the same answer as ``_read``, at a third of the calls into SQLite. (The PostgreSQL adapter,
+        which shares these reads, has no loop connection: its ``_read`` answers.)"""
+        loop_reader: _LoopReader | None = getattr(self, "_loop_reader", None)
+        if loop_reader is not None and not self._loop_reader_busy:
+            try:
+                return loop_reader.fetch(sql, parameters)
+            except sqlite3.OperationalError as error:  # as in _read: locked past the short timeout, or an I/O fault
+                log.warning("loop_read_failed", error=str(error))
+                raise Unavailable("the database cannot be read now", retry_after_seconds=1) from error
+        async with self._read() as reader:
+            return list(await reader.execute_fetchall(sql, parameters))
+
     async def _write(self, unit: Unit, now: datetime, idempotency: Idempotency | None = None) -> Written:
         return await self.writer.submit(unit, idempotency, rfc3339(now))
 
@@ -383,26 +398,20 @@ class SqliteStorage:
         return (await self._write(representatives.verify_login(phone_hash, code_hash, client_id, limits, now), now)).value
 
     async def get_wallet(self, client_id: str, month: str) -> Record:
-        async with self._read() as reader:
-            accounts = await reader.execute_fetchall(
-                "SELECT category, balance, held FROM accounts WHERE client_id = ? AND kind = 'wallet'", (client_id,)
-            )
-            budget_lines = await reader.execute_fetchall(
-                "SELECT l.category, l.monthly_amount FROM budgets b JOIN budget_lines l ON l.budget_id = b.id"
-                " WHERE b.client_id = ? AND b.start_month <= ? AND b.end_month >= ?",
-                (client_id, month, month),
-            )
-            # In the same snapshot: the stream position this wallet state stands at.
-            last_event = list(await reader.execute_fetchall(events.LAST_SEQ_OF_CLIENT_SQL, (client_id,)))[0][0]
-        monthly = {row["category"]: row["monthly_amount"] for row in budget_lines}
+        # One statement, so one snapshot: the wallet's accounts, its budget lines of the month, and
+        # the stream position this wallet state stands at (part 0, 1 and 2).
+        rows = await self._read_statement(_WALLET_SQL, (client_id, client_id, month, month, client_id))
+        accounts = [row for row in rows if row[0] == 0]
+        monthly = {row[1]: row[2] for row in rows if row[0] == 1}
+        last_event = next(row[2] for row in rows if row[0] == 2)
         lines: dict[str, Record] = {}
-        for row in accounts:
-            lines[row["category"]] = {
-                "category": row["category"],
-                "balance": row["balance"],
-                "held": row["held"],
-                "available": row["balance"] - row["held"],
-                "monthly_amount": monthly.get(row["category"], 0),
+        for _, category, balance, held in accounts:
+            lines[category] = {
+                "category": category,
+                "balance": balance,
+                "held": held,
+                "available": balance - held,
+                "monthly_amount": monthly.get(category, 0),
             }
         for category, amount in monthly.items():
             lines.setdefault(
@@ -590,6 +599,22 @@ class _LoopReader:
     async def execute_fetchall(self, sql: str, parameters: Iterable[Any] | None = None) -> list[sqlite3.Row]:
         return self._connection.execute(sql, tuple(parameters) if parameters is not None else ()).fetchall()
 
+    def fetch(self, sql: str, parameters: tuple[Any, ...]) -> list[sqlite3.Row]:
+        """One statement outside any BEGIN: it reads one snapshot of its own."""
+        return self._connection.execute(sql, parameters).fetchall()
+
+
+# GET /v1/me/wallet in one statement (see get_wallet): each part's rows as its own query would
+# give them, tagged with the part.
+# Plain ? placeholders (the PostgreSQL adapter translates them in order): client, client, month,
+# month, client.
+_WALLET_SQL = (
+    "SELECT 0, category, balance, held FROM accounts WHERE client_id = ? AND kind = 'wallet'"
+    " UNION ALL"
+    " SELECT 1, l.category, l.monthly_amount, NULL FROM budgets b JOIN budget_lines l ON l.budget_id = b.id"
+    " WHERE b.client_id = ? AND b.start_month <= ? AND b.end_month >= ?"
+    f" UNION ALL SELECT 2, NULL, ({events.LAST_SEQ_OF_CLIENT_SQL}), NULL"
+)
 
 # A read on the loop thread waits at most this long for a lock (a WAL reader waits only in rare
 # cases, such as recovery after a crash); beyond it the read fails with 503 rather than stall the loop.
