@@ -20,7 +20,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 
-MIGRATION_BUSY_TIMEOUT_MS = 600_000  # ten minutes: a 1,000,000-wallet database rebuilds in about 15 s
+MIGRATION_BUSY_TIMEOUT_MS = 600_000  # ten minutes: 1 → 2 took 10 s on a 1,000,000-wallet database
 
 # Version N → N + 1, by N.
 STEPS: dict[int, str] = {
