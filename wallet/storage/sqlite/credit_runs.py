@@ -125,7 +125,7 @@ class _Step:
 def ledger_data(postings: Sequence[Posting], month: str) -> str:
     """The audit entry's data for a credit or expiry, as ``ops.post`` writes it:
     ``canonical({"postings": [[account_id, amount], ...], "charge_id": None, "refund_id": None,
-    "month": month})``, keys sorted, written out directly (a fifth of the time; a million entries a
+    "month": month})``, keys sorted, written out directly (an eighth of the time; a million entries a
     run). Strings through the encoder's own ``encode_basestring``, integers as ``int.__repr__``:
     what ``json`` does with them (``tests/test_credit_run_bulk.py`` holds the two equal)."""
     written = ",".join(f"[{encode_basestring(p.account_id)},{int.__repr__(p.amount)}]" for p in postings)
