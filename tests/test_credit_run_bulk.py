@@ -22,6 +22,7 @@ import pytest
 
 from wallet.check import check_database
 from wallet.ledger.accounts import FUNDING_ACCOUNT, wallet_account
+from wallet.ledger.audit import canonical
 from wallet.ledger.charges import IdentityMethod
 from wallet.ledger.months import UnusedPolicy, expires_at_boundary, expiry_amount, previous_month
 from wallet.ledger.transactions import Transaction, TransactionType
@@ -298,3 +299,17 @@ def test_a_repeated_bulk_step_writes_nothing_more(tmp_path: Path, deterministic_
     done.pop("credit_runs")
     assert rerun == done
     assert check_database(str(path)) == []
+
+
+@pytest.mark.parametrize(
+    "account_id",
+    ["wallet:cl_0190a1b2c3d4e5f6a7b8c9d0e1f2:home_care", 'wallet:"quoted"\\back:x', "wallet:äö€😀:\x01\n\t\u2028"],
+)
+def test_the_audit_data_a_step_writes_is_the_canonical_json(account_id: str) -> None:
+    """The step writes its entries' data directly; it must be what ``canonical`` makes, byte for byte
+    (any odd character in an id included), or the hash chain would not verify."""
+    for transfer in (Transaction.transfer(TransactionType.CREDIT, FUNDING_ACCOUNT, account_id, 60_000),
+                     Transaction.transfer(TransactionType.EXPIRY, account_id, FUNDING_ACCOUNT, 1)):  # fmt: skip
+        expected = canonical({"postings": [[p.account_id, p.amount] for p in transfer.postings], "charge_id": None,
+                              "refund_id": None, "month": "2027-03"})  # fmt: skip
+        assert credit_runs.ledger_data(transfer.postings, "2027-03") == expected

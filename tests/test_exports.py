@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import BUSINESS_ID, IBAN, World
 from wallet.auth.tokens import Role
-from wallet.exports import ExportKind, euros
+from wallet.exports import Encoder, ExportFormat, ExportKind, euros, write_export
 from wallet.ledger.reference import group_finnish_reference
 from wallet.settings import Settings
 
@@ -309,3 +309,64 @@ async def test_the_cli_writes_the_same_files(world: World, tmp_path: Path) -> No
     assert code == 0 and stdout == (await export(world, "settlements", "jsonl"))[0]
     code, _, stderr = await run_cli(settings, "export", "transactions", "--from", "someday")
     assert code == 2 and b"from" in stderr
+
+
+# write_export on its own: it reads the next page while it writes this one.
+
+
+class _Pages:
+    """Pages as an export reads them, noting what happened to the reading."""
+
+    def __init__(self, count: int, fail_at: int | None = None) -> None:
+        self.count, self.fail_at = count, fail_at
+        self.read: list[int] = []
+        self.closed = False
+
+    async def pages(self) -> Any:
+        try:
+            for number in range(self.count):
+                await asyncio.sleep(0)
+                if number == self.fail_at:
+                    raise OSError("the disk went away")
+                self.read.append(number)
+                yield [{"n": number}]
+        finally:
+            self.closed = True  # a reader would go back to its pool here
+
+
+ONE_COLUMN = Encoder(ExportFormat.CSV, ("n",))
+
+
+async def test_write_export_writes_every_page_in_order() -> None:
+    source, written = _Pages(5), []
+
+    async def write(chunk: bytes) -> None:
+        written.append(chunk)
+
+    assert await write_export(source.pages(), ONE_COLUMN, write) == 5
+    assert b"".join(written) == b"n\r\n0\r\n1\r\n2\r\n3\r\n4\r\n"
+
+
+async def test_a_page_that_cannot_be_read_fails_the_export_after_the_pages_before_it() -> None:
+    source, written = _Pages(5, fail_at=3), []
+
+    async def write(chunk: bytes) -> None:
+        written.append(chunk)
+
+    with pytest.raises(OSError, match="the disk went away"):
+        await write_export(source.pages(), ONE_COLUMN, write)
+    assert b"".join(written) == b"n\r\n0\r\n1\r\n2\r\n"
+    assert source.closed
+
+
+async def test_when_the_client_goes_away_the_reading_ahead_stops_too() -> None:
+    source = _Pages(100)
+
+    async def write(chunk: bytes) -> None:
+        if chunk.startswith(b"1\r\n"):
+            raise ConnectionResetError("the client went away")
+
+    with pytest.raises(ConnectionResetError):
+        await write_export(source.pages(), ONE_COLUMN, write)
+    assert source.read[:2] == [0, 1] and len(source.read) <= 3  # one page ahead of the failed one at most
+    assert source.closed  # its reading was stopped and cleaned up, not left pending

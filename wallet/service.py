@@ -51,7 +51,10 @@ from wallet.storage.port import (
 
 log = structlog.get_logger(__name__)
 
-CREDIT_RUN_BATCH_BUDGETS = 200
+# Budgets a credit-run step takes: one commit each, holding the writer for it (some 30 ms on a
+# 1,000,000-wallet database, in CPU). Below a few hundred the commits cost more than the work
+# (docs/performance.md).
+CREDIT_RUN_BATCH_BUDGETS = 500
 HOLD_SWEEP_BATCH = 500
 IDEMPOTENCY_PURGE_BATCH = 1_000
 IDEMPOTENCY_PURGE_INTERVAL_SECONDS = 3_600

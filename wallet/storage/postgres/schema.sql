@@ -1,5 +1,5 @@
 -- The wallet's PostgreSQL schema: the same tables, columns, keys and checks as
--- wallet/storage/sqlite/schema.sql (tests/test_postgres_schema.py compares them), in PostgreSQL's
+-- wallet/storage/sqlite/schema.sql (tests/test_postgres.py compares them), in PostgreSQL's
 -- words. Times are RFC 3339 text, as in SQLite, in the "C" collation so that they sort by their
 -- bytes whatever the database's locale. Ledger tables are append-only: triggers refuse UPDATE and
 -- DELETE. Run inside one transaction under an advisory lock (wallet/storage/migrations.py).
@@ -213,7 +213,7 @@ CREATE TABLE IF NOT EXISTS audit_log (
     subject        TEXT COLLATE "C" NOT NULL,
     data           TEXT NOT NULL,
     previous_hash  TEXT COLLATE "C" NOT NULL,
-    hash           TEXT COLLATE "C" NOT NULL UNIQUE
+    hash           TEXT COLLATE "C" NOT NULL  -- distinct by the chain; no index (schema version 2)
 );
 
 CREATE TABLE IF NOT EXISTS settlements (

@@ -44,12 +44,13 @@ from wallet.storage.port import (
 )
 from wallet.storage.sqlite import (
     credit_runs, events, exports, ops, reconciliations, render, representatives, settlements, statements, usage,
+    versions,
 )
 from wallet.storage.sqlite.reading import Reader
 from wallet.storage.sqlite.writer_process import ProcessWriter
 from wallet.storage.sqlite.writer import STATEMENT_CACHE_SIZE, Unit, Writer, connect, replay_outcome, stored
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # the steps from each older version: wallet/storage/sqlite/versions.py
 log = structlog.get_logger(__name__)
 
 
@@ -60,11 +61,7 @@ def migrate(path: str) -> None:
     connection = connect(path)
     try:
         schema = resources.files("wallet.storage.sqlite").joinpath("schema.sql").read_text()
-        connection.executescript(
-            f"BEGIN IMMEDIATE;\n{schema}\n"
-            f"INSERT INTO schema_version (version) SELECT {SCHEMA_VERSION}"
-            " WHERE NOT EXISTS (SELECT 1 FROM schema_version);\nCOMMIT;"
-        )
+        versions.upgrade(connection, schema, SCHEMA_VERSION)
     finally:
         connection.close()
 

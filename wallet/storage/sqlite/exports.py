@@ -18,13 +18,19 @@ from wallet.storage.port import Record
 LATEST = "9999"  # sorts after every RFC 3339 time
 EARLIEST = ""
 
+# The record's columns first, in the record's order; then what only the reading needs (the keyset's
+# ``seq`` and the transfer check's ``postings`` and ``debited``), left out of the record.
+_TRANSACTION_KEYS = (
+    "transaction_id", "created_at", "type", "charge_id", "refund_id", "client_id", "provider_id", "business_id",
+    "category", "month", "from_account", "to_account", "amount", "settlement_id", "settlement_reference",
+)  # fmt: skip
 _TRANSACTIONS = (
-    "SELECT t.seq, t.id AS transaction_id, t.created_at, t.type, t.charge_id, t.refund_id, t.client_id,"
+    "SELECT t.id AS transaction_id, t.created_at, t.type, t.charge_id, t.refund_id, t.client_id,"
     " t.provider_id, pr.business_id, t.category, t.month,"
     " debit.account_id AS from_account, credit.account_id AS to_account, credit.amount AS amount,"
-    " -debit.amount AS debited,"
-    " (SELECT COUNT(*) FROM postings p WHERE p.transaction_id = t.id) AS postings,"
-    " COALESCE(s1.id, s2.id) AS settlement_id, COALESCE(s1.reference, s2.reference) AS settlement_reference"
+    " COALESCE(s1.id, s2.id) AS settlement_id, COALESCE(s1.reference, s2.reference) AS settlement_reference,"
+    " t.seq, -debit.amount AS debited,"
+    " (SELECT COUNT(*) FROM postings p WHERE p.transaction_id = t.id) AS postings"
     " FROM transactions t"
     " JOIN postings debit ON debit.transaction_id = t.id AND debit.amount < 0"
     " JOIN postings credit ON credit.transaction_id = t.id AND credit.amount > 0"
@@ -73,12 +79,12 @@ async def transactions_page(
         )
     )
     records: list[Record] = []
+    keys = _TRANSACTION_KEYS
     for row in found:
+        record: dict[str, Any] = dict(zip(keys, row))  # by position: the last three columns are left out
         # A transfer is one posting out and one in, of the same amount: anything else is a bug.
-        if row["postings"] != 2 or row["debited"] != row["amount"]:
-            raise InvariantViolation(f"transaction {row['transaction_id']} is not a transfer between two accounts")
-        hidden = ("seq", "postings", "debited")
-        record: dict[str, Any] = {key: row[key] for key in row.keys() if key not in hidden}  # noqa: SIM118
+        if row["postings"] != 2 or row["debited"] != record["amount"]:
+            raise InvariantViolation(f"transaction {record['transaction_id']} is not a transfer between two accounts")
         records.append(record)
     return records, (found[-1]["created_at"], found[-1]["seq"]) if found else after
 

@@ -211,7 +211,7 @@ CREATE TABLE IF NOT EXISTS audit_log (
     subject        TEXT NOT NULL,
     data           TEXT NOT NULL,
     previous_hash  TEXT NOT NULL,
-    hash           TEXT NOT NULL UNIQUE
+    hash           TEXT NOT NULL  -- distinct by the chain; no index (schema version 2)
 ) STRICT;
 CREATE TRIGGER IF NOT EXISTS audit_log_append_only_update BEFORE UPDATE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
