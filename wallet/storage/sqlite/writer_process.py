@@ -376,6 +376,7 @@ class ProcessWriter:
         self.last_commit_monotonic = time.monotonic()
         self.last_fault_monotonic: float | None = None
         self.restarts = 0
+        self._restarting: asyncio.Task[None] | None = None
         _LIVE.add(self)
 
     @property
@@ -429,6 +430,8 @@ class ProcessWriter:
         if self._closing or self._transport is None:
             return
         self._closing = True
+        if self._restarting is not None and not self._restarting.done():
+            self._restarting.cancel()
         self._flush()
         if self._connected:
             self._transport.write_eof()  # the writer runs what it has, answers, and exits
@@ -535,7 +538,7 @@ class ProcessWriter:
         exit_code = None if self._process is None else self._process.poll()
         log.error("writer_process_died" if self._connect_to is None else "writer_connection_lost",
                   exit_code=exit_code, unanswered=len(waiting))  # fmt: skip
-        self._loop.create_task(self._restart())
+        self._restarting = self._loop.create_task(self._restart())  # kept: a task nobody holds may vanish
 
     async def _restart(self) -> None:
         while not self._closing:
