@@ -135,6 +135,8 @@ class PostgresStorage(SqliteStorage):
         )  # fmt: skip
         self._reader_count = readers
         self._event_listeners: list[Callable[[dict[str, int]], None]] = []
+        self._loop_reader = None  # no loop connection: every read goes through the pool (_read)
+        self._loop_reader_busy = False
         self._pool: asyncpg.Pool | None = None
         self._listener: asyncpg.Connection | None = None
         self._relisten: asyncio.Task[None] | None = None

@@ -169,7 +169,7 @@ class SqliteStorage:
         on the loop's connection it needs no BEGIN and COMMIT around it (nor the context manager):
         the same answer as ``_read``, at a third of the calls into SQLite. (The PostgreSQL adapter,
         which shares these reads, has no loop connection: its ``_read`` answers.)"""
-        loop_reader: _LoopReader | None = getattr(self, "_loop_reader", None)
+        loop_reader = self._loop_reader
         if loop_reader is not None and not self._loop_reader_busy:
             try:
                 return loop_reader.fetch(sql, parameters)

@@ -70,6 +70,7 @@ RESTART_DELAY_SECONDS = 1.0
 # The writer process waits at most this long for a serving process to take an answer, then drops it.
 SEND_TIMEOUT_SECONDS = 10.0
 
+
 def _utc_datetime(microseconds: int) -> datetime:
     return _EPOCH + timedelta(microseconds=microseconds)
 
@@ -263,8 +264,7 @@ def _serve(
                 peer, number = whose[id(task)]
                 peer.unanswered -= 1
                 replies.setdefault(id(peer), []).append((number, _encode(outcome)))
-            figures = (writer.batches, writer.last_batch_size, writer.last_commit_seconds,
-                       writer.last_fault_monotonic is not None and writer.last_fault_monotonic > writer.last_commit_monotonic)  # fmt: skip
+            figures = (writer.batches, writer.last_batch_size, writer.last_commit_seconds, writer.stats().storage_fault)
             for peer in list(peers.values()):
                 answers = replies.get(id(peer), [])
                 if answers or (fresh and peer.listening):  # every serving process hears of new events
@@ -407,23 +407,22 @@ class ProcessWriter:
     async def _spawn(self) -> None:
         assert self._loop is not None
         if self._connect_to is not None:
-            await self._connect(self._connect_to)
+            await self._connect(path=self._connect_to)
+            log.info("writer_connected")
             return
         process, parent = spawn(self._path, self._batch_max, self.last_event_seq, self._log_format, self._log_level)
         self._process, self._socket = process, parent
-        self._gone = self._loop.create_future()
-        self._transport, _ = await self._loop.create_unix_connection(lambda: _Protocol(self), sock=parent)
-        self._transport.write(_frame([]))  # hello: from now on this process hears of new wallet events
-        self._connected = True
+        await self._connect(sock=parent)
         log.info("writer_process_started", pid=process.pid)
 
-    async def _connect(self, path: str) -> None:
+    async def _connect(self, **where: Any) -> None:
+        """Connect (``sock=`` the pair's end, or ``path=`` the supervisor's writer) and say hello:
+        from then on this process hears of new wallet events."""
         assert self._loop is not None
         self._gone = self._loop.create_future()
-        self._transport, _ = await self._loop.create_unix_connection(lambda: _Protocol(self), path=path)
-        self._transport.write(_frame([]))  # hello: from now on this worker hears of new wallet events
+        self._transport, _ = await self._loop.create_unix_connection(lambda: _Protocol(self), **where)
+        self._transport.write(_frame([]))
         self._connected = True
-        log.info("writer_connected")
 
     async def stop(self) -> None:
         """Let every write already sent finish and be answered, then end the writer process."""
@@ -557,15 +556,8 @@ class ProcessWriter:
                 log.exception("writer_process_restart_failed")
 
 
-def writer_pid(writer: Any) -> int | None:
-    """The writer process's pid, for tests and diagnostics (None for the thread writer)."""
-    return writer.pid if isinstance(writer, ProcessWriter) else None
-
-
-
-
 def main(argv: list[str] | None = None) -> int:
-    """``python -m wallet.storage.sqlite.writer_process``: started by ``ProcessWriter``, not by hand."""
+    """The writer process's entry (``_ENTRY``): started by ``spawn``, never by hand."""
     parser = argparse.ArgumentParser(prog="wallet-writer", description=main.__doc__)
     parser.add_argument("--fd", type=int, required=True, help="the socket to the serving process")
     parser.add_argument("--listen-fd", type=int, help="a listening Unix socket for HTTP workers to connect to")
