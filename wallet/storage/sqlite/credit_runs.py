@@ -14,24 +14,19 @@ side by side). The unique keys on ``credits (account_id, month)`` and ``expiries
 boundary_month)`` make a step safe to repeat after a crash: a step is one unit in the writer, so
 it is committed whole or not at all, and a rerun skips what is there.
 
-Why multi-row ``INSERT``s rather than ``executemany``: each execution of a statement is its own
-statement transaction, and SQLite copies every existing page the statement changes into the
-statement journal first (and reads and writes the ``AUTOINCREMENT`` counter), so one row a
-statement pays that for the right-hand page of every index on every row. ``ROWS_PER_STATEMENT``
-rows a statement pay it once per statement: about 40 % less CPU in SQLite (docs/performance.md).
+The multi-row ``INSERT``s are ``bulk.Insert``'s (why, there).
 
 Nothing here awaits: the step runs in the writer thread from its first read to its last write.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring
-from typing import Any, cast
+from typing import cast
 
 from wallet.ids import new_id
 from wallet.ledger.accounts import FUNDING_ACCOUNT, AccountKind, LineState, wallet_account
@@ -40,19 +35,17 @@ from wallet.ledger.errors import InvariantViolation
 from wallet.ledger.months import UnusedPolicy, expires_at_boundary, expiry_amount, previous_month
 from wallet.ledger.transactions import Posting, Transaction, TransactionType
 from wallet.storage.port import ACTOR, Record
+from wallet.storage.sqlite import bulk
+from wallet.storage.sqlite.bulk import IN_JSON, Insert, Row
 from wallet.storage.sqlite.writer import Unit, unit_of_work
 
 _BUDGETS = "SELECT seq, id, client_id, start_month, end_month, unused FROM budgets" \
     " WHERE seq > ? AND start_month <= ? AND end_month >= ? ORDER BY seq LIMIT ?"  # fmt: skip
 _LINES = "SELECT budget_id, category, monthly_amount FROM budget_lines" \
     " WHERE budget_id IN (SELECT value FROM json_each(?)) ORDER BY budget_id, category"  # fmt: skip
-_IN = "IN (SELECT value FROM json_each(?))"
+_IN = IN_JSON
 _WALLET = AccountKind.WALLET.value
 
-# Rows one INSERT statement writes (its parameters: rows × columns, far below SQLite's limit).
-ROWS_PER_STATEMENT = 100
-
-Row = tuple[object, ...]  # a row to write
 # Rows as read, by position.
 _Budget = tuple[int, str, str, str, str, str]  # seq, id, client_id, start_month, end_month, unused
 _Line = tuple[str, str, int]  # budget_id, category, monthly_amount
@@ -144,10 +137,10 @@ def credit_run_step(month: str, current_month: str, after_budget_seq: int, batch
         connection.execute(
             "INSERT INTO credit_runs (month, started_at) VALUES (?, ?) ON CONFLICT (month) DO NOTHING", (month, now)
         )
-        budgets = cast(list[_Budget], _rows(connection, _BUDGETS, (after_budget_seq, month, previous_month(month),
+        budgets = cast(list[_Budget], bulk.rows(connection, _BUDGETS, (after_budget_seq, month, previous_month(month),
                                                                    batch)))  # fmt: skip
         lines_of: dict[str, list[_Line]] = {}
-        for line in cast(list[_Line], _rows(connection, _LINES, (json.dumps([budget[1] for budget in budgets]),))):
+        for line in cast(list[_Line], bulk.rows(connection, _LINES, (json.dumps([budget[1] for budget in budgets]),))):
             lines_of.setdefault(line[0], []).append(line)
         expires_of: dict[tuple[str, str, str], bool] = {}  # by (policy, start, end): the same for many budgets
         work: list[_Work] = []
@@ -182,7 +175,7 @@ def credit_run_step(month: str, current_month: str, after_budget_seq: int, batch
             expired_before = _account_set(
                 connection, "SELECT account_id FROM expiries WHERE boundary_month = ? AND account_id", month, expiring
             )
-            credited_from_month = dict(cast(list[tuple[str, int]], _rows(
+            credited_from_month = dict(cast(list[tuple[str, int]], bulk.rows(
                 connection,
                 "SELECT account_id, SUM(amount) FROM credits"
                 f" WHERE month >= ? AND account_id {_IN} GROUP BY account_id",
@@ -220,27 +213,14 @@ def credit_run_step(month: str, current_month: str, after_budget_seq: int, batch
     return unit
 
 
-def _rows(connection: sqlite3.Connection, query: str, parameters: Sequence[object]) -> list[Any]:
-    """The rows, read by position: plain tuples from SQLite (a step reads thousands, and building a
-    ``sqlite3.Row`` each costs more); the PostgreSQL bridge's records unpack the same way."""
-    if not isinstance(connection, sqlite3.Connection):
-        return list(connection.execute(query, parameters).fetchall())
-    cursor = connection.cursor()
-    cursor.row_factory = None
-    try:
-        return cursor.execute(query, parameters).fetchall()
-    finally:
-        cursor.close()
-
-
 def _account_set(connection: sqlite3.Connection, query: str, month: str, account_ids: Iterable[str]) -> set[str]:
     ids = json.dumps(sorted(set(account_ids)))
-    return {str(row[0]) for row in _rows(connection, f"{query} {_IN}", (month, ids))}
+    return {str(row[0]) for row in bulk.rows(connection, f"{query} {_IN}", (month, ids))}
 
 
 def _read_state(connection: sqlite3.Connection, now: str, account_ids: list[str]) -> _Step:
     wanted = json.dumps(sorted({*account_ids, FUNDING_ACCOUNT}))
-    read = _rows(
+    read = bulk.rows(
         connection, f"SELECT id, kind, client_id, category, balance, held FROM accounts WHERE id {_IN}", (wanted,)
     )
     accounts = {
@@ -250,7 +230,7 @@ def _read_state(connection: sqlite3.Connection, now: str, account_ids: list[str]
     clients = sorted({a.client_id for a in accounts.values() if a.kind == _WALLET and a.client_id})
     wallet_totals: dict[str, list[int]] = {
         client_id: [balance, held]
-        for client_id, balance, held in _rows(
+        for client_id, balance, held in bulk.rows(
             connection,
             "SELECT client_id, SUM(balance), SUM(held) FROM accounts"
             f" WHERE kind = 'wallet' AND client_id {_IN} GROUP BY client_id",
@@ -261,48 +241,15 @@ def _read_state(connection: sqlite3.Connection, now: str, account_ids: list[str]
     return _Step(now, ACTOR.get(), str(last[0]) if last else GENESIS, accounts, wallet_totals)
 
 
-@dataclass(frozen=True)
-class _Insert:
-    """``INSERT INTO table (columns)``, ``ROWS_PER_STATEMENT`` rows a statement."""
-
-    table: str
-    columns: tuple[str, ...]
-
-    def sql(self, rows: int) -> str:
-        values = "(" + ", ".join("?" * len(self.columns)) + ")"
-        return f"INSERT INTO {self.table} ({', '.join(self.columns)}) VALUES " + ", ".join([values] * rows)
-
-    def write(self, connection: sqlite3.Connection, rows: list[Row]) -> None:
-        whole = len(rows) - len(rows) % ROWS_PER_STATEMENT
-        if whole:
-            statement = _statement(self, ROWS_PER_STATEMENT)
-            for start in range(0, whole, ROWS_PER_STATEMENT):
-                values = list(itertools.chain.from_iterable(rows[start : start + ROWS_PER_STATEMENT]))
-                connection.execute(statement, values)
-        if whole < len(rows):  # the rest one row a statement: one SQL text, not one per remainder
-            connection.executemany(_statement(self, 1), rows[whole:])
-
-
-_STATEMENTS: dict[tuple[_Insert, int], str] = {}
-
-
-def _statement(insert: _Insert, rows: int) -> str:
-    key = (insert, rows)
-    statement = _STATEMENTS.get(key)
-    if statement is None:
-        statement = _STATEMENTS[key] = insert.sql(rows)
-    return statement
-
-
-_TRANSACTIONS = _Insert("transactions", ("id", "type", "created_at", "client_id", "provider_id", "category",
+_TRANSACTIONS = Insert("transactions", ("id", "type", "created_at", "client_id", "provider_id", "category",
                                          "charge_id", "refund_id", "month"))  # fmt: skip
-_POSTINGS = _Insert("postings", ("transaction_id", "account_id", "amount", "balance_after"))
-_EVENTS = _Insert("wallet_events", ("client_id", "type", "category", "amount", "charge_id", "provider_id",
+_POSTINGS = Insert("postings", ("transaction_id", "account_id", "amount", "balance_after"))
+_EVENTS = Insert("wallet_events", ("client_id", "type", "category", "amount", "charge_id", "provider_id",
                                     "transaction_id", "reason", "line_balance", "line_available", "balance",
                                     "available", "created_at"))  # fmt: skip
-_AUDIT = _Insert("audit_log", ("at", "actor", "action", "subject", "data", "previous_hash", "hash"))
-_EXPIRIES = _Insert("expiries", ("account_id", "boundary_month", "amount", "transaction_id"))
-_CREDITS = _Insert("credits", ("account_id", "month", "budget_id", "amount", "transaction_id"))
+_AUDIT = Insert("audit_log", ("at", "actor", "action", "subject", "data", "previous_hash", "hash"))
+_EXPIRIES = Insert("expiries", ("account_id", "boundary_month", "amount", "transaction_id"))
+_CREDITS = Insert("credits", ("account_id", "month", "budget_id", "amount", "transaction_id"))
 
 
 def _write(connection: sqlite3.Connection, step: _Step) -> None:
@@ -314,7 +261,7 @@ def _write(connection: sqlite3.Connection, step: _Step) -> None:
         [(balance - step.accounts[account_id].read_balance, account_id) for account_id, balance in moved.items()],
     )
     # Checked after writing too: every balance is what the step worked out, and no line went below zero.
-    rows = cast(list[tuple[str, str, int, int]], _rows(
+    rows = cast(list[tuple[str, str, int, int]], bulk.rows(
         connection, f"SELECT id, kind, balance, held FROM accounts WHERE id {_IN}", (json.dumps(sorted(moved)),)
     ))  # fmt: skip
     if len(rows) != len(moved):

@@ -418,18 +418,12 @@ INSERT_CHARGE_SQL = (
 NEW_CHARGE_DEFAULTS: Record = {"voided_at": None, "void_reason": None, "refunded_amount": 0, "otp_attempts": 0}
 
 
-def _insert_charge(
-    connection: sqlite3.Connection,
-    charge_id: str,
-    command: ChargeCommand,
-    client_id: str,
-    account_id: str,
-    status: str,
-    now: str,
+def charge_row(
+    charge_id: str, command: ChargeCommand, client_id: str, account_id: str, status: str, now: str
 ) -> Record:
-    """Insert a new charge (a captured one with its ``captured_at``); the row as written, to render
-    without reading it back."""
-    row: Record = {
+    """A new charge's row (a captured one with its ``captured_at``), every column as written: to
+    insert, and to render without reading it back."""
+    return {
         "id": charge_id,
         "provider_id": command.provider_id,
         "client_id": client_id,
@@ -445,14 +439,29 @@ def _insert_charge(
         "otp_hash": command.otp_hash,
         **NEW_CHARGE_DEFAULTS,
     }
-    connection.execute(
-        INSERT_CHARGE_SQL,
-        (
-            row["id"], row["provider_id"], row["client_id"], row["category"], row["account_id"], row["amount"],
-            row["method"], row["status"], row["description"], row["created_at"], row["expires_at"],
-            row["captured_at"], row["otp_hash"],
-        ),
+
+
+def charge_values(row: Record) -> tuple[object, ...]:
+    """The values ``INSERT_CHARGE_SQL`` takes, from ``charge_row``."""
+    return (
+        row["id"], row["provider_id"], row["client_id"], row["category"], row["account_id"], row["amount"],
+        row["method"], row["status"], row["description"], row["created_at"], row["expires_at"],
+        row["captured_at"], row["otp_hash"],
     )  # fmt: skip
+
+
+def _insert_charge(
+    connection: sqlite3.Connection,
+    charge_id: str,
+    command: ChargeCommand,
+    client_id: str,
+    account_id: str,
+    status: str,
+    now: str,
+) -> Record:
+    """Insert a new charge; the row as written."""
+    row = charge_row(charge_id, command, client_id, account_id, status, now)
+    connection.execute(INSERT_CHARGE_SQL, charge_values(row))
     return row
 
 
@@ -672,3 +681,8 @@ def purge_idempotency_keys(older_than: datetime, batch: int) -> Unit:
         return {"deleted": deleted}
 
     return unit
+
+
+# ``charge``'s batch runner: charges by national id side by side in a batch, run together. Imported
+# here, last, so that wherever ``charge`` is, the writer knows its runner (it registers itself).
+from wallet.storage.sqlite import charge_batch as _charge_batch  # noqa: E402, F401

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -73,6 +73,24 @@ def unit_of_work(factory: Callable[..., Unit]) -> Callable[..., UnitCall]:
         return UnitCall(describe, args, kwargs)
 
     return describe
+
+
+RunOne = Callable[[sqlite3.Connection, "_Task"], "Written | BaseException"]
+
+
+class BatchRunner(Protocol):
+    """Runs, together, units of one factory that stand side by side in a batch: the same outcome for
+    each, in order, as ``Writer._run_task`` one at a time would give, and the same rows."""
+
+    def accepts(self, call: UnitCall) -> bool: ...
+
+    def run(self, connection: sqlite3.Connection, tasks: list[_Task], run_one: RunOne) -> None:
+        """Set every task's ``outcome``; ``run_one`` runs a task the ordinary way, in its savepoint."""
+
+
+# By unit factory: the runner that takes its units together (``charge_batch``: charges by national
+# id). Filled by the module that defines the runner, when it is imported (``ops`` imports it).
+BATCH_RUNNERS: dict[Callable[..., UnitCall], BatchRunner] = {}
 
 
 @unit_of_work
@@ -132,6 +150,9 @@ def writer_stats(writer: Any) -> WriterStats:
 
 
 class Writer:
+    # Whether runs of units that a ``BATCH_RUNNERS`` runner takes run together (tests compare both ways).
+    batch_runners = True
+
     def __init__(self, path: str, queue_max: int, batch_max: int) -> None:
         self._path = path
         self._queue: queue.Queue[_Task | object] = queue.Queue(maxsize=queue_max)
@@ -226,8 +247,7 @@ class Writer:
         started = time.perf_counter()
         try:
             connection.execute("BEGIN IMMEDIATE")
-            for task in batch:
-                task.outcome = self._run_task(connection, task)
+            self._run_tasks(connection, batch)
             connection.execute("COMMIT")
         except sqlite3.OperationalError as error:
             # A storage fault (disk full, I/O error, locked): nothing of the batch is kept, every
@@ -257,6 +277,29 @@ class Writer:
                 observer(len(batch), self.last_commit_seconds)
             except Exception:  # an observer (metrics) never stops the writer
                 log.exception("commit_observer_failed")
+
+    def _run_tasks(self, connection: sqlite3.Connection, batch: list[_Task]) -> None:
+        """Run the batch's tasks in order: each on its own, but a run of units that a batch runner
+        takes (two or more side by side) together."""
+        index = 0
+        while index < len(batch):
+            runner = self._runner(batch[index])
+            end = index + 1
+            if runner is not None:
+                while end < len(batch) and self._runner(batch[end]) is runner:
+                    end += 1
+            if runner is None or end - index == 1:
+                batch[index].outcome = self._run_task(connection, batch[index])
+            else:
+                runner.run(connection, batch[index:end], self._run_task)
+            index = end
+
+    def _runner(self, task: _Task) -> BatchRunner | None:
+        unit = task.unit
+        if not self.batch_runners or not isinstance(unit, UnitCall):
+            return None
+        runner = BATCH_RUNNERS.get(unit.factory)
+        return runner if runner is not None and runner.accepts(unit) else None
 
     def _run_task(self, connection: sqlite3.Connection, task: _Task) -> Written | BaseException:
         idempotency = task.idempotency

@@ -1,0 +1,257 @@
+"""Charges by national id run together (``charge_batch``) give what running them one by one gives.
+
+The same batch of charges, the writer's own batch code, two copies of one database: once with
+the batch runner, once with every unit in its own savepoint (``Writer.batch_runners = False``),
+with the same ids. Every outcome must be the same, and every table a charge touches the same, row
+for row, in the same order: charges, transactions, postings (with ``balance_after``), balances,
+wallet events, the hash-chained audit log, idempotency keys and failed identity checks. The batch
+holds every case the runner meets or hands back: plain captures, several on one line until it is
+spent, refusals of every kind, an idempotency key stored before and one used twice in the batch,
+a national id that does not match, a wallet at its failure limit, a charge by code between them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from wallet.check import check_database
+from wallet.ledger.charges import IdentityMethod
+from wallet.ledger.errors import OperationError
+from wallet.ledger.months import UnusedPolicy
+from wallet.storage.port import ChargeCommand, Idempotency, Limits, NewBudget, NewClient, NewProvider, Written
+from wallet.storage.sqlite import charge_batch, ops
+from wallet.storage.sqlite.adapter import migrate
+from wallet.storage.sqlite.writer import Writer, _Task, connect
+from tests.test_credit_run_bulk import apply, copy, run_month, reference_step
+
+LIMITS = Limits(identity_failures_max=3, identity_failures_window_seconds=900, provider_identity_failures_max=50,
+                otp_max_attempts=5, login_code_max_attempts=5, login_requests_max=5,
+                login_requests_window_seconds=900)  # fmt: skip
+NOW = datetime(2027, 3, 10, 12, 0, tzinfo=UTC)
+MONTH = "2027-03"
+TABLES = ("charges", "transactions", "postings", "accounts", "wallet_events", "audit_log", "idempotency_keys",
+          "identity_failures")  # fmt: skip
+
+
+@pytest.fixture
+def deterministic_ids(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[int], None]]:
+    counter = itertools.count()
+
+    def new_id(prefix: str) -> str:
+        return f"{prefix}_{next(counter):08d}"
+
+    def reset(start: int) -> None:
+        nonlocal counter
+        counter = itertools.count(start)
+
+    for module in (ops, charge_batch):
+        monkeypatch.setattr(module, "new_id", new_id)
+    yield reset
+
+
+def organizer(path: Path) -> dict[str, str]:
+    """Clients with budgets credited for March; an approved provider and one still pending."""
+    migrate(str(path))
+    now = NOW.replace(day=1).isoformat()
+    apply(path, ops.create_category("home_care", "Kotihoito", now))
+    apply(path, ops.create_category("transport", "Kuljetus", now))
+    names: dict[str, str] = {}
+    provider = apply(path, ops.create_provider(NewProvider("Hoiva Oy", "2077474-0", "FI2112345600000785",
+                                                           ("home_care",)), now))  # fmt: skip
+    apply(path, ops.set_provider_status(provider["id"], "approved", now))
+    names["provider"] = provider["id"]
+    names["pending"] = apply(path, ops.create_provider(NewProvider("Uusi Oy", "1572860-0", "FI2112345600000785",
+                                                                   ("home_care",)), now))["id"]  # fmt: skip
+    for name in ("anna", "bert", "cecilia", "dora", "eino", "locked"):
+        names[name] = apply(path, ops.create_client(NewClient(name, f"phone-{name}", f"cipher-{name}",
+                                                              f"nid-{name}"), now))["id"]  # fmt: skip
+        apply(path, ops.create_budget(NewBudget(names[name], "2027-01", "2027-12", UnusedPolicy.CARRY_OVER,
+                                                (("home_care", 10_000), ("transport", 3_000))), now))  # fmt: skip
+    names["nobudget"] = apply(path, ops.create_client(NewClient("x", "phone-nobudget", "cipher-x", "nid-x"), now))["id"]
+    run_month(path, reference_step, MONTH, MONTH, NOW.replace(day=1), batch=10)
+    # The locked wallet: failed checks up to the limit, inside the window.
+    connection = sqlite3.connect(path)
+    with connection:
+        for minute in range(LIMITS.identity_failures_max):
+            at = (NOW - timedelta(minutes=5 - minute)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            connection.execute("INSERT INTO identity_failures (client_id, provider_id, method, at) VALUES (?, ?, ?, ?)",
+                               (names["locked"], names["provider"], "national_id", at))  # fmt: skip
+    connection.close()
+    return names
+
+
+def charge(names: dict[str, str], client: str, amount: int, n: int, *, category: str = "home_care",
+           provider: str = "provider", national_id: str | None = None, method: IdentityMethod = IdentityMethod.NATIONAL_ID,
+           key: str | None = "own", body: str = "") -> _Task:  # fmt: skip
+    """The task the writer gets for a charge; ``key``: ``own`` for a key of its own, None for none."""
+    now = NOW + timedelta(milliseconds=n)
+    command = ChargeCommand(
+        names[provider], f"phone-{client}", amount, category, f"visit {n}", method,
+        national_id_hash=(national_id or f"nid-{client}") if method is IdentityMethod.NATIONAL_ID else None,
+        otp_hash="code" if method is IdentityMethod.OTP else None,
+        otp_expires_at=now + timedelta(minutes=10) if method is IdentityMethod.OTP else None,
+    )  # fmt: skip
+    idempotency = None
+    if key is not None:
+        idempotency = Idempotency(f"provider:{names[provider]}", f"key-{n}" if key == "own" else key,
+                                  f"fingerprint-{amount}-{client}{body}")  # fmt: skip
+    stamp = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return _Task(ops.charge(command, LIMITS, now, MONTH), idempotency, stamp, None, None, f"provider:{names[provider]}")
+
+
+def batch(names: dict[str, str]) -> list[_Task]:
+    return [
+        charge(names, "anna", 1_000, 1),
+        charge(names, "bert", 2_500, 2),
+        charge(names, "anna", 4_000, 3),  # the same line again
+        charge(names, "anna", 5_001, 4),  # more than is left on it: refused
+        charge(names, "anna", 5_000, 5),  # the rest of it, exactly
+        charge(names, "cecilia", 700, 6, key=None),  # no idempotency key
+        charge(names, "cecilia", 300, 7, category="transport"),  # a category the provider is not approved for
+        charge(names, "dora", 100, 8, provider="pending"),  # a provider not approved
+        charge(names, "nobody", 100, 9),  # no such wallet
+        charge(names, "nobudget", 100, 10),  # no budget for the category
+        charge(names, "bert", 1_000, 11, key="before"),  # a key stored before the batch: replayed
+        charge(names, "bert", 1_500, 12, key="twice"),
+        charge(names, "bert", 1_500, 13, key="twice"),  # the same key again in the batch: replayed
+        charge(names, "bert", 1_600, 14, key="twice", body="other"),  # ... with another request: refused
+        charge(names, "dora", 2_000, 15),
+        charge(names, "eino", 100, 16, national_id="nid-wrong"),  # does not match: a failed check recorded
+        charge(names, "eino", 200, 17),  # counts that failure, below the limit: captured
+        charge(names, "locked", 100, 18),  # at the limit: locked out
+        charge(names, "dora", 300, 19, method=IdentityMethod.OTP),  # by code: the one-by-one path between
+        charge(names, "dora", 400, 20),
+        charge(names, "cecilia", 9_000, 21),
+    ]
+
+
+def run(path: Path, tasks: list[_Task], *, together: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any], int]:
+    """Run ``tasks`` as one batch of the writer; the outcomes and the number of statements it ran."""
+    monkeypatch.setattr(Writer, "batch_runners", together)
+    writer = Writer(str(path), queue_max=100, batch_max=100)
+    connection = connect(str(path))
+    statements = 0
+
+    def count(_: str) -> None:
+        nonlocal statements
+        statements += 1
+
+    connection.set_trace_callback(count)
+    try:
+        writer._run_batch(connection, tasks)
+    finally:
+        connection.close()
+    return [describe(task.outcome) for task in tasks], statements
+
+
+def describe(outcome: Any) -> Any:
+    if isinstance(outcome, Written):
+        return ("written", outcome.value, outcome.replayed)
+    if isinstance(outcome, OperationError):
+        return ("refused", type(outcome).__name__, outcome.to_record())
+    return ("failed", repr(outcome))
+
+
+def dump(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    connection = sqlite3.connect(path)
+    try:
+        return {table: connection.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall() for table in TABLES}
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def prepared(tmp_path: Path, deterministic_ids: Callable[[int], None]) -> tuple[Path, Path, dict[str, str]]:
+    deterministic_ids(0)
+    names = organizer(tmp_path / "start.db")
+    stored = charge(names, "bert", 1_000, 11, key="before")
+    apply(tmp_path / "start.db", ops.charge(*stored.unit.args))  # type: ignore[attr-defined]
+    connection = sqlite3.connect(tmp_path / "start.db")
+    with connection:  # the key as the writer keeps it: a replay answers from it
+        connection.execute(
+            "INSERT INTO idempotency_keys (scope, key, fingerprint, outcome, created_at) VALUES (?, ?, ?, ?, ?)",
+            (stored.idempotency.scope, stored.idempotency.key, stored.idempotency.fingerprint,  # type: ignore[union-attr]
+             '{"value":{"id":"ch_stored"}}', stored.created_at),
+        )  # fmt: skip
+    connection.close()
+    return copy(tmp_path / "start.db", tmp_path / "one.db"), copy(tmp_path / "start.db", tmp_path / "bulk.db"), names
+
+
+def test_charges_run_together_give_what_one_by_one_gives(
+    prepared: tuple[Path, Path, dict[str, str]], deterministic_ids: Callable[[int], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    one, together, names = prepared
+    deterministic_ids(1_000)
+    expected, one_by_one_statements = run(one, batch(names), together=False, monkeypatch=monkeypatch)
+    deterministic_ids(1_000)
+    got, statements = run(together, batch(names), together=True, monkeypatch=monkeypatch)
+
+    assert got == expected
+    assert dump(together) == dump(one)
+    kinds = [outcome[0] if outcome[0] == "written" else outcome[1] for outcome in expected]
+    assert kinds.count("written") == 13  # 10 captured (one by code, held), the replays
+    assert {"InsufficientFunds", "ProviderNotApproved", "NotFound", "CategoryNotAllowed", "IdempotencyKeyReuse",
+            "IdentityCheckFailed", "RateLimited"} <= set(kinds)  # fmt: skip
+    assert statements < one_by_one_statements * 3 / 4  # the runs between the hand-backs went together
+    assert check_database(str(together)) == []
+
+
+def test_a_run_that_fails_to_write_runs_one_by_one(
+    prepared: tuple[Path, Path, dict[str, str]], deterministic_ids: Callable[[int], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A bug while writing the run (here: after some of its rows are in) undoes the run's rows and
+    runs its charges one by one, each in its savepoint: nothing of the failed try stays."""
+    one, together, names = prepared
+    deterministic_ids(1_000)
+    expected, _ = run(one, batch(names), together=False, monkeypatch=monkeypatch)
+    insert = charge_batch._insert
+
+    def failing(connection: sqlite3.Connection, state: Any, writes: Any) -> None:
+        charge_batch._CHARGES.write(connection, writes.charges)
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(charge_batch, "_insert", failing)
+    deterministic_ids(1_000)
+    got, _ = run(together, batch(names), together=True, monkeypatch=monkeypatch)
+    monkeypatch.setattr(charge_batch, "_insert", insert)
+
+    # The same outcomes and the same money; only the ids differ (the failed try drew some).
+    assert [shape(outcome) for outcome in got] == [shape(outcome) for outcome in expected]
+    after, wanted = dump(together), dump(one)
+    assert after["accounts"] == wanted["accounts"]
+    assert {table: len(rows) for table, rows in after.items()} == {table: len(rows) for table, rows in wanted.items()}
+    assert check_database(str(together)) == []
+
+
+def shape(outcome: Any) -> Any:
+    if outcome[0] == "written":
+        value = outcome[1]
+        return ("written", value.get("amount"), value.get("status"), outcome[2])
+    return outcome[:2]
+
+
+def test_plain_captures_take_a_few_statements_for_the_whole_run(
+    prepared: tuple[Path, Path, dict[str, str]], deterministic_ids: Callable[[int], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    one, together, names = prepared
+    clients = ["anna", "bert", "cecilia", "dora", "eino"]
+    tasks = lambda: [charge(names, clients[n % 5], 100, n) for n in range(40)]  # noqa: E731
+    deterministic_ids(1_000)
+    expected, one_by_one_statements = run(one, tasks(), together=False, monkeypatch=monkeypatch)
+    deterministic_ids(1_000)
+    got, statements = run(together, tasks(), together=True, monkeypatch=monkeypatch)
+
+    assert got == expected
+    assert dump(together) == dump(one)
+    assert one_by_one_statements >= 40 * 14
+    assert statements <= 40  # BEGIN, the run's reads, its multi-row writes, one update an account, COMMIT
