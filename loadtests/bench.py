@@ -226,6 +226,14 @@ class Measurement:
     server_cpu_seconds: float = 0.0
     # Of which the writer process's (WALLET_WRITER_PROCESS): the serial part of a write.
     writer_cpu_seconds: float = 0.0
+    # Writes committed and commits made meanwhile (``wallet_writer_batch_size`` on /metrics): the
+    # mean writes per commit is what group commit shares the commit's cost by.
+    writer_writes: float = 0.0
+    writer_commits: float = 0.0
+
+    @property
+    def writes_per_commit(self) -> float:
+        return self.writer_writes / self.writer_commits if self.writer_commits else 0.0
 
     @property
     def cpu_us_per_request(self) -> float:
@@ -306,6 +314,7 @@ def run_wrk(
     connections = max(arguments.connections // len(urls), arguments.threads)
     cpu_before = sum(process_cpu_seconds(pid) for pid in pids)
     writer_before = sum(writer_cpu_seconds(pid) for pid in pids)
+    batches_before = [writer_batches(each) for each in urls] if target == "wallet" else []
     started = []
     for number, each in enumerate(urls):
         key_prefix = f"{scenario}-{target}-{round_number}-{number}-{secrets.token_hex(4)}"
@@ -321,8 +330,30 @@ def run_wrk(
         if running.returncode != 0:
             raise RuntimeError(f"wrk failed ({running.returncode}): {errors or output}")
         measured.append(parse_wrk_output(output, scenario, target, round_number))
+    writes = commits = 0.0
+    for each, (writes_before, commits_before) in zip(urls, batches_before):
+        writes_after, commits_after = writer_batches(each)
+        writes, commits = writes + writes_after - writes_before, commits + commits_after - commits_before
     return replace(merge(measured), server_cpu_seconds=max(cpu_after - cpu_before, 0.0),
-                   writer_cpu_seconds=max(writer_after - writer_before, 0.0))  # fmt: skip
+                   writer_cpu_seconds=max(writer_after - writer_before, 0.0), writer_writes=writes,
+                   writer_commits=commits)  # fmt: skip
+
+
+def writer_batches(url: str) -> tuple[float, float]:
+    """The writes and the commits so far of the writer behind ``url`` (its /metrics: the batch-size
+    histogram's sum and count; with several workers, whichever answers, sharing the one writer's
+    figures). (0, 0) when they cannot be read."""
+    try:
+        with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return 0.0, 0.0
+    figures = {}
+    for line in text.splitlines():
+        for name in ("wallet_writer_batch_size_sum", "wallet_writer_batch_size_count"):
+            if line.startswith(name + " "):
+                figures[name] = float(line.split()[1])
+    return figures.get("wallet_writer_batch_size_sum", 0.0), figures.get("wallet_writer_batch_size_count", 0.0)
 
 
 def merge(measured: Sequence[Measurement]) -> Measurement:
@@ -848,7 +879,8 @@ def _print_measurement(m: Measurement) -> None:
     print(f"  {m.scenario:<6} {m.target:<6} round {m.round}: {m.per_second:>8,.0f} req/s"
           f"  p50 {m.p50_ms:6.2f} ms  p99 {m.p99_ms:6.2f} ms  server CPU {m.cpu_us_per_request:6.0f} us/req"
           f" (writer {m.writer_cpu_us_per_request:4.0f})"
-          f"  errors {m.error_share:6.2%}  [{statuses}]{extra}")  # fmt: skip
+          + (f" {m.writes_per_commit:4.1f} writes/commit" if m.writer_commits else "")
+          + f"  errors {m.error_share:6.2%}  [{statuses}]{extra}")  # fmt: skip
 
 
 def _verdict(ok: bool) -> str:
