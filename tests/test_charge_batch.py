@@ -12,8 +12,10 @@ a national id that does not match, a wallet at its failure limit, a charge by co
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,7 +30,8 @@ from wallet.ledger.months import UnusedPolicy
 from wallet.storage.port import ChargeCommand, Idempotency, Limits, NewBudget, NewClient, NewProvider, Written
 from wallet.storage.sqlite import charge_batch, ops
 from wallet.storage.sqlite.adapter import migrate
-from wallet.storage.sqlite.writer import Writer, _Task, connect
+from wallet.storage.sqlite.writer import Unit, Writer, _Task, connect, unit_of_work
+from tests.conftest import World
 from tests.test_credit_run_bulk import apply, copy, run_month, reference_step
 
 LIMITS = Limits(identity_failures_max=3, identity_failures_window_seconds=900, provider_identity_failures_max=50,
@@ -255,3 +258,63 @@ def test_plain_captures_take_a_few_statements_for_the_whole_run(
     assert dump(together) == dump(one)
     assert one_by_one_statements >= 40 * 14
     assert statements <= 40  # BEGIN, the run's reads, its multi-row writes, one update an account, COMMIT
+
+
+# Through the API, on both adapters: a burst held back until it is all queued, so that it runs as
+# one batch, which the runner takes together.
+
+_GATE = threading.Event()
+
+
+@unit_of_work
+def gate() -> Unit:
+    """A unit that holds the writer until the test lets it go (bounded: a test never hangs)."""
+
+    def unit(connection: sqlite3.Connection) -> dict[str, bool]:
+        return {"opened": _GATE.wait(timeout=30)}
+
+    return unit
+
+
+@pytest.mark.thread_writer  # the gate and the count of runs are in this process
+async def test_a_burst_of_charges_runs_together_and_keeps_every_rule(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs: list[int] = []
+    run_together = charge_batch.ChargeBatch.run
+
+    def counted(self: charge_batch.ChargeBatch, connection: sqlite3.Connection, tasks: list[_Task], run_one: Any) -> None:
+        runs.append(len(tasks))
+        run_together(self, connection, tasks, run_one)
+
+    monkeypatch.setattr(charge_batch.ChargeBatch, "run", counted)
+    anna, provider = await world.funded(1_000)
+    bert = await world.client()
+    await world.budget(bert["id"], {"home_care": 500})
+    await world.credit()
+    burst = [world.charge(provider, anna, 100) for _ in range(12)]  # 10 fit on the line
+    burst += [world.charge(provider, bert, 200), world.charge(provider, bert, 200, national_id="010101-123N"),
+              world.charge(provider, bert, 50, key="twice"), world.charge(provider, bert, 50, key="twice")]  # fmt: skip
+    writer = world.service.storage.writer  # type: ignore[attr-defined]
+    _GATE.clear()
+    held = asyncio.ensure_future(writer.submit(gate(), None, "now"))
+    try:
+        answers = asyncio.gather(*burst)
+        for _ in range(3000):  # until every charge waits behind the gate
+            if writer.queue_depth >= len(burst):
+                break
+            await asyncio.sleep(0.01)
+        assert writer.queue_depth == len(burst)
+    finally:
+        _GATE.set()
+    assert (await held).value == {"opened": True}
+    results = await answers
+
+    statuses = [status for status, _ in results]
+    assert statuses[:12].count(201) == 10 and statuses[:12].count(402) == 2
+    assert statuses[12] == 201 and statuses[14] == statuses[15] == 201
+    assert results[13] == (422, results[13][1]) and results[13][1]["code"] == "identity_check_failed"
+    assert results[14][1]["id"] == results[15][1]["id"]  # the same key: one charge, answered twice
+    assert (await world.wallet(anna))["available"] == 0
+    assert (await world.wallet(bert))["available"] == 500 - 200 - 50
+    assert max(runs) >= 2  # the burst (its national-id charges) ran together
