@@ -57,12 +57,34 @@ def read_line(connection: sqlite3.Connection, account_id: str) -> LineState:
     return LineState(account_id, row["balance"], row["held"])
 
 
+# An account as an UPDATE left it: what its wallet event and its posting need.
+ACCOUNT_AFTER_COLUMNS = "balance, held, kind, client_id, category"
+ACCOUNT_AFTER_SQL = f"SELECT {ACCOUNT_AFTER_COLUMNS} FROM accounts WHERE id = ?"
+CHANGE_BALANCE_SQL = "UPDATE accounts SET balance = balance + ? WHERE id = ?"
+CHANGE_HELD_SQL = "UPDATE accounts SET held = held + ? WHERE id = ?"
+
+
+def _update_account(connection: sqlite3.Connection, update_sql: str, delta: int, account_id: str) -> sqlite3.Row | None:
+    """Run ``update_sql`` (``CHANGE_BALANCE_SQL`` or ``CHANGE_HELD_SQL``) on one account; the account
+    as it stands after, or ``None`` when there is no such account.
+
+    On SQLite the row is read back by a second statement: ``RETURNING`` keeps its rows in a temporary
+    b-tree that SQLite builds and drops at every run, which costs more than the UPDATE itself
+    (docs/performance.md). Elsewhere (PostgreSQL, through the bridge) one ``RETURNING`` saves a round
+    trip. Either way the row is read inside the same transaction, after the change."""
+    if type(connection) is sqlite3.Connection:
+        connection.execute(update_sql, (delta, account_id))
+        after: sqlite3.Row | None = connection.execute(ACCOUNT_AFTER_SQL, (account_id,)).fetchone()
+        return after
+    returned: sqlite3.Row | None = connection.execute(
+        f"{update_sql} RETURNING {ACCOUNT_AFTER_COLUMNS}", (delta, account_id)
+    ).fetchone()
+    return returned
+
+
 def change_held(connection: sqlite3.Connection, account_id: str, delta: int) -> sqlite3.Row:
     """Move what is held on a line; the line as it stands after, for its wallet event."""
-    row: sqlite3.Row | None = connection.execute(
-        "UPDATE accounts SET held = held + ? WHERE id = ? RETURNING balance, held, client_id, category, kind",
-        (delta, account_id),
-    ).fetchone()
+    row = _update_account(connection, CHANGE_HELD_SQL, delta, account_id)
     if row is None:
         raise InvariantViolation(f"hold on a missing account {account_id}")
     LineState(account_id, row["balance"], row["held"]).check()
@@ -90,10 +112,7 @@ def post(
         (transaction_id, transaction.type.value, now, client_id, provider_id, category, charge_id, refund_id, month),
     )
     for posting in transaction.postings:
-        row = connection.execute(
-            "UPDATE accounts SET balance = balance + ? WHERE id = ? RETURNING balance, held, kind, client_id, category",
-            (posting.amount, posting.account_id),
-        ).fetchone()
+        row = _update_account(connection, CHANGE_BALANCE_SQL, posting.amount, posting.account_id)
         if row is None:
             raise InvariantViolation(f"posting to a missing account {posting.account_id}")
         if row["kind"] == AccountKind.WALLET.value:
