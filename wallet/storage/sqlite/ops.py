@@ -6,9 +6,11 @@ no ``await`` in this module: a unit runs from its first read to its last write w
 
 from __future__ import annotations
 
+import functools
 import math
 import sqlite3
 from datetime import datetime, timedelta
+from typing import Any
 
 from wallet.clock import rfc3339
 from wallet.ids import new_id
@@ -91,6 +93,17 @@ def change_held(connection: sqlite3.Connection, account_id: str, delta: int) -> 
     return row
 
 
+_WALLET = AccountKind.WALLET.value
+
+
+@functools.cache
+def _insert_postings_sql(count: int) -> str:
+    """One INSERT for a transaction's ``count`` postings, in their order (one statement, not one each)."""
+    return "INSERT INTO postings (transaction_id, account_id, amount, balance_after) VALUES " + ", ".join(
+        ["(?, ?, ?, ?)"] * count
+    )
+
+
 def post(
     connection: sqlite3.Connection,
     transaction: Transaction,
@@ -111,22 +124,21 @@ def post(
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (transaction_id, transaction.type.value, now, client_id, provider_id, category, charge_id, refund_id, month),
     )
+    type_ = transaction.type.value
+    postings: list[Any] = []
     for posting in transaction.postings:
         row = _update_account(connection, CHANGE_BALANCE_SQL, posting.amount, posting.account_id)
         if row is None:
             raise InvariantViolation(f"posting to a missing account {posting.account_id}")
-        if row["kind"] == AccountKind.WALLET.value:
+        postings += (transaction_id, posting.account_id, posting.amount, row["balance"])
+        if row["kind"] == _WALLET:
             LineState(posting.account_id, row["balance"], row["held"]).check()
-        connection.execute(
-            "INSERT INTO postings (transaction_id, account_id, amount, balance_after) VALUES (?, ?, ?, ?)",
-            (transaction_id, posting.account_id, posting.amount, row["balance"]),
-        )
-        if row["kind"] == AccountKind.WALLET.value:
-            events.append(connection, posting.account_id, transaction.type.value, posting.amount, now,
+            events.append(connection, posting.account_id, type_, posting.amount, now,
                           charge_id=charge_id, provider_id=provider_id, transaction_id=transaction_id,
                           line=row)  # fmt: skip
+    connection.execute(_insert_postings_sql(len(transaction.postings)), postings)
     audit.append(
-        connection, now, f"ledger.{transaction.type.value}", transaction_id,
+        connection, now, f"ledger.{type_}", transaction_id,
         postings=[[p.account_id, p.amount] for p in transaction.postings], charge_id=charge_id, refund_id=refund_id,
         month=month,
     )  # fmt: skip
@@ -339,6 +351,8 @@ def _check_rate_limit(
 ) -> None:
     """Refuse while the wallet or the provider is locked out; ``failures`` are their failed checks
     in the window (``CHARGE_CLIENT_SQL`` and ``CHARGE_PROVIDER_SQL`` count them)."""
+    if failures[0] < limits.identity_failures_max and failures[1] < limits.provider_identity_failures_max:
+        return  # neither is near a lockout: nothing more to read (the loop below would skip both)
     window = timedelta(seconds=limits.identity_failures_window_seconds)
     since = rfc3339(now - window)
     for column, value, count, maximum, whose in (
