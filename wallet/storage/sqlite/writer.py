@@ -26,6 +26,7 @@ from typing import Any
 import structlog
 
 from wallet.ledger.errors import IdempotencyKeyReuse, OperationError, RateLimited, Unavailable
+from wallet.storage.sqlite import audit
 from wallet.storage.port import ACTOR, CommitObserver, Idempotency, Record, Refusal, WriterStats, Written
 
 log = structlog.get_logger(__name__)
@@ -226,6 +227,7 @@ class Writer:
         started = time.perf_counter()
         try:
             connection.execute("BEGIN IMMEDIATE")
+            audit.track_head(connection)  # nobody else appends to the audit chain until COMMIT
             for task in batch:
                 task.outcome = self._run_task(connection, task)
             connection.execute("COMMIT")
@@ -238,6 +240,8 @@ class Writer:
             _rollback(connection)
             self._answer_all(batch, Unavailable("the database is not writable now", retry_after_seconds=1))
             return
+        finally:
+            audit.untrack_head(connection)
         self._committed(connection, batch, started)
 
     def _committed(self, connection: sqlite3.Connection, batch: list[_Task], started: float) -> None:
@@ -268,11 +272,13 @@ class Writer:
             if row is not None:
                 return replay_outcome(row, idempotency)
         connection.execute("SAVEPOINT unit")
+        head = audit.tracked_head(connection)
         actor = ACTOR.set(task.actor)
         try:
             value = task.unit(connection)
         except OperationError as error:
             connection.execute("ROLLBACK TO unit")
+            audit.restore_head(connection, head)
             connection.execute("RELEASE unit")
             self._remember(connection, task, {"error": error.to_record()}, error)
             return error
@@ -280,6 +286,7 @@ class Writer:
             raise  # a storage fault fails the whole batch
         except BaseException as error:  # a bug: undo this unit only
             connection.execute("ROLLBACK TO unit")
+            audit.restore_head(connection, head)
             connection.execute("RELEASE unit")
             log.error("write_unit_failed", error_type=type(error).__name__, error=str(error))
             return error
