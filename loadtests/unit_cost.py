@@ -11,7 +11,8 @@ there when it holds one), copies it, and runs ``--charges`` national-id charges 
 batches of ``--batch``: ``BEGIN IMMEDIATE``, per unit the idempotency lookup, ``SAVEPOINT``, the
 unit (``ops.charge``), ``RELEASE``, the idempotency key, then ``COMMIT`` and the after-commit
 event watermark (``events.Watermark``), exactly as the writer process runs them
-(``writer_process._ProcessSideWriter``, ``synchronous=FULL``, WAL). Each task is built as the
+(``writer_process._ProcessSideWriter``, ``synchronous=FULL``, WAL, SQLite configured as the
+writer process configures it: ``library.configure_for_one_thread``). Each task is built as the
 writer process builds it from a request frame (``_Task`` of a ``UnitCall`` of ``ops.charge``);
 every outcome must be a captured charge. It prints wall and CPU time per charge, then, from a
 second run on another fresh copy with ``set_trace_callback``, the SQL statements per charge and
@@ -107,7 +108,7 @@ def run_charges(
     from wallet.service import NATIONAL_ID, PHONE
     from wallet.settings import Settings
     from wallet.storage.port import ChargeCommand, Idempotency, Limits, Written
-    from wallet.storage.sqlite import events, ops
+    from wallet.storage.sqlite import events, library, ops
     from wallet.storage.sqlite.writer import _Task, connect
     from wallet.storage.sqlite.writer_process import _EPOCH, _MICROSECOND, _ProcessSideWriter, _utc_datetime
 
@@ -130,7 +131,8 @@ def run_charges(
     targets = [hashed[chooser.randrange(len(hashed))] for _ in range(charges)]
 
     path = fresh_copy(directory, "unit_cost_trace.db" if trace else "unit_cost.db")
-    connection = connect(path)
+    library.configure_for_one_thread()  # as the writer process does, before its connection opens
+    connection = connect(path, check_same_thread=True)
     last_seq = connection.execute(events.LAST_SEQ_SQL).fetchone()[0]
     writer = _ProcessSideWriter(path, batch_size)
     watermark = events.Watermark(last_seq)

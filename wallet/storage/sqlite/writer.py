@@ -104,10 +104,12 @@ _COMPACT = json.JSONEncoder(separators=(",", ":"))  # json.dumps(..., separators
 STATEMENT_CACHE_SIZE = 512
 
 
-def connect(path: str) -> sqlite3.Connection:
+def connect(path: str, *, check_same_thread: bool = False) -> sqlite3.Connection:
+    """The write connection (``check_same_thread``: only the thread that opens it may use it)."""
     connection = sqlite3.connect(
-        path, isolation_level=None, check_same_thread=False, timeout=10.0, cached_statements=STATEMENT_CACHE_SIZE
-    )
+        path, isolation_level=None, check_same_thread=check_same_thread, timeout=10.0,
+        cached_statements=STATEMENT_CACHE_SIZE,
+    )  # fmt: skip
     connection.row_factory = sqlite3.Row
     connection.execute("PRAGMA journal_mode = WAL")
     connection.execute("PRAGMA synchronous = FULL")
