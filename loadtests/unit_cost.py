@@ -12,7 +12,7 @@ batches of ``--batch``: ``BEGIN IMMEDIATE``, per unit the idempotency lookup, ``
 unit (``ops.charge``), ``RELEASE``, the idempotency key, then ``COMMIT`` and the after-commit
 event watermark (``events.Watermark``), exactly as the writer process runs them
 (``writer_process._ProcessSideWriter``, ``synchronous=FULL``, WAL, SQLite configured as the
-writer process configures it: ``library.configure_for_one_thread``). Each task is built as the
+writer process configures it: ``library.configure_for_one_thread``, ``adapt_none_directly``). Each task is built as the
 writer process builds it from a request frame (``_Task`` of a ``UnitCall`` of ``ops.charge``);
 every outcome must be a captured charge. It prints wall and CPU time per charge, then, from a
 second run on another fresh copy with ``set_trace_callback``, the SQL statements per charge and
@@ -132,6 +132,7 @@ def run_charges(
 
     path = fresh_copy(directory, "unit_cost_trace.db" if trace else "unit_cost.db")
     library.configure_for_one_thread()  # as the writer process does, before its connection opens
+    library.adapt_none_directly()
     connection = connect(path, check_same_thread=True)
     last_seq = connection.execute(events.LAST_SEQ_SQL).fetchone()[0]
     writer = _ProcessSideWriter(path, batch_size)

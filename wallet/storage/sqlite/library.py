@@ -27,6 +27,21 @@ SQLITE_CONFIG_MEMSTATUS = 9
 LIBRARY_NAME = "libsqlite3.so.0"
 
 
+def adapt_none_directly() -> None:
+    """Bind ``None`` as NULL without the search for an adapter.
+
+    The ``sqlite3`` module binds int, float, str and bytes as they are; for any other value, None
+    included, it looks for an adapter: in its table, then ``__adapt__`` and ``__conform__``, two failed
+    attribute lookups whose AttributeErrors are built and dropped (~2,300 instructions a None, six
+    Nones a charge). With an adapter for None in the table the search ends at once; it returns None,
+    bound as NULL exactly as before. Process-wide (the table is the module's), so the writer process
+    sets it for itself only."""
+    sqlite3.register_adapter(type(None), _NONE)
+
+
+_NONE = {}.get  # a C function that gives None back for None: the cheapest adapter there is
+
+
 def configure_for_one_thread() -> bool:
     """Turn off SQLite's per-call mutexes and memory statistics, before any connection is open.
     True when SQLite took both; False when it could not be asked (SQLite keeps its defaults)."""

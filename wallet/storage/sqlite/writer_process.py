@@ -194,6 +194,7 @@ def _serve(
     # One thread, one connection (which Python keeps to this thread): SQLite's per-call mutexes and
     # memory statistics are not needed here (library.py). Before the first connection opens.
     tuned = library.configure_for_one_thread()
+    library.adapt_none_directly()
     connection = connect(path, check_same_thread=True)
     log.info("writer_process_sqlite", single_thread_configuration=tuned)
     writer = _ProcessSideWriter(path, batch_max)
