@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, strategies as st
 
 from tests.conftest import World
 from wallet.check import check_database
-from wallet.ledger.audit import AuditEntry, verify_chain
+from wallet.ledger.audit import AuditEntry, canonical, verify_chain
 from wallet.ledger.errors import Conflict
+from wallet.ledger.transactions import Posting
 from wallet.storage.sqlite import audit
 from wallet.storage.sqlite.adapter import migrate
 from wallet.storage.sqlite.writer import Writer, _Task, connect, unit_of_work
@@ -105,3 +107,19 @@ def rows_of(path: str) -> list[AuditEntry]:
         )]  # fmt: skip
     finally:
         connection.close()
+
+
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+
+
+@given(st.lists(st.tuples(_TEXT, st.integers(min_value=-(10**15), max_value=10**15).filter(bool)), min_size=2,
+                max_size=4), st.none() | _TEXT, st.none() | _TEXT, st.none() | _TEXT)  # fmt: skip
+def test_a_ledger_entry_s_data_is_the_canonical_json(
+    postings: list[tuple[str, int]], charge_id: str | None, refund_id: str | None, month: str | None
+) -> None:
+    """``ops.post`` writes its entry's data directly; it must be what ``canonical`` makes, byte for
+    byte, whatever the ids hold, or the hash chain would not verify."""
+    expected = canonical({"postings": [list(p) for p in postings], "charge_id": charge_id, "refund_id": refund_id,
+                          "month": month})  # fmt: skip
+    written = audit.ledger_data([Posting(account, amount) for account, amount in postings], charge_id, refund_id, month)
+    assert written == expected

@@ -13,9 +13,12 @@ Outside a tracked transaction every entry reads it, as before.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
+from json.encoder import encode_basestring
 from typing import Any
 
 from wallet.ledger.audit import GENESIS, canonical, link_hash
+from wallet.ledger.transactions import Posting
 from wallet.storage.port import ACTOR
 
 HEAD_SQL = "SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1"
@@ -53,13 +56,34 @@ def forget_head(connection: Any) -> None:
 
 
 def append(connection: sqlite3.Connection, at: str, action: str, subject: str, **data: Any) -> None:
+    append_canonical(connection, at, action, subject, canonical(data))
+
+
+def ledger_data(postings: Sequence[Posting], charge_id: str | None, refund_id: str | None, month: str | None) -> str:
+    """A ledger entry's data, ``canonical({"postings": [[account_id, amount], ...], "charge_id": ...,
+    "refund_id": ..., "month": ...})``, written out directly (a sixth of the encoder's time; a credit
+    run writes a million, a charge one). Keys in sorted order; strings through the encoder's own
+    ``encode_basestring``, integers as ``int.__repr__``, None as ``null``: what ``json`` does with
+    them (``tests/test_audit.py`` and ``tests/test_credit_run_bulk.py`` hold the two equal)."""
+    written = ",".join(f"[{encode_basestring(p.account_id)},{int.__repr__(p.amount)}]" for p in postings)
+    return (
+        f'{{"charge_id":{_text_or_null(charge_id)},"month":{_text_or_null(month)},"postings":[{written}],'
+        f'"refund_id":{_text_or_null(refund_id)}}}'
+    )
+
+
+def _text_or_null(value: str | None) -> str:
+    return "null" if value is None else encode_basestring(value)
+
+
+def append_canonical(connection: sqlite3.Connection, at: str, action: str, subject: str, payload: str) -> None:
+    """``append`` with its data already in canonical form (``canonical`` or ``ledger_data``)."""
     key = id(connection)
     previous = _heads.get(key)
     if previous is None:
         row = connection.execute(HEAD_SQL).fetchone()
         previous = row[0] if row else GENESIS
     actor = ACTOR.get()
-    payload = canonical(data)
     entry_hash = link_hash(previous, at, actor, action, subject, payload)
     connection.execute(
         "INSERT INTO audit_log (at, actor, action, subject, data, previous_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -30,7 +30,6 @@ import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from json.encoder import encode_basestring
 from typing import Any, cast
 
 from wallet.ids import new_id
@@ -124,13 +123,8 @@ class _Step:
 
 
 def ledger_data(postings: Sequence[Posting], month: str) -> str:
-    """The audit entry's data for a credit or expiry, as ``ops.post`` writes it:
-    ``canonical({"postings": [[account_id, amount], ...], "charge_id": None, "refund_id": None,
-    "month": month})``, keys sorted, written out directly (an eighth of the time; a million entries a
-    run). Strings through the encoder's own ``encode_basestring``, integers as ``int.__repr__``:
-    what ``json`` does with them (``tests/test_credit_run_bulk.py`` holds the two equal)."""
-    written = ",".join(f"[{encode_basestring(p.account_id)},{int.__repr__(p.amount)}]" for p in postings)
-    return f'{{"charge_id":null,"month":{encode_basestring(month)},"postings":[{written}],"refund_id":null}}'
+    """The audit entry's data for a credit or expiry, as ``ops.post`` writes it (``audit.ledger_data``)."""
+    return audit.ledger_data(postings, None, None, month)
 
 
 @unit_of_work

@@ -137,11 +137,9 @@ def post(
                           charge_id=charge_id, provider_id=provider_id, transaction_id=transaction_id,
                           line=row)  # fmt: skip
     connection.execute(_insert_postings_sql(len(transaction.postings)), postings)
-    audit.append(
-        connection, now, f"ledger.{type_}", transaction_id,
-        postings=[[p.account_id, p.amount] for p in transaction.postings], charge_id=charge_id, refund_id=refund_id,
-        month=month,
-    )  # fmt: skip
+    # canonical({"postings": [[account_id, amount], ...], "charge_id": ..., "refund_id": ..., "month": ...})
+    data = audit.ledger_data(transaction.postings, charge_id, refund_id, month)
+    audit.append_canonical(connection, now, f"ledger.{type_}", transaction_id, data)
     return transaction_id
 
 
