@@ -264,6 +264,7 @@ def test_plain_captures_take_a_few_statements_for_the_whole_run(
 # one batch, which the runner takes together.
 
 _GATE = threading.Event()
+_AT_GATE = threading.Event()  # the writer has taken the gate unit: what is queued now waits behind it
 
 
 @unit_of_work
@@ -271,6 +272,7 @@ def gate() -> Unit:
     """A unit that holds the writer until the test lets it go (bounded: a test never hangs)."""
 
     def unit(connection: sqlite3.Connection) -> dict[str, bool]:
+        _AT_GATE.set()
         return {"opened": _GATE.wait(timeout=30)}
 
     return unit
@@ -297,8 +299,10 @@ async def test_a_burst_of_charges_runs_together_and_keeps_every_rule(
               world.charge(provider, bert, 50, key="twice"), world.charge(provider, bert, 50, key="twice")]  # fmt: skip
     writer = world.service.storage.writer  # type: ignore[attr-defined]
     _GATE.clear()
+    _AT_GATE.clear()
     held = asyncio.ensure_future(writer.submit(gate(), None, "now"))
     try:
+        assert await asyncio.to_thread(_AT_GATE.wait, 30)
         answers = asyncio.gather(*burst)
         for _ in range(3000):  # until every charge waits behind the gate
             if writer.queue_depth >= len(burst):

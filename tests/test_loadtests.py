@@ -6,6 +6,7 @@ Fast and without wrk or a server: the benchmark's figures are measured by runnin
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -175,3 +176,28 @@ def test_the_scale_command_runs_end_to_end_at_a_tiny_size(tmp_path: Path) -> Non
     assert figures["credit_run"]["peak_mb"] > 0 and figures["export"]["server_peak_mb"] > 0
     for bound in ("bound 60 s", "bound 30 s", "peak RSS", "load average before"):
         assert bound in finished.stdout
+
+
+# The writer's unit cost (loadtests/unit_cost.py): the charges run through the writer's batch code.
+
+
+@pytest.mark.slow
+def test_the_unit_cost_harness_captures_every_charge_and_counts_its_statements(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    finished = subprocess.run(
+        [sys.executable, "-m", "loadtests.unit_cost", "--charges", "70", "--batch", "32",
+         "--directory", str(tmp_path / "run")],
+        cwd=bench.PROJECT_ROOT, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    marker = next(line for line in finished.stdout.splitlines() if line.startswith("UNIT_COST "))
+    report = json.loads(marker.removeprefix("UNIT_COST "))
+    assert report["timed"]["charges"] == 70 and report["timed"]["cpu_us_per_charge"] > 0
+    # Every charge reads and writes something: a BEGIN and a COMMIT per batch of 32 alone are less.
+    # (Charges side by side run together: a run of them reads and writes in about 30 statements.)
+    assert report["statements_per_charge"] > 1
+    copy = sqlite3.connect(tmp_path / "run" / "unit_cost.db")
+    assert copy.execute("SELECT COUNT(*) FROM charges WHERE status = 'captured'").fetchone()[0] == 70
+    assert copy.execute("SELECT COUNT(*) FROM idempotency_keys").fetchone()[0] == 70

@@ -77,6 +77,48 @@ async def test_writes_run_in_another_process(world: World) -> None:
     assert writer.stats().batches >= 1 and writer.stats().alive
 
 
+_ONE_THREAD_PROBE = """
+import json, sqlite3, sys, threading
+from wallet.storage.sqlite import library
+from wallet.storage.sqlite.writer import connect
+tuned = library.configure_for_one_thread()
+connection = connect(sys.argv[1], check_same_thread=True)
+connection.execute("CREATE TABLE t (x INTEGER)")
+connection.execute("INSERT INTO t VALUES (1)")
+refused = []
+def elsewhere():
+    try:
+        connection.execute("SELECT x FROM t")
+    except sqlite3.ProgrammingError:
+        refused.append(True)
+thread = threading.Thread(target=elsewhere)
+thread.start()
+thread.join()
+print(json.dumps({"tuned": tuned, "refused": refused == [True],
+                  "journal": connection.execute("PRAGMA journal_mode").fetchone()[0],
+                  "synchronous": connection.execute("PRAGMA synchronous").fetchone()[0],
+                  "rows": connection.execute("SELECT COUNT(*) FROM t").fetchone()[0]}))
+"""
+
+
+def test_the_writer_process_s_sqlite_has_one_thread_and_keeps_its_connection_to_it(tmp_path: Path) -> None:
+    """What ``writer_process._serve`` does before it opens its connection (``library.py``): SQLite
+    takes the single-thread configuration here, and Python refuses the connection to other threads,
+    which that configuration needs. WAL and synchronous=FULL as always. In a process of its own: the
+    configuration is the whole process's."""
+    import json
+    import subprocess
+    import sys
+
+    finished = subprocess.run(
+        [sys.executable, "-c", _ONE_THREAD_PROBE, str(tmp_path / "probe.db")],
+        cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert finished.returncode == 0, finished.stderr
+    assert json.loads(finished.stdout) == {"tuned": True, "refused": True, "journal": "wal", "synchronous": 2,
+                                           "rows": 1}  # fmt: skip
+
+
 def test_a_unit_crosses_as_its_factory_and_arguments() -> None:
     limits = Limits(5, 900, 50, 3, 5, 5, 900)
     command = ChargeCommand("pr_x", "hash", 100, "home_care", None, IdentityMethod.NATIONAL_ID, "nid")

@@ -42,7 +42,7 @@ from wallet.clock import rfc3339
 from wallet.ids import new_id
 from wallet.ledger import charges as charge_rules
 from wallet.ledger.accounts import LineState, payable_account, wallet_account
-from wallet.ledger.audit import GENESIS, canonical, link_hash
+from wallet.ledger.audit import GENESIS, link_hash
 from wallet.ledger.charges import IdentityMethod
 from wallet.ledger.errors import (
     CategoryNotAllowed,
@@ -55,7 +55,7 @@ from wallet.ledger.errors import (
 )
 from wallet.ledger.transactions import Transaction, TransactionType
 from wallet.storage.port import ChargeCommand, Limits, Record, Written
-from wallet.storage.sqlite import bulk, ops, render
+from wallet.storage.sqlite import audit, bulk, ops, render
 from wallet.storage.sqlite.bulk import IN_JSON, Insert, Row
 from wallet.storage.sqlite.writer import _COMPACT, BATCH_RUNNERS, RunOne, UnitCall, _Task, replay_outcome
 
@@ -84,7 +84,6 @@ _WALLET_TOTALS_SQL = (
     f"SELECT client_id, SUM(balance), SUM(held) FROM accounts WHERE kind = 'wallet' AND client_id {IN_JSON}"
     " GROUP BY client_id"
 )
-_AUDIT_HEAD_SQL = "SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1"
 
 _CHARGES = Insert("charges", ("id", "provider_id", "client_id", "category", "account_id", "amount", "method",
                               "status", "description", "created_at", "expires_at", "captured_at", "otp_hash"))  # fmt: skip
@@ -221,9 +220,11 @@ def _read(connection: sqlite3.Connection, tasks: list[_Task]) -> _State:
         client_id: [balance, held]
         for client_id, balance, held in bulk.rows(connection, _WALLET_TOTALS_SQL, (client_ids,))
     }
-    head = connection.execute(_AUDIT_HEAD_SQL).fetchone()
-    return _State(keys, providers, approved_for, clients, budgeted, failures, accounts, wallet_totals,
-                  str(head[0]) if head else GENESIS)  # fmt: skip
+    head = audit.tracked_head(connection)
+    if head is None:
+        row = connection.execute(audit.HEAD_SQL).fetchone()
+        head = str(row[0]) if row else GENESIS
+    return _State(keys, providers, approved_for, clients, budgeted, failures, accounts, wallet_totals, head)
 
 
 def _since(now: datetime, limits: Limits) -> str:
@@ -305,8 +306,7 @@ def _capture(
     if totals is None:
         raise InvariantViolation(f"wallet event on {account_id}, which is not a wallet line")
     wallet_balance = totals[0] - command.amount
-    data = canonical({"postings": [[p.account_id, p.amount] for p in transfer.postings], "charge_id": charge_id,
-                      "refund_id": None, "month": None})  # fmt: skip
+    data = audit.ledger_data(transfer.postings, charge_id, None, None)  # what ``ops.post`` writes
     entry_hash = link_hash(state.audit_head, stamp, task.actor, _ACTION, transaction_id, data)
     record = render.charge(row)
     # Nothing raises past this point: the charge is worked out; into the rows and the state.
@@ -352,12 +352,14 @@ def _write(connection: sqlite3.Connection, state: _State, writes: _Writes, run_o
     except Exception as error:  # a bug: run them the ordinary way, each in its own savepoint
         connection.execute("ROLLBACK TO charges")
         connection.execute("RELEASE charges")
+        audit.forget_head(connection)  # the next entry reads the head from the table again
         log.error("charge_batch_failed", error_type=type(error).__name__, error=str(error),
                   charges=len(writes.answered))  # fmt: skip
         for task, _ in writes.answered:
             task.outcome = run_one(connection, task)
         return
     connection.execute("RELEASE charges")
+    audit.restore_head(connection, state.audit_head)  # the writer's remembered head: the run's last entry
     for task, outcome in writes.answered:
         task.outcome = outcome
 

@@ -25,7 +25,6 @@ import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from json.encoder import encode_basestring
 from typing import cast
 
 from wallet.ids import new_id
@@ -35,7 +34,7 @@ from wallet.ledger.errors import InvariantViolation
 from wallet.ledger.months import UnusedPolicy, expires_at_boundary, expiry_amount, previous_month
 from wallet.ledger.transactions import Posting, Transaction, TransactionType
 from wallet.storage.port import ACTOR, Record
-from wallet.storage.sqlite import bulk
+from wallet.storage.sqlite import audit, bulk
 from wallet.storage.sqlite.bulk import IN_JSON, Insert, Row
 from wallet.storage.sqlite.writer import Unit, unit_of_work
 
@@ -116,13 +115,8 @@ class _Step:
 
 
 def ledger_data(postings: Sequence[Posting], month: str) -> str:
-    """The audit entry's data for a credit or expiry, as ``ops.post`` writes it:
-    ``canonical({"postings": [[account_id, amount], ...], "charge_id": None, "refund_id": None,
-    "month": month})``, keys sorted, written out directly (an eighth of the time; a million entries a
-    run). Strings through the encoder's own ``encode_basestring``, integers as ``int.__repr__``:
-    what ``json`` does with them (``tests/test_credit_run_bulk.py`` holds the two equal)."""
-    written = ",".join(f"[{encode_basestring(p.account_id)},{int.__repr__(p.amount)}]" for p in postings)
-    return f'{{"charge_id":null,"month":{encode_basestring(month)},"postings":[{written}],"refund_id":null}}'
+    """The audit entry's data for a credit or expiry, as ``ops.post`` writes it (``audit.ledger_data``)."""
+    return audit.ledger_data(postings, None, None, month)
 
 
 @unit_of_work
@@ -237,7 +231,7 @@ def _read_state(connection: sqlite3.Connection, now: str, account_ids: list[str]
             (json.dumps(clients),),
         )
     }
-    last = connection.execute("SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+    last = connection.execute(audit.HEAD_SQL).fetchone()
     return _Step(now, ACTOR.get(), str(last[0]) if last else GENESIS, accounts, wallet_totals)
 
 
@@ -272,6 +266,7 @@ def _write(connection: sqlite3.Connection, step: _Step) -> None:
         if kind == _WALLET:
             LineState(account_id, balance, held).check()
     _EVENTS.write(connection, step.events)
+    audit.forget_head(connection)  # the chain moves here without audit.append
     _AUDIT.write(connection, step.audit)
     _EXPIRIES.write(connection, step.expiries)
     _CREDITS.write(connection, step.credits)

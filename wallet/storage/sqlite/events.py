@@ -44,7 +44,7 @@ def append(
     """Record a change of ``amount`` (signed) on wallet line ``account_id``, as it stands after it.
 
     ``line``, when given, is the line as it stands after the change (``client_id``, ``category``,
-    ``balance``, ``held``, ``kind``), as the ``UPDATE ... RETURNING`` that made the change gave it;
+    ``balance``, ``held``, ``kind``), as read right after the UPDATE that made the change;
     otherwise it is read here."""
     if type_ not in EVENT_TYPES:
         raise InvariantViolation(f"unknown wallet event type {type_!r}")

@@ -6,9 +6,11 @@ no ``await`` in this module: a unit runs from its first read to its last write w
 
 from __future__ import annotations
 
+import functools
 import math
 import sqlite3
 from datetime import datetime, timedelta
+from typing import Any
 
 from wallet.clock import rfc3339
 from wallet.ids import new_id
@@ -57,16 +59,49 @@ def read_line(connection: sqlite3.Connection, account_id: str) -> LineState:
     return LineState(account_id, row["balance"], row["held"])
 
 
+# An account as an UPDATE left it: what its wallet event and its posting need.
+ACCOUNT_AFTER_COLUMNS = "balance, held, kind, client_id, category"
+ACCOUNT_AFTER_SQL = f"SELECT {ACCOUNT_AFTER_COLUMNS} FROM accounts WHERE id = ?"
+CHANGE_BALANCE_SQL = "UPDATE accounts SET balance = balance + ? WHERE id = ?"
+CHANGE_HELD_SQL = "UPDATE accounts SET held = held + ? WHERE id = ?"
+
+
+def _update_account(connection: sqlite3.Connection, update_sql: str, delta: int, account_id: str) -> sqlite3.Row | None:
+    """Run ``update_sql`` (``CHANGE_BALANCE_SQL`` or ``CHANGE_HELD_SQL``) on one account; the account
+    as it stands after, or ``None`` when there is no such account.
+
+    On SQLite the row is read back by a second statement: ``RETURNING`` keeps its rows in a temporary
+    b-tree that SQLite builds and drops at every run, which costs more than the UPDATE itself
+    (docs/performance.md). Elsewhere (PostgreSQL, through the bridge) one ``RETURNING`` saves a round
+    trip. Either way the row is read inside the same transaction, after the change."""
+    if type(connection) is sqlite3.Connection:
+        connection.execute(update_sql, (delta, account_id))
+        after: sqlite3.Row | None = connection.execute(ACCOUNT_AFTER_SQL, (account_id,)).fetchone()
+        return after
+    returned: sqlite3.Row | None = connection.execute(
+        f"{update_sql} RETURNING {ACCOUNT_AFTER_COLUMNS}", (delta, account_id)
+    ).fetchone()
+    return returned
+
+
 def change_held(connection: sqlite3.Connection, account_id: str, delta: int) -> sqlite3.Row:
     """Move what is held on a line; the line as it stands after, for its wallet event."""
-    row: sqlite3.Row | None = connection.execute(
-        "UPDATE accounts SET held = held + ? WHERE id = ? RETURNING balance, held, client_id, category, kind",
-        (delta, account_id),
-    ).fetchone()
+    row = _update_account(connection, CHANGE_HELD_SQL, delta, account_id)
     if row is None:
         raise InvariantViolation(f"hold on a missing account {account_id}")
     LineState(account_id, row["balance"], row["held"]).check()
     return row
+
+
+_WALLET = AccountKind.WALLET.value
+
+
+@functools.cache
+def _insert_postings_sql(count: int) -> str:
+    """One INSERT for a transaction's ``count`` postings, in their order (one statement, not one each)."""
+    return "INSERT INTO postings (transaction_id, account_id, amount, balance_after) VALUES " + ", ".join(
+        ["(?, ?, ?, ?)"] * count
+    )
 
 
 def post(
@@ -89,28 +124,22 @@ def post(
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (transaction_id, transaction.type.value, now, client_id, provider_id, category, charge_id, refund_id, month),
     )
+    type_ = transaction.type.value
+    postings: list[Any] = []
     for posting in transaction.postings:
-        row = connection.execute(
-            "UPDATE accounts SET balance = balance + ? WHERE id = ? RETURNING balance, held, kind, client_id, category",
-            (posting.amount, posting.account_id),
-        ).fetchone()
+        row = _update_account(connection, CHANGE_BALANCE_SQL, posting.amount, posting.account_id)
         if row is None:
             raise InvariantViolation(f"posting to a missing account {posting.account_id}")
-        if row["kind"] == AccountKind.WALLET.value:
+        postings += (transaction_id, posting.account_id, posting.amount, row["balance"])
+        if row["kind"] == _WALLET:
             LineState(posting.account_id, row["balance"], row["held"]).check()
-        connection.execute(
-            "INSERT INTO postings (transaction_id, account_id, amount, balance_after) VALUES (?, ?, ?, ?)",
-            (transaction_id, posting.account_id, posting.amount, row["balance"]),
-        )
-        if row["kind"] == AccountKind.WALLET.value:
-            events.append(connection, posting.account_id, transaction.type.value, posting.amount, now,
+            events.append(connection, posting.account_id, type_, posting.amount, now,
                           charge_id=charge_id, provider_id=provider_id, transaction_id=transaction_id,
                           line=row)  # fmt: skip
-    audit.append(
-        connection, now, f"ledger.{transaction.type.value}", transaction_id,
-        postings=[[p.account_id, p.amount] for p in transaction.postings], charge_id=charge_id, refund_id=refund_id,
-        month=month,
-    )  # fmt: skip
+    connection.execute(_insert_postings_sql(len(transaction.postings)), postings)
+    # canonical({"postings": [[account_id, amount], ...], "charge_id": ..., "refund_id": ..., "month": ...})
+    data = audit.ledger_data(transaction.postings, charge_id, refund_id, month)
+    audit.append_canonical(connection, now, f"ledger.{type_}", transaction_id, data)
     return transaction_id
 
 
@@ -320,6 +349,8 @@ def _check_rate_limit(
 ) -> None:
     """Refuse while the wallet or the provider is locked out; ``failures`` are their failed checks
     in the window (``CHARGE_CLIENT_SQL`` and ``CHARGE_PROVIDER_SQL`` count them)."""
+    if failures[0] < limits.identity_failures_max and failures[1] < limits.provider_identity_failures_max:
+        return  # neither is near a lockout: nothing more to read (the loop below would skip both)
     window = timedelta(seconds=limits.identity_failures_window_seconds)
     since = rfc3339(now - window)
     for column, value, count, maximum, whose in (

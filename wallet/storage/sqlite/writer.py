@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import structlog
 
 from wallet.ledger.errors import IdempotencyKeyReuse, OperationError, RateLimited, Unavailable
+from wallet.storage.sqlite import audit
 from wallet.storage.port import ACTOR, CommitObserver, Idempotency, Record, Refusal, WriterStats, Written
 
 log = structlog.get_logger(__name__)
@@ -121,10 +122,12 @@ _COMPACT = json.JSONEncoder(separators=(",", ":"))  # json.dumps(..., separators
 STATEMENT_CACHE_SIZE = 512
 
 
-def connect(path: str) -> sqlite3.Connection:
+def connect(path: str, *, check_same_thread: bool = False) -> sqlite3.Connection:
+    """The write connection (``check_same_thread``: only the thread that opens it may use it)."""
     connection = sqlite3.connect(
-        path, isolation_level=None, check_same_thread=False, timeout=10.0, cached_statements=STATEMENT_CACHE_SIZE
-    )
+        path, isolation_level=None, check_same_thread=check_same_thread, timeout=10.0,
+        cached_statements=STATEMENT_CACHE_SIZE,
+    )  # fmt: skip
     connection.row_factory = sqlite3.Row
     connection.execute("PRAGMA journal_mode = WAL")
     connection.execute("PRAGMA synchronous = FULL")
@@ -247,6 +250,7 @@ class Writer:
         started = time.perf_counter()
         try:
             connection.execute("BEGIN IMMEDIATE")
+            audit.track_head(connection)  # nobody else appends to the audit chain until COMMIT
             self._run_tasks(connection, batch)
             connection.execute("COMMIT")
         except sqlite3.OperationalError as error:
@@ -258,6 +262,8 @@ class Writer:
             _rollback(connection)
             self._answer_all(batch, Unavailable("the database is not writable now", retry_after_seconds=1))
             return
+        finally:
+            audit.untrack_head(connection)
         self._committed(connection, batch, started)
 
     def _committed(self, connection: sqlite3.Connection, batch: list[_Task], started: float) -> None:
@@ -311,11 +317,13 @@ class Writer:
             if row is not None:
                 return replay_outcome(row, idempotency)
         connection.execute("SAVEPOINT unit")
+        head = audit.tracked_head(connection)
         actor = ACTOR.set(task.actor)
         try:
             value = task.unit(connection)
         except OperationError as error:
             connection.execute("ROLLBACK TO unit")
+            audit.restore_head(connection, head)
             connection.execute("RELEASE unit")
             self._remember(connection, task, {"error": error.to_record()}, error)
             return error
@@ -323,6 +331,7 @@ class Writer:
             raise  # a storage fault fails the whole batch
         except BaseException as error:  # a bug: undo this unit only
             connection.execute("ROLLBACK TO unit")
+            audit.restore_head(connection, head)
             connection.execute("RELEASE unit")
             log.error("write_unit_failed", error_type=type(error).__name__, error=str(error))
             return error

@@ -54,7 +54,7 @@ import structlog
 from wallet.ledger.charges import IdentityMethod
 from wallet.ledger.errors import InvariantViolation, OperationError, Unavailable
 from wallet.storage.port import ACTOR, CommitObserver, Idempotency, WriterStats, Written
-from wallet.storage.sqlite import events
+from wallet.storage.sqlite import events, library
 from wallet.storage.sqlite.writer import Unit, Writer, _Task, connect, writer_stats
 
 log = structlog.get_logger(__name__)
@@ -191,7 +191,12 @@ def _serve(
     from wallet import logs
 
     logs.configure(log_format, log_level)
-    connection = connect(path)
+    # One thread, one connection (which Python keeps to this thread): SQLite's per-call mutexes and
+    # memory statistics are not needed here (library.py). Before the first connection opens.
+    tuned = library.configure_for_one_thread()
+    library.adapt_none_directly()
+    connection = connect(path, check_same_thread=True)
+    log.info("writer_process_sqlite", single_thread_configuration=tuned)
     writer = _ProcessSideWriter(path, batch_max)
     watermark = events.Watermark(last_seq)
     fresh: dict[str, int] = {}
