@@ -106,24 +106,16 @@ def run_charges(
     from wallet.auth.keys import HMAC_SECRET_FILENAME, load_or_create_secret
     from wallet.clock import rfc3339
     from wallet.ledger.charges import IdentityMethod
-    from wallet.service import NATIONAL_ID, PHONE
+    from wallet.service import NATIONAL_ID, PHONE, storage_limits
     from wallet.settings import Settings
-    from wallet.storage.port import ChargeCommand, Idempotency, Limits, Written
+    from wallet.storage.port import ChargeCommand, Idempotency, Written
     from wallet.storage.sqlite import events, library, ops
     from wallet.storage.sqlite.writer import _Task, connect
     from wallet.storage.sqlite.writer_process import _EPOCH, _MICROSECOND, _ProcessSideWriter, _utc_datetime
 
     settings = Settings.from_env(seed["environment"])
     hasher = Hasher(load_or_create_secret(settings.secret_dir, HMAC_SECRET_FILENAME))
-    limits = Limits(
-        identity_failures_max=settings.identity_failures_max,
-        identity_failures_window_seconds=settings.identity_failures_window_seconds,
-        provider_identity_failures_max=settings.provider_identity_failures_max,
-        otp_max_attempts=settings.otp_max_attempts,
-        login_code_max_attempts=settings.login_code_max_attempts,
-        login_requests_max=settings.login_requests_max,
-        login_requests_window_seconds=settings.login_requests_window_seconds,
-    )
+    limits = storage_limits(settings)
     provider_id = seed["provider_id"]
     scope = f"provider:{provider_id}"
     # The HTTP side's hashing, once per client: not the writer's work.

@@ -10,10 +10,11 @@ looks at SQLite's own files or writer says so with ``@pytest.mark.sqlite_only``.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -267,3 +268,22 @@ async def world(http: TestClient, sms: RecordingSms, clock: FakeClock) -> AsyncI
     world = World(http, sms, clock)
     yield world
     world.check()  # every test leaves a database whose invariants hold
+
+
+@pytest.fixture
+def deterministic_ids(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[int], None]]:
+    """Ids from a counter, reset on demand, so both paths name their transactions alike."""
+    counter = itertools.count()
+
+    def new_id(prefix: str) -> str:
+        return f"{prefix}_{next(counter):08d}"
+
+    def reset(start: int) -> None:
+        nonlocal counter
+        counter = itertools.count(start)
+
+    from wallet.storage.sqlite import charge_batch, credit_runs, ops
+
+    for module in (ops, credit_runs, charge_batch):  # every writer of new ids (test_charge_batch too)
+        monkeypatch.setattr(module, "new_id", new_id)
+    yield reset

@@ -13,10 +13,9 @@ a national id that does not match, a wallet at its failure limit, a charge by co
 from __future__ import annotations
 
 import asyncio
-import itertools
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from wallet.storage.sqlite import charge_batch, ops
 from wallet.storage.sqlite.adapter import migrate
 from wallet.storage.sqlite.writer import Unit, Writer, _Task, connect, unit_of_work
 from tests.conftest import World
-from tests.test_credit_run_bulk import apply, copy, run_month, reference_step
+from tests.test_credit_run_bulk import apply, copy, reference_step, run_month
 
 LIMITS = Limits(identity_failures_max=3, identity_failures_window_seconds=900, provider_identity_failures_max=50,
                 otp_max_attempts=5, login_code_max_attempts=5, login_requests_max=5,
@@ -41,22 +40,6 @@ NOW = datetime(2027, 3, 10, 12, 0, tzinfo=UTC)
 MONTH = "2027-03"
 TABLES = ("charges", "transactions", "postings", "accounts", "wallet_events", "audit_log", "idempotency_keys",
           "identity_failures")  # fmt: skip
-
-
-@pytest.fixture
-def deterministic_ids(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[int], None]]:
-    counter = itertools.count()
-
-    def new_id(prefix: str) -> str:
-        return f"{prefix}_{next(counter):08d}"
-
-    def reset(start: int) -> None:
-        nonlocal counter
-        counter = itertools.count(start)
-
-    for module in (ops, charge_batch):
-        monkeypatch.setattr(module, "new_id", new_id)
-    yield reset
 
 
 def organizer(path: Path) -> dict[str, str]:

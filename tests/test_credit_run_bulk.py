@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import shutil
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -139,23 +139,6 @@ def run_month(path: Path, step: Step, month: str, current: str, now: datetime, b
         if result["done"]:
             break
     return credited, expired, after
-
-
-@pytest.fixture
-def deterministic_ids(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[int], None]]:
-    """Ids from a counter, reset on demand, so both paths name their transactions alike."""
-    counter = itertools.count()
-
-    def new_id(prefix: str) -> str:
-        return f"{prefix}_{next(counter):08d}"
-
-    def reset(start: int) -> None:
-        nonlocal counter
-        counter = itertools.count(start)
-
-    for module in (ops, credit_runs):
-        monkeypatch.setattr(module, "new_id", new_id)
-    yield reset
 
 
 def history(path: Path) -> dict[str, str]:

@@ -80,6 +80,19 @@ class IssuedToken:
         return {"access_token": self.access_token, "token_type": "Bearer", "expires_in": self.expires_in}
 
 
+def storage_limits(settings: Settings) -> Limits:
+    """The guessing limits the storage enforces inside its transactions, from the settings."""
+    return Limits(
+        identity_failures_max=settings.identity_failures_max,
+        identity_failures_window_seconds=settings.identity_failures_window_seconds,
+        provider_identity_failures_max=settings.provider_identity_failures_max,
+        otp_max_attempts=settings.otp_max_attempts,
+        login_code_max_attempts=settings.login_code_max_attempts,
+        login_requests_max=settings.login_requests_max,
+        login_requests_window_seconds=settings.login_requests_window_seconds,
+    )
+
+
 class WalletService:
     def __init__(
         self,
@@ -101,15 +114,7 @@ class WalletService:
         self.hasher = hasher
         self.sms = sms
         self.clock = clock
-        self.limits = Limits(
-            identity_failures_max=settings.identity_failures_max,
-            identity_failures_window_seconds=settings.identity_failures_window_seconds,
-            provider_identity_failures_max=settings.provider_identity_failures_max,
-            otp_max_attempts=settings.otp_max_attempts,
-            login_code_max_attempts=settings.login_code_max_attempts,
-            login_requests_max=settings.login_requests_max,
-            login_requests_window_seconds=settings.login_requests_window_seconds,
-        )
+        self.limits = storage_limits(settings)
         self.events = EventHub(settings.events_streams_per_client_max, settings.events_streams_max)
         storage.watch_wallet_events(self.events.publish)
 

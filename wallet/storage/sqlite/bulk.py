@@ -71,3 +71,13 @@ def _statement(insert: Insert, rows: int) -> str:
     if statement is None:
         statement = _STATEMENTS[key] = insert.sql(rows)
     return statement
+
+
+# The ledger's tables as the bulk writers (the credit run, the charges of a batch) fill them.
+TRANSACTIONS = Insert("transactions", ("id", "type", "created_at", "client_id", "provider_id", "category",
+                                       "charge_id", "refund_id", "month"))  # fmt: skip
+POSTINGS = Insert("postings", ("transaction_id", "account_id", "amount", "balance_after"))
+WALLET_EVENTS = Insert("wallet_events", ("client_id", "type", "category", "amount", "charge_id", "provider_id",
+                                         "transaction_id", "reason", "line_balance", "line_available", "balance",
+                                         "available", "created_at"))  # fmt: skip
+AUDIT_LOG = Insert("audit_log", ("at", "actor", "action", "subject", "data", "previous_hash", "hash"))

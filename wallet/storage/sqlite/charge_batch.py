@@ -87,13 +87,6 @@ _WALLET_TOTALS_SQL = (
 
 _CHARGES = Insert("charges", ("id", "provider_id", "client_id", "category", "account_id", "amount", "method",
                               "status", "description", "created_at", "expires_at", "captured_at", "otp_hash"))  # fmt: skip
-_TRANSACTIONS = Insert("transactions", ("id", "type", "created_at", "client_id", "provider_id", "category",
-                                        "charge_id", "refund_id", "month"))  # fmt: skip
-_POSTINGS = Insert("postings", ("transaction_id", "account_id", "amount", "balance_after"))
-_EVENTS = Insert("wallet_events", ("client_id", "type", "category", "amount", "charge_id", "provider_id",
-                                   "transaction_id", "reason", "line_balance", "line_available", "balance",
-                                   "available", "created_at"))  # fmt: skip
-_AUDIT = Insert("audit_log", ("at", "actor", "action", "subject", "data", "previous_hash", "hash"))
 _KEYS = Insert("idempotency_keys", ("scope", "key", "fingerprint", "outcome", "created_at"))
 
 
@@ -366,15 +359,15 @@ def _write(connection: sqlite3.Connection, state: _State, writes: _Writes, run_o
 
 def _insert(connection: sqlite3.Connection, state: _State, writes: _Writes) -> None:
     _CHARGES.write(connection, writes.charges)
-    _TRANSACTIONS.write(connection, writes.transactions)
-    _POSTINGS.write(connection, writes.postings)
+    bulk.TRANSACTIONS.write(connection, writes.transactions)
+    bulk.POSTINGS.write(connection, writes.postings)
     moved = {account_id: a for account_id, a in state.accounts.items() if a.balance != a.read_balance}
     connection.executemany(
         "UPDATE accounts SET balance = balance + ? WHERE id = ?",
         [(a.balance - a.read_balance, account_id) for account_id, a in moved.items()],
     )
-    _EVENTS.write(connection, writes.events)
-    _AUDIT.write(connection, writes.audit)
+    bulk.WALLET_EVENTS.write(connection, writes.events)
+    bulk.AUDIT_LOG.write(connection, writes.audit)
     _KEYS.write(connection, writes.keys)
     # Checked after writing too: every balance is what the run worked out (the table's own CHECK
     # keeps every wallet line's available at zero or more).

@@ -235,20 +235,13 @@ def _read_state(connection: sqlite3.Connection, now: str, account_ids: list[str]
     return _Step(now, ACTOR.get(), str(last[0]) if last else GENESIS, accounts, wallet_totals)
 
 
-_TRANSACTIONS = Insert("transactions", ("id", "type", "created_at", "client_id", "provider_id", "category",
-                                         "charge_id", "refund_id", "month"))  # fmt: skip
-_POSTINGS = Insert("postings", ("transaction_id", "account_id", "amount", "balance_after"))
-_EVENTS = Insert("wallet_events", ("client_id", "type", "category", "amount", "charge_id", "provider_id",
-                                    "transaction_id", "reason", "line_balance", "line_available", "balance",
-                                    "available", "created_at"))  # fmt: skip
-_AUDIT = Insert("audit_log", ("at", "actor", "action", "subject", "data", "previous_hash", "hash"))
 _EXPIRIES = Insert("expiries", ("account_id", "boundary_month", "amount", "transaction_id"))
 _CREDITS = Insert("credits", ("account_id", "month", "budget_id", "amount", "transaction_id"))
 
 
 def _write(connection: sqlite3.Connection, step: _Step) -> None:
-    _TRANSACTIONS.write(connection, step.transactions)
-    _POSTINGS.write(connection, step.postings)
+    bulk.TRANSACTIONS.write(connection, step.transactions)
+    bulk.POSTINGS.write(connection, step.postings)
     moved = {account_id: a.balance for account_id, a in step.accounts.items() if a.balance != a.read_balance}
     connection.executemany(
         "UPDATE accounts SET balance = balance + ? WHERE id = ?",
@@ -265,8 +258,8 @@ def _write(connection: sqlite3.Connection, step: _Step) -> None:
             raise InvariantViolation(f"{account_id}: balance {balance} after the step, {moved[account_id]} expected")
         if kind == _WALLET:
             LineState(account_id, balance, held).check()
-    _EVENTS.write(connection, step.events)
+    bulk.WALLET_EVENTS.write(connection, step.events)
     audit.forget_head(connection)  # the chain moves here without audit.append
-    _AUDIT.write(connection, step.audit)
+    bulk.AUDIT_LOG.write(connection, step.audit)
     _EXPIRIES.write(connection, step.expiries)
     _CREDITS.write(connection, step.credits)
