@@ -13,6 +13,7 @@ a national id that does not match, a wallet at its failure limit, a charge by co
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -305,3 +306,41 @@ async def test_a_burst_of_charges_runs_together_and_keeps_every_rule(
     assert (await world.wallet(anna))["available"] == 0
     assert (await world.wallet(bert))["available"] == 500 - 200 - 50
     assert max(runs) >= 2  # the burst (its national-id charges) ran together
+
+
+@pytest.mark.parametrize("where", ["reading", "working out"])
+def test_a_bug_in_the_run_hands_its_charges_to_the_one_by_one_path(
+    prepared: tuple[Path, Path, dict[str, str]], deterministic_ids: Callable[[int], None],
+    monkeypatch: pytest.MonkeyPatch, where: str,
+) -> None:  # fmt: skip
+    """A bug while the run reads, or while it works out one charge, fails nothing: those charges go
+    the one-by-one way, in order, with the same outcomes and the same rows as with no runner."""
+    one, together, names = prepared
+    deterministic_ids(1_000)
+    expected, _ = run(one, batch(names), together=False, monkeypatch=monkeypatch)
+    calls = itertools.count()
+    if where == "reading":
+        read = charge_batch._read
+
+        def failing_read(connection: sqlite3.Connection, tasks: list[_Task]) -> Any:
+            if next(calls) == 0:
+                raise RuntimeError("a bug while reading")
+            return read(connection, tasks)
+
+        monkeypatch.setattr(charge_batch, "_read", failing_read)
+    else:
+        capture = charge_batch._capture
+
+        def failing_capture(*arguments: Any) -> Any:
+            if next(calls) == 2:  # the third charge worked out: anna's second
+                raise RuntimeError("a bug while working out a charge")
+            return capture(*arguments)
+
+        monkeypatch.setattr(charge_batch, "_capture", failing_capture)
+    deterministic_ids(1_000)
+    got, _ = run(together, batch(names), together=True, monkeypatch=monkeypatch)
+
+    assert next(calls) > 1  # the fault was met, and the run went on after it
+    assert got == expected
+    assert dump(together) == dump(one)
+    assert check_database(str(together)) == []

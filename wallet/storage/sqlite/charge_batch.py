@@ -152,13 +152,23 @@ class ChargeBatch:
 
     def _run_from(self, connection: sqlite3.Connection, tasks: list[_Task], start: int, run_one: RunOne) -> int:
         """Work out the charges from ``start`` on, write them; the index to go on from."""
-        state = _read(connection, tasks[start:])
+        try:
+            state = _read(connection, tasks[start:])
+        except sqlite3.OperationalError:
+            raise  # a storage fault fails the whole batch
+        except Exception as error:  # a bug: the one-by-one path for all of them, each in its savepoint
+            log.error("charge_batch_failed", error_type=type(error).__name__, error=str(error), charges=len(tasks) - start)
+            for task in tasks[start:]:
+                task.outcome = run_one(connection, task)
+            return len(tasks)
         writes = _Writes()
         for index in range(start, len(tasks)):
             task = tasks[index]
             try:
                 outcome = _charge(task, state, writes)
-            except _OneByOne:
+            except Exception as error:  # _OneByOne, or a bug: this charge the one-by-one way, in order
+                if not isinstance(error, _OneByOne):
+                    log.error("charge_batch_failed", error_type=type(error).__name__, error=str(error), charges=1)
                 _write(connection, state, writes, run_one)
                 task.outcome = run_one(connection, task)
                 return index + 1
