@@ -1,9 +1,11 @@
-"""Charges by national id, side by side in one batch, run together: ``ops.charge`` in bulk.
+"""New charges side by side in one batch, run together: ``ops.charge`` in bulk.
 
-At the lunch-hour peak a batch is mostly charges by national id, each one of some sixteen
+At the lunch-hour peak a batch is mostly new charges: by national id, each one of some sixteen
 statements: its reads (the provider, the client with its budget and failed checks, the line), its
 writes (the charge, the transaction, two postings with two balance updates, the wallet event, the
-audit entry, the idempotency key), its savepoint. ``ChargeBatch`` reads what a run of them needs in
+audit entry, the idempotency key), its savepoint; by SMS code or for the client's approval, a hold
+(the charge pending, the amount held on the line, its event and audit entry). ``ChargeBatch`` reads
+what a run of them needs in
 a handful of statements, works each out in memory, in order, exactly as ``ops.charge`` would (the
 same checks in the same order, the ledger's own rules: ``charges.debit``, ``Transaction.check``,
 ``LineState.check``), then writes each table with multi-row ``INSERT``s (``bulk.Insert``) and moves
@@ -42,7 +44,7 @@ from wallet.clock import rfc3339
 from wallet.ids import new_id
 from wallet.ledger import charges as charge_rules
 from wallet.ledger.accounts import LineState, payable_account, wallet_account
-from wallet.ledger.audit import GENESIS, link_hash
+from wallet.ledger.audit import GENESIS, canonical, link_hash
 from wallet.ledger.charges import IdentityMethod
 from wallet.ledger.errors import (
     CategoryNotAllowed,
@@ -63,6 +65,7 @@ log = structlog.get_logger(__name__)
 
 _CAPTURE = TransactionType.CAPTURE.value
 _ACTION = f"ledger.{_CAPTURE}"
+_HELD = "charge.held"
 
 _KEYS_SQL = f"SELECT key, fingerprint, outcome FROM idempotency_keys WHERE scope = ? AND key {IN_JSON}"
 _PROVIDERS_SQL = f"SELECT id, status FROM providers WHERE id {IN_JSON}"
@@ -98,7 +101,8 @@ class _OneByOne(Exception):
 class _Account:
     balance: int
     held: int
-    read_balance: int  # as read: the step moves it by the difference
+    read_balance: int  # as read: the run moves each by the difference
+    read_held: int
 
 
 @dataclass
@@ -137,13 +141,12 @@ def _arguments(task: _Task) -> tuple[ChargeCommand, Limits, datetime, str]:
 
 
 class ChargeBatch:
-    """The ``BatchRunner`` of ``ops.charge`` for charges by national id."""
+    """The ``BatchRunner`` of ``ops.charge``: captured by national id, or held for a code or approval."""
 
     def accepts(self, call: UnitCall) -> bool:
         if call.kwargs or len(call.args) != 4:
             return False
-        command = call.args[0]
-        return isinstance(command, ChargeCommand) and command.method is IdentityMethod.NATIONAL_ID
+        return isinstance(call.args[0], ChargeCommand)  # every method: captured at once, or held
 
     def run(self, connection: sqlite3.Connection, tasks: list[_Task], run_one: RunOne) -> None:
         start = 0
@@ -216,7 +219,7 @@ def _read(connection: sqlite3.Connection, tasks: list[_Task]) -> _State:
         if client is not None:
             account_ids.add(wallet_account(client[0], command.category))
     accounts = {
-        account_id: _Account(balance, held, balance)
+        account_id: _Account(balance, held, balance, held)
         for account_id, balance, held in bulk.rows(connection, _ACCOUNTS_SQL, (json.dumps(sorted(account_ids)),))
     }
     wallet_totals = {
@@ -281,6 +284,8 @@ def _capture(
     account_id = wallet_account(client_id, command.category)
     account = state.accounts.get(account_id)
     line = LineState(account_id, account.balance, account.held) if account else LineState(account_id, 0, 0)
+    if command.method is not IdentityMethod.NATIONAL_ID:
+        return _hold(task, command, stamp, client_id, account_id, account, line, state, writes)
     if national_id_hash is None or command.national_id_hash is None or not equal(national_id_hash,
                                                                                  command.national_id_hash):
         raise _OneByOne  # a failed check is recorded, and the charges after it count it
@@ -331,6 +336,37 @@ def _capture(
     return Written(record)
 
 
+def _hold(
+    task: _Task, command: ChargeCommand, stamp: str, client_id: str, account_id: str, account: _Account | None,
+    line: LineState, state: _State, writes: _Writes,
+) -> Written:  # fmt: skip
+    """``ops.charge`` for a code or an approval: the amount held on the line, the charge pending."""
+    charge_id = new_id("ch")
+    after = charge_rules.reserve(line, command.amount)  # refuses when not available
+    if account is None:
+        raise _OneByOne  # ``ops.change_held`` would find the account missing: its error to give
+    totals = state.wallet_totals.get(client_id)
+    if totals is None:
+        raise InvariantViolation(f"wallet event on {account_id}, which is not a wallet line")
+    row = ops.charge_row(charge_id, command, client_id, account_id, "pending", stamp)
+    data = canonical({"account_id": account_id, "amount": command.amount})  # what ``audit.append`` writes
+    entry_hash = link_hash(state.audit_head, stamp, task.actor, _HELD, charge_id, data)
+    record = render.charge(row)
+    wallet_held = totals[1] + command.amount
+    # Nothing raises past this point.
+    writes.charges.append(ops.charge_values(row))
+    writes.audit.append((stamp, task.actor, _HELD, charge_id, data, state.audit_head, entry_hash))
+    state.audit_head = entry_hash
+    writes.events.append((
+        client_id, "hold", command.category, -command.amount, charge_id, command.provider_id, None, None,
+        after.balance, after.available, totals[0], totals[0] - wallet_held, stamp,
+    ))  # fmt: skip
+    account.held = after.held
+    totals[1] = wallet_held
+    _remember(task, writes, {"value": record})
+    return Written(record)
+
+
 def _remember(task: _Task, writes: _Writes, outcome: Record) -> None:
     """``Writer._remember``: the outcome kept with the idempotency key, in the same transaction."""
     idempotency = task.idempotency
@@ -371,10 +407,11 @@ def _insert(connection: sqlite3.Connection, state: _State, writes: _Writes) -> N
     _CHARGES.write(connection, writes.charges)
     bulk.TRANSACTIONS.write(connection, writes.transactions)
     bulk.POSTINGS.write(connection, writes.postings)
-    moved = {account_id: a for account_id, a in state.accounts.items() if a.balance != a.read_balance}
+    moved = {account_id: a for account_id, a in state.accounts.items()
+             if (a.balance, a.held) != (a.read_balance, a.read_held)}  # fmt: skip
     connection.executemany(
-        "UPDATE accounts SET balance = balance + ? WHERE id = ?",
-        [(a.balance - a.read_balance, account_id) for account_id, a in moved.items()],
+        "UPDATE accounts SET balance = balance + ?, held = held + ? WHERE id = ?",
+        [(a.balance - a.read_balance, a.held - a.read_held, account_id) for account_id, a in moved.items()],
     )
     bulk.WALLET_EVENTS.write(connection, writes.events)
     bulk.AUDIT_LOG.write(connection, writes.audit)
@@ -389,7 +426,7 @@ def _insert(connection: sqlite3.Connection, state: _State, writes: _Writes) -> N
             raise InvariantViolation(f"{account_id}: balance {balance} after the charges, "
                                      f"{moved[account_id].balance} expected")  # fmt: skip
     for account in moved.values():
-        account.read_balance = account.balance
+        account.read_balance, account.read_held = account.balance, account.held
 
 
 BATCH_RUNNERS[ops.charge] = ChargeBatch()

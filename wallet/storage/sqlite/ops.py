@@ -714,6 +714,6 @@ def purge_idempotency_keys(older_than: datetime, batch: int) -> Unit:
     return unit
 
 
-# ``charge``'s batch runner: charges by national id side by side in a batch, run together. Imported
+# ``charge``'s batch runner: new charges side by side in a batch, run together. Imported
 # here, last, so that wherever ``charge`` is, the writer knows its runner (it registers itself).
 from wallet.storage.sqlite import charge_batch as _charge_batch  # noqa: E402, F401
