@@ -336,14 +336,14 @@ def test_a_bug_in_the_run_hands_its_charges_to_the_one_by_one_path(
 
         monkeypatch.setattr(charge_batch, "_read", failing_read)
     else:
-        capture = charge_batch._capture
+        work_out = charge_batch._work_out
 
         def failing_capture(*arguments: Any) -> Any:
             if next(calls) == 2:  # the third charge worked out: anna's second
                 raise RuntimeError("a bug while working out a charge")
-            return capture(*arguments)
+            return work_out(*arguments)
 
-        monkeypatch.setattr(charge_batch, "_capture", failing_capture)
+        monkeypatch.setattr(charge_batch, "_work_out", failing_capture)
     deterministic_ids(1_000)
     got, _ = run(together, batch(names), together=True, monkeypatch=monkeypatch)
 

@@ -56,8 +56,8 @@ class Insert:
                 values = list(itertools.chain.from_iterable(rows[start : start + ROWS_PER_STATEMENT]))
                 connection.execute(statement, values)
         start = whole
-        for size in _REMAINDER_SIZES:  # the rest in statements of 64, 32, ..., 1 rows: a few SQL texts, each cached
-            while len(rows) - start >= size:
+        for size in _REMAINDER_SIZES:  # the rest (< 100) in statements of 64, 32, ..., 1 rows: a few cached texts
+            if len(rows) - start >= size:
                 connection.execute(_statement(self, size), list(itertools.chain.from_iterable(rows[start : start + size])))
                 start += size
 

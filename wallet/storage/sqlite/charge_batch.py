@@ -21,9 +21,11 @@ worked out so far, runs that one charge in its own savepoint (``Writer._run_task
 afresh for the rest.
 
 A refused charge writes nothing of its own, only its idempotency key with the refusal, as the
-savepoint of the one-by-one path would leave it. If the writing fails (a bug; a storage fault
-fails the whole batch, as everywhere), the run's savepoint is undone and every charge of it runs
-the one-by-one way: one charge's bug still undoes only that charge.
+savepoint of the one-by-one path would leave it. A bug (anything but a storage fault, which fails
+the whole batch, as everywhere) sends charges the one-by-one way, each in its savepoint: while
+reading, the rest of the run; while working out a charge, that charge, after writing what came
+before it; while writing, the run's savepoint is undone and all of its charges. One charge's bug
+still undoes only that charge.
 
 Nothing here awaits: the run is part of the writer's batch, from its first read to its last write.
 """
@@ -254,16 +256,17 @@ def _charge(task: _Task, state: _State, writes: _Writes) -> Written | BaseExcept
             return replay_outcome(stored, idempotency)  # type: ignore[arg-type]  # a mapping, as a row
     command, limits, now, month = _arguments(task)
     try:
-        return _capture(task, command, limits, now, month, state, writes)
+        return _work_out(task, command, limits, now, month, state, writes)
     except OperationError as error:
         if idempotency is not None and not isinstance(error, (RateLimited, Unavailable)):
             _remember(task, writes, {"error": error.to_record()})
         return error
 
 
-def _capture(
+def _work_out(
     task: _Task, command: ChargeCommand, limits: Limits, now: datetime, month: str, state: _State, writes: _Writes
 ) -> Written:
+    """A new charge: the checks every method shares, then a capture (by national id) or a hold."""
     stamp = rfc3339(now)
     since = _since(now, limits)
     provider_status = state.providers.get(command.provider_id)

@@ -89,8 +89,8 @@ class BatchRunner(Protocol):
         """Set every task's ``outcome``; ``run_one`` runs a task the ordinary way, in its savepoint."""
 
 
-# By unit factory: the runner that takes its units together (``charge_batch``: charges by national
-# id). Filled by the module that defines the runner, when it is imported (``ops`` imports it).
+# By unit factory: the runner that takes its units together (``charge_batch``: new charges).
+# Filled by the module that defines the runner, when it is imported (``ops`` imports it).
 BATCH_RUNNERS: dict[Callable[..., UnitCall], BatchRunner] = {}
 
 
