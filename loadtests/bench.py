@@ -738,6 +738,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(arguments: argparse.Namespace, directory: Path, database: str | None) -> int:
+    from wallet.settings import Settings
+
     wallet_ports, noop_port = [free_port() for _ in range(arguments.nodes)], free_port()
     wallet_port = wallet_ports[0]
     environment = bench_environment(directory, wallet_port, database)
@@ -748,7 +750,8 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None) -
     print(f"machine: {info['cpus']} CPUs, {info['cpu_model']}, {info['memory_gib']} GiB; Python {info['python']};"
           f" wrk {info['wrk']}; load average {_load(load_before)}")  # fmt: skip
     print(f"database: {'SQLite' if database is None else 'PostgreSQL'}; {arguments.nodes} wallet serve node(s),"
-          f" {arguments.workers} HTTP worker(s) each; writer process: {environment.get('WALLET_WRITER_PROCESS', 'true')}")  # fmt: skip
+          f" {arguments.workers} HTTP worker(s) each; writer process: {environment.get('WALLET_WRITER_PROCESS', 'true')};"
+          f" event loop: {environment.get('WALLET_EVENT_LOOP', Settings.event_loop)} (the no-op's too)")  # fmt: skip
     info["disk_commits_per_second"] = disk_commits = disk_commits_per_second(directory)
     print(f"disk: {disk_commits:,.0f} SQLite commits/s (one row each, WAL, synchronous=FULL): the writer's commit"
           f" rate bound; charges/s can exceed it only by group commit")  # fmt: skip
@@ -771,7 +774,8 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None) -
     wallet_urls = [f"http://{HOST}:{port}" for port in wallet_ports]
     noop_url = f"http://{HOST}:{noop_port}"
     # With --workers N the no-op runs as N processes on its port too: "measured the same way".
-    noop = [sys.executable, "-m", "loadtests.noop", "--port", str(noop_port), "--processes", str(arguments.workers)]
+    noop = [sys.executable, "-m", "loadtests.noop", "--port", str(noop_port), "--processes", str(arguments.workers),
+            "--event-loop", environment.get("WALLET_EVENT_LOOP", Settings.event_loop)]  # the same loop as the wallet
     results = Results()
     began = time.monotonic()
     with contextlib.ExitStack() as stack:

@@ -246,6 +246,8 @@ def bad_values(name: str, default: object) -> list[str]:
         return ["-1", "ten"] if name in MAY_BE_ZERO else ["0", "-1", "ten"]
     if name == "verification_keys":
         return ["/no/such/key.pem"]
+    if name == "event_loop":
+        return ["   ", "tokio", "Asyncio"]
     return ["   "]
 
 
@@ -269,6 +271,16 @@ def test_settings_refuse_a_value_of_the_wrong_type_or_a_directory(tmp_path: Path
 
 def test_the_defaults_are_valid() -> None:
     Settings().validate()
+
+
+def test_the_uvloop_event_loop_needs_uvloop_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: None if name == "uvloop" else real(name, *rest))
+    with pytest.raises(SettingsError, match="WALLET_EVENT_LOOP=uvloop needs the uvloop package"):
+        Settings.from_env({"WALLET_EVENT_LOOP": "uvloop"})
+    assert Settings.from_env({"WALLET_EVENT_LOOP": "asyncio"}).event_loop == "asyncio"
 
 
 def run_cli(*arguments: str, tmp_path: Path, **environment: str) -> subprocess.CompletedProcess[str]:

@@ -399,6 +399,27 @@ def test_wallet_check_names_a_breach_planted_in_the_database(
     assert "transaction tx_planted" in completed.stdout, completed.stdout
 
 
+# The event loop.
+
+
+@pytest.mark.parametrize("event_loop", ["uvloop", "asyncio"])
+def test_serve_charges_on_the_event_loop_it_is_set_to(
+    files: WalletFiles, start_server: Callable[..., Server], event_loop: str
+) -> None:
+    server = start_server(WALLET_EVENT_LOOP=event_loop)
+    seeded = seed(files, server, 10_000)
+    captured = server.api(seeded.provider_token).call(
+        "POST", "/v1/charges", charge_body(seeded, 2_500), key=f"loop-{event_loop}", expect=201
+    )
+    assert captured["status"] == "captured", captured
+    wallet = server.api(seeded.client_token).call("GET", "/v1/me/wallet", expect=200)
+    assert wallet["balance"] == 7_500, wallet
+    assert server.stop() == 0, server.log_tail()
+    started = [line for line in files.server_log.read_text(encoding="utf-8").splitlines() if "service_started" in line]
+    assert len(started) == 1 and f"event_loop={event_loop}" in started[0], started
+    assert_check_passes(files)
+
+
 # Bad configuration.
 
 

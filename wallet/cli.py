@@ -122,6 +122,7 @@ def _serve(settings: Settings, arguments: argparse.Namespace) -> int:
     from aiohttp import web
 
     from wallet.api.app import create_app
+    from wallet.eventloop import new_event_loop
 
     host = arguments.host if arguments.host is not None else settings.host
     port = arguments.port if arguments.port is not None else settings.port
@@ -135,6 +136,7 @@ def _serve(settings: Settings, arguments: argparse.Namespace) -> int:
     app = create_app(settings)
     web.run_app(
         app,
+        loop=new_event_loop(settings.event_loop),
         host=host,
         port=port,
         access_log=None,

@@ -5,12 +5,14 @@ A bad value stops start-up with a message naming the variable (``SettingsError``
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from wallet.eventloop import EVENT_LOOPS
 from wallet.ledger.errors import ValidationError
 from wallet.ledger.schedule import parse_days
 
@@ -111,6 +113,9 @@ class Settings:
     usage_low_use_percent: int = 50
     timezone: str = "Europe/Helsinki"
     shutdown_timeout_seconds: int = 20
+    # The HTTP processes' event loop: "uvloop" (libuv, less CPU a request) or "asyncio" (the
+    # standard library's selector loop). The writer process and the CLI run no such loop.
+    event_loop: str = "uvloop"
     # Logs: "console" (readable) or "json" (one JSON object a line).
     log_format: str = "console"
     log_level: str = "info"
@@ -186,6 +191,10 @@ class Settings:
             raise SettingsError("WALLET_USAGE_LOW_USE_FROM_DAY must be a day of the month (1-31)")
         if self.usage_low_use_percent > 100:
             raise SettingsError("WALLET_USAGE_LOW_USE_PERCENT must be a percentage (1-100)")
+        if self.event_loop not in EVENT_LOOPS:
+            raise SettingsError(f"WALLET_EVENT_LOOP must be {' or '.join(EVENT_LOOPS)}, not {self.event_loop!r}")
+        if self.event_loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+            raise SettingsError("WALLET_EVENT_LOOP=uvloop needs the uvloop package installed; or set it to asyncio")
         if self.log_format not in ("console", "json"):
             raise SettingsError("WALLET_LOG_FORMAT must be console or json")
         if self.log_level not in ("debug", "info", "warning", "error"):

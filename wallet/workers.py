@@ -206,6 +206,7 @@ def run_worker(argv: list[str]) -> int:
     from aiohttp import web
 
     from wallet.api.app import create_app
+    from wallet.eventloop import new_event_loop
     from wallet.logs import PROCESS_FIELDS, configure
 
     parser = argparse.ArgumentParser(prog="wallet-worker", description=run_worker.__doc__)
@@ -219,6 +220,7 @@ def run_worker(argv: list[str]) -> int:
     PROCESS_FIELDS["worker"] = arguments.index
     structlog.contextvars.bind_contextvars(worker=arguments.index)
     app = create_app(settings, background_jobs=arguments.index == 0, writer_socket=arguments.writer_socket)
-    web.run_app(app, host=arguments.host, port=arguments.port, reuse_port=True, access_log=None,
-                shutdown_timeout=settings.shutdown_timeout_seconds, print=None)  # fmt: skip
+    web.run_app(app, loop=new_event_loop(settings.event_loop), host=arguments.host, port=arguments.port,
+                reuse_port=True, access_log=None, shutdown_timeout=settings.shutdown_timeout_seconds,
+                print=None)  # fmt: skip
     return 0

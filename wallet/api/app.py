@@ -115,7 +115,8 @@ def create_app(
             metrics.watch_writer(service.storage.writer_stats)
             service.storage.observe_commits(metrics.observe_commit)
             metrics.watch("wallet_event_streams_open", "Open GET /v1/me/events streams", lambda: service.events.open_streams)
-            log.info("service_started", database=shown(settings.db))
+            loop_module = type(asyncio.get_running_loop()).__module__  # "uvloop" or "asyncio.unix_events"
+            log.info("service_started", database=shown(settings.db), event_loop=loop_module.split(".")[0])
             yield
             log.info("shutdown_draining_writes")
         log.info("shutdown_complete")

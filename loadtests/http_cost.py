@@ -1,0 +1,239 @@
+"""The HTTP process's instructions per request, which the load on a shared machine cannot move.
+
+    python -m loadtests.http_cost [--requests 1000] [--concurrency 16] [--directory DIR] [--annotate]
+
+``loadtests.bench`` reports the server's CPU per request from ``/proc``; on a shared 2-core
+machine that figure moves by 10-20 % from run to run, more than most changes to the HTTP side are
+worth. This harness counts instead. It seeds a database as the bench does (``bench.seed``: 1,000
+funded clients, one approved provider; reused from ``--directory`` when it holds one), starts
+``wallet serve`` (one HTTP process; its writer process runs outside valgrind) under ``valgrind
+--tool=callgrind --trace-children=no``, and for each scenario: sends a warm-up, zeroes the
+counters (``callgrind_control --zero``), sends ``--requests`` requests from ``--concurrency``
+connections, dumps (``callgrind_control --dump``) and divides the instructions of the dump by
+the requests. The scenarios are the bench's: a charge by national id with a distinct
+``Idempotency-Key`` each (to a random client), and ``GET /v1/me/wallet`` as a random client.
+Then it does the same for the no-op app (``loadtests.noop``) on the same event loop, so the
+ratio of the two is the ratio of the work, without wrk, the disk or the other process in it.
+
+``BENCH_WALLET_<SETTING>=value`` sets a setting as in the bench (``BENCH_WALLET_EVENT_LOOP=asyncio``). Compare
+two checkouts by running each one's harness (from a worktree, the same venv) on the same
+``--directory``. ``--annotate`` prints the top functions of each dump (``callgrind_annotate``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from loadtests import bench
+
+START_TIMEOUT_SECONDS = 300.0  # Python's imports under valgrind take a while
+WARMUP_REQUESTS = 200
+DUMP_TIMEOUT_SECONDS = 120.0
+TOTALS = re.compile(r"^(?:summary|totals):\s+(\d+)", re.MULTILINE)
+
+
+def _wait_until_up(url: str, started: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if started.poll() is not None:
+            raise RuntimeError(f"the server exited with {started.returncode} before it answered {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.5)
+    raise RuntimeError(f"nothing answered {url} within {START_TIMEOUT_SECONDS:.0f} s")
+
+
+@contextlib.contextmanager
+def _under_callgrind(
+    command: Sequence[str], environment: dict[str, str], directory: Path, name: str, health_url: str
+) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    outputs = directory / f"callgrind-{name}"
+    shutil.rmtree(outputs, ignore_errors=True)
+    outputs.mkdir()
+    log = (directory / f"{name}.log").open("wb")
+    started = subprocess.Popen(
+        ["valgrind", "--tool=callgrind", "--trace-children=no", f"--callgrind-out-file={outputs}/out.%p", *command],
+        env=environment, cwd=bench.PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        _wait_until_up(health_url, started)
+        yield started, outputs
+    finally:
+        started.terminate()
+        try:
+            started.wait(60)
+        except subprocess.TimeoutExpired:
+            started.kill()
+            started.wait()
+        log.close()
+
+
+def _dump_instructions(pid: int, outputs: Path) -> int:
+    """Dump the counters since the last zero and return their total instructions."""
+    before = set(outputs.iterdir())
+    subprocess.run(["callgrind_control", "--dump", str(pid)], check=True, capture_output=True)
+    deadline = time.monotonic() + DUMP_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        new = [path for path in set(outputs.iterdir()) - before if path.stat().st_size > 0]
+        for path in new:
+            text = path.read_text(errors="replace")
+            found = TOTALS.search(text)
+            if found:
+                return int(found.group(1))
+        time.sleep(0.2)
+    raise RuntimeError(f"callgrind wrote no dump for {pid} within {DUMP_TIMEOUT_SECONDS:.0f} s")
+
+
+async def _send(requests: Sequence[Request], concurrency: int) -> dict[int, int]:
+    import aiohttp
+
+    statuses: dict[int, int] = {}
+    queue = list(reversed(requests))
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+
+        async def connection() -> None:
+            while queue:
+                method, url, headers, body = queue.pop()
+                async with session.request(method, url, headers=headers, data=body) as response:
+                    await response.read()
+                    statuses[response.status] = statuses.get(response.status, 0) + 1
+
+        await asyncio.gather(*(connection() for _ in range(concurrency)))
+    return statuses
+
+
+Request = tuple[str, str, dict[str, str], bytes | None]
+
+
+def _measure(
+    pid: int, outputs: Path, warmup: Sequence[Request], measured: Sequence[Request], concurrency: int, expected: int
+) -> tuple[float, Path | None]:
+    asyncio.run(_send(warmup, concurrency))
+    subprocess.run(["callgrind_control", "--zero", str(pid)], check=True, capture_output=True)
+    statuses = asyncio.run(_send(measured, concurrency))
+    if statuses != {expected: len(measured)}:
+        raise RuntimeError(f"expected {len(measured)} answers {expected}, got {statuses}")
+    before = set(outputs.iterdir())
+    total = _dump_instructions(pid, outputs)
+    dumped = sorted(set(outputs.iterdir()) - before)
+    return total / len(measured), (dumped[0] if dumped else None)
+
+
+def _annotate(path: Path | None, lines: int = 25) -> None:
+    if path is None or shutil.which("callgrind_annotate") is None:
+        return
+    text = subprocess.run(["callgrind_annotate", "--inclusive=no", str(path)], capture_output=True, text=True).stdout
+    body = text.split("file:function", 1)[-1].splitlines()[1 : lines + 1]
+    print("\n".join("      " + line.strip() for line in body))
+
+
+def _charges(url: str, token: str, everyone: Sequence[bench.Person], count: int, tag: str) -> list[Request]:
+    chooser = random.Random(5)
+    made: list[Request] = []
+    for number in range(count):
+        person = everyone[chooser.randrange(len(everyone))]
+        body = (
+            f'{{"phone":"{person.phone}","amount":{bench.CHARGE_AMOUNT_CENTS},"category":"{bench.CATEGORY}",'
+            f'"identity":{{"method":"national_id","national_id":"{person.national_id}"}}}}'
+        ).encode()
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json",
+                   "Idempotency-Key": f"cost-{tag}-{number}"}  # fmt: skip
+        made.append(("POST", f"{url}/v1/charges", headers, body))
+    return made
+
+
+def _read(url: str, token: str) -> Request:
+    return ("GET", f"{url}/v1/me/wallet", {"Authorization": f"Bearer {token}"}, None)
+
+
+def _scenarios(url: str, token: str, tokens: Sequence[str], everyone: Sequence[bench.Person], count: int,
+               tag: str) -> list[tuple[str, list[Request], list[Request]]]:  # fmt: skip
+    """Each scenario's name, warm-up and measured requests. A read's warm-up verifies every client's
+    token once (then cached, as in the bench's long runs); a charge's, the provider's."""
+    chooser = random.Random(7)
+    charges = _charges(url, token, everyone, WARMUP_REQUESTS + count, tag)
+    return [
+        ("charge", charges[:WARMUP_REQUESTS], charges[WARMUP_REQUESTS:]),
+        ("read", [_read(url, each) for each in tokens], [_read(url, chooser.choice(tokens)) for _ in range(count)]),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loadtests.http_cost", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--requests", type=int, default=1000, help="measured requests per scenario (default 1000)")
+    parser.add_argument("--concurrency", type=int, default=16, help="connections (default 16)")
+    parser.add_argument("--directory", type=Path, help="keep the seeded database here and reuse it")
+    parser.add_argument("--annotate", action="store_true", help="print each dump's top functions")
+    arguments = parser.parse_args(argv)
+    if arguments.requests <= 0 or arguments.concurrency <= 0:
+        parser.error("--requests and --concurrency must be positive")
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        parser.error("needs valgrind (apt-get install -y valgrind)")
+    directory = arguments.directory or Path(os.environ.get("TMPDIR", "/tmp")) / "wallet-http-cost"
+    directory.mkdir(parents=True, exist_ok=True)
+    port, noop_port = bench.free_port(), bench.free_port()
+    environment = bench.bench_environment(directory, port)
+    # A fresh copy of the seed for each run: the charges grow the database.
+    seed_copy = directory / "seed.db"
+    everyone = bench.people(bench.CLIENTS_DEFAULT)
+    if not seed_copy.exists():
+        for stale in directory.glob("wallet.db*"):
+            stale.unlink()
+        seeded = asyncio.run(bench.seed(environment, everyone))
+        with contextlib.closing(__import__("sqlite3").connect(environment["WALLET_DB"])) as connection:
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            connection.execute(f"VACUUM INTO '{seed_copy}'")
+        (directory / "provider_id").write_text(seeded.provider_id)
+        (directory / "client_ids").write_text("\n".join(seeded.client_ids))
+    for stale in directory.glob("wallet.db*"):
+        stale.unlink()
+    shutil.copyfile(seed_copy, environment["WALLET_DB"])
+    provider_id = (directory / "provider_id").read_text()
+    client_ids = (directory / "client_ids").read_text().split()
+    token = bench.wallet_cli(environment, "token", "--role", "provider", "--provider-id", provider_id,
+                             "--ttl", "3600").strip().splitlines()[-1]  # fmt: skip
+    tokens = bench.client_tokens(environment, client_ids[:-1])
+    loop = environment.get("WALLET_EVENT_LOOP", "uvloop")
+    count = arguments.requests
+    url, noop_url = f"http://{bench.HOST}:{port}", f"http://{bench.HOST}:{noop_port}"
+    print(f"event loop: {loop}; {arguments.requests} requests a scenario from {arguments.concurrency} connections,"
+          f" after {WARMUP_REQUESTS} of warm-up; instructions of the HTTP process only")  # fmt: skip
+    figures: dict[str, float] = {}
+    serve = [sys.executable, "-m", "wallet", "serve", "--host", bench.HOST, "--port", str(port)]
+    with _under_callgrind(serve, environment, directory, "serve", f"{url}/healthz") as (server, outputs):
+        for name, warmup, measured in _scenarios(url, token, tokens, everyone[:-1], count, str(time.time_ns())):
+            expected = 201 if name == "charge" else 200
+            figures[name], dumped = _measure(server.pid, outputs, warmup, measured, arguments.concurrency, expected)
+            print(f"  wallet {name:6}  {figures[name]:>12,.0f} instructions a request")
+            if arguments.annotate:
+                _annotate(dumped)
+    noop = [sys.executable, "-m", "loadtests.noop", "--port", str(noop_port), "--event-loop", loop]
+    with _under_callgrind(noop, environment, directory, "noop", f"{noop_url}/healthz") as (server, outputs):
+        for name, warmup, measured in _scenarios(noop_url, token, tokens, everyone[:-1], count, "noop"):
+            key = f"noop-{name}"
+            figures[key], dumped = _measure(server.pid, outputs, warmup, measured, arguments.concurrency, 200)
+            print(f"  no-op  {name:6}  {figures[key]:>12,.0f} instructions a request"
+                  f"  (wallet / no-op: {figures[name] / figures[key]:.1f})")  # fmt: skip
+            if arguments.annotate:
+                _annotate(dumped)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
