@@ -1,6 +1,6 @@
 """The HTTP process's instructions per request, which the load on a shared machine cannot move.
 
-    python -m loadtests.http_cost [--requests 1000] [--concurrency 16] [--directory DIR] [--annotate]
+    python -m loadtests.http_cost [--requests 1000] [--concurrency 16] [--directory DIR]
 
 ``loadtests.bench`` reports the server's CPU per request from ``/proc``; on a shared 2-core
 machine that figure moves by 10-20 % from run to run, more than most changes to the HTTP side are
@@ -17,7 +17,8 @@ ratio of the two is the ratio of the work, without wrk, the disk or the other pr
 
 ``BENCH_WALLET_<SETTING>=value`` sets a setting as in the bench (``BENCH_WALLET_EVENT_LOOP=asyncio``). Compare
 two checkouts by running each one's harness (from a worktree, the same venv) on the same
-``--directory``. ``--annotate`` prints the top functions of each dump (``callgrind_annotate``).
+``--directory``.
+Each dump stays in ``DIR/callgrind-serve`` and ``DIR/callgrind-noop`` for ``callgrind_annotate``.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from loadtests import bench
 START_TIMEOUT_SECONDS = 300.0  # Python's imports under valgrind take a while
 WARMUP_REQUESTS = 200
 DUMP_TIMEOUT_SECONDS = 120.0
-TOTALS = re.compile(r"^(?:summary|totals):\s+(\d+)", re.MULTILINE)
+TOTALS = re.compile(r"^summary:\s+(\d+)", re.MULTILINE)  # the dump's whole count of Ir
 
 
 def _wait_until_up(url: str, started: subprocess.Popen[bytes]) -> None:
@@ -122,24 +123,13 @@ Request = tuple[str, str, dict[str, str], bytes | None]
 
 def _measure(
     pid: int, outputs: Path, warmup: Sequence[Request], measured: Sequence[Request], concurrency: int, expected: int
-) -> tuple[float, Path | None]:
+) -> float:
     asyncio.run(_send(warmup, concurrency))
     subprocess.run(["callgrind_control", "--zero", str(pid)], check=True, capture_output=True)
     statuses = asyncio.run(_send(measured, concurrency))
     if statuses != {expected: len(measured)}:
         raise RuntimeError(f"expected {len(measured)} answers {expected}, got {statuses}")
-    before = set(outputs.iterdir())
-    total = _dump_instructions(pid, outputs)
-    dumped = sorted(set(outputs.iterdir()) - before)
-    return total / len(measured), (dumped[0] if dumped else None)
-
-
-def _annotate(path: Path | None, lines: int = 25) -> None:
-    if path is None or shutil.which("callgrind_annotate") is None:
-        return
-    text = subprocess.run(["callgrind_annotate", "--inclusive=no", str(path)], capture_output=True, text=True).stdout
-    body = text.split("file:function", 1)[-1].splitlines()[1 : lines + 1]
-    print("\n".join("      " + line.strip() for line in body))
+    return _dump_instructions(pid, outputs) / len(measured)
 
 
 def _charges(url: str, token: str, everyone: Sequence[bench.Person], count: int, tag: str) -> list[Request]:
@@ -179,7 +169,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=1000, help="measured requests per scenario (default 1000)")
     parser.add_argument("--concurrency", type=int, default=16, help="connections (default 16)")
     parser.add_argument("--directory", type=Path, help="keep the seeded database here and reuse it")
-    parser.add_argument("--annotate", action="store_true", help="print each dump's top functions")
     arguments = parser.parse_args(argv)
     if arguments.requests <= 0 or arguments.concurrency <= 0:
         parser.error("--requests and --concurrency must be positive")
@@ -219,19 +208,15 @@ def main(argv: list[str] | None = None) -> int:
     with _under_callgrind(serve, environment, directory, "serve", f"{url}/healthz") as (server, outputs):
         for name, warmup, measured in _scenarios(url, token, tokens, everyone[:-1], count, str(time.time_ns())):
             expected = 201 if name == "charge" else 200
-            figures[name], dumped = _measure(server.pid, outputs, warmup, measured, arguments.concurrency, expected)
+            figures[name] = _measure(server.pid, outputs, warmup, measured, arguments.concurrency, expected)
             print(f"  wallet {name:6}  {figures[name]:>12,.0f} instructions a request")
-            if arguments.annotate:
-                _annotate(dumped)
     noop = [sys.executable, "-m", "loadtests.noop", "--port", str(noop_port), "--event-loop", loop]
     with _under_callgrind(noop, environment, directory, "noop", f"{noop_url}/healthz") as (server, outputs):
         for name, warmup, measured in _scenarios(noop_url, token, tokens, everyone[:-1], count, "noop"):
             key = f"noop-{name}"
-            figures[key], dumped = _measure(server.pid, outputs, warmup, measured, arguments.concurrency, 200)
+            figures[key] = _measure(server.pid, outputs, warmup, measured, arguments.concurrency, 200)
             print(f"  no-op  {name:6}  {figures[key]:>12,.0f} instructions a request"
                   f"  (wallet / no-op: {figures[name] / figures[key]:.1f})")  # fmt: skip
-            if arguments.annotate:
-                _annotate(dumped)
     return 0
 
 

@@ -201,3 +201,28 @@ def test_the_unit_cost_harness_captures_every_charge_and_counts_its_statements(t
     copy = sqlite3.connect(tmp_path / "run" / "unit_cost.db")
     assert copy.execute("SELECT COUNT(*) FROM charges WHERE status = 'captured'").fetchone()[0] == 70
     assert copy.execute("SELECT COUNT(*) FROM idempotency_keys").fetchone()[0] == 70
+
+
+def test_the_http_cost_scenarios_warm_every_token_and_charge_with_distinct_keys() -> None:
+    from loadtests import http_cost
+
+    everyone = bench.people(50)[:-1]
+    tokens = [f"token-{n}" for n in range(30)]
+    scenarios = {name: (warmup, measured) for name, warmup, measured in
+                 http_cost._scenarios("http://127.0.0.1:1", "provider", tokens, everyone, 400, "t")}  # fmt: skip
+    warmup, measured = scenarios["charge"]
+    assert len(warmup) == http_cost.WARMUP_REQUESTS and len(measured) == 400
+    keys = [headers["Idempotency-Key"] for _, _, headers, _ in warmup + measured]
+    assert len(set(keys)) == len(keys), "every charge has its own key"
+    bodies = {json.loads(body or b"")["phone"] for _, _, _, body in measured}
+    assert len(bodies) > 30, "charges go to many clients"
+    warmup, measured = scenarios["read"]
+    assert sorted(headers["Authorization"] for _, _, headers, _ in warmup) == sorted(f"Bearer {t}" for t in tokens)
+    assert {headers["Authorization"] for _, _, headers, _ in measured} <= {f"Bearer {t}" for t in tokens}
+
+
+def test_the_http_cost_dump_total_is_read_from_callgrind_s_summary_line() -> None:
+    from loadtests import http_cost
+
+    found = http_cost.TOTALS.search("events: Ir\nsummary: 123456789\n")
+    assert found is not None and int(found.group(1)) == 123_456_789
