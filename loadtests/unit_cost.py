@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import cProfile
 import json
 import os
@@ -86,12 +87,25 @@ def prepare(directory: Path) -> dict[str, Any]:
     return seed
 
 
+# Indexes the copy is made without (--without-index): a measurement of what a leaner write model
+# would cost, never a way to run. The reads that use them would scan; the writer's do not use them.
+WITHOUT_INDEXES: list[str] = []
+
+
 def fresh_copy(directory: Path, name: str) -> str:
-    """A copy of the seeded database to run on; the seed itself stays as it was."""
+    """A copy of the seeded database to run on (without ``WITHOUT_INDEXES``); the seed stays as it was."""
     target = directory / name
     for suffix in ("", "-wal", "-shm"):
         Path(f"{target}{suffix}").unlink(missing_ok=True)
     shutil.copyfile(directory / DATABASE_FILE, target)
+    if WITHOUT_INDEXES:
+        with contextlib.closing(sqlite3.connect(target)) as connection:
+            known = {row[0] for row in connection.execute("SELECT name FROM sqlite_schema WHERE type = 'index'")}
+            for index in WITHOUT_INDEXES:
+                if index not in known:
+                    raise SystemExit(f"--without-index: no index {index!r} in the schema")
+                connection.execute(f'DROP INDEX "{index}"')
+            connection.commit()
     return str(target)
 
 
@@ -196,7 +210,8 @@ def callgrind(directory: Path, small: int, large: int, batch_size: int, one_by_o
         subprocess.run(
             [valgrind, "--tool=callgrind", f"--callgrind-out-file={output}", sys.executable, "-m", "loadtests.unit_cost",
              "--directory", str(directory), "--charges", str(charges), "--batch", str(batch_size), "--quiet",
-             *(["--one-by-one"] if one_by_one else [])],
+             *(["--one-by-one"] if one_by_one else []),
+             *(argument for index in WITHOUT_INDEXES for argument in ("--without-index", index))],
             cwd=bench.PROJECT_ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         totals[charges], libraries[charges] = _annotate(output)
@@ -247,7 +262,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="run the charges only (what --callgrind runs)")
     parser.add_argument("--one-by-one", action="store_true",
                         help="every charge in its own savepoint (Writer.batch_runners off): no charge_batch")  # fmt: skip
+    parser.add_argument("--without-index", action="append", default=[], metavar="NAME",
+                        help="drop this index from the copy first (measurement only; repeatable)")  # fmt: skip
     arguments = parser.parse_args(argv)
+    WITHOUT_INDEXES[:] = arguments.without_index
     if arguments.one_by_one:
         from wallet.storage.sqlite.writer import Writer
 
