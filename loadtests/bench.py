@@ -466,8 +466,10 @@ def bench_environment(directory: Path, port: int, database: str | None = None) -
     return environment
 
 
-def wait_until_up(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+def wait_until_up(
+    url: str, process: subprocess.Popen[bytes], log_path: Path, timeout_seconds: float = START_TIMEOUT_SECONDS
+) -> None:
+    deadline = time.monotonic() + timeout_seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{url} exited with {process.returncode}:\n{log_path.read_text()[-4000:]}")
@@ -476,17 +478,18 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], log_path: Path) ->
                 return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up in {START_TIMEOUT_SECONDS:.0f} s:\n{log_path.read_text()[-4000:]}")
+    raise RuntimeError(f"{url} did not come up in {timeout_seconds:.0f} s:\n{log_path.read_text()[-4000:]}")
 
 
 @contextmanager
 def process(
-    command: list[str], environment: dict[str, str], log_path: Path, health_url: str
-) -> Iterator[subprocess.Popen[bytes]]:
+    command: list[str], environment: dict[str, str], log_path: Path, health_url: str,
+    start_timeout_seconds: float = START_TIMEOUT_SECONDS,
+) -> Iterator[subprocess.Popen[bytes]]:  # fmt: skip
     with log_path.open("wb") as log:
         started = subprocess.Popen(command, env=environment, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
         try:
-            wait_until_up(health_url, started, log_path)
+            wait_until_up(health_url, started, log_path, start_timeout_seconds)
             yield started
         finally:
             stop(started)

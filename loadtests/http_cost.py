@@ -33,8 +33,6 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -46,19 +44,6 @@ DUMP_TIMEOUT_SECONDS = 120.0
 TOTALS = re.compile(r"^summary:\s+(\d+)", re.MULTILINE)  # the dump's whole count of Ir
 
 
-def _wait_until_up(url: str, started: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if started.poll() is not None:
-            raise RuntimeError(f"the server exited with {started.returncode} before it answered {url}")
-        try:
-            with urllib.request.urlopen(url, timeout=5):
-                return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.5)
-    raise RuntimeError(f"nothing answered {url} within {START_TIMEOUT_SECONDS:.0f} s")
-
-
 @contextlib.contextmanager
 def _under_callgrind(
     command: Sequence[str], environment: dict[str, str], directory: Path, name: str, health_url: str
@@ -66,22 +51,10 @@ def _under_callgrind(
     outputs = directory / f"callgrind-{name}"
     shutil.rmtree(outputs, ignore_errors=True)
     outputs.mkdir()
-    log = (directory / f"{name}.log").open("wb")
-    started = subprocess.Popen(
-        ["valgrind", "--tool=callgrind", "--trace-children=no", f"--callgrind-out-file={outputs}/out.%p", *command],
-        env=environment, cwd=bench.PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        _wait_until_up(health_url, started)
+    valgrind = ["valgrind", "--tool=callgrind", "--trace-children=no", f"--callgrind-out-file={outputs}/out.%p",
+                *command]  # fmt: skip
+    with bench.process(valgrind, environment, directory / f"{name}.log", health_url, START_TIMEOUT_SECONDS) as started:
         yield started, outputs
-    finally:
-        started.terminate()
-        try:
-            started.wait(60)
-        except subprocess.TimeoutExpired:
-            started.kill()
-            started.wait()
-        log.close()
 
 
 def _dump_instructions(pid: int, outputs: Path) -> int:
