@@ -57,7 +57,13 @@ class LineState:
 
     def check(self) -> None:
         """Raise ``InvariantViolation`` if this line breaks an invariant."""
-        if self.held < 0:
-            raise InvariantViolation(f"{self.account_id}: held {self.held} < 0")
-        if self.available < 0:
-            raise InvariantViolation(f"{self.account_id}: available {self.available} < 0")
+        check_line(self.account_id, self.balance, self.held)
+
+
+def check_line(account_id: str, balance: int, held: int) -> None:
+    """``LineState(account_id, balance, held).check()`` without building the state: what the
+    credit run does for each of a million lines."""
+    if held < 0:
+        raise InvariantViolation(f"{account_id}: held {held} < 0")
+    if balance - held < 0:
+        raise InvariantViolation(f"{account_id}: available {balance - held} < 0")

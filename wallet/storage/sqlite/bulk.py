@@ -10,6 +10,7 @@ rows a statement pay it once per statement: about 40 % less CPU in SQLite (docs/
 from __future__ import annotations
 
 import itertools
+import json
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +36,31 @@ def rows(connection: sqlite3.Connection, query: str, parameters: Sequence[object
         return cursor.execute(query, parameters).fetchall()
     finally:
         cursor.close()
+
+
+# Each account moved by its change, in one statement: the changes as one JSON array of
+# ``[id, balance change, held change]``, the rows as they stand after (``RETURNING``). One
+# ``UPDATE`` an account (``executemany``) and a read afterwards cost a credit run's writer 7 %.
+_MOVE_SQL = (
+    "UPDATE accounts SET balance = balance + json_extract(m.value, '$[1]'), held = held + json_extract(m.value, '$[2]')"
+    " FROM json_each(?) AS m WHERE accounts.id = json_extract(m.value, '$[0]')"
+    " RETURNING accounts.id, accounts.balance, accounts.held"
+)
+_MOVE_ONE_SQL = "UPDATE accounts SET balance = balance + ?, held = held + ? WHERE id = ?"
+_MOVED_SQL = f"SELECT id, balance, held FROM accounts WHERE id {IN_JSON}"
+
+
+def move_balances(connection: sqlite3.Connection, moves: Sequence[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+    """Add ``(account_id, balance change, held change)`` to each account (each id once); what
+    ``(id, balance, held)`` each moved account has afterwards, in no particular order (the callers
+    compare them with what they worked out). On PostgreSQL (the bridge), an ``UPDATE`` an account
+    and a read afterwards: the same rows."""
+    if not moves:
+        return []
+    if not isinstance(connection, sqlite3.Connection):
+        connection.executemany(_MOVE_ONE_SQL, [(balance, held, account_id) for account_id, balance, held in moves])
+        return [tuple(row) for row in rows(connection, _MOVED_SQL, (json.dumps(sorted(m[0] for m in moves)),))]
+    return rows(connection, _MOVE_SQL, (json.dumps(moves),))
 
 
 @dataclass(frozen=True)

@@ -412,16 +412,14 @@ def _insert(connection: sqlite3.Connection, state: _State, writes: _Writes) -> N
     bulk.POSTINGS.write(connection, writes.postings)
     moved = {account_id: a for account_id, a in state.accounts.items()
              if (a.balance, a.held) != (a.read_balance, a.read_held)}  # fmt: skip
-    connection.executemany(
-        "UPDATE accounts SET balance = balance + ?, held = held + ? WHERE id = ?",
-        [(a.balance - a.read_balance, a.held - a.read_held, account_id) for account_id, a in moved.items()],
+    # Checked after writing too: every balance is what the run worked out (the table's own CHECK
+    # keeps every wallet line's available at zero or more).
+    after = bulk.move_balances(
+        connection, [(account_id, a.balance - a.read_balance, a.held - a.read_held) for account_id, a in moved.items()]
     )
     bulk.WALLET_EVENTS.write(connection, writes.events)
     bulk.AUDIT_LOG.write(connection, writes.audit)
     _KEYS.write(connection, writes.keys)
-    # Checked after writing too: every balance is what the run worked out (the table's own CHECK
-    # keeps every wallet line's available at zero or more).
-    after = bulk.rows(connection, _ACCOUNTS_SQL, (json.dumps(sorted(moved)),))
     if len(after) != len(moved):
         raise InvariantViolation(f"{len(moved) - len(after)} accounts moved by the charges are missing")
     for account_id, balance, held in after:
