@@ -296,3 +296,150 @@ def test_the_audit_data_a_step_writes_is_the_canonical_json(account_id: str) -> 
         expected = canonical({"postings": [[p.account_id, p.amount] for p in transfer.postings], "charge_id": None,
                               "refund_id": None, "month": "2027-03"})  # fmt: skip
         assert credit_runs.ledger_data(transfer.postings, "2027-03") == expected
+
+
+# Plans made ahead (``credit_runs.plan_step``, what ``wallet credit-run`` hands the writer).
+
+ID_BLOCK = 10_000  # ids a step may use: each step's ids from its own block, whichever runs it first
+
+
+def planner(path: Path) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.execute("PRAGMA query_only = ON")
+    return connection
+
+
+def run_planned(path: Path, month: str, current: str, now: datetime, batch: int, ids: Callable[[int], None],
+                after: int = 0) -> tuple[int, int, list[bool | None]]:  # fmt: skip
+    """The adapter's pipeline, in order: the plan of the step after each one is made *before* that
+    one is written (from a snapshot without it), as ``credit_run_step(plan_ahead=True)`` does.
+    Per step, whether the writer applied its plan (``None``: no plan could be made)."""
+    reading = planner(path)
+    credited = expired = 0
+    applied: list[bool | None] = []
+    ids(100_000)
+    plan = credit_runs.plan_step(reading, month, current, after, batch, now.isoformat(), "system")
+    for index in itertools.count():
+        step_after = plan.after_budget_seq if plan is not None else after
+        following = None
+        if plan is not None and not plan.result["done"]:
+            ids(100_000 + (index + 1) * ID_BLOCK)
+            following = credit_runs.plan_step(reading, month, current, int(plan.result["last_budget_seq"]), batch,
+                                              now.isoformat(), "system", plan)  # fmt: skip
+        ids(100_000 + index * ID_BLOCK)  # a step without a plan is worked out here, from its own block
+        result = apply(path, credit_runs.credit_run_step(month, current, step_after, batch, now.isoformat(), plan))
+        applied.append(result["planned"] if plan is not None else None)
+        credited, expired = credited + result["credited_now"], expired + result["expired_now"]
+        after = result["last_budget_seq"]
+        if result["done"]:
+            break
+        plan = following
+        if plan is None:
+            ids(100_000 + (index + 1) * ID_BLOCK)
+            plan = credit_runs.plan_step(reading, month, current, after, batch, now.isoformat(), "system")
+    reading.close()
+    return credited, expired, applied
+
+
+def run_stepwise(path: Path, month: str, current: str, now: datetime, batch: int, ids: Callable[[int], None],
+                 after: int = 0) -> tuple[int, int]:  # fmt: skip
+    """The writer working every step out itself, each step's ids from the same block as above."""
+    credited = expired = 0
+    for index in itertools.count():
+        ids(100_000 + index * ID_BLOCK)
+        result = apply(path, credit_runs.credit_run_step(month, current, after, batch, now.isoformat()))
+        credited, expired = credited + result["credited_now"], expired + result["expired_now"]
+        after = result["last_budget_seq"]
+        if result["done"]:
+            break
+    return credited, expired
+
+
+@pytest.mark.parametrize(
+    ("month", "current", "batch"),
+    [("2027-03", "2027-03", 1), ("2027-03", "2027-03", 2), ("2027-03", "2027-03", 500), ("2027-04", "2027-03", 2)],
+)
+def test_steps_planned_ahead_write_what_the_writer_works_out(
+    tmp_path: Path, deterministic_ids: Callable[[int], None], month: str, current: str, batch: int
+) -> None:
+    deterministic_ids(0)
+    history(tmp_path / "history.db")
+    now = datetime(2027, 3, 1, 6, 0, tzinfo=UTC) if month == current else datetime(2027, 3, 20, 6, 0, tzinfo=UTC)
+    stepwise = copy(tmp_path / "history.db", tmp_path / "stepwise.db")
+    planned = copy(tmp_path / "history.db", tmp_path / "planned.db")
+
+    expected = run_stepwise(stepwise, month, current, now, batch, deterministic_ids)
+    *got, applied = run_planned(planned, month, current, now, batch, deterministic_ids)
+
+    assert tuple(got) == expected
+    assert dump(planned) == dump(stepwise)  # row for row: balances, events, the audit chain, ids
+    assert False not in applied  # nothing else wrote meanwhile: no plan was stale
+    # The line without its account: only the writer may open it, so its step had no plan (in one
+    # step of 500, that is the whole run); the writer applied every other step's plan.
+    assert None in applied
+    if batch < 500:
+        assert True in applied
+    assert check_database(str(planned)) == []
+
+
+def test_a_plan_the_data_has_moved_past_is_worked_out_again(
+    tmp_path: Path, deterministic_ids: Callable[[int], None]
+) -> None:
+    """A charge between the plan and the write (the writer's read differs): the writer works the
+    step out itself, and the wallet events carry the balance after the charge. (Steps of one
+    budget: the first is the client "full"'s.)"""
+    deterministic_ids(0)
+    clients = history(tmp_path / "history.db")
+    now = datetime(2027, 3, 1, 6, 0, tzinfo=UTC)
+    month = "2027-03"
+    stale, fresh = copy(tmp_path / "history.db", tmp_path / "stale.db"), copy(tmp_path / "history.db", tmp_path / "fresh.db")
+    reading = planner(stale)
+    deterministic_ids(100_000)
+    plan = credit_runs.plan_step(reading, month, month, 0, 1, now.isoformat(), "system")
+    reading.close()
+    assert plan is not None
+    provider = sqlite3.connect(stale).execute("SELECT id FROM providers").fetchone()[0]
+    spend = ChargeCommand(provider, "phone-full", 1_000, "home_care", None, IdentityMethod.NATIONAL_ID,
+                          national_id_hash="nid-full")  # fmt: skip
+    for path in (stale, fresh):
+        deterministic_ids(200_000)
+        assert apply(path, ops.charge(spend, LIMITS, now, month))["status"] == "captured"
+
+    deterministic_ids(300_000)
+    result = apply(stale, credit_runs.credit_run_step(month, month, 0, 1, now.isoformat(), plan))
+    deterministic_ids(300_000)
+    expected = apply(fresh, credit_runs.credit_run_step(month, month, 0, 1, now.isoformat()))
+
+    assert result.pop("planned") is False and expected.pop("planned") is False
+    assert result == expected
+    assert dump(stale) == dump(fresh)
+    # The plan would have expired what the charge has since spent; the writer expired the rest.
+    line = wallet_account(clients["full"], "home_care")
+    planned_expiry = next(row[2] for row in plan.writes.expiries if row[0] == line)
+    written_expiry = sqlite3.connect(stale).execute(
+        "SELECT amount FROM expiries WHERE account_id = ? AND boundary_month = ?", (line, month)
+    ).fetchone()[0]
+    assert written_expiry == planned_expiry - 1_000 > 0
+    assert check_database(str(stale)) == []
+
+
+def test_a_plan_is_applied_only_for_its_own_actor_and_step(tmp_path: Path) -> None:
+    from wallet.storage.port import ACTOR
+
+    history(tmp_path / "history.db")
+    now = datetime(2027, 3, 1, 6, 0, tzinfo=UTC).isoformat()
+    reading = planner(tmp_path / "history.db")
+    plan = credit_runs.plan_step(reading, "2027-03", "2027-03", 0, 1, now, "someone-else")
+    reading.close()
+    assert plan is not None
+    other = copy(tmp_path / "history.db", tmp_path / "other.db")
+    assert apply(other, credit_runs.credit_run_step("2027-03", "2027-03", 0, 1, now, plan))["planned"] is False
+    token = ACTOR.set("someone-else")
+    try:
+        same = copy(tmp_path / "history.db", tmp_path / "same.db")
+        assert apply(same, credit_runs.credit_run_step("2027-03", "2027-03", 0, 1, now, plan))["planned"] is True
+        later = copy(tmp_path / "history.db", tmp_path / "later.db")  # another moment than the plan's
+        assert apply(later, credit_runs.credit_run_step("2027-03", "2027-03", 0, 1, now + "x", plan))["planned"] is False
+    finally:
+        ACTOR.reset(token)
+    assert check_database(str(other)) == [] and check_database(str(same)) == []

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
+
+import pytest
 
 from tests.conftest import World
 from wallet.auth.tokens import Role
@@ -125,3 +128,47 @@ async def test_a_credit_run_replays_by_idempotency_key(world: World) -> None:
     assert first == second and first[0] == 201
     status, body = await world.call("POST", "/v1/credit-runs", world.admin, {"month": "2027-02"}, key="jan")
     assert status == 422 and body["code"] == "idempotency_key_reuse"
+
+
+async def test_a_run_planned_ahead_credits_every_line_once(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``wallet credit-run``'s way (``plan_ahead``): the next step is worked out here while the
+    writer writes this one, and handed to it before this one is answered. Steps of two budgets,
+    eight budgets (one of next month, not run by this one). On SQLite the writer applies the plans (in its own
+    process, as in production); on PostgreSQL it works every step out itself; the ledger comes out
+    the same, and a rerun credits nothing. (A client in two steps side by side, a line without its
+    account and a stale plan: ``tests/test_credit_run_bulk.py``.)"""
+    import wallet.service
+
+    monkeypatch.setattr(wallet.service, "CREDIT_RUN_BATCH_BUDGETS", 2)
+    storage = world.service.storage
+    planned: list[bool] = []
+    step = storage.credit_run_step
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        assert kwargs["plan_ahead"] is True
+        result = await step(*args, **kwargs)
+        planned.append(bool(result.get("planned")))
+        return result
+
+    monkeypatch.setattr(storage, "credit_run_step", counted)
+    for code, name in (("home_care", "Kotihoito"), ("transport", "Kuljetus"), ("meals", "Ateriat")):
+        await world.category(code, name)
+    clients = [await world.client() for _ in range(8)]
+    for number, client in enumerate(clients[:7]):
+        await world.budget(client["id"], {"home_care": 10_000 + number, "transport": 500})
+    await world.budget(clients[7]["id"], {"meals": 7}, start="2027-02", end="2027-03")  # next month's: not run
+
+    first = (await world.service.credit_run("2027-01", plan_ahead=True)).value
+    lines = 7 * 2
+    amount = sum(10_000 + number + 500 for number in range(7))
+    assert (first["credited"], first["amount"], first["credited_now"]) == (lines, amount, lines)
+    for number, client in enumerate(clients[:7]):
+        assert (await world.wallet(client))["balance"] == 10_000 + number + 500
+    assert (await world.wallet(clients[7]))["balance"] == 0
+    assert await funding_balance(world) == -amount
+    assert len(planned) == 4  # [1, 2] [3, 4] [5, 6] [7]: the last step, short, ends the run
+    sqlite = not world.service.settings.db.startswith("postgresql")
+    assert all(planned) if sqlite else not any(planned)
+
+    again = (await world.service.credit_run("2027-01", plan_ahead=True)).value
+    assert (again["credited"], again["amount"], again["credited_now"]) == (lines, amount, 0)

@@ -147,6 +147,40 @@ def test_the_scale_people_are_distinct_and_valid_up_to_millions() -> None:
         assert hetu.is_valid(national_id) and validation.national_id(national_id) == national_id
 
 
+def test_wallet_credit_run_hands_the_writer_process_steps_planned_ahead(tmp_path: Path) -> None:
+    """The real ``wallet credit-run`` (its writer in a process of its own) over three steps of 500
+    budgets: every step is planned in the command's process and applied by the writer (its log
+    line counts them), every line is credited once, and ``wallet check`` passes."""
+    import subprocess
+    import sys
+
+    from loadtests import scale
+    from wallet.service import CREDIT_RUN_BATCH_BUDGETS
+
+    clients = 2 * CREDIT_RUN_BATCH_BUDGETS + 200
+    environment = bench.bench_environment(tmp_path, bench.free_port())
+    generated = scale.generate(environment, clients, True)
+    environment.update(WALLET_LOG_LEVEL="info", WALLET_WRITER_PROCESS="true")
+
+    def wallet(*arguments: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "wallet", *arguments], env=environment, cwd=bench.PROJECT_ROOT,
+                              capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+
+    ran = wallet("credit-run", "--month", generated.month)
+    assert ran.returncode == 0, ran.stderr
+    result = json.loads(ran.stdout.strip().splitlines()[-1])
+    assert (result["credited"], result["credited_now"], result["amount"]) == (
+        generated.lines, generated.lines, generated.monthly_amount)  # fmt: skip
+    logged = [json.loads(line) for line in ran.stderr.splitlines() if line.startswith("{")]
+    run = next(entry for entry in logged if entry.get("event") == "credit_run")
+    assert run["steps"] == run["steps_planned_ahead"] == 3
+    assert not [entry for entry in logged if entry.get("event") in ("credit_run_plan_stale", "credit_run_plan_failed")]
+    checked = wallet("check")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    again = wallet("credit-run", "--month", generated.month)
+    assert again.returncode == 0 and json.loads(again.stdout.strip().splitlines()[-1])["credited_now"] == 0
+
+
 @pytest.mark.slow
 def test_the_scale_command_runs_end_to_end_at_a_tiny_size(tmp_path: Path) -> None:
     import subprocess

@@ -184,7 +184,7 @@ def _credit_run(settings: Settings, arguments: argparse.Namespace) -> int:
         month = parse_month(arguments.month, "--month")
         async with open_service(settings) as service:
             progress = Progress(f"credit run {month}", "budgets", await service.storage.credit_run_budgets(month))
-            result = (await service.credit_run(month, progress=progress.advance)).value
+            result = (await service.credit_run(month, progress=progress.advance, plan_ahead=True)).value
             progress.finish()
             return result
 

@@ -230,13 +230,15 @@ class WalletService:
         return {"client_id": client_id, "client_secret": client_secret, "provider_id": provider_id}
 
     async def credit_run(
-        self, month: str, idempotency: Idempotency | None = None, progress: Callable[[int], None] | None = None
-    ) -> Written:
+        self, month: str, idempotency: Idempotency | None = None, progress: Callable[[int], None] | None = None,
+        *, plan_ahead: bool = False,
+    ) -> Written:  # fmt: skip
         """Credit every line of every budget active in ``month`` once; idempotent per month.
 
         Allowed for the current month and, ahead of time, for the next. The run goes in steps
         of a bounded number of budgets, each its own transaction, so a crash midway leaves whole
-        steps and a rerun finishes the rest.
+        steps and a rerun finishes the rest. ``plan_ahead`` (``wallet credit-run``, a process of its
+        own): the storage may work the next step out while the writer writes this one.
         """
         if idempotency is not None:
             replay = await self.storage.idempotent_lookup(idempotency)
@@ -245,13 +247,15 @@ class WalletService:
         current = self.current_month()
         if month not in (current, next_month(current)):
             raise ValidationError("month", f"must be the current month ({current}) or the next one")
-        after, credited_now, expired_now = 0, 0, 0
+        after, credited_now, expired_now, steps, planned = 0, 0, 0, 0, 0
         while True:
             step = await self.storage.credit_run_step(
-                month, current, after, CREDIT_RUN_BATCH_BUDGETS, self.clock.now()
+                month, current, after, CREDIT_RUN_BATCH_BUDGETS, self.clock.now(), plan_ahead=plan_ahead
             )
             credited_now += step["credited_now"]
             expired_now += step["expired_now"]
+            steps += 1
+            planned += bool(step.get("planned"))
             after = step["last_budget_seq"]
             if progress is not None:
                 progress(step["budgets"])
@@ -260,7 +264,8 @@ class WalletService:
         summary = await self.storage.credit_run_summary(month)
         result = {**summary, "credited_now": credited_now, "expired_now": expired_now}
         log.info("credit_run", month=month, credited_now=credited_now, expired_now=expired_now,
-                 credited=summary["credited"], amount=summary["amount"])  # fmt: skip
+                 credited=summary["credited"], amount=summary["amount"], steps=steps,
+                 steps_planned_ahead=planned)  # fmt: skip
         if idempotency is not None:
             return await self.storage.idempotent_store(idempotency, result, self.clock.now())
         return Written(result)

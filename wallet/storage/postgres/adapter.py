@@ -124,6 +124,8 @@ class PostgresReader:
 class PostgresStorage(SqliteStorage):
     """The Storage port on PostgreSQL (``WALLET_DB=postgresql://...``)."""
 
+    plans_credit_runs = False  # the planner reads SQLite; here every step is worked out by the writer
+
     def __init__(
         self, dsn: str, *, queue_max: int, batch_max: int, readers: int, retry_attempts: int, lock_timeout_seconds: int
     ) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timedelta
@@ -29,6 +30,7 @@ from wallet.ledger.errors import NotFound, Unavailable
 from wallet.ledger.reconciliation import Invoice
 from wallet.ledger.settlements import SettlementStatus
 from wallet.storage.port import (
+    ACTOR,
     ChargeCommand,
     Idempotency,
     Limits,
@@ -85,6 +87,12 @@ class SqliteStorage:
         self._loop_connection: sqlite3.Connection | None = None
         self._loop_reader: _LoopReader | None = None
         self._loop_reader_busy = False
+        # The credit run's planner (``credit_run_step(plan_ahead=True)``): its connection, used by one
+        # thread at a time, and the step expected next: being planned, then handed to the writer.
+        self._planner: sqlite3.Connection | None = None
+        self._planner_lock = threading.Lock()
+        self._ahead: tuple[tuple[str, str, int, int], asyncio.Future[
+            tuple[credit_runs.CreditPlan, asyncio.Future[Written]] | None]] | None = None  # fmt: skip
 
     async def open(self) -> None:
         await asyncio.to_thread(migrate, self.path)
@@ -128,6 +136,14 @@ class SqliteStorage:
             listener(fresh)
 
     async def close(self) -> None:
+        if self._ahead is not None:  # a step prepared that nobody asked for (the run failed): let it finish
+            prepared = await self._ahead[1]
+            self._ahead = None
+            if prepared is not None:
+                await _settled(prepared[1])
+        if self._planner is not None:
+            self._planner.close()
+            self._planner = None
         await self.writer.stop()
         for reader in self._all_readers:
             await reader.close()
@@ -288,11 +304,71 @@ class SqliteStorage:
             )
         return dict(rows[0]) if rows else None
 
+    # Whether ``credit_run_step(plan_ahead=True)`` works steps out ahead (``credit_runs.plan_step``).
+    plans_credit_runs = True
+
     async def credit_run_step(
-        self, month: str, current_month: str, after_budget_seq: int, batch: int, now: datetime
-    ) -> Record:
-        unit = credit_runs.credit_run_step(month, current_month, after_budget_seq, batch, rfc3339(now))
-        return (await self._write(unit, now)).value
+        self, month: str, current_month: str, after_budget_seq: int, batch: int, now: datetime,
+        *, plan_ahead: bool = False,
+    ) -> Record:  # fmt: skip
+        """One step of the credit run.
+
+        With ``plan_ahead`` (``wallet credit-run``, where this process has nothing else to do) the
+        work of a step is split between two cores: this process works the next step out in a thread
+        (``credit_runs.plan_step``) while the writer writes this one, and hands it to the writer
+        before this one is answered, so that the writer never waits for it. The writer checks every
+        plan against its own read inside the writing transaction (``credit_runs.credit_run_step``)
+        and works the step out itself where they differ: the outcome is the same either way."""
+        now_text = rfc3339(now)
+        if not (plan_ahead and self.plans_credit_runs):
+            unit = credit_runs.credit_run_step(month, current_month, after_budget_seq, batch, now_text)
+            return (await self._write(unit, now)).value
+        key = (month, current_month, after_budget_seq, batch)
+        ahead, self._ahead = self._ahead, None
+        prepared = await ahead[1] if ahead is not None else None
+        plan: credit_runs.CreditPlan | None
+        if ahead is not None and ahead[0] == key and prepared is not None:
+            plan, writing = prepared
+        else:
+            if prepared is not None:  # a step prepared for another call than this one: let it finish
+                await _settled(prepared[1])
+            plan = await asyncio.to_thread(self._plan, *key, now_text, ACTOR.get(), None)
+            writing = self._submit_step(key, plan, now_text, now)
+        if plan is not None and not plan.result["done"]:
+            following = (month, current_month, int(plan.result["last_budget_seq"]), batch)
+            self._ahead = (following, asyncio.ensure_future(self._prepare_step(following, plan, now)))
+        return (await writing).value
+
+    async def _prepare_step(
+        self, key: tuple[str, str, int, int], before: credit_runs.CreditPlan, now: datetime
+    ) -> tuple[credit_runs.CreditPlan, asyncio.Future[Written]] | None:
+        """Plan the step after ``before`` and hand it to the writer; ``None`` if no plan could be made
+        (the call for that step then hands it to the writer without one)."""
+        plan = await asyncio.to_thread(self._plan, *key, before.now, ACTOR.get(), before)
+        if plan is None:
+            return None
+        return plan, self._submit_step(key, plan, plan.now, now)
+
+    def _submit_step(
+        self, key: tuple[str, str, int, int], plan: credit_runs.CreditPlan | None, now_text: str, now: datetime
+    ) -> asyncio.Future[Written]:
+        unit = credit_runs.credit_run_step(*key, plan.now if plan is not None else now_text, plan)
+        return asyncio.ensure_future(self._write(unit, now))
+
+    def _plan(
+        self, month: str, current_month: str, after_budget_seq: int, batch: int, now: str, actor: str,
+        before: credit_runs.CreditPlan | None,
+    ) -> credit_runs.CreditPlan | None:  # fmt: skip
+        """In a thread: a plan, or ``None`` (then the writer works the step out itself)."""
+        with self._planner_lock:
+            try:
+                if self._planner is None:
+                    self._planner = _planner_connection(self.path)
+                return credit_runs.plan_step(self._planner, month, current_month, after_budget_seq, batch, now, actor,
+                                             before)  # fmt: skip
+            except Exception:  # a plan is only ever a head start: the writer does the step regardless
+                log.exception("credit_run_plan_failed", month=month, after_budget_seq=after_budget_seq)
+                return None
 
     async def credit_run_budgets(self, month: str) -> int:
         async with self._read() as reader:
@@ -625,6 +701,21 @@ def _loop_connection(path: str) -> sqlite3.Connection:
     connection.row_factory = sqlite3.Row
     connection.execute("PRAGMA query_only = ON")
     connection.execute(f"PRAGMA busy_timeout = {LOOP_READ_BUSY_TIMEOUT_MS}")
+    return connection
+
+
+async def _settled(writing: asyncio.Future[Written]) -> None:
+    """Wait for a credit-run step that its caller no longer waits for; what it raised is logged."""
+    try:
+        await writing
+    except Exception as error:
+        log.warning("credit_run_step_ahead_failed", error_type=type(error).__name__, error=str(error))
+
+
+def _planner_connection(path: str) -> sqlite3.Connection:
+    """Read-only, plain tuples, for whichever thread plans the credit run (one at a time)."""
+    connection = sqlite3.connect(path, isolation_level=None, timeout=10.0, check_same_thread=False)
+    connection.execute("PRAGMA query_only = ON")
     return connection
 
 

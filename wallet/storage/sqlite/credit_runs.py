@@ -24,8 +24,10 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import cast
+
+import structlog
 
 from wallet.ids import new_id
 from wallet.ledger.accounts import FUNDING_ACCOUNT, AccountKind, check_line, wallet_account
@@ -37,6 +39,8 @@ from wallet.storage.port import ACTOR, Record
 from wallet.storage.sqlite import audit, bulk
 from wallet.storage.sqlite.bulk import IN_JSON, Insert, Row
 from wallet.storage.sqlite.writer import Unit, unit_of_work
+
+log = structlog.get_logger(__name__)
 
 _BUDGETS = "SELECT seq, id, client_id, start_month, end_month, unused FROM budgets" \
     " WHERE seq > ? AND start_month <= ? AND end_month >= ? ORDER BY seq LIMIT ?"  # fmt: skip
@@ -120,97 +124,74 @@ def ledger_data(postings: Sequence[Posting], month: str) -> str:
     return audit.ledger_data(postings, None, None, month)
 
 
-@unit_of_work
-def credit_run_step(month: str, current_month: str, after_budget_seq: int, batch: int, now: str) -> Unit:
-    """Credit (and expire, at a real month boundary) the lines of up to ``batch`` budgets.
+@dataclass(frozen=True)
+class _Inputs:
+    """Everything a step's rows follow from, as read inside one transaction (rows sorted, so that
+    two reads of the same data compare equal)."""
 
-    Budgets are taken in ``seq`` order after ``after_budget_seq``.
-    """
+    budgets: list[_Budget]
+    lines: list[_Line]
+    accounts: list[_AccountRow]  # every wallet line of the step's clients, and funding
+    credited_before: list[str]  # lines of these clients credited for the month already
+    expired_before: list[str]  # lines expired at this boundary already
+    credited_from_month: list[tuple[str, int]]  # credits for this month or later, by expiring line
+    head: str  # the audit chain's last hash
+
+
+@dataclass(frozen=True)
+class _Writes:
+    """What a step writes: its rows, and each account it moves with the balance it must reach."""
+
+    transactions: list[Row]
+    postings: list[Row]
+    events: list[Row]
+    audit: list[Row]
+    credits: list[Row]
+    expiries: list[Row]
+    moved: list[tuple[str, bool, int, int]]  # account id, a wallet line, balance change, balance after
+
+
+@dataclass(frozen=True)
+class CreditPlan:
+    """A step worked out ahead, outside the writer (``plan_step``), from a read of its inputs.
+
+    The writer applies it only if its own read of the inputs, inside the writing transaction, is
+    equal, and the actor is the same: then its rows are the rows the writer would work out (only the
+    ids, which are random, differ). Otherwise the writer works the step out itself."""
+
+    month: str
+    current_month: str
+    after_budget_seq: int
+    batch: int
+    now: str
+    actor: str
+    inputs: _Inputs
+    writes: _Writes
+    result: Record
+    clients: frozenset[str]
+    funding_after: int  # funding's balance after the step: the next plan's starting point
+    last_hash: str  # the audit chain's head after the step: the next plan's too
+
+
+def _work(budgets: list[_Budget], lines: list[_Line], month: str, current_month: str) -> list[_Work]:
+    """The step's lines in order: each with its budget, amount, account and whether it expires."""
     boundary_is_now = month <= current_month
-
-    def unit(connection: sqlite3.Connection) -> Record:
-        connection.execute(
-            "INSERT INTO credit_runs (month, started_at) VALUES (?, ?) ON CONFLICT (month) DO NOTHING", (month, now)
-        )
-        budgets = cast(list[_Budget], bulk.rows(connection, _BUDGETS, (after_budget_seq, month, previous_month(month),
-                                                                   batch)))  # fmt: skip
-        lines_of: dict[str, list[_Line]] = {}
-        for line in cast(list[_Line], bulk.rows(connection, _LINES, (json.dumps([budget[1] for budget in budgets]),))):
-            lines_of.setdefault(line[0], []).append(line)
-        expires_of: dict[tuple[str, str, str], bool] = {}  # by (policy, start, end): the same for many budgets
-        work: list[_Work] = []
-        for budget in budgets:
-            _, budget_id, client_id, start_month, end_month, unused = budget
-            span = (unused, start_month, end_month)
-            expires = expires_of.get(span)
-            if expires is None:
-                expires = expires_of[span] = boundary_is_now and expires_at_boundary(
-                    UnusedPolicy(unused), start_month, end_month, month
-                )
-            for _, category, amount in lines_of.get(budget_id, ()):
-                work.append((budget, category, amount, wallet_account(client_id, category), expires))
-        client_ids = {budget[2] for budget in budgets}
-        step = _read_state(connection, now, client_ids)
-        missing = [(account_id, budget[2], category)
-                   for budget, category, _, account_id, _ in work if account_id not in step.accounts]  # fmt: skip
-        if missing:  # a line whose account the budget did not open: open it, as the one-by-one path would
-            connection.executemany(
-                "INSERT INTO accounts (id, kind, client_id, category) VALUES (?, 'wallet', ?, ?)"
-                " ON CONFLICT (id) DO NOTHING",
-                missing,
+    lines_of: dict[str, list[_Line]] = {}
+    for line in lines:
+        lines_of.setdefault(line[0], []).append(line)
+    expires_of: dict[tuple[str, str, str], bool] = {}  # by (policy, start, end): the same for many budgets
+    work: list[_Work] = []
+    for budget in budgets:
+        _, budget_id, client_id, start_month, end_month, unused = budget
+        span = (unused, start_month, end_month)
+        expires = expires_of.get(span)
+        if expires is None:
+            expires = expires_of[span] = boundary_is_now and expires_at_boundary(
+                UnusedPolicy(unused), start_month, end_month, month
             )
-            step = _read_state(connection, now, client_ids)
-        credited_before = _account_set(
-            connection, "SELECT account_id FROM credits WHERE month = ? AND account_id", month, step.accounts
-        )
-        expiring = {account_id for _, _, _, account_id, expires in work if expires}
-        expired_before: set[str] = set()
-        credited_from_month: dict[str, int] = {}  # credits for this month or later: not to be expired
-        if expiring:
-            expired_before = _account_set(
-                connection, "SELECT account_id FROM expiries WHERE boundary_month = ? AND account_id", month, expiring
-            )
-            credited_from_month = dict(cast(list[tuple[str, int]], bulk.rows(
-                connection,
-                "SELECT account_id, SUM(amount) FROM credits"
-                f" WHERE month >= ? AND account_id {_IN} GROUP BY account_id",
-                (month, json.dumps(sorted(expiring))),
-            )))  # fmt: skip
-        credited = expired = 0
-        before_month = previous_month(month)
-        for budget, category, monthly_amount, account_id, expires in work:
-            _, budget_id, client_id, start_month, end_month, _ = budget
-            if expires and account_id not in expired_before:
-                expired_before.add(account_id)  # once per line per boundary, even if two budgets name it
-                account = step.accounts[account_id]
-                amount = expiry_amount(account.balance - account.held, credited_from_month.get(account_id, 0))
-                transaction_id = None
-                if amount > 0:
-                    transfer = Transaction.transfer(TransactionType.EXPIRY, account_id, FUNDING_ACCOUNT, amount)
-                    transaction_id = step.post(transfer, client_id, category, before_month)
-                    expired += 1
-                step.expiries.append((account_id, month, amount, transaction_id))
-            if start_month <= month <= end_month and account_id not in credited_before:
-                credited_before.add(account_id)
-                transfer = Transaction.transfer(TransactionType.CREDIT, FUNDING_ACCOUNT, account_id, monthly_amount)
-                transaction_id = step.post(transfer, client_id, category, month)
-                step.credits.append((account_id, month, budget_id, monthly_amount, transaction_id))
-                credited_from_month[account_id] = credited_from_month.get(account_id, 0) + monthly_amount
-                credited += 1
-        _write(connection, step)
-        last_seq = budgets[-1][0] if budgets else after_budget_seq
-        done = len(budgets) < batch
-        if done:
-            connection.execute("UPDATE credit_runs SET finished_at = ? WHERE month = ?", (now, month))
-        return {"last_budget_seq": last_seq, "done": done, "credited_now": credited, "expired_now": expired,
-                "budgets": len(budgets)}  # fmt: skip
-
-    return unit
-
-
-def _account_set(connection: sqlite3.Connection, query: str, month: str, account_ids: Iterable[str]) -> set[str]:
-    ids = json.dumps(sorted(set(account_ids)))
-    return {str(row[0]) for row in bulk.rows(connection, f"{query} {_IN}", (month, ids))}
+        for _, category, amount in lines_of.get(budget_id, ()):
+            work.append((budget, category, amount, wallet_account(client_id, category), expires))
+    return work
 
 
 # Every wallet line of the step's clients (their totals are the events' ``balance``), and funding.
@@ -220,12 +201,58 @@ _STATE_SQL = (
 )
 
 
-def _read_state(connection: sqlite3.Connection, now: str, client_ids: Iterable[str]) -> _Step:
-    """The step's accounts and each client's wallet totals, in one read (by ``accounts_by_client``)."""
-    read = bulk.rows(connection, _STATE_SQL, (json.dumps(sorted(set(client_ids))), FUNDING_ACCOUNT))
+def _read_inputs(
+    connection: sqlite3.Connection, month: str, current_month: str, after_budget_seq: int, batch: int,
+    *, open_missing: bool,
+) -> _Inputs | None:  # fmt: skip
+    """The step's inputs. A line whose account the budget did not open is opened first, as the
+    one-by-one path would (``open_missing``); a planner may not write, and gets ``None``."""
+    budgets = cast(list[_Budget], bulk.rows(connection, _BUDGETS, (after_budget_seq, month, previous_month(month),
+                                                               batch)))  # fmt: skip
+    lines = cast(list[_Line], bulk.rows(connection, _LINES, (json.dumps([budget[1] for budget in budgets]),)))
+    work = _work(budgets, lines, month, current_month)
+    clients = json.dumps(sorted({budget[2] for budget in budgets}))
+    accounts = cast(list[_AccountRow], bulk.rows(connection, _STATE_SQL, (clients, FUNDING_ACCOUNT)))
+    known = {row[0] for row in accounts}
+    missing = [(account_id, budget[2], category) for budget, category, _, account_id, _ in work
+               if account_id not in known]  # fmt: skip
+    if missing:
+        if not open_missing:
+            return None
+        connection.executemany(
+            "INSERT INTO accounts (id, kind, client_id, category) VALUES (?, 'wallet', ?, ?) ON CONFLICT (id) DO NOTHING",
+            missing,
+        )
+        accounts = cast(list[_AccountRow], bulk.rows(connection, _STATE_SQL, (clients, FUNDING_ACCOUNT)))
+        known = {row[0] for row in accounts}
+    accounts.sort()
+    credited_before = sorted(_account_set(
+        connection, "SELECT account_id FROM credits WHERE month = ? AND account_id", month, known
+    ))  # fmt: skip
+    expiring = {account_id for _, _, _, account_id, expires in work if expires}
+    expired_before: list[str] = []
+    credited_from_month: list[tuple[str, int]] = []
+    if expiring:
+        expired_before = sorted(_account_set(
+            connection, "SELECT account_id FROM expiries WHERE boundary_month = ? AND account_id", month, expiring
+        ))  # fmt: skip
+        credited_from_month = sorted(cast(list[tuple[str, int]], bulk.rows(
+            connection,
+            f"SELECT account_id, SUM(amount) FROM credits WHERE month >= ? AND account_id {_IN} GROUP BY account_id",
+            (month, json.dumps(sorted(expiring))),
+        )))  # fmt: skip
+    last = connection.execute(audit.HEAD_SQL).fetchone()
+    head = str(last[0]) if last else GENESIS
+    return _Inputs(budgets, lines, accounts, credited_before, expired_before, credited_from_month, head)
+
+
+def _work_out(
+    inputs: _Inputs, month: str, current_month: str, after_budget_seq: int, batch: int, now: str, actor: str
+) -> tuple[_Step, Record]:
+    """The step's rows from its inputs, in memory, exactly as posting each transfer on its own would."""
     accounts: dict[str, _Account] = {}
     wallet_totals: dict[str, list[int]] = {}
-    for account_id, kind, client_id, category, balance, held in cast(list[_AccountRow], read):
+    for account_id, kind, client_id, category, balance, held in inputs.accounts:
         accounts[account_id] = _Account(kind, client_id, category, balance, held, balance)
         if client_id is not None:
             totals = wallet_totals.get(client_id)
@@ -234,30 +261,138 @@ def _read_state(connection: sqlite3.Connection, now: str, client_ids: Iterable[s
             else:
                 totals[0] += balance
                 totals[1] += held
-    last = connection.execute(audit.HEAD_SQL).fetchone()
-    return _Step(now, ACTOR.get(), str(last[0]) if last else GENESIS, accounts, wallet_totals)
+    step = _Step(now, actor, inputs.head, accounts, wallet_totals)
+    credited_before = set(inputs.credited_before)
+    expired_before = set(inputs.expired_before)
+    credited_from_month = dict(inputs.credited_from_month)  # not to be expired
+    credited = expired = 0
+    before_month = previous_month(month)
+    for budget, category, monthly_amount, account_id, expires in _work(inputs.budgets, inputs.lines, month,
+                                                                       current_month):  # fmt: skip
+        _, budget_id, client_id, start_month, end_month, _ = budget
+        if expires and account_id not in expired_before:
+            expired_before.add(account_id)  # once per line per boundary, even if two budgets name it
+            account = step.accounts[account_id]
+            amount = expiry_amount(account.balance - account.held, credited_from_month.get(account_id, 0))
+            transaction_id = None
+            if amount > 0:
+                transfer = Transaction.transfer(TransactionType.EXPIRY, account_id, FUNDING_ACCOUNT, amount)
+                transaction_id = step.post(transfer, client_id, category, before_month)
+                expired += 1
+            step.expiries.append((account_id, month, amount, transaction_id))
+        if start_month <= month <= end_month and account_id not in credited_before:
+            credited_before.add(account_id)
+            transfer = Transaction.transfer(TransactionType.CREDIT, FUNDING_ACCOUNT, account_id, monthly_amount)
+            transaction_id = step.post(transfer, client_id, category, month)
+            step.credits.append((account_id, month, budget_id, monthly_amount, transaction_id))
+            credited_from_month[account_id] = credited_from_month.get(account_id, 0) + monthly_amount
+            credited += 1
+    budgets = inputs.budgets
+    last_seq = budgets[-1][0] if budgets else after_budget_seq
+    result = {"last_budget_seq": last_seq, "done": len(budgets) < batch, "credited_now": credited,
+              "expired_now": expired, "budgets": len(budgets)}  # fmt: skip
+    return step, result
+
+
+@unit_of_work
+def credit_run_step(
+    month: str, current_month: str, after_budget_seq: int, batch: int, now: str, plan: CreditPlan | None = None
+) -> Unit:
+    """Credit (and expire, at a real month boundary) the lines of up to ``batch`` budgets.
+
+    Budgets are taken in ``seq`` order after ``after_budget_seq``. With a ``plan`` made for this
+    very step (``plan_step``), the writer reads the inputs, and writes the plan's rows if they are
+    the inputs the plan was made from; else it works the step out itself, as without one.
+    """
+
+    def unit(connection: sqlite3.Connection) -> Record:
+        connection.execute(
+            "INSERT INTO credit_runs (month, started_at) VALUES (?, ?) ON CONFLICT (month) DO NOTHING", (month, now)
+        )
+        inputs = _read_inputs(connection, month, current_month, after_budget_seq, batch, open_missing=True)
+        assert inputs is not None  # it opens what is missing
+        actor = ACTOR.get()
+        planned = plan is not None and plan.inputs == inputs and plan.actor == actor and (
+            plan.month, plan.current_month, plan.after_budget_seq, plan.batch, plan.now
+        ) == (month, current_month, after_budget_seq, batch, now)  # fmt: skip
+        if plan is not None and planned:
+            writes, result = plan.writes, plan.result
+        else:
+            if plan is not None:
+                log.info("credit_run_plan_stale", month=month, after_budget_seq=after_budget_seq)
+            step, result = _work_out(inputs, month, current_month, after_budget_seq, batch, now, actor)
+            writes = _writes(step)
+        _write(connection, writes)
+        if result["done"]:
+            connection.execute("UPDATE credit_runs SET finished_at = ? WHERE month = ?", (now, month))
+        return {**result, "planned": planned}
+
+    return unit
+
+
+def plan_step(
+    connection: sqlite3.Connection, month: str, current_month: str, after_budget_seq: int, batch: int, now: str,
+    actor: str, before: CreditPlan | None = None,
+) -> CreditPlan | None:  # fmt: skip
+    """Work a step out ahead, on a read-only connection, for the writer to apply (``credit_run_step``).
+
+    ``before`` is the plan of the step just before it, which may not be committed yet: this plan
+    starts from where that one leaves funding and the audit chain. ``None`` where a plan cannot be
+    made (a line without its account, which only the writer may open; a client in ``before`` too):
+    the writer works that step out itself."""
+    connection.execute("BEGIN")  # one snapshot for every read
+    try:
+        inputs = _read_inputs(connection, month, current_month, after_budget_seq, batch, open_missing=False)
+    finally:
+        connection.execute("ROLLBACK")
+    if inputs is None:
+        return None
+    clients = frozenset(budget[2] for budget in inputs.budgets)
+    if before is not None:
+        if clients & before.clients:
+            return None
+        accounts = [(row[0], row[1], row[2], row[3], before.funding_after, row[5]) if row[0] == FUNDING_ACCOUNT else row
+                    for row in inputs.accounts]  # fmt: skip
+        inputs = replace(inputs, accounts=accounts, head=before.last_hash)
+    step, result = _work_out(inputs, month, current_month, after_budget_seq, batch, now, actor)
+    funding = step.accounts.get(FUNDING_ACCOUNT)
+    if funding is None:
+        return None
+    return CreditPlan(month, current_month, after_budget_seq, batch, now, actor, inputs, _writes(step), result,
+                      clients, funding.balance, step.previous_hash)  # fmt: skip
+
+
+def _account_set(connection: sqlite3.Connection, query: str, month: str, account_ids: Iterable[str]) -> set[str]:
+    ids = json.dumps(sorted(set(account_ids)))
+    return {str(row[0]) for row in bulk.rows(connection, f"{query} {_IN}", (month, ids))}
 
 
 _EXPIRIES = Insert("expiries", ("account_id", "boundary_month", "amount", "transaction_id"))
 _CREDITS = Insert("credits", ("account_id", "month", "budget_id", "amount", "transaction_id"))
 
 
-def _write(connection: sqlite3.Connection, step: _Step) -> None:
-    bulk.TRANSACTIONS.write(connection, step.transactions)
-    bulk.POSTINGS.write(connection, step.postings)
-    moved = {account_id: a for account_id, a in step.accounts.items() if a.balance != a.read_balance}
-    after = bulk.move_balances(connection, [(account_id, a.balance - a.read_balance, 0) for account_id, a in moved.items()])
+def _writes(step: _Step) -> _Writes:
+    moved = [(account_id, a.kind == _WALLET, a.balance - a.read_balance, a.balance)
+             for account_id, a in step.accounts.items() if a.balance != a.read_balance]  # fmt: skip
+    return _Writes(step.transactions, step.postings, step.events, step.audit, step.credits, step.expiries, moved)
+
+
+def _write(connection: sqlite3.Connection, writes: _Writes) -> None:
+    bulk.TRANSACTIONS.write(connection, writes.transactions)
+    bulk.POSTINGS.write(connection, writes.postings)
+    moved = {account_id: (wallet, expected) for account_id, wallet, _, expected in writes.moved}
+    after = bulk.move_balances(connection, [(account_id, change, 0) for account_id, _, change, _ in writes.moved])
     # Checked after writing too: every balance is what the step worked out, and no line went below zero.
     if len(after) != len(moved):
         raise InvariantViolation(f"{len(moved) - len(after)} accounts moved by the step are missing")
     for account_id, balance, held in after:
-        account = moved[account_id]
-        if balance != account.balance:
-            raise InvariantViolation(f"{account_id}: balance {balance} after the step, {account.balance} expected")
-        if account.kind == _WALLET:
+        wallet, expected = moved[account_id]
+        if balance != expected:
+            raise InvariantViolation(f"{account_id}: balance {balance} after the step, {expected} expected")
+        if wallet:
             check_line(account_id, balance, held)
-    bulk.WALLET_EVENTS.write(connection, step.events)
+    bulk.WALLET_EVENTS.write(connection, writes.events)
     audit.forget_head(connection)  # the chain moves here without audit.append
-    bulk.AUDIT_LOG.write(connection, step.audit)
-    _EXPIRIES.write(connection, step.expiries)
-    _CREDITS.write(connection, step.credits)
+    bulk.AUDIT_LOG.write(connection, writes.audit)
+    _EXPIRIES.write(connection, writes.expiries)
+    _CREDITS.write(connection, writes.credits)
