@@ -312,7 +312,7 @@ def planner(path: Path) -> sqlite3.Connection:
 def run_planned(path: Path, month: str, current: str, now: datetime, batch: int, ids: Callable[[int], None],
                 after: int = 0) -> tuple[int, int, list[bool | None]]:  # fmt: skip
     """The adapter's pipeline, in order: the plan of the step after each one is made *before* that
-    one is written (from a snapshot without it), as ``credit_run_step(plan_ahead=True)`` does.
+    one is written (from a snapshot without it), as ``credit_run_step(plan_ahead=clock)`` does.
     Per step, whether the writer applied its plan (``None``: no plan could be made)."""
     reading = planner(path)
     credited = expired = 0

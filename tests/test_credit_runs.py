@@ -145,9 +145,10 @@ async def test_a_run_planned_ahead_credits_every_line_once(world: World, monkeyp
     step = storage.credit_run_step
 
     async def counted(*args: Any, **kwargs: Any) -> Any:
-        assert kwargs["plan_ahead"] is True
+        assert kwargs["plan_ahead"] == world.clock.now  # the service's clock stamps the steps ahead
         result = await step(*args, **kwargs)
         planned.append(bool(result.get("planned")))
+        world.clock.advance(seconds=1)
         return result
 
     monkeypatch.setattr(storage, "credit_run_step", counted)
@@ -169,6 +170,9 @@ async def test_a_run_planned_ahead_credits_every_line_once(world: World, monkeyp
     assert len(planned) == 4  # [1, 2] [3, 4] [5, 6] [7]: the last step, short, ends the run
     sqlite = not world.service.settings.db.startswith("postgresql")
     assert all(planned) if sqlite else not any(planned)
+    # A step worked out ahead is stamped when it is (during the step before), not with the first's time.
+    stamps = world.sql("SELECT DISTINCT created_at FROM transactions WHERE type = 'credit'")
+    assert len(stamps) >= 3
 
     again = (await world.service.credit_run("2027-01", plan_ahead=True)).value
     assert (again["credited"], again["amount"], again["credited_now"]) == (lines, amount, 0)

@@ -175,6 +175,10 @@ def test_wallet_credit_run_hands_the_writer_process_steps_planned_ahead(tmp_path
     run = next(entry for entry in logged if entry.get("event") == "credit_run")
     assert run["steps"] == run["steps_planned_ahead"] == 3
     assert not [entry for entry in logged if entry.get("event") in ("credit_run_plan_stale", "credit_run_plan_failed")]
+    stamps = sqlite3.connect(environment["WALLET_DB"]).execute(
+        "SELECT COUNT(DISTINCT created_at) FROM transactions WHERE type = 'credit'"
+    ).fetchone()[0]
+    assert stamps == 3  # each step stamped when it was worked out
     checked = wallet("check")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     again = wallet("credit-run", "--month", generated.month)

@@ -250,7 +250,8 @@ class WalletService:
         after, credited_now, expired_now, steps, planned = 0, 0, 0, 0, 0
         while True:
             step = await self.storage.credit_run_step(
-                month, current, after, CREDIT_RUN_BATCH_BUDGETS, self.clock.now(), plan_ahead=plan_ahead
+                month, current, after, CREDIT_RUN_BATCH_BUDGETS, self.clock.now(),
+                plan_ahead=self.clock.now if plan_ahead else None,
             )
             credited_now += step["credited_now"]
             expired_now += step["expired_now"]

@@ -190,11 +190,12 @@ class Storage(Protocol):
     async def get_provider_credential(self, client_id: str) -> Record | None: ...
     async def credit_run_step(
         self, month: str, current_month: str, after_budget_seq: int, batch: int, now: datetime,
-        *, plan_ahead: bool = False,
+        *, plan_ahead: Callable[[], datetime] | None = None,
     ) -> Record:  # fmt: skip
-        """One step of the credit run, its own transaction. ``plan_ahead``: the caller will ask for the
-        next step at once, and this process may spend a core working it out meanwhile (an adapter
-        may ignore it); the outcome is the same either way."""
+        """One step of the credit run, its own transaction. ``plan_ahead``, the caller's clock: the
+        caller will ask for the next step at once, and this process may spend a core working it out
+        meanwhile, stamped with that clock's time then (an adapter may ignore it); the outcome is
+        the same either way."""
         ...
     async def credit_run_summary(self, month: str) -> Record: ...
 

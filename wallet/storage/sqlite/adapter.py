@@ -87,7 +87,7 @@ class SqliteStorage:
         self._loop_connection: sqlite3.Connection | None = None
         self._loop_reader: _LoopReader | None = None
         self._loop_reader_busy = False
-        # The credit run's planner (``credit_run_step(plan_ahead=True)``): its connection, used by one
+        # The credit run's planner (``credit_run_step(plan_ahead=clock)``): its connection, used by one
         # thread at a time, and the step expected next: being planned, then handed to the writer.
         self._planner: sqlite3.Connection | None = None
         self._planner_lock = threading.Lock()
@@ -304,12 +304,12 @@ class SqliteStorage:
             )
         return dict(rows[0]) if rows else None
 
-    # Whether ``credit_run_step(plan_ahead=True)`` works steps out ahead (``credit_runs.plan_step``).
+    # Whether ``credit_run_step(plan_ahead=clock)`` works steps out ahead (``credit_runs.plan_step``).
     plans_credit_runs = True
 
     async def credit_run_step(
         self, month: str, current_month: str, after_budget_seq: int, batch: int, now: datetime,
-        *, plan_ahead: bool = False,
+        *, plan_ahead: Callable[[], datetime] | None = None,
     ) -> Record:  # fmt: skip
         """One step of the credit run.
 
@@ -318,9 +318,10 @@ class SqliteStorage:
         (``credit_runs.plan_step``) while the writer writes this one, and hands it to the writer
         before this one is answered, so that the writer never waits for it. The writer checks every
         plan against its own read inside the writing transaction (``credit_runs.credit_run_step``)
-        and works the step out itself where they differ: the outcome is the same either way."""
+        and works the step out itself where they differ: the outcome is the same either way. A
+        step worked out ahead is stamped with ``plan_ahead()``, the caller's clock, when it is."""
         now_text = rfc3339(now)
-        if not (plan_ahead and self.plans_credit_runs):
+        if plan_ahead is None or not self.plans_credit_runs:
             unit = credit_runs.credit_run_step(month, current_month, after_budget_seq, batch, now_text)
             return (await self._write(unit, now)).value
         key = (month, current_month, after_budget_seq, batch)
@@ -336,15 +337,16 @@ class SqliteStorage:
             writing = self._submit_step(key, plan, now_text, now)
         if plan is not None and not plan.result["done"]:
             following = (month, current_month, int(plan.result["last_budget_seq"]), batch)
-            self._ahead = (following, asyncio.ensure_future(self._prepare_step(following, plan, now)))
+            self._ahead = (following, asyncio.ensure_future(self._prepare_step(following, plan, plan_ahead)))
         return (await writing).value
 
     async def _prepare_step(
-        self, key: tuple[str, str, int, int], before: credit_runs.CreditPlan, now: datetime
+        self, key: tuple[str, str, int, int], before: credit_runs.CreditPlan, clock: Callable[[], datetime]
     ) -> tuple[credit_runs.CreditPlan, asyncio.Future[Written]] | None:
         """Plan the step after ``before`` and hand it to the writer; ``None`` if no plan could be made
         (the call for that step then hands it to the writer without one)."""
-        plan = await asyncio.to_thread(self._plan, *key, before.now, ACTOR.get(), before)
+        now = clock()
+        plan = await asyncio.to_thread(self._plan, *key, rfc3339(now), ACTOR.get(), before)
         if plan is None:
             return None
         return plan, self._submit_step(key, plan, plan.now, now)
