@@ -370,3 +370,59 @@ async def test_when_the_client_goes_away_the_reading_ahead_stops_too() -> None:
         await write_export(source.pages(), ONE_COLUMN, write)
     assert source.read[:2] == [0, 1] and len(source.read) <= 3  # one page ahead of the failed one at most
     assert source.closed  # its reading was stopped and cleaned up, not left pending
+
+
+def test_a_page_after_many_rows_stamped_alike_costs_what_the_first_does(tmp_path: Path) -> None:
+    """A run of transactions with one ``created_at`` (a credit step, charges in one millisecond):
+    each page seeks to where the one before stopped. Counted in SQLite's own VM steps (a progress
+    handler every 100), not in time: with one range ``(created_at, seq) > (?, ?)`` each page read
+    the run again from its start (the 30th cost four times the first here; a million credits
+    stamped alike took 124 s to export instead of 21 s)."""
+    import sqlite3
+
+    from wallet.storage.sqlite import exports
+    from wallet.storage.sqlite.adapter import migrate
+
+    path = str(tmp_path / "wallet.db")
+    migrate(path)
+    stamp = "2027-01-10T10:00:00.000Z"
+    connection = sqlite3.connect(path)
+    connection.row_factory = sqlite3.Row
+    with connection:
+        connection.executemany("INSERT INTO transactions (id, type, created_at, month) VALUES (?, 'credit', ?, '2027-01')",
+                               [(f"tx_{n:05d}", stamp) for n in range(3_000)])  # fmt: skip
+        connection.execute("INSERT INTO transactions (id, type, created_at, month) VALUES ('tx_later', 'credit',"
+                           " '2027-01-10T10:00:00.001Z', '2027-01')")  # fmt: skip
+        connection.execute("INSERT INTO postings (transaction_id, account_id, amount, balance_after)"
+                           " SELECT id, 'funding', -100, 0 FROM transactions")  # fmt: skip
+        connection.execute("INSERT INTO postings (transaction_id, account_id, amount, balance_after)"
+                           " SELECT id, 'funding', 100, 0 FROM transactions")  # fmt: skip
+    steps = [0]
+
+    def count() -> int:
+        steps[0] += 1
+        return 0
+
+    connection.set_progress_handler(count, 100)
+
+    class Reader:
+        async def execute_fetchall(self, sql: str, parameters: Any = None) -> list[sqlite3.Row]:
+            return connection.execute(sql, parameters or ()).fetchall()
+
+    async def pages() -> tuple[list[str], list[int]]:
+        after: exports.Keyset = (exports.EARLIEST, 0)
+        ids: list[str] = []
+        cost: list[int] = []
+        while True:
+            steps[0] = 0
+            page, after = await exports.transactions_page(Reader(), None, None, 10**9, after, 100)
+            cost.append(steps[0])
+            ids += [record["transaction_id"] for record in page]
+            if len(page) < 100:
+                return ids, cost
+
+    ids, cost = asyncio.run(pages())
+    connection.close()
+    assert ids == [f"tx_{n:05d}" for n in range(3_000)] + ["tx_later"]  # each once, in order, the tie run then later
+    assert len(cost) == 31 and cost[0] > 0
+    assert max(cost) <= 2 * cost[0], cost  # the 30th page: no rescan of the 2,900 rows before it

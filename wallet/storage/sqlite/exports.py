@@ -38,8 +38,7 @@ _TRANSACTIONS = (
     " LEFT JOIN settlement_items si ON si.transaction_id = t.id"
     " LEFT JOIN settlements s1 ON s1.id = si.settlement_id"
     " LEFT JOIN settlements s2 ON s2.transaction_id = t.id"
-    " WHERE t.seq <= ? AND t.created_at >= ? AND t.created_at < ? AND (t.created_at, t.seq) > (?, ?)"  # keyset
-    " ORDER BY t.created_at, t.seq LIMIT ?"
+    " WHERE t.seq <= ?"
 )
 
 _SETTLEMENTS = (
@@ -47,9 +46,27 @@ _SETTLEMENTS = (
     " pr.iban, s.reference, s.rf_reference, s.amount, s.count, s.period_start, s.period_end, s.until, s.status,"
     " s.updated_at, s.transaction_id"
     " FROM settlements s JOIN providers pr ON pr.id = s.provider_id"
-    " WHERE s.seq <= ? AND s.created_at >= ? AND s.created_at < ? AND (s.created_at, s.seq) > (?, ?)"
-    " ORDER BY s.created_at, s.seq LIMIT ?"
+    " WHERE s.seq <= ?"
 )
+
+
+def _ranges(alias: str) -> tuple[str, str, str]:
+    """A page's two index ranges on ``(created_at, seq)``, each a tail for the query above.
+
+    First the rest of the rows stamped with the keyset's time (``created_at = ? AND seq > ?``: a
+    seek on the index of ``created_at`` and its rowid), then the later times. One range,
+    ``(created_at, seq) > (?, ?)``, cannot seek within a run of equal times: SQLite starts at the
+    run's first row, so a page at the end of n rows stamped alike read all n (a million credits
+    stamped alike took 124 s to export instead of 21 s)."""
+    ties = f" AND {alias}.created_at = ? AND {alias}.seq > ? ORDER BY {alias}.seq LIMIT ?"
+    order = f" ORDER BY {alias}.created_at, {alias}.seq LIMIT ?"
+    later = f" AND {alias}.created_at > ? AND {alias}.created_at < ?{order}"
+    first = f" AND {alias}.created_at >= ? AND {alias}.created_at < ?{order}"
+    return ties, later, first
+
+
+_TRANSACTION_RANGES = _ranges("t")
+_SETTLEMENT_RANGES = _ranges("s")
 
 
 async def ceiling(reader: Reader, table: str) -> int:
@@ -65,19 +82,25 @@ PageReader = Callable[
 ]
 
 
-def _lower(start: str | None, after: Keyset) -> str:
-    """Where the index range starts: the later of ``from`` and the keyset, so a page never rescans."""
-    return max(start or EARLIEST, after[0])
+async def _rows(
+    reader: Reader, query: str, ranges: tuple[str, str, str], start: str | None, end: str | None, top: int,
+    after: Keyset, rows: int,
+) -> list[Any]:  # fmt: skip
+    """Up to ``rows`` rows after ``after`` in ``(created_at, seq)`` order, from ``start`` (inclusive)
+    to ``end``. The keyset's time is always within them: it is a row's, read from this range."""
+    ties, later, first = ranges
+    if after[1] == 0:  # the first page
+        return list(await reader.execute_fetchall(query + first, (top, start or EARLIEST, end or LATEST, rows)))
+    found = list(await reader.execute_fetchall(query + ties, (top, after[0], after[1], rows)))
+    if len(found) < rows:
+        found += await reader.execute_fetchall(query + later, (top, after[0], end or LATEST, rows - len(found)))
+    return found
 
 
 async def transactions_page(
     reader: Reader, start: str | None, end: str | None, top: int, after: Keyset, rows: int
 ) -> tuple[list[Record], Keyset]:
-    found = list(
-        await reader.execute_fetchall(
-            _TRANSACTIONS, (top, _lower(start, after), end or LATEST, after[0], after[1], rows)
-        )
-    )
+    found = await _rows(reader, _TRANSACTIONS, _TRANSACTION_RANGES, start, end, top, after, rows)
     records: list[Record] = []
     keys = _TRANSACTION_KEYS
     for row in found:
@@ -92,10 +115,6 @@ async def transactions_page(
 async def settlements_page(
     reader: Reader, start: str | None, end: str | None, top: int, after: Keyset, rows: int
 ) -> tuple[list[Record], Keyset]:
-    found = list(
-        await reader.execute_fetchall(
-            _SETTLEMENTS, (top, _lower(start, after), end or LATEST, after[0], after[1], rows)
-        )
-    )
+    found = await _rows(reader, _SETTLEMENTS, _SETTLEMENT_RANGES, start, end, top, after, rows)
     records = [{key: row[key] for key in row.keys() if key != "seq"} for row in found]  # noqa: SIM118
     return records, (found[-1]["created_at"], found[-1]["seq"]) if found else after
