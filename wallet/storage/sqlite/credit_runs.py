@@ -204,9 +204,10 @@ _STATE_SQL = (
 def _read_inputs(
     connection: sqlite3.Connection, month: str, current_month: str, after_budget_seq: int, batch: int,
     *, open_missing: bool,
-) -> _Inputs | None:  # fmt: skip
-    """The step's inputs. A line whose account the budget did not open is opened first, as the
-    one-by-one path would (``open_missing``); a planner may not write, and gets ``None``."""
+) -> tuple[_Inputs, list[_Work]] | None:  # fmt: skip
+    """The step's inputs, and its lines in order (``_work``, which follows from them). A line whose
+    account the budget did not open is opened first, as the one-by-one path would
+    (``open_missing``); a planner may not write, and gets ``None``."""
     budgets = cast(list[_Budget], bulk.rows(connection, _BUDGETS, (after_budget_seq, month, previous_month(month),
                                                                batch)))  # fmt: skip
     lines = cast(list[_Line], bulk.rows(connection, _LINES, (json.dumps([budget[1] for budget in budgets]),)))
@@ -243,12 +244,13 @@ def _read_inputs(
         )))  # fmt: skip
     last = connection.execute(audit.HEAD_SQL).fetchone()
     head = str(last[0]) if last else GENESIS
-    return _Inputs(budgets, lines, accounts, credited_before, expired_before, credited_from_month, head)
+    return _Inputs(budgets, lines, accounts, credited_before, expired_before, credited_from_month, head), work
 
 
 def _work_out(
-    inputs: _Inputs, month: str, current_month: str, after_budget_seq: int, batch: int, now: str, actor: str
-) -> tuple[_Step, Record]:
+    inputs: _Inputs, work: list[_Work], month: str, current_month: str, after_budget_seq: int, batch: int, now: str,
+    actor: str,
+) -> tuple[_Step, Record]:  # fmt: skip
     """The step's rows from its inputs, in memory, exactly as posting each transfer on its own would."""
     accounts: dict[str, _Account] = {}
     wallet_totals: dict[str, list[int]] = {}
@@ -267,8 +269,7 @@ def _work_out(
     credited_from_month = dict(inputs.credited_from_month)  # not to be expired
     credited = expired = 0
     before_month = previous_month(month)
-    for budget, category, monthly_amount, account_id, expires in _work(inputs.budgets, inputs.lines, month,
-                                                                       current_month):  # fmt: skip
+    for budget, category, monthly_amount, account_id, expires in work:
         _, budget_id, client_id, start_month, end_month, _ = budget
         if expires and account_id not in expired_before:
             expired_before.add(account_id)  # once per line per boundary, even if two budgets name it
@@ -309,8 +310,9 @@ def credit_run_step(
         connection.execute(
             "INSERT INTO credit_runs (month, started_at) VALUES (?, ?) ON CONFLICT (month) DO NOTHING", (month, now)
         )
-        inputs = _read_inputs(connection, month, current_month, after_budget_seq, batch, open_missing=True)
-        assert inputs is not None  # it opens what is missing
+        read = _read_inputs(connection, month, current_month, after_budget_seq, batch, open_missing=True)
+        assert read is not None  # it opens what is missing
+        inputs, work = read
         actor = ACTOR.get()
         planned = plan is not None and plan.inputs == inputs and plan.actor == actor and (
             plan.month, plan.current_month, plan.after_budget_seq, plan.batch, plan.now
@@ -320,7 +322,7 @@ def credit_run_step(
         else:
             if plan is not None:
                 log.info("credit_run_plan_stale", month=month, after_budget_seq=after_budget_seq)
-            step, result = _work_out(inputs, month, current_month, after_budget_seq, batch, now, actor)
+            step, result = _work_out(inputs, work, month, current_month, after_budget_seq, batch, now, actor)
             writes = _writes(step)
         _write(connection, writes)
         if result["done"]:
@@ -342,11 +344,12 @@ def plan_step(
     the writer works that step out itself."""
     connection.execute("BEGIN")  # one snapshot for every read
     try:
-        inputs = _read_inputs(connection, month, current_month, after_budget_seq, batch, open_missing=False)
+        read = _read_inputs(connection, month, current_month, after_budget_seq, batch, open_missing=False)
     finally:
         connection.execute("ROLLBACK")
-    if inputs is None:
+    if read is None:
         return None
+    inputs, work = read
     clients = frozenset(budget[2] for budget in inputs.budgets)
     if before is not None:
         if clients & before.clients:
@@ -354,7 +357,7 @@ def plan_step(
         accounts = [(row[0], row[1], row[2], row[3], before.funding_after, row[5]) if row[0] == FUNDING_ACCOUNT else row
                     for row in inputs.accounts]  # fmt: skip
         inputs = replace(inputs, accounts=accounts, head=before.last_hash)
-    step, result = _work_out(inputs, month, current_month, after_budget_seq, batch, now, actor)
+    step, result = _work_out(inputs, work, month, current_month, after_budget_seq, batch, now, actor)
     funding = step.accounts.get(FUNDING_ACCOUNT)
     if funding is None:
         return None
