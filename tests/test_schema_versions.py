@@ -2,7 +2,8 @@
 every row kept, and works on; a failed migration leaves it as it was; a newer one is refused.
 
 Version 1 → 2 rebuilt SQLite's audit log without the UNIQUE index on ``hash`` (and dropped the
-constraint on PostgreSQL): see wallet/storage/sqlite/versions.py.
+constraint on PostgreSQL); 2 → 3 dropped the indexes of transactions by client and of postings by
+account, on both: see wallet/storage/sqlite/versions.py.
 """
 
 from __future__ import annotations
@@ -75,6 +76,17 @@ def schema_objects(path: Path) -> list[tuple[str, str, str]]:
         connection.close()
 
 
+DROPPED_IN_3 = ["postings_by_account", "transactions_by_client"]
+
+
+def indexes(path: Path) -> list[str]:
+    connection = sqlite3.connect(path)
+    try:
+        return [row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'index' ORDER BY name")]
+    finally:
+        connection.close()
+
+
 def audit_indexes(path: Path) -> list[str]:
     connection = sqlite3.connect(path)
     try:
@@ -89,14 +101,16 @@ def test_a_version_1_database_is_migrated_with_every_row_kept(tmp_path: Path) ->
     assert audit_indexes(old) == ["sqlite_autoindex_audit_log_1"]  # the UNIQUE index on hash
     before = dump(old)
     assert len(before["audit_log"]) > 10 and before["schema_version"] == [(1,)]
+    assert set(DROPPED_IN_3) <= set(indexes(old))
 
     migrate(str(old))
 
     after = dump(old)
-    assert after.pop("schema_version") == [(SCHEMA_VERSION,)] == [(2,)]
+    assert after.pop("schema_version") == [(SCHEMA_VERSION,)] == [(3,)]
     before.pop("schema_version")
     assert after == before  # every row, the same seqs, the same AUTOINCREMENT counters
     assert audit_indexes(old) == []
+    assert set(DROPPED_IN_3).isdisjoint(indexes(old))
     fresh = tmp_path / "fresh.db"
     migrate(str(fresh))
     assert schema_objects(old) == schema_objects(fresh)  # what a new database has, no more, no less
@@ -165,8 +179,8 @@ def test_statements_keep_a_trigger_whole_and_refuse_a_cut_off_script() -> None:
 
 
 def test_a_version_1_postgresql_schema_is_migrated(postgres_schema: str) -> None:
-    """Version 1 on PostgreSQL differed from 2 only by the UNIQUE constraint on ``audit_log.hash``:
-    made here by putting it back on a new schema and writing version 1."""
+    """Version 1 on PostgreSQL differed from 3 only by the UNIQUE constraint on ``audit_log.hash``
+    and two indexes: made here by putting them back on a new schema and writing version 1."""
 
     def storage() -> PostgresStorage:
         return PostgresStorage(postgres_schema, queue_max=10, batch_max=10, readers=1, retry_attempts=3,
@@ -179,13 +193,18 @@ def test_a_version_1_postgresql_schema_is_migrated(postgres_schema: str) -> None
 
     asyncio.run(open_and_close())
     constraint = "SELECT conname FROM pg_constraint WHERE conrelid = 'audit_log'::regclass AND contype = 'u'"
+    dropped = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND indexname = ANY(?) ORDER BY 1"
     with RawDatabase(postgres_schema) as database:
         assert database.execute(constraint) == []
+        assert database.execute(dropped, DROPPED_IN_3) == []
         database.execute("ALTER TABLE audit_log ADD CONSTRAINT audit_log_hash_key UNIQUE (hash)")
+        database.execute("CREATE INDEX transactions_by_client ON transactions (client_id, seq) WHERE client_id IS NOT NULL")
+        database.execute("CREATE INDEX postings_by_account ON postings (account_id, seq)")
         database.execute("UPDATE schema_version SET version = 1")
     asyncio.run(open_and_close())
     with RawDatabase(postgres_schema) as database:
         assert database.execute(constraint) == []
+        assert database.execute(dropped, DROPPED_IN_3) == []
         assert database.execute("SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
         database.execute("UPDATE schema_version SET version = ?", SCHEMA_VERSION + 1)
     with pytest.raises(versions.SchemaTooNew):

@@ -91,6 +91,7 @@ def _breaches(connection: sqlite3.Connection) -> list[str]:
                 f" but the running sum is {row['running']}"
             )
             break
+    breaches += _event_breaches(connection)
     for row in connection.execute(
         "SELECT c.id, c.amount, c.status, COALESCE(SUM(p.amount), 0) AS captured FROM charges c"
         " LEFT JOIN transactions t ON t.charge_id = c.id AND t.type = 'capture'"
@@ -120,6 +121,43 @@ def _breaches(connection: sqlite3.Connection) -> list[str]:
     broken = verify_chain(entries)
     if broken is not None:
         breaches.append(broken)
+    return breaches
+
+
+# A posting on a wallet line, and the wallet event that carries its transaction: the same line,
+# amount and balance after. A client's history and statement are read from the events.
+_WALLET_POSTINGS_SQL = (
+    "SELECT p.transaction_id, a.client_id, a.category, p.amount, p.balance_after FROM postings p"
+    " JOIN accounts a ON a.id = p.account_id WHERE a.kind = 'wallet'"
+)
+_TRANSACTION_EVENTS_SQL = (
+    "SELECT e.transaction_id, e.client_id, e.category, e.amount, e.line_balance FROM wallet_events e"
+    " WHERE e.transaction_id IS NOT NULL"
+)
+EVENT_BREACHES_SHOWN = 5  # of each kind
+
+
+def _event_breaches(connection: sqlite3.Connection) -> list[str]:
+    """Every posting on a wallet line has exactly one wallet event, and every event with a
+    transaction is such a posting: the client's feed, history and statement agree with the ledger."""
+    breaches: list[str] = []
+    postings = connection.execute(f"SELECT COUNT(*) FROM ({_WALLET_POSTINGS_SQL}) w").fetchone()[0]
+    events = connection.execute(f"SELECT COUNT(*) FROM ({_TRANSACTION_EVENTS_SQL}) w").fetchone()[0]
+    if postings != events:
+        breaches.append(f"{postings} postings on wallet lines but {events} wallet events with a transaction")
+    for first, second, what in (
+        (_WALLET_POSTINGS_SQL, _TRANSACTION_EVENTS_SQL, "has no wallet event with its amount and balance after"),
+        (_TRANSACTION_EVENTS_SQL, _WALLET_POSTINGS_SQL, "has a wallet event that matches none of its postings"),
+    ):
+        rows = connection.execute(
+            f"SELECT * FROM ({first} EXCEPT {second}) w LIMIT {EVENT_BREACHES_SHOWN + 1}"
+        ).fetchall()
+        for row in rows[:EVENT_BREACHES_SHOWN]:
+            breaches.append(
+                f"transaction {row[0]} {what} (client {row[1]}, {row[2]}: {row[3]}, balance after {row[4]})"
+            )
+        if len(rows) > EVENT_BREACHES_SHOWN:
+            breaches.append(f"... and more transactions whose wallet events do not match (shown: {EVENT_BREACHES_SHOWN})")
     return breaches
 
 

@@ -52,7 +52,7 @@ from wallet.storage.sqlite.reading import Reader
 from wallet.storage.sqlite.writer_process import ProcessWriter
 from wallet.storage.sqlite.writer import STATEMENT_CACHE_SIZE, Unit, Writer, connect, replay_outcome, stored
 
-SCHEMA_VERSION = 2  # the steps from each older version: wallet/storage/sqlite/versions.py
+SCHEMA_VERSION = 3  # the steps from each older version: wallet/storage/sqlite/versions.py
 log = structlog.get_logger(__name__)
 
 
@@ -532,17 +532,7 @@ class SqliteStorage:
 
     async def list_transactions(self, client_id: str, limit: int, before: int | None) -> Page:
         async with self._read() as reader:
-            rows = list(
-                await reader.execute_fetchall(
-                    "SELECT t.seq, t.id, t.type, t.created_at, t.category, t.charge_id, t.refund_id,"
-                    " p.amount, p.balance_after, pr.name AS provider_name, t.provider_id"
-                    " FROM transactions t"
-                    " JOIN postings p ON p.transaction_id = t.id AND p.account_id LIKE 'wallet:%'"
-                    " LEFT JOIN providers pr ON pr.id = t.provider_id"
-                    " WHERE t.client_id = ? AND t.seq < ? ORDER BY t.seq DESC LIMIT ?",
-                    (client_id, before if before is not None else 2**62, limit + 1),
-                )
-            )
+            rows = list(await reader.execute_fetchall(HISTORY_SQL, (client_id, before if before is not None else 2**62, limit + 1)))
 
         def item(row: sqlite3.Row) -> Record:
             record = {key: row[key] for key in row.keys() if key != "seq"}
@@ -727,6 +717,23 @@ def _last_event_seq(path: str) -> int:
         return int(connection.execute(events.LAST_SEQ_SQL).fetchone()[0])
     finally:
         connection.close()
+
+
+# A client's history, newest first: one item per posting on one of its wallet lines. Read from
+# the wallet events, which hold one row per such posting (its amount and the line's balance after
+# it: ``wallet check`` proves them equal), by the one per-client index a charge must write,
+# ``wallet_events_by_client``; the transaction by its id. The events' ``seq`` is the cursor (it
+# rises in commit order, as the transactions' does). Holds and voids move no money: no
+# transaction, not history. Schema 3 dropped ``transactions_by_client`` and
+# ``postings_by_account``: two random index pages a charge (versions.py).
+HISTORY_SQL = (
+    "SELECT e.seq, t.id, t.type, t.created_at, t.category, t.charge_id, t.refund_id,"
+    " e.amount, e.line_balance AS balance_after, pr.name AS provider_name, t.provider_id"
+    " FROM wallet_events e"
+    " JOIN transactions t ON t.id = e.transaction_id"
+    " LEFT JOIN providers pr ON pr.id = t.provider_id"
+    " WHERE e.client_id = ? AND e.seq < ? AND e.transaction_id IS NOT NULL ORDER BY e.seq DESC LIMIT ?"
+)
 
 
 def _page(rows: list[sqlite3.Row], limit: int, render_row: Callable[[sqlite3.Row], Record]) -> Page:

@@ -88,7 +88,9 @@ CREATE TABLE IF NOT EXISTS transactions (
     refund_id    TEXT,
     month        TEXT
 ) STRICT;
-CREATE INDEX IF NOT EXISTS transactions_by_client ON transactions (client_id, seq) WHERE client_id IS NOT NULL;
+-- No index by client: a client's history is read from its wallet events (wallet_events_by_client),
+-- which hold one row per posting on its lines. Each per-client index is a random page for every
+-- charge to write (schema 3 dropped this one and postings_by_account; docs/performance.md).
 CREATE INDEX IF NOT EXISTS transactions_by_time ON transactions (created_at);
 
 CREATE TABLE IF NOT EXISTS postings (
@@ -99,7 +101,6 @@ CREATE TABLE IF NOT EXISTS postings (
     balance_after   INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX IF NOT EXISTS postings_by_transaction ON postings (transaction_id);
-CREATE INDEX IF NOT EXISTS postings_by_account ON postings (account_id, seq);
 
 CREATE TRIGGER IF NOT EXISTS transactions_append_only_update BEFORE UPDATE ON transactions
 BEGIN SELECT RAISE(ABORT, 'transactions are append-only'); END;

@@ -1,0 +1,126 @@
+"""A client's history and statement are read from its wallet events (schema 3): every posting on a
+wallet line has exactly one event with its amount and balance after, ``wallet check`` proves it,
+and the reads find a client's rows by ``wallet_events_by_client`` rather than scanning.
+
+What this replaced: indexes of transactions by client and of postings by account, each a random
+page for every charge to write (versions.py, step 2 → 3; docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from tests.test_credit_run_bulk import LIMITS, apply
+from wallet.check import check_database
+from wallet.ledger.charges import IdentityMethod
+from wallet.ledger.months import UnusedPolicy
+from wallet.storage.port import ChargeCommand, NewBudget, NewClient, NewProvider
+from wallet.storage.sqlite import credit_runs, events, ops, statements
+from wallet.storage.sqlite.adapter import HISTORY_SQL, migrate
+
+NOW = datetime(2027, 1, 10, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Path:
+    """Two clients credited, one charged twice and refunded once, one charge waiting for its code."""
+    path = tmp_path / "wallet.db"
+    migrate(str(path))
+    now = NOW.isoformat()
+    apply(path, ops.create_category("home_care", "Kotihoito", now))
+    provider = apply(path, ops.create_provider(NewProvider("Hoiva Oy", "2077474-0", "FI2112345600000785",
+                                                           ("home_care",)), now))  # fmt: skip
+    apply(path, ops.set_provider_status(provider["id"], "approved", now))
+    for number in range(2):
+        client = apply(path, ops.create_client(NewClient(f"c{number}", f"phone-{number}", "cipher", f"nid-{number}"),
+                                               now))  # fmt: skip
+        apply(path, ops.create_budget(NewBudget(client["id"], "2027-01", "2027-12", UnusedPolicy.EXPIRE,
+                                                (("home_care", 40_000),)), now))  # fmt: skip
+    apply(path, credit_runs.credit_run_step("2027-01", "2027-01", 0, 10, now))
+    charged = []
+    for amount in (1_234, 2_000):
+        charged.append(apply(path, ops.charge(ChargeCommand(provider["id"], "phone-1", amount, "home_care", None,
+                                                            IdentityMethod.NATIONAL_ID, national_id_hash="nid-1"),
+                                              LIMITS, NOW, "2027-01")))  # fmt: skip
+    apply(path, ops.refund(provider["id"], charged[0]["id"], 500, NOW))
+    apply(path, ops.charge(ChargeCommand(provider["id"], "phone-0", 300, "home_care", None, IdentityMethod.OTP,
+                                         otp_hash="otp", otp_expires_at=datetime(2027, 1, 10, 10, 10, tzinfo=UTC)),
+                           LIMITS, NOW, "2027-01"))  # fmt: skip
+    assert check_database(str(path)) == []
+    return path
+
+
+def rows(path: Path, sql: str, *parameters: object) -> list[tuple[object, ...]]:
+    connection = sqlite3.connect(path)
+    try:
+        return connection.execute(sql, parameters).fetchall()
+    finally:
+        connection.close()
+
+
+def test_every_posting_on_a_wallet_line_has_its_event_and_a_hold_has_none(database: Path) -> None:
+    postings = rows(database, "SELECT p.transaction_id, p.amount, p.balance_after FROM postings p"
+                              " WHERE p.account_id LIKE 'wallet:%' ORDER BY p.seq")  # fmt: skip
+    carried = rows(database, "SELECT transaction_id, amount, line_balance FROM wallet_events"
+                             " WHERE transaction_id IS NOT NULL ORDER BY seq")  # fmt: skip
+    assert carried == postings and len(postings) == 5  # two credits, two captures, a refund
+    assert rows(database, "SELECT type FROM wallet_events WHERE transaction_id IS NULL") == [("hold",)]
+
+
+def tampered(database: Path, tmp_path: Path, *statements_: str) -> list[str]:
+    copy = tmp_path / "tampered.db"
+    shutil.copyfile(database, copy)
+    connection = sqlite3.connect(copy, isolation_level=None)
+    try:
+        connection.execute("DROP TRIGGER wallet_events_append_only_update")
+        for statement in statements_:
+            connection.execute(statement)
+    finally:
+        connection.close()
+    return check_database(str(copy))
+
+
+def test_check_names_an_event_whose_amount_differs_from_its_posting(database: Path, tmp_path: Path) -> None:
+    (seq, transaction_id) = rows(database, "SELECT seq, transaction_id FROM wallet_events WHERE type = 'refund'")[0]
+    breaches = tampered(database, tmp_path, f"UPDATE wallet_events SET amount = amount + 1 WHERE seq = {seq}")
+    assert len(breaches) == 2, breaches
+    assert f"transaction {transaction_id} has no wallet event with its amount and balance after" in breaches[0]
+    assert f"transaction {transaction_id} has a wallet event that matches none of its postings" in breaches[1]
+    assert ": 501, balance after" in breaches[1]
+
+
+def test_check_names_a_posting_without_its_event_and_a_second_event_for_one(database: Path, tmp_path: Path) -> None:
+    (seq, transaction_id) = rows(database, "SELECT seq, transaction_id FROM wallet_events WHERE type = 'capture'")[0]
+    missing = tampered(database, tmp_path, "DROP TRIGGER IF EXISTS wallet_events_append_only_delete",
+                       f"DELETE FROM wallet_events WHERE seq = {seq}")  # fmt: skip
+    assert missing[0] == "5 postings on wallet lines but 4 wallet events with a transaction", missing
+    assert f"transaction {transaction_id} has no wallet event" in missing[1] and len(missing) == 2, missing
+    doubled = tampered(database, tmp_path, "INSERT INTO wallet_events (client_id, type, category, amount, charge_id,"
+                       " provider_id, transaction_id, reason, line_balance, line_available, balance, available,"
+                       f" created_at) SELECT client_id, type, category, amount, charge_id, provider_id, transaction_id,"
+                       f" reason, line_balance, line_available, balance, available, created_at FROM wallet_events"
+                       f" WHERE seq = {seq}")  # fmt: skip
+    assert doubled == ["5 postings on wallet lines but 6 wallet events with a transaction"], doubled
+
+
+@pytest.mark.parametrize(
+    ("name", "sql", "parameters"),
+    [
+        ("history", HISTORY_SQL, ("c", 2**62, 51)),
+        ("balances", statements.BALANCES_BEFORE_SQL, ("c", "2027-02-01T00:00:00Z")),
+        ("movements", statements.MOVEMENTS_SQL, ("c", "2027-01-01T00:00:00Z", "2027-02-01T00:00:00Z")),
+        ("stream", events.EVENTS_AFTER_SQL, ("c", 0, 100)),
+    ],
+)
+def test_a_clients_reads_seek_its_events_and_scan_no_table(
+    database: Path, name: str, sql: str, parameters: tuple[object, ...]
+) -> None:
+    plan = [row[3] for row in rows(database, f"EXPLAIN QUERY PLAN {sql}", *parameters)]
+    assert plan[0].startswith("SEARCH e USING INDEX wallet_events_by_client (client_id=?"), (name, plan)
+    assert not any(step.startswith("SCAN") for step in plan), (name, plan)
+    assert any("transactions" in step or name == "stream" for step in plan[1:]), (name, plan)
