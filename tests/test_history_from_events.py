@@ -1,9 +1,11 @@
-"""A client's history and statement are read from its wallet events (schema 3): every posting on a
-wallet line has exactly one event with its amount and balance after, ``wallet check`` proves it,
-and the reads find a client's rows by ``wallet_events_by_client`` rather than scanning.
+"""A client's history, statement and charges are read from its wallet events (schema 3): every
+posting on a wallet line has exactly one event with its amount and balance after, every charge
+exactly one event it was made with (its hold, or its capture when captured at once), ``wallet
+check`` proves both, and the reads find a client's rows by ``wallet_events_by_client`` rather than
+scanning.
 
-What this replaced: indexes of transactions by client and of postings by account, each a random
-page for every charge to write (versions.py, step 2 → 3; docs/performance.md).
+What this replaced: indexes of transactions by client, of postings by account and of charges by
+client, each a random page for every charge to write (versions.py, step 2 → 3; docs/performance.md).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from wallet.ledger.charges import IdentityMethod
 from wallet.ledger.months import UnusedPolicy
 from wallet.storage.port import ChargeCommand, NewBudget, NewClient, NewProvider
 from wallet.storage.sqlite import credit_runs, events, ops, statements
-from wallet.storage.sqlite.adapter import HISTORY_SQL, migrate
+from wallet.storage.sqlite.adapter import CLIENT_CHARGES_SQL, HISTORY_SQL, migrate
 
 NOW = datetime(2027, 1, 10, 10, 0, tzinfo=UTC)
 
@@ -91,21 +93,28 @@ def test_check_names_an_event_whose_amount_differs_from_its_posting(database: Pa
     assert len(breaches) == 2, breaches
     assert f"transaction {transaction_id} has no wallet event with its amount and balance after" in breaches[0]
     assert f"transaction {transaction_id} has a wallet event that matches none of its postings" in breaches[1]
-    assert ": 501, balance after" in breaches[1]
+    assert breaches[1].endswith(", home_care, 501, 37266)"), breaches  # 40,000 - 1,234 - 2,000 + 500
 
 
 def test_check_names_a_posting_without_its_event_and_a_second_event_for_one(database: Path, tmp_path: Path) -> None:
     (seq, transaction_id) = rows(database, "SELECT seq, transaction_id FROM wallet_events WHERE type = 'capture'")[0]
     missing = tampered(database, tmp_path, "DROP TRIGGER IF EXISTS wallet_events_append_only_delete",
                        f"DELETE FROM wallet_events WHERE seq = {seq}")  # fmt: skip
-    assert missing[0] == "5 postings on wallet lines but 4 wallet events with a transaction", missing
-    assert f"transaction {transaction_id} has no wallet event" in missing[1] and len(missing) == 2, missing
+    (charge_id,) = rows(database, f"SELECT charge_id FROM wallet_events WHERE seq = {seq}")[0]
+    # The capture of a charge by national id is also the event it was made with.
+    assert [breach.split(" (")[0] for breach in missing] == [
+        "5 postings on wallet lines but 4 wallet events with a transaction",
+        "3 charges but 2 wallet events that make a charge",
+        f"transaction {transaction_id} has no wallet event with its amount and balance after",
+        f"charge {charge_id} has no wallet event it was made with, of its client and amount",
+    ], missing
     doubled = tampered(database, tmp_path, "INSERT INTO wallet_events (client_id, type, category, amount, charge_id,"
                        " provider_id, transaction_id, reason, line_balance, line_available, balance, available,"
                        f" created_at) SELECT client_id, type, category, amount, charge_id, provider_id, transaction_id,"
                        f" reason, line_balance, line_available, balance, available, created_at FROM wallet_events"
                        f" WHERE seq = {seq}")  # fmt: skip
-    assert doubled == ["5 postings on wallet lines but 6 wallet events with a transaction"], doubled
+    assert doubled == ["5 postings on wallet lines but 6 wallet events with a transaction",
+                       "3 charges but 4 wallet events that make a charge"], doubled  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -115,6 +124,8 @@ def test_check_names_a_posting_without_its_event_and_a_second_event_for_one(data
         ("balances", statements.BALANCES_BEFORE_SQL, ("c", "2027-02-01T00:00:00Z")),
         ("movements", statements.MOVEMENTS_SQL, ("c", "2027-01-01T00:00:00Z", "2027-02-01T00:00:00Z")),
         ("stream", events.EVENTS_AFTER_SQL, ("c", 0, 100)),
+        ("charges", CLIENT_CHARGES_SQL + " AND c.status = ? ORDER BY e.seq DESC LIMIT ?", ("c", 2**62, "pending", 51)),
+        ("held", statements.HELD_AT_SQL, ("c", "2027-02-01T00:00:00Z", "2027-02-01T00:00:00Z", "2027-02-01T00:00:00Z")),
     ],
 )
 def test_a_clients_reads_seek_its_events_and_scan_no_table(
@@ -123,4 +134,25 @@ def test_a_clients_reads_seek_its_events_and_scan_no_table(
     plan = [row[3] for row in rows(database, f"EXPLAIN QUERY PLAN {sql}", *parameters)]
     assert plan[0].startswith("SEARCH e USING INDEX wallet_events_by_client (client_id=?"), (name, plan)
     assert not any(step.startswith("SCAN") for step in plan), (name, plan)
-    assert any("transactions" in step or name == "stream" for step in plan[1:]), (name, plan)
+    assert any(("transactions" in step) == (name in ("history", "balances", "movements")) for step in plan[1:])
+
+
+def test_every_charge_has_the_one_event_it_was_made_with(database: Path) -> None:
+    made = rows(database, "SELECT c.id, e.type FROM wallet_events e JOIN charges c ON c.id = e.charge_id"
+                          " WHERE e.type = 'hold' OR (e.type = 'capture' AND c.method = 'national_id') ORDER BY e.seq")
+    assert [kind for _, kind in made] == ["capture", "capture", "hold"]
+    assert [charge for charge, _ in made] == [row[0] for row in rows(database, "SELECT id FROM charges ORDER BY seq")]
+
+
+def test_check_names_a_charge_without_the_event_it_was_made_with(database: Path, tmp_path: Path) -> None:
+    (seq, charge_id) = rows(database, "SELECT seq, charge_id FROM wallet_events WHERE type = 'hold'")[0]
+    breaches = tampered(database, tmp_path, "DROP TRIGGER IF EXISTS wallet_events_append_only_delete",
+                        f"DELETE FROM wallet_events WHERE seq = {seq}")  # fmt: skip
+    assert breaches[0] == "3 charges but 2 wallet events that make a charge", breaches
+    assert breaches[1].startswith(f"charge {charge_id} has no wallet event it was made with"), breaches
+    assert len(breaches) == 2, breaches
+    moved = tampered(database, tmp_path, f"UPDATE wallet_events SET amount = -301 WHERE seq = {seq}")
+    assert [breach.split(" (")[0] for breach in moved] == [
+        f"charge {charge_id} has no wallet event it was made with, of its client and amount",
+        f"charge {charge_id} has a wallet event that makes it, of another client or amount",
+    ], moved

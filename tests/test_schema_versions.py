@@ -2,8 +2,8 @@
 every row kept, and works on; a failed migration leaves it as it was; a newer one is refused.
 
 Version 1 → 2 rebuilt SQLite's audit log without the UNIQUE index on ``hash`` (and dropped the
-constraint on PostgreSQL); 2 → 3 dropped the indexes of transactions by client and of postings by
-account, on both: see wallet/storage/sqlite/versions.py.
+constraint on PostgreSQL); 2 → 3 dropped the indexes of transactions by client, of postings by
+account and of charges by client, on both: see wallet/storage/sqlite/versions.py.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def schema_objects(path: Path) -> list[tuple[str, str, str]]:
         connection.close()
 
 
-DROPPED_IN_3 = ["postings_by_account", "transactions_by_client"]
+DROPPED_IN_3 = ["charges_by_client", "postings_by_account", "transactions_by_client"]
 
 
 def indexes(path: Path) -> list[str]:
@@ -180,7 +180,7 @@ def test_statements_keep_a_trigger_whole_and_refuse_a_cut_off_script() -> None:
 
 def test_a_version_1_postgresql_schema_is_migrated(postgres_schema: str) -> None:
     """Version 1 on PostgreSQL differed from 3 only by the UNIQUE constraint on ``audit_log.hash``
-    and two indexes: made here by putting them back on a new schema and writing version 1."""
+    and three indexes: made here by putting them back on a new schema and writing version 1."""
 
     def storage() -> PostgresStorage:
         return PostgresStorage(postgres_schema, queue_max=10, batch_max=10, readers=1, retry_attempts=3,
@@ -200,6 +200,7 @@ def test_a_version_1_postgresql_schema_is_migrated(postgres_schema: str) -> None
         database.execute("ALTER TABLE audit_log ADD CONSTRAINT audit_log_hash_key UNIQUE (hash)")
         database.execute("CREATE INDEX transactions_by_client ON transactions (client_id, seq) WHERE client_id IS NOT NULL")
         database.execute("CREATE INDEX postings_by_account ON postings (account_id, seq)")
+        database.execute("CREATE INDEX charges_by_client ON charges (client_id, seq)")
         database.execute("UPDATE schema_version SET version = 1")
     asyncio.run(open_and_close())
     with RawDatabase(postgres_schema) as database:

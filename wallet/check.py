@@ -134,30 +134,42 @@ _TRANSACTION_EVENTS_SQL = (
     "SELECT e.transaction_id, e.client_id, e.category, e.amount, e.line_balance FROM wallet_events e"
     " WHERE e.transaction_id IS NOT NULL"
 )
+# A charge, and the wallet event it was made with (its hold, or its capture if captured at once):
+# the same client and amount. A client's charges are listed by these events.
+_CHARGES_SQL = "SELECT c.id, c.client_id, -c.amount FROM charges c"
+_MADE_WITH_SQL = (
+    "SELECT e.charge_id, e.client_id, e.amount FROM wallet_events e JOIN charges c ON c.id = e.charge_id"
+    " WHERE e.charge_id IS NOT NULL AND (e.type = 'hold' OR (e.type = 'capture' AND c.method = 'national_id'))"
+)
 EVENT_BREACHES_SHOWN = 5  # of each kind
 
 
 def _event_breaches(connection: sqlite3.Connection) -> list[str]:
     """Every posting on a wallet line has exactly one wallet event, and every event with a
-    transaction is such a posting: the client's feed, history and statement agree with the ledger."""
+    transaction is such a posting; every charge has exactly one event it was made with. So the
+    client's feed, history, statement and list of charges agree with the ledger."""
     breaches: list[str] = []
-    postings = connection.execute(f"SELECT COUNT(*) FROM ({_WALLET_POSTINGS_SQL}) w").fetchone()[0]
-    events = connection.execute(f"SELECT COUNT(*) FROM ({_TRANSACTION_EVENTS_SQL}) w").fetchone()[0]
-    if postings != events:
-        breaches.append(f"{postings} postings on wallet lines but {events} wallet events with a transaction")
+    for counted_sql, found_sql, what in (
+        (_WALLET_POSTINGS_SQL, _TRANSACTION_EVENTS_SQL, "postings on wallet lines but {} wallet events with a transaction"),
+        (_CHARGES_SQL, _MADE_WITH_SQL, "charges but {} wallet events that make a charge"),
+    ):
+        counted = connection.execute(f"SELECT COUNT(*) FROM ({counted_sql}) w").fetchone()[0]
+        found = connection.execute(f"SELECT COUNT(*) FROM ({found_sql}) w").fetchone()[0]
+        if counted != found:
+            breaches.append(f"{counted} " + what.format(found))
     for first, second, what in (
-        (_WALLET_POSTINGS_SQL, _TRANSACTION_EVENTS_SQL, "has no wallet event with its amount and balance after"),
-        (_TRANSACTION_EVENTS_SQL, _WALLET_POSTINGS_SQL, "has a wallet event that matches none of its postings"),
+        (_WALLET_POSTINGS_SQL, _TRANSACTION_EVENTS_SQL, "transaction {} has no wallet event with its amount and balance after"),
+        (_TRANSACTION_EVENTS_SQL, _WALLET_POSTINGS_SQL, "transaction {} has a wallet event that matches none of its postings"),
+        (_CHARGES_SQL, _MADE_WITH_SQL, "charge {} has no wallet event it was made with, of its client and amount"),
+        (_MADE_WITH_SQL, _CHARGES_SQL, "charge {} has a wallet event that makes it, of another client or amount"),
     ):
         rows = connection.execute(
             f"SELECT * FROM ({first} EXCEPT {second}) w LIMIT {EVENT_BREACHES_SHOWN + 1}"
         ).fetchall()
         for row in rows[:EVENT_BREACHES_SHOWN]:
-            breaches.append(
-                f"transaction {row[0]} {what} (client {row[1]}, {row[2]}: {row[3]}, balance after {row[4]})"
-            )
+            breaches.append(f"{what.format(row[0])} ({', '.join(str(value) for value in tuple(row)[1:])})")
         if len(rows) > EVENT_BREACHES_SHOWN:
-            breaches.append(f"... and more transactions whose wallet events do not match (shown: {EVENT_BREACHES_SHOWN})")
+            breaches.append(f"... and more like it than the {EVENT_BREACHES_SHOWN} shown: {what.format('...')}")
     return breaches
 
 

@@ -50,9 +50,10 @@ def postgres_schema() -> str:
 POSTGRES_STEPS: dict[int, str] = {
     # 1 → 2: the audit log without the UNIQUE index on ``hash`` (the chain keeps hashes distinct).
     1: "ALTER TABLE audit_log DROP CONSTRAINT IF EXISTS audit_log_hash_key",
-    # 2 → 3: no index of transactions by client nor of postings by account (history and statements
-    # read the wallet events).
-    2: "DROP INDEX IF EXISTS transactions_by_client; DROP INDEX IF EXISTS postings_by_account",
+    # 2 → 3: no index of transactions by client, of postings by account or of charges by client
+    # (history, statements and a client's charges read the wallet events).
+    2: "DROP INDEX IF EXISTS transactions_by_client; DROP INDEX IF EXISTS postings_by_account;"
+    " DROP INDEX IF EXISTS charges_by_client",
 }
 
 

@@ -512,15 +512,12 @@ class SqliteStorage:
         return await self._write(ops.answer_charge(client_id, charge_id, approve, now), now, idempotency)
 
     async def list_client_charges(self, client_id: str, limit: int, before: int | None, status: str | None) -> Page:
-        query = (
-            "SELECT c.*, p.name AS provider_name FROM charges c JOIN providers p ON p.id = c.provider_id"
-            " WHERE c.client_id = ? AND c.seq < ?"
-        )
+        query = CLIENT_CHARGES_SQL
         parameters: list[object] = [client_id, before if before is not None else 2**62]
         if status is not None:
             query += " AND c.status = ?"
             parameters.append(status)
-        query += " ORDER BY c.seq DESC LIMIT ?"
+        query += " ORDER BY e.seq DESC LIMIT ?"
         parameters.append(limit + 1)
         async with self._read() as reader:
             rows = list(await reader.execute_fetchall(query, parameters))
@@ -724,8 +721,8 @@ def _last_event_seq(path: str) -> int:
 # it: ``wallet check`` proves them equal), by the one per-client index a charge must write,
 # ``wallet_events_by_client``; the transaction by its id. The events' ``seq`` is the cursor (it
 # rises in commit order, as the transactions' does). Holds and voids move no money: no
-# transaction, not history. Schema 3 dropped ``transactions_by_client`` and
-# ``postings_by_account``: two random index pages a charge (versions.py).
+# transaction, not history. Schema 3 dropped ``transactions_by_client``, ``postings_by_account``
+# and ``charges_by_client``: three random index pages a charge (versions.py).
 HISTORY_SQL = (
     "SELECT e.seq, t.id, t.type, t.created_at, t.category, t.charge_id, t.refund_id,"
     " e.amount, e.line_balance AS balance_after, pr.name AS provider_name, t.provider_id"
@@ -733,6 +730,20 @@ HISTORY_SQL = (
     " JOIN transactions t ON t.id = e.transaction_id"
     " LEFT JOIN providers pr ON pr.id = t.provider_id"
     " WHERE e.client_id = ? AND e.seq < ? AND e.transaction_id IS NOT NULL ORDER BY e.seq DESC LIMIT ?"
+)
+
+# A client's charges, newest first, found by the wallet event each charge is made with: its hold,
+# or for a charge captured at once (by national id, never held) its capture. ``wallet check`` proves
+# every charge has exactly one such event. The event's ``seq`` is the cursor; the charge's own
+# columns by name (``seq`` is the event's, for ``_page``).
+CLIENT_CHARGES_SQL = (
+    "SELECT e.seq, c.id, c.status, c.amount, c.category, c.method, c.description, c.created_at, c.expires_at,"
+    " c.captured_at, c.voided_at, c.void_reason, c.refunded_amount, c.provider_id, p.name AS provider_name"
+    " FROM wallet_events e"
+    " JOIN charges c ON c.id = e.charge_id"
+    " JOIN providers p ON p.id = c.provider_id"
+    " WHERE e.client_id = ? AND e.seq < ? AND e.charge_id IS NOT NULL"
+    " AND (e.type = 'hold' OR (e.type = 'capture' AND c.method = 'national_id'))"
 )
 
 

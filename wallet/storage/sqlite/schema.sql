@@ -90,7 +90,8 @@ CREATE TABLE IF NOT EXISTS transactions (
 ) STRICT;
 -- No index by client: a client's history is read from its wallet events (wallet_events_by_client),
 -- which hold one row per posting on its lines. Each per-client index is a random page for every
--- charge to write (schema 3 dropped this one and postings_by_account; docs/performance.md).
+-- charge to write (schema 3 dropped this one, postings_by_account and charges_by_client;
+-- docs/performance.md).
 CREATE INDEX IF NOT EXISTS transactions_by_time ON transactions (created_at);
 
 CREATE TABLE IF NOT EXISTS postings (
@@ -342,8 +343,8 @@ CREATE TABLE IF NOT EXISTS wallet_events (
 CREATE INDEX IF NOT EXISTS wallet_events_by_client ON wallet_events (client_id, seq);
 CREATE TRIGGER IF NOT EXISTS wallet_events_append_only_update BEFORE UPDATE ON wallet_events
 BEGIN SELECT RAISE(ABORT, 'wallet events are append-only'); END;
--- A client's own charges: the statement's held amount, pending approvals in the app.
-CREATE INDEX IF NOT EXISTS charges_by_client ON charges (client_id, seq);
+-- No index of charges by client: a client's charges are found by the wallet event each is made
+-- with (its hold, or its capture when captured at once). Schema 3 dropped charges_by_client.
 
 -- Representatives (puolesta-asiointi, as in the Suomi.fi mandates): a person who acts for one or
 -- more clients. Found by the keyed hash of their phone, as clients are; the number itself only as

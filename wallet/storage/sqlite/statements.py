@@ -29,10 +29,12 @@ MOVEMENTS_SQL = (
     " ORDER BY t.type, e.category, t.provider_id"
 )
 
-# Held at an instant: charges made before it and neither captured nor voided before it.
+# Held at an instant: charges made before it and neither captured nor voided before it. Only a
+# charge made with a hold is ever held; its hold event finds it (adapter.CLIENT_CHARGES_SQL).
 HELD_AT_SQL = (
-    "SELECT COALESCE(SUM(amount), 0) FROM charges WHERE client_id = ? AND created_at < ?"
-    " AND (captured_at IS NULL OR captured_at >= ?) AND (voided_at IS NULL OR voided_at >= ?)"
+    "SELECT COALESCE(SUM(c.amount), 0) FROM wallet_events e JOIN charges c ON c.id = e.charge_id"
+    " WHERE e.client_id = ? AND e.type = 'hold' AND e.charge_id IS NOT NULL AND c.created_at < ?"
+    " AND (c.captured_at IS NULL OR c.captured_at >= ?) AND (c.voided_at IS NULL OR c.voided_at >= ?)"
 )
 
 
