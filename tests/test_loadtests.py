@@ -277,14 +277,14 @@ def test_unit_cost_without_an_index_drops_it_from_the_copy_only(tmp_path: Path) 
             cwd=bench.PROJECT_ROOT, capture_output=True, text=True, timeout=600, check=False,
         )  # fmt: skip
 
-    finished = run("--without-index", "charges_by_client", "--without-index", "wallet_events_by_client")
+    finished = run("--without-index", "transactions_by_time", "--without-index", "wallet_events_by_client")
     assert finished.returncode == 0, finished.stdout + finished.stderr
 
     def indexes(name: str) -> set[str]:
         with sqlite3.connect(tmp_path / "run" / name) as connection:
             return {row[0] for row in connection.execute("SELECT name FROM sqlite_schema WHERE type = 'index'")}
 
-    assert {"charges_by_client", "wallet_events_by_client"} & indexes("unit_cost.db") == set()
-    assert {"charges_by_client", "wallet_events_by_client"} <= indexes("wallet.db"), "the seed keeps them"
+    assert {"transactions_by_time", "wallet_events_by_client"} & indexes("unit_cost.db") == set()
+    assert {"transactions_by_time", "wallet_events_by_client"} <= indexes("wallet.db"), "the seed keeps them"
     refused = run("--without-index", "no_such_index")
     assert refused.returncode != 0 and "no index 'no_such_index'" in refused.stderr, refused.stderr
