@@ -4,6 +4,7 @@ while charges and refunds keep landing between and during the page fetches."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 from typing import Any
 
@@ -88,3 +89,23 @@ async def test_a_cursor_from_elsewhere_is_refused(world: World) -> None:
     client, _ = await world.funded(1_000)
     status, body = await world.call("GET", "/v1/me/transactions?cursor=bm9wZQ", client["token"])
     assert status == 422 and body["code"] == "validation_error"
+
+
+async def test_a_cursor_from_before_schema_3_is_refused_not_read_as_an_event(world: World) -> None:
+    """History and a client's charges page by wallet event since schema 3; a cursor of the form they
+    had before (a transaction's or a charge's seq) would point elsewhere: it is refused, and the
+    client starts again from the top. Each list's cursor is only its own kind."""
+    client, provider = await world.funded(10_000)
+    for _ in range(3):
+        status, _ = await world.charge(provider, client, 100)
+        assert status == 201
+    old = base64.urlsafe_b64encode(b"c1:3").decode().rstrip("=")
+    for path in ("/v1/me/transactions", "/v1/me/charges"):
+        status, body = await world.call("GET", f"{path}?cursor={old}", client["token"])
+        assert status == 422 and body["code"] == "validation_error", (path, body)
+        status, page = await world.call("GET", f"{path}?limit=1", client["token"])
+        assert status == 200 and page["next_cursor"] is not None, (path, page)
+        assert base64.urlsafe_b64decode(page["next_cursor"] + "==").startswith(b"e1:"), page
+        status, rest = await world.call("GET", f"{path}?limit=50&cursor={page['next_cursor']}", client["token"])
+        assert status == 200 and rest["next_cursor"] is None and page["data"][0] not in rest["data"], rest
+        assert len(page["data"]) + len(rest["data"]) == (4 if path.endswith("transactions") else 3), rest

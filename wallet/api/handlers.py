@@ -12,7 +12,17 @@ import structlog
 from aiohttp import web
 
 from wallet import commands, validation
-from wallet.api.http import idempotency, json_response, page_params, parse_json, read_body, read_json, render_page, requires
+from wallet.api.http import (
+    EVENT_CURSOR_PREFIX,
+    idempotency,
+    json_response,
+    page_params,
+    parse_json,
+    read_body,
+    read_json,
+    render_page,
+    requires,
+)
 from wallet.api import openapi
 from wallet.api.keys import PRINCIPAL, REQUEST_ID, SERVICE, SETTINGS
 from wallet.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -296,8 +306,9 @@ async def my_wallet(request: web.Request) -> web.Response:
 
 @requires(CLIENT, REPRESENTATIVE)
 async def my_transactions(request: web.Request) -> web.Response:
-    limit, before = page_params(request)
-    return json_response(render_page(await request.app[SERVICE].transactions(request[PRINCIPAL], limit, before)))
+    limit, before = page_params(request, EVENT_CURSOR_PREFIX)
+    page = await request.app[SERVICE].transactions(request[PRINCIPAL], limit, before)
+    return json_response(render_page(page, EVENT_CURSOR_PREFIX))
 
 
 # Settlements.

@@ -23,6 +23,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 JSON_CONTENT_TYPES = ("application/json",)
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 _CURSOR_PREFIX = "c1:"
+# The lists paged by a wallet event's ``seq`` (a client's history and charges, since schema 3; they
+# were paged by the transaction's and the charge's): a cursor from before is refused, not misread.
+EVENT_CURSOR_PREFIX = "e1:"
 _LIMIT_MAX_DIGITS = 9  # more digits than any page size setting: no parsing of a 10**30 limit
 _CURSOR_MAX = 2**63 - 1  # a position is an SQLite integer
 
@@ -139,7 +142,7 @@ def _canonical(raw_body: bytes) -> bytes:
         return raw_body
 
 
-def page_params(request: web.Request) -> tuple[int, int | None]:
+def page_params(request: web.Request, prefix: str = _CURSOR_PREFIX) -> tuple[int, int | None]:
     settings = request.app[SETTINGS]
     raw_limit = request.query.get("limit")
     limit = settings.page_size_default
@@ -154,9 +157,9 @@ def page_params(request: web.Request) -> tuple[int, int | None]:
     if cursor:
         try:
             decoded = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-            position = decoded[len(_CURSOR_PREFIX) :]
+            position = decoded[len(prefix) :]
             digits = position.isascii() and position.isdigit() and len(position) <= len(str(_CURSOR_MAX))
-            if not decoded.startswith(_CURSOR_PREFIX) or not digits or int(position) > _CURSOR_MAX:
+            if not decoded.startswith(prefix) or not digits or int(position) > _CURSOR_MAX:
                 raise ValueError(cursor)  # beyond SQLite's integers (an OverflowError there): not one of ours
             before = int(position)
         except (ValueError, UnicodeDecodeError):
@@ -164,10 +167,10 @@ def page_params(request: web.Request) -> tuple[int, int | None]:
     return limit, before
 
 
-def render_page(page: Page) -> dict[str, Any]:
+def render_page(page: Page, prefix: str = _CURSOR_PREFIX) -> dict[str, Any]:
     cursor = None
     if page.next_cursor is not None:
-        cursor = base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{page.next_cursor}".encode()).decode().rstrip("=")
+        cursor = base64.urlsafe_b64encode(f"{prefix}{page.next_cursor}".encode()).decode().rstrip("=")
     return {"data": page.data, "next_cursor": cursor}
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from wallet.api.http import idempotency, json_response, page_params, render_page, requires
+from wallet.api.http import EVENT_CURSOR_PREFIX, idempotency, json_response, page_params, render_page, requires
 from wallet.api.keys import PRINCIPAL, REQUEST_ID, SERVICE, SETTINGS
 from wallet.auth.tokens import Role
 from wallet.ledger.charges import ChargeStatus
@@ -129,12 +129,12 @@ async def my_statement(request: web.Request) -> web.Response:
 @requires(Role.CLIENT, Role.REPRESENTATIVE)
 async def list_my_charges(request: web.Request) -> web.Response:
     """``GET /v1/me/charges[?status=pending]``: the client's charges, newest first."""
-    limit, before = page_params(request)
+    limit, before = page_params(request, EVENT_CURSOR_PREFIX)
     status = request.query.get("status")
     if status is not None and status not in {s.value for s in ChargeStatus}:
         raise ValidationError("status", "must be pending, captured or voided")
     page = await request.app[SERVICE].my_charges(request[PRINCIPAL], limit, before, status)
-    return json_response(render_page(page))
+    return json_response(render_page(page, EVENT_CURSOR_PREFIX))
 
 
 async def _answer(request: web.Request, approve: bool) -> web.Response:
