@@ -14,6 +14,7 @@ from stdnum.fi import hetu
 
 from loadtests import bench
 from wallet import validation
+from wallet.check import check_database
 
 
 def test_defaults_are_the_issue_s_setting() -> None:
@@ -183,6 +184,47 @@ def test_wallet_credit_run_hands_the_writer_process_steps_planned_ahead(tmp_path
     assert checked.returncode == 0, checked.stdout + checked.stderr
     again = wallet("credit-run", "--month", generated.month)
     assert again.returncode == 0 and json.loads(again.stdout.strip().splitlines()[-1])["credited_now"] == 0
+
+
+def test_wallet_credit_run_no_plan_ahead_leaves_every_step_to_the_writer(tmp_path: Path) -> None:
+    """``--no-plan-ahead``: the same credits, in the same steps, none worked out ahead."""
+    import subprocess
+    import sys
+
+    from loadtests import scale
+    from wallet.service import CREDIT_RUN_BATCH_BUDGETS
+
+    environment = bench.bench_environment(tmp_path, bench.free_port())
+    generated = scale.generate(environment, 2 * CREDIT_RUN_BATCH_BUDGETS + 200, False)
+    environment.update(WALLET_LOG_LEVEL="info", WALLET_WRITER_PROCESS="true")
+    ran = subprocess.run([sys.executable, "-m", "wallet", "credit-run", "--month", generated.month, "--no-plan-ahead"],
+                         env=environment, cwd=bench.PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+                         check=False)  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    result = json.loads(ran.stdout.strip().splitlines()[-1])
+    assert (result["credited_now"], result["amount"]) == (generated.lines, generated.monthly_amount)
+    logged = [json.loads(line) for line in ran.stderr.splitlines() if line.startswith("{")]
+    run = next(entry for entry in logged if entry.get("event") == "credit_run")
+    assert (run["steps"], run["steps_planned_ahead"]) == (3, 0), run
+    assert check_database(environment["WALLET_DB"]) == []
+
+
+@pytest.mark.slow
+def test_the_credit_paths_command_credits_every_line_both_ways(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    finished = subprocess.run(
+        [sys.executable, "-m", "loadtests.credit_paths", "--clients", "700", "--rounds", "2",
+         "--directory", str(tmp_path / "run")],
+        cwd=bench.PROJECT_ROOT, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    report = json.loads(next(line for line in finished.stdout.splitlines() if line.startswith("CREDIT_PATHS "))[13:])
+    assert {way: len(runs) for way, runs in report["results"].items()} == {"planned": 2, "unplanned": 2}
+    rounds = [line.split()[2] for line in finished.stdout.splitlines() if line.startswith("round ")]
+    assert rounds == ["planned", "unplanned", "unplanned", "planned"], finished.stdout  # the order alternates
+    assert finished.stdout.count("all lines") == 4, finished.stdout
 
 
 @pytest.mark.slow

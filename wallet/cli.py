@@ -59,6 +59,9 @@ def parser() -> argparse.ArgumentParser:
                       "boundary for budgets that expire it). Safe to repeat and to run beside the service.\n"
                       "Progress on stderr; the result as one JSON object on stdout.")
     credit.add_argument("--month", required=True, help="YYYY-MM: the current month or the next")
+    credit.add_argument("--no-plan-ahead", dest="plan_ahead", action="store_false",
+                        help="work every step out in the writer alone, on one core, as the service's own run"
+                             " does (by default the next step is worked out in this process meanwhile)")
 
     export = _command(commands, "export", "write a finance export (as GET /v1/exports/... serves it)",
                       "Write the export byte for byte as the API serves it; with --output the file appears\n"
@@ -184,7 +187,7 @@ def _credit_run(settings: Settings, arguments: argparse.Namespace) -> int:
         month = parse_month(arguments.month, "--month")
         async with open_service(settings) as service:
             progress = Progress(f"credit run {month}", "budgets", await service.storage.credit_run_budgets(month))
-            result = (await service.credit_run(month, progress=progress.advance, plan_ahead=True)).value
+            result = (await service.credit_run(month, progress=progress.advance, plan_ahead=arguments.plan_ahead)).value
             progress.finish()
             return result
 
