@@ -128,6 +128,23 @@ def apply(path: Path, unit: Unit) -> Any:
         connection.close()
 
 
+def small_world(path: Path, now: str, clients: int) -> str:
+    """On a database with a schema: home care, an approved provider (its id returned), and
+    ``clients`` clients ``phone-N`` / ``nid-N``, each with a budget of 40,000 a month from
+    January 2027, credited for January."""
+    apply(path, ops.create_category("home_care", "Kotihoito", now))
+    provider = apply(path, ops.create_provider(NewProvider("Hoiva Oy", "2077474-0", "FI2112345600000785",
+                                                           ("home_care",)), now))  # fmt: skip
+    apply(path, ops.set_provider_status(provider["id"], "approved", now))
+    for number in range(clients):
+        client = apply(path, ops.create_client(NewClient(f"c{number}", f"phone-{number}", "cipher", f"nid-{number}"),
+                                               now))  # fmt: skip
+        apply(path, ops.create_budget(NewBudget(client["id"], "2027-01", "2027-12", UnusedPolicy.EXPIRE,
+                                                (("home_care", 40_000),)), now))  # fmt: skip
+    apply(path, credit_runs.credit_run_step("2027-01", "2027-01", 0, 10, now))
+    return str(provider["id"])
+
+
 def run_month(path: Path, step: Step, month: str, current: str, now: datetime, batch: int, after: int = 0,
               steps_max: int | None = None) -> tuple[int, int, int]:  # fmt: skip
     """The service's loop over steps; ``steps_max`` stops early, as a crash between steps would."""

@@ -17,12 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_credit_run_bulk import LIMITS, apply
+from tests.test_credit_run_bulk import LIMITS, apply, small_world
 from wallet.check import check_database
 from wallet.ledger.charges import IdentityMethod
-from wallet.ledger.months import UnusedPolicy
-from wallet.storage.port import ChargeCommand, NewBudget, NewClient, NewProvider
-from wallet.storage.sqlite import credit_runs, events, ops, statements
+from wallet.storage.port import ChargeCommand
+from wallet.storage.sqlite import events, ops, statements
 from wallet.storage.sqlite.adapter import CLIENT_CHARGES_SQL, HISTORY_SQL, migrate
 
 NOW = datetime(2027, 1, 10, 10, 0, tzinfo=UTC)
@@ -33,17 +32,7 @@ def database(tmp_path: Path) -> Path:
     """Two clients credited, one charged twice and refunded once, one charge waiting for its code."""
     path = tmp_path / "wallet.db"
     migrate(str(path))
-    now = NOW.isoformat()
-    apply(path, ops.create_category("home_care", "Kotihoito", now))
-    provider = apply(path, ops.create_provider(NewProvider("Hoiva Oy", "2077474-0", "FI2112345600000785",
-                                                           ("home_care",)), now))  # fmt: skip
-    apply(path, ops.set_provider_status(provider["id"], "approved", now))
-    for number in range(2):
-        client = apply(path, ops.create_client(NewClient(f"c{number}", f"phone-{number}", "cipher", f"nid-{number}"),
-                                               now))  # fmt: skip
-        apply(path, ops.create_budget(NewBudget(client["id"], "2027-01", "2027-12", UnusedPolicy.EXPIRE,
-                                                (("home_care", 40_000),)), now))  # fmt: skip
-    apply(path, credit_runs.credit_run_step("2027-01", "2027-01", 0, 10, now))
+    provider = {"id": small_world(path, NOW.isoformat(), 2)}
     charged = []
     for amount in (1_234, 2_000):
         charged.append(apply(path, ops.charge(ChargeCommand(provider["id"], "phone-1", amount, "home_care", None,

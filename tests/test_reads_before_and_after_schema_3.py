@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.test_credit_run_bulk import LIMITS, apply
+from tests.test_history_from_events import rows
 from wallet.check import check_database
 from wallet.clock import rfc3339
 from wallet.ledger.charges import IdentityMethod
@@ -150,14 +151,6 @@ def read(path: Path, sql: str, *parameters: object) -> list[dict[str, Any]]:
         connection.close()
 
 
-def values(path: Path, sql: str, *parameters: object) -> list[tuple[Any, ...]]:
-    connection = sqlite3.connect(path)
-    try:
-        return connection.execute(sql, parameters).fetchall()
-    finally:
-        connection.close()
-
-
 def test_history_statements_and_charges_read_the_same_from_events_as_from_the_ledger(tmp_path: Path) -> None:
     compared = {"history": 0, "charges": 0, "figures": 0}
     for seed in range(3):
@@ -187,7 +180,7 @@ def test_history_statements_and_charges_read_the_same_from_events_as_from_the_le
                     (OLD_MOVEMENTS_SQL, statements.MOVEMENTS_SQL, (client_id, begin, end)),
                     (OLD_HELD_AT_SQL, statements.HELD_AT_SQL, (client_id, end, end, end)),
                 ):
-                    old_rows = values(path, old_sql, *parameters)
-                    assert values(path, new_sql, *parameters) == old_rows, (client_id, new_sql[:40], begin, end)
+                    old_rows = rows(path, old_sql, *parameters)
+                    assert rows(path, new_sql, *parameters) == old_rows, (client_id, new_sql[:40], begin, end)
                     compared["figures"] += len(old_rows)
     assert compared["history"] > 200 and compared["charges"] > 100 and compared["figures"] > 500, compared

@@ -17,11 +17,10 @@ from typing import Any
 import pytest
 
 from tests.pg import RawDatabase
-from tests.test_credit_run_bulk import LIMITS, apply
+from tests.test_credit_run_bulk import LIMITS, apply, small_world
 from wallet.check import check_database
 from wallet.ledger.charges import IdentityMethod
-from wallet.ledger.months import UnusedPolicy
-from wallet.storage.port import ChargeCommand, NewBudget, NewClient, NewProvider
+from wallet.storage.port import ChargeCommand
 from wallet.storage.postgres import PostgresStorage
 from wallet.storage.sqlite import credit_runs, ops, versions
 from wallet.storage.sqlite.adapter import SCHEMA_VERSION, migrate
@@ -35,18 +34,8 @@ def version_1_database(path: Path) -> None:
     connection = sqlite3.connect(path, isolation_level=None)
     connection.executescript(f"BEGIN;\n{V1_SCHEMA.read_text()}\nINSERT INTO schema_version VALUES (1);\nCOMMIT;")
     connection.close()
-    now = NOW.isoformat()
-    apply(path, ops.create_category("home_care", "Kotihoito", now))
-    provider = apply(path, ops.create_provider(NewProvider("Hoiva Oy", "2077474-0", "FI2112345600000785",
-                                                           ("home_care",)), now))  # fmt: skip
-    apply(path, ops.set_provider_status(provider["id"], "approved", now))
-    for number in range(3):
-        client = apply(path, ops.create_client(NewClient(f"c{number}", f"phone-{number}", "cipher", f"nid-{number}"),
-                                               now))  # fmt: skip
-        apply(path, ops.create_budget(NewBudget(client["id"], "2027-01", "2027-12", UnusedPolicy.EXPIRE,
-                                                (("home_care", 40_000),)), now))  # fmt: skip
-    apply(path, credit_runs.credit_run_step("2027-01", "2027-01", 0, 10, now))
-    apply(path, ops.charge(ChargeCommand(provider["id"], "phone-1", 1_234, "home_care", None,
+    provider_id = small_world(path, NOW.isoformat(), 3)
+    apply(path, ops.charge(ChargeCommand(provider_id, "phone-1", 1_234, "home_care", None,
                                          IdentityMethod.NATIONAL_ID, national_id_hash="nid-1"),
                            LIMITS, NOW, "2027-01"))  # fmt: skip
 
