@@ -49,8 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(arguments: argparse.Namespace, directory: Path) -> int:
     environment = bench_environment(directory, free_port())
     info = scale.machine()
+    load = " ".join(f"{x:.2f}" for x in scale.load_average())
     print(f"machine: {info['cpus']} CPUs, {info['cpu_model']}, {info['memory_gib']} GiB; Python {info['python']},"
-          f" SQLite {info['sqlite']}; load average {' '.join(f'{x:.2f}' for x in scale.load_average())}", flush=True)  # fmt: skip
+          f" SQLite {info['sqlite']}; load average {load}", flush=True)  # fmt: skip
     generated = scale.generate(environment, arguments.clients, False)
     pristine = Path(environment["WALLET_DB"])
     with sqlite3.connect(pristine) as connection:

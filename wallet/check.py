@@ -150,19 +150,22 @@ def _event_breaches(connection: sqlite3.Connection) -> list[str]:
     client's feed, history, statement and list of charges agree with the ledger."""
     breaches: list[str] = []
     for counted_sql, found_sql, what in (
-        (_WALLET_POSTINGS_SQL, _TRANSACTION_EVENTS_SQL, "postings on wallet lines but {} wallet events with a transaction"),
+        (_WALLET_POSTINGS_SQL, _TRANSACTION_EVENTS_SQL,
+         "postings on wallet lines but {} wallet events with a transaction"),
         (_CHARGES_SQL, _MADE_WITH_SQL, "charges but {} wallet events that make a charge"),
-    ):
+    ):  # fmt: skip
         counted = connection.execute(f"SELECT COUNT(*) FROM ({counted_sql}) w").fetchone()[0]
         found = connection.execute(f"SELECT COUNT(*) FROM ({found_sql}) w").fetchone()[0]
         if counted != found:
             breaches.append(f"{counted} " + what.format(found))
     for first, second, what in (
-        (_WALLET_POSTINGS_SQL, _TRANSACTION_EVENTS_SQL, "transaction {} has no wallet event with its amount and balance after"),
-        (_TRANSACTION_EVENTS_SQL, _WALLET_POSTINGS_SQL, "transaction {} has a wallet event that matches none of its postings"),
+        (_WALLET_POSTINGS_SQL, _TRANSACTION_EVENTS_SQL,
+         "transaction {} has no wallet event with its amount and balance after"),
+        (_TRANSACTION_EVENTS_SQL, _WALLET_POSTINGS_SQL,
+         "transaction {} has a wallet event that matches none of its postings"),
         (_CHARGES_SQL, _MADE_WITH_SQL, "charge {} has no wallet event it was made with, of its client and amount"),
         (_MADE_WITH_SQL, _CHARGES_SQL, "charge {} has a wallet event that makes it, of another client or amount"),
-    ):
+    ):  # fmt: skip
         rows = connection.execute(
             f"SELECT * FROM ({first} EXCEPT {second}) w LIMIT {EVENT_BREACHES_SHOWN + 1}"
         ).fetchall()

@@ -529,7 +529,8 @@ class SqliteStorage:
 
     async def list_transactions(self, client_id: str, limit: int, before: int | None) -> Page:
         async with self._read() as reader:
-            rows = list(await reader.execute_fetchall(HISTORY_SQL, (client_id, before if before is not None else 2**62, limit + 1)))
+            parameters = (client_id, before if before is not None else 2**62, limit + 1)
+            rows = list(await reader.execute_fetchall(HISTORY_SQL, parameters))
 
         def item(row: sqlite3.Row) -> Record:
             record = {key: row[key] for key in row.keys() if key != "seq"}
