@@ -124,8 +124,7 @@ def build(path: Path, seed: int) -> tuple[list[str], list[datetime]]:
                         apply(path, ops.confirm_charge(owner, charge_id, "otp", LIMITS, now))
                         captured.append((charge_id, owner))
                     else:
-                        owner_client = sqlite3.connect(path).execute(
-                            "SELECT client_id FROM charges WHERE id = ?", (charge_id,)).fetchone()[0]  # fmt: skip
+                        ((owner_client,),) = rows(path, "SELECT client_id FROM charges WHERE id = ?", charge_id)
                         approve = rng.random() < 0.7
                         apply(path, ops.answer_charge(owner_client, charge_id, approve, now))
                         if approve:

@@ -68,20 +68,19 @@ def schema_objects(path: Path) -> list[tuple[str, str, str]]:
 DROPPED_IN_3 = ["charges_by_client", "postings_by_account", "transactions_by_client"]
 
 
-def indexes(path: Path) -> list[str]:
+def indexes(path: Path, table: str = "%") -> list[str]:
+    """The names of the indexes (SQLite's own for UNIQUE constraints too) on tables named like ``table``."""
     connection = sqlite3.connect(path)
     try:
-        return [row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'index' ORDER BY name")]
+        return [row[0] for row in connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name LIKE ? ORDER BY name", (table,)
+        )]  # fmt: skip
     finally:
         connection.close()
 
 
 def audit_indexes(path: Path) -> list[str]:
-    connection = sqlite3.connect(path)
-    try:
-        return [row[1] for row in connection.execute("PRAGMA index_list(audit_log)")]
-    finally:
-        connection.close()
+    return indexes(path, "audit_log")
 
 
 def test_a_version_1_database_is_migrated_with_every_row_kept(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from wallet.ledger.audit import AuditEntry, verify_chain
 from wallet.storage.migrations import is_postgres
+from wallet.storage.sqlite.events import MAKES_CHARGE_SQL
 
 
 def check_database(path: str) -> list[str]:
@@ -139,7 +140,7 @@ _TRANSACTION_EVENTS_SQL = (
 _CHARGES_SQL = "SELECT c.id, c.client_id, -c.amount FROM charges c"
 _MADE_WITH_SQL = (
     "SELECT e.charge_id, e.client_id, e.amount FROM wallet_events e JOIN charges c ON c.id = e.charge_id"
-    " WHERE e.charge_id IS NOT NULL AND (e.type = 'hold' OR (e.type = 'capture' AND c.method = 'national_id'))"
+    f" WHERE e.charge_id IS NOT NULL AND {MAKES_CHARGE_SQL}"
 )
 EVENT_BREACHES_SHOWN = 5  # of each kind
 

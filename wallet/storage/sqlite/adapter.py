@@ -733,18 +733,16 @@ HISTORY_SQL = (
     " WHERE e.client_id = ? AND e.seq < ? AND e.transaction_id IS NOT NULL ORDER BY e.seq DESC LIMIT ?"
 )
 
-# A client's charges, newest first, found by the wallet event each charge is made with: its hold,
-# or for a charge captured at once (by national id, never held) its capture. ``wallet check`` proves
-# every charge has exactly one such event. The event's ``seq`` is the cursor; the charge's own
-# columns by name (``seq`` is the event's, for ``_page``).
+# A client's charges, newest first, found by the wallet event each charge is made with
+# (``events.MAKES_CHARGE_SQL``). The event's ``seq`` is the cursor; the charge's own columns by name
+# (``seq`` is the event's, for ``_page``).
 CLIENT_CHARGES_SQL = (
     "SELECT e.seq, c.id, c.status, c.amount, c.category, c.method, c.description, c.created_at, c.expires_at,"
     " c.captured_at, c.voided_at, c.void_reason, c.refunded_amount, c.provider_id, p.name AS provider_name"
     " FROM wallet_events e"
     " JOIN charges c ON c.id = e.charge_id"
     " JOIN providers p ON p.id = c.provider_id"
-    " WHERE e.client_id = ? AND e.seq < ? AND e.charge_id IS NOT NULL"
-    " AND (e.type = 'hold' OR (e.type = 'capture' AND c.method = 'national_id'))"
+    f" WHERE e.client_id = ? AND e.seq < ? AND e.charge_id IS NOT NULL AND {events.MAKES_CHARGE_SQL}"
 )
 
 

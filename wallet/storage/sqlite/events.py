@@ -16,6 +16,11 @@ from wallet.storage.port import Record
 
 EVENT_TYPES = ("credit", "expiry", "hold", "capture", "void", "refund")
 
+# The event a charge is made with, of wallet event ``e`` and its charge ``c``: its hold, or for a
+# charge captured at once (by national id: never held) its capture. A client's charges are listed
+# by it (adapter.CLIENT_CHARGES_SQL), and ``wallet check`` proves each charge has exactly one.
+MAKES_CHARGE_SQL = "(e.type = 'hold' OR (e.type = 'capture' AND c.method = 'national_id'))"
+
 
 # The event row, with the whole wallet's totals summed in the same statement (one statement, not
 # three, on the charge path: the line's own figures usually come from the UPDATE that moved it).
