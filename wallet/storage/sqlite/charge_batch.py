@@ -45,7 +45,7 @@ from wallet.auth.hashing import equal
 from wallet.clock import rfc3339
 from wallet.ids import new_id
 from wallet.ledger import charges as charge_rules
-from wallet.ledger.accounts import LineState, payable_account, wallet_account
+from wallet.ledger.accounts import LineState, check_line, payable_account, wallet_account
 from wallet.ledger.audit import GENESIS, canonical, link_hash
 from wallet.ledger.charges import IdentityMethod
 from wallet.ledger.errors import (
@@ -320,8 +320,8 @@ def _work_out(
     for posting in transfer.postings:
         balances[posting.account_id] += posting.amount
         postings.append((transaction_id, posting.account_id, posting.amount, balances[posting.account_id]))
-    line_after = LineState(account_id, balances[account_id], account.held)
-    line_after.check()
+    line_balance = balances[account_id]
+    check_line(account_id, line_balance, account.held)  # ``LineState.check`` of the line after, unbuilt
     totals = state.wallet_totals.get(client_id)
     if totals is None:
         raise InvariantViolation(f"wallet event on {account_id}, which is not a wallet line")
@@ -337,7 +337,7 @@ def _work_out(
     writes.postings.extend(postings)
     writes.events.append((
         client_id, _CAPTURE, command.category, -command.amount, charge_id, command.provider_id, transaction_id, None,
-        line_after.balance, line_after.available, wallet_balance, wallet_balance - totals[1], stamp,
+        line_balance, line_balance - account.held, wallet_balance, wallet_balance - totals[1], stamp,
     ))  # fmt: skip
     writes.audit.append((stamp, task.actor, _ACTION, transaction_id, data, state.audit_head, entry_hash))
     state.audit_head = entry_hash
