@@ -33,7 +33,6 @@ Nothing here awaits: the run is part of the writer's batch, from its first read 
 from __future__ import annotations
 
 import bisect
-import json
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -192,18 +191,18 @@ def _read(connection: sqlite3.Connection, tasks: list[_Task]) -> _State:
         if task.idempotency is not None:
             by_scope.setdefault(task.idempotency.scope, []).append(task.idempotency.key)
     for scope, wanted in by_scope.items():
-        for key, fingerprint, outcome in bulk.rows(connection, _KEYS_SQL, (scope, json.dumps(wanted))):
+        for key, fingerprint, outcome in bulk.rows(connection, _KEYS_SQL, (scope, compact_json(wanted))):
             keys[(scope, key)] = {"fingerprint": fingerprint, "outcome": outcome}
-    provider_ids = json.dumps(sorted({command.provider_id for command in commands}))
+    provider_ids = compact_json(sorted({command.provider_id for command in commands}))
     providers = dict(bulk.rows(connection, _PROVIDERS_SQL, (provider_ids,)))
     approved_for = {(p, c) for p, c in bulk.rows(connection, _PROVIDER_CATEGORIES_SQL, (provider_ids,))}
     clients = {
         phone_hash: (client_id, national_id_hash)
         for client_id, phone_hash, national_id_hash in bulk.rows(
-            connection, _CLIENTS_SQL, (json.dumps(sorted({command.phone_hash for command in commands})),)
+            connection, _CLIENTS_SQL, (compact_json(sorted({command.phone_hash for command in commands})),)
         )
     }
-    client_ids = json.dumps(sorted({client_id for client_id, _ in clients.values()}))
+    client_ids = compact_json(sorted({client_id for client_id, _ in clients.values()}))
     budgeted: dict[str, set[tuple[str, str]]] = {}
     for month in sorted({month for _, _, _, month in arguments}):
         budgeted[month] = {(c, k) for c, k in bulk.rows(connection, _BUDGETED_SQL, (client_ids, month, month))}
@@ -224,7 +223,7 @@ def _read(connection: sqlite3.Connection, tasks: list[_Task]) -> _State:
             account_ids.add(wallet_account(client[0], command.category))
     accounts = {
         account_id: _Account(balance, held, balance, held)
-        for account_id, balance, held in bulk.rows(connection, _ACCOUNTS_SQL, (json.dumps(sorted(account_ids)),))
+        for account_id, balance, held in bulk.rows(connection, _ACCOUNTS_SQL, (compact_json(sorted(account_ids)),))
     }
     wallet_totals = {
         client_id: [balance, held]
