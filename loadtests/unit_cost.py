@@ -3,6 +3,7 @@
     python -m loadtests.unit_cost [--charges 1000] [--batch 32] [--directory DIR] [--cprofile FILE]
     python -m loadtests.unit_cost --callgrind [--small 200] [--large 1200] [--directory DIR]
     ... [--one-by-one]: every charge through its own savepoint, as before ``charge_batch``
+    ... [--protocol]: each batch also pickled into a request frame and read back (``_frame``, ``_frames``)
 
 No HTTP, no sockets: what the writer process does with a charge once it has it. It seeds a fresh
 SQLite database as ``loadtests.bench`` does (``bench.seed``: 1,000 funded clients with budgets
@@ -14,7 +15,9 @@ unit (``ops.charge``), ``RELEASE``, the idempotency key, then ``COMMIT`` and the
 event watermark (``events.Watermark``), exactly as the writer process runs them
 (``writer_process._ProcessSideWriter``, ``synchronous=FULL``, WAL, SQLite configured as the
 writer process configures it: ``library.configure_for_one_thread``, ``adapt_none_directly``). Each task is built as the
-writer process builds it from a request frame (``_Task`` of a ``UnitCall`` of ``ops.charge``);
+writer process builds it from a request frame (``_Task`` of a ``UnitCall`` of ``ops.charge``; the
+moment as ``_reduce_datetime`` sends it; with ``--protocol`` the whole batch through a real frame,
+its pickling by the serving process included);
 every outcome must be a captured charge. It prints wall and CPU time per charge, then, from a
 second run on another fresh copy with ``set_trace_callback``, the SQL statements per charge and
 which they are.
@@ -114,7 +117,7 @@ def fresh_copy(directory: Path, name: str) -> str:
 
 def run_charges(
     directory: Path, seed: dict[str, Any], charges: int, batch_size: int, *, trace: bool = False,
-    profile: Path | None = None,
+    profile: Path | None = None, protocol: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     from wallet.auth.hashing import Hasher
     from wallet.auth.keys import HMAC_SECRET_FILENAME, load_or_create_secret
@@ -125,7 +128,7 @@ def run_charges(
     from wallet.storage.port import ChargeCommand, Idempotency, Written
     from wallet.storage.sqlite import events, library, ops
     from wallet.storage.sqlite.writer import _Task, connect
-    from wallet.storage.sqlite.writer_process import _EPOCH, _MICROSECOND, _ProcessSideWriter, _utc_datetime
+    from wallet.storage.sqlite.writer_process import _frame, _frames, _ProcessSideWriter, _utc_datetime
 
     settings = Settings.from_env(seed["environment"])
     hasher = Hasher(load_or_create_secret(settings.secret_dir, HMAC_SECRET_FILENAME))
@@ -150,8 +153,8 @@ def run_charges(
     if trace:
         connection.set_trace_callback(lambda sql: statements.update((_LITERAL.sub("?", sql),)))
 
-    def task(index: int) -> _Task:
-        """A charge as the writer process gets it from a request frame."""
+    def request(index: int) -> tuple[Any, ...]:
+        """A charge as a serving process sends it (``ProcessWriter.submit``): number, unit, key, time, actor."""
         phone_hash, national_id_hash = targets[index]
         now = datetime.now(UTC)
         command = ChargeCommand(
@@ -160,8 +163,18 @@ def run_charges(
         )  # fmt: skip
         idempotency = Idempotency(scope, f"unit-cost-{index}", f"{index:064x}")
         created_at = rfc3339(now)  # formatted by the serving process: the writer gets the text
-        now = _utc_datetime((now - _EPOCH) // _MICROSECOND)  # and the moment, as unpickled there
-        return _Task(ops.charge(command, limits, now, seed["month"]), idempotency, created_at, None, None, scope)
+        if not protocol:  # the moment as unpickled in the writer process (``_reduce_datetime``)
+            now = _utc_datetime(now.year, now.month, now.day, now.hour, now.minute, now.second, now.microsecond)
+        return (index, ops.charge(command, limits, now, seed["month"]), idempotency, created_at, scope)
+
+    def tasks(indexes: range) -> list[_Task]:
+        """A batch as the writer process builds it (``_serve``); with ``protocol``, from a request
+        frame that the charges were pickled into, as a serving process sends them."""
+        requests = [request(index) for index in indexes]
+        if protocol:
+            (requests,) = _frames(bytearray(_frame(requests)))
+        return [_Task(unit, idempotency, created_at, None, None, actor)
+                for _, unit, idempotency, created_at, actor in requests]  # fmt: skip
 
     profiler = cProfile.Profile() if profile else None
     wall_started, cpu_started = time.perf_counter(), time.process_time()
@@ -169,7 +182,7 @@ def run_charges(
         profiler.enable()
     for start in range(0, charges, batch_size):
         writer.answers.clear()
-        writer.run_guarded(connection, [task(index) for index in range(start, min(start + batch_size, charges))])
+        writer.run_guarded(connection, tasks(range(start, min(start + batch_size, charges))))
         for _, outcome in writer.answers:
             if not isinstance(outcome, Written) or outcome.value["status"] != "captured":
                 raise SystemExit(f"a charge was not captured: {outcome!r}")
@@ -198,7 +211,9 @@ _SUMMARY = re.compile(r"^\s*([\d,]+)\s+\(?[\d.%\s)]*PROGRAM TOTALS")
 _FUNCTION_LINE = re.compile(r"^\s*([\d,]+)\s+(?:\([^)]*\)\s+)?(.*?)\s+\[(.*)\]\s*$")
 
 
-def callgrind(directory: Path, small: int, large: int, batch_size: int, one_by_one: bool = False) -> dict[str, Any]:
+def callgrind(
+    directory: Path, small: int, large: int, batch_size: int, one_by_one: bool = False, protocol: bool = False
+) -> dict[str, Any]:
     """Ir of ``small`` and ``large`` charges, and their difference per charge, in total and by library."""
     valgrind = shutil.which("valgrind")
     if valgrind is None:
@@ -210,7 +225,7 @@ def callgrind(directory: Path, small: int, large: int, batch_size: int, one_by_o
         subprocess.run(
             [valgrind, "--tool=callgrind", f"--callgrind-out-file={output}", sys.executable, "-m", "loadtests.unit_cost",
              "--directory", str(directory), "--charges", str(charges), "--batch", str(batch_size), "--quiet",
-             *(["--one-by-one"] if one_by_one else []),
+             *(["--one-by-one"] if one_by_one else []), *(["--protocol"] if protocol else []),
              *(argument for index in WITHOUT_INDEXES for argument in ("--without-index", index))],
             cwd=bench.PROJECT_ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
@@ -262,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="run the charges only (what --callgrind runs)")
     parser.add_argument("--one-by-one", action="store_true",
                         help="every charge in its own savepoint (Writer.batch_runners off): no charge_batch")  # fmt: skip
+    parser.add_argument("--protocol", action="store_true",
+                        help="each batch pickled into a request frame and read back, as sent")  # fmt: skip
     parser.add_argument("--without-index", action="append", default=[], metavar="NAME",
                         help="drop this index from the copy first (measurement only; repeatable)")  # fmt: skip
     arguments = parser.parse_args(argv)
@@ -275,12 +292,13 @@ def main(argv: list[str] | None = None) -> int:
         seed = prepare(directory.resolve())
         directory = directory.resolve()
         if arguments.quiet:
-            run_charges(directory, seed, arguments.charges, arguments.batch)
+            run_charges(directory, seed, arguments.charges, arguments.batch, protocol=arguments.protocol)
             return 0
         traced = run_charges(directory, seed, arguments.charges if not arguments.callgrind else arguments.large - arguments.small,
-                             arguments.batch, trace=True)  # fmt: skip
+                             arguments.batch, trace=True, protocol=arguments.protocol)  # fmt: skip
         if arguments.callgrind:
-            measured = callgrind(directory, arguments.small, arguments.large, arguments.batch, arguments.one_by_one)
+            measured = callgrind(directory, arguments.small, arguments.large, arguments.batch, arguments.one_by_one,
+                                 arguments.protocol)  # fmt: skip
             print(f"instructions per charge: {measured['instructions_per_charge']:,.0f}"
                   f"  (Ir {measured['ir'][arguments.large]:,} - {measured['ir'][arguments.small]:,})"
                   f" / {arguments.large - arguments.small}, batches of {arguments.batch}")  # fmt: skip
@@ -288,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
                 if abs(instructions) >= 500:
                     print(f"  {name:<40} {instructions:>10,.0f}")
         else:
-            timed = run_charges(directory, seed, arguments.charges, arguments.batch, profile=arguments.cprofile)
+            timed = run_charges(directory, seed, arguments.charges, arguments.batch, profile=arguments.cprofile,
+                                protocol=arguments.protocol)  # fmt: skip
             print(f"{timed['charges']} charges in batches of {timed['batch']}: wall {timed['wall_us_per_charge']:.1f} us"
                   f" per charge, CPU {timed['cpu_us_per_charge']:.1f} us per charge")  # fmt: skip
             measured = {"timed": timed}

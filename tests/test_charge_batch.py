@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, strategies as st
 
 from wallet.check import check_database
 from wallet.ledger.charges import IdentityMethod
@@ -31,7 +33,7 @@ from wallet.ledger.months import UnusedPolicy
 from wallet.storage.port import ChargeCommand, Idempotency, Limits, NewBudget, NewClient, NewProvider, Written
 from wallet.storage.sqlite import charge_batch, ops
 from wallet.storage.sqlite.adapter import migrate
-from wallet.storage.sqlite.writer import Unit, Writer, _Task, connect, unit_of_work
+from wallet.storage.sqlite.writer import Unit, Writer, _Task, compact_json, connect, unit_of_work
 from tests.conftest import World
 from tests.test_credit_run_bulk import apply, copy, reference_step, run_month
 
@@ -351,3 +353,19 @@ def test_a_bug_in_the_run_hands_its_charges_to_the_one_by_one_path(
     assert got == expected
     assert dump(together) == dump(one)
     assert check_database(str(together)) == []
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(_JSON_VALUES)
+def test_an_outcome_is_kept_as_json_dumps_with_compact_separators_writes_it(value: Any) -> None:
+    """``compact_json`` (``_COMPACT``'s C encoder, built once) gives ``json.dumps``'s text."""
+    assert compact_json(value) == json.dumps(value, separators=(",", ":"))
+    assert compact_json({"value": {"id": "ch_1", "amount": 5, "description": "caf\u00e9", "x": None}}) == (
+        '{"value":{"id":"ch_1","amount":5,"description":"caf\\u00e9","x":null}}'
+    )

@@ -15,7 +15,7 @@ import signal
 import socket
 import sqlite3
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from wallet.settings import Settings
 from wallet.storage.port import ChargeCommand, Idempotency, Limits
 from wallet.storage.sqlite import ops
 from wallet.storage.sqlite.writer import UnitCall, stored, unit_of_work
-from wallet.storage.sqlite.writer_process import ProcessWriter, _decode, _encode
+from wallet.storage.sqlite.writer_process import ProcessWriter, _decode, _encode, _frame, _frames
 
 pytestmark = pytest.mark.sqlite_only
 
@@ -127,6 +127,31 @@ def test_a_unit_crosses_as_its_factory_and_arguments() -> None:
     copy = pickle.loads(pickle.dumps(unit))
     assert isinstance(copy, UnitCall)
     assert copy.factory is ops.charge and copy.args == (command, limits, now, "2027-01")
+
+
+def test_a_request_frame_gives_back_the_moments_and_arguments_it_was_given() -> None:
+    """What ``_frame`` sends (the UTC moment as its seven fields, dataclasses by their fields) is
+    what ``_frames`` reads: equal values of the same types, a UTC moment still in ``UTC``."""
+    limits = Limits(5, 900, 50, 3, 5, 5, 900, {"x": 1})
+    moments = [
+        datetime(2027, 1, 15, 10, 4, 5, 123_456, tzinfo=UTC), datetime(1, 1, 1, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+        datetime(2027, 3, 1, 2, 30, tzinfo=timezone(timedelta(hours=-3))), datetime(2027, 3, 1, 2, 30),
+    ]  # fmt: skip
+    commands = [
+        ChargeCommand("pr_x", "hash", 100, "home_care", None, IdentityMethod.NATIONAL_ID, "nid"),
+        ChargeCommand("pr_y", "hash2", 7, "food", "lunch", IdentityMethod.OTP, None, "otp", moments[0]),
+    ]
+    requests = [(number, ops.charge(command, limits, moment, "2027-01"), Idempotency("s", f"k{number}", "f"), "t", "a")
+                for number, (command, moment) in enumerate(zip(commands * 3, moments, strict=False))]  # fmt: skip
+    buffer = bytearray(_frame(requests))
+    (read,) = _frames(buffer)
+    assert not buffer
+    for (number, unit, idempotency, created_at, actor), (sent_number, sent, *rest) in zip(read, requests, strict=True):
+        assert (number, idempotency, created_at, actor) == (sent_number, *rest)
+        assert type(unit.args[0]) is ChargeCommand and unit.args == sent.args  # type: ignore[attr-defined]
+        assert unit.args[2].tzinfo == sent.args[2].tzinfo  # type: ignore[attr-defined]
+        assert (unit.args[2].tzinfo is UTC) == (sent.args[2].tzinfo is UTC)  # type: ignore[attr-defined]
 
 
 @unit_of_work

@@ -36,16 +36,31 @@ def rfc3339(moment: datetime) -> str:
     if last[0] is moment:  # a charge formats its one ``now`` several times; a datetime never changes
         return last[1]
     utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
-    # What ``utc.isoformat(timespec="milliseconds")`` with ``Z`` for ``+00:00`` gives, written out:
-    # isoformat builds its text with PyUnicode_FromFormat, three times the cost (a charge formats
-    # two or three moments in the writer alone).
-    text = _RFC3339 % (utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond // 1000)
+    # What ``utc.isoformat(timespec="milliseconds")`` with ``Z`` for ``+00:00`` gives, written out
+    # from tables of digits: isoformat builds its text with PyUnicode_FromFormat, and ``%`` with
+    # seven ``%0Nd`` fields converts each number to text, together three times the cost of these
+    # lookups (a charge formats two or three moments in the writer alone).
+    text = (
+        f"{_YEARS[utc.year]}-{_TWO_DIGITS[utc.month]}-{_TWO_DIGITS[utc.day]}T{_TWO_DIGITS_COLON[utc.hour]}"
+        f"{_TWO_DIGITS_COLON[utc.minute]}{_TWO_DIGITS[utc.second]}{_MILLISECONDS_Z[utc.microsecond // 1000]}"
+    )
     _last_formatted = (moment, text)  # holds the moment, so its id cannot be reused meanwhile
     return text
 
 
+class _Years(dict[int, str]):
+    """A year's four digits, each written out the first time it is asked for."""
+
+    def __missing__(self, year: int) -> str:
+        text = self[year] = f"{year:04d}"
+        return text
+
+
 _last_formatted: tuple[datetime | None, str] = (None, "")
-_RFC3339 = "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ"
+_YEARS = _Years()
+_TWO_DIGITS = tuple(f"{number:02d}" for number in range(100))
+_TWO_DIGITS_COLON = tuple(f"{number:02d}:" for number in range(100))
+_MILLISECONDS_Z = tuple(f".{number:03d}Z" for number in range(1000))
 
 
 def month_of(moment: datetime, zone: ZoneInfo) -> str:

@@ -44,4 +44,12 @@ def random_hex() -> str:
 
 
 def new_id(prefix: str) -> str:
-    return f"{prefix}_{time.time_ns() // 1_000_000:012x}{random_hex()}"
+    global _last_millisecond
+    milliseconds = time.time_ns() // 1_000_000
+    last = _last_millisecond  # one tuple, read once: safe beside another thread's calls
+    if last[0] != milliseconds:  # a batch of charges takes dozens of ids in one millisecond
+        last = _last_millisecond = (milliseconds, f"{milliseconds:012x}")
+    return f"{prefix}_{last[1]}{random_hex()}"
+
+
+_last_millisecond: tuple[int, str] = (-1, "")  # the time part of the latest id, written out

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from wallet.storage.sqlite.writer import compact_json
+
 # Rows one INSERT statement writes (its parameters: rows × columns, far below SQLite's limit).
 ROWS_PER_STATEMENT = 100
 # ``column IN`` a JSON array passed as one parameter: any number of values, one SQL text.
@@ -60,7 +62,7 @@ def move_balances(connection: sqlite3.Connection, moves: Sequence[tuple[str, int
     if not isinstance(connection, sqlite3.Connection):
         connection.executemany(_MOVE_ONE_SQL, [(balance, held, account_id) for account_id, balance, held in moves])
         return [tuple(row) for row in rows(connection, _MOVED_SQL, (json.dumps(sorted(m[0] for m in moves)),))]
-    return rows(connection, _MOVE_SQL, (json.dumps(moves),))
+    return rows(connection, _MOVE_SQL, (compact_json(moves),))
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,6 @@ Nothing here awaits: the run is part of the writer's batch, from its first read 
 from __future__ import annotations
 
 import bisect
-import json
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -45,7 +44,7 @@ from wallet.auth.hashing import equal
 from wallet.clock import rfc3339
 from wallet.ids import new_id
 from wallet.ledger import charges as charge_rules
-from wallet.ledger.accounts import LineState, payable_account, wallet_account
+from wallet.ledger.accounts import LineState, check_line, payable_account, wallet_account
 from wallet.ledger.audit import GENESIS, canonical, link_hash
 from wallet.ledger.charges import IdentityMethod
 from wallet.ledger.errors import (
@@ -61,7 +60,7 @@ from wallet.ledger.transactions import Transaction, TransactionType
 from wallet.storage.port import ChargeCommand, Limits, Record, Written
 from wallet.storage.sqlite import audit, bulk, ops, render
 from wallet.storage.sqlite.bulk import IN_JSON, Insert, Row
-from wallet.storage.sqlite.writer import _COMPACT, BATCH_RUNNERS, RunOne, UnitCall, _Task, replay_outcome
+from wallet.storage.sqlite.writer import BATCH_RUNNERS, RunOne, UnitCall, _Task, compact_json, replay_outcome
 
 log = structlog.get_logger(__name__)
 
@@ -120,6 +119,7 @@ class _State:
     accounts: dict[str, _Account]
     wallet_totals: dict[str, list[int]]  # by client: [balance, held] over its wallet lines
     audit_head: str
+    since: list[str]  # by charge of the run, in order: the start of its identity-failure window
 
 
 @dataclass
@@ -170,7 +170,7 @@ class ChargeBatch:
         for index in range(start, len(tasks)):
             task = tasks[index]
             try:
-                outcome = _charge(task, state, writes)
+                outcome = _charge(task, state.since[index - start], state, writes)
             except Exception as error:  # _OneByOne, or a bug: this charge the one-by-one way, in order
                 if not isinstance(error, _OneByOne):
                     log.error("charge_batch_failed", error_type=type(error).__name__, error=str(error), charges=1)
@@ -191,22 +191,23 @@ def _read(connection: sqlite3.Connection, tasks: list[_Task]) -> _State:
         if task.idempotency is not None:
             by_scope.setdefault(task.idempotency.scope, []).append(task.idempotency.key)
     for scope, wanted in by_scope.items():
-        for key, fingerprint, outcome in bulk.rows(connection, _KEYS_SQL, (scope, json.dumps(wanted))):
+        for key, fingerprint, outcome in bulk.rows(connection, _KEYS_SQL, (scope, compact_json(wanted))):
             keys[(scope, key)] = {"fingerprint": fingerprint, "outcome": outcome}
-    provider_ids = json.dumps(sorted({command.provider_id for command in commands}))
+    provider_ids = compact_json(sorted({command.provider_id for command in commands}))
     providers = dict(bulk.rows(connection, _PROVIDERS_SQL, (provider_ids,)))
     approved_for = {(p, c) for p, c in bulk.rows(connection, _PROVIDER_CATEGORIES_SQL, (provider_ids,))}
     clients = {
         phone_hash: (client_id, national_id_hash)
         for client_id, phone_hash, national_id_hash in bulk.rows(
-            connection, _CLIENTS_SQL, (json.dumps(sorted({command.phone_hash for command in commands})),)
+            connection, _CLIENTS_SQL, (compact_json(sorted({command.phone_hash for command in commands})),)
         )
     }
-    client_ids = json.dumps(sorted({client_id for client_id, _ in clients.values()}))
+    client_ids = compact_json(sorted({client_id for client_id, _ in clients.values()}))
     budgeted: dict[str, set[tuple[str, str]]] = {}
     for month in sorted({month for _, _, _, month in arguments}):
         budgeted[month] = {(c, k) for c, k in bulk.rows(connection, _BUDGETED_SQL, (client_ids, month, month))}
-    earliest = min(_since(now, limits) for _, limits, now, _ in arguments)
+    since = [_since(now, limits) for _, limits, now, _ in arguments]
+    earliest = min(since)
     failures: dict[str, dict[str, list[str]]] = {}
     for column, owners in (("client_id", client_ids), ("provider_id", provider_ids)):
         times: dict[str, list[str]] = {}
@@ -222,7 +223,7 @@ def _read(connection: sqlite3.Connection, tasks: list[_Task]) -> _State:
             account_ids.add(wallet_account(client[0], command.category))
     accounts = {
         account_id: _Account(balance, held, balance, held)
-        for account_id, balance, held in bulk.rows(connection, _ACCOUNTS_SQL, (json.dumps(sorted(account_ids)),))
+        for account_id, balance, held in bulk.rows(connection, _ACCOUNTS_SQL, (compact_json(sorted(account_ids)),))
     }
     wallet_totals = {
         client_id: [balance, held]
@@ -232,19 +233,27 @@ def _read(connection: sqlite3.Connection, tasks: list[_Task]) -> _State:
     if head is None:
         row = connection.execute(audit.HEAD_SQL).fetchone()
         head = str(row[0]) if row else GENESIS
-    return _State(keys, providers, approved_for, clients, budgeted, failures, accounts, wallet_totals, head)
+    return _State(keys, providers, approved_for, clients, budgeted, failures, accounts, wallet_totals, head, since)
 
 
 def _since(now: datetime, limits: Limits) -> str:
-    return rfc3339(now - timedelta(seconds=limits.identity_failures_window_seconds))
+    seconds = limits.identity_failures_window_seconds
+    window = _WINDOWS.get(seconds)
+    if window is None:
+        window = _WINDOWS[seconds] = timedelta(seconds=seconds)
+    return rfc3339(now - window)
+
+
+_WINDOWS: dict[int, timedelta] = {}  # identity-failure windows by their seconds (the settings have one)
 
 
 def _count_after(times: list[str] | None, since: str) -> int:
     return 0 if not times else len(times) - bisect.bisect_right(times, since)
 
 
-def _charge(task: _Task, state: _State, writes: _Writes) -> Written | BaseException:
-    """One charge, worked out: its outcome; its rows added to ``writes`` and its moves to ``state``.
+def _charge(task: _Task, since: str, state: _State, writes: _Writes) -> Written | BaseException:
+    """One charge, worked out (``since``: its identity-failure window's start, as ``_read`` found
+    it): its outcome; its rows added to ``writes`` and its moves to ``state``.
     ``ops.charge`` step by step; what raises before the end leaves ``writes`` and ``state`` as they were."""
     idempotency = task.idempotency
     if idempotency is not None:
@@ -256,7 +265,7 @@ def _charge(task: _Task, state: _State, writes: _Writes) -> Written | BaseExcept
             return replay_outcome(stored, idempotency)  # type: ignore[arg-type]  # a mapping, as a row
     command, limits, now, month = _arguments(task)
     try:
-        return _work_out(task, command, limits, now, month, state, writes)
+        return _work_out(task, command, limits, now, month, since, state, writes)
     except OperationError as error:
         if idempotency is not None and not isinstance(error, (RateLimited, Unavailable)):
             _remember(task, writes, {"error": error.to_record()})
@@ -264,11 +273,11 @@ def _charge(task: _Task, state: _State, writes: _Writes) -> Written | BaseExcept
 
 
 def _work_out(
-    task: _Task, command: ChargeCommand, limits: Limits, now: datetime, month: str, state: _State, writes: _Writes
-) -> Written:
+    task: _Task, command: ChargeCommand, limits: Limits, now: datetime, month: str, since: str, state: _State,
+    writes: _Writes,
+) -> Written:  # fmt: skip
     """A new charge: the checks every method shares, then a capture (by national id) or a hold."""
     stamp = rfc3339(now)
-    since = _since(now, limits)
     provider_status = state.providers.get(command.provider_id)
     if provider_status is None or provider_status != "approved":
         raise ProviderNotApproved("the provider is not approved to charge")
@@ -301,8 +310,7 @@ def _work_out(
     if account is None or payable is None:
         raise _OneByOne
     row = ops.charge_row(charge_id, command, client_id, account_id, "captured", stamp)
-    transfer = Transaction.transfer(TransactionType.CAPTURE, account_id, payable_id, command.amount)
-    transfer.check()
+    transfer = Transaction.transfer(TransactionType.CAPTURE, account_id, payable_id, command.amount)  # checked
     transaction_id = new_id("tx")
     # ``ops.post``: the postings in order, each with the balance after it; the wallet line checked
     # after its posting and its event written with the line's and the whole wallet's figures.
@@ -311,8 +319,8 @@ def _work_out(
     for posting in transfer.postings:
         balances[posting.account_id] += posting.amount
         postings.append((transaction_id, posting.account_id, posting.amount, balances[posting.account_id]))
-    line_after = LineState(account_id, balances[account_id], account.held)
-    line_after.check()
+    line_balance = balances[account_id]
+    check_line(account_id, line_balance, account.held)  # ``LineState.check`` of the line after, unbuilt
     totals = state.wallet_totals.get(client_id)
     if totals is None:
         raise InvariantViolation(f"wallet event on {account_id}, which is not a wallet line")
@@ -328,7 +336,7 @@ def _work_out(
     writes.postings.extend(postings)
     writes.events.append((
         client_id, _CAPTURE, command.category, -command.amount, charge_id, command.provider_id, transaction_id, None,
-        line_after.balance, line_after.available, wallet_balance, wallet_balance - totals[1], stamp,
+        line_balance, line_balance - account.held, wallet_balance, wallet_balance - totals[1], stamp,
     ))  # fmt: skip
     writes.audit.append((stamp, task.actor, _ACTION, transaction_id, data, state.audit_head, entry_hash))
     state.audit_head = entry_hash
@@ -376,7 +384,7 @@ def _remember(task: _Task, writes: _Writes, outcome: Record) -> None:
     if idempotency is None:
         return
     writes.keys.append(
-        (idempotency.scope, idempotency.key, idempotency.fingerprint, _COMPACT.encode(outcome), task.created_at)
+        (idempotency.scope, idempotency.key, idempotency.fingerprint, compact_json(outcome), task.created_at)
     )
     writes.keys_used.add((idempotency.scope, idempotency.key))
 

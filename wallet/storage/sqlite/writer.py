@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any, Protocol
 
 import structlog
@@ -117,6 +118,21 @@ class _Task:
 
 _STOP = object()
 _COMPACT = json.JSONEncoder(separators=(",", ":"))  # json.dumps(..., separators=(",", ":")), built once
+# ``_COMPACT``'s C encoder, built once too: ``JSONEncoder.encode`` builds one (and a closure, and a
+# dict of markers) on every call, a third of the cost of encoding a charge's outcome. Without the
+# markers (the outcomes are records, never circular), the same text.
+_COMPACT_ENCODE = (
+    None if c_make_encoder is None
+    else c_make_encoder(None, _COMPACT.default, encode_basestring_ascii, None, ":", ",", False, False, True)
+)  # fmt: skip
+
+
+def compact_json(value: Any) -> str:
+    """``json.dumps(value, separators=(",", ":"))``: an outcome as an idempotency key keeps it."""
+    if _COMPACT_ENCODE is None:
+        return _COMPACT.encode(value)
+    return "".join(_COMPACT_ENCODE(value, 0))
+
 # Prepared statements kept per connection, by SQL text (sqlite3's default is 128). The storage
 # has some 150 distinct statements; past the cache's size a statement is parsed and planned again.
 STATEMENT_CACHE_SIZE = 512
@@ -352,7 +368,7 @@ class Writer:
         connection.execute(
             "INSERT INTO idempotency_keys (scope, key, fingerprint, outcome, created_at) VALUES (?, ?, ?, ?, ?)",
             (task.idempotency.scope, task.idempotency.key, task.idempotency.fingerprint,
-             _COMPACT.encode(outcome), task.created_at),
+             compact_json(outcome), task.created_at),
         )  # fmt: skip
 
     def _answer_all(self, batch: list[_Task], error: BaseException) -> None:
