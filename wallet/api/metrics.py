@@ -20,9 +20,7 @@ other personal data.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
 from collections.abc import Callable, Iterator
 from types import TracebackType
 
@@ -32,7 +30,6 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from wallet.api.http import Handler
 from wallet.ledger.errors import OperationError
 from wallet.storage.port import WriterStats, Written
 
@@ -206,32 +203,3 @@ class _ScrapeTimeCollector(Collector):
 
 
 METRICS = web.AppKey("metrics", Metrics)
-
-
-def route_label(request: web.Request) -> str:
-    resource = request.match_info.route.resource
-    return resource.canonical if resource is not None else UNMATCHED_ROUTE
-
-
-@web.middleware
-async def measure(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Count and time every request by its route's canonical path; sits outside ``problems``."""
-    metrics = request.app[METRICS]
-    started = time.perf_counter()
-    metrics.in_progress.inc()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as error:  # a redirect or the like, let through by ``problems``
-        status = error.status
-        raise
-    except asyncio.CancelledError:
-        status = CLIENT_CLOSED_STATUS
-        raise
-    finally:
-        metrics.in_progress.dec()
-        route = route_label(request)
-        method = request.method if request.method in KNOWN_METHODS else "other"
-        metrics.request_answered(method, route, status, time.perf_counter() - started)
