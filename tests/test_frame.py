@@ -83,7 +83,10 @@ async def http(aiohttp_client: Any, tmp_path: Path) -> AsyncIterator[TestClient]
     yield await aiohttp_client(app)
 
 
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def samples(text: str) -> Samples:
     found = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -91,11 +94,11 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return found
 
 
-async def scraped(http: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+async def scraped(http: TestClient) -> Samples:
     return samples(await (await http.get("/metrics")).text())
 
 
-def answered(found: dict[tuple[str, tuple[tuple[str, str], ...]], float], method: str, route: str, status: int) -> float:
+def answered(found: Samples, method: str, route: str, status: int) -> float:
     labels = tuple(sorted({"method": method, "route": route, "status": str(status)}.items()))
     return found.get(("wallet_http_requests_total", labels), 0.0)
 

@@ -92,7 +92,7 @@ async def frame(request: web.Request, handler: Handler) -> web.StreamResponse:
     structlog.contextvars.bind_contextvars(request_id=request_id, **PROCESS_FIELDS)
     metrics = request.app[METRICS]
     started = time.perf_counter()
-    metrics.in_progress.inc()
+    metrics.in_progress += 1
     status = 500
     try:
         try:
@@ -116,7 +116,7 @@ async def frame(request: web.Request, handler: Handler) -> web.StreamResponse:
         status = CLIENT_CLOSED_STATUS
         raise
     finally:
-        metrics.in_progress.dec()
+        metrics.in_progress -= 1
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else UNMATCHED_ROUTE
         method = request.method if request.method in KNOWN_METHODS else "other"
