@@ -51,7 +51,8 @@ async def context(request: web.Request) -> web.Response:
     seen = dict(structlog.contextvars.get_contextvars())
     if "bind" in request.query:
         structlog.contextvars.bind_contextvars(leaked=request.query["bind"])
-    return web.json_response(seen)
+    assert request.transport is not None
+    return web.json_response({"context": seen, "connection": request.transport.get_extra_info("peername")})
 
 
 HELD = web.AppKey("held", tuple)
@@ -117,13 +118,13 @@ async def test_every_answer_has_a_request_id_its_own_when_well_formed(http: Test
 
 
 async def test_the_log_context_holds_the_request_id_and_nothing_from_an_earlier_request(http: TestClient) -> None:
-    first = await http.get("/test/context?bind=secret-of-the-first", headers={"X-Request-Id": "first"})
-    assert (await first.json())["request_id"] == "first"
-    for _ in range(3):  # on the same connection (the test client keeps it alive) and its task
-        second = await http.get("/test/context", headers={"X-Request-Id": "second"})
-        seen = await second.json()
-        assert seen["request_id"] == "second"
-        assert "leaked" not in seen, seen
+    first = await (await http.get("/test/context?bind=secret-of-the-first", headers={"X-Request-Id": "first"})).json()
+    assert first["context"]["request_id"] == "first"
+    for _ in range(3):  # on the same connection (the test client keeps it alive)
+        second = await (await http.get("/test/context", headers={"X-Request-Id": "second"})).json()
+        assert second["connection"] == first["connection"]
+        assert second["context"]["request_id"] == "second"
+        assert "leaked" not in second["context"], second
 
 
 async def test_errors_are_problem_json_with_their_codes(http: TestClient) -> None:
