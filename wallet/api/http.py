@@ -209,7 +209,8 @@ def _choose_client(request: web.Request, principal: Principal) -> Principal:
     by the service. A client may only name itself."""
     if principal.role is not Role.REPRESENTATIVE and principal.role is not Role.CLIENT:
         return principal  # the others act for nobody's wallet: the parameter means nothing to them
-    chosen = request.query.get(CLIENT_ID_PARAMETER)
+    # Most requests have no query string at all: then no parameter either, without parsing one.
+    chosen = request.query.get(CLIENT_ID_PARAMETER) if request.query_string else None
     if principal.role is Role.REPRESENTATIVE:
         if chosen is None:
             return principal

@@ -53,10 +53,13 @@ def limit_declared_body(request: web.Request) -> None:
     """A body declared (Content-Length) larger than the route's limit is 413 before anything else,
     on every route alike: also on those that take no body and would otherwise ignore it. A body
     sent chunked is bounded where it is read (``client_max_size``, or the handler's own limit)."""
+    declared = request.content_length
+    if declared is None:  # most requests (every GET): nothing declared, the route's limit not looked up
+        return
     setting = getattr(request.match_info.handler, BODY_LIMIT_SETTING, "max_body_bytes")
     limit = getattr(request.app[SETTINGS], setting)
-    if request.content_length is not None and request.content_length > limit:
-        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    if declared > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=declared)
 
 
 def refuse_when_shutting_down(request: web.Request) -> None:
