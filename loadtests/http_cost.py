@@ -1,6 +1,6 @@
 """The HTTP process's instructions per request, which the load on a shared machine cannot move.
 
-    python -m loadtests.http_cost [--requests 1000] [--concurrency 16] [--directory DIR]
+    python -m loadtests.http_cost [--requests 1000] [--concurrency 16] [--directory DIR] [--without-noop]
 
 ``loadtests.bench`` reports the server's CPU per request from ``/proc``; on a shared 2-core
 machine that figure moves by 10-20 % from run to run, more than most changes to the HTTP side are
@@ -12,8 +12,12 @@ counters (``callgrind_control --zero``), sends ``--requests`` requests from ``--
 connections, dumps (``callgrind_control --dump``) and divides the instructions of the dump by
 the requests. The scenarios are the bench's: a charge by national id with a distinct
 ``Idempotency-Key`` each (to a random client), and ``GET /v1/me/wallet`` as a random client.
+The charge's warm-up charges every client once, so that what a process remembers of a client
+(its parsed phone number) is warm for all of them, as in the bench's long runs, and the measured
+charges count no first sight of a number.
 Then it does the same for the no-op app (``loadtests.noop``) on the same event loop, so the
-ratio of the two is the ratio of the work, without wrk, the disk or the other process in it.
+ratio of the two is the ratio of the work, without wrk, the disk or the other process in it
+(``--without-noop`` leaves that out: the no-op's figure does not move with the wallet's code).
 
 ``BENCH_WALLET_<SETTING>=value`` sets a setting as in the bench (``BENCH_WALLET_EVENT_LOOP=asyncio``). Compare
 two checkouts by running each one's harness (from a worktree, the same venv) on the same
@@ -39,7 +43,6 @@ from pathlib import Path
 from loadtests import bench
 
 START_TIMEOUT_SECONDS = 300.0  # Python's imports under valgrind take a while
-WARMUP_REQUESTS = 200
 DUMP_TIMEOUT_SECONDS = 120.0
 TOTALS = re.compile(r"^summary:\s+(\d+)", re.MULTILINE)  # the dump's whole count of Ir
 
@@ -105,11 +108,9 @@ def _measure(
     return _dump_instructions(pid, outputs) / len(measured)
 
 
-def _charges(url: str, token: str, everyone: Sequence[bench.Person], count: int, tag: str) -> list[Request]:
-    chooser = random.Random(5)
+def _charges(url: str, token: str, targets: Sequence[bench.Person], tag: str) -> list[Request]:
     made: list[Request] = []
-    for number in range(count):
-        person = everyone[chooser.randrange(len(everyone))]
+    for number, person in enumerate(targets):
         body = (
             f'{{"phone":"{person.phone}","amount":{bench.CHARGE_AMOUNT_CENTS},"category":"{bench.CATEGORY}",'
             f'"identity":{{"method":"national_id","national_id":"{person.national_id}"}}}}'
@@ -127,11 +128,16 @@ def _read(url: str, token: str) -> Request:
 def _scenarios(url: str, token: str, tokens: Sequence[str], everyone: Sequence[bench.Person], count: int,
                tag: str) -> list[tuple[str, list[Request], list[Request]]]:  # fmt: skip
     """Each scenario's name, warm-up and measured requests. A read's warm-up verifies every client's
-    token once (then cached, as in the bench's long runs); a charge's, the provider's."""
+    token once (then cached, as in the bench's long runs); a charge's charges every client once (the
+    provider's token and each client's phone number then seen), in a shuffled order."""
     chooser = random.Random(7)
-    charges = _charges(url, token, everyone, WARMUP_REQUESTS + count, tag)
+    warmup_targets = list(everyone)
+    random.Random(3).shuffle(warmup_targets)
+    picker = random.Random(5)
+    measured_targets = [everyone[picker.randrange(len(everyone))] for _ in range(count)]
+    charges = _charges(url, token, warmup_targets + measured_targets, tag)
     return [
-        ("charge", charges[:WARMUP_REQUESTS], charges[WARMUP_REQUESTS:]),
+        ("charge", charges[: len(warmup_targets)], charges[len(warmup_targets) :]),
         ("read", [_read(url, each) for each in tokens], [_read(url, chooser.choice(tokens)) for _ in range(count)]),
     ]
 
@@ -142,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=1000, help="measured requests per scenario (default 1000)")
     parser.add_argument("--concurrency", type=int, default=16, help="connections (default 16)")
     parser.add_argument("--directory", type=Path, help="keep the seeded database here and reuse it")
+    parser.add_argument("--without-noop", action="store_true", help="measure the wallet only, not the no-op app")
     arguments = parser.parse_args(argv)
     if arguments.requests <= 0 or arguments.concurrency <= 0:
         parser.error("--requests and --concurrency must be positive")
@@ -175,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     count = arguments.requests
     url, noop_url = f"http://{bench.HOST}:{port}", f"http://{bench.HOST}:{noop_port}"
     print(f"event loop: {loop}; {arguments.requests} requests a scenario from {arguments.concurrency} connections,"
-          f" after {WARMUP_REQUESTS} of warm-up; instructions of the HTTP process only")  # fmt: skip
+          " after a warm-up; instructions of the HTTP process only")  # fmt: skip
     figures: dict[str, float] = {}
     serve = [sys.executable, "-m", "wallet", "serve", "--host", bench.HOST, "--port", str(port)]
     with _under_callgrind(serve, environment, directory, "serve", f"{url}/healthz") as (server, outputs):
@@ -183,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
             expected = 201 if name == "charge" else 200
             figures[name] = _measure(server.pid, outputs, warmup, measured, arguments.concurrency, expected)
             print(f"  wallet {name:6}  {figures[name]:>12,.0f} instructions a request")
+    if arguments.without_noop:
+        return 0
     noop = [sys.executable, "-m", "loadtests.noop", "--port", str(noop_port), "--event-loop", loop]
     with _under_callgrind(noop, environment, directory, "noop", f"{noop_url}/healthz") as (server, outputs):
         for name, warmup, measured in _scenarios(noop_url, token, tokens, everyone[:-1], count, "noop"):

@@ -283,7 +283,7 @@ def test_the_unit_cost_harness_captures_every_charge_and_counts_its_statements(t
     assert copy.execute("SELECT COUNT(*) FROM idempotency_keys").fetchone()[0] == 70
 
 
-def test_the_http_cost_scenarios_warm_every_token_and_charge_with_distinct_keys() -> None:
+def test_the_http_cost_scenarios_warm_every_token_and_every_client_and_charge_with_distinct_keys() -> None:
     from loadtests import http_cost
 
     everyone = bench.people(50)[:-1]
@@ -291,7 +291,9 @@ def test_the_http_cost_scenarios_warm_every_token_and_charge_with_distinct_keys(
     scenarios = {name: (warmup, measured) for name, warmup, measured in
                  http_cost._scenarios("http://127.0.0.1:1", "provider", tokens, everyone, 400, "t")}  # fmt: skip
     warmup, measured = scenarios["charge"]
-    assert len(warmup) == http_cost.WARMUP_REQUESTS and len(measured) == 400
+    assert len(measured) == 400
+    warmed = sorted(json.loads(body or b"")["phone"] for _, _, _, body in warmup)
+    assert warmed == sorted(person.phone for person in everyone), "the warm-up charges every client once"
     keys = [headers["Idempotency-Key"] for _, _, headers, _ in warmup + measured]
     assert len(set(keys)) == len(keys), "every charge has its own key"
     bodies = {json.loads(body or b"")["phone"] for _, _, _, body in measured}

@@ -224,6 +224,39 @@ async def test_metrics_count_requests_charges_credit_runs_and_the_writer(world: 
     assert not re.search(r"\b(cl|pr|ch|se|tx)_[0-9a-f]{8,}", text)
 
 
+def test_the_request_metrics_are_exposed_as_prometheus_client_s_own_would_be_but_for_created() -> None:
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+    from wallet.api.metrics import Metrics
+
+    registry = CollectorRegistry()
+    requests = Counter("wallet_http_requests", "HTTP requests answered, by route and status",
+                       ["method", "route", "status"], registry=registry)  # fmt: skip
+    seconds = Histogram("wallet_http_request_duration_seconds",
+                        "Time to answer an HTTP request (a stream: until it ends)", ["method", "route"],
+                        registry=registry)  # fmt: skip
+    in_progress = Gauge("wallet_http_requests_in_progress", "HTTP requests being answered", registry=registry)
+    metrics = Metrics()
+    answers = [("POST", "/v1/charges", 201, 0.0031), ("GET", "/v1/me/wallet", 200, 0.0),
+               ("POST", "/v1/charges", 402, 0.005), ("POST", "/v1/charges", 201, 0.0051),
+               ("GET", "/v1/me/wallet", 200, 12.5), ("other", "unmatched", 404, 7.5),
+               ("GET", "/v1/me/wallet", 200, 0.1), ("POST", "/v1/charges", 201, 10.0)]  # fmt: skip
+    for method, route, status, duration in answers:
+        requests.labels(method, route, str(status)).inc()
+        seconds.labels(method, route).observe(duration)
+        metrics.request_answered(method, route, status, duration)
+    in_progress.inc()
+    in_progress.inc()
+    metrics.in_progress += 2
+
+    def lines(text: bytes) -> list[str]:
+        return [line for line in text.decode().splitlines() if "wallet_http" in line and "_created" not in line]
+
+    expected = lines(generate_latest(registry))
+    assert len(expected) > 40
+    assert lines(metrics.render()) == expected
+
+
 async def test_each_app_has_its_own_registry(world: World, settings: Settings) -> None:
     await world.call("GET", "/healthz", expect=200)
     other = create_app(settings, background_jobs=False)

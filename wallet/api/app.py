@@ -13,9 +13,9 @@ from wallet.api import handlers as h
 from wallet.api import me
 from wallet.api.keys import SERVICE, SETTINGS
 from wallet.storage.migrations import shown
-from wallet.api.metrics import METRICS, Metrics, measure
+from wallet.api.metrics import METRICS, Metrics
 from wallet.api.operations import CREDIT_RUN_JOB, JOBS, Jobs
-from wallet.api.middlewares import SHUTTING_DOWN, admission, problems, request_context
+from wallet.api.middlewares import SHUTTING_DOWN, frame
 from wallet.bootstrap import open_service
 from wallet.clock import Clock
 from wallet.service import IDEMPOTENCY_PURGE_INTERVAL_SECONDS
@@ -90,7 +90,7 @@ def create_app(
 ) -> web.Application:
     """The service's app. ``writer_socket``: an HTTP worker's (``wallet.workers``) path to the
     writer process its supervisor runs; otherwise the storage starts its own writer."""
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[request_context, measure, problems, admission])
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[frame])
     app[SETTINGS] = settings
     app[METRICS] = metrics = Metrics()  # a registry of its own: many apps may live in one process
     app[JOBS] = jobs = Jobs(metrics)

@@ -20,19 +20,19 @@ other personal data.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
+from itertools import accumulate
 from types import TracebackType
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from wallet.api.http import Handler
 from wallet.ledger.errors import OperationError
 from wallet.storage.port import WriterStats, Written
 
@@ -41,6 +41,10 @@ UNMATCHED_ROUTE = "unmatched"  # a path no route serves: never its text, which a
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 CLIENT_CLOSED_STATUS = 499  # the client went away before the answer (nginx's convention)
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+REQUEST_SECONDS_BUCKETS = Histogram.DEFAULT_BUCKETS  # its last bound is +Inf
+_REQUEST_SECONDS_LE = tuple(
+    floatToGoString(bound) for bound in REQUEST_SECONDS_BUCKETS  # type: ignore[no-untyped-call]
+)  # each bound as its "le" label
 COMMIT_SECONDS_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -48,19 +52,15 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
-        self.requests = Counter(
-            "wallet_http_requests", "HTTP requests answered, by route and status",
-            ["method", "route", "status"], registry=registry,
-        )  # fmt: skip
-        self.request_seconds = Histogram(
-            "wallet_http_request_duration_seconds", "Time to answer an HTTP request (a stream: until it ends)",
-            ["method", "route"], registry=registry,
-        )  # fmt: skip
-        self.in_progress = Gauge("wallet_http_requests_in_progress", "HTTP requests being answered", registry=registry)
-        # The children of the two request metrics, by (method, route, status): ``labels()`` checks
-        # and joins its arguments and takes a lock on every call, a few µs a request. The keys are
-        # the same bounded label values, so this holds no more than the metrics themselves.
-        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        # The request metrics are plain numbers, counted on the event loop's thread (the only one
+        # that answers requests) and rendered by _RequestCollector: prometheus-client's children
+        # take a lock, and its histogram a scan of its buckets, on every request.
+        # By (method, route, status): the answers; by (method, route): the durations' buckets (not
+        # cumulative; the last is +Inf) and their sum. Bounded label values only, as above.
+        self.requests_answered: dict[tuple[str, str, int], int] = {}
+        self.request_durations: dict[tuple[str, str], tuple[list[int], list[float]]] = {}
+        self.in_progress = 0  # requests being answered
+        registry.register(_RequestCollector(self))
         self._charge_children: dict[tuple[str, str], Counter] = {}  # by (step, outcome), likewise
         self.charges = Counter(
             "wallet_charges", "Charge attempts by step (create, confirm) and outcome (a status or an error code)",
@@ -99,14 +99,15 @@ class Metrics:
         return self._writer_stats() if self._writer_stats is not None else None
 
     def request_answered(self, method: str, route: str, status: int, seconds: float) -> None:
-        """Count one answered request and observe its duration."""
+        """Count one answered request and observe its duration (on the event loop's thread)."""
         key = (method, route, status)
-        children = self._request_children.get(key)
-        if children is None:
-            children = (self.requests.labels(method, route, str(status)), self.request_seconds.labels(method, route))
-            self._request_children[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
+        answered = self.requests_answered
+        answered[key] = answered.get(key, 0) + 1
+        durations = self.request_durations.get((method, route))
+        if durations is None:
+            durations = self.request_durations[(method, route)] = ([0] * len(REQUEST_SECONDS_BUCKETS), [0.0])
+        durations[0][bisect_left(REQUEST_SECONDS_BUCKETS, seconds)] += 1  # the first bound >= seconds
+        durations[1][0] += seconds
 
     def observe_commit(self, batch_size: int, commit_seconds: float) -> None:
         """A storage commit observer: called from the writer's thread (prometheus-client is thread-safe)."""
@@ -181,6 +182,37 @@ class _ChargeOutcome:
         # None: whatever was raised goes on
 
 
+class _RequestCollector(Collector):
+    """The request metrics as prometheus-client's Counter, Histogram and Gauge would expose them
+    (the same names, help, labels, order and values), without the ``_created`` samples."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def describe(self) -> list[Metric]:
+        return []  # names of their own; nothing to check against the others ahead
+
+    def collect(self) -> Iterator[Metric]:
+        metrics = self._metrics
+        requests = CounterMetricFamily(
+            "wallet_http_requests", "HTTP requests answered, by route and status", labels=["method", "route", "status"]
+        )
+        for (method, route, status), count in list(metrics.requests_answered.items()):
+            requests.add_metric([method, route, str(status)], count)
+        yield requests
+        durations = HistogramMetricFamily(
+            "wallet_http_request_duration_seconds", "Time to answer an HTTP request (a stream: until it ends)",
+            labels=["method", "route"],
+        )  # fmt: skip
+        for (method, route), (counts, total) in list(metrics.request_durations.items()):
+            cumulative = list(accumulate(counts))
+            buckets = [(bound, float(count)) for bound, count in zip(_REQUEST_SECONDS_LE, cumulative)]
+            durations.add_metric([method, route], buckets, total[0])
+        yield durations
+        in_progress = metrics.in_progress
+        yield GaugeMetricFamily("wallet_http_requests_in_progress", "HTTP requests being answered", value=in_progress)
+
+
 class _ScrapeTimeCollector(Collector):
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
@@ -206,32 +238,3 @@ class _ScrapeTimeCollector(Collector):
 
 
 METRICS = web.AppKey("metrics", Metrics)
-
-
-def route_label(request: web.Request) -> str:
-    resource = request.match_info.route.resource
-    return resource.canonical if resource is not None else UNMATCHED_ROUTE
-
-
-@web.middleware
-async def measure(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Count and time every request by its route's canonical path; sits outside ``problems``."""
-    metrics = request.app[METRICS]
-    started = time.perf_counter()
-    metrics.in_progress.inc()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as error:  # a redirect or the like, let through by ``problems``
-        status = error.status
-        raise
-    except asyncio.CancelledError:
-        status = CLIENT_CLOSED_STATUS
-        raise
-    finally:
-        metrics.in_progress.dec()
-        route = route_label(request)
-        method = request.method if request.method in KNOWN_METHODS else "other"
-        metrics.request_answered(method, route, status, time.perf_counter() - started)

@@ -1,4 +1,16 @@
-"""Request ids, access logs, and errors rendered as problem+json."""
+"""Request ids, access logs, metrics, admission, and errors rendered as problem+json: one middleware.
+
+``frame`` does, around every handler, what four middlewares did, in their order from the outside
+in (each middleware was one more coroutine and frame on every request):
+
+1. the request id (``X-Request-Id`` taken when well formed, else made) bound to the request's log
+   context and answered in ``X-Request-Id``; the access log at info;
+2. the request counted and timed by its route (``wallet.api.metrics``), and the requests in
+   progress, whatever the outcome (a client gone away counts as 499);
+3. errors rendered as problem+json (operation errors by their code, HTTP errors of 400 and up,
+   anything else as 500, logged); a redirect or the like goes on as raised;
+4. admission: 503 while shutting down, then 413 for a declared body over the route's limit.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +27,7 @@ from aiohttp import web
 from wallet import logs
 from wallet.api.http import Handler
 from wallet.api.keys import REQUEST_ID, SETTINGS
+from wallet.api.metrics import CLIENT_CLOSED_STATUS, KNOWN_METHODS, METRICS, UNMATCHED_ROUTE
 from wallet.api.problems import from_operation_error, problem
 from wallet.ledger.errors import OperationError, Unavailable
 from wallet.logs import PROCESS_FIELDS
@@ -31,28 +44,6 @@ def new_request_id() -> str:
     return f"{_REQUEST_IDS.getrandbits(64):016x}"
 
 
-@web.middleware
-async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
-    incoming = request.headers.get("X-Request-Id", "")
-    request_id = incoming if _REQUEST_ID.match(incoming) else new_request_id()
-    request[REQUEST_ID] = request_id
-    structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(request_id=request_id, **PROCESS_FIELDS)
-    started = time.perf_counter()
-    response = await handler(request)
-    response.headers["X-Request-Id"] = request_id
-    if logs.enabled(logging.INFO):  # the access log; `wallet serve` in production logs at warning
-        route = request.match_info.route.resource
-        log.info(
-            "request",
-            method=request.method,
-            route=route.canonical if route is not None else "unmatched",
-            status=response.status,
-            duration_ms=round((time.perf_counter() - started) * 1000, 2),
-        )
-    return response
-
-
 SHUTTING_DOWN = web.AppKey("shutting_down", asyncio.Event)
 # A handler that reads a larger body than max_body_bytes names the setting that bounds it here.
 BODY_LIMIT_SETTING = "body_limit_setting"
@@ -62,10 +53,13 @@ def limit_declared_body(request: web.Request) -> None:
     """A body declared (Content-Length) larger than the route's limit is 413 before anything else,
     on every route alike: also on those that take no body and would otherwise ignore it. A body
     sent chunked is bounded where it is read (``client_max_size``, or the handler's own limit)."""
+    declared = request.content_length
+    if declared is None:  # most requests (every GET): nothing declared, the route's limit not looked up
+        return
     setting = getattr(request.match_info.handler, BODY_LIMIT_SETTING, "max_body_bytes")
     limit = getattr(request.app[SETTINGS], setting)
-    if request.content_length is not None and request.content_length > limit:
-        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    if declared > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=declared)
 
 
 def refuse_when_shutting_down(request: web.Request) -> None:
@@ -75,34 +69,69 @@ def refuse_when_shutting_down(request: web.Request) -> None:
         raise Unavailable("the service is shutting down; retry on another node", retry_after_seconds=1)
 
 
-@web.middleware
-async def admission(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """What a request must pass before its handler, in this order: the service is not shutting
-    down, then its declared body is within the route's limit. One middleware for both checks (each
-    middleware is one more coroutine on every request); ``problems``, outside it, renders the refusals."""
-    refuse_when_shutting_down(request)
-    limit_declared_body(request)
-    return await handler(request)
+_HTTP_ERROR_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def _http_problem(error: web.HTTPException) -> web.Response:
+    code = _HTTP_ERROR_CODES.get(error.status, "invalid_request")
+    detail = error.text if error.text and not error.text.startswith(f"{error.status}:") else error.reason
+    headers = {k: v for k, v in error.headers.items() if k.lower() in ("allow", "retry-after")}
+    return problem(error.status, code, detail or error.reason, headers)
 
 
 @web.middleware
-async def problems(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def frame(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The request id and access log, the request metrics, problem+json errors and admission (the
+    module's docstring), in one coroutine."""
+    incoming = request.headers.get("X-Request-Id", "")
+    request_id = incoming if _REQUEST_ID.match(incoming) else new_request_id()
+    request[REQUEST_ID] = request_id
+    # Nothing to clear first: aiohttp runs each request in a task of its own, whose context is a
+    # copy of the connection's, so what a request binds ends with it (tests/test_frame.py).
+    structlog.contextvars.bind_contextvars(request_id=request_id, **PROCESS_FIELDS)
+    metrics = request.app[METRICS]
+    started = time.perf_counter()
+    metrics.in_progress += 1
+    status = 500
     try:
-        return await handler(request)
-    except OperationError as error:
-        return from_operation_error(error)
-    except web.HTTPException as error:
-        if error.status < 400:
-            raise
-        code = {
-            404: "not_found",
-            405: "method_not_allowed",
-            413: "payload_too_large",
-            415: "unsupported_media_type",
-        }.get(error.status, "invalid_request")
-        detail = error.text if error.text and not error.text.startswith(f"{error.status}:") else error.reason
-        headers = {k: v for k, v in error.headers.items() if k.lower() in ("allow", "retry-after")}
-        return problem(error.status, code, detail or error.reason, headers)
-    except Exception:
-        log.exception("unhandled_error")
-        return problem(500, "internal_error", "an unexpected error; it has been logged")
+        try:
+            refuse_when_shutting_down(request)
+            limit_declared_body(request)
+            response = await handler(request)
+        except OperationError as error:
+            response = from_operation_error(error)
+        except web.HTTPException as error:
+            if error.status < 400:
+                raise
+            response = _http_problem(error)
+        except Exception:
+            log.exception("unhandled_error")
+            response = problem(500, "internal_error", "an unexpected error; it has been logged")
+        status = response.status
+    except web.HTTPException as error:  # a redirect or the like, let through as raised
+        status = error.status
+        raise
+    except asyncio.CancelledError:
+        status = CLIENT_CLOSED_STATUS
+        raise
+    finally:
+        metrics.in_progress -= 1
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else UNMATCHED_ROUTE
+        method = request.method if request.method in KNOWN_METHODS else "other"
+        metrics.request_answered(method, route, status, time.perf_counter() - started)
+    response.headers["X-Request-Id"] = request_id
+    if logs.enabled(logging.INFO):  # the access log; `wallet serve` in production logs at warning
+        log.info(
+            "request",
+            method=request.method,
+            route=route,
+            status=status,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+    return response

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timedelta
 from importlib import resources
@@ -476,31 +476,7 @@ class SqliteStorage:
         # One statement, so one snapshot: the wallet's accounts, its budget lines of the month, and
         # the stream position this wallet state stands at (part 0, 1 and 2).
         rows = await self._read_statement(_WALLET_SQL, (client_id, client_id, month, month, client_id))
-        accounts = [row for row in rows if row[0] == 0]
-        monthly = {row[1]: row[2] for row in rows if row[0] == 1}
-        last_event = next(row[2] for row in rows if row[0] == 2)
-        lines: dict[str, Record] = {}
-        for _, category, balance, held in accounts:
-            lines[category] = {
-                "category": category,
-                "balance": balance,
-                "held": held,
-                "available": balance - held,
-                "monthly_amount": monthly.get(category, 0),
-            }
-        for category, amount in monthly.items():
-            lines.setdefault(
-                category, {"category": category, "balance": 0, "held": 0, "available": 0, "monthly_amount": amount}
-            )
-        ordered = [lines[category] for category in sorted(lines)]
-        return {
-            "client_id": client_id,
-            "balance": sum(line["balance"] for line in ordered),
-            "held": sum(line["held"] for line in ordered),
-            "available": sum(line["available"] for line in ordered),
-            "lines": ordered,
-            "last_event_id": str(last_event),
-        }
+        return wallet_from_rows(client_id, rows)
 
     async def list_wallet_events(self, client_id: str, after: int, limit: int) -> list[Record]:
         async with self._read() as reader:
@@ -665,6 +641,42 @@ class _LoopReader:
     def fetch(self, sql: str, parameters: tuple[Any, ...]) -> list[sqlite3.Row]:
         """One statement outside any BEGIN: it reads one snapshot of its own."""
         return self._connection.execute(sql, parameters).fetchall()
+
+
+_NO_POSITION = object()
+
+
+def wallet_from_rows(client_id: str, rows: Sequence[Sequence[Any]]) -> Record:
+    """``GET /v1/me/wallet``'s record from the rows of _WALLET_SQL, in one pass over them: a line per
+    category with an account or a budget line this month, in the order of their codes."""
+    accounts: dict[str, tuple[int, int]] = {}
+    monthly: dict[str, int] = {}
+    last_event: object = _NO_POSITION
+    for part, category, amount, held in rows:  # in one pass: a read of a wallet is a hot path
+        if part == 0:
+            accounts[category] = (amount, held)
+        elif part == 1:
+            monthly[category] = amount
+        else:
+            last_event = amount
+    if last_event is _NO_POSITION:
+        raise RuntimeError("the wallet read gave no stream position")  # its part 2 is always one row
+    lines: list[Record] = []
+    total_balance = total_held = 0
+    for category in sorted(accounts.keys() | monthly.keys()):
+        balance, held = accounts.get(category, (0, 0))
+        total_balance += balance
+        total_held += held
+        lines.append({"category": category, "balance": balance, "held": held, "available": balance - held,
+                      "monthly_amount": monthly.get(category, 0)})  # fmt: skip
+    return {
+        "client_id": client_id,
+        "balance": total_balance,
+        "held": total_held,
+        "available": total_balance - total_held,
+        "lines": lines,
+        "last_event_id": str(last_event),
+    }
 
 
 # GET /v1/me/wallet in one statement (see get_wallet): each part's rows as its own query would
