@@ -4,6 +4,7 @@
     python -m loadtests.unit_cost --callgrind [--small 200] [--large 1200] [--directory DIR]
     ... [--one-by-one]: every charge through its own savepoint, as before ``charge_batch``
     ... [--protocol]: each batch also pickled into a request frame and read back (``_frame``, ``_frames``)
+    ... [--protocol --answers]: and its answers pickled into an answer frame and read back (``_replied``)
 
 No HTTP, no sockets: what the writer process does with a charge once it has it. It seeds a fresh
 SQLite database as ``loadtests.bench`` does (``bench.seed``: 1,000 funded clients with budgets
@@ -17,7 +18,11 @@ event watermark (``events.Watermark``), exactly as the writer process runs them
 writer process configures it: ``library.configure_for_one_thread``, ``adapt_none_directly``). Each task is built as the
 writer process builds it from a request frame (``_Task`` of a ``UnitCall`` of ``ops.charge``; the
 moment as ``_reduce_datetime`` sends it; with ``--protocol`` the whole batch through a real frame,
-its pickling by the serving process included);
+its pickling by the serving process included; with ``--answers`` too, the batch's outcomes
+encoded and framed as ``_serve`` sends them back, with the clients of new events and the batch's
+figures, and that frame read by a serving process's ``_Protocol``: ``ProcessWriter._replied``
+decodes each outcome and resolves the caller's future, here a plain one on a loop that does not
+run, so no task wakes: the answer path alone, without the ``await`` that follows it in a server);
 every outcome must be a captured charge. It prints wall and CPU time per charge, then, from a
 second run on another fresh copy with ``set_trace_callback``, the SQL statements per charge and
 which they are.
@@ -117,7 +122,7 @@ def fresh_copy(directory: Path, name: str) -> str:
 
 def run_charges(
     directory: Path, seed: dict[str, Any], charges: int, batch_size: int, *, trace: bool = False,
-    profile: Path | None = None, protocol: bool = False,
+    profile: Path | None = None, protocol: bool = False, answers: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     from wallet.auth.hashing import Hasher
     from wallet.auth.keys import HMAC_SECRET_FILENAME, load_or_create_secret
@@ -128,7 +133,9 @@ def run_charges(
     from wallet.storage.port import ChargeCommand, Idempotency, Written
     from wallet.storage.sqlite import events, library, ops
     from wallet.storage.sqlite.writer import _Task, connect
-    from wallet.storage.sqlite.writer_process import _frame, _frames, _ProcessSideWriter, _utc_datetime
+    from wallet.storage.sqlite.writer_process import (
+        ProcessWriter, _encode, _frame, _frames, _ProcessSideWriter, _Protocol, _utc_datetime,
+    )  # fmt: skip
 
     settings = Settings.from_env(seed["environment"])
     hasher = Hasher(load_or_create_secret(settings.secret_dir, HMAC_SECRET_FILENAME))
@@ -152,6 +159,11 @@ def run_charges(
     statements: collections.Counter[str] = collections.Counter()
     if trace:
         connection.set_trace_callback(lambda sql: statements.update((_LITERAL.sub("?", sql),)))
+    # With ``answers``: a serving process's side of the socket, its futures on a loop that never runs.
+    loop = asyncio.new_event_loop() if answers else None
+    serving = ProcessWriter(path, queue_max=charges, batch_max=batch_size)
+    serving._loop = loop
+    receiving = _Protocol(serving)
 
     def request(index: int) -> tuple[Any, ...]:
         """A charge as a serving process sends it (``ProcessWriter.submit``): number, unit, key, time, actor."""
@@ -181,9 +193,24 @@ def run_charges(
     if profiler:
         profiler.enable()
     for start in range(0, charges, batch_size):
+        indexes = range(start, min(start + batch_size, charges))
+        batch = tasks(indexes)
         writer.answers.clear()
-        writer.run_guarded(connection, tasks(range(start, min(start + batch_size, charges))))
-        for _, outcome in writer.answers:
+        writer.run_guarded(connection, batch)
+        if loop is None:
+            outcomes: list[Any] = [outcome for _, outcome in writer.answers]
+        else:
+            futures = [loop.create_future() for _ in indexes]
+            serving._waiting.update(zip(indexes, futures, strict=True))  # as ``submit`` keeps them
+            # As ``_serve`` answers one peer: each outcome encoded under its request's number, then
+            # one frame with the clients of new events and the batch's figures.
+            whose = {id(task): index for index, task in zip(indexes, batch, strict=True)}
+            replies = [(whose[id(task)], _encode(outcome)) for task, outcome in writer.answers]
+            figures = (writer.batches, writer.last_batch_size, writer.last_commit_seconds, writer.stats().storage_fault)
+            receiving.data_received(_frame((replies, dict(fresh), figures)))
+            fresh.clear()
+            outcomes = [future.result() if future.done() else future for future in futures]
+        for outcome in outcomes:
             if not isinstance(outcome, Written) or outcome.value["status"] != "captured":
                 raise SystemExit(f"a charge was not captured: {outcome!r}")
     if profiler:
@@ -191,6 +218,8 @@ def run_charges(
         profiler.dump_stats(str(profile))
     wall, cpu = time.perf_counter() - wall_started, time.process_time() - cpu_started
     connection.set_trace_callback(None)
+    if loop is not None:
+        loop.close()
     captured = connection.execute("SELECT COUNT(*) FROM charges WHERE status = 'captured'").fetchone()[0]
     connection.close()
     if captured != charges:
@@ -212,7 +241,8 @@ _FUNCTION_LINE = re.compile(r"^\s*([\d,]+)\s+(?:\([^)]*\)\s+)?(.*?)\s+\[(.*)\]\s
 
 
 def callgrind(
-    directory: Path, small: int, large: int, batch_size: int, one_by_one: bool = False, protocol: bool = False
+    directory: Path, small: int, large: int, batch_size: int, one_by_one: bool = False, protocol: bool = False,
+    answers: bool = False,
 ) -> dict[str, Any]:
     """Ir of ``small`` and ``large`` charges, and their difference per charge, in total and by library."""
     valgrind = shutil.which("valgrind")
@@ -226,6 +256,7 @@ def callgrind(
             [valgrind, "--tool=callgrind", f"--callgrind-out-file={output}", sys.executable, "-m", "loadtests.unit_cost",
              "--directory", str(directory), "--charges", str(charges), "--batch", str(batch_size), "--quiet",
              *(["--one-by-one"] if one_by_one else []), *(["--protocol"] if protocol else []),
+             *(["--answers"] if answers else []),
              *(argument for index in WITHOUT_INDEXES for argument in ("--without-index", index))],
             cwd=bench.PROJECT_ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
@@ -279,9 +310,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="every charge in its own savepoint (Writer.batch_runners off): no charge_batch")  # fmt: skip
     parser.add_argument("--protocol", action="store_true",
                         help="each batch pickled into a request frame and read back, as sent")  # fmt: skip
+    parser.add_argument("--answers", action="store_true",
+                        help="with --protocol: each batch's answers framed as the writer sends them, read back")
     parser.add_argument("--without-index", action="append", default=[], metavar="NAME",
                         help="drop this index from the copy first (measurement only; repeatable)")  # fmt: skip
     arguments = parser.parse_args(argv)
+    if arguments.answers and not arguments.protocol:
+        parser.error("--answers prices the answer frames of --protocol: give both")
     WITHOUT_INDEXES[:] = arguments.without_index
     if arguments.one_by_one:
         from wallet.storage.sqlite.writer import Writer
@@ -292,13 +327,15 @@ def main(argv: list[str] | None = None) -> int:
         seed = prepare(directory.resolve())
         directory = directory.resolve()
         if arguments.quiet:
-            run_charges(directory, seed, arguments.charges, arguments.batch, protocol=arguments.protocol)
+            run_charges(directory, seed, arguments.charges, arguments.batch, protocol=arguments.protocol,
+                        answers=arguments.answers)  # fmt: skip
             return 0
         traced = run_charges(directory, seed, arguments.charges if not arguments.callgrind else arguments.large - arguments.small,
-                             arguments.batch, trace=True, protocol=arguments.protocol)  # fmt: skip
+                             arguments.batch, trace=True, protocol=arguments.protocol,
+                             answers=arguments.answers)  # fmt: skip
         if arguments.callgrind:
             measured = callgrind(directory, arguments.small, arguments.large, arguments.batch, arguments.one_by_one,
-                                 arguments.protocol)  # fmt: skip
+                                 arguments.protocol, arguments.answers)  # fmt: skip
             print(f"instructions per charge: {measured['instructions_per_charge']:,.0f}"
                   f"  (Ir {measured['ir'][arguments.large]:,} - {measured['ir'][arguments.small]:,})"
                   f" / {arguments.large - arguments.small}, batches of {arguments.batch}")  # fmt: skip
@@ -307,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  {name:<40} {instructions:>10,.0f}")
         else:
             timed = run_charges(directory, seed, arguments.charges, arguments.batch, profile=arguments.cprofile,
-                                protocol=arguments.protocol)  # fmt: skip
+                                protocol=arguments.protocol, answers=arguments.answers)  # fmt: skip
             print(f"{timed['charges']} charges in batches of {timed['batch']}: wall {timed['wall_us_per_charge']:.1f} us"
                   f" per charge, CPU {timed['cpu_us_per_charge']:.1f} us per charge")  # fmt: skip
             measured = {"timed": timed}

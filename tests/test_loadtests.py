@@ -332,3 +332,26 @@ def test_unit_cost_without_an_index_drops_it_from_the_copy_only(tmp_path: Path) 
     assert {"transactions_by_time", "wallet_events_by_client"} <= indexes("wallet.db"), "the seed keeps them"
     refused = run("--without-index", "no_such_index")
     assert refused.returncode != 0 and "no index 'no_such_index'" in refused.stderr, refused.stderr
+
+
+def test_unit_cost_with_answers_reads_every_charge_s_answer_back_through_a_serving_process_s_side(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "loadtests.unit_cost", "--charges", "40", "--batch", "16", "--quiet",
+             "--directory", str(tmp_path / "run"), *extra],
+            cwd=bench.PROJECT_ROOT, capture_output=True, text=True, timeout=600, check=False,
+        )  # fmt: skip
+
+    # Each charge's future must be resolved, from the answer frame, with a captured charge: a
+    # future left unresolved or any other outcome stops the harness.
+    finished = run("--protocol", "--answers")
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    with sqlite3.connect(tmp_path / "run" / "unit_cost.db") as connection:
+        assert connection.execute("SELECT COUNT(*) FROM charges WHERE status = 'captured'").fetchone()[0] == 40
+    refused = run("--answers")
+    assert refused.returncode != 0 and "give both" in refused.stderr, refused.stderr
