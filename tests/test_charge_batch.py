@@ -364,7 +364,7 @@ _JSON_VALUES = st.recursive(
 
 @given(_JSON_VALUES)
 def test_an_outcome_is_kept_as_json_dumps_with_compact_separators_writes_it(value: Any) -> None:
-    """``compact_json`` (``_COMPACT``'s C encoder, built once) gives ``json.dumps``'s text."""
+    """``compact_json`` (its C encoder built once) gives ``json.dumps``'s text."""
     assert compact_json(value) == json.dumps(value, separators=(",", ":"))
     assert compact_json({"value": {"id": "ch_1", "amount": 5, "description": "caf\u00e9", "x": None}}) == (
         '{"value":{"id":"ch_1","amount":5,"description":"caf\\u00e9","x":null}}'

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -152,8 +154,6 @@ def test_wallet_credit_run_hands_the_writer_process_steps_planned_ahead(tmp_path
     """The real ``wallet credit-run`` (its writer in a process of its own) over three steps of 500
     budgets: every step is planned in the command's process and applied by the writer (its log
     line counts them), every line is credited once, and ``wallet check`` passes."""
-    import subprocess
-    import sys
 
     from loadtests import scale
     from wallet.service import CREDIT_RUN_BATCH_BUDGETS
@@ -188,8 +188,6 @@ def test_wallet_credit_run_hands_the_writer_process_steps_planned_ahead(tmp_path
 
 def test_wallet_credit_run_no_plan_ahead_leaves_every_step_to_the_writer(tmp_path: Path) -> None:
     """``--no-plan-ahead``: the same credits, in the same steps, none worked out ahead."""
-    import subprocess
-    import sys
 
     from loadtests import scale
     from wallet.service import CREDIT_RUN_BATCH_BUDGETS
@@ -211,8 +209,6 @@ def test_wallet_credit_run_no_plan_ahead_leaves_every_step_to_the_writer(tmp_pat
 
 @pytest.mark.slow
 def test_the_credit_paths_command_credits_every_line_both_ways(tmp_path: Path) -> None:
-    import subprocess
-    import sys
 
     finished = subprocess.run(
         [sys.executable, "-m", "loadtests.credit_paths", "--clients", "700", "--rounds", "2",
@@ -229,8 +225,6 @@ def test_the_credit_paths_command_credits_every_line_both_ways(tmp_path: Path) -
 
 @pytest.mark.slow
 def test_the_scale_command_runs_end_to_end_at_a_tiny_size(tmp_path: Path) -> None:
-    import subprocess
-    import sys
 
     from loadtests import scale
 
@@ -263,8 +257,6 @@ def test_the_scale_command_runs_end_to_end_at_a_tiny_size(tmp_path: Path) -> Non
 
 @pytest.mark.slow
 def test_the_unit_cost_harness_captures_every_charge_and_counts_its_statements(tmp_path: Path) -> None:
-    import subprocess
-    import sys
 
     finished = subprocess.run(
         [sys.executable, "-m", "loadtests.unit_cost", "--charges", "70", "--batch", "32",
@@ -310,16 +302,18 @@ def test_the_http_cost_dump_total_is_read_from_callgrind_s_summary_line() -> Non
     assert found is not None and int(found.group(1)) == 123_456_789
 
 
-def test_unit_cost_without_an_index_drops_it_from_the_copy_only(tmp_path: Path) -> None:
-    import subprocess
-    import sys
+def _unit_cost(directory: Path, charges: int, *extra: str) -> subprocess.CompletedProcess[str]:
+    """``python -m loadtests.unit_cost`` at batch 16, quietly, on its seed in ``directory``."""
+    return subprocess.run(
+        [sys.executable, "-m", "loadtests.unit_cost", "--charges", str(charges), "--batch", "16", "--quiet",
+         "--directory", str(directory), *extra],
+        cwd=bench.PROJECT_ROOT, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
 
+
+def test_unit_cost_without_an_index_drops_it_from_the_copy_only(tmp_path: Path) -> None:
     def run(*extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "loadtests.unit_cost", "--charges", "20", "--batch", "16", "--quiet",
-             "--directory", str(tmp_path / "run"), *extra],
-            cwd=bench.PROJECT_ROOT, capture_output=True, text=True, timeout=600, check=False,
-        )  # fmt: skip
+        return _unit_cost(tmp_path / "run", 20, *extra)
 
     finished = run("--without-index", "transactions_by_time", "--without-index", "wallet_events_by_client")
     assert finished.returncode == 0, finished.stdout + finished.stderr
@@ -337,15 +331,8 @@ def test_unit_cost_without_an_index_drops_it_from_the_copy_only(tmp_path: Path) 
 def test_unit_cost_with_answers_reads_every_charge_s_answer_back_through_a_serving_process_s_side(
     tmp_path: Path,
 ) -> None:
-    import subprocess
-    import sys
-
     def run(*extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "loadtests.unit_cost", "--charges", "40", "--batch", "16", "--quiet",
-             "--directory", str(tmp_path / "run"), *extra],
-            cwd=bench.PROJECT_ROOT, capture_output=True, text=True, timeout=600, check=False,
-        )  # fmt: skip
+        return _unit_cost(tmp_path / "run", 40, *extra)
 
     # Each charge's future must be resolved, from the answer frame, with a captured charge: a
     # future left unresolved or any other outcome stops the harness.

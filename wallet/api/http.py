@@ -8,7 +8,6 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from functools import wraps
-from json.encoder import c_make_encoder, encode_basestring, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
 import orjson
@@ -17,6 +16,7 @@ from aiohttp import web
 from wallet.api.keys import PRINCIPAL, SERVICE, SETTINGS
 from wallet.api.problems import BadRequest
 from wallet.auth.tokens import Principal, Role
+from wallet.jsontext import encoder_once
 from wallet.ledger.errors import Forbidden, Unauthorized, ValidationError
 from wallet.storage.port import ACTOR, Idempotency, Page
 
@@ -31,27 +31,9 @@ _LIMIT_MAX_DIGITS = 9  # more digits than any page size setting: no parsing of a
 _CURSOR_MAX = 2**63 - 1  # a position is an SQLite integer
 
 
-def _encoder_once(encoder: json.JSONEncoder) -> Callable[[Any], str]:
-    """``encoder.encode``, with the C encoder it would build on every call (and its circular
-    reference markers) built once. What it encodes here is a tree (a record rendered for a response,
-    or a request body as parsed), never a structure that contains itself, so the output is the same."""
-    if c_make_encoder is None or encoder.indent is not None:  # a Python without _json: as before
-        return encoder.encode
-    escape = encode_basestring_ascii if encoder.ensure_ascii else encode_basestring
-    make = c_make_encoder(
-        None, encoder.default, escape, None, encoder.key_separator, encoder.item_separator,
-        encoder.sort_keys, encoder.skipkeys, encoder.allow_nan,
-    )  # fmt: skip
-
-    def encode(value: Any) -> str:
-        return "".join(make(value, 0))
-
-    return encode
-
-
 # The encoders json.dumps would build on every call with these arguments, built once.
-_RESPONSE_JSON = _encoder_once(json.JSONEncoder(separators=(",", ":"), ensure_ascii=False))
-_CANONICAL_JSON = _encoder_once(json.JSONEncoder(sort_keys=True, separators=(",", ":")))
+_RESPONSE_JSON = encoder_once(json.JSONEncoder(separators=(",", ":"), ensure_ascii=False))
+_CANONICAL_JSON = encoder_once(json.JSONEncoder(sort_keys=True, separators=(",", ":")))
 
 
 # What orjson writes otherwise than json.dumps is left to the json module: a datetime or a

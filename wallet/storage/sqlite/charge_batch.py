@@ -33,6 +33,7 @@ Nothing here awaits: the run is part of the writer's batch, from its first read 
 from __future__ import annotations
 
 import bisect
+import functools
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -237,14 +238,12 @@ def _read(connection: sqlite3.Connection, tasks: list[_Task]) -> _State:
 
 
 def _since(now: datetime, limits: Limits) -> str:
-    seconds = limits.identity_failures_window_seconds
-    window = _WINDOWS.get(seconds)
-    if window is None:
-        window = _WINDOWS[seconds] = timedelta(seconds=seconds)
-    return rfc3339(now - window)
+    return rfc3339(now - _window(limits.identity_failures_window_seconds))
 
 
-_WINDOWS: dict[int, timedelta] = {}  # identity-failure windows by their seconds (the settings have one)
+@functools.cache  # the settings have one window: its timedelta built once, not per charge
+def _window(seconds: int) -> timedelta:
+    return timedelta(seconds=seconds)
 
 
 def _count_after(times: list[str] | None, since: str) -> int:

@@ -21,11 +21,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any, Protocol
 
 import structlog
 
+from wallet.jsontext import encoder_once
 from wallet.ledger.errors import IdempotencyKeyReuse, OperationError, RateLimited, Unavailable
 from wallet.storage.sqlite import audit
 from wallet.storage.port import ACTOR, CommitObserver, Idempotency, Record, Refusal, WriterStats, Written
@@ -117,21 +117,9 @@ class _Task:
 
 
 _STOP = object()
-_COMPACT = json.JSONEncoder(separators=(",", ":"))  # json.dumps(..., separators=(",", ":")), built once
-# ``_COMPACT``'s C encoder, built once too: ``JSONEncoder.encode`` builds one (and a closure, and a
-# dict of markers) on every call, a third of the cost of encoding a charge's outcome. Without the
-# markers (the outcomes are records, never circular), the same text.
-_COMPACT_ENCODE = (
-    None if c_make_encoder is None
-    else c_make_encoder(None, _COMPACT.default, encode_basestring_ascii, None, ":", ",", False, False, True)
-)  # fmt: skip
-
-
-def compact_json(value: Any) -> str:
-    """``json.dumps(value, separators=(",", ":"))``: an outcome as an idempotency key keeps it."""
-    if _COMPACT_ENCODE is None:
-        return _COMPACT.encode(value)
-    return "".join(_COMPACT_ENCODE(value, 0))
+# ``json.dumps(value, separators=(",", ":"))``, the encoder built once: how an idempotency key keeps
+# an outcome, and how the batch code passes lists of values to SQLite's json_each.
+compact_json = encoder_once(json.JSONEncoder(separators=(",", ":")))
 
 # Prepared statements kept per connection, by SQL text (sqlite3's default is 128). The storage
 # has some 150 distinct statements; past the cache's size a statement is parsed and planned again.
