@@ -97,6 +97,7 @@ thread.join()
 print(json.dumps({"tuned": tuned, "refused": refused == [True],
                   "journal": connection.execute("PRAGMA journal_mode").fetchone()[0],
                   "synchronous": connection.execute("PRAGMA synchronous").fetchone()[0],
+                  "temp_store": connection.execute("PRAGMA temp_store").fetchone()[0],
                   "rows": connection.execute("SELECT COUNT(*) FROM t").fetchone()[0]}))
 """
 
@@ -104,8 +105,8 @@ print(json.dumps({"tuned": tuned, "refused": refused == [True],
 def test_the_writer_process_s_sqlite_has_one_thread_and_keeps_its_connection_to_it(tmp_path: Path) -> None:
     """What ``writer_process._serve`` does before it opens its connection (``library.py``): SQLite
     takes the single-thread configuration here, and Python refuses the connection to other threads,
-    which that configuration needs. WAL and synchronous=FULL as always. In a process of its own: the
-    configuration is the whole process's."""
+    which that configuration needs. WAL and synchronous=FULL as always; statement journals in memory
+    (``temp_store = MEMORY``, 2). In a process of its own: the configuration is the whole process's."""
     import json
     import subprocess
     import sys
@@ -116,7 +117,7 @@ def test_the_writer_process_s_sqlite_has_one_thread_and_keeps_its_connection_to_
     )  # fmt: skip
     assert finished.returncode == 0, finished.stderr
     assert json.loads(finished.stdout) == {"tuned": True, "refused": True, "journal": "wal", "synchronous": 2,
-                                           "rows": 1}  # fmt: skip
+                                           "temp_store": 2, "rows": 1}  # fmt: skip
 
 
 def test_a_unit_crosses_as_its_factory_and_arguments() -> None:
