@@ -920,7 +920,7 @@ def summarise(results: Results, arguments: argparse.Namespace) -> dict[str, Any]
             "rounds": len(runs),
         }
 
-    summary = {f"{scenario}_{target}": figures(scenario, target)
+    summary: dict[str, Any] = {f"{scenario}_{target}": figures(scenario, target)
                for scenario, target in (("charge", "noop"), ("charge", "wallet"), ("read", "noop"),
                                         ("read", "wallet"), ("hot", "wallet"))}  # fmt: skip
     noop_charge = summary["charge_noop"]["per_second"]
