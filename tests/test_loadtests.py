@@ -45,6 +45,15 @@ def test_impossible_options_are_refused(argv: list[str]) -> None:
     assert exited.value.code == 2
 
 
+def test_the_floor_is_opt_in_and_sqlite_only() -> None:
+    parser = bench.parser()
+    assert parser.parse_args([]).floor is False
+    assert parser.parse_args(["--floor"]).floor is True
+    with pytest.raises(SystemExit) as exited:
+        bench.validate(parser.parse_args(["--floor", "--db", "postgresql://u@h/db"]), parser)
+    assert exited.value.code == 2
+
+
 def test_every_seeded_person_passes_the_service_s_own_validation() -> None:
     everyone = bench.people(1000)
     assert len(everyone) == 1001  # 1,000 clients and the hot one
