@@ -1,7 +1,7 @@
 """The charge-path benchmark: the real service against the HTTP ceiling, side by side.
 
     python -m loadtests.bench [--duration 8] [--rounds 3] [--connections 32] [--threads 1] [--check]
-                              [--db sqlite|postgresql://user@host:5432/db] [--nodes N]
+                              [--db sqlite|postgresql://user@host:5432/db] [--nodes N] [--floor]
 
 What one run does, all on 127.0.0.1 and in a fresh temporary directory:
 
@@ -19,6 +19,11 @@ What one run does, all on 127.0.0.1 and in a fresh temporary directory:
 4. Stops the service gracefully, counts the captured charges in the database against the 201s
    wrk saw (none lost, none made up), with ``--check`` runs ``wallet check`` on the database,
    and prints the figures.
+
+With ``--floor`` (SQLite only) the charge rounds measure a third server beside the two, with the
+same script: the floor (``loadtests/floor.py``), the least a durable charge costs on this stack,
+run on a copy of the seeded database made before any server starts. The summary adds its
+charges/s, latency and errors, its ratio to the no-op and the wallet's ratio to it.
 
 With ``--db postgresql://...`` the service runs on PostgreSQL, in a fresh schema made for the run
 (and dropped after it unless ``--keep``), as ``--nodes`` ``wallet serve`` processes on that one
@@ -399,7 +404,9 @@ def writer_cpu_seconds(pid: int | None) -> float:
             command = Path(f"/proc/{child}/cmdline").read_bytes()
         except OSError:
             continue
-        total += process_cpu_seconds(child) if b"writer_process" in command else writer_cpu_seconds(child)
+        # The wallet's writer process, or the floor's (loadtests/floor.py).
+        writer = b"writer_process" in command or b"floor_writer" in command
+        total += process_cpu_seconds(child) if writer else writer_cpu_seconds(child)
     return total
 
 
@@ -701,6 +708,9 @@ def parser() -> argparse.ArgumentParser:
                            help="wallet serve processes on the one database (PostgreSQL only; default 1)")
     arguments.add_argument("--workers", type=int, default=1,
                            help="WALLET_WORKERS of each wallet serve: HTTP worker processes on its port (default 1)")
+    arguments.add_argument("--floor", action="store_true",
+                           help="also measure the floor (loadtests/floor.py: the least a durable charge costs on this"
+                                " stack) on a copy of the seeded database, in the charge rounds (SQLite only)")
     return arguments
 
 
@@ -718,6 +728,8 @@ def validate(arguments: argparse.Namespace, arguments_parser: argparse.ArgumentP
         arguments_parser.error("--workers must be at least 1")
     if arguments.connections < arguments.threads * arguments.nodes:
         arguments_parser.error("--connections must be at least --threads times --nodes")
+    if arguments.floor and postgres:
+        arguments_parser.error("--floor runs on SQLite only")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -743,7 +755,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(arguments: argparse.Namespace, directory: Path, database: str | None) -> int:
     from wallet.settings import Settings
 
-    wallet_ports, noop_port = [free_port() for _ in range(arguments.nodes)], free_port()
+    wallet_ports, noop_port, floor_port = [free_port() for _ in range(arguments.nodes)], free_port(), free_port()
     wallet_port = wallet_ports[0]
     environment = bench_environment(directory, wallet_port, database)
     environment["WALLET_WORKERS"] = str(arguments.workers)
@@ -761,6 +773,9 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None) -
     seeded = asyncio.run(seed(environment, everyone))
     print(f"seeded {len(seeded.client_ids) - 1} clients + 1 hot wallet, credited {seeded.credited_lines} lines"
           f" for {seeded.month} in {seeded.seconds:.1f} s")  # fmt: skip
+    floor_database = directory / "floor.db"
+    if arguments.floor:  # copied now, while no server runs: the floor starts where the wallet starts
+        copy_database(environment["WALLET_DB"], floor_database)
     provider_token = wallet_cli(
         environment, "token", "--role", "provider", "--provider-id", seeded.provider_id, "--ttl", str(TOKEN_TTL_SECONDS)
     ).strip().splitlines()[-1]
@@ -777,8 +792,13 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None) -
     wallet_urls = [f"http://{HOST}:{port}" for port in wallet_ports]
     noop_url = f"http://{HOST}:{noop_port}"
     # With --workers N the no-op runs as N processes on its port too: "measured the same way".
+    event_loop = environment.get("WALLET_EVENT_LOOP", Settings.event_loop)
     noop = [sys.executable, "-m", "loadtests.noop", "--port", str(noop_port), "--processes", str(arguments.workers),
-            "--event-loop", environment.get("WALLET_EVENT_LOOP", Settings.event_loop)]  # the same loop as the wallet
+            "--event-loop", event_loop]  # the same loop as the wallet
+    floor_url = f"http://{HOST}:{floor_port}"
+    floor = [sys.executable, "-m", "loadtests.floor", "--port", str(floor_port), "--database", str(floor_database),
+             "--secret-dir", str(Path(environment["WALLET_SIGNING_KEY"]).resolve().parent),
+             "--event-loop", event_loop]  # fmt: skip
     results = Results()
     began = time.monotonic()
     with contextlib.ExitStack() as stack:
@@ -791,18 +811,26 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None) -
             )))  # fmt: skip
         noop_server = stack.enter_context(process(noop, environment, directory / "noop.log", f"{noop_url}/healthz"))
         pids: dict[str, list[int]] = {"wallet": [server.pid for server in servers], "noop": [noop_server.pid]}
+        target_urls: dict[str, str | list[str]] = {"wallet": wallet_urls, "noop": noop_url}
+        floor_server = None
+        if arguments.floor:
+            floor_server = stack.enter_context(process(floor, environment, directory / "floor.log",
+                                                       f"{floor_url}/healthz"))  # fmt: skip
+            pids["floor"], target_urls["floor"] = [floor_server.pid], floor_url
+            print(f"floor (pid {floor_server.pid}) on {floor_url}, on a copy of the seeded database")
+        charge_targets = ("noop", "wallet", "floor") if arguments.floor else ("noop", "wallet")
         print(f"wallet serve (pids {', '.join(str(s.pid) for s in servers)}) on {', '.join(wallet_urls)};"
               f" no-op app on {noop_url};"
               f" wrk -t{arguments.threads} -c{arguments.connections}, {arguments.duration:g} s a measurement")  # fmt: skip
-        for scenario, targets in (("charge", ("noop", "wallet")), ("read", ("noop", "wallet")), ("hot", ("wallet",))):
+        for scenario, targets in (("charge", charge_targets), ("read", ("noop", "wallet")), ("hot", ("wallet",))):
             for target in targets:  # warm up: token cache, page cache, connections; not in the figures
-                results.measurements.append(run_wrk(wallet_urls if target == "wallet" else noop_url, paths[scenario],
+                results.measurements.append(run_wrk(target_urls[target], paths[scenario],
                                                     f"warmup-{scenario}", target, 0, arguments, WARMUP_SECONDS,
                                                     pids[target]))  # fmt: skip
             for round_number in range(1, arguments.rounds + 1):
                 order = targets if round_number % 2 else tuple(reversed(targets))
                 for target in order:
-                    urls = wallet_urls if target == "wallet" else noop_url
+                    urls = target_urls[target]
                     measured = run_wrk(urls, paths[scenario], scenario, target, round_number, arguments,
                                        server_pid=pids[target])
                     results.measurements.append(measured)
@@ -812,13 +840,22 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None) -
             if server.returncode not in (0, None):
                 print(f"wallet serve exited with {server.returncode}; see {directory / f'serve-{number}.log'}",
                       file=sys.stderr)  # fmt: skip
+        if floor_server is not None:
+            stop(floor_server)
+            if floor_server.returncode not in (0, None):
+                print(f"the floor exited with {floor_server.returncode}; see {directory / 'floor.log'}",
+                      file=sys.stderr)  # fmt: skip
     load_after = load_average()
     counts = database_counts(environment["WALLET_DB"])
+    if arguments.floor:
+        counts.update({f"floor_{name}": value for name, value in database_counts(str(floor_database)).items()})
     check = None
     if arguments.check:
         check = subprocess.run([sys.executable, "-m", "wallet", "check"], env=environment, cwd=PROJECT_ROOT,
                                capture_output=True, text=True, check=False)  # fmt: skip
     summary = summarise(results, arguments)
+    if arguments.floor:
+        summary["floor_writer"] = _floor_writer_line(directory / "floor.log")
     _print_summary(summary, counts, check, load_before, load_after, time.monotonic() - began)
     if arguments.json:
         arguments.json.write_text(json.dumps({
@@ -832,7 +869,31 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None) -
     consistent = summary["charges_answered_201"] <= counts["captured"] <= (
         summary["charges_answered_201"] + arguments.connections * summary["charge_runs"]
     )
+    if arguments.floor:
+        consistent = consistent and _floor_consistent(summary, counts)
     return 0 if consistent and (check is None or check.returncode == 0) else 1
+
+
+def copy_database(source: str, destination: Path) -> None:
+    """A page-for-page copy of the database (SQLite's backup API: what a committed WAL holds too)."""
+    with contextlib.closing(sqlite3.connect(source)) as original, \
+            contextlib.closing(sqlite3.connect(destination)) as copy:  # fmt: skip
+        original.backup(copy)
+
+
+def _floor_consistent(summary: dict[str, Any], counts: dict[str, int]) -> bool:
+    """The floor's database holds every charge wrk saw answered 201, plus at most those in flight."""
+    seen = summary["floor_answered_201"]
+    return bool(seen <= counts["floor_captured"] <= seen + summary["connections"] * summary["floor_runs"])
+
+
+def _floor_writer_line(log_path: Path) -> str:
+    """What the floor's writer said of its commits as it ended (``floor writer: N charges in M commits``)."""
+    with contextlib.suppress(OSError):
+        for line in reversed(log_path.read_text(errors="replace").splitlines()):
+            if line.startswith("floor writer: ") and " commits " in line:
+                return line.removeprefix("floor writer: ")
+    return "not reported"
 
 
 def _median(values: Sequence[float]) -> float:
@@ -859,7 +920,7 @@ def summarise(results: Results, arguments: argparse.Namespace) -> dict[str, Any]
             "rounds": len(runs),
         }
 
-    summary = {f"{scenario}_{target}": figures(scenario, target)
+    summary: dict[str, Any] = {f"{scenario}_{target}": figures(scenario, target)
                for scenario, target in (("charge", "noop"), ("charge", "wallet"), ("read", "noop"),
                                         ("read", "wallet"), ("hot", "wallet"))}  # fmt: skip
     noop_charge = summary["charge_noop"]["per_second"]
@@ -871,6 +932,14 @@ def summarise(results: Results, arguments: argparse.Namespace) -> dict[str, Any]
                    if m.target == "wallet" and m.scenario in ("charge", "hot", "warmup-charge", "warmup-hot")]  # fmt: skip
     summary["charges_answered_201"] = sum(m.statuses.get("201", 0) for m in charge_runs)
     summary["charge_runs"] = len(charge_runs)
+    if getattr(arguments, "floor", False):
+        floor = summary["charge_floor"] = figures("charge", "floor")
+        summary["floor_ratio"] = floor["successes_per_second"] / noop_charge if noop_charge else 0.0
+        wallet = summary["charge_wallet"]["successes_per_second"]
+        summary["wallet_to_floor"] = wallet / floor["successes_per_second"] if floor["successes_per_second"] else 0.0
+        floor_runs = [m for m in results.measurements if m.target == "floor"]
+        summary["floor_answered_201"] = sum(m.statuses.get("201", 0) for m in floor_runs)
+        summary["floor_runs"] = len(floor_runs)
     summary["connections"] = arguments.connections
     summary["threads"] = arguments.threads
     return summary
@@ -910,6 +979,8 @@ def _print_summary(
     print(f"  no-op POST/s       {noop['per_second']:>9,.0f}   p50 {noop['p50_ms']:.2f} ms, p99 {noop['p99_ms']:.2f} ms")
     print(f"  ratio to no-op     {summary['charge_ratio']:>9.2f}   (target {TARGET_RATIO}, goal 0.5:"
           f" {_verdict(summary['charge_ratio'] >= TARGET_RATIO)})")  # fmt: skip
+    if "charge_floor" in summary:
+        _print_floor(summary, counts)
     print(f"  GET /v1/me/wallet  {read['successes_per_second']:>9,.0f}/s (target {TARGET_READS_PER_SECOND:,}:"
           f" {_verdict(read['successes_per_second'] >= TARGET_READS_PER_SECOND)});"
           f" p50 {read['p50_ms']:.2f} ms, p99 {read['p99_ms']:.2f} ms; errors {read['error_share']:.2%};"
@@ -937,6 +1008,20 @@ def _print_summary(
         print(check.stdout[-4000:], check.stderr[-4000:], file=sys.stderr)
     print(f"  load average       before {_load(load_before)}, after {_load(load_after)};"
           f" measured for {seconds:.0f} s")  # fmt: skip
+
+
+def _print_floor(summary: dict[str, Any], counts: dict[str, int]) -> None:
+    floor = summary["charge_floor"]
+    seen, in_flight = summary["floor_answered_201"], summary["connections"] * summary["floor_runs"]
+    print(f"  floor charges/s    {floor['successes_per_second']:>9,.0f}   p50 {floor['p50_ms']:.2f} ms,"
+          f" p99 {floor['p99_ms']:.2f} ms; errors {floor['error_share']:.2%} {_statuses(floor['statuses'])};"
+          f" server CPU {floor['cpu_us_per_request']:,.0f} us/charge (writer {floor['writer_cpu_us_per_request']:,.0f})")  # fmt: skip
+    print(f"  floor to no-op     {summary['floor_ratio']:>9.2f}   (target {TARGET_RATIO}:"
+          f" {_verdict(summary['floor_ratio'] >= TARGET_RATIO)})")  # fmt: skip
+    print(f"  wallet to floor    {summary['wallet_to_floor']:>9.2f}")
+    print(f"  floor database     {counts['floor_captured']:,} captured charges; wrk saw {seen:,} answered 201"
+          f" (+ at most {in_flight} in flight: {'consistent' if _floor_consistent(summary, counts) else 'INCONSISTENT'});"
+          f" writer: {summary.get('floor_writer', 'not reported')}")  # fmt: skip
 
 
 def _statuses(statuses: dict[str, int]) -> str:

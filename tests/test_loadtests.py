@@ -5,11 +5,17 @@ Fast and without wrk or a server: the benchmark's figures are measured by runnin
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
 import json
 import sqlite3
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 from stdnum.fi import hetu
@@ -36,6 +42,15 @@ def test_impossible_options_are_refused(argv: list[str]) -> None:
     parser = bench.parser()
     with pytest.raises(SystemExit) as exited:
         bench.validate(parser.parse_args(argv), parser)
+    assert exited.value.code == 2
+
+
+def test_the_floor_is_opt_in_and_sqlite_only() -> None:
+    parser = bench.parser()
+    assert parser.parse_args([]).floor is False
+    assert parser.parse_args(["--floor"]).floor is True
+    with pytest.raises(SystemExit) as exited:
+        bench.validate(parser.parse_args(["--floor", "--db", "postgresql://u@h/db"]), parser)
     assert exited.value.code == 2
 
 
@@ -342,3 +357,91 @@ def test_unit_cost_with_answers_reads_every_charge_s_answer_back_through_a_servi
         assert connection.execute("SELECT COUNT(*) FROM charges WHERE status = 'captured'").fetchone()[0] == 40
     refused = run("--answers")
     assert refused.returncode != 0 and "give both" in refused.stderr, refused.stderr
+
+
+# The floor (loadtests/floor.py): the least a durable charge costs, a service of its own.
+
+_FLOOR_TABLES = ("charges", "transactions", "postings", "wallet_events", "audit_log", "idempotency_keys")
+
+
+def _floor_counts(database: Path) -> dict[str, int]:
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        return {table: connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] for table in _FLOOR_TABLES}
+
+
+def _balances(database: Path) -> dict[str, int]:
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        return dict(connection.execute("SELECT id, balance FROM accounts"))
+
+
+def _floor_charge(url: str, phone: str, amount: int, key: str) -> tuple[int, dict[str, Any]]:
+    body = json.dumps({"phone": phone, "amount": amount, "category": bench.CATEGORY,
+                       "identity": {"method": "national_id", "national_id": "010130-002X"}}).encode()  # fmt: skip
+    request = urllib.request.Request(f"{url}/v1/charges", data=body, method="POST",
+                                     headers={"Content-Type": "application/json", "Idempotency-Key": key})  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.mark.slow
+def test_the_floor_writes_every_row_of_a_charge_and_moves_both_balances(tmp_path: Path) -> None:
+    """The floor on a small seeded database: each 201 is one charge, one transaction, two postings,
+    one wallet event, one audit entry and one idempotency key, on disk when answered; the client's
+    wallet line and the provider's payable account moved by the amounts; an unknown phone writes nothing."""
+    from loadtests import floor
+    from wallet.ledger.accounts import payable_account, wallet_account
+
+    environment = bench.bench_environment(tmp_path, bench.free_port())
+    everyone = bench.people(6)
+    seeded = asyncio.run(bench.seed(environment, everyone))
+    database = tmp_path / "floor.db"
+    bench.copy_database(environment["WALLET_DB"], database)
+    before, balances_before = _floor_counts(database), _balances(database)
+    port = bench.free_port()
+    url = f"http://{bench.HOST}:{port}"
+    command = [sys.executable, "-m", "loadtests.floor", "--port", str(port), "--database", str(database),
+               "--secret-dir", str(tmp_path / "keys")]  # fmt: skip
+    charges = [(everyone[n % len(everyone)], 100 + 7 * n, f"floor-test-{n}") for n in range(40)]
+    with bench.process(command, environment, tmp_path / "floor.log", f"{url}/healthz") as server:
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:  # at once: several to a frame and a commit
+            answers = list(pool.map(lambda c: _floor_charge(url, c[0].phone, c[1], c[2]), charges))
+        unknown = _floor_charge(url, "+358409999999", 100, "floor-test-unknown")
+        after, balances_after = _floor_counts(database), _balances(database)  # answered: committed already
+        bench.stop(server)
+    assert server.returncode == 0, (tmp_path / "floor.log").read_text()
+    assert unknown[0] == 404
+    assert [status for status, _ in answers] == [201] * len(charges)
+    created = len(answers)
+    assert {table: after[table] - before[table] for table in _FLOOR_TABLES} == {
+        "charges": created, "transactions": created, "postings": 2 * created, "wallet_events": created,
+        "audit_log": created, "idempotency_keys": created,
+    }  # fmt: skip
+    spent: dict[str, int] = {}
+    for (person, amount, _), (_, record) in zip(charges, answers):
+        client_id = seeded.client_ids[everyone.index(person)]
+        account = wallet_account(client_id, bench.CATEGORY)
+        spent[account] = spent.get(account, 0) + amount
+        assert (record["status"], record["amount"], record["category"]) == ("captured", amount, bench.CATEGORY)
+        assert len(json.dumps(record)) > 200  # about the size of the service's charge record
+    payable = payable_account(seeded.provider_id)
+    moved = {account: balances_after[account] - balances_before[account] for account in balances_before
+             if balances_after[account] != balances_before[account]}  # fmt: skip
+    assert moved == {**{account: -amount for account, amount in spent.items()}, payable: sum(spent.values())}
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        ids = [record["id"] for _, record in answers]
+        stored = dict(connection.execute(
+            f"SELECT id, amount FROM charges WHERE status = 'captured' AND id IN ({','.join('?' * len(ids))})", ids
+        ).fetchall())  # fmt: skip
+        assert stored == {record["id"]: record["amount"] for _, record in answers}
+        # Every transaction balances, and each account's last posting leaves it at its balance.
+        assert connection.execute("SELECT COUNT(*) FROM (SELECT transaction_id FROM postings"
+                                  " GROUP BY transaction_id HAVING SUM(amount) != 0)").fetchone()[0] == 0  # fmt: skip
+        for account, balance in balances_after.items():
+            last = connection.execute("SELECT balance_after FROM postings WHERE account_id = ? ORDER BY seq DESC"
+                                      " LIMIT 1", (account,)).fetchone()  # fmt: skip
+            assert last is None or last[0] == balance, account
+    assert f"floor writer: {created} charges in " in (tmp_path / "floor.log").read_text()
+    assert floor.BATCH_MAX == 64

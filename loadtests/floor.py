@@ -1,0 +1,415 @@
+"""The floor: the least a durable charge can cost on this stack, run as a service of its own.
+
+    python -m loadtests.floor --port 8091 --database PATH [--secret-dir DIR] [--event-loop uvloop]
+
+What ``python -m loadtests.bench --floor`` measures beside the wallet and the no-op app, with the
+same wrk script: the best any implementation could do that writes, durably, what a charge by
+national id must write, on the same stack (CPython, aiohttp, SQLite WAL with ``synchronous=FULL``,
+one writer process doing group commit). What it keeps of the real service:
+
+- an aiohttp app on the same event loop as the no-op (``wallet.eventloop``), one route,
+  ``POST /v1/charges`` (and ``GET /healthz`` for the bench to see it up; anything else is 404):
+  the body read and parsed with ``json.loads``, the ``Idempotency-Key`` header read;
+- the hand-off to a writer process as the real one makes it (``writer_process``): a request
+  tuple per charge, every request of one loop turn in one frame (4-byte length, then a pickle,
+  ``writer_process._frame``), the answers coming back in frames that resolve futures;
+- the writer process: a selector loop reading frames and batching everything pending, up to
+  ``--batch-max`` (64, the service's default); ``BEGIN IMMEDIATE``; the rows the real charge by
+  national id writes, in the same tables of the real schema (its constraints, triggers and
+  indexes), with the same multi-row ``INSERT``s (``bulk``) in the same order: the charge, the
+  transaction, two postings, both balances moved (one ``UPDATE ... FROM json_each`` a batch, as
+  ``charge_batch._insert``), the wallet event, the audit entry, the idempotency key; ``COMMIT``;
+  the answers. The connection is the real writer's (``writer.connect``: WAL, ``synchronous=FULL``,
+  ``temp_store=MEMORY``, foreign keys on; ``library`` configured for one thread first).
+
+What it leaves out, on purpose (that is the point of a floor): authentication, validation,
+logging, metrics, middlewares, the identity check, the throttle, the writer's reads (providers,
+client, budget, identity failures, balances, idempotency keys: the balances are kept in the
+writer's memory from its start, which is right as long as it is the database's only writer),
+the savepoints, the audit chain (a constant 64-hex hash stands in for every hash). The client
+is found by phone in a dict built at start: the bench's people (``bench.people``) hashed with the
+service's keyed hash (``wallet.auth.hashing``, its secret from ``--secret-dir``) and looked up in
+the clients table once.
+
+Not a service to run anywhere but the bench: its database is a copy made for the measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import selectors
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+from collections import deque
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from wallet.clock import rfc3339
+from wallet.eventloop import EVENT_LOOPS, new_event_loop
+from wallet.ids import new_id
+from wallet.ledger.accounts import payable_account, wallet_account
+from wallet.storage.sqlite import bulk, library
+from wallet.storage.sqlite.charge_batch import _CHARGES, _KEYS
+from wallet.storage.sqlite.writer import connect
+
+# The real service's framing: the very functions the HTTP side and the writer process use.
+from wallet.storage.sqlite.writer_process import _frame, _frames
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BATCH_MAX = 64  # the service's WALLET_WRITER_BATCH_MAX default
+RECEIVE_BYTES = 1 << 20
+SEND_TIMEOUT_SECONDS = 10.0
+STOP_TIMEOUT_SECONDS = 60.0
+HASH = "f" * 64  # stands in for every hash: the audit chain's, the request fingerprint
+METHOD = "national_id"
+CAPTURE = "capture"
+ACTION = "ledger.capture"
+# The writer process's command (``-c``, as ``writer_process._ENTRY``); its name is what the bench
+# looks for to count the writer's CPU apart (``bench.writer_cpu_seconds``).
+_ENTRY = "import sys; from loadtests.floor import floor_writer_main; sys.exit(floor_writer_main(sys.argv[1:]))"
+NOT_FOUND = b'{"error":{"code":"not_found","message":"no such client"}}'
+UNAVAILABLE = b'{"error":{"code":"unavailable","message":"the write failed"}}'
+
+
+# The HTTP side.
+
+
+class WriterLink:
+    """``ProcessWriter.submit``/``_flush``/``_replied``, without the rest: one frame a loop turn."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._transport: asyncio.Transport | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._waiting: dict[int, asyncio.Future[str | None]] = {}
+        self._numbers = 0
+        self._outgoing: list[tuple[Any, ...]] = []
+        self._flush_scheduled = False
+        self._gone: asyncio.Future[None] | None = None
+
+    async def start(self, database: str, batch_max: int) -> None:
+        self._loop = asyncio.get_running_loop()
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        environment = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}  # fmt: skip
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-c", _ENTRY, "--fd", str(child.fileno()), "--database", database,
+                 "--batch-max", str(batch_max)],
+                pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, env=environment,
+            )  # fmt: skip
+        finally:
+            child.close()
+        self._gone = self._loop.create_future()
+        self._transport, _ = await self._loop.create_unix_connection(lambda: _Protocol(self), sock=parent)
+
+    async def stop(self) -> None:
+        """Every write sent answered, then end-of-file: the writer commits what it has and exits."""
+        if self._transport is None:
+            return
+        self._flush()
+        if not self._transport.is_closing():
+            self._transport.write_eof()
+        if self._gone is not None:
+            await asyncio.wait_for(asyncio.shield(self._gone), STOP_TIMEOUT_SECONDS)
+        if self._process is not None:
+            await asyncio.to_thread(self._process.wait, STOP_TIMEOUT_SECONDS)
+        self._transport.abort()
+
+    def submit(self, request: tuple[Any, ...]) -> asyncio.Future[str | None]:
+        assert self._loop is not None
+        self._numbers += 1
+        number = self._numbers
+        future: asyncio.Future[str | None] = self._loop.create_future()
+        self._waiting[number] = future
+        self._outgoing.append((number, *request))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+        return future
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if not self._outgoing or self._transport is None:
+            return
+        outgoing, self._outgoing = self._outgoing, []
+        self._transport.write(_frame(outgoing))
+
+    def replied(self, answers: list[tuple[int, str | None]]) -> None:
+        for number, record in answers:
+            future = self._waiting.pop(number, None)
+            if future is not None and not future.done():
+                future.set_result(record)
+
+    def lost(self) -> None:
+        waiting, self._waiting = self._waiting, {}
+        for future in waiting.values():
+            if not future.done():
+                future.set_result(None)
+        if self._gone is not None and not self._gone.done():
+            self._gone.set_result(None)
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self, link: WriterLink) -> None:
+        self._link = link
+        self._buffer = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        for answers in _frames(self._buffer):
+            self._link.replied(answers)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._link.lost()
+
+
+LINK = web.AppKey("link", WriterLink)
+CLIENTS = web.AppKey("clients", dict)
+
+
+async def charge(request: web.Request) -> web.Response:
+    body = json.loads(await request.read())
+    client_id = request.app[CLIENTS].get(body["phone"])
+    if client_id is None:
+        return web.Response(status=404, body=NOT_FOUND, content_type="application/json")
+    record = await request.app[LINK].submit(
+        (request.headers.get("Idempotency-Key"), client_id, body["amount"], body["category"])
+    )
+    if record is None:
+        return web.Response(status=503, body=UNAVAILABLE, content_type="application/json")
+    return web.Response(status=201, body=record.encode(), content_type="application/json")
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.Response(body=b'{"status":"ok"}', content_type="application/json")
+
+
+def create_app(database: str, clients: dict[str, str], batch_max: int = BATCH_MAX) -> web.Application:
+    app = web.Application()
+    app[CLIENTS] = clients
+    app[LINK] = link = WriterLink()
+
+    async def start_writer(app: web.Application) -> None:
+        await link.start(database, batch_max)
+
+    async def stop_writer(app: web.Application) -> None:
+        await link.stop()
+
+    app.on_startup.append(start_writer)
+    app.on_cleanup.append(stop_writer)
+    app.router.add_route("POST", "/v1/charges", charge)
+    app.router.add_route("GET", "/healthz", health)
+    return app
+
+
+def phone_to_client(database: str, secret_dir: Path) -> dict[str, str]:
+    """The bench's people's phones to their client ids: each phone hashed as the service hashes it
+    (``Hasher.keyed("phone", ...)`` under its secret), found in the clients table."""
+    from loadtests.bench import people
+    from wallet.auth.hashing import Hasher
+    from wallet.auth.keys import HMAC_SECRET_FILENAME
+    from wallet.service import PHONE
+
+    secret_path = secret_dir / HMAC_SECRET_FILENAME
+    if not secret_path.exists():
+        raise SystemExit(f"no service secret at {secret_path}: give --secret-dir")
+    hasher = Hasher(bytes.fromhex(secret_path.read_text().strip()))
+    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        by_hash = dict(connection.execute("SELECT phone_hash, id FROM clients").fetchall())
+    finally:
+        connection.close()
+    clients = {}
+    for person in people(max(len(by_hash) - 1, 0)):
+        client_id = by_hash.get(hasher.keyed(PHONE, person.phone))
+        if client_id is not None:
+            clients[person.phone] = client_id
+    if not clients:
+        raise SystemExit(f"none of the bench's people is a client in {database}")
+    return clients
+
+
+# The writer process.
+
+
+class _Ledger:
+    """What the writer keeps in memory: the balances (it is the only writer), the provider."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        provider = connection.execute(
+            "SELECT id FROM providers WHERE status = 'approved' ORDER BY seq LIMIT 1"
+        ).fetchone()
+        if provider is None:
+            raise SystemExit("no approved provider in the database")
+        self.provider_id = str(provider[0])
+        self.payable_id = payable_account(self.provider_id)
+        self.actor = f"provider:{self.provider_id}"  # the principal's scope: audit actor, key scope
+        self.reload(connection)
+
+    def reload(self, connection: sqlite3.Connection) -> None:
+        self.accounts = {
+            str(account_id): [int(balance), int(held)]
+            for account_id, balance, held in connection.execute(
+                "SELECT id, balance, held FROM accounts WHERE kind IN ('wallet', 'payable')"
+            )
+        }
+        self.totals = {
+            str(client_id): [int(balance), int(held)]
+            for client_id, balance, held in connection.execute(
+                "SELECT client_id, SUM(balance), SUM(held) FROM accounts WHERE kind = 'wallet' GROUP BY client_id"
+            )
+        }
+
+
+def _write(connection: sqlite3.Connection, ledger: _Ledger, batch: list[tuple[Any, ...]]) -> list[tuple[int, str]]:
+    """One batch in one transaction: the rows of every charge, then ``COMMIT``; the answers."""
+    stamp = rfc3339(datetime.now(UTC))
+    provider_id, payable_id, actor = ledger.provider_id, ledger.payable_id, ledger.actor
+    accounts, totals = ledger.accounts, ledger.totals
+    payable = accounts[payable_id]
+    charges: list[bulk.Row] = []
+    transactions: list[bulk.Row] = []
+    postings: list[bulk.Row] = []
+    events: list[bulk.Row] = []
+    audit: list[bulk.Row] = []
+    keys: list[bulk.Row] = []
+    moves: dict[str, int] = {}
+    answers: list[tuple[int, str]] = []
+    for number, key, client_id, amount, category in batch:
+        account_id = wallet_account(client_id, category)
+        charge_id = new_id("ch")
+        transaction_id = new_id("tx")
+        line = accounts[account_id]
+        wallet = totals[client_id]
+        line[0] -= amount
+        payable[0] += amount
+        wallet[0] -= amount
+        moves[account_id] = moves.get(account_id, 0) - amount
+        moves[payable_id] = moves.get(payable_id, 0) + amount
+        record = orjson.dumps({
+            "id": charge_id, "status": "captured", "amount": amount, "category": category, "method": METHOD,
+            "description": None, "created_at": stamp, "refunded_amount": 0, "captured_at": stamp,
+        }).decode()  # fmt: skip
+        charges.append((charge_id, provider_id, client_id, category, account_id, amount, METHOD, "captured", None,
+                        stamp, None, stamp, None))  # fmt: skip
+        transactions.append((transaction_id, CAPTURE, stamp, client_id, provider_id, category, charge_id, None, None))
+        postings.append((transaction_id, account_id, -amount, line[0]))
+        postings.append((transaction_id, payable_id, amount, payable[0]))
+        events.append((client_id, CAPTURE, category, -amount, charge_id, provider_id, transaction_id, None,
+                       line[0], line[0] - line[1], wallet[0], wallet[0] - wallet[1], stamp))  # fmt: skip
+        data = (f'{{"charge_id":"{charge_id}","month":null,"postings":[["{account_id}",{-amount}],'
+                f'["{payable_id}",{amount}]],"refund_id":null}}')  # fmt: skip
+        audit.append((stamp, actor, ACTION, transaction_id, data, HASH, HASH))
+        if key is not None:
+            keys.append((actor, key, HASH, f'{{"value":{record}}}', stamp))
+        answers.append((number, record))
+    connection.execute("BEGIN IMMEDIATE")
+    _CHARGES.write(connection, charges)
+    bulk.TRANSACTIONS.write(connection, transactions)
+    bulk.POSTINGS.write(connection, postings)
+    bulk.move_balances(connection, [(account_id, change, 0) for account_id, change in moves.items()])
+    bulk.WALLET_EVENTS.write(connection, events)
+    bulk.AUDIT_LOG.write(connection, audit)
+    _KEYS.write(connection, keys)
+    connection.execute("COMMIT")
+    return answers
+
+
+def _serve(connection: sqlite3.Connection, ledger: _Ledger, peer: socket.socket, batch_max: int) -> tuple[int, int]:
+    """``writer_process._serve`` for one peer: receive, batch, commit, answer, until end-of-file
+    and nothing pending. The charges written and the commits made."""
+    peer.settimeout(SEND_TIMEOUT_SECONDS)  # reads only when ready; a send waits at most this long
+    selector = selectors.DefaultSelector()
+    selector.register(peer, selectors.EVENT_READ)
+    buffer = bytearray()
+    pending: deque[tuple[Any, ...]] = deque()
+    reading = True
+    written = commits = 0
+    while reading or pending:
+        for _ in selector.select(0 if pending else None):
+            try:
+                data = peer.recv(RECEIVE_BYTES)
+            except (BlockingIOError, InterruptedError, TimeoutError):
+                continue
+            except OSError:
+                data = b""
+            if not data:  # end-of-file: nothing more comes
+                selector.unregister(peer)
+                reading = False
+                continue
+            buffer += data
+            for requests in _frames(buffer):
+                pending.extend(requests)
+        if not pending:
+            continue
+        batch = [pending.popleft() for _ in range(min(batch_max, len(pending)))]
+        try:
+            answers: list[tuple[int, str | None]] = list(_write(connection, ledger, batch))
+            written, commits = written + len(batch), commits + 1
+        except Exception as error:  # every caller of the batch hears 503; the balances are read again
+            print(f"floor writer: batch of {len(batch)} failed: {type(error).__name__}: {error}", file=sys.stderr)
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            ledger.reload(connection)
+            answers = [(request[0], None) for request in batch]
+        try:
+            peer.sendall(_frame(answers))
+        except OSError:
+            pending.clear()
+            break
+    return written, commits
+
+
+def floor_writer_main(argv: list[str]) -> int:
+    """The writer process's entry (``_ENTRY``): started by ``WriterLink.start``, never by hand."""
+    parser = argparse.ArgumentParser(prog="floor-writer")
+    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--database", required=True)
+    parser.add_argument("--batch-max", type=int, required=True)
+    arguments = parser.parse_args(argv)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when writing stops (end-of-file)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    library.configure_for_one_thread()
+    library.adapt_none_directly()
+    connection = connect(arguments.database, check_same_thread=True)
+    peer = socket.socket(fileno=arguments.fd)
+    try:
+        written, commits = _serve(connection, _Ledger(connection), peer, arguments.batch_max)
+    finally:
+        connection.close()
+        peer.close()
+    print(f"floor writer: {written} charges in {commits} commits"
+          f" ({written / commits if commits else 0:.1f} a commit)", file=sys.stderr, flush=True)  # fmt: skip
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    arguments = argparse.ArgumentParser(prog="python -m loadtests.floor", description=__doc__,
+                                        formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    arguments.add_argument("--port", type=int, default=8091)
+    arguments.add_argument("--database", required=True, help="a database the bench seeded (a copy: this writes it)")
+    arguments.add_argument("--secret-dir", type=Path,
+                           help="the service's secrets (hmac-secret.key); default: keys/ beside the database")
+    arguments.add_argument("--batch-max", type=int, default=BATCH_MAX, help="charges in one commit at most (64)")
+    arguments.add_argument("--event-loop", choices=EVENT_LOOPS, default="asyncio",
+                           help="as wallet serve's WALLET_EVENT_LOOP (the bench passes the service's)")
+    parsed = arguments.parse_args(argv)
+    database = str(Path(parsed.database).resolve())
+    clients = phone_to_client(database, parsed.secret_dir or Path(database).parent / "keys")
+    web.run_app(create_app(database, clients, parsed.batch_max), loop=new_event_loop(parsed.event_loop),
+                host="127.0.0.1", port=parsed.port, access_log=None, print=None)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
