@@ -231,6 +231,11 @@ class Measurement:
     server_cpu_seconds: float = 0.0
     # Of which the writer process's (WALLET_WRITER_PROCESS): the serial part of a write.
     writer_cpu_seconds: float = 0.0
+    # The part of each spent in the kernel (system time): callgrind's instruction counts
+    # (``unit_cost``, ``http_cost``) do not see it, and in the writer it was a third of its CPU
+    # (its WAL and statement-journal writes; docs/performance.md, 2026-12-04 afternoon).
+    server_kernel_seconds: float = 0.0
+    writer_kernel_seconds: float = 0.0
     # Writes committed and commits made meanwhile (``wallet_writer_batch_size`` on /metrics): the
     # mean writes per commit is what group commit shares the commit's cost by.
     writer_writes: float = 0.0
@@ -247,8 +252,19 @@ class Measurement:
 
     @property
     def writer_cpu_us_per_request(self) -> float:
+        return self._per_request(self.writer_cpu_seconds)
+
+    @property
+    def kernel_us_per_request(self) -> float:
+        return self._per_request(self.server_kernel_seconds)
+
+    @property
+    def writer_kernel_us_per_request(self) -> float:
+        return self._per_request(self.writer_kernel_seconds)
+
+    def _per_request(self, seconds: float) -> float:
         answered = self.answered
-        return self.writer_cpu_seconds * 1e6 / answered if answered else 0.0
+        return seconds * 1e6 / answered if answered else 0.0
 
     @property
     def per_second(self) -> float:
@@ -319,6 +335,8 @@ def run_wrk(
     connections = max(arguments.connections // len(urls), arguments.threads)
     cpu_before = sum(process_cpu_seconds(pid) for pid in pids)
     writer_before = sum(writer_cpu_seconds(pid) for pid in pids)
+    kernel_before = sum(process_cpu_seconds(pid, kernel=True) for pid in pids)
+    writer_kernel_before = sum(writer_cpu_seconds(pid, kernel=True) for pid in pids)
     batches_before = [writer_batches(each) for each in urls] if target == "wallet" else []
     started = []
     for number, each in enumerate(urls):
@@ -330,6 +348,8 @@ def run_wrk(
     outputs = [running.communicate() for running in started]
     cpu_after = sum(process_cpu_seconds(pid) for pid in pids)
     writer_after = sum(writer_cpu_seconds(pid) for pid in pids)
+    kernel_after = sum(process_cpu_seconds(pid, kernel=True) for pid in pids)
+    writer_kernel_after = sum(writer_cpu_seconds(pid, kernel=True) for pid in pids)
     measured = []
     for running, (output, errors) in zip(started, outputs):
         if running.returncode != 0:
@@ -341,7 +361,8 @@ def run_wrk(
         writes, commits = writes + writes_after - writes_before, commits + commits_after - commits_before
     return replace(merge(measured), server_cpu_seconds=max(cpu_after - cpu_before, 0.0),
                    writer_cpu_seconds=max(writer_after - writer_before, 0.0), writer_writes=writes,
-                   writer_commits=commits)  # fmt: skip
+                   writer_commits=commits, server_kernel_seconds=max(kernel_after - kernel_before, 0.0),
+                   writer_kernel_seconds=max(writer_kernel_after - writer_kernel_before, 0.0))  # fmt: skip
 
 
 def writer_batches(url: str) -> tuple[float, float]:
@@ -380,9 +401,10 @@ def merge(measured: Sequence[Measurement]) -> Measurement:
     )  # fmt: skip
 
 
-def process_cpu_seconds(pid: int | None) -> float:
+def process_cpu_seconds(pid: int | None, *, kernel: bool = False) -> float:
     """User + system CPU time so far of a process, its threads and its live child processes (the
-    writer process of ``wallet serve``, its HTTP workers); 0 when unknown."""
+    writer process of ``wallet serve``, its HTTP workers); with ``kernel``, the system time alone;
+    0 when unknown."""
     if pid is None:
         return 0.0
     try:
@@ -390,12 +412,12 @@ def process_cpu_seconds(pid: int | None) -> float:
     except (OSError, IndexError):
         return 0.0
     ticks = os.sysconf("SC_CLK_TCK")
-    own = (int(fields[11]) + int(fields[12])) / ticks  # utime and stime: fields 14 and 15 of stat(5)
-    return own + sum(process_cpu_seconds(child) for child in child_pids(pid))
+    own = ((0 if kernel else int(fields[11])) + int(fields[12])) / ticks  # utime, stime: stat(5)'s 14th, 15th
+    return own + sum(process_cpu_seconds(child, kernel=kernel) for child in child_pids(pid))
 
 
-def writer_cpu_seconds(pid: int | None) -> float:
-    """CPU seconds of the writer processes among ``pid``'s descendants."""
+def writer_cpu_seconds(pid: int | None, *, kernel: bool = False) -> float:
+    """CPU seconds (with ``kernel``, system time alone) of the writer processes among ``pid``'s descendants."""
     if pid is None:
         return 0.0
     total = 0.0
@@ -406,7 +428,7 @@ def writer_cpu_seconds(pid: int | None) -> float:
             continue
         # The wallet's writer process, or the floor's (loadtests/floor.py).
         writer = b"writer_process" in command or b"floor_writer" in command
-        total += process_cpu_seconds(child) if writer else writer_cpu_seconds(child)
+        total += process_cpu_seconds(child, kernel=kernel) if writer else writer_cpu_seconds(child, kernel=kernel)
     return total
 
 
@@ -914,6 +936,8 @@ def summarise(results: Results, arguments: argparse.Namespace) -> dict[str, Any]
             "p99_ms": _median([run.p99_ms for run in runs]),
             "cpu_us_per_request": _median([run.cpu_us_per_request for run in runs]),
             "writer_cpu_us_per_request": _median([run.writer_cpu_us_per_request for run in runs]),
+            "kernel_us_per_request": _median([run.kernel_us_per_request for run in runs]),
+            "writer_kernel_us_per_request": _median([run.writer_kernel_us_per_request for run in runs]),
             "error_share": sum(run.error_share * max(run.requests, 1) for run in runs)
             / max(sum(max(run.requests, 1) for run in runs), 1),
             "statuses": statuses,
@@ -954,7 +978,8 @@ def _print_measurement(m: Measurement) -> None:
     extra = f" socket errors {m.socket_errors}, timeouts {m.timeouts}" if m.socket_errors or m.timeouts else ""
     print(f"  {m.scenario:<6} {m.target:<6} round {m.round}: {m.per_second:>8,.0f} req/s"
           f"  p50 {m.p50_ms:6.2f} ms  p99 {m.p99_ms:6.2f} ms  server CPU {m.cpu_us_per_request:6.0f} us/req"
-          f" (writer {m.writer_cpu_us_per_request:4.0f})"
+          f" (kernel {m.kernel_us_per_request:3.0f}; writer {m.writer_cpu_us_per_request:4.0f},"
+          f" kernel {m.writer_kernel_us_per_request:3.0f})"
           + (f" {m.writes_per_commit:4.1f} writes/commit" if m.writer_commits else "")
           + f"  errors {m.error_share:6.2%}  [{statuses}]{extra}")  # fmt: skip
 
@@ -990,6 +1015,8 @@ def _print_summary(
           f" {summary['read_noop']['cpu_us_per_request']:,.0f} us; hot charge {hot['cpu_us_per_request']:,.0f} us")  # fmt: skip
     print(f"    of which the writer process: charge {charge['writer_cpu_us_per_request']:,.0f} us,"
           f" hot charge {hot['writer_cpu_us_per_request']:,.0f} us")  # fmt: skip
+    print(f"    of which in the kernel: charge {charge['kernel_us_per_request']:,.0f} us (the writer's"
+          f" {charge['writer_kernel_us_per_request']:,.0f}), no-op POST {noop['kernel_us_per_request']:,.0f} us")  # fmt: skip
     print(f"  hot wallet         {hot['successes_per_second']:>9,.0f} charges/s; p50 {hot['p50_ms']:.2f} ms,"
           f" p99 {hot['p99_ms']:.2f} ms; errors {hot['error_share']:.2%} {_statuses(hot['statuses'])};"
           f" ratio to no-op {summary['hot_ratio']:.2f}")  # fmt: skip
