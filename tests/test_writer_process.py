@@ -27,10 +27,13 @@ from wallet.check import check_database
 from wallet.ledger.charges import IdentityMethod
 from wallet.ledger.errors import OperationError, RateLimited, ValidationError
 from wallet.settings import Settings
-from wallet.storage.port import ChargeCommand, Idempotency, Limits
-from wallet.storage.sqlite import ops
+from wallet.ledger.months import UnusedPolicy
+from wallet.ledger.reconciliation import Invoice
+from wallet.ledger.settlements import SettlementStatus
+from wallet.storage.port import ChargeCommand, Idempotency, Limits, NewBudget, NewClient, NewProvider, NewRepresentation
+from wallet.storage.sqlite import ops, reconciliations, representatives, settlements
 from wallet.storage.sqlite.writer import UnitCall, stored, unit_of_work
-from wallet.storage.sqlite.writer_process import ProcessWriter, _decode, _encode, _frame, _frames
+from wallet.storage.sqlite.writer_process import _DISPATCH, ProcessWriter, _decode, _encode, _frame, _frames
 
 pytestmark = pytest.mark.sqlite_only
 
@@ -153,6 +156,48 @@ def test_a_request_frame_gives_back_the_moments_and_arguments_it_was_given() -> 
         assert type(unit.args[0]) is ChargeCommand and unit.args == sent.args  # type: ignore[attr-defined]
         assert unit.args[2].tzinfo == sent.args[2].tzinfo  # type: ignore[attr-defined]
         assert (unit.args[2].tzinfo is UTC) == (sent.args[2].tzinfo is UTC)  # type: ignore[attr-defined]
+
+
+def test_every_kind_of_argument_crosses_equal_through_a_frame() -> None:
+    """Each kind of value a unit carries (every ``by_fields`` class, enums, moments, invoices, a
+    stored value) comes back from ``_frames(_frame(...))`` equal and of its own type, inside the
+    requests of the factories that carry it."""
+    now = datetime(2027, 1, 15, 10, 4, 5, 123_456, tzinfo=UTC)
+    limits = Limits(5, 900, 50, 3, 5, 5, 900, {"x": 1})
+    commands = [
+        ChargeCommand("pr_x", "h", 100, "food", None, IdentityMethod.NATIONAL_ID, "nid"),
+        ChargeCommand("pr_x", "h", 7, "food", "lunch", IdentityMethod.OTP, None, "otp", now),
+        ChargeCommand("pr_x", "h", 7, "food", None, IdentityMethod.APP, None, None, now),
+    ]
+    units = [
+        *(ops.charge(command, limits, now, "2027-01") for command in commands),
+        ops.create_client(NewClient("Aino", "ph", "pc", None), "t"),
+        ops.create_budget(NewBudget("cl_1", "2027-01", "2027-12", UnusedPolicy.EXPIRE, (("food", 100),)), "t"),
+        ops.create_provider(NewProvider("Hoiva Oy", "1234567-8", "FI00", ("food", "home_care")), "t"),
+        representatives.create(NewRepresentation("cl_1", "manage", None, "ph", "pc", "nh"), "t"),
+        ops.confirm_charge("pr_x", "ch_1", "code", limits, now),
+        ops.answer_charge("cl_1", "ch_1", True, now, representative_id="rp_1"),
+        ops.start_login("ph", "code", now, limits, now),
+        settlements.set_status("st_1", SettlementStatus.PAID, "t", None),
+        reconciliations.reconcile((Invoice(1, "n1", "RF18", None, 100, "EUR", "1234567-8"),), "mail", "t"),
+        stored({"n": [1, "two", None]}),
+    ]
+    requests = [(number, unit, Idempotency("s", f"k{number}", "f"), "t", "actor") for number, unit in enumerate(units)]
+    requests.append((len(units), units[0], None, "t", "system"))
+    (read,) = _frames(bytearray(_frame(requests)))
+    assert len(read) == len(requests)
+    for (number, unit, *rest), (sent_number, sent, *sent_rest) in zip(read, requests, strict=True):
+        assert (number, *rest) == (sent_number, *sent_rest)
+        assert type(unit) is UnitCall and unit.factory is sent.factory  # type: ignore[attr-defined]
+        assert (unit.args, unit.kwargs) == (sent.args, sent.kwargs)  # type: ignore[attr-defined]
+        assert [type(value) for value in unit.args] == [type(value) for value in sent.args]  # type: ignore[attr-defined]
+
+
+def test_the_frame_s_pickler_reduces_every_class_that_crosses_without_object_reduce_ex() -> None:
+    """Pickle looks a value's type up in ``_DISPATCH`` before it falls back to ``__reduce_ex__``:
+    every ``by_fields`` class and ``UnitCall`` is there, with the reducer the class has."""
+    for cls in (ChargeCommand, Idempotency, Limits, NewBudget, NewClient, NewProvider, NewRepresentation, UnitCall):
+        assert _DISPATCH[cls] is cls.__reduce__
 
 
 @unit_of_work

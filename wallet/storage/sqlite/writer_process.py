@@ -53,9 +53,9 @@ import structlog
 
 from wallet.ledger.charges import IdentityMethod
 from wallet.ledger.errors import InvariantViolation, OperationError, Unavailable
-from wallet.storage.port import ACTOR, CommitObserver, Idempotency, WriterStats, Written
+from wallet.storage.port import ACTOR, REDUCERS, CommitObserver, Idempotency, WriterStats, Written
 from wallet.storage.sqlite import events, library
-from wallet.storage.sqlite.writer import Unit, Writer, _Task, connect, writer_stats
+from wallet.storage.sqlite.writer import Unit, UnitCall, Writer, _Task, connect, writer_stats
 
 log = structlog.get_logger(__name__)
 
@@ -90,7 +90,12 @@ def _reduce_identity_method(method: IdentityMethod) -> tuple[Any, ...]:
     return (IdentityMethod, (method.value,))
 
 
-_DISPATCH: dict[type, Any] = {**copyreg.dispatch_table, datetime: _reduce_datetime, IdentityMethod: _reduce_identity_method}
+# The classes that cross on every write by their own reducers, looked up by type before pickle falls
+# back to ``object.__reduce_ex__`` (which would find and call the same ``__reduce__``, at a cost).
+_DISPATCH: dict[type, Any] = {
+    **copyreg.dispatch_table, **REDUCERS, UnitCall: UnitCall.__reduce__, datetime: _reduce_datetime,
+    IdentityMethod: _reduce_identity_method,
+}  # fmt: skip
 
 
 def _frame(value: Any) -> bytes:
