@@ -39,10 +39,15 @@ def main(argv: list[str] | None = None) -> None:
                            help="processes on the port (SO_REUSEPORT), as wallet serve's WALLET_WORKERS")
     parsed = arguments.parse_args(argv)
     if parsed.processes > 1:  # the same shape as wallet serve's workers: this one waits, the others serve
-        child = [sys.executable, "-m", "loadtests.noop", "--port", str(parsed.port), "--reuse-port",
-                 "--event-loop", parsed.event_loop]  # fmt: skip
-        children = [subprocess.Popen(child) for _ in range(parsed.processes)]
-        signal.signal(signal.SIGTERM, lambda number, frame: [child.terminate() for child in children])
+        command = [sys.executable, "-m", "loadtests.noop", "--port", str(parsed.port), "--reuse-port",
+                   "--event-loop", parsed.event_loop]  # fmt: skip
+        children = [subprocess.Popen(command) for _ in range(parsed.processes)]
+
+        def stop_children(number: int, frame: object) -> None:
+            for child in children:
+                child.terminate()
+
+        signal.signal(signal.SIGTERM, stop_children)
         for child in children:
             child.wait()
         return

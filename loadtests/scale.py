@@ -346,7 +346,7 @@ def serving(environment: dict[str, str], directory: Path, name: str) -> Iterator
             raise RuntimeError(f"wallet serve exited with {server.returncode}; see {directory / f'{name}.log'}")
 
 
-def mint(environment: dict[str, str], role: str, **ids: str) -> str:
+def mint(environment: dict[str, str], role: str, **ids: Any) -> str:
     from wallet.auth.tokens import Role
     from wallet.bootstrap import token_service
     from wallet.settings import Settings
@@ -431,7 +431,9 @@ def check(environment: dict[str, str]) -> Checked:
 def database_counts(path: str) -> dict[str, int]:
     connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        one = lambda sql: int(connection.execute(sql).fetchone()[0])  # noqa: E731
+        def one(sql: str) -> int:
+            return int(connection.execute(sql).fetchone()[0])
+
         return {
             "clients": one("SELECT COUNT(*) FROM clients"),
             "budget_lines": one("SELECT COUNT(*) FROM budget_lines"),
