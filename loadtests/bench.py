@@ -333,10 +333,7 @@ def run_wrk(
     urls = [url] if isinstance(url, str) else list(url)
     pids = [] if server_pid is None else [server_pid] if isinstance(server_pid, int) else list(server_pid)
     connections = max(arguments.connections // len(urls), arguments.threads)
-    cpu_before = sum(process_cpu_seconds(pid) for pid in pids)
-    writer_before = sum(writer_cpu_seconds(pid) for pid in pids)
-    kernel_before = sum(process_cpu_seconds(pid, kernel=True) for pid in pids)
-    writer_kernel_before = sum(writer_cpu_seconds(pid, kernel=True) for pid in pids)
+    before = _cpu_snapshot(pids)
     batches_before = [writer_batches(each) for each in urls] if target == "wallet" else []
     started = []
     for number, each in enumerate(urls):
@@ -346,10 +343,7 @@ def run_wrk(
         )
         started.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     outputs = [running.communicate() for running in started]
-    cpu_after = sum(process_cpu_seconds(pid) for pid in pids)
-    writer_after = sum(writer_cpu_seconds(pid) for pid in pids)
-    kernel_after = sum(process_cpu_seconds(pid, kernel=True) for pid in pids)
-    writer_kernel_after = sum(writer_cpu_seconds(pid, kernel=True) for pid in pids)
+    cpu, writer_cpu, kernel, writer_kernel = (max(after - was, 0.0) for after, was in zip(_cpu_snapshot(pids), before))
     measured = []
     for running, (output, errors) in zip(started, outputs):
         if running.returncode != 0:
@@ -359,10 +353,18 @@ def run_wrk(
     for each, (writes_before, commits_before) in zip(urls, batches_before):
         writes_after, commits_after = writer_batches(each)
         writes, commits = writes + writes_after - writes_before, commits + commits_after - commits_before
-    return replace(merge(measured), server_cpu_seconds=max(cpu_after - cpu_before, 0.0),
-                   writer_cpu_seconds=max(writer_after - writer_before, 0.0), writer_writes=writes,
-                   writer_commits=commits, server_kernel_seconds=max(kernel_after - kernel_before, 0.0),
-                   writer_kernel_seconds=max(writer_kernel_after - writer_kernel_before, 0.0))  # fmt: skip
+    return replace(merge(measured), server_cpu_seconds=cpu, writer_cpu_seconds=writer_cpu, writer_writes=writes,
+                   writer_commits=commits, server_kernel_seconds=kernel, writer_kernel_seconds=writer_kernel)  # fmt: skip
+
+
+def _cpu_snapshot(pids: Sequence[int]) -> tuple[float, float, float, float]:
+    """The servers' CPU seconds so far: all, the writers', and the kernel's share of each."""
+    return (
+        sum(process_cpu_seconds(pid) for pid in pids),
+        sum(writer_cpu_seconds(pid) for pid in pids),
+        sum(process_cpu_seconds(pid, kernel=True) for pid in pids),
+        sum(writer_cpu_seconds(pid, kernel=True) for pid in pids),
+    )
 
 
 def writer_batches(url: str) -> tuple[float, float]:
