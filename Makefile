@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test demo check clean
+.PHONY: run test test-fast lint typecheck format demo check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,8 +21,24 @@ demo: $(STAMP)
 check: $(STAMP)
 	$(BIN)/wallet check
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(BIN)/ruff check wallet tests loadtests
+	$(BIN)/ruff format --check wallet tests loadtests
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix wallet tests loadtests
+	$(BIN)/ruff format wallet tests loadtests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy wallet
+
+# Everything CI runs: lint, types, then the whole suite (SQLite and PostgreSQL, real processes, Chromium).
+test: lint typecheck
 	$(BIN)/python -m pytest
+
+# The inner loop: SQLite only, no browser, on every core.
+test-fast: $(STAMP)
+	WALLET_TEST_POSTGRES_DSN= $(BIN)/python -m pytest -n auto -m "not browser and not postgres_only" -q
 
 clean:
 	rm -rf $(VENV) data

@@ -194,9 +194,7 @@ def charge_script(provider_token: str, targets: Sequence[Person], amount_cents: 
         f"category = {json.dumps(CATEGORY)}\n"
         f"amount = {int(amount_cents)}\n"
         f"phones = {_lua_strings([person.phone for person in targets])}\n"
-        f"national_ids = {_lua_strings([person.national_id for person in targets])}\n"
-        + _LUA_COMMON
-        + _LUA_CHARGE
+        f"national_ids = {_lua_strings([person.national_id for person in targets])}\n" + _LUA_COMMON + _LUA_CHARGE
     )
 
 
@@ -318,16 +316,29 @@ def wrk_command(
     if not url.startswith(f"http://{HOST}:"):
         raise ValueError(f"the benchmark only sends requests to {HOST}, not {url}")
     return [
-        "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration_seconds}s", f"--timeout={WRK_TIMEOUT_SECONDS}s",
-        "-s", str(script), url, "--", key_prefix,
-    ]  # fmt: skip
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{duration_seconds}s",
+        f"--timeout={WRK_TIMEOUT_SECONDS}s",
+        "-s",
+        str(script),
+        url,
+        "--",
+        key_prefix,
+    ]
 
 
 def run_wrk(
-    url: str | Sequence[str], script: Path, scenario: str, target: str, round_number: int,
-    arguments: argparse.Namespace, duration_seconds: int | None = None,
+    url: str | Sequence[str],
+    script: Path,
+    scenario: str,
+    target: str,
+    round_number: int,
+    arguments: argparse.Namespace,
+    duration_seconds: int | None = None,
     server_pid: int | Sequence[int] | None = None,
-) -> Measurement:  # fmt: skip
+) -> Measurement:
     """One measurement; with several URLs (nodes), one wrk each at once, the connections shared out,
     and the server CPU of every node counted."""
     urls = [url] if isinstance(url, str) else list(url)
@@ -353,8 +364,15 @@ def run_wrk(
     for each, (writes_before, commits_before) in zip(urls, batches_before):
         writes_after, commits_after = writer_batches(each)
         writes, commits = writes + writes_after - writes_before, commits + commits_after - commits_before
-    return replace(merge(measured), server_cpu_seconds=cpu, writer_cpu_seconds=writer_cpu, writer_writes=writes,
-                   writer_commits=commits, server_kernel_seconds=kernel, writer_kernel_seconds=writer_kernel)  # fmt: skip
+    return replace(
+        merge(measured),
+        server_cpu_seconds=cpu,
+        writer_cpu_seconds=writer_cpu,
+        writer_writes=writes,
+        writer_commits=commits,
+        server_kernel_seconds=kernel,
+        writer_kernel_seconds=writer_kernel,
+    )
 
 
 def _cpu_snapshot(pids: Sequence[int]) -> tuple[float, float, float, float]:
@@ -395,12 +413,17 @@ def merge(measured: Sequence[Measurement]) -> Measurement:
     first = measured[0]
     return replace(
         first,
-        requests=sum(m.requests for m in measured), duration_seconds=max(m.duration_seconds for m in measured),
-        p50_ms=max(m.p50_ms for m in measured), p90_ms=max(m.p90_ms for m in measured),
-        p99_ms=max(m.p99_ms for m in measured), mean_ms=max(m.mean_ms for m in measured),
-        max_ms=max(m.max_ms for m in measured), socket_errors=sum(m.socket_errors for m in measured),
-        timeouts=sum(m.timeouts for m in measured), statuses=statuses,
-    )  # fmt: skip
+        requests=sum(m.requests for m in measured),
+        duration_seconds=max(m.duration_seconds for m in measured),
+        p50_ms=max(m.p50_ms for m in measured),
+        p90_ms=max(m.p90_ms for m in measured),
+        p99_ms=max(m.p99_ms for m in measured),
+        mean_ms=max(m.mean_ms for m in measured),
+        max_ms=max(m.max_ms for m in measured),
+        socket_errors=sum(m.socket_errors for m in measured),
+        timeouts=sum(m.timeouts for m in measured),
+        statuses=statuses,
+    )
 
 
 def process_cpu_seconds(pid: int | None, *, kernel: bool = False) -> float:
@@ -491,8 +514,9 @@ def bench_environment(directory: Path, port: int, database: str | None = None) -
         WALLET_PROVIDER_CHARGES_BURST=THROTTLE_LIFTED,
     )
     # Settings to try without editing the bench: BENCH_WALLET_WRITER_BATCH_MAX=8 sets WALLET_WRITER_BATCH_MAX=8.
-    environment.update({key.removeprefix("BENCH_"): value for key, value in os.environ.items()
-                        if key.startswith("BENCH_WALLET_")})  # fmt: skip
+    environment.update(
+        {key.removeprefix("BENCH_"): value for key, value in os.environ.items() if key.startswith("BENCH_WALLET_")}
+    )
     environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), environment.get("PYTHONPATH")]))
     return environment
 
@@ -514,9 +538,12 @@ def wait_until_up(
 
 @contextmanager
 def process(
-    command: list[str], environment: dict[str, str], log_path: Path, health_url: str,
+    command: list[str],
+    environment: dict[str, str],
+    log_path: Path,
+    health_url: str,
     start_timeout_seconds: float = START_TIMEOUT_SECONDS,
-) -> Iterator[subprocess.Popen[bytes]]:  # fmt: skip
+) -> Iterator[subprocess.Popen[bytes]]:
     with log_path.open("wb") as log:
         started = subprocess.Popen(command, env=environment, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -540,9 +567,13 @@ def stop(started: subprocess.Popen[bytes]) -> None:
 
 def wallet_cli(environment: dict[str, str], *arguments: str) -> str:
     finished = subprocess.run(
-        [sys.executable, "-m", "wallet", *arguments], env=environment, cwd=PROJECT_ROOT,
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [sys.executable, "-m", "wallet", *arguments],
+        env=environment,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if finished.returncode != 0:
         raise RuntimeError(f"wallet {' '.join(arguments)} failed:\n{finished.stdout}\n{finished.stderr}")
     return finished.stdout
@@ -575,14 +606,26 @@ async def seed(environment: dict[str, str], everyone: Sequence[Person]) -> Seede
         await service.create_category(commands.CreateCategory(CATEGORY, "Kotihoito"))
 
         async def client(index: int, person: Person) -> str:
-            created = await service.create_client(commands.CreateClient(f"Asiakas {index}", person.phone,
-                                                                        person.national_id))  # fmt: skip
+            created = await service.create_client(
+                commands.CreateClient(f"Asiakas {index}", person.phone, person.national_id)
+            )
             hot = index == len(everyone) - 1
-            await service.create_budget(created["id"], commands.create_budget({
-                "start_month": month, "end_month": end_month, "unused": "expire",
-                "lines": [{"category": CATEGORY,
-                           "monthly_amount": HOT_MONTHLY_AMOUNT_CENTS if hot else MONTHLY_AMOUNT_CENTS}],
-            }))  # fmt: skip
+            await service.create_budget(
+                created["id"],
+                commands.create_budget(
+                    {
+                        "start_month": month,
+                        "end_month": end_month,
+                        "unused": "expire",
+                        "lines": [
+                            {
+                                "category": CATEGORY,
+                                "monthly_amount": HOT_MONTHLY_AMOUNT_CENTS if hot else MONTHLY_AMOUNT_CENTS,
+                            }
+                        ],
+                    }
+                ),
+            )
             return str(created["id"])
 
         client_ids: list[str] = []
@@ -723,18 +766,28 @@ def parser() -> argparse.ArgumentParser:
     arguments.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
     arguments.add_argument("--clients", type=int, default=CLIENTS_DEFAULT, help="funded clients (default 1000)")
     arguments.add_argument("--json", type=Path, help="also write every measurement to this JSON file")
-    arguments.add_argument("--check", action="store_true",
-                           help="run `wallet check` on the database afterwards (minutes on a large one)")
+    arguments.add_argument(
+        "--check", action="store_true", help="run `wallet check` on the database afterwards (minutes on a large one)"
+    )
     arguments.add_argument("--keep", action="store_true", help="keep the temporary directory (database, logs)")
-    arguments.add_argument("--db", default="sqlite",
-                           help="sqlite (default: a file in the temporary directory) or a postgresql:// DSN")
-    arguments.add_argument("--nodes", type=int, default=1,
-                           help="wallet serve processes on the one database (PostgreSQL only; default 1)")
-    arguments.add_argument("--workers", type=int, default=1,
-                           help="WALLET_WORKERS of each wallet serve: HTTP worker processes on its port (default 1)")
-    arguments.add_argument("--floor", action="store_true",
-                           help="also measure the floor (loadtests/floor.py: the least a durable charge costs on this"
-                                " stack) on a copy of the seeded database, in the charge rounds (SQLite only)")
+    arguments.add_argument(
+        "--db", default="sqlite", help="sqlite (default: a file in the temporary directory) or a postgresql:// DSN"
+    )
+    arguments.add_argument(
+        "--nodes", type=int, default=1, help="wallet serve processes on the one database (PostgreSQL only; default 1)"
+    )
+    arguments.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="WALLET_WORKERS of each wallet serve: HTTP worker processes on its port (default 1)",
+    )
+    arguments.add_argument(
+        "--floor",
+        action="store_true",
+        help="also measure the floor (loadtests/floor.py: the least a durable charge costs on this"
+        " stack) on a copy of the seeded database, in the charge rounds (SQLite only)",
+    )
     return arguments
 
 
@@ -786,23 +839,42 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None) -
     everyone = people(arguments.clients)
     info = machine()
     load_before = load_average()
-    print(f"machine: {info['cpus']} CPUs, {info['cpu_model']}, {info['memory_gib']} GiB; Python {info['python']};"
-          f" wrk {info['wrk']}; load average {_load(load_before)}")  # fmt: skip
-    print(f"database: {'SQLite' if database is None else 'PostgreSQL'}; {arguments.nodes} wallet serve node(s),"
-          f" {arguments.workers} HTTP worker(s) each; writer process: {environment.get('WALLET_WRITER_PROCESS', 'true')};"
-          f" event loop: {environment.get('WALLET_EVENT_LOOP', Settings.event_loop)} (the no-op's too)")  # fmt: skip
+    print(
+        f"machine: {info['cpus']} CPUs, {info['cpu_model']}, {info['memory_gib']} GiB; Python {info['python']};"
+        f" wrk {info['wrk']}; load average {_load(load_before)}"
+    )
+    print(
+        f"database: {'SQLite' if database is None else 'PostgreSQL'}; {arguments.nodes} wallet serve node(s),"
+        f" {arguments.workers} HTTP worker(s) each; writer process: {environment.get('WALLET_WRITER_PROCESS', 'true')};"
+        f" event loop: {environment.get('WALLET_EVENT_LOOP', Settings.event_loop)} (the no-op's too)"
+    )
     info["disk_commits_per_second"] = disk_commits = disk_commits_per_second(directory)
-    print(f"disk: {disk_commits:,.0f} SQLite commits/s (one row each, WAL, synchronous=FULL): the writer's commit"
-          f" rate bound; charges/s can exceed it only by group commit")  # fmt: skip
+    print(
+        f"disk: {disk_commits:,.0f} SQLite commits/s (one row each, WAL, synchronous=FULL): the writer's commit"
+        f" rate bound; charges/s can exceed it only by group commit"
+    )
     seeded = asyncio.run(seed(environment, everyone))
-    print(f"seeded {len(seeded.client_ids) - 1} clients + 1 hot wallet, credited {seeded.credited_lines} lines"
-          f" for {seeded.month} in {seeded.seconds:.1f} s")  # fmt: skip
+    print(
+        f"seeded {len(seeded.client_ids) - 1} clients + 1 hot wallet, credited {seeded.credited_lines} lines"
+        f" for {seeded.month} in {seeded.seconds:.1f} s"
+    )
     floor_database = directory / "floor.db"
     if arguments.floor:  # copied now, while no server runs: the floor starts where the wallet starts
         copy_database(environment["WALLET_DB"], floor_database)
-    provider_token = wallet_cli(
-        environment, "token", "--role", "provider", "--provider-id", seeded.provider_id, "--ttl", str(TOKEN_TTL_SECONDS)
-    ).strip().splitlines()[-1]
+    provider_token = (
+        wallet_cli(
+            environment,
+            "token",
+            "--role",
+            "provider",
+            "--provider-id",
+            seeded.provider_id,
+            "--ttl",
+            str(TOKEN_TTL_SECONDS),
+        )
+        .strip()
+        .splitlines()[-1]
+    )
     scripts = {
         "charge": charge_script(provider_token, everyone[:-1]),
         "read": read_script(client_tokens(environment, seeded.client_ids[:-1])),
@@ -817,81 +889,142 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None) -
     noop_url = f"http://{HOST}:{noop_port}"
     # With --workers N the no-op runs as N processes on its port too: "measured the same way".
     event_loop = environment.get("WALLET_EVENT_LOOP", Settings.event_loop)
-    noop = [sys.executable, "-m", "loadtests.noop", "--port", str(noop_port), "--processes", str(arguments.workers),
-            "--event-loop", event_loop]  # the same loop as the wallet
+    noop = [
+        sys.executable,
+        "-m",
+        "loadtests.noop",
+        "--port",
+        str(noop_port),
+        "--processes",
+        str(arguments.workers),
+        "--event-loop",
+        event_loop,
+    ]  # the same loop as the wallet
     floor_url = f"http://{HOST}:{floor_port}"
-    floor = [sys.executable, "-m", "loadtests.floor", "--port", str(floor_port), "--database", str(floor_database),
-             "--secret-dir", str(Path(environment["WALLET_SIGNING_KEY"]).resolve().parent),
-             "--event-loop", event_loop]  # fmt: skip
+    floor = [
+        sys.executable,
+        "-m",
+        "loadtests.floor",
+        "--port",
+        str(floor_port),
+        "--database",
+        str(floor_database),
+        "--secret-dir",
+        str(Path(environment["WALLET_SIGNING_KEY"]).resolve().parent),
+        "--event-loop",
+        event_loop,
+    ]
     results = Results()
     began = time.monotonic()
     with contextlib.ExitStack() as stack:
         servers = []
         for number, port in enumerate(wallet_ports):
             serve = [sys.executable, "-m", "wallet", "serve", "--host", HOST, "--port", str(port)]
-            servers.append(stack.enter_context(process(
-                serve, {**environment, "WALLET_PORT": str(port)}, directory / f"serve-{number}.log",
-                f"http://{HOST}:{port}/healthz",
-            )))  # fmt: skip
+            servers.append(
+                stack.enter_context(
+                    process(
+                        serve,
+                        {**environment, "WALLET_PORT": str(port)},
+                        directory / f"serve-{number}.log",
+                        f"http://{HOST}:{port}/healthz",
+                    )
+                )
+            )
         noop_server = stack.enter_context(process(noop, environment, directory / "noop.log", f"{noop_url}/healthz"))
         pids: dict[str, list[int]] = {"wallet": [server.pid for server in servers], "noop": [noop_server.pid]}
         target_urls: dict[str, str | list[str]] = {"wallet": wallet_urls, "noop": noop_url}
         floor_server = None
         if arguments.floor:
-            floor_server = stack.enter_context(process(floor, environment, directory / "floor.log",
-                                                       f"{floor_url}/healthz"))  # fmt: skip
+            floor_server = stack.enter_context(
+                process(floor, environment, directory / "floor.log", f"{floor_url}/healthz")
+            )
             pids["floor"], target_urls["floor"] = [floor_server.pid], floor_url
             print(f"floor (pid {floor_server.pid}) on {floor_url}, on a copy of the seeded database")
         charge_targets = ("noop", "wallet", "floor") if arguments.floor else ("noop", "wallet")
-        print(f"wallet serve (pids {', '.join(str(s.pid) for s in servers)}) on {', '.join(wallet_urls)};"
-              f" no-op app on {noop_url};"
-              f" wrk -t{arguments.threads} -c{arguments.connections}, {arguments.duration:g} s a measurement")  # fmt: skip
+        print(
+            f"wallet serve (pids {', '.join(str(s.pid) for s in servers)}) on {', '.join(wallet_urls)};"
+            f" no-op app on {noop_url};"
+            f" wrk -t{arguments.threads} -c{arguments.connections}, {arguments.duration:g} s a measurement"
+        )
         for scenario, targets in (("charge", charge_targets), ("read", ("noop", "wallet")), ("hot", ("wallet",))):
             for target in targets:  # warm up: token cache, page cache, connections; not in the figures
-                results.measurements.append(run_wrk(target_urls[target], paths[scenario],
-                                                    f"warmup-{scenario}", target, 0, arguments, WARMUP_SECONDS,
-                                                    pids[target]))  # fmt: skip
+                results.measurements.append(
+                    run_wrk(
+                        target_urls[target],
+                        paths[scenario],
+                        f"warmup-{scenario}",
+                        target,
+                        0,
+                        arguments,
+                        WARMUP_SECONDS,
+                        pids[target],
+                    )
+                )
             for round_number in range(1, arguments.rounds + 1):
                 order = targets if round_number % 2 else tuple(reversed(targets))
                 for target in order:
                     urls = target_urls[target]
-                    measured = run_wrk(urls, paths[scenario], scenario, target, round_number, arguments,
-                                       server_pid=pids[target])
+                    measured = run_wrk(
+                        urls, paths[scenario], scenario, target, round_number, arguments, server_pid=pids[target]
+                    )
                     results.measurements.append(measured)
                     _print_measurement(measured)
         for number, server in enumerate(servers):
             stop(server)
             if server.returncode not in (0, None):
-                print(f"wallet serve exited with {server.returncode}; see {directory / f'serve-{number}.log'}",
-                      file=sys.stderr)  # fmt: skip
+                print(
+                    f"wallet serve exited with {server.returncode}; see {directory / f'serve-{number}.log'}",
+                    file=sys.stderr,
+                )
         if floor_server is not None:
             stop(floor_server)
             if floor_server.returncode not in (0, None):
-                print(f"the floor exited with {floor_server.returncode}; see {directory / 'floor.log'}",
-                      file=sys.stderr)  # fmt: skip
+                print(
+                    f"the floor exited with {floor_server.returncode}; see {directory / 'floor.log'}", file=sys.stderr
+                )
     load_after = load_average()
     counts = database_counts(environment["WALLET_DB"])
     if arguments.floor:
         counts.update({f"floor_{name}": value for name, value in database_counts(str(floor_database)).items()})
     check = None
     if arguments.check:
-        check = subprocess.run([sys.executable, "-m", "wallet", "check"], env=environment, cwd=PROJECT_ROOT,
-                               capture_output=True, text=True, check=False)  # fmt: skip
+        check = subprocess.run(
+            [sys.executable, "-m", "wallet", "check"],
+            env=environment,
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     summary = summarise(results, arguments)
     if arguments.floor:
         summary["floor_writer"] = _floor_writer_line(directory / "floor.log")
     _print_summary(summary, counts, check, load_before, load_after, time.monotonic() - began)
     if arguments.json:
-        arguments.json.write_text(json.dumps({
-            "machine": info, "load_average_before": load_before, "load_average_after": load_after,
-            "arguments": {k: ("postgresql" if k == "db" and v != "sqlite" else str(v))
-                          for k, v in vars(arguments).items()}, "summary": summary,
-            "database": counts, "check_ok": None if check is None else check.returncode == 0,
-            "measurements": [{**m.__dict__, "per_second": m.per_second, "error_share": m.error_share}
-                             for m in results.measurements],
-        }, indent=2))  # fmt: skip
-    consistent = summary["charges_answered_201"] <= counts["captured"] <= (
-        summary["charges_answered_201"] + arguments.connections * summary["charge_runs"]
+        arguments.json.write_text(
+            json.dumps(
+                {
+                    "machine": info,
+                    "load_average_before": load_before,
+                    "load_average_after": load_after,
+                    "arguments": {
+                        k: ("postgresql" if k == "db" and v != "sqlite" else str(v)) for k, v in vars(arguments).items()
+                    },
+                    "summary": summary,
+                    "database": counts,
+                    "check_ok": None if check is None else check.returncode == 0,
+                    "measurements": [
+                        {**m.__dict__, "per_second": m.per_second, "error_share": m.error_share}
+                        for m in results.measurements
+                    ],
+                },
+                indent=2,
+            )
+        )
+    consistent = (
+        summary["charges_answered_201"]
+        <= counts["captured"]
+        <= (summary["charges_answered_201"] + arguments.connections * summary["charge_runs"])
     )
     if arguments.floor:
         consistent = consistent and _floor_consistent(summary, counts)
@@ -900,8 +1033,10 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None) -
 
 def copy_database(source: str, destination: Path) -> None:
     """A page-for-page copy of the database (SQLite's backup API: what a committed WAL holds too)."""
-    with contextlib.closing(sqlite3.connect(source)) as original, \
-            contextlib.closing(sqlite3.connect(destination)) as copy:  # fmt: skip
+    with (
+        contextlib.closing(sqlite3.connect(source)) as original,
+        contextlib.closing(sqlite3.connect(destination)) as copy,
+    ):
         original.backup(copy)
 
 
@@ -946,16 +1081,26 @@ def summarise(results: Results, arguments: argparse.Namespace) -> dict[str, Any]
             "rounds": len(runs),
         }
 
-    summary: dict[str, Any] = {f"{scenario}_{target}": figures(scenario, target)
-               for scenario, target in (("charge", "noop"), ("charge", "wallet"), ("read", "noop"),
-                                        ("read", "wallet"), ("hot", "wallet"))}  # fmt: skip
+    summary: dict[str, Any] = {
+        f"{scenario}_{target}": figures(scenario, target)
+        for scenario, target in (
+            ("charge", "noop"),
+            ("charge", "wallet"),
+            ("read", "noop"),
+            ("read", "wallet"),
+            ("hot", "wallet"),
+        )
+    }
     noop_charge = summary["charge_noop"]["per_second"]
     noop_read = summary["read_noop"]["per_second"]
     summary["charge_ratio"] = summary["charge_wallet"]["successes_per_second"] / noop_charge if noop_charge else 0.0
     summary["read_ratio"] = summary["read_wallet"]["successes_per_second"] / noop_read if noop_read else 0.0
     summary["hot_ratio"] = summary["hot_wallet"]["successes_per_second"] / noop_charge if noop_charge else 0.0
-    charge_runs = [m for m in results.measurements
-                   if m.target == "wallet" and m.scenario in ("charge", "hot", "warmup-charge", "warmup-hot")]  # fmt: skip
+    charge_runs = [
+        m
+        for m in results.measurements
+        if m.target == "wallet" and m.scenario in ("charge", "hot", "warmup-charge", "warmup-hot")
+    ]
     summary["charges_answered_201"] = sum(m.statuses.get("201", 0) for m in charge_runs)
     summary["charge_runs"] = len(charge_runs)
     if getattr(arguments, "floor", False):
@@ -978,12 +1123,14 @@ def _load(load: Sequence[float]) -> str:
 def _print_measurement(m: Measurement) -> None:
     statuses = " ".join(f"{status}:{count}" for status, count in sorted(m.statuses.items()))
     extra = f" socket errors {m.socket_errors}, timeouts {m.timeouts}" if m.socket_errors or m.timeouts else ""
-    print(f"  {m.scenario:<6} {m.target:<6} round {m.round}: {m.per_second:>8,.0f} req/s"
-          f"  p50 {m.p50_ms:6.2f} ms  p99 {m.p99_ms:6.2f} ms  server CPU {m.cpu_us_per_request:6.0f} us/req"
-          f" (kernel {m.kernel_us_per_request:3.0f}; writer {m.writer_cpu_us_per_request:4.0f},"
-          f" kernel {m.writer_kernel_us_per_request:3.0f})"
-          + (f" {m.writes_per_commit:4.1f} writes/commit" if m.writer_commits else "")
-          + f"  errors {m.error_share:6.2%}  [{statuses}]{extra}")  # fmt: skip
+    print(
+        f"  {m.scenario:<6} {m.target:<6} round {m.round}: {m.per_second:>8,.0f} req/s"
+        f"  p50 {m.p50_ms:6.2f} ms  p99 {m.p99_ms:6.2f} ms  server CPU {m.cpu_us_per_request:6.0f} us/req"
+        f" (kernel {m.kernel_us_per_request:3.0f}; writer {m.writer_cpu_us_per_request:4.0f},"
+        f" kernel {m.writer_kernel_us_per_request:3.0f})"
+        + (f" {m.writes_per_commit:4.1f} writes/commit" if m.writer_commits else "")
+        + f"  errors {m.error_share:6.2%}  [{statuses}]{extra}"
+    )
 
 
 def _verdict(ok: bool) -> str:
@@ -991,66 +1138,95 @@ def _verdict(ok: bool) -> str:
 
 
 def _print_summary(
-    summary: dict[str, Any], counts: dict[str, int], check: subprocess.CompletedProcess[str] | None,
-    load_before: Sequence[float], load_after: Sequence[float], seconds: float,
-) -> None:  # fmt: skip
+    summary: dict[str, Any],
+    counts: dict[str, int],
+    check: subprocess.CompletedProcess[str] | None,
+    load_before: Sequence[float],
+    load_after: Sequence[float],
+    seconds: float,
+) -> None:
     charge, noop, read, hot = (summary[k] for k in ("charge_wallet", "charge_noop", "read_wallet", "hot_wallet"))
     connections = summary["connections"]
     print()
     print(f"Medians of {charge['rounds']} rounds, wrk -t{summary['threads']} -c{connections}:")
-    print(f"  charges/s          {charge['successes_per_second']:>9,.0f}   (target {TARGET_CHARGES_PER_SECOND:,}:"
-          f" {_verdict(charge['successes_per_second'] >= TARGET_CHARGES_PER_SECOND)})")  # fmt: skip
-    print(f"  charge latency     p50 {charge['p50_ms']:.2f} ms, p99 {charge['p99_ms']:.2f} ms"
-          f"   (p99 target {TARGET_P99_MS:g} ms: {_verdict(charge['p99_ms'] < TARGET_P99_MS)})")  # fmt: skip
+    print(
+        f"  charges/s          {charge['successes_per_second']:>9,.0f}   (target {TARGET_CHARGES_PER_SECOND:,}:"
+        f" {_verdict(charge['successes_per_second'] >= TARGET_CHARGES_PER_SECOND)})"
+    )
+    print(
+        f"  charge latency     p50 {charge['p50_ms']:.2f} ms, p99 {charge['p99_ms']:.2f} ms"
+        f"   (p99 target {TARGET_P99_MS:g} ms: {_verdict(charge['p99_ms'] < TARGET_P99_MS)})"
+    )
     print(f"  charge errors      {charge['error_share']:.2%} non-2xx  {_statuses(charge['statuses'])}")
-    print(f"  no-op POST/s       {noop['per_second']:>9,.0f}   p50 {noop['p50_ms']:.2f} ms, p99 {noop['p99_ms']:.2f} ms")
-    print(f"  ratio to no-op     {summary['charge_ratio']:>9.2f}   (target {TARGET_RATIO}, goal 0.5:"
-          f" {_verdict(summary['charge_ratio'] >= TARGET_RATIO)})")  # fmt: skip
+    print(
+        f"  no-op POST/s       {noop['per_second']:>9,.0f}   p50 {noop['p50_ms']:.2f} ms, p99 {noop['p99_ms']:.2f} ms"
+    )
+    print(
+        f"  ratio to no-op     {summary['charge_ratio']:>9.2f}   (target {TARGET_RATIO}, goal 0.5:"
+        f" {_verdict(summary['charge_ratio'] >= TARGET_RATIO)})"
+    )
     if "charge_floor" in summary:
         _print_floor(summary, counts)
-    print(f"  GET /v1/me/wallet  {read['successes_per_second']:>9,.0f}/s (target {TARGET_READS_PER_SECOND:,}:"
-          f" {_verdict(read['successes_per_second'] >= TARGET_READS_PER_SECOND)});"
-          f" p50 {read['p50_ms']:.2f} ms, p99 {read['p99_ms']:.2f} ms; errors {read['error_share']:.2%};"
-          f" ratio to no-op GET {summary['read_ratio']:.2f}")  # fmt: skip
-    print(f"  server CPU/request charge {charge['cpu_us_per_request']:,.0f} us, no-op POST {noop['cpu_us_per_request']:,.0f} us;"
-          f" GET /v1/me/wallet {read['cpu_us_per_request']:,.0f} us, no-op GET"
-          f" {summary['read_noop']['cpu_us_per_request']:,.0f} us; hot charge {hot['cpu_us_per_request']:,.0f} us")  # fmt: skip
-    print(f"    of which the writer process: charge {charge['writer_cpu_us_per_request']:,.0f} us,"
-          f" hot charge {hot['writer_cpu_us_per_request']:,.0f} us")  # fmt: skip
-    print(f"    of which in the kernel: charge {charge['kernel_us_per_request']:,.0f} us (the writer's"
-          f" {charge['writer_kernel_us_per_request']:,.0f}), no-op POST {noop['kernel_us_per_request']:,.0f} us")  # fmt: skip
-    print(f"  hot wallet         {hot['successes_per_second']:>9,.0f} charges/s; p50 {hot['p50_ms']:.2f} ms,"
-          f" p99 {hot['p99_ms']:.2f} ms; errors {hot['error_share']:.2%} {_statuses(hot['statuses'])};"
-          f" ratio to no-op {summary['hot_ratio']:.2f}")  # fmt: skip
+    print(
+        f"  GET /v1/me/wallet  {read['successes_per_second']:>9,.0f}/s (target {TARGET_READS_PER_SECOND:,}:"
+        f" {_verdict(read['successes_per_second'] >= TARGET_READS_PER_SECOND)});"
+        f" p50 {read['p50_ms']:.2f} ms, p99 {read['p99_ms']:.2f} ms; errors {read['error_share']:.2%};"
+        f" ratio to no-op GET {summary['read_ratio']:.2f}"
+    )
+    print(
+        f"  server CPU/request charge {charge['cpu_us_per_request']:,.0f} us, no-op POST {noop['cpu_us_per_request']:,.0f} us;"
+        f" GET /v1/me/wallet {read['cpu_us_per_request']:,.0f} us, no-op GET"
+        f" {summary['read_noop']['cpu_us_per_request']:,.0f} us; hot charge {hot['cpu_us_per_request']:,.0f} us"
+    )
+    print(
+        f"    of which the writer process: charge {charge['writer_cpu_us_per_request']:,.0f} us,"
+        f" hot charge {hot['writer_cpu_us_per_request']:,.0f} us"
+    )
+    print(
+        f"    of which in the kernel: charge {charge['kernel_us_per_request']:,.0f} us (the writer's"
+        f" {charge['writer_kernel_us_per_request']:,.0f}), no-op POST {noop['kernel_us_per_request']:,.0f} us"
+    )
+    print(
+        f"  hot wallet         {hot['successes_per_second']:>9,.0f} charges/s; p50 {hot['p50_ms']:.2f} ms,"
+        f" p99 {hot['p99_ms']:.2f} ms; errors {hot['error_share']:.2%} {_statuses(hot['statuses'])};"
+        f" ratio to no-op {summary['hot_ratio']:.2f}"
+    )
     # wrk stops counting at the end of each run with up to `connections` requests still in flight; the
     # service commits those too. So the database holds what wrk saw answered 201, plus at most that.
     seen, in_flight = summary["charges_answered_201"], connections * summary["charge_runs"]
     consistent = seen <= counts["captured"] <= seen + in_flight
-    print(f"  database           {counts['captured']:,} captured charges ({counts['captured_amount']:,} cents),"
-          f" {counts['other']} other; wrk saw {seen:,} answered 201 (+ at most {in_flight} in flight at run ends:"
-          f" {'consistent' if consistent else 'INCONSISTENT'})")  # fmt: skip
+    print(
+        f"  database           {counts['captured']:,} captured charges ({counts['captured_amount']:,} cents),"
+        f" {counts['other']} other; wrk saw {seen:,} answered 201 (+ at most {in_flight} in flight at run ends:"
+        f" {'consistent' if consistent else 'INCONSISTENT'})"
+    )
     if check is None:
         print("  wallet check       not run (--check runs it; it takes minutes on a database this size)")
     else:
         print(f"  wallet check       {'every invariant holds' if check.returncode == 0 else 'FAILED'}")
     if check is not None and check.returncode != 0:
         print(check.stdout[-4000:], check.stderr[-4000:], file=sys.stderr)
-    print(f"  load average       before {_load(load_before)}, after {_load(load_after)};"
-          f" measured for {seconds:.0f} s")  # fmt: skip
+    print(f"  load average       before {_load(load_before)}, after {_load(load_after)}; measured for {seconds:.0f} s")
 
 
 def _print_floor(summary: dict[str, Any], counts: dict[str, int]) -> None:
     floor = summary["charge_floor"]
     seen, in_flight = summary["floor_answered_201"], summary["connections"] * summary["floor_runs"]
-    print(f"  floor charges/s    {floor['successes_per_second']:>9,.0f}   p50 {floor['p50_ms']:.2f} ms,"
-          f" p99 {floor['p99_ms']:.2f} ms; errors {floor['error_share']:.2%} {_statuses(floor['statuses'])};"
-          f" server CPU {floor['cpu_us_per_request']:,.0f} us/charge (writer {floor['writer_cpu_us_per_request']:,.0f})")  # fmt: skip
-    print(f"  floor to no-op     {summary['floor_ratio']:>9.2f}   (target {TARGET_RATIO}:"
-          f" {_verdict(summary['floor_ratio'] >= TARGET_RATIO)})")  # fmt: skip
+    print(
+        f"  floor charges/s    {floor['successes_per_second']:>9,.0f}   p50 {floor['p50_ms']:.2f} ms,"
+        f" p99 {floor['p99_ms']:.2f} ms; errors {floor['error_share']:.2%} {_statuses(floor['statuses'])};"
+        f" server CPU {floor['cpu_us_per_request']:,.0f} us/charge (writer {floor['writer_cpu_us_per_request']:,.0f})"
+    )
+    print(
+        f"  floor to no-op     {summary['floor_ratio']:>9.2f}   (target {TARGET_RATIO}:"
+        f" {_verdict(summary['floor_ratio'] >= TARGET_RATIO)})"
+    )
     print(f"  wallet to floor    {summary['wallet_to_floor']:>9.2f}")
-    print(f"  floor database     {counts['floor_captured']:,} captured charges; wrk saw {seen:,} answered 201"
-          f" (+ at most {in_flight} in flight: {'consistent' if _floor_consistent(summary, counts) else 'INCONSISTENT'});"
-          f" writer: {summary.get('floor_writer', 'not reported')}")  # fmt: skip
+    print(
+        f"  floor database     {counts['floor_captured']:,} captured charges; wrk saw {seen:,} answered 201"
+        f" (+ at most {in_flight} in flight: {'consistent' if _floor_consistent(summary, counts) else 'INCONSISTENT'});"
+        f" writer: {summary.get('floor_writer', 'not reported')}"
+    )
 
 
 def _statuses(statuses: dict[str, int]) -> str:

@@ -50,8 +50,11 @@ def _run(arguments: argparse.Namespace, directory: Path) -> int:
     environment = bench_environment(directory, free_port())
     info = scale.machine()
     load = " ".join(f"{x:.2f}" for x in scale.load_average())
-    print(f"machine: {info['cpus']} CPUs, {info['cpu_model']}, {info['memory_gib']} GiB; Python {info['python']},"
-          f" SQLite {info['sqlite']}; load average {load}", flush=True)  # fmt: skip
+    print(
+        f"machine: {info['cpus']} CPUs, {info['cpu_model']}, {info['memory_gib']} GiB; Python {info['python']},"
+        f" SQLite {info['sqlite']}; load average {load}",
+        flush=True,
+    )
     generated = scale.generate(environment, arguments.clients, False)
     pristine = Path(environment["WALLET_DB"])
     with sqlite3.connect(pristine) as connection:
@@ -65,16 +68,19 @@ def _run(arguments: argparse.Namespace, directory: Path) -> int:
         for way in order:
             copy = directory / f"{way}-{round_number}.db"
             shutil.copyfile(pristine, copy)
-            ran = scale.run_measured({**environment, "WALLET_DB": str(copy)}, "credit-run", "--month",
-                                     generated.month, *WAYS[way])  # fmt: skip
+            ran = scale.run_measured(
+                {**environment, "WALLET_DB": str(copy)}, "credit-run", "--month", generated.month, *WAYS[way]
+            )
             credited = json.loads(ran.stdout.strip().splitlines()[-1])["credited"] if ran.returncode == 0 else None
             ok = credited == generated.lines
             failed |= not ok
             figures = {"seconds": ran.seconds, "cpu_seconds": ran.cpu_seconds, "peak_mb": ran.peak_mb}
             results[way].append(figures)
-            print(f"round {round_number + 1} {way:9}  {ran.seconds:6.1f} s  ({ran.cpu_seconds:.1f} s CPU,"
-                  f" peak {ran.peak_mb:.0f} MiB)  {'all lines' if ok else f'FAILED: {ran.stderr[-2000:]}'}",
-                  flush=True)  # fmt: skip
+            print(
+                f"round {round_number + 1} {way:9}  {ran.seconds:6.1f} s  ({ran.cpu_seconds:.1f} s CPU,"
+                f" peak {ran.peak_mb:.0f} MiB)  {'all lines' if ok else f'FAILED: {ran.stderr[-2000:]}'}",
+                flush=True,
+            )
             copy.unlink()
             for suffix in ("-wal", "-shm"):
                 Path(f"{copy}{suffix}").unlink(missing_ok=True)

@@ -100,14 +100,27 @@ class WriterLink:
     async def start(self, database: str, batch_max: int) -> None:
         self._loop = asyncio.get_running_loop()
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        environment = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}  # fmt: skip
+        environment = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
+        }
         try:
-            self._process = subprocess.Popen(
-                [sys.executable, "-c", _ENTRY, "--fd", str(child.fileno()), "--database", database,
-                 "--batch-max", str(batch_max)],
-                pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, env=environment,
-            )  # fmt: skip
+            self._process = subprocess.Popen(  # noqa: ASYNC220 (started once, before the load)
+                [
+                    sys.executable,
+                    "-c",
+                    _ENTRY,
+                    "--fd",
+                    str(child.fileno()),
+                    "--database",
+                    database,
+                    "--batch-max",
+                    str(batch_max),
+                ],
+                pass_fds=[child.fileno()],
+                stdin=subprocess.DEVNULL,
+                env=environment,
+            )
         finally:
             child.close()
         self._gone = self._loop.create_future()
@@ -297,19 +310,60 @@ def _write(connection: sqlite3.Connection, ledger: _Ledger, batch: list[tuple[An
         wallet[0] -= amount
         moves[account_id] = moves.get(account_id, 0) - amount
         moves[payable_id] = moves.get(payable_id, 0) + amount
-        record = orjson.dumps({
-            "id": charge_id, "status": "captured", "amount": amount, "category": category, "method": METHOD,
-            "description": None, "created_at": stamp, "refunded_amount": 0, "captured_at": stamp,
-        }).decode()  # fmt: skip
-        charges.append((charge_id, provider_id, client_id, category, account_id, amount, METHOD, "captured", None,
-                        stamp, None, stamp, None))  # fmt: skip
+        record = orjson.dumps(
+            {
+                "id": charge_id,
+                "status": "captured",
+                "amount": amount,
+                "category": category,
+                "method": METHOD,
+                "description": None,
+                "created_at": stamp,
+                "refunded_amount": 0,
+                "captured_at": stamp,
+            }
+        ).decode()
+        charges.append(
+            (
+                charge_id,
+                provider_id,
+                client_id,
+                category,
+                account_id,
+                amount,
+                METHOD,
+                "captured",
+                None,
+                stamp,
+                None,
+                stamp,
+                None,
+            )
+        )
         transactions.append((transaction_id, CAPTURE, stamp, client_id, provider_id, category, charge_id, None, None))
         postings.append((transaction_id, account_id, -amount, line[0]))
         postings.append((transaction_id, payable_id, amount, payable[0]))
-        events.append((client_id, CAPTURE, category, -amount, charge_id, provider_id, transaction_id, None,
-                       line[0], line[0] - line[1], wallet[0], wallet[0] - wallet[1], stamp))  # fmt: skip
-        data = (f'{{"charge_id":"{charge_id}","month":null,"postings":[["{account_id}",{-amount}],'
-                f'["{payable_id}",{amount}]],"refund_id":null}}')  # fmt: skip
+        events.append(
+            (
+                client_id,
+                CAPTURE,
+                category,
+                -amount,
+                charge_id,
+                provider_id,
+                transaction_id,
+                None,
+                line[0],
+                line[0] - line[1],
+                wallet[0],
+                wallet[0] - wallet[1],
+                stamp,
+            )
+        )
+        data = (
+            f'{{"charge_id":"{charge_id}","month":null,"postings":[["{account_id}",{-amount}],'
+            f'["{payable_id}",{amount}]],"refund_id":null}}'
+        )
         audit.append((stamp, actor, ACTION, transaction_id, data, HASH, HASH))
         if key is not None:
             keys.append((actor, key, HASH, f'{{"value":{record}}}', stamp))
@@ -389,26 +443,41 @@ def floor_writer_main(argv: list[str]) -> int:
     finally:
         connection.close()
         peer.close()
-    print(f"floor writer: {written} charges in {commits} commits"
-          f" ({written / commits if commits else 0:.1f} a commit)", file=sys.stderr, flush=True)  # fmt: skip
+    print(
+        f"floor writer: {written} charges in {commits} commits ({written / commits if commits else 0:.1f} a commit)",
+        file=sys.stderr,
+        flush=True,
+    )
     return 0
 
 
 def main(argv: list[str] | None = None) -> None:
-    arguments = argparse.ArgumentParser(prog="python -m loadtests.floor", description=__doc__,
-                                        formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    arguments = argparse.ArgumentParser(
+        prog="python -m loadtests.floor", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     arguments.add_argument("--port", type=int, default=8091)
     arguments.add_argument("--database", required=True, help="a database the bench seeded (a copy: this writes it)")
-    arguments.add_argument("--secret-dir", type=Path,
-                           help="the service's secrets (hmac-secret.key); default: keys/ beside the database")
+    arguments.add_argument(
+        "--secret-dir", type=Path, help="the service's secrets (hmac-secret.key); default: keys/ beside the database"
+    )
     arguments.add_argument("--batch-max", type=int, default=BATCH_MAX, help="charges in one commit at most (64)")
-    arguments.add_argument("--event-loop", choices=EVENT_LOOPS, default="asyncio",
-                           help="as wallet serve's WALLET_EVENT_LOOP (the bench passes the service's)")
+    arguments.add_argument(
+        "--event-loop",
+        choices=EVENT_LOOPS,
+        default="asyncio",
+        help="as wallet serve's WALLET_EVENT_LOOP (the bench passes the service's)",
+    )
     parsed = arguments.parse_args(argv)
     database = str(Path(parsed.database).resolve())
     clients = phone_to_client(database, parsed.secret_dir or Path(database).parent / "keys")
-    web.run_app(create_app(database, clients, parsed.batch_max), loop=new_event_loop(parsed.event_loop),
-                host="127.0.0.1", port=parsed.port, access_log=None, print=None)  # fmt: skip
+    web.run_app(
+        create_app(database, clients, parsed.batch_max),
+        loop=new_event_loop(parsed.event_loop),
+        host="127.0.0.1",
+        port=parsed.port,
+        access_log=None,
+        print=None,
+    )
 
 
 if __name__ == "__main__":

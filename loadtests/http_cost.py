@@ -54,8 +54,13 @@ def _under_callgrind(
     outputs = directory / f"callgrind-{name}"
     shutil.rmtree(outputs, ignore_errors=True)
     outputs.mkdir()
-    valgrind = ["valgrind", "--tool=callgrind", "--trace-children=no", f"--callgrind-out-file={outputs}/out.%p",
-                *command]  # fmt: skip
+    valgrind = [
+        "valgrind",
+        "--tool=callgrind",
+        "--trace-children=no",
+        f"--callgrind-out-file={outputs}/out.%p",
+        *command,
+    ]
     with bench.process(valgrind, environment, directory / f"{name}.log", health_url, START_TIMEOUT_SECONDS) as started:
         yield started, outputs
 
@@ -115,8 +120,11 @@ def _charges(url: str, token: str, targets: Sequence[bench.Person], tag: str) ->
             f'{{"phone":"{person.phone}","amount":{bench.CHARGE_AMOUNT_CENTS},"category":"{bench.CATEGORY}",'
             f'"identity":{{"method":"national_id","national_id":"{person.national_id}"}}}}'
         ).encode()
-        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json",
-                   "Idempotency-Key": f"cost-{tag}-{number}"}  # fmt: skip
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "Idempotency-Key": f"cost-{tag}-{number}",
+        }
         made.append(("POST", f"{url}/v1/charges", headers, body))
     return made
 
@@ -125,8 +133,9 @@ def _read(url: str, token: str) -> Request:
     return ("GET", f"{url}/v1/me/wallet", {"Authorization": f"Bearer {token}"}, None)
 
 
-def _scenarios(url: str, token: str, tokens: Sequence[str], everyone: Sequence[bench.Person], count: int,
-               tag: str) -> list[tuple[str, list[Request], list[Request]]]:  # fmt: skip
+def _scenarios(
+    url: str, token: str, tokens: Sequence[str], everyone: Sequence[bench.Person], count: int, tag: str
+) -> list[tuple[str, list[Request], list[Request]]]:
     """Each scenario's name, warm-up and measured requests. A read's warm-up verifies every client's
     token once (then cached, as in the bench's long runs); a charge's charges every client once (the
     provider's token and each client's phone number then seen), in a shuffled order."""
@@ -143,8 +152,9 @@ def _scenarios(url: str, token: str, tokens: Sequence[str], everyone: Sequence[b
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtests.http_cost", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m loadtests.http_cost", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--requests", type=int, default=1000, help="measured requests per scenario (default 1000)")
     parser.add_argument("--concurrency", type=int, default=16, help="connections (default 16)")
     parser.add_argument("--directory", type=Path, help="keep the seeded database here and reuse it")
@@ -175,14 +185,19 @@ def main(argv: list[str] | None = None) -> int:
     shutil.copyfile(seed_copy, environment["WALLET_DB"])
     provider_id = (directory / "provider_id").read_text()
     client_ids = (directory / "client_ids").read_text().split()
-    token = bench.wallet_cli(environment, "token", "--role", "provider", "--provider-id", provider_id,
-                             "--ttl", "3600").strip().splitlines()[-1]  # fmt: skip
+    token = (
+        bench.wallet_cli(environment, "token", "--role", "provider", "--provider-id", provider_id, "--ttl", "3600")
+        .strip()
+        .splitlines()[-1]
+    )
     tokens = bench.client_tokens(environment, client_ids[:-1])
     loop = environment.get("WALLET_EVENT_LOOP", "uvloop")
     count = arguments.requests
     url, noop_url = f"http://{bench.HOST}:{port}", f"http://{bench.HOST}:{noop_port}"
-    print(f"event loop: {loop}; {arguments.requests} requests a scenario from {arguments.concurrency} connections,"
-          " after a warm-up; instructions of the HTTP process only")  # fmt: skip
+    print(
+        f"event loop: {loop}; {arguments.requests} requests a scenario from {arguments.concurrency} connections,"
+        " after a warm-up; instructions of the HTTP process only"
+    )
     figures: dict[str, float] = {}
     serve = [sys.executable, "-m", "wallet", "serve", "--host", bench.HOST, "--port", str(port)]
     with _under_callgrind(serve, environment, directory, "serve", f"{url}/healthz") as (server, outputs):
@@ -197,8 +212,10 @@ def main(argv: list[str] | None = None) -> int:
         for name, warmup, measured in _scenarios(noop_url, token, tokens, everyone[:-1], count, "noop"):
             key = f"noop-{name}"
             figures[key] = _measure(server.pid, outputs, warmup, measured, arguments.concurrency, 200)
-            print(f"  no-op  {name:6}  {figures[key]:>12,.0f} instructions a request"
-                  f"  (wallet / no-op: {figures[name] / figures[key]:.1f})")  # fmt: skip
+            print(
+                f"  no-op  {name:6}  {figures[key]:>12,.0f} instructions a request"
+                f"  (wallet / no-op: {figures[name] / figures[key]:.1f})"
+            )
     return 0
 
 

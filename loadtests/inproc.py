@@ -156,6 +156,7 @@ async def run(arguments: argparse.Namespace) -> None:
     run_tag = f"{time.time_ns():x}"
     try:
         for scenario in arguments.scenarios.split(","):
+
             def batch(count: int, tag: str, scenario: str = scenario) -> list[bytes]:
                 if scenario == "read":
                     return [read_request(choose.choice(seeded["client_tokens"])) for _ in range(count)]
@@ -191,12 +192,16 @@ async def run(arguments: argparse.Namespace) -> None:
                 loop_figures.append(loop_us)
                 total_figures.append(total_us)
                 rates.append(len(requests) / (wall1 - wall0))
-                print(f"  {scenario:<6} round {round_number}: loop thread {loop_us:6.1f} us/req"
-                      f"  process {total_us:6.1f} us/req  {rates[-1]:8,.0f} req/s in-process")  # fmt: skip
-            print(f"  {scenario:<6} median: loop thread {statistics.median(loop_figures):6.1f} us/req"
-                  f" (min {min(loop_figures):6.1f})"
-                  f"  process {statistics.median(total_figures):6.1f} us/req"
-                  f"  ({arguments.requests} requests x {arguments.rounds}, {arguments.connections} connections)")  # fmt: skip
+                print(
+                    f"  {scenario:<6} round {round_number}: loop thread {loop_us:6.1f} us/req"
+                    f"  process {total_us:6.1f} us/req  {rates[-1]:8,.0f} req/s in-process"
+                )
+            print(
+                f"  {scenario:<6} median: loop thread {statistics.median(loop_figures):6.1f} us/req"
+                f" (min {min(loop_figures):6.1f})"
+                f"  process {statistics.median(total_figures):6.1f} us/req"
+                f"  ({arguments.requests} requests x {arguments.rounds}, {arguments.connections} connections)"
+            )
     finally:
         await runner.cleanup()
         await noop_runner.cleanup()
@@ -209,7 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--warmup", type=int, help="requests before the measured rounds (default: two per client token)")
+    parser.add_argument(
+        "--warmup", type=int, help="requests before the measured rounds (default: two per client token)"
+    )
     parser.add_argument("--clients", type=int, default=bench.CLIENTS_DEFAULT)
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--directory", type=Path, required=True, help="seeded here (or reused)")

@@ -21,8 +21,9 @@ from loadtests.bench import HOST, PROJECT_ROOT, bench_environment, free_port, pr
 
 
 def parser() -> argparse.ArgumentParser:
-    arguments = argparse.ArgumentParser(prog="python -m loadtests.locust_run", description=__doc__,
-                                        formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    arguments = argparse.ArgumentParser(
+        prog="python -m loadtests.locust_run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     arguments.add_argument("--users", type=int, default=40, help="simulated users (default 40)")
     arguments.add_argument("--spawn-rate", type=float, default=20, help="users started a second (default 20)")
     arguments.add_argument("--run-time", default="60s", help="how long, e.g. 60s, 5m (default 60s)")
@@ -43,12 +44,29 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with process(serve, environment, directory / "serve.log", f"{url}/healthz"):
             finished = subprocess.run(
-                [sys.executable, "-m", "locust", "-f", str(PROJECT_ROOT / "loadtests" / "locustfile.py"),
-                 "--headless", "--only-summary", "--users", str(arguments.users),
-                 "--spawn-rate", str(arguments.spawn_rate), "--run-time", arguments.run_time,
-                 "--stop-timeout", "5", "--host", url],
-                env=environment, cwd=PROJECT_ROOT, check=False,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "locust",
+                    "-f",
+                    str(PROJECT_ROOT / "loadtests" / "locustfile.py"),
+                    "--headless",
+                    "--only-summary",
+                    "--users",
+                    str(arguments.users),
+                    "--spawn-rate",
+                    str(arguments.spawn_rate),
+                    "--run-time",
+                    arguments.run_time,
+                    "--stop-timeout",
+                    "5",
+                    "--host",
+                    url,
+                ],
+                env=environment,
+                cwd=PROJECT_ROOT,
+                check=False,
+            )
         return finished.returncode
     finally:
         if arguments.keep:

@@ -48,7 +48,7 @@ from locust import HttpUser, between, events, task
 from locust.env import Environment
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `locust -f` puts only loadtests/ on the path
-from loadtests.bench import national_id  # noqa: E402
+from loadtests.bench import national_id
 
 CATEGORY = "home_care"
 MONTHLY_AMOUNT_CENTS = 1_000_000  # 10 000 € a month: a few 402s at most in a long run
@@ -138,8 +138,9 @@ WORLD = World()
 
 
 def _post(session: requests.Session, url: str, token: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    response = session.post(url, json=body, headers={"Authorization": f"Bearer {token}"},
-                            timeout=REQUEST_TIMEOUT_SECONDS)  # fmt: skip
+    response = session.post(
+        url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=REQUEST_TIMEOUT_SECONDS
+    )
     if response.status_code >= 300:
         raise RuntimeError(f"seeding: POST {url} answered {response.status_code}: {response.text}")
     return dict(response.json())
@@ -152,8 +153,12 @@ def seed(base_url: str) -> None:
     WORLD.finance_token = wallet_token("--role", "finance")
     session = requests.Session()
     url = WORLD.base_url
-    response = session.post(f"{url}/v1/categories", json={"code": CATEGORY, "name": "Kotihoito"},
-                            headers={"Authorization": f"Bearer {admin}"}, timeout=REQUEST_TIMEOUT_SECONDS)  # fmt: skip
+    response = session.post(
+        f"{url}/v1/categories",
+        json={"code": CATEGORY, "name": "Kotihoito"},
+        headers={"Authorization": f"Bearer {admin}"},
+        timeout=REQUEST_TIMEOUT_SECONDS,
+    )
     if response.status_code not in (201, 409):
         raise RuntimeError(f"seeding: the category answered {response.status_code}: {response.text}")
     now = datetime.now(UTC).astimezone(TIME_ZONE)
@@ -162,33 +167,55 @@ def seed(base_url: str) -> None:
     first = random.randrange(2_000_000, 9_000_000 - CLIENTS)  # fresh numbers even on a used database
     for index in range(CLIENTS):
         phone, identity = f"+35840{first + index:07d}", national_id(first + index)
-        client = _post(session, f"{url}/v1/clients", admin,
-                       {"name": f"Kuormitus {index}", "phone": phone, "national_id": identity})  # fmt: skip
-        _post(session, f"{url}/v1/clients/{client['id']}/budgets", admin, {
-            "start_month": month, "end_month": end_month, "unused": "expire",
-            "lines": [{"category": CATEGORY, "monthly_amount": MONTHLY_AMOUNT_CENTS}],
-        })  # fmt: skip
+        client = _post(
+            session, f"{url}/v1/clients", admin, {"name": f"Kuormitus {index}", "phone": phone, "national_id": identity}
+        )
+        _post(
+            session,
+            f"{url}/v1/clients/{client['id']}/budgets",
+            admin,
+            {
+                "start_month": month,
+                "end_month": end_month,
+                "unused": "expire",
+                "lines": [{"category": CATEGORY, "monthly_amount": MONTHLY_AMOUNT_CENTS}],
+            },
+        )
         WORLD.wallets.append(Wallet(client["id"], phone, identity))
     for index in range(PROVIDERS):
-        provider = _post(session, f"{url}/v1/providers", admin, {
-            "name": f"Kuormitus Hoiva {index} Oy", "business_id": "2077474-0", "iban": "FI2112345600000785",
-            "categories": [CATEGORY],
-        })  # fmt: skip
+        provider = _post(
+            session,
+            f"{url}/v1/providers",
+            admin,
+            {
+                "name": f"Kuormitus Hoiva {index} Oy",
+                "business_id": "2077474-0",
+                "iban": "FI2112345600000785",
+                "categories": [CATEGORY],
+            },
+        )
         _post(session, f"{url}/v1/providers/{provider['id']}/approve", admin)
         credentials = _post(session, f"{url}/v1/providers/{provider['id']}/credentials", admin)
-        issued = session.post(f"{url}/v1/token", timeout=REQUEST_TIMEOUT_SECONDS, data={
-            "grant_type": "client_credentials", "client_id": credentials["client_id"],
-            "client_secret": credentials["client_secret"],
-        })  # fmt: skip
+        issued = session.post(
+            f"{url}/v1/token",
+            timeout=REQUEST_TIMEOUT_SECONDS,
+            data={
+                "grant_type": "client_credentials",
+                "client_id": credentials["client_id"],
+                "client_secret": credentials["client_secret"],
+            },
+        )
         issued.raise_for_status()
         WORLD.provider_tokens.append(issued.json()["access_token"])
     _post(session, f"{url}/v1/credit-runs", admin, {"month": month})
     for wallet in WORLD.wallets:  # every client logs in by SMS code, as on a phone
-        session.post(f"{url}/v1/login", json={"phone": wallet.phone},
-                     timeout=REQUEST_TIMEOUT_SECONDS).raise_for_status()  # fmt: skip
+        session.post(
+            f"{url}/v1/login", json={"phone": wallet.phone}, timeout=REQUEST_TIMEOUT_SECONDS
+        ).raise_for_status()
         code = WORLD.outbox.latest_code(wallet.phone)
-        verified = session.post(f"{url}/v1/login/verify", json={"phone": wallet.phone, "code": code},
-                                timeout=REQUEST_TIMEOUT_SECONDS)  # fmt: skip
+        verified = session.post(
+            f"{url}/v1/login/verify", json={"phone": wallet.phone, "code": code}, timeout=REQUEST_TIMEOUT_SECONDS
+        )
         verified.raise_for_status()
         wallet.token = verified.json()["access_token"]
     WORLD.seeded = True
@@ -245,8 +272,9 @@ class Provider(HttpUser):
     def _money(self, path: str, body: dict[str, Any], wallet: Wallet, name: str) -> tuple[int, dict[str, Any]]:
         key = secrets.token_hex(12)
         WORLD.in_flight[key] = InFlight(self.token, path, body, wallet)
-        with self.client.post(path, json=body, headers={**self.auth, "Idempotency-Key": key}, name=name,
-                              catch_response=True) as response:  # fmt: skip
+        with self.client.post(
+            path, json=body, headers={**self.auth, "Idempotency-Key": key}, name=name, catch_response=True
+        ) as response:
             answer = _answer(response)
             if response.status_code in (200, 201) or answer.get("code") == "insufficient_funds":
                 response.success()
@@ -260,25 +288,40 @@ class Provider(HttpUser):
     @task(6)
     def charge_by_national_id(self) -> None:
         wallet = random.choice(WORLD.wallets)
-        self._money("/v1/charges", {
-            "phone": wallet.phone, "amount": random.randint(CHARGE_AMOUNT_MIN_CENTS, CHARGE_AMOUNT_MAX_CENTS),
-            "category": CATEGORY, "identity": {"method": "national_id", "national_id": wallet.national_id},
-        }, wallet, "POST /v1/charges (national id)")  # fmt: skip
+        self._money(
+            "/v1/charges",
+            {
+                "phone": wallet.phone,
+                "amount": random.randint(CHARGE_AMOUNT_MIN_CENTS, CHARGE_AMOUNT_MAX_CENTS),
+                "category": CATEGORY,
+                "identity": {"method": "national_id", "national_id": wallet.national_id},
+            },
+            wallet,
+            "POST /v1/charges (national id)",
+        )
 
     @task(2)
     def charge_by_sms_code(self) -> None:
         wallet = random.choice(WORLD.wallets)
         assert WORLD.outbox is not None
         with wallet.lock:  # one code on the way to this phone at a time: the latest is ours
-            status, answer = self._money("/v1/charges", {
-                "phone": wallet.phone, "amount": random.randint(CHARGE_AMOUNT_MIN_CENTS, CHARGE_AMOUNT_MAX_CENTS),
-                "category": CATEGORY, "identity": {"method": "otp"},
-            }, wallet, "POST /v1/charges (sms code)")  # fmt: skip
+            status, answer = self._money(
+                "/v1/charges",
+                {
+                    "phone": wallet.phone,
+                    "amount": random.randint(CHARGE_AMOUNT_MIN_CENTS, CHARGE_AMOUNT_MAX_CENTS),
+                    "category": CATEGORY,
+                    "identity": {"method": "otp"},
+                },
+                wallet,
+                "POST /v1/charges (sms code)",
+            )
             if status != 201 or answer.get("status") != "pending":
                 return
             code = WORLD.outbox.latest_code(wallet.phone)  # sent before the 201
-            status, _ = self._money(f"/v1/charges/{answer['id']}/confirm", {"code": code}, wallet,
-                                    "POST /v1/charges/{id}/confirm")  # fmt: skip
+            status, _ = self._money(
+                f"/v1/charges/{answer['id']}/confirm", {"code": code}, wallet, "POST /v1/charges/{id}/confirm"
+            )
             if status != 200 and answer["id"] in wallet.pending:  # release the hold rather than leave it
                 self._money(f"/v1/charges/{answer['id']}/void", {}, wallet, "POST /v1/charges/{id}/void")
 
@@ -288,8 +331,13 @@ class Provider(HttpUser):
 
     @task(1)
     def invoicing_reference(self) -> None:
-        with self.client.post("/v1/settlements", json={}, name="POST /v1/settlements", catch_response=True,
-                              headers={**self.auth, "Idempotency-Key": secrets.token_hex(12)}) as response:  # fmt: skip
+        with self.client.post(
+            "/v1/settlements",
+            json={},
+            name="POST /v1/settlements",
+            catch_response=True,
+            headers={**self.auth, "Idempotency-Key": secrets.token_hex(12)},
+        ) as response:
             if response.status_code == 201 or _answer(response).get("code") == "nothing_to_settle":
                 response.success()
             else:
@@ -321,9 +369,17 @@ class Client(HttpUser):
         if self.last_event_id:
             headers["Last-Event-ID"] = self.last_event_id
         began = time.monotonic()
-        with self.client.get("/v1/me/events", headers=headers, name="GET /v1/me/events (stream)", stream=True,
-                             catch_response=True, timeout=EVENT_STREAM_SECONDS + REQUEST_TIMEOUT_SECONDS) as response:  # fmt: skip
-            if response.status_code != 200 or not response.headers.get("Content-Type", "").startswith("text/event-stream"):
+        with self.client.get(
+            "/v1/me/events",
+            headers=headers,
+            name="GET /v1/me/events (stream)",
+            stream=True,
+            catch_response=True,
+            timeout=EVENT_STREAM_SECONDS + REQUEST_TIMEOUT_SECONDS,
+        ) as response:
+            if response.status_code != 200 or not response.headers.get("Content-Type", "").startswith(
+                "text/event-stream"
+            ):
                 response.failure(f"{response.status_code} {response.headers.get('Content-Type')}")
                 return
             for line in response.iter_lines(decode_unicode=True):
@@ -342,8 +398,11 @@ class Finance(HttpUser):
     @task
     def export_today(self) -> None:
         today = datetime.now(UTC).astimezone(TIME_ZONE).date().isoformat()
-        self.client.get(f"/v1/exports/transactions?from={today}&format=jsonl", name="GET /v1/exports/transactions",
-                        headers={"Authorization": f"Bearer {WORLD.finance_token}"})  # fmt: skip
+        self.client.get(
+            f"/v1/exports/transactions?from={today}&format=jsonl",
+            name="GET /v1/exports/transactions",
+            headers={"Authorization": f"Bearer {WORLD.finance_token}"},
+        )
 
 
 # The ledger check at the end.
@@ -354,8 +413,12 @@ def replay_in_flight() -> int:
     session = requests.Session()
     replayed = 0
     for key, sent in list(WORLD.in_flight.items()):
-        response = session.post(f"{WORLD.base_url}{sent.path}", json=sent.body, timeout=REQUEST_TIMEOUT_SECONDS,
-                                headers={"Authorization": f"Bearer {sent.token}", "Idempotency-Key": key})  # fmt: skip
+        response = session.post(
+            f"{WORLD.base_url}{sent.path}",
+            json=sent.body,
+            timeout=REQUEST_TIMEOUT_SECONDS,
+            headers={"Authorization": f"Bearer {sent.token}", "Idempotency-Key": key},
+        )
         account(sent.wallet, sent.path, sent.body, response.status_code, _answer(response))
         del WORLD.in_flight[key]
         replayed += 1
@@ -366,15 +429,20 @@ def check_wallets() -> list[str]:
     session = requests.Session()
     differences = []
     for wallet in WORLD.wallets:
-        response = session.get(f"{WORLD.base_url}/v1/me/wallet", timeout=REQUEST_TIMEOUT_SECONDS,
-                               headers={"Authorization": f"Bearer {wallet.token}"})  # fmt: skip
+        response = session.get(
+            f"{WORLD.base_url}/v1/me/wallet",
+            timeout=REQUEST_TIMEOUT_SECONDS,
+            headers={"Authorization": f"Bearer {wallet.token}"},
+        )
         response.raise_for_status()
         seen = response.json()
         expected_balance = MONTHLY_AMOUNT_CENTS - wallet.captured_cents
         expected_held = sum(wallet.pending.values())
         if (seen["balance"], seen["held"]) != (expected_balance, expected_held):
-            differences.append(f"{wallet.client_id}: balance {seen['balance']} held {seen['held']}, the answers say"
-                               f" balance {expected_balance} held {expected_held}")  # fmt: skip
+            differences.append(
+                f"{wallet.client_id}: balance {seen['balance']} held {seen['held']}, the answers say"
+                f" balance {expected_balance} held {expected_held}"
+            )
     return differences
 
 
@@ -386,8 +454,11 @@ def on_test_stop(environment: Environment, **_: Any) -> None:
     differences = check_wallets()
     captured = sum(wallet.captured_cents for wallet in WORLD.wallets)
     held = sum(sum(wallet.pending.values()) for wallet in WORLD.wallets)
-    print(f"ledger check: {len(WORLD.wallets)} wallets, {WORLD.captures} captures ({captured} cents), {held} cents"
-          f" held; {replayed} unanswered requests replayed by key", flush=True)  # fmt: skip
+    print(
+        f"ledger check: {len(WORLD.wallets)} wallets, {WORLD.captures} captures ({captured} cents), {held} cents"
+        f" held; {replayed} unanswered requests replayed by key",
+        flush=True,
+    )
     for difference in differences:
         print(f"LOST OR CREATED: {difference}", flush=True)
     database = os.environ.get("WALLET_DB") or "data/wallet.db"

@@ -56,15 +56,30 @@ def _prepare(directory: Path, clients: int) -> tuple[dict[str, str], dict[str, P
         return environment, scripts
     everyone = bench.people(clients)
     seeded = asyncio.run(bench.seed(environment, everyone))
-    provider_token = bench.wallet_cli(
-        environment, "token", "--role", "provider", "--provider-id", seeded.provider_id,
-        "--ttl", str(24 * 3600),
-    ).strip().splitlines()[-1]  # fmt: skip
+    provider_token = (
+        bench.wallet_cli(
+            environment,
+            "token",
+            "--role",
+            "provider",
+            "--provider-id",
+            seeded.provider_id,
+            "--ttl",
+            str(24 * 3600),
+        )
+        .strip()
+        .splitlines()[-1]
+    )
     tokens = bench.client_tokens(environment, seeded.client_ids[:-1])
-    (directory / "seed.json").write_text(json.dumps({
-        "provider_token": provider_token, "client_tokens": tokens,
-        "people": [[person.phone, person.national_id] for person in everyone[:-1]],
-    }))  # fmt: skip
+    (directory / "seed.json").write_text(
+        json.dumps(
+            {
+                "provider_token": provider_token,
+                "client_tokens": tokens,
+                "people": [[person.phone, person.national_id] for person in everyone[:-1]],
+            }
+        )
+    )
     scripts["charge"].write_text(bench.charge_script(provider_token, everyone[:-1]))
     scripts["read"].write_text(bench.read_script(tokens))
     return environment, scripts
@@ -79,8 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--directory", type=Path, help="seed here, or reuse what a previous run seeded here")
     parser.add_argument("--py-spy", type=Path, dest="py_spy", help="also write raw py-spy profiles here")
-    parser.add_argument("--cprofile", type=Path,
-                        help="run the server under cProfile (loadtests.profiled_serve) and write its stats here")
+    parser.add_argument(
+        "--cprofile",
+        type=Path,
+        help="run the server under cProfile (loadtests.profiled_serve) and write its stats here",
+    )
     arguments = parser.parse_args(argv)
     arguments.threads = 1
     scenarios = [name for name in arguments.scenarios.split(",") if name]
@@ -93,8 +111,17 @@ def main(argv: list[str] | None = None) -> int:
         url = f"http://{bench.HOST}:{port}"
         serve = [sys.executable, "-m", "wallet", "serve", "--host", bench.HOST, "--port", str(port)]
         if arguments.cprofile:
-            serve = [sys.executable, "-m", "loadtests.profiled_serve", "--host", bench.HOST, "--port", str(port),
-                     "--output", str(arguments.cprofile.resolve())]  # fmt: skip
+            serve = [
+                sys.executable,
+                "-m",
+                "loadtests.profiled_serve",
+                "--host",
+                bench.HOST,
+                "--port",
+                str(port),
+                "--output",
+                str(arguments.cprofile.resolve()),
+            ]
         print(f"load average before {bench._load(bench.load_average())}; code from {bench.PROJECT_ROOT}")
         with bench.process(serve, environment, directory / "serve.log", f"{url}/healthz") as server:
             for scenario in scenarios:
@@ -111,21 +138,39 @@ def main(argv: list[str] | None = None) -> int:
                     loop.append(main_thread)
                     other.append(rest)
                     rates.append(measured.per_second)
-                    print(f"  {scenario:<6} round {round_number}: {measured.per_second:8,.0f} req/s"
-                          f"  loop thread {main_thread:6.1f} us/req  other threads {rest:6.1f} us/req"
-                          f"  total {main_thread + rest:6.1f} us/req  non-2xx {non_2xx}")  # fmt: skip
-                print(f"  {scenario:<6} median: {statistics.median(rates):8,.0f} req/s"
-                      f"  loop {statistics.median(loop):6.1f}  other {statistics.median(other):6.1f}"
-                      f"  total {statistics.median([a + b for a, b in zip(loop, other)]):6.1f} us/req")  # fmt: skip
+                    print(
+                        f"  {scenario:<6} round {round_number}: {measured.per_second:8,.0f} req/s"
+                        f"  loop thread {main_thread:6.1f} us/req  other threads {rest:6.1f} us/req"
+                        f"  total {main_thread + rest:6.1f} us/req  non-2xx {non_2xx}"
+                    )
+                print(
+                    f"  {scenario:<6} median: {statistics.median(rates):8,.0f} req/s"
+                    f"  loop {statistics.median(loop):6.1f}  other {statistics.median(other):6.1f}"
+                    f"  total {statistics.median([a + b for a, b in zip(loop, other)]):6.1f} us/req"
+                )
                 if arguments.py_spy:
                     arguments.py_spy.mkdir(parents=True, exist_ok=True)
                     output = arguments.py_spy / f"{scenario}.txt"
                     spy = subprocess.Popen(
-                        [shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"), "record",
-                         "-p", str(server.pid), "-r", "250", "-f", "raw", "--nonblocking", "--threads",
-                         "-d", str(arguments.duration), "-o", str(output)],
-                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                    )  # fmt: skip
+                        [
+                            shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"),
+                            "record",
+                            "-p",
+                            str(server.pid),
+                            "-r",
+                            "250",
+                            "-f",
+                            "raw",
+                            "--nonblocking",
+                            "--threads",
+                            "-d",
+                            str(arguments.duration),
+                            "-o",
+                            str(output),
+                        ],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
                     bench.run_wrk(url, scripts[scenario], f"spy-{scenario}", "wallet", 0, arguments)
                     spy.wait()
                     print(f"  py-spy profile: {output}")

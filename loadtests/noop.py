@@ -33,14 +33,30 @@ def main(argv: list[str] | None = None) -> None:
     arguments = argparse.ArgumentParser(prog="python -m loadtests.noop", description=__doc__)
     arguments.add_argument("--port", type=int, default=8090)
     arguments.add_argument("--reuse-port", action="store_true", help="listen with SO_REUSEPORT")
-    arguments.add_argument("--event-loop", choices=EVENT_LOOPS, default="asyncio",
-                           help="as wallet serve's WALLET_EVENT_LOOP (the bench passes the service's)")
-    arguments.add_argument("--processes", type=int, default=1,
-                           help="processes on the port (SO_REUSEPORT), as wallet serve's WALLET_WORKERS")
+    arguments.add_argument(
+        "--event-loop",
+        choices=EVENT_LOOPS,
+        default="asyncio",
+        help="as wallet serve's WALLET_EVENT_LOOP (the bench passes the service's)",
+    )
+    arguments.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="processes on the port (SO_REUSEPORT), as wallet serve's WALLET_WORKERS",
+    )
     parsed = arguments.parse_args(argv)
     if parsed.processes > 1:  # the same shape as wallet serve's workers: this one waits, the others serve
-        command = [sys.executable, "-m", "loadtests.noop", "--port", str(parsed.port), "--reuse-port",
-                   "--event-loop", parsed.event_loop]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "loadtests.noop",
+            "--port",
+            str(parsed.port),
+            "--reuse-port",
+            "--event-loop",
+            parsed.event_loop,
+        ]
         children = [subprocess.Popen(command) for _ in range(parsed.processes)]
 
         def stop_children(number: int, frame: object) -> None:
@@ -51,8 +67,15 @@ def main(argv: list[str] | None = None) -> None:
         for child in children:
             child.wait()
         return
-    web.run_app(create_app(), loop=new_event_loop(parsed.event_loop), host="127.0.0.1", port=parsed.port,
-                access_log=None, print=None, reuse_port=parsed.reuse_port)  # fmt: skip
+    web.run_app(
+        create_app(),
+        loop=new_event_loop(parsed.event_loop),
+        host="127.0.0.1",
+        port=parsed.port,
+        access_log=None,
+        print=None,
+        reuse_port=parsed.reuse_port,
+    )
 
 
 if __name__ == "__main__":

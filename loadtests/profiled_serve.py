@@ -32,8 +32,14 @@ def main(argv: list[str] | None = None) -> int:
     profile = cProfile.Profile()
     profile.enable()
     try:
-        web.run_app(create_app(settings), host=arguments.host, port=arguments.port, access_log=None, print=None,
-                    shutdown_timeout=settings.shutdown_timeout_seconds)  # fmt: skip
+        web.run_app(
+            create_app(settings),
+            host=arguments.host,
+            port=arguments.port,
+            access_log=None,
+            print=None,
+            shutdown_timeout=settings.shutdown_timeout_seconds,
+        )
     finally:
         profile.disable()
         profile.dump_stats(arguments.output)

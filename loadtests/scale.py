@@ -184,8 +184,16 @@ def _bulk_clients(path: str, hasher: Any, phones: Any, clients: int, mix: bool, 
         for index in range(start, min(start + CHUNK_CLIENTS, clients)):
             client_id, budget_id = new_id("cl"), new_id("bu")
             number = phone(index)
-            client_rows.append((client_id, f"Asiakas {index}", hasher.keyed(PHONE, number), phones.encrypt(number),
-                                hasher.keyed(NATIONAL_ID, national_id(index)), now))  # fmt: skip
+            client_rows.append(
+                (
+                    client_id,
+                    f"Asiakas {index}",
+                    hasher.keyed(PHONE, number),
+                    phones.encrypt(number),
+                    hasher.keyed(NATIONAL_ID, national_id(index)),
+                    now,
+                )
+            )
             unused = "expire" if index % 2 else "carry_over"
             budget_rows.append((budget_id, client_id, month, end_month, unused, now))
             lines = budget_lines(index, mix)
@@ -196,9 +204,18 @@ def _bulk_clients(path: str, hasher: Any, phones: Any, clients: int, mix: bool, 
                 total_amount += amount
             for action, subject, data in (
                 ("client.created", client_id, {"with_national_id": True}),
-                ("budget.created", budget_id, {"client_id": client_id, "start_month": month, "end_month": end_month,
-                                               "unused": unused, "lines": [list(line) for line in lines]}),
-            ):  # fmt: skip
+                (
+                    "budget.created",
+                    budget_id,
+                    {
+                        "client_id": client_id,
+                        "start_month": month,
+                        "end_month": end_month,
+                        "unused": unused,
+                        "lines": [list(line) for line in lines],
+                    },
+                ),
+            ):
                 payload = canonical(data)
                 entry_hash = link_hash(previous_hash, now, GENERATOR_ACTOR, action, subject, payload)
                 audit_rows.append((now, GENERATOR_ACTOR, action, subject, payload, previous_hash, entry_hash))
@@ -206,13 +223,16 @@ def _bulk_clients(path: str, hasher: Any, phones: Any, clients: int, mix: bool, 
         connection.execute("BEGIN IMMEDIATE")
         connection.executemany(
             "INSERT INTO clients (id, name, phone_hash, phone_ciphertext, national_id_hash, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)", client_rows)  # fmt: skip
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            client_rows,
+        )
         connection.executemany(
             "INSERT INTO budgets (id, client_id, start_month, end_month, unused, created_at) VALUES (?, ?, ?, ?, ?, ?)",
             budget_rows,
         )
-        connection.executemany("INSERT INTO budget_lines (budget_id, category, monthly_amount) VALUES (?, ?, ?)",
-                               line_rows)  # fmt: skip
+        connection.executemany(
+            "INSERT INTO budget_lines (budget_id, category, monthly_amount) VALUES (?, ?, ?)", line_rows
+        )
         connection.executemany(
             "INSERT INTO accounts (id, kind, client_id, category) VALUES (?, 'wallet', ?, ?)", account_rows
         )
@@ -246,14 +266,25 @@ def run_measured(environment: dict[str, str], *arguments: str) -> Ran:
         report, out, err = Path(scratch, "peak-kib"), Path(scratch, "out"), Path(scratch, "err")
         with out.open("wb") as stdout, err.open("wb") as stderr:
             started = time.perf_counter()
-            child = subprocess.Popen([sys.executable, "-m", "loadtests.measured", str(report), *arguments],
-                                     env=environment, cwd=PROJECT_ROOT, stdout=stdout, stderr=stderr)  # fmt: skip
+            child = subprocess.Popen(
+                [sys.executable, "-m", "loadtests.measured", str(report), *arguments],
+                env=environment,
+                cwd=PROJECT_ROOT,
+                stdout=stdout,
+                stderr=stderr,
+            )
             _, status, usage = os.wait4(child.pid, 0)  # its CPU times are its own (unlike its ru_maxrss)
             seconds = time.perf_counter() - started
         child.returncode = os.waitstatus_to_exitcode(status)
         peak_kib = int(report.read_text()) if report.exists() else 0
-        return Ran(seconds, usage.ru_utime + usage.ru_stime, peak_kib / 1024, child.returncode, out.read_text(),
-                   err.read_text())  # fmt: skip
+        return Ran(
+            seconds,
+            usage.ru_utime + usage.ru_stime,
+            peak_kib / 1024,
+            child.returncode,
+            out.read_text(),
+            err.read_text(),
+        )
 
 
 def peak_resident_mb(pid: int) -> float:
@@ -313,11 +344,19 @@ def charge(environment: dict[str, str], provider_id: str, clients: int, charges:
 
             async def one(number: int) -> None:
                 index = number % clients
-                written = await service.charge(principal, commands.charge({
-                    "phone": phone(index), "amount": CHARGE_AMOUNT_CENTS, "category": HOME_CARE,
-                    "description": f"Kotikäynti {number}",
-                    "identity": {"method": "national_id", "national_id": national_id(index)},
-                }), None)  # fmt: skip
+                written = await service.charge(
+                    principal,
+                    commands.charge(
+                        {
+                            "phone": phone(index),
+                            "amount": CHARGE_AMOUNT_CENTS,
+                            "category": HOME_CARE,
+                            "description": f"Kotikäynti {number}",
+                            "identity": {"method": "national_id", "national_id": national_id(index)},
+                        }
+                    ),
+                    None,
+                )
                 if written.value["status"] != "captured":
                     raise RuntimeError(f"charge {number}: {written.value['status']}")
                 amounts.append(int(written.value["amount"]))
@@ -369,10 +408,15 @@ def settle(environment: dict[str, str], directory: Path, provider_id: str, items
     token = mint(environment, "provider", provider_id=provider_id)
     with serving(served, directory, "serve-settlement") as (url, pid):
         request = urllib.request.Request(
-            f"{url}/v1/settlements", data=b"{}", method="POST",
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json",
-                     "Idempotency-Key": "scale-settlement-1"},
-        )  # fmt: skip
+            f"{url}/v1/settlements",
+            data=b"{}",
+            method="POST",
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Content-Type": "application/json",
+                "Idempotency-Key": "scale-settlement-1",
+            },
+        )
         started, cpu = time.perf_counter(), process_cpu_seconds(pid)
         with urllib.request.urlopen(request, timeout=600) as response:
             body = json.load(response)
@@ -431,6 +475,7 @@ def check(environment: dict[str, str]) -> Checked:
 def database_counts(path: str) -> dict[str, int]:
     connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
+
         def one(sql: str) -> int:
             return int(connection.execute(sql).fetchone()[0])
 
@@ -470,12 +515,21 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m loadtests.scale",
         description="Million-scale credit run, export and settlement on the SQLite adapter, timed and measured.",
     )
-    arguments.add_argument("--clients", type=int, default=CLIENTS_DEFAULT,
-                           help=f"clients (wallets) to generate (default {CLIENTS_DEFAULT:,})")  # fmt: skip
-    arguments.add_argument("--charges", type=int, default=CHARGES_DEFAULT,
-                           help=f"charges to capture, then settle at once (default {CHARGES_DEFAULT:,})")  # fmt: skip
-    arguments.add_argument("--mix", action="store_true",
-                           help="a mix of 1 to 3 budget lines per client instead of one line each")  # fmt: skip
+    arguments.add_argument(
+        "--clients",
+        type=int,
+        default=CLIENTS_DEFAULT,
+        help=f"clients (wallets) to generate (default {CLIENTS_DEFAULT:,})",
+    )
+    arguments.add_argument(
+        "--charges",
+        type=int,
+        default=CHARGES_DEFAULT,
+        help=f"charges to capture, then settle at once (default {CHARGES_DEFAULT:,})",
+    )
+    arguments.add_argument(
+        "--mix", action="store_true", help="a mix of 1 to 3 budget lines per client instead of one line each"
+    )
     arguments.add_argument("--directory", type=Path, help="work here (must be empty) instead of a temporary directory")
     arguments.add_argument("--keep", action="store_true", help="keep the directory (database, keys, server logs)")
     arguments.add_argument("--json", type=Path, help="also write the figures to this JSON file")
@@ -525,63 +579,86 @@ def _run(arguments: argparse.Namespace, directory: Path) -> int:
     settings = Settings.from_env(environment)
     configure(settings.log_format, settings.log_level)  # warnings only, as the servers it starts
     info = machine()
-    report = Report(info, {"clients": arguments.clients, "charges": arguments.charges, "mix": arguments.mix},
-                    load_average())  # fmt: skip
-    print(f"machine: {info['cpus']} CPUs, {info['cpu_model']}, {info['memory_gib']} GiB; Python {info['python']},"
-          f" SQLite {info['sqlite']}; load average {_load(report.load_before)}", flush=True)  # fmt: skip
+    report = Report(
+        info, {"clients": arguments.clients, "charges": arguments.charges, "mix": arguments.mix}, load_average()
+    )
+    print(
+        f"machine: {info['cpus']} CPUs, {info['cpu_model']}, {info['memory_gib']} GiB; Python {info['python']},"
+        f" SQLite {info['sqlite']}; load average {_load(report.load_before)}",
+        flush=True,
+    )
 
     generated = generate(environment, arguments.clients, arguments.mix)
     report.figures["generate"] = asdict(generated)
-    print(f"generated  {generated.clients:,} clients, {generated.lines:,} budget lines for {generated.month}"
-          f" (bulk SQL, not the API) in {generated.seconds:.1f} s", flush=True)  # fmt: skip
+    print(
+        f"generated  {generated.clients:,} clients, {generated.lines:,} budget lines for {generated.month}"
+        f" (bulk SQL, not the API) in {generated.seconds:.1f} s",
+        flush=True,
+    )
 
     run = credit_run(environment, generated.month)
     report.figures["credit_run"] = asdict(run)
     credit_ok = run.credited == generated.lines and run.amount == generated.monthly_amount
-    print(f"credit run {run.credited:,} lines, {run.amount:,} cents in {run.seconds:.1f} s"
-          f" ({run.cpu_seconds:.1f} s CPU)"
-          f" (bound {CREDIT_RUN_SECONDS_MAX:g} s: {_verdict(run.seconds < CREDIT_RUN_SECONDS_MAX)});"
-          f" peak RSS {run.peak_mb:.0f} MiB (bound {CREDIT_RUN_MEMORY_MB_MAX:g}:"
-          f" {_verdict(run.peak_mb < CREDIT_RUN_MEMORY_MB_MAX)}); {'all lines' if credit_ok else 'WRONG TOTALS'}",
-          flush=True)  # fmt: skip
+    print(
+        f"credit run {run.credited:,} lines, {run.amount:,} cents in {run.seconds:.1f} s"
+        f" ({run.cpu_seconds:.1f} s CPU)"
+        f" (bound {CREDIT_RUN_SECONDS_MAX:g} s: {_verdict(run.seconds < CREDIT_RUN_SECONDS_MAX)});"
+        f" peak RSS {run.peak_mb:.0f} MiB (bound {CREDIT_RUN_MEMORY_MB_MAX:g}:"
+        f" {_verdict(run.peak_mb < CREDIT_RUN_MEMORY_MB_MAX)}); {'all lines' if credit_ok else 'WRONG TOTALS'}",
+        flush=True,
+    )
 
     charged = charge(environment, generated.provider_id, arguments.clients, arguments.charges)
     report.figures["charges"] = asdict(charged)
-    print(f"charges    {charged.count:,} captured by national id through the service, {charged.amount:,} cents,"
-          f" in {charged.seconds:.1f} s ({charged.count / charged.seconds:,.0f}/s)", flush=True)  # fmt: skip
+    print(
+        f"charges    {charged.count:,} captured by national id through the service, {charged.amount:,} cents,"
+        f" in {charged.seconds:.1f} s ({charged.count / charged.seconds:,.0f}/s)",
+        flush=True,
+    )
 
     settled = settle(environment, directory, generated.provider_id, arguments.charges)
     report.figures["settlement"] = asdict(settled)
     settle_ok = settled.count == charged.count and settled.amount == charged.amount
-    print(f"settlement one batch of {settled.count:,} lines, {settled.amount:,} cents, reference {settled.reference},"
-          f" in {settled.seconds:.1f} s ({settled.server_cpu_seconds:.1f} s server CPU);"
-          f" server peak RSS {settled.server_peak_mb:.0f} MiB;"
-          f" {'matches the charges' if settle_ok else 'DOES NOT MATCH the charges'}", flush=True)  # fmt: skip
+    print(
+        f"settlement one batch of {settled.count:,} lines, {settled.amount:,} cents, reference {settled.reference},"
+        f" in {settled.seconds:.1f} s ({settled.server_cpu_seconds:.1f} s server CPU);"
+        f" server peak RSS {settled.server_peak_mb:.0f} MiB;"
+        f" {'matches the charges' if settle_ok else 'DOES NOT MATCH the charges'}",
+        flush=True,
+    )
 
     counts = database_counts(environment["WALLET_DB"])
     exported = export(environment, directory)
     report.figures["export"] = asdict(exported)
     export_ok = exported.rows == counts["transactions"]
-    print(f"export     {exported.rows:,} transactions, {exported.bytes / 1e6:,.0f} MB of CSV"
-          f" in {exported.seconds:.1f} s ({exported.server_cpu_seconds:.1f} s server CPU)"
-          f" (bound {EXPORT_SECONDS_MAX:g} s: {_verdict(exported.seconds < EXPORT_SECONDS_MAX)}); server peak RSS"
-          f" {exported.server_peak_mb:.0f} MiB, {exported.server_start_mb:.0f} MiB after start"
-          f" (bound {EXPORT_MEMORY_MB_MAX:g}: {_verdict(exported.server_peak_mb < EXPORT_MEMORY_MB_MAX)});"
-          f" {'every transaction' if export_ok else 'ROWS MISSING'}", flush=True)  # fmt: skip
+    print(
+        f"export     {exported.rows:,} transactions, {exported.bytes / 1e6:,.0f} MB of CSV"
+        f" in {exported.seconds:.1f} s ({exported.server_cpu_seconds:.1f} s server CPU)"
+        f" (bound {EXPORT_SECONDS_MAX:g} s: {_verdict(exported.seconds < EXPORT_SECONDS_MAX)}); server peak RSS"
+        f" {exported.server_peak_mb:.0f} MiB, {exported.server_start_mb:.0f} MiB after start"
+        f" (bound {EXPORT_MEMORY_MB_MAX:g}: {_verdict(exported.server_peak_mb < EXPORT_MEMORY_MB_MAX)});"
+        f" {'every transaction' if export_ok else 'ROWS MISSING'}",
+        flush=True,
+    )
 
     checked = check(environment)
     report.figures["check"] = {**asdict(checked), "output": None}
-    print(f"check      wallet check in {checked.seconds:.1f} s ({checked.cpu_seconds:.1f} s CPU),"
-          f" peak RSS {checked.peak_mb:.0f} MiB:"
-          f" {'every invariant holds' if checked.passed else 'FAILED'}", flush=True)  # fmt: skip
+    print(
+        f"check      wallet check in {checked.seconds:.1f} s ({checked.cpu_seconds:.1f} s CPU),"
+        f" peak RSS {checked.peak_mb:.0f} MiB:"
+        f" {'every invariant holds' if checked.passed else 'FAILED'}",
+        flush=True,
+    )
     if not checked.passed:
         print(checked.output, file=sys.stderr)
 
     report.figures["database"] = counts
     report.load_after = load_average()
     report.passed = credit_ok and settle_ok and export_ok and checked.passed
-    print(f"database   {counts['transactions']:,} transactions, {counts['postings']:,} postings,"
-          f" {counts['audit_entries']:,} audit entries, {counts['database_bytes'] / 1e9:.2f} GB")  # fmt: skip
+    print(
+        f"database   {counts['transactions']:,} transactions, {counts['postings']:,} postings,"
+        f" {counts['audit_entries']:,} audit entries, {counts['database_bytes'] / 1e9:.2f} GB"
+    )
     print(f"load average before {_load(report.load_before)}, after {_load(report.load_after)}")
     print("SCALE_RESULT " + json.dumps(asdict(report), separators=(",", ":")))
     if arguments.json:

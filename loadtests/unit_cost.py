@@ -121,9 +121,16 @@ def fresh_copy(directory: Path, name: str) -> str:
 
 
 def run_charges(
-    directory: Path, seed: dict[str, Any], charges: int, batch_size: int, *, trace: bool = False,
-    profile: Path | None = None, protocol: bool = False, answers: bool = False,
-) -> dict[str, Any]:  # fmt: skip
+    directory: Path,
+    seed: dict[str, Any],
+    charges: int,
+    batch_size: int,
+    *,
+    trace: bool = False,
+    profile: Path | None = None,
+    protocol: bool = False,
+    answers: bool = False,
+) -> dict[str, Any]:
     from wallet.auth.hashing import Hasher
     from wallet.auth.keys import HMAC_SECRET_FILENAME, load_or_create_secret
     from wallet.clock import rfc3339
@@ -134,8 +141,14 @@ def run_charges(
     from wallet.storage.sqlite import events, library, ops
     from wallet.storage.sqlite.writer import _Task, connect
     from wallet.storage.sqlite.writer_process import (
-        ProcessWriter, _encode, _frame, _frames, _ProcessSideWriter, _Protocol, _utc_datetime,
-    )  # fmt: skip
+        ProcessWriter,
+        _encode,
+        _frame,
+        _frames,
+        _ProcessSideWriter,
+        _Protocol,
+        _utc_datetime,
+    )
 
     settings = Settings.from_env(seed["environment"])
     hasher = Hasher(load_or_create_secret(settings.secret_dir, HMAC_SECRET_FILENAME))
@@ -143,7 +156,9 @@ def run_charges(
     provider_id = seed["provider_id"]
     scope = f"provider:{provider_id}"
     # The HTTP side's hashing, once per client: not the writer's work.
-    hashed = [(hasher.keyed(PHONE, phone), hasher.keyed(NATIONAL_ID, national_id)) for phone, national_id in seed["people"]]
+    hashed = [
+        (hasher.keyed(PHONE, phone), hasher.keyed(NATIONAL_ID, national_id)) for phone, national_id in seed["people"]
+    ]
     chooser = random.Random(RANDOM_SEED)
     targets = [hashed[chooser.randrange(len(hashed))] for _ in range(charges)]
 
@@ -170,9 +185,14 @@ def run_charges(
         phone_hash, national_id_hash = targets[index]
         now = datetime.now(UTC)
         command = ChargeCommand(
-            provider_id=provider_id, phone_hash=phone_hash, amount=bench.CHARGE_AMOUNT_CENTS, category=bench.CATEGORY,
-            description=None, method=IdentityMethod.NATIONAL_ID, national_id_hash=national_id_hash,
-        )  # fmt: skip
+            provider_id=provider_id,
+            phone_hash=phone_hash,
+            amount=bench.CHARGE_AMOUNT_CENTS,
+            category=bench.CATEGORY,
+            description=None,
+            method=IdentityMethod.NATIONAL_ID,
+            national_id_hash=national_id_hash,
+        )
         idempotency = Idempotency(scope, f"unit-cost-{index}", f"{index:064x}")
         created_at = rfc3339(now)  # formatted by the serving process: the writer gets the text
         if not protocol:  # the moment as unpickled in the writer process (``_reduce_datetime``)
@@ -185,8 +205,10 @@ def run_charges(
         requests = [request(index) for index in indexes]
         if protocol:
             (requests,) = _frames(bytearray(_frame(requests)))
-        return [_Task(unit, idempotency, created_at, None, None, actor)
-                for _, unit, idempotency, created_at, actor in requests]  # fmt: skip
+        return [
+            _Task(unit, idempotency, created_at, None, None, actor)
+            for _, unit, idempotency, created_at, actor in requests
+        ]
 
     profiler = cProfile.Profile() if profile else None
     wall_started, cpu_started = time.perf_counter(), time.process_time()
@@ -241,7 +263,12 @@ _FUNCTION_LINE = re.compile(r"^\s*([\d,]+)\s+(?:\([^)]*\)\s+)?(.*?)\s+\[(.*)\]\s
 
 
 def callgrind(
-    directory: Path, small: int, large: int, batch_size: int, one_by_one: bool = False, protocol: bool = False,
+    directory: Path,
+    small: int,
+    large: int,
+    batch_size: int,
+    one_by_one: bool = False,
+    protocol: bool = False,
     answers: bool = False,
 ) -> dict[str, Any]:
     """Ir of ``small`` and ``large`` charges, and their difference per charge, in total and by library."""
@@ -253,13 +280,30 @@ def callgrind(
     for charges in (small, large):
         output = directory / f"callgrind.out.{charges}"
         subprocess.run(
-            [valgrind, "--tool=callgrind", f"--callgrind-out-file={output}", sys.executable, "-m", "loadtests.unit_cost",
-             "--directory", str(directory), "--charges", str(charges), "--batch", str(batch_size), "--quiet",
-             *(["--one-by-one"] if one_by_one else []), *(["--protocol"] if protocol else []),
-             *(["--answers"] if answers else []),
-             *(argument for index in WITHOUT_INDEXES for argument in ("--without-index", index))],
-            cwd=bench.PROJECT_ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                valgrind,
+                "--tool=callgrind",
+                f"--callgrind-out-file={output}",
+                sys.executable,
+                "-m",
+                "loadtests.unit_cost",
+                "--directory",
+                str(directory),
+                "--charges",
+                str(charges),
+                "--batch",
+                str(batch_size),
+                "--quiet",
+                *(["--one-by-one"] if one_by_one else []),
+                *(["--protocol"] if protocol else []),
+                *(["--answers"] if answers else []),
+                *(argument for index in WITHOUT_INDEXES for argument in ("--without-index", index)),
+            ],
+            cwd=bench.PROJECT_ROOT,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         totals[charges], libraries[charges] = _annotate(output)
     span = large - small
     by_library = {
@@ -276,8 +320,10 @@ def callgrind(
 def _annotate(output: Path) -> tuple[int, dict[str, int]]:
     annotated = subprocess.run(
         ["callgrind_annotate", "--inclusive=no", "--threshold=100", str(output)],
-        check=True, capture_output=True, text=True,
-    ).stdout  # fmt: skip
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     total = 0
     by_library: collections.Counter[str] = collections.Counter()
     for line in annotated.splitlines():
@@ -288,7 +334,9 @@ def _annotate(output: Path) -> tuple[int, dict[str, int]]:
         function = _FUNCTION_LINE.match(line)
         if function:
             library = os.path.basename(function.group(3))
-            by_library[re.sub(r"(\.so)[.\d]*$|\.cpython-.*$", r"\1", library)] += int(function.group(1).replace(",", ""))
+            by_library[re.sub(r"(\.so)[.\d]*$|\.cpython-.*$", r"\1", library)] += int(
+                function.group(1).replace(",", "")
+            )
     return total, dict(by_library)
 
 
@@ -296,8 +344,9 @@ def _annotate(output: Path) -> tuple[int, dict[str, int]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtests.unit_cost", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m loadtests.unit_cost", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--charges", type=int, default=CHARGES_DEFAULT)
     parser.add_argument("--batch", type=int, default=BATCH_DEFAULT, help="units per BEGIN ... COMMIT")
     parser.add_argument("--directory", type=Path, help="seed here, or reuse what a previous run seeded here")
@@ -306,14 +355,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--large", type=int, default=LARGE_DEFAULT)
     parser.add_argument("--cprofile", type=Path, help="write cProfile stats of the charges here")
     parser.add_argument("--quiet", action="store_true", help="run the charges only (what --callgrind runs)")
-    parser.add_argument("--one-by-one", action="store_true",
-                        help="every charge in its own savepoint (Writer.batch_runners off): no charge_batch")  # fmt: skip
-    parser.add_argument("--protocol", action="store_true",
-                        help="each batch pickled into a request frame and read back, as sent")  # fmt: skip
-    parser.add_argument("--answers", action="store_true",
-                        help="with --protocol: each batch's answers framed as the writer sends them, read back")
-    parser.add_argument("--without-index", action="append", default=[], metavar="NAME",
-                        help="drop this index from the copy first (measurement only; repeatable)")  # fmt: skip
+    parser.add_argument(
+        "--one-by-one",
+        action="store_true",
+        help="every charge in its own savepoint (Writer.batch_runners off): no charge_batch",
+    )
+    parser.add_argument(
+        "--protocol", action="store_true", help="each batch pickled into a request frame and read back, as sent"
+    )
+    parser.add_argument(
+        "--answers",
+        action="store_true",
+        help="with --protocol: each batch's answers framed as the writer sends them, read back",
+    )
+    parser.add_argument(
+        "--without-index",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="drop this index from the copy first (measurement only; repeatable)",
+    )
     arguments = parser.parse_args(argv)
     if arguments.answers and not arguments.protocol:
         parser.error("--answers prices the answer frames of --protocol: give both")
@@ -327,26 +388,56 @@ def main(argv: list[str] | None = None) -> int:
         seed = prepare(directory.resolve())
         directory = directory.resolve()
         if arguments.quiet:
-            run_charges(directory, seed, arguments.charges, arguments.batch, protocol=arguments.protocol,
-                        answers=arguments.answers)  # fmt: skip
+            run_charges(
+                directory,
+                seed,
+                arguments.charges,
+                arguments.batch,
+                protocol=arguments.protocol,
+                answers=arguments.answers,
+            )
             return 0
-        traced = run_charges(directory, seed, arguments.charges if not arguments.callgrind else arguments.large - arguments.small,
-                             arguments.batch, trace=True, protocol=arguments.protocol,
-                             answers=arguments.answers)  # fmt: skip
+        traced = run_charges(
+            directory,
+            seed,
+            arguments.charges if not arguments.callgrind else arguments.large - arguments.small,
+            arguments.batch,
+            trace=True,
+            protocol=arguments.protocol,
+            answers=arguments.answers,
+        )
         if arguments.callgrind:
-            measured = callgrind(directory, arguments.small, arguments.large, arguments.batch, arguments.one_by_one,
-                                 arguments.protocol, arguments.answers)  # fmt: skip
-            print(f"instructions per charge: {measured['instructions_per_charge']:,.0f}"
-                  f"  (Ir {measured['ir'][arguments.large]:,} - {measured['ir'][arguments.small]:,})"
-                  f" / {arguments.large - arguments.small}, batches of {arguments.batch}")  # fmt: skip
+            measured = callgrind(
+                directory,
+                arguments.small,
+                arguments.large,
+                arguments.batch,
+                arguments.one_by_one,
+                arguments.protocol,
+                arguments.answers,
+            )
+            print(
+                f"instructions per charge: {measured['instructions_per_charge']:,.0f}"
+                f"  (Ir {measured['ir'][arguments.large]:,} - {measured['ir'][arguments.small]:,})"
+                f" / {arguments.large - arguments.small}, batches of {arguments.batch}"
+            )
             for name, instructions in measured["by_library"].items():
                 if abs(instructions) >= 500:
                     print(f"  {name:<40} {instructions:>10,.0f}")
         else:
-            timed = run_charges(directory, seed, arguments.charges, arguments.batch, profile=arguments.cprofile,
-                                protocol=arguments.protocol, answers=arguments.answers)  # fmt: skip
-            print(f"{timed['charges']} charges in batches of {timed['batch']}: wall {timed['wall_us_per_charge']:.1f} us"
-                  f" per charge, CPU {timed['cpu_us_per_charge']:.1f} us per charge")  # fmt: skip
+            timed = run_charges(
+                directory,
+                seed,
+                arguments.charges,
+                arguments.batch,
+                profile=arguments.cprofile,
+                protocol=arguments.protocol,
+                answers=arguments.answers,
+            )
+            print(
+                f"{timed['charges']} charges in batches of {timed['batch']}: wall {timed['wall_us_per_charge']:.1f} us"
+                f" per charge, CPU {timed['cpu_us_per_charge']:.1f} us per charge"
+            )
             measured = {"timed": timed}
         print(f"statements per charge: {traced['statements_per_charge']:.2f}")
         for sql, count in traced["statements"].items():

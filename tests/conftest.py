@@ -162,9 +162,16 @@ class World:
         return {"Authorization": f"Bearer {token}", **headers}
 
     async def call(
-        self, method: str, path: str, token: str | None = None, json: Any = None, *, key: str | None = None,
-        expect: int | None = None, **headers: str,
-    ) -> tuple[int, Any]:  # fmt: skip
+        self,
+        method: str,
+        path: str,
+        token: str | None = None,
+        json: Any = None,
+        *,
+        key: str | None = None,
+        expect: int | None = None,
+        **headers: str,
+    ) -> tuple[int, Any]:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         if key:
@@ -191,13 +198,19 @@ class World:
         return client
 
     async def budget(
-        self, client_id: str, lines: dict[str, int], start: str = "2027-01", end: str = "2027-12",
+        self,
+        client_id: str,
+        lines: dict[str, int],
+        start: str = "2027-01",
+        end: str = "2027-12",
         unused: str = "expire",
-    ) -> dict[str, Any]:  # fmt: skip
+    ) -> dict[str, Any]:
         body = {
-            "start_month": start, "end_month": end, "unused": unused,
+            "start_month": start,
+            "end_month": end,
+            "unused": unused,
             "lines": [{"category": c, "monthly_amount": a} for c, a in lines.items()],
-        }  # fmt: skip
+        }
         return (await self.call("POST", f"/v1/clients/{client_id}/budgets", self.admin, body, expect=201))[1]
 
     async def provider(self, categories: list[str], approve: bool = True) -> dict[str, Any]:
@@ -223,9 +236,16 @@ class World:
         return wallet_owner, provider
 
     async def charge(
-        self, provider: dict[str, Any], client: dict[str, Any], amount: int, *, category: str = "home_care",
-        national_id: str | None = NATIONAL_ID, method: str = "national_id", key: str | None = None,
-    ) -> tuple[int, Any]:  # fmt: skip
+        self,
+        provider: dict[str, Any],
+        client: dict[str, Any],
+        amount: int,
+        *,
+        category: str = "home_care",
+        national_id: str | None = NATIONAL_ID,
+        method: str = "national_id",
+        key: str | None = None,
+    ) -> tuple[int, Any]:
         identity: dict[str, Any] = {"method": method}
         if method == "national_id":
             identity["national_id"] = national_id
@@ -252,9 +272,12 @@ class World:
         with self.database() as database:
             if not database.postgres:
                 return "\n".join(database._connection.iterdump())
-            tables = [row[0] for row in database.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
-            )]  # fmt: skip
+            tables = [
+                row[0]
+                for row in database.execute(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+                )
+            ]
             return "\n".join(row[0] for table in tables for row in database.execute(f'SELECT t::text FROM "{table}" t'))
 
     def check(self) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Self
 
 from wallet.storage.migrations import is_postgres
 from wallet.storage.postgres.bridge import SyncConnection
@@ -50,7 +50,7 @@ class RawDatabase:
         if self.postgres:
             self._thread.shutdown()
 
-    def __enter__(self) -> RawDatabase:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

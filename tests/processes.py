@@ -271,9 +271,15 @@ class Api:
     token: str | None = None
 
     def call(
-        self, method: str, path: str, body: Any = None, *, expect: int | None = None, key: str | None = None,
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        expect: int | None = None,
+        key: str | None = None,
         token: str | None = None,
-    ) -> Any:  # fmt: skip
+    ) -> Any:
         status, decoded, headers = request(self.port, method, path, token=token or self.token, body=body, key=key)
         if expect is not None:
             assert status == expect, (method, path, status, decoded)
@@ -324,10 +330,14 @@ def seed(
     admin.call(
         "POST",
         f"/v1/clients/{client['id']}/budgets",
-        {"start_month": month, "end_month": end, "unused": "expire",
-         "lines": [{"category": category, "monthly_amount": monthly_amount}]},
+        {
+            "start_month": month,
+            "end_month": end,
+            "unused": "expire",
+            "lines": [{"category": category, "monthly_amount": monthly_amount}],
+        },
         expect=201,
-    )  # fmt: skip
+    )
     provider = admin.call(
         "POST",
         "/v1/providers",
@@ -341,10 +351,13 @@ def seed(
     issued = server.api().call(
         "POST",
         "/v1/token",
-        {"grant_type": "client_credentials", "client_id": credentials["client_id"],
-         "client_secret": credentials["client_secret"]},
+        {
+            "grant_type": "client_credentials",
+            "client_id": credentials["client_id"],
+            "client_secret": credentials["client_secret"],
+        },
         expect=200,
-    )  # fmt: skip
+    )
     assert issued["token_type"] == "Bearer" and issued["expires_in"] > 0, issued
     if credit == "api":
         run = admin.call("POST", "/v1/credit-runs", {"month": month}, key=f"credit-{month}")

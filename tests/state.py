@@ -22,10 +22,13 @@ def database_state(path: str) -> dict[str, tuple[int, str]]:
     if is_postgres(path):
         with RawDatabase(path) as database:
             database.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")  # one snapshot
-            tables = [row[0] for row in database.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
-                " ORDER BY table_name"
-            )]  # fmt: skip
+            tables = [
+                row[0]
+                for row in database.execute(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+                    " ORDER BY table_name"
+                )
+            ]
             state = {table: _digest(database.execute(f'SELECT * FROM "{table}"')) for table in tables}
             database.execute("ROLLBACK")
             return state

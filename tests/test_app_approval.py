@@ -34,7 +34,7 @@ async def next_event(response: Any) -> dict[str, Any]:
         while True:
             line = (await response.content.readline()).decode().rstrip("\n")
             if line.startswith("data: "):
-                data = json.loads(line[len("data: "):])
+                data = json.loads(line[len("data: ") :])
             elif not line and data is not None:
                 return dict(data)
 
@@ -51,7 +51,12 @@ async def test_the_client_approves_a_held_charge_in_the_app(world: World) -> Non
         assert len(world.sms.sent) == sent_before  # no code: the client answers in the app
 
         held = await next_event(stream)
-        assert (held["type"], held["charge_id"], held["method"], held["amount"]) == ("hold", charge["id"], "app", -2_500)
+        assert (held["type"], held["charge_id"], held["method"], held["amount"]) == (
+            "hold",
+            charge["id"],
+            "app",
+            -2_500,
+        )
         assert held["provider_name"] == "Hoiva Oy" and held["expires_at"] == charge["expires_at"]
         waiting = await pending(world, client)
         assert [(c["id"], c["provider_name"], c["amount"]) for c in waiting] == [(charge["id"], "Hoiva Oy", 2_500)]
@@ -123,7 +128,9 @@ async def test_only_the_charged_client_answers_and_only_app_charges(world: World
     assert await pending(world, other) == []
     await world.call("POST", f"/v1/me/charges/{charge['id']}/approve", provider["token"], expect=403)
     # The provider cannot confirm it with a code: the client answers it.
-    status, body = await world.call("POST", f"/v1/charges/{charge['id']}/confirm", provider["token"], {"code": "123456"})
+    status, body = await world.call(
+        "POST", f"/v1/charges/{charge['id']}/confirm", provider["token"], {"code": "123456"}
+    )
     assert status == 409
     # An SMS-code charge is not the client's to approve.
     status, otp = await world.charge(provider, client, 500, method="otp")
@@ -169,6 +176,7 @@ async def test_the_client_charge_responses_match_the_openapi_document(
     await w.call("GET", "/v1/me/wallet", client["token"], expect=200)
     exercised = {(method, path) for method, path, _ in w.contract.seen}
     assert {
-        ("GET", "/v1/me/charges"), ("POST", "/v1/me/charges/{charge_id}/approve"),
+        ("GET", "/v1/me/charges"),
+        ("POST", "/v1/me/charges/{charge_id}/approve"),
         ("POST", "/v1/me/charges/{charge_id}/decline"),
-    } <= exercised  # fmt: skip
+    } <= exercised

@@ -70,8 +70,12 @@ async def test_the_database_refuses_to_rewrite_the_ledger(world: World) -> None:
     client, provider = await world.funded(1_000)
     await world.charge(provider, client, 100)
     with world.database() as database:
-        for statement in ("UPDATE postings SET amount = amount + 1", "DELETE FROM postings",
-                          "UPDATE transactions SET type = 'credit'", "DELETE FROM transactions"):  # fmt: skip
+        for statement in (
+            "UPDATE postings SET amount = amount + 1",
+            "DELETE FROM postings",
+            "UPDATE transactions SET type = 'credit'",
+            "DELETE FROM transactions",
+        ):
             with pytest.raises(sqlite3.IntegrityError, match="append-only"):
                 database.execute(statement)
         with pytest.raises(sqlite3.IntegrityError):

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.conftest import World
 from wallet.check import check_database
@@ -30,8 +31,16 @@ async def test_actions_are_recorded_with_who_acted(world: World) -> None:
     await world.call("POST", f"/v1/charges/{charge['id']}/void", provider["token"], expect=201)
     entries = rows(world)
     actions = [entry["action"] for entry in entries]
-    for expected in ("category.created", "client.created", "budget.created", "ledger.credit", "provider.created",
-                     "provider.approved", "charge.held", "charge.voided"):  # fmt: skip
+    for expected in (
+        "category.created",
+        "client.created",
+        "budget.created",
+        "ledger.credit",
+        "provider.created",
+        "provider.approved",
+        "charge.held",
+        "charge.voided",
+    ):
         assert expected in actions, expected
     by_action = {entry["action"]: entry for entry in entries}
     assert by_action["budget.created"]["actor"] == "admin:admin-cli"
@@ -83,7 +92,9 @@ def test_the_chain_holds_across_undone_units_and_undone_batches(tmp_path: Path) 
     connection = connect(path)
 
     def run(*units: tuple[str, str]) -> list[Any]:
-        batch = [_Task(_audited(subject, then), None, "2027-01-01T00:00:00.000Z", None, None) for subject, then in units]
+        batch = [
+            _Task(_audited(subject, then), None, "2027-01-01T00:00:00.000Z", None, None) for subject, then in units
+        ]
         writer.run_guarded(connection, batch)
         return [task.outcome for task in batch]
 
@@ -102,9 +113,12 @@ def test_the_chain_holds_across_undone_units_and_undone_batches(tmp_path: Path) 
 def rows_of(path: str) -> list[AuditEntry]:
     connection = sqlite3.connect(path)
     try:
-        return [AuditEntry(*row) for row in connection.execute(
-            "SELECT seq, at, actor, action, subject, data, previous_hash, hash FROM audit_log ORDER BY seq"
-        )]  # fmt: skip
+        return [
+            AuditEntry(*row)
+            for row in connection.execute(
+                "SELECT seq, at, actor, action, subject, data, previous_hash, hash FROM audit_log ORDER BY seq"
+            )
+        ]
     finally:
         connection.close()
 
@@ -112,14 +126,19 @@ def rows_of(path: str) -> list[AuditEntry]:
 _TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
 
 
-@given(st.lists(st.tuples(_TEXT, st.integers(min_value=-(10**15), max_value=10**15).filter(bool)), min_size=2,
-                max_size=4), st.none() | _TEXT, st.none() | _TEXT, st.none() | _TEXT)  # fmt: skip
+@given(
+    st.lists(st.tuples(_TEXT, st.integers(min_value=-(10**15), max_value=10**15).filter(bool)), min_size=2, max_size=4),
+    st.none() | _TEXT,
+    st.none() | _TEXT,
+    st.none() | _TEXT,
+)
 def test_a_ledger_entry_s_data_is_the_canonical_json(
     postings: list[tuple[str, int]], charge_id: str | None, refund_id: str | None, month: str | None
 ) -> None:
     """``ops.post`` writes its entry's data directly; it must be what ``canonical`` makes, byte for
     byte, whatever the ids hold, or the hash chain would not verify."""
-    expected = canonical({"postings": [list(p) for p in postings], "charge_id": charge_id, "refund_id": refund_id,
-                          "month": month})  # fmt: skip
+    expected = canonical(
+        {"postings": [list(p) for p in postings], "charge_id": charge_id, "refund_id": refund_id, "month": month}
+    )
     written = audit.ledger_data([Posting(account, amount) for account, amount in postings], charge_id, refund_id, month)
     assert written == expected

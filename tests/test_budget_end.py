@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from tests.test_audit import rows
-from tests.test_openapi import CheckedWorld, checked  # noqa: F401  (the fixture: every response checked)
+from tests.test_openapi import CheckedWorld, checked
 from wallet.auth.tokens import Role
 
 
@@ -19,7 +19,7 @@ def later(w: CheckedWorld, days: int, *holders: dict[str, str]) -> None:
         holder["token"] = w.token(role, **{whose: holder["id"]})
 
 
-async def test_the_organizer_lists_a_clients_budgets_newest_first(checked: CheckedWorld) -> None:  # noqa: F811
+async def test_the_organizer_lists_a_clients_budgets_newest_first(checked: CheckedWorld) -> None:
     w = checked
     await w.category()
     client = await w.client()
@@ -32,7 +32,9 @@ async def test_the_organizer_lists_a_clients_budgets_newest_first(checked: Check
 
     _, one = await w.call("GET", f"/v1/clients/{client['id']}/budgets?limit=1", w.admin, expect=200)
     assert [b["id"] for b in one["data"]] == [second["id"]] and one["next_cursor"]
-    _, rest = await w.call("GET", f"/v1/clients/{client['id']}/budgets?limit=1&cursor={one['next_cursor']}", w.admin, expect=200)
+    _, rest = await w.call(
+        "GET", f"/v1/clients/{client['id']}/budgets?limit=1&cursor={one['next_cursor']}", w.admin, expect=200
+    )
     assert [b["id"] for b in rest["data"]] == [first["id"]] and rest["next_cursor"] is None
 
     await w.call("GET", "/v1/clients/cl_nobody/budgets", w.admin, expect=404)
@@ -40,7 +42,7 @@ async def test_the_organizer_lists_a_clients_budgets_newest_first(checked: Check
     await w.call("GET", f"/v1/clients/{client['id']}/budgets", w.finance, expect=403)
 
 
-async def test_an_ended_budget_credits_no_more_and_returns_what_is_left(checked: CheckedWorld) -> None:  # noqa: F811
+async def test_an_ended_budget_credits_no_more_and_returns_what_is_left(checked: CheckedWorld) -> None:
     w = checked
     await w.category()
     client = await w.client()
@@ -72,7 +74,7 @@ async def test_an_ended_budget_credits_no_more_and_returns_what_is_left(checked:
     w.check()
 
 
-async def test_a_budget_ends_only_sooner_and_never_in_the_past(checked: CheckedWorld) -> None:  # noqa: F811
+async def test_a_budget_ends_only_sooner_and_never_in_the_past(checked: CheckedWorld) -> None:
     w = checked
     await w.category()
     client = await w.client()
@@ -93,13 +95,17 @@ async def test_a_budget_ends_only_sooner_and_never_in_the_past(checked: CheckedW
     assert ended["end_month"] == "2027-03"
 
     other = await w.client()
-    await w.call("POST", f"/v1/clients/{other['id']}/budgets/{budget['id']}/end", w.admin, {"end_month": "2027-03"}, expect=404)
-    await w.call("POST", f"/v1/clients/{client['id']}/budgets/bu_nothing/end", w.admin, {"end_month": "2027-03"}, expect=404)
+    await w.call(
+        "POST", f"/v1/clients/{other['id']}/budgets/{budget['id']}/end", w.admin, {"end_month": "2027-03"}, expect=404
+    )
+    await w.call(
+        "POST", f"/v1/clients/{client['id']}/budgets/bu_nothing/end", w.admin, {"end_month": "2027-03"}, expect=404
+    )
     provider_token = w.token(Role.PROVIDER, provider_id="pr_x")
     await w.call("POST", path, provider_token, {"end_month": "2027-03"}, expect=403)
 
 
-async def test_a_month_credited_ahead_holds_the_end_back(checked: CheckedWorld) -> None:  # noqa: F811
+async def test_a_month_credited_ahead_holds_the_end_back(checked: CheckedWorld) -> None:
     w = checked
     await w.category()
     client = await w.client()

@@ -24,8 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
+from tests.conftest import World
+from tests.test_credit_run_bulk import apply, copy, reference_step, run_month
 from wallet.check import check_database
 from wallet.ledger.charges import IdentityMethod
 from wallet.ledger.errors import OperationError
@@ -34,16 +37,28 @@ from wallet.storage.port import ChargeCommand, Idempotency, Limits, NewBudget, N
 from wallet.storage.sqlite import charge_batch, ops
 from wallet.storage.sqlite.adapter import migrate
 from wallet.storage.sqlite.writer import Unit, Writer, _Task, compact_json, connect, unit_of_work
-from tests.conftest import World
-from tests.test_credit_run_bulk import apply, copy, reference_step, run_month
 
-LIMITS = Limits(identity_failures_max=3, identity_failures_window_seconds=900, provider_identity_failures_max=50,
-                otp_max_attempts=5, login_code_max_attempts=5, login_requests_max=5,
-                login_requests_window_seconds=900)  # fmt: skip
+LIMITS = Limits(
+    identity_failures_max=3,
+    identity_failures_window_seconds=900,
+    provider_identity_failures_max=50,
+    otp_max_attempts=5,
+    login_code_max_attempts=5,
+    login_requests_max=5,
+    login_requests_window_seconds=900,
+)
 NOW = datetime(2027, 3, 10, 12, 0, tzinfo=UTC)
 MONTH = "2027-03"
-TABLES = ("charges", "transactions", "postings", "accounts", "wallet_events", "audit_log", "idempotency_keys",
-          "identity_failures")  # fmt: skip
+TABLES = (
+    "charges",
+    "transactions",
+    "postings",
+    "accounts",
+    "wallet_events",
+    "audit_log",
+    "idempotency_keys",
+    "identity_failures",
+)
 
 
 def organizer(path: Path) -> dict[str, str]:
@@ -53,17 +68,31 @@ def organizer(path: Path) -> dict[str, str]:
     apply(path, ops.create_category("home_care", "Kotihoito", now))
     apply(path, ops.create_category("transport", "Kuljetus", now))
     names: dict[str, str] = {}
-    provider = apply(path, ops.create_provider(NewProvider("Hoiva Oy", "2077474-0", "FI2112345600000785",
-                                                           ("home_care",)), now))  # fmt: skip
+    provider = apply(
+        path, ops.create_provider(NewProvider("Hoiva Oy", "2077474-0", "FI2112345600000785", ("home_care",)), now)
+    )
     apply(path, ops.set_provider_status(provider["id"], "approved", now))
     names["provider"] = provider["id"]
-    names["pending"] = apply(path, ops.create_provider(NewProvider("Uusi Oy", "1572860-0", "FI2112345600000785",
-                                                                   ("home_care",)), now))["id"]  # fmt: skip
+    names["pending"] = apply(
+        path, ops.create_provider(NewProvider("Uusi Oy", "1572860-0", "FI2112345600000785", ("home_care",)), now)
+    )["id"]
     for name in ("anna", "bert", "cecilia", "dora", "eino", "locked"):
-        names[name] = apply(path, ops.create_client(NewClient(name, f"phone-{name}", f"cipher-{name}",
-                                                              f"nid-{name}"), now))["id"]  # fmt: skip
-        apply(path, ops.create_budget(NewBudget(names[name], "2027-01", "2027-12", UnusedPolicy.CARRY_OVER,
-                                                (("home_care", 10_000), ("transport", 3_000))), now))  # fmt: skip
+        names[name] = apply(
+            path, ops.create_client(NewClient(name, f"phone-{name}", f"cipher-{name}", f"nid-{name}"), now)
+        )["id"]
+        apply(
+            path,
+            ops.create_budget(
+                NewBudget(
+                    names[name],
+                    "2027-01",
+                    "2027-12",
+                    UnusedPolicy.CARRY_OVER,
+                    (("home_care", 10_000), ("transport", 3_000)),
+                ),
+                now,
+            ),
+        )
     names["nobudget"] = apply(path, ops.create_client(NewClient("x", "phone-nobudget", "cipher-x", "nid-x"), now))["id"]
     run_month(path, reference_step, MONTH, MONTH, NOW.replace(day=1), batch=10)
     # The locked wallet: failed checks up to the limit, inside the window.
@@ -71,27 +100,45 @@ def organizer(path: Path) -> dict[str, str]:
     with connection:
         for minute in range(LIMITS.identity_failures_max):
             at = (NOW - timedelta(minutes=5 - minute)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-            connection.execute("INSERT INTO identity_failures (client_id, provider_id, method, at) VALUES (?, ?, ?, ?)",
-                               (names["locked"], names["provider"], "national_id", at))  # fmt: skip
+            connection.execute(
+                "INSERT INTO identity_failures (client_id, provider_id, method, at) VALUES (?, ?, ?, ?)",
+                (names["locked"], names["provider"], "national_id", at),
+            )
     connection.close()
     return names
 
 
-def charge(names: dict[str, str], client: str, amount: int, n: int, *, category: str = "home_care",
-           provider: str = "provider", national_id: str | None = None, method: IdentityMethod = IdentityMethod.NATIONAL_ID,
-           key: str | None = "own", body: str = "") -> _Task:  # fmt: skip
+def charge(
+    names: dict[str, str],
+    client: str,
+    amount: int,
+    n: int,
+    *,
+    category: str = "home_care",
+    provider: str = "provider",
+    national_id: str | None = None,
+    method: IdentityMethod = IdentityMethod.NATIONAL_ID,
+    key: str | None = "own",
+    body: str = "",
+) -> _Task:
     """The task the writer gets for a charge; ``key``: ``own`` for a key of its own, None for none."""
     now = NOW + timedelta(milliseconds=n)
     command = ChargeCommand(
-        names[provider], f"phone-{client}", amount, category, f"visit {n}", method,
+        names[provider],
+        f"phone-{client}",
+        amount,
+        category,
+        f"visit {n}",
+        method,
         national_id_hash=(national_id or f"nid-{client}") if method is IdentityMethod.NATIONAL_ID else None,
         otp_hash="code" if method is IdentityMethod.OTP else None,
         otp_expires_at=now + timedelta(minutes=10) if method is not IdentityMethod.NATIONAL_ID else None,
-    )  # fmt: skip
+    )
     idempotency = None
     if key is not None:
-        idempotency = Idempotency(f"provider:{names[provider]}", f"key-{n}" if key == "own" else key,
-                                  f"fingerprint-{amount}-{client}{body}")  # fmt: skip
+        idempotency = Idempotency(
+            f"provider:{names[provider]}", f"key-{n}" if key == "own" else key, f"fingerprint-{amount}-{client}{body}"
+        )
     stamp = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return _Task(ops.charge(command, LIMITS, now, MONTH), idempotency, stamp, None, None, f"provider:{names[provider]}")
 
@@ -170,17 +217,23 @@ def prepared(tmp_path: Path, deterministic_ids: Callable[[int], None]) -> tuple[
     with connection:  # the key as the writer keeps it: a replay answers from it
         connection.execute(
             "INSERT INTO idempotency_keys (scope, key, fingerprint, outcome, created_at) VALUES (?, ?, ?, ?, ?)",
-            (stored.idempotency.scope, stored.idempotency.key, stored.idempotency.fingerprint,  # type: ignore[union-attr]
-             '{"value":{"id":"ch_stored"}}', stored.created_at),
-        )  # fmt: skip
+            (
+                stored.idempotency.scope,
+                stored.idempotency.key,
+                stored.idempotency.fingerprint,  # type: ignore[union-attr]
+                '{"value":{"id":"ch_stored"}}',
+                stored.created_at,
+            ),
+        )
     connection.close()
     return copy(tmp_path / "start.db", tmp_path / "one.db"), copy(tmp_path / "start.db", tmp_path / "bulk.db"), names
 
 
 def test_charges_run_together_give_what_one_by_one_gives(
-    prepared: tuple[Path, Path, dict[str, str]], deterministic_ids: Callable[[int], None],
+    prepared: tuple[Path, Path, dict[str, str]],
+    deterministic_ids: Callable[[int], None],
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     one, together, names = prepared
     deterministic_ids(1_000)
     expected, one_by_one_statements = run(one, batch(names), together=False, monkeypatch=monkeypatch)
@@ -191,16 +244,24 @@ def test_charges_run_together_give_what_one_by_one_gives(
     assert dump(together) == dump(one)
     kinds = [outcome[0] if outcome[0] == "written" else outcome[1] for outcome in expected]
     assert kinds.count("written") == 15  # 11 captured, 2 held (by code, for approval), 2 replays
-    assert {"InsufficientFunds", "ProviderNotApproved", "NotFound", "CategoryNotAllowed", "IdempotencyKeyReuse",
-            "IdentityCheckFailed", "RateLimited"} <= set(kinds)  # fmt: skip
+    assert {
+        "InsufficientFunds",
+        "ProviderNotApproved",
+        "NotFound",
+        "CategoryNotAllowed",
+        "IdempotencyKeyReuse",
+        "IdentityCheckFailed",
+        "RateLimited",
+    } <= set(kinds)
     assert statements < one_by_one_statements * 3 / 4  # the runs between the hand-backs went together
     assert check_database(str(together)) == []
 
 
 def test_a_run_that_fails_to_write_runs_one_by_one(
-    prepared: tuple[Path, Path, dict[str, str]], deterministic_ids: Callable[[int], None],
+    prepared: tuple[Path, Path, dict[str, str]],
+    deterministic_ids: Callable[[int], None],
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     """A bug while writing the run (here: after some of its rows are in) undoes the run's rows and
     runs its charges one by one, each in its savepoint: nothing of the failed try stays."""
     one, together, names = prepared
@@ -233,12 +294,16 @@ def shape(outcome: Any) -> Any:
 
 
 def test_plain_captures_take_a_few_statements_for_the_whole_run(
-    prepared: tuple[Path, Path, dict[str, str]], deterministic_ids: Callable[[int], None],
+    prepared: tuple[Path, Path, dict[str, str]],
+    deterministic_ids: Callable[[int], None],
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     one, together, names = prepared
     clients = ["anna", "bert", "cecilia", "dora", "eino"]
-    tasks = lambda: [charge(names, clients[n % 5], 100, n) for n in range(40)]  # noqa: E731
+
+    def tasks():
+        return [charge(names, clients[n % 5], 100, n) for n in range(40)]
+
     deterministic_ids(1_000)
     expected, one_by_one_statements = run(one, tasks(), together=False, monkeypatch=monkeypatch)
     deterministic_ids(1_000)
@@ -275,7 +340,9 @@ async def test_a_burst_of_charges_runs_together_and_keeps_every_rule(
     runs: list[int] = []
     run_together = charge_batch.ChargeBatch.run
 
-    def counted(self: charge_batch.ChargeBatch, connection: sqlite3.Connection, tasks: list[_Task], run_one: Any) -> None:
+    def counted(
+        self: charge_batch.ChargeBatch, connection: sqlite3.Connection, tasks: list[_Task], run_one: Any
+    ) -> None:
         runs.append(len(tasks))
         run_together(self, connection, tasks, run_one)
 
@@ -285,9 +352,13 @@ async def test_a_burst_of_charges_runs_together_and_keeps_every_rule(
     await world.budget(bert["id"], {"home_care": 500})
     await world.credit()
     burst = [world.charge(provider, anna, 100) for _ in range(12)]  # 10 fit on the line
-    burst += [world.charge(provider, bert, 200), world.charge(provider, bert, 200, national_id="010101-123N"),
-              world.charge(provider, bert, 50, key="twice"), world.charge(provider, bert, 50, key="twice"),
-              world.charge(provider, bert, 100, method="otp")]  # fmt: skip
+    burst += [
+        world.charge(provider, bert, 200),
+        world.charge(provider, bert, 200, national_id="010101-123N"),
+        world.charge(provider, bert, 50, key="twice"),
+        world.charge(provider, bert, 50, key="twice"),
+        world.charge(provider, bert, 100, method="otp"),
+    ]
     writer = world.service.storage.writer  # type: ignore[attr-defined]
     _GATE.clear()
     _AT_GATE.clear()
@@ -319,9 +390,11 @@ async def test_a_burst_of_charges_runs_together_and_keeps_every_rule(
 
 @pytest.mark.parametrize("where", ["reading", "working out"])
 def test_a_bug_in_the_run_hands_its_charges_to_the_one_by_one_path(
-    prepared: tuple[Path, Path, dict[str, str]], deterministic_ids: Callable[[int], None],
-    monkeypatch: pytest.MonkeyPatch, where: str,
-) -> None:  # fmt: skip
+    prepared: tuple[Path, Path, dict[str, str]],
+    deterministic_ids: Callable[[int], None],
+    monkeypatch: pytest.MonkeyPatch,
+    where: str,
+) -> None:
     """A bug while the run reads, or while it works out one charge, fails nothing: those charges go
     the one-by-one way, in order, with the same outcomes and the same rows as with no runner."""
     one, together, names = prepared

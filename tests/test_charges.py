@@ -78,10 +78,14 @@ async def test_failed_identity_checks_are_rate_limited_per_wallet(world: World) 
         assert status == 422
     response = await world.http.post(
         "/v1/charges",
-        json={"phone": client["phone"], "amount": 100, "category": "home_care",
-              "identity": {"method": "national_id", "national_id": "131052-308T"}},  # the right one
+        json={
+            "phone": client["phone"],
+            "amount": 100,
+            "category": "home_care",
+            "identity": {"method": "national_id", "national_id": "131052-308T"},
+        },  # the right one
         headers=world.auth(provider["token"]),
-    )  # fmt: skip
+    )
     assert response.status == 429
     assert (await response.json())["code"] == "rate_limited"
     assert 1 <= int(response.headers["Retry-After"]) <= 900
@@ -97,9 +101,7 @@ async def test_otp_charge_holds_then_captures_with_the_code(world: World) -> Non
     wallet = await world.wallet(client)
     assert (wallet["balance"], wallet["held"], wallet["available"]) == (1_000, 400, 600)
     code = world.sms.last_code(client["phone"])
-    status, body = await world.call(
-        "POST", f"/v1/charges/{charge['id']}/confirm", provider["token"], {"code": code}
-    )
+    status, body = await world.call("POST", f"/v1/charges/{charge['id']}/confirm", provider["token"], {"code": code})
     assert status == 200 and body["status"] == "captured"
     wallet = await world.wallet(client)
     assert (wallet["balance"], wallet["held"], wallet["available"]) == (600, 0, 600)
@@ -267,7 +269,9 @@ async def test_idempotency_keys_are_kept_for_their_retention_then_forgotten(worl
     assert await world.service.purge_idempotency_keys() == 0
     provider["token"] = world.token(Role.PROVIDER, provider_id=provider["id"])
     assert (await world.charge(provider, client, 100, key="kept"))[0] == 201
-    assert (await world.wallet({**client, "token": world.token(Role.CLIENT, client_id=client["id"])}))["available"] == 900
+    assert (await world.wallet({**client, "token": world.token(Role.CLIENT, client_id=client["id"])}))[
+        "available"
+    ] == 900
     world.clock.advance(hours=2)
     assert await world.service.purge_idempotency_keys() == 1
 

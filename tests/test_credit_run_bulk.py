@@ -94,9 +94,14 @@ def _expire_at_boundary(
 
 
 def _credit(
-    connection: sqlite3.Connection, account_id: str, month: str, budget_id: str, amount: int, now: str,
+    connection: sqlite3.Connection,
+    account_id: str,
+    month: str,
+    budget_id: str,
+    amount: int,
+    now: str,
     common: dict[str, str],
-) -> int:  # fmt: skip
+) -> int:
     if connection.execute("SELECT 1 FROM credits WHERE account_id = ? AND month = ?", (account_id, month)).fetchone():
         return 0
     transfer = Transaction.transfer(TransactionType.CREDIT, FUNDING_ACCOUNT, account_id, amount)
@@ -111,9 +116,15 @@ def _credit(
 # Running units on a plain connection, as the writer does: each inside its own transaction.
 
 Step = Callable[[str, str, int, int, str], Unit]
-LIMITS = Limits(identity_failures_max=5, identity_failures_window_seconds=900, provider_identity_failures_max=20,
-                otp_max_attempts=5, login_code_max_attempts=5, login_requests_max=5,
-                login_requests_window_seconds=900)  # fmt: skip
+LIMITS = Limits(
+    identity_failures_max=5,
+    identity_failures_window_seconds=900,
+    provider_identity_failures_max=20,
+    otp_max_attempts=5,
+    login_code_max_attempts=5,
+    login_requests_max=5,
+    login_requests_window_seconds=900,
+)
 START = datetime(2027, 1, 10, 10, 0, tzinfo=UTC)
 
 
@@ -133,20 +144,34 @@ def small_world(path: Path, now: str, clients: int) -> str:
     ``clients`` clients ``phone-N`` / ``nid-N``, each with a budget of 40,000 a month from
     January 2027, credited for January."""
     apply(path, ops.create_category("home_care", "Kotihoito", now))
-    provider = apply(path, ops.create_provider(NewProvider("Hoiva Oy", "2077474-0", "FI2112345600000785",
-                                                           ("home_care",)), now))  # fmt: skip
+    provider = apply(
+        path, ops.create_provider(NewProvider("Hoiva Oy", "2077474-0", "FI2112345600000785", ("home_care",)), now)
+    )
     apply(path, ops.set_provider_status(provider["id"], "approved", now))
     for number in range(clients):
-        client = apply(path, ops.create_client(NewClient(f"c{number}", f"phone-{number}", "cipher", f"nid-{number}"),
-                                               now))  # fmt: skip
-        apply(path, ops.create_budget(NewBudget(client["id"], "2027-01", "2027-12", UnusedPolicy.EXPIRE,
-                                                (("home_care", 40_000),)), now))  # fmt: skip
+        client = apply(
+            path, ops.create_client(NewClient(f"c{number}", f"phone-{number}", "cipher", f"nid-{number}"), now)
+        )
+        apply(
+            path,
+            ops.create_budget(
+                NewBudget(client["id"], "2027-01", "2027-12", UnusedPolicy.EXPIRE, (("home_care", 40_000),)), now
+            ),
+        )
     apply(path, credit_runs.credit_run_step("2027-01", "2027-01", 0, 10, now))
     return str(provider["id"])
 
 
-def run_month(path: Path, step: Step, month: str, current: str, now: datetime, batch: int, after: int = 0,
-              steps_max: int | None = None) -> tuple[int, int, int]:  # fmt: skip
+def run_month(
+    path: Path,
+    step: Step,
+    month: str,
+    current: str,
+    now: datetime,
+    batch: int,
+    after: int = 0,
+    steps_max: int | None = None,
+) -> tuple[int, int, int]:
     """The service's loop over steps; ``steps_max`` stops early, as a crash between steps would."""
     credited = expired = 0
     for _ in itertools.count() if steps_max is None else range(steps_max):
@@ -164,13 +189,18 @@ def history(path: Path) -> dict[str, str]:
     now = START.isoformat()
     apply(path, ops.create_category("home_care", "Kotihoito", now))
     apply(path, ops.create_category("transport", "Kuljetus", now))
-    provider = apply(path, ops.create_provider(NewProvider("Hoiva Oy", "2077474-0", "FI2112345600000785",
-                                                           ("home_care", "transport")), now))  # fmt: skip
+    provider = apply(
+        path,
+        ops.create_provider(
+            NewProvider("Hoiva Oy", "2077474-0", "FI2112345600000785", ("home_care", "transport")), now
+        ),
+    )
     apply(path, ops.set_provider_status(provider["id"], "approved", now))
     clients = {}
     for name in ("full", "ends", "carry", "starts", "held", "ahead"):
-        clients[name] = apply(path, ops.create_client(NewClient(name, f"phone-{name}", f"cipher-{name}",
-                                                                f"nid-{name}"), now))["id"]  # fmt: skip
+        clients[name] = apply(
+            path, ops.create_client(NewClient(name, f"phone-{name}", f"cipher-{name}", f"nid-{name}"), now)
+        )["id"]
 
     def budget(client: str, start: str, end: str, unused: UnusedPolicy, *lines: tuple[str, int]) -> None:
         apply(path, ops.create_budget(NewBudget(clients[client], start, end, unused, lines), now))
@@ -183,12 +213,25 @@ def history(path: Path) -> dict[str, str]:
     run_month(path, reference_step, "2027-01", "2027-01", START, batch=2)
 
     def spend(client: str, category: str, amount: int, method: IdentityMethod, at: datetime) -> None:
-        apply(path, ops.charge(ChargeCommand(
-            provider["id"], f"phone-{client}", amount, category, None, method,
-            national_id_hash=f"nid-{client}" if method is IdentityMethod.NATIONAL_ID else None,
-            otp_hash="code" if method is IdentityMethod.OTP else None,
-            otp_expires_at=at + timedelta(days=60) if method is IdentityMethod.OTP else None,
-        ), LIMITS, at, at.strftime("%Y-%m")))  # fmt: skip
+        apply(
+            path,
+            ops.charge(
+                ChargeCommand(
+                    provider["id"],
+                    f"phone-{client}",
+                    amount,
+                    category,
+                    None,
+                    method,
+                    national_id_hash=f"nid-{client}" if method is IdentityMethod.NATIONAL_ID else None,
+                    otp_hash="code" if method is IdentityMethod.OTP else None,
+                    otp_expires_at=at + timedelta(days=60) if method is IdentityMethod.OTP else None,
+                ),
+                LIMITS,
+                at,
+                at.strftime("%Y-%m"),
+            ),
+        )
 
     spend("full", "home_care", 12_345, IdentityMethod.NATIONAL_ID, START)
     spend("ends", "home_care", 1_000, IdentityMethod.NATIONAL_ID, START)
@@ -230,8 +273,10 @@ TABLES = {
 def dump(path: Path) -> dict[str, list[tuple[Any, ...]]]:
     connection = sqlite3.connect(path)
     try:
-        return {table: connection.execute(f"{columns} FROM {table} ORDER BY 1, 2").fetchall()
-                for table, columns in TABLES.items()}  # fmt: skip
+        return {
+            table: connection.execute(f"{columns} FROM {table} ORDER BY 1, 2").fetchall()
+            for table, columns in TABLES.items()
+        }
     finally:
         connection.close()
 
@@ -262,8 +307,9 @@ def test_a_bulk_step_writes_what_the_one_by_one_path_wrote(
     after = 0
     if steps_before:
         deterministic_ids(50_000)
-        _, _, after = run_month(tmp_path / "history.db", reference_step, month, current, now, batch,
-                                steps_max=steps_before)  # fmt: skip
+        _, _, after = run_month(
+            tmp_path / "history.db", reference_step, month, current, now, batch, steps_max=steps_before
+        )
     one_by_one = copy(tmp_path / "history.db", tmp_path / "one-by-one.db")
     bulk = copy(tmp_path / "history.db", tmp_path / "bulk.db")
 
@@ -308,10 +354,18 @@ def test_a_repeated_bulk_step_writes_nothing_more(tmp_path: Path, deterministic_
 def test_the_audit_data_a_step_writes_is_the_canonical_json(account_id: str) -> None:
     """The step writes its entries' data directly; it must be what ``canonical`` makes, byte for byte
     (any odd character in an id included), or the hash chain would not verify."""
-    for transfer in (Transaction.transfer(TransactionType.CREDIT, FUNDING_ACCOUNT, account_id, 60_000),
-                     Transaction.transfer(TransactionType.EXPIRY, account_id, FUNDING_ACCOUNT, 1)):  # fmt: skip
-        expected = canonical({"postings": [[p.account_id, p.amount] for p in transfer.postings], "charge_id": None,
-                              "refund_id": None, "month": "2027-03"})  # fmt: skip
+    for transfer in (
+        Transaction.transfer(TransactionType.CREDIT, FUNDING_ACCOUNT, account_id, 60_000),
+        Transaction.transfer(TransactionType.EXPIRY, account_id, FUNDING_ACCOUNT, 1),
+    ):
+        expected = canonical(
+            {
+                "postings": [[p.account_id, p.amount] for p in transfer.postings],
+                "charge_id": None,
+                "refund_id": None,
+                "month": "2027-03",
+            }
+        )
         assert credit_runs.ledger_data(transfer.postings, "2027-03") == expected
 
 
@@ -326,8 +380,9 @@ def planner(path: Path) -> sqlite3.Connection:
     return connection
 
 
-def run_planned(path: Path, month: str, current: str, now: datetime, batch: int, ids: Callable[[int], None],
-                after: int = 0) -> tuple[int, int, list[bool | None]]:  # fmt: skip
+def run_planned(
+    path: Path, month: str, current: str, now: datetime, batch: int, ids: Callable[[int], None], after: int = 0
+) -> tuple[int, int, list[bool | None]]:
     """The adapter's pipeline, in order: the plan of the step after each one is made *before* that
     one is written (from a snapshot without it), as ``credit_run_step(plan_ahead=clock)`` does.
     Per step, whether the writer applied its plan (``None``: no plan could be made)."""
@@ -341,8 +396,9 @@ def run_planned(path: Path, month: str, current: str, now: datetime, batch: int,
         following = None
         if plan is not None and not plan.result["done"]:
             ids(100_000 + (index + 1) * ID_BLOCK)
-            following = credit_runs.plan_step(reading, month, current, int(plan.result["last_budget_seq"]), batch,
-                                              now.isoformat(), "system", plan)  # fmt: skip
+            following = credit_runs.plan_step(
+                reading, month, current, int(plan.result["last_budget_seq"]), batch, now.isoformat(), "system", plan
+            )
         ids(100_000 + index * ID_BLOCK)  # a step without a plan is worked out here, from its own block
         result = apply(path, credit_runs.credit_run_step(month, current, step_after, batch, now.isoformat(), plan))
         applied.append(result["planned"] if plan is not None else None)
@@ -358,8 +414,9 @@ def run_planned(path: Path, month: str, current: str, now: datetime, batch: int,
     return credited, expired, applied
 
 
-def run_stepwise(path: Path, month: str, current: str, now: datetime, batch: int, ids: Callable[[int], None],
-                 after: int = 0) -> tuple[int, int]:  # fmt: skip
+def run_stepwise(
+    path: Path, month: str, current: str, now: datetime, batch: int, ids: Callable[[int], None], after: int = 0
+) -> tuple[int, int]:
     """The writer working every step out itself, each step's ids from the same block as above."""
     credited = expired = 0
     for index in itertools.count():
@@ -409,15 +466,19 @@ def test_a_plan_the_data_has_moved_past_is_worked_out_again(
     clients = history(tmp_path / "history.db")
     now = datetime(2027, 3, 1, 6, 0, tzinfo=UTC)
     month = "2027-03"
-    stale, fresh = copy(tmp_path / "history.db", tmp_path / "stale.db"), copy(tmp_path / "history.db", tmp_path / "fresh.db")
+    stale, fresh = (
+        copy(tmp_path / "history.db", tmp_path / "stale.db"),
+        copy(tmp_path / "history.db", tmp_path / "fresh.db"),
+    )
     reading = planner(stale)
     deterministic_ids(100_000)
     plan = credit_runs.plan_step(reading, month, month, 0, 1, now.isoformat(), "system")
     reading.close()
     assert plan is not None
     provider = sqlite3.connect(stale).execute("SELECT id FROM providers").fetchone()[0]
-    spend = ChargeCommand(provider, "phone-full", 1_000, "home_care", None, IdentityMethod.NATIONAL_ID,
-                          national_id_hash="nid-full")  # fmt: skip
+    spend = ChargeCommand(
+        provider, "phone-full", 1_000, "home_care", None, IdentityMethod.NATIONAL_ID, national_id_hash="nid-full"
+    )
     for path in (stale, fresh):
         deterministic_ids(200_000)
         assert apply(path, ops.charge(spend, LIMITS, now, month))["status"] == "captured"
@@ -433,9 +494,11 @@ def test_a_plan_the_data_has_moved_past_is_worked_out_again(
     # The plan would have expired what the charge has since spent; the writer expired the rest.
     line = wallet_account(clients["full"], "home_care")
     planned_expiry = next(row[2] for row in plan.writes.expiries if row[0] == line)
-    written_expiry = sqlite3.connect(stale).execute(
-        "SELECT amount FROM expiries WHERE account_id = ? AND boundary_month = ?", (line, month)
-    ).fetchone()[0]
+    written_expiry = (
+        sqlite3.connect(stale)
+        .execute("SELECT amount FROM expiries WHERE account_id = ? AND boundary_month = ?", (line, month))
+        .fetchone()[0]
+    )
     assert written_expiry == planned_expiry - 1_000 > 0
     assert check_database(str(stale)) == []
 
@@ -456,7 +519,9 @@ def test_a_plan_is_applied_only_for_its_own_actor_and_step(tmp_path: Path) -> No
         same = copy(tmp_path / "history.db", tmp_path / "same.db")
         assert apply(same, credit_runs.credit_run_step("2027-03", "2027-03", 0, 1, now, plan))["planned"] is True
         later = copy(tmp_path / "history.db", tmp_path / "later.db")  # another moment than the plan's
-        assert apply(later, credit_runs.credit_run_step("2027-03", "2027-03", 0, 1, now + "x", plan))["planned"] is False
+        assert (
+            apply(later, credit_runs.credit_run_step("2027-03", "2027-03", 0, 1, now + "x", plan))["planned"] is False
+        )
     finally:
         ACTOR.reset(token)
     assert check_database(str(other)) == [] and check_database(str(same)) == []

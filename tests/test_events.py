@@ -194,7 +194,7 @@ async def test_a_quiet_stream_gets_heartbeats(world: World) -> None:
 
 
 async def test_streams_per_wallet_are_bounded(world: World) -> None:
-    client, provider = await world.funded(1_000)
+    client, _provider = await world.funded(1_000)
     other = await world.client(phone="+358401112224")
     opened = [await world.http.get("/v1/me/events", headers=world.auth(client["token"])) for _ in range(3)]
     try:
@@ -288,25 +288,27 @@ async def test_sigterm_ends_open_streams_and_the_server_exits_promptly(tmp_path:
     server = Server(files).start()
     try:
         seeded = seed(files, server, 10_000)
-        async with aiohttp.ClientSession() as session:
-            async with session.get(
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(
                 f"{server.base_url}/v1/me/events", headers={"Authorization": f"Bearer {seeded.client_token}"}
-            ) as response:
-                assert response.status == 200
-                events = EventStream(response)
-                assert (await events.next_change())["event"] == "wallet"
-                async with session.post(
-                    f"{server.base_url}/v1/charges", json=charge_body(seeded, 250),
-                    headers={"Authorization": f"Bearer {seeded.provider_token}"},
-                ) as charged:  # fmt: skip
-                    assert charged.status == 201
-                assert (await events.next_change())["data"]["amount"] == -250
-                server.signal(signal.SIGTERM)
-                signalled = time.monotonic()
-                assert await events.next() is None  # the server closed the stream
+            ) as response,
+        ):
+            assert response.status == 200
+            events = EventStream(response)
+            assert (await events.next_change())["event"] == "wallet"
+            async with session.post(
+                f"{server.base_url}/v1/charges",
+                json=charge_body(seeded, 250),
+                headers={"Authorization": f"Bearer {seeded.provider_token}"},
+            ) as charged:
+                assert charged.status == 201
+            assert (await events.next_change())["data"]["amount"] == -250
+            server.signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            assert await events.next() is None  # the server closed the stream
         assert await asyncio.to_thread(server.wait, 10) == 0
         assert time.monotonic() - signalled < 5, "the open stream held the shutdown"
     finally:
         if server.running():
             server.kill()
-

@@ -283,9 +283,14 @@ async def run_cli(settings: Settings, *arguments: str) -> tuple[int, bytes, byte
         "WALLET_EXPORT_PAGE_ROWS": str(PAGE_ROWS),
     }
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "wallet", *arguments, env=environment,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "wallet",
+        *arguments,
+        env=environment,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     stdout, stderr = await process.communicate()
     assert process.returncode is not None
     return process.returncode, stdout, stderr
@@ -389,14 +394,22 @@ def test_a_page_after_many_rows_stamped_alike_costs_what_the_first_does(tmp_path
     connection = sqlite3.connect(path)
     connection.row_factory = sqlite3.Row
     with connection:
-        connection.executemany("INSERT INTO transactions (id, type, created_at, month) VALUES (?, 'credit', ?, '2027-01')",
-                               [(f"tx_{n:05d}", stamp) for n in range(3_000)])  # fmt: skip
-        connection.execute("INSERT INTO transactions (id, type, created_at, month) VALUES ('tx_later', 'credit',"
-                           " '2027-01-10T10:00:00.001Z', '2027-01')")  # fmt: skip
-        connection.execute("INSERT INTO postings (transaction_id, account_id, amount, balance_after)"
-                           " SELECT id, 'funding', -100, 0 FROM transactions")  # fmt: skip
-        connection.execute("INSERT INTO postings (transaction_id, account_id, amount, balance_after)"
-                           " SELECT id, 'funding', 100, 0 FROM transactions")  # fmt: skip
+        connection.executemany(
+            "INSERT INTO transactions (id, type, created_at, month) VALUES (?, 'credit', ?, '2027-01')",
+            [(f"tx_{n:05d}", stamp) for n in range(3_000)],
+        )
+        connection.execute(
+            "INSERT INTO transactions (id, type, created_at, month) VALUES ('tx_later', 'credit',"
+            " '2027-01-10T10:00:00.001Z', '2027-01')"
+        )
+        connection.execute(
+            "INSERT INTO postings (transaction_id, account_id, amount, balance_after)"
+            " SELECT id, 'funding', -100, 0 FROM transactions"
+        )
+        connection.execute(
+            "INSERT INTO postings (transaction_id, account_id, amount, balance_after)"
+            " SELECT id, 'funding', 100, 0 FROM transactions"
+        )
     steps = [0]
 
     def count() -> int:

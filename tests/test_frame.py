@@ -77,8 +77,14 @@ async def http(aiohttp_client: Any, tmp_path: Path) -> AsyncIterator[TestClient]
         max_body_bytes=1_000,
     )
     app = create_app(settings, clock=FakeClock(START), background_jobs=False)
-    for path, handler in (("/test/boom", boom), ("/test/conflict", conflict), ("/test/moved", moved),
-                          ("/test/teapot", teapot), ("/test/context", context), ("/test/hold", hold)):  # fmt: skip
+    for path, handler in (
+        ("/test/boom", boom),
+        ("/test/conflict", conflict),
+        ("/test/moved", moved),
+        ("/test/teapot", teapot),
+        ("/test/context", context),
+        ("/test/hold", hold),
+    ):
         app.router.add_get(path, handler)
     app[HELD] = (asyncio.Event(), asyncio.Event())
     yield await aiohttp_client(app)
@@ -156,8 +162,9 @@ async def test_a_declared_body_over_the_limit_is_refused_before_the_handler_even
     http: TestClient,
 ) -> None:
     admin = http.app[SERVICE].mint(Role.ADMIN).access_token
-    response = await http.post("/v1/providers/pr_x/approve", data=b"x" * 1_001,
-                               headers={"Authorization": f"Bearer {admin}"})  # fmt: skip
+    response = await http.post(
+        "/v1/providers/pr_x/approve", data=b"x" * 1_001, headers={"Authorization": f"Bearer {admin}"}
+    )
     assert response.status == 413
     assert (await response.json(content_type=None))["code"] == "payload_too_large"
 
@@ -228,8 +235,9 @@ async def test_the_access_log_names_the_route_never_the_path(http: TestClient) -
         await http.get("/test/boom")
     requests = [line for line in logged if line["event"] == "request"]
     assert [(line["method"], line["route"], line["status"]) for line in requests] == [
-        ("GET", "unmatched", 404), ("GET", "/test/boom", 500),
-    ]  # fmt: skip
+        ("GET", "unmatched", 404),
+        ("GET", "/test/boom", 500),
+    ]
     assert all(isinstance(line["duration_ms"], float) for line in requests)
     assert any(line["event"] == "unhandled_error" for line in logged)
     assert "358401234567" not in str([{k: v for k, v in line.items() if k != "exc_info"} for line in logged])

@@ -10,9 +10,9 @@ examples each time. After the run the database must still pass ``wallet check``.
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +31,10 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.processes import Server, WalletFiles, charge_body, current_month, seed
-from wallet.auth.keys import load_or_create_signing_key
-from wallet.auth.tokens import Role, TokenService
 from wallet.api import openapi
 from wallet.api.app import create_app
+from wallet.auth.keys import load_or_create_signing_key
+from wallet.auth.tokens import Role, TokenService
 from wallet.settings import Settings
 
 FUZZ_EXAMPLES_DEFAULT = 8
@@ -42,9 +42,13 @@ HTTP_TIMEOUT_SECONDS = 10.0
 EVENT_STREAM_READ_SECONDS = 0.3
 EXAMPLES = int(os.environ.get("WALLET_FUZZ_EXAMPLES", FUZZ_EXAMPLES_DEFAULT))
 CHECKS = [
-    not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
-    response_schema_conformance, negative_data_rejection,
-]  # fmt: skip
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    negative_data_rejection,
+]
 
 
 def _document() -> dict[str, Any]:
@@ -82,23 +86,35 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         # A representative acting for the client: its mandate is real (the service re-reads it on
         # every request), its token minted as /v1/login/verify would issue it.
         representation = server.api(admin).call(
-            "POST", f"/v1/clients/{seeded.client_id}/representatives", {"phone": "+358501234321", "scope": "manage"},
+            "POST",
+            f"/v1/clients/{seeded.client_id}/representatives",
+            {"phone": "+358501234321", "scope": "manage"},
             expect=201,
-        )  # fmt: skip
+        )
         budgets = server.api(admin).call("GET", f"/v1/clients/{seeded.client_id}/budgets", expect=200)
         ids = {
-            "client_id": seeded.client_id, "provider_id": seeded.provider_id, "charge_id": charge["id"],
-            "settlement_id": settlement["id"], "month": current_month(), "representation_id": representation["id"],
+            "client_id": seeded.client_id,
+            "provider_id": seeded.provider_id,
+            "charge_id": charge["id"],
+            "settlement_id": settlement["id"],
+            "month": current_month(),
+            "representation_id": representation["id"],
             "budget_id": budgets["data"][0]["id"],
-        }  # fmt: skip
+        }
         tokens = {
-            "admin": admin, "finance": minted.mint(Role.FINANCE, now, 3600),
-            "provider": seeded.provider_token, "client": seeded.client_token,
+            "admin": admin,
+            "finance": minted.mint(Role.FINANCE, now, 3600),
+            "provider": seeded.provider_token,
+            "client": seeded.client_token,
             "representative": minted.mint(
-                Role.REPRESENTATIVE, now, 3600, representative_id=representation["representative_id"],
-                client_ids=(seeded.client_id,), client_id=seeded.client_id,
+                Role.REPRESENTATIVE,
+                now,
+                3600,
+                representative_id=representation["representative_id"],
+                client_ids=(seeded.client_id,),
+                client_id=seeded.client_id,
             ),
-        }  # fmt: skip
+        }
         with requests.Session() as session:
             yield Live(server, files, tokens, ids, session)
     finally:
@@ -114,9 +130,12 @@ def _negative(case: Any, location: ParameterLocation) -> bool:
 
 @schema.parametrize()
 @settings(
-    max_examples=EXAMPLES, deadline=None, derandomize="WALLET_FUZZ_EXAMPLES" not in os.environ,
-    suppress_health_check=list(HealthCheck), database=None,
-)  # fmt: skip
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize="WALLET_FUZZ_EXAMPLES" not in os.environ,
+    suppress_health_check=list(HealthCheck),
+    database=None,
+)
 def test_no_server_errors_and_every_answer_matches_the_document(case: Any, live: Live) -> None:
     # Real ids and real tokens where schemathesis generated valid (random) ones; where it made the
     # path or the headers invalid on purpose (a negative case: the Authorization header left out),
@@ -129,7 +148,10 @@ def test_no_server_errors_and_every_answer_matches_the_document(case: Any, live:
     if roles and "Authorization" in (case.headers or {}):
         headers["Authorization"] = f"Bearer {live.tokens[roles[0]]}"
     # An event stream never ends by itself: read what it sends in its first moments, then hang up.
-    timeout = (HTTP_TIMEOUT_SECONDS, EVENT_STREAM_READ_SECONDS if case.operation.path == "/v1/me/events" else HTTP_TIMEOUT_SECONDS)
+    timeout = (
+        HTTP_TIMEOUT_SECONDS,
+        EVENT_STREAM_READ_SECONDS if case.operation.path == "/v1/me/events" else HTTP_TIMEOUT_SECONDS,
+    )
     case.call_and_validate(
         base_url=live.server.base_url, session=live.session, headers=headers, checks=CHECKS, timeout=timeout
     )

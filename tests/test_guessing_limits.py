@@ -56,8 +56,12 @@ async def test_a_charge_storm_from_one_provider_is_throttled(
     aiohttp_client: Any, settings: Settings, sms: RecordingSms
 ) -> None:
     clock = FakeClock(START)
-    app = create_app(replace(settings, provider_charges_per_second=1, provider_charges_burst=5),
-                     clock=clock, sms=sms, background_jobs=False)  # fmt: skip
+    app = create_app(
+        replace(settings, provider_charges_per_second=1, provider_charges_burst=5),
+        clock=clock,
+        sms=sms,
+        background_jobs=False,
+    )
     world = World(await aiohttp_client(app), sms, clock)
     client, provider = await world.funded(100_000)
     results = await asyncio.gather(*(world.charge(provider, client, 10) for _ in range(8)))
@@ -75,8 +79,12 @@ async def test_a_replay_is_answered_even_when_the_provider_is_throttled(
     aiohttp_client: Any, settings: Settings, sms: RecordingSms
 ) -> None:
     clock = FakeClock(START)
-    app = create_app(replace(settings, provider_charges_per_second=1, provider_charges_burst=1),
-                     clock=clock, sms=sms, background_jobs=False)  # fmt: skip
+    app = create_app(
+        replace(settings, provider_charges_per_second=1, provider_charges_burst=1),
+        clock=clock,
+        sms=sms,
+        background_jobs=False,
+    )
     world = World(await aiohttp_client(app), sms, clock)
     client, provider = await world.funded(1_000)
     first = await world.charge(provider, client, 10, key="once")

@@ -76,7 +76,12 @@ async def test_history_items_carry_what_a_client_needs(world: World) -> None:
     assert status == 201
     await world.call("POST", f"/v1/charges/{charged['id']}/refunds", provider["token"], {"amount": 500}, expect=201)
     refund, capture, credit = await all_items(world, client)
-    assert (credit["type"], credit["amount"], credit["balance_after"], credit["category"]) == ("credit", 10_000, 10_000, "home_care")
+    assert (credit["type"], credit["amount"], credit["balance_after"], credit["category"]) == (
+        "credit",
+        10_000,
+        10_000,
+        "home_care",
+    )
     assert "provider_name" not in credit
     assert (capture["type"], capture["amount"], capture["balance_after"]) == ("capture", -2_500, 7_500)
     assert capture["provider_name"] == "Hoiva Oy" and capture["charge_id"] == charged["id"]

@@ -35,13 +35,44 @@ def database(tmp_path: Path) -> Path:
     provider = {"id": small_world(path, NOW.isoformat(), 2)}
     charged = []
     for amount in (1_234, 2_000):
-        charged.append(apply(path, ops.charge(ChargeCommand(provider["id"], "phone-1", amount, "home_care", None,
-                                                            IdentityMethod.NATIONAL_ID, national_id_hash="nid-1"),
-                                              LIMITS, NOW, "2027-01")))  # fmt: skip
+        charged.append(
+            apply(
+                path,
+                ops.charge(
+                    ChargeCommand(
+                        provider["id"],
+                        "phone-1",
+                        amount,
+                        "home_care",
+                        None,
+                        IdentityMethod.NATIONAL_ID,
+                        national_id_hash="nid-1",
+                    ),
+                    LIMITS,
+                    NOW,
+                    "2027-01",
+                ),
+            )
+        )
     apply(path, ops.refund(provider["id"], charged[0]["id"], 500, NOW))
-    apply(path, ops.charge(ChargeCommand(provider["id"], "phone-0", 300, "home_care", None, IdentityMethod.OTP,
-                                         otp_hash="otp", otp_expires_at=datetime(2027, 1, 10, 10, 10, tzinfo=UTC)),
-                           LIMITS, NOW, "2027-01"))  # fmt: skip
+    apply(
+        path,
+        ops.charge(
+            ChargeCommand(
+                provider["id"],
+                "phone-0",
+                300,
+                "home_care",
+                None,
+                IdentityMethod.OTP,
+                otp_hash="otp",
+                otp_expires_at=datetime(2027, 1, 10, 10, 10, tzinfo=UTC),
+            ),
+            LIMITS,
+            NOW,
+            "2027-01",
+        ),
+    )
     assert check_database(str(path)) == []
     return path
 
@@ -55,10 +86,15 @@ def rows(path: Path, sql: str, *parameters: object) -> list[tuple[object, ...]]:
 
 
 def test_every_posting_on_a_wallet_line_has_its_event_and_a_hold_has_none(database: Path) -> None:
-    postings = rows(database, "SELECT p.transaction_id, p.amount, p.balance_after FROM postings p"
-                              " WHERE p.account_id LIKE 'wallet:%' ORDER BY p.seq")  # fmt: skip
-    carried = rows(database, "SELECT transaction_id, amount, line_balance FROM wallet_events"
-                             " WHERE transaction_id IS NOT NULL ORDER BY seq")  # fmt: skip
+    postings = rows(
+        database,
+        "SELECT p.transaction_id, p.amount, p.balance_after FROM postings p"
+        " WHERE p.account_id LIKE 'wallet:%' ORDER BY p.seq",
+    )
+    carried = rows(
+        database,
+        "SELECT transaction_id, amount, line_balance FROM wallet_events WHERE transaction_id IS NOT NULL ORDER BY seq",
+    )
     assert carried == postings and len(postings) == 5  # two credits, two captures, a refund
     assert rows(database, "SELECT type FROM wallet_events WHERE transaction_id IS NULL") == [("hold",)]
 
@@ -87,8 +123,12 @@ def test_check_names_an_event_whose_amount_differs_from_its_posting(database: Pa
 
 def test_check_names_a_posting_without_its_event_and_a_second_event_for_one(database: Path, tmp_path: Path) -> None:
     (seq, transaction_id) = rows(database, "SELECT seq, transaction_id FROM wallet_events WHERE type = 'capture'")[0]
-    missing = tampered(database, tmp_path, "DROP TRIGGER IF EXISTS wallet_events_append_only_delete",
-                       f"DELETE FROM wallet_events WHERE seq = {seq}")  # fmt: skip
+    missing = tampered(
+        database,
+        tmp_path,
+        "DROP TRIGGER IF EXISTS wallet_events_append_only_delete",
+        f"DELETE FROM wallet_events WHERE seq = {seq}",
+    )
     (charge_id,) = rows(database, f"SELECT charge_id FROM wallet_events WHERE seq = {seq}")[0]
     # The capture of a charge by national id is also the event it was made with.
     assert [breach.split(" (")[0] for breach in missing] == [
@@ -97,13 +137,19 @@ def test_check_names_a_posting_without_its_event_and_a_second_event_for_one(data
         f"transaction {transaction_id} has no wallet event with its amount and balance after",
         f"charge {charge_id} has no wallet event it was made with, of its client and amount",
     ], missing
-    doubled = tampered(database, tmp_path, "INSERT INTO wallet_events (client_id, type, category, amount, charge_id,"
-                       " provider_id, transaction_id, reason, line_balance, line_available, balance, available,"
-                       f" created_at) SELECT client_id, type, category, amount, charge_id, provider_id, transaction_id,"
-                       f" reason, line_balance, line_available, balance, available, created_at FROM wallet_events"
-                       f" WHERE seq = {seq}")  # fmt: skip
-    assert doubled == ["5 postings on wallet lines but 6 wallet events with a transaction",
-                       "3 charges but 4 wallet events that make a charge"], doubled  # fmt: skip
+    doubled = tampered(
+        database,
+        tmp_path,
+        "INSERT INTO wallet_events (client_id, type, category, amount, charge_id,"
+        " provider_id, transaction_id, reason, line_balance, line_available, balance, available,"
+        f" created_at) SELECT client_id, type, category, amount, charge_id, provider_id, transaction_id,"
+        f" reason, line_balance, line_available, balance, available, created_at FROM wallet_events"
+        f" WHERE seq = {seq}",
+    )
+    assert doubled == [
+        "5 postings on wallet lines but 6 wallet events with a transaction",
+        "3 charges but 4 wallet events that make a charge",
+    ], doubled
 
 
 @pytest.mark.parametrize(
@@ -127,16 +173,23 @@ def test_a_clients_reads_seek_its_events_and_scan_no_table(
 
 
 def test_every_charge_has_the_one_event_it_was_made_with(database: Path) -> None:
-    made = rows(database, "SELECT c.id, e.type FROM wallet_events e JOIN charges c ON c.id = e.charge_id"
-                          " WHERE e.type = 'hold' OR (e.type = 'capture' AND c.method = 'national_id') ORDER BY e.seq")
+    made = rows(
+        database,
+        "SELECT c.id, e.type FROM wallet_events e JOIN charges c ON c.id = e.charge_id"
+        " WHERE e.type = 'hold' OR (e.type = 'capture' AND c.method = 'national_id') ORDER BY e.seq",
+    )
     assert [kind for _, kind in made] == ["capture", "capture", "hold"]
     assert [charge for charge, _ in made] == [row[0] for row in rows(database, "SELECT id FROM charges ORDER BY seq")]
 
 
 def test_check_names_a_charge_without_the_event_it_was_made_with(database: Path, tmp_path: Path) -> None:
     (seq, charge_id) = rows(database, "SELECT seq, charge_id FROM wallet_events WHERE type = 'hold'")[0]
-    breaches = tampered(database, tmp_path, "DROP TRIGGER IF EXISTS wallet_events_append_only_delete",
-                        f"DELETE FROM wallet_events WHERE seq = {seq}")  # fmt: skip
+    breaches = tampered(
+        database,
+        tmp_path,
+        "DROP TRIGGER IF EXISTS wallet_events_append_only_delete",
+        f"DELETE FROM wallet_events WHERE seq = {seq}",
+    )
     assert breaches[0] == "3 charges but 2 wallet events that make a charge", breaches
     assert breaches[1].startswith(f"charge {charge_id} has no wallet event it was made with"), breaches
     assert len(breaches) == 2, breaches

@@ -88,13 +88,15 @@ def _body_required(path: str) -> bool:
 JSON_ROUTES = [path for path in POST_ROUTES if _json_body_schema(path) is not None]
 BODYLESS_ROUTES = [path for path in POST_ROUTES if "requestBody" not in _operation("POST", path)]
 IDEMPOTENT_ROUTES = [
-    path for path in POST_ROUTES
+    path
+    for path in POST_ROUTES
     if {"$ref": "#/components/parameters/IdempotencyKey"} in _operation("POST", path).get("parameters", [])
-]  # fmt: skip
+]
 PAGED_ROUTES = [
-    path for path in GET_ROUTES
+    path
+    for path in GET_ROUTES
     if {"$ref": "#/components/parameters/Limit"} in _operation("GET", path).get("parameters", [])
-]  # fmt: skip
+]
 
 
 # A world in which every POST route has something real to act on.
@@ -117,17 +119,30 @@ class Scene:
         await w.call("POST", "/v1/login", json={"phone": client["phone"]}, expect=202)
         login_code = w.sms.last_code(client["phone"])
         without_budget = await w.client(national_id=None)
-        _, representation = await w.call("POST", f"/v1/clients/{client['id']}/representatives", w.admin,
-                                         {"phone": "+358401234777", "scope": "manage"}, expect=201)  # fmt: skip
+        _, representation = await w.call(
+            "POST",
+            f"/v1/clients/{client['id']}/representatives",
+            w.admin,
+            {"phone": "+358401234777", "scope": "manage"},
+            expect=201,
+        )
         _, budgets = await w.call("GET", f"/v1/clients/{client['id']}/budgets", w.admin, expect=200)
         assert captured["status"] == unsettled["status"] == "captured" and pending["status"] == "pending"
         assert waiting["status"] == "pending"
         w.clock.advance(seconds=60)  # so that "until" = now closes the unsettled capture
         self.values = {
-            "client": client, "provider": provider, "captured": captured, "batch": batch, "pending": pending,
-            "otp": otp, "waiting": waiting, "login_code": login_code,
-            "without_budget": without_budget, "representation": representation, "budget": budgets["data"][0],
-        }  # fmt: skip
+            "client": client,
+            "provider": provider,
+            "captured": captured,
+            "batch": batch,
+            "pending": pending,
+            "otp": otp,
+            "waiting": waiting,
+            "login_code": login_code,
+            "without_budget": without_budget,
+            "representation": representation,
+            "budget": budgets["data"][0],
+        }
         return self
 
     async def with_credentials(self) -> Scene:
@@ -144,79 +159,142 @@ class Scene:
         if not roles:
             return None
         return {
-            Role.ADMIN: self.world.admin, Role.FINANCE: self.world.finance, Role.PROVIDER: self["provider"]["token"],
+            Role.ADMIN: self.world.admin,
+            Role.FINANCE: self.world.finance,
+            Role.PROVIDER: self["provider"]["token"],
             Role.CLIENT: self["client"]["token"],
-        }[roles[0]]  # fmt: skip
+        }[roles[0]]
 
     def path(self, template: str, *, missing: bool = False) -> str:
         """The template filled with real ids (or ids never issued)."""
         if missing:
-            ids = {"client_id": "cl_never", "provider_id": "pr_never", "charge_id": "ch_never",
-                   "settlement_id": "se_never", "month": "2027-01", "representation_id": "rl_never",
-                   "budget_id": "bu_never"}  # fmt: skip
+            ids = {
+                "client_id": "cl_never",
+                "provider_id": "pr_never",
+                "charge_id": "ch_never",
+                "settlement_id": "se_never",
+                "month": "2027-01",
+                "representation_id": "rl_never",
+                "budget_id": "bu_never",
+            }
         else:
             charge = self["waiting"] if template.startswith("/v1/me/") else self["pending"]
             if template.endswith("/refunds"):
                 charge = self["captured"]
             client = self["without_budget"] if template.endswith("/budgets") else self["client"]
-            ids = {"client_id": client["id"], "provider_id": self["provider"]["id"], "charge_id": charge["id"],
-                   "settlement_id": self["batch"]["id"], "month": "2027-01",
-                   "representation_id": self["representation"]["id"], "budget_id": self["budget"]["id"]}  # fmt: skip
+            ids = {
+                "client_id": client["id"],
+                "provider_id": self["provider"]["id"],
+                "charge_id": charge["id"],
+                "settlement_id": self["batch"]["id"],
+                "month": "2027-01",
+                "representation_id": self["representation"]["id"],
+                "budget_id": self["budget"]["id"],
+            }
         return template.format(**ids)
 
 
 # A body each JSON route accepts in the scene above; the hostile bodies are these, spoilt.
 VALID_BODIES: dict[str, Callable[[Scene], dict[str, Any]]] = {
     "/v1/token": lambda s: {
-        "grant_type": "client_credentials", "client_id": s["credentials"]["client_id"],
+        "grant_type": "client_credentials",
+        "client_id": s["credentials"]["client_id"],
         "client_secret": s["credentials"]["client_secret"],
-    },  # fmt: skip
+    },
     "/v1/login": lambda s: {"phone": s["client"]["phone"]},
     "/v1/login/verify": lambda s: {"phone": s["client"]["phone"], "code": s["login_code"]},
     "/v1/categories": lambda s: {"code": "respite_care", "name": "Omaishoidon vapaa"},
     "/v1/clients": lambda s: {"name": "Eino Esimerkki", "phone": "+358401234999", "national_id": OTHER_NATIONAL_ID},
     "/v1/clients/{client_id}/budgets": lambda s: {
-        "start_month": "2027-01", "end_month": "2027-12", "unused": "expire",
+        "start_month": "2027-01",
+        "end_month": "2027-12",
+        "unused": "expire",
         "lines": [{"category": "home_care", "monthly_amount": 1_000}],
-    },  # fmt: skip
+    },
     "/v1/clients/{client_id}/budgets/{budget_id}/end": lambda s: {"end_month": "2027-06"},
-    "/v1/providers": lambda s: {"name": "Apu Oy", "business_id": BUSINESS_ID, "iban": IBAN, "categories": ["home_care"]},
+    "/v1/providers": lambda s: {
+        "name": "Apu Oy",
+        "business_id": BUSINESS_ID,
+        "iban": IBAN,
+        "categories": ["home_care"],
+    },
     "/v1/credit-runs": lambda s: {"month": "2027-02"},
     "/v1/charges": lambda s: {
-        "phone": s["client"]["phone"], "amount": 100, "category": "home_care", "description": "Kotikäynti",
+        "phone": s["client"]["phone"],
+        "amount": 100,
+        "category": "home_care",
+        "description": "Kotikäynti",
         "identity": {"method": "national_id", "national_id": NATIONAL_ID},
-    },  # fmt: skip
+    },
     "/v1/charges/{charge_id}/confirm": lambda s: {"code": s["otp"]},
     "/v1/charges/{charge_id}/refunds": lambda s: {"amount": 100},
     "/v1/settlements": lambda s: {"until": "2027-01-15T10:00:30Z"},
     "/v1/settlements/{settlement_id}/paid": lambda s: {"note": "Maksettu"},
     "/v1/clients/{client_id}/representatives": lambda s: {
-        "phone": "+358401234888", "scope": "view", "name": "Omainen", "national_id": OTHER_NATIONAL_ID,
-    },  # fmt: skip
+        "phone": "+358401234888",
+        "scope": "view",
+        "name": "Omainen",
+        "national_id": OTHER_NATIONAL_ID,
+    },
 }
 # Members inside members, spoilt one at a time like the top-level ones.
 NESTED_FIELDS: dict[str, list[tuple[tuple[str | int, ...], str]]] = {
     "/v1/charges": [(("identity", "method"), "string"), (("identity", "national_id"), "string")],
-    "/v1/clients/{client_id}/budgets": [(("lines", 0, "category"), "string"), (("lines", 0, "monthly_amount"), "integer")],
+    "/v1/clients/{client_id}/budgets": [
+        (("lines", 0, "category"), "string"),
+        (("lines", 0, "monthly_amount"), "integer"),
+    ],
     "/v1/providers": [(("categories", 0), "string")],
-}  # fmt: skip
+}
 
 # Values no field of their type accepts.
 NOT_A_STRING = [10**400, -(10**400), 1e308, -1, 0, True, False, 12.5, [], {}, ["x"], {"x": 1}, NAN, INFINITY]
 BAD_STRINGS = [
-    "\u202e", "Aino \u202eAsiakas", "\u2066x\u2069", "\x00", "a\x00b", "a\nb", "a\x1bb", "x" * 10_000, "\ud800",
-    "\ue000", "\uffff",
+    "\u202e",
+    "Aino \u202eAsiakas",
+    "\u2066x\u2069",
+    "\x00",
+    "a\x00b",
+    "a\nb",
+    "a\x1bb",
+    "x" * 10_000,
+    "\ud800",
+    "\ue000",
+    "\uffff",
     "\x1c\x85" + "a" * 250,  # strip() would drop these two and leave a string under most limits
-    "Aino\n", "\tAino",  # a control character at an end is still a control character
-]  # fmt: skip
+    "Aino\n",
+    "\tAino",  # a control character at an end is still a control character
+]
 BAD_INTEGERS = [
-    "100", "1e3", "", 12.5, 100.0, 1e308, 10**400, -(10**400), -1, 0, MAX_AMOUNT_CENTS + 1, True, False, [], {},
-    [100], NAN, INFINITY, -INFINITY, "\u202e",
-]  # fmt: skip
+    "100",
+    "1e3",
+    "",
+    12.5,
+    100.0,
+    1e308,
+    10**400,
+    -(10**400),
+    -1,
+    0,
+    MAX_AMOUNT_CENTS + 1,
+    True,
+    False,
+    [],
+    {},
+    [100],
+    NAN,
+    INFINITY,
+    -INFINITY,
+    "\u202e",
+]
 BAD_OBJECTS = [10**400, "national_id", [], True, 1.5, NAN, {}, {"method": "\u202e"}, {"method": ["otp"]}]
 BAD_ARRAYS = [10**400, "home_care", {}, [], [None], [10**400], [[]], ["\u202e"], ["home_care"] * 1_000, NAN]
-HOSTILE_VALUES = {"string": NOT_A_STRING + BAD_STRINGS, "integer": BAD_INTEGERS, "object": BAD_OBJECTS,
-                  "array": BAD_ARRAYS}  # fmt: skip
+HOSTILE_VALUES = {
+    "string": NOT_A_STRING + BAD_STRINGS,
+    "integer": BAD_INTEGERS,
+    "object": BAD_OBJECTS,
+    "array": BAD_ARRAYS,
+}
 
 
 def _field_type(schema: dict[str, Any]) -> str:
@@ -251,9 +329,14 @@ def _has_constant(value: Any) -> bool:
 
 
 async def _send(
-    world: World, method: str, path: str | URL, token: str | None, data: bytes | None = None,
-    content_type: str | None = "application/json", **headers: str,
-) -> tuple[int, dict[str, Any]]:  # fmt: skip
+    world: World,
+    method: str,
+    path: str | URL,
+    token: str | None,
+    data: bytes | None = None,
+    content_type: str | None = "application/json",
+    **headers: str,
+) -> tuple[int, dict[str, Any]]:
     """Send raw bytes; check the answer is a 4xx problem+json with type, title, status and code."""
     if token:
         headers["Authorization"] = f"Bearer {token}"
@@ -331,8 +414,16 @@ REQUIRED_ONLY = {"empty": b"", "whitespace": b" \r\n\t "}  # an optional body ma
 
 def _wrong_content_types(path: str) -> list[str | None]:
     accepted = set(_operation("POST", path)["requestBody"]["content"])
-    wrong = ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
-             "application/json-patch+json", "application/xml", "text/csv", "application/octet-stream", None]  # fmt: skip
+    wrong = [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/json-patch+json",
+        "application/xml",
+        "text/csv",
+        "application/octet-stream",
+        None,
+    ]
     return [kind for kind in wrong if (kind or "").split(";")[0] not in accepted]
 
 
@@ -403,7 +494,9 @@ async def test_a_body_over_the_size_limit_is_413_on_every_post_route(world: Worl
             if path == "/v1/reconciliations":
                 limit, content_type = settings.reconciliation_max_bytes, "text/csv"
             data = b'{"name": "' + b"a" * limit + b'"}'
-            status, problem = await _send(world, "POST", scene.path(path), scene.token("POST", path), data, content_type)
+            status, problem = await _send(
+                world, "POST", scene.path(path), scene.token("POST", path), data, content_type
+            )
             assert (status, problem["code"]) == (413, "payload_too_large"), path
 
 
@@ -419,9 +512,10 @@ async def test_a_chunked_body_over_the_size_limit_is_413(world: World, scene: Sc
 
     async with Unchanged(world):
         response = await world.http.post(
-            "/v1/charges", data=chunks(),
+            "/v1/charges",
+            data=chunks(),
             headers={"Authorization": f"Bearer {scene['provider']['token']}", "Content-Type": "application/json"},
-        )  # fmt: skip
+        )
         assert response.status == 413 and response.content_type == PROBLEM
 
 
@@ -430,13 +524,17 @@ async def test_a_route_without_a_body_survives_any_body(world: World, scene: Sce
         for path in BODYLESS_ROUTES:
             for name in ("malformed", "invalid utf-8", "deep arrays", "NaN", "a list", "empty"):
                 data = {**RAW_BODIES, **REQUIRED_ONLY}[name]
-                status, problem = await _send(world, "POST", scene.path(path, missing=True), scene.token("POST", path), data)
+                status, problem = await _send(
+                    world, "POST", scene.path(path, missing=True), scene.token("POST", path), data
+                )
                 assert (status, problem["code"]) == (404, "not_found"), (path, name, problem)
 
 
 async def test_a_route_without_a_body_ignores_one(world: World, scene: Scene) -> None:
     path = f"/v1/charges/{scene['pending']['id']}/void"
-    response = await world.http.post(path, data=b"[[[", headers={"Authorization": f"Bearer {scene['provider']['token']}"})
+    response = await world.http.post(
+        path, data=b"[[[", headers={"Authorization": f"Bearer {scene['provider']['token']}"}
+    )
     assert response.status == 201 and (await response.json())["status"] == "voided"
 
 
@@ -444,12 +542,21 @@ async def _accepted(world: World, scene: Scene, path: str) -> dict[str, Any]:
     """The route's valid body (plus members it does not know, which are ignored) is accepted."""
     schema = _json_body_schema(path)
     assert schema is not None
-    unknown = {"unknown_member": {"deep": [1, 2]}, "id": "forced_id", "status": "approved", "role": "admin",
-               "provider_id": "pr_forced", "balance": 10**9, "created_at": "1999-01-01T00:00:00Z"}  # fmt: skip
+    unknown = {
+        "unknown_member": {"deep": [1, 2]},
+        "id": "forced_id",
+        "status": "approved",
+        "role": "admin",
+        "provider_id": "pr_forced",
+        "balance": 10**9,
+        "created_at": "1999-01-01T00:00:00Z",
+    }
     body = {**{k: v for k, v in unknown.items() if k not in schema["properties"]}, **VALID_BODIES[path](scene)}
     token = scene.token("POST", path)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    response = await world.http.post(scene.path(path), data=_dumps(body), headers={**headers, "Content-Type": "application/json"})
+    response = await world.http.post(
+        scene.path(path), data=_dumps(body), headers={**headers, "Content-Type": "application/json"}
+    )
     answer = await response.json(content_type=None)
     assert 200 <= response.status < 300, (path, response.status, answer)
     assert answer.get("id") != "forced_id" and answer.get("status") != "approved"
@@ -459,8 +566,10 @@ async def _accepted(world: World, scene: Scene, path: str) -> dict[str, Any]:
 
 async def test_a_form_field_named_twice_is_refused(world: World, scene: Scene) -> None:
     credentials = (await scene.with_credentials())["credentials"]
-    form = (f"grant_type=client_credentials&client_id={credentials['client_id']}"
-            f"&client_secret=wrong&client_secret={credentials['client_secret']}")  # fmt: skip
+    form = (
+        f"grant_type=client_credentials&client_id={credentials['client_id']}"
+        f"&client_secret=wrong&client_secret={credentials['client_secret']}"
+    )
     status, problem = await _send(world, "POST", "/v1/token", None, form.encode(), "application/x-www-form-urlencoded")
     assert (status, problem["code"]) == (400, "invalid_request")
 
@@ -492,13 +601,19 @@ async def test_bad_idempotency_keys_are_refused_before_anything_is_written(world
                 data, content_type = b"", "application/json"
             token, target = scene.token("POST", path), scene.path(path)
             for key in ["", "x" * (limit + 1), "x" * 8_000, "\u202e", "kéy", "a\tb", "😀"]:
-                status, problem = await _send(world, "POST", target, token, data, content_type, **{"Idempotency-Key": key})
+                status, problem = await _send(
+                    world, "POST", target, token, data, content_type, **{"Idempotency-Key": key}
+                )
                 assert (status, problem["code"], problem["field"]) == (422, "validation_error", "Idempotency-Key"), key
     response = await world.http.post(
-        "/v1/charges", data=_dumps(VALID_BODIES["/v1/charges"](scene)),
-        headers={"Content-Type": "application/json", "Idempotency-Key": "x" * limit,
-                 "Authorization": f"Bearer {scene['provider']['token']}"},
-    )  # fmt: skip
+        "/v1/charges",
+        data=_dumps(VALID_BODIES["/v1/charges"](scene)),
+        headers={
+            "Content-Type": "application/json",
+            "Idempotency-Key": "x" * limit,
+            "Authorization": f"Bearer {scene['provider']['token']}",
+        },
+    )
     assert response.status == 201, await response.text()  # the longest key allowed is a key
 
 
@@ -542,7 +657,9 @@ async def test_long_and_odd_headers_the_parser_passes_are_refused_by_the_app(wor
     async with Unchanged(world):
         status, problem = await _send(world, "POST", path, None, data, Authorization="Bearer " + "x" * 8_000)
         assert (status, problem["code"]) == (401, "unauthorized")
-        status, problem = await _send(world, "POST", path, None, data, Authorization="Bearer \u202e" + scene["provider"]["token"])
+        status, problem = await _send(
+            world, "POST", path, None, data, Authorization="Bearer \u202e" + scene["provider"]["token"]
+        )
         assert (status, problem["code"]) == (401, "unauthorized")
     response = await world.http.get("/healthz", headers={"X-Request-Id": "abc\u202edef"})
     assert response.status == 200 and "\u202e" not in response.headers["X-Request-Id"]
@@ -551,16 +668,37 @@ async def test_long_and_odd_headers_the_parser_passes_are_refused_by_the_app(wor
 # Paths and queries.
 
 ODD_IDS = [
-    "..", "%2E%2E", "..%2F..%2Fetc%2Fpasswd", "%2F", "%00", "%0A", "%0D%0ASet-Cookie:%20x=1", "%E2%80%AE", "%FF",
-    "%C3%A4", "'%20OR%201=1--", "%25", "x" * 3_000, "%F0%9F%98%80", "*", "null", "-1", "1e400",
-]  # fmt: skip
+    "..",
+    "%2E%2E",
+    "..%2F..%2Fetc%2Fpasswd",
+    "%2F",
+    "%00",
+    "%0A",
+    "%0D%0ASet-Cookie:%20x=1",
+    "%E2%80%AE",
+    "%FF",
+    "%C3%A4",
+    "'%20OR%201=1--",
+    "%25",
+    "x" * 3_000,
+    "%F0%9F%98%80",
+    "*",
+    "null",
+    "-1",
+    "1e400",
+]
 
 
 def _with_odd_id(template: str, odd: str) -> URL:
     parameters = [part for part in template.split("/") if part.startswith("{")]
     path = template.replace(parameters[0], odd)
-    ids = {"{client_id}": "cl_x", "{provider_id}": "pr_x", "{charge_id}": "ch_x", "{settlement_id}": "se_x",
-           "{month}": "2027-01"}  # fmt: skip
+    ids = {
+        "{client_id}": "cl_x",
+        "{provider_id}": "pr_x",
+        "{charge_id}": "ch_x",
+        "{settlement_id}": "se_x",
+        "{month}": "2027-01",
+    }
     for name, value in ids.items():
         path = path.replace(name, value)
     return URL(path, encoded=True)
@@ -590,19 +728,27 @@ async def _bad_page_parameters(world: World, scene: Scene, path: str) -> None:
     token = scene.token("GET", path)
     target = scene.path(path)
     cursors = [
-        "garbage", "%00", "!!!!", base64.urlsafe_b64encode(b"c1:" + b"9" * 30).decode(),
-        base64.urlsafe_b64encode(b"c1:-5").decode(), base64.urlsafe_b64encode(b"c1:abc").decode(),
-        base64.urlsafe_b64encode(b"c1:\xc2\xb2").decode(), base64.urlsafe_b64encode(b"c2:5").decode(),
-        base64.urlsafe_b64encode(b"c1:" + "٣".encode()).decode(), base64.urlsafe_b64encode(b"\xff\xfe").decode(),
+        "garbage",
+        "%00",
+        "!!!!",
+        base64.urlsafe_b64encode(b"c1:" + b"9" * 30).decode(),
+        base64.urlsafe_b64encode(b"c1:-5").decode(),
+        base64.urlsafe_b64encode(b"c1:abc").decode(),
+        base64.urlsafe_b64encode(b"c1:\xc2\xb2").decode(),
+        base64.urlsafe_b64encode(b"c2:5").decode(),
+        base64.urlsafe_b64encode(b"c1:" + "٣".encode()).decode(),
+        base64.urlsafe_b64encode(b"\xff\xfe").decode(),
         "x" * 4_000,
-    ]  # fmt: skip
+    ]
     limits = ["-1", "0", "201", str(10**30), "abc", "1.5", "1e2", "%C2%B2", "%D9%A3", "%205", "", "0x10", "+5", "5%00"]
     async with Unchanged(world):
         for limit in limits:
             status, problem = await _send(world, "GET", URL(f"{target}?limit={limit}", encoded=True), token, None, None)
             assert (status, problem["field"]) == (422, "limit"), (limit, problem)
         for cursor in cursors:
-            status, problem = await _send(world, "GET", URL(f"{target}?cursor={cursor}", encoded=True), token, None, None)
+            status, problem = await _send(
+                world, "GET", URL(f"{target}?cursor={cursor}", encoded=True), token, None, None
+            )
             assert (status, problem["field"]) == (422, "cursor"), (cursor, problem)
     response = await world.http.get(f"{target}?limit=200", headers={"Authorization": f"Bearer {token}"})
     assert response.status == 200
@@ -615,29 +761,44 @@ async def test_bad_export_parameters_are_refused(world: World, scene: Scene) -> 
 
 async def _bad_export_parameters(world: World, path: str) -> None:
     cases = {
-        "from": ["garbage", "2027-13-01", "2027-01-32", "9999-12-31T23:59:59-23:59", "0001-01-01",
-                 "0001-01-01T00:00:00%2B23:59", "2027-01-15T10:00:00", "2027-01-15T25:00:00Z", "%00", "%E2%80%AE",
-                 "%D9%A2%D9%A0%D9%A2%D9%A7-%D9%A0%D9%A1-%D9%A1%D9%A5", "x" * 2_000],
+        "from": [
+            "garbage",
+            "2027-13-01",
+            "2027-01-32",
+            "9999-12-31T23:59:59-23:59",
+            "0001-01-01",
+            "0001-01-01T00:00:00%2B23:59",
+            "2027-01-15T10:00:00",
+            "2027-01-15T25:00:00Z",
+            "%00",
+            "%E2%80%AE",
+            "%D9%A2%D9%A0%D9%A2%D9%A7-%D9%A0%D9%A1-%D9%A1%D9%A5",
+            "x" * 2_000,
+        ],
         "to": ["0001-01-01", "9999-12-31T23:59:59-23:59", "2026-01-01"],
         "format": ["exe", "CSV", "", "%00", "csv%0A"],
-    }  # fmt: skip
+    }
     async with Unchanged(world):
         for name, values in cases.items():
             for value in values:
                 query = f"{name}={value}" if name != "to" else f"from=2027-01-01&to={value}"
-                status, problem = await _send(world, "GET", URL(f"{path}?{query}", encoded=True), world.finance, None, None)
+                status, problem = await _send(
+                    world, "GET", URL(f"{path}?{query}", encoded=True), world.finance, None, None
+                )
                 assert status == 422 and problem["field"] in ("from", "to", "format"), (name, value, problem)
 
 
 async def test_bad_status_filters_and_event_ids_are_refused(world: World, scene: Scene) -> None:
     client, provider = scene["client"]["token"], scene["provider"]["token"]
     cases = [
-        ("/v1/charges?status=%00", provider, "status"), ("/v1/charges?status=CAPTURED", provider, "status"),
-        ("/v1/settlements?status=x", provider, "status"), ("/v1/me/charges?status=%E2%80%AE", client, "status"),
+        ("/v1/charges?status=%00", provider, "status"),
+        ("/v1/charges?status=CAPTURED", provider, "status"),
+        ("/v1/settlements?status=x", provider, "status"),
+        ("/v1/me/charges?status=%E2%80%AE", client, "status"),
         ("/v1/me/events?last_event_id=-1", client, "Last-Event-ID"),
         ("/v1/me/events?last_event_id=" + "9" * 40, client, "Last-Event-ID"),
         ("/v1/me/events?last_event_id=%D9%A3", client, "Last-Event-ID"),
-    ]  # fmt: skip
+    ]
     async with Unchanged(world):
         for path, token, field in cases:
             status, problem = await _send(world, "GET", URL(path, encoded=True), token, None, None)
@@ -645,8 +806,9 @@ async def test_bad_status_filters_and_event_ids_are_refused(world: World, scene:
         status, problem = await _send(world, "GET", "/v1/me/events", client, None, None, **{"Last-Event-ID": "1e3"})
         assert status == 422
         for query in ("?last_event_id=", "?last_event_id=x"):  # sent beside a valid header: still checked
-            status, problem = await _send(world, "GET", f"/v1/me/events{query}", client, None, None,
-                                          **{"Last-Event-ID": "0"})  # fmt: skip
+            status, problem = await _send(
+                world, "GET", f"/v1/me/events{query}", client, None, None, **{"Last-Event-ID": "0"}
+            )
             assert (status, problem["field"]) == (422, "Last-Event-ID"), query
 
 
@@ -660,11 +822,14 @@ async def test_codes_months_and_times_are_what_they_seem(world: World, scene: Sc
             status, problem = await _send(world, "POST", target, world.admin, _dumps({**body, "start_month": month}))
             assert (status, problem["field"]) == (422, "start_month"), month
         for code in ["home_care\n", "hom\u0435_care", "home care", "home_care\u202e"]:  # \u0435: a Cyrillic e
-            status, problem = await _send(world, "POST", "/v1/categories", world.admin, _dumps({"code": code, "name": "x"}))
+            status, problem = await _send(
+                world, "POST", "/v1/categories", world.admin, _dumps({"code": code, "name": "x"})
+            )
             assert (status, problem["field"]) == (422, "code"), code
         for until in ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59", "2027-01-15T10:00:00Z\n"]:
-            status, problem = await _send(world, "POST", "/v1/settlements", scene["provider"]["token"],
-                                          _dumps({"until": until}))  # fmt: skip
+            status, problem = await _send(
+                world, "POST", "/v1/settlements", scene["provider"]["token"], _dumps({"until": until})
+            )
             assert (status, problem["field"]) == (422, "until"), until
         for month in ["2027-01%0A", "%D9%A2%D9%A0%D9%A2%D9%A7-01"]:
             url = URL(f"/v1/me/statements/{month}", encoded=True)
@@ -704,12 +869,15 @@ async def test_unreadable_and_unsafe_reconciliation_documents_are_refused(world:
     async with Unchanged(world):
         for name, document in UNREADABLE_DOCUMENTS.items():
             for content_type in ("text/csv", "application/xml", "text/xml"):
-                status, problem = await _send(world, "POST", "/v1/reconciliations", world.finance, document, content_type)
+                status, problem = await _send(
+                    world, "POST", "/v1/reconciliations", world.finance, document, content_type
+                )
                 assert status in (400, 422), (name, content_type, problem)
                 assert problem["code"] in ("unsafe_document", "unreadable_document"), (name, problem)
     body = _invoice(scene)
     response = await world.http.post(
-        "/v1/reconciliations", data=body.encode(),
+        "/v1/reconciliations",
+        data=body.encode(),
         headers={"Authorization": f"Bearer {world.finance}", "Content-Type": "text/csv"},
-    )  # fmt: skip
+    )
     assert response.status == 201 and (await response.json())["summary"]["matched"] == 1

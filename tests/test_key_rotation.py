@@ -26,7 +26,9 @@ async def test_tokens_of_an_earlier_key_are_accepted_and_of_an_unknown_key_refus
     old_token = minted_with(old_key, settings)
     stranger_token = minted_with(stranger_key, settings)
     rotated = replace(settings, verification_keys=str(old_key))
-    client = await aiohttp_client(create_app(rotated, clock=FakeClock(START), sms=RecordingSms(), background_jobs=False))
+    client = await aiohttp_client(
+        create_app(rotated, clock=FakeClock(START), sms=RecordingSms(), background_jobs=False)
+    )
     response = await client.get("/v1/categories", headers={"Authorization": f"Bearer {old_token}"})
     assert response.status == 200
     response = await client.get("/v1/categories", headers={"Authorization": f"Bearer {stranger_token}"})

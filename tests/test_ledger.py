@@ -16,7 +16,14 @@ from wallet.ledger.errors import (
     ValidationError,
 )
 from wallet.ledger.money import MAX_AMOUNT_CENTS, format_euros, parse_amount
-from wallet.ledger.months import UnusedPolicy, expires_at_boundary, expiry_amount, next_month, parse_month, previous_month
+from wallet.ledger.months import (
+    UnusedPolicy,
+    expires_at_boundary,
+    expiry_amount,
+    next_month,
+    parse_month,
+    previous_month,
+)
 from wallet.ledger.transactions import Posting, Transaction, TransactionType
 
 

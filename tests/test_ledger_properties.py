@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import NATIONAL_ID, OTHER_NATIONAL_ID, RecordingSms
 from wallet import commands
@@ -25,13 +26,20 @@ CATEGORIES = ["home_care", "transport"]
 MONTHLY = {"home_care": 3_000, "transport": 1_000}
 
 operation = st.one_of(
-    st.tuples(st.just("charge"), st.sampled_from(PHONES), st.sampled_from(CATEGORIES), st.integers(1, 2_500),
-              st.sampled_from(["national_id", "otp", "wrong_id"])),  # fmt: skip
+    st.tuples(
+        st.just("charge"),
+        st.sampled_from(PHONES),
+        st.sampled_from(CATEGORIES),
+        st.integers(1, 2_500),
+        st.sampled_from(["national_id", "otp", "wrong_id"]),
+    ),
     st.tuples(st.just("confirm"), st.integers(0, 50), st.booleans()),
     st.tuples(st.just("void"), st.integers(0, 50)),
     st.tuples(st.just("refund"), st.integers(0, 50), st.integers(1, 2_500)),
     st.tuples(st.just("sweep"), st.integers(0, 400)),
-    st.tuples(st.just("next_month"),),
+    st.tuples(
+        st.just("next_month"),
+    ),
 )
 
 
@@ -53,9 +61,11 @@ def test_any_sequence_keeps_every_invariant(operations: list[tuple]) -> None:
 
 async def _run(directory: Path, operations: list[tuple]) -> None:
     settings_ = Settings(
-        db=str(directory / "w.db"), signing_key=str(directory / "k.pem"), sms_outbox=str(directory / "sms"),
+        db=str(directory / "w.db"),
+        signing_key=str(directory / "k.pem"),
+        sms_outbox=str(directory / "sms"),
         auto_credit_run=False,
-    )  # fmt: skip
+    )
     clock = FakeClock(datetime(2027, 1, 15, 10, tzinfo=UTC))
     sms = RecordingSms()
     model = Model()
@@ -66,10 +76,13 @@ async def _run(directory: Path, operations: list[tuple]) -> None:
         for phone in PHONES:
             client = await service.create_client(commands.CreateClient("x", phone, NATIONAL_ID))
             clients[phone] = client["id"]
-            await service.create_budget(client["id"], commands.CreateBudget(
-                "2027-01", "2027-06", commands.UnusedPolicy.EXPIRE, tuple(MONTHLY.items())))  # fmt: skip
-        provider = await service.create_provider(commands.CreateProvider("p", "2077474-0", "FI2112345600000785",
-                                                                          tuple(CATEGORIES)))  # fmt: skip
+            await service.create_budget(
+                client["id"],
+                commands.CreateBudget("2027-01", "2027-06", commands.UnusedPolicy.EXPIRE, tuple(MONTHLY.items())),
+            )
+        provider = await service.create_provider(
+            commands.CreateProvider("p", "2077474-0", "FI2112345600000785", tuple(CATEGORIES))
+        )
         await service.set_provider_status(provider["id"], "approved")
         principal = Principal(Role.PROVIDER, provider["id"], provider_id=provider["id"])
         await service.credit_run("2027-01")
@@ -85,8 +98,14 @@ async def _run(directory: Path, operations: list[tuple]) -> None:
                     _, phone, category, amount, method = op
                     identity = "otp" if method == "otp" else "national_id"
                     national_id = OTHER_NATIONAL_ID if method == "wrong_id" else NATIONAL_ID
-                    command = commands.Charge(phone, amount, category, None, commands.IdentityMethod(identity),
-                                              national_id if identity == "national_id" else None)  # fmt: skip
+                    command = commands.Charge(
+                        phone,
+                        amount,
+                        category,
+                        None,
+                        commands.IdentityMethod(identity),
+                        national_id if identity == "national_id" else None,
+                    )
                     charge = (await service.charge(principal, command, None)).value
                     key = (phone, category)
                     if charge["status"] == "captured":
@@ -153,5 +172,3 @@ async def _resync_voided(service, principal, model: Model) -> None:  # type: ign
             if now["status"] == "voided":
                 model.held[charge["key"]] -= charge["amount"]
                 charge["status"] = "voided"
-
-

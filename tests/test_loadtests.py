@@ -101,9 +101,18 @@ def test_wrk_only_ever_targets_the_loopback_address(tmp_path: Path) -> None:
 
 
 def test_the_result_line_is_read_into_figures() -> None:
-    raw = {"requests": 20000, "duration_us": 4_000_000, "p50_us": 1500, "p90_us": 2500, "p99_us": 9000,
-           "mean_us": 1700.5, "max_us": 30000, "socket_errors": 0, "timeouts": 2,
-           "statuses": {"201": 19000, "402": 998}}  # fmt: skip
+    raw = {
+        "requests": 20000,
+        "duration_us": 4_000_000,
+        "p50_us": 1500,
+        "p90_us": 2500,
+        "p99_us": 9000,
+        "mean_us": 1700.5,
+        "max_us": 30000,
+        "socket_errors": 0,
+        "timeouts": 2,
+        "statuses": {"201": 19000, "402": 998},
+    }
     output = f"Running 4s test\n{bench.RESULT_MARKER}{json.dumps(raw)}\n"
     measured = bench.parse_wrk_output(output, "charge", "wallet", 1)
     assert measured.per_second == 5000
@@ -137,8 +146,12 @@ def test_a_process_s_kernel_time_is_part_of_its_cpu_time_and_counted_apart(tmp_p
         "print('done', flush=True)\n"
         "sys.stdin.read()\n"
     )
-    child = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "scratch")], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True)  # fmt: skip
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path / "scratch")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert child.stdout is not None and child.stdout.readline() == "done\n"
         total = bench.process_cpu_seconds(child.pid)
@@ -203,21 +216,33 @@ def test_wallet_credit_run_hands_the_writer_process_steps_planned_ahead(tmp_path
     environment.update(WALLET_LOG_LEVEL="info", WALLET_WRITER_PROCESS="true")
 
     def wallet(*arguments: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "wallet", *arguments], env=environment, cwd=bench.PROJECT_ROOT,
-                              capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "-m", "wallet", *arguments],
+            env=environment,
+            cwd=bench.PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
 
     ran = wallet("credit-run", "--month", generated.month)
     assert ran.returncode == 0, ran.stderr
     result = json.loads(ran.stdout.strip().splitlines()[-1])
     assert (result["credited"], result["credited_now"], result["amount"]) == (
-        generated.lines, generated.lines, generated.monthly_amount)  # fmt: skip
+        generated.lines,
+        generated.lines,
+        generated.monthly_amount,
+    )
     logged = [json.loads(line) for line in ran.stderr.splitlines() if line.startswith("{")]
     run = next(entry for entry in logged if entry.get("event") == "credit_run")
     assert run["steps"] == run["steps_planned_ahead"] == 3
     assert not [entry for entry in logged if entry.get("event") in ("credit_run_plan_stale", "credit_run_plan_failed")]
-    stamps = sqlite3.connect(environment["WALLET_DB"]).execute(
-        "SELECT COUNT(DISTINCT created_at) FROM transactions WHERE type = 'credit'"
-    ).fetchone()[0]
+    stamps = (
+        sqlite3.connect(environment["WALLET_DB"])
+        .execute("SELECT COUNT(DISTINCT created_at) FROM transactions WHERE type = 'credit'")
+        .fetchone()[0]
+    )
     assert stamps == 3  # each step stamped when it was worked out
     checked = wallet("check")
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -234,9 +259,15 @@ def test_wallet_credit_run_no_plan_ahead_leaves_every_step_to_the_writer(tmp_pat
     environment = bench.bench_environment(tmp_path, bench.free_port())
     generated = scale.generate(environment, 2 * CREDIT_RUN_BATCH_BUDGETS + 200, False)
     environment.update(WALLET_LOG_LEVEL="info", WALLET_WRITER_PROCESS="true")
-    ran = subprocess.run([sys.executable, "-m", "wallet", "credit-run", "--month", generated.month, "--no-plan-ahead"],
-                         env=environment, cwd=bench.PROJECT_ROOT, capture_output=True, text=True, timeout=300,
-                         check=False)  # fmt: skip
+    ran = subprocess.run(
+        [sys.executable, "-m", "wallet", "credit-run", "--month", generated.month, "--no-plan-ahead"],
+        env=environment,
+        cwd=bench.PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert ran.returncode == 0, ran.stderr
     result = json.loads(ran.stdout.strip().splitlines()[-1])
     assert (result["credited_now"], result["amount"]) == (generated.lines, generated.monthly_amount)
@@ -250,10 +281,23 @@ def test_wallet_credit_run_no_plan_ahead_leaves_every_step_to_the_writer(tmp_pat
 def test_the_credit_paths_command_credits_every_line_both_ways(tmp_path: Path) -> None:
 
     finished = subprocess.run(
-        [sys.executable, "-m", "loadtests.credit_paths", "--clients", "700", "--rounds", "2",
-         "--directory", str(tmp_path / "run")],
-        cwd=bench.PROJECT_ROOT, capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "loadtests.credit_paths",
+            "--clients",
+            "700",
+            "--rounds",
+            "2",
+            "--directory",
+            str(tmp_path / "run"),
+        ],
+        cwd=bench.PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert finished.returncode == 0, finished.stdout + finished.stderr
     report = json.loads(next(line for line in finished.stdout.splitlines() if line.startswith("CREDIT_PATHS "))[13:])
     assert {way: len(runs) for way, runs in report["results"].items()} == {"planned": 2, "unplanned": 2}
@@ -268,10 +312,24 @@ def test_the_scale_command_runs_end_to_end_at_a_tiny_size(tmp_path: Path) -> Non
     from loadtests import scale
 
     finished = subprocess.run(
-        [sys.executable, "-m", "loadtests.scale", "--clients", "600", "--charges", "700", "--mix",
-         "--directory", str(tmp_path / "run")],
-        cwd=bench.PROJECT_ROOT, capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "loadtests.scale",
+            "--clients",
+            "600",
+            "--charges",
+            "700",
+            "--mix",
+            "--directory",
+            str(tmp_path / "run"),
+        ],
+        cwd=bench.PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert finished.returncode == 0, finished.stdout + finished.stderr
     marker = next(line for line in finished.stdout.splitlines() if line.startswith("SCALE_RESULT "))
     report = json.loads(marker.removeprefix("SCALE_RESULT "))
@@ -298,10 +356,23 @@ def test_the_scale_command_runs_end_to_end_at_a_tiny_size(tmp_path: Path) -> Non
 def test_the_unit_cost_harness_captures_every_charge_and_counts_its_statements(tmp_path: Path) -> None:
 
     finished = subprocess.run(
-        [sys.executable, "-m", "loadtests.unit_cost", "--charges", "70", "--batch", "32",
-         "--directory", str(tmp_path / "run")],
-        cwd=bench.PROJECT_ROOT, capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "loadtests.unit_cost",
+            "--charges",
+            "70",
+            "--batch",
+            "32",
+            "--directory",
+            str(tmp_path / "run"),
+        ],
+        cwd=bench.PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert finished.returncode == 0, finished.stdout + finished.stderr
     marker = next(line for line in finished.stdout.splitlines() if line.startswith("UNIT_COST "))
     report = json.loads(marker.removeprefix("UNIT_COST "))
@@ -319,8 +390,10 @@ def test_the_http_cost_scenarios_warm_every_token_and_every_client_and_charge_wi
 
     everyone = bench.people(50)[:-1]
     tokens = [f"token-{n}" for n in range(30)]
-    scenarios = {name: (warmup, measured) for name, warmup, measured in
-                 http_cost._scenarios("http://127.0.0.1:1", "provider", tokens, everyone, 400, "t")}  # fmt: skip
+    scenarios = {
+        name: (warmup, measured)
+        for name, warmup, measured in http_cost._scenarios("http://127.0.0.1:1", "provider", tokens, everyone, 400, "t")
+    }
     warmup, measured = scenarios["charge"]
     assert len(measured) == 400
     warmed = sorted(json.loads(body or b"")["phone"] for _, _, _, body in warmup)
@@ -344,10 +417,25 @@ def test_the_http_cost_dump_total_is_read_from_callgrind_s_summary_line() -> Non
 def _unit_cost(directory: Path, charges: int, *extra: str) -> subprocess.CompletedProcess[str]:
     """``python -m loadtests.unit_cost`` at batch 16, quietly, on its seed in ``directory``."""
     return subprocess.run(
-        [sys.executable, "-m", "loadtests.unit_cost", "--charges", str(charges), "--batch", "16", "--quiet",
-         "--directory", str(directory), *extra],
-        cwd=bench.PROJECT_ROOT, capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "loadtests.unit_cost",
+            "--charges",
+            str(charges),
+            "--batch",
+            "16",
+            "--quiet",
+            "--directory",
+            str(directory),
+            *extra,
+        ],
+        cwd=bench.PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
 
 def test_unit_cost_without_an_index_drops_it_from_the_copy_only(tmp_path: Path) -> None:
@@ -399,10 +487,20 @@ def _balances(database: Path) -> dict[str, int]:
 
 
 def _floor_charge(url: str, phone: str, amount: int, key: str) -> tuple[int, dict[str, Any]]:
-    body = json.dumps({"phone": phone, "amount": amount, "category": bench.CATEGORY,
-                       "identity": {"method": "national_id", "national_id": "010130-002X"}}).encode()  # fmt: skip
-    request = urllib.request.Request(f"{url}/v1/charges", data=body, method="POST",
-                                     headers={"Content-Type": "application/json", "Idempotency-Key": key})  # fmt: skip
+    body = json.dumps(
+        {
+            "phone": phone,
+            "amount": amount,
+            "category": bench.CATEGORY,
+            "identity": {"method": "national_id", "national_id": "010130-002X"},
+        }
+    ).encode()
+    request = urllib.request.Request(
+        f"{url}/v1/charges",
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", "Idempotency-Key": key},
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())
@@ -426,8 +524,17 @@ def test_the_floor_writes_every_row_of_a_charge_and_moves_both_balances(tmp_path
     before, balances_before = _floor_counts(database), _balances(database)
     port = bench.free_port()
     url = f"http://{bench.HOST}:{port}"
-    command = [sys.executable, "-m", "loadtests.floor", "--port", str(port), "--database", str(database),
-               "--secret-dir", str(tmp_path / "keys")]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "loadtests.floor",
+        "--port",
+        str(port),
+        "--database",
+        str(database),
+        "--secret-dir",
+        str(tmp_path / "keys"),
+    ]
     charges = [(everyone[n % len(everyone)], 100 + 7 * n, f"floor-test-{n}") for n in range(40)]
     with bench.process(command, environment, tmp_path / "floor.log", f"{url}/healthz") as server:
         with concurrent.futures.ThreadPoolExecutor(8) as pool:  # at once: several to a frame and a commit
@@ -440,9 +547,13 @@ def test_the_floor_writes_every_row_of_a_charge_and_moves_both_balances(tmp_path
     assert [status for status, _ in answers] == [201] * len(charges)
     created = len(answers)
     assert {table: after[table] - before[table] for table in _FLOOR_TABLES} == {
-        "charges": created, "transactions": created, "postings": 2 * created, "wallet_events": created,
-        "audit_log": created, "idempotency_keys": created,
-    }  # fmt: skip
+        "charges": created,
+        "transactions": created,
+        "postings": 2 * created,
+        "wallet_events": created,
+        "audit_log": created,
+        "idempotency_keys": created,
+    }
     spent: dict[str, int] = {}
     for (person, amount, _), (_, record) in zip(charges, answers):
         client_id = seeded.client_ids[everyone.index(person)]
@@ -451,21 +562,32 @@ def test_the_floor_writes_every_row_of_a_charge_and_moves_both_balances(tmp_path
         assert (record["status"], record["amount"], record["category"]) == ("captured", amount, bench.CATEGORY)
         assert len(json.dumps(record)) > 200  # about the size of the service's charge record
     payable = payable_account(seeded.provider_id)
-    moved = {account: balances_after[account] - balances_before[account] for account in balances_before
-             if balances_after[account] != balances_before[account]}  # fmt: skip
+    moved = {
+        account: balances_after[account] - balances_before[account]
+        for account in balances_before
+        if balances_after[account] != balances_before[account]
+    }
     assert moved == {**{account: -amount for account, amount in spent.items()}, payable: sum(spent.values())}
     with contextlib.closing(sqlite3.connect(database)) as connection:
         ids = [record["id"] for _, record in answers]
-        stored = dict(connection.execute(
-            f"SELECT id, amount FROM charges WHERE status = 'captured' AND id IN ({','.join('?' * len(ids))})", ids
-        ).fetchall())  # fmt: skip
+        stored = dict(
+            connection.execute(
+                f"SELECT id, amount FROM charges WHERE status = 'captured' AND id IN ({','.join('?' * len(ids))})", ids
+            ).fetchall()
+        )
         assert stored == {record["id"]: record["amount"] for _, record in answers}
         # Every transaction balances, and each account's last posting leaves it at its balance.
-        assert connection.execute("SELECT COUNT(*) FROM (SELECT transaction_id FROM postings"
-                                  " GROUP BY transaction_id HAVING SUM(amount) != 0)").fetchone()[0] == 0  # fmt: skip
+        assert (
+            connection.execute(
+                "SELECT COUNT(*) FROM (SELECT transaction_id FROM postings"
+                " GROUP BY transaction_id HAVING SUM(amount) != 0)"
+            ).fetchone()[0]
+            == 0
+        )
         for account, balance in balances_after.items():
-            last = connection.execute("SELECT balance_after FROM postings WHERE account_id = ? ORDER BY seq DESC"
-                                      " LIMIT 1", (account,)).fetchone()  # fmt: skip
+            last = connection.execute(
+                "SELECT balance_after FROM postings WHERE account_id = ? ORDER BY seq DESC LIMIT 1", (account,)
+            ).fetchone()
             assert last is None or last[0] == balance, account
     assert f"floor writer: {created} charges in " in (tmp_path / "floor.log").read_text()
     assert floor.BATCH_MAX == 64

@@ -15,8 +15,21 @@ from stdnum.fi import hetu
 from wallet import validation
 from wallet.ledger.errors import ValidationError
 
-CENTURY_SIGNS = {"+": 1800, "-": 1900, "Y": 1900, "X": 1900, "W": 1900, "V": 1900, "U": 1900,
-                 "A": 2000, "B": 2000, "C": 2000, "D": 2000, "E": 2000, "F": 2000}  # fmt: skip
+CENTURY_SIGNS = {
+    "+": 1800,
+    "-": 1900,
+    "Y": 1900,
+    "X": 1900,
+    "W": 1900,
+    "V": 1900,
+    "U": 1900,
+    "A": 2000,
+    "B": 2000,
+    "C": 2000,
+    "D": 2000,
+    "E": 2000,
+    "F": 2000,
+}
 CHECK_CHARACTERS = "0123456789ABCDEFHJKLMNPRSTUVWXY"
 CODES_PER_SIGN = 1_700  # each made into 13 codes: two valid ones and altered ones
 
@@ -97,8 +110,16 @@ def test_every_answer_is_stdnum_s(generated: list[str]) -> None:
 
 
 def test_a_canonical_valid_code_that_stdnum_also_passes_takes_the_short_way() -> None:
-    for code in ("131052-308T", "280264-051U", "010594Y9032", "010594Y9021", "020502E902X", "020502A902X",
-                 "131052+308T", "290200A123V"):  # fmt: skip
+    for code in (
+        "131052-308T",
+        "280264-051U",
+        "010594Y9032",
+        "010594Y9021",
+        "020502E902X",
+        "020502A902X",
+        "131052+308T",
+        "290200A123V",
+    ):
         if stdnum_answer(code) is not None:
             assert validation._canonical_national_id(code), code
     assert not validation._canonical_national_id("131052-308U")  # its check character is T

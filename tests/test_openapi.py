@@ -28,23 +28,48 @@ from wallet.web import ROUTES as PAGE_ROUTES
 
 DOCUMENT_URI = "urn:wallet:openapi"
 MONEY_MOVING_POSTS = {
-    "/v1/charges", "/v1/charges/{charge_id}/confirm", "/v1/charges/{charge_id}/void",
-    "/v1/charges/{charge_id}/refunds", "/v1/credit-runs", "/v1/settlements",
-    "/v1/settlements/{settlement_id}/paid", "/v1/reconciliations",
-}  # fmt: skip
+    "/v1/charges",
+    "/v1/charges/{charge_id}/confirm",
+    "/v1/charges/{charge_id}/void",
+    "/v1/charges/{charge_id}/refunds",
+    "/v1/credit-runs",
+    "/v1/settlements",
+    "/v1/settlements/{settlement_id}/paid",
+    "/v1/reconciliations",
+}
 CORE_FLOW = {
-    ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("POST", "/v1/token"), ("POST", "/v1/login"),
-    ("POST", "/v1/login/verify"), ("POST", "/v1/categories"), ("GET", "/v1/categories"), ("POST", "/v1/clients"),
-    ("GET", "/v1/clients/{client_id}"), ("POST", "/v1/clients/{client_id}/budgets"), ("POST", "/v1/providers"),
-    ("GET", "/v1/providers/{provider_id}"), ("POST", "/v1/providers/{provider_id}/approve"),
-    ("POST", "/v1/providers/{provider_id}/credentials"), ("POST", "/v1/credit-runs"), ("POST", "/v1/charges"),
-    ("GET", "/v1/charges"), ("GET", "/v1/charges/{charge_id}"), ("POST", "/v1/charges/{charge_id}/confirm"),
-    ("POST", "/v1/charges/{charge_id}/void"), ("POST", "/v1/charges/{charge_id}/refunds"),
-    ("POST", "/v1/settlements"), ("GET", "/v1/settlements"), ("GET", "/v1/settlements/{settlement_id}"),
-    ("POST", "/v1/settlements/{settlement_id}/paid"), ("GET", "/v1/exports/transactions"),
-    ("GET", "/v1/exports/settlements"), ("POST", "/v1/reconciliations"), ("GET", "/v1/me/wallet"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("POST", "/v1/token"),
+    ("POST", "/v1/login"),
+    ("POST", "/v1/login/verify"),
+    ("POST", "/v1/categories"),
+    ("GET", "/v1/categories"),
+    ("POST", "/v1/clients"),
+    ("GET", "/v1/clients/{client_id}"),
+    ("POST", "/v1/clients/{client_id}/budgets"),
+    ("POST", "/v1/providers"),
+    ("GET", "/v1/providers/{provider_id}"),
+    ("POST", "/v1/providers/{provider_id}/approve"),
+    ("POST", "/v1/providers/{provider_id}/credentials"),
+    ("POST", "/v1/credit-runs"),
+    ("POST", "/v1/charges"),
+    ("GET", "/v1/charges"),
+    ("GET", "/v1/charges/{charge_id}"),
+    ("POST", "/v1/charges/{charge_id}/confirm"),
+    ("POST", "/v1/charges/{charge_id}/void"),
+    ("POST", "/v1/charges/{charge_id}/refunds"),
+    ("POST", "/v1/settlements"),
+    ("GET", "/v1/settlements"),
+    ("GET", "/v1/settlements/{settlement_id}"),
+    ("POST", "/v1/settlements/{settlement_id}/paid"),
+    ("GET", "/v1/exports/transactions"),
+    ("GET", "/v1/exports/settlements"),
+    ("POST", "/v1/reconciliations"),
+    ("GET", "/v1/me/wallet"),
     ("GET", "/v1/me/transactions"),
-}  # fmt: skip
+}
 
 
 def served_routes(app: web.Application) -> set[tuple[str, str]]:
@@ -55,7 +80,7 @@ def served_routes(app: web.Application) -> set[tuple[str, str]]:
         for route in app.router.routes()
         if route.resource is not None and route.method != "HEAD"
     }
-    assert PAGE_ROUTES <= served, f"page routes named but not served: {sorted(PAGE_ROUTES - served)}"
+    assert served >= PAGE_ROUTES, f"page routes named but not served: {sorted(PAGE_ROUTES - served)}"
     return served - PAGE_ROUTES
 
 
@@ -131,9 +156,11 @@ async def test_money_moving_posts_take_an_idempotency_key(http: TestClient) -> N
 async def test_security_follows_each_handlers_roles(http: TestClient) -> None:
     document = await fetch_document(http)
     assert document["components"]["securitySchemes"]["bearer"] == {
-        **document["components"]["securitySchemes"]["bearer"], "type": "http", "scheme": "bearer",
+        **document["components"]["securitySchemes"]["bearer"],
+        "type": "http",
+        "scheme": "bearer",
         "bearerFormat": "JWT",
-    }  # fmt: skip
+    }
     charge = document["paths"]["/v1/charges"]["post"]
     assert charge["security"] == [{"bearer": []}] and charge["x-roles"] == ["provider"]
     assert "401" in charge["responses"] and "403" in charge["responses"]
@@ -207,13 +234,23 @@ class Contract:
         if not is_json(content_type):
             return
         pointer = "/".join(
-            ["", "paths", _escape(template), method.lower(), "responses", str(status), "content",
-             _escape(content_type), "schema"]
-        )  # fmt: skip
+            [
+                "",
+                "paths",
+                _escape(template),
+                method.lower(),
+                "responses",
+                str(status),
+                "content",
+                _escape(content_type),
+                "schema",
+            ]
+        )
         validator = Draft202012Validator(
-            {"$ref": f"{DOCUMENT_URI}#{pointer}"}, registry=self.registry,
+            {"$ref": f"{DOCUMENT_URI}#{pointer}"},
+            registry=self.registry,
             format_checker=Draft202012Validator.FORMAT_CHECKER,
-        )  # fmt: skip
+        )
         problems = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(body)]
         assert not problems, f"{method} {template} {status} does not match the document: {problems}"
 
@@ -224,18 +261,32 @@ class CheckedWorld(World):
     contract: Contract
 
     async def call(
-        self, method: str, path: str, token: str | None = None, json: Any = None, *, key: str | None = None,
-        expect: int | None = None, **headers: str,
-    ) -> tuple[int, Any]:  # fmt: skip
+        self,
+        method: str,
+        path: str,
+        token: str | None = None,
+        json: Any = None,
+        *,
+        key: str | None = None,
+        expect: int | None = None,
+        **headers: str,
+    ) -> tuple[int, Any]:
         status, body, _ = await self.raw(method, path, token, json=json, key=key, **headers)
         if expect is not None:
             assert status == expect, (status, body)
         return status, body
 
     async def raw(
-        self, method: str, path: str, token: str | None = None, *, json: Any = None, data: Any = None,
-        key: str | None = None, **headers: str,
-    ) -> tuple[int, Any, dict[str, str]]:  # fmt: skip
+        self,
+        method: str,
+        path: str,
+        token: str | None = None,
+        *,
+        json: Any = None,
+        data: Any = None,
+        key: str | None = None,
+        **headers: str,
+    ) -> tuple[int, Any, dict[str, str]]:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         if key:
@@ -273,17 +324,29 @@ async def test_responses_match_the_document(checked: CheckedWorld) -> None:
     await w.call("POST", "/v1/credit-runs", w.admin, {"month": "2027-01"}, key="run-1", expect=200)
     await w.call("POST", "/v1/credit-runs", w.admin, {"month": "2031-01"}, expect=422)
     _, credentials = await w.call("POST", f"/v1/providers/{provider['id']}/credentials", w.admin, expect=201)
-    await w.call("POST", "/v1/token", json={"client_id": credentials["client_id"],
-                                            "client_secret": credentials["client_secret"]}, expect=200)  # fmt: skip
+    await w.call(
+        "POST",
+        "/v1/token",
+        json={"client_id": credentials["client_id"], "client_secret": credentials["client_secret"]},
+        expect=200,
+    )
     await w.call("POST", "/v1/token", json={"client_id": "pc_x", "client_secret": "nope"}, expect=401)
 
     # The provider.
     status, captured = await w.charge(provider, client, 1_000, key="visit-1")
     assert status == 201 and captured["status"] == "captured"
-    _, _, headers = await w.raw("POST", "/v1/charges", provider["token"], key="visit-1", json={
-        "phone": client["phone"], "amount": 1_000, "category": "home_care",
-        "identity": {"method": "national_id", "national_id": "131052-308T"},
-    })  # fmt: skip
+    _, _, headers = await w.raw(
+        "POST",
+        "/v1/charges",
+        provider["token"],
+        key="visit-1",
+        json={
+            "phone": client["phone"],
+            "amount": 1_000,
+            "category": "home_care",
+            "identity": {"method": "national_id", "national_id": "131052-308T"},
+        },
+    )
     assert headers.get("Idempotent-Replayed") == "true"
     assert (await w.charge(provider, client, 2_000, key="visit-1"))[0] == 422
     assert (await w.charge(provider, client, 10**6))[0] == 402

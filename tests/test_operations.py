@@ -49,8 +49,10 @@ async def test_ready_when_the_database_reads_and_the_writer_runs(http: TestClien
     assert status == 200, body
     assert body["status"] == "ready"
     assert {name: check["status"] for name, check in body["checks"].items()} == {
-        "database": "ok", "writer": "ok", "credit_run": "ok",
-    }  # fmt: skip
+        "database": "ok",
+        "writer": "ok",
+        "credit_run": "ok",
+    }
     assert (await http.get("/healthz")).status == 200
 
 
@@ -111,8 +113,9 @@ async def test_a_stopped_writer_is_not_ready(http: TestClient) -> None:
 async def test_a_database_that_does_not_read_is_not_ready(
     aiohttp_client: Any, settings: Settings, clock: FakeClock, sms: RecordingSms, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    http = await aiohttp_client(create_app(replace(settings, readiness_timeout_seconds=1), clock=clock, sms=sms,
-                                           background_jobs=False))  # fmt: skip
+    http = await aiohttp_client(
+        create_app(replace(settings, readiness_timeout_seconds=1), clock=clock, sms=sms, background_jobs=False)
+    )
     storage = http.app[SERVICE].storage
 
     async def broken() -> None:
@@ -218,8 +221,14 @@ async def test_metrics_count_requests_charges_credit_runs_and_the_writer(world: 
     assert value("wallet_writer_commit_duration_seconds_count") >= 5
     assert value("wallet_writer_batch_size_count") == value("wallet_writer_commit_duration_seconds_count")
     # No personal data, and no ids, anywhere in the scrape.
-    for secret in (client["phone"], client["phone"].lstrip("+"), NATIONAL_ID, client["id"], provider["id"],
-                   pending["id"]):  # fmt: skip
+    for secret in (
+        client["phone"],
+        client["phone"].lstrip("+"),
+        NATIONAL_ID,
+        client["id"],
+        provider["id"],
+        pending["id"],
+    ):
         assert secret not in text
     assert not re.search(r"\b(cl|pr|ch|se|tx)_[0-9a-f]{8,}", text)
 
@@ -230,17 +239,30 @@ def test_the_request_metrics_are_exposed_as_prometheus_client_s_own_would_be_but
     from wallet.api.metrics import Metrics
 
     registry = CollectorRegistry()
-    requests = Counter("wallet_http_requests", "HTTP requests answered, by route and status",
-                       ["method", "route", "status"], registry=registry)  # fmt: skip
-    seconds = Histogram("wallet_http_request_duration_seconds",
-                        "Time to answer an HTTP request (a stream: until it ends)", ["method", "route"],
-                        registry=registry)  # fmt: skip
+    requests = Counter(
+        "wallet_http_requests",
+        "HTTP requests answered, by route and status",
+        ["method", "route", "status"],
+        registry=registry,
+    )
+    seconds = Histogram(
+        "wallet_http_request_duration_seconds",
+        "Time to answer an HTTP request (a stream: until it ends)",
+        ["method", "route"],
+        registry=registry,
+    )
     in_progress = Gauge("wallet_http_requests_in_progress", "HTTP requests being answered", registry=registry)
     metrics = Metrics()
-    answers = [("POST", "/v1/charges", 201, 0.0031), ("GET", "/v1/me/wallet", 200, 0.0),
-               ("POST", "/v1/charges", 402, 0.005), ("POST", "/v1/charges", 201, 0.0051),
-               ("GET", "/v1/me/wallet", 200, 12.5), ("other", "unmatched", 404, 7.5),
-               ("GET", "/v1/me/wallet", 200, 0.1), ("POST", "/v1/charges", 201, 10.0)]  # fmt: skip
+    answers = [
+        ("POST", "/v1/charges", 201, 0.0031),
+        ("GET", "/v1/me/wallet", 200, 0.0),
+        ("POST", "/v1/charges", 402, 0.005),
+        ("POST", "/v1/charges", 201, 0.0051),
+        ("GET", "/v1/me/wallet", 200, 12.5),
+        ("other", "unmatched", 404, 7.5),
+        ("GET", "/v1/me/wallet", 200, 0.1),
+        ("POST", "/v1/charges", 201, 10.0),
+    ]
     for method, route, status, duration in answers:
         requests.labels(method, route, str(status)).inc()
         seconds.labels(method, route).observe(duration)
@@ -310,7 +332,9 @@ def test_the_uvloop_event_loop_needs_uvloop_installed(monkeypatch: pytest.Monkey
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: None if name == "uvloop" else real(name, *rest))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *rest: None if name == "uvloop" else real(name, *rest)
+    )
     with pytest.raises(SettingsError, match="WALLET_EVENT_LOOP=uvloop needs the uvloop package"):
         Settings.from_env({"WALLET_EVENT_LOOP": "uvloop"})
     assert Settings.from_env({"WALLET_EVENT_LOOP": "asyncio"}).event_loop == "asyncio"
@@ -318,12 +342,20 @@ def test_the_uvloop_event_loop_needs_uvloop_installed(monkeypatch: pytest.Monkey
 
 def run_cli(*arguments: str, tmp_path: Path, **environment: str) -> subprocess.CompletedProcess[str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("WALLET_")}
-    env.update(WALLET_DB=str(tmp_path / "wallet.db"), WALLET_SIGNING_KEY=str(tmp_path / "key.pem"),
-               WALLET_SMS_OUTBOX=str(tmp_path / "sms.jsonl"), **environment)  # fmt: skip
+    env.update(
+        WALLET_DB=str(tmp_path / "wallet.db"),
+        WALLET_SIGNING_KEY=str(tmp_path / "key.pem"),
+        WALLET_SMS_OUTBOX=str(tmp_path / "sms.jsonl"),
+        **environment,
+    )
     return subprocess.run(
-        [sys.executable, "-m", "wallet", *arguments], env=env, capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "wallet", *arguments],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
         cwd=REPOSITORY,
-    )  # fmt: skip
+    )
 
 
 def test_serve_exits_2_naming_a_bad_variable_or_option(tmp_path: Path) -> None:

@@ -33,9 +33,12 @@ def columns(database: RawDatabase) -> dict[str, list[str]]:
             " WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position"
         )
     else:
-        tables = [row[0] for row in database.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name <> 'sqlite_sequence' ORDER BY name"
-        )]  # fmt: skip
+        tables = [
+            row[0]
+            for row in database.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name <> 'sqlite_sequence' ORDER BY name"
+            )
+        ]
         rows = [(table, row[1]) for table in tables for row in database.execute(f"PRAGMA table_info({table})")]
     found: dict[str, list[str]] = {}
     for table, column in rows:

@@ -14,9 +14,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.test_events import EventStream
 from tests.pg import RawDatabase
 from tests.processes import Server, WalletFiles, charge_body, current_month, seed
+from tests.test_events import EventStream
 
 pytestmark = pytest.mark.slow
 
@@ -80,10 +80,14 @@ def test_charges_through_three_nodes_at_once_never_overspend(files: WalletFiles,
 
     async def race() -> list[tuple[int, Any]]:
         async with session() as http:
-            return await asyncio.gather(*(
-                post(http, nodes[n % 3], "/v1/charges", seeded.provider_token, charge_body(seeded, 300), f"race-{n}")
-                for n in range(60)
-            ))  # fmt: skip
+            return await asyncio.gather(
+                *(
+                    post(
+                        http, nodes[n % 3], "/v1/charges", seeded.provider_token, charge_body(seeded, 300), f"race-{n}"
+                    )
+                    for n in range(60)
+                )
+            )
 
     results = asyncio.run(race())
     statuses = [status for status, _ in results]
@@ -96,10 +100,12 @@ def test_charges_through_three_nodes_at_once_never_overspend(files: WalletFiles,
     # One key sent to every node at once: one effect, and every node answers with it.
     async def same_key() -> list[tuple[int, Any]]:
         async with session() as http:
-            return await asyncio.gather(*(
-                post(http, node, "/v1/charges", seeded.provider_token, charge_body(seeded, 100), "one-key")
-                for node in nodes
-            ))  # fmt: skip
+            return await asyncio.gather(
+                *(
+                    post(http, node, "/v1/charges", seeded.provider_token, charge_body(seeded, 100), "one-key")
+                    for node in nodes
+                )
+            )
 
     answers = asyncio.run(same_key())
     assert [status for status, _ in answers] == [201, 201, 201], answers
@@ -121,10 +127,12 @@ def test_credit_runs_and_settlements_started_on_two_nodes_at_once_happen_once(
 
     async def credit_everywhere() -> list[tuple[int, Any]]:
         async with session() as http:
-            return await asyncio.gather(*(
-                post(http, nodes[n % 2], "/v1/credit-runs", admin_token, {"month": month}, f"credit-{n}")
-                for n in range(6)
-            ))  # fmt: skip
+            return await asyncio.gather(
+                *(
+                    post(http, nodes[n % 2], "/v1/credit-runs", admin_token, {"month": month}, f"credit-{n}")
+                    for n in range(6)
+                )
+            )
 
     runs = asyncio.run(credit_everywhere())
     assert all(status in (200, 201) for status, _ in runs), runs
@@ -138,10 +146,12 @@ def test_credit_runs_and_settlements_started_on_two_nodes_at_once_happen_once(
 
     async def settle_everywhere() -> list[tuple[int, Any]]:
         async with session() as http:
-            return await asyncio.gather(*(
-                post(http, nodes[n % 2], "/v1/settlements", seeded.provider_token, {}, f"settle-{n}")
-                for n in range(4)
-            ))  # fmt: skip
+            return await asyncio.gather(
+                *(
+                    post(http, nodes[n % 2], "/v1/settlements", seeded.provider_token, {}, f"settle-{n}")
+                    for n in range(4)
+                )
+            )
 
     settled = asyncio.run(settle_everywhere())
     made = [body for status, body in settled if status == 201]
@@ -161,25 +171,27 @@ def test_a_wallet_stream_on_one_node_hears_charges_made_on_another(files: Wallet
     seeded = seed(files, nodes[0], 5_000)
 
     async def listen_and_charge() -> list[dict[str, Any]]:
-        async with session() as http:
-            async with http.get(
+        async with (
+            session() as http,
+            http.get(
                 f"{nodes[1].base_url}/v1/me/events", headers={"Authorization": f"Bearer {seeded.client_token}"}
-            ) as response:
-                assert response.status == 200
-                stream = EventStream(response)
-                first = await stream.next_change()
-                assert first["event"] == "wallet" and first["data"]["available"] == 5_000, first
-                status, charge = await post(
-                    http, nodes[0], "/v1/charges", seeded.provider_token, charge_body(seeded, 1_200), "far-away"
-                )
-                assert status == 201, charge
-                heard = await stream.next_change()
-                assert heard["event"] == "capture" and heard["data"]["charge_id"] == charge["id"], heard
-                status, hold = await post(
-                    http, nodes[0], "/v1/charges", seeded.provider_token, charge_body(seeded, 300, method="otp"), "otp"
-                )
-                assert status == 201, hold
-                return [heard, await stream.next_change()]
+            ) as response,
+        ):
+            assert response.status == 200
+            stream = EventStream(response)
+            first = await stream.next_change()
+            assert first["event"] == "wallet" and first["data"]["available"] == 5_000, first
+            status, charge = await post(
+                http, nodes[0], "/v1/charges", seeded.provider_token, charge_body(seeded, 1_200), "far-away"
+            )
+            assert status == 201, charge
+            heard = await stream.next_change()
+            assert heard["event"] == "capture" and heard["data"]["charge_id"] == charge["id"], heard
+            status, hold = await post(
+                http, nodes[0], "/v1/charges", seeded.provider_token, charge_body(seeded, 300, method="otp"), "otp"
+            )
+            assert status == 201, hold
+            return [heard, await stream.next_change()]
 
     capture, hold = asyncio.run(listen_and_charge())
     assert capture["data"]["available"] == 3_800
@@ -211,11 +223,15 @@ def test_an_installation_moved_from_sqlite_with_migrate_to_serves_on_two_nodes(
     try:
         after = nodes[1].api(seeded.client_token).call("GET", "/v1/me/wallet", expect=200)
         assert after == before
-        status, replay = nodes[0].api(seeded.provider_token).call(
-            "POST", "/v1/charges", charge_body(seeded, 1_500), key="before-the-move"
+        status, replay = (
+            nodes[0]
+            .api(seeded.provider_token)
+            .call("POST", "/v1/charges", charge_body(seeded, 1_500), key="before-the-move")
         )
         assert status == 201 and replay["amount"] == 1_500  # the first answer, not a second charge
-        nodes[1].api(seeded.provider_token).call("POST", "/v1/charges", charge_body(seeded, 500), key="after", expect=201)
+        nodes[1].api(seeded.provider_token).call(
+            "POST", "/v1/charges", charge_body(seeded, 500), key="after", expect=201
+        )
         wallet = nodes[0].api(seeded.client_token).call("GET", "/v1/me/wallet", expect=200)
         assert wallet["available"] == 8_000 - 1_500 - 500, wallet
     finally:

@@ -86,9 +86,14 @@ class Outcome:
 
 
 async def send_charge(
-    session: aiohttp.ClientSession, server: Server, seeded: Seeded, amount: int, key: str, *,
+    session: aiohttp.ClientSession,
+    server: Server,
+    seeded: Seeded,
+    amount: int,
+    key: str,
+    *,
     description: str | None = None,
-) -> Outcome:  # fmt: skip
+) -> Outcome:
     outcome = Outcome(key, amount)
     try:
         async with session.post(

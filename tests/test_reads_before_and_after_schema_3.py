@@ -9,6 +9,7 @@ The old queries are kept here as they were (``9f803c5``); they still run on sche
 
 from __future__ import annotations
 
+import itertools
 import random
 import sqlite3
 from datetime import UTC, datetime, timedelta
@@ -59,8 +60,22 @@ OLD_CLIENT_CHARGES_SQL = (
     "SELECT c.*, p.name AS provider_name FROM charges c JOIN providers p ON p.id = c.provider_id"
     " WHERE c.client_id = ? AND c.seq < ?"
 )
-CHARGE_COLUMNS = ("id", "status", "amount", "category", "method", "description", "created_at", "expires_at",
-                  "captured_at", "voided_at", "void_reason", "refunded_amount", "provider_id", "provider_name")  # fmt: skip
+CHARGE_COLUMNS = (
+    "id",
+    "status",
+    "amount",
+    "category",
+    "method",
+    "description",
+    "created_at",
+    "expires_at",
+    "captured_at",
+    "voided_at",
+    "void_reason",
+    "refunded_amount",
+    "provider_id",
+    "provider_name",
+)
 START = datetime(2027, 1, 3, 9, 0, tzinfo=UTC)
 CATEGORIES = ("home_care", "transport")
 
@@ -74,14 +89,16 @@ def build(path: Path, seed: int) -> tuple[list[str], list[datetime]]:
         apply(path, ops.create_category(code, code.title(), stamp))
     providers = []
     for name in ("Hoiva Oy", "Kyyti Oy"):
-        provider = apply(path, ops.create_provider(NewProvider(name, "2077474-0", "FI2112345600000785", CATEGORIES),
-                                                   stamp))  # fmt: skip
+        provider = apply(
+            path, ops.create_provider(NewProvider(name, "2077474-0", "FI2112345600000785", CATEGORIES), stamp)
+        )
         apply(path, ops.set_provider_status(provider["id"], "approved", stamp))
         providers.append(provider["id"])
     clients = []
     for number in range(6):
-        client = apply(path, ops.create_client(NewClient(f"c{number}", f"phone-{number}", "cipher", f"nid-{number}"),
-                                               stamp))  # fmt: skip
+        client = apply(
+            path, ops.create_client(NewClient(f"c{number}", f"phone-{number}", "cipher", f"nid-{number}"), stamp)
+        )
         lines = tuple((code, rng.choice((5_000, 20_000, 40_000))) for code in CATEGORIES[: 1 + number % 2])
         policy = UnusedPolicy.EXPIRE if number % 3 else UnusedPolicy.CARRY_OVER
         apply(path, ops.create_budget(NewBudget(client["id"], "2027-01", "2027-12", policy, lines), stamp))
@@ -96,18 +113,23 @@ def build(path: Path, seed: int) -> tuple[list[str], list[datetime]]:
         instants.append(now)
         for _ in range(100):
             now += timedelta(minutes=rng.randint(1, 300))
-            client_id, number, codes = rng.choice(clients)
+            _client_id, number, codes = rng.choice(clients)
             provider = rng.choice(providers)
             action = rng.random()
             try:
                 if action < 0.45:
                     method = rng.choice((IdentityMethod.NATIONAL_ID, IdentityMethod.OTP, IdentityMethod.APP))
-                    command = ChargeCommand(provider, f"phone-{number}", rng.randint(1, 3_000), rng.choice(codes),
-                                            rng.choice((None, "käynti")), method,
-                                            national_id_hash=f"nid-{number}" if method is IdentityMethod.NATIONAL_ID else None,
-                                            otp_hash="otp" if method is IdentityMethod.OTP else None,
-                                            otp_expires_at=None if method is IdentityMethod.NATIONAL_ID
-                                            else now + timedelta(minutes=10))  # fmt: skip
+                    command = ChargeCommand(
+                        provider,
+                        f"phone-{number}",
+                        rng.randint(1, 3_000),
+                        rng.choice(codes),
+                        rng.choice((None, "käynti")),
+                        method,
+                        national_id_hash=f"nid-{number}" if method is IdentityMethod.NATIONAL_ID else None,
+                        otp_hash="otp" if method is IdentityMethod.OTP else None,
+                        otp_expires_at=None if method is IdentityMethod.NATIONAL_ID else now + timedelta(minutes=10),
+                    )
                     made = apply(path, ops.charge(command, LIMITS, now, current))
                     if isinstance(made, dict) and made["status"] == "captured":
                         captured.append((made["id"], provider))
@@ -172,7 +194,7 @@ def test_history_statements_and_charges_read_the_same_from_events_as_from_the_le
                     {k: row[k] for k in CHARGE_COLUMNS} for row in old_charges
                 ], (client_id, status)
                 compared["charges"] += len(new_charges)
-            for start, until in zip(instants, instants[1:]):
+            for start, until in itertools.pairwise(instants):
                 begin, end = rfc3339(start), rfc3339(until)
                 for old_sql, new_sql, parameters in (
                     (OLD_BALANCES_BEFORE_SQL, statements.BALANCES_BEFORE_SQL, (client_id, end)),

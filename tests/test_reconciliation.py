@@ -33,9 +33,14 @@ def settings(settings: Settings) -> Settings:
 
 
 def finvoice(
-    reference: str, *, amount: str = "1234,50", seller: str = SELLER, number: str = "2026000124", scheme: str = "SPY",
+    reference: str,
+    *,
+    amount: str = "1234,50",
+    seller: str = SELLER,
+    number: str = "2026000124",
+    scheme: str = "SPY",
     declaration: bool = True,
-) -> str:  # fmt: skip
+) -> str:
     """The fixture with this invoice's reference, amount, seller and number."""
     document = FIXTURE
     document = re.sub(
@@ -104,8 +109,9 @@ async def test_a_matching_invoice_makes_the_batch_invoiced(world: World) -> None
     _, detail = await world.call("GET", f"/v1/settlements/{batch['id']}", world.finance, expect=200)
     assert detail["status"] == "invoiced"
     assert [(e["previous_status"], e["status"], e["actor"].split(":")[0]) for e in detail["events"]] == [
-        (None, "open", "provider"), ("open", "invoiced", "finance"),
-    ]  # fmt: skip
+        (None, "open", "provider"),
+        ("open", "invoiced", "finance"),
+    ]
     assert "2026000124" in detail["events"][1]["note"]
     _, paid = await world.call("POST", f"/v1/settlements/{batch['id']}/paid", world.finance, expect=200)
     assert paid["status"] == "paid"
@@ -123,8 +129,11 @@ async def test_amount_mismatch_leaves_the_batch_open(world: World) -> None:
     status, body = await reconcile(world, finvoice(batch["reference"], amount="1234,05"))
     (invoice,) = body["invoices"]
     assert (status, invoice["outcome"], invoice["amount"], invoice["settlement_amount"]) == (
-        201, "amount_mismatch", 123_405, 123_450
-    )  # fmt: skip
+        201,
+        "amount_mismatch",
+        123_405,
+        123_450,
+    )
     assert await status_of(world, batch) == "open"
     # A corrected invoice with the same number then matches: only a match makes a duplicate.
     assert await outcomes(world, finvoice(batch["reference"])) == ["matched"]
@@ -186,18 +195,24 @@ async def test_csv_of_received_invoices(world: World) -> None:
     _, batch = await provider_and_batch(world)
     _, other = await provider_and_batch(world, amount=5_000)
     _, third = await provider_and_batch(world, amount=7_700)
-    document = "\ufeff" + "\r\n".join([
-        "Reference;Amount;Business_ID;Invoice_Number",
-        f"{batch['reference_printed']};1234,50;{SELLER};A-1",
-        f"{other['rf_reference']};49,99;{SELLER};A-2",
-        f"{third['reference']};77;2077474-0;A-3",
-        "1234561;10,00;1234567-1;A-4",
-        f"{batch['reference']};1234,50;{SELLER};A-5",
-        "",
-    ])  # fmt: skip
+    document = "\ufeff" + "\r\n".join(
+        [
+            "Reference;Amount;Business_ID;Invoice_Number",
+            f"{batch['reference_printed']};1234,50;{SELLER};A-1",
+            f"{other['rf_reference']};49,99;{SELLER};A-2",
+            f"{third['reference']};77;2077474-0;A-3",
+            "1234561;10,00;1234567-1;A-4",
+            f"{batch['reference']};1234,50;{SELLER};A-5",
+            "",
+        ]
+    )
     assert await outcomes(world, document, "text/csv") == [
-        "matched", "amount_mismatch", "business_id_mismatch", "unknown_reference", "duplicate",
-    ]  # fmt: skip
+        "matched",
+        "amount_mismatch",
+        "business_id_mismatch",
+        "unknown_reference",
+        "duplicate",
+    ]
     comma = f"reference,amount,business_id,invoice_number\n{third['reference']},77.00,{SELLER},B-1\n"
     assert await outcomes(world, comma, "text/csv") == ["matched"]
     status, problem = await reconcile(world, "reference;amount\n1234561;1,00\n", "text/csv")
@@ -283,8 +298,9 @@ def test_what_is_not_an_amount_is_not_read(text: str) -> None:
 # From outside: the real ``wallet serve`` and CLI, the loop this issue is done by.
 
 
-def raw_request(port: int, method: str, path: str, token: str, body: bytes | None = None,
-                content_type: str | None = None) -> tuple[int, bytes]:  # fmt: skip
+def raw_request(
+    port: int, method: str, path: str, token: str, body: bytes | None = None, content_type: str | None = None
+) -> tuple[int, bytes]:
     headers = {"Authorization": f"Bearer {token}"}
     if content_type:
         headers["Content-Type"] = content_type

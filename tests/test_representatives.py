@@ -71,9 +71,12 @@ async def test_a_representative_approves_for_the_linked_client_and_not_for_anoth
 
     token = await representative_token(world)
     assert {key: claims(token)[key] for key in ("role", "sub", "representative_id", "client_ids", "client_id")} == {
-        "role": "representative", "sub": mandate["representative_id"],
-        "representative_id": mandate["representative_id"], "client_ids": [client["id"]], "client_id": client["id"],
-    }  # fmt: skip
+        "role": "representative",
+        "sub": mandate["representative_id"],
+        "representative_id": mandate["representative_id"],
+        "client_ids": [client["id"]],
+        "client_id": client["id"],
+    }
     seen = await world.call("GET", "/v1/me/wallet", token, expect=200)
     assert seen[1]["client_id"] == client["id"] and seen[1]["balance"] == 10_000
 
@@ -96,8 +99,10 @@ async def test_a_representative_approves_for_the_linked_client_and_not_for_anoth
     assert len(entries) == 1
     assert entries[0]["actor"] == f"representative:{mandate['representative_id']}"
     assert json.loads(entries[0]["data"]) == {
-        "client_id": client["id"], "representative_id": mandate["representative_id"], "representation_id": mandate["id"],
-    }  # fmt: skip
+        "client_id": client["id"],
+        "representative_id": mandate["representative_id"],
+        "representation_id": mandate["id"],
+    }
     linked = [row for row in audit_rows(world) if row["action"] == "representative.linked"]
     assert [(row["subject"], row["actor"]) for row in linked] == [(mandate["id"], "admin:admin-cli")]
     assert json.loads(linked[0]["data"])["client_id"] == client["id"]
@@ -113,10 +118,14 @@ async def test_revocation_takes_effect_at_once_even_for_an_issued_token(world: W
     revoked = await revoke(world, client, mandate)
     assert revoked["status"] == "revoked" and revoked["revoked_at"]
     for method, path in (
-        ("GET", "/v1/me/wallet"), ("GET", "/v1/me/transactions"), ("GET", "/v1/me/charges"),
-        ("GET", "/v1/me/statements/2027-01"), ("GET", "/v1/me/events"),
-        ("POST", f"/v1/me/charges/{pending['id']}/approve"), ("POST", f"/v1/me/charges/{pending['id']}/decline"),
-    ):  # fmt: skip
+        ("GET", "/v1/me/wallet"),
+        ("GET", "/v1/me/transactions"),
+        ("GET", "/v1/me/charges"),
+        ("GET", "/v1/me/statements/2027-01"),
+        ("GET", "/v1/me/events"),
+        ("POST", f"/v1/me/charges/{pending['id']}/approve"),
+        ("POST", f"/v1/me/charges/{pending['id']}/decline"),
+    ):
         status, body = await world.call(method, path, token)
         assert (status, body["code"]) == (403, "forbidden"), (method, path)
     assert await charge_status(world, provider, pending) == "pending"
@@ -199,8 +208,12 @@ async def test_a_representative_of_several_clients_chooses_at_login_or_per_reque
     assert claims(token)["client_ids"] == [first["id"], second["id"]] and "client_id" not in claims(token)
     status, body = await world.call("GET", "/v1/me/wallet", token)
     assert (status, body["code"], body["field"]) == (422, "validation_error", "client_id")
-    assert (await world.call("GET", f"/v1/me/wallet?client_id={first['id']}", token, expect=200))[1]["balance"] == 10_000
-    assert (await world.call("GET", f"/v1/me/wallet?client_id={second['id']}", token, expect=200))[1]["balance"] == 4_000
+    assert (await world.call("GET", f"/v1/me/wallet?client_id={first['id']}", token, expect=200))[1][
+        "balance"
+    ] == 10_000
+    assert (await world.call("GET", f"/v1/me/wallet?client_id={second['id']}", token, expect=200))[1][
+        "balance"
+    ] == 4_000
     await world.call("GET", f"/v1/me/wallet?client_id={stranger['id']}", token, expect=403)
     _, mandates = await world.call("GET", "/v1/me/mandates", token, expect=200)
     assert [(m["client_id"], m["scope"]) for m in mandates["data"]] == [(first["id"], "manage"), (second["id"], "view")]
@@ -216,11 +229,15 @@ async def test_a_representative_of_several_clients_chooses_at_login_or_per_reque
     )
     assert (status, body["code"]) == (403, "forbidden")
     _, issued = await world.call(
-        "POST", "/v1/login/verify", json={"phone": REPRESENTATIVE_PHONE, "code": code, "client_id": second["id"]},
+        "POST",
+        "/v1/login/verify",
+        json={"phone": REPRESENTATIVE_PHONE, "code": code, "client_id": second["id"]},
         expect=200,
-    )  # fmt: skip
+    )
     assert claims(issued["access_token"])["client_id"] == second["id"]
-    assert (await world.call("GET", "/v1/me/wallet", issued["access_token"], expect=200))[1]["client_id"] == second["id"]
+    assert (await world.call("GET", "/v1/me/wallet", issued["access_token"], expect=200))[1]["client_id"] == second[
+        "id"
+    ]
 
 
 async def test_a_phone_of_a_client_and_a_representative_logs_in_as_either(world: World) -> None:
@@ -258,12 +275,19 @@ async def test_the_organizer_links_with_checks(world: World) -> None:
         answered, problem = await world.call("POST", path, world.admin, body)
         assert (answered, problem["code"]) == (status, code), body
     answered, problem = await world.call(
-        "POST", f"/v1/clients/{other['id']}/representatives", world.admin,
+        "POST",
+        f"/v1/clients/{other['id']}/representatives",
+        world.admin,
         {"phone": "050 123 4567", "scope": "view", "national_id": OTHER_NATIONAL_ID},
-    )  # fmt: skip
+    )
     assert (answered, problem["code"], problem["field"]) == (409, "conflict", "national_id")
-    await world.call("POST", "/v1/clients/cl_nobody/representatives", world.admin,
-                     {"phone": "+358509999999", "scope": "view"}, expect=404)  # fmt: skip
+    await world.call(
+        "POST",
+        "/v1/clients/cl_nobody/representatives",
+        world.admin,
+        {"phone": "+358509999999", "scope": "view"},
+        expect=404,
+    )
     await world.call("GET", "/v1/clients/cl_nobody/representatives", world.admin, expect=404)
     await world.call("POST", f"{path}/rl_nobody/revoke", world.admin, expect=404)
     await world.call("POST", f"/v1/clients/{other['id']}/representatives/{first['id']}/revoke", world.admin, expect=404)
@@ -331,9 +355,11 @@ async def test_the_representative_responses_match_the_openapi_document(
     await w.call("POST", f"{path}/rl_nobody/revoke", w.admin, expect=404)
     exercised = {(method, template) for method, template, _ in w.contract.seen}
     assert {
-        ("POST", "/v1/clients/{client_id}/representatives"), ("GET", "/v1/clients/{client_id}/representatives"),
-        ("POST", "/v1/clients/{client_id}/representatives/{representation_id}/revoke"), ("GET", "/v1/me/mandates"),
-    } <= exercised  # fmt: skip
+        ("POST", "/v1/clients/{client_id}/representatives"),
+        ("GET", "/v1/clients/{client_id}/representatives"),
+        ("POST", "/v1/clients/{client_id}/representatives/{representation_id}/revoke"),
+        ("GET", "/v1/me/mandates"),
+    } <= exercised
 
 
 async def test_wallet_check_finds_a_mandate_revoked_behind_the_audit_logs_back(world: World) -> None:
@@ -372,7 +398,8 @@ async def test_a_representatives_login_codes_have_the_clients_limits(world: Worl
     world.clock.advance(seconds=settings.login_requests_window_seconds + 1)
     await representative_token(world)
     status, _ = await world.call(
-        "POST", "/v1/login/verify",
+        "POST",
+        "/v1/login/verify",
         json={"phone": REPRESENTATIVE_PHONE, "code": world.sms.last_code(REPRESENTATIVE_PHONE)},
-    )  # fmt: skip
+    )
     assert status == 422

@@ -35,18 +35,29 @@ def version_1_database(path: Path) -> None:
     connection.executescript(f"BEGIN;\n{V1_SCHEMA.read_text()}\nINSERT INTO schema_version VALUES (1);\nCOMMIT;")
     connection.close()
     provider_id = small_world(path, NOW.isoformat(), 3)
-    apply(path, ops.charge(ChargeCommand(provider_id, "phone-1", 1_234, "home_care", None,
-                                         IdentityMethod.NATIONAL_ID, national_id_hash="nid-1"),
-                           LIMITS, NOW, "2027-01"))  # fmt: skip
+    apply(
+        path,
+        ops.charge(
+            ChargeCommand(
+                provider_id, "phone-1", 1_234, "home_care", None, IdentityMethod.NATIONAL_ID, national_id_hash="nid-1"
+            ),
+            LIMITS,
+            NOW,
+            "2027-01",
+        ),
+    )
 
 
 def dump(path: Path) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table (and the AUTOINCREMENT counters), in order."""
     connection = sqlite3.connect(path)
     try:
-        tables = [row[0] for row in connection.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
-        )]  # fmt: skip
+        tables = [
+            row[0]
+            for row in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            )
+        ]
         found = {table: connection.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall() for table in tables}
         found["sqlite_sequence"] = connection.execute("SELECT * FROM sqlite_sequence ORDER BY name").fetchall()
         return found
@@ -72,9 +83,12 @@ def indexes(path: Path, table: str = "%") -> list[str]:
     """The names of the indexes (SQLite's own for UNIQUE constraints too) on tables named like ``table``."""
     connection = sqlite3.connect(path)
     try:
-        return [row[0] for row in connection.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name LIKE ? ORDER BY name", (table,)
-        )]  # fmt: skip
+        return [
+            row[0]
+            for row in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name LIKE ? ORDER BY name", (table,)
+            )
+        ]
     finally:
         connection.close()
 
@@ -158,10 +172,13 @@ def test_a_database_newer_than_the_code_is_refused_and_left_alone(tmp_path: Path
 
 
 def test_statements_keep_a_trigger_whole_and_refuse_a_cut_off_script() -> None:
-    script = "CREATE TABLE t (a);\n-- a comment\nCREATE TRIGGER x BEFORE DELETE ON t\nBEGIN SELECT 1; END;\n-- the end\n"
+    script = (
+        "CREATE TABLE t (a);\n-- a comment\nCREATE TRIGGER x BEFORE DELETE ON t\nBEGIN SELECT 1; END;\n-- the end\n"
+    )
     assert list(versions.statements(script)) == [
-        "CREATE TABLE t (a);", "-- a comment\nCREATE TRIGGER x BEFORE DELETE ON t\nBEGIN SELECT 1; END;"
-    ]  # fmt: skip
+        "CREATE TABLE t (a);",
+        "-- a comment\nCREATE TRIGGER x BEFORE DELETE ON t\nBEGIN SELECT 1; END;",
+    ]
     with pytest.raises(ValueError, match="incomplete"):
         list(versions.statements("CREATE TABLE t (a)"))
 
@@ -171,8 +188,9 @@ def test_a_version_1_postgresql_schema_is_migrated(postgres_schema: str) -> None
     and three indexes: made here by putting them back on a new schema and writing version 1."""
 
     def storage() -> PostgresStorage:
-        return PostgresStorage(postgres_schema, queue_max=10, batch_max=10, readers=1, retry_attempts=3,
-                               lock_timeout_seconds=10)  # fmt: skip
+        return PostgresStorage(
+            postgres_schema, queue_max=10, batch_max=10, readers=1, retry_attempts=3, lock_timeout_seconds=10
+        )
 
     async def open_and_close() -> None:
         opened = storage()
@@ -186,7 +204,9 @@ def test_a_version_1_postgresql_schema_is_migrated(postgres_schema: str) -> None
         assert database.execute(constraint) == []
         assert database.execute(dropped, DROPPED_IN_3) == []
         database.execute("ALTER TABLE audit_log ADD CONSTRAINT audit_log_hash_key UNIQUE (hash)")
-        database.execute("CREATE INDEX transactions_by_client ON transactions (client_id, seq) WHERE client_id IS NOT NULL")
+        database.execute(
+            "CREATE INDEX transactions_by_client ON transactions (client_id, seq) WHERE client_id IS NOT NULL"
+        )
         database.execute("CREATE INDEX postings_by_account ON postings (account_id, seq)")
         database.execute("CREATE INDEX charges_by_client ON charges (client_id, seq)")
         database.execute("UPDATE schema_version SET version = 1")

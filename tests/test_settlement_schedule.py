@@ -6,18 +6,17 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import date
-
 from typing import Any
 
 import pytest
 
 from tests.conftest import OTHER_NATIONAL_ID, World
 from wallet.api.app import create_app
-from wallet.clock import FakeClock
-from wallet.settings import Settings
 from wallet.auth.tokens import Role
-from wallet.ledger.schedule import is_settlement_day, parse_days
+from wallet.clock import FakeClock
 from wallet.ledger.errors import ValidationError
+from wallet.ledger.schedule import is_settlement_day, parse_days
+from wallet.settings import Settings
 
 WAIT_ROUNDS = 200  # 10 s at most for a background job's first run to commit
 

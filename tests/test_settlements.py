@@ -87,9 +87,14 @@ async def test_a_batch_closes_captures_and_refunds_under_one_valid_reference(wor
     assert {line["type"] for line in detail["lines"]} == {"capture", "refund"}
     assert all(line["charge_id"] for line in detail["lines"])
     assert detail["events"] == [
-        {"previous_status": None, "status": "open", "actor": f"provider:{provider['id']}",
-         "at": batch["created_at"], "note": None}
-    ]  # fmt: skip
+        {
+            "previous_status": None,
+            "status": "open",
+            "actor": f"provider:{provider['id']}",
+            "at": batch["created_at"],
+            "note": None,
+        }
+    ]
 
 
 async def test_references_are_unique_across_batches_and_providers(world: World) -> None:
@@ -400,12 +405,14 @@ async def test_a_suspended_provider_may_still_settle_what_it_charged(world: Worl
 def test_the_ledger_transaction_of_a_batch_follows_the_sign_of_its_net() -> None:
     owed = settlement_transaction("pr_1", 1_234)
     assert owed is not None and {(p.account_id, p.amount) for p in owed.postings} == {
-        ("payable:pr_1", -1_234), ("settled:pr_1", 1_234)
-    }  # fmt: skip
+        ("payable:pr_1", -1_234),
+        ("settled:pr_1", 1_234),
+    }
     owing = settlement_transaction("pr_1", -500)
     assert owing is not None and {(p.account_id, p.amount) for p in owing.postings} == {
-        ("payable:pr_1", 500), ("settled:pr_1", -500)
-    }  # fmt: skip
+        ("payable:pr_1", 500),
+        ("settled:pr_1", -500),
+    }
     assert settlement_transaction("pr_1", 0) is None
 
 

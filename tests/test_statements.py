@@ -11,8 +11,8 @@ from aiohttp.test_utils import TestClient
 
 from tests.conftest import BUSINESS_ID, IBAN, RecordingSms, World
 from tests.test_openapi import CheckedWorld, Contract, fetch_document
-from wallet.clock import FakeClock
 from wallet.auth.tokens import Role
+from wallet.clock import FakeClock
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
 
@@ -54,10 +54,9 @@ def adds_up(figures: dict[str, Any]) -> bool:
     def amount(value: Any) -> int:
         return int(value["amount"]) if isinstance(value, dict) else int(value)
 
-    return (
-        amount(figures["opening_balance"]) + amount(figures["credits"]) - amount(figures["charges"])
-        + amount(figures["refunds"]) - amount(figures["expiry"]) == amount(figures["closing_balance"])
-    )  # fmt: skip
+    return amount(figures["opening_balance"]) + amount(figures["credits"]) - amount(figures["charges"]) + amount(
+        figures["refunds"]
+    ) - amount(figures["expiry"]) == amount(figures["closing_balance"])
 
 
 async def history(world: World, client: dict[str, Any]) -> list[dict[str, Any]]:
@@ -134,20 +133,38 @@ async def test_statements_add_up_across_months_with_every_kind_of_movement(world
         {"provider_id": kyyti["id"], "provider_name": "Kyyti Oy", "category": "transport", "amount": 1_700, "count": 2},
     ]
     assert february["refunds"] == {
-        "amount": 700, "count": 1,
-        "by_provider": [{"provider_id": hoiva["id"], "provider_name": "Hoiva Oy", "category": "transport",
-                         "amount": 700, "count": 1}],
-    }  # fmt: skip
+        "amount": 700,
+        "count": 1,
+        "by_provider": [
+            {
+                "provider_id": hoiva["id"],
+                "provider_name": "Hoiva Oy",
+                "category": "transport",
+                "amount": 700,
+                "count": 1,
+            }
+        ],
+    }
     assert february["closing_balance"] == 12_500 and february["held_at_close"] == 800
     lines = {line["category"]: line for line in february["lines"]}
     assert lines["home_care"] == {
-        "category": "home_care", "opening_balance": 6_000, "credits": 10_000, "charges": 0, "refunds": 0,
-        "expiry": 6_000, "closing_balance": 10_000,
-    }  # fmt: skip
+        "category": "home_care",
+        "opening_balance": 6_000,
+        "credits": 10_000,
+        "charges": 0,
+        "refunds": 0,
+        "expiry": 6_000,
+        "closing_balance": 10_000,
+    }
     assert lines["transport"] == {
-        "category": "transport", "opening_balance": 5_000, "credits": 5_000, "charges": 3_700, "refunds": 700,
-        "expiry": 4_500, "closing_balance": 2_500,
-    }  # fmt: skip
+        "category": "transport",
+        "opening_balance": 5_000,
+        "credits": 5_000,
+        "charges": 3_700,
+        "refunds": 700,
+        "expiry": 4_500,
+        "closing_balance": 2_500,
+    }
     assert adds_up(february) and all(adds_up(line) for line in february["lines"])
 
     march = await statement(world, client, "2027-03")  # the month so far
@@ -160,10 +177,16 @@ async def test_statements_add_up_across_months_with_every_kind_of_movement(world
     for month_statement in (january, february, march):
         month = month_statement["month"]
         in_month = [
-            item for item in await history(world, client)
+            item
+            for item in await history(world, client)
             if datetime.fromisoformat(item["created_at"]).astimezone(HELSINKI).strftime("%Y-%m") == month
-        ]  # fmt: skip
-        for kind, section in (("credit", "credits"), ("capture", "charges"), ("refund", "refunds"), ("expiry", "expiry")):
+        ]
+        for kind, section in (
+            ("credit", "credits"),
+            ("capture", "charges"),
+            ("refund", "refunds"),
+            ("expiry", "expiry"),
+        ):
             total = sum(abs(item["amount"]) for item in in_month if item["type"] == kind)
             assert total == month_statement[section]["amount"], (month, kind)
 
@@ -180,7 +203,7 @@ async def test_a_month_before_any_money_is_all_zeros_and_a_future_month_is_refus
 
 
 async def test_only_the_client_sees_its_own_statement(world: World) -> None:
-    client, provider_record = await world.funded(1_000)
+    _client, provider_record = await world.funded(1_000)
     other = await world.client(phone="+358401112225")
     await world.call("GET", "/v1/me/statements/2027-01", provider_record["token"], expect=403)
     await world.call("GET", "/v1/me/statements/2027-01", world.admin, expect=403)
@@ -188,7 +211,9 @@ async def test_only_the_client_sees_its_own_statement(world: World) -> None:
     assert theirs["credits"]["amount"] == 0 and theirs["closing_balance"] == 0
 
 
-async def test_the_statement_matches_the_openapi_document(http: TestClient, sms: RecordingSms, clock: FakeClock) -> None:
+async def test_the_statement_matches_the_openapi_document(
+    http: TestClient, sms: RecordingSms, clock: FakeClock
+) -> None:
     w = CheckedWorld(http, sms, clock)
     w.contract = Contract(await fetch_document(http))
     client, provider_record = await w.funded(10_000)

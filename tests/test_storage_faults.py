@@ -42,11 +42,15 @@ async def test_a_full_database_answers_503_and_recovers(world: World) -> None:
     for n in range(200):  # fill the last free pages; then every write must be refused whole
         response = await world.http.post(
             "/v1/charges",
-            json={"phone": client["phone"], "amount": 1, "category": "home_care",
-                  "identity": {"method": "national_id", "national_id": "131052-308T"},
-                  "description": "x" * 400},
+            json={
+                "phone": client["phone"],
+                "amount": 1,
+                "category": "home_care",
+                "identity": {"method": "national_id", "national_id": "131052-308T"},
+                "description": "x" * 400,
+            },
             headers=world.auth(provider["token"], **{"Idempotency-Key": f"fill-{n}"}),
-        )  # fmt: skip
+        )
         if response.status == 503:
             body = await response.json()
             assert body["code"] == "unavailable" and response.headers["Retry-After"] == "1"

@@ -28,8 +28,12 @@ async def test_a_read_inside_a_read_gets_a_pooled_reader_and_both_see_committed_
         assert not isinstance(outer, aiosqlite.Connection)  # the loop's own connection
         async with storage._read() as inner:  # as if the outer read had awaited something else
             assert isinstance(inner, aiosqlite.Connection)
-            rows = await inner.execute_fetchall("SELECT SUM(balance) FROM accounts WHERE client_id = ?", (client["id"],))
-        rows_outer = await outer.execute_fetchall("SELECT SUM(balance) FROM accounts WHERE client_id = ?", (client["id"],))
+            rows = await inner.execute_fetchall(
+                "SELECT SUM(balance) FROM accounts WHERE client_id = ?", (client["id"],)
+            )
+        rows_outer = await outer.execute_fetchall(
+            "SELECT SUM(balance) FROM accounts WHERE client_id = ?", (client["id"],)
+        )
     assert list(rows)[0][0] == list(rows_outer)[0][0] == 12_345
     async with storage._read(scan=True) as scan:
         assert isinstance(scan, aiosqlite.Connection)
@@ -39,11 +43,15 @@ async def test_a_loop_read_sees_one_snapshot_while_the_writer_commits(world: Wor
     client, provider = await world.funded(10_000)
     storage = storage_of(world)
     async with storage._read() as reader:
-        before = list(await reader.execute_fetchall("SELECT balance FROM accounts WHERE client_id = ?", (client["id"],)))
+        before = list(
+            await reader.execute_fetchall("SELECT balance FROM accounts WHERE client_id = ?", (client["id"],))
+        )
         # A charge commits in the writer thread while this snapshot is open (awaiting the HTTP call
         # suspends this coroutine, but the snapshot stays on its connection).
         await world.charge(provider, client, 2_500)
-        during = list(await reader.execute_fetchall("SELECT balance FROM accounts WHERE client_id = ?", (client["id"],)))
+        during = list(
+            await reader.execute_fetchall("SELECT balance FROM accounts WHERE client_id = ?", (client["id"],))
+        )
     assert [row[0] for row in during] == [row[0] for row in before]
     _, wallet = await world.call("GET", "/v1/me/wallet", token=client["token"], expect=200)
     assert wallet["balance"] == 7_500

@@ -49,18 +49,26 @@ class Forge:
 
     def claims(self, role: str = "admin", **changes: Any) -> dict[str, Any]:
         claims = {
-            "iss": self.issuer, "aud": self.audience, "sub": "forger", "role": role,
-            "iat": self.now, "nbf": self.now, "exp": self.now + 600, "jti": "f0",
-        }  # fmt: skip
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": "forger",
+            "role": role,
+            "iat": self.now,
+            "nbf": self.now,
+            "exp": self.now + 600,
+            "jti": "f0",
+        }
         return _apply(claims, changes)
 
     def header(self, **changes: Any) -> dict[str, Any]:
         return _apply({"alg": "EdDSA", "typ": "JWT", "kid": self.kid}, changes)
 
     def token(
-        self, header: dict[str, Any] | None = None, claims: dict[str, Any] | None = None,
+        self,
+        header: dict[str, Any] | None = None,
+        claims: dict[str, Any] | None = None,
         sign: Callable[[bytes], bytes] | None = None,
-    ) -> str:  # fmt: skip
+    ) -> str:
         signing_input = f"{_json_part(header or self.header())}.{_json_part(claims or self.claims())}"
         signature = (sign or self.key.sign)(signing_input.encode())
         return f"{signing_input}.{b64(signature)}"
@@ -116,10 +124,12 @@ FORGERIES: dict[str, Callable[[Forge], str]] = {
     "signature cut off": lambda f: f.token().rsplit(".", 1)[0] + ".",
     "two parts": lambda f: f.token().rsplit(".", 1)[0],
     "signature of another token": lambda f: ".".join(
-        f.token().split(".")[:2] + [f.token(claims=f.claims(sub="other")).split(".")[2]]
+        [*f.token().split(".")[:2], f.token(claims=f.claims(sub="other")).split(".")[2]]
     ),
     "another Ed25519 key under the real kid": lambda f: f.token(sign=Ed25519PrivateKey.generate().sign),
-    "another Ed25519 key, unknown kid": lambda f: f.token(f.header(kid="stranger"), sign=Ed25519PrivateKey.generate().sign),
+    "another Ed25519 key, unknown kid": lambda f: f.token(
+        f.header(kid="stranger"), sign=Ed25519PrivateKey.generate().sign
+    ),
     "real key, unknown kid": lambda f: f.token(f.header(kid="stranger")),
     "kid that is a list": lambda f: f.token(f.header(kid=[f.kid])),
     "kid that is a number": lambda f: f.token(f.header(kid=7)),
@@ -232,17 +242,36 @@ async def _two_providers(world: World) -> dict[str, Any]:
     assert captured["status"] == "captured" and settled["status"] == "captured" and pending["status"] == "pending"
     # A representative with a view mandate for the client, logged in with their own phone.
     representative_phone = "+358501112233"
-    _, representation = await world.call("POST", f"/v1/clients/{client['id']}/representatives", world.admin,
-                                         {"phone": representative_phone, "scope": "view"}, expect=201)  # fmt: skip
+    _, representation = await world.call(
+        "POST",
+        f"/v1/clients/{client['id']}/representatives",
+        world.admin,
+        {"phone": representative_phone, "scope": "view"},
+        expect=201,
+    )
     await world.call("POST", "/v1/login", json={"phone": representative_phone}, expect=202)
-    _, issued = await world.call("POST", "/v1/login/verify", expect=200, json={
-        "phone": representative_phone, "code": world.sms.last_code(representative_phone), "client_id": client["id"],
-    })  # fmt: skip
+    _, issued = await world.call(
+        "POST",
+        "/v1/login/verify",
+        expect=200,
+        json={
+            "phone": representative_phone,
+            "code": world.sms.last_code(representative_phone),
+            "client_id": client["id"],
+        },
+    )
     return {
-        "client": client, "a": provider_a, "b": provider_b, "captured": captured, "pending": pending,
-        "code": code, "batch": batch, "b_charge": b_charge, "representation": representation,
+        "client": client,
+        "a": provider_a,
+        "b": provider_b,
+        "captured": captured,
+        "pending": pending,
+        "code": code,
+        "batch": batch,
+        "b_charge": b_charge,
+        "representation": representation,
         "representative_token": issued["access_token"],
-    }  # fmt: skip
+    }
 
 
 async def test_a_provider_cannot_see_or_touch_another_providers_charges(world: World) -> None:
@@ -269,7 +298,9 @@ async def test_a_provider_cannot_see_or_touch_another_providers_charges(world: W
     assert [c["id"] for c in listed["data"]] == [s["b_charge"]["id"]]
     assert changed_tables(before, database_state(world.service.settings.db)) == []
     # Untouched for its owner: the code still confirms, the capture still refunds.
-    await world.call("POST", f"/v1/charges/{s['pending']['id']}/confirm", s["a"]["token"], {"code": s["code"]}, expect=200)
+    await world.call(
+        "POST", f"/v1/charges/{s['pending']['id']}/confirm", s["a"]["token"], {"code": s["code"]}, expect=200
+    )
     await world.call("POST", f"/v1/charges/{s['captured']['id']}/refunds", s["a"]["token"], {"amount": 100}, expect=201)
 
 
@@ -361,14 +392,21 @@ def _guarded_routes(world: World) -> list[tuple[str, str, tuple[Role, ...]]]:
 async def test_every_guarded_route_refuses_other_roles_and_anonymous_callers(world: World) -> None:
     s = await _two_providers(world)
     tokens = {
-        Role.ADMIN: world.admin, Role.FINANCE: world.finance, Role.PROVIDER: s["a"]["token"],
-        Role.CLIENT: s["client"]["token"], Role.REPRESENTATIVE: s["representative_token"],
-    }  # fmt: skip
+        Role.ADMIN: world.admin,
+        Role.FINANCE: world.finance,
+        Role.PROVIDER: s["a"]["token"],
+        Role.CLIENT: s["client"]["token"],
+        Role.REPRESENTATIVE: s["representative_token"],
+    }
     ids = {
-        "client_id": s["client"]["id"], "provider_id": s["a"]["id"], "charge_id": s["pending"]["id"],
-        "settlement_id": s["batch"]["id"], "month": "2027-01", "representation_id": s["representation"]["id"],
+        "client_id": s["client"]["id"],
+        "provider_id": s["a"]["id"],
+        "charge_id": s["pending"]["id"],
+        "settlement_id": s["batch"]["id"],
+        "month": "2027-01",
+        "representation_id": s["representation"]["id"],
         "budget_id": "bu_any",  # refused before any lookup
-    }  # fmt: skip
+    }
     routes = _guarded_routes(world)
     assert len(routes) >= 30 and all(roles for _, _, roles in routes)
     before = database_state(world.service.settings.db)
@@ -396,8 +434,12 @@ async def test_a_client_token_cannot_charge_and_a_provider_token_cannot_read_wal
     """The two commonest confusions, spelt out with real bodies."""
     client, provider = await world.funded(5_000)
     before = database_state(world.service.settings.db)
-    body = {"phone": client["phone"], "amount": 100, "category": "home_care",
-            "identity": {"method": "national_id", "national_id": NATIONAL_ID}}  # fmt: skip
+    body = {
+        "phone": client["phone"],
+        "amount": 100,
+        "category": "home_care",
+        "identity": {"method": "national_id", "national_id": NATIONAL_ID},
+    }
     status, problem = await world.call("POST", "/v1/charges", client["token"], body)
     assert (status, problem["code"]) == (403, "forbidden")
     status, problem = await world.call("GET", "/v1/me/wallet", provider["token"])

@@ -50,30 +50,46 @@ class Model:
             self.credited[(m, client, category)] - self.used[(m, client, category)] for m in months if m <= month
         )
         return {
-            "category": category, "monthly_amount": self.monthly[(client, category)],
-            "credited": self.credited[(month, client, category)], "used": self.used[(month, client, category)],
-            "held": held, "left": balance - held,
-        }  # fmt: skip
+            "category": category,
+            "monthly_amount": self.monthly[(client, category)],
+            "credited": self.credited[(month, client, category)],
+            "used": self.used[(month, client, category)],
+            "held": held,
+            "left": balance - held,
+        }
 
     def client(self, month: str, client: dict[str, Any], evaluated: bool, percent: int = 50) -> dict[str, Any]:
-        lines = [self.line(month, client["id"], category) for (c, category) in sorted(self.monthly) if c == client["id"]]
-        totals = {key: sum(line[key] for line in lines) for key in ("monthly_amount", "credited", "used", "held", "left")}
+        lines = [
+            self.line(month, client["id"], category) for (c, category) in sorted(self.monthly) if c == client["id"]
+        ]
+        totals = {
+            key: sum(line[key] for line in lines) for key in ("monthly_amount", "credited", "used", "held", "left")
+        }
         return {
-            "client_id": client["id"], "name": client["name"], **totals,
+            "client_id": client["id"],
+            "name": client["name"],
+            **totals,
             "used_percent": totals["used"] * 100 // totals["monthly_amount"],
             "low_use": evaluated and totals["used"] * 100 < percent * totals["monthly_amount"],
             "lines": lines,
-        }  # fmt: skip
+        }
 
     def providers(self, month: str, providers: list[dict[str, Any]]) -> list[dict[str, Any]]:
         rows = []
         for provider in providers:
             captured, refunded, captures, refunds = self.charged.get((month, provider["id"]), [0, 0, 0, 0])
             if captures or refunds:
-                rows.append({
-                    "provider_id": provider["id"], "provider_name": provider["name"], "captured": captured,
-                    "refunded": refunded, "charged": captured - refunded, "captures": captures, "refunds": refunds,
-                })  # fmt: skip
+                rows.append(
+                    {
+                        "provider_id": provider["id"],
+                        "provider_name": provider["name"],
+                        "captured": captured,
+                        "refunded": refunded,
+                        "charged": captured - refunded,
+                        "captures": captures,
+                        "refunds": refunds,
+                    }
+                )
         return sorted(rows, key=lambda row: (row["provider_name"], row["provider_id"]))
 
 
@@ -104,10 +120,16 @@ async def test_the_usage_report_equals_the_ledger(world: World) -> None:
     p1 = await provider_named(world, "Hoiva Oy", [HOME, TRANSPORT])
     p2 = await provider_named(world, "Hoiva Oy", [HOME])
 
-    async def captured(provider: dict[str, Any], client: dict[str, Any], amount: int, category: str = HOME,
-                       national_id: str | None = None) -> dict[str, Any]:  # fmt: skip
-        status, charge = await world.charge(provider, client, amount, category=category,
-                                            national_id=national_id or "131052-308T")  # fmt: skip
+    async def captured(
+        provider: dict[str, Any],
+        client: dict[str, Any],
+        amount: int,
+        category: str = HOME,
+        national_id: str | None = None,
+    ) -> dict[str, Any]:
+        status, charge = await world.charge(
+            provider, client, amount, category=category, national_id=national_id or "131052-308T"
+        )
         assert status == 201 and charge["status"] == "captured", charge
         model.capture(world.service.current_month(), client["id"], category, provider["id"], amount)
         return dict(charge)
@@ -122,8 +144,9 @@ async def test_the_usage_report_equals_the_ledger(world: World) -> None:
     await captured(p1, a, 35_000)
     status, otp = await world.charge(p1, a, 3_000, category=TRANSPORT, method="otp")
     assert status == 201
-    await world.call("POST", f"/v1/charges/{otp['id']}/confirm", p1["token"],
-                     {"code": world.sms.last_code(a["phone"])}, expect=200)  # fmt: skip
+    await world.call(
+        "POST", f"/v1/charges/{otp['id']}/confirm", p1["token"], {"code": world.sms.last_code(a["phone"])}, expect=200
+    )
     model.capture("2027-01", a["id"], TRANSPORT, p1["id"], 3_000)
     await held(p2, a, 5_000)
     declined = await held(p2, a, 2_000)
@@ -139,15 +162,19 @@ async def test_the_usage_report_equals_the_ledger(world: World) -> None:
     # 15 January: before the low-use day, so nobody is flagged yet.
     january = await report(world, "month=2027-01")
     assert (january["month"], january["complete"], january["low_use_rule"]) == (
-        "2027-01", False, {"from_day": 20, "percent": 50, "evaluated": False}
+        "2027-01",
+        False,
+        {"from_day": 20, "percent": 50, "evaluated": False},
     )
     expected = [model.client("2027-01", client, evaluated=False) for client in (c, b, a)]  # newest first
     assert january["data"] == expected
     assert january["providers"] == model.providers("2027-01", [p1, p2])
     assert january["totals"] == {
         **{key: sum(row[key] for row in expected) for key in ("monthly_amount", "credited", "used", "held", "left")},
-        "charged": 35_000 + 3_000 + 8_000 - 1_500, "clients": 3, "low_use_clients": 0,
-    }  # fmt: skip
+        "charged": 35_000 + 3_000 + 8_000 - 1_500,
+        "clients": 3,
+        "low_use_clients": 0,
+    }
     assert january["totals"]["used"] == january["totals"]["charged"]
     # What is left is what each client sees as available.
     for client, row in zip((c, b, a), january["data"], strict=True):
@@ -167,8 +194,10 @@ async def test_the_usage_report_equals_the_ledger(world: World) -> None:
     assert closed["complete"] is True and closed["low_use_rule"]["evaluated"] is True
     assert closed["data"] == [model.client("2027-01", client, evaluated=True) for client in (c, b, a)]
     assert [(row["client_id"], row["used_percent"], row["low_use"]) for row in closed["data"]] == [
-        (c["id"], 0, True), (b["id"], 32, True), (a["id"], 63, False),
-    ]  # fmt: skip
+        (c["id"], 0, True),
+        (b["id"], 32, True),
+        (a["id"], 63, False),
+    ]
     assert closed["providers"] == model.providers("2027-01", [p1, p2])  # February's charge is not January's
     february = await report(world, "month=2027-02")
     assert february["complete"] is False and february["low_use_rule"]["evaluated"] is True
@@ -213,8 +242,12 @@ async def test_the_usage_report_matches_the_openapi_document(
 
 
 def test_the_low_use_settings_are_a_day_and_a_percentage() -> None:
-    for bad in ({"usage_low_use_from_day": 32}, {"usage_low_use_from_day": 0}, {"usage_low_use_percent": 101},
-                {"usage_low_use_percent": 0}):  # fmt: skip
+    for bad in (
+        {"usage_low_use_from_day": 32},
+        {"usage_low_use_from_day": 0},
+        {"usage_low_use_percent": 101},
+        {"usage_low_use_percent": 0},
+    ):
         with pytest.raises(SettingsError, match="WALLET_USAGE_LOW_USE_"):
             Settings(**bad).validate()  # type: ignore[arg-type]
     Settings(usage_low_use_from_day=31, usage_low_use_percent=100).validate()

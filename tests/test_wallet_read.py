@@ -19,11 +19,17 @@ def as_before(client_id: str, rows: list[tuple[Any, ...]]) -> dict[str, Any]:
     last_event = next(row[2] for row in rows if row[0] == 2)
     lines: dict[str, Any] = {}
     for _, category, balance, held in accounts:
-        lines[category] = {"category": category, "balance": balance, "held": held, "available": balance - held,
-                           "monthly_amount": monthly.get(category, 0)}  # fmt: skip
+        lines[category] = {
+            "category": category,
+            "balance": balance,
+            "held": held,
+            "available": balance - held,
+            "monthly_amount": monthly.get(category, 0),
+        }
     for category, amount in monthly.items():
-        lines.setdefault(category, {"category": category, "balance": 0, "held": 0, "available": 0,
-                                    "monthly_amount": amount})  # fmt: skip
+        lines.setdefault(
+            category, {"category": category, "balance": 0, "held": 0, "available": 0, "monthly_amount": amount}
+        )
     ordered = [lines[category] for category in sorted(lines)]
     return {
         "client_id": client_id,

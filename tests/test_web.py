@@ -117,7 +117,12 @@ def _keys_used() -> set[str]:
         keys |= set(re.findall(r'data-i18n-attr="[a-z-]+:([a-z_.]+)"', text))
     for path in STATIC.glob("*.js"):
         keys |= set(re.findall(r'\bt\("([a-z_]+\.[a-z_.]+)"', path.read_text(encoding="utf-8")))
-        keys |= set(re.findall(r'"((?:client|admin|provider|status|problem|common)\.[a-z_]+(?:\.[a-z_]+)*)"', path.read_text(encoding="utf-8")))
+        keys |= set(
+            re.findall(
+                r'"((?:client|admin|provider|status|problem|common)\.[a-z_]+(?:\.[a-z_]+)*)"',
+                path.read_text(encoding="utf-8"),
+            )
+        )
     return keys
 
 

@@ -18,12 +18,19 @@ from typing import Any
 import pytest
 
 from tests.processes import (
-    IBAN, NATIONAL_ID, PHONE_AS_TYPED, PHONE_E164, Server, WalletFiles, current_month, seed,
-)  # fmt: skip
+    IBAN,
+    NATIONAL_ID,
+    PHONE_AS_TYPED,
+    PHONE_E164,
+    Server,
+    WalletFiles,
+    current_month,
+    seed,
+)
 from tests.test_reconciliation import finvoice
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="install the test extra: pip install -e '.[test]'")
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -233,7 +240,10 @@ def test_a_lost_answer_is_retried_with_the_same_key_and_charges_once(
     page.get_by_role("button", name="Veloita", exact=True).click()
     expect(page.locator("#outcome")).to_contain_text("Yhteys katkesi", timeout=15_000)
     page.unroute("**/v1/charges")
-    page.route("**/v1/charges", lambda route: (keys.append(route.request.headers.get("idempotency-key", "")), route.continue_()))
+    page.route(
+        "**/v1/charges",
+        lambda route: (keys.append(route.request.headers.get("idempotency-key", "")), route.continue_()),
+    )
     page.get_by_role("button", name="Veloita", exact=True).click()
     expect(page.locator("#outcome")).to_have_text(f"Veloitettu {euros(222)}.")
     assert len(keys) >= 3 and len(set(keys)) == 1, keys
@@ -251,8 +261,12 @@ def test_a_provider_requests_a_settlement_and_sees_its_reference_grouped(
     page.get_by_role("button", name=re.compile(f"^Peru veloitus {spaced(euros(400))}")).click()
     expect(page.locator("#today-message")).to_have_text(f"Veloitus {euros(400)} peruttu.")
 
-    charge = {"phone": PHONE_AS_TYPED, "amount": 900, "category": "home_care",
-              "identity": {"method": "national_id", "national_id": NATIONAL_ID}}  # fmt: skip
+    charge = {
+        "phone": PHONE_AS_TYPED,
+        "amount": 900,
+        "category": "home_care",
+        "identity": {"method": "national_id", "national_id": NATIONAL_ID},
+    }
     server.api(world["seeded"].provider_token).call("POST", "/v1/charges", charge, key="web-settle-1", expect=201)
     page.get_by_role("button", name="Pyydä tilitys").click()
     reference = page.locator("#settlement-reference")
@@ -291,15 +305,20 @@ def test_the_client_sees_a_new_balance_live_and_approves_an_app_charge(
     page.evaluate("window.notReloaded = true")
 
     provider = server.api(seeded.provider_token)
-    charge = {"phone": PHONE_AS_TYPED, "amount": 500, "category": "home_care",
-              "identity": {"method": "national_id", "national_id": NATIONAL_ID}}  # fmt: skip
+    charge = {
+        "phone": PHONE_AS_TYPED,
+        "amount": 500,
+        "category": "home_care",
+        "identity": {"method": "national_id", "national_id": NATIONAL_ID},
+    }
     provider.call("POST", "/v1/charges", charge, key="web-live-1", expect=201)
     expect(line.locator("[data-role=available]")).to_have_text(euros(available(world, server)), timeout=LIVE_UPDATE_MS)
     assert page.evaluate("window.notReloaded") is True
 
     # A charge to approve in the app appears by itself; the client approves it.
-    asked = provider.call("POST", "/v1/charges", {**charge, "amount": 650, "identity": {"method": "app"}},
-                          key="web-app-1", expect=201)  # fmt: skip
+    asked = provider.call(
+        "POST", "/v1/charges", {**charge, "amount": 650, "identity": {"method": "app"}}, key="web-app-1", expect=201
+    )
     assert asked["status"] == "pending"
     card = page.locator(".pending-charge", has_text=euros(650))
     expect(card).to_contain_text("Hoiva Oy pyytää")
@@ -322,15 +341,31 @@ def test_a_representative_switches_between_the_clients_they_act_for(
     seeded, admin = world["seeded"], world["admin"]
     month = current_month()
     other = admin.call("POST", "/v1/clients", {"name": "Toini Toinen", "phone": "040 111 2222"}, expect=201)
-    admin.call("POST", f"/v1/clients/{other['id']}/budgets", {"start_month": month, "end_month": month, "unused": "expire",
-               "lines": [{"category": "home_care", "monthly_amount": 20_000}]}, expect=201)  # fmt: skip
+    admin.call(
+        "POST",
+        f"/v1/clients/{other['id']}/budgets",
+        {
+            "start_month": month,
+            "end_month": month,
+            "unused": "expire",
+            "lines": [{"category": "home_care", "monthly_amount": 20_000}],
+        },
+        expect=201,
+    )
     admin.call("POST", "/v1/credit-runs", {"month": month}, key=f"web-reps-{month}")
     representative = {"phone": "040 999 8888", "name": "Raili Edustaja"}
-    admin.call("POST", f"/v1/clients/{seeded.client_id}/representatives", {**representative, "scope": "manage"}, expect=201)
+    admin.call(
+        "POST", f"/v1/clients/{seeded.client_id}/representatives", {**representative, "scope": "manage"}, expect=201
+    )
     admin.call("POST", f"/v1/clients/{other['id']}/representatives", {**representative, "scope": "view"}, expect=201)
     provider = server.api(seeded.provider_token)
-    asked = provider.call("POST", "/v1/charges", {"phone": "0401112222", "amount": 1_500, "category": "home_care",
-                          "identity": {"method": "app"}}, key="web-reps-app", expect=201)  # fmt: skip
+    asked = provider.call(
+        "POST",
+        "/v1/charges",
+        {"phone": "0401112222", "amount": 1_500, "category": "home_care", "identity": {"method": "app"}},
+        key="web-reps-app",
+        expect=201,
+    )
 
     # By keyboard alone: the skip link, typing, Enter; the code field takes the focus by itself.
     page.goto("/")
@@ -433,7 +468,9 @@ def test_the_organizer_creates_a_client_and_budget_runs_credits_and_reconciles(
     # The new provider charges on its page, settles, and downloads its invoice (Finvoice 3.0) ...
     till = page.context.new_page()
     provider_sign_in(till, {"client_id": provider_client_id, "client_secret": client_secret})
-    fill_charge(till, "123,45", "Henkilötunnus asiakkaan henkilökortista", category="respite_care", phone="040 765 4321")
+    fill_charge(
+        till, "123,45", "Henkilötunnus asiakkaan henkilökortista", category="respite_care", phone="040 765 4321"
+    )
     till.get_by_label("Henkilötunnus", exact=True).fill("280264-051U")
     till.get_by_role("button", name="Veloita", exact=True).click()
     expect(till.locator("#outcome")).to_have_text(f"Veloitettu {euros(12345)}.")
@@ -450,8 +487,18 @@ def test_the_organizer_creates_a_client_and_budget_runs_credits_and_reconciles(
     # ... and finance reconciles it on the organizer's page (beside a batch of a provider this
     # session never opened, which the page names by looking it up).
     seeded_provider = server.api(world["seeded"].provider_token)
-    seeded_provider.call("POST", "/v1/charges", {"phone": PHONE_AS_TYPED, "amount": 100, "category": "home_care",
-                         "identity": {"method": "national_id", "national_id": NATIONAL_ID}}, key="web-admin-2", expect=201)  # fmt: skip
+    seeded_provider.call(
+        "POST",
+        "/v1/charges",
+        {
+            "phone": PHONE_AS_TYPED,
+            "amount": 100,
+            "category": "home_care",
+            "identity": {"method": "national_id", "national_id": NATIONAL_ID},
+        },
+        key="web-admin-2",
+        expect=201,
+    )
     seeded_provider.call("POST", "/v1/settlements", {}, key="web-admin-settle-2", expect=201)
     page.get_by_role("button", name="Päivitä").click()
     batch_row = page.locator("#settlement-table tbody tr", has_text=reference)
@@ -468,10 +515,14 @@ def test_the_organizer_creates_a_client_and_budget_runs_credits_and_reconciles(
 
     # An invoice that does not add up is shown as such, and changes nothing.
     wrong = tmp_path / "wrong.xml"
-    wrong.write_text(finvoice(reference.replace(" ", ""), amount="99,00", seller="1234567-1", number="X-1"), encoding="utf-8")
+    wrong.write_text(
+        finvoice(reference.replace(" ", ""), amount="99,00", seller="1234567-1", number="X-1"), encoding="utf-8"
+    )
     page.get_by_label("Laskutiedosto").set_input_files(str(wrong))
     page.get_by_role("button", name="Täsmäytä").click()
-    expect(page.locator("#reconcile-table tbody tr")).to_have_attribute("data-outcome", re.compile("amount_mismatch|duplicate"))
+    expect(page.locator("#reconcile-table tbody tr")).to_have_attribute(
+        "data-outcome", re.compile("amount_mismatch|duplicate")
+    )
 
     # The organizer ends the client's budget with this month: the row shows its new end.
     budget_row = page.locator("#client-table tbody tr", has_text="Eino Esimerkki")

@@ -15,11 +15,15 @@ from pathlib import Path
 import pytest
 
 from tests.processes import Server, WalletFiles, charge_body, poll, seed
-from tests.test_process import assert_check_passes, files, send_charge, session, start_server  # noqa: F401
+from tests.test_process import assert_check_passes, files, send_charge, session, start_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.sqlite_only]
 
-WORKERS = {"WALLET_WORKERS": "2", "WALLET_PROVIDER_CHARGES_BURST": "10000", "WALLET_PROVIDER_CHARGES_PER_SECOND": "10000"}
+WORKERS = {
+    "WALLET_WORKERS": "2",
+    "WALLET_PROVIDER_CHARGES_BURST": "10000",
+    "WALLET_PROVIDER_CHARGES_PER_SECOND": "10000",
+}
 
 
 def children(pid: int) -> list[int]:
@@ -50,7 +54,7 @@ def served_by(files: WalletFiles) -> set[str]:
     return set(re.findall(r"route=/v1/charges status=\d+ worker=(\d)", files.server_log.read_text()))
 
 
-async def test_two_workers_one_writer_never_overspend(files: WalletFiles, start_server: Callable[..., Server]) -> None:  # noqa: F811
+async def test_two_workers_one_writer_never_overspend(files: WalletFiles, start_server: Callable[..., Server]) -> None:
     server = start_server(**WORKERS)
     writer, workers = team(server)
     seeded = seed(files, server, 10_000)
@@ -65,27 +69,47 @@ async def test_two_workers_one_writer_never_overspend(files: WalletFiles, start_
     assert (wallet["balance"], wallet["available"]) == (100, 100), wallet
     assert server.stop() == 0, server.log_tail()
     for pid in (writer, *workers):
-        poll(lambda pid=pid: not os.path.exists(f"/proc/{pid}") or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2],
-             10.0, f"process {pid} to end")  # fmt: skip
+        poll(
+            lambda pid=pid: (
+                not os.path.exists(f"/proc/{pid}") or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+            ),
+            10.0,
+            f"process {pid} to end",
+        )
     assert_check_passes(files)
 
 
-def test_a_killed_worker_or_writer_is_replaced(files: WalletFiles, start_server: Callable[..., Server]) -> None:  # noqa: F811
+def test_a_killed_worker_or_writer_is_replaced(files: WalletFiles, start_server: Callable[..., Server]) -> None:
     server = start_server(**WORKERS)
     writer, workers = team(server)
     seeded = seed(files, server, 100_000)
     os.kill(workers[1], signal.SIGKILL)
-    poll(lambda: len([pid for pid in children(server.pid) if "run_worker" in command_line(pid)]) == 2
-         and workers[1] not in children(server.pid), 30.0, "a new worker")  # fmt: skip
+    poll(
+        lambda: (
+            len([pid for pid in children(server.pid) if "run_worker" in command_line(pid)]) == 2
+            and workers[1] not in children(server.pid)
+        ),
+        30.0,
+        "a new worker",
+    )
     os.kill(writer, signal.SIGKILL)
-    poll(lambda: writer not in children(server.pid)
-         and any("writer_process" in command_line(pid) for pid in children(server.pid)), 30.0, "a new writer")  # fmt: skip
+    poll(
+        lambda: (
+            writer not in children(server.pid)
+            and any("writer_process" in command_line(pid) for pid in children(server.pid))
+        ),
+        30.0,
+        "a new writer",
+    )
 
     provider = server.api(seeded.provider_token)
     # Both workers reconnect to the new writer by themselves: charges are taken again (a retry with
     # the same key while they reconnect is answered 503 and is safe).
-    poll(lambda: provider.call("POST", "/v1/charges", charge_body(seeded, 100), key="after-kills")[0] == 201,
-         30.0, "a charge after the kills")  # fmt: skip
+    poll(
+        lambda: provider.call("POST", "/v1/charges", charge_body(seeded, 100), key="after-kills")[0] == 201,
+        30.0,
+        "a charge after the kills",
+    )
     assert server.stop() == 0, server.log_tail()
     assert_check_passes(files)
 
@@ -112,7 +136,8 @@ def _server_side_owner(server_port: int, client_port: int, workers: list[int]) -
 
 
 async def test_a_stream_on_one_worker_hears_a_charge_answered_by_the_other(
-    files: WalletFiles, start_server: Callable[..., Server]  # noqa: F811
+    files: WalletFiles,
+    start_server: Callable[..., Server],
 ) -> None:
     """Events cross workers. Streams are opened until each worker holds one (the kernel picks the
     worker per connection); one charge later, both hear it. (The writer's notice to every worker
@@ -132,8 +157,9 @@ async def test_a_stream_on_one_worker_hears_a_charge_answered_by_the_other(
         for _ in range(20):
             http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
             sessions.append(http)
-            response = await http.get(f"{server.base_url}/v1/me/events",
-                                      headers={"Authorization": f"Bearer {seeded.client_token}"})  # fmt: skip
+            response = await http.get(
+                f"{server.base_url}/v1/me/events", headers={"Authorization": f"Bearer {seeded.client_token}"}
+            )
             responses.append(response)
             assert response.status == 200
             events = EventStream(response)

@@ -35,10 +35,14 @@ async def test_a_full_write_queue_answers_503_with_retry_after(world: World) -> 
     async def charge(number: int) -> tuple[int, dict[str, str], Any]:
         response = await world.http.post(
             "/v1/charges",
-            json={"phone": client["phone"], "amount": 10, "category": "home_care",
-                  "identity": {"method": "national_id", "national_id": NATIONAL_ID}},
+            json={
+                "phone": client["phone"],
+                "amount": 10,
+                "category": "home_care",
+                "identity": {"method": "national_id", "national_id": NATIONAL_ID},
+            },
             headers=world.auth(provider["token"], **{"Idempotency-Key": f"queue-{number}"}),
-        )  # fmt: skip
+        )
         return response.status, dict(response.headers), await response.json()
 
     blocker = sqlite3.connect(world.service.settings.db, isolation_level=None)
@@ -62,4 +66,3 @@ async def test_a_full_write_queue_answers_503_with_retry_after(world: World) -> 
         assert "queued" in body["detail"]
     assert world.sql("SELECT COUNT(*) FROM charges")[0][0] == accepted
     assert (await world.wallet(client))["available"] == 100_000 - 10 * accepted
-

@@ -26,10 +26,10 @@ from tests.processes import Server, WalletFiles, charge_body, poll, seed
 from wallet.check import check_database
 from wallet.ledger.charges import IdentityMethod
 from wallet.ledger.errors import OperationError, RateLimited, ValidationError
-from wallet.settings import Settings
 from wallet.ledger.months import UnusedPolicy
 from wallet.ledger.reconciliation import Invoice
 from wallet.ledger.settlements import SettlementStatus
+from wallet.settings import Settings
 from wallet.storage.port import ChargeCommand, Idempotency, Limits, NewBudget, NewClient, NewProvider, NewRepresentation
 from wallet.storage.sqlite import ops, reconciliations, representatives, settlements
 from wallet.storage.sqlite.writer import UnitCall, stored, unit_of_work
@@ -116,11 +116,21 @@ def test_the_writer_process_s_sqlite_has_one_thread_and_keeps_its_connection_to_
 
     finished = subprocess.run(
         [sys.executable, "-c", _ONE_THREAD_PROBE, str(tmp_path / "probe.db")],
-        cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert finished.returncode == 0, finished.stderr
-    assert json.loads(finished.stdout) == {"tuned": True, "refused": True, "journal": "wal", "synchronous": 2,
-                                           "temp_store": 2, "rows": 1}  # fmt: skip
+    assert json.loads(finished.stdout) == {
+        "tuned": True,
+        "refused": True,
+        "journal": "wal",
+        "synchronous": 2,
+        "temp_store": 2,
+        "rows": 1,
+    }
 
 
 def test_a_unit_crosses_as_its_factory_and_arguments() -> None:
@@ -138,16 +148,20 @@ def test_a_request_frame_gives_back_the_moments_and_arguments_it_was_given() -> 
     what ``_frames`` reads: equal values of the same types, a UTC moment still in ``UTC``."""
     limits = Limits(5, 900, 50, 3, 5, 5, 900, {"x": 1})
     moments = [
-        datetime(2027, 1, 15, 10, 4, 5, 123_456, tzinfo=UTC), datetime(1, 1, 1, tzinfo=UTC),
+        datetime(2027, 1, 15, 10, 4, 5, 123_456, tzinfo=UTC),
+        datetime(1, 1, 1, tzinfo=UTC),
         datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
-        datetime(2027, 3, 1, 2, 30, tzinfo=timezone(timedelta(hours=-3))), datetime(2027, 3, 1, 2, 30),
-    ]  # fmt: skip
+        datetime(2027, 3, 1, 2, 30, tzinfo=timezone(timedelta(hours=-3))),
+        datetime(2027, 3, 1, 2, 30),
+    ]
     commands = [
         ChargeCommand("pr_x", "hash", 100, "home_care", None, IdentityMethod.NATIONAL_ID, "nid"),
         ChargeCommand("pr_y", "hash2", 7, "food", "lunch", IdentityMethod.OTP, None, "otp", moments[0]),
     ]
-    requests = [(number, ops.charge(command, limits, moment, "2027-01"), Idempotency("s", f"k{number}", "f"), "t", "a")
-                for number, (command, moment) in enumerate(zip(commands * 3, moments, strict=False))]  # fmt: skip
+    requests = [
+        (number, ops.charge(command, limits, moment, "2027-01"), Idempotency("s", f"k{number}", "f"), "t", "a")
+        for number, (command, moment) in enumerate(zip(commands * 3, moments, strict=False))
+    ]
     buffer = bytearray(_frame(requests))
     (read,) = _frames(buffer)
     assert not buffer
@@ -285,8 +299,11 @@ def test_the_writer_process_ends_with_a_killed_server(tmp_path: Path) -> None:
     server = Server(files).start()
     try:
         seeded = seed(files, server, 10_000)
-        children = [int(pid) for task in Path(f"/proc/{server.pid}/task").iterdir()
-                    for pid in (task / "children").read_text().split()]  # fmt: skip
+        children = [
+            int(pid)
+            for task in Path(f"/proc/{server.pid}/task").iterdir()
+            for pid in (task / "children").read_text().split()
+        ]
         assert len(children) == 1, children
         writer_pid = children[0]
         status, _ = server.api(seeded.provider_token).call("POST", "/v1/charges", charge_body(seeded, 100))
@@ -302,7 +319,8 @@ def _subclasses(cls: type) -> list[type]:
 
 
 @pytest.mark.parametrize(
-    "error_type", [cls for cls in _subclasses(OperationError) if cls.__module__ == OperationError.__module__],
+    "error_type",
+    [cls for cls in _subclasses(OperationError) if cls.__module__ == OperationError.__module__],
     ids=lambda cls: cls.__name__,
 )  # the ledger's refusals: what a unit can raise
 def test_every_refusal_crosses_back_as_itself(error_type: type[OperationError]) -> None:
@@ -324,8 +342,9 @@ def _wallet_event(client_id: str) -> Any:
     def unit(connection: sqlite3.Connection) -> dict[str, str]:
         connection.execute(
             "INSERT INTO wallet_events (client_id, type, category, amount, line_balance, line_available, balance,"
-            " available, created_at) VALUES (?, 'credit', 'home_care', 1, 1, 1, 1, 1, 'now')", (client_id,)
-        )  # fmt: skip
+            " available, created_at) VALUES (?, 'credit', 'home_care', 1, 1, 1, 1, 1, 'now')",
+            (client_id,),
+        )
         return {"client_id": client_id}
 
     return unit
@@ -341,13 +360,16 @@ async def test_workers_hear_of_new_events_and_the_supervisor_is_sent_nothing(tmp
     settings = Settings(db=str(tmp_path / "wallet.db"), signing_key=str(tmp_path / "key.pem"), writer_batch_max=1)
     migrate(settings.db)
     with sqlite3.connect(settings.db) as connection:
-        connection.execute("INSERT INTO clients (id, name, phone_hash, phone_ciphertext, created_at)"
-                           " VALUES ('cl_1', 'Aino', 'h', 'c', 'now')")  # fmt: skip
+        connection.execute(
+            "INSERT INTO clients (id, name, phone_hash, phone_ciphertext, created_at)"
+            " VALUES ('cl_1', 'Aino', 'h', 'c', 'now')"
+        )
     writer = _Writer(settings, str(tmp_path / "writer.sock"))
     writer.start()
     assert writer.primary is not None
-    writing, listening = (ProcessWriter(settings.db, queue_max=100, batch_max=1, connect_to=writer.socket_path)
-                          for _ in range(2))  # fmt: skip
+    writing, listening = (
+        ProcessWriter(settings.db, queue_max=100, batch_max=1, connect_to=writer.socket_path) for _ in range(2)
+    )
     heard: list[dict[str, int]] = []
     listening.on_fresh_events = heard.append
     try:

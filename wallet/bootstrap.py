@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from wallet.auth.hashing import Hasher
 from wallet.auth.crypto import PhoneCipher
+from wallet.auth.hashing import Hasher
 from wallet.auth.keys import (
     HMAC_SECRET_FILENAME,
     PHONE_KEY_FILENAME,

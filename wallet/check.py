@@ -103,7 +103,9 @@ def _breaches(connection: sqlite3.Connection) -> list[str]:
         " HAVING (c.status = 'captured' AND -COALESCE(SUM(p.amount), 0) <> c.amount)"
         " OR (c.status <> 'captured' AND COALESCE(SUM(p.amount), 0) <> 0)"
     ):
-        breaches.append(f"charge {row['id']} ({row['status']}, {row['amount']}): captured on the ledger {-row['captured']}")
+        breaches.append(
+            f"charge {row['id']} ({row['status']}, {row['amount']}): captured on the ledger {-row['captured']}"
+        )
     for row in connection.execute(
         "SELECT c.id, c.amount, c.refunded_amount, COALESCE(SUM(r.amount), 0) AS refunds FROM charges c"
         " LEFT JOIN refunds r ON r.charge_id = c.id GROUP BY c.id, c.amount, c.refunded_amount"
@@ -115,8 +117,16 @@ def _breaches(connection: sqlite3.Connection) -> list[str]:
     breaches += _settlement_breaches(connection)
     breaches += _representation_breaches(connection)
     entries = (
-        AuditEntry(row["seq"], row["at"], row["actor"], row["action"], row["subject"], row["data"],
-                   row["previous_hash"], row["hash"])  # fmt: skip
+        AuditEntry(
+            row["seq"],
+            row["at"],
+            row["actor"],
+            row["action"],
+            row["subject"],
+            row["data"],
+            row["previous_hash"],
+            row["hash"],
+        )
         for row in connection.execute("SELECT * FROM audit_log ORDER BY seq")
     )
     broken = verify_chain(entries)
@@ -151,22 +161,31 @@ def _event_breaches(connection: sqlite3.Connection) -> list[str]:
     client's feed, history, statement and list of charges agree with the ledger."""
     breaches: list[str] = []
     for counted_sql, found_sql, what in (
-        (_WALLET_POSTINGS_SQL, _TRANSACTION_EVENTS_SQL,
-         "postings on wallet lines but {} wallet events with a transaction"),
+        (
+            _WALLET_POSTINGS_SQL,
+            _TRANSACTION_EVENTS_SQL,
+            "postings on wallet lines but {} wallet events with a transaction",
+        ),
         (_CHARGES_SQL, _MADE_WITH_SQL, "charges but {} wallet events that make a charge"),
-    ):  # fmt: skip
+    ):
         counted = connection.execute(f"SELECT COUNT(*) FROM ({counted_sql}) w").fetchone()[0]
         found = connection.execute(f"SELECT COUNT(*) FROM ({found_sql}) w").fetchone()[0]
         if counted != found:
             breaches.append(f"{counted} " + what.format(found))
     for first, second, what in (
-        (_WALLET_POSTINGS_SQL, _TRANSACTION_EVENTS_SQL,
-         "transaction {} has no wallet event with its amount and balance after"),
-        (_TRANSACTION_EVENTS_SQL, _WALLET_POSTINGS_SQL,
-         "transaction {} has a wallet event that matches none of its postings"),
+        (
+            _WALLET_POSTINGS_SQL,
+            _TRANSACTION_EVENTS_SQL,
+            "transaction {} has no wallet event with its amount and balance after",
+        ),
+        (
+            _TRANSACTION_EVENTS_SQL,
+            _WALLET_POSTINGS_SQL,
+            "transaction {} has a wallet event that matches none of its postings",
+        ),
         (_CHARGES_SQL, _MADE_WITH_SQL, "charge {} has no wallet event it was made with, of its client and amount"),
         (_MADE_WITH_SQL, _CHARGES_SQL, "charge {} has a wallet event that makes it, of another client or amount"),
-    ):  # fmt: skip
+    ):
         rows = connection.execute(
             f"SELECT * FROM ({first} EXCEPT {second}) w LIMIT {EVENT_BREACHES_SHOWN + 1}"
         ).fetchall()
@@ -267,7 +286,9 @@ def _representation_breaches(connection: sqlite3.Connection) -> list[str]:
         "SELECT representative_id, client_id, COUNT(*) AS n FROM representations WHERE revoked_at IS NULL"
         " GROUP BY representative_id, client_id HAVING COUNT(*) > 1"
     ):
-        breaches.append(f"representative {row['representative_id']} has {row['n']} active mandates for {row['client_id']}")
+        breaches.append(
+            f"representative {row['representative_id']} has {row['n']} active mandates for {row['client_id']}"
+        )
     for row in connection.execute(
         "SELECT m.id FROM representations m LEFT JOIN representatives r ON r.id = m.representative_id"
         " LEFT JOIN clients c ON c.id = m.client_id"

@@ -38,54 +38,93 @@ def parser() -> argparse.ArgumentParser:
     )
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = _command(commands, "serve", "run the HTTP service",
-                     "Run the service until SIGTERM or SIGINT: then stop accepting, finish requests in flight\n"
-                     "(WALLET_SHUTDOWN_TIMEOUT_SECONDS), commit queued writes, close event streams, exit 0.")
+    serve = _command(
+        commands,
+        "serve",
+        "run the HTTP service",
+        "Run the service until SIGTERM or SIGINT: then stop accepting, finish requests in flight\n"
+        "(WALLET_SHUTDOWN_TIMEOUT_SECONDS), commit queued writes, close event streams, exit 0.",
+    )
     serve.add_argument("--host", help="address to listen on (default WALLET_HOST, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default WALLET_PORT, 8080)")
 
-    token = _command(commands, "token", "print a signed token (its last line) for bootstrapping",
-                     "Mint a token signed with WALLET_SIGNING_KEY, for the first admin or for scripts; the\n"
-                     "service accepts it as it accepts tokens from POST /v1/token.")
-    token.add_argument("--role", required=True, choices=["admin", "finance", "provider", "client"],
-                       help="whose token: admin and finance are the organizer's, provider and client need an id")
+    token = _command(
+        commands,
+        "token",
+        "print a signed token (its last line) for bootstrapping",
+        "Mint a token signed with WALLET_SIGNING_KEY, for the first admin or for scripts; the\n"
+        "service accepts it as it accepts tokens from POST /v1/token.",
+    )
+    token.add_argument(
+        "--role",
+        required=True,
+        choices=["admin", "finance", "provider", "client"],
+        help="whose token: admin and finance are the organizer's, provider and client need an id",
+    )
     whose = token.add_mutually_exclusive_group()
     whose.add_argument("--provider-id", help="the provider, for --role provider")
     whose.add_argument("--client-id", help="the client, for --role client")
     token.add_argument("--ttl", type=int, help="lifetime in seconds (default WALLET_TOKEN_TTL_SECONDS)")
 
-    credit = _command(commands, "credit-run", "credit every active budget line for a month (idempotent)",
-                      "Credit each active budget line once for MONTH (and expire unused money at a month\n"
-                      "boundary for budgets that expire it). Safe to repeat and to run beside the service.\n"
-                      "Progress on stderr; the result as one JSON object on stdout.")
+    credit = _command(
+        commands,
+        "credit-run",
+        "credit every active budget line for a month (idempotent)",
+        "Credit each active budget line once for MONTH (and expire unused money at a month\n"
+        "boundary for budgets that expire it). Safe to repeat and to run beside the service.\n"
+        "Progress on stderr; the result as one JSON object on stdout.",
+    )
     credit.add_argument("--month", required=True, help="YYYY-MM: the current month or the next")
-    credit.add_argument("--no-plan-ahead", dest="plan_ahead", action="store_false",
-                        help="work every step out in the writer alone, on one core, as the service's own run"
-                             " does (by default the next step is worked out in this process meanwhile)")
+    credit.add_argument(
+        "--no-plan-ahead",
+        dest="plan_ahead",
+        action="store_false",
+        help="work every step out in the writer alone, on one core, as the service's own run"
+        " does (by default the next step is worked out in this process meanwhile)",
+    )
 
-    export = _command(commands, "export", "write a finance export (as GET /v1/exports/... serves it)",
-                      "Write the export byte for byte as the API serves it; with --output the file appears\n"
-                      "only when complete. Progress on stderr.")
+    export = _command(
+        commands,
+        "export",
+        "write a finance export (as GET /v1/exports/... serves it)",
+        "Write the export byte for byte as the API serves it; with --output the file appears\n"
+        "only when complete. Progress on stderr.",
+    )
     export.add_argument("kind", choices=["transactions", "settlements"], help="what to export")
     export.add_argument("--from", dest="start", help="first day (YYYY-MM-DD, Helsinki) or RFC 3339 time, inclusive")
     export.add_argument("--to", dest="end", help="last day or time, exclusive (default: now)")
-    export.add_argument("--format", default="csv", choices=["csv", "jsonl", "csv-fi"],
-                        help="csv (default), jsonl, or csv-fi (Excel in Finland: ; and decimal comma)")
+    export.add_argument(
+        "--format",
+        default="csv",
+        choices=["csv", "jsonl", "csv-fi"],
+        help="csv (default), jsonl, or csv-fi (Excel in Finland: ; and decimal comma)",
+    )
     export.add_argument("--output", default="-", help="file to write (default: standard output)")
 
-    _command(commands, "check", "verify every ledger invariant; exit 1 naming any breach",
-             "Recompute every balance from the postings and check each invariant of PRODUCT.md and the\n"
-             "audit log's hash chain; print each breach (the first broken link for the chain).")
+    _command(
+        commands,
+        "check",
+        "verify every ledger invariant; exit 1 naming any breach",
+        "Recompute every balance from the postings and check each invariant of PRODUCT.md and the\n"
+        "audit log's hash chain; print each breach (the first broken link for the chain).",
+    )
 
-    migrate_to = _command(commands, "migrate-to",
-                          "copy the SQLite database (WALLET_DB) into an empty PostgreSQL schema and verify it",
-                          "Copy every table of the SQLite WALLET_DB, row for row, into the PostgreSQL schema DSN\n"
-                          "names (it must hold no wallet data), then compare the row counts and run the checks\n"
-                          "of `wallet check` on the copy. Stop the SQLite node first.")  # fmt: skip
+    migrate_to = _command(
+        commands,
+        "migrate-to",
+        "copy the SQLite database (WALLET_DB) into an empty PostgreSQL schema and verify it",
+        "Copy every table of the SQLite WALLET_DB, row for row, into the PostgreSQL schema DSN\n"
+        "names (it must hold no wallet data), then compare the row counts and run the checks\n"
+        "of `wallet check` on the copy. Stop the SQLite node first.",
+    )
     migrate_to.add_argument("dsn", help="the target: postgresql://user@host:5432/database[?search_path=schema]")
 
-    _command(commands, "demo", "seed a category, client, budget and provider; print tokens and curl examples",
-             "Seed a small world into WALLET_DB (for trying the service) and print what to try next.")
+    _command(
+        commands,
+        "demo",
+        "seed a category, client, budget and provider; print tokens and curl examples",
+        "Seed a small world into WALLET_DB (for trying the service) and print what to try next.",
+    )
     return root
 
 
@@ -95,8 +134,13 @@ EXIT_CODES_HELP = "exit codes: 0 success; 1 failure (or an invariant breach); 2 
 def _command(
     commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, summary: str, description: str
 ) -> argparse.ArgumentParser:
-    return commands.add_parser(name, help=summary, description=description, epilog=EXIT_CODES_HELP,
-                               formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    return commands.add_parser(
+        name,
+        help=summary,
+        description=description,
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -204,7 +204,13 @@ def optional_id(value: Any, field: str) -> str | None:
     """An id given by the caller, or None; not checked for existence here."""
     if value is None:
         return None
-    if not isinstance(value, str) or not value or len(value) > ID_MAX_LENGTH or not value.isascii() or not value.isprintable():
+    if (
+        not isinstance(value, str)
+        or not value
+        or len(value) > ID_MAX_LENGTH
+        or not value.isascii()
+        or not value.isprintable()
+    ):
         raise ValidationError(field, f"must be an id of at most {ID_MAX_LENGTH} characters")
     return value
 

@@ -26,12 +26,18 @@ async def seed(settings: Settings) -> str:
         month = service.current_month()
         await service.create_budget(
             client["id"],
-            commands.create_budget({
-                "start_month": month, "end_month": f"{int(month[:4]) + 1}{month[4:]}", "unused": "expire",
-                "lines": [{"category": "home_care", "monthly_amount": 50000},
-                          {"category": "transport", "monthly_amount": 12000}],
-            }),
-        )  # fmt: skip
+            commands.create_budget(
+                {
+                    "start_month": month,
+                    "end_month": f"{int(month[:4]) + 1}{month[4:]}",
+                    "unused": "expire",
+                    "lines": [
+                        {"category": "home_care", "monthly_amount": 50000},
+                        {"category": "transport", "monthly_amount": 12000},
+                    ],
+                }
+            ),
+        )
         provider = await service.create_provider(
             commands.CreateProvider("Demo Kotihoito Oy", "2077474-0", "FI2112345600000785", ("home_care",))
         )
@@ -43,14 +49,14 @@ async def seed(settings: Settings) -> str:
         provider_token = service.mint(Role.PROVIDER, provider_id=provider["id"]).access_token
         client_token = service.mint(Role.CLIENT, client_id=client["id"]).access_token
     base = f"http://{settings.host}:{settings.port}"
-    return f"""Seeded: client {client['id']} ({DEMO_PHONE}), provider {provider['id']} (approved for home_care),
-credited {run['credited']} lines for {month}: {run['amount']} cents.
+    return f"""Seeded: client {client["id"]} ({DEMO_PHONE}), provider {provider["id"]} (approved for home_care),
+credited {run["credited"]} lines for {month}: {run["amount"]} cents.
 
 Start the service (`wallet serve`, or `make run`), then open the three pages in a browser:
 
   {base}/provider   Point of service. Sign in with the provider's client credentials (shown once):
-                      client id:     {credentials['client_id']}
-                      client secret: {credentials['client_secret']}
+                      client id:     {credentials["client_id"]}
+                      client secret: {credentials["client_secret"]}
                     Charge phone {DEMO_PHONE} (type it as "040 123 4567"), e.g. 12,50 € of home care;
                     the client's ID card says {DEMO_NATIONAL_ID}. SMS codes are written to {settings.sms_outbox}.
 
@@ -61,7 +67,7 @@ Start the service (`wallet serve`, or `make run`), then open the three pages in 
                     mint new ones with `wallet token --role admin` and `wallet token --role finance`):
                       admin:   {admin}
                       finance: {finance}
-                    Open the demo client by its id, {client['id']}, to see and end its budget.
+                    Open the demo client by its id, {client["id"]}, to see and end its budget.
                     Finance reconciles invoices: the provider page downloads a Finvoice 3.0
                     invoice for each settlement; upload it under "Laskujen täsmäytys".
 

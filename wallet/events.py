@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from typing import Self
 
 from wallet.ledger.errors import RateLimited, Unavailable
 
@@ -52,7 +53,7 @@ class EventSubscription:
             self._hub._remove(self)
         self._wake.set()
 
-    def __enter__(self) -> EventSubscription:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -82,7 +83,9 @@ class EventHub:
                 streams_max=self._streams_per_client_max,
             )
         if self._count >= self._streams_max:
-            raise RateLimited("too many event streams open; retry shortly", retry_after_seconds=STREAM_LIMIT_RETRY_SECONDS)
+            raise RateLimited(
+                "too many event streams open; retry shortly", retry_after_seconds=STREAM_LIMIT_RETRY_SECONDS
+            )
         subscription = EventSubscription(self, client_id)
         streams.add(subscription)
         self._count += 1

@@ -32,15 +32,40 @@ from typing import Any
 from wallet.ledger.reference import group_finnish_reference, group_rf_reference
 
 TRANSACTION_COLUMNS = (
-    "transaction_id", "created_at", "type", "charge_id", "refund_id", "client_id", "provider_id",
-    "business_id", "category", "month", "from_account", "to_account", "amount", "settlement_id",
-    "settlement_reference",
-)  # fmt: skip
-SETTLEMENT_COLUMNS = (
-    "settlement_id", "created_at", "provider_id", "provider_name", "business_id", "iban", "reference",
-    "rf_reference", "amount", "count", "period_start", "period_end", "until", "status", "updated_at",
     "transaction_id",
-)  # fmt: skip
+    "created_at",
+    "type",
+    "charge_id",
+    "refund_id",
+    "client_id",
+    "provider_id",
+    "business_id",
+    "category",
+    "month",
+    "from_account",
+    "to_account",
+    "amount",
+    "settlement_id",
+    "settlement_reference",
+)
+SETTLEMENT_COLUMNS = (
+    "settlement_id",
+    "created_at",
+    "provider_id",
+    "provider_name",
+    "business_id",
+    "iban",
+    "reference",
+    "rf_reference",
+    "amount",
+    "count",
+    "period_start",
+    "period_end",
+    "until",
+    "status",
+    "updated_at",
+    "transaction_id",
+)
 FINNISH_REFERENCE_COLUMNS = frozenset({"reference", "settlement_reference"})
 RF_REFERENCE_COLUMNS = frozenset({"rf_reference"})
 BOM = "\ufeff"

@@ -29,9 +29,9 @@ import defusedxml.ElementTree as safe_xml  # type: ignore[import-untyped]
 from defusedxml import DefusedXmlException
 
 from wallet.ledger.errors import UnreadableDocument, UnsafeDocument
-from wallet.validation import has_unsafe_characters
 from wallet.ledger.money import MAX_AMOUNT_CENTS
 from wallet.ledger.reconciliation import Invoice, Scheme
+from wallet.validation import has_unsafe_characters
 
 FIELD_MAX_LENGTH = 70  # Finvoice's longest of these fields is 70 characters
 _EUROS = re.compile(r"^([+-]?)([0-9]{1,9})(?:[.,]([0-9]{1,2}))?\Z")

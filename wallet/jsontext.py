@@ -17,9 +17,16 @@ def encoder_once(encoder: json.JSONEncoder) -> Callable[[Any], str]:
         return encoder.encode
     escape = encode_basestring_ascii if encoder.ensure_ascii else encode_basestring
     make = c_make_encoder(
-        None, encoder.default, escape, None, encoder.key_separator, encoder.item_separator,
-        encoder.sort_keys, encoder.skipkeys, encoder.allow_nan,
-    )  # fmt: skip
+        None,
+        encoder.default,
+        escape,
+        None,
+        encoder.key_separator,
+        encoder.item_separator,
+        encoder.sort_keys,
+        encoder.skipkeys,
+        encoder.allow_nan,
+    )
 
     def encode(value: Any) -> str:
         return "".join(make(value, 0))

@@ -18,8 +18,14 @@ BAR_WIDTH = 30
 
 
 class Progress:
-    def __init__(self, label: str, unit: str, total: int | None = None, stream: TextIO | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+    def __init__(
+        self,
+        label: str,
+        unit: str,
+        total: int | None = None,
+        stream: TextIO | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.label, self.unit, self.total = label, unit, total
         self.stream = stream if stream is not None else sys.stderr
         self.terminal = self.stream.isatty()
@@ -47,8 +53,10 @@ class Progress:
         if self.total:
             share = min(self.done / self.total, 1.0)
             bar = "#" * round(share * BAR_WIDTH)
-            return (f"{self.label} [{bar:<{BAR_WIDTH}}] {share:4.0%} {self.done:,}/{self.total:,} {self.unit}"
-                    f" {elapsed:5.1f} s {rate:,.0f}/s")  # fmt: skip
+            return (
+                f"{self.label} [{bar:<{BAR_WIDTH}}] {share:4.0%} {self.done:,}/{self.total:,} {self.unit}"
+                f" {elapsed:5.1f} s {rate:,.0f}/s"
+            )
         return f"{self.label}: {self.done:,} {self.unit} {elapsed:5.1f} s {rate:,.0f}/s"
 
     def _show(self, final: bool) -> None:
@@ -57,4 +65,3 @@ class Progress:
         else:
             self.stream.write(self.line() + ("  done\n" if final else "\n"))
         self.stream.flush()
-

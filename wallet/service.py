@@ -25,13 +25,13 @@ from wallet.events import EventHub, EventSubscription
 from wallet.exports import ExportKind
 from wallet.ids import new_id
 from wallet.invoices import read_csv, read_finvoice
+from wallet.ledger import statements, usage
 from wallet.ledger.charges import IdentityMethod
 from wallet.ledger.errors import Forbidden, NotFound, NothingToSettle, RateLimited, Unauthorized, ValidationError
 from wallet.ledger.money import format_euros
 from wallet.ledger.months import next_month
 from wallet.ledger.schedule import is_settlement_day
 from wallet.ledger.settlements import SettlementStatus
-from wallet.ledger import statements, usage
 from wallet.ratelimit import Throttle
 from wallet.settings import Settings
 from wallet.sms import SmsSender
@@ -156,8 +156,12 @@ class WalletService:
             self.hasher.keyed(NATIONAL_ID, command.national_id) if command.national_id is not None else None
         )
         client = await self.storage.create_client(
-            NewClient(command.name, self.hasher.keyed(PHONE, command.phone), self.phones.encrypt(command.phone),
-                      national_id_hash),
+            NewClient(
+                command.name,
+                self.hasher.keyed(PHONE, command.phone),
+                self.phones.encrypt(command.phone),
+                national_id_hash,
+            ),
             self.clock.now(),
         )
         return self._reveal_phone(client)
@@ -169,7 +173,9 @@ class WalletService:
 
     async def get_client(self, client_id: str) -> Record:
         client = self._reveal_phone(await self.storage.get_client(client_id))
-        client["identity_lockout"] = await self.storage.identity_lockout("client", client_id, self.limits, self.clock.now())
+        client["identity_lockout"] = await self.storage.identity_lockout(
+            "client", client_id, self.limits, self.clock.now()
+        )
         return client
 
     async def create_representation(self, client_id: str, command: commands.CreateRepresentation) -> Record:
@@ -178,10 +184,13 @@ class WalletService:
             self.hasher.keyed(NATIONAL_ID, command.national_id) if command.national_id is not None else None
         )
         representation = NewRepresentation(
-            client_id=client_id, scope=command.scope, name=command.name,
-            phone_hash=self.hasher.keyed(PHONE, command.phone), phone_ciphertext=self.phones.encrypt(command.phone),
+            client_id=client_id,
+            scope=command.scope,
+            name=command.name,
+            phone_hash=self.hasher.keyed(PHONE, command.phone),
+            phone_ciphertext=self.phones.encrypt(command.phone),
             national_id_hash=national_id_hash,
-        )  # fmt: skip
+        )
         return self._reveal_phone(await self.storage.create_representation(representation, self.clock.now()))
 
     async def list_representations(self, client_id: str, limit: int, before: int | None) -> Page:
@@ -230,9 +239,13 @@ class WalletService:
         return {"client_id": client_id, "client_secret": client_secret, "provider_id": provider_id}
 
     async def credit_run(
-        self, month: str, idempotency: Idempotency | None = None, progress: Callable[[int], None] | None = None,
-        *, plan_ahead: bool = False,
-    ) -> Written:  # fmt: skip
+        self,
+        month: str,
+        idempotency: Idempotency | None = None,
+        progress: Callable[[int], None] | None = None,
+        *,
+        plan_ahead: bool = False,
+    ) -> Written:
         """Credit every line of every budget active in ``month`` once; idempotent per month.
 
         Allowed for the current month and, ahead of time, for the next. The run goes in steps
@@ -250,7 +263,11 @@ class WalletService:
         after, credited_now, expired_now, steps, planned = 0, 0, 0, 0, 0
         while True:
             step = await self.storage.credit_run_step(
-                month, current, after, CREDIT_RUN_BATCH_BUDGETS, self.clock.now(),
+                month,
+                current,
+                after,
+                CREDIT_RUN_BATCH_BUDGETS,
+                self.clock.now(),
                 plan_ahead=self.clock.now if plan_ahead else None,
             )
             credited_now += step["credited_now"]
@@ -264,9 +281,16 @@ class WalletService:
                 break
         summary = await self.storage.credit_run_summary(month)
         result = {**summary, "credited_now": credited_now, "expired_now": expired_now}
-        log.info("credit_run", month=month, credited_now=credited_now, expired_now=expired_now,
-                 credited=summary["credited"], amount=summary["amount"], steps=steps,
-                 steps_planned_ahead=planned)  # fmt: skip
+        log.info(
+            "credit_run",
+            month=month,
+            credited_now=credited_now,
+            expired_now=expired_now,
+            credited=summary["credited"],
+            amount=summary["amount"],
+            steps=steps,
+            steps_planned_ahead=planned,
+        )
         if idempotency is not None:
             return await self.storage.idempotent_store(idempotency, result, self.clock.now())
         return Written(result)
@@ -310,8 +334,14 @@ class WalletService:
         if code is not None and not written.replayed:
             await self._send_code(command.phone, code, command.amount)
         if logs.enabled(logging.INFO):
-            log.info("charge", charge_id=written.value["id"], status=written.value["status"],
-                     amount=command.amount, category=command.category, replayed=written.replayed)  # fmt: skip
+            log.info(
+                "charge",
+                charge_id=written.value["id"],
+                status=written.value["status"],
+                amount=command.amount,
+                category=command.category,
+                replayed=written.replayed,
+            )
         return written
 
     async def _send_code(self, phone: str, code: str, amount: int) -> None:
@@ -350,7 +380,11 @@ class WalletService:
         code = six_digit_code()
         expires_at = now + timedelta(seconds=self.settings.login_code_ttl_seconds)
         sent = await self.storage.start_login(
-            self.hasher.keyed(PHONE, phone), self.hasher.keyed(LOGIN_CODE, f"{phone}:{code}"), expires_at, self.limits, now
+            self.hasher.keyed(PHONE, phone),
+            self.hasher.keyed(LOGIN_CODE, f"{phone}:{code}"),
+            expires_at,
+            self.limits,
+            now,
         )
         if sent:
             minutes = max(self.settings.login_code_ttl_seconds // 60, 1)
@@ -363,16 +397,25 @@ class WalletService:
     async def verify_login(self, phone: str, code: str, client_id: str | None = None) -> IssuedToken:
         """A client's token, or a representative's for the clients it has an active mandate for."""
         subject = await self.storage.verify_login(
-            self.hasher.keyed(PHONE, phone), self.hasher.keyed(LOGIN_CODE, f"{phone}:{code}"), client_id, self.limits,
+            self.hasher.keyed(PHONE, phone),
+            self.hasher.keyed(LOGIN_CODE, f"{phone}:{code}"),
+            client_id,
+            self.limits,
             self.clock.now(),
-        )  # fmt: skip
+        )
         if subject["role"] == Role.REPRESENTATIVE.value:
-            log.info("representative_login", representative_id=subject["representative_id"],
-                     clients=len(subject["client_ids"]), chosen=subject["client_id"])  # fmt: skip
+            log.info(
+                "representative_login",
+                representative_id=subject["representative_id"],
+                clients=len(subject["client_ids"]),
+                chosen=subject["client_id"],
+            )
             return self.mint(
-                Role.REPRESENTATIVE, representative_id=subject["representative_id"],
-                client_ids=tuple(subject["client_ids"]), client_id=subject["client_id"],
-            )  # fmt: skip
+                Role.REPRESENTATIVE,
+                representative_id=subject["representative_id"],
+                client_ids=tuple(subject["client_ids"]),
+                client_id=subject["client_id"],
+            )
         return self.mint(Role.CLIENT, client_id=subject["client_id"])
 
     async def _wallet_of(self, principal: Principal, scope: str = VIEW, *, quiet: bool = False) -> str:
@@ -392,8 +435,13 @@ class WalletService:
         if scope == MANAGE and mandate["scope"] != MANAGE:
             raise Forbidden("this mandate lets you view the wallet, not approve or decline charges")
         if not quiet:
-            log.info("acting_for", representative_id=principal.representative_id, client_id=principal.client_id,
-                     representation_id=mandate["id"], scope=scope)  # fmt: skip
+            log.info(
+                "acting_for",
+                representative_id=principal.representative_id,
+                client_id=principal.client_id,
+                representation_id=mandate["id"],
+                scope=scope,
+            )
         return principal.client_id
 
     async def wallet(self, principal: Principal) -> Record:
@@ -415,8 +463,14 @@ class WalletService:
             )
         else:
             written = await self.storage.answer_charge(client_id, charge_id, approve, now, idempotency)
-        log.info("charge_answered", charge_id=charge_id, approve=approve, status=written.value["status"],
-                 replayed=written.replayed, actor=principal.scope)  # fmt: skip
+        log.info(
+            "charge_answered",
+            charge_id=charge_id,
+            approve=approve,
+            status=written.value["status"],
+            replayed=written.replayed,
+            actor=principal.scope,
+        )
         return written
 
     async def my_charges(self, principal: Principal, limit: int, before: int | None, status: str | None) -> Page:
@@ -481,12 +535,16 @@ class WalletService:
         evaluated = rule.evaluated(complete, now.astimezone(self.settings.zone).day)
         lines = [
             usage.LineFigures(
-                client_id=line["client_id"], category=line["category"], monthly_amount=line.get("monthly_amount", 0),
-                credited=line.get("credited", 0), used=line.get("used", 0), held=line.get("held", 0),
+                client_id=line["client_id"],
+                category=line["category"],
+                monthly_amount=line.get("monthly_amount", 0),
+                credited=line.get("credited", 0),
+                used=line.get("used", 0),
+                held=line.get("held", 0),
                 balance=line.get("balance", 0),
             )
             for line in figures["lines"]
-        ]  # fmt: skip
+        ]
         names = {client["id"]: client["name"] for client in figures["clients"]}
         sequence = {client["id"]: int(client["seq"]) for client in figures["clients"]}
         rows = usage.client_rows(lines, names, rule, evaluated)
@@ -521,8 +579,13 @@ class WalletService:
         written = await self.storage.settle(
             provider_id, until or now, self.settings.settlement_items_max, now, idempotency
         )
-        log.info("settlement", settlement_id=written.value["id"], amount=written.value["amount"],
-                 count=written.value["count"], replayed=written.replayed)  # fmt: skip
+        log.info(
+            "settlement",
+            settlement_id=written.value["id"],
+            amount=written.value["amount"],
+            count=written.value["count"],
+            replayed=written.replayed,
+        )
         return written
 
     async def settle_due(self) -> Record:
@@ -555,8 +618,12 @@ class WalletService:
                     break
                 made.append(written.value)
                 more = bool(written.value.get("more_to_settle"))
-                log.info("settlement_automatic", settlement_id=written.value["id"], amount=written.value["amount"],
-                         count=written.value["count"])  # fmt: skip
+                log.info(
+                    "settlement_automatic",
+                    settlement_id=written.value["id"],
+                    amount=written.value["amount"],
+                    count=written.value["count"],
+                )
         return {"settlement_day": True, "until": rfc3339(until), "settlements": made, "waiting": waiting}
 
     async def mark_settlement_paid(
@@ -599,8 +666,12 @@ class WalletService:
         else:
             invoices = await asyncio.to_thread(read_csv, document, invoices_max)
         written = await self.storage.reconcile(invoices, source, self.clock.now(), idempotency)
-        log.info("reconciliation", reconciliation_id=written.value["id"], replayed=written.replayed,
-                 **written.value["summary"])  # fmt: skip
+        log.info(
+            "reconciliation",
+            reconciliation_id=written.value["id"],
+            replayed=written.replayed,
+            **written.value["summary"],
+        )
         return written
 
     # Background jobs.
@@ -634,7 +705,6 @@ def _provider_id(principal: Principal) -> str:
     return principal.provider_id
 
 
-
 def _own_provider(principal: Principal) -> str | None:
     """Whose settlements a caller sees: a provider its own; finance and the organizer every one."""
     if principal.role is Role.PROVIDER:
@@ -642,6 +712,7 @@ def _own_provider(principal: Principal) -> str | None:
     if principal.role in (Role.FINANCE, Role.ADMIN):
         return None
     raise Forbidden("this needs a provider, finance or admin token")
+
 
 @functools.cache
 def _dummy_hash() -> str:

@@ -172,7 +172,9 @@ class Settings:
             if name == "db" and self.uses_postgres:
                 continue
             if Path(getattr(self, name)).is_dir():
-                raise SettingsError(f"WALLET_{name.upper()} must be a file path, not the directory {getattr(self, name)!r}")
+                raise SettingsError(
+                    f"WALLET_{name.upper()} must be a file path, not the directory {getattr(self, name)!r}"
+                )
         if any(character.isspace() for character in self.host):
             raise SettingsError(f"WALLET_HOST must be a host name or address, not {self.host!r}")
         if self.writer_batch_max > self.writer_queue_max:

@@ -69,8 +69,12 @@ class _Writer:
         listener.listen(128)
         try:
             self.process, primary = spawn(
-                self.settings.db, self.settings.writer_batch_max, _last_event_seq(self.settings.db),
-                self.settings.log_format, self.settings.log_level, listener,
+                self.settings.db,
+                self.settings.writer_batch_max,
+                _last_event_seq(self.settings.db),
+                self.settings.log_format,
+                self.settings.log_level,
+                listener,
             )
         finally:
             listener.close()  # the writer process holds it now
@@ -143,8 +147,11 @@ def supervise(settings: Settings, host: str, port: int, workers: int) -> int:
     team = [_Worker(index, host, port, writer.socket_path if writer else None) for index in range(workers)]
     for worker in team:
         worker.start()
-    print(f"wallet serve: {workers} workers on http://{host}:{port} (supervisor pid {os.getpid()})",
-          file=sys.stderr, flush=True)  # fmt: skip
+    print(
+        f"wallet serve: {workers} workers on http://{host}:{port} (supervisor pid {os.getpid()})",
+        file=sys.stderr,
+        flush=True,
+    )
     code = 0
     try:
         while not stopping:
@@ -161,11 +168,18 @@ def supervise(settings: Settings, host: str, port: int, workers: int) -> int:
                 assert worker.process is not None
                 quick = time.monotonic() - worker.started < FAILED_START_SECONDS
                 worker.failed_starts = worker.failed_starts + 1 if quick else 0
-                log.error("worker_died", worker=worker.index, exit_code=worker.process.returncode,
-                          failed_starts=worker.failed_starts)  # fmt: skip
+                log.error(
+                    "worker_died",
+                    worker=worker.index,
+                    exit_code=worker.process.returncode,
+                    failed_starts=worker.failed_starts,
+                )
                 if worker.failed_starts >= FAILED_STARTS_MAX:
-                    print(f"wallet serve: worker {worker.index} failed to start {FAILED_STARTS_MAX} times; stopping",
-                          file=sys.stderr, flush=True)  # fmt: skip
+                    print(
+                        f"wallet serve: worker {worker.index} failed to start {FAILED_STARTS_MAX} times; stopping",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                     code = 1
                     stopping.append(0)
                     break
@@ -220,7 +234,14 @@ def run_worker(argv: list[str]) -> int:
     PROCESS_FIELDS["worker"] = arguments.index
     structlog.contextvars.bind_contextvars(worker=arguments.index)
     app = create_app(settings, background_jobs=arguments.index == 0, writer_socket=arguments.writer_socket)
-    web.run_app(app, loop=new_event_loop(settings.event_loop), host=arguments.host, port=arguments.port,
-                reuse_port=True, access_log=None, shutdown_timeout=settings.shutdown_timeout_seconds,
-                print=None)  # fmt: skip
+    web.run_app(
+        app,
+        loop=new_event_loop(settings.event_loop),
+        host=arguments.host,
+        port=arguments.port,
+        reuse_port=True,
+        access_log=None,
+        shutdown_timeout=settings.shutdown_timeout_seconds,
+        print=None,
+    )
     return 0

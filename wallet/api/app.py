@@ -12,15 +12,15 @@ from aiohttp import web
 from wallet.api import handlers as h
 from wallet.api import me
 from wallet.api.keys import SERVICE, SETTINGS
-from wallet.storage.migrations import shown
 from wallet.api.metrics import METRICS, Metrics
-from wallet.api.operations import CREDIT_RUN_JOB, JOBS, Jobs
 from wallet.api.middlewares import SHUTTING_DOWN, frame
+from wallet.api.operations import CREDIT_RUN_JOB, JOBS, Jobs
 from wallet.bootstrap import open_service
 from wallet.clock import Clock
 from wallet.service import IDEMPOTENCY_PURGE_INTERVAL_SECONDS
 from wallet.settings import Settings
 from wallet.sms import SmsSender
+from wallet.storage.migrations import shown
 from wallet.web import routes as page_routes
 
 log = structlog.get_logger(__name__)
@@ -114,7 +114,9 @@ def create_app(
             app[SERVICE] = service
             metrics.watch_writer(service.storage.writer_stats)
             service.storage.observe_commits(metrics.observe_commit)
-            metrics.watch("wallet_event_streams_open", "Open GET /v1/me/events streams", lambda: service.events.open_streams)
+            metrics.watch(
+                "wallet_event_streams_open", "Open GET /v1/me/events streams", lambda: service.events.open_streams
+            )
             loop_module = type(asyncio.get_running_loop()).__module__  # "uvloop" or "asyncio.unix_events"
             log.info("service_started", database=shown(settings.db), event_loop=loop_module.split(".")[0])
             yield
@@ -125,16 +127,35 @@ def create_app(
         service = app[SERVICE]
         tasks: list[asyncio.Task[None]] = []
         if background_jobs:
-            tasks.append(asyncio.create_task(_every(settings.hold_sweep_interval_seconds, service.sweep_expired_holds, "hold_sweep", jobs)))
-            tasks.append(asyncio.create_task(_every(IDEMPOTENCY_PURGE_INTERVAL_SECONDS, service.purge_idempotency_keys, "idempotency_purge", jobs)))
+            tasks.append(
+                asyncio.create_task(
+                    _every(settings.hold_sweep_interval_seconds, service.sweep_expired_holds, "hold_sweep", jobs)
+                )
+            )
+            tasks.append(
+                asyncio.create_task(
+                    _every(
+                        IDEMPOTENCY_PURGE_INTERVAL_SECONDS, service.purge_idempotency_keys, "idempotency_purge", jobs
+                    )
+                )
+            )
             if settings.auto_credit_run:
+
                 async def monthly() -> None:
                     with metrics.credit_run_outcome("schedule") as outcome:
                         outcome(await service.credit_run(service.current_month()))
 
-                tasks.append(asyncio.create_task(_every(settings.credit_run_interval_seconds, monthly, CREDIT_RUN_JOB, jobs)))
+                tasks.append(
+                    asyncio.create_task(_every(settings.credit_run_interval_seconds, monthly, CREDIT_RUN_JOB, jobs))
+                )
             if settings.auto_settlement:
-                tasks.append(asyncio.create_task(_every(settings.settlement_check_interval_seconds, service.settle_due, "settlement_schedule", jobs)))
+                tasks.append(
+                    asyncio.create_task(
+                        _every(
+                            settings.settlement_check_interval_seconds, service.settle_due, "settlement_schedule", jobs
+                        )
+                    )
+                )
         app[BACKGROUND_TASKS] = tasks
         yield
         for task in tasks:

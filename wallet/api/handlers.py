@@ -12,6 +12,7 @@ import structlog
 from aiohttp import web
 
 from wallet import commands, validation
+from wallet.api import openapi
 from wallet.api.http import (
     EVENT_CURSOR_PREFIX,
     idempotency,
@@ -23,7 +24,6 @@ from wallet.api.http import (
     render_page,
     requires,
 )
-from wallet.api import openapi
 from wallet.api.keys import PRINCIPAL, REQUEST_ID, SERVICE, SETTINGS
 from wallet.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from wallet.api.metrics import METRICS
@@ -32,8 +32,8 @@ from wallet.api.operations import JOBS, readiness
 from wallet.api.problems import BadRequest
 from wallet.auth.tokens import Role
 from wallet.exports import Encoder, ExportKind, file_name, write_export
-from wallet.ledger.errors import Unauthorized, Unavailable, ValidationError
 from wallet.ledger.charges import ChargeStatus
+from wallet.ledger.errors import Unauthorized, Unavailable, ValidationError
 from wallet.ledger.months import parse_month
 from wallet.ledger.settlements import SettlementStatus
 from wallet.storage.port import Page, Written

@@ -92,8 +92,11 @@ async def my_events(request: web.Request) -> web.StreamResponse:
                 try:
                     batch = await service.events_after(principal, after)
                 except Forbidden:  # a representative's mandate was revoked: the stream ends at once
-                    log.info("event_stream_mandate_ended", representative_id=principal.representative_id,
-                             client_id=principal.client_id)  # fmt: skip
+                    log.info(
+                        "event_stream_mandate_ended",
+                        representative_id=principal.representative_id,
+                        client_id=principal.client_id,
+                    )
                     break
                 for event in batch:
                     await send(_event(event["type"], event["id"], event))
@@ -139,7 +142,9 @@ async def list_my_charges(request: web.Request) -> web.Response:
 
 async def _answer(request: web.Request, approve: bool) -> web.Response:
     key = idempotency(request, request[PRINCIPAL], b"")  # a body, if any, is ignored
-    written = await request.app[SERVICE].answer_charge(request[PRINCIPAL], request.match_info["charge_id"], approve, key)
+    written = await request.app[SERVICE].answer_charge(
+        request[PRINCIPAL], request.match_info["charge_id"], approve, key
+    )
     return json_response(written.value, 200, {"Idempotent-Replayed": "true"} if written.replayed else None)
 
 

@@ -29,9 +29,9 @@ from types import TracebackType
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.utils import floatToGoString
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from wallet.ledger.errors import OperationError
 from wallet.storage.port import WriterStats, Written
@@ -42,9 +42,8 @@ KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 CLIENT_CLOSED_STATUS = 499  # the client went away before the answer (nginx's convention)
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 REQUEST_SECONDS_BUCKETS = Histogram.DEFAULT_BUCKETS  # its last bound is +Inf
-_REQUEST_SECONDS_LE = tuple(
-    floatToGoString(bound) for bound in REQUEST_SECONDS_BUCKETS  # type: ignore[no-untyped-call]
-)  # each bound as its "le" label
+# each bound as its "le" label
+_REQUEST_SECONDS_LE = tuple(floatToGoString(bound) for bound in REQUEST_SECONDS_BUCKETS)  # type: ignore[no-untyped-call]
 COMMIT_SECONDS_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -63,24 +62,32 @@ class Metrics:
         registry.register(_RequestCollector(self))
         self._charge_children: dict[tuple[str, str], Counter] = {}  # by (step, outcome), likewise
         self.charges = Counter(
-            "wallet_charges", "Charge attempts by step (create, confirm) and outcome (a status or an error code)",
-            ["step", "outcome"], registry=registry,
-        )  # fmt: skip
+            "wallet_charges",
+            "Charge attempts by step (create, confirm) and outcome (a status or an error code)",
+            ["step", "outcome"],
+            registry=registry,
+        )
         self.credit_runs = Counter(
-            "wallet_credit_runs", "Credit runs by trigger (api, schedule) and outcome (ok, replayed, refused, failed)",
-            ["trigger", "outcome"], registry=registry,
-        )  # fmt: skip
+            "wallet_credit_runs",
+            "Credit runs by trigger (api, schedule) and outcome (ok, replayed, refused, failed)",
+            ["trigger", "outcome"],
+            registry=registry,
+        )
         self.credit_run_lines = Counter(
             "wallet_credit_run_lines", "Budget lines a credit run credited or expired", ["kind"], registry=registry
         )
         self.job_runs = Counter(
-            "wallet_background_job_runs", "Runs of background jobs by outcome (ok, failed)",
-            ["job", "outcome"], registry=registry,
-        )  # fmt: skip
+            "wallet_background_job_runs",
+            "Runs of background jobs by outcome (ok, failed)",
+            ["job", "outcome"],
+            registry=registry,
+        )
         self.commit_seconds = Histogram(
-            "wallet_writer_commit_duration_seconds", "Time from BEGIN to COMMIT of one write batch",
-            buckets=COMMIT_SECONDS_BUCKETS, registry=registry,
-        )  # fmt: skip
+            "wallet_writer_commit_duration_seconds",
+            "Time from BEGIN to COMMIT of one write batch",
+            buckets=COMMIT_SECONDS_BUCKETS,
+            registry=registry,
+        )
         self.batch_size = Histogram(
             "wallet_writer_batch_size", "Writes that shared one commit", buckets=BATCH_SIZE_BUCKETS, registry=registry
         )
@@ -201,9 +208,10 @@ class _RequestCollector(Collector):
             requests.add_metric([method, route, str(status)], count)
         yield requests
         durations = HistogramMetricFamily(
-            "wallet_http_request_duration_seconds", "Time to answer an HTTP request (a stream: until it ends)",
+            "wallet_http_request_duration_seconds",
+            "Time to answer an HTTP request (a stream: until it ends)",
             labels=["method", "route"],
-        )  # fmt: skip
+        )
         for (method, route), (counts, total) in list(metrics.request_durations.items()):
             cumulative = list(accumulate(counts))
             buckets = [(bound, float(count)) for bound, count in zip(_REQUEST_SECONDS_LE, cumulative)]
@@ -232,7 +240,11 @@ class _ScrapeTimeCollector(Collector):
             ("wallet_writer_last_batch_size", "Writes in the last committed batch", stats.last_batch_size),
             ("wallet_writer_last_commit_seconds", "BEGIN to COMMIT of the last batch", stats.last_commit_seconds),
             ("wallet_writer_seconds_since_progress", "Since the last batch ended", stats.seconds_since_progress),
-            ("wallet_writer_storage_fault", "1 when the last batch failed on a storage fault", int(stats.storage_fault)),
+            (
+                "wallet_writer_storage_fault",
+                "1 when the last batch failed on a storage fault",
+                int(stats.storage_fault),
+            ),
         ):
             yield GaugeMetricFamily(name, help_text, value=value)
 

@@ -32,9 +32,13 @@ OPENAPI_VERSION = "3.1.0"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 # Codes the HTTP layer itself answers with, beside those of the operation errors.
 HTTP_CODES = (
-    "invalid_request", "not_found", "method_not_allowed", "payload_too_large", "unsupported_media_type",
+    "invalid_request",
+    "not_found",
+    "method_not_allowed",
+    "payload_too_large",
+    "unsupported_media_type",
     "internal_error",
-)  # fmt: skip
+)
 PROBLEM_CODES = tuple(sorted(set(STATUS_BY_CODE) | set(HTTP_CODES)))
 
 
@@ -82,21 +86,29 @@ def _page(item: str) -> Schema:
 ID = {"type": "string", "description": "An opaque id."}
 TIME = {"type": "string", "format": "date-time", "description": "RFC 3339, UTC."}
 AMOUNT = {
-    "type": "integer", "minimum": 1, "maximum": MAX_AMOUNT_CENTS, "description": "Integer cents (EUR), positive.",
-}  # fmt: skip
+    "type": "integer",
+    "minimum": 1,
+    "maximum": MAX_AMOUNT_CENTS,
+    "description": "Integer cents (EUR), positive.",
+}
 CENTS = {"type": "integer", "description": "Integer cents (EUR)."}
 MONTH = {"type": "string", "pattern": r"^\d{4}-(0[1-9]|1[0-2])$", "examples": ["2027-01"]}
 CATEGORY_CODE = {"type": "string", "pattern": validation.CATEGORY_CODE.pattern, "examples": ["home_care"]}
 NAME = {"type": "string", "minLength": 1, "maxLength": validation.NAME_MAX_LENGTH}
 DESCRIPTION = {"type": "string", "maxLength": validation.DESCRIPTION_MAX_LENGTH}
 PHONE = {
-    "type": "string", "minLength": 3, "maxLength": 32, "examples": ["+358401234567", "040 123 4567"],
+    "type": "string",
+    "minLength": 3,
+    "maxLength": 32,
+    "examples": ["+358401234567", "040 123 4567"],
     "description": "A phone number; Finnish numbers may be written nationally. Answered in E.164.",
-}  # fmt: skip
+}
 NATIONAL_ID = {
-    "type": "string", "maxLength": 20, "examples": ["131052-308T"],
+    "type": "string",
+    "maxLength": 20,
+    "examples": ["131052-308T"],
     "description": "A Finnish personal identity code (henkilötunnus). Stored only as a keyed hash.",
-}  # fmt: skip
+}
 BUSINESS_ID = {"type": "string", "maxLength": 20, "examples": ["2077474-0"], "description": "Y-tunnus."}
 IBAN = {"type": "string", "maxLength": 64, "examples": ["FI2112345600000785"]}
 OTP_CODE = {"type": "string", "pattern": rf"^[0-9]{{{commands.OTP_CODE_LENGTH}}}$", "examples": ["123456"]}
@@ -114,18 +126,25 @@ IDENTITY_LOCKOUT = _object(
 
 _CLIENT = _object(
     {
-        "id": ID, "name": NAME, "phone": {**PHONE, "description": "E.164."},
-        "has_national_id": {"type": "boolean"}, "created_at": TIME,
+        "id": ID,
+        "name": NAME,
+        "phone": {**PHONE, "description": "E.164."},
+        "has_national_id": {"type": "boolean"},
+        "created_at": TIME,
     }
-)  # fmt: skip
+)
 _PROVIDER = _object(
     {
-        "id": ID, "name": NAME, "business_id": BUSINESS_ID, "iban": IBAN,
+        "id": ID,
+        "name": NAME,
+        "business_id": BUSINESS_ID,
+        "iban": IBAN,
         "status": {"type": "string", "enum": ["pending", "approved", "suspended"]},
         "categories": {"type": "array", "items": CATEGORY_CODE},
-        "created_at": TIME, "updated_at": TIME,
+        "created_at": TIME,
+        "updated_at": TIME,
     }
-)  # fmt: skip
+)
 _CHARGE = _object(
     {
         "id": ID,
@@ -140,11 +159,15 @@ _CHARGE = _object(
         "captured_at": TIME,
         "voided_at": TIME,
         "void_reason": {
-            "type": "string", "enum": ["expired", "too_many_attempts", "voided_by_provider", "declined_by_client"],
+            "type": "string",
+            "enum": ["expired", "too_many_attempts", "voided_by_provider", "declined_by_client"],
         },
     },
-    "expires_at", "captured_at", "voided_at", "void_reason",
-)  # fmt: skip
+    "expires_at",
+    "captured_at",
+    "voided_at",
+    "void_reason",
+)
 _SETTLEMENT = _object(
     {
         "id": ID,
@@ -173,10 +196,13 @@ _TOKEN = _object(
 )
 _WALLET_LINE = _object(
     {
-        "category": CATEGORY_CODE, "balance": CENTS, "held": {"type": "integer", "minimum": 0},
-        "available": {"type": "integer", "minimum": 0}, "monthly_amount": {"type": "integer", "minimum": 0},
+        "category": CATEGORY_CODE,
+        "balance": CENTS,
+        "held": {"type": "integer", "minimum": 0},
+        "available": {"type": "integer", "minimum": 0},
+        "monthly_amount": {"type": "integer", "minimum": 0},
     }
-)  # fmt: skip
+)
 
 SCHEMAS: dict[str, Schema] = {
     "Problem": {
@@ -210,9 +236,11 @@ SCHEMAS: dict[str, Schema] = {
             "client_id": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[\\x20-\\x7E]+$"},
             "client_secret": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[\\x20-\\x7E]+$"},
         },
-        "grant_type", "client_id", "client_secret",
+        "grant_type",
+        "client_id",
+        "client_secret",
         description="OAuth2 client credentials. The id and secret may come in HTTP Basic instead.",
-    ),  # fmt: skip
+    ),
     "Token": _TOKEN,
     "LoginRequest": _object({"phone": PHONE}),
     "LoginStarted": _object(
@@ -221,9 +249,11 @@ SCHEMAS: dict[str, Schema] = {
     ),
     "LoginVerification": _object(
         {
-            "phone": PHONE, "code": OTP_CODE,
+            "phone": PHONE,
+            "code": OTP_CODE,
             "client_id": {
-                **ID, "description": "Whom to act for: the phone's own client, or a client the phone's "
+                **ID,
+                "description": "Whom to act for: the phone's own client, or a client the phone's "
                 "representative has an active mandate for (403 otherwise, and the code stays unspent). Without it: "
                 "the phone's own client; else a representative token, with its only client chosen if it has one.",
             },
@@ -235,13 +265,15 @@ SCHEMAS: dict[str, Schema] = {
             "phone": {**PHONE, "description": "The representative's own phone: they log in with it."},
             "national_id": NATIONAL_ID,
             "scope": {
-                "type": "string", "enum": ["view", "manage"],
+                "type": "string",
+                "enum": ["view", "manage"],
                 "description": "`view`: the wallet, its history, events, statements and charges; `manage`: also "
                 "approve and decline charges.",
             },
             "name": NAME,
         },
-        "national_id", "name",
+        "national_id",
+        "name",
     ),
     "Representation": _object(
         {
@@ -261,10 +293,13 @@ SCHEMAS: dict[str, Schema] = {
     "RepresentationPage": _page("Representation"),
     "Mandate": _object(
         {
-            "id": ID, "client_id": ID, "client_name": NAME, "scope": {"type": "string", "enum": ["view", "manage"]},
+            "id": ID,
+            "client_id": ID,
+            "client_name": NAME,
+            "scope": {"type": "string", "enum": ["view", "manage"]},
             "created_at": TIME,
         }
-    ),  # fmt: skip
+    ),
     "MandateList": _object(
         {"data": {"type": "array", "items": _ref("Mandate")}, "next_cursor": {"type": "null"}},
         description="Every active mandate, in one page.",
@@ -281,23 +316,30 @@ SCHEMAS: dict[str, Schema] = {
     ),
     "UsageClient": _object(
         {
-            "client_id": ID, "name": NAME,
-            "monthly_amount": CENTS, "credited": CENTS, "used": CENTS, "held": CENTS, "left": CENTS,
+            "client_id": ID,
+            "name": NAME,
+            "monthly_amount": CENTS,
+            "credited": CENTS,
+            "used": CENTS,
+            "held": CENTS,
+            "left": CENTS,
             "used_percent": {"type": ["integer", "null"], "description": "Whole percent of the month's amount used."},
             "low_use": {"type": "boolean", "description": "Used less than the rule's percentage, late in the month."},
             "lines": {"type": "array", "items": _ref("UsageLine")},
         },
         description="A client's figures: its lines summed.",
-    ),  # fmt: skip
+    ),
     "UsageProvider": _object(
         {
-            "provider_id": ID, "provider_name": NAME,
+            "provider_id": ID,
+            "provider_name": NAME,
             "captured": {**CENTS, "description": "Captures booked in the month."},
             "refunded": {**CENTS, "description": "Refunds booked in the month (positive)."},
             "charged": {**CENTS, "description": "captured - refunded."},
-            "captures": {"type": "integer", "minimum": 0}, "refunds": {"type": "integer", "minimum": 0},
+            "captures": {"type": "integer", "minimum": 0},
+            "refunds": {"type": "integer", "minimum": 0},
         }
-    ),  # fmt: skip
+    ),
     "UsageReport": _object(
         {
             "month": MONTH,
@@ -315,7 +357,11 @@ SCHEMAS: dict[str, Schema] = {
             ),
             "totals": _object(
                 {
-                    "monthly_amount": CENTS, "credited": CENTS, "used": CENTS, "held": CENTS, "left": CENTS,
+                    "monthly_amount": CENTS,
+                    "credited": CENTS,
+                    "used": CENTS,
+                    "held": CENTS,
+                    "left": CENTS,
                     "charged": {**CENTS, "description": "Every provider's; equals `used`."},
                     "clients": {"type": "integer", "minimum": 0},
                     "low_use_clients": {"type": "integer", "minimum": 0},
@@ -326,7 +372,7 @@ SCHEMAS: dict[str, Schema] = {
             "data": {"type": "array", "items": _ref("UsageClient")},
             "next_cursor": {"type": ["string", "null"]},
         }
-    ),  # fmt: skip
+    ),
     "NewCategory": _object({"code": CATEGORY_CODE, "name": NAME}),
     "Category": _object({"code": CATEGORY_CODE, "name": NAME, "created_at": TIME}),
     "CategoryList": _object(
@@ -343,31 +389,48 @@ SCHEMAS: dict[str, Schema] = {
             "end_month": {**MONTH, "description": f"At most {commands.MAX_BUDGET_MONTHS} months after the start."},
             "unused": {"type": "string", "enum": ["carry_over", "expire"]},
             "lines": {
-                "type": "array", "items": _ref("BudgetLine"), "minItems": 1, "maxItems": commands.MAX_BUDGET_LINES,
+                "type": "array",
+                "items": _ref("BudgetLine"),
+                "minItems": 1,
+                "maxItems": commands.MAX_BUDGET_LINES,
                 "description": "One line per category; a category appears once.",
             },
         }
-    ),  # fmt: skip
+    ),
     "Budget": _object(
         {
-            "id": ID, "client_id": ID, "start_month": MONTH, "end_month": MONTH,
+            "id": ID,
+            "client_id": ID,
+            "start_month": MONTH,
+            "end_month": MONTH,
             "unused": {"type": "string", "enum": ["carry_over", "expire"]},
-            "lines": {"type": "array", "items": _ref("BudgetLine")}, "created_at": TIME,
+            "lines": {"type": "array", "items": _ref("BudgetLine")},
+            "created_at": TIME,
         }
-    ),  # fmt: skip
+    ),
     "BudgetPage": _page("Budget"),
     "BudgetEnd": _object(
-        {"end_month": {**MONTH, "description": "The new last month: not later than the budget's, not before its "
-                       "start, the current month, or a month already credited."}}
+        {
+            "end_month": {
+                **MONTH,
+                "description": "The new last month: not later than the budget's, not before its "
+                "start, the current month, or a month already credited.",
+            }
+        }
     ),
     "NewProvider": _object(
         {
-            "name": NAME, "business_id": BUSINESS_ID, "iban": IBAN,
+            "name": NAME,
+            "business_id": BUSINESS_ID,
+            "iban": IBAN,
             "categories": {
-                "type": "array", "items": CATEGORY_CODE, "minItems": 1, "maxItems": commands.MAX_PROVIDER_CATEGORIES,
+                "type": "array",
+                "items": CATEGORY_CODE,
+                "minItems": 1,
+                "maxItems": commands.MAX_PROVIDER_CATEGORIES,
             },
         }
-    ),  # fmt: skip
+    ),
     "Provider": _PROVIDER,
     "ProviderDetail": _extend(_PROVIDER, {"identity_lockout": IDENTITY_LOCKOUT}),
     "ProviderCredentials": _object(
@@ -420,13 +483,15 @@ SCHEMAS: dict[str, Schema] = {
     "NewRefund": _object({"amount": AMOUNT}),
     "Refund": _object(
         {
-            "id": ID, "charge_id": ID, "amount": AMOUNT, "status": {"type": "string", "const": "succeeded"},
-            "created_at": TIME, "charge": _ref("Charge"),
+            "id": ID,
+            "charge_id": ID,
+            "amount": AMOUNT,
+            "status": {"type": "string", "const": "succeeded"},
+            "created_at": TIME,
+            "charge": _ref("Charge"),
         }
-    ),  # fmt: skip
-    "NewSettlement": _object(
-        {"until": {**TIME, "description": "Cut-off, at most now; default now."}}, "until"
     ),
+    "NewSettlement": _object({"until": {**TIME, "description": "Cut-off, at most now; default now."}}, "until"),
     "Settlement": _SETTLEMENT,
     "NewSettlementResult": _extend(
         _SETTLEMENT, {"more_to_settle": {"type": "boolean", "description": "More lines wait for the next batch."}}
@@ -509,8 +574,9 @@ SCHEMAS: dict[str, Schema] = {
             "provider_id": ID,
             "provider_name": NAME,
         },
-        "provider_id", "provider_name",
-    ),  # fmt: skip
+        "provider_id",
+        "provider_name",
+    ),
     "WalletTransactionPage": _page("WalletTransaction"),
     "WalletEvent": {
         "type": "object",
@@ -564,19 +630,27 @@ SCHEMAS: dict[str, Schema] = {
                 "type": "array",
                 "items": _object(
                     {
-                        "provider_id": ID, "provider_name": NAME, "category": CATEGORY_CODE, "amount": CENTS,
+                        "provider_id": ID,
+                        "provider_name": NAME,
+                        "category": CATEGORY_CODE,
+                        "amount": CENTS,
                         "count": {"type": "integer", "minimum": 1},
                     }
-                ),  # fmt: skip
+                ),
             },
         }
     ),
     "StatementLine": _object(
         {
-            "category": CATEGORY_CODE, "opening_balance": CENTS, "credits": CENTS, "charges": CENTS,
-            "refunds": CENTS, "expiry": CENTS, "closing_balance": CENTS,
+            "category": CATEGORY_CODE,
+            "opening_balance": CENTS,
+            "credits": CENTS,
+            "charges": CENTS,
+            "refunds": CENTS,
+            "expiry": CENTS,
+            "closing_balance": CENTS,
         }
-    ),  # fmt: skip
+    ),
 }
 
 
@@ -598,10 +672,12 @@ def _parameters(settings: Settings) -> dict[str, Schema]:
             "422 `idempotency_key_reuse`. Keys are kept for "
             f"{settings.idempotency_retention_hours} hours, per caller.",
             "schema": {
-                "type": "string", "minLength": 1, "maxLength": settings.idempotency_key_max_length,
+                "type": "string",
+                "minLength": 1,
+                "maxLength": settings.idempotency_key_max_length,
                 "pattern": "^[\\x20-\\x7E]+$",
             },
-        },  # fmt: skip
+        },
         "Limit": {
             "name": "limit",
             "in": "query",
@@ -684,10 +760,16 @@ def _operation(
 ) -> Schema:
     """One operation; ``errors`` maps a status to the codes it may carry, beyond the common ones."""
     return {
-        "tag": tag, "summary": summary, "responses": responses, "body": body, "parameters": list(parameters),
-        "errors": {status: list(codes) for status, codes in (errors or {}).items()}, "idempotent": idempotent,
-        "public": public, "description": description,
-    }  # fmt: skip
+        "tag": tag,
+        "summary": summary,
+        "responses": responses,
+        "body": body,
+        "parameters": list(parameters),
+        "errors": {status: list(codes) for status, codes in (errors or {}).items()},
+        "idempotent": idempotent,
+        "public": public,
+        "description": description,
+    }
 
 
 PAGE = ("Limit", "Cursor")
@@ -697,27 +779,38 @@ CSV_FILE = {"schema": {"type": "string"}}
 OPERATIONS: dict[tuple[str, str], Schema] = {
     # Operations.
     ("GET", "/healthz"): _operation(
-        "Operations", "The process answers", {200: _json("Health", "Alive.")}, public=True,
+        "Operations",
+        "The process answers",
+        {200: _json("Health", "Alive.")},
+        public=True,
     ),
     ("GET", "/readyz"): _operation(
-        "Operations", "Ready for traffic", {200: _json("Readiness", "Ready.")}, public=True,
+        "Operations",
+        "Ready for traffic",
+        {200: _json("Readiness", "Ready.")},
+        public=True,
         errors={503: ["unavailable"]},
         description="503 (with `checks`) unless the database answers a read, the writer thread runs and is "
         "not stalled, and the last background credit run did not fail.",
     ),
     ("GET", "/metrics"): _operation(
-        "Operations", "Prometheus metrics",
-        {200: {"description": "The Prometheus text format.", "content": {"text/plain": CSV_FILE}}}, public=True,
+        "Operations",
+        "Prometheus metrics",
+        {200: {"description": "The Prometheus text format.", "content": {"text/plain": CSV_FILE}}},
+        public=True,
         description="No personal data in any label. Expose it to the scraper only.",
     ),
     ("GET", "/v1/openapi.json"): _operation(
-        "Operations", "This document",
+        "Operations",
+        "This document",
         {200: {"description": "OpenAPI 3.1.", "content": {"application/json": {"schema": {"type": "object"}}}}},
         public=True,
     ),
     # Tokens.
     ("POST", "/v1/token"): _operation(
-        "Tokens", "A provider's token (OAuth2 client credentials)", {200: _json("Token", "A bearer token.")},
+        "Tokens",
+        "A provider's token (OAuth2 client credentials)",
+        {200: _json("Token", "A bearer token.")},
         body={
             "required": True,
             "content": {
@@ -729,178 +822,267 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         description="Invalid credentials: 401 with `error: invalid_client`; a suspended provider: 403.",
     ),
     ("POST", "/v1/login"): _operation(
-        "Tokens", "A client asks for a login code by SMS",
+        "Tokens",
+        "A client asks for a login code by SMS",
         {202: _json("LoginStarted", "A code is sent if the phone has a wallet.")},
-        body=_body("LoginRequest"), errors={429: ["rate_limited"]},
+        body=_body("LoginRequest"),
+        errors={429: ["rate_limited"]},
     ),
     ("POST", "/v1/login/verify"): _operation(
-        "Tokens", "A client's (or a representative's) token for the SMS code",
+        "Tokens",
+        "A client's (or a representative's) token for the SMS code",
         {200: _json("Token", "A client token, or a representative token.")},
-        body=_body("LoginVerification"), errors={403: ["forbidden"], 422: ["identity_check_failed"]},
+        body=_body("LoginVerification"),
+        errors={403: ["forbidden"], 422: ["identity_check_failed"]},
         description="A representative token has `role: representative`, `sub` and `representative_id` (the "
         "person), `client_ids` (the clients with an active mandate at login) and, when chosen, `client_id`.",
     ),
     # Organizer.
     ("POST", "/v1/categories"): _operation(
-        "Organizer", "Create a service category", {201: _json("Category", "Created.")},
-        body=_body("NewCategory"), errors={409: ["conflict"]},
+        "Organizer",
+        "Create a service category",
+        {201: _json("Category", "Created.")},
+        body=_body("NewCategory"),
+        errors={409: ["conflict"]},
     ),
     ("GET", "/v1/categories"): _operation(
-        "Organizer", "List the service categories", {200: _json("CategoryList", "Every category.")},
+        "Organizer",
+        "List the service categories",
+        {200: _json("CategoryList", "Every category.")},
         description="Clients and representatives read it too, for the names of a budget's lines.",
     ),
     ("POST", "/v1/clients"): _operation(
-        "Organizer", "Create a client (a wallet)", {201: _json("Client", "Created.")},
-        body=_body("NewClient"), errors={409: ["conflict"]},
+        "Organizer",
+        "Create a client (a wallet)",
+        {201: _json("Client", "Created.")},
+        body=_body("NewClient"),
+        errors={409: ["conflict"]},
     ),
     ("GET", "/v1/clients/{client_id}"): _operation(
-        "Organizer", "A client, with its identity-check lockout", {200: _json("ClientDetail", "The client.")},
-        parameters=["ClientId"], errors={404: ["not_found"]},
+        "Organizer",
+        "A client, with its identity-check lockout",
+        {200: _json("ClientDetail", "The client.")},
+        parameters=["ClientId"],
+        errors={404: ["not_found"]},
     ),
     ("POST", "/v1/clients/{client_id}/budgets"): _operation(
-        "Organizer", "Grant a client a personal budget", {201: _json("Budget", "Created.")},
-        body=_body("NewBudget"), parameters=["ClientId"],
+        "Organizer",
+        "Grant a client a personal budget",
+        {201: _json("Budget", "Created.")},
+        body=_body("NewBudget"),
+        parameters=["ClientId"],
         errors={404: ["not_found"], 409: ["conflict"], 422: ["category_not_allowed"]},
         description="Budgets of one client must not overlap (409).",
     ),
     ("GET", "/v1/clients/{client_id}/budgets"): _operation(
-        "Organizer", "A client's budgets, newest first", {200: _json("BudgetPage", "A page.")},
-        parameters=["ClientId", *PAGE], errors={404: ["not_found"]},
+        "Organizer",
+        "A client's budgets, newest first",
+        {200: _json("BudgetPage", "A page.")},
+        parameters=["ClientId", *PAGE],
+        errors={404: ["not_found"]},
     ),
     ("POST", "/v1/clients/{client_id}/budgets/{budget_id}/end"): _operation(
-        "Organizer", "End a budget sooner", {200: _json("Budget", "The budget with its new last month.")},
-        body=_body("BudgetEnd"), parameters=["ClientId", "BudgetId"],
+        "Organizer",
+        "End a budget sooner",
+        {200: _json("Budget", "The budget with its new last month.")},
+        body=_body("BudgetEnd"),
+        parameters=["ClientId", "BudgetId"],
         errors={404: ["not_found"], 409: ["conflict"]},
         description="Nothing is credited after `end_month`; the credit run at the next month's start returns "
         "what is left on the budget's lines, whatever the `unused` policy. Ending at the month it already "
         "ends is a no-op. 409 `conflict` when a later month is already credited (ahead of time).",
     ),
     ("POST", "/v1/clients/{client_id}/representatives"): _operation(
-        "Organizer", "Give a representative a mandate to act for the client",
-        {201: _json("Representation", "Created.")}, body=_body("NewRepresentation"), parameters=["ClientId"],
+        "Organizer",
+        "Give a representative a mandate to act for the client",
+        {201: _json("Representation", "Created.")},
+        body=_body("NewRepresentation"),
+        parameters=["ClientId"],
         errors={404: ["not_found"], 409: ["conflict"]},
         description="The representative is found by phone (one person may act for several clients) or made. 409: "
         "an active mandate for this client exists, the phone is the client's own, or the phone's representative "
         "has another national id.",
     ),
     ("GET", "/v1/clients/{client_id}/representatives"): _operation(
-        "Organizer", "The client's representatives' mandates, active and revoked, newest first",
-        {200: _json("RepresentationPage", "A page.")}, parameters=["ClientId", *PAGE], errors={404: ["not_found"]},
+        "Organizer",
+        "The client's representatives' mandates, active and revoked, newest first",
+        {200: _json("RepresentationPage", "A page.")},
+        parameters=["ClientId", *PAGE],
+        errors={404: ["not_found"]},
     ),
     ("POST", "/v1/clients/{client_id}/representatives/{representation_id}/revoke"): _operation(
-        "Organizer", "Revoke a mandate, at once", {200: _json("Representation", "Revoked (or already so).")},
-        parameters=["ClientId", "RepresentationId"], errors={404: ["not_found"]},
+        "Organizer",
+        "Revoke a mandate, at once",
+        {200: _json("Representation", "Revoked (or already so).")},
+        parameters=["ClientId", "RepresentationId"],
+        errors={404: ["not_found"]},
         description="Takes effect on the representative's next request, whatever tokens they hold.",
     ),
     ("POST", "/v1/providers"): _operation(
-        "Organizer", "Register a service provider (pending approval)", {201: _json("Provider", "Created.")},
-        body=_body("NewProvider"), errors={422: ["category_not_allowed"]},
+        "Organizer",
+        "Register a service provider (pending approval)",
+        {201: _json("Provider", "Created.")},
+        body=_body("NewProvider"),
+        errors={422: ["category_not_allowed"]},
     ),
     ("GET", "/v1/providers/{provider_id}"): _operation(
-        "Organizer", "A provider, with its identity-check lockout", {200: _json("ProviderDetail", "The provider.")},
+        "Organizer",
+        "A provider, with its identity-check lockout",
+        {200: _json("ProviderDetail", "The provider.")},
         description="A provider may read its own record (its approved categories); another's is 404.",
-        parameters=["ProviderId"], errors={404: ["not_found"]},
+        parameters=["ProviderId"],
+        errors={404: ["not_found"]},
     ),
     ("POST", "/v1/providers/{provider_id}/approve"): _operation(
-        "Organizer", "Approve a provider to charge", {200: _json("Provider", "Approved.")},
-        parameters=["ProviderId"], errors={404: ["not_found"]},
+        "Organizer",
+        "Approve a provider to charge",
+        {200: _json("Provider", "Approved.")},
+        parameters=["ProviderId"],
+        errors={404: ["not_found"]},
     ),
     ("POST", "/v1/providers/{provider_id}/suspend"): _operation(
-        "Organizer", "Suspend a provider", {200: _json("Provider", "Suspended.")},
-        parameters=["ProviderId"], errors={404: ["not_found"]},
+        "Organizer",
+        "Suspend a provider",
+        {200: _json("Provider", "Suspended.")},
+        parameters=["ProviderId"],
+        errors={404: ["not_found"]},
     ),
     ("POST", "/v1/providers/{provider_id}/credentials"): _operation(
-        "Organizer", "Issue OAuth2 client credentials to a provider",
+        "Organizer",
+        "Issue OAuth2 client credentials to a provider",
         {201: _json("ProviderCredentials", "Created; the secret is shown this once.")},
-        parameters=["ProviderId"], errors={404: ["not_found"]},
+        parameters=["ProviderId"],
+        errors={404: ["not_found"]},
     ),
     ("POST", "/v1/credit-runs"): _operation(
-        "Organizer", "Credit every active budget line for a month",
+        "Organizer",
+        "Credit every active budget line for a month",
         {
             201: _json("CreditRun", "Credited something new."),
             200: _json("CreditRun", "The month was already credited."),
         },
-        body=_body("CreditRunRequest"), idempotent=True,
+        body=_body("CreditRunRequest"),
+        idempotent=True,
         description="Idempotent per month; for the current month or, ahead of time, the next. "
         "The service also runs it by itself at the start of each month.",
     ),
     # Providers.
     ("POST", "/v1/charges"): _operation(
-        "Providers", "Charge a client's wallet",
-        {201: _json("Charge", "`captured` (national id checked) or `pending` (an SMS code was sent, or the "
-                              "client was asked to approve in the app).")},
-        body=_body("NewCharge"), idempotent=True,
+        "Providers",
+        "Charge a client's wallet",
+        {
+            201: _json(
+                "Charge",
+                "`captured` (national id checked) or `pending` (an SMS code was sent, or the "
+                "client was asked to approve in the app).",
+            )
+        },
+        body=_body("NewCharge"),
+        idempotent=True,
         errors={
-            402: ["insufficient_funds"], 403: ["provider_not_approved"], 404: ["not_found"],
-            422: ["identity_check_failed", "category_not_allowed"], 429: ["rate_limited"],
+            402: ["insufficient_funds"],
+            403: ["provider_not_approved"],
+            404: ["not_found"],
+            422: ["identity_check_failed", "category_not_allowed"],
+            429: ["rate_limited"],
         },
         description="Identity first, funds second: a failed identity check says nothing of the balance.",
-    ),  # fmt: skip
+    ),
     ("GET", "/v1/charges"): _operation(
-        "Providers", "The provider's own charges, newest first", {200: _json("ChargePage", "A page.")},
+        "Providers",
+        "The provider's own charges, newest first",
+        {200: _json("ChargePage", "A page.")},
         parameters=[
             *PAGE,
             {"name": "status", "in": "query", "schema": {"type": "string", "enum": [s.value for s in ChargeStatus]}},
         ],
     ),
     ("GET", "/v1/charges/{charge_id}"): _operation(
-        "Providers", "One of the provider's charges", {200: _json("Charge", "The charge.")},
-        parameters=["ChargeId"], errors={404: ["not_found"]},
+        "Providers",
+        "One of the provider's charges",
+        {200: _json("Charge", "The charge.")},
+        parameters=["ChargeId"],
+        errors={404: ["not_found"]},
     ),
     ("POST", "/v1/charges/{charge_id}/confirm"): _operation(
-        "Providers", "Confirm a pending charge with the client's SMS code", {200: _json("Charge", "Captured.")},
-        body=_body("ChargeConfirmation"), parameters=["ChargeId"], idempotent=True,
+        "Providers",
+        "Confirm a pending charge with the client's SMS code",
+        {200: _json("Charge", "Captured.")},
+        body=_body("ChargeConfirmation"),
+        parameters=["ChargeId"],
+        idempotent=True,
         errors={404: ["not_found"], 409: ["conflict"], 422: ["identity_check_failed"]},
         description="A wrong code: 422 with `attempts_left`; after the last attempt or past expiry the charge "
         "is voided and its hold released.",
     ),
     ("POST", "/v1/charges/{charge_id}/void"): _operation(
-        "Providers", "Void a pending charge (release its hold)", {201: _json("Charge", "Voided.")},
-        parameters=["ChargeId"], idempotent=True, errors={404: ["not_found"], 409: ["conflict"]},
+        "Providers",
+        "Void a pending charge (release its hold)",
+        {201: _json("Charge", "Voided.")},
+        parameters=["ChargeId"],
+        idempotent=True,
+        errors={404: ["not_found"], 409: ["conflict"]},
         description="A body, if any, is ignored. A captured charge is refunded instead (409).",
     ),
     ("POST", "/v1/charges/{charge_id}/refunds"): _operation(
-        "Providers", "Refund (part of) a captured charge", {201: _json("Refund", "Refunded.")},
-        body=_body("NewRefund"), parameters=["ChargeId"], idempotent=True,
+        "Providers",
+        "Refund (part of) a captured charge",
+        {201: _json("Refund", "Refunded.")},
+        body=_body("NewRefund"),
+        parameters=["ChargeId"],
+        idempotent=True,
         errors={404: ["not_found"], 409: ["conflict"], 422: ["refund_exceeds_capture"]},
     ),
     # Settlements.
     ("POST", "/v1/settlements"): _operation(
-        "Settlements", "Settle the provider's unsettled captures and refunds into one batch",
+        "Settlements",
+        "Settle the provider's unsettled captures and refunds into one batch",
         {201: _json("NewSettlementResult", "A batch with a new invoicing reference.")},
-        body=_body("NewSettlement", required=False), idempotent=True,
+        body=_body("NewSettlement", required=False),
+        idempotent=True,
         errors={404: ["not_found"], 422: ["nothing_to_settle"]},
         description="The body may be empty: everything up to now.",
     ),
     ("GET", "/v1/settlements"): _operation(
-        "Settlements", "Settlement batches, newest first (a provider sees its own)",
+        "Settlements",
+        "Settlement batches, newest first (a provider sees its own)",
         {200: _json("SettlementPage", "A page.")},
         parameters=[
             *PAGE,
             {
-                "name": "status", "in": "query",
+                "name": "status",
+                "in": "query",
                 "schema": {"type": "string", "enum": [s.value for s in SettlementStatus]},
             },
             {
-                "name": "provider_id", "in": "query", "schema": {"type": "string"},
+                "name": "provider_id",
+                "in": "query",
+                "schema": {"type": "string"},
                 "description": "Finance and the organizer: one provider's batches. Ignored for a provider.",
             },
         ],
-    ),  # fmt: skip
+    ),
     ("GET", "/v1/settlements/{settlement_id}"): _operation(
-        "Settlements", "A batch with its status history and a page of its lines",
+        "Settlements",
+        "A batch with its status history and a page of its lines",
         {200: _json("SettlementDetail", "The batch.")},
-        parameters=["SettlementId", *PAGE], errors={404: ["not_found"]},
+        parameters=["SettlementId", *PAGE],
+        errors={404: ["not_found"]},
         description="`limit` and `cursor` page the lines.",
     ),
     ("POST", "/v1/settlements/{settlement_id}/paid"): _operation(
-        "Settlements", "Mark a batch paid", {200: _json("Settlement", "Paid.")},
-        body=_body("SettlementPayment", required=False), parameters=["SettlementId"], idempotent=True,
+        "Settlements",
+        "Mark a batch paid",
+        {200: _json("Settlement", "Paid.")},
+        body=_body("SettlementPayment", required=False),
+        parameters=["SettlementId"],
+        idempotent=True,
         errors={404: ["not_found"], 409: ["conflict"]},
     ),
     # Finance.
     ("GET", "/v1/exports/transactions"): _operation(
-        "Finance", "Every ledger transaction as a file",
+        "Finance",
+        "Every ledger transaction as a file",
         {
             200: {
                 "description": "Streamed; one transfer a row, its totals reconcile with the ledger.",
@@ -910,12 +1092,14 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         parameters=EXPORT,
     ),
     ("GET", "/v1/exports/settlements"): _operation(
-        "Finance", "Every settlement batch as a file",
+        "Finance",
+        "Every settlement batch as a file",
         {200: {"description": "Streamed.", "content": {"text/csv": CSV_FILE, "application/x-ndjson": CSV_FILE}}},
         parameters=EXPORT,
     ),
     ("POST", "/v1/reconciliations"): _operation(
-        "Finance", "Reconcile received invoices against the settlement batches",
+        "Finance",
+        "Reconcile received invoices against the settlement batches",
         {201: _json("Reconciliation", "Each invoice judged.")},
         body={
             "required": True,
@@ -932,12 +1116,15 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         description="A document with a DTD is refused (400 `unsafe_document`).",
     ),
     ("GET", "/v1/reports/usage"): _operation(
-        "Organizer", "The organizer's view of use: per client and line, per provider",
+        "Organizer",
+        "The organizer's view of use: per client and line, per provider",
         {200: _json("UsageReport", "The month's figures, read from the ledger in one snapshot.")},
         parameters=[
             {"name": "month", "in": "query", "schema": MONTH, "description": "Default: the current month (so far)."},
             {
-                "name": "low_use", "in": "query", "schema": {"type": "string", "enum": ["true", "false"]},
+                "name": "low_use",
+                "in": "query",
+                "schema": {"type": "string", "enum": ["true", "false"]},
                 "description": "`true`: only the clients flagged `low_use` (the surplus early warning).",
             },
             *PAGE,
@@ -950,14 +1137,19 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
     ),
     # Clients.
     ("GET", "/v1/me/wallet"): _operation(
-        "Clients", "The client's own wallet", {200: _json("Wallet", "Balances per category line.")},
+        "Clients",
+        "The client's own wallet",
+        {200: _json("Wallet", "Balances per category line.")},
     ),
     ("GET", "/v1/me/transactions"): _operation(
-        "Clients", "The client's own transactions, newest first",
-        {200: _json("WalletTransactionPage", "A page.")}, parameters=PAGE,
+        "Clients",
+        "The client's own transactions, newest first",
+        {200: _json("WalletTransactionPage", "A page.")},
+        parameters=PAGE,
     ),
     ("GET", "/v1/me/events"): _operation(
-        "Clients", "The client's wallet changes as Server-Sent Events",
+        "Clients",
+        "The client's wallet changes as Server-Sent Events",
         {
             200: {
                 "description": "A `wallet` event first (without Last-Event-ID), then one event per change: "
@@ -967,45 +1159,73 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         },
         parameters=[
             {
-                "name": "Last-Event-ID", "in": "header", "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"},
+                "name": "Last-Event-ID",
+                "in": "header",
+                "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"},
                 "description": "Resume after this event.",
             },
             {
-                "name": "last_event_id", "in": "query", "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"},
+                "name": "last_event_id",
+                "in": "query",
+                "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"},
                 "description": "The same, where a header cannot be set (EventSource).",
             },
         ],
         errors={429: ["rate_limited"]},
-    ),  # fmt: skip
+    ),
     ("GET", "/v1/me/charges"): _operation(
-        "Clients", "The client's own charges, newest first", {200: _json("ClientChargePage", "A page.")},
+        "Clients",
+        "The client's own charges, newest first",
+        {200: _json("ClientChargePage", "A page.")},
         parameters=[
             *PAGE,
-            {"name": "status", "in": "query", "schema": {"type": "string", "enum": [s.value for s in ChargeStatus]},
-             "description": "`pending`: the requests that wait for an answer."},
+            {
+                "name": "status",
+                "in": "query",
+                "schema": {"type": "string", "enum": [s.value for s in ChargeStatus]},
+                "description": "`pending`: the requests that wait for an answer.",
+            },
         ],
-    ),  # fmt: skip
+    ),
     ("POST", "/v1/me/charges/{charge_id}/approve"): _operation(
-        "Clients", "Approve a charge that waits in the app", {200: _json("ClientCharge", "Captured.")},
-        parameters=["ChargeId"], idempotent=True, errors={404: ["not_found"], 409: ["conflict"]},
+        "Clients",
+        "Approve a charge that waits in the app",
+        {200: _json("ClientCharge", "Captured.")},
+        parameters=["ChargeId"],
+        idempotent=True,
+        errors={404: ["not_found"], 409: ["conflict"]},
         description="Only a pending charge made with identity method `app`, of the caller's own wallet. Past its "
         "`expires_at` the charge is voided instead (409).",
     ),
     ("POST", "/v1/me/charges/{charge_id}/decline"): _operation(
-        "Clients", "Decline a charge that waits in the app", {200: _json("ClientCharge", "Voided; the hold released.")},
-        parameters=["ChargeId"], idempotent=True, errors={404: ["not_found"], 409: ["conflict"]},
+        "Clients",
+        "Decline a charge that waits in the app",
+        {200: _json("ClientCharge", "Voided; the hold released.")},
+        parameters=["ChargeId"],
+        idempotent=True,
+        errors={404: ["not_found"], 409: ["conflict"]},
     ),
     ("GET", "/v1/me/mandates"): _operation(
-        "Clients", "The clients a representative may act for now", {200: _json("MandateList", "Active mandates.")},
+        "Clients",
+        "The clients a representative may act for now",
+        {200: _json("MandateList", "Active mandates.")},
     ),
     ("GET", "/v1/me/statements/{month}"): _operation(
-        "Clients", "The client's monthly statement (saldotiliote)",
+        "Clients",
+        "The client's monthly statement (saldotiliote)",
         {200: _json("Statement", "The month's figures; they add up.")},
-        parameters=[{"name": "month", "in": "path", "required": True, "schema": MONTH,
-                     "description": "YYYY-MM; the current month gives the figures so far."}],
+        parameters=[
+            {
+                "name": "month",
+                "in": "path",
+                "required": True,
+                "schema": MONTH,
+                "description": "YYYY-MM; the current month gives the figures so far.",
+            }
+        ],
         errors={422: ["validation_error"]},
         description="Month boundaries are midnights in the organizer's time zone. A month not yet begun is 422.",
-    ),  # fmt: skip
+    ),
 }
 
 

@@ -77,5 +77,7 @@ def from_operation_error(error: errors.OperationError) -> web.Response:
         headers["Retry-After"] = str(error.retry_after_seconds)
     if isinstance(error, errors.Unauthorized):
         headers["WWW-Authenticate"] = 'Bearer realm="wallet"'
-    extra = {key: value for key, value in error.extra.items() if key not in ("type", "title", "status", "code", "detail")}
+    extra = {
+        key: value for key, value in error.extra.items() if key not in ("type", "title", "status", "code", "detail")
+    }
     return problem(status, error.code, error.detail, headers, **extra)

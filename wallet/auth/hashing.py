@@ -44,9 +44,7 @@ def verify_slow_hash(secret: str, stored: str) -> bool:
         if scheme != "scrypt":
             return False
         decode = base64.urlsafe_b64decode
-        candidate = hashlib.scrypt(
-            secret.encode(), salt=decode(salt), n=int(n), r=int(r), p=int(p), dklen=32
-        )
+        candidate = hashlib.scrypt(secret.encode(), salt=decode(salt), n=int(n), r=int(r), p=int(p), dklen=32)
         return hmac.compare_digest(candidate, decode(digest))
     except (ValueError, TypeError):
         return False

@@ -195,7 +195,11 @@ class TokenService:
 
 
 def _representative(claims: dict[str, Any]) -> Principal:
-    representative_id, client_ids, client_id = claims.get("representative_id"), claims.get("client_ids"), claims.get("client_id")
+    representative_id, client_ids, client_id = (
+        claims.get("representative_id"),
+        claims.get("client_ids"),
+        claims.get("client_id"),
+    )
     if not isinstance(representative_id, str) or not representative_id:
         raise Unauthorized("representative token without representative_id")
     if not isinstance(client_ids, list) or not client_ids or not all(isinstance(c, str) and c for c in client_ids):

@@ -23,9 +23,7 @@ class IdentityMethod(str, Enum):
 def reserve(line: LineState, amount: int) -> LineState:
     """Hold ``amount`` on ``line``; refuse if it is not available. Balance is unchanged."""
     if amount > line.available:
-        raise InsufficientFunds(
-            "not enough available on this category line", available=max(line.available, 0)
-        )
+        raise InsufficientFunds("not enough available on this category line", available=max(line.available, 0))
     after = LineState(line.account_id, line.balance, line.held + amount)
     after.check()
     return after
@@ -34,9 +32,7 @@ def reserve(line: LineState, amount: int) -> LineState:
 def debit(line: LineState, amount: int) -> LineState:
     """Capture ``amount`` directly (no hold before it); refuse if not available."""
     if amount > line.available:
-        raise InsufficientFunds(
-            "not enough available on this category line", available=max(line.available, 0)
-        )
+        raise InsufficientFunds("not enough available on this category line", available=max(line.available, 0))
     after = LineState(line.account_id, line.balance - amount, line.held)
     after.check()
     return after
@@ -71,6 +67,4 @@ def refundable(captured_amount: int, refunded_amount: int, amount: int) -> None:
     """Refuse a refund that would take more back than the charge captured."""
     remaining = captured_amount - refunded_amount
     if amount > remaining:
-        raise RefundExceedsCapture(
-            "refund exceeds what remains of the captured amount", refundable_amount=remaining
-        )
+        raise RefundExceedsCapture("refund exceeds what remains of the captured amount", refundable_amount=remaining)

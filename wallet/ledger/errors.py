@@ -156,4 +156,3 @@ _BY_CODE: dict[str, type[OperationError]] = {
         Unavailable,  # never kept with a key, but crosses from the writer process as a record
     )
 }
-

@@ -41,9 +41,7 @@ def previous_month(month: str) -> str:
     return f"{year - 1}-12" if number == 1 else f"{year}-{number - 1:02d}"
 
 
-def expires_at_boundary(
-    policy: UnusedPolicy, start_month: str, end_month: str, boundary_month: str
-) -> bool:
+def expires_at_boundary(policy: UnusedPolicy, start_month: str, end_month: str, boundary_month: str) -> bool:
     """Whether a line of a budget returns its unused money when ``boundary_month`` begins.
 
     ``boundary_month`` is the month that starts; the money was for the months before it.

@@ -81,9 +81,14 @@ def build(
             key = (movement.provider_id, movement.category)
             row = by_provider[section].setdefault(
                 key,
-                {"provider_id": movement.provider_id, "provider_name": movement.provider_name,
-                 "category": movement.category, "amount": 0, "count": 0},
-            )  # fmt: skip
+                {
+                    "provider_id": movement.provider_id,
+                    "provider_name": movement.provider_name,
+                    "category": movement.category,
+                    "amount": 0,
+                    "count": 0,
+                },
+            )
             row["amount"] += shown
             row["count"] += movement.count
     for line in lines.values():
@@ -94,7 +99,8 @@ def build(
         ]
     for section in ("charges", "refunds"):
         sections[section]["by_provider"] = sorted(
-            by_provider[section].values(), key=lambda row: (row["provider_name"] or "", row["provider_id"] or "", row["category"])
+            by_provider[section].values(),
+            key=lambda row: (row["provider_name"] or "", row["provider_id"] or "", row["category"]),
         )
     statement: dict[str, Any] = {
         "month": month,

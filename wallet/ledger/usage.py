@@ -62,9 +62,13 @@ _FIGURES = ("monthly_amount", "credited", "used", "held", "left")
 
 def _line(line: LineFigures) -> dict[str, Any]:
     return {
-        "category": line.category, "monthly_amount": line.monthly_amount, "credited": line.credited,
-        "used": line.used, "held": line.held, "left": line.left,
-    }  # fmt: skip
+        "category": line.category,
+        "monthly_amount": line.monthly_amount,
+        "credited": line.credited,
+        "used": line.used,
+        "held": line.held,
+        "left": line.left,
+    }
 
 
 def client_rows(
@@ -82,12 +86,16 @@ def client_rows(
             continue
         rendered = [_line(line) for line in client_lines]
         totals = {figure: sum(line[figure] for line in rendered) for figure in _FIGURES}
-        rows.append({
-            "client_id": client_id, "name": name, **totals,
-            "used_percent": used_percent(totals["monthly_amount"], totals["used"]),
-            "low_use": evaluated and rule.is_low(totals["monthly_amount"], totals["used"]),
-            "lines": rendered,
-        })  # fmt: skip
+        rows.append(
+            {
+                "client_id": client_id,
+                "name": name,
+                **totals,
+                "used_percent": used_percent(totals["monthly_amount"], totals["used"]),
+                "low_use": evaluated and rule.is_low(totals["monthly_amount"], totals["used"]),
+                "lines": rendered,
+            }
+        )
     return rows
 
 
@@ -106,9 +114,15 @@ def provider_rows(figures: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for figure in figures:
         captured, refunded = int(figure["captured"]), int(figure["refunded"])
-        rows.append({
-            "provider_id": figure["provider_id"], "provider_name": figure["provider_name"],
-            "captured": captured, "refunded": refunded, "charged": captured - refunded,
-            "captures": int(figure["captures"]), "refunds": int(figure["refunds"]),
-        })  # fmt: skip
+        rows.append(
+            {
+                "provider_id": figure["provider_id"],
+                "provider_name": figure["provider_name"],
+                "captured": captured,
+                "refunded": refunded,
+                "charged": captured - refunded,
+                "captures": int(figure["captures"]),
+                "refunds": int(figure["refunds"]),
+            }
+        )
     return sorted(rows, key=lambda row: (row["provider_name"], row["provider_id"]))

@@ -55,7 +55,6 @@ def by_fields(cls: type[T]) -> type[T]:
     return cls
 
 
-
 @by_fields
 @dataclass(frozen=True)
 class Idempotency:
@@ -200,19 +199,27 @@ class Storage(Protocol):
     ) -> None: ...
     async def get_provider_credential(self, client_id: str) -> Record | None: ...
     async def credit_run_step(
-        self, month: str, current_month: str, after_budget_seq: int, batch: int, now: datetime,
-        *, plan_ahead: Callable[[], datetime] | None = None,
-    ) -> Record:  # fmt: skip
+        self,
+        month: str,
+        current_month: str,
+        after_budget_seq: int,
+        batch: int,
+        now: datetime,
+        *,
+        plan_ahead: Callable[[], datetime] | None = None,
+    ) -> Record:
         """One step of the credit run, its own transaction. ``plan_ahead``, the caller's clock: the
         caller will ask for the next step at once, and this process may spend a core working it out
         meanwhile, stamped with that clock's time then (an adapter may ignore it); the outcome is
         the same either way."""
         ...
+
     async def credit_run_summary(self, month: str) -> Record: ...
 
     async def credit_run_budgets(self, month: str) -> int:
         """How many budgets a credit run of ``month`` goes through (its progress bar's total)."""
         ...
+
     async def idempotent_lookup(self, idempotency: Idempotency) -> Written | None: ...
     async def idempotent_store(self, idempotency: Idempotency, value: Record, now: datetime) -> Written: ...
 
@@ -221,10 +228,17 @@ class Storage(Protocol):
         self, command: ChargeCommand, limits: Limits, now: datetime, month: str, idempotency: Idempotency | None
     ) -> Written: ...
     async def confirm_charge(
-        self, provider_id: str, charge_id: str, code_hash: str, limits: Limits, now: datetime,
+        self,
+        provider_id: str,
+        charge_id: str,
+        code_hash: str,
+        limits: Limits,
+        now: datetime,
         idempotency: Idempotency | None,
     ) -> Written: ...
-    async def void_charge(self, provider_id: str, charge_id: str, now: datetime, idempotency: Idempotency | None) -> Written: ...
+    async def void_charge(
+        self, provider_id: str, charge_id: str, now: datetime, idempotency: Idempotency | None
+    ) -> Written: ...
     async def refund(
         self, provider_id: str, charge_id: str, amount: int, now: datetime, idempotency: Idempotency | None
     ) -> Written: ...
@@ -236,7 +250,9 @@ class Storage(Protocol):
     # Clients.
     # Login by SMS code. ``start_login`` stores a code for the phone's client or, for a phone that
     # is no client's, for its representative with at least one active mandate; False: neither.
-    async def start_login(self, phone_hash: str, code_hash: str, expires_at: datetime, limits: Limits, now: datetime) -> bool: ...
+    async def start_login(
+        self, phone_hash: str, code_hash: str, expires_at: datetime, limits: Limits, now: datetime
+    ) -> bool: ...
     async def verify_login(
         self, phone_hash: str, code_hash: str, client_id: str | None, limits: Limits, now: datetime
     ) -> Record:
@@ -248,6 +264,7 @@ class Storage(Protocol):
         client if there is one, else the representative with its only client chosen, if only one.
         A wrong or expired code is ``IdentityCheckFailed``."""
         ...
+
     async def get_wallet(self, client_id: str, month: str) -> Record: ...
     async def list_transactions(self, client_id: str, limit: int, before: int | None) -> Page: ...
 
@@ -278,11 +295,18 @@ class Storage(Protocol):
     async def active_mandate(self, representative_id: str, client_id: str) -> Record | None:
         """The active mandate (``id``, ``scope``) of a representative for a client, or None."""
         ...
+
     async def list_mandates(self, representative_id: str) -> list[Record]:
         """Every active mandate of a representative, with its client's name."""
         ...
+
     async def answer_charge_for(
-        self, representative_id: str, client_id: str, charge_id: str, approve: bool, now: datetime,
+        self,
+        representative_id: str,
+        client_id: str,
+        charge_id: str,
+        approve: bool,
+        now: datetime,
         idempotency: Idempotency | None,
     ) -> Written:
         """``answer_charge`` by a representative: its active ``manage`` mandate for the client is
@@ -304,7 +328,11 @@ class Storage(Protocol):
         ...
 
     async def set_settlement_status(
-        self, settlement_id: str, status: SettlementStatus, note: str | None, now: datetime,
+        self,
+        settlement_id: str,
+        status: SettlementStatus,
+        note: str | None,
+        now: datetime,
         idempotency: Idempotency | None,
     ) -> Written: ...
     async def get_settlement(

@@ -131,9 +131,12 @@ class PostgresStorage(SqliteStorage):
     ) -> None:
         self.path = dsn
         self.writer = PostgresWriter(
-            dsn, queue_max=queue_max, batch_max=batch_max, attempts=retry_attempts,
+            dsn,
+            queue_max=queue_max,
+            batch_max=batch_max,
+            attempts=retry_attempts,
             lock_timeout_seconds=lock_timeout_seconds,
-        )  # fmt: skip
+        )
         self._reader_count = readers
         self._event_listeners: list[Callable[[dict[str, int]], None]] = []
         self._loop_reader = None  # no loop connection: every read goes through the pool (_read)

@@ -85,7 +85,9 @@ async def _copy(source: sqlite3.Connection, target_dsn: str) -> TransferReport:
                 if await target.fetchval(f'SELECT EXISTS (SELECT 1 FROM "{table}")'):
                     raise TransferError(f"the target is not empty: {table} has rows; migrate into a fresh schema")
             # The migration made the funding account at zero; the source's own row replaces it.
-            if await target.fetchval("SELECT COUNT(*) FROM accounts WHERE id <> 'funding' OR balance <> 0 OR held <> 0"):
+            if await target.fetchval(
+                "SELECT COUNT(*) FROM accounts WHERE id <> 'funding' OR balance <> 0 OR held <> 0"
+            ):
                 raise TransferError("the target is not empty: accounts has rows; migrate into a fresh schema")
             await target.execute("DELETE FROM accounts")
             for table in tables:

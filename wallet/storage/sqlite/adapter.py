@@ -25,13 +25,14 @@ import aiosqlite
 import structlog
 
 from wallet.clock import rfc3339
-from wallet.ledger.months import previous_month
 from wallet.ledger.errors import NotFound, Unavailable
+from wallet.ledger.months import previous_month
 from wallet.ledger.reconciliation import Invoice
 from wallet.ledger.settlements import SettlementStatus
 from wallet.storage.port import (
     ACTOR,
     ChargeCommand,
+    CommitObserver,
     Idempotency,
     Limits,
     NewBudget,
@@ -39,18 +40,26 @@ from wallet.storage.port import (
     NewProvider,
     NewRepresentation,
     Page,
-    CommitObserver,
     Record,
     WriterStats,
     Written,
 )
 from wallet.storage.sqlite import (
-    credit_runs, events, exports, ops, reconciliations, render, representatives, settlements, statements, usage,
+    credit_runs,
+    events,
+    exports,
+    ops,
+    reconciliations,
+    render,
+    representatives,
+    settlements,
+    statements,
+    usage,
     versions,
 )
 from wallet.storage.sqlite.reading import Reader
-from wallet.storage.sqlite.writer_process import ProcessWriter
 from wallet.storage.sqlite.writer import STATEMENT_CACHE_SIZE, Unit, Writer, connect, replay_outcome, stored
+from wallet.storage.sqlite.writer_process import ProcessWriter
 
 SCHEMA_VERSION = 3  # the steps from each older version: wallet/storage/sqlite/versions.py
 log = structlog.get_logger(__name__)
@@ -70,13 +79,27 @@ def migrate(path: str) -> None:
 
 class SqliteStorage:
     def __init__(
-        self, path: str, *, queue_max: int, batch_max: int, readers: int, writer_process: bool = False,
-        log_format: str = "json", log_level: str = "info", writer_socket: str | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        path: str,
+        *,
+        queue_max: int,
+        batch_max: int,
+        readers: int,
+        writer_process: bool = False,
+        log_format: str = "json",
+        log_level: str = "info",
+        writer_socket: str | None = None,
+    ) -> None:
         self.path = path
         self.writer: Writer | ProcessWriter = (
-            ProcessWriter(path, queue_max=queue_max, batch_max=batch_max, log_format=log_format, log_level=log_level,
-                          connect_to=writer_socket)  # fmt: skip
+            ProcessWriter(
+                path,
+                queue_max=queue_max,
+                batch_max=batch_max,
+                log_format=log_format,
+                log_level=log_level,
+                connect_to=writer_socket,
+            )
             if writer_process or writer_socket is not None
             else Writer(path, queue_max=queue_max, batch_max=batch_max)
         )
@@ -91,8 +114,12 @@ class SqliteStorage:
         # thread at a time, and the step expected next: being planned, then handed to the writer.
         self._planner: sqlite3.Connection | None = None
         self._planner_lock = threading.Lock()
-        self._ahead: tuple[tuple[str, str, int, int], asyncio.Future[
-            tuple[credit_runs.CreditPlan, asyncio.Future[Written]] | None]] | None = None  # fmt: skip
+        self._ahead: (
+            tuple[
+                tuple[str, str, int, int], asyncio.Future[tuple[credit_runs.CreditPlan, asyncio.Future[Written]] | None]
+            ]
+            | None
+        ) = None
 
     async def open(self) -> None:
         await asyncio.to_thread(migrate, self.path)
@@ -272,7 +299,9 @@ class SqliteStorage:
     async def end_budget(
         self, client_id: str, budget_id: str, end_month: str, current_month: str, now: datetime
     ) -> Record:
-        return (await self._write(ops.end_budget(client_id, budget_id, end_month, current_month, rfc3339(now)), now)).value
+        return (
+            await self._write(ops.end_budget(client_id, budget_id, end_month, current_month, rfc3339(now)), now)
+        ).value
 
     async def create_provider(self, provider: NewProvider, now: datetime) -> Record:
         return (await self._write(ops.create_provider(provider, rfc3339(now)), now)).value
@@ -308,9 +337,15 @@ class SqliteStorage:
     plans_credit_runs = True
 
     async def credit_run_step(
-        self, month: str, current_month: str, after_budget_seq: int, batch: int, now: datetime,
-        *, plan_ahead: Callable[[], datetime] | None = None,
-    ) -> Record:  # fmt: skip
+        self,
+        month: str,
+        current_month: str,
+        after_budget_seq: int,
+        batch: int,
+        now: datetime,
+        *,
+        plan_ahead: Callable[[], datetime] | None = None,
+    ) -> Record:
         """One step of the credit run.
 
         With ``plan_ahead`` (``wallet credit-run``, where this process has nothing else to do) the
@@ -358,25 +393,35 @@ class SqliteStorage:
         return asyncio.ensure_future(self._write(unit, now))
 
     def _plan(
-        self, month: str, current_month: str, after_budget_seq: int, batch: int, now: str, actor: str,
+        self,
+        month: str,
+        current_month: str,
+        after_budget_seq: int,
+        batch: int,
+        now: str,
+        actor: str,
         before: credit_runs.CreditPlan | None,
-    ) -> credit_runs.CreditPlan | None:  # fmt: skip
+    ) -> credit_runs.CreditPlan | None:
         """In a thread: a plan, or ``None`` (then the writer works the step out itself)."""
         with self._planner_lock:
             try:
                 if self._planner is None:
                     self._planner = _planner_connection(self.path)
-                return credit_runs.plan_step(self._planner, month, current_month, after_budget_seq, batch, now, actor,
-                                             before)  # fmt: skip
+                return credit_runs.plan_step(
+                    self._planner, month, current_month, after_budget_seq, batch, now, actor, before
+                )
             except Exception:  # a plan is only ever a head start: the writer does the step regardless
                 log.exception("credit_run_plan_failed", month=month, after_budget_seq=after_budget_seq)
                 return None
 
     async def credit_run_budgets(self, month: str) -> int:
         async with self._read() as reader:
-            rows = list(await reader.execute_fetchall(
-                "SELECT COUNT(*) FROM budgets WHERE start_month <= ? AND end_month >= ?", (month, previous_month(month))
-            ))  # fmt: skip
+            rows = list(
+                await reader.execute_fetchall(
+                    "SELECT COUNT(*) FROM budgets WHERE start_month <= ? AND end_month >= ?",
+                    (month, previous_month(month)),
+                )
+            )
         return int(rows[0][0])
 
     async def credit_run_summary(self, month: str) -> Record:
@@ -415,9 +460,14 @@ class SqliteStorage:
         return await self._write(ops.charge(command, limits, now, month), now, idempotency)
 
     async def confirm_charge(
-        self, provider_id: str, charge_id: str, code_hash: str, limits: Limits, now: datetime,
+        self,
+        provider_id: str,
+        charge_id: str,
+        code_hash: str,
+        limits: Limits,
+        now: datetime,
         idempotency: Idempotency | None,
-    ) -> Written:  # fmt: skip
+    ) -> Written:
         return await self._write(ops.confirm_charge(provider_id, charge_id, code_hash, limits, now), now, idempotency)
 
     async def void_charge(
@@ -470,7 +520,9 @@ class SqliteStorage:
     async def verify_login(
         self, phone_hash: str, code_hash: str, client_id: str | None, limits: Limits, now: datetime
     ) -> Record:
-        return (await self._write(representatives.verify_login(phone_hash, code_hash, client_id, limits, now), now)).value
+        return (
+            await self._write(representatives.verify_login(phone_hash, code_hash, client_id, limits, now), now)
+        ).value
 
     async def get_wallet(self, client_id: str, month: str) -> Record:
         # One statement, so one snapshot: the wallet's accounts, its budget lines of the month, and
@@ -544,9 +596,14 @@ class SqliteStorage:
         return [dict(row) for row in rows]
 
     async def answer_charge_for(
-        self, representative_id: str, client_id: str, charge_id: str, approve: bool, now: datetime,
+        self,
+        representative_id: str,
+        client_id: str,
+        charge_id: str,
+        approve: bool,
+        now: datetime,
         idempotency: Idempotency | None,
-    ) -> Written:  # fmt: skip
+    ) -> Written:
         unit = ops.answer_charge(client_id, charge_id, approve, now, representative_id=representative_id)
         return await self._write(unit, now, idempotency)
 
@@ -569,9 +626,13 @@ class SqliteStorage:
             return await settlements.unsettled_by_provider(reader, rfc3339(until))
 
     async def set_settlement_status(
-        self, settlement_id: str, status: SettlementStatus, note: str | None, now: datetime,
+        self,
+        settlement_id: str,
+        status: SettlementStatus,
+        note: str | None,
+        now: datetime,
         idempotency: Idempotency | None,
-    ) -> Written:  # fmt: skip
+    ) -> Written:
         return await self._write(settlements.set_status(settlement_id, status, rfc3339(now), note), now, idempotency)
 
     async def get_settlement(
@@ -667,8 +728,15 @@ def wallet_from_rows(client_id: str, rows: Sequence[Sequence[Any]]) -> Record:
         balance, held = accounts.get(category, (0, 0))
         total_balance += balance
         total_held += held
-        lines.append({"category": category, "balance": balance, "held": held, "available": balance - held,
-                      "monthly_amount": monthly.get(category, 0)})  # fmt: skip
+        lines.append(
+            {
+                "category": category,
+                "balance": balance,
+                "held": held,
+                "available": balance - held,
+                "monthly_amount": monthly.get(category, 0),
+            }
+        )
     return {
         "client_id": client_id,
         "balance": total_balance,

@@ -86,7 +86,9 @@ class Insert:
         start = whole
         for size in _REMAINDER_SIZES:  # the rest (< 100) in statements of 64, 32, ..., 1 rows: a few cached texts
             if len(rows) - start >= size:
-                connection.execute(_statement(self, size), list(itertools.chain.from_iterable(rows[start : start + size])))
+                connection.execute(
+                    _statement(self, size), list(itertools.chain.from_iterable(rows[start : start + size]))
+                )
                 start += size
 
 
@@ -102,10 +104,27 @@ def _statement(insert: Insert, rows: int) -> str:
 
 
 # The ledger's tables as the bulk writers (the credit run, the charges of a batch) fill them.
-TRANSACTIONS = Insert("transactions", ("id", "type", "created_at", "client_id", "provider_id", "category",
-                                       "charge_id", "refund_id", "month"))  # fmt: skip
+TRANSACTIONS = Insert(
+    "transactions",
+    ("id", "type", "created_at", "client_id", "provider_id", "category", "charge_id", "refund_id", "month"),
+)
 POSTINGS = Insert("postings", ("transaction_id", "account_id", "amount", "balance_after"))
-WALLET_EVENTS = Insert("wallet_events", ("client_id", "type", "category", "amount", "charge_id", "provider_id",
-                                         "transaction_id", "reason", "line_balance", "line_available", "balance",
-                                         "available", "created_at"))  # fmt: skip
+WALLET_EVENTS = Insert(
+    "wallet_events",
+    (
+        "client_id",
+        "type",
+        "category",
+        "amount",
+        "charge_id",
+        "provider_id",
+        "transaction_id",
+        "reason",
+        "line_balance",
+        "line_available",
+        "balance",
+        "available",
+        "created_at",
+    ),
+)
 AUDIT_LOG = Insert("audit_log", ("at", "actor", "action", "subject", "data", "previous_hash", "hash"))

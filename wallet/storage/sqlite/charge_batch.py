@@ -90,8 +90,24 @@ _WALLET_TOTALS_SQL = (
     " GROUP BY client_id"
 )
 
-_CHARGES = Insert("charges", ("id", "provider_id", "client_id", "category", "account_id", "amount", "method",
-                              "status", "description", "created_at", "expires_at", "captured_at", "otp_hash"))  # fmt: skip
+_CHARGES = Insert(
+    "charges",
+    (
+        "id",
+        "provider_id",
+        "client_id",
+        "category",
+        "account_id",
+        "amount",
+        "method",
+        "status",
+        "description",
+        "created_at",
+        "expires_at",
+        "captured_at",
+        "otp_hash",
+    ),
+)
 _KEYS = Insert("idempotency_keys", ("scope", "key", "fingerprint", "outcome", "created_at"))
 
 
@@ -163,7 +179,9 @@ class ChargeBatch:
         except sqlite3.OperationalError:
             raise  # a storage fault fails the whole batch
         except Exception as error:  # a bug: the one-by-one path for all of them, each in its savepoint
-            log.error("charge_batch_failed", error_type=type(error).__name__, error=str(error), charges=len(tasks) - start)
+            log.error(
+                "charge_batch_failed", error_type=type(error).__name__, error=str(error), charges=len(tasks) - start
+            )
             for task in tasks[start:]:
                 task.outcome = run_one(connection, task)
             return len(tasks)
@@ -272,9 +290,15 @@ def _charge(task: _Task, since: str, state: _State, writes: _Writes) -> Written 
 
 
 def _work_out(
-    task: _Task, command: ChargeCommand, limits: Limits, now: datetime, month: str, since: str, state: _State,
+    task: _Task,
+    command: ChargeCommand,
+    limits: Limits,
+    now: datetime,
+    month: str,
+    since: str,
+    state: _State,
     writes: _Writes,
-) -> Written:  # fmt: skip
+) -> Written:
     """A new charge: the checks every method shares, then a capture (by national id) or a hold."""
     stamp = rfc3339(now)
     provider_status = state.providers.get(command.provider_id)
@@ -297,8 +321,11 @@ def _work_out(
     line = LineState(account_id, account.balance, account.held) if account else LineState(account_id, 0, 0)
     if command.method is not IdentityMethod.NATIONAL_ID:
         return _hold(task, command, stamp, client_id, account_id, account, line, state, writes)
-    if national_id_hash is None or command.national_id_hash is None or not equal(national_id_hash,
-                                                                                 command.national_id_hash):
+    if (
+        national_id_hash is None
+        or command.national_id_hash is None
+        or not equal(national_id_hash, command.national_id_hash)
+    ):
         raise _OneByOne  # a failed check is recorded, and the charges after it count it
     payable_id = payable_account(command.provider_id)
     payable = state.accounts.get(payable_id)
@@ -333,10 +360,23 @@ def _work_out(
         (transaction_id, _CAPTURE, stamp, client_id, command.provider_id, command.category, charge_id, None, None)
     )
     writes.postings.extend(postings)
-    writes.events.append((
-        client_id, _CAPTURE, command.category, -command.amount, charge_id, command.provider_id, transaction_id, None,
-        line_balance, line_balance - account.held, wallet_balance, wallet_balance - totals[1], stamp,
-    ))  # fmt: skip
+    writes.events.append(
+        (
+            client_id,
+            _CAPTURE,
+            command.category,
+            -command.amount,
+            charge_id,
+            command.provider_id,
+            transaction_id,
+            None,
+            line_balance,
+            line_balance - account.held,
+            wallet_balance,
+            wallet_balance - totals[1],
+            stamp,
+        )
+    )
     writes.audit.append((stamp, task.actor, _ACTION, transaction_id, data, state.audit_head, entry_hash))
     state.audit_head = entry_hash
     account.balance = balances[account_id]
@@ -347,9 +387,16 @@ def _work_out(
 
 
 def _hold(
-    task: _Task, command: ChargeCommand, stamp: str, client_id: str, account_id: str, account: _Account | None,
-    line: LineState, state: _State, writes: _Writes,
-) -> Written:  # fmt: skip
+    task: _Task,
+    command: ChargeCommand,
+    stamp: str,
+    client_id: str,
+    account_id: str,
+    account: _Account | None,
+    line: LineState,
+    state: _State,
+    writes: _Writes,
+) -> Written:
     """``ops.charge`` for a code or an approval: the amount held on the line, the charge pending."""
     charge_id = new_id("ch")
     after = charge_rules.reserve(line, command.amount)  # refuses when not available
@@ -367,10 +414,23 @@ def _hold(
     writes.charges.append(ops.charge_values(row))
     writes.audit.append((stamp, task.actor, _HELD, charge_id, data, state.audit_head, entry_hash))
     state.audit_head = entry_hash
-    writes.events.append((
-        client_id, "hold", command.category, -command.amount, charge_id, command.provider_id, None, None,
-        after.balance, after.available, totals[0], totals[0] - wallet_held, stamp,
-    ))  # fmt: skip
+    writes.events.append(
+        (
+            client_id,
+            "hold",
+            command.category,
+            -command.amount,
+            charge_id,
+            command.provider_id,
+            None,
+            None,
+            after.balance,
+            after.available,
+            totals[0],
+            totals[0] - wallet_held,
+            stamp,
+        )
+    )
     account.held = after.held
     totals[1] = wallet_held
     _remember(task, writes, {"value": record})
@@ -402,8 +462,9 @@ def _write(connection: sqlite3.Connection, state: _State, writes: _Writes, run_o
         connection.execute("ROLLBACK TO charges")
         connection.execute("RELEASE charges")
         audit.forget_head(connection)  # the next entry reads the head from the table again
-        log.error("charge_batch_failed", error_type=type(error).__name__, error=str(error),
-                  charges=len(writes.answered))  # fmt: skip
+        log.error(
+            "charge_batch_failed", error_type=type(error).__name__, error=str(error), charges=len(writes.answered)
+        )
         for task, _ in writes.answered:
             task.outcome = run_one(connection, task)
         return
@@ -417,8 +478,11 @@ def _insert(connection: sqlite3.Connection, state: _State, writes: _Writes) -> N
     _CHARGES.write(connection, writes.charges)
     bulk.TRANSACTIONS.write(connection, writes.transactions)
     bulk.POSTINGS.write(connection, writes.postings)
-    moved = {account_id: a for account_id, a in state.accounts.items()
-             if (a.balance, a.held) != (a.read_balance, a.read_held)}  # fmt: skip
+    moved = {
+        account_id: a
+        for account_id, a in state.accounts.items()
+        if (a.balance, a.held) != (a.read_balance, a.read_held)
+    }
     # Checked after writing too: every balance is what the run worked out (the table's own CHECK
     # keeps every wallet line's available at zero or more).
     after = bulk.move_balances(
@@ -431,8 +495,9 @@ def _insert(connection: sqlite3.Connection, state: _State, writes: _Writes) -> N
         raise InvariantViolation(f"{len(moved) - len(after)} accounts moved by the charges are missing")
     for account_id, balance, held in after:
         if balance != moved[account_id].balance or held != moved[account_id].held:
-            raise InvariantViolation(f"{account_id}: balance {balance} after the charges, "
-                                     f"{moved[account_id].balance} expected")  # fmt: skip
+            raise InvariantViolation(
+                f"{account_id}: balance {balance} after the charges, {moved[account_id].balance} expected"
+            )
     for account in moved.values():
         account.read_balance, account.read_held = account.balance, account.held
 

@@ -42,10 +42,14 @@ from wallet.storage.sqlite.writer import Unit, unit_of_work
 
 log = structlog.get_logger(__name__)
 
-_BUDGETS = "SELECT seq, id, client_id, start_month, end_month, unused FROM budgets" \
-    " WHERE seq > ? AND start_month <= ? AND end_month >= ? ORDER BY seq LIMIT ?"  # fmt: skip
-_LINES = "SELECT budget_id, category, monthly_amount FROM budget_lines" \
-    " WHERE budget_id IN (SELECT value FROM json_each(?)) ORDER BY budget_id, category"  # fmt: skip
+_BUDGETS = (
+    "SELECT seq, id, client_id, start_month, end_month, unused FROM budgets"
+    " WHERE seq > ? AND start_month <= ? AND end_month >= ? ORDER BY seq LIMIT ?"
+)
+_LINES = (
+    "SELECT budget_id, category, monthly_amount FROM budget_lines"
+    " WHERE budget_id IN (SELECT value FROM json_each(?)) ORDER BY budget_id, category"
+)
 _IN = IN_JSON
 _WALLET = AccountKind.WALLET.value
 
@@ -113,10 +117,23 @@ class _Step:
             raise InvariantViolation(f"wallet event on {account_id}, which is not a wallet line")
         totals = self.wallet_totals[account.client_id]
         totals[0] += amount
-        self.events.append((
-            account.client_id, type_, account.category, amount, None, None, transaction_id, None,
-            account.balance, account.balance - account.held, totals[0], totals[0] - totals[1], self.now,
-        ))  # fmt: skip
+        self.events.append(
+            (
+                account.client_id,
+                type_,
+                account.category,
+                amount,
+                None,
+                None,
+                transaction_id,
+                None,
+                account.balance,
+                account.balance - account.held,
+                totals[0],
+                totals[0] - totals[1],
+                self.now,
+            )
+        )
 
 
 def ledger_data(postings: Sequence[Posting], month: str) -> str:
@@ -202,21 +219,28 @@ _STATE_SQL = (
 
 
 def _read_inputs(
-    connection: sqlite3.Connection, month: str, current_month: str, after_budget_seq: int, batch: int,
-    *, open_missing: bool,
-) -> tuple[_Inputs, list[_Work]] | None:  # fmt: skip
+    connection: sqlite3.Connection,
+    month: str,
+    current_month: str,
+    after_budget_seq: int,
+    batch: int,
+    *,
+    open_missing: bool,
+) -> tuple[_Inputs, list[_Work]] | None:
     """The step's inputs, and its lines in order (``_work``, which follows from them). A line whose
     account the budget did not open is opened first, as the one-by-one path would
     (``open_missing``); a planner may not write, and gets ``None``."""
-    budgets = cast(list[_Budget], bulk.rows(connection, _BUDGETS, (after_budget_seq, month, previous_month(month),
-                                                               batch)))  # fmt: skip
+    budgets = cast(
+        list[_Budget], bulk.rows(connection, _BUDGETS, (after_budget_seq, month, previous_month(month), batch))
+    )
     lines = cast(list[_Line], bulk.rows(connection, _LINES, (json.dumps([budget[1] for budget in budgets]),)))
     work = _work(budgets, lines, month, current_month)
     clients = json.dumps(sorted({budget[2] for budget in budgets}))
     accounts = cast(list[_AccountRow], bulk.rows(connection, _STATE_SQL, (clients, FUNDING_ACCOUNT)))
     known = {row[0] for row in accounts}
-    missing = [(account_id, budget[2], category) for budget, category, _, account_id, _ in work
-               if account_id not in known]  # fmt: skip
+    missing = [
+        (account_id, budget[2], category) for budget, category, _, account_id, _ in work if account_id not in known
+    ]
     if missing:
         if not open_missing:
             return None
@@ -227,30 +251,43 @@ def _read_inputs(
         accounts = cast(list[_AccountRow], bulk.rows(connection, _STATE_SQL, (clients, FUNDING_ACCOUNT)))
         known = {row[0] for row in accounts}
     accounts.sort()
-    credited_before = sorted(_account_set(
-        connection, "SELECT account_id FROM credits WHERE month = ? AND account_id", month, known
-    ))  # fmt: skip
+    credited_before = sorted(
+        _account_set(connection, "SELECT account_id FROM credits WHERE month = ? AND account_id", month, known)
+    )
     expiring = {account_id for _, _, _, account_id, expires in work if expires}
     expired_before: list[str] = []
     credited_from_month: list[tuple[str, int]] = []
     if expiring:
-        expired_before = sorted(_account_set(
-            connection, "SELECT account_id FROM expiries WHERE boundary_month = ? AND account_id", month, expiring
-        ))  # fmt: skip
-        credited_from_month = sorted(cast(list[tuple[str, int]], bulk.rows(
-            connection,
-            f"SELECT account_id, SUM(amount) FROM credits WHERE month >= ? AND account_id {_IN} GROUP BY account_id",
-            (month, json.dumps(sorted(expiring))),
-        )))  # fmt: skip
+        expired_before = sorted(
+            _account_set(
+                connection, "SELECT account_id FROM expiries WHERE boundary_month = ? AND account_id", month, expiring
+            )
+        )
+        credited_from_month = sorted(
+            cast(
+                list[tuple[str, int]],
+                bulk.rows(
+                    connection,
+                    f"SELECT account_id, SUM(amount) FROM credits WHERE month >= ? AND account_id {_IN} GROUP BY account_id",
+                    (month, json.dumps(sorted(expiring))),
+                ),
+            )
+        )
     last = connection.execute(audit.HEAD_SQL).fetchone()
     head = str(last[0]) if last else GENESIS
     return _Inputs(budgets, lines, accounts, credited_before, expired_before, credited_from_month, head), work
 
 
 def _work_out(
-    inputs: _Inputs, work: list[_Work], month: str, current_month: str, after_budget_seq: int, batch: int, now: str,
+    inputs: _Inputs,
+    work: list[_Work],
+    month: str,
+    current_month: str,
+    after_budget_seq: int,
+    batch: int,
+    now: str,
     actor: str,
-) -> tuple[_Step, Record]:  # fmt: skip
+) -> tuple[_Step, Record]:
     """The step's rows from its inputs, in memory, exactly as posting each transfer on its own would."""
     accounts: dict[str, _Account] = {}
     wallet_totals: dict[str, list[int]] = {}
@@ -290,8 +327,13 @@ def _work_out(
             credited += 1
     budgets = inputs.budgets
     last_seq = budgets[-1][0] if budgets else after_budget_seq
-    result = {"last_budget_seq": last_seq, "done": len(budgets) < batch, "credited_now": credited,
-              "expired_now": expired, "budgets": len(budgets)}  # fmt: skip
+    result = {
+        "last_budget_seq": last_seq,
+        "done": len(budgets) < batch,
+        "credited_now": credited,
+        "expired_now": expired,
+        "budgets": len(budgets),
+    }
     return step, result
 
 
@@ -314,9 +356,13 @@ def credit_run_step(
         assert read is not None  # it opens what is missing
         inputs, work = read
         actor = ACTOR.get()
-        planned = plan is not None and plan.inputs == inputs and plan.actor == actor and (
-            plan.month, plan.current_month, plan.after_budget_seq, plan.batch, plan.now
-        ) == (month, current_month, after_budget_seq, batch, now)  # fmt: skip
+        planned = (
+            plan is not None
+            and plan.inputs == inputs
+            and plan.actor == actor
+            and (plan.month, plan.current_month, plan.after_budget_seq, plan.batch, plan.now)
+            == (month, current_month, after_budget_seq, batch, now)
+        )
         if plan is not None and planned:
             writes, result = plan.writes, plan.result
         else:
@@ -333,9 +379,15 @@ def credit_run_step(
 
 
 def plan_step(
-    connection: sqlite3.Connection, month: str, current_month: str, after_budget_seq: int, batch: int, now: str,
-    actor: str, before: CreditPlan | None = None,
-) -> CreditPlan | None:  # fmt: skip
+    connection: sqlite3.Connection,
+    month: str,
+    current_month: str,
+    after_budget_seq: int,
+    batch: int,
+    now: str,
+    actor: str,
+    before: CreditPlan | None = None,
+) -> CreditPlan | None:
     """Work a step out ahead, on a read-only connection, for the writer to apply (``credit_run_step``).
 
     ``before`` is the plan of the step just before it, which may not be committed yet: this plan
@@ -354,15 +406,29 @@ def plan_step(
     if before is not None:
         if clients & before.clients:
             return None
-        accounts = [(row[0], row[1], row[2], row[3], before.funding_after, row[5]) if row[0] == FUNDING_ACCOUNT else row
-                    for row in inputs.accounts]  # fmt: skip
+        accounts = [
+            (row[0], row[1], row[2], row[3], before.funding_after, row[5]) if row[0] == FUNDING_ACCOUNT else row
+            for row in inputs.accounts
+        ]
         inputs = replace(inputs, accounts=accounts, head=before.last_hash)
     step, result = _work_out(inputs, work, month, current_month, after_budget_seq, batch, now, actor)
     funding = step.accounts.get(FUNDING_ACCOUNT)
     if funding is None:
         return None
-    return CreditPlan(month, current_month, after_budget_seq, batch, now, actor, inputs, _writes(step), result,
-                      clients, funding.balance, step.previous_hash)  # fmt: skip
+    return CreditPlan(
+        month,
+        current_month,
+        after_budget_seq,
+        batch,
+        now,
+        actor,
+        inputs,
+        _writes(step),
+        result,
+        clients,
+        funding.balance,
+        step.previous_hash,
+    )
 
 
 def _account_set(connection: sqlite3.Connection, query: str, month: str, account_ids: Iterable[str]) -> set[str]:
@@ -375,8 +441,11 @@ _CREDITS = Insert("credits", ("account_id", "month", "budget_id", "amount", "tra
 
 
 def _writes(step: _Step) -> _Writes:
-    moved = [(account_id, a.kind == _WALLET, a.balance - a.read_balance, a.balance)
-             for account_id, a in step.accounts.items() if a.balance != a.read_balance]  # fmt: skip
+    moved = [
+        (account_id, a.kind == _WALLET, a.balance - a.read_balance, a.balance)
+        for account_id, a in step.accounts.items()
+        if a.balance != a.read_balance
+    ]
     return _Writes(step.transactions, step.postings, step.events, step.audit, step.credits, step.expiries, moved)
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import sqlite3
 
-from wallet.storage.sqlite.reading import Reader
 from wallet.ledger.errors import InvariantViolation
 from wallet.storage.port import Record
+from wallet.storage.sqlite.reading import Reader
 
 EVENT_TYPES = ("credit", "expiry", "hold", "capture", "void", "refund")
 
@@ -60,10 +60,20 @@ def append(
     connection.execute(
         INSERT_EVENT_SQL,
         (
-            line["client_id"], type_, line["category"], amount, charge_id, provider_id, transaction_id, reason,
-            line["balance"], line["balance"] - line["held"], now, line["client_id"],
+            line["client_id"],
+            type_,
+            line["category"],
+            amount,
+            charge_id,
+            provider_id,
+            transaction_id,
+            reason,
+            line["balance"],
+            line["balance"] - line["held"],
+            now,
+            line["client_id"],
         ),
-    )  # fmt: skip
+    )
 
 
 LAST_SEQ_SQL = "SELECT COALESCE(MAX(seq), 0) FROM wallet_events"

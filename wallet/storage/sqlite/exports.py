@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-
-from wallet.storage.sqlite.reading import Reader
 from wallet.ledger.errors import InvariantViolation
 from wallet.storage.port import Record
+from wallet.storage.sqlite.reading import Reader
 
 LATEST = "9999"  # sorts after every RFC 3339 time
 EARLIEST = ""
@@ -21,9 +20,22 @@ EARLIEST = ""
 # The record's columns first, in the record's order; then what only the reading needs (the keyset's
 # ``seq`` and the transfer check's ``postings`` and ``debited``), left out of the record.
 _TRANSACTION_KEYS = (
-    "transaction_id", "created_at", "type", "charge_id", "refund_id", "client_id", "provider_id", "business_id",
-    "category", "month", "from_account", "to_account", "amount", "settlement_id", "settlement_reference",
-)  # fmt: skip
+    "transaction_id",
+    "created_at",
+    "type",
+    "charge_id",
+    "refund_id",
+    "client_id",
+    "provider_id",
+    "business_id",
+    "category",
+    "month",
+    "from_account",
+    "to_account",
+    "amount",
+    "settlement_id",
+    "settlement_reference",
+)
 _TRANSACTIONS = (
     "SELECT t.id AS transaction_id, t.created_at, t.type, t.charge_id, t.refund_id, t.client_id,"
     " t.provider_id, pr.business_id, t.category, t.month,"
@@ -77,15 +89,19 @@ async def ceiling(reader: Reader, table: str) -> int:
 
 
 Keyset = tuple[str, int]
-PageReader = Callable[
-    [Reader, str | None, str | None, int, Keyset, int], Awaitable[tuple[list[Record], Keyset]]
-]
+PageReader = Callable[[Reader, str | None, str | None, int, Keyset, int], Awaitable[tuple[list[Record], Keyset]]]
 
 
 async def _rows(
-    reader: Reader, query: str, ranges: tuple[str, str, str], start: str | None, end: str | None, top: int,
-    after: Keyset, rows: int,
-) -> list[Any]:  # fmt: skip
+    reader: Reader,
+    query: str,
+    ranges: tuple[str, str, str],
+    start: str | None,
+    end: str | None,
+    top: int,
+    after: Keyset,
+    rows: int,
+) -> list[Any]:
     """Up to ``rows`` rows after ``after`` in ``(created_at, seq)`` order, from ``start`` (inclusive)
     to ``end``. The keyset's time is always within them: it is a row's, read from this range."""
     ties, later, first = ranges
@@ -116,5 +132,5 @@ async def settlements_page(
     reader: Reader, start: str | None, end: str | None, top: int, after: Keyset, rows: int
 ) -> tuple[list[Record], Keyset]:
     found = await _rows(reader, _SETTLEMENTS, _SETTLEMENT_RANGES, start, end, top, after, rows)
-    records = [{key: row[key] for key in row.keys() if key != "seq"} for row in found]  # noqa: SIM118
+    records = [{key: row[key] for key in row.keys() if key != "seq"} for row in found]
     return records, (found[-1]["created_at"], found[-1]["seq"]) if found else after

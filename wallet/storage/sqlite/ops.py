@@ -12,10 +12,11 @@ import sqlite3
 from datetime import datetime, timedelta
 from typing import Any
 
+from wallet.auth.hashing import equal
 from wallet.clock import rfc3339
 from wallet.ids import new_id
 from wallet.ledger import charges as charge_rules
-from wallet.ledger.accounts import LineState, kind_of, AccountKind, payable_account, wallet_account
+from wallet.ledger.accounts import AccountKind, LineState, kind_of, payable_account, wallet_account
 from wallet.ledger.charges import ChargeStatus, IdentityMethod
 from wallet.ledger.errors import (
     CategoryNotAllowed,
@@ -28,11 +29,9 @@ from wallet.ledger.errors import (
 )
 from wallet.ledger.months import check_new_end
 from wallet.ledger.transactions import Transaction, TransactionType
-from wallet.auth.hashing import equal
 from wallet.storage.port import ChargeCommand, Limits, NewBudget, NewClient, NewProvider, Record, Refusal
 from wallet.storage.sqlite import audit, events, render, representatives
 from wallet.storage.sqlite.writer import Unit, unit_of_work
-
 
 # The ledger primitives.
 
@@ -133,9 +132,17 @@ def post(
         postings += (transaction_id, posting.account_id, posting.amount, row["balance"])
         if row["kind"] == _WALLET:
             LineState(posting.account_id, row["balance"], row["held"]).check()
-            events.append(connection, posting.account_id, type_, posting.amount, now,
-                          charge_id=charge_id, provider_id=provider_id, transaction_id=transaction_id,
-                          line=row)  # fmt: skip
+            events.append(
+                connection,
+                posting.account_id,
+                type_,
+                posting.amount,
+                now,
+                charge_id=charge_id,
+                provider_id=provider_id,
+                transaction_id=transaction_id,
+                line=row,
+            )
     connection.execute(_insert_postings_sql(len(transaction.postings)), postings)
     # canonical({"postings": [[account_id, amount], ...], "charge_id": ..., "refund_id": ..., "month": ...})
     data = audit.ledger_data(transaction.postings, charge_id, refund_id, month)
@@ -197,9 +204,17 @@ def create_budget(budget: NewBudget, now: str) -> Unit:
             "INSERT INTO budgets (id, client_id, start_month, end_month, unused, created_at) VALUES (?, ?, ?, ?, ?, ?)",
             (budget_id, budget.client_id, budget.start_month, budget.end_month, budget.unused.value, now),
         )
-        audit.append(connection, now, "budget.created", budget_id, client_id=budget.client_id,
-                     start_month=budget.start_month, end_month=budget.end_month, unused=budget.unused.value,
-                     lines=[list(line) for line in budget.lines])  # fmt: skip
+        audit.append(
+            connection,
+            now,
+            "budget.created",
+            budget_id,
+            client_id=budget.client_id,
+            start_month=budget.start_month,
+            end_month=budget.end_month,
+            unused=budget.unused.value,
+            lines=[list(line) for line in budget.lines],
+        )
         for category, monthly_amount in budget.lines:
             connection.execute(
                 "INSERT INTO budget_lines (budget_id, category, monthly_amount) VALUES (?, ?, ?)",
@@ -251,8 +266,14 @@ def create_provider(provider: NewProvider, now: str) -> Unit:
                 "INSERT INTO provider_categories (provider_id, category) VALUES (?, ?)", (provider_id, category)
             )
         ensure_account(connection, payable_account(provider_id), provider_id=provider_id)
-        audit.append(connection, now, "provider.created", provider_id, business_id=provider.business_id,
-                     categories=list(provider.categories))  # fmt: skip
+        audit.append(
+            connection,
+            now,
+            "provider.created",
+            provider_id,
+            business_id=provider.business_id,
+            categories=list(provider.categories),
+        )
         return load_provider(connection, provider_id)
 
     return unit
@@ -280,8 +301,15 @@ def end_budget(client_id: str, budget_id: str, end_month: str, current_month: st
         if end_month == budget["end_month"]:
             return budget  # already ends then: nothing to change, nothing to record
         connection.execute("UPDATE budgets SET end_month = ? WHERE id = ?", (end_month, budget_id))
-        audit.append(connection, now, "budget.ended", budget_id, client_id=client_id,
-                     previous_end_month=budget["end_month"], end_month=end_month)  # fmt: skip
+        audit.append(
+            connection,
+            now,
+            "budget.ended",
+            budget_id,
+            client_id=client_id,
+            previous_end_month=budget["end_month"],
+            end_month=end_month,
+        )
         return {**budget, "end_month": end_month}
 
     return unit
@@ -407,13 +435,17 @@ def charge(command: ChargeCommand, limits: Limits, now: datetime, month: str) ->
             raise ProviderNotApproved("the provider is not approved to charge")
         if not provider["approved_for"]:
             raise ProviderNotApproved("the provider is not approved for this category", field="category")
-        client = connection.execute(CHARGE_CLIENT_SQL, (command.category, month, month, since, command.phone_hash)).fetchone()
+        client = connection.execute(
+            CHARGE_CLIENT_SQL, (command.category, month, month, since, command.phone_hash)
+        ).fetchone()
         if client is None:
             raise NotFound("no wallet for this phone number", field="phone")
         client_id = client["id"]
         if not client["budgeted"]:
             raise CategoryNotAllowed("this category is not in the client's budget", field="category")
-        _check_rate_limit(connection, client_id, command.provider_id, limits, now, (client["failures"], provider["failures"]))
+        _check_rate_limit(
+            connection, client_id, command.provider_id, limits, now, (client["failures"], provider["failures"])
+        )
         account_id = wallet_account(client_id, command.category)
         line = read_line(connection, account_id)
         charge_id = new_id("ch")
@@ -427,15 +459,30 @@ def charge(command: ChargeCommand, limits: Limits, now: datetime, month: str) ->
             transfer = Transaction.transfer(
                 TransactionType.CAPTURE, account_id, payable_account(command.provider_id), command.amount
             )
-            post(connection, transfer, stamp, client_id=client_id, provider_id=command.provider_id,
-                 category=command.category, charge_id=charge_id)  # fmt: skip
+            post(
+                connection,
+                transfer,
+                stamp,
+                client_id=client_id,
+                provider_id=command.provider_id,
+                category=command.category,
+                charge_id=charge_id,
+            )
         else:
             charge_rules.reserve(line, command.amount)  # refuses when not available
             written = _insert_charge(connection, charge_id, command, client_id, account_id, "pending", stamp)
             after = change_held(connection, account_id, command.amount)
             audit.append(connection, stamp, "charge.held", charge_id, account_id=account_id, amount=command.amount)
-            events.append(connection, account_id, "hold", -command.amount, stamp, charge_id=charge_id,
-                          provider_id=command.provider_id, line=after)  # fmt: skip
+            events.append(
+                connection,
+                account_id,
+                "hold",
+                -command.amount,
+                stamp,
+                charge_id=charge_id,
+                provider_id=command.provider_id,
+                line=after,
+            )
         return render.charge(written)
 
     return unit
@@ -475,10 +522,20 @@ def charge_row(
 def charge_values(row: Record) -> tuple[object, ...]:
     """The values ``INSERT_CHARGE_SQL`` takes, from ``charge_row``."""
     return (
-        row["id"], row["provider_id"], row["client_id"], row["category"], row["account_id"], row["amount"],
-        row["method"], row["status"], row["description"], row["created_at"], row["expires_at"],
-        row["captured_at"], row["otp_hash"],
-    )  # fmt: skip
+        row["id"],
+        row["provider_id"],
+        row["client_id"],
+        row["category"],
+        row["account_id"],
+        row["amount"],
+        row["method"],
+        row["status"],
+        row["description"],
+        row["created_at"],
+        row["expires_at"],
+        row["captured_at"],
+        row["otp_hash"],
+    )
 
 
 def _insert_charge(
@@ -512,10 +569,20 @@ def _void(connection: sqlite3.Connection, row: sqlite3.Row, reason: str, now: st
     connection.execute(
         "UPDATE charges SET status = 'voided', voided_at = ?, void_reason = ? WHERE id = ?", (now, reason, row["id"])
     )
-    audit.append(connection, now, "charge.voided", row["id"], account_id=row["account_id"], amount=row["amount"],
-                 reason=reason)  # fmt: skip
-    events.append(connection, row["account_id"], "void", row["amount"], now, charge_id=row["id"],
-                  provider_id=row["provider_id"], reason=reason, line=after)  # fmt: skip
+    audit.append(
+        connection, now, "charge.voided", row["id"], account_id=row["account_id"], amount=row["amount"], reason=reason
+    )
+    events.append(
+        connection,
+        row["account_id"],
+        "void",
+        row["amount"],
+        now,
+        charge_id=row["id"],
+        provider_id=row["provider_id"],
+        reason=reason,
+        line=after,
+    )
 
 
 @unit_of_work
@@ -537,11 +604,14 @@ def confirm_charge(provider_id: str, charge_id: str, code_hash: str, limits: Lim
             if attempts >= limits.otp_max_attempts:
                 _void(connection, row, "too_many_attempts", stamp)
                 return Refusal(
-                    IdentityCheckFailed("wrong code; too many attempts, the charge is voided", charge_status="voided",
-                                        attempts_left=0)  # fmt: skip
+                    IdentityCheckFailed(
+                        "wrong code; too many attempts, the charge is voided", charge_status="voided", attempts_left=0
+                    )
                 )
             return Refusal(
-                IdentityCheckFailed("wrong code", charge_status="pending", attempts_left=limits.otp_max_attempts - attempts)
+                IdentityCheckFailed(
+                    "wrong code", charge_status="pending", attempts_left=limits.otp_max_attempts - attempts
+                )
             )
         _capture_held(connection, row, stamp)
         return render.charge(_load_charge(connection, provider_id, charge_id))
@@ -557,8 +627,15 @@ def _capture_held(connection: sqlite3.Connection, row: sqlite3.Row, now: str) ->
     transfer = Transaction.transfer(
         TransactionType.CAPTURE, row["account_id"], payable_account(row["provider_id"]), row["amount"]
     )
-    post(connection, transfer, now, client_id=row["client_id"], provider_id=row["provider_id"],
-         category=row["category"], charge_id=row["id"])  # fmt: skip
+    post(
+        connection,
+        transfer,
+        now,
+        client_id=row["client_id"],
+        provider_id=row["provider_id"],
+        category=row["category"],
+        charge_id=row["id"],
+    )
     connection.execute("UPDATE charges SET status = 'captured', captured_at = ? WHERE id = ?", (now, row["id"]))
 
 
@@ -588,15 +665,21 @@ def refund(provider_id: str, charge_id: str, amount: int, now: datetime) -> Unit
         charge_rules.refundable(row["amount"], row["refunded_amount"], amount)
         refund_id = new_id("re")
         transfer = Transaction.transfer(TransactionType.REFUND, payable_account(provider_id), row["account_id"], amount)
-        transaction_id = post(connection, transfer, stamp, client_id=row["client_id"], provider_id=provider_id,
-                              category=row["category"], charge_id=charge_id, refund_id=refund_id)  # fmt: skip
+        transaction_id = post(
+            connection,
+            transfer,
+            stamp,
+            client_id=row["client_id"],
+            provider_id=provider_id,
+            category=row["category"],
+            charge_id=charge_id,
+            refund_id=refund_id,
+        )
         connection.execute(
             "INSERT INTO refunds (id, charge_id, provider_id, amount, transaction_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
             (refund_id, charge_id, provider_id, amount, transaction_id, stamp),
         )
-        connection.execute(
-            "UPDATE charges SET refunded_amount = refunded_amount + ? WHERE id = ?", (amount, charge_id)
-        )
+        connection.execute("UPDATE charges SET refunded_amount = refunded_amount + ? WHERE id = ?", (amount, charge_id))
         return {
             "id": refund_id,
             "charge_id": charge_id,
@@ -654,8 +737,14 @@ def answer_charge(
             _capture_held(connection, row, stamp)
         else:
             _void(connection, row, "declined_by_client", stamp)
-        audit.append(connection, stamp, "charge.approved" if approve else "charge.declined", charge_id,
-                     client_id=client_id, **acting)  # fmt: skip
+        audit.append(
+            connection,
+            stamp,
+            "charge.approved" if approve else "charge.declined",
+            charge_id,
+            client_id=client_id,
+            **acting,
+        )
         return client_charge(connection, charge_id)
 
     return unit
@@ -679,7 +768,9 @@ def start_login(phone_hash: str, code_hash: str, expires_at: datetime, limits: L
     def unit(connection: sqlite3.Connection) -> Record:
         client = connection.execute("SELECT id FROM clients WHERE phone_hash = ?", (phone_hash,)).fetchone()
         if client is None:
-            return representatives.start_representative_login(connection, phone_hash, code_hash, expires_at, limits, now)
+            return representatives.start_representative_login(
+                connection, phone_hash, code_hash, expires_at, limits, now
+            )
         window_start = rfc3339(now - timedelta(seconds=limits.login_requests_window_seconds))
         recent = connection.execute(
             "SELECT COUNT(*), MIN(created_at) FROM login_codes WHERE client_id = ? AND created_at > ?",
@@ -687,8 +778,10 @@ def start_login(phone_hash: str, code_hash: str, expires_at: datetime, limits: L
         ).fetchone()
         if recent[0] >= limits.login_requests_max:
             retry = datetime.fromisoformat(recent[1]) + timedelta(seconds=limits.login_requests_window_seconds) - now
-            raise RateLimited("too many login codes requested; try again later",
-                              retry_after_seconds=max(math.ceil(retry.total_seconds()), 1))  # fmt: skip
+            raise RateLimited(
+                "too many login codes requested; try again later",
+                retry_after_seconds=max(math.ceil(retry.total_seconds()), 1),
+            )
         connection.execute(
             "INSERT INTO login_codes (client_id, code_hash, created_at, expires_at) VALUES (?, ?, ?, ?)",
             (client["id"], code_hash, stamp, rfc3339(expires_at)),
@@ -716,4 +809,4 @@ def purge_idempotency_keys(older_than: datetime, batch: int) -> Unit:
 
 # ``charge``'s batch runner: new charges side by side in a batch, run together. Imported
 # here, last, so that wherever ``charge`` is, the writer knows its runner (it registers itself).
-from wallet.storage.sqlite import charge_batch as _charge_batch  # noqa: E402, F401
+from wallet.storage.sqlite import charge_batch as _charge_batch  # noqa: E402, F401 (registers itself last)

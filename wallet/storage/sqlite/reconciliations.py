@@ -39,10 +39,20 @@ def reconcile(invoices: tuple[Invoice, ...], source: str, now: str) -> Unit:
                 "INSERT INTO reconciliation_invoices (reconciliation_id, position, invoice_number, reference,"
                 " payment_reference, seller_business_id, seller_digits, amount, outcome, settlement_id, detail)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (reconciliation_id, invoice.position, invoice.invoice_number, invoice.reference, reference,
-                 invoice.business_id, seller, invoice.amount, judgement.outcome.value,
-                 batch.id if batch else None, judgement.detail),
-            )  # fmt: skip
+                (
+                    reconciliation_id,
+                    invoice.position,
+                    invoice.invoice_number,
+                    invoice.reference,
+                    reference,
+                    invoice.business_id,
+                    seller,
+                    invoice.amount,
+                    judgement.outcome.value,
+                    batch.id if batch else None,
+                    judgement.detail,
+                ),
+            )
             result: Record = {
                 "position": invoice.position,
                 "invoice_number": invoice.invoice_number,

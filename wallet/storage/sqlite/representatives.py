@@ -13,14 +13,13 @@ import math
 import sqlite3
 from datetime import datetime, timedelta
 
-
-from wallet.storage.sqlite.reading import Reader
 from wallet.auth.hashing import equal
 from wallet.clock import rfc3339
 from wallet.ids import new_id
 from wallet.ledger.errors import Conflict, Forbidden, IdentityCheckFailed, InvariantViolation, NotFound, RateLimited
 from wallet.storage.port import ACTOR, Limits, NewRepresentation, Record, Refusal
 from wallet.storage.sqlite import audit
+from wallet.storage.sqlite.reading import Reader
 from wallet.storage.sqlite.writer import Unit, unit_of_work
 
 VIEW = "view"
@@ -82,9 +81,15 @@ def create(representation: NewRepresentation, now: str) -> Unit:
             connection.execute(
                 "INSERT INTO representatives (id, name, phone_hash, phone_ciphertext, national_id_hash, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (representative_id, representation.name, representation.phone_hash, representation.phone_ciphertext,
-                 representation.national_id_hash, now),
-            )  # fmt: skip
+                (
+                    representative_id,
+                    representation.name,
+                    representation.phone_hash,
+                    representation.phone_ciphertext,
+                    representation.national_id_hash,
+                    now,
+                ),
+            )
         else:
             representative_id = person["id"]
             stored = person["national_id_hash"]
@@ -99,17 +104,27 @@ def create(representation: NewRepresentation, now: str) -> Unit:
                 )
         existing = connection.execute(ACTIVE_MANDATE_SQL, (representative_id, representation.client_id)).fetchone()
         if existing is not None:
-            raise Conflict("this representative already acts for this client; revoke that first to change it",
-                           representation_id=existing["id"], scope=existing["scope"])  # fmt: skip
+            raise Conflict(
+                "this representative already acts for this client; revoke that first to change it",
+                representation_id=existing["id"],
+                scope=existing["scope"],
+            )
         representation_id = new_id("rl")
         connection.execute(
             "INSERT INTO representations (id, representative_id, client_id, scope, created_at, created_by)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             (representation_id, representative_id, representation.client_id, representation.scope, now, ACTOR.get()),
         )
-        audit.append(connection, now, "representative.linked", representation_id, client_id=representation.client_id,
-                     representative_id=representative_id, scope=representation.scope,
-                     with_national_id=representation.national_id_hash is not None)  # fmt: skip
+        audit.append(
+            connection,
+            now,
+            "representative.linked",
+            representation_id,
+            client_id=representation.client_id,
+            representative_id=representative_id,
+            scope=representation.scope,
+            with_national_id=representation.national_id_hash is not None,
+        )
         return render(_load(connection, representation.client_id, representation_id))
 
     return unit
@@ -126,8 +141,15 @@ def revoke(client_id: str, representation_id: str, now: str) -> Unit:
                 "UPDATE representations SET revoked_at = ?, revoked_by = ? WHERE id = ?",
                 (now, ACTOR.get(), representation_id),
             )
-            audit.append(connection, now, "representative.revoked", representation_id, client_id=client_id,
-                         representative_id=row["representative_id"], scope=row["scope"])  # fmt: skip
+            audit.append(
+                connection,
+                now,
+                "representative.revoked",
+                representation_id,
+                client_id=client_id,
+                representative_id=row["representative_id"],
+                scope=row["scope"],
+            )
         return render(_load(connection, client_id, representation_id))
 
     return unit
@@ -157,9 +179,13 @@ async def list_page(reader: Reader, client_id: str, limit: int, before: int | No
 
 
 def start_representative_login(
-    connection: sqlite3.Connection, phone_hash: str, code_hash: str, expires_at: datetime, limits: Limits,
+    connection: sqlite3.Connection,
+    phone_hash: str,
+    code_hash: str,
+    expires_at: datetime,
+    limits: Limits,
     now: datetime,
-) -> Record:  # fmt: skip
+) -> Record:
     """For a phone that is no client's: a code for its representative, if it has an active mandate."""
     person = connection.execute(
         "SELECT r.id FROM representatives r WHERE r.phone_hash = ? AND EXISTS"
@@ -175,8 +201,10 @@ def start_representative_login(
     ).fetchone()
     if recent[0] >= limits.login_requests_max:
         retry = datetime.fromisoformat(recent[1]) + timedelta(seconds=limits.login_requests_window_seconds) - now
-        raise RateLimited("too many login codes requested; try again later",
-                          retry_after_seconds=max(math.ceil(retry.total_seconds()), 1))  # fmt: skip
+        raise RateLimited(
+            "too many login codes requested; try again later",
+            retry_after_seconds=max(math.ceil(retry.total_seconds()), 1),
+        )
     connection.execute(
         "INSERT INTO representative_login_codes (representative_id, code_hash, created_at, expires_at)"
         " VALUES (?, ?, ?, ?)",
@@ -234,7 +262,11 @@ def verify_login(phone_hash: str, code_hash: str, client_id: str | None, limits:
             return {"role": "client", "client_id": own}
         if person is None:
             raise InvariantViolation("mandates without a representative")
-        return {"role": "representative", "representative_id": person["id"], "client_ids": mandates,
-                "client_id": chosen}  # fmt: skip
+        return {
+            "role": "representative",
+            "representative_id": person["id"],
+            "client_ids": mandates,
+            "client_id": chosen,
+        }
 
     return unit

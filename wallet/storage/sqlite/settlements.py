@@ -10,8 +10,6 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-
-from wallet.storage.sqlite.reading import Reader
 from wallet.ids import new_id
 from wallet.ledger import settlements as rules
 from wallet.ledger.accounts import payable_account, settled_account
@@ -22,6 +20,7 @@ from wallet.ledger.transactions import TransactionType
 from wallet.storage.port import ACTOR, Page, Record
 from wallet.storage.sqlite import audit
 from wallet.storage.sqlite.ops import ensure_account, post
+from wallet.storage.sqlite.reading import Reader
 from wallet.storage.sqlite.writer import Unit, unit_of_work
 
 # The provider's captures and refunds not in any batch, from a sequence number on.
@@ -48,9 +47,12 @@ async def unsettled_by_provider(reader: Any, until: str) -> list[Record]:
     )
     found = []
     for provider in providers:
-        rows = list(await reader.execute_fetchall(
-            _UNSETTLED_TOTAL_UNTIL, (payable_account(provider["id"]), provider["id"], provider["scan_from"] or 0, until)
-        ))  # fmt: skip
+        rows = list(
+            await reader.execute_fetchall(
+                _UNSETTLED_TOTAL_UNTIL,
+                (payable_account(provider["id"]), provider["id"], provider["scan_from"] or 0, until),
+            )
+        )
         net, count = rows[0][0], rows[0][1]
         if count:
             found.append({"provider_id": provider["id"], "net": int(net), "count": int(count)})
@@ -101,17 +103,40 @@ def settle(provider_id: str, until: str, now: str, items_max: int) -> Unit:
             "INSERT INTO settlements (seq, id, provider_id, reference, rf_reference, amount, count, period_start,"
             " period_end, until, transaction_id, scan_from_seq, status, created_at, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?)",
-            (sequence, settlement_id, provider_id, reference, rf_reference, batch.amount, batch.count,
-             batch.period_start, batch.period_end, until, transaction_id, next_scan_from, now, now),
-        )  # fmt: skip
+            (
+                sequence,
+                settlement_id,
+                provider_id,
+                reference,
+                rf_reference,
+                batch.amount,
+                batch.count,
+                batch.period_start,
+                batch.period_end,
+                until,
+                transaction_id,
+                next_scan_from,
+                now,
+                now,
+            ),
+        )
         connection.executemany(
             "INSERT INTO settlement_items (transaction_id, settlement_id, amount) VALUES (?, ?, ?)",
             [(line.transaction_id, settlement_id, line.amount) for line in lines],
         )
         _record_event(connection, settlement_id, None, SettlementStatus.OPEN, now, None)
-        audit.append(connection, now, "settlement.created", settlement_id, provider_id=provider_id,
-                     reference=reference, amount=batch.amount, count=batch.count, until=until,
-                     transaction_id=transaction_id)  # fmt: skip
+        audit.append(
+            connection,
+            now,
+            "settlement.created",
+            settlement_id,
+            provider_id=provider_id,
+            reference=reference,
+            amount=batch.amount,
+            count=batch.count,
+            until=until,
+            transaction_id=transaction_id,
+        )
         record = render(_load(connection, settlement_id))
         record["more_to_settle"] = more
         return record

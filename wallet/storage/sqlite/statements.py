@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-
-from wallet.storage.sqlite.reading import Reader
 from wallet.storage.port import Record
+from wallet.storage.sqlite.reading import Reader
 
 # Every figure comes from the wallet events that carry a transaction (one per posting on a wallet
 # line, with its amount: ``wallet check`` proves them equal), found by ``wallet_events_by_client``,

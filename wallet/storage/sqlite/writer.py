@@ -27,8 +27,8 @@ import structlog
 
 from wallet.jsontext import encoder_once
 from wallet.ledger.errors import IdempotencyKeyReuse, OperationError, RateLimited, Unavailable
-from wallet.storage.sqlite import audit
 from wallet.storage.port import ACTOR, CommitObserver, Idempotency, Record, Refusal, WriterStats, Written
+from wallet.storage.sqlite import audit
 
 log = structlog.get_logger(__name__)
 
@@ -45,7 +45,7 @@ class UnitCall:
     the same values and runs it there. A factory that fails fails inside the writer's guard, as the
     unit would."""
 
-    __slots__ = ("factory", "args", "kwargs", "_unit")
+    __slots__ = ("_unit", "args", "factory", "kwargs")
 
     def __init__(self, factory: Callable[..., UnitCall], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self.factory = factory
@@ -129,9 +129,12 @@ STATEMENT_CACHE_SIZE = 512
 def connect(path: str, *, check_same_thread: bool = False) -> sqlite3.Connection:
     """The write connection (``check_same_thread``: only the thread that opens it may use it)."""
     connection = sqlite3.connect(
-        path, isolation_level=None, check_same_thread=check_same_thread, timeout=10.0,
+        path,
+        isolation_level=None,
+        check_same_thread=check_same_thread,
+        timeout=10.0,
         cached_statements=STATEMENT_CACHE_SIZE,
-    )  # fmt: skip
+    )
     connection.row_factory = sqlite3.Row
     connection.execute("PRAGMA journal_mode = WAL")
     connection.execute("PRAGMA synchronous = FULL")
@@ -362,9 +365,14 @@ class Writer:
             return
         connection.execute(
             "INSERT INTO idempotency_keys (scope, key, fingerprint, outcome, created_at) VALUES (?, ?, ?, ?, ?)",
-            (task.idempotency.scope, task.idempotency.key, task.idempotency.fingerprint,
-             compact_json(outcome), task.created_at),
-        )  # fmt: skip
+            (
+                task.idempotency.scope,
+                task.idempotency.key,
+                task.idempotency.fingerprint,
+                compact_json(outcome),
+                task.created_at,
+            ),
+        )
 
     def _answer_all(self, batch: list[_Task], error: BaseException) -> None:
         self._deliver([(task, error) for task in batch])

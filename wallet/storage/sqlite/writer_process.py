@@ -81,8 +81,10 @@ def _reduce_datetime(moment: datetime) -> tuple[Any, ...]:
     # seven fields, built into a datetime in one call (as microseconds since the epoch it took a
     # timedelta, built from a keyword, and an addition on each side).
     if moment.tzinfo is UTC:
-        return (_utc_datetime, (moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second,
-                                moment.microsecond))  # fmt: skip
+        return (
+            _utc_datetime,
+            (moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second, moment.microsecond),
+        )
     return moment.__reduce_ex__(pickle.HIGHEST_PROTOCOL)  # type: ignore[return-value]
 
 
@@ -93,9 +95,12 @@ def _reduce_identity_method(method: IdentityMethod) -> tuple[Any, ...]:
 # The classes that cross on every write by their own reducers, looked up by type before pickle falls
 # back to ``object.__reduce_ex__`` (which would find and call the same ``__reduce__``, at a cost).
 _DISPATCH: dict[type, Any] = {
-    **copyreg.dispatch_table, **REDUCERS, UnitCall: UnitCall.__reduce__, datetime: _reduce_datetime,
+    **copyreg.dispatch_table,
+    **REDUCERS,
+    UnitCall: UnitCall.__reduce__,
+    datetime: _reduce_datetime,
     IdentityMethod: _reduce_identity_method,
-}  # fmt: skip
+}
 
 
 def _frame(value: Any) -> bytes:
@@ -169,7 +174,7 @@ class _ProcessSideWriter(Writer):
 class _Peer:
     """One serving process's connection: its unread bytes, and how many of its writes are unanswered."""
 
-    __slots__ = ("socket", "buffer", "reading", "unanswered", "listening")
+    __slots__ = ("buffer", "listening", "reading", "socket", "unanswered")
 
     def __init__(self, connection: socket.socket) -> None:
         connection.settimeout(SEND_TIMEOUT_SECONDS)  # reads only when ready; a send waits at most this long
@@ -183,9 +188,14 @@ class _Peer:
 
 
 def _serve(
-    path: str, batch_max: int, primary: socket.socket, listener: socket.socket | None, log_format: str,
-    log_level: str, last_seq: int,
-) -> None:  # fmt: skip
+    path: str,
+    batch_max: int,
+    primary: socket.socket,
+    listener: socket.socket | None,
+    log_format: str,
+    log_level: str,
+    last_seq: int,
+) -> None:
     """The writer process's whole life: receive, batch, commit, answer, until every peer is done.
 
     ``primary`` is the connection to the process that started this one; ``listener``, with several
@@ -307,16 +317,33 @@ def source_environment() -> dict[str, str]:
 
 
 def spawn(
-    path: str, batch_max: int, last_event_seq: int, log_format: str, log_level: str,
+    path: str,
+    batch_max: int,
+    last_event_seq: int,
+    log_format: str,
+    log_level: str,
     listener: socket.socket | None = None,
-) -> tuple[subprocess.Popen[bytes], socket.socket]:  # fmt: skip
+) -> tuple[subprocess.Popen[bytes], socket.socket]:
     """Start a writer process on ``path``; it and the connection to it (its primary peer)."""
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         command = [
-            sys.executable, "-c", _ENTRY, "--fd", str(child.fileno()), "--db", path, "--batch-max", str(batch_max),
-            "--last-event-seq", str(last_event_seq), "--log-format", log_format, "--log-level", log_level,
-        ]  # fmt: skip
+            sys.executable,
+            "-c",
+            _ENTRY,
+            "--fd",
+            str(child.fileno()),
+            "--db",
+            path,
+            "--batch-max",
+            str(batch_max),
+            "--last-event-seq",
+            str(last_event_seq),
+            "--log-format",
+            log_format,
+            "--log-level",
+            log_level,
+        ]
         fds = [child.fileno()]
         if listener is not None:
             command += ["--listen-fd", str(listener.fileno())]
@@ -356,9 +383,15 @@ class ProcessWriter:
     """The ``Writer`` interface, with the writer in a process of its own."""
 
     def __init__(
-        self, path: str, *, queue_max: int, batch_max: int, log_format: str = "json", log_level: str = "info",
+        self,
+        path: str,
+        *,
+        queue_max: int,
+        batch_max: int,
+        log_format: str = "json",
+        log_level: str = "info",
         connect_to: str | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self._path = path
         # An HTTP worker (WALLET_WORKERS > 1) connects to the writer process its supervisor started,
         # at this Unix socket, instead of starting one of its own.
@@ -504,7 +537,9 @@ class ProcessWriter:
         if future is not None and not future.done():
             future.set_exception(error)
 
-    def _replied(self, answers: list[tuple[int, tuple[Any, ...]]], fresh: dict[str, int], figures: tuple[Any, ...]) -> None:
+    def _replied(
+        self, answers: list[tuple[int, tuple[Any, ...]]], fresh: dict[str, int], figures: tuple[Any, ...]
+    ) -> None:
         now = time.monotonic()
         self.batches, self.last_batch_size, self.last_commit_seconds, fault = figures
         if fault:
@@ -546,8 +581,11 @@ class ProcessWriter:
         if self._closing or self._loop is None or self._loop.is_closed():
             return
         exit_code = None if self._process is None else self._process.poll()
-        log.error("writer_process_died" if self._connect_to is None else "writer_connection_lost",
-                  exit_code=exit_code, unanswered=len(waiting))  # fmt: skip
+        log.error(
+            "writer_process_died" if self._connect_to is None else "writer_connection_lost",
+            exit_code=exit_code,
+            unanswered=len(waiting),
+        )
         self._restarting = self._loop.create_task(self._restart())  # kept: a task nobody holds may vanish
 
     async def _restart(self) -> None:
@@ -580,8 +618,15 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     primary = socket.socket(fileno=arguments.fd)
     listener = None if arguments.listen_fd is None else socket.socket(fileno=arguments.listen_fd)
-    _serve(arguments.db, arguments.batch_max, primary, listener, arguments.log_format, arguments.log_level,
-           arguments.last_event_seq)  # fmt: skip
+    _serve(
+        arguments.db,
+        arguments.batch_max,
+        primary,
+        listener,
+        arguments.log_format,
+        arguments.log_level,
+        arguments.last_event_seq,
+    )
     return 0
 
 
