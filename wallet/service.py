@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from wallet import commands, logs
+from wallet import logs
 from wallet.auth.crypto import PhoneCipher
 from wallet.auth.hashing import Hasher, six_digit_code, slow_hash, verify_slow_hash
 from wallet.auth.tokens import Principal, Role, TokenService
@@ -30,10 +30,12 @@ from wallet.ledger.charges import IdentityMethod
 from wallet.ledger.errors import Forbidden, NotFound, NothingToSettle, RateLimited, Unauthorized, ValidationError
 from wallet.ledger.money import format_euros
 from wallet.ledger.months import next_month
+from wallet.ledger.parties import RepresentationScope
 from wallet.ledger.schedule import is_settlement_day
 from wallet.ledger.settlements import SettlementStatus
 from wallet.ratelimit import Throttle
 from wallet.settings import Settings
+from wallet.shapes import requests
 from wallet.sms import SmsSender
 from wallet.storage.port import (
     ChargeCommand,
@@ -67,8 +69,8 @@ LOGIN_CODE = "login_code"
 PHONE = "phone"
 
 # Mandate scopes: view reads the wallet; manage also approves and declines charges.
-VIEW = "view"
-MANAGE = "manage"
+VIEW = RepresentationScope.VIEW
+MANAGE = RepresentationScope.MANAGE
 
 
 @dataclass(frozen=True)
@@ -145,13 +147,13 @@ class WalletService:
 
     # Organizer.
 
-    async def create_category(self, command: commands.CreateCategory) -> Record:
+    async def create_category(self, command: requests.NewCategory) -> Record:
         return await self.storage.create_category(command.code, command.name, self.clock.now())
 
     async def list_categories(self) -> list[Record]:
         return await self.storage.list_categories()
 
-    async def create_client(self, command: commands.CreateClient) -> Record:
+    async def create_client(self, command: requests.NewClient) -> Record:
         national_id_hash = (
             self.hasher.keyed(NATIONAL_ID, command.national_id) if command.national_id is not None else None
         )
@@ -178,7 +180,7 @@ class WalletService:
         )
         return client
 
-    async def create_representation(self, client_id: str, command: commands.CreateRepresentation) -> Record:
+    async def create_representation(self, client_id: str, command: requests.NewRepresentation) -> Record:
         """Give a representative (found or made by their phone) a mandate for the client."""
         national_id_hash = (
             self.hasher.keyed(NATIONAL_ID, command.national_id) if command.national_id is not None else None
@@ -203,7 +205,7 @@ class WalletService:
         log.info("representative_revoked", representation_id=representation_id, client_id=client_id)
         return self._reveal_phone(revoked)
 
-    async def create_budget(self, client_id: str, command: commands.CreateBudget) -> Record:
+    async def create_budget(self, client_id: str, command: requests.NewBudget) -> Record:
         budget = NewBudget(client_id, command.start_month, command.end_month, command.unused, command.lines)
         return await self.storage.create_budget(budget, self.clock.now())
 
@@ -215,7 +217,7 @@ class WalletService:
         credit run at that boundary returns what is left (``wallet.ledger.months``)."""
         return await self.storage.end_budget(client_id, budget_id, end_month, self.current_month(), self.clock.now())
 
-    async def create_provider(self, command: commands.CreateProvider) -> Record:
+    async def create_provider(self, command: requests.NewProvider) -> Record:
         provider = NewProvider(command.name, command.business_id, command.iban, command.categories)
         return await self.storage.create_provider(provider, self.clock.now())
 
@@ -297,7 +299,9 @@ class WalletService:
 
     # Providers.
 
-    async def charge(self, principal: Principal, command: commands.Charge, idempotency: Idempotency | None) -> Written:
+    async def charge(
+        self, principal: Principal, command: requests.NewCharge, idempotency: Idempotency | None
+    ) -> Written:
         provider_id = _provider_id(principal)
         now = self.clock.now()
         try:

@@ -1,31 +1,35 @@
 """The OpenAPI 3.1 document of the HTTP API, served at ``GET /v1/openapi.json``.
 
-Written by hand as plain dicts, one entry per route in ``OPERATIONS``, matching what
-``wallet/commands.py`` accepts and what the handlers return. What the code already knows is
-not written twice: who may call an operation comes from its handler's ``@requires`` roles, the
-limits (page size, Idempotency-Key length) from the running settings. ``tests/test_openapi.py``
-fails when a route has no entry here, or an entry no route, and checks real responses against
-the schemas (with every object closed, so an undocumented field fails too).
+The request bodies' schemas are generated from their structs (``wallet/shapes/requests.py``), with
+the limits their validators use; the rest is written here, one entry per route in ``OPERATIONS``.
+What the code already knows is not written twice: who may call an operation comes from its
+handler's ``@requires`` roles, the limits (page size, Idempotency-Key length) from the running
+settings. ``tests/test_openapi.py`` fails when a route has no entry here, or an entry no route, and
+checks real responses against the schemas (with every object closed, so an undocumented field fails too).
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
+from enum import Enum
 from importlib import metadata
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
-from wallet import commands, validation
+from wallet import validation
 from wallet.api.problems import STATUS_BY_CODE
 from wallet.exports import ExportFormat
 from wallet.ledger.charges import ChargeStatus, IdentityMethod
-from wallet.ledger.money import MAX_AMOUNT_CENTS
+from wallet.ledger.months import UnusedPolicy
+from wallet.ledger.parties import ProviderStatus, RepresentationScope, RepresentationStatus
 from wallet.ledger.reconciliation import Outcome
 from wallet.ledger.settlements import SettlementStatus
 from wallet.ledger.transactions import TransactionType
 from wallet.settings import Settings
+from wallet.shapes import requests
 
 Schema = dict[str, Any]
 OPENAPI_VERSION = "3.1.0"
@@ -83,35 +87,29 @@ def _page(item: str) -> Schema:
 
 # Values.
 
-ID = {"type": "string", "description": "An opaque id."}
-TIME = {"type": "string", "format": "date-time", "description": "RFC 3339, UTC."}
-AMOUNT = {
-    "type": "integer",
-    "minimum": 1,
-    "maximum": MAX_AMOUNT_CENTS,
-    "description": "Integer cents (EUR), positive.",
-}
+
+def _value(shape: Any) -> Schema:
+    """The JSON Schema of a declared field type (``wallet.validation``): the limits its check uses."""
+    return msgspec.json.schema(shape)
+
+
+ID = _value(validation.Id)
+TIME = _value(validation.Moment)
+AMOUNT = _value(requests.Amount)
 CENTS = {"type": "integer", "description": "Integer cents (EUR)."}
-MONTH = {"type": "string", "pattern": r"^\d{4}-(0[1-9]|1[0-2])$", "examples": ["2027-01"]}
-CATEGORY_CODE = {"type": "string", "pattern": validation.CATEGORY_CODE.pattern, "examples": ["home_care"]}
-NAME = {"type": "string", "minLength": 1, "maxLength": validation.NAME_MAX_LENGTH}
-DESCRIPTION = {"type": "string", "maxLength": validation.DESCRIPTION_MAX_LENGTH}
-PHONE = {
-    "type": "string",
-    "minLength": 3,
-    "maxLength": 32,
-    "examples": ["+358401234567", "040 123 4567"],
-    "description": "A phone number; Finnish numbers may be written nationally. Answered in E.164.",
-}
-NATIONAL_ID = {
-    "type": "string",
-    "maxLength": 20,
-    "examples": ["131052-308T"],
-    "description": "A Finnish personal identity code (henkilötunnus). Stored only as a keyed hash.",
-}
-BUSINESS_ID = {"type": "string", "maxLength": 20, "examples": ["2077474-0"], "description": "Y-tunnus."}
-IBAN = {"type": "string", "maxLength": 64, "examples": ["FI2112345600000785"]}
-OTP_CODE = {"type": "string", "pattern": rf"^[0-9]{{{commands.OTP_CODE_LENGTH}}}$", "examples": ["123456"]}
+MONTH = _value(validation.Month)
+CATEGORY_CODE = _value(validation.CategoryCode)
+NAME = _value(validation.Name)
+DESCRIPTION = _value(validation.Description)
+PHONE = _value(validation.Phone)
+BUSINESS_ID = _value(validation.BusinessId)
+IBAN = _value(validation.Iban)
+
+
+def _enum(values: type[Enum]) -> Schema:
+    return {"type": "string", "enum": [member.value for member in values]}
+
+
 IDENTITY_LOCKOUT = _object(
     {
         "failures": {"type": "integer", "minimum": 0},
@@ -139,7 +137,7 @@ _PROVIDER = _object(
         "name": NAME,
         "business_id": BUSINESS_ID,
         "iban": IBAN,
-        "status": {"type": "string", "enum": ["pending", "approved", "suspended"]},
+        "status": _enum(ProviderStatus),
         "categories": {"type": "array", "items": CATEGORY_CODE},
         "created_at": TIME,
         "updated_at": TIME,
@@ -148,10 +146,10 @@ _PROVIDER = _object(
 _CHARGE = _object(
     {
         "id": ID,
-        "status": {"type": "string", "enum": [s.value for s in ChargeStatus]},
+        "status": _enum(ChargeStatus),
         "amount": AMOUNT,
         "category": CATEGORY_CODE,
-        "method": {"type": "string", "enum": [m.value for m in IdentityMethod]},
+        "method": _enum(IdentityMethod),
         "description": _nullable(DESCRIPTION),
         "created_at": TIME,
         "refunded_amount": {"type": "integer", "minimum": 0},
@@ -181,7 +179,7 @@ _SETTLEMENT = _object(
         "period_start": TIME,
         "period_end": TIME,
         "until": TIME,
-        "status": {"type": "string", "enum": [s.value for s in SettlementStatus]},
+        "status": _enum(SettlementStatus),
         "transaction_id": {"type": ["string", "null"], "description": "Null exactly when the amount is 0."},
         "created_at": TIME,
         "updated_at": TIME,
@@ -242,38 +240,9 @@ SCHEMAS: dict[str, Schema] = {
         description="OAuth2 client credentials. The id and secret may come in HTTP Basic instead.",
     ),
     "Token": _TOKEN,
-    "LoginRequest": _object({"phone": PHONE}),
     "LoginStarted": _object(
         {"status": {"type": "string", "const": "code_sent"}, "expires_at": TIME},
         description="The same answer whether or not the phone has a wallet.",
-    ),
-    "LoginVerification": _object(
-        {
-            "phone": PHONE,
-            "code": OTP_CODE,
-            "client_id": {
-                **ID,
-                "description": "Whom to act for: the phone's own client, or a client the phone's "
-                "representative has an active mandate for (403 otherwise, and the code stays unspent). Without it: "
-                "the phone's own client; else a representative token, with its only client chosen if it has one.",
-            },
-        },
-        "client_id",
-    ),
-    "NewRepresentation": _object(
-        {
-            "phone": {**PHONE, "description": "The representative's own phone: they log in with it."},
-            "national_id": NATIONAL_ID,
-            "scope": {
-                "type": "string",
-                "enum": ["view", "manage"],
-                "description": "`view`: the wallet, its history, events, statements and charges; `manage`: also "
-                "approve and decline charges.",
-            },
-            "name": NAME,
-        },
-        "national_id",
-        "name",
     ),
     "Representation": _object(
         {
@@ -283,8 +252,8 @@ SCHEMAS: dict[str, Schema] = {
             "name": {"type": ["string", "null"]},
             "phone": {**PHONE, "description": "E.164."},
             "has_national_id": {"type": "boolean"},
-            "scope": {"type": "string", "enum": ["view", "manage"]},
-            "status": {"type": "string", "enum": ["active", "revoked"]},
+            "scope": _enum(RepresentationScope),
+            "status": _enum(RepresentationStatus),
             "created_at": TIME,
             "revoked_at": _nullable(TIME),
         },
@@ -296,7 +265,7 @@ SCHEMAS: dict[str, Schema] = {
             "id": ID,
             "client_id": ID,
             "client_name": NAME,
-            "scope": {"type": "string", "enum": ["view", "manage"]},
+            "scope": _enum(RepresentationScope),
             "created_at": TIME,
         }
     ),
@@ -373,71 +342,31 @@ SCHEMAS: dict[str, Schema] = {
             "next_cursor": {"type": ["string", "null"]},
         }
     ),
-    "NewCategory": _object({"code": CATEGORY_CODE, "name": NAME}),
     "Category": _object({"code": CATEGORY_CODE, "name": NAME, "created_at": TIME}),
     "CategoryList": _object(
         {"data": {"type": "array", "items": _ref("Category")}, "next_cursor": {"type": "null"}},
         description="Every category, in one page.",
     ),
-    "NewClient": _object({"name": NAME, "phone": PHONE, "national_id": NATIONAL_ID}, "national_id"),
     "Client": _CLIENT,
     "ClientDetail": _extend(_CLIENT, {"identity_lockout": IDENTITY_LOCKOUT}),
-    "BudgetLine": _object({"category": CATEGORY_CODE, "monthly_amount": AMOUNT}),
-    "NewBudget": _object(
-        {
-            "start_month": MONTH,
-            "end_month": {**MONTH, "description": f"At most {commands.MAX_BUDGET_MONTHS} months after the start."},
-            "unused": {"type": "string", "enum": ["carry_over", "expire"]},
-            "lines": {
-                "type": "array",
-                "items": _ref("BudgetLine"),
-                "minItems": 1,
-                "maxItems": commands.MAX_BUDGET_LINES,
-                "description": "One line per category; a category appears once.",
-            },
-        }
-    ),
     "Budget": _object(
         {
             "id": ID,
             "client_id": ID,
             "start_month": MONTH,
             "end_month": MONTH,
-            "unused": {"type": "string", "enum": ["carry_over", "expire"]},
+            "unused": _enum(UnusedPolicy),
             "lines": {"type": "array", "items": _ref("BudgetLine")},
             "created_at": TIME,
         }
     ),
     "BudgetPage": _page("Budget"),
-    "BudgetEnd": _object(
-        {
-            "end_month": {
-                **MONTH,
-                "description": "The new last month: not later than the budget's, not before its "
-                "start, the current month, or a month already credited.",
-            }
-        }
-    ),
-    "NewProvider": _object(
-        {
-            "name": NAME,
-            "business_id": BUSINESS_ID,
-            "iban": IBAN,
-            "categories": {
-                "type": "array",
-                "items": CATEGORY_CODE,
-                "minItems": 1,
-                "maxItems": commands.MAX_PROVIDER_CATEGORIES,
-            },
-        }
-    ),
     "Provider": _PROVIDER,
     "ProviderDetail": _extend(_PROVIDER, {"identity_lockout": IDENTITY_LOCKOUT}),
     "ProviderCredentials": _object(
         {"client_id": ID, "client_secret": {"type": "string"}, "provider_id": ID},
         description="The secret is shown once; only its hash is kept.",
     ),
-    "CreditRunRequest": _object({"month": {**MONTH, "description": "The current month or the next."}}),
     "CreditRun": _object(
         {
             "month": MONTH,
@@ -447,40 +376,10 @@ SCHEMAS: dict[str, Schema] = {
             "expired_now": {"type": "integer", "minimum": 0, "description": "Lines this call expired."},
         }
     ),
-    "NationalIdIdentity": _object(
-        {"method": {"type": "string", "const": IdentityMethod.NATIONAL_ID.value}, "national_id": NATIONAL_ID}
-    ),
-    "OtpIdentity": _object({"method": {"type": "string", "const": IdentityMethod.OTP.value}}),
-    "AppIdentity": _object(
-        {"method": {"type": "string", "const": IdentityMethod.APP.value}},
-        description="Held until the client approves or declines in the app, or the request expires.",
-    ),
-    "NewCharge": _object(
-        {
-            "phone": PHONE,
-            "amount": AMOUNT,
-            "category": CATEGORY_CODE,
-            "description": DESCRIPTION,
-            "identity": {
-                "oneOf": [_ref("NationalIdIdentity"), _ref("OtpIdentity"), _ref("AppIdentity")],
-                "discriminator": {
-                    "propertyName": "method",
-                    "mapping": {
-                        "national_id": "#/components/schemas/NationalIdIdentity",
-                        "otp": "#/components/schemas/OtpIdentity",
-                        "app": "#/components/schemas/AppIdentity",
-                    },
-                },
-            },
-        },
-        "description",
-    ),
     "Charge": _CHARGE,
     "ChargePage": _page("Charge"),
     "ClientCharge": _extend(_CHARGE, {"provider_id": ID, "provider_name": NAME}),
     "ClientChargePage": _page("ClientCharge"),
-    "ChargeConfirmation": _object({"code": OTP_CODE}),
-    "NewRefund": _object({"amount": AMOUNT}),
     "Refund": _object(
         {
             "id": ID,
@@ -491,7 +390,6 @@ SCHEMAS: dict[str, Schema] = {
             "charge": _ref("Charge"),
         }
     ),
-    "NewSettlement": _object({"until": {**TIME, "description": "Cut-off, at most now; default now."}}, "until"),
     "Settlement": _SETTLEMENT,
     "NewSettlementResult": _extend(
         _SETTLEMENT, {"more_to_settle": {"type": "boolean", "description": "More lines wait for the next batch."}}
@@ -499,7 +397,7 @@ SCHEMAS: dict[str, Schema] = {
     "SettlementEvent": _object(
         {
             "previous_status": {"type": ["string", "null"], "enum": [s.value for s in SettlementStatus] + [None]},
-            "status": {"type": "string", "enum": [s.value for s in SettlementStatus]},
+            "status": _enum(SettlementStatus),
             "actor": {"type": "string"},
             "at": TIME,
             "note": {"type": ["string", "null"]},
@@ -525,7 +423,6 @@ SCHEMAS: dict[str, Schema] = {
         },
     ),
     "SettlementPage": _page("Settlement"),
-    "SettlementPayment": _object({"note": DESCRIPTION}, "note"),
     "ReconciledInvoice": _object(
         {
             "position": {"type": "integer", "minimum": 1},
@@ -533,7 +430,7 @@ SCHEMAS: dict[str, Schema] = {
             "reference": {"type": ["string", "null"]},
             "business_id": {"type": ["string", "null"]},
             "amount": {"type": ["integer", "null"], "description": "Cents."},
-            "outcome": {"type": "string", "enum": [o.value for o in Outcome]},
+            "outcome": _enum(Outcome),
             "detail": {"type": ["string", "null"]},
             "settlement_id": {"type": ["string", "null"]},
             "settlement_amount": {**CENTS, "description": "With amount_mismatch: what the batch is."},
@@ -564,7 +461,7 @@ SCHEMAS: dict[str, Schema] = {
     "WalletTransaction": _object(
         {
             "id": ID,
-            "type": {"type": "string", "enum": [t.value for t in TransactionType]},
+            "type": _enum(TransactionType),
             "amount": {**CENTS, "description": "Signed: what it moved on the wallet line."},
             "balance_after": CENTS,
             "category": CATEGORY_CODE,
@@ -652,6 +549,34 @@ SCHEMAS: dict[str, Schema] = {
         }
     ),
 }
+
+
+def _components(shapes: Iterable[Any]) -> dict[str, Schema]:
+    """The schemas msgspec generates for ``shapes`` (and the structs and enums they hold), as OpenAPI 3.1
+    writes them: a union told apart by a member is ``oneOf``, an enum names its type, and an optional
+    request member is documented by its type alone (a null there is read as absent)."""
+    _, components = msgspec.json.schema_components(shapes, ref_template="#/components/schemas/{name}")
+    return {name: _openapi(schema) for name, schema in components.items()}
+
+
+def _openapi(schema: Any) -> Any:
+    if isinstance(schema, list):
+        return [_openapi(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    schema = {key: _openapi(value) for key, value in schema.items() if key != "title"}
+    variants = schema.get("anyOf")
+    if variants and "discriminator" in schema:
+        schema["oneOf"] = schema.pop("anyOf")
+    elif variants and len(variants) == 2 and {"type": "null"} in variants and schema.get("default", 0) is None:
+        rest = {key: value for key, value in schema.items() if key not in ("anyOf", "default")}
+        return {**next(variant for variant in variants if variant != {"type": "null"}), **rest}
+    if "enum" in schema and "type" not in schema and all(isinstance(value, str) for value in schema["enum"]):
+        schema = {"type": "string", **schema}
+    return schema
+
+
+SCHEMAS.update(_components(requests.REQUESTS))
 
 
 # Parameters.
@@ -994,7 +919,7 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         {200: _json("ChargePage", "A page.")},
         parameters=[
             *PAGE,
-            {"name": "status", "in": "query", "schema": {"type": "string", "enum": [s.value for s in ChargeStatus]}},
+            {"name": "status", "in": "query", "schema": _enum(ChargeStatus)},
         ],
     ),
     ("GET", "/v1/charges/{charge_id}"): _operation(
@@ -1052,7 +977,7 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
             {
                 "name": "status",
                 "in": "query",
-                "schema": {"type": "string", "enum": [s.value for s in SettlementStatus]},
+                "schema": _enum(SettlementStatus),
             },
             {
                 "name": "provider_id",
@@ -1182,7 +1107,7 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
             {
                 "name": "status",
                 "in": "query",
-                "schema": {"type": "string", "enum": [s.value for s in ChargeStatus]},
+                "schema": _enum(ChargeStatus),
                 "description": "`pending`: the requests that wait for an answer.",
             },
         ],
