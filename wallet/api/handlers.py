@@ -38,7 +38,7 @@ from wallet.ledger.months import parse_month
 from wallet.ledger.parties import ProviderStatus
 from wallet.ledger.settlements import SettlementStatus
 from wallet.shapes import requests
-from wallet.shapes.requests import decode
+from wallet.shapes.requests import CLIENT_CREDENTIALS, OAUTH_FIELD_MAX_LENGTH, decode
 from wallet.storage.port import Page, Written
 
 ADMIN = Role.ADMIN
@@ -46,7 +46,6 @@ FINANCE = Role.FINANCE
 PROVIDER = Role.PROVIDER
 CLIENT = Role.CLIENT
 REPRESENTATIVE = Role.REPRESENTATIVE
-OAUTH_FIELD_MAX_LENGTH = 256
 log = structlog.get_logger(__name__)
 
 
@@ -108,8 +107,8 @@ async def token(request: web.Request) -> web.Response:
         except (binascii.Error, UnicodeDecodeError):
             raise Unauthorized("malformed Basic credentials", error="invalid_client") from None
         fields["client_id"], _, fields["client_secret"] = decoded.partition(":")
-    grant_type = fields.get("grant_type", "client_credentials")
-    if grant_type != "client_credentials":
+    grant_type = fields.get("grant_type", CLIENT_CREDENTIALS)
+    if grant_type != CLIENT_CREDENTIALS:
         raise ValidationError("grant_type", "must be client_credentials", error="unsupported_grant_type")
     client_id, client_secret = fields.get("client_id"), fields.get("client_secret")
     for name, value in (("client_id", client_id), ("client_secret", client_secret)):

@@ -1,7 +1,7 @@
 """The OpenAPI 3.1 document of the HTTP API, served at ``GET /v1/openapi.json``.
 
 The request bodies' schemas are generated from their structs (``wallet/shapes/requests.py``), with
-the limits their validators use; the rest is written here, one entry per route in ``OPERATIONS``.
+the limits their validators use; the rest is written here, one entry per route in ``ROUTES``.
 What the code already knows is not written twice: who may call an operation comes from its
 handler's ``@requires`` roles, the limits (page size, Idempotency-Key length) from the running
 settings. ``tests/test_openapi.py`` fails when a route has no entry here, or an entry no route, and
@@ -228,17 +228,6 @@ SCHEMAS: dict[str, Schema] = {
         }
     ),
     "Check": _object({"status": {"type": "string", "enum": ["ok", "failing"]}, "detail": {"type": "string"}}),
-    "TokenRequest": _object(
-        {
-            "grant_type": {"type": "string", "const": "client_credentials", "default": "client_credentials"},
-            "client_id": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[\\x20-\\x7E]+$"},
-            "client_secret": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[\\x20-\\x7E]+$"},
-        },
-        "grant_type",
-        "client_id",
-        "client_secret",
-        description="OAuth2 client credentials. The id and secret may come in HTTP Basic instead.",
-    ),
     "Token": _TOKEN,
     "LoginStarted": _object(
         {"status": {"type": "string", "const": "code_sent"}, "expires_at": TIME},
@@ -653,7 +642,7 @@ def _param(name: str) -> Schema:
     return {"$ref": f"#/components/parameters/{name}"}
 
 
-# Operations.
+# Routes.
 
 REPLAYED_HEADER = {
     "Idempotent-Replayed": {
@@ -667,11 +656,11 @@ def _json(schema: str, description: str) -> Schema:
     return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
 
 
-def _body(schema: str, *, required: bool = True) -> Schema:
-    return {"required": required, "content": {"application/json": {"schema": _ref(schema)}}}
+def _body(shape: type[msgspec.Struct], *, required: bool = True) -> Schema:
+    return {"required": required, "content": {"application/json": {"schema": _ref(shape.__name__)}}}
 
 
-def _operation(
+def _route(
     tag: str,
     summary: str,
     responses: dict[int, Schema],
@@ -683,7 +672,7 @@ def _operation(
     public: bool = False,
     description: str | None = None,
 ) -> Schema:
-    """One operation; ``errors`` maps a status to the codes it may carry, beyond the common ones."""
+    """One route's operation; ``errors`` maps a status to the codes it may carry, beyond the common ones."""
     return {
         "tag": tag,
         "summary": summary,
@@ -701,15 +690,16 @@ PAGE = ("Limit", "Cursor")
 EXPORT = ("ExportFrom", "ExportTo", "ExportFormat")
 CSV_FILE = {"schema": {"type": "string"}}
 
-OPERATIONS: dict[tuple[str, str], Schema] = {
+# The route table: each (method, path) the API serves with its operation's documentation.
+ROUTES: dict[tuple[str, str], Schema] = {
     # Operations.
-    ("GET", "/healthz"): _operation(
+    ("GET", "/healthz"): _route(
         "Operations",
         "The process answers",
         {200: _json("Health", "Alive.")},
         public=True,
     ),
-    ("GET", "/readyz"): _operation(
+    ("GET", "/readyz"): _route(
         "Operations",
         "Ready for traffic",
         {200: _json("Readiness", "Ready.")},
@@ -718,124 +708,124 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         description="503 (with `checks`) unless the database answers a read, the writer thread runs and is "
         "not stalled, and the last background credit run did not fail.",
     ),
-    ("GET", "/metrics"): _operation(
+    ("GET", "/metrics"): _route(
         "Operations",
         "Prometheus metrics",
         {200: {"description": "The Prometheus text format.", "content": {"text/plain": CSV_FILE}}},
         public=True,
         description="No personal data in any label. Expose it to the scraper only.",
     ),
-    ("GET", "/v1/openapi.json"): _operation(
+    ("GET", "/v1/openapi.json"): _route(
         "Operations",
         "This document",
         {200: {"description": "OpenAPI 3.1.", "content": {"application/json": {"schema": {"type": "object"}}}}},
         public=True,
     ),
     # Tokens.
-    ("POST", "/v1/token"): _operation(
+    ("POST", "/v1/token"): _route(
         "Tokens",
         "A provider's token (OAuth2 client credentials)",
         {200: _json("Token", "A bearer token.")},
         body={
             "required": True,
             "content": {
-                "application/x-www-form-urlencoded": {"schema": _ref("TokenRequest")},
-                "application/json": {"schema": _ref("TokenRequest")},
+                "application/x-www-form-urlencoded": {"schema": _ref(requests.TokenRequest.__name__)},
+                "application/json": {"schema": _ref(requests.TokenRequest.__name__)},
             },
         },
         errors={401: ["unauthorized"], 403: ["forbidden"]},
         description="Invalid credentials: 401 with `error: invalid_client`; a suspended provider: 403.",
     ),
-    ("POST", "/v1/login"): _operation(
+    ("POST", "/v1/login"): _route(
         "Tokens",
         "A client asks for a login code by SMS",
         {202: _json("LoginStarted", "A code is sent if the phone has a wallet.")},
-        body=_body("LoginRequest"),
+        body=_body(requests.LoginRequest),
         errors={429: ["rate_limited"]},
     ),
-    ("POST", "/v1/login/verify"): _operation(
+    ("POST", "/v1/login/verify"): _route(
         "Tokens",
         "A client's (or a representative's) token for the SMS code",
         {200: _json("Token", "A client token, or a representative token.")},
-        body=_body("LoginVerification"),
+        body=_body(requests.LoginVerification),
         errors={403: ["forbidden"], 422: ["identity_check_failed"]},
         description="A representative token has `role: representative`, `sub` and `representative_id` (the "
         "person), `client_ids` (the clients with an active mandate at login) and, when chosen, `client_id`.",
     ),
     # Organizer.
-    ("POST", "/v1/categories"): _operation(
+    ("POST", "/v1/categories"): _route(
         "Organizer",
         "Create a service category",
         {201: _json("Category", "Created.")},
-        body=_body("NewCategory"),
+        body=_body(requests.NewCategory),
         errors={409: ["conflict"]},
     ),
-    ("GET", "/v1/categories"): _operation(
+    ("GET", "/v1/categories"): _route(
         "Organizer",
         "List the service categories",
         {200: _json("CategoryList", "Every category.")},
         description="Clients and representatives read it too, for the names of a budget's lines.",
     ),
-    ("POST", "/v1/clients"): _operation(
+    ("POST", "/v1/clients"): _route(
         "Organizer",
         "Create a client (a wallet)",
         {201: _json("Client", "Created.")},
-        body=_body("NewClient"),
+        body=_body(requests.NewClient),
         errors={409: ["conflict"]},
     ),
-    ("GET", "/v1/clients/{client_id}"): _operation(
+    ("GET", "/v1/clients/{client_id}"): _route(
         "Organizer",
         "A client, with its identity-check lockout",
         {200: _json("ClientDetail", "The client.")},
         parameters=["ClientId"],
         errors={404: ["not_found"]},
     ),
-    ("POST", "/v1/clients/{client_id}/budgets"): _operation(
+    ("POST", "/v1/clients/{client_id}/budgets"): _route(
         "Organizer",
         "Grant a client a personal budget",
         {201: _json("Budget", "Created.")},
-        body=_body("NewBudget"),
+        body=_body(requests.NewBudget),
         parameters=["ClientId"],
         errors={404: ["not_found"], 409: ["conflict"], 422: ["category_not_allowed"]},
         description="Budgets of one client must not overlap (409).",
     ),
-    ("GET", "/v1/clients/{client_id}/budgets"): _operation(
+    ("GET", "/v1/clients/{client_id}/budgets"): _route(
         "Organizer",
         "A client's budgets, newest first",
         {200: _json("BudgetPage", "A page.")},
         parameters=["ClientId", *PAGE],
         errors={404: ["not_found"]},
     ),
-    ("POST", "/v1/clients/{client_id}/budgets/{budget_id}/end"): _operation(
+    ("POST", "/v1/clients/{client_id}/budgets/{budget_id}/end"): _route(
         "Organizer",
         "End a budget sooner",
         {200: _json("Budget", "The budget with its new last month.")},
-        body=_body("BudgetEnd"),
+        body=_body(requests.BudgetEnd),
         parameters=["ClientId", "BudgetId"],
         errors={404: ["not_found"], 409: ["conflict"]},
         description="Nothing is credited after `end_month`; the credit run at the next month's start returns "
         "what is left on the budget's lines, whatever the `unused` policy. Ending at the month it already "
         "ends is a no-op. 409 `conflict` when a later month is already credited (ahead of time).",
     ),
-    ("POST", "/v1/clients/{client_id}/representatives"): _operation(
+    ("POST", "/v1/clients/{client_id}/representatives"): _route(
         "Organizer",
         "Give a representative a mandate to act for the client",
         {201: _json("Representation", "Created.")},
-        body=_body("NewRepresentation"),
+        body=_body(requests.NewRepresentation),
         parameters=["ClientId"],
         errors={404: ["not_found"], 409: ["conflict"]},
         description="The representative is found by phone (one person may act for several clients) or made. 409: "
         "an active mandate for this client exists, the phone is the client's own, or the phone's representative "
         "has another national id.",
     ),
-    ("GET", "/v1/clients/{client_id}/representatives"): _operation(
+    ("GET", "/v1/clients/{client_id}/representatives"): _route(
         "Organizer",
         "The client's representatives' mandates, active and revoked, newest first",
         {200: _json("RepresentationPage", "A page.")},
         parameters=["ClientId", *PAGE],
         errors={404: ["not_found"]},
     ),
-    ("POST", "/v1/clients/{client_id}/representatives/{representation_id}/revoke"): _operation(
+    ("POST", "/v1/clients/{client_id}/representatives/{representation_id}/revoke"): _route(
         "Organizer",
         "Revoke a mandate, at once",
         {200: _json("Representation", "Revoked (or already so).")},
@@ -843,14 +833,14 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         errors={404: ["not_found"]},
         description="Takes effect on the representative's next request, whatever tokens they hold.",
     ),
-    ("POST", "/v1/providers"): _operation(
+    ("POST", "/v1/providers"): _route(
         "Organizer",
         "Register a service provider (pending approval)",
         {201: _json("Provider", "Created.")},
-        body=_body("NewProvider"),
+        body=_body(requests.NewProvider),
         errors={422: ["category_not_allowed"]},
     ),
-    ("GET", "/v1/providers/{provider_id}"): _operation(
+    ("GET", "/v1/providers/{provider_id}"): _route(
         "Organizer",
         "A provider, with its identity-check lockout",
         {200: _json("ProviderDetail", "The provider.")},
@@ -858,41 +848,41 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         parameters=["ProviderId"],
         errors={404: ["not_found"]},
     ),
-    ("POST", "/v1/providers/{provider_id}/approve"): _operation(
+    ("POST", "/v1/providers/{provider_id}/approve"): _route(
         "Organizer",
         "Approve a provider to charge",
         {200: _json("Provider", "Approved.")},
         parameters=["ProviderId"],
         errors={404: ["not_found"]},
     ),
-    ("POST", "/v1/providers/{provider_id}/suspend"): _operation(
+    ("POST", "/v1/providers/{provider_id}/suspend"): _route(
         "Organizer",
         "Suspend a provider",
         {200: _json("Provider", "Suspended.")},
         parameters=["ProviderId"],
         errors={404: ["not_found"]},
     ),
-    ("POST", "/v1/providers/{provider_id}/credentials"): _operation(
+    ("POST", "/v1/providers/{provider_id}/credentials"): _route(
         "Organizer",
         "Issue OAuth2 client credentials to a provider",
         {201: _json("ProviderCredentials", "Created; the secret is shown this once.")},
         parameters=["ProviderId"],
         errors={404: ["not_found"]},
     ),
-    ("POST", "/v1/credit-runs"): _operation(
+    ("POST", "/v1/credit-runs"): _route(
         "Organizer",
         "Credit every active budget line for a month",
         {
             201: _json("CreditRun", "Credited something new."),
             200: _json("CreditRun", "The month was already credited."),
         },
-        body=_body("CreditRunRequest"),
+        body=_body(requests.CreditRunRequest),
         idempotent=True,
         description="Idempotent per month; for the current month or, ahead of time, the next. "
         "The service also runs it by itself at the start of each month.",
     ),
     # Providers.
-    ("POST", "/v1/charges"): _operation(
+    ("POST", "/v1/charges"): _route(
         "Providers",
         "Charge a client's wallet",
         {
@@ -902,7 +892,7 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
                 "client was asked to approve in the app).",
             )
         },
-        body=_body("NewCharge"),
+        body=_body(requests.NewCharge),
         idempotent=True,
         errors={
             402: ["insufficient_funds"],
@@ -913,7 +903,7 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         },
         description="Identity first, funds second: a failed identity check says nothing of the balance.",
     ),
-    ("GET", "/v1/charges"): _operation(
+    ("GET", "/v1/charges"): _route(
         "Providers",
         "The provider's own charges, newest first",
         {200: _json("ChargePage", "A page.")},
@@ -922,25 +912,25 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
             {"name": "status", "in": "query", "schema": _enum(ChargeStatus)},
         ],
     ),
-    ("GET", "/v1/charges/{charge_id}"): _operation(
+    ("GET", "/v1/charges/{charge_id}"): _route(
         "Providers",
         "One of the provider's charges",
         {200: _json("Charge", "The charge.")},
         parameters=["ChargeId"],
         errors={404: ["not_found"]},
     ),
-    ("POST", "/v1/charges/{charge_id}/confirm"): _operation(
+    ("POST", "/v1/charges/{charge_id}/confirm"): _route(
         "Providers",
         "Confirm a pending charge with the client's SMS code",
         {200: _json("Charge", "Captured.")},
-        body=_body("ChargeConfirmation"),
+        body=_body(requests.ChargeConfirmation),
         parameters=["ChargeId"],
         idempotent=True,
         errors={404: ["not_found"], 409: ["conflict"], 422: ["identity_check_failed"]},
         description="A wrong code: 422 with `attempts_left`; after the last attempt or past expiry the charge "
         "is voided and its hold released.",
     ),
-    ("POST", "/v1/charges/{charge_id}/void"): _operation(
+    ("POST", "/v1/charges/{charge_id}/void"): _route(
         "Providers",
         "Void a pending charge (release its hold)",
         {201: _json("Charge", "Voided.")},
@@ -949,26 +939,26 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         errors={404: ["not_found"], 409: ["conflict"]},
         description="A body, if any, is ignored. A captured charge is refunded instead (409).",
     ),
-    ("POST", "/v1/charges/{charge_id}/refunds"): _operation(
+    ("POST", "/v1/charges/{charge_id}/refunds"): _route(
         "Providers",
         "Refund (part of) a captured charge",
         {201: _json("Refund", "Refunded.")},
-        body=_body("NewRefund"),
+        body=_body(requests.NewRefund),
         parameters=["ChargeId"],
         idempotent=True,
         errors={404: ["not_found"], 409: ["conflict"], 422: ["refund_exceeds_capture"]},
     ),
     # Settlements.
-    ("POST", "/v1/settlements"): _operation(
+    ("POST", "/v1/settlements"): _route(
         "Settlements",
         "Settle the provider's unsettled captures and refunds into one batch",
         {201: _json("NewSettlementResult", "A batch with a new invoicing reference.")},
-        body=_body("NewSettlement", required=False),
+        body=_body(requests.NewSettlement, required=False),
         idempotent=True,
         errors={404: ["not_found"], 422: ["nothing_to_settle"]},
         description="The body may be empty: everything up to now.",
     ),
-    ("GET", "/v1/settlements"): _operation(
+    ("GET", "/v1/settlements"): _route(
         "Settlements",
         "Settlement batches, newest first (a provider sees its own)",
         {200: _json("SettlementPage", "A page.")},
@@ -987,7 +977,7 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
             },
         ],
     ),
-    ("GET", "/v1/settlements/{settlement_id}"): _operation(
+    ("GET", "/v1/settlements/{settlement_id}"): _route(
         "Settlements",
         "A batch with its status history and a page of its lines",
         {200: _json("SettlementDetail", "The batch.")},
@@ -995,17 +985,17 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         errors={404: ["not_found"]},
         description="`limit` and `cursor` page the lines.",
     ),
-    ("POST", "/v1/settlements/{settlement_id}/paid"): _operation(
+    ("POST", "/v1/settlements/{settlement_id}/paid"): _route(
         "Settlements",
         "Mark a batch paid",
         {200: _json("Settlement", "Paid.")},
-        body=_body("SettlementPayment", required=False),
+        body=_body(requests.SettlementPayment, required=False),
         parameters=["SettlementId"],
         idempotent=True,
         errors={404: ["not_found"], 409: ["conflict"]},
     ),
     # Finance.
-    ("GET", "/v1/exports/transactions"): _operation(
+    ("GET", "/v1/exports/transactions"): _route(
         "Finance",
         "Every ledger transaction as a file",
         {
@@ -1016,13 +1006,13 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         },
         parameters=EXPORT,
     ),
-    ("GET", "/v1/exports/settlements"): _operation(
+    ("GET", "/v1/exports/settlements"): _route(
         "Finance",
         "Every settlement batch as a file",
         {200: {"description": "Streamed.", "content": {"text/csv": CSV_FILE, "application/x-ndjson": CSV_FILE}}},
         parameters=EXPORT,
     ),
-    ("POST", "/v1/reconciliations"): _operation(
+    ("POST", "/v1/reconciliations"): _route(
         "Finance",
         "Reconcile received invoices against the settlement batches",
         {201: _json("Reconciliation", "Each invoice judged.")},
@@ -1040,7 +1030,7 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         errors={400: ["unsafe_document"], 422: ["unreadable_document"]},
         description="A document with a DTD is refused (400 `unsafe_document`).",
     ),
-    ("GET", "/v1/reports/usage"): _operation(
+    ("GET", "/v1/reports/usage"): _route(
         "Organizer",
         "The organizer's view of use: per client and line, per provider",
         {200: _json("UsageReport", "The month's figures, read from the ledger in one snapshot.")},
@@ -1061,18 +1051,18 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         "clients, newest first; `totals` and `providers` cover them all. A month not yet begun is 422.",
     ),
     # Clients.
-    ("GET", "/v1/me/wallet"): _operation(
+    ("GET", "/v1/me/wallet"): _route(
         "Clients",
         "The client's own wallet",
         {200: _json("Wallet", "Balances per category line.")},
     ),
-    ("GET", "/v1/me/transactions"): _operation(
+    ("GET", "/v1/me/transactions"): _route(
         "Clients",
         "The client's own transactions, newest first",
         {200: _json("WalletTransactionPage", "A page.")},
         parameters=PAGE,
     ),
-    ("GET", "/v1/me/events"): _operation(
+    ("GET", "/v1/me/events"): _route(
         "Clients",
         "The client's wallet changes as Server-Sent Events",
         {
@@ -1098,7 +1088,7 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         ],
         errors={429: ["rate_limited"]},
     ),
-    ("GET", "/v1/me/charges"): _operation(
+    ("GET", "/v1/me/charges"): _route(
         "Clients",
         "The client's own charges, newest first",
         {200: _json("ClientChargePage", "A page.")},
@@ -1112,7 +1102,7 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
             },
         ],
     ),
-    ("POST", "/v1/me/charges/{charge_id}/approve"): _operation(
+    ("POST", "/v1/me/charges/{charge_id}/approve"): _route(
         "Clients",
         "Approve a charge that waits in the app",
         {200: _json("ClientCharge", "Captured.")},
@@ -1122,7 +1112,7 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         description="Only a pending charge made with identity method `app`, of the caller's own wallet. Past its "
         "`expires_at` the charge is voided instead (409).",
     ),
-    ("POST", "/v1/me/charges/{charge_id}/decline"): _operation(
+    ("POST", "/v1/me/charges/{charge_id}/decline"): _route(
         "Clients",
         "Decline a charge that waits in the app",
         {200: _json("ClientCharge", "Voided; the hold released.")},
@@ -1130,12 +1120,12 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         idempotent=True,
         errors={404: ["not_found"], 409: ["conflict"]},
     ),
-    ("GET", "/v1/me/mandates"): _operation(
+    ("GET", "/v1/me/mandates"): _route(
         "Clients",
         "The clients a representative may act for now",
         {200: _json("MandateList", "Active mandates.")},
     ),
-    ("GET", "/v1/me/statements/{month}"): _operation(
+    ("GET", "/v1/me/statements/{month}"): _route(
         "Clients",
         "The client's monthly statement (saldotiliote)",
         {200: _json("Statement", "The month's figures; they add up.")},
@@ -1154,7 +1144,7 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
 }
 
 
-for (_method, _path_), _entry in OPERATIONS.items():
+for (_method, _path_), _entry in ROUTES.items():
     if _path_.startswith("/v1/me/") and _path_ != "/v1/me/mandates":
         _entry["parameters"].append("ActingFor")
 
@@ -1226,7 +1216,7 @@ def document(router: web.UrlDispatcher, settings: Settings) -> Schema:
     """The whole document for the routes this app serves and the settings it runs with."""
     roles_by_route = _route_roles(router)
     paths: dict[str, dict[str, Schema]] = {}
-    for (method, path), operation in OPERATIONS.items():
+    for (method, path), operation in ROUTES.items():
         roles = roles_by_route.get((method, path))
         guarded = roles is not None
         entry: Schema = {

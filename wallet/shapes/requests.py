@@ -9,7 +9,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -99,6 +99,19 @@ def _optional_text(value: str | None, field: str, max_length: int) -> str | None
 
 
 # Tokens.
+
+OAUTH_FIELD_MAX_LENGTH = 256
+CLIENT_CREDENTIALS: Literal["client_credentials"] = "client_credentials"
+OAuthField = Annotated[str, Meta(min_length=1, max_length=OAUTH_FIELD_MAX_LENGTH, pattern=r"^[\x20-\x7E]+$")]
+
+
+class TokenRequest(Struct):
+    """OAuth2 client credentials. The id and secret may come in HTTP Basic instead."""
+
+    # Read by the token handler from a form or JSON, with HTTP Basic merged in (api/handlers.py).
+    grant_type: Literal["client_credentials"] = CLIENT_CREDENTIALS
+    client_id: OAuthField | None = None
+    client_secret: OAuthField | None = None
 
 
 class LoginRequest(Struct):
@@ -340,6 +353,7 @@ class SettlementPayment(Struct):
 
 
 REQUESTS: tuple[type[Struct], ...] = (
+    TokenRequest,
     LoginRequest,
     LoginVerification,
     NewCategory,
