@@ -5,6 +5,7 @@ from __future__ import annotations
 from wallet.auth.tokens import Role
 from wallet.bootstrap import open_service
 from wallet.ledger.errors import Conflict
+from wallet.ledger.parties import ProviderStatus
 from wallet.settings import Settings
 from wallet.shapes import requests
 
@@ -42,7 +43,7 @@ async def seed(settings: Settings) -> str:
         provider = await service.create_provider(
             requests.NewProvider("Demo Kotihoito Oy", "2077474-0", "FI2112345600000785", ("home_care",))
         )
-        await service.set_provider_status(provider["id"], "approved")
+        await service.set_provider_status(provider["id"], ProviderStatus.APPROVED)
         credentials = await service.issue_credentials(provider["id"])
         run = (await service.credit_run(month)).value
         admin = service.mint(Role.ADMIN).access_token

@@ -36,6 +36,7 @@ from wallet.ledger.charges import ChargeStatus
 from wallet.ledger.errors import Unauthorized, Unavailable, ValidationError
 from wallet.ledger.months import parse_month
 from wallet.ledger.parties import ProviderStatus
+from wallet.ledger.reconciliation import InvoiceSource
 from wallet.ledger.settlements import SettlementStatus
 from wallet.shapes import requests
 from wallet.shapes.requests import CLIENT_CREDENTIALS, OAUTH_FIELD_MAX_LENGTH, decode
@@ -293,8 +294,8 @@ async def create_refund(request: web.Request) -> web.Response:
 async def list_charges(request: web.Request) -> web.Response:
     limit, before = page_params(request)
     status = request.query.get("status")
-    if status is not None and status not in {s.value for s in ChargeStatus}:
-        raise ValidationError("status", "must be pending, captured or voided")
+    if status is not None:
+        validation.one_of(status, "status", tuple(s.value for s in ChargeStatus))
     page = await request.app[SERVICE].list_charges(request[PRINCIPAL], limit, before, status)
     return json_response(render_page(page))
 
@@ -344,8 +345,8 @@ async def create_settlement(request: web.Request) -> web.Response:
 async def list_settlements(request: web.Request) -> web.Response:
     limit, before = page_params(request)
     status = request.query.get("status")
-    if status is not None and status not in {s.value for s in SettlementStatus}:
-        raise ValidationError("status", "must be open, invoiced or paid")
+    if status is not None:
+        validation.one_of(status, "status", tuple(s.value for s in SettlementStatus))
     provider_id = request.query.get("provider_id")
     page = await request.app[SERVICE].list_settlements(request[PRINCIPAL], limit, before, status, provider_id)
     return json_response(render_page(page))
@@ -442,9 +443,9 @@ async def usage_report(request: web.Request) -> web.Response:
 # Invoice reconciliation.
 
 RECONCILIATION_SOURCES = {
-    "application/xml": "finvoice",
-    "text/xml": "finvoice",
-    "text/csv": "csv",
+    "application/xml": InvoiceSource.FINVOICE,
+    "text/xml": InvoiceSource.FINVOICE,
+    "text/csv": InvoiceSource.CSV,
 }
 
 

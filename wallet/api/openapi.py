@@ -22,14 +22,10 @@ from aiohttp import web
 from wallet import validation
 from wallet.api.problems import STATUS_BY_CODE
 from wallet.exports import ExportFormat
-from wallet.ledger.charges import ChargeStatus, IdentityMethod
-from wallet.ledger.months import UnusedPolicy
-from wallet.ledger.parties import ProviderStatus, RepresentationScope, RepresentationStatus
-from wallet.ledger.reconciliation import Outcome
+from wallet.ledger.charges import ChargeStatus
 from wallet.ledger.settlements import SettlementStatus
-from wallet.ledger.transactions import TransactionType
 from wallet.settings import Settings
-from wallet.shapes import requests
+from wallet.shapes import requests, responses
 
 Schema = dict[str, Any]
 OPENAPI_VERSION = "3.1.0"
@@ -50,41 +46,6 @@ def _ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _object(properties: dict[str, Schema], *optional: str, description: str | None = None) -> Schema:
-    """An object whose properties are all required except those named ``optional``."""
-    schema: Schema = {
-        "type": "object",
-        "properties": properties,
-        "required": [name for name in properties if name not in optional],
-    }
-    if description:
-        schema["description"] = description
-    return schema
-
-
-def _extend(base: Schema, properties: dict[str, Schema], *optional: str) -> Schema:
-    extended = copy.deepcopy(base)
-    extended["properties"].update(properties)
-    extended["required"] += [name for name in properties if name not in optional]
-    return extended
-
-
-def _nullable(schema: Schema) -> Schema:
-    return {**schema, "type": [schema["type"], "null"]}
-
-
-def _page(item: str) -> Schema:
-    return _object(
-        {
-            "data": {"type": "array", "items": _ref(item)},
-            "next_cursor": {
-                "type": ["string", "null"],
-                "description": "Give as `cursor` for the next page; null on the last page.",
-            },
-        }
-    )
-
-
 # Values.
 
 
@@ -93,114 +54,12 @@ def _value(shape: Any) -> Schema:
     return msgspec.json.schema(shape)
 
 
-ID = _value(validation.Id)
-TIME = _value(validation.Moment)
-AMOUNT = _value(requests.Amount)
-CENTS = {"type": "integer", "description": "Integer cents (EUR)."}
 MONTH = _value(validation.Month)
-CATEGORY_CODE = _value(validation.CategoryCode)
-NAME = _value(validation.Name)
-DESCRIPTION = _value(validation.Description)
-PHONE = _value(validation.Phone)
-BUSINESS_ID = _value(validation.BusinessId)
-IBAN = _value(validation.Iban)
 
 
 def _enum(values: type[Enum]) -> Schema:
     return {"type": "string", "enum": [member.value for member in values]}
 
-
-IDENTITY_LOCKOUT = _object(
-    {
-        "failures": {"type": "integer", "minimum": 0},
-        "max_failures": {"type": "integer", "minimum": 1},
-        "window_seconds": {"type": "integer", "minimum": 1},
-        "locked_until": _nullable(TIME),
-    },
-    description="Failed identity checks in the window, and until when further checks are refused.",
-)
-
-# Schemas.
-
-_CLIENT = _object(
-    {
-        "id": ID,
-        "name": NAME,
-        "phone": {**PHONE, "description": "E.164."},
-        "has_national_id": {"type": "boolean"},
-        "created_at": TIME,
-    }
-)
-_PROVIDER = _object(
-    {
-        "id": ID,
-        "name": NAME,
-        "business_id": BUSINESS_ID,
-        "iban": IBAN,
-        "status": _enum(ProviderStatus),
-        "categories": {"type": "array", "items": CATEGORY_CODE},
-        "created_at": TIME,
-        "updated_at": TIME,
-    }
-)
-_CHARGE = _object(
-    {
-        "id": ID,
-        "status": _enum(ChargeStatus),
-        "amount": AMOUNT,
-        "category": CATEGORY_CODE,
-        "method": _enum(IdentityMethod),
-        "description": _nullable(DESCRIPTION),
-        "created_at": TIME,
-        "refunded_amount": {"type": "integer", "minimum": 0},
-        "expires_at": {**TIME, "description": "While pending: when the hold is released."},
-        "captured_at": TIME,
-        "voided_at": TIME,
-        "void_reason": {
-            "type": "string",
-            "enum": ["expired", "too_many_attempts", "voided_by_provider", "declined_by_client"],
-        },
-    },
-    "expires_at",
-    "captured_at",
-    "voided_at",
-    "void_reason",
-)
-_SETTLEMENT = _object(
-    {
-        "id": ID,
-        "provider_id": ID,
-        "reference": {"type": "string", "pattern": "^[0-9]+$", "description": "Finnish reference (viitenumero)."},
-        "reference_printed": {"type": "string", "description": "The reference in groups of five."},
-        "rf_reference": {"type": "string", "pattern": "^RF[0-9]{2}[0-9A-Z]+$", "description": "ISO 11649."},
-        "rf_reference_printed": {"type": "string"},
-        "amount": {**CENTS, "description": "Net cents owed to the provider; negative: owed by it."},
-        "count": {"type": "integer", "minimum": 1},
-        "period_start": TIME,
-        "period_end": TIME,
-        "until": TIME,
-        "status": _enum(SettlementStatus),
-        "transaction_id": {"type": ["string", "null"], "description": "Null exactly when the amount is 0."},
-        "created_at": TIME,
-        "updated_at": TIME,
-    }
-)
-_TOKEN = _object(
-    {
-        "access_token": {"type": "string", "description": "A JWT (EdDSA)."},
-        "token_type": {"type": "string", "const": "Bearer"},
-        "expires_in": {"type": "integer", "minimum": 1, "description": "Seconds."},
-    }
-)
-_WALLET_LINE = _object(
-    {
-        "category": CATEGORY_CODE,
-        "balance": CENTS,
-        "held": {"type": "integer", "minimum": 0},
-        "available": {"type": "integer", "minimum": 0},
-        "monthly_amount": {"type": "integer", "minimum": 0},
-    }
-)
 
 SCHEMAS: dict[str, Schema] = {
     "Problem": {
@@ -220,250 +79,6 @@ SCHEMAS: dict[str, Schema] = {
         "required": ["type", "title", "status", "code", "detail"],
         "additionalProperties": True,
     },
-    "Health": _object({"status": {"type": "string", "const": "ok"}}),
-    "Readiness": _object(
-        {
-            "status": {"type": "string", "const": "ready"},
-            "checks": {"type": "object", "additionalProperties": _ref("Check")},
-        }
-    ),
-    "Check": _object({"status": {"type": "string", "enum": ["ok", "failing"]}, "detail": {"type": "string"}}),
-    "Token": _TOKEN,
-    "LoginStarted": _object(
-        {"status": {"type": "string", "const": "code_sent"}, "expires_at": TIME},
-        description="The same answer whether or not the phone has a wallet.",
-    ),
-    "Representation": _object(
-        {
-            "id": {**ID, "description": "The mandate's id (revoke with it)."},
-            "client_id": ID,
-            "representative_id": {**ID, "description": "The person: one id per phone, across clients."},
-            "name": {"type": ["string", "null"]},
-            "phone": {**PHONE, "description": "E.164."},
-            "has_national_id": {"type": "boolean"},
-            "scope": _enum(RepresentationScope),
-            "status": _enum(RepresentationStatus),
-            "created_at": TIME,
-            "revoked_at": _nullable(TIME),
-        },
-        description="A representative's mandate (puolesta-asiointi) for one client.",
-    ),
-    "RepresentationPage": _page("Representation"),
-    "Mandate": _object(
-        {
-            "id": ID,
-            "client_id": ID,
-            "client_name": NAME,
-            "scope": _enum(RepresentationScope),
-            "created_at": TIME,
-        }
-    ),
-    "MandateList": _object(
-        {"data": {"type": "array", "items": _ref("Mandate")}, "next_cursor": {"type": "null"}},
-        description="Every active mandate, in one page.",
-    ),
-    "UsageLine": _object(
-        {
-            "category": CATEGORY_CODE,
-            "monthly_amount": {**CENTS, "description": "The budget line for the month; 0 without one."},
-            "credited": {**CENTS, "description": "The month's credit."},
-            "used": {**CENTS, "description": "Captures less refunds booked in the month."},
-            "held": {**CENTS, "description": "By charges pending at the close (now, for the current month)."},
-            "left": {**CENTS, "description": "Available on the line at the close: balance less held."},
-        }
-    ),
-    "UsageClient": _object(
-        {
-            "client_id": ID,
-            "name": NAME,
-            "monthly_amount": CENTS,
-            "credited": CENTS,
-            "used": CENTS,
-            "held": CENTS,
-            "left": CENTS,
-            "used_percent": {"type": ["integer", "null"], "description": "Whole percent of the month's amount used."},
-            "low_use": {"type": "boolean", "description": "Used less than the rule's percentage, late in the month."},
-            "lines": {"type": "array", "items": _ref("UsageLine")},
-        },
-        description="A client's figures: its lines summed.",
-    ),
-    "UsageProvider": _object(
-        {
-            "provider_id": ID,
-            "provider_name": NAME,
-            "captured": {**CENTS, "description": "Captures booked in the month."},
-            "refunded": {**CENTS, "description": "Refunds booked in the month (positive)."},
-            "charged": {**CENTS, "description": "captured - refunded."},
-            "captures": {"type": "integer", "minimum": 0},
-            "refunds": {"type": "integer", "minimum": 0},
-        }
-    ),
-    "UsageReport": _object(
-        {
-            "month": MONTH,
-            "time_zone": {"type": "string", "examples": ["Europe/Helsinki"]},
-            "period_start": TIME,
-            "period_end": {**TIME, "description": "Exclusive."},
-            "complete": {"type": "boolean", "description": "False for the current month: figures so far."},
-            "as_of": TIME,
-            "low_use_rule": _object(
-                {
-                    "from_day": {"type": "integer", "minimum": 1, "maximum": 31},
-                    "percent": {"type": "integer", "minimum": 1, "maximum": 100},
-                    "evaluated": {"type": "boolean", "description": "False before `from_day` of the current month."},
-                }
-            ),
-            "totals": _object(
-                {
-                    "monthly_amount": CENTS,
-                    "credited": CENTS,
-                    "used": CENTS,
-                    "held": CENTS,
-                    "left": CENTS,
-                    "charged": {**CENTS, "description": "Every provider's; equals `used`."},
-                    "clients": {"type": "integer", "minimum": 0},
-                    "low_use_clients": {"type": "integer", "minimum": 0},
-                },
-                description="Every client of the month, whatever the page.",
-            ),
-            "providers": {"type": "array", "items": _ref("UsageProvider")},
-            "data": {"type": "array", "items": _ref("UsageClient")},
-            "next_cursor": {"type": ["string", "null"]},
-        }
-    ),
-    "Category": _object({"code": CATEGORY_CODE, "name": NAME, "created_at": TIME}),
-    "CategoryList": _object(
-        {"data": {"type": "array", "items": _ref("Category")}, "next_cursor": {"type": "null"}},
-        description="Every category, in one page.",
-    ),
-    "Client": _CLIENT,
-    "ClientDetail": _extend(_CLIENT, {"identity_lockout": IDENTITY_LOCKOUT}),
-    "Budget": _object(
-        {
-            "id": ID,
-            "client_id": ID,
-            "start_month": MONTH,
-            "end_month": MONTH,
-            "unused": _enum(UnusedPolicy),
-            "lines": {"type": "array", "items": _ref("BudgetLine")},
-            "created_at": TIME,
-        }
-    ),
-    "BudgetPage": _page("Budget"),
-    "Provider": _PROVIDER,
-    "ProviderDetail": _extend(_PROVIDER, {"identity_lockout": IDENTITY_LOCKOUT}),
-    "ProviderCredentials": _object(
-        {"client_id": ID, "client_secret": {"type": "string"}, "provider_id": ID},
-        description="The secret is shown once; only its hash is kept.",
-    ),
-    "CreditRun": _object(
-        {
-            "month": MONTH,
-            "credited": {"type": "integer", "minimum": 0, "description": "Lines credited for the month in all."},
-            "amount": {"type": "integer", "minimum": 0, "description": "Cents credited for the month in all."},
-            "credited_now": {"type": "integer", "minimum": 0, "description": "Lines this call credited."},
-            "expired_now": {"type": "integer", "minimum": 0, "description": "Lines this call expired."},
-        }
-    ),
-    "Charge": _CHARGE,
-    "ChargePage": _page("Charge"),
-    "ClientCharge": _extend(_CHARGE, {"provider_id": ID, "provider_name": NAME}),
-    "ClientChargePage": _page("ClientCharge"),
-    "Refund": _object(
-        {
-            "id": ID,
-            "charge_id": ID,
-            "amount": AMOUNT,
-            "status": {"type": "string", "const": "succeeded"},
-            "created_at": TIME,
-            "charge": _ref("Charge"),
-        }
-    ),
-    "Settlement": _SETTLEMENT,
-    "NewSettlementResult": _extend(
-        _SETTLEMENT, {"more_to_settle": {"type": "boolean", "description": "More lines wait for the next batch."}}
-    ),
-    "SettlementEvent": _object(
-        {
-            "previous_status": {"type": ["string", "null"], "enum": [s.value for s in SettlementStatus] + [None]},
-            "status": _enum(SettlementStatus),
-            "actor": {"type": "string"},
-            "at": TIME,
-            "note": {"type": ["string", "null"]},
-        }
-    ),
-    "SettlementLine": _object(
-        {
-            "transaction_id": ID,
-            "type": {"type": "string", "enum": [TransactionType.CAPTURE.value, TransactionType.REFUND.value]},
-            "charge_id": {"type": ["string", "null"]},
-            "refund_id": {"type": ["string", "null"]},
-            "category": {"type": ["string", "null"]},
-            "amount": {**CENTS, "description": "Signed: on the provider's payable account."},
-            "created_at": TIME,
-        }
-    ),
-    "SettlementDetail": _extend(
-        _SETTLEMENT,
-        {
-            "events": {"type": "array", "items": _ref("SettlementEvent")},
-            "lines": {"type": "array", "items": _ref("SettlementLine")},
-            "lines_next_cursor": {"type": ["string", "null"], "description": "`cursor` for the next page of lines."},
-        },
-    ),
-    "SettlementPage": _page("Settlement"),
-    "ReconciledInvoice": _object(
-        {
-            "position": {"type": "integer", "minimum": 1},
-            "invoice_number": {"type": ["string", "null"]},
-            "reference": {"type": ["string", "null"]},
-            "business_id": {"type": ["string", "null"]},
-            "amount": {"type": ["integer", "null"], "description": "Cents."},
-            "outcome": _enum(Outcome),
-            "detail": {"type": ["string", "null"]},
-            "settlement_id": {"type": ["string", "null"]},
-            "settlement_amount": {**CENTS, "description": "With amount_mismatch: what the batch is."},
-        },
-        "settlement_amount",
-    ),
-    "Reconciliation": _object(
-        {
-            "id": ID,
-            "source": {"type": "string", "enum": ["finvoice", "csv"]},
-            "created_at": TIME,
-            "summary": _object({o.value: {"type": "integer", "minimum": 0} for o in Outcome}),
-            "invoices": {"type": "array", "items": _ref("ReconciledInvoice")},
-        }
-    ),
-    "WalletLine": _WALLET_LINE,
-    "Wallet": _object(
-        {
-            "client_id": ID,
-            "balance": CENTS,
-            "held": {"type": "integer", "minimum": 0},
-            "available": {"type": "integer", "minimum": 0},
-            "lines": {"type": "array", "items": _ref("WalletLine")},
-            "last_event_id": {"type": "string", "description": "The event stream position this state stands at."},
-        },
-        "last_event_id",
-    ),
-    "WalletTransaction": _object(
-        {
-            "id": ID,
-            "type": _enum(TransactionType),
-            "amount": {**CENTS, "description": "Signed: what it moved on the wallet line."},
-            "balance_after": CENTS,
-            "category": CATEGORY_CODE,
-            "created_at": TIME,
-            "charge_id": {"type": ["string", "null"]},
-            "refund_id": {"type": ["string", "null"]},
-            "provider_id": ID,
-            "provider_name": NAME,
-        },
-        "provider_id",
-        "provider_name",
-    ),
-    "WalletTransactionPage": _page("WalletTransaction"),
     "WalletEvent": {
         "type": "object",
         "description": "One Server-Sent Event of the stream, its fields as named by the SSE format (the schema "
@@ -476,74 +91,14 @@ SCHEMAS: dict[str, Schema] = {
             "retry": {"type": "integer", "minimum": 0, "description": "Milliseconds before reconnecting."},
         },
     },
-    "Statement": _object(
-        {
-            "month": MONTH,
-            "time_zone": {"type": "string", "examples": ["Europe/Helsinki"]},
-            "period_start": {**TIME, "description": "The month's first midnight in `time_zone`."},
-            "period_end": {**TIME, "description": "The next month's first midnight (exclusive)."},
-            "complete": {"type": "boolean", "description": "False for the current month: figures so far."},
-            "as_of": {**TIME, "description": "The closing instant: `period_end`, or now for the current month."},
-            "opening_balance": CENTS,
-            "credits": _ref("StatementByCategory"),
-            "charges": _ref("StatementByProvider"),
-            "refunds": _ref("StatementByProvider"),
-            "expiry": _ref("StatementByCategory"),
-            "closing_balance": CENTS,
-            "held_at_close": {**CENTS, "description": "Held by charges still pending at `as_of`: not a movement."},
-            "lines": {"type": "array", "items": _ref("StatementLine")},
-        },
-        description="opening_balance + credits - charges + refunds - expiry = closing_balance, for the wallet "
-        "and for each line. Charges, refunds and expiry are positive amounts.",
-    ),
-    "StatementByCategory": _object(
-        {
-            "amount": CENTS,
-            "count": {"type": "integer", "minimum": 0},
-            "by_category": {
-                "type": "array",
-                "items": _object(
-                    {"category": CATEGORY_CODE, "amount": CENTS, "count": {"type": "integer", "minimum": 1}}
-                ),
-            },
-        }
-    ),
-    "StatementByProvider": _object(
-        {
-            "amount": CENTS,
-            "count": {"type": "integer", "minimum": 0},
-            "by_provider": {
-                "type": "array",
-                "items": _object(
-                    {
-                        "provider_id": ID,
-                        "provider_name": NAME,
-                        "category": CATEGORY_CODE,
-                        "amount": CENTS,
-                        "count": {"type": "integer", "minimum": 1},
-                    }
-                ),
-            },
-        }
-    ),
-    "StatementLine": _object(
-        {
-            "category": CATEGORY_CODE,
-            "opening_balance": CENTS,
-            "credits": CENTS,
-            "charges": CENTS,
-            "refunds": CENTS,
-            "expiry": CENTS,
-            "closing_balance": CENTS,
-        }
-    ),
 }
 
 
 def _components(shapes: Iterable[Any]) -> dict[str, Schema]:
     """The schemas msgspec generates for ``shapes`` (and the structs and enums they hold), as OpenAPI 3.1
-    writes them: a union told apart by a member is ``oneOf``, an enum names its type, and an optional
-    request member is documented by its type alone (a null there is read as absent)."""
+    writes them: a union told apart by a member is ``oneOf``, an enum names its type, a nullable member
+    is one schema, and an optional request member is documented by its type alone (a null there is read
+    as absent)."""
     _, components = msgspec.json.schema_components(shapes, ref_template="#/components/schemas/{name}")
     return {name: _openapi(schema) for name, schema in components.items()}
 
@@ -560,12 +115,17 @@ def _openapi(schema: Any) -> Any:
     elif variants and len(variants) == 2 and {"type": "null"} in variants and schema.get("default", 0) is None:
         rest = {key: value for key, value in schema.items() if key not in ("anyOf", "default")}
         return {**next(variant for variant in variants if variant != {"type": "null"}), **rest}
+    elif variants and len(variants) == 2 and {"type": "null"} in variants:
+        (other,) = (variant for variant in variants if variant != {"type": "null"})
+        if isinstance(other.get("type"), str):  # a nullable member: one schema whose type may be null
+            rest = {key: value for key, value in schema.items() if key != "anyOf"}
+            return {**other, **rest, "type": [other["type"], "null"]}
     if "enum" in schema and "type" not in schema and all(isinstance(value, str) for value in schema["enum"]):
         schema = {"type": "string", **schema}
     return schema
 
 
-SCHEMAS.update(_components(requests.REQUESTS))
+SCHEMAS.update(_components([*responses.RESPONSES, *requests.REQUESTS]))
 
 
 # Parameters.
