@@ -212,8 +212,8 @@ REPLAYED_HEADER = {
 }
 
 
-def _json(schema: str, description: str) -> Schema:
-    return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
+def _json(shape: type[msgspec.Struct], description: str) -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": _ref(shape.__name__)}}}
 
 
 def _body(shape: type[msgspec.Struct], *, required: bool = True) -> Schema:
@@ -256,13 +256,13 @@ ROUTES: dict[tuple[str, str], Schema] = {
     ("GET", "/healthz"): _route(
         "Operations",
         "The process answers",
-        {200: _json("Health", "Alive.")},
+        {200: _json(responses.Health, "Alive.")},
         public=True,
     ),
     ("GET", "/readyz"): _route(
         "Operations",
         "Ready for traffic",
-        {200: _json("Readiness", "Ready.")},
+        {200: _json(responses.Readiness, "Ready.")},
         public=True,
         errors={503: ["unavailable"]},
         description="503 (with `checks`) unless the database answers a read, the writer thread runs and is "
@@ -285,7 +285,7 @@ ROUTES: dict[tuple[str, str], Schema] = {
     ("POST", "/v1/token"): _route(
         "Tokens",
         "A provider's token (OAuth2 client credentials)",
-        {200: _json("Token", "A bearer token.")},
+        {200: _json(responses.Token, "A bearer token.")},
         body={
             "required": True,
             "content": {
@@ -299,14 +299,14 @@ ROUTES: dict[tuple[str, str], Schema] = {
     ("POST", "/v1/login"): _route(
         "Tokens",
         "A client asks for a login code by SMS",
-        {202: _json("LoginStarted", "A code is sent if the phone has a wallet.")},
+        {202: _json(responses.LoginStarted, "A code is sent if the phone has a wallet.")},
         body=_body(requests.LoginRequest),
         errors={429: ["rate_limited"]},
     ),
     ("POST", "/v1/login/verify"): _route(
         "Tokens",
         "A client's (or a representative's) token for the SMS code",
-        {200: _json("Token", "A client token, or a representative token.")},
+        {200: _json(responses.Token, "A client token, or a representative token.")},
         body=_body(requests.LoginVerification),
         errors={403: ["forbidden"], 422: ["identity_check_failed"]},
         description="A representative token has `role: representative`, `sub` and `representative_id` (the "
@@ -316,34 +316,34 @@ ROUTES: dict[tuple[str, str], Schema] = {
     ("POST", "/v1/categories"): _route(
         "Organizer",
         "Create a service category",
-        {201: _json("Category", "Created.")},
+        {201: _json(responses.Category, "Created.")},
         body=_body(requests.NewCategory),
         errors={409: ["conflict"]},
     ),
     ("GET", "/v1/categories"): _route(
         "Organizer",
         "List the service categories",
-        {200: _json("CategoryList", "Every category.")},
+        {200: _json(responses.CategoryList, "Every category.")},
         description="Clients and representatives read it too, for the names of a budget's lines.",
     ),
     ("POST", "/v1/clients"): _route(
         "Organizer",
         "Create a client (a wallet)",
-        {201: _json("Client", "Created.")},
+        {201: _json(responses.Client, "Created.")},
         body=_body(requests.NewClient),
         errors={409: ["conflict"]},
     ),
     ("GET", "/v1/clients/{client_id}"): _route(
         "Organizer",
         "A client, with its identity-check lockout",
-        {200: _json("ClientDetail", "The client.")},
+        {200: _json(responses.ClientDetail, "The client.")},
         parameters=["ClientId"],
         errors={404: ["not_found"]},
     ),
     ("POST", "/v1/clients/{client_id}/budgets"): _route(
         "Organizer",
         "Grant a client a personal budget",
-        {201: _json("Budget", "Created.")},
+        {201: _json(responses.Budget, "Created.")},
         body=_body(requests.NewBudget),
         parameters=["ClientId"],
         errors={404: ["not_found"], 409: ["conflict"], 422: ["category_not_allowed"]},
@@ -352,14 +352,14 @@ ROUTES: dict[tuple[str, str], Schema] = {
     ("GET", "/v1/clients/{client_id}/budgets"): _route(
         "Organizer",
         "A client's budgets, newest first",
-        {200: _json("BudgetPage", "A page.")},
+        {200: _json(responses.BudgetPage, "A page.")},
         parameters=["ClientId", *PAGE],
         errors={404: ["not_found"]},
     ),
     ("POST", "/v1/clients/{client_id}/budgets/{budget_id}/end"): _route(
         "Organizer",
         "End a budget sooner",
-        {200: _json("Budget", "The budget with its new last month.")},
+        {200: _json(responses.Budget, "The budget with its new last month.")},
         body=_body(requests.BudgetEnd),
         parameters=["ClientId", "BudgetId"],
         errors={404: ["not_found"], 409: ["conflict"]},
@@ -370,7 +370,7 @@ ROUTES: dict[tuple[str, str], Schema] = {
     ("POST", "/v1/clients/{client_id}/representatives"): _route(
         "Organizer",
         "Give a representative a mandate to act for the client",
-        {201: _json("Representation", "Created.")},
+        {201: _json(responses.Representation, "Created.")},
         body=_body(requests.NewRepresentation),
         parameters=["ClientId"],
         errors={404: ["not_found"], 409: ["conflict"]},
@@ -381,14 +381,14 @@ ROUTES: dict[tuple[str, str], Schema] = {
     ("GET", "/v1/clients/{client_id}/representatives"): _route(
         "Organizer",
         "The client's representatives' mandates, active and revoked, newest first",
-        {200: _json("RepresentationPage", "A page.")},
+        {200: _json(responses.RepresentationPage, "A page.")},
         parameters=["ClientId", *PAGE],
         errors={404: ["not_found"]},
     ),
     ("POST", "/v1/clients/{client_id}/representatives/{representation_id}/revoke"): _route(
         "Organizer",
         "Revoke a mandate, at once",
-        {200: _json("Representation", "Revoked (or already so).")},
+        {200: _json(responses.Representation, "Revoked (or already so).")},
         parameters=["ClientId", "RepresentationId"],
         errors={404: ["not_found"]},
         description="Takes effect on the representative's next request, whatever tokens they hold.",
@@ -396,14 +396,14 @@ ROUTES: dict[tuple[str, str], Schema] = {
     ("POST", "/v1/providers"): _route(
         "Organizer",
         "Register a service provider (pending approval)",
-        {201: _json("Provider", "Created.")},
+        {201: _json(responses.Provider, "Created.")},
         body=_body(requests.NewProvider),
         errors={422: ["category_not_allowed"]},
     ),
     ("GET", "/v1/providers/{provider_id}"): _route(
         "Organizer",
         "A provider, with its identity-check lockout",
-        {200: _json("ProviderDetail", "The provider.")},
+        {200: _json(responses.ProviderDetail, "The provider.")},
         description="A provider may read its own record (its approved categories); another's is 404.",
         parameters=["ProviderId"],
         errors={404: ["not_found"]},
@@ -411,21 +411,21 @@ ROUTES: dict[tuple[str, str], Schema] = {
     ("POST", "/v1/providers/{provider_id}/approve"): _route(
         "Organizer",
         "Approve a provider to charge",
-        {200: _json("Provider", "Approved.")},
+        {200: _json(responses.Provider, "Approved.")},
         parameters=["ProviderId"],
         errors={404: ["not_found"]},
     ),
     ("POST", "/v1/providers/{provider_id}/suspend"): _route(
         "Organizer",
         "Suspend a provider",
-        {200: _json("Provider", "Suspended.")},
+        {200: _json(responses.Provider, "Suspended.")},
         parameters=["ProviderId"],
         errors={404: ["not_found"]},
     ),
     ("POST", "/v1/providers/{provider_id}/credentials"): _route(
         "Organizer",
         "Issue OAuth2 client credentials to a provider",
-        {201: _json("ProviderCredentials", "Created; the secret is shown this once.")},
+        {201: _json(responses.ProviderCredentials, "Created; the secret is shown this once.")},
         parameters=["ProviderId"],
         errors={404: ["not_found"]},
     ),
@@ -433,8 +433,8 @@ ROUTES: dict[tuple[str, str], Schema] = {
         "Organizer",
         "Credit every active budget line for a month",
         {
-            201: _json("CreditRun", "Credited something new."),
-            200: _json("CreditRun", "The month was already credited."),
+            201: _json(responses.CreditRun, "Credited something new."),
+            200: _json(responses.CreditRun, "The month was already credited."),
         },
         body=_body(requests.CreditRunRequest),
         idempotent=True,
@@ -447,7 +447,7 @@ ROUTES: dict[tuple[str, str], Schema] = {
         "Charge a client's wallet",
         {
             201: _json(
-                "Charge",
+                responses.Charge,
                 "`captured` (national id checked) or `pending` (an SMS code was sent, or the "
                 "client was asked to approve in the app).",
             )
@@ -466,7 +466,7 @@ ROUTES: dict[tuple[str, str], Schema] = {
     ("GET", "/v1/charges"): _route(
         "Providers",
         "The provider's own charges, newest first",
-        {200: _json("ChargePage", "A page.")},
+        {200: _json(responses.ChargePage, "A page.")},
         parameters=[
             *PAGE,
             {"name": "status", "in": "query", "schema": _enum(ChargeStatus)},
@@ -475,14 +475,14 @@ ROUTES: dict[tuple[str, str], Schema] = {
     ("GET", "/v1/charges/{charge_id}"): _route(
         "Providers",
         "One of the provider's charges",
-        {200: _json("Charge", "The charge.")},
+        {200: _json(responses.Charge, "The charge.")},
         parameters=["ChargeId"],
         errors={404: ["not_found"]},
     ),
     ("POST", "/v1/charges/{charge_id}/confirm"): _route(
         "Providers",
         "Confirm a pending charge with the client's SMS code",
-        {200: _json("Charge", "Captured.")},
+        {200: _json(responses.Charge, "Captured.")},
         body=_body(requests.ChargeConfirmation),
         parameters=["ChargeId"],
         idempotent=True,
@@ -493,7 +493,7 @@ ROUTES: dict[tuple[str, str], Schema] = {
     ("POST", "/v1/charges/{charge_id}/void"): _route(
         "Providers",
         "Void a pending charge (release its hold)",
-        {201: _json("Charge", "Voided.")},
+        {201: _json(responses.Charge, "Voided.")},
         parameters=["ChargeId"],
         idempotent=True,
         errors={404: ["not_found"], 409: ["conflict"]},
@@ -502,7 +502,7 @@ ROUTES: dict[tuple[str, str], Schema] = {
     ("POST", "/v1/charges/{charge_id}/refunds"): _route(
         "Providers",
         "Refund (part of) a captured charge",
-        {201: _json("Refund", "Refunded.")},
+        {201: _json(responses.Refund, "Refunded.")},
         body=_body(requests.NewRefund),
         parameters=["ChargeId"],
         idempotent=True,
@@ -512,7 +512,7 @@ ROUTES: dict[tuple[str, str], Schema] = {
     ("POST", "/v1/settlements"): _route(
         "Settlements",
         "Settle the provider's unsettled captures and refunds into one batch",
-        {201: _json("NewSettlementResult", "A batch with a new invoicing reference.")},
+        {201: _json(responses.NewSettlementResult, "A batch with a new invoicing reference.")},
         body=_body(requests.NewSettlement, required=False),
         idempotent=True,
         errors={404: ["not_found"], 422: ["nothing_to_settle"]},
@@ -521,7 +521,7 @@ ROUTES: dict[tuple[str, str], Schema] = {
     ("GET", "/v1/settlements"): _route(
         "Settlements",
         "Settlement batches, newest first (a provider sees its own)",
-        {200: _json("SettlementPage", "A page.")},
+        {200: _json(responses.SettlementPage, "A page.")},
         parameters=[
             *PAGE,
             {
@@ -540,7 +540,7 @@ ROUTES: dict[tuple[str, str], Schema] = {
     ("GET", "/v1/settlements/{settlement_id}"): _route(
         "Settlements",
         "A batch with its status history and a page of its lines",
-        {200: _json("SettlementDetail", "The batch.")},
+        {200: _json(responses.SettlementDetail, "The batch.")},
         parameters=["SettlementId", *PAGE],
         errors={404: ["not_found"]},
         description="`limit` and `cursor` page the lines.",
@@ -548,7 +548,7 @@ ROUTES: dict[tuple[str, str], Schema] = {
     ("POST", "/v1/settlements/{settlement_id}/paid"): _route(
         "Settlements",
         "Mark a batch paid",
-        {200: _json("Settlement", "Paid.")},
+        {200: _json(responses.Settlement, "Paid.")},
         body=_body(requests.SettlementPayment, required=False),
         parameters=["SettlementId"],
         idempotent=True,
@@ -575,7 +575,7 @@ ROUTES: dict[tuple[str, str], Schema] = {
     ("POST", "/v1/reconciliations"): _route(
         "Finance",
         "Reconcile received invoices against the settlement batches",
-        {201: _json("Reconciliation", "Each invoice judged.")},
+        {201: _json(responses.Reconciliation, "Each invoice judged.")},
         body={
             "required": True,
             "content": {
@@ -593,7 +593,7 @@ ROUTES: dict[tuple[str, str], Schema] = {
     ("GET", "/v1/reports/usage"): _route(
         "Organizer",
         "The organizer's view of use: per client and line, per provider",
-        {200: _json("UsageReport", "The month's figures, read from the ledger in one snapshot.")},
+        {200: _json(responses.UsageReport, "The month's figures, read from the ledger in one snapshot.")},
         parameters=[
             {"name": "month", "in": "query", "schema": MONTH, "description": "Default: the current month (so far)."},
             {
@@ -614,12 +614,12 @@ ROUTES: dict[tuple[str, str], Schema] = {
     ("GET", "/v1/me/wallet"): _route(
         "Clients",
         "The client's own wallet",
-        {200: _json("Wallet", "Balances per category line.")},
+        {200: _json(responses.Wallet, "Balances per category line.")},
     ),
     ("GET", "/v1/me/transactions"): _route(
         "Clients",
         "The client's own transactions, newest first",
-        {200: _json("WalletTransactionPage", "A page.")},
+        {200: _json(responses.WalletTransactionPage, "A page.")},
         parameters=PAGE,
     ),
     ("GET", "/v1/me/events"): _route(
@@ -651,7 +651,7 @@ ROUTES: dict[tuple[str, str], Schema] = {
     ("GET", "/v1/me/charges"): _route(
         "Clients",
         "The client's own charges, newest first",
-        {200: _json("ClientChargePage", "A page.")},
+        {200: _json(responses.ClientChargePage, "A page.")},
         parameters=[
             *PAGE,
             {
@@ -665,7 +665,7 @@ ROUTES: dict[tuple[str, str], Schema] = {
     ("POST", "/v1/me/charges/{charge_id}/approve"): _route(
         "Clients",
         "Approve a charge that waits in the app",
-        {200: _json("ClientCharge", "Captured.")},
+        {200: _json(responses.ClientCharge, "Captured.")},
         parameters=["ChargeId"],
         idempotent=True,
         errors={404: ["not_found"], 409: ["conflict"]},
@@ -675,7 +675,7 @@ ROUTES: dict[tuple[str, str], Schema] = {
     ("POST", "/v1/me/charges/{charge_id}/decline"): _route(
         "Clients",
         "Decline a charge that waits in the app",
-        {200: _json("ClientCharge", "Voided; the hold released.")},
+        {200: _json(responses.ClientCharge, "Voided; the hold released.")},
         parameters=["ChargeId"],
         idempotent=True,
         errors={404: ["not_found"], 409: ["conflict"]},
@@ -683,12 +683,12 @@ ROUTES: dict[tuple[str, str], Schema] = {
     ("GET", "/v1/me/mandates"): _route(
         "Clients",
         "The clients a representative may act for now",
-        {200: _json("MandateList", "Active mandates.")},
+        {200: _json(responses.MandateList, "Active mandates.")},
     ),
     ("GET", "/v1/me/statements/{month}"): _route(
         "Clients",
         "The client's monthly statement (saldotiliote)",
-        {200: _json("Statement", "The month's figures; they add up.")},
+        {200: _json(responses.Statement, "The month's figures; they add up.")},
         parameters=[
             {
                 "name": "month",
