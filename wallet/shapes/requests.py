@@ -27,6 +27,8 @@ from wallet.validation import (
     CategoryCode,
     Description,
     Iban,
+    Id,
+    Moment,
     Month,
     Name,
     NationalId,
@@ -126,7 +128,7 @@ class LoginVerification(Struct):
     code: OtpCode
     client_id: (
         Annotated[
-            str,
+            Id,
             Meta(
                 description="Whom to act for: the phone's own client, or a client the phone's representative has "
                 "an active mandate for (403 otherwise, and the code stays unspent). Without it: the phone's own "
@@ -183,14 +185,7 @@ class NewClient(Struct):
 
 
 class NewRepresentation(Struct):
-    phone: Annotated[
-        str,
-        Meta(
-            min_length=validation.PHONE_MIN_LENGTH,
-            max_length=validation.PHONE_MAX_LENGTH,
-            description="The representative's own phone: they log in with it.",
-        ),
-    ]
+    phone: Annotated[Phone, Meta(description="The representative's own phone: they log in with it.")]
     scope: Annotated[
         RepresentationScope,
         Meta(
@@ -215,14 +210,7 @@ class BudgetLine(Struct):
 
 class NewBudget(Struct):
     start_month: Month
-    end_month: Annotated[
-        str,
-        Meta(
-            pattern=validation.MONTH_PATTERN,
-            examples=["2027-01"],
-            description=f"At most {MAX_BUDGET_MONTHS} months after the start.",
-        ),
-    ]
+    end_month: Annotated[Month, Meta(description=f"At most {MAX_BUDGET_MONTHS} months after the start.")]
     unused: UnusedPolicy
     # JSON ``lines``; ``lines`` here is the (category, amount) pairs the port takes.
     budget_lines: Annotated[
@@ -252,12 +240,10 @@ class NewBudget(Struct):
 
 class BudgetEnd(Struct):
     end_month: Annotated[
-        str,
+        Month,
         Meta(
-            pattern=validation.MONTH_PATTERN,
-            examples=["2027-01"],
             description="The new last month: not later than the budget's, not before its start, the current "
-            "month, or a month already credited.",
+            "month, or a month already credited."
         ),
     ]
 
@@ -281,9 +267,7 @@ class NewProvider(Struct):
 
 
 class CreditRunRequest(Struct):
-    month: Annotated[
-        str, Meta(pattern=validation.MONTH_PATTERN, examples=["2027-01"], description="The current month or the next.")
-    ]
+    month: Annotated[Month, Meta(description="The current month or the next.")]
 
     def __post_init__(self) -> None:
         parse_month(self.month, "month")
@@ -346,12 +330,7 @@ class NewRefund(Struct):
 
 
 class NewSettlement(Struct):
-    until: (
-        Annotated[
-            str, Meta(extra_json_schema={"format": "date-time"}, description="Cut-off, at most now; default now.")
-        ]
-        | None
-    ) = None
+    until: Annotated[Moment, Meta(description="Cut-off, at most now; default now.")] | None = None
 
     def __post_init__(self) -> None:
         self.cutoff()
