@@ -46,15 +46,7 @@ def _ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-# Values.
-
-
-def _value(shape: Any) -> Schema:
-    """The JSON Schema of a declared field type (``wallet.validation``): the limits its check uses."""
-    return msgspec.json.schema(shape)
-
-
-MONTH = _value(validation.Month)
+MONTH = msgspec.json.schema(validation.Month)  # the month parameters, as the bodies' months
 
 
 def _enum(values: type[Enum]) -> Schema:
@@ -193,7 +185,7 @@ def _parameters(settings: Settings) -> dict[str, Schema]:
             "name": "format",
             "in": "query",
             "description": "csv (RFC 4180, cents), jsonl, or csv-fi (for a Finnish spreadsheet).",
-            "schema": {"type": "string", "enum": [f.value for f in ExportFormat], "default": "csv"},
+            "schema": {**_enum(ExportFormat), "default": ExportFormat.CSV.value},
         },
     }
 
