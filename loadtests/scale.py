@@ -14,7 +14,7 @@ What one run does, in a fresh temporary directory (all on 127.0.0.1):
    its own process (``WalletService.credit_run`` → ``credit_run_step`` units in the writer).
    Timed from start to exit; its peak memory is the process's peak resident set (``VmHWM``,
    reported by the process itself at exit: everything it touched, the interpreter and SQLite's
-   page cache included; see ``loadtests/measured.py``).
+   page cache included).
 3. **Charges**: ``--charges`` charges by national id, through ``WalletService.charge`` and the
    real charge unit in the writer (in this process, many at once so the writer group-commits).
 4. **The settlement**: ``POST /v1/settlements`` once, to a real ``wallet serve`` started with
@@ -260,14 +260,29 @@ class Ran:
     stderr: str
 
 
+# ``wallet ARGS`` that writes its own peak resident set (KiB) to argv[1] as it ends. VmHWM belongs to
+# this process image alone; the child's ru_maxrss would include the parent copied by fork.
+_MEASURED_WALLET = """
+import sys
+from pathlib import Path
+from wallet.cli import main
+try:
+    code = main(sys.argv[2:])
+finally:
+    peak = next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+    Path(sys.argv[1]).write_text(peak)
+sys.exit(code)
+"""
+
+
 def run_measured(environment: dict[str, str], *arguments: str) -> Ran:
-    """Run ``wallet ...`` as a child (``loadtests.measured``): its wall time and its own peak RSS."""
+    """Run ``wallet ...`` as a child: its wall time, CPU time and its own peak RSS."""
     with tempfile.TemporaryDirectory() as scratch:
         report, out, err = Path(scratch, "peak-kib"), Path(scratch, "out"), Path(scratch, "err")
         with out.open("wb") as stdout, err.open("wb") as stderr:
             started = time.perf_counter()
             child = subprocess.Popen(
-                [sys.executable, "-m", "loadtests.measured", str(report), *arguments],
+                [sys.executable, "-c", _MEASURED_WALLET, str(report), *arguments],
                 env=environment,
                 cwd=PROJECT_ROOT,
                 stdout=stdout,
