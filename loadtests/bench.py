@@ -1,38 +1,20 @@
-"""The charge-path benchmark: the real service against the HTTP ceiling, side by side.
+"""The charge-path benchmark: the wallet beside a no-op aiohttp app (and optionally the floor), with wrk.
 
     python -m loadtests.bench [--duration 8] [--rounds 3] [--connections 32] [--threads 1] [--check]
                               [--db sqlite|postgresql://user@host:5432/db] [--nodes N] [--floor]
 
-What one run does, all on 127.0.0.1 and in a fresh temporary directory:
+In a fresh temporary directory, all on 127.0.0.1: seeds 1,000 funded clients, a hot one and an
+approved provider through the service itself; starts ``wallet serve`` and ``loadtests/noop.py``;
+then drives both with the same wrk script, alternating, ``--rounds`` times: charges by national id
+(a new ``Idempotency-Key`` each), ``GET /v1/me/wallet`` as a random client, and every connection
+charging the hot client. At the end the captured charges in the database are counted against the
+201s wrk saw, and with ``--check`` ``wallet check`` runs on the database.
 
-1. Seeds a fresh database in-process (``wallet.bootstrap.open_service``): 1,000 clients with
-   phone numbers and national ids, each with a budget from the current month, one approved
-   provider, and one more "hot" client; then the credit run for the current month.
-2. Starts ``wallet serve`` and the no-op aiohttp app (``loadtests/noop.py``), each its own
-   process, and mints the provider token with ``wallet token``.
-3. Drives each with wrk and a generated Lua script, alternating the two, ``--rounds`` times:
-   - charges: ``POST /v1/charges`` by national id, a random client and a distinct
-     ``Idempotency-Key`` per request;
-   - reads: ``GET /v1/me/wallet`` with a random client's token;
-   - hot wallet: every connection charges the one hot client at once.
-   The no-op app gets the very same requests (same script), so wrk's own cost is the same.
-4. Stops the service gracefully, counts the captured charges in the database against the 201s
-   wrk saw (none lost, none made up), with ``--check`` runs ``wallet check`` on the database,
-   and prints the figures.
-
-With ``--floor`` (SQLite only) the charge rounds measure a third server beside the two, with the
-same script: the floor (``loadtests/floor.py``), the least a durable charge costs on this stack,
-run on a copy of the seeded database made before any server starts. The summary adds its
-charges/s, latency and errors, its ratio to the no-op and the wallet's ratio to it.
-
-With ``--db postgresql://...`` the service runs on PostgreSQL, in a fresh schema made for the run
-(and dropped after it unless ``--keep``), as ``--nodes`` ``wallet serve`` processes on that one
-database; wrk then drives every node at once (one wrk each, the connections shared out) and the
-figures are their sums (latency: the worst node's).
-
-A durable charge here is a 201 answered after the commit that holds it (SQLite: WAL,
-``synchronous=FULL``; PostgreSQL: its commit, ``synchronous_commit`` as the server has it). The per-provider charge throttle is lifted (one provider token stands in
-for every provider of a lunch-hour peak); everything else runs with its defaults.
+``--floor`` (SQLite only) adds ``loadtests/floor.py`` to the charge rounds, on a copy of the seeded
+database. ``--db postgresql://...`` runs on a fresh schema (dropped after unless ``--keep``) with
+``--nodes`` ``wallet serve`` processes, one wrk each; figures are their sums, latency the worst node's.
+The per-provider charge throttle is lifted (one token stands in for every provider); everything
+else runs with its defaults.
 """
 
 from __future__ import annotations
@@ -224,18 +206,11 @@ class Measurement:
     socket_errors: int
     timeouts: int
     statuses: dict[str, int]
-    # CPU seconds the server process spent during the run (user + system, /proc): a cost per request
-    # that, unlike requests/s, barely moves when other work shares the machine.
+    # The servers' CPU seconds (user + system) during the run: unlike requests/s, a cost per request
+    # that barely moves when other work shares the machine. Of it, the writer process's: the serial part.
     server_cpu_seconds: float = 0.0
-    # Of which the writer process's (WALLET_WRITER_PROCESS): the serial part of a write.
     writer_cpu_seconds: float = 0.0
-    # The part of each spent in the kernel (system time): callgrind's instruction counts
-    # (``unit_cost``, ``http_cost``) do not see it, and in the writer it was a third of its CPU
-    # (its WAL and statement-journal writes; docs/performance.md, 2026-12-04 afternoon).
-    server_kernel_seconds: float = 0.0
-    writer_kernel_seconds: float = 0.0
-    # Writes committed and commits made meanwhile (``wallet_writer_batch_size`` on /metrics): the
-    # mean writes per commit is what group commit shares the commit's cost by.
+    # Writes and commits meanwhile (/metrics): group commit shares a commit's cost among its writes.
     writer_writes: float = 0.0
     writer_commits: float = 0.0
 
@@ -245,24 +220,11 @@ class Measurement:
 
     @property
     def cpu_us_per_request(self) -> float:
-        answered = self.answered
-        return self.server_cpu_seconds * 1e6 / answered if answered else 0.0
+        return self.server_cpu_seconds * 1e6 / self.answered if self.answered else 0.0
 
     @property
     def writer_cpu_us_per_request(self) -> float:
-        return self._per_request(self.writer_cpu_seconds)
-
-    @property
-    def kernel_us_per_request(self) -> float:
-        return self._per_request(self.server_kernel_seconds)
-
-    @property
-    def writer_kernel_us_per_request(self) -> float:
-        return self._per_request(self.writer_kernel_seconds)
-
-    def _per_request(self, seconds: float) -> float:
-        answered = self.answered
-        return seconds * 1e6 / answered if answered else 0.0
+        return self.writer_cpu_seconds * 1e6 / self.answered if self.answered else 0.0
 
     @property
     def per_second(self) -> float:
@@ -354,7 +316,7 @@ def run_wrk(
         )
         started.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     outputs = [running.communicate() for running in started]
-    cpu, writer_cpu, kernel, writer_kernel = (max(after - was, 0.0) for after, was in zip(_cpu_snapshot(pids), before))
+    cpu, writer_cpu = (max(after - was, 0.0) for after, was in zip(_cpu_snapshot(pids), before))
     measured = []
     for running, (output, errors) in zip(started, outputs):
         if running.returncode != 0:
@@ -370,19 +332,12 @@ def run_wrk(
         writer_cpu_seconds=writer_cpu,
         writer_writes=writes,
         writer_commits=commits,
-        server_kernel_seconds=kernel,
-        writer_kernel_seconds=writer_kernel,
     )
 
 
-def _cpu_snapshot(pids: Sequence[int]) -> tuple[float, float, float, float]:
-    """The servers' CPU seconds so far: all, the writers', and the kernel's share of each."""
-    return (
-        sum(process_cpu_seconds(pid) for pid in pids),
-        sum(writer_cpu_seconds(pid) for pid in pids),
-        sum(process_cpu_seconds(pid, kernel=True) for pid in pids),
-        sum(writer_cpu_seconds(pid, kernel=True) for pid in pids),
-    )
+def _cpu_snapshot(pids: Sequence[int]) -> tuple[float, float]:
+    """The servers' CPU seconds so far: all, and the writers'."""
+    return sum(process_cpu_seconds(pid) for pid in pids), sum(writer_cpu_seconds(pid) for pid in pids)
 
 
 def writer_batches(url: str) -> tuple[float, float]:
@@ -426,10 +381,9 @@ def merge(measured: Sequence[Measurement]) -> Measurement:
     )
 
 
-def process_cpu_seconds(pid: int | None, *, kernel: bool = False) -> float:
+def process_cpu_seconds(pid: int | None) -> float:
     """User + system CPU time so far of a process, its threads and its live child processes (the
-    writer process of ``wallet serve``, its HTTP workers); with ``kernel``, the system time alone;
-    0 when unknown."""
+    writer process of ``wallet serve``, its HTTP workers); 0 when unknown."""
     if pid is None:
         return 0.0
     try:
@@ -437,12 +391,12 @@ def process_cpu_seconds(pid: int | None, *, kernel: bool = False) -> float:
     except (OSError, IndexError):
         return 0.0
     ticks = os.sysconf("SC_CLK_TCK")
-    own = ((0 if kernel else int(fields[11])) + int(fields[12])) / ticks  # utime, stime: stat(5)'s 14th, 15th
-    return own + sum(process_cpu_seconds(child, kernel=kernel) for child in child_pids(pid))
+    own = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime: stat(5)'s 14th, 15th
+    return own + sum(process_cpu_seconds(child) for child in child_pids(pid))
 
 
-def writer_cpu_seconds(pid: int | None, *, kernel: bool = False) -> float:
-    """CPU seconds (with ``kernel``, system time alone) of the writer processes among ``pid``'s descendants."""
+def writer_cpu_seconds(pid: int | None) -> float:
+    """CPU seconds of the writer processes among ``pid``'s descendants."""
     if pid is None:
         return 0.0
     total = 0.0
@@ -453,7 +407,7 @@ def writer_cpu_seconds(pid: int | None, *, kernel: bool = False) -> float:
             continue
         # The wallet's writer process, or the floor's (loadtests/floor.py).
         writer = b"writer_process" in command or b"floor_writer" in command
-        total += process_cpu_seconds(child, kernel=kernel) if writer else writer_cpu_seconds(child, kernel=kernel)
+        total += process_cpu_seconds(child) if writer else writer_cpu_seconds(child)
     return total
 
 
@@ -1073,8 +1027,6 @@ def summarise(results: Results, arguments: argparse.Namespace) -> dict[str, Any]
             "p99_ms": _median([run.p99_ms for run in runs]),
             "cpu_us_per_request": _median([run.cpu_us_per_request for run in runs]),
             "writer_cpu_us_per_request": _median([run.writer_cpu_us_per_request for run in runs]),
-            "kernel_us_per_request": _median([run.kernel_us_per_request for run in runs]),
-            "writer_kernel_us_per_request": _median([run.writer_kernel_us_per_request for run in runs]),
             "error_share": sum(run.error_share * max(run.requests, 1) for run in runs)
             / max(sum(max(run.requests, 1) for run in runs), 1),
             "statuses": statuses,
@@ -1126,8 +1078,7 @@ def _print_measurement(m: Measurement) -> None:
     print(
         f"  {m.scenario:<6} {m.target:<6} round {m.round}: {m.per_second:>8,.0f} req/s"
         f"  p50 {m.p50_ms:6.2f} ms  p99 {m.p99_ms:6.2f} ms  server CPU {m.cpu_us_per_request:6.0f} us/req"
-        f" (kernel {m.kernel_us_per_request:3.0f}; writer {m.writer_cpu_us_per_request:4.0f},"
-        f" kernel {m.writer_kernel_us_per_request:3.0f})"
+        f" (writer {m.writer_cpu_us_per_request:4.0f})"
         + (f" {m.writes_per_commit:4.1f} writes/commit" if m.writer_commits else "")
         + f"  errors {m.error_share:6.2%}  [{statuses}]{extra}"
     )
@@ -1181,10 +1132,6 @@ def _print_summary(
     print(
         f"    of which the writer process: charge {charge['writer_cpu_us_per_request']:,.0f} us,"
         f" hot charge {hot['writer_cpu_us_per_request']:,.0f} us"
-    )
-    print(
-        f"    of which in the kernel: charge {charge['kernel_us_per_request']:,.0f} us (the writer's"
-        f" {charge['writer_kernel_us_per_request']:,.0f}), no-op POST {noop['kernel_us_per_request']:,.0f} us"
     )
     print(
         f"  hot wallet         {hot['successes_per_second']:>9,.0f} charges/s; p50 {hot['p50_ms']:.2f} ms,"
