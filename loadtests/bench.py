@@ -795,7 +795,7 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None) -
     load_before = load_average()
     print(
         f"machine: {info['cpus']} CPUs, {info['cpu_model']}, {info['memory_gib']} GiB; Python {info['python']};"
-        f" wrk {info['wrk']}; load average {_load(load_before)}"
+        f" wrk {info['wrk']}; load average {format_load(load_before)}"
     )
     print(
         f"database: {'SQLite' if database is None else 'PostgreSQL'}; {arguments.nodes} wallet serve node(s),"
@@ -1068,7 +1068,7 @@ def summarise(results: Results, arguments: argparse.Namespace) -> dict[str, Any]
     return summary
 
 
-def _load(load: Sequence[float]) -> str:
+def format_load(load: Sequence[float]) -> str:
     return " ".join(f"{value:.2f}" for value in load)
 
 
@@ -1084,7 +1084,7 @@ def _print_measurement(m: Measurement) -> None:
     )
 
 
-def _verdict(ok: bool) -> str:
+def verdict(ok: bool) -> str:
     return "meets" if ok else "below"
 
 
@@ -1102,11 +1102,11 @@ def _print_summary(
     print(f"Medians of {charge['rounds']} rounds, wrk -t{summary['threads']} -c{connections}:")
     print(
         f"  charges/s          {charge['successes_per_second']:>9,.0f}   (target {TARGET_CHARGES_PER_SECOND:,}:"
-        f" {_verdict(charge['successes_per_second'] >= TARGET_CHARGES_PER_SECOND)})"
+        f" {verdict(charge['successes_per_second'] >= TARGET_CHARGES_PER_SECOND)})"
     )
     print(
         f"  charge latency     p50 {charge['p50_ms']:.2f} ms, p99 {charge['p99_ms']:.2f} ms"
-        f"   (p99 target {TARGET_P99_MS:g} ms: {_verdict(charge['p99_ms'] < TARGET_P99_MS)})"
+        f"   (p99 target {TARGET_P99_MS:g} ms: {verdict(charge['p99_ms'] < TARGET_P99_MS)})"
     )
     print(f"  charge errors      {charge['error_share']:.2%} non-2xx  {_statuses(charge['statuses'])}")
     print(
@@ -1114,13 +1114,13 @@ def _print_summary(
     )
     print(
         f"  ratio to no-op     {summary['charge_ratio']:>9.2f}   (target {TARGET_RATIO}, goal 0.5:"
-        f" {_verdict(summary['charge_ratio'] >= TARGET_RATIO)})"
+        f" {verdict(summary['charge_ratio'] >= TARGET_RATIO)})"
     )
     if "charge_floor" in summary:
         _print_floor(summary, counts)
     print(
         f"  GET /v1/me/wallet  {read['successes_per_second']:>9,.0f}/s (target {TARGET_READS_PER_SECOND:,}:"
-        f" {_verdict(read['successes_per_second'] >= TARGET_READS_PER_SECOND)});"
+        f" {verdict(read['successes_per_second'] >= TARGET_READS_PER_SECOND)});"
         f" p50 {read['p50_ms']:.2f} ms, p99 {read['p99_ms']:.2f} ms; errors {read['error_share']:.2%};"
         f" ratio to no-op GET {summary['read_ratio']:.2f}"
     )
@@ -1153,7 +1153,9 @@ def _print_summary(
         print(f"  wallet check       {'every invariant holds' if check.returncode == 0 else 'FAILED'}")
     if check is not None and check.returncode != 0:
         print(check.stdout[-4000:], check.stderr[-4000:], file=sys.stderr)
-    print(f"  load average       before {_load(load_before)}, after {_load(load_after)}; measured for {seconds:.0f} s")
+    print(
+        f"  load average       before {format_load(load_before)}, after {format_load(load_after)}; measured for {seconds:.0f} s"
+    )
 
 
 def _print_floor(summary: dict[str, Any], counts: dict[str, int]) -> None:
@@ -1166,7 +1168,7 @@ def _print_floor(summary: dict[str, Any], counts: dict[str, int]) -> None:
     )
     print(
         f"  floor to no-op     {summary['floor_ratio']:>9.2f}   (target {TARGET_RATIO}:"
-        f" {_verdict(summary['floor_ratio'] >= TARGET_RATIO)})"
+        f" {verdict(summary['floor_ratio'] >= TARGET_RATIO)})"
     )
     print(f"  wallet to floor    {summary['wallet_to_floor']:>9.2f}")
     print(
