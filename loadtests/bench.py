@@ -519,20 +519,6 @@ def stop(started: subprocess.Popen[bytes]) -> None:
         started.wait()
 
 
-def wallet_cli(environment: dict[str, str], *arguments: str) -> str:
-    finished = subprocess.run(
-        [sys.executable, "-m", "wallet", *arguments],
-        env=environment,
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if finished.returncode != 0:
-        raise RuntimeError(f"wallet {' '.join(arguments)} failed:\n{finished.stdout}\n{finished.stderr}")
-    return finished.stdout
-
-
 # Seeding.
 
 
@@ -594,15 +580,16 @@ async def seed(environment: dict[str, str], everyone: Sequence[Person]) -> Seede
     return Seeded(month, str(provider["id"]), client_ids, int(run["credited"]), time.perf_counter() - started)
 
 
-def client_tokens(environment: dict[str, str], client_ids: Sequence[str]) -> list[str]:
-    """Client tokens signed with the service's key (what ``wallet token --role client`` prints)."""
+def mint_tokens(environment: dict[str, str], provider_id: str, client_ids: Sequence[str]) -> tuple[str, list[str]]:
+    """The provider's token and the clients', signed with the service's key (as ``wallet token`` signs)."""
     from wallet.auth.tokens import Role
     from wallet.bootstrap import token_service
     from wallet.settings import Settings
 
     tokens = token_service(Settings.from_env(environment))
     now = datetime.now(UTC)
-    return [tokens.mint(Role.CLIENT, now, TOKEN_TTL_SECONDS, client_id=client_id) for client_id in client_ids]
+    provider = tokens.mint(Role.PROVIDER, now, TOKEN_TTL_SECONDS, provider_id=provider_id)
+    return provider, [tokens.mint(Role.CLIENT, now, TOKEN_TTL_SECONDS, client_id=client_id) for client_id in client_ids]
 
 
 _COUNTS_SQL = (
@@ -614,14 +601,9 @@ _COUNTS_SQL = (
 def database_counts(path: str) -> dict[str, int]:
     if path.startswith(("postgres://", "postgresql://")):
         return asyncio.run(_postgres_counts(path))
-    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        captured, amount = connection.execute(
-            "SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM charges WHERE status = 'captured'"
-        ).fetchone()
-        pending = connection.execute("SELECT COUNT(*) FROM charges WHERE status != 'captured'").fetchone()[0]
-    finally:
-        connection.close()
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
+        captured, amount = connection.execute(_COUNTS_SQL[0]).fetchone()
+        pending = connection.execute(_COUNTS_SQL[1]).fetchone()[0]
     return {"captured": int(captured), "captured_amount": int(amount), "other": int(pending)}
 
 
@@ -815,23 +797,10 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None) -
     floor_database = directory / "floor.db"
     if arguments.floor:  # copied now, while no server runs: the floor starts where the wallet starts
         copy_database(environment["WALLET_DB"], floor_database)
-    provider_token = (
-        wallet_cli(
-            environment,
-            "token",
-            "--role",
-            "provider",
-            "--provider-id",
-            seeded.provider_id,
-            "--ttl",
-            str(TOKEN_TTL_SECONDS),
-        )
-        .strip()
-        .splitlines()[-1]
-    )
+    provider_token, client_tokens = mint_tokens(environment, seeded.provider_id, seeded.client_ids[:-1])
     scripts = {
         "charge": charge_script(provider_token, everyone[:-1]),
-        "read": read_script(client_tokens(environment, seeded.client_ids[:-1])),
+        "read": read_script(client_tokens),
         "hot": charge_script(provider_token, everyone[-1:]),
     }
     paths = {}
