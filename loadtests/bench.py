@@ -808,72 +808,71 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None) -
         paths[name] = directory / f"{name}.lua"
         paths[name].write_text(text)
 
-    wallet_urls = [f"http://{HOST}:{port}" for port in wallet_ports]
-    noop_url = f"http://{HOST}:{noop_port}"
-    # With --workers N the no-op runs as N processes on its port too: "measured the same way".
+    # Each target's processes (command, environment, port). With --workers N the no-op runs N
+    # processes on its port too, and always on the wallet's event loop.
     event_loop = environment.get("WALLET_EVENT_LOOP", Settings.event_loop)
-    noop = [
-        sys.executable,
-        "-m",
-        "loadtests.noop",
-        "--port",
-        str(noop_port),
-        "--processes",
-        str(arguments.workers),
-        "--event-loop",
-        event_loop,
-    ]  # the same loop as the wallet
-    floor_url = f"http://{HOST}:{floor_port}"
-    floor = [
-        sys.executable,
-        "-m",
-        "loadtests.floor",
-        "--port",
-        str(floor_port),
-        "--database",
-        str(floor_database),
-        "--secret-dir",
-        str(Path(environment["WALLET_SIGNING_KEY"]).resolve().parent),
-        "--event-loop",
-        event_loop,
-    ]
+    python, loop = [sys.executable, "-m"], ["--event-loop", event_loop]
+    targets: dict[str, list[tuple[list[str], dict[str, str], int]]] = {
+        "wallet": [
+            (
+                [*python, "wallet", "serve", "--host", HOST, "--port", str(port)],
+                {**environment, "WALLET_PORT": str(port)},
+                port,
+            )
+            for port in wallet_ports
+        ],
+        "noop": [
+            (
+                [*python, "loadtests.noop", "--port", str(noop_port), "--processes", str(arguments.workers), *loop],
+                environment,
+                noop_port,
+            )
+        ],
+    }
+    if arguments.floor:
+        secrets_and_loop = ["--secret-dir", str(Path(environment["WALLET_SIGNING_KEY"]).resolve().parent), *loop]
+        targets["floor"] = [
+            (
+                [
+                    *python,
+                    "loadtests.floor",
+                    "--port",
+                    str(floor_port),
+                    "--database",
+                    str(floor_database),
+                    *secrets_and_loop,
+                ],
+                environment,
+                floor_port,
+            )
+        ]
     results = Results()
     began = time.monotonic()
     with contextlib.ExitStack() as stack:
-        servers = []
-        for number, port in enumerate(wallet_ports):
-            serve = [sys.executable, "-m", "wallet", "serve", "--host", HOST, "--port", str(port)]
-            servers.append(
-                stack.enter_context(
-                    process(
-                        serve,
-                        {**environment, "WALLET_PORT": str(port)},
-                        directory / f"serve-{number}.log",
-                        f"http://{HOST}:{port}/healthz",
-                    )
+        servers: dict[str, list[subprocess.Popen[bytes]]] = {}
+        urls: dict[str, list[str]] = {}
+        for name, processes in targets.items():
+            for number, (command, served, port) in enumerate(processes):
+                url = f"http://{HOST}:{port}"
+                log = directory / f"{name}-{number}.log"
+                servers.setdefault(name, []).append(
+                    stack.enter_context(process(command, served, log, f"{url}/healthz"))
                 )
-            )
-        noop_server = stack.enter_context(process(noop, environment, directory / "noop.log", f"{noop_url}/healthz"))
-        pids: dict[str, list[int]] = {"wallet": [server.pid for server in servers], "noop": [noop_server.pid]}
-        target_urls: dict[str, str | list[str]] = {"wallet": wallet_urls, "noop": noop_url}
-        floor_server = None
-        if arguments.floor:
-            floor_server = stack.enter_context(
-                process(floor, environment, directory / "floor.log", f"{floor_url}/healthz")
-            )
-            pids["floor"], target_urls["floor"] = [floor_server.pid], floor_url
-            print(f"floor (pid {floor_server.pid}) on {floor_url}, on a copy of the seeded database")
+                urls.setdefault(name, []).append(url)
+        pids = {name: [server.pid for server in each] for name, each in servers.items()}
+        for name in servers:
+            print(f"{name} (pids {', '.join(map(str, pids[name]))}) on {', '.join(urls[name])}")
+        print(f"wrk -t{arguments.threads} -c{arguments.connections}, {arguments.duration:g} s a measurement")
         charge_targets = ("noop", "wallet", "floor") if arguments.floor else ("noop", "wallet")
-        print(
-            f"wallet serve (pids {', '.join(str(s.pid) for s in servers)}) on {', '.join(wallet_urls)};"
-            f" no-op app on {noop_url};"
-            f" wrk -t{arguments.threads} -c{arguments.connections}, {arguments.duration:g} s a measurement"
-        )
-        for scenario, targets in (("charge", charge_targets), ("read", ("noop", "wallet")), ("hot", ("wallet",))):
-            for target in targets:  # warm up: token cache, page cache, connections; not in the figures
+        for scenario, measured_targets in (
+            ("charge", charge_targets),
+            ("read", ("noop", "wallet")),
+            ("hot", ("wallet",)),
+        ):
+            for target in measured_targets:  # warm up: token cache, page cache, connections; not in the figures
                 results.measurements.append(
                     run_wrk(
-                        target_urls[target],
+                        urls[target],
                         paths[scenario],
                         f"warmup-{scenario}",
                         target,
@@ -884,27 +883,27 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None) -
                     )
                 )
             for round_number in range(1, arguments.rounds + 1):
-                order = targets if round_number % 2 else tuple(reversed(targets))
+                order = measured_targets if round_number % 2 else tuple(reversed(measured_targets))
                 for target in order:
-                    urls = target_urls[target]
                     measured = run_wrk(
-                        urls, paths[scenario], scenario, target, round_number, arguments, server_pid=pids[target]
+                        urls[target],
+                        paths[scenario],
+                        scenario,
+                        target,
+                        round_number,
+                        arguments,
+                        server_pid=pids[target],
                     )
                     results.measurements.append(measured)
                     _print_measurement(measured)
-        for number, server in enumerate(servers):
-            stop(server)
-            if server.returncode not in (0, None):
-                print(
-                    f"wallet serve exited with {server.returncode}; see {directory / f'serve-{number}.log'}",
-                    file=sys.stderr,
-                )
-        if floor_server is not None:
-            stop(floor_server)
-            if floor_server.returncode not in (0, None):
-                print(
-                    f"the floor exited with {floor_server.returncode}; see {directory / 'floor.log'}", file=sys.stderr
-                )
+        for name, each in servers.items():
+            for number, server in enumerate(each):
+                stop(server)
+                if server.returncode not in (0, None):
+                    print(
+                        f"{name} exited with {server.returncode}; see {directory / f'{name}-{number}.log'}",
+                        file=sys.stderr,
+                    )
     load_after = load_average()
     counts = database_counts(environment["WALLET_DB"])
     if arguments.floor:
@@ -921,7 +920,7 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None) -
         )
     summary = summarise(results, arguments)
     if arguments.floor:
-        summary["floor_writer"] = _floor_writer_line(directory / "floor.log")
+        summary["floor_writer"] = _floor_writer_line(directory / "floor-0.log")
     _print_summary(summary, counts, check, load_before, load_after, time.monotonic() - began)
     if arguments.json:
         arguments.json.write_text(
