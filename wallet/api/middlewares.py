@@ -1,7 +1,6 @@
 """Request ids, access logs, metrics, admission, and errors rendered as problem+json: one middleware.
 
-``frame`` does, around every handler, what four middlewares did, in their order from the outside
-in (each middleware was one more coroutine and frame on every request):
+``frame`` does, around every handler, from the outside in:
 
 1. the request id (``X-Request-Id`` taken when well formed, else made) bound to the request's log
    context and answered in ``X-Request-Id``; the access log at info;
@@ -34,9 +33,8 @@ from wallet.logs import PROCESS_FIELDS
 
 log = structlog.get_logger("wallet.http")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")
-# Request ids only tell log lines apart: they need to be unique, not unguessable, so they come
-# from a generator seeded once from the OS rather than a system call (and a GIL hand-off to the
-# writer thread) per request.
+# Request ids only tell log lines apart: unique, not unguessable, so a generator seeded once from
+# the OS rather than a system call per request.
 _REQUEST_IDS = random.Random(secrets.randbits(128))
 
 
