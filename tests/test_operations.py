@@ -21,7 +21,7 @@ from tests.conftest import NATIONAL_ID, OTHER_NATIONAL_ID, RecordingSms, World
 from wallet.api.app import create_app
 from wallet.api.keys import SERVICE
 from wallet.api.metrics import METRICS
-from wallet.api.operations import Jobs
+from wallet.api.readiness import Jobs
 from wallet.cli import parser
 from wallet.clock import FakeClock
 from wallet.service import WalletService
