@@ -25,7 +25,7 @@ from wallet.api.readiness import Jobs
 from wallet.cli import parser
 from wallet.clock import FakeClock
 from wallet.service import WalletService
-from wallet.settings import Settings, SettingsError, describe
+from wallet.settings import DOCUMENTS, SETTINGS, Settings, SettingsError, describe, main, markdown_table, with_table
 from wallet.storage.sqlite.writer import stored, unit_of_work
 
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -382,3 +382,18 @@ def test_the_configuration_doc_and_the_help_list_every_variable() -> None:
         else:
             assert rows[variable].strip() in ("(none)", "(empty)"), variable
         assert variable in help_text
+
+
+def test_the_settings_tables_in_the_docs_are_the_generated_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    """README.md and docs/configuration.md carry the table made from wallet/settings.py's declarations,
+    one row per setting, each with its help; ``python -m wallet.settings --update`` rewrites them."""
+    assert all(declared.help.strip() for declared in SETTINGS)
+    assert main(["--markdown"]) == 0
+    printed = capsys.readouterr().out
+    assert printed == markdown_table()
+    assert len(printed.splitlines()) == 2 + len(fields(Settings))
+    for name in DOCUMENTS:
+        document = (REPOSITORY / name).read_text(encoding="utf-8")
+        assert with_table(document) == document, (
+            f"{name}'s settings table is stale: run python -m wallet.settings --update"
+        )
