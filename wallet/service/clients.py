@@ -9,17 +9,12 @@ import structlog
 
 from wallet.auth.hashing import six_digit_code
 from wallet.auth.tokens import Principal, Role
-from wallet.clock import month_bounds, rfc3339
+from wallet.clock import rfc3339
 from wallet.events import EventSubscription
 from wallet.ledger import statements
 from wallet.ledger.errors import Forbidden, ValidationError
 from wallet.service.core import LOGIN_CODE, PHONE, IssuedToken, ServiceCore
-from wallet.storage.port import (
-    Idempotency,
-    Page,
-    Record,
-    Written,
-)
+from wallet.storage.port import Idempotency, Page, Record, Written
 
 log = structlog.get_logger(__name__)
 
@@ -29,6 +24,8 @@ MANAGE = "manage"
 
 
 class ClientService(ServiceCore):
+    """A client's use cases, or a representative's acting for one under an active mandate."""
+
     async def start_login(self, phone: str) -> Record:
         now = self.clock.now()
         code = six_digit_code()
@@ -138,23 +135,14 @@ class ClientService(ServiceCore):
 
     async def statement(self, principal: Principal, month: str) -> Record:
         """The monthly statement (saldotiliote) of the caller's wallet; the current month so far."""
-        current = self.current_month()
-        if month > current:
-            raise ValidationError("month", f"has not begun; the current month is {current}")
-        now = self.clock.now()
-        start, end = month_bounds(month, self.settings.zone)
+        period = self.month_so_far(month)
         # The current month is read to its end too: everything booked so far is before it.
-        figures = await self.storage.statement_figures(await self._wallet_of(principal), start, end)
-        until = min(end, now)
+        figures = await self.storage.statement_figures(await self._wallet_of(principal), period.start, period.end)
         movements = [statements.Movement(**row) for row in figures["movements"]]
         statement = statements.build(month, figures["opening"], figures["closing"], movements)
         return {
             **statement,
-            "time_zone": self.settings.timezone,
-            "period_start": rfc3339(start),
-            "period_end": rfc3339(end),
-            "complete": until == end,
-            "as_of": rfc3339(until),
+            **period.render(),
             "held_at_close": figures["held_at_close"],
         }
 

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from wallet.auth.crypto import PhoneCipher
 from wallet.auth.hashing import Hasher
 from wallet.auth.tokens import Principal, Role, TokenService
-from wallet.clock import Clock, month_of
+from wallet.clock import Clock, month_bounds, month_of, rfc3339
 from wallet.events import EventHub
 from wallet.ledger.errors import Forbidden, ValidationError
 from wallet.ratelimit import Throttle
 from wallet.settings import Settings
 from wallet.sms import SmsSender
-from wallet.storage.port import Limits, Record, Storage
+from wallet.storage.port import Idempotency, Limits, Record, Storage, Written
 
 # Hash purposes: a hash made for one use never matches in another.
 NATIONAL_ID = "national_id"
@@ -29,6 +30,29 @@ class IssuedToken:
 
     def render(self) -> Record:
         return {"access_token": self.access_token, "token_type": "Bearer", "expires_in": self.expires_in}
+
+
+@dataclass(frozen=True)
+class MonthPeriod:
+    """A month in the organizer's time zone as read at ``now``: the current month is read so far."""
+
+    time_zone: str
+    start: datetime
+    end: datetime
+    now: datetime
+
+    @property
+    def complete(self) -> bool:
+        return self.now >= self.end
+
+    def render(self) -> Record:
+        return {
+            "time_zone": self.time_zone,
+            "period_start": rfc3339(self.start),
+            "period_end": rfc3339(self.end),
+            "complete": self.complete,
+            "as_of": rfc3339(min(self.now, self.end)),
+        }
 
 
 def storage_limits(settings: Settings) -> Limits:
@@ -90,3 +114,15 @@ class ServiceCore:
         if not 0 < ttl <= self.settings.token_max_ttl_seconds:
             raise ValidationError("ttl", f"must be between 1 and {self.settings.token_max_ttl_seconds} seconds")
         return IssuedToken(self.tokens.mint(role, self.clock.now(), ttl, **ids), ttl)  # type: ignore[arg-type]
+
+    def month_so_far(self, month: str) -> MonthPeriod:
+        """``month``'s bounds as read now; a month that has not begun is refused."""
+        current = self.current_month()
+        if month > current:
+            raise ValidationError("month", f"has not begun; the current month is {current}")
+        start, end = month_bounds(month, self.settings.zone)
+        return MonthPeriod(self.settings.timezone, start, end, self.clock.now())
+
+    async def replay(self, idempotency: Idempotency | None) -> Written | None:
+        """The stored answer when ``idempotency`` names a request already made, else None."""
+        return await self.storage.idempotent_lookup(idempotency) if idempotency is not None else None

@@ -10,38 +10,30 @@ from datetime import datetime, timedelta
 import structlog
 
 from wallet.auth.tokens import Principal, Role
-from wallet.clock import month_bounds, rfc3339
+from wallet.clock import rfc3339
 from wallet.exports import ExportKind
 from wallet.invoices import read_csv, read_finvoice
 from wallet.ledger import usage
-from wallet.ledger.errors import Forbidden, NothingToSettle, ValidationError
+from wallet.ledger.errors import Forbidden, NothingToSettle
 from wallet.ledger.schedule import is_settlement_day
 from wallet.ledger.settlements import SettlementStatus
 from wallet.service.core import ServiceCore, provider_of
-from wallet.storage.port import (
-    Idempotency,
-    Page,
-    Record,
-    Written,
-)
+from wallet.storage.port import Idempotency, Page, Record, Written
 
 log = structlog.get_logger(__name__)
 
 
 class FinanceService(ServiceCore):
+    """Finance's use cases, and the organizer's reports."""
+
     async def usage_report(self, month: str, low_use_only: bool, limit: int, before: int | None) -> Record:
         """Per client and line: the month's amount, credited, used, held and left; per provider, what
         it charged; clients using little late in the month flagged ``low_use``. The current month
         gives the figures so far. ``limit``/``before`` page the clients (newest first)."""
-        current = self.current_month()
-        if month > current:
-            raise ValidationError("month", f"has not begun; the current month is {current}")
-        now = self.clock.now()
-        start, end = month_bounds(month, self.settings.zone)
-        figures = await self.storage.usage_figures(month, start, end)
-        complete = now >= end
+        period = self.month_so_far(month)
+        figures = await self.storage.usage_figures(month, period.start, period.end)
         rule = usage.LowUseRule(self.settings.usage_low_use_from_day, self.settings.usage_low_use_percent)
-        evaluated = rule.evaluated(complete, now.astimezone(self.settings.zone).day)
+        evaluated = rule.evaluated(period.complete, period.now.astimezone(self.settings.zone).day)
         lines = [
             usage.LineFigures(
                 client_id=line["client_id"],
@@ -65,11 +57,7 @@ class FinanceService(ServiceCore):
         more = len(selected) > limit
         return {
             "month": month,
-            "time_zone": self.settings.timezone,
-            "period_start": rfc3339(start),
-            "period_end": rfc3339(end),
-            "complete": complete,
-            "as_of": rfc3339(min(now, end)),
+            **period.render(),
             "low_use_rule": {"from_day": rule.from_day, "percent": rule.percent, "evaluated": evaluated},
             "totals": usage.totals(rows, providers),
             "providers": providers,
@@ -141,10 +129,9 @@ class FinanceService(ServiceCore):
 
     async def reconcile(self, document: bytes, source: str, idempotency: Idempotency | None) -> Written:
         """Judge each invoice of a Finvoice 3.0 (``source="finvoice"``) or CSV document."""
-        if idempotency is not None:
-            replay = await self.storage.idempotent_lookup(idempotency)
-            if replay is not None:
-                return replay  # not even parsed again
+        replay = await self.replay(idempotency)
+        if replay is not None:
+            return replay  # not even parsed again
         invoices_max = self.settings.reconciliation_invoices_max
         if source == "finvoice":
             invoices = await asyncio.to_thread(read_finvoice, document, invoices_max)

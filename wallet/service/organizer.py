@@ -16,16 +16,7 @@ from wallet.ids import new_id
 from wallet.ledger.errors import NotFound, ValidationError
 from wallet.ledger.months import next_month
 from wallet.service.core import NATIONAL_ID, PHONE, ServiceCore
-from wallet.storage.port import (
-    Idempotency,
-    NewBudget,
-    NewClient,
-    NewProvider,
-    NewRepresentation,
-    Page,
-    Record,
-    Written,
-)
+from wallet.storage.port import Idempotency, NewBudget, NewClient, NewProvider, NewRepresentation, Page, Record, Written
 
 log = structlog.get_logger(__name__)
 
@@ -36,6 +27,8 @@ PROVIDER_SECRET_BYTES = 32
 
 
 class OrganizerService(ServiceCore):
+    """The organizer's (admin's) use cases."""
+
     async def create_category(self, command: commands.CreateCategory) -> Record:
         return await self.storage.create_category(command.code, command.name, self.clock.now())
 
@@ -43,19 +36,19 @@ class OrganizerService(ServiceCore):
         return await self.storage.list_categories()
 
     async def create_client(self, command: commands.CreateClient) -> Record:
-        national_id_hash = (
-            self.hasher.keyed(NATIONAL_ID, command.national_id) if command.national_id is not None else None
-        )
         client = await self.storage.create_client(
             NewClient(
                 command.name,
                 self.hasher.keyed(PHONE, command.phone),
                 self.phones.encrypt(command.phone),
-                national_id_hash,
+                self._national_id_hash(command.national_id),
             ),
             self.clock.now(),
         )
         return self._reveal_phone(client)
+
+    def _national_id_hash(self, national_id: str | None) -> str | None:
+        return self.hasher.keyed(NATIONAL_ID, national_id) if national_id is not None else None
 
     def _reveal_phone(self, client: Record) -> Record:
         revealed = dict(client)
@@ -71,16 +64,13 @@ class OrganizerService(ServiceCore):
 
     async def create_representation(self, client_id: str, command: commands.CreateRepresentation) -> Record:
         """Give a representative (found or made by their phone) a mandate for the client."""
-        national_id_hash = (
-            self.hasher.keyed(NATIONAL_ID, command.national_id) if command.national_id is not None else None
-        )
         representation = NewRepresentation(
             client_id=client_id,
             scope=command.scope,
             name=command.name,
             phone_hash=self.hasher.keyed(PHONE, command.phone),
             phone_ciphertext=self.phones.encrypt(command.phone),
-            national_id_hash=national_id_hash,
+            national_id_hash=self._national_id_hash(command.national_id),
         )
         return self._reveal_phone(await self.storage.create_representation(representation, self.clock.now()))
 
@@ -144,10 +134,9 @@ class OrganizerService(ServiceCore):
         steps and a rerun finishes the rest. ``plan_ahead`` (``wallet credit-run``, a process of its
         own): the storage may work the next step out while the writer writes this one.
         """
-        if idempotency is not None:
-            replay = await self.storage.idempotent_lookup(idempotency)
-            if replay is not None:
-                return replay
+        replay = await self.replay(idempotency)
+        if replay is not None:
+            return replay
         current = self.current_month()
         if month not in (current, next_month(current)):
             raise ValidationError("month", f"must be the current month ({current}) or the next one")

@@ -19,18 +19,14 @@ from wallet.ledger.charges import IdentityMethod
 from wallet.ledger.errors import Forbidden, RateLimited, Unauthorized, ValidationError
 from wallet.ledger.money import format_euros
 from wallet.service.core import NATIONAL_ID, OTP, PHONE, IssuedToken, ServiceCore, provider_of
-from wallet.storage.port import (
-    ChargeCommand,
-    Idempotency,
-    Page,
-    Record,
-    Written,
-)
+from wallet.storage.port import ChargeCommand, Idempotency, Page, Record, Written
 
 log = structlog.get_logger(__name__)
 
 
 class ProviderService(ServiceCore):
+    """A provider's use cases; each checks the caller is that provider."""
+
     async def token_for_credentials(self, client_id: str, client_secret: str) -> IssuedToken:
         credential = await self.storage.get_provider_credential(client_id)
         # Hash even when the client id is unknown, so timing does not tell which ids exist.
@@ -49,7 +45,7 @@ class ProviderService(ServiceCore):
             self.charge_throttle.take(provider_id, now.timestamp())
         except RateLimited:
             # A replay answers its first response even in a storm: it costs nothing to repeat.
-            replay = await self.storage.idempotent_lookup(idempotency) if idempotency else None
+            replay = await self.replay(idempotency)
             if replay is None:
                 raise
             return replay

@@ -16,6 +16,8 @@ IDEMPOTENCY_PURGE_INTERVAL_SECONDS = 3_600
 
 
 class Sweeps(ServiceCore):
+    """Background jobs that keep the tables small; each works in bounded batches."""
+
     async def purge_idempotency_keys(self) -> int:
         """Forget keys older than the retention, a bounded batch per write."""
         now = self.clock.now()
