@@ -59,7 +59,7 @@ class ProviderService(ServiceCore):
             code = six_digit_code()
             expires_at = now + timedelta(seconds=self.settings.otp_ttl_seconds)
             otp_hash = self.hasher.keyed(OTP, code)
-        charge_command = ChargeCommand(  # built once with its method's fields (dataclasses.replace copies)
+        charge_command = ChargeCommand(
             provider_id=provider_id,
             phone_hash=self.hasher.keyed(PHONE, command.phone),
             amount=command.amount,
