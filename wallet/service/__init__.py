@@ -16,7 +16,7 @@ the one the handlers, the CLI and the background jobs use:
 from __future__ import annotations
 
 from wallet.service.clients import ClientService
-from wallet.service.core import LOGIN_CODE, NATIONAL_ID, OTP, PHONE, IssuedToken, ServiceCore, storage_limits
+from wallet.service.core import NATIONAL_ID, PHONE, IssuedToken, ServiceCore, storage_limits
 from wallet.service.finance import FinanceService
 from wallet.service.organizer import CREDIT_RUN_BATCH_BUDGETS, OrganizerService
 from wallet.service.providers import ProviderService
@@ -25,9 +25,7 @@ from wallet.service.sweeps import IDEMPOTENCY_PURGE_INTERVAL_SECONDS, Sweeps
 __all__ = [
     "CREDIT_RUN_BATCH_BUDGETS",
     "IDEMPOTENCY_PURGE_INTERVAL_SECONDS",
-    "LOGIN_CODE",
     "NATIONAL_ID",
-    "OTP",
     "PHONE",
     "IssuedToken",
     "ServiceCore",
