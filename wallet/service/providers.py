@@ -25,7 +25,7 @@ log = structlog.get_logger(__name__)
 
 
 class ProviderService(ServiceCore):
-    """A provider's use cases; each checks the caller is that provider."""
+    """A provider's use cases; charges and settlements act only for the provider its token names."""
 
     async def token_for_credentials(self, client_id: str, client_secret: str) -> IssuedToken:
         credential = await self.storage.get_provider_credential(client_id)
