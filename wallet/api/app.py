@@ -14,7 +14,7 @@ from wallet.api import me
 from wallet.api.keys import SERVICE, SETTINGS
 from wallet.api.metrics import METRICS, Metrics
 from wallet.api.middlewares import SHUTTING_DOWN, frame
-from wallet.api.operations import CREDIT_RUN_JOB, JOBS, Jobs
+from wallet.api.readiness import CREDIT_RUN_JOB, JOBS, Jobs
 from wallet.bootstrap import open_service
 from wallet.clock import Clock
 from wallet.service import IDEMPOTENCY_PURGE_INTERVAL_SECONDS
