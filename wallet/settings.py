@@ -75,6 +75,15 @@ class Settings:
         "The largest request body on every route but reconciliations (413 `payload_too_large` beyond, before "
         "anything else is done).",
     )
+    max_request_line_bytes: int = setting(
+        8000,
+        "The longest request line the HTTP parser reads (414 `uri_too_long` beyond). Must differ from "
+        "`WALLET_MAX_HEADER_FIELD_BYTES`: the parser tells the two apart only by the limit it hit.",
+    )
+    max_header_field_bytes: int = setting(
+        8190, "The longest header field, name and value (431 `headers_too_large` beyond)."
+    )
+    max_header_fields: int = setting(128, "The most header fields in one request (431 `headers_too_large` beyond).")
     page_size_default: int = setting(50, "List page size when `limit` is not given.")
     page_size_max: int = setting(200, "The largest `limit` a list accepts.")
     idempotency_key_max_length: int = setting(255, "The longest `Idempotency-Key` header.")
@@ -284,6 +293,8 @@ class Settings:
             raise SettingsError("WALLET_WRITER_BATCH_MAX must not exceed WALLET_WRITER_QUEUE_MAX")
         if self.port > 65535:
             raise SettingsError("WALLET_PORT must be at most 65535")
+        if self.max_request_line_bytes == self.max_header_field_bytes:
+            raise SettingsError("WALLET_MAX_REQUEST_LINE_BYTES must differ from WALLET_MAX_HEADER_FIELD_BYTES")
         if self.page_size_default > self.page_size_max:
             raise SettingsError("WALLET_PAGE_SIZE_DEFAULT must not exceed WALLET_PAGE_SIZE_MAX")
         if self.token_ttl_seconds > self.token_max_ttl_seconds:

@@ -209,9 +209,7 @@ def run_worker(argv: list[str]) -> int:
     supervisor's writer process when given its socket."""
     import argparse
 
-    from aiohttp import web
-
-    from wallet.api.app import create_app
+    from wallet.api.app import create_app, serve
     from wallet.eventloop import new_event_loop
     from wallet.logs import PROCESS_FIELDS, configure
 
@@ -226,14 +224,12 @@ def run_worker(argv: list[str]) -> int:
     PROCESS_FIELDS["worker"] = arguments.index
     structlog.contextvars.bind_contextvars(worker=arguments.index)
     app = create_app(settings, background_jobs=arguments.index == 0, writer_socket=arguments.writer_socket)
-    web.run_app(
+    serve(
         app,
         loop=new_event_loop(settings.event_loop),
         host=arguments.host,
         port=arguments.port,
         reuse_port=True,
-        access_log=None,
         shutdown_timeout=settings.shutdown_timeout_seconds,
-        print=None,
     )
     return 0
