@@ -1,38 +1,20 @@
-"""The charge-path benchmark: the real service against the HTTP ceiling, side by side.
+"""The charge-path benchmark: the wallet beside a no-op aiohttp app (and optionally the floor), with wrk.
 
     python -m loadtests.bench [--duration 8] [--rounds 3] [--connections 32] [--threads 1] [--check]
                               [--db sqlite|postgresql://user@host:5432/db] [--nodes N] [--floor]
 
-What one run does, all on 127.0.0.1 and in a fresh temporary directory:
+In a fresh temporary directory, all on 127.0.0.1: seeds 1,000 funded clients, a hot one and an
+approved provider through the service itself; starts ``wallet serve`` and ``loadtests/noop.py``;
+then drives both with the same wrk script, alternating, ``--rounds`` times: charges by national id
+(a new ``Idempotency-Key`` each), ``GET /v1/me/wallet`` as a random client, and every connection
+charging the hot client. At the end the captured charges in the database are counted against the
+201s wrk saw, and with ``--check`` ``wallet check`` runs on the database.
 
-1. Seeds a fresh database in-process (``wallet.bootstrap.open_service``): 1,000 clients with
-   phone numbers and national ids, each with a budget from the current month, one approved
-   provider, and one more "hot" client; then the credit run for the current month.
-2. Starts ``wallet serve`` and the no-op aiohttp app (``loadtests/noop.py``), each its own
-   process, and mints the provider token with ``wallet token``.
-3. Drives each with wrk and a generated Lua script, alternating the two, ``--rounds`` times:
-   - charges: ``POST /v1/charges`` by national id, a random client and a distinct
-     ``Idempotency-Key`` per request;
-   - reads: ``GET /v1/me/wallet`` with a random client's token;
-   - hot wallet: every connection charges the one hot client at once.
-   The no-op app gets the very same requests (same script), so wrk's own cost is the same.
-4. Stops the service gracefully, counts the captured charges in the database against the 201s
-   wrk saw (none lost, none made up), with ``--check`` runs ``wallet check`` on the database,
-   and prints the figures.
-
-With ``--floor`` (SQLite only) the charge rounds measure a third server beside the two, with the
-same script: the floor (``loadtests/floor.py``), the least a durable charge costs on this stack,
-run on a copy of the seeded database made before any server starts. The summary adds its
-charges/s, latency and errors, its ratio to the no-op and the wallet's ratio to it.
-
-With ``--db postgresql://...`` the service runs on PostgreSQL, in a fresh schema made for the run
-(and dropped after it unless ``--keep``), as ``--nodes`` ``wallet serve`` processes on that one
-database; wrk then drives every node at once (one wrk each, the connections shared out) and the
-figures are their sums (latency: the worst node's).
-
-A durable charge here is a 201 answered after the commit that holds it (SQLite: WAL,
-``synchronous=FULL``; PostgreSQL: its commit, ``synchronous_commit`` as the server has it). The per-provider charge throttle is lifted (one provider token stands in
-for every provider of a lunch-hour peak); everything else runs with its defaults.
+``--floor`` (SQLite only) adds ``loadtests/floor.py`` to the charge rounds, on a copy of the seeded
+database. ``--db postgresql://...`` runs on a fresh schema (dropped after unless ``--keep``) with
+``--nodes`` ``wallet serve`` processes, one wrk each; figures are their sums, latency the worst node's.
+The per-provider charge throttle is lifted (one token stands in for every provider); everything
+else runs with its defaults.
 """
 
 from __future__ import annotations
@@ -224,18 +206,11 @@ class Measurement:
     socket_errors: int
     timeouts: int
     statuses: dict[str, int]
-    # CPU seconds the server process spent during the run (user + system, /proc): a cost per request
-    # that, unlike requests/s, barely moves when other work shares the machine.
+    # The servers' CPU seconds (user + system) during the run: unlike requests/s, a cost per request
+    # that barely moves when other work shares the machine. Of it, the writer process's: the serial part.
     server_cpu_seconds: float = 0.0
-    # Of which the writer process's (WALLET_WRITER_PROCESS): the serial part of a write.
     writer_cpu_seconds: float = 0.0
-    # The part of each spent in the kernel (system time): callgrind's instruction counts
-    # (``unit_cost``, ``http_cost``) do not see it, and in the writer it was a third of its CPU
-    # (its WAL and statement-journal writes; docs/performance.md, 2026-12-04 afternoon).
-    server_kernel_seconds: float = 0.0
-    writer_kernel_seconds: float = 0.0
-    # Writes committed and commits made meanwhile (``wallet_writer_batch_size`` on /metrics): the
-    # mean writes per commit is what group commit shares the commit's cost by.
+    # Writes and commits meanwhile (/metrics): group commit shares a commit's cost among its writes.
     writer_writes: float = 0.0
     writer_commits: float = 0.0
 
@@ -245,24 +220,11 @@ class Measurement:
 
     @property
     def cpu_us_per_request(self) -> float:
-        answered = self.answered
-        return self.server_cpu_seconds * 1e6 / answered if answered else 0.0
+        return self.server_cpu_seconds * 1e6 / self.answered if self.answered else 0.0
 
     @property
     def writer_cpu_us_per_request(self) -> float:
-        return self._per_request(self.writer_cpu_seconds)
-
-    @property
-    def kernel_us_per_request(self) -> float:
-        return self._per_request(self.server_kernel_seconds)
-
-    @property
-    def writer_kernel_us_per_request(self) -> float:
-        return self._per_request(self.writer_kernel_seconds)
-
-    def _per_request(self, seconds: float) -> float:
-        answered = self.answered
-        return seconds * 1e6 / answered if answered else 0.0
+        return self.writer_cpu_seconds * 1e6 / self.answered if self.answered else 0.0
 
     @property
     def per_second(self) -> float:
@@ -354,7 +316,7 @@ def run_wrk(
         )
         started.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     outputs = [running.communicate() for running in started]
-    cpu, writer_cpu, kernel, writer_kernel = (max(after - was, 0.0) for after, was in zip(_cpu_snapshot(pids), before))
+    cpu, writer_cpu = (max(after - was, 0.0) for after, was in zip(_cpu_snapshot(pids), before))
     measured = []
     for running, (output, errors) in zip(started, outputs):
         if running.returncode != 0:
@@ -370,19 +332,12 @@ def run_wrk(
         writer_cpu_seconds=writer_cpu,
         writer_writes=writes,
         writer_commits=commits,
-        server_kernel_seconds=kernel,
-        writer_kernel_seconds=writer_kernel,
     )
 
 
-def _cpu_snapshot(pids: Sequence[int]) -> tuple[float, float, float, float]:
-    """The servers' CPU seconds so far: all, the writers', and the kernel's share of each."""
-    return (
-        sum(process_cpu_seconds(pid) for pid in pids),
-        sum(writer_cpu_seconds(pid) for pid in pids),
-        sum(process_cpu_seconds(pid, kernel=True) for pid in pids),
-        sum(writer_cpu_seconds(pid, kernel=True) for pid in pids),
-    )
+def _cpu_snapshot(pids: Sequence[int]) -> tuple[float, float]:
+    """The servers' CPU seconds so far: all, and the writers'."""
+    return sum(process_cpu_seconds(pid) for pid in pids), sum(writer_cpu_seconds(pid) for pid in pids)
 
 
 def writer_batches(url: str) -> tuple[float, float]:
@@ -426,10 +381,9 @@ def merge(measured: Sequence[Measurement]) -> Measurement:
     )
 
 
-def process_cpu_seconds(pid: int | None, *, kernel: bool = False) -> float:
+def process_cpu_seconds(pid: int | None) -> float:
     """User + system CPU time so far of a process, its threads and its live child processes (the
-    writer process of ``wallet serve``, its HTTP workers); with ``kernel``, the system time alone;
-    0 when unknown."""
+    writer process of ``wallet serve``, its HTTP workers); 0 when unknown."""
     if pid is None:
         return 0.0
     try:
@@ -437,12 +391,12 @@ def process_cpu_seconds(pid: int | None, *, kernel: bool = False) -> float:
     except (OSError, IndexError):
         return 0.0
     ticks = os.sysconf("SC_CLK_TCK")
-    own = ((0 if kernel else int(fields[11])) + int(fields[12])) / ticks  # utime, stime: stat(5)'s 14th, 15th
-    return own + sum(process_cpu_seconds(child, kernel=kernel) for child in child_pids(pid))
+    own = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime: stat(5)'s 14th, 15th
+    return own + sum(process_cpu_seconds(child) for child in child_pids(pid))
 
 
-def writer_cpu_seconds(pid: int | None, *, kernel: bool = False) -> float:
-    """CPU seconds (with ``kernel``, system time alone) of the writer processes among ``pid``'s descendants."""
+def writer_cpu_seconds(pid: int | None) -> float:
+    """CPU seconds of the writer processes among ``pid``'s descendants."""
     if pid is None:
         return 0.0
     total = 0.0
@@ -453,7 +407,7 @@ def writer_cpu_seconds(pid: int | None, *, kernel: bool = False) -> float:
             continue
         # The wallet's writer process, or the floor's (loadtests/floor.py).
         writer = b"writer_process" in command or b"floor_writer" in command
-        total += process_cpu_seconds(child, kernel=kernel) if writer else writer_cpu_seconds(child, kernel=kernel)
+        total += process_cpu_seconds(child) if writer else writer_cpu_seconds(child)
     return total
 
 
@@ -565,20 +519,6 @@ def stop(started: subprocess.Popen[bytes]) -> None:
         started.wait()
 
 
-def wallet_cli(environment: dict[str, str], *arguments: str) -> str:
-    finished = subprocess.run(
-        [sys.executable, "-m", "wallet", *arguments],
-        env=environment,
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if finished.returncode != 0:
-        raise RuntimeError(f"wallet {' '.join(arguments)} failed:\n{finished.stdout}\n{finished.stderr}")
-    return finished.stdout
-
-
 # Seeding.
 
 
@@ -641,15 +581,16 @@ async def seed(environment: dict[str, str], everyone: Sequence[Person]) -> Seede
     return Seeded(month, str(provider["id"]), client_ids, int(run["credited"]), time.perf_counter() - started)
 
 
-def client_tokens(environment: dict[str, str], client_ids: Sequence[str]) -> list[str]:
-    """Client tokens signed with the service's key (what ``wallet token --role client`` prints)."""
+def mint_tokens(environment: dict[str, str], provider_id: str, client_ids: Sequence[str]) -> tuple[str, list[str]]:
+    """The provider's token and the clients', signed with the service's key (as ``wallet token`` signs)."""
     from wallet.auth.tokens import Role
     from wallet.bootstrap import token_service
     from wallet.settings import Settings
 
     tokens = token_service(Settings.from_env(environment))
     now = datetime.now(UTC)
-    return [tokens.mint(Role.CLIENT, now, TOKEN_TTL_SECONDS, client_id=client_id) for client_id in client_ids]
+    provider = tokens.mint(Role.PROVIDER, now, TOKEN_TTL_SECONDS, provider_id=provider_id)
+    return provider, [tokens.mint(Role.CLIENT, now, TOKEN_TTL_SECONDS, client_id=client_id) for client_id in client_ids]
 
 
 _COUNTS_SQL = (
@@ -661,14 +602,9 @@ _COUNTS_SQL = (
 def database_counts(path: str) -> dict[str, int]:
     if path.startswith(("postgres://", "postgresql://")):
         return asyncio.run(_postgres_counts(path))
-    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        captured, amount = connection.execute(
-            "SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM charges WHERE status = 'captured'"
-        ).fetchone()
-        pending = connection.execute("SELECT COUNT(*) FROM charges WHERE status != 'captured'").fetchone()[0]
-    finally:
-        connection.close()
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
+        captured, amount = connection.execute(_COUNTS_SQL[0]).fetchone()
+        pending = connection.execute(_COUNTS_SQL[1]).fetchone()[0]
     return {"captured": int(captured), "captured_amount": int(amount), "other": int(pending)}
 
 
@@ -842,7 +778,7 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None) -
     load_before = load_average()
     print(
         f"machine: {info['cpus']} CPUs, {info['cpu_model']}, {info['memory_gib']} GiB; Python {info['python']};"
-        f" wrk {info['wrk']}; load average {_load(load_before)}"
+        f" wrk {info['wrk']}; load average {format_load(load_before)}"
     )
     print(
         f"database: {'SQLite' if database is None else 'PostgreSQL'}; {arguments.nodes} wallet serve node(s),"
@@ -862,23 +798,10 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None) -
     floor_database = directory / "floor.db"
     if arguments.floor:  # copied now, while no server runs: the floor starts where the wallet starts
         copy_database(environment["WALLET_DB"], floor_database)
-    provider_token = (
-        wallet_cli(
-            environment,
-            "token",
-            "--role",
-            "provider",
-            "--provider-id",
-            seeded.provider_id,
-            "--ttl",
-            str(TOKEN_TTL_SECONDS),
-        )
-        .strip()
-        .splitlines()[-1]
-    )
+    provider_token, client_tokens = mint_tokens(environment, seeded.provider_id, seeded.client_ids[:-1])
     scripts = {
         "charge": charge_script(provider_token, everyone[:-1]),
-        "read": read_script(client_tokens(environment, seeded.client_ids[:-1])),
+        "read": read_script(client_tokens),
         "hot": charge_script(provider_token, everyone[-1:]),
     }
     paths = {}
@@ -886,72 +809,71 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None) -
         paths[name] = directory / f"{name}.lua"
         paths[name].write_text(text)
 
-    wallet_urls = [f"http://{HOST}:{port}" for port in wallet_ports]
-    noop_url = f"http://{HOST}:{noop_port}"
-    # With --workers N the no-op runs as N processes on its port too: "measured the same way".
+    # Each target's processes (command, environment, port). With --workers N the no-op runs N
+    # processes on its port too, and always on the wallet's event loop.
     event_loop = environment.get("WALLET_EVENT_LOOP", Settings.event_loop)
-    noop = [
-        sys.executable,
-        "-m",
-        "loadtests.noop",
-        "--port",
-        str(noop_port),
-        "--processes",
-        str(arguments.workers),
-        "--event-loop",
-        event_loop,
-    ]  # the same loop as the wallet
-    floor_url = f"http://{HOST}:{floor_port}"
-    floor = [
-        sys.executable,
-        "-m",
-        "loadtests.floor",
-        "--port",
-        str(floor_port),
-        "--database",
-        str(floor_database),
-        "--secret-dir",
-        str(Path(environment["WALLET_SIGNING_KEY"]).resolve().parent),
-        "--event-loop",
-        event_loop,
-    ]
+    python, loop = [sys.executable, "-m"], ["--event-loop", event_loop]
+    targets: dict[str, list[tuple[list[str], dict[str, str], int]]] = {
+        "wallet": [
+            (
+                [*python, "wallet", "serve", "--host", HOST, "--port", str(port)],
+                {**environment, "WALLET_PORT": str(port)},
+                port,
+            )
+            for port in wallet_ports
+        ],
+        "noop": [
+            (
+                [*python, "loadtests.noop", "--port", str(noop_port), "--processes", str(arguments.workers), *loop],
+                environment,
+                noop_port,
+            )
+        ],
+    }
+    if arguments.floor:
+        secrets_and_loop = ["--secret-dir", str(Path(environment["WALLET_SIGNING_KEY"]).resolve().parent), *loop]
+        targets["floor"] = [
+            (
+                [
+                    *python,
+                    "loadtests.floor",
+                    "--port",
+                    str(floor_port),
+                    "--database",
+                    str(floor_database),
+                    *secrets_and_loop,
+                ],
+                environment,
+                floor_port,
+            )
+        ]
     results = Results()
     began = time.monotonic()
     with contextlib.ExitStack() as stack:
-        servers = []
-        for number, port in enumerate(wallet_ports):
-            serve = [sys.executable, "-m", "wallet", "serve", "--host", HOST, "--port", str(port)]
-            servers.append(
-                stack.enter_context(
-                    process(
-                        serve,
-                        {**environment, "WALLET_PORT": str(port)},
-                        directory / f"serve-{number}.log",
-                        f"http://{HOST}:{port}/healthz",
-                    )
+        servers: dict[str, list[subprocess.Popen[bytes]]] = {}
+        urls: dict[str, list[str]] = {}
+        for name, processes in targets.items():
+            for number, (command, served, port) in enumerate(processes):
+                url = f"http://{HOST}:{port}"
+                log = directory / f"{name}-{number}.log"
+                servers.setdefault(name, []).append(
+                    stack.enter_context(process(command, served, log, f"{url}/healthz"))
                 )
-            )
-        noop_server = stack.enter_context(process(noop, environment, directory / "noop.log", f"{noop_url}/healthz"))
-        pids: dict[str, list[int]] = {"wallet": [server.pid for server in servers], "noop": [noop_server.pid]}
-        target_urls: dict[str, str | list[str]] = {"wallet": wallet_urls, "noop": noop_url}
-        floor_server = None
-        if arguments.floor:
-            floor_server = stack.enter_context(
-                process(floor, environment, directory / "floor.log", f"{floor_url}/healthz")
-            )
-            pids["floor"], target_urls["floor"] = [floor_server.pid], floor_url
-            print(f"floor (pid {floor_server.pid}) on {floor_url}, on a copy of the seeded database")
+                urls.setdefault(name, []).append(url)
+        pids = {name: [server.pid for server in each] for name, each in servers.items()}
+        for name in servers:
+            print(f"{name} (pids {', '.join(map(str, pids[name]))}) on {', '.join(urls[name])}")
+        print(f"wrk -t{arguments.threads} -c{arguments.connections}, {arguments.duration:g} s a measurement")
         charge_targets = ("noop", "wallet", "floor") if arguments.floor else ("noop", "wallet")
-        print(
-            f"wallet serve (pids {', '.join(str(s.pid) for s in servers)}) on {', '.join(wallet_urls)};"
-            f" no-op app on {noop_url};"
-            f" wrk -t{arguments.threads} -c{arguments.connections}, {arguments.duration:g} s a measurement"
-        )
-        for scenario, targets in (("charge", charge_targets), ("read", ("noop", "wallet")), ("hot", ("wallet",))):
-            for target in targets:  # warm up: token cache, page cache, connections; not in the figures
+        for scenario, measured_targets in (
+            ("charge", charge_targets),
+            ("read", ("noop", "wallet")),
+            ("hot", ("wallet",)),
+        ):
+            for target in measured_targets:  # warm up: token cache, page cache, connections; not in the figures
                 results.measurements.append(
                     run_wrk(
-                        target_urls[target],
+                        urls[target],
                         paths[scenario],
                         f"warmup-{scenario}",
                         target,
@@ -962,27 +884,27 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None) -
                     )
                 )
             for round_number in range(1, arguments.rounds + 1):
-                order = targets if round_number % 2 else tuple(reversed(targets))
+                order = measured_targets if round_number % 2 else tuple(reversed(measured_targets))
                 for target in order:
-                    urls = target_urls[target]
                     measured = run_wrk(
-                        urls, paths[scenario], scenario, target, round_number, arguments, server_pid=pids[target]
+                        urls[target],
+                        paths[scenario],
+                        scenario,
+                        target,
+                        round_number,
+                        arguments,
+                        server_pid=pids[target],
                     )
                     results.measurements.append(measured)
                     _print_measurement(measured)
-        for number, server in enumerate(servers):
-            stop(server)
-            if server.returncode not in (0, None):
-                print(
-                    f"wallet serve exited with {server.returncode}; see {directory / f'serve-{number}.log'}",
-                    file=sys.stderr,
-                )
-        if floor_server is not None:
-            stop(floor_server)
-            if floor_server.returncode not in (0, None):
-                print(
-                    f"the floor exited with {floor_server.returncode}; see {directory / 'floor.log'}", file=sys.stderr
-                )
+        for name, each in servers.items():
+            for number, server in enumerate(each):
+                stop(server)
+                if server.returncode not in (0, None):
+                    print(
+                        f"{name} exited with {server.returncode}; see {directory / f'{name}-{number}.log'}",
+                        file=sys.stderr,
+                    )
     load_after = load_average()
     counts = database_counts(environment["WALLET_DB"])
     if arguments.floor:
@@ -999,7 +921,7 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None) -
         )
     summary = summarise(results, arguments)
     if arguments.floor:
-        summary["floor_writer"] = _floor_writer_line(directory / "floor.log")
+        summary["floor_writer"] = _floor_writer_line(directory / "floor-0.log")
     _print_summary(summary, counts, check, load_before, load_after, time.monotonic() - began)
     if arguments.json:
         arguments.json.write_text(
@@ -1074,8 +996,6 @@ def summarise(results: Results, arguments: argparse.Namespace) -> dict[str, Any]
             "p99_ms": _median([run.p99_ms for run in runs]),
             "cpu_us_per_request": _median([run.cpu_us_per_request for run in runs]),
             "writer_cpu_us_per_request": _median([run.writer_cpu_us_per_request for run in runs]),
-            "kernel_us_per_request": _median([run.kernel_us_per_request for run in runs]),
-            "writer_kernel_us_per_request": _median([run.writer_kernel_us_per_request for run in runs]),
             "error_share": sum(run.error_share * max(run.requests, 1) for run in runs)
             / max(sum(max(run.requests, 1) for run in runs), 1),
             "statuses": statuses,
@@ -1117,7 +1037,7 @@ def summarise(results: Results, arguments: argparse.Namespace) -> dict[str, Any]
     return summary
 
 
-def _load(load: Sequence[float]) -> str:
+def format_load(load: Sequence[float]) -> str:
     return " ".join(f"{value:.2f}" for value in load)
 
 
@@ -1127,14 +1047,13 @@ def _print_measurement(m: Measurement) -> None:
     print(
         f"  {m.scenario:<6} {m.target:<6} round {m.round}: {m.per_second:>8,.0f} req/s"
         f"  p50 {m.p50_ms:6.2f} ms  p99 {m.p99_ms:6.2f} ms  server CPU {m.cpu_us_per_request:6.0f} us/req"
-        f" (kernel {m.kernel_us_per_request:3.0f}; writer {m.writer_cpu_us_per_request:4.0f},"
-        f" kernel {m.writer_kernel_us_per_request:3.0f})"
+        f" (writer {m.writer_cpu_us_per_request:4.0f})"
         + (f" {m.writes_per_commit:4.1f} writes/commit" if m.writer_commits else "")
         + f"  errors {m.error_share:6.2%}  [{statuses}]{extra}"
     )
 
 
-def _verdict(ok: bool) -> str:
+def verdict(ok: bool) -> str:
     return "meets" if ok else "below"
 
 
@@ -1152,11 +1071,11 @@ def _print_summary(
     print(f"Medians of {charge['rounds']} rounds, wrk -t{summary['threads']} -c{connections}:")
     print(
         f"  charges/s          {charge['successes_per_second']:>9,.0f}   (target {TARGET_CHARGES_PER_SECOND:,}:"
-        f" {_verdict(charge['successes_per_second'] >= TARGET_CHARGES_PER_SECOND)})"
+        f" {verdict(charge['successes_per_second'] >= TARGET_CHARGES_PER_SECOND)})"
     )
     print(
         f"  charge latency     p50 {charge['p50_ms']:.2f} ms, p99 {charge['p99_ms']:.2f} ms"
-        f"   (p99 target {TARGET_P99_MS:g} ms: {_verdict(charge['p99_ms'] < TARGET_P99_MS)})"
+        f"   (p99 target {TARGET_P99_MS:g} ms: {verdict(charge['p99_ms'] < TARGET_P99_MS)})"
     )
     print(f"  charge errors      {charge['error_share']:.2%} non-2xx  {_statuses(charge['statuses'])}")
     print(
@@ -1164,13 +1083,13 @@ def _print_summary(
     )
     print(
         f"  ratio to no-op     {summary['charge_ratio']:>9.2f}   (target {TARGET_RATIO}, goal 0.5:"
-        f" {_verdict(summary['charge_ratio'] >= TARGET_RATIO)})"
+        f" {verdict(summary['charge_ratio'] >= TARGET_RATIO)})"
     )
     if "charge_floor" in summary:
         _print_floor(summary, counts)
     print(
         f"  GET /v1/me/wallet  {read['successes_per_second']:>9,.0f}/s (target {TARGET_READS_PER_SECOND:,}:"
-        f" {_verdict(read['successes_per_second'] >= TARGET_READS_PER_SECOND)});"
+        f" {verdict(read['successes_per_second'] >= TARGET_READS_PER_SECOND)});"
         f" p50 {read['p50_ms']:.2f} ms, p99 {read['p99_ms']:.2f} ms; errors {read['error_share']:.2%};"
         f" ratio to no-op GET {summary['read_ratio']:.2f}"
     )
@@ -1182,10 +1101,6 @@ def _print_summary(
     print(
         f"    of which the writer process: charge {charge['writer_cpu_us_per_request']:,.0f} us,"
         f" hot charge {hot['writer_cpu_us_per_request']:,.0f} us"
-    )
-    print(
-        f"    of which in the kernel: charge {charge['kernel_us_per_request']:,.0f} us (the writer's"
-        f" {charge['writer_kernel_us_per_request']:,.0f}), no-op POST {noop['kernel_us_per_request']:,.0f} us"
     )
     print(
         f"  hot wallet         {hot['successes_per_second']:>9,.0f} charges/s; p50 {hot['p50_ms']:.2f} ms,"
@@ -1207,7 +1122,9 @@ def _print_summary(
         print(f"  wallet check       {'every invariant holds' if check.returncode == 0 else 'FAILED'}")
     if check is not None and check.returncode != 0:
         print(check.stdout[-4000:], check.stderr[-4000:], file=sys.stderr)
-    print(f"  load average       before {_load(load_before)}, after {_load(load_after)}; measured for {seconds:.0f} s")
+    print(
+        f"  load average       before {format_load(load_before)}, after {format_load(load_after)}; measured for {seconds:.0f} s"
+    )
 
 
 def _print_floor(summary: dict[str, Any], counts: dict[str, int]) -> None:
@@ -1220,7 +1137,7 @@ def _print_floor(summary: dict[str, Any], counts: dict[str, int]) -> None:
     )
     print(
         f"  floor to no-op     {summary['floor_ratio']:>9.2f}   (target {TARGET_RATIO}:"
-        f" {_verdict(summary['floor_ratio'] >= TARGET_RATIO)})"
+        f" {verdict(summary['floor_ratio'] >= TARGET_RATIO)})"
     )
     print(f"  wallet to floor    {summary['wallet_to_floor']:>9.2f}")
     print(

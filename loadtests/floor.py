@@ -2,36 +2,19 @@
 
     python -m loadtests.floor --port 8091 --database PATH [--secret-dir DIR] [--event-loop uvloop]
 
-What ``python -m loadtests.bench --floor`` measures beside the wallet and the no-op app, with the
-same wrk script: the best any implementation could do that writes, durably, what a charge by
-national id must write, on the same stack (CPython, aiohttp, SQLite WAL with ``synchronous=FULL``,
-one writer process doing group commit). What it keeps of the real service:
+``python -m loadtests.bench --floor`` measures it beside the wallet and the no-op app, with the
+same wrk script. It keeps what no implementation can skip: an aiohttp handler for
+``POST /v1/charges`` that parses the body and reads the ``Idempotency-Key``; the service's framing
+to a writer process (``writer_process._frame``, one frame a loop turn); a writer that batches up
+to 64 charges, writes exactly the rows a charge by national id writes into the real schema with
+the real multi-row ``INSERT``s (the charge, the transaction, two postings, both balances, the
+wallet event, the audit entry, the idempotency key) and commits on the real writer connection
+(WAL, ``synchronous=FULL``).
 
-- an aiohttp app on the same event loop as the no-op (``wallet.eventloop``), one route,
-  ``POST /v1/charges`` (and ``GET /healthz`` for the bench to see it up; anything else is 404):
-  the body read and parsed with ``json.loads``, the ``Idempotency-Key`` header read;
-- the hand-off to a writer process as the real one makes it (``writer_process``): a request
-  tuple per charge, every request of one loop turn in one frame (4-byte length, then a pickle,
-  ``writer_process._frame``), the answers coming back in frames that resolve futures;
-- the writer process: a selector loop reading frames and batching everything pending, up to
-  ``--batch-max`` (64, the service's default); ``BEGIN IMMEDIATE``; the rows the real charge by
-  national id writes, in the same tables of the real schema (its constraints, triggers and
-  indexes), with the same multi-row ``INSERT``s (``bulk``) in the same order: the charge, the
-  transaction, two postings, both balances moved (one ``UPDATE ... FROM json_each`` a batch, as
-  ``charge_batch._insert``), the wallet event, the audit entry, the idempotency key; ``COMMIT``;
-  the answers. The connection is the real writer's (``writer.connect``: WAL, ``synchronous=FULL``,
-  ``temp_store=MEMORY``, foreign keys on; ``library`` configured for one thread first).
-
-What it leaves out, on purpose (that is the point of a floor): authentication, validation,
-logging, metrics, middlewares, the identity check, the throttle, the writer's reads (providers,
-client, budget, identity failures, balances, idempotency keys: the balances are kept in the
-writer's memory from its start, which is right as long as it is the database's only writer),
-the savepoints, the audit chain (a constant 64-hex hash stands in for every hash). The client
-is found by phone in a dict built at start: the bench's people (``bench.people``) hashed with the
-service's keyed hash (``wallet.auth.hashing``, its secret from ``--secret-dir``) and looked up in
-the clients table once.
-
-Not a service to run anywhere but the bench: its database is a copy made for the measurement.
+It leaves out, on purpose, authentication, validation, the identity check, the throttle, logging,
+metrics, the writer's reads (it keeps the balances in memory, being the database's only writer),
+savepoints and the audit chain's hashing (a constant hash stands in). Clients are found by phone
+in a dict built at start from the bench's people. Run it only on a copy of a bench database.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ What one run does, in a fresh temporary directory (all on 127.0.0.1):
    its own process (``WalletService.credit_run`` → ``credit_run_step`` units in the writer).
    Timed from start to exit; its peak memory is the process's peak resident set (``VmHWM``,
    reported by the process itself at exit: everything it touched, the interpreter and SQLite's
-   page cache included; see ``loadtests/measured.py``).
+   page cache included).
 3. **Charges**: ``--charges`` charges by national id, through ``WalletService.charge`` and the
    real charge unit in the writer (in this process, many at once so the writer group-commits).
 4. **The settlement**: ``POST /v1/settlements`` once, to a real ``wallet serve`` started with
@@ -51,14 +51,17 @@ from typing import Any
 
 from loadtests import bench
 from loadtests.bench import (
-    HETU_CHECK_CHARACTERS,
     HOST,
     PROJECT_ROOT,
     bench_environment,
+    format_load,
     free_port,
+    load_average,
+    national_id,
     process,
     process_cpu_seconds,
     stop,
+    verdict,
 )
 
 CLIENTS_DEFAULT = 1_000_000
@@ -105,13 +108,6 @@ def phone(index: int) -> str:
     """A distinct Finnish mobile number (E.164) per index: +358 40 1000000 upwards, then 50."""
     prefix, number = ("40", 1_000_000 + index) if index < 9_000_000 else ("50", index - 9_000_000)
     return f"+358{prefix}{number:07d}"
-
-
-def national_id(index: int) -> str:
-    """A distinct, valid henkilötunnus per index: 897 people born each day from 1 January 1900."""
-    born = datetime.fromordinal(datetime(1900, 1, 1).toordinal() + index // 897)
-    digits = f"{born.day:02d}{born.month:02d}{born.year % 100:02d}{2 + index % 897:03d}"
-    return f"{digits[:6]}-{digits[6:]}{HETU_CHECK_CHARACTERS[int(digits) % 31]}"
 
 
 def budget_lines(index: int, mix: bool) -> tuple[tuple[str, int], ...]:
@@ -260,14 +256,29 @@ class Ran:
     stderr: str
 
 
+# ``wallet ARGS`` that writes its own peak resident set (KiB) to argv[1] as it ends. VmHWM belongs to
+# this process image alone; the child's ru_maxrss would include the parent copied by fork.
+_MEASURED_WALLET = """
+import sys
+from pathlib import Path
+from wallet.cli import main
+try:
+    code = main(sys.argv[2:])
+finally:
+    peak = next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+    Path(sys.argv[1]).write_text(peak)
+sys.exit(code)
+"""
+
+
 def run_measured(environment: dict[str, str], *arguments: str) -> Ran:
-    """Run ``wallet ...`` as a child (``loadtests.measured``): its wall time and its own peak RSS."""
+    """Run ``wallet ...`` as a child: its wall time, CPU time and its own peak RSS."""
     with tempfile.TemporaryDirectory() as scratch:
         report, out, err = Path(scratch, "peak-kib"), Path(scratch, "out"), Path(scratch, "err")
         with out.open("wb") as stdout, err.open("wb") as stderr:
             started = time.perf_counter()
             child = subprocess.Popen(
-                [sys.executable, "-m", "loadtests.measured", str(report), *arguments],
+                [sys.executable, "-c", _MEASURED_WALLET, str(report), *arguments],
                 env=environment,
                 cwd=PROJECT_ROOT,
                 stdout=stdout,
@@ -504,10 +515,6 @@ def machine() -> dict[str, Any]:
     return {**info, "sqlite": sqlite3.sqlite_version}
 
 
-def load_average() -> tuple[float, float, float]:
-    return os.getloadavg()
-
-
 # The command.
 
 
@@ -585,7 +592,7 @@ def _run(arguments: argparse.Namespace, directory: Path) -> int:
     )
     print(
         f"machine: {info['cpus']} CPUs, {info['cpu_model']}, {info['memory_gib']} GiB; Python {info['python']},"
-        f" SQLite {info['sqlite']}; load average {_load(report.load_before)}",
+        f" SQLite {info['sqlite']}; load average {format_load(report.load_before)}",
         flush=True,
     )
 
@@ -603,9 +610,9 @@ def _run(arguments: argparse.Namespace, directory: Path) -> int:
     print(
         f"credit run {run.credited:,} lines, {run.amount:,} cents in {run.seconds:.1f} s"
         f" ({run.cpu_seconds:.1f} s CPU)"
-        f" (bound {CREDIT_RUN_SECONDS_MAX:g} s: {_verdict(run.seconds < CREDIT_RUN_SECONDS_MAX)});"
+        f" (bound {CREDIT_RUN_SECONDS_MAX:g} s: {verdict(run.seconds < CREDIT_RUN_SECONDS_MAX)});"
         f" peak RSS {run.peak_mb:.0f} MiB (bound {CREDIT_RUN_MEMORY_MB_MAX:g}:"
-        f" {_verdict(run.peak_mb < CREDIT_RUN_MEMORY_MB_MAX)}); {'all lines' if credit_ok else 'WRONG TOTALS'}",
+        f" {verdict(run.peak_mb < CREDIT_RUN_MEMORY_MB_MAX)}); {'all lines' if credit_ok else 'WRONG TOTALS'}",
         flush=True,
     )
 
@@ -635,9 +642,9 @@ def _run(arguments: argparse.Namespace, directory: Path) -> int:
     print(
         f"export     {exported.rows:,} transactions, {exported.bytes / 1e6:,.0f} MB of CSV"
         f" in {exported.seconds:.1f} s ({exported.server_cpu_seconds:.1f} s server CPU)"
-        f" (bound {EXPORT_SECONDS_MAX:g} s: {_verdict(exported.seconds < EXPORT_SECONDS_MAX)}); server peak RSS"
+        f" (bound {EXPORT_SECONDS_MAX:g} s: {verdict(exported.seconds < EXPORT_SECONDS_MAX)}); server peak RSS"
         f" {exported.server_peak_mb:.0f} MiB, {exported.server_start_mb:.0f} MiB after start"
-        f" (bound {EXPORT_MEMORY_MB_MAX:g}: {_verdict(exported.server_peak_mb < EXPORT_MEMORY_MB_MAX)});"
+        f" (bound {EXPORT_MEMORY_MB_MAX:g}: {verdict(exported.server_peak_mb < EXPORT_MEMORY_MB_MAX)});"
         f" {'every transaction' if export_ok else 'ROWS MISSING'}",
         flush=True,
     )
@@ -660,19 +667,11 @@ def _run(arguments: argparse.Namespace, directory: Path) -> int:
         f"database   {counts['transactions']:,} transactions, {counts['postings']:,} postings,"
         f" {counts['audit_entries']:,} audit entries, {counts['database_bytes'] / 1e9:.2f} GB"
     )
-    print(f"load average before {_load(report.load_before)}, after {_load(report.load_after)}")
+    print(f"load average before {format_load(report.load_before)}, after {format_load(report.load_after)}")
     print("SCALE_RESULT " + json.dumps(asdict(report), separators=(",", ":")))
     if arguments.json:
         arguments.json.write_text(json.dumps(asdict(report), indent=2))
     return 0 if report.passed else 1
-
-
-def _load(load: Sequence[float]) -> str:
-    return " ".join(f"{value:.2f}" for value in load)
-
-
-def _verdict(ok: bool) -> str:
-    return "meets" if ok else "below"
 
 
 if __name__ == "__main__":

@@ -138,9 +138,9 @@ async def test_a_run_planned_ahead_credits_every_line_once(world: World, monkeyp
     process, as in production); on PostgreSQL it works every step out itself; the ledger comes out
     the same, and a rerun credits nothing. (A client in two steps side by side, a line without its
     account and a stale plan: ``tests/test_credit_run_bulk.py``.)"""
-    import wallet.service
+    import wallet.service.organizer
 
-    monkeypatch.setattr(wallet.service, "CREDIT_RUN_BATCH_BUDGETS", 2)
+    monkeypatch.setattr(wallet.service.organizer, "CREDIT_RUN_BATCH_BUDGETS", 2)
     storage = world.service.storage
     planned: list[bool] = []
     called_at: list[datetime] = []  # each step's own time, as the service calls it

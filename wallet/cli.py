@@ -166,9 +166,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(settings: Settings, arguments: argparse.Namespace) -> int:
-    from aiohttp import web
-
-    from wallet.api.app import create_app
+    from wallet.api.app import create_app, serve
     from wallet.eventloop import new_event_loop
 
     host = arguments.host if arguments.host is not None else settings.host
@@ -181,14 +179,13 @@ def _serve(settings: Settings, arguments: argparse.Namespace) -> int:
 
         return supervise(settings, host, port, settings.workers)
     app = create_app(settings)
-    web.run_app(
+    serve(
         app,
         loop=new_event_loop(settings.event_loop),
         host=host,
         port=port,
-        access_log=None,
         shutdown_timeout=settings.shutdown_timeout_seconds,
-        print=lambda message: print(message, file=sys.stderr, flush=True),
+        announce=lambda message: print(message, file=sys.stderr, flush=True),
     )
     return EXIT_OK
 

@@ -36,10 +36,8 @@ def rfc3339(moment: datetime) -> str:
     if last[0] is moment:  # a charge formats its one ``now`` several times; a datetime never changes
         return last[1]
     utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
-    # What ``utc.isoformat(timespec="milliseconds")`` with ``Z`` for ``+00:00`` gives, written out
-    # from tables of digits: isoformat builds its text with PyUnicode_FromFormat, and ``%`` with
-    # seven ``%0Nd`` fields converts each number to text, together three times the cost of these
-    # lookups (a charge formats two or three moments in the writer alone).
+    # ``utc.isoformat(timespec="milliseconds")`` with ``Z`` for ``+00:00``, from tables of digits:
+    # a charge formats several moments, and isoformat or ``%`` cost several times these lookups.
     text = (
         f"{_YEARS[utc.year]}-{_TWO_DIGITS[utc.month]}-{_TWO_DIGITS[utc.day]}T{_TWO_DIGITS_COLON[utc.hour]}"
         f"{_TWO_DIGITS_COLON[utc.minute]}{_TWO_DIGITS[utc.second]}{_MILLISECONDS_Z[utc.microsecond // 1000]}"

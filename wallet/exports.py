@@ -128,8 +128,7 @@ class Encoder:
         buffer = io.StringIO()
         writer = csv.writer(buffer, delimiter=self._delimiter, lineterminator="\r\n")
         if self.format is ExportFormat.CSV:
-            # The columns as they are, None as "" (which is how the csv module writes None), each
-            # page in one call into C: a million rows a file (docs/performance.md).
+            # The columns as they are, None as "" (as the csv module writes None), a page in one call.
             columns = itemgetter(*self.columns) if len(self.columns) > 1 else lambda r: (r[self.columns[0]],)
             writer.writerows(map(columns, records))
         else:
@@ -176,8 +175,8 @@ async def write_export(
     """Write the header and every page as it comes; return the number of rows written.
 
     The next page is read while this one is encoded and written: the database reads in a reader
-    thread, mostly without the GIL, so on two cores its half of the work overlaps this half
-    (docs/performance.md). One page ahead at most: memory stays bounded by two pages."""
+    thread, mostly without the GIL, so on two cores the two halves overlap. One page ahead at
+    most: memory stays bounded by two pages."""
     await write(encoder.header())
     count = 0
     reading: asyncio.Future[list[dict[str, Any]] | None] = asyncio.ensure_future(anext(pages, None))

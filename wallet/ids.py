@@ -1,14 +1,11 @@
 """Opaque identifiers: a short type prefix, the time in milliseconds, then 96 random bits.
 
-The time comes first so that new ids sort after older ones: the unique index on an id column
-then grows at its right edge, where the previous insert already left the page in the cache,
-instead of dirtying a random page per insert. Random pages are most of what a commit writes:
-with time-ordered ids a batch of charges writes about a third fewer pages to the WAL (see
-docs/performance.md). Nothing may parse an id; the time in it is not a creation time to rely on.
+The time comes first so that new ids sort after older ones: an id index grows at its right edge
+instead of dirtying a random page per insert, which is most of what a commit writes. Nothing may
+parse an id; the time in it is not a creation time to rely on.
 
-The random bits come from the OS (``os.urandom``), read a block at a time: one system
-call, which also hands the GIL to the other thread, per ``RANDOM_BLOCK_IDS`` ids rather than per id.
-A forked child forgets its parent's unused values, so two processes never hand out the same bits.
+The random bits come from ``os.urandom``, a block of ``RANDOM_BLOCK_IDS`` ids at a time. A forked
+child forgets its parent's unused values, so two processes never hand out the same bits.
 """
 
 from __future__ import annotations
@@ -17,7 +14,7 @@ import os
 import time
 from collections import deque
 
-RANDOM_BYTES = 12  # 96 bits: as unguessable as before the time was added
+RANDOM_BYTES = 12  # 96 bits: unguessable
 RANDOM_BLOCK_IDS = 256
 
 # Random parts not handed out yet. ``popleft`` is atomic: a value goes to one caller only, in

@@ -13,7 +13,7 @@ def encoder_once(encoder: json.JSONEncoder) -> Callable[[Any], str]:
     reference markers) built once. What it encodes in this service is a tree (a record, a request
     body as parsed, an outcome, a list of ids), never a structure that contains itself, so the
     output is the same."""
-    if c_make_encoder is None or encoder.indent is not None:  # a Python without _json: as before
+    if c_make_encoder is None or encoder.indent is not None:  # a Python without _json: the plain encoder
         return encoder.encode
     escape = encode_basestring_ascii if encoder.ensure_ascii else encode_basestring
     make = c_make_encoder(

@@ -1,124 +1,236 @@
 """Every setting in one place, read from ``WALLET_*`` environment variables, each with a safe default.
 
-A bad value stops start-up with a message naming the variable (``SettingsError``).
+Each setting is declared once, in ``Settings``, with its default and its help; ``wallet --help``
+and the tables in README.md and docs/configuration.md are made from those declarations
+(``python -m wallet.settings --update``). A bad value stops start-up with a message naming the
+variable (``SettingsError``).
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from wallet.eventloop import EVENT_LOOPS
 from wallet.ledger.errors import ValidationError
 from wallet.ledger.schedule import parse_days
 
+T = TypeVar("T")
+
 
 class SettingsError(ValueError):
     """A ``WALLET_*`` variable has a value the service cannot run with."""
 
 
+def setting(default: T, help: str, *, may_be_empty: bool = False, may_be_zero: bool = False) -> T:
+    """Declare one setting: its default, its help, and the exceptions to the checks every value gets
+    (text must not be blank unless ``may_be_empty``; a number must be positive, or not negative
+    when ``may_be_zero``)."""
+    return field(default=default, metadata={"help": help, "may_be_empty": may_be_empty, "may_be_zero": may_be_zero})
+
+
 @dataclass(frozen=True)
 class Settings:
     # Where things live.
-    db: str = "data/wallet.db"
-    signing_key: str = "data/signing-key.pem"
-    # Key rotation: earlier signing keys (private or public PEM files, comma-separated) whose
-    # tokens are still accepted until they expire. New tokens are signed with signing_key only.
-    verification_keys: str = ""
-    sms_outbox: str = "data/sms-outbox.jsonl"
-    host: str = "127.0.0.1"
-    port: int = 8080
+    db: str = setting(
+        "data/wallet.db",
+        "The SQLite database file (created with its directory on first start), or a PostgreSQL DSN "
+        "`postgresql://user@host:5432/db` (the schema is created or migrated on start; `?search_path=name` picks "
+        "a schema other than `public`).",
+    )
+    signing_key: str = setting(
+        "data/signing-key.pem",
+        "The Ed25519 private key (PEM) that signs tokens; created on first use. The HMAC secret "
+        "(`hmac-secret.key`) and the phone-number key are created beside it: keep the directory private and "
+        "backed up.",
+    )
+    verification_keys: str = setting(
+        "",
+        "Key rotation: earlier signing keys (PEM paths, comma-separated) whose tokens stay valid until they "
+        "expire. Each must exist.",
+        may_be_empty=True,
+    )
+    sms_outbox: str = setting(
+        "data/sms-outbox.jsonl",
+        'Every SMS is appended here as a JSON line `{"to", "text"}` (development and tests).',
+    )
+    host: str = setting("127.0.0.1", "The address `wallet serve` listens on (`0.0.0.0` in the container).")
+    port: int = setting(8080, "The port `wallet serve` listens on (1–65535).")
     # Tokens.
-    token_issuer: str = "personal-budget-wallet"
-    token_audience: str = "personal-budget-wallet-api"
-    token_ttl_seconds: int = 3600
-    token_max_ttl_seconds: int = 86_400
-    token_cache_entries: int = 10_000
+    token_issuer: str = setting("personal-budget-wallet", "The `iss` of every token, checked on every request.")
+    token_audience: str = setting("personal-budget-wallet-api", "The `aud` of every token, checked on every request.")
+    token_ttl_seconds: int = setting(3600, "Token lifetime.")
+    token_max_ttl_seconds: int = setting(86_400, "The longest lifetime `wallet token --ttl` may ask for.")
+    token_cache_entries: int = setting(10_000, "Verified tokens kept in memory until they expire.")
     # Requests.
-    max_body_bytes: int = 65_536
-    page_size_default: int = 50
-    page_size_max: int = 200
-    idempotency_key_max_length: int = 255
-    idempotency_retention_hours: int = 48
-    # Settlements and exports: the most lines one batch closes (the rest wait for the next), and
-    # the rows an export reads per page (its memory bound, whatever the file's size).
-    settlement_items_max: int = 20_000
-    export_page_rows: int = 1000
-    # Invoice reconciliation: the largest document accepted, and the most invoices in one.
-    reconciliation_max_bytes: int = 5_000_000
-    reconciliation_invoices_max: int = 1000
-    # Identity checks.
-    otp_ttl_seconds: int = 300
-    otp_max_attempts: int = 5
-    # How long a charge made with identity method "app" waits for the client's approval.
-    approval_ttl_seconds: int = 300
-    identity_failures_max: int = 5
-    identity_failures_window_seconds: int = 900
-    provider_identity_failures_max: int = 20
-    provider_charges_per_second: int = 50
-    provider_charges_burst: int = 100
-    login_code_ttl_seconds: int = 300
-    login_code_max_attempts: int = 5
-    login_requests_max: int = 5
-    login_requests_window_seconds: int = 900
-    # The writer.
-    writer_queue_max: int = 10_000
-    writer_batch_max: int = 64
-    # SQLite: run the writer in a process of its own (its own core and GIL, fed units as data over a
-    # private socket pair) rather than a thread of the serving process. PostgreSQL: no effect.
-    writer_process: bool = True
-    # HTTP worker processes of ``wallet serve`` on one port (SO_REUSEPORT), one writer for all of
-    # them (wallet/workers.py); 1 serves from the one process. About one per core.
-    workers: int = 1
-    reader_connections: int = 4
-    # PostgreSQL (WALLET_DB=postgresql://...): how many times a write batch is run again after a
-    # serialization failure or deadlock, and how long a node waits for the cluster-wide write lock
-    # (held by another node's transaction) before answering 503.
-    postgres_retry_attempts: int = 5
-    postgres_lock_timeout_seconds: int = 10
-    # /readyz: the writer counts as stalled when writes wait and no batch has ended for this long;
-    # each readiness check (a read) must answer within readiness_timeout_seconds.
-    writer_stall_seconds: int = 30
-    readiness_timeout_seconds: int = 2
-    # Live wallet events (GET /v1/me/events): a heartbeat comment this often; at most this many
-    # streams per wallet and in all; a write that waits longer than the timeout (a reader that does
-    # not read) ends its stream; a stream lasts at most this long, then the client reconnects with
-    # Last-Event-ID (and a token that is still valid); events read from the log per query.
-    events_heartbeat_seconds: int = 15
-    events_streams_per_client_max: int = 5
-    events_streams_max: int = 1000
-    events_write_timeout_seconds: int = 10
-    events_stream_max_seconds: int = 3600
-    events_batch_max: int = 200
+    max_body_bytes: int = setting(
+        65_536,
+        "The largest request body on every route but reconciliations (413 `payload_too_large` beyond, before "
+        "anything else is done).",
+    )
+    max_request_line_bytes: int = setting(
+        8000,
+        "The longest request line the HTTP parser reads (414 `uri_too_long` beyond). Must differ from "
+        "`WALLET_MAX_HEADER_FIELD_BYTES`: the parser tells the two apart only by the limit it hit.",
+    )
+    max_header_field_bytes: int = setting(
+        8190, "The longest header field, name and value (431 `headers_too_large` beyond)."
+    )
+    max_header_fields: int = setting(128, "The most header fields in one request (431 `headers_too_large` beyond).")
+    page_size_default: int = setting(50, "List page size when `limit` is not given.")
+    page_size_max: int = setting(200, "The largest `limit` a list accepts.")
+    idempotency_key_max_length: int = setting(255, "The longest `Idempotency-Key` header.")
+    idempotency_retention_hours: int = setting(
+        48,
+        "Idempotency keys are kept this long, then purged hourly (the effects stay).",
+    )
+    # Settlements, exports and invoice reconciliation.
+    settlement_items_max: int = setting(
+        20_000,
+        "The most lines one settlement batch closes; the rest wait for the next (`more_to_settle`).",
+    )
+    export_page_rows: int = setting(
+        1000,
+        "Rows an export reads and writes at a time: its memory bound, whatever the file's size.",
+    )
+    reconciliation_max_bytes: int = setting(5_000_000, "The largest invoice document `POST /v1/reconciliations` reads.")
+    reconciliation_invoices_max: int = setting(1000, "The most invoices in one document.")
+    # Identity checks and guessing limits.
+    otp_ttl_seconds: int = setting(300, "Lifetime of a charge's SMS code; the hold is voided after it.")
+    otp_max_attempts: int = setting(5, "Wrong codes before the charge is voided.")
+    approval_ttl_seconds: int = setting(
+        300,
+        "How long a charge made with identity method `app` waits for the client's approval.",
+    )
+    identity_failures_max: int = setting(
+        5,
+        "Failed identity checks per wallet in the window before 429 `rate_limited`.",
+    )
+    identity_failures_window_seconds: int = setting(900, "The window of the identity-check limits.")
+    provider_identity_failures_max: int = setting(
+        20,
+        "Failed identity checks by one provider (across wallets) in the window before 429.",
+    )
+    provider_charges_per_second: int = setting(
+        50,
+        "Charge attempts per provider per second (a token bucket, per process) before 429.",
+    )
+    provider_charges_burst: int = setting(100, "The bucket's size: a burst of charge attempts allowed at once.")
+    login_code_ttl_seconds: int = setting(300, "Lifetime of a client's login code.")
+    login_code_max_attempts: int = setting(5, "Wrong guesses of one login code before it is spent.")
+    login_requests_max: int = setting(5, "Login codes per phone in the window before 429.")
+    login_requests_window_seconds: int = setting(900, "The window of the login-code limit.")
+    # The writer and the readers.
+    writer_queue_max: int = setting(10_000, "Writes queued for the single writer before 503 `unavailable`.")
+    writer_batch_max: int = setting(64, "Writes that share one commit (group commit).")
+    writer_process: bool = setting(
+        True,
+        "SQLite: the writer runs in a process of its own (its own core and GIL; units sent to it as data over a "
+        "private socket pair) instead of a thread of the serving process. `false` keeps it a thread. No effect on "
+        "PostgreSQL.",
+    )
+    workers: int = setting(
+        1,
+        "HTTP worker processes of `wallet serve`, all on one port (`SO_REUSEPORT`), writing through one writer "
+        "process (SQLite) or each its own writer (PostgreSQL); about one per core. Per worker, as per node: the "
+        "per-provider charge throttle, the event-stream caps, `/metrics`. See `wallet/workers.py`.",
+    )
+    reader_connections: int = setting(
+        4,
+        "Read-only connections: SQLite readers, or the size of the PostgreSQL read pool.",
+    )
+    # PostgreSQL.
+    postgres_retry_attempts: int = setting(
+        5,
+        "PostgreSQL: times a write batch is run in all when PostgreSQL reports a serialization failure or "
+        "deadlock; then 503.",
+    )
+    postgres_lock_timeout_seconds: int = setting(
+        10,
+        "PostgreSQL: how long a node waits for the cluster-wide write lock before answering 503 `unavailable`.",
+    )
+    # Readiness (/readyz).
+    writer_stall_seconds: int = setting(
+        30,
+        "`/readyz`: the writer counts as stalled when writes wait and no batch has ended for this long.",
+    )
+    readiness_timeout_seconds: int = setting(2, "`/readyz`: the database read must answer within this.")
+    # Live wallet events (GET /v1/me/events).
+    events_heartbeat_seconds: int = setting(
+        15,
+        "`GET /v1/me/events`: a comment line after this long without an event. Less than "
+        "`WALLET_EVENTS_STREAM_MAX_SECONDS`.",
+    )
+    events_streams_per_client_max: int = setting(5, "Open event streams per wallet.")
+    events_streams_max: int = setting(1000, "Open event streams in all.")
+    events_write_timeout_seconds: int = setting(
+        10,
+        "A stream whose reader does not take a write for this long is ended.",
+    )
+    events_stream_max_seconds: int = setting(
+        3600,
+        "A stream lasts at most this long; the client reconnects with `Last-Event-ID`.",
+    )
+    events_batch_max: int = setting(200, "Events read from the log per query.")
     # Background jobs.
-    hold_sweep_interval_seconds: int = 5
-    credit_run_interval_seconds: int = 3600
-    auto_credit_run: bool = True
-    # Automatic settlement (the organizer's schedule, wallet/ledger/schedule.py): on these days of
-    # the month, in the organizer's time zone, every provider whose unsettled net (lines made
-    # before the day began) is at least settlement_min_amount cents gets one batch; the check runs
-    # this often, and once per provider per day has any effect.
-    auto_settlement: bool = True
-    settlement_days: str = "1,8,16,24"
-    settlement_min_amount: int = 0
-    settlement_check_interval_seconds: int = 3600
-    # The organizer's usage report (GET /v1/reports/usage): from this day of the month on (or once the
-    # month is over), a client who has used less than this percentage of the month's budget is
-    # flagged low_use, a surplus building up.
-    usage_low_use_from_day: int = 20
-    usage_low_use_percent: int = 50
-    timezone: str = "Europe/Helsinki"
-    shutdown_timeout_seconds: int = 20
-    # The HTTP processes' event loop: "uvloop" (libuv, less CPU a request) or "asyncio" (the
-    # standard library's selector loop). The writer process and the CLI run no such loop.
-    event_loop: str = "uvloop"
-    # Logs: "console" (readable) or "json" (one JSON object a line).
-    log_format: str = "console"
-    log_level: str = "info"
+    hold_sweep_interval_seconds: int = setting(5, "How often expired holds are voided.")
+    credit_run_interval_seconds: int = setting(
+        3600,
+        "How often the service checks whether this month's credit run is done.",
+    )
+    auto_credit_run: bool = setting(True, "Whether the service runs the monthly credit run by itself.")
+    auto_settlement: bool = setting(True, "Whether the service settles providers by itself on the settlement days.")
+    settlement_days: str = setting(
+        "1,8,16,24",
+        "Days of the month (organizer's time zone) on which every provider's unsettled lines made before that day "
+        "are closed into a batch.",
+    )
+    settlement_min_amount: int = setting(
+        0,
+        "The smallest net, in cents, an automatic batch is made for; below it the lines wait for the next day (0: "
+        "any non-zero net).",
+        may_be_zero=True,
+    )
+    settlement_check_interval_seconds: int = setting(
+        3600,
+        "How often the service checks whether a settlement day's batches are made.",
+    )
+    # The organizer's usage report and time zone.
+    usage_low_use_from_day: int = setting(
+        20,
+        "`GET /v1/reports/usage`: from this day of the month (organizer's time zone) on, or once the month is "
+        "over, clients who have used little are flagged `low_use` (1–31).",
+    )
+    usage_low_use_percent: int = setting(
+        50,
+        "A client is `low_use` when the month's use (captures less refunds) is below this percentage of the "
+        "month's budget, all lines together (1–100).",
+    )
+    timezone: str = setting(
+        "Europe/Helsinki",
+        "The organizer's time zone: what \"this month\" and an export's days mean.",
+    )
+    # The process.
+    shutdown_timeout_seconds: int = setting(
+        20,
+        "On SIGTERM, how long requests in flight may take; then queued writes are finished and the process exits. "
+        "Give the container's stop timeout more than this.",
+    )
+    event_loop: str = setting(
+        "uvloop",
+        "The HTTP processes' event loop: `uvloop` (libuv; less CPU a request) or `asyncio` (the standard "
+        "library's selector loop). The writer process and the CLI run no such loop. `uvloop` needs the package (a "
+        "dependency, not on Windows).",
+    )
+    log_format: str = setting("console", "`console` (readable) or `json` (one JSON object a line, for production).")
+    log_level: str = setting("info", "`debug`, `info`, `warning` or `error`.")
 
     @property
     def uses_postgres(self) -> bool:
@@ -145,28 +257,28 @@ class Settings:
     def from_env(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         environ = os.environ if environ is None else environ
         values: dict[str, object] = {}
-        for field in fields(Settings):
-            name = f"WALLET_{field.name.upper()}"
+        for declared in fields(Settings):
+            name = f"WALLET_{declared.name.upper()}"
             raw = environ.get(name)
             if raw is None or raw == "":
                 continue
-            values[field.name] = _convert(name, raw, field.default)
+            values[declared.name] = _convert(name, raw, declared.default)
         values.update(overrides)
         settings = Settings(**values)  # type: ignore[arg-type]
         settings.validate()
         return settings
 
     def validate(self) -> None:
-        for field in fields(self):
-            value, variable = getattr(self, field.name), f"WALLET_{field.name.upper()}"
-            if type(value) is not type(field.default):
-                raise SettingsError(f"{variable} must be a {type(field.default).__name__}, not {value!r}")
-            if isinstance(value, int) and not isinstance(value, bool) and field.name in _MAY_BE_ZERO:
+        for declared in fields(self):
+            value, variable = getattr(self, declared.name), f"WALLET_{declared.name.upper()}"
+            if type(value) is not type(declared.default):
+                raise SettingsError(f"{variable} must be a {type(declared.default).__name__}, not {value!r}")
+            if isinstance(value, int) and not isinstance(value, bool) and declared.metadata["may_be_zero"]:
                 if value < 0:
                     raise SettingsError(f"{variable} must not be negative")
             elif isinstance(value, int) and not isinstance(value, bool) and value <= 0:
                 raise SettingsError(f"{variable} must be a positive integer")  # every number is a limit
-            if isinstance(value, str) and field.name not in _MAY_BE_EMPTY and not value.strip():
+            if isinstance(value, str) and not declared.metadata["may_be_empty"] and not value.strip():
                 raise SettingsError(f"{variable} must not be empty")
         for name in ("db", "signing_key", "sms_outbox"):
             if name == "db" and self.uses_postgres:
@@ -181,6 +293,8 @@ class Settings:
             raise SettingsError("WALLET_WRITER_BATCH_MAX must not exceed WALLET_WRITER_QUEUE_MAX")
         if self.port > 65535:
             raise SettingsError("WALLET_PORT must be at most 65535")
+        if self.max_request_line_bytes == self.max_header_field_bytes:
+            raise SettingsError("WALLET_MAX_REQUEST_LINE_BYTES must differ from WALLET_MAX_HEADER_FIELD_BYTES")
         if self.page_size_default > self.page_size_max:
             raise SettingsError("WALLET_PAGE_SIZE_DEFAULT must not exceed WALLET_PAGE_SIZE_MAX")
         if self.token_ttl_seconds > self.token_max_ttl_seconds:
@@ -216,12 +330,6 @@ class Settings:
             raise SettingsError(f"WALLET_TIMEZONE: unknown time zone {self.timezone!r}") from error
 
 
-# Settings whose empty value means "none"; every other text setting must have a value.
-_MAY_BE_EMPTY = frozenset({"verification_keys"})
-# Numbers for which zero means "no minimum"; every other number is a limit and must be positive.
-_MAY_BE_ZERO = frozenset({"settlement_min_amount"})
-
-
 def _convert(name: str, raw: str, default: object) -> object:
     if isinstance(default, bool):
         lowered = raw.strip().lower()
@@ -238,6 +346,75 @@ def _convert(name: str, raw: str, default: object) -> object:
     return raw
 
 
+@dataclass(frozen=True)
+class Setting:
+    """One declared setting, as ``wallet --help`` and the docs show it."""
+
+    name: str
+    default: object
+    help: str
+
+    @property
+    def variable(self) -> str:
+        return f"WALLET_{self.name.upper()}"
+
+    @property
+    def shown_default(self) -> str:
+        """The default as the environment would spell it: ``true``, ``86400``, or ``(none)`` when empty."""
+        if isinstance(self.default, bool):
+            return str(self.default).lower()
+        return str(self.default) if self.default != "" else "(none)"
+
+
+SETTINGS: tuple[Setting, ...] = tuple(
+    Setting(declared.name, declared.default, declared.metadata["help"]) for declared in fields(Settings)
+)
+
+
 def describe() -> list[tuple[str, object]]:
-    """Every variable with its default, for ``wallet --help`` and README."""
-    return [(f"WALLET_{field.name.upper()}", field.default) for field in fields(Settings)]
+    """Every variable with its default, for ``wallet --help``."""
+    return [(declared.variable, declared.default) for declared in SETTINGS]
+
+
+# The generated table sits between these two lines in README.md and docs/configuration.md.
+TABLE_BEGINS = "<!-- settings table: generated from wallet/settings.py by `python -m wallet.settings --update` -->"
+TABLE_ENDS = "<!-- end of the settings table -->"
+DOCUMENTS = ("README.md", "docs/configuration.md")
+
+
+def markdown_table() -> str:
+    """Every variable with its default and help, one row each, as a Markdown table."""
+    rows = ["| Variable | Default | Meaning |", "|---|---|---|"]
+    for declared in SETTINGS:
+        default = declared.shown_default if declared.default == "" else f"`{declared.shown_default}`"
+        meaning = declared.help.replace("|", r"\|")
+        rows.append(f"| `{declared.variable}` | {default} | {meaning} |")
+    return "\n".join(rows) + "\n"
+
+
+def with_table(document: str) -> str:
+    """``document`` with the text between its table markers replaced by the generated table."""
+    start, end = document.find(TABLE_BEGINS), document.find(TABLE_ENDS)
+    if start < 0 or end < start:
+        raise ValueError(f"the document has no {TABLE_BEGINS!r} ... {TABLE_ENDS!r} markers")
+    return document[: start + len(TABLE_BEGINS)] + "\n" + markdown_table() + document[end:]
+
+
+def main(arguments: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m wallet.settings", description=__doc__.splitlines()[0])
+    action = parser.add_mutually_exclusive_group(required=True)
+    action.add_argument("--markdown", action="store_true", help="print the settings table")
+    action.add_argument("--update", action="store_true", help=f"rewrite the table in {' and '.join(DOCUMENTS)}")
+    options = parser.parse_args(arguments)
+    if options.markdown:
+        sys.stdout.write(markdown_table())
+        return 0
+    root = Path(__file__).resolve().parent.parent
+    for name in DOCUMENTS:
+        path = root / name
+        path.write_text(with_table(path.read_text(encoding="utf-8")), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

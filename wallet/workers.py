@@ -1,23 +1,15 @@
 """Several HTTP worker processes on one port, one writer for all (``WALLET_WORKERS`` > 1).
 
-``wallet serve`` with one worker (the default) is one process that serves HTTP and starts its own
-writer process. With N workers it becomes a supervisor that serves nothing itself:
+With N workers ``wallet serve`` becomes a supervisor that serves nothing itself. It starts the
+writer process listening on a Unix socket in a private directory (0700, the socket 0600), so every
+worker's writes go to one writer in one order, as with one process (on PostgreSQL, or with
+``WALLET_WRITER_PROCESS=false``, each worker keeps its own writer and the database orders them).
+It starts N workers on the same port with ``SO_REUSEPORT``; reads run in every worker, so they
+scale with the cores; only worker 0 runs the background jobs. A worker or writer that dies is
+started again. SIGTERM or SIGINT stops the workers gracefully, then the writer, then exits 0.
 
-- It starts the writer process (``wallet.storage.sqlite.writer_process``) with a listening Unix
-  socket in a private directory (mode 0700, the socket 0600), so every worker's writes go to the
-  one writer, batched and committed together, in one order: the same single-writer rules as with
-  one process. (On PostgreSQL, or with ``WALLET_WRITER_PROCESS=false``, each worker keeps its own
-  writer and the database orders them, as several nodes do.)
-- It starts N workers, each a full app listening on the same host and port with ``SO_REUSEPORT``:
-  the kernel spreads new connections over them. Reads run in every worker on its own read
-  connections, so reads scale with the cores. Only worker 0 runs the background jobs (hold sweep,
-  credit runs, automatic settlement); each is safe to run on several nodes anyway.
-- A worker that dies is started again; so is the writer process (the workers reconnect). SIGTERM
-  or SIGINT stops the workers gracefully (each finishes its requests and has its writes answered),
-  then the writer, then the supervisor exits 0.
-
-What is per worker, as per node with PostgreSQL: the per-provider charge throttle, the caps on
-open event streams, the token cache, and ``/metrics`` (a scrape sees the worker that answered it).
+Per worker, as per node on PostgreSQL: the charge throttle, the event-stream caps, the token cache
+and ``/metrics``.
 """
 
 from __future__ import annotations
@@ -217,9 +209,7 @@ def run_worker(argv: list[str]) -> int:
     supervisor's writer process when given its socket."""
     import argparse
 
-    from aiohttp import web
-
-    from wallet.api.app import create_app
+    from wallet.api.app import create_app, serve
     from wallet.eventloop import new_event_loop
     from wallet.logs import PROCESS_FIELDS, configure
 
@@ -234,14 +224,12 @@ def run_worker(argv: list[str]) -> int:
     PROCESS_FIELDS["worker"] = arguments.index
     structlog.contextvars.bind_contextvars(worker=arguments.index)
     app = create_app(settings, background_jobs=arguments.index == 0, writer_socket=arguments.writer_socket)
-    web.run_app(
+    serve(
         app,
         loop=new_event_loop(settings.event_loop),
         host=arguments.host,
         port=arguments.port,
         reuse_port=True,
-        access_log=None,
         shutdown_timeout=settings.shutdown_timeout_seconds,
-        print=None,
     )
     return 0

@@ -1,10 +1,11 @@
-"""The application factory, its resources and its route table."""
+"""The application factory, its resources and its route table, and ``serve``: how a process runs it."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -13,8 +14,8 @@ from wallet.api import handlers as h
 from wallet.api import me
 from wallet.api.keys import SERVICE, SETTINGS
 from wallet.api.metrics import METRICS, Metrics
-from wallet.api.middlewares import SHUTTING_DOWN, frame
-from wallet.api.operations import CREDIT_RUN_JOB, JOBS, Jobs
+from wallet.api.middlewares import SHUTTING_DOWN, ProblemRequestHandler, frame
+from wallet.api.readiness import CREDIT_RUN_JOB, JOBS, Jobs
 from wallet.bootstrap import open_service
 from wallet.clock import Clock
 from wallet.service import IDEMPOTENCY_PURGE_INTERVAL_SECONDS
@@ -25,6 +26,8 @@ from wallet.web import routes as page_routes
 
 log = structlog.get_logger(__name__)
 BACKGROUND_TASKS = web.AppKey("background_tasks", list)
+
+KEEPALIVE_SECONDS = 75.0  # an idle connection is closed after this (web.run_app's default)
 
 
 def routes(app: web.Application) -> None:
@@ -90,7 +93,15 @@ def create_app(
 ) -> web.Application:
     """The service's app. ``writer_socket``: an HTTP worker's (``wallet.workers``) path to the
     writer process its supervisor runs; otherwise the storage starts its own writer."""
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[frame])
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[frame],
+        handler_args={
+            "max_line_size": settings.max_request_line_bytes,
+            "max_field_size": settings.max_header_field_bytes,
+            "max_headers": settings.max_header_fields,
+        },
+    )
     app[SETTINGS] = settings
     app[METRICS] = metrics = Metrics()  # a registry of its own: many apps may live in one process
     app[JOBS] = jobs = Jobs(metrics)
@@ -185,3 +196,96 @@ async def _every(interval_seconds: int, job: Callable[[], Awaitable[object]], na
         else:
             jobs.succeeded(name)
         await asyncio.sleep(interval_seconds)
+
+
+class _ProblemServer(web.Server):
+    """aiohttp's server (a site's protocol factory) with the same arguments, whose connections are
+    ``ProblemRequestHandler``: the parser's refusals answered as the app answers its errors."""
+
+    def __init__(self, metrics: Metrics, like: web.Server) -> None:
+        super().__init__(
+            like.request_handler,
+            request_factory=like.request_factory,
+            handler_cancellation=like.handler_cancellation,
+            loop=like._loop,
+            **like._kwargs,
+        )
+        self._metrics = metrics
+
+    def __call__(self) -> web.RequestHandler:
+        return ProblemRequestHandler(self, self._metrics, loop=self._loop, **self._kwargs)  # as web.Server's
+
+
+class WalletRunner(web.AppRunner):
+    """``web.AppRunner`` whose server is a ``_ProblemServer``."""
+
+    async def _make_server(self) -> web.Server:
+        # aiohttp offers no public hook for the answers to what its parser refuses: they are made
+        # in RequestHandler.handle_error, outside the app (aio-libs/aiohttp#3287). The least private
+        # way in: this, BaseRunner's own extension point, and a web.Server subclass's factory.
+        server = await super()._make_server()  # the app started, aiohttp's server with its handler_args
+        return _ProblemServer(self.app[METRICS], server)
+
+
+def serve(
+    app: web.Application,
+    *,
+    loop: asyncio.AbstractEventLoop,
+    host: str,
+    port: int,
+    shutdown_timeout: float,
+    reuse_port: bool | None = None,
+    announce: Callable[[str], Any] | None = None,
+) -> None:
+    """Serve ``app`` until SIGINT or SIGTERM, then shut down gracefully: ``web.run_app``'s steps,
+    with a ``WalletRunner`` (``run_app`` takes no runner). ``announce`` gets the address line."""
+
+    async def run() -> None:
+        runner = WalletRunner(
+            app,
+            handle_signals=True,
+            access_log=None,
+            keepalive_timeout=KEEPALIVE_SECONDS,
+            shutdown_timeout=shutdown_timeout,
+        )
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, host, port, reuse_port=reuse_port)
+            await site.start()
+            if announce is not None:
+                announce(f"======== Running on {site.name} ========\n(Press CTRL+C to quit)")
+            await asyncio.Event().wait()  # until a signal: GracefulExit, then this task is cancelled
+        finally:
+            await runner.cleanup()  # the graceful shutdown: on_shutdown, connections drained, cleanup
+
+    main = loop.create_task(run())
+    try:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(main)
+    except (web.GracefulExit, KeyboardInterrupt):  # the runner's signal handlers raise GracefulExit
+        pass
+    finally:
+        try:
+            if not main.done():
+                main.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    loop.run_until_complete(main)
+        finally:
+            _cancel_remaining_tasks(loop)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+
+def _cancel_remaining_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    """As ``asyncio.run`` (and ``web.run_app``) end: every task left is cancelled and awaited."""
+    remaining = asyncio.all_tasks(loop)
+    if not remaining:
+        return
+    for task in remaining:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*remaining, return_exceptions=True))
+    for task in remaining:
+        if not task.cancelled() and task.exception() is not None:
+            loop.call_exception_handler(
+                {"message": "unhandled exception during shutdown", "exception": task.exception(), "task": task}
+            )

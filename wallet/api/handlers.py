@@ -28,8 +28,8 @@ from wallet.api.keys import PRINCIPAL, REQUEST_ID, SERVICE, SETTINGS
 from wallet.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from wallet.api.metrics import METRICS
 from wallet.api.middlewares import BODY_LIMIT_SETTING
-from wallet.api.operations import JOBS, readiness
 from wallet.api.problems import BadRequest
+from wallet.api.readiness import JOBS, readiness
 from wallet.auth.tokens import Role
 from wallet.exports import Encoder, ExportKind, file_name, write_export
 from wallet.ledger.charges import ChargeStatus

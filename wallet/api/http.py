@@ -24,8 +24,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 JSON_CONTENT_TYPES = ("application/json",)
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 _CURSOR_PREFIX = "c1:"
-# The lists paged by a wallet event's ``seq`` (a client's history and charges, since schema 3; they
-# were paged by the transaction's and the charge's): a cursor from before is refused, not misread.
+# The lists paged by a wallet event's ``seq`` (a client's history and charges): a cursor from
+# before schema 3 is refused, not misread.
 EVENT_CURSOR_PREFIX = "e1:"
 _LIMIT_MAX_DIGITS = 9  # more digits than any page size setting: no parsing of a 10**30 limit
 _CURSOR_MAX = 2**63 - 1  # a position is an SQLite integer
@@ -37,16 +37,14 @@ _CANONICAL_JSON = encoder_once(json.JSONEncoder(sort_keys=True, separators=(",",
 
 
 # What orjson writes otherwise than json.dumps is left to the json module: a datetime or a
-# dataclass (which json refuses, as before), an integer past 64 bits, a key that is not a string.
+# dataclass (which json then refuses), an integer past 64 bits, a key that is not a string.
 _ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 def response_json(body: Any) -> bytes:
     """``json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()``, written by orjson
-    (a fraction of the cost) for what a response holds: strings (any text, escaped alike), integers,
-    booleans, None, lists and objects with string keys. Responses carry no floats (amounts are
-    integer cents), where orjson and ``repr`` differ on exponents (1e+16 against 1e16). What orjson
-    refuses, the json module writes or refuses as it did (tests/test_response_json.py)."""
+    (the same bytes for what a response holds; no floats, where the two differ). What orjson
+    refuses goes to the json module (tests/test_response_json.py)."""
     try:
         return orjson.dumps(body, option=_ORJSON_OPTIONS)
     except orjson.JSONEncodeError:

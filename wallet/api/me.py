@@ -108,14 +108,15 @@ async def my_events(request: web.Request) -> web.StreamResponse:
                     break  # the client went away
                 if not woken and loop.time() - last_write >= settings.events_heartbeat_seconds:
                     await send(b": heartbeat\n\n")
+            await response.write_eof()  # raises as a write does when the client has gone
         except _Stalled:
             log.info("event_stream_stalled", client_id=principal.client_id, last_event_id=after)
             if request.transport is not None:
                 request.transport.close()
-            return response
-        except ConnectionResetError:  # the client went away mid-write
-            return response
-        await response.write_eof()
+        except ConnectionResetError:
+            # The client went away, mid-write or before the end: how a stream normally ends. It saw
+            # 200 and so the stream is recorded (not 499, which is for a client gone before the answer).
+            pass
         return response
 
 

@@ -51,11 +51,9 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
-        # The request metrics are plain numbers, counted on the event loop's thread (the only one
-        # that answers requests) and rendered by _RequestCollector: prometheus-client's children
-        # take a lock, and its histogram a scan of its buckets, on every request.
-        # By (method, route, status): the answers; by (method, route): the durations' buckets (not
-        # cumulative; the last is +Inf) and their sum. Bounded label values only, as above.
+        # Request metrics are plain numbers counted on the event loop's thread (the only one that
+        # answers requests), rendered by _RequestCollector: prometheus-client would lock per request.
+        # By (method, route, status): answers; by (method, route): per-bucket counts (last +Inf), sum.
         self.requests_answered: dict[tuple[str, str, int], int] = {}
         self.request_durations: dict[tuple[str, str], tuple[list[int], list[float]]] = {}
         self.in_progress = 0  # requests being answered
@@ -164,8 +162,8 @@ class Metrics:
 
 
 class _ChargeOutcome:
-    """What ``Metrics.charge_outcome`` returns: a context manager as a small class rather than a
-    generator (``contextlib.contextmanager`` builds a generator and its wrapper on every charge)."""
+    """What ``Metrics.charge_outcome`` returns: a context manager as a small class, cheaper per
+    charge than ``contextlib.contextmanager``."""
 
     __slots__ = ("_metrics", "_step")
 

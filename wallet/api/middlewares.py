@@ -1,7 +1,6 @@
 """Request ids, access logs, metrics, admission, and errors rendered as problem+json: one middleware.
 
-``frame`` does, around every handler, what four middlewares did, in their order from the outside
-in (each middleware was one more coroutine and frame on every request):
+``frame`` does, around every handler, from the outside in:
 
 1. the request id (``X-Request-Id`` taken when well formed, else made) bound to the request's log
    context and answered in ``X-Request-Id``; the access log at info;
@@ -10,6 +9,9 @@ in (each middleware was one more coroutine and frame on every request):
 3. errors rendered as problem+json (operation errors by their code, HTTP errors of 400 and up,
    anything else as 500, logged); a redirect or the like goes on as raised;
 4. admission: 503 while shutting down, then 413 for a declared body over the route's limit.
+
+What aiohttp's HTTP parser refuses never reaches ``frame``: ``ProblemRequestHandler`` answers it
+alike (problem+json, a request id, counted, an access line), and logs none of its bytes.
 """
 
 from __future__ import annotations
@@ -20,23 +22,24 @@ import random
 import re
 import secrets
 import time
+from typing import Any
 
 import structlog
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 
 from wallet import logs
 from wallet.api.http import Handler
 from wallet.api.keys import REQUEST_ID, SETTINGS
-from wallet.api.metrics import CLIENT_CLOSED_STATUS, KNOWN_METHODS, METRICS, UNMATCHED_ROUTE
+from wallet.api.metrics import CLIENT_CLOSED_STATUS, KNOWN_METHODS, METRICS, UNMATCHED_ROUTE, Metrics
 from wallet.api.problems import from_operation_error, problem
 from wallet.ledger.errors import OperationError, Unavailable
 from wallet.logs import PROCESS_FIELDS
 
 log = structlog.get_logger("wallet.http")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")
-# Request ids only tell log lines apart: they need to be unique, not unguessable, so they come
-# from a generator seeded once from the OS rather than a system call (and a GIL hand-off to the
-# writer thread) per request.
+# Request ids only tell log lines apart: unique, not unguessable, so a generator seeded once from
+# the OS rather than a system call per request.
 _REQUEST_IDS = random.Random(secrets.randbits(128))
 
 
@@ -135,3 +138,72 @@ async def frame(request: web.Request, handler: Handler) -> web.StreamResponse:
             duration_ms=round((time.perf_counter() - started) * 1000, 2),
         )
     return response
+
+
+# aiohttp's parser names "too many headers" only in its message: no class, no count of its own.
+_TOO_MANY_HEADERS = "Too many headers received"
+# The titles of the statuses only the parser's refusals answer (not in problems.TITLES).
+_PARSER_TITLES = {414: "URI too long", 431: "Request header fields too large"}
+_NOT_READ = "other"  # the method and route of a request the parser refused: neither was read
+
+
+class ProblemRequestHandler(web.RequestHandler):
+    """aiohttp's HTTP connection, whose answers to what its parser refuses are the app's: a
+    problem+json with a stable code, a request id, counted and written as an access line.
+
+    aiohttp answers those in ``handle_error``, outside the app and its middlewares, as text/plain
+    that quotes the request's bytes, and logs them with a traceback at error. Here the answer names
+    the limit, and the log line only the error's class: a refused header may hold a bearer token.
+    """
+
+    __slots__ = ("_metrics",)
+
+    def __init__(self, manager: web.Server, metrics: Metrics, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self._metrics = metrics
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if request.writer.output_size > 0:  # as aiohttp: an answer has begun, there is no other to send
+            raise ConnectionError("Response is sent already, cannot send another response with the error message")
+        request_id = new_request_id()
+        structlog.contextvars.bind_contextvars(request_id=request_id, **PROCESS_FIELDS)
+        if isinstance(exc, HttpProcessingError):
+            response = self._refusal(exc)
+            # No clock to read: aiohttp starts its own just before this call, answering at once.
+            self._metrics.request_answered(_NOT_READ, UNMATCHED_ROUTE, response.status, 0.0)
+            if logs.enabled(logging.INFO):
+                log.info(
+                    "request",
+                    method=_NOT_READ,
+                    route=UNMATCHED_ROUTE,
+                    status=response.status,
+                    duration_ms=0.0,
+                    error=type(exc).__name__,
+                )
+        else:  # an exception that escaped frame (none should): as frame answers one
+            log.error("unhandled_error", exc_info=exc)
+            response = problem(500, "internal_error", "an unexpected error; it has been logged")
+        response.headers["X-Request-Id"] = request_id
+        response.force_close()  # the parser's state is lost: the connection ends with this answer
+        return response
+
+    def _refusal(self, error: HttpProcessingError) -> web.Response:
+        """431 for a header field over ``max_field_size`` or more than ``max_headers`` of them (RFC
+        6585), 414 for a request target over ``max_line_size`` (RFC 9112 section 3), 400 otherwise.
+        A LineTooLong names the limit it hit, which is how a header tells from the request line."""
+        if isinstance(error, LineTooLong):
+            if error.args[1] == self.max_line_size and self.max_line_size != self.max_field_size:
+                detail = f"the request line is longer than {self.max_line_size} bytes"
+                return problem(414, "uri_too_long", detail, title=_PARSER_TITLES[414])
+            detail = f"a header field is longer than {self.max_field_size} bytes"
+            return problem(431, "headers_too_large", detail, title=_PARSER_TITLES[431])
+        if error.message == _TOO_MANY_HEADERS:
+            detail = f"more than {self.max_headers} header fields"
+            return problem(431, "headers_too_large", detail, title=_PARSER_TITLES[431])
+        return problem(400, "invalid_request", "the request is not well-formed HTTP/1.1")

@@ -17,8 +17,8 @@ class Hasher:
     """HMAC-SHA256 under the server secret, with a purpose label so hashes never cross uses."""
 
     def __init__(self, secret: bytes) -> None:
-        # Keyed once: ``hmac.new`` hashes the key's inner and outer pads on every call; a copy of
-        # the keyed state gives the same digest without that (two of a hash's four compressions).
+        # Keyed once: a copy of the keyed state gives the same digest as ``hmac.new`` without
+        # hashing the key's pads on every call.
         self._keyed = hmac.new(secret, None, hashlib.sha256)
 
     def keyed(self, purpose: str, value: str) -> str:

@@ -1,0 +1,141 @@
+"""A provider's use cases: its token, charges (with their identity checks), confirming, voiding and
+refunding them, and settling what it has charged."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import secrets
+from datetime import datetime, timedelta
+
+import structlog
+
+from wallet import logs
+from wallet.auth.hashing import six_digit_code, slow_hash, verify_slow_hash
+from wallet.auth.tokens import Principal, Role
+from wallet.clock import month_of
+from wallet.ledger.charges import IdentityMethod
+from wallet.ledger.errors import Forbidden, RateLimited, Unauthorized, ValidationError
+from wallet.ledger.money import format_euros
+from wallet.service.core import NATIONAL_ID, OTP, PHONE, IssuedToken, ServiceCore, provider_of
+from wallet.shapes import requests
+from wallet.storage.port import ChargeCommand, Idempotency, Page, Record, Written
+
+log = structlog.get_logger(__name__)
+
+
+class ProviderService(ServiceCore):
+    """A provider's use cases; charges and settlements act only for the provider its token names."""
+
+    async def token_for_credentials(self, client_id: str, client_secret: str) -> IssuedToken:
+        credential = await self.storage.get_provider_credential(client_id)
+        # Hash even when the client id is unknown, so timing does not tell which ids exist.
+        stored = credential["secret_hash"] if credential else _dummy_hash()
+        valid = await asyncio.to_thread(verify_slow_hash, client_secret, stored)
+        if credential is None or not valid:
+            raise Unauthorized("invalid client credentials", error="invalid_client")
+        if credential["status"] == "suspended":
+            raise Forbidden("the provider is suspended", error="unauthorized_client")
+        return self.mint(Role.PROVIDER, provider_id=credential["provider_id"])
+
+    async def charge(
+        self, principal: Principal, command: requests.NewCharge, idempotency: Idempotency | None
+    ) -> Written:
+        provider_id = provider_of(principal)
+        now = self.clock.now()
+        try:
+            self.charge_throttle.take(provider_id, now.timestamp())
+        except RateLimited:
+            # A replay answers its first response even in a storm: it costs nothing to repeat.
+            replay = await self.replay(idempotency)
+            if replay is None:
+                raise
+            return replay
+        code = national_id_hash = otp_hash = expires_at = None
+        if command.method is IdentityMethod.NATIONAL_ID:
+            national_id_hash = self.hasher.keyed(NATIONAL_ID, command.national_id or "")
+        elif command.method is IdentityMethod.APP:
+            # Held until the client answers in the app (the hold appears on its event stream).
+            expires_at = now + timedelta(seconds=self.settings.approval_ttl_seconds)
+        else:
+            code = six_digit_code()
+            expires_at = now + timedelta(seconds=self.settings.otp_ttl_seconds)
+            otp_hash = self.hasher.keyed(OTP, code)
+        charge_command = ChargeCommand(
+            provider_id=provider_id,
+            phone_hash=self.hasher.keyed(PHONE, command.phone),
+            amount=command.amount,
+            category=command.category,
+            description=command.description,
+            method=command.method,
+            national_id_hash=national_id_hash,
+            otp_hash=otp_hash,
+            otp_expires_at=expires_at,
+        )
+        month = month_of(now, self.settings.zone)
+        written = await self.storage.charge(charge_command, self.limits, now, month, idempotency)
+        if code is not None and not written.replayed:
+            await self._send_code(command.phone, code, command.amount)
+        if logs.enabled(logging.INFO):
+            log.info(
+                "charge",
+                charge_id=written.value["id"],
+                status=written.value["status"],
+                amount=command.amount,
+                category=command.category,
+                replayed=written.replayed,
+            )
+        return written
+
+    async def _send_code(self, phone: str, code: str, amount: int) -> None:
+        minutes = max(self.settings.otp_ttl_seconds // 60, 1)
+        text = (
+            f"Henkilökohtainen budjetti: vahvistuskoodi {code}. Veloitus {format_euros(amount)}. "
+            f"Koodi on voimassa {minutes} min. Älä kerro koodia puhelimessa."
+        )
+        await self.sms.send(phone, text)
+
+    async def confirm_charge(
+        self, principal: Principal, charge_id: str, code: str, idempotency: Idempotency | None
+    ) -> Written:
+        return await self.storage.confirm_charge(
+            provider_of(principal), charge_id, self.hasher.keyed(OTP, code), self.limits, self.clock.now(), idempotency
+        )
+
+    async def void_charge(self, principal: Principal, charge_id: str, idempotency: Idempotency | None) -> Written:
+        return await self.storage.void_charge(provider_of(principal), charge_id, self.clock.now(), idempotency)
+
+    async def refund(
+        self, principal: Principal, charge_id: str, amount: int, idempotency: Idempotency | None
+    ) -> Written:
+        return await self.storage.refund(provider_of(principal), charge_id, amount, self.clock.now(), idempotency)
+
+    async def get_charge(self, principal: Principal, charge_id: str) -> Record:
+        return await self.storage.get_charge(provider_of(principal), charge_id)
+
+    async def list_charges(self, principal: Principal, limit: int, before: int | None, status: str | None) -> Page:
+        return await self.storage.list_charges(provider_of(principal), limit, before, status)
+
+    async def settle(self, principal: Principal, until: datetime | None, idempotency: Idempotency | None) -> Written:
+        """Close the provider's unsettled captures and refunds up to ``until`` (default now) into a batch."""
+        provider_id = provider_of(principal)
+        now = self.clock.now()
+        if until is not None and until > now:
+            raise ValidationError("until", "must not be in the future")
+        written = await self.storage.settle(
+            provider_id, until or now, self.settings.settlement_items_max, now, idempotency
+        )
+        log.info(
+            "settlement",
+            settlement_id=written.value["id"],
+            amount=written.value["amount"],
+            count=written.value["count"],
+            replayed=written.replayed,
+        )
+        return written
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return slow_hash(secrets.token_urlsafe(16))
