@@ -533,26 +533,27 @@ class Seeded:
 
 async def seed(environment: dict[str, str], everyone: Sequence[Person]) -> Seeded:
     """Clients, budgets, an approved provider and the credit run, through the service itself."""
-    from wallet import commands
     from wallet.bootstrap import open_service
     from wallet.clock import SystemClock, month_of
     from wallet.settings import Settings
+    from wallet.shapes import requests
 
     started = time.perf_counter()
     settings = Settings.from_env(environment)
     month = month_of(SystemClock().now(), settings.zone)  # the budget month in Helsinki
     end_month = f"{int(month[:4]) + 1}{month[4:]}"
     async with open_service(settings) as service:
-        await service.create_category(commands.CreateCategory(CATEGORY, "Kotihoito"))
+        await service.create_category(requests.NewCategory(CATEGORY, "Kotihoito"))
 
         async def client(index: int, person: Person) -> str:
             created = await service.create_client(
-                commands.CreateClient(f"Asiakas {index}", person.phone, person.national_id)
+                requests.NewClient(f"Asiakas {index}", person.phone, person.national_id)
             )
             hot = index == len(everyone) - 1
             await service.create_budget(
                 created["id"],
-                commands.create_budget(
+                requests.decode(
+                    requests.NewBudget,
                     {
                         "start_month": month,
                         "end_month": end_month,
@@ -563,7 +564,7 @@ async def seed(environment: dict[str, str], everyone: Sequence[Person]) -> Seede
                                 "monthly_amount": HOT_MONTHLY_AMOUNT_CENTS if hot else MONTHLY_AMOUNT_CENTS,
                             }
                         ],
-                    }
+                    },
                 ),
             )
             return str(created["id"])
@@ -573,7 +574,7 @@ async def seed(environment: dict[str, str], everyone: Sequence[Person]) -> Seede
             chunk = list(enumerate(everyone))[start : start + SEED_CONCURRENCY]
             client_ids += await asyncio.gather(*(client(index, person) for index, person in chunk))
         provider = await service.create_provider(
-            commands.CreateProvider("Penkkitesti Hoiva Oy", "2077474-0", "FI2112345600000785", (CATEGORY,))
+            requests.NewProvider("Penkkitesti Hoiva Oy", "2077474-0", "FI2112345600000785", (CATEGORY,))
         )
         await service.set_provider_status(provider["id"], "approved")
         run = (await service.credit_run(month)).value

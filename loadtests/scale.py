@@ -134,10 +134,10 @@ class Generated:
 
 def generate(environment: dict[str, str], clients: int, mix: bool) -> Generated:
     """A fresh database with ``clients`` clients, each with a budget from this month on."""
-    from wallet import commands
     from wallet.bootstrap import open_service
     from wallet.clock import SystemClock, month_of
     from wallet.settings import Settings
+    from wallet.shapes import requests
 
     started = time.perf_counter()
     settings = Settings.from_env(environment)
@@ -146,9 +146,9 @@ def generate(environment: dict[str, str], clients: int, mix: bool) -> Generated:
     async def through_the_service() -> tuple[str, Any, Any]:
         async with open_service(settings) as service:  # creates the schema and the keys
             for code, name in CATEGORIES.items():
-                await service.create_category(commands.CreateCategory(code, name))
+                await service.create_category(requests.NewCategory(code, name))
             provider = await service.create_provider(
-                commands.CreateProvider("Suurajo Hoiva Oy", "2077474-0", "FI2112345600000785", tuple(CATEGORIES))
+                requests.NewProvider("Suurajo Hoiva Oy", "2077474-0", "FI2112345600000785", tuple(CATEGORIES))
             )
             await service.set_provider_status(provider["id"], "approved")
             return str(provider["id"]), service.hasher, service.phones
@@ -338,10 +338,10 @@ class Charged:
 
 def charge(environment: dict[str, str], provider_id: str, clients: int, charges: int) -> Charged:
     """``charges`` captures by national id, client by client (round the clients again if fewer)."""
-    from wallet import commands
     from wallet.auth.tokens import Principal, Role
     from wallet.bootstrap import open_service
     from wallet.settings import Settings
+    from wallet.shapes import requests
     from wallet.storage.port import ACTOR
 
     settings = Settings.from_env(environment)
@@ -357,14 +357,15 @@ def charge(environment: dict[str, str], provider_id: str, clients: int, charges:
                 index = number % clients
                 written = await service.charge(
                     principal,
-                    commands.charge(
+                    requests.decode(
+                        requests.NewCharge,
                         {
                             "phone": phone(index),
                             "amount": CHARGE_AMOUNT_CENTS,
                             "category": HOME_CARE,
                             "description": f"Kotikäynti {number}",
                             "identity": {"method": "national_id", "national_id": national_id(index)},
-                        }
+                        },
                     ),
                     None,
                 )

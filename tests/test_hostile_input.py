@@ -34,8 +34,11 @@ from tests.state import changed_tables, database_state
 from wallet.api import openapi
 from wallet.api.app import create_app
 from wallet.auth.tokens import Role
+from wallet.ledger.charges import IdentityMethod
+from wallet.ledger.errors import ValidationError
 from wallet.ledger.money import MAX_AMOUNT_CENTS
 from wallet.settings import Settings
+from wallet.shapes import requests
 from wallet.web import ROUTES as PAGE_ROUTES
 
 PROBLEM = "application/problem+json"
@@ -881,3 +884,48 @@ async def test_unreadable_and_unsafe_reconciliation_documents_are_refused(world:
         headers={"Authorization": f"Bearer {world.finance}", "Content-Type": "text/csv"},
     )
     assert response.status == 201 and (await response.json())["summary"]["matched"] == 1
+
+
+# Decoding a body into its struct, without the HTTP around it.
+
+CHARGE = {"phone": "+358401234567", "amount": 100, "category": "home_care", "identity": {"method": "otp"}}
+BUDGET = {
+    "start_month": "2027-01",
+    "end_month": "2027-12",
+    "unused": "expire",
+    "lines": [{"category": "a", "monthly_amount": 1}],
+}
+REFUSED_FIELDS: list[tuple[type[Any], dict[str, Any], str]] = [
+    (requests.NewBudget, {**BUDGET, "lines": [{"category": "a", "monthly_amount": True}]}, "lines[0].monthly_amount"),
+    (requests.NewBudget, {**BUDGET, "lines": [{"category": "a", "monthly_amount": 1.0}]}, "lines[0].monthly_amount"),
+    (requests.NewBudget, {**BUDGET, "lines": [{"category": "a"}]}, "lines[0].monthly_amount"),
+    (requests.NewBudget, {**BUDGET, "lines": [{"category": "a", "monthly_amount": None}]}, "lines[0].monthly_amount"),
+    (requests.NewBudget, {**BUDGET, "lines": BUDGET["lines"] * 2}, "lines[1].category"),
+    (requests.NewBudget, {**BUDGET, "unused": "131052-308T"}, "unused"),
+    (requests.NewCharge, {**CHARGE, "identity": {"method": "131052-308T"}}, "identity.method"),
+    (requests.NewCharge, {**CHARGE, "identity": {"method": "national_id"}}, "identity.national_id"),
+    (requests.NewCharge, {**CHARGE, "identity": {"method": "national_id", "national_id": "x"}}, "identity.national_id"),
+    (requests.NewCharge, {**CHARGE, "phone": None}, "phone"),
+    (requests.NewCharge, {**CHARGE, "description": "a\ud800"}, "description"),
+    (
+        requests.NewProvider,
+        {"name": "p", "business_id": BUSINESS_ID, "iban": IBAN, "categories": ["a", 1]},
+        "categories[1]",
+    ),
+    (requests.NewCharge, [CHARGE], "body"),
+]
+
+
+@pytest.mark.parametrize(("shape", "body", "field"), REFUSED_FIELDS)
+def test_a_refusal_names_the_field_as_sent_and_never_the_value(shape: type[Any], body: Any, field: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        requests.decode(shape, body)
+    assert refused.value.field == field
+    assert "131052-308T" not in refused.value.detail
+
+
+def test_a_null_optional_member_is_absent_and_an_unknown_member_ignored() -> None:
+    charge = requests.decode(requests.NewCharge, {**CHARGE, "description": None, "status": "captured"})
+    assert (charge.description, charge.method, charge.national_id) == (None, IdentityMethod.OTP, None)
+    budget = requests.decode(requests.NewBudget, BUDGET)
+    assert budget.lines == (("a", 1),)

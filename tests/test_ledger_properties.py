@@ -13,13 +13,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import NATIONAL_ID, OTHER_NATIONAL_ID, RecordingSms
-from wallet import commands
 from wallet.auth.tokens import Principal, Role
 from wallet.bootstrap import open_service
 from wallet.check import check_database
 from wallet.clock import FakeClock
 from wallet.ledger.errors import OperationError
+from wallet.ledger.months import UnusedPolicy
 from wallet.settings import Settings
+from wallet.shapes import requests
 
 PHONES = ["+358401000001", "+358401000002"]
 CATEGORIES = ["home_care", "transport"]
@@ -71,17 +72,22 @@ async def _run(directory: Path, operations: list[tuple]) -> None:
     model = Model()
     async with open_service(settings_, clock=clock, sms=sms) as service:
         for code in CATEGORIES:
-            await service.create_category(commands.CreateCategory(code, code))
+            await service.create_category(requests.NewCategory(code, code))
         clients = {}
         for phone in PHONES:
-            client = await service.create_client(commands.CreateClient("x", phone, NATIONAL_ID))
+            client = await service.create_client(requests.NewClient("x", phone, NATIONAL_ID))
             clients[phone] = client["id"]
             await service.create_budget(
                 client["id"],
-                commands.CreateBudget("2027-01", "2027-06", commands.UnusedPolicy.EXPIRE, tuple(MONTHLY.items())),
+                requests.NewBudget(
+                    "2027-01",
+                    "2027-06",
+                    UnusedPolicy.EXPIRE,
+                    tuple(requests.BudgetLine(*line) for line in MONTHLY.items()),
+                ),
             )
         provider = await service.create_provider(
-            commands.CreateProvider("p", "2077474-0", "FI2112345600000785", tuple(CATEGORIES))
+            requests.NewProvider("p", "2077474-0", "FI2112345600000785", tuple(CATEGORIES))
         )
         await service.set_provider_status(provider["id"], "approved")
         principal = Principal(Role.PROVIDER, provider["id"], provider_id=provider["id"])
@@ -98,13 +104,13 @@ async def _run(directory: Path, operations: list[tuple]) -> None:
                     _, phone, category, amount, method = op
                     identity = "otp" if method == "otp" else "national_id"
                     national_id = OTHER_NATIONAL_ID if method == "wrong_id" else NATIONAL_ID
-                    command = commands.Charge(
+                    command = requests.NewCharge(
                         phone,
                         amount,
                         category,
-                        None,
-                        commands.IdentityMethod(identity),
-                        national_id if identity == "national_id" else None,
+                        requests.NationalIdIdentity(national_id)
+                        if identity == "national_id"
+                        else requests.OtpIdentity(),
                     )
                     charge = (await service.charge(principal, command, None)).value
                     key = (phone, category)

@@ -17,10 +17,10 @@ import pytest
 
 from tests.conftest import World, postgres_dsn
 from tests.pg import RawDatabase, create_schema
-from wallet import commands
 from wallet.check import check_database
 from wallet.ledger.errors import Unavailable
 from wallet.settings import Settings
+from wallet.shapes import requests
 from wallet.storage.migrations import migrate
 from wallet.storage.postgres import PostgresStorage
 from wallet.storage.sqlite.adapter import SCHEMA_VERSION
@@ -174,7 +174,7 @@ async def test_migrate_to_copies_every_row_and_the_copy_serves_on(world: World, 
         charges = await service.storage.list_charges(provider["id"], 10, None, None)
         assert len(charges.data) == 2
         # New rows follow the copied ones: ids, the event stream and the audit chain go on.
-        await service.create_category(commands.CreateCategory("transport", "Kuljetus"))
+        await service.create_category(requests.NewCategory("transport", "Kuljetus"))
     assert check_database(postgres_schema) == []
     with pytest.raises(TransferError, match="not empty"):  # never over data already there
         await asyncio.to_thread(transfer, world.service.settings.db, postgres_schema)

@@ -242,16 +242,16 @@ def _credit_run(settings: Settings, arguments: argparse.Namespace) -> int:
 
 
 def _export(settings: Settings, arguments: argparse.Namespace) -> int:
-    from wallet import commands
     from wallet.bootstrap import open_service
     from wallet.exports import Encoder, ExportKind, write_export
     from wallet.ledger.errors import OperationError
+    from wallet.shapes import requests
 
     kind = ExportKind(arguments.kind)
     query = {"format": arguments.format, "from": arguments.start or "", "to": arguments.end or ""}
 
     async def run(output: BinaryIO) -> int:
-        parsed = commands.export(query, settings.zone)
+        parsed = requests.export_query(query, settings.zone)
         async with open_service(settings) as service:
             pages = service.export(kind, parsed.start, parsed.end)
 

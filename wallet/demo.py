@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from wallet import commands
 from wallet.auth.tokens import Role
 from wallet.bootstrap import open_service
 from wallet.ledger.errors import Conflict
+from wallet.ledger.parties import ProviderStatus
 from wallet.settings import Settings
+from wallet.shapes import requests
 
 DEMO_PHONE = "+358401234567"
 DEMO_NATIONAL_ID = "131052-308T"  # the Digital and Population Data Services Agency's test example
@@ -16,17 +17,18 @@ async def seed(settings: Settings) -> str:
     async with open_service(settings) as service:
         for code, name in (("home_care", "Kotihoito"), ("transport", "Kuljetus")):
             try:
-                await service.create_category(commands.CreateCategory(code, name))
+                await service.create_category(requests.NewCategory(code, name))
             except Conflict:
                 pass
         try:
-            client = await service.create_client(commands.CreateClient("Demo Asiakas", DEMO_PHONE, DEMO_NATIONAL_ID))
+            client = await service.create_client(requests.NewClient("Demo Asiakas", DEMO_PHONE, DEMO_NATIONAL_ID))
         except Conflict:
             return "The demo is already seeded in this database; use a fresh WALLET_DB to seed again."
         month = service.current_month()
         await service.create_budget(
             client["id"],
-            commands.create_budget(
+            requests.decode(
+                requests.NewBudget,
                 {
                     "start_month": month,
                     "end_month": f"{int(month[:4]) + 1}{month[4:]}",
@@ -35,13 +37,13 @@ async def seed(settings: Settings) -> str:
                         {"category": "home_care", "monthly_amount": 50000},
                         {"category": "transport", "monthly_amount": 12000},
                     ],
-                }
+                },
             ),
         )
         provider = await service.create_provider(
-            commands.CreateProvider("Demo Kotihoito Oy", "2077474-0", "FI2112345600000785", ("home_care",))
+            requests.NewProvider("Demo Kotihoito Oy", "2077474-0", "FI2112345600000785", ("home_care",))
         )
-        await service.set_provider_status(provider["id"], "approved")
+        await service.set_provider_status(provider["id"], ProviderStatus.APPROVED)
         credentials = await service.issue_credentials(provider["id"])
         run = (await service.credit_run(month)).value
         admin = service.mint(Role.ADMIN).access_token

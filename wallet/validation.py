@@ -1,4 +1,5 @@
-"""Values from outside, checked with the field libraries: phonenumbers and python-stdnum."""
+"""Values from outside: each field's declared type and limits (read by msgspec when a body is
+decoded, and published in the OpenAPI schemas), and its check with phonenumbers and python-stdnum."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ import re
 import unicodedata
 from datetime import UTC, date, datetime, time
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import phonenumbers
+from msgspec import Meta
 from stdnum import iban as stdnum_iban
 from stdnum.fi import hetu, ytunnus
 
@@ -17,12 +19,21 @@ from wallet.ledger.errors import ValidationError
 
 NAME_MAX_LENGTH = 200
 DESCRIPTION_MAX_LENGTH = 500
+PHONE_MIN_LENGTH = 3
+PHONE_MAX_LENGTH = 32
+NATIONAL_ID_MAX_LENGTH = 20
+BUSINESS_ID_MAX_LENGTH = 20
+IBAN_MAX_LENGTH = 64
+OTP_CODE_LENGTH = 6
+ID_MAX_LENGTH = 64
+MOMENT_MAX_LENGTH = 40
 # Parsing and checking a phone number with phonenumbers costs about 0.1 ms, a large share of a
 # charge request; the same numbers come again and again (a provider's regular clients), so the
 # last ones parsed are remembered, in this process's memory only, as the token cache does with
 # tokens. Only numbers that passed are remembered.
 PHONE_CACHE_ENTRIES = 4096
 CATEGORY_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # the documented pattern (ECMA-262)
+MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"  # ECMA-262's \d is ASCII; parse_month checks the rest
 _CATEGORY_CODE_FULL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # used with fullmatch: no final newline
 # Bidirectional overrides and isolates let text display as something it is not.
 _BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
@@ -62,7 +73,7 @@ def category_code(value: Any, field: str = "category") -> str:
 
 def phone(value: Any, field: str = "phone") -> str:
     """A phone number in E.164 (``+358401234567``); Finnish numbers may be written nationally."""
-    if not isinstance(value, str) or not 3 <= len(value) <= 32:
+    if not isinstance(value, str) or not PHONE_MIN_LENGTH <= len(value) <= PHONE_MAX_LENGTH:
         raise ValidationError(field, "must be a phone number")
     try:
         return _e164(value)
@@ -111,7 +122,7 @@ def _canonical_national_id(value: str) -> bool:
 
 def national_id(value: Any, field: str = "national_id") -> str:
     """A henkilötunnus, compacted and upper-cased (the 2023 century signs included)."""
-    if not isinstance(value, str) or len(value) > 20:
+    if not isinstance(value, str) or len(value) > NATIONAL_ID_MAX_LENGTH:
         raise ValidationError(field, "must be a Finnish personal identity code")
     if _canonical_national_id(value):
         return value  # what hetu.validate would return for it (tests/test_national_ids.py)
@@ -122,7 +133,7 @@ def national_id(value: Any, field: str = "national_id") -> str:
 
 
 def business_id(value: Any, field: str = "business_id") -> str:
-    if not isinstance(value, str) or len(value) > 20:
+    if not isinstance(value, str) or len(value) > BUSINESS_ID_MAX_LENGTH:
         raise ValidationError(field, "must be a Finnish business id (Y-tunnus)")
     try:
         return ytunnus.format(ytunnus.validate(value.strip()))
@@ -131,7 +142,7 @@ def business_id(value: Any, field: str = "business_id") -> str:
 
 
 def iban(value: Any, field: str = "iban") -> str:
-    if not isinstance(value, str) or len(value) > 64:
+    if not isinstance(value, str) or len(value) > IBAN_MAX_LENGTH:
         raise ValidationError(field, "must be an IBAN")
     try:
         return stdnum_iban.validate(value)
@@ -143,9 +154,6 @@ def one_of(value: Any, field: str, allowed: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value not in allowed:
         raise ValidationError(field, f"must be one of {', '.join(allowed)}")
     return value
-
-
-MOMENT_MAX_LENGTH = 40
 
 
 def moment(value: Any, field: str) -> datetime:
@@ -176,3 +184,54 @@ def moment_or_day(value: Any, field: str, zone: ZoneInfo) -> datetime:
         except OverflowError:  # 0001-01-01 in Helsinki is before the first moment a datetime holds
             raise ValidationError(field, "is out of range") from None
     return moment(value, field)
+
+
+def otp_code(value: Any, field: str = "code") -> str:
+    if not isinstance(value, str) or len(value) != OTP_CODE_LENGTH or not value.isascii() or not value.isdigit():
+        raise ValidationError(field, f"must be the {OTP_CODE_LENGTH}-digit code")
+    return value
+
+
+def optional_id(value: Any, field: str) -> str | None:
+    """An id given by the caller, or None; not checked for existence here."""
+    if value is None:
+        return None
+    if (
+        not isinstance(value, str)
+        or not value
+        or len(value) > ID_MAX_LENGTH
+        or not value.isascii()
+        or not value.isprintable()
+    ):
+        raise ValidationError(field, f"must be an id of at most {ID_MAX_LENGTH} characters")
+    return value
+
+
+# The declared types of the fields above: what msgspec checks before the functions here run, and
+# what the OpenAPI schemas publish.
+Name = Annotated[str, Meta(min_length=1, max_length=NAME_MAX_LENGTH)]
+Description = Annotated[str, Meta(max_length=DESCRIPTION_MAX_LENGTH)]
+CategoryCode = Annotated[str, Meta(pattern=CATEGORY_CODE.pattern, examples=["home_care"])]
+Phone = Annotated[
+    str,
+    Meta(
+        min_length=PHONE_MIN_LENGTH,
+        max_length=PHONE_MAX_LENGTH,
+        examples=["+358401234567", "040 123 4567"],
+        description="A phone number; Finnish numbers may be written nationally. Answered in E.164.",
+    ),
+]
+NationalId = Annotated[
+    str,
+    Meta(
+        max_length=NATIONAL_ID_MAX_LENGTH,
+        examples=["131052-308T"],
+        description="A Finnish personal identity code (henkilötunnus). Stored only as a keyed hash.",
+    ),
+]
+BusinessId = Annotated[str, Meta(max_length=BUSINESS_ID_MAX_LENGTH, examples=["2077474-0"], description="Y-tunnus.")]
+Iban = Annotated[str, Meta(max_length=IBAN_MAX_LENGTH, examples=["FI2112345600000785"])]
+OtpCode = Annotated[str, Meta(pattern=rf"^[0-9]{{{OTP_CODE_LENGTH}}}$", examples=["123456"])]
+Month = Annotated[str, Meta(pattern=MONTH_PATTERN, examples=["2027-01"])]
+Id = Annotated[str, Meta(description="An opaque id.")]
+Moment = Annotated[str, Meta(extra_json_schema={"format": "date-time"}, description="RFC 3339, UTC.")]

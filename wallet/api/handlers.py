@@ -1,4 +1,4 @@
-"""Thin handlers: parse the request into a command, call the service, render the result."""
+"""Thin handlers: decode the request into its shape (``wallet.shapes.requests``), call the service, render."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl
 import structlog
 from aiohttp import web
 
-from wallet import commands, validation
+from wallet import validation
 from wallet.api import openapi
 from wallet.api.http import (
     EVENT_CURSOR_PREFIX,
@@ -35,7 +35,11 @@ from wallet.exports import Encoder, ExportKind, file_name, write_export
 from wallet.ledger.charges import ChargeStatus
 from wallet.ledger.errors import Unauthorized, Unavailable, ValidationError
 from wallet.ledger.months import parse_month
+from wallet.ledger.parties import ProviderStatus
+from wallet.ledger.reconciliation import InvoiceSource
 from wallet.ledger.settlements import SettlementStatus
+from wallet.shapes import requests
+from wallet.shapes.requests import decode
 from wallet.storage.port import Page, Written
 
 ADMIN = Role.ADMIN
@@ -43,7 +47,6 @@ FINANCE = Role.FINANCE
 PROVIDER = Role.PROVIDER
 CLIENT = Role.CLIENT
 REPRESENTATIVE = Role.REPRESENTATIVE
-OAUTH_FIELD_MAX_LENGTH = 256
 log = structlog.get_logger(__name__)
 
 
@@ -82,14 +85,20 @@ async def openapi_document(request: web.Request) -> web.Response:
 
 async def token(request: web.Request) -> web.Response:
     """OAuth2 client credentials: form or JSON body, or HTTP Basic for the id and secret."""
-    service = request.app[SERVICE]
+    client_id, client_secret = requests.client_credentials(await _token_fields(request))
+    issued = await request.app[SERVICE].token_for_credentials(client_id, client_secret)
+    return json_response(issued.render(), headers={"Cache-Control": "no-store"})
+
+
+async def _token_fields(request: web.Request) -> dict[str, Any]:
+    """The token request's fields from a form or a JSON object, with HTTP Basic's id and secret over them."""
     raw = await request.read()
     if request.content_type == "application/x-www-form-urlencoded":
         try:
             pairs = parse_qsl(raw.decode("utf-8", errors="strict"), strict_parsing=False)
         except UnicodeDecodeError:
             raise BadRequest("the body is not valid UTF-8") from None
-        fields = dict(pairs)
+        fields: dict[str, Any] = dict(pairs)
         if len(fields) != len(pairs):  # as for JSON: which of two values counts is ambiguous
             raise BadRequest("the body is ambiguous: a field appears twice")
     elif request.content_type == "application/json":
@@ -105,26 +114,16 @@ async def token(request: web.Request) -> web.Response:
         except (binascii.Error, UnicodeDecodeError):
             raise Unauthorized("malformed Basic credentials", error="invalid_client") from None
         fields["client_id"], _, fields["client_secret"] = decoded.partition(":")
-    grant_type = fields.get("grant_type", "client_credentials")
-    if grant_type != "client_credentials":
-        raise ValidationError("grant_type", "must be client_credentials", error="unsupported_grant_type")
-    client_id, client_secret = fields.get("client_id"), fields.get("client_secret")
-    for name, value in (("client_id", client_id), ("client_secret", client_secret)):
-        if not isinstance(value, str) or not value or len(value) > OAUTH_FIELD_MAX_LENGTH:
-            raise ValidationError(name, "is required", error="invalid_request")
-        if not (value.isascii() and value.isprintable()):  # RFC 6749 VSCHAR; a lone surrogate cannot even be hashed
-            raise ValidationError(name, "must be printable ASCII", error="invalid_request")
-    issued = await service.token_for_credentials(client_id, client_secret)  # type: ignore[arg-type]
-    return json_response(issued.render(), headers={"Cache-Control": "no-store"})
+    return fields
 
 
 async def login(request: web.Request) -> web.Response:
-    phone = commands.login_phone(await read_json(request))
-    return json_response(await request.app[SERVICE].start_login(phone), status=202)
+    login = decode(requests.LoginRequest, await read_json(request))
+    return json_response(await request.app[SERVICE].start_login(login.phone), status=202)
 
 
 async def login_verify(request: web.Request) -> web.Response:
-    verification = commands.login_verification(await read_json(request))
+    verification = decode(requests.LoginVerification, await read_json(request))
     issued = await request.app[SERVICE].verify_login(verification.phone, verification.code, verification.client_id)
     return json_response(issued.render(), headers={"Cache-Control": "no-store"})
 
@@ -134,7 +133,7 @@ async def login_verify(request: web.Request) -> web.Response:
 
 @requires(ADMIN)
 async def create_category(request: web.Request) -> web.Response:
-    command = commands.create_category(await read_json(request))
+    command = decode(requests.NewCategory, await read_json(request))
     return json_response(await request.app[SERVICE].create_category(command), status=201)
 
 
@@ -145,7 +144,7 @@ async def list_categories(request: web.Request) -> web.Response:
 
 @requires(ADMIN)
 async def create_client(request: web.Request) -> web.Response:
-    command = commands.create_client(await read_json(request))
+    command = decode(requests.NewClient, await read_json(request))
     return json_response(await request.app[SERVICE].create_client(command), status=201)
 
 
@@ -156,7 +155,7 @@ async def get_client(request: web.Request) -> web.Response:
 
 @requires(ADMIN)
 async def create_representation(request: web.Request) -> web.Response:
-    command = commands.create_representation(await read_json(request))
+    command = decode(requests.NewRepresentation, await read_json(request))
     created = await request.app[SERVICE].create_representation(request.match_info["client_id"], command)
     return json_response(created, status=201)
 
@@ -178,7 +177,7 @@ async def revoke_representation(request: web.Request) -> web.Response:
 
 @requires(ADMIN)
 async def create_budget(request: web.Request) -> web.Response:
-    command = commands.create_budget(await read_json(request))
+    command = decode(requests.NewBudget, await read_json(request))
     budget = await request.app[SERVICE].create_budget(request.match_info["client_id"], command)
     return json_response(budget, status=201)
 
@@ -192,16 +191,16 @@ async def list_budgets(request: web.Request) -> web.Response:
 
 @requires(ADMIN)
 async def end_budget(request: web.Request) -> web.Response:
-    end_month = commands.end_budget(await read_json(request))
+    command = decode(requests.BudgetEnd, await read_json(request))
     budget = await request.app[SERVICE].end_budget(
-        request.match_info["client_id"], request.match_info["budget_id"], end_month
+        request.match_info["client_id"], request.match_info["budget_id"], command.end_month
     )
     return json_response(budget)
 
 
 @requires(ADMIN)
 async def create_provider(request: web.Request) -> web.Response:
-    command = commands.create_provider(await read_json(request))
+    command = decode(requests.NewProvider, await read_json(request))
     return json_response(await request.app[SERVICE].create_provider(command), status=201)
 
 
@@ -214,13 +213,17 @@ async def get_provider(request: web.Request) -> web.Response:
 
 @requires(ADMIN)
 async def approve_provider(request: web.Request) -> web.Response:
-    provider = await request.app[SERVICE].set_provider_status(request.match_info["provider_id"], "approved")
+    provider = await request.app[SERVICE].set_provider_status(
+        request.match_info["provider_id"], ProviderStatus.APPROVED
+    )
     return json_response(provider)
 
 
 @requires(ADMIN)
 async def suspend_provider(request: web.Request) -> web.Response:
-    provider = await request.app[SERVICE].set_provider_status(request.match_info["provider_id"], "suspended")
+    provider = await request.app[SERVICE].set_provider_status(
+        request.match_info["provider_id"], ProviderStatus.SUSPENDED
+    )
     return json_response(provider)
 
 
@@ -233,7 +236,7 @@ async def create_credentials(request: web.Request) -> web.Response:
 @requires(ADMIN, FINANCE)
 async def create_credit_run(request: web.Request) -> web.Response:
     raw = await read_body(request)
-    command = commands.credit_run(parse_json(raw))
+    command = decode(requests.CreditRunRequest, parse_json(raw))
     key = idempotency(request, request[PRINCIPAL], raw)
     with request.app[METRICS].credit_run_outcome("api") as outcome:
         written = outcome(await request.app[SERVICE].credit_run(command.month, key))
@@ -248,7 +251,7 @@ async def create_charge(request: web.Request) -> web.Response:
     with request.app[METRICS].charge_outcome("create") as outcome:
         raw = await read_body(request)
         body = parse_json(raw)
-        command = commands.charge(body)
+        command = decode(requests.NewCharge, body)
         key = idempotency(request, request[PRINCIPAL], raw, body)
         written = outcome(await request.app[SERVICE].charge(request[PRINCIPAL], command, key))
     return _written(written, 201)
@@ -258,10 +261,12 @@ async def create_charge(request: web.Request) -> web.Response:
 async def confirm_charge(request: web.Request) -> web.Response:
     with request.app[METRICS].charge_outcome("confirm") as outcome:
         raw = await read_body(request)
-        code = commands.otp_code(parse_json(raw))
+        confirmation = decode(requests.ChargeConfirmation, parse_json(raw))
         key = idempotency(request, request[PRINCIPAL], raw)
         charge_id = request.match_info["charge_id"]
-        written = outcome(await request.app[SERVICE].confirm_charge(request[PRINCIPAL], charge_id, code, key))
+        written = outcome(
+            await request.app[SERVICE].confirm_charge(request[PRINCIPAL], charge_id, confirmation.code, key)
+        )
     return _written(written, 200)
 
 
@@ -275,9 +280,9 @@ async def void_charge(request: web.Request) -> web.Response:
 @requires(PROVIDER)
 async def create_refund(request: web.Request) -> web.Response:
     raw = await read_body(request)
-    amount = commands.refund_amount(parse_json(raw))
+    refund = decode(requests.NewRefund, parse_json(raw))
     key = idempotency(request, request[PRINCIPAL], raw)
-    written = await request.app[SERVICE].refund(request[PRINCIPAL], request.match_info["charge_id"], amount, key)
+    written = await request.app[SERVICE].refund(request[PRINCIPAL], request.match_info["charge_id"], refund.amount, key)
     return _written(written, 201)
 
 
@@ -285,8 +290,8 @@ async def create_refund(request: web.Request) -> web.Response:
 async def list_charges(request: web.Request) -> web.Response:
     limit, before = page_params(request)
     status = request.query.get("status")
-    if status is not None and status not in {s.value for s in ChargeStatus}:
-        raise ValidationError("status", "must be pending, captured or voided")
+    if status is not None:
+        validation.one_of(status, "status", tuple(s.value for s in ChargeStatus))
     page = await request.app[SERVICE].list_charges(request[PRINCIPAL], limit, before, status)
     return json_response(render_page(page))
 
@@ -327,17 +332,17 @@ async def _optional_body(request: web.Request) -> bytes:
 @requires(PROVIDER)
 async def create_settlement(request: web.Request) -> web.Response:
     raw = await _optional_body(request)
-    command = commands.settle(parse_json(raw) if raw.strip() else {})
+    command = decode(requests.NewSettlement, parse_json(raw) if raw.strip() else {})
     key = idempotency(request, request[PRINCIPAL], raw)
-    return _written(await request.app[SERVICE].settle(request[PRINCIPAL], command.until, key), 201)
+    return _written(await request.app[SERVICE].settle(request[PRINCIPAL], command.cutoff(), key), 201)
 
 
 @requires(PROVIDER, FINANCE, ADMIN)
 async def list_settlements(request: web.Request) -> web.Response:
     limit, before = page_params(request)
     status = request.query.get("status")
-    if status is not None and status not in {s.value for s in SettlementStatus}:
-        raise ValidationError("status", "must be open, invoiced or paid")
+    if status is not None:
+        validation.one_of(status, "status", tuple(s.value for s in SettlementStatus))
     provider_id = request.query.get("provider_id")
     page = await request.app[SERVICE].list_settlements(request[PRINCIPAL], limit, before, status, provider_id)
     return json_response(render_page(page))
@@ -358,9 +363,9 @@ async def get_settlement(request: web.Request) -> web.Response:
 @requires(FINANCE)
 async def mark_settlement_paid(request: web.Request) -> web.Response:
     raw = await _optional_body(request)
-    note = commands.settlement_note(parse_json(raw) if raw.strip() else {})
+    payment = decode(requests.SettlementPayment, parse_json(raw) if raw.strip() else {})
     key = idempotency(request, request[PRINCIPAL], raw)
-    written = await request.app[SERVICE].mark_settlement_paid(request.match_info["settlement_id"], note, key)
+    written = await request.app[SERVICE].mark_settlement_paid(request.match_info["settlement_id"], payment.note, key)
     return _written(written, 200)
 
 
@@ -369,7 +374,7 @@ async def mark_settlement_paid(request: web.Request) -> web.Response:
 
 async def _export(request: web.Request, kind: ExportKind) -> web.StreamResponse:
     """Stream an export page by page; each ``write`` waits while the client is slow (backpressure)."""
-    query = commands.export(request.query, request.app[SETTINGS].zone)
+    query = requests.export_query(request.query, request.app[SETTINGS].zone)
     pages = request.app[SERVICE].export(kind, query.start, query.end)
     # The first page before the status line: a failure here is still a problem response.
     first: list[dict[str, Any]] = await anext(pages, [])
@@ -434,9 +439,9 @@ async def usage_report(request: web.Request) -> web.Response:
 # Invoice reconciliation.
 
 RECONCILIATION_SOURCES = {
-    "application/xml": "finvoice",
-    "text/xml": "finvoice",
-    "text/csv": "csv",
+    "application/xml": InvoiceSource.FINVOICE,
+    "text/xml": InvoiceSource.FINVOICE,
+    "text/csv": InvoiceSource.CSV,
 }
 
 

@@ -1,31 +1,31 @@
 """The OpenAPI 3.1 document of the HTTP API, served at ``GET /v1/openapi.json``.
 
-Written by hand as plain dicts, one entry per route in ``OPERATIONS``, matching what
-``wallet/commands.py`` accepts and what the handlers return. What the code already knows is
-not written twice: who may call an operation comes from its handler's ``@requires`` roles, the
-limits (page size, Idempotency-Key length) from the running settings. ``tests/test_openapi.py``
-fails when a route has no entry here, or an entry no route, and checks real responses against
-the schemas (with every object closed, so an undocumented field fails too).
+The request bodies' schemas are generated from their structs (``wallet/shapes/requests.py``), with
+the limits their validators use; the rest is written here, one entry per route in ``ROUTES``.
+What the code already knows is not written twice: who may call an operation comes from its
+handler's ``@requires`` roles, the limits (page size, Idempotency-Key length) from the running
+settings. ``tests/test_openapi.py`` fails when a route has no entry here, or an entry no route, and
+checks real responses against the schemas (with every object closed, so an undocumented field fails too).
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
+from enum import Enum
 from importlib import metadata
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
-from wallet import commands, validation
+from wallet import validation
 from wallet.api.problems import STATUS_BY_CODE
 from wallet.exports import ExportFormat
-from wallet.ledger.charges import ChargeStatus, IdentityMethod
-from wallet.ledger.money import MAX_AMOUNT_CENTS
-from wallet.ledger.reconciliation import Outcome
+from wallet.ledger.charges import ChargeStatus
 from wallet.ledger.settlements import SettlementStatus
-from wallet.ledger.transactions import TransactionType
 from wallet.settings import Settings
+from wallet.shapes import requests, responses
 
 Schema = dict[str, Any]
 OPENAPI_VERSION = "3.1.0"
@@ -46,163 +46,12 @@ def _ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _object(properties: dict[str, Schema], *optional: str, description: str | None = None) -> Schema:
-    """An object whose properties are all required except those named ``optional``."""
-    schema: Schema = {
-        "type": "object",
-        "properties": properties,
-        "required": [name for name in properties if name not in optional],
-    }
-    if description:
-        schema["description"] = description
-    return schema
+MONTH = msgspec.json.schema(validation.Month)  # the month parameters, as the bodies' months
 
 
-def _extend(base: Schema, properties: dict[str, Schema], *optional: str) -> Schema:
-    extended = copy.deepcopy(base)
-    extended["properties"].update(properties)
-    extended["required"] += [name for name in properties if name not in optional]
-    return extended
+def _enum(values: type[Enum]) -> Schema:
+    return {"type": "string", "enum": [member.value for member in values]}
 
-
-def _nullable(schema: Schema) -> Schema:
-    return {**schema, "type": [schema["type"], "null"]}
-
-
-def _page(item: str) -> Schema:
-    return _object(
-        {
-            "data": {"type": "array", "items": _ref(item)},
-            "next_cursor": {
-                "type": ["string", "null"],
-                "description": "Give as `cursor` for the next page; null on the last page.",
-            },
-        }
-    )
-
-
-# Values.
-
-ID = {"type": "string", "description": "An opaque id."}
-TIME = {"type": "string", "format": "date-time", "description": "RFC 3339, UTC."}
-AMOUNT = {
-    "type": "integer",
-    "minimum": 1,
-    "maximum": MAX_AMOUNT_CENTS,
-    "description": "Integer cents (EUR), positive.",
-}
-CENTS = {"type": "integer", "description": "Integer cents (EUR)."}
-MONTH = {"type": "string", "pattern": r"^\d{4}-(0[1-9]|1[0-2])$", "examples": ["2027-01"]}
-CATEGORY_CODE = {"type": "string", "pattern": validation.CATEGORY_CODE.pattern, "examples": ["home_care"]}
-NAME = {"type": "string", "minLength": 1, "maxLength": validation.NAME_MAX_LENGTH}
-DESCRIPTION = {"type": "string", "maxLength": validation.DESCRIPTION_MAX_LENGTH}
-PHONE = {
-    "type": "string",
-    "minLength": 3,
-    "maxLength": 32,
-    "examples": ["+358401234567", "040 123 4567"],
-    "description": "A phone number; Finnish numbers may be written nationally. Answered in E.164.",
-}
-NATIONAL_ID = {
-    "type": "string",
-    "maxLength": 20,
-    "examples": ["131052-308T"],
-    "description": "A Finnish personal identity code (henkilötunnus). Stored only as a keyed hash.",
-}
-BUSINESS_ID = {"type": "string", "maxLength": 20, "examples": ["2077474-0"], "description": "Y-tunnus."}
-IBAN = {"type": "string", "maxLength": 64, "examples": ["FI2112345600000785"]}
-OTP_CODE = {"type": "string", "pattern": rf"^[0-9]{{{commands.OTP_CODE_LENGTH}}}$", "examples": ["123456"]}
-IDENTITY_LOCKOUT = _object(
-    {
-        "failures": {"type": "integer", "minimum": 0},
-        "max_failures": {"type": "integer", "minimum": 1},
-        "window_seconds": {"type": "integer", "minimum": 1},
-        "locked_until": _nullable(TIME),
-    },
-    description="Failed identity checks in the window, and until when further checks are refused.",
-)
-
-# Schemas.
-
-_CLIENT = _object(
-    {
-        "id": ID,
-        "name": NAME,
-        "phone": {**PHONE, "description": "E.164."},
-        "has_national_id": {"type": "boolean"},
-        "created_at": TIME,
-    }
-)
-_PROVIDER = _object(
-    {
-        "id": ID,
-        "name": NAME,
-        "business_id": BUSINESS_ID,
-        "iban": IBAN,
-        "status": {"type": "string", "enum": ["pending", "approved", "suspended"]},
-        "categories": {"type": "array", "items": CATEGORY_CODE},
-        "created_at": TIME,
-        "updated_at": TIME,
-    }
-)
-_CHARGE = _object(
-    {
-        "id": ID,
-        "status": {"type": "string", "enum": [s.value for s in ChargeStatus]},
-        "amount": AMOUNT,
-        "category": CATEGORY_CODE,
-        "method": {"type": "string", "enum": [m.value for m in IdentityMethod]},
-        "description": _nullable(DESCRIPTION),
-        "created_at": TIME,
-        "refunded_amount": {"type": "integer", "minimum": 0},
-        "expires_at": {**TIME, "description": "While pending: when the hold is released."},
-        "captured_at": TIME,
-        "voided_at": TIME,
-        "void_reason": {
-            "type": "string",
-            "enum": ["expired", "too_many_attempts", "voided_by_provider", "declined_by_client"],
-        },
-    },
-    "expires_at",
-    "captured_at",
-    "voided_at",
-    "void_reason",
-)
-_SETTLEMENT = _object(
-    {
-        "id": ID,
-        "provider_id": ID,
-        "reference": {"type": "string", "pattern": "^[0-9]+$", "description": "Finnish reference (viitenumero)."},
-        "reference_printed": {"type": "string", "description": "The reference in groups of five."},
-        "rf_reference": {"type": "string", "pattern": "^RF[0-9]{2}[0-9A-Z]+$", "description": "ISO 11649."},
-        "rf_reference_printed": {"type": "string"},
-        "amount": {**CENTS, "description": "Net cents owed to the provider; negative: owed by it."},
-        "count": {"type": "integer", "minimum": 1},
-        "period_start": TIME,
-        "period_end": TIME,
-        "until": TIME,
-        "status": {"type": "string", "enum": [s.value for s in SettlementStatus]},
-        "transaction_id": {"type": ["string", "null"], "description": "Null exactly when the amount is 0."},
-        "created_at": TIME,
-        "updated_at": TIME,
-    }
-)
-_TOKEN = _object(
-    {
-        "access_token": {"type": "string", "description": "A JWT (EdDSA)."},
-        "token_type": {"type": "string", "const": "Bearer"},
-        "expires_in": {"type": "integer", "minimum": 1, "description": "Seconds."},
-    }
-)
-_WALLET_LINE = _object(
-    {
-        "category": CATEGORY_CODE,
-        "balance": CENTS,
-        "held": {"type": "integer", "minimum": 0},
-        "available": {"type": "integer", "minimum": 0},
-        "monthly_amount": {"type": "integer", "minimum": 0},
-    }
-)
 
 SCHEMAS: dict[str, Schema] = {
     "Problem": {
@@ -222,362 +71,6 @@ SCHEMAS: dict[str, Schema] = {
         "required": ["type", "title", "status", "code", "detail"],
         "additionalProperties": True,
     },
-    "Health": _object({"status": {"type": "string", "const": "ok"}}),
-    "Readiness": _object(
-        {
-            "status": {"type": "string", "const": "ready"},
-            "checks": {"type": "object", "additionalProperties": _ref("Check")},
-        }
-    ),
-    "Check": _object({"status": {"type": "string", "enum": ["ok", "failing"]}, "detail": {"type": "string"}}),
-    "TokenRequest": _object(
-        {
-            "grant_type": {"type": "string", "const": "client_credentials", "default": "client_credentials"},
-            "client_id": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[\\x20-\\x7E]+$"},
-            "client_secret": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[\\x20-\\x7E]+$"},
-        },
-        "grant_type",
-        "client_id",
-        "client_secret",
-        description="OAuth2 client credentials. The id and secret may come in HTTP Basic instead.",
-    ),
-    "Token": _TOKEN,
-    "LoginRequest": _object({"phone": PHONE}),
-    "LoginStarted": _object(
-        {"status": {"type": "string", "const": "code_sent"}, "expires_at": TIME},
-        description="The same answer whether or not the phone has a wallet.",
-    ),
-    "LoginVerification": _object(
-        {
-            "phone": PHONE,
-            "code": OTP_CODE,
-            "client_id": {
-                **ID,
-                "description": "Whom to act for: the phone's own client, or a client the phone's "
-                "representative has an active mandate for (403 otherwise, and the code stays unspent). Without it: "
-                "the phone's own client; else a representative token, with its only client chosen if it has one.",
-            },
-        },
-        "client_id",
-    ),
-    "NewRepresentation": _object(
-        {
-            "phone": {**PHONE, "description": "The representative's own phone: they log in with it."},
-            "national_id": NATIONAL_ID,
-            "scope": {
-                "type": "string",
-                "enum": ["view", "manage"],
-                "description": "`view`: the wallet, its history, events, statements and charges; `manage`: also "
-                "approve and decline charges.",
-            },
-            "name": NAME,
-        },
-        "national_id",
-        "name",
-    ),
-    "Representation": _object(
-        {
-            "id": {**ID, "description": "The mandate's id (revoke with it)."},
-            "client_id": ID,
-            "representative_id": {**ID, "description": "The person: one id per phone, across clients."},
-            "name": {"type": ["string", "null"]},
-            "phone": {**PHONE, "description": "E.164."},
-            "has_national_id": {"type": "boolean"},
-            "scope": {"type": "string", "enum": ["view", "manage"]},
-            "status": {"type": "string", "enum": ["active", "revoked"]},
-            "created_at": TIME,
-            "revoked_at": _nullable(TIME),
-        },
-        description="A representative's mandate (puolesta-asiointi) for one client.",
-    ),
-    "RepresentationPage": _page("Representation"),
-    "Mandate": _object(
-        {
-            "id": ID,
-            "client_id": ID,
-            "client_name": NAME,
-            "scope": {"type": "string", "enum": ["view", "manage"]},
-            "created_at": TIME,
-        }
-    ),
-    "MandateList": _object(
-        {"data": {"type": "array", "items": _ref("Mandate")}, "next_cursor": {"type": "null"}},
-        description="Every active mandate, in one page.",
-    ),
-    "UsageLine": _object(
-        {
-            "category": CATEGORY_CODE,
-            "monthly_amount": {**CENTS, "description": "The budget line for the month; 0 without one."},
-            "credited": {**CENTS, "description": "The month's credit."},
-            "used": {**CENTS, "description": "Captures less refunds booked in the month."},
-            "held": {**CENTS, "description": "By charges pending at the close (now, for the current month)."},
-            "left": {**CENTS, "description": "Available on the line at the close: balance less held."},
-        }
-    ),
-    "UsageClient": _object(
-        {
-            "client_id": ID,
-            "name": NAME,
-            "monthly_amount": CENTS,
-            "credited": CENTS,
-            "used": CENTS,
-            "held": CENTS,
-            "left": CENTS,
-            "used_percent": {"type": ["integer", "null"], "description": "Whole percent of the month's amount used."},
-            "low_use": {"type": "boolean", "description": "Used less than the rule's percentage, late in the month."},
-            "lines": {"type": "array", "items": _ref("UsageLine")},
-        },
-        description="A client's figures: its lines summed.",
-    ),
-    "UsageProvider": _object(
-        {
-            "provider_id": ID,
-            "provider_name": NAME,
-            "captured": {**CENTS, "description": "Captures booked in the month."},
-            "refunded": {**CENTS, "description": "Refunds booked in the month (positive)."},
-            "charged": {**CENTS, "description": "captured - refunded."},
-            "captures": {"type": "integer", "minimum": 0},
-            "refunds": {"type": "integer", "minimum": 0},
-        }
-    ),
-    "UsageReport": _object(
-        {
-            "month": MONTH,
-            "time_zone": {"type": "string", "examples": ["Europe/Helsinki"]},
-            "period_start": TIME,
-            "period_end": {**TIME, "description": "Exclusive."},
-            "complete": {"type": "boolean", "description": "False for the current month: figures so far."},
-            "as_of": TIME,
-            "low_use_rule": _object(
-                {
-                    "from_day": {"type": "integer", "minimum": 1, "maximum": 31},
-                    "percent": {"type": "integer", "minimum": 1, "maximum": 100},
-                    "evaluated": {"type": "boolean", "description": "False before `from_day` of the current month."},
-                }
-            ),
-            "totals": _object(
-                {
-                    "monthly_amount": CENTS,
-                    "credited": CENTS,
-                    "used": CENTS,
-                    "held": CENTS,
-                    "left": CENTS,
-                    "charged": {**CENTS, "description": "Every provider's; equals `used`."},
-                    "clients": {"type": "integer", "minimum": 0},
-                    "low_use_clients": {"type": "integer", "minimum": 0},
-                },
-                description="Every client of the month, whatever the page.",
-            ),
-            "providers": {"type": "array", "items": _ref("UsageProvider")},
-            "data": {"type": "array", "items": _ref("UsageClient")},
-            "next_cursor": {"type": ["string", "null"]},
-        }
-    ),
-    "NewCategory": _object({"code": CATEGORY_CODE, "name": NAME}),
-    "Category": _object({"code": CATEGORY_CODE, "name": NAME, "created_at": TIME}),
-    "CategoryList": _object(
-        {"data": {"type": "array", "items": _ref("Category")}, "next_cursor": {"type": "null"}},
-        description="Every category, in one page.",
-    ),
-    "NewClient": _object({"name": NAME, "phone": PHONE, "national_id": NATIONAL_ID}, "national_id"),
-    "Client": _CLIENT,
-    "ClientDetail": _extend(_CLIENT, {"identity_lockout": IDENTITY_LOCKOUT}),
-    "BudgetLine": _object({"category": CATEGORY_CODE, "monthly_amount": AMOUNT}),
-    "NewBudget": _object(
-        {
-            "start_month": MONTH,
-            "end_month": {**MONTH, "description": f"At most {commands.MAX_BUDGET_MONTHS} months after the start."},
-            "unused": {"type": "string", "enum": ["carry_over", "expire"]},
-            "lines": {
-                "type": "array",
-                "items": _ref("BudgetLine"),
-                "minItems": 1,
-                "maxItems": commands.MAX_BUDGET_LINES,
-                "description": "One line per category; a category appears once.",
-            },
-        }
-    ),
-    "Budget": _object(
-        {
-            "id": ID,
-            "client_id": ID,
-            "start_month": MONTH,
-            "end_month": MONTH,
-            "unused": {"type": "string", "enum": ["carry_over", "expire"]},
-            "lines": {"type": "array", "items": _ref("BudgetLine")},
-            "created_at": TIME,
-        }
-    ),
-    "BudgetPage": _page("Budget"),
-    "BudgetEnd": _object(
-        {
-            "end_month": {
-                **MONTH,
-                "description": "The new last month: not later than the budget's, not before its "
-                "start, the current month, or a month already credited.",
-            }
-        }
-    ),
-    "NewProvider": _object(
-        {
-            "name": NAME,
-            "business_id": BUSINESS_ID,
-            "iban": IBAN,
-            "categories": {
-                "type": "array",
-                "items": CATEGORY_CODE,
-                "minItems": 1,
-                "maxItems": commands.MAX_PROVIDER_CATEGORIES,
-            },
-        }
-    ),
-    "Provider": _PROVIDER,
-    "ProviderDetail": _extend(_PROVIDER, {"identity_lockout": IDENTITY_LOCKOUT}),
-    "ProviderCredentials": _object(
-        {"client_id": ID, "client_secret": {"type": "string"}, "provider_id": ID},
-        description="The secret is shown once; only its hash is kept.",
-    ),
-    "CreditRunRequest": _object({"month": {**MONTH, "description": "The current month or the next."}}),
-    "CreditRun": _object(
-        {
-            "month": MONTH,
-            "credited": {"type": "integer", "minimum": 0, "description": "Lines credited for the month in all."},
-            "amount": {"type": "integer", "minimum": 0, "description": "Cents credited for the month in all."},
-            "credited_now": {"type": "integer", "minimum": 0, "description": "Lines this call credited."},
-            "expired_now": {"type": "integer", "minimum": 0, "description": "Lines this call expired."},
-        }
-    ),
-    "NationalIdIdentity": _object(
-        {"method": {"type": "string", "const": IdentityMethod.NATIONAL_ID.value}, "national_id": NATIONAL_ID}
-    ),
-    "OtpIdentity": _object({"method": {"type": "string", "const": IdentityMethod.OTP.value}}),
-    "AppIdentity": _object(
-        {"method": {"type": "string", "const": IdentityMethod.APP.value}},
-        description="Held until the client approves or declines in the app, or the request expires.",
-    ),
-    "NewCharge": _object(
-        {
-            "phone": PHONE,
-            "amount": AMOUNT,
-            "category": CATEGORY_CODE,
-            "description": DESCRIPTION,
-            "identity": {
-                "oneOf": [_ref("NationalIdIdentity"), _ref("OtpIdentity"), _ref("AppIdentity")],
-                "discriminator": {
-                    "propertyName": "method",
-                    "mapping": {
-                        "national_id": "#/components/schemas/NationalIdIdentity",
-                        "otp": "#/components/schemas/OtpIdentity",
-                        "app": "#/components/schemas/AppIdentity",
-                    },
-                },
-            },
-        },
-        "description",
-    ),
-    "Charge": _CHARGE,
-    "ChargePage": _page("Charge"),
-    "ClientCharge": _extend(_CHARGE, {"provider_id": ID, "provider_name": NAME}),
-    "ClientChargePage": _page("ClientCharge"),
-    "ChargeConfirmation": _object({"code": OTP_CODE}),
-    "NewRefund": _object({"amount": AMOUNT}),
-    "Refund": _object(
-        {
-            "id": ID,
-            "charge_id": ID,
-            "amount": AMOUNT,
-            "status": {"type": "string", "const": "succeeded"},
-            "created_at": TIME,
-            "charge": _ref("Charge"),
-        }
-    ),
-    "NewSettlement": _object({"until": {**TIME, "description": "Cut-off, at most now; default now."}}, "until"),
-    "Settlement": _SETTLEMENT,
-    "NewSettlementResult": _extend(
-        _SETTLEMENT, {"more_to_settle": {"type": "boolean", "description": "More lines wait for the next batch."}}
-    ),
-    "SettlementEvent": _object(
-        {
-            "previous_status": {"type": ["string", "null"], "enum": [s.value for s in SettlementStatus] + [None]},
-            "status": {"type": "string", "enum": [s.value for s in SettlementStatus]},
-            "actor": {"type": "string"},
-            "at": TIME,
-            "note": {"type": ["string", "null"]},
-        }
-    ),
-    "SettlementLine": _object(
-        {
-            "transaction_id": ID,
-            "type": {"type": "string", "enum": [TransactionType.CAPTURE.value, TransactionType.REFUND.value]},
-            "charge_id": {"type": ["string", "null"]},
-            "refund_id": {"type": ["string", "null"]},
-            "category": {"type": ["string", "null"]},
-            "amount": {**CENTS, "description": "Signed: on the provider's payable account."},
-            "created_at": TIME,
-        }
-    ),
-    "SettlementDetail": _extend(
-        _SETTLEMENT,
-        {
-            "events": {"type": "array", "items": _ref("SettlementEvent")},
-            "lines": {"type": "array", "items": _ref("SettlementLine")},
-            "lines_next_cursor": {"type": ["string", "null"], "description": "`cursor` for the next page of lines."},
-        },
-    ),
-    "SettlementPage": _page("Settlement"),
-    "SettlementPayment": _object({"note": DESCRIPTION}, "note"),
-    "ReconciledInvoice": _object(
-        {
-            "position": {"type": "integer", "minimum": 1},
-            "invoice_number": {"type": ["string", "null"]},
-            "reference": {"type": ["string", "null"]},
-            "business_id": {"type": ["string", "null"]},
-            "amount": {"type": ["integer", "null"], "description": "Cents."},
-            "outcome": {"type": "string", "enum": [o.value for o in Outcome]},
-            "detail": {"type": ["string", "null"]},
-            "settlement_id": {"type": ["string", "null"]},
-            "settlement_amount": {**CENTS, "description": "With amount_mismatch: what the batch is."},
-        },
-        "settlement_amount",
-    ),
-    "Reconciliation": _object(
-        {
-            "id": ID,
-            "source": {"type": "string", "enum": ["finvoice", "csv"]},
-            "created_at": TIME,
-            "summary": _object({o.value: {"type": "integer", "minimum": 0} for o in Outcome}),
-            "invoices": {"type": "array", "items": _ref("ReconciledInvoice")},
-        }
-    ),
-    "WalletLine": _WALLET_LINE,
-    "Wallet": _object(
-        {
-            "client_id": ID,
-            "balance": CENTS,
-            "held": {"type": "integer", "minimum": 0},
-            "available": {"type": "integer", "minimum": 0},
-            "lines": {"type": "array", "items": _ref("WalletLine")},
-            "last_event_id": {"type": "string", "description": "The event stream position this state stands at."},
-        },
-        "last_event_id",
-    ),
-    "WalletTransaction": _object(
-        {
-            "id": ID,
-            "type": {"type": "string", "enum": [t.value for t in TransactionType]},
-            "amount": {**CENTS, "description": "Signed: what it moved on the wallet line."},
-            "balance_after": CENTS,
-            "category": CATEGORY_CODE,
-            "created_at": TIME,
-            "charge_id": {"type": ["string", "null"]},
-            "refund_id": {"type": ["string", "null"]},
-            "provider_id": ID,
-            "provider_name": NAME,
-        },
-        "provider_id",
-        "provider_name",
-    ),
-    "WalletTransactionPage": _page("WalletTransaction"),
     "WalletEvent": {
         "type": "object",
         "description": "One Server-Sent Event of the stream, its fields as named by the SSE format (the schema "
@@ -590,68 +83,41 @@ SCHEMAS: dict[str, Schema] = {
             "retry": {"type": "integer", "minimum": 0, "description": "Milliseconds before reconnecting."},
         },
     },
-    "Statement": _object(
-        {
-            "month": MONTH,
-            "time_zone": {"type": "string", "examples": ["Europe/Helsinki"]},
-            "period_start": {**TIME, "description": "The month's first midnight in `time_zone`."},
-            "period_end": {**TIME, "description": "The next month's first midnight (exclusive)."},
-            "complete": {"type": "boolean", "description": "False for the current month: figures so far."},
-            "as_of": {**TIME, "description": "The closing instant: `period_end`, or now for the current month."},
-            "opening_balance": CENTS,
-            "credits": _ref("StatementByCategory"),
-            "charges": _ref("StatementByProvider"),
-            "refunds": _ref("StatementByProvider"),
-            "expiry": _ref("StatementByCategory"),
-            "closing_balance": CENTS,
-            "held_at_close": {**CENTS, "description": "Held by charges still pending at `as_of`: not a movement."},
-            "lines": {"type": "array", "items": _ref("StatementLine")},
-        },
-        description="opening_balance + credits - charges + refunds - expiry = closing_balance, for the wallet "
-        "and for each line. Charges, refunds and expiry are positive amounts.",
-    ),
-    "StatementByCategory": _object(
-        {
-            "amount": CENTS,
-            "count": {"type": "integer", "minimum": 0},
-            "by_category": {
-                "type": "array",
-                "items": _object(
-                    {"category": CATEGORY_CODE, "amount": CENTS, "count": {"type": "integer", "minimum": 1}}
-                ),
-            },
-        }
-    ),
-    "StatementByProvider": _object(
-        {
-            "amount": CENTS,
-            "count": {"type": "integer", "minimum": 0},
-            "by_provider": {
-                "type": "array",
-                "items": _object(
-                    {
-                        "provider_id": ID,
-                        "provider_name": NAME,
-                        "category": CATEGORY_CODE,
-                        "amount": CENTS,
-                        "count": {"type": "integer", "minimum": 1},
-                    }
-                ),
-            },
-        }
-    ),
-    "StatementLine": _object(
-        {
-            "category": CATEGORY_CODE,
-            "opening_balance": CENTS,
-            "credits": CENTS,
-            "charges": CENTS,
-            "refunds": CENTS,
-            "expiry": CENTS,
-            "closing_balance": CENTS,
-        }
-    ),
 }
+
+
+def _components(shapes: Iterable[Any]) -> dict[str, Schema]:
+    """The schemas msgspec generates for ``shapes`` (and the structs and enums they hold), as OpenAPI 3.1
+    writes them: a union told apart by a member is ``oneOf``, an enum names its type, a nullable member
+    is one schema, and an optional request member is documented by its type alone (a null there is read
+    as absent)."""
+    _, components = msgspec.json.schema_components(shapes, ref_template="#/components/schemas/{name}")
+    return {name: _openapi(schema) for name, schema in components.items()}
+
+
+def _openapi(schema: Any) -> Any:
+    if isinstance(schema, list):
+        return [_openapi(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    schema = {key: _openapi(value) for key, value in schema.items() if key != "title"}
+    variants = schema.get("anyOf")
+    if variants and "discriminator" in schema:
+        schema["oneOf"] = schema.pop("anyOf")
+    elif variants and len(variants) == 2 and {"type": "null"} in variants and schema.get("default", 0) is None:
+        rest = {key: value for key, value in schema.items() if key not in ("anyOf", "default")}
+        return {**next(variant for variant in variants if variant != {"type": "null"}), **rest}
+    elif variants and len(variants) == 2 and {"type": "null"} in variants:
+        (other,) = (variant for variant in variants if variant != {"type": "null"})
+        if isinstance(other.get("type"), str):  # a nullable member: one schema whose type may be null
+            rest = {key: value for key, value in schema.items() if key != "anyOf"}
+            return {**other, **rest, "type": [other["type"], "null"]}
+    if "enum" in schema and "type" not in schema and all(isinstance(value, str) for value in schema["enum"]):
+        schema = {"type": "string", **schema}
+    return schema
+
+
+SCHEMAS.update(_components([*responses.RESPONSES, *requests.REQUESTS]))
 
 
 # Parameters.
@@ -719,7 +185,7 @@ def _parameters(settings: Settings) -> dict[str, Schema]:
             "name": "format",
             "in": "query",
             "description": "csv (RFC 4180, cents), jsonl, or csv-fi (for a Finnish spreadsheet).",
-            "schema": {"type": "string", "enum": [f.value for f in ExportFormat], "default": "csv"},
+            "schema": {**_enum(ExportFormat), "default": ExportFormat.CSV.value},
         },
     }
 
@@ -728,7 +194,7 @@ def _param(name: str) -> Schema:
     return {"$ref": f"#/components/parameters/{name}"}
 
 
-# Operations.
+# Routes.
 
 REPLAYED_HEADER = {
     "Idempotent-Replayed": {
@@ -738,15 +204,15 @@ REPLAYED_HEADER = {
 }
 
 
-def _json(schema: str, description: str) -> Schema:
-    return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
+def _json(shape: type[msgspec.Struct], description: str) -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": _ref(shape.__name__)}}}
 
 
-def _body(schema: str, *, required: bool = True) -> Schema:
-    return {"required": required, "content": {"application/json": {"schema": _ref(schema)}}}
+def _body(shape: type[msgspec.Struct], *, required: bool = True) -> Schema:
+    return {"required": required, "content": {"application/json": {"schema": _ref(shape.__name__)}}}
 
 
-def _operation(
+def _route(
     tag: str,
     summary: str,
     responses: dict[int, Schema],
@@ -758,7 +224,7 @@ def _operation(
     public: bool = False,
     description: str | None = None,
 ) -> Schema:
-    """One operation; ``errors`` maps a status to the codes it may carry, beyond the common ones."""
+    """One route's operation; ``errors`` maps a status to the codes it may carry, beyond the common ones."""
     return {
         "tag": tag,
         "summary": summary,
@@ -776,208 +242,209 @@ PAGE = ("Limit", "Cursor")
 EXPORT = ("ExportFrom", "ExportTo", "ExportFormat")
 CSV_FILE = {"schema": {"type": "string"}}
 
-OPERATIONS: dict[tuple[str, str], Schema] = {
+# The route table: each (method, path) the API serves with its operation's documentation.
+ROUTES: dict[tuple[str, str], Schema] = {
     # Operations.
-    ("GET", "/healthz"): _operation(
+    ("GET", "/healthz"): _route(
         "Operations",
         "The process answers",
-        {200: _json("Health", "Alive.")},
+        {200: _json(responses.Health, "Alive.")},
         public=True,
     ),
-    ("GET", "/readyz"): _operation(
+    ("GET", "/readyz"): _route(
         "Operations",
         "Ready for traffic",
-        {200: _json("Readiness", "Ready.")},
+        {200: _json(responses.Readiness, "Ready.")},
         public=True,
         errors={503: ["unavailable"]},
         description="503 (with `checks`) unless the database answers a read, the writer thread runs and is "
         "not stalled, and the last background credit run did not fail.",
     ),
-    ("GET", "/metrics"): _operation(
+    ("GET", "/metrics"): _route(
         "Operations",
         "Prometheus metrics",
         {200: {"description": "The Prometheus text format.", "content": {"text/plain": CSV_FILE}}},
         public=True,
         description="No personal data in any label. Expose it to the scraper only.",
     ),
-    ("GET", "/v1/openapi.json"): _operation(
+    ("GET", "/v1/openapi.json"): _route(
         "Operations",
         "This document",
         {200: {"description": "OpenAPI 3.1.", "content": {"application/json": {"schema": {"type": "object"}}}}},
         public=True,
     ),
     # Tokens.
-    ("POST", "/v1/token"): _operation(
+    ("POST", "/v1/token"): _route(
         "Tokens",
         "A provider's token (OAuth2 client credentials)",
-        {200: _json("Token", "A bearer token.")},
+        {200: _json(responses.Token, "A bearer token.")},
         body={
             "required": True,
             "content": {
-                "application/x-www-form-urlencoded": {"schema": _ref("TokenRequest")},
-                "application/json": {"schema": _ref("TokenRequest")},
+                "application/x-www-form-urlencoded": {"schema": _ref(requests.TokenRequest.__name__)},
+                "application/json": {"schema": _ref(requests.TokenRequest.__name__)},
             },
         },
         errors={401: ["unauthorized"], 403: ["forbidden"]},
         description="Invalid credentials: 401 with `error: invalid_client`; a suspended provider: 403.",
     ),
-    ("POST", "/v1/login"): _operation(
+    ("POST", "/v1/login"): _route(
         "Tokens",
         "A client asks for a login code by SMS",
-        {202: _json("LoginStarted", "A code is sent if the phone has a wallet.")},
-        body=_body("LoginRequest"),
+        {202: _json(responses.LoginStarted, "A code is sent if the phone has a wallet.")},
+        body=_body(requests.LoginRequest),
         errors={429: ["rate_limited"]},
     ),
-    ("POST", "/v1/login/verify"): _operation(
+    ("POST", "/v1/login/verify"): _route(
         "Tokens",
         "A client's (or a representative's) token for the SMS code",
-        {200: _json("Token", "A client token, or a representative token.")},
-        body=_body("LoginVerification"),
+        {200: _json(responses.Token, "A client token, or a representative token.")},
+        body=_body(requests.LoginVerification),
         errors={403: ["forbidden"], 422: ["identity_check_failed"]},
         description="A representative token has `role: representative`, `sub` and `representative_id` (the "
         "person), `client_ids` (the clients with an active mandate at login) and, when chosen, `client_id`.",
     ),
     # Organizer.
-    ("POST", "/v1/categories"): _operation(
+    ("POST", "/v1/categories"): _route(
         "Organizer",
         "Create a service category",
-        {201: _json("Category", "Created.")},
-        body=_body("NewCategory"),
+        {201: _json(responses.Category, "Created.")},
+        body=_body(requests.NewCategory),
         errors={409: ["conflict"]},
     ),
-    ("GET", "/v1/categories"): _operation(
+    ("GET", "/v1/categories"): _route(
         "Organizer",
         "List the service categories",
-        {200: _json("CategoryList", "Every category.")},
+        {200: _json(responses.CategoryList, "Every category.")},
         description="Clients and representatives read it too, for the names of a budget's lines.",
     ),
-    ("POST", "/v1/clients"): _operation(
+    ("POST", "/v1/clients"): _route(
         "Organizer",
         "Create a client (a wallet)",
-        {201: _json("Client", "Created.")},
-        body=_body("NewClient"),
+        {201: _json(responses.Client, "Created.")},
+        body=_body(requests.NewClient),
         errors={409: ["conflict"]},
     ),
-    ("GET", "/v1/clients/{client_id}"): _operation(
+    ("GET", "/v1/clients/{client_id}"): _route(
         "Organizer",
         "A client, with its identity-check lockout",
-        {200: _json("ClientDetail", "The client.")},
+        {200: _json(responses.ClientDetail, "The client.")},
         parameters=["ClientId"],
         errors={404: ["not_found"]},
     ),
-    ("POST", "/v1/clients/{client_id}/budgets"): _operation(
+    ("POST", "/v1/clients/{client_id}/budgets"): _route(
         "Organizer",
         "Grant a client a personal budget",
-        {201: _json("Budget", "Created.")},
-        body=_body("NewBudget"),
+        {201: _json(responses.Budget, "Created.")},
+        body=_body(requests.NewBudget),
         parameters=["ClientId"],
         errors={404: ["not_found"], 409: ["conflict"], 422: ["category_not_allowed"]},
         description="Budgets of one client must not overlap (409).",
     ),
-    ("GET", "/v1/clients/{client_id}/budgets"): _operation(
+    ("GET", "/v1/clients/{client_id}/budgets"): _route(
         "Organizer",
         "A client's budgets, newest first",
-        {200: _json("BudgetPage", "A page.")},
+        {200: _json(responses.BudgetPage, "A page.")},
         parameters=["ClientId", *PAGE],
         errors={404: ["not_found"]},
     ),
-    ("POST", "/v1/clients/{client_id}/budgets/{budget_id}/end"): _operation(
+    ("POST", "/v1/clients/{client_id}/budgets/{budget_id}/end"): _route(
         "Organizer",
         "End a budget sooner",
-        {200: _json("Budget", "The budget with its new last month.")},
-        body=_body("BudgetEnd"),
+        {200: _json(responses.Budget, "The budget with its new last month.")},
+        body=_body(requests.BudgetEnd),
         parameters=["ClientId", "BudgetId"],
         errors={404: ["not_found"], 409: ["conflict"]},
         description="Nothing is credited after `end_month`; the credit run at the next month's start returns "
         "what is left on the budget's lines, whatever the `unused` policy. Ending at the month it already "
         "ends is a no-op. 409 `conflict` when a later month is already credited (ahead of time).",
     ),
-    ("POST", "/v1/clients/{client_id}/representatives"): _operation(
+    ("POST", "/v1/clients/{client_id}/representatives"): _route(
         "Organizer",
         "Give a representative a mandate to act for the client",
-        {201: _json("Representation", "Created.")},
-        body=_body("NewRepresentation"),
+        {201: _json(responses.Representation, "Created.")},
+        body=_body(requests.NewRepresentation),
         parameters=["ClientId"],
         errors={404: ["not_found"], 409: ["conflict"]},
         description="The representative is found by phone (one person may act for several clients) or made. 409: "
         "an active mandate for this client exists, the phone is the client's own, or the phone's representative "
         "has another national id.",
     ),
-    ("GET", "/v1/clients/{client_id}/representatives"): _operation(
+    ("GET", "/v1/clients/{client_id}/representatives"): _route(
         "Organizer",
         "The client's representatives' mandates, active and revoked, newest first",
-        {200: _json("RepresentationPage", "A page.")},
+        {200: _json(responses.RepresentationPage, "A page.")},
         parameters=["ClientId", *PAGE],
         errors={404: ["not_found"]},
     ),
-    ("POST", "/v1/clients/{client_id}/representatives/{representation_id}/revoke"): _operation(
+    ("POST", "/v1/clients/{client_id}/representatives/{representation_id}/revoke"): _route(
         "Organizer",
         "Revoke a mandate, at once",
-        {200: _json("Representation", "Revoked (or already so).")},
+        {200: _json(responses.Representation, "Revoked (or already so).")},
         parameters=["ClientId", "RepresentationId"],
         errors={404: ["not_found"]},
         description="Takes effect on the representative's next request, whatever tokens they hold.",
     ),
-    ("POST", "/v1/providers"): _operation(
+    ("POST", "/v1/providers"): _route(
         "Organizer",
         "Register a service provider (pending approval)",
-        {201: _json("Provider", "Created.")},
-        body=_body("NewProvider"),
+        {201: _json(responses.Provider, "Created.")},
+        body=_body(requests.NewProvider),
         errors={422: ["category_not_allowed"]},
     ),
-    ("GET", "/v1/providers/{provider_id}"): _operation(
+    ("GET", "/v1/providers/{provider_id}"): _route(
         "Organizer",
         "A provider, with its identity-check lockout",
-        {200: _json("ProviderDetail", "The provider.")},
+        {200: _json(responses.ProviderDetail, "The provider.")},
         description="A provider may read its own record (its approved categories); another's is 404.",
         parameters=["ProviderId"],
         errors={404: ["not_found"]},
     ),
-    ("POST", "/v1/providers/{provider_id}/approve"): _operation(
+    ("POST", "/v1/providers/{provider_id}/approve"): _route(
         "Organizer",
         "Approve a provider to charge",
-        {200: _json("Provider", "Approved.")},
+        {200: _json(responses.Provider, "Approved.")},
         parameters=["ProviderId"],
         errors={404: ["not_found"]},
     ),
-    ("POST", "/v1/providers/{provider_id}/suspend"): _operation(
+    ("POST", "/v1/providers/{provider_id}/suspend"): _route(
         "Organizer",
         "Suspend a provider",
-        {200: _json("Provider", "Suspended.")},
+        {200: _json(responses.Provider, "Suspended.")},
         parameters=["ProviderId"],
         errors={404: ["not_found"]},
     ),
-    ("POST", "/v1/providers/{provider_id}/credentials"): _operation(
+    ("POST", "/v1/providers/{provider_id}/credentials"): _route(
         "Organizer",
         "Issue OAuth2 client credentials to a provider",
-        {201: _json("ProviderCredentials", "Created; the secret is shown this once.")},
+        {201: _json(responses.ProviderCredentials, "Created; the secret is shown this once.")},
         parameters=["ProviderId"],
         errors={404: ["not_found"]},
     ),
-    ("POST", "/v1/credit-runs"): _operation(
+    ("POST", "/v1/credit-runs"): _route(
         "Organizer",
         "Credit every active budget line for a month",
         {
-            201: _json("CreditRun", "Credited something new."),
-            200: _json("CreditRun", "The month was already credited."),
+            201: _json(responses.CreditRun, "Credited something new."),
+            200: _json(responses.CreditRun, "The month was already credited."),
         },
-        body=_body("CreditRunRequest"),
+        body=_body(requests.CreditRunRequest),
         idempotent=True,
         description="Idempotent per month; for the current month or, ahead of time, the next. "
         "The service also runs it by itself at the start of each month.",
     ),
     # Providers.
-    ("POST", "/v1/charges"): _operation(
+    ("POST", "/v1/charges"): _route(
         "Providers",
         "Charge a client's wallet",
         {
             201: _json(
-                "Charge",
+                responses.Charge,
                 "`captured` (national id checked) or `pending` (an SMS code was sent, or the "
                 "client was asked to approve in the app).",
             )
         },
-        body=_body("NewCharge"),
+        body=_body(requests.NewCharge),
         idempotent=True,
         errors={
             402: ["insufficient_funds"],
@@ -988,71 +455,71 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         },
         description="Identity first, funds second: a failed identity check says nothing of the balance.",
     ),
-    ("GET", "/v1/charges"): _operation(
+    ("GET", "/v1/charges"): _route(
         "Providers",
         "The provider's own charges, newest first",
-        {200: _json("ChargePage", "A page.")},
+        {200: _json(responses.ChargePage, "A page.")},
         parameters=[
             *PAGE,
-            {"name": "status", "in": "query", "schema": {"type": "string", "enum": [s.value for s in ChargeStatus]}},
+            {"name": "status", "in": "query", "schema": _enum(ChargeStatus)},
         ],
     ),
-    ("GET", "/v1/charges/{charge_id}"): _operation(
+    ("GET", "/v1/charges/{charge_id}"): _route(
         "Providers",
         "One of the provider's charges",
-        {200: _json("Charge", "The charge.")},
+        {200: _json(responses.Charge, "The charge.")},
         parameters=["ChargeId"],
         errors={404: ["not_found"]},
     ),
-    ("POST", "/v1/charges/{charge_id}/confirm"): _operation(
+    ("POST", "/v1/charges/{charge_id}/confirm"): _route(
         "Providers",
         "Confirm a pending charge with the client's SMS code",
-        {200: _json("Charge", "Captured.")},
-        body=_body("ChargeConfirmation"),
+        {200: _json(responses.Charge, "Captured.")},
+        body=_body(requests.ChargeConfirmation),
         parameters=["ChargeId"],
         idempotent=True,
         errors={404: ["not_found"], 409: ["conflict"], 422: ["identity_check_failed"]},
         description="A wrong code: 422 with `attempts_left`; after the last attempt or past expiry the charge "
         "is voided and its hold released.",
     ),
-    ("POST", "/v1/charges/{charge_id}/void"): _operation(
+    ("POST", "/v1/charges/{charge_id}/void"): _route(
         "Providers",
         "Void a pending charge (release its hold)",
-        {201: _json("Charge", "Voided.")},
+        {201: _json(responses.Charge, "Voided.")},
         parameters=["ChargeId"],
         idempotent=True,
         errors={404: ["not_found"], 409: ["conflict"]},
         description="A body, if any, is ignored. A captured charge is refunded instead (409).",
     ),
-    ("POST", "/v1/charges/{charge_id}/refunds"): _operation(
+    ("POST", "/v1/charges/{charge_id}/refunds"): _route(
         "Providers",
         "Refund (part of) a captured charge",
-        {201: _json("Refund", "Refunded.")},
-        body=_body("NewRefund"),
+        {201: _json(responses.Refund, "Refunded.")},
+        body=_body(requests.NewRefund),
         parameters=["ChargeId"],
         idempotent=True,
         errors={404: ["not_found"], 409: ["conflict"], 422: ["refund_exceeds_capture"]},
     ),
     # Settlements.
-    ("POST", "/v1/settlements"): _operation(
+    ("POST", "/v1/settlements"): _route(
         "Settlements",
         "Settle the provider's unsettled captures and refunds into one batch",
-        {201: _json("NewSettlementResult", "A batch with a new invoicing reference.")},
-        body=_body("NewSettlement", required=False),
+        {201: _json(responses.NewSettlementResult, "A batch with a new invoicing reference.")},
+        body=_body(requests.NewSettlement, required=False),
         idempotent=True,
         errors={404: ["not_found"], 422: ["nothing_to_settle"]},
         description="The body may be empty: everything up to now.",
     ),
-    ("GET", "/v1/settlements"): _operation(
+    ("GET", "/v1/settlements"): _route(
         "Settlements",
         "Settlement batches, newest first (a provider sees its own)",
-        {200: _json("SettlementPage", "A page.")},
+        {200: _json(responses.SettlementPage, "A page.")},
         parameters=[
             *PAGE,
             {
                 "name": "status",
                 "in": "query",
-                "schema": {"type": "string", "enum": [s.value for s in SettlementStatus]},
+                "schema": _enum(SettlementStatus),
             },
             {
                 "name": "provider_id",
@@ -1062,25 +529,25 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
             },
         ],
     ),
-    ("GET", "/v1/settlements/{settlement_id}"): _operation(
+    ("GET", "/v1/settlements/{settlement_id}"): _route(
         "Settlements",
         "A batch with its status history and a page of its lines",
-        {200: _json("SettlementDetail", "The batch.")},
+        {200: _json(responses.SettlementDetail, "The batch.")},
         parameters=["SettlementId", *PAGE],
         errors={404: ["not_found"]},
         description="`limit` and `cursor` page the lines.",
     ),
-    ("POST", "/v1/settlements/{settlement_id}/paid"): _operation(
+    ("POST", "/v1/settlements/{settlement_id}/paid"): _route(
         "Settlements",
         "Mark a batch paid",
-        {200: _json("Settlement", "Paid.")},
-        body=_body("SettlementPayment", required=False),
+        {200: _json(responses.Settlement, "Paid.")},
+        body=_body(requests.SettlementPayment, required=False),
         parameters=["SettlementId"],
         idempotent=True,
         errors={404: ["not_found"], 409: ["conflict"]},
     ),
     # Finance.
-    ("GET", "/v1/exports/transactions"): _operation(
+    ("GET", "/v1/exports/transactions"): _route(
         "Finance",
         "Every ledger transaction as a file",
         {
@@ -1091,16 +558,16 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         },
         parameters=EXPORT,
     ),
-    ("GET", "/v1/exports/settlements"): _operation(
+    ("GET", "/v1/exports/settlements"): _route(
         "Finance",
         "Every settlement batch as a file",
         {200: {"description": "Streamed.", "content": {"text/csv": CSV_FILE, "application/x-ndjson": CSV_FILE}}},
         parameters=EXPORT,
     ),
-    ("POST", "/v1/reconciliations"): _operation(
+    ("POST", "/v1/reconciliations"): _route(
         "Finance",
         "Reconcile received invoices against the settlement batches",
-        {201: _json("Reconciliation", "Each invoice judged.")},
+        {201: _json(responses.Reconciliation, "Each invoice judged.")},
         body={
             "required": True,
             "content": {
@@ -1115,10 +582,10 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         errors={400: ["unsafe_document"], 422: ["unreadable_document"]},
         description="A document with a DTD is refused (400 `unsafe_document`).",
     ),
-    ("GET", "/v1/reports/usage"): _operation(
+    ("GET", "/v1/reports/usage"): _route(
         "Organizer",
         "The organizer's view of use: per client and line, per provider",
-        {200: _json("UsageReport", "The month's figures, read from the ledger in one snapshot.")},
+        {200: _json(responses.UsageReport, "The month's figures, read from the ledger in one snapshot.")},
         parameters=[
             {"name": "month", "in": "query", "schema": MONTH, "description": "Default: the current month (so far)."},
             {
@@ -1136,18 +603,18 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         "clients, newest first; `totals` and `providers` cover them all. A month not yet begun is 422.",
     ),
     # Clients.
-    ("GET", "/v1/me/wallet"): _operation(
+    ("GET", "/v1/me/wallet"): _route(
         "Clients",
         "The client's own wallet",
-        {200: _json("Wallet", "Balances per category line.")},
+        {200: _json(responses.Wallet, "Balances per category line.")},
     ),
-    ("GET", "/v1/me/transactions"): _operation(
+    ("GET", "/v1/me/transactions"): _route(
         "Clients",
         "The client's own transactions, newest first",
-        {200: _json("WalletTransactionPage", "A page.")},
+        {200: _json(responses.WalletTransactionPage, "A page.")},
         parameters=PAGE,
     ),
-    ("GET", "/v1/me/events"): _operation(
+    ("GET", "/v1/me/events"): _route(
         "Clients",
         "The client's wallet changes as Server-Sent Events",
         {
@@ -1173,47 +640,47 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         ],
         errors={429: ["rate_limited"]},
     ),
-    ("GET", "/v1/me/charges"): _operation(
+    ("GET", "/v1/me/charges"): _route(
         "Clients",
         "The client's own charges, newest first",
-        {200: _json("ClientChargePage", "A page.")},
+        {200: _json(responses.ClientChargePage, "A page.")},
         parameters=[
             *PAGE,
             {
                 "name": "status",
                 "in": "query",
-                "schema": {"type": "string", "enum": [s.value for s in ChargeStatus]},
+                "schema": _enum(ChargeStatus),
                 "description": "`pending`: the requests that wait for an answer.",
             },
         ],
     ),
-    ("POST", "/v1/me/charges/{charge_id}/approve"): _operation(
+    ("POST", "/v1/me/charges/{charge_id}/approve"): _route(
         "Clients",
         "Approve a charge that waits in the app",
-        {200: _json("ClientCharge", "Captured.")},
+        {200: _json(responses.ClientCharge, "Captured.")},
         parameters=["ChargeId"],
         idempotent=True,
         errors={404: ["not_found"], 409: ["conflict"]},
         description="Only a pending charge made with identity method `app`, of the caller's own wallet. Past its "
         "`expires_at` the charge is voided instead (409).",
     ),
-    ("POST", "/v1/me/charges/{charge_id}/decline"): _operation(
+    ("POST", "/v1/me/charges/{charge_id}/decline"): _route(
         "Clients",
         "Decline a charge that waits in the app",
-        {200: _json("ClientCharge", "Voided; the hold released.")},
+        {200: _json(responses.ClientCharge, "Voided; the hold released.")},
         parameters=["ChargeId"],
         idempotent=True,
         errors={404: ["not_found"], 409: ["conflict"]},
     ),
-    ("GET", "/v1/me/mandates"): _operation(
+    ("GET", "/v1/me/mandates"): _route(
         "Clients",
         "The clients a representative may act for now",
-        {200: _json("MandateList", "Active mandates.")},
+        {200: _json(responses.MandateList, "Active mandates.")},
     ),
-    ("GET", "/v1/me/statements/{month}"): _operation(
+    ("GET", "/v1/me/statements/{month}"): _route(
         "Clients",
         "The client's monthly statement (saldotiliote)",
-        {200: _json("Statement", "The month's figures; they add up.")},
+        {200: _json(responses.Statement, "The month's figures; they add up.")},
         parameters=[
             {
                 "name": "month",
@@ -1229,7 +696,7 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
 }
 
 
-for (_method, _path_), _entry in OPERATIONS.items():
+for (_method, _path_), _entry in ROUTES.items():
     if _path_.startswith("/v1/me/") and _path_ != "/v1/me/mandates":
         _entry["parameters"].append("ActingFor")
 
@@ -1301,7 +768,7 @@ def document(router: web.UrlDispatcher, settings: Settings) -> Schema:
     """The whole document for the routes this app serves and the settings it runs with."""
     roles_by_route = _route_roles(router)
     paths: dict[str, dict[str, Schema]] = {}
-    for (method, path), operation in OPERATIONS.items():
+    for (method, path), operation in ROUTES.items():
         roles = roles_by_route.get((method, path))
         guarded = roles is not None
         entry: Schema = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import Enum, StrEnum
 
 from wallet.ledger.accounts import LineState
 from wallet.ledger.errors import Conflict, InsufficientFunds, RefundExceedsCapture
@@ -18,6 +18,13 @@ class IdentityMethod(str, Enum):
     NATIONAL_ID = "national_id"  # captured at once when the id matches
     OTP = "otp"  # held until the provider confirms the code the client received by SMS
     APP = "app"  # held until the client approves (or declines) in the app
+
+
+class VoidReason(StrEnum):
+    EXPIRED = "expired"  # not confirmed or approved in time
+    TOO_MANY_ATTEMPTS = "too_many_attempts"  # the OTP code guessed wrong too often
+    VOIDED_BY_PROVIDER = "voided_by_provider"
+    DECLINED_BY_CLIENT = "declined_by_client"
 
 
 def reserve(line: LineState, amount: int) -> LineState:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, StrEnum
 
 from wallet.ledger.reference import (
     compact_finnish_reference,
@@ -34,6 +34,11 @@ class Outcome(str, Enum):
     UNKNOWN_REFERENCE = "unknown_reference"
     BUSINESS_ID_MISMATCH = "business_id_mismatch"
     DUPLICATE = "duplicate"
+
+
+class InvoiceSource(StrEnum):
+    FINVOICE = "finvoice"  # Finvoice 3.0 XML
+    CSV = "csv"  # reference;amount;business_id;invoice_number
 
 
 class Scheme(str, Enum):

@@ -13,14 +13,15 @@ from wallet.clock import rfc3339
 from wallet.events import EventSubscription
 from wallet.ledger import statements
 from wallet.ledger.errors import Forbidden, ValidationError
+from wallet.ledger.parties import RepresentationScope
 from wallet.service.core import LOGIN_CODE, PHONE, IssuedToken, ServiceCore
 from wallet.storage.port import Idempotency, Page, Record, Written
 
 log = structlog.get_logger(__name__)
 
 # Mandate scopes: view reads the wallet; manage also approves and declines charges.
-VIEW = "view"
-MANAGE = "manage"
+VIEW = RepresentationScope.VIEW
+MANAGE = RepresentationScope.MANAGE
 
 
 class ClientService(ServiceCore):

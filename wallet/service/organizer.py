@@ -9,13 +9,13 @@ from collections.abc import Callable
 
 import structlog
 
-from wallet import commands
 from wallet.auth.hashing import slow_hash
 from wallet.auth.tokens import Principal, Role
 from wallet.ids import new_id
 from wallet.ledger.errors import NotFound, ValidationError
 from wallet.ledger.months import next_month
 from wallet.service.core import NATIONAL_ID, PHONE, ServiceCore
+from wallet.shapes import requests
 from wallet.storage.port import Idempotency, NewBudget, NewClient, NewProvider, NewRepresentation, Page, Record, Written
 
 log = structlog.get_logger(__name__)
@@ -29,13 +29,13 @@ PROVIDER_SECRET_BYTES = 32
 class OrganizerService(ServiceCore):
     """The organizer's (admin's) use cases."""
 
-    async def create_category(self, command: commands.CreateCategory) -> Record:
+    async def create_category(self, command: requests.NewCategory) -> Record:
         return await self.storage.create_category(command.code, command.name, self.clock.now())
 
     async def list_categories(self) -> list[Record]:
         return await self.storage.list_categories()
 
-    async def create_client(self, command: commands.CreateClient) -> Record:
+    async def create_client(self, command: requests.NewClient) -> Record:
         client = await self.storage.create_client(
             NewClient(
                 command.name,
@@ -62,7 +62,7 @@ class OrganizerService(ServiceCore):
         )
         return client
 
-    async def create_representation(self, client_id: str, command: commands.CreateRepresentation) -> Record:
+    async def create_representation(self, client_id: str, command: requests.NewRepresentation) -> Record:
         """Give a representative (found or made by their phone) a mandate for the client."""
         representation = NewRepresentation(
             client_id=client_id,
@@ -84,7 +84,7 @@ class OrganizerService(ServiceCore):
         log.info("representative_revoked", representation_id=representation_id, client_id=client_id)
         return self._reveal_phone(revoked)
 
-    async def create_budget(self, client_id: str, command: commands.CreateBudget) -> Record:
+    async def create_budget(self, client_id: str, command: requests.NewBudget) -> Record:
         budget = NewBudget(client_id, command.start_month, command.end_month, command.unused, command.lines)
         return await self.storage.create_budget(budget, self.clock.now())
 
@@ -96,7 +96,7 @@ class OrganizerService(ServiceCore):
         credit run at that boundary returns what is left (``wallet.ledger.months``)."""
         return await self.storage.end_budget(client_id, budget_id, end_month, self.current_month(), self.clock.now())
 
-    async def create_provider(self, command: commands.CreateProvider) -> Record:
+    async def create_provider(self, command: requests.NewProvider) -> Record:
         provider = NewProvider(command.name, command.business_id, command.iban, command.categories)
         return await self.storage.create_provider(provider, self.clock.now())
 

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from wallet import commands, logs
+from wallet import logs
 from wallet.auth.hashing import six_digit_code, slow_hash, verify_slow_hash
 from wallet.auth.tokens import Principal, Role
 from wallet.clock import month_of
@@ -19,6 +19,7 @@ from wallet.ledger.charges import IdentityMethod
 from wallet.ledger.errors import Forbidden, RateLimited, Unauthorized, ValidationError
 from wallet.ledger.money import format_euros
 from wallet.service.core import NATIONAL_ID, OTP, PHONE, IssuedToken, ServiceCore, provider_of
+from wallet.shapes import requests
 from wallet.storage.port import ChargeCommand, Idempotency, Page, Record, Written
 
 log = structlog.get_logger(__name__)
@@ -38,7 +39,9 @@ class ProviderService(ServiceCore):
             raise Forbidden("the provider is suspended", error="unauthorized_client")
         return self.mint(Role.PROVIDER, provider_id=credential["provider_id"])
 
-    async def charge(self, principal: Principal, command: commands.Charge, idempotency: Idempotency | None) -> Written:
+    async def charge(
+        self, principal: Principal, command: requests.NewCharge, idempotency: Idempotency | None
+    ) -> Written:
         provider_id = provider_of(principal)
         now = self.clock.now()
         try:

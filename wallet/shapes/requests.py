@@ -1,0 +1,391 @@
+"""Request bodies, each declared once as a msgspec ``Struct``: decoded with strict types (a JSON
+``true`` or ``1.0`` is no amount), then checked field by field in ``__post_init__`` with the
+validators of ``wallet.validation``. Every refusal is a ``ValidationError`` naming its field as the
+caller wrote it (``lines[0].monthly_amount``). The service takes these structs as its commands."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Literal, TypeVar
+from zoneinfo import ZoneInfo
+
+import msgspec
+from msgspec import Meta, Struct, field
+
+from wallet import validation
+from wallet.exports import ExportFormat
+from wallet.ledger.charges import IdentityMethod
+from wallet.ledger.errors import ValidationError
+from wallet.ledger.money import MAX_AMOUNT_CENTS
+from wallet.ledger.months import UnusedPolicy, parse_month
+from wallet.ledger.parties import RepresentationScope
+from wallet.validation import (
+    BusinessId,
+    CategoryCode,
+    Description,
+    Iban,
+    Id,
+    Moment,
+    Month,
+    Name,
+    NationalId,
+    OtpCode,
+    Phone,
+)
+
+MAX_BUDGET_LINES = 50
+MAX_PROVIDER_CATEGORIES = 50
+MAX_BUDGET_MONTHS = 60
+
+Amount = Annotated[int, Meta(ge=1, le=MAX_AMOUNT_CENTS, description="Integer cents (EUR), positive.")]
+Shape = TypeVar("Shape", bound=Struct)
+
+
+def decode(shape: type[Shape], body: Any) -> Shape:
+    """``body`` (parsed JSON) as ``shape``. A member that is null counts as absent, as it always has."""
+    try:
+        return msgspec.convert(_prepared(body, ""), shape, strict=True)
+    except msgspec.ValidationError as error:
+        raise _refusal(str(error)) from None
+
+
+def _prepared(value: Any, path: str) -> Any:
+    """``value`` without its null members; a lone surrogate (which msgspec cannot even compare) is
+    refused naming its field, and a member named with one is ignored like any other unknown member."""
+    if isinstance(value, str):
+        if not value.isascii() and not _encodable(value):
+            raise ValidationError(path or "body", "must not contain control or bidirectional formatting characters")
+        return value
+    if isinstance(value, dict):
+        return {
+            key: _prepared(item, f"{path}.{key}" if path else key)
+            for key, item in value.items()
+            if item is not None and (key.isascii() or _encodable(key))
+        }
+    if isinstance(value, list):
+        return [_prepared(item, f"{path}[{index}]") for index, item in enumerate(value)]
+    return value
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+_AT = re.compile(r" - at `\$(?P<path>.*)`$")
+_MISSING = re.compile(r"^Object missing required field `(?P<name>.+)`$")
+
+
+def _refusal(message: str) -> ValidationError:
+    """msgspec's ``Expected `int`, got `bool` - at `$.lines[0].monthly_amount``` as the field it names."""
+    at = _AT.search(message)
+    path, detail = (at["path"], message[: at.start()]) if at else ("", message)
+    missing = _MISSING.match(detail)
+    if missing:
+        path, detail = f"{path}.{missing['name']}", "is required"
+    elif detail.startswith("Invalid"):  # "Invalid enum value '...'": never the caller's value back
+        detail = "is not one of the values it takes"
+    elif not path:
+        detail = "must be a JSON object"
+    return ValidationError(path.lstrip(".") or "body", detail)
+
+
+def _optional_text(value: str | None, field: str, max_length: int) -> str | None:
+    return None if value is None else validation.text(value, field, max_length, required=False) or None
+
+
+# Tokens.
+
+OAUTH_FIELD_MAX_LENGTH = 256
+CLIENT_CREDENTIALS: Literal["client_credentials"] = "client_credentials"
+OAuthField = Annotated[str, Meta(min_length=1, max_length=OAUTH_FIELD_MAX_LENGTH, pattern=r"^[\x20-\x7E]+$")]
+
+
+class TokenRequest(Struct):
+    """OAuth2 client credentials. The id and secret may come in HTTP Basic instead."""
+
+    # Read by the token handler from a form or JSON, with HTTP Basic merged in (api/handlers.py).
+    grant_type: Literal["client_credentials"] = CLIENT_CREDENTIALS
+    client_id: OAuthField | None = None
+    client_secret: OAuthField | None = None
+
+
+class LoginRequest(Struct):
+    phone: Phone
+
+    def __post_init__(self) -> None:
+        self.phone = validation.phone(self.phone)
+
+
+class LoginVerification(Struct):
+    phone: Phone
+    code: OtpCode
+    client_id: (
+        Annotated[
+            Id,
+            Meta(
+                description="Whom to act for: the phone's own client, or a client the phone's representative has "
+                "an active mandate for (403 otherwise, and the code stays unspent). Without it: the phone's own "
+                "client; else a representative token, with its only client chosen if it has one."
+            ),
+        ]
+        | None
+    ) = None
+
+    def __post_init__(self) -> None:
+        self.phone = validation.phone(self.phone)
+        self.code = validation.otp_code(self.code)
+        self.client_id = validation.optional_id(self.client_id, "client_id")
+
+
+def client_credentials(fields: Mapping[str, Any]) -> tuple[str, str]:
+    """The client id and secret of a token request's fields, refused with RFC 6749's error names."""
+    if fields.get("grant_type", CLIENT_CREDENTIALS) != CLIENT_CREDENTIALS:
+        raise ValidationError("grant_type", "must be client_credentials", error="unsupported_grant_type")
+    return _credential(fields, "client_id"), _credential(fields, "client_secret")
+
+
+def _credential(fields: Mapping[str, Any], name: str) -> str:
+    value = fields.get(name)
+    if not isinstance(value, str) or not value or len(value) > OAUTH_FIELD_MAX_LENGTH:
+        raise ValidationError(name, "is required", error="invalid_request")
+    if not (value.isascii() and value.isprintable()):  # RFC 6749 VSCHAR; a lone surrogate cannot even be hashed
+        raise ValidationError(name, "must be printable ASCII", error="invalid_request")
+    return value
+
+
+# Organizer.
+
+
+class NewCategory(Struct):
+    code: CategoryCode
+    name: Name
+
+    def __post_init__(self) -> None:
+        self.code = validation.category_code(self.code, "code")
+        self.name = validation.text(self.name, "name")
+
+
+class NewClient(Struct):
+    name: Name
+    phone: Phone
+    national_id: NationalId | None = None
+
+    def __post_init__(self) -> None:
+        self.name = validation.text(self.name, "name")
+        self.phone = validation.phone(self.phone)
+        if self.national_id is not None:
+            self.national_id = validation.national_id(self.national_id)
+
+
+class NewRepresentation(Struct):
+    phone: Annotated[Phone, Meta(description="The representative's own phone: they log in with it.")]
+    scope: Annotated[
+        RepresentationScope,
+        Meta(
+            description="`view`: the wallet, its history, events, statements and charges; `manage`: also "
+            "approve and decline charges."
+        ),
+    ]
+    national_id: NationalId | None = None
+    name: Name | None = None
+
+    def __post_init__(self) -> None:
+        self.phone = validation.phone(self.phone)
+        if self.national_id is not None:
+            self.national_id = validation.national_id(self.national_id)
+        self.name = _optional_text(self.name, "name", validation.NAME_MAX_LENGTH)
+
+
+class BudgetLine(Struct):
+    category: CategoryCode
+    monthly_amount: Amount
+
+
+class NewBudget(Struct):
+    start_month: Month
+    end_month: Annotated[Month, Meta(description=f"At most {MAX_BUDGET_MONTHS} months after the start.")]
+    unused: UnusedPolicy
+    # JSON ``lines``; ``lines`` here is the (category, amount) pairs the port takes.
+    budget_lines: Annotated[
+        tuple[BudgetLine, ...],
+        Meta(min_length=1, max_length=MAX_BUDGET_LINES, description="One line per category; a category appears once."),
+    ] = field(name="lines")
+
+    def __post_init__(self) -> None:
+        start = parse_month(self.start_month, "start_month")
+        end = parse_month(self.end_month, "end_month")
+        if end < start:
+            raise ValidationError("end_month", "must not be before start_month")
+        months = (int(end[:4]) - int(start[:4])) * 12 + int(end[5:]) - int(start[5:]) + 1
+        if months > MAX_BUDGET_MONTHS:
+            raise ValidationError("end_month", f"a budget covers at most {MAX_BUDGET_MONTHS} months")
+        seen: set[str] = set()
+        for index, line in enumerate(self.budget_lines):
+            category = validation.category_code(line.category, f"lines[{index}].category")
+            if category in seen:
+                raise ValidationError(f"lines[{index}].category", "appears twice")
+            seen.add(category)
+
+    @property
+    def lines(self) -> tuple[tuple[str, int], ...]:
+        return tuple((line.category, line.monthly_amount) for line in self.budget_lines)
+
+
+class BudgetEnd(Struct):
+    end_month: Annotated[
+        Month,
+        Meta(
+            description="The new last month: not later than the budget's, not before its start, the current "
+            "month, or a month already credited."
+        ),
+    ]
+
+    def __post_init__(self) -> None:
+        parse_month(self.end_month, "end_month")
+
+
+class NewProvider(Struct):
+    name: Name
+    business_id: BusinessId
+    iban: Iban
+    categories: Annotated[tuple[CategoryCode, ...], Meta(min_length=1, max_length=MAX_PROVIDER_CATEGORIES)]
+
+    def __post_init__(self) -> None:
+        self.categories = tuple(
+            dict.fromkeys(validation.category_code(c, f"categories[{i}]") for i, c in enumerate(self.categories))
+        )
+        self.name = validation.text(self.name, "name")
+        self.business_id = validation.business_id(self.business_id)
+        self.iban = validation.iban(self.iban)
+
+
+class CreditRunRequest(Struct):
+    month: Annotated[Month, Meta(description="The current month or the next.")]
+
+    def __post_init__(self) -> None:
+        parse_month(self.month, "month")
+
+
+# Providers.
+
+
+class NationalIdIdentity(Struct, tag_field="method", tag=IdentityMethod.NATIONAL_ID.value):
+    national_id: NationalId
+
+    def __post_init__(self) -> None:
+        self.national_id = validation.national_id(self.national_id, "identity.national_id")
+
+
+class OtpIdentity(Struct, tag_field="method", tag=IdentityMethod.OTP.value):
+    pass
+
+
+class AppIdentity(Struct, tag_field="method", tag=IdentityMethod.APP.value):
+    """Held until the client approves or declines in the app, or the request expires."""
+
+
+Identity = NationalIdIdentity | OtpIdentity | AppIdentity
+
+
+class NewCharge(Struct):
+    phone: Phone
+    amount: Amount
+    category: CategoryCode
+    identity: Identity
+    description: Description | None = None
+
+    def __post_init__(self) -> None:
+        self.phone = validation.phone(self.phone)
+        self.category = validation.category_code(self.category)
+        self.description = _optional_text(self.description, "description", validation.DESCRIPTION_MAX_LENGTH)
+
+    @property
+    def method(self) -> IdentityMethod:
+        return IdentityMethod(self.identity.__struct_config__.tag)
+
+    @property
+    def national_id(self) -> str | None:
+        return self.identity.national_id if isinstance(self.identity, NationalIdIdentity) else None
+
+
+class ChargeConfirmation(Struct):
+    code: OtpCode
+
+    def __post_init__(self) -> None:
+        self.code = validation.otp_code(self.code)
+
+
+class NewRefund(Struct):
+    amount: Amount
+
+
+# Settlements.
+
+
+class NewSettlement(Struct):
+    until: Annotated[Moment, Meta(description="Cut-off, at most now; default now.")] | None = None
+
+    def __post_init__(self) -> None:
+        self.cutoff()
+
+    def cutoff(self) -> datetime | None:
+        """The cut-off as an aware UTC datetime; None: now."""
+        return None if self.until is None else validation.moment(self.until, "until")
+
+
+class SettlementPayment(Struct):
+    note: Description | None = None
+
+    def __post_init__(self) -> None:
+        self.note = _optional_text(self.note, "note", validation.DESCRIPTION_MAX_LENGTH)
+
+
+REQUESTS: tuple[type[Struct], ...] = (
+    TokenRequest,
+    LoginRequest,
+    LoginVerification,
+    NewCategory,
+    NewClient,
+    NewRepresentation,
+    NewBudget,
+    BudgetEnd,
+    NewProvider,
+    CreditRunRequest,
+    NewCharge,
+    ChargeConfirmation,
+    NewRefund,
+    NewSettlement,
+    SettlementPayment,
+)
+
+
+# Query strings.
+
+
+@dataclass(frozen=True)
+class ExportQuery:
+    start: datetime | None  # inclusive
+    end: datetime | None  # exclusive
+    format: ExportFormat
+
+
+def export_query(query: Mapping[str, str], zone: ZoneInfo) -> ExportQuery:
+    """``?from=&to=&format=``: a day (in the organizer's time zone) or an RFC 3339 time each."""
+    start = query.get("from") or None
+    end = query.get("to") or None
+    export_format = validation.one_of(query.get("format", "csv"), "format", tuple(f.value for f in ExportFormat))
+    parsed = ExportQuery(
+        None if start is None else validation.moment_or_day(start, "from", zone),
+        None if end is None else validation.moment_or_day(end, "to", zone),
+        ExportFormat(export_format),
+    )
+    if parsed.start is not None and parsed.end is not None and parsed.end <= parsed.start:
+        raise ValidationError("to", "must be after from")
+    return parsed

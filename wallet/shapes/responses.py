@@ -1,0 +1,501 @@
+"""The objects the API answers with, declared as msgspec ``Struct``s for the OpenAPI document: the
+service renders plain dicts, these say what those dicts hold (``tests/test_openapi.py`` checks real
+responses against the generated schemas, every object closed). Names are the schemas' names."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+from wallet.ledger.charges import ChargeStatus, IdentityMethod, VoidReason
+from wallet.ledger.months import UnusedPolicy
+from wallet.ledger.parties import ProviderStatus, RepresentationScope, RepresentationStatus
+from wallet.ledger.reconciliation import InvoiceSource, Outcome
+from wallet.ledger.settlements import SettlementStatus
+from wallet.ledger.transactions import TransactionType
+from wallet.shapes.requests import Amount, BudgetLine
+from wallet.validation import BusinessId, CategoryCode, Description, Iban, Id, Moment, Month, Name, Phone
+
+Cents = Annotated[int, Meta(description="Integer cents (EUR).")]
+Count = Annotated[int, Meta(ge=0)]
+Positive = Annotated[int, Meta(ge=1)]
+E164 = Annotated[Phone, Meta(description="E.164.")]
+NextCursor = Annotated[str | None, Meta(description="Give as `cursor` for the next page; null on the last page.")]
+TimeZone = Annotated[str, Meta(examples=["Europe/Helsinki"])]
+
+
+# Operations.
+
+
+class Health(Struct):
+    status: Literal["ok"]
+
+
+class Check(Struct):
+    status: Literal["ok", "failing"]
+    detail: str
+
+
+class Readiness(Struct):
+    status: Literal["ready"]
+    checks: dict[str, Check]
+
+
+# Tokens.
+
+
+class Token(Struct):
+    access_token: Annotated[str, Meta(description="A JWT (EdDSA).")]
+    token_type: Literal["Bearer"]
+    expires_in: Annotated[int, Meta(ge=1, description="Seconds.")]
+
+
+class LoginStarted(Struct):
+    """The same answer whether or not the phone has a wallet."""
+
+    status: Literal["code_sent"]
+    expires_at: Moment
+
+
+# Organizer.
+
+
+class Category(Struct):
+    code: CategoryCode
+    name: Name
+    created_at: Moment
+
+
+class CategoryList(Struct):
+    """Every category, in one page."""
+
+    data: list[Category]
+    next_cursor: None
+
+
+class IdentityLockout(Struct):
+    """Failed identity checks in the window, and until when further checks are refused."""
+
+    failures: Count
+    max_failures: Positive
+    window_seconds: Positive
+    locked_until: Moment | None
+
+
+class Client(Struct, kw_only=True):
+    id: Id
+    name: Name
+    phone: E164
+    has_national_id: bool
+    created_at: Moment
+
+
+class ClientDetail(Client, kw_only=True):
+    identity_lockout: IdentityLockout
+
+
+class Representation(Struct):
+    """A representative's mandate (puolesta-asiointi) for one client."""
+
+    id: Annotated[Id, Meta(description="The mandate's id (revoke with it).")]
+    client_id: Id
+    representative_id: Annotated[Id, Meta(description="The person: one id per phone, across clients.")]
+    name: str | None
+    phone: E164
+    has_national_id: bool
+    scope: RepresentationScope
+    status: RepresentationStatus
+    created_at: Moment
+    revoked_at: Moment | None
+
+
+class RepresentationPage(Struct):
+    data: list[Representation]
+    next_cursor: NextCursor
+
+
+class Mandate(Struct):
+    id: Id
+    client_id: Id
+    client_name: Name
+    scope: RepresentationScope
+    created_at: Moment
+
+
+class MandateList(Struct):
+    """Every active mandate, in one page."""
+
+    data: list[Mandate]
+    next_cursor: None
+
+
+class Budget(Struct):
+    id: Id
+    client_id: Id
+    start_month: Month
+    end_month: Month
+    unused: UnusedPolicy
+    lines: list[BudgetLine]
+    created_at: Moment
+
+
+class BudgetPage(Struct):
+    data: list[Budget]
+    next_cursor: NextCursor
+
+
+class Provider(Struct, kw_only=True):
+    id: Id
+    name: Name
+    business_id: BusinessId
+    iban: Iban
+    status: ProviderStatus
+    categories: list[CategoryCode]
+    created_at: Moment
+    updated_at: Moment
+
+
+class ProviderDetail(Provider, kw_only=True):
+    identity_lockout: IdentityLockout
+
+
+class ProviderCredentials(Struct):
+    """The secret is shown once; only its hash is kept."""
+
+    client_id: Id
+    client_secret: str
+    provider_id: Id
+
+
+class CreditRun(Struct):
+    month: Month
+    credited: Annotated[int, Meta(ge=0, description="Lines credited for the month in all.")]
+    amount: Annotated[int, Meta(ge=0, description="Cents credited for the month in all.")]
+    credited_now: Annotated[int, Meta(ge=0, description="Lines this call credited.")]
+    expired_now: Annotated[int, Meta(ge=0, description="Lines this call expired.")]
+
+
+# Providers.
+
+
+class Charge(Struct, kw_only=True):
+    id: Id
+    status: ChargeStatus
+    amount: Amount
+    category: CategoryCode
+    method: IdentityMethod
+    description: Description | None
+    created_at: Moment
+    refunded_amount: Count
+    expires_at: Annotated[Moment, Meta(description="While pending: when the hold is released.")] | UnsetType = UNSET
+    captured_at: Moment | UnsetType = UNSET
+    voided_at: Moment | UnsetType = UNSET
+    void_reason: VoidReason | UnsetType = UNSET
+
+
+class ChargePage(Struct):
+    data: list[Charge]
+    next_cursor: NextCursor
+
+
+class ClientCharge(Charge, kw_only=True):
+    provider_id: Id
+    provider_name: Name
+
+
+class ClientChargePage(Struct):
+    data: list[ClientCharge]
+    next_cursor: NextCursor
+
+
+class Refund(Struct):
+    id: Id
+    charge_id: Id
+    amount: Amount
+    status: Literal["succeeded"]
+    created_at: Moment
+    charge: Charge
+
+
+# Settlements.
+
+
+class Settlement(Struct, kw_only=True):
+    id: Id
+    provider_id: Id
+    reference: Annotated[str, Meta(pattern="^[0-9]+$", description="Finnish reference (viitenumero).")]
+    reference_printed: Annotated[str, Meta(description="The reference in groups of five.")]
+    rf_reference: Annotated[str, Meta(pattern="^RF[0-9]{2}[0-9A-Z]+$", description="ISO 11649.")]
+    rf_reference_printed: str
+    amount: Annotated[int, Meta(description="Net cents owed to the provider; negative: owed by it.")]
+    count: Positive
+    period_start: Moment
+    period_end: Moment
+    until: Moment
+    status: SettlementStatus
+    transaction_id: Annotated[str | None, Meta(description="Null exactly when the amount is 0.")]
+    created_at: Moment
+    updated_at: Moment
+
+
+class NewSettlementResult(Settlement, kw_only=True):
+    more_to_settle: Annotated[bool, Meta(description="More lines wait for the next batch.")]
+
+
+class SettlementEvent(Struct):
+    previous_status: SettlementStatus | None
+    status: SettlementStatus
+    actor: str
+    at: Moment
+    note: str | None
+
+
+class SettlementLine(Struct):
+    transaction_id: Id
+    type: Annotated[
+        str, Meta(extra_json_schema={"enum": [TransactionType.CAPTURE.value, TransactionType.REFUND.value]})
+    ]
+    charge_id: str | None
+    refund_id: str | None
+    category: str | None
+    amount: Annotated[int, Meta(description="Signed: on the provider's payable account.")]
+    created_at: Moment
+
+
+class SettlementDetail(Settlement, kw_only=True):
+    events: list[SettlementEvent]
+    lines: list[SettlementLine]
+    lines_next_cursor: Annotated[str | None, Meta(description="`cursor` for the next page of lines.")]
+
+
+class SettlementPage(Struct):
+    data: list[Settlement]
+    next_cursor: NextCursor
+
+
+# Finance.
+
+
+class ReconciledInvoice(Struct, kw_only=True):
+    position: Positive
+    invoice_number: str | None
+    reference: str | None
+    business_id: str | None
+    amount: Annotated[int | None, Meta(description="Cents.")]
+    outcome: Outcome
+    detail: str | None
+    settlement_id: str | None
+    settlement_amount: Annotated[int, Meta(description="With amount_mismatch: what the batch is.")] | UnsetType = UNSET
+
+
+# One count per outcome, each named by it.
+ReconciliationSummary = msgspec.defstruct("ReconciliationSummary", [(outcome.value, Count) for outcome in Outcome])
+
+
+class Reconciliation(Struct):
+    id: Id
+    source: InvoiceSource
+    created_at: Moment
+    summary: ReconciliationSummary  # type: ignore[valid-type]
+    invoices: list[ReconciledInvoice]
+
+
+class LowUseRule(Struct):
+    from_day: Annotated[int, Meta(ge=1, le=31)]
+    percent: Annotated[int, Meta(ge=1, le=100)]
+    evaluated: Annotated[bool, Meta(description="False before `from_day` of the current month.")]
+
+
+class UsageTotals(Struct):
+    """Every client of the month, whatever the page."""
+
+    monthly_amount: Cents
+    credited: Cents
+    used: Cents
+    held: Cents
+    left: Cents
+    charged: Annotated[int, Meta(description="Every provider's; equals `used`.")]
+    clients: Count
+    low_use_clients: Count
+
+
+class UsageLine(Struct):
+    category: CategoryCode
+    monthly_amount: Annotated[int, Meta(description="The budget line for the month; 0 without one.")]
+    credited: Annotated[int, Meta(description="The month's credit.")]
+    used: Annotated[int, Meta(description="Captures less refunds booked in the month.")]
+    held: Annotated[int, Meta(description="By charges pending at the close (now, for the current month).")]
+    left: Annotated[int, Meta(description="Available on the line at the close: balance less held.")]
+
+
+class UsageClient(Struct):
+    """A client's figures: its lines summed."""
+
+    client_id: Id
+    name: Name
+    monthly_amount: Cents
+    credited: Cents
+    used: Cents
+    held: Cents
+    left: Cents
+    used_percent: Annotated[int | None, Meta(description="Whole percent of the month's amount used.")]
+    low_use: Annotated[bool, Meta(description="Used less than the rule's percentage, late in the month.")]
+    lines: list[UsageLine]
+
+
+class UsageProvider(Struct):
+    provider_id: Id
+    provider_name: Name
+    captured: Annotated[int, Meta(description="Captures booked in the month.")]
+    refunded: Annotated[int, Meta(description="Refunds booked in the month (positive).")]
+    charged: Annotated[int, Meta(description="captured - refunded.")]
+    captures: Count
+    refunds: Count
+
+
+class UsageReport(Struct):
+    month: Month
+    time_zone: TimeZone
+    period_start: Moment
+    period_end: Annotated[Moment, Meta(description="Exclusive.")]
+    complete: Annotated[bool, Meta(description="False for the current month: figures so far.")]
+    as_of: Moment
+    low_use_rule: LowUseRule
+    totals: UsageTotals
+    providers: list[UsageProvider]
+    data: list[UsageClient]
+    next_cursor: str | None
+
+
+# Clients.
+
+
+class WalletLine(Struct):
+    category: CategoryCode
+    balance: Cents
+    held: Count
+    available: Count
+    monthly_amount: Count
+
+
+class Wallet(Struct, kw_only=True):
+    client_id: Id
+    balance: Cents
+    held: Count
+    available: Count
+    lines: list[WalletLine]
+    last_event_id: Annotated[str, Meta(description="The event stream position this state stands at.")] | UnsetType = (
+        UNSET
+    )
+
+
+class WalletTransaction(Struct, kw_only=True):
+    id: Id
+    type: TransactionType
+    amount: Annotated[int, Meta(description="Signed: what it moved on the wallet line.")]
+    balance_after: Cents
+    category: CategoryCode
+    created_at: Moment
+    charge_id: str | None
+    refund_id: str | None
+    provider_id: Id | UnsetType = UNSET
+    provider_name: Name | UnsetType = UNSET
+
+
+class WalletTransactionPage(Struct):
+    data: list[WalletTransaction]
+    next_cursor: NextCursor
+
+
+class CategoryTotal(Struct):
+    category: CategoryCode
+    amount: Cents
+    count: Positive
+
+
+class StatementByCategory(Struct):
+    amount: Cents
+    count: Count
+    by_category: list[CategoryTotal]
+
+
+class ProviderTotal(Struct):
+    provider_id: Id
+    provider_name: Name
+    category: CategoryCode
+    amount: Cents
+    count: Positive
+
+
+class StatementByProvider(Struct):
+    amount: Cents
+    count: Count
+    by_provider: list[ProviderTotal]
+
+
+class StatementLine(Struct):
+    category: CategoryCode
+    opening_balance: Cents
+    credits: Cents
+    charges: Cents
+    refunds: Cents
+    expiry: Cents
+    closing_balance: Cents
+
+
+class Statement(Struct):
+    """opening_balance + credits - charges + refunds - expiry = closing_balance, for the wallet and for each
+    line. Charges, refunds and expiry are positive amounts."""
+
+    month: Month
+    time_zone: TimeZone
+    period_start: Annotated[Moment, Meta(description="The month's first midnight in `time_zone`.")]
+    period_end: Annotated[Moment, Meta(description="The next month's first midnight (exclusive).")]
+    complete: Annotated[bool, Meta(description="False for the current month: figures so far.")]
+    as_of: Annotated[Moment, Meta(description="The closing instant: `period_end`, or now for the current month.")]
+    opening_balance: Cents
+    credits: StatementByCategory
+    charges: StatementByProvider
+    refunds: StatementByProvider
+    expiry: StatementByCategory
+    closing_balance: Cents
+    held_at_close: Annotated[int, Meta(description="Held by charges still pending at `as_of`: not a movement.")]
+    lines: list[StatementLine]
+
+
+RESPONSES: tuple[type[Struct], ...] = (
+    Health,
+    Readiness,
+    Token,
+    LoginStarted,
+    Category,
+    CategoryList,
+    Client,
+    ClientDetail,
+    Representation,
+    RepresentationPage,
+    Mandate,
+    MandateList,
+    Budget,
+    BudgetPage,
+    Provider,
+    ProviderDetail,
+    ProviderCredentials,
+    CreditRun,
+    Charge,
+    ChargePage,
+    ClientCharge,
+    ClientChargePage,
+    Refund,
+    Settlement,
+    NewSettlementResult,
+    SettlementDetail,
+    SettlementPage,
+    Reconciliation,
+    UsageReport,
+    Wallet,
+    WalletTransactionPage,
+    Statement,
+)
