@@ -58,8 +58,9 @@ from wallet.clock import rfc3339
 from wallet.eventloop import EVENT_LOOPS, new_event_loop
 from wallet.ids import new_id
 from wallet.ledger.accounts import payable_account, wallet_account
-from wallet.storage.sqlite import bulk, library
-from wallet.storage.sqlite.charge_batch import _CHARGES, _KEYS
+from wallet.storage.sql import bulk
+from wallet.storage.sql.charge_batch import _CHARGES, _KEYS
+from wallet.storage.sqlite import library
 from wallet.storage.sqlite.writer import connect
 
 # The real service's framing: the very functions the HTTP side and the writer process use.

@@ -12,11 +12,11 @@ and national ids, one approved provider, the credit run; kept in ``--directory``
 there when it holds one), copies it, and runs ``--charges`` national-id charges to random clients
 (a fixed random seed; a distinct ``Idempotency-Key`` each) through ``Writer.run_guarded`` in
 batches of ``--batch``: ``BEGIN IMMEDIATE``, per unit the idempotency lookup, ``SAVEPOINT``, the
-unit (``ops.charge``), ``RELEASE``, the idempotency key, then ``COMMIT`` and the after-commit
+unit (``charges.charge``), ``RELEASE``, the idempotency key, then ``COMMIT`` and the after-commit
 event watermark (``events.Watermark``), exactly as the writer process runs them
 (``writer_process._ProcessSideWriter``, ``synchronous=FULL``, WAL, SQLite configured as the
 writer process configures it: ``library.configure_for_one_thread``, ``adapt_none_directly``). Each task is built as the
-writer process builds it from a request frame (``_Task`` of a ``UnitCall`` of ``ops.charge``; the
+writer process builds it from a request frame (``Task`` of a ``UnitCall`` of ``charges.charge``; the
 moment as ``_reduce_datetime`` sends it; with ``--protocol`` the whole batch through a real frame,
 its pickling by the serving process included; with ``--answers`` too, the batch's outcomes
 encoded and framed as ``_serve`` sends them back, with the clients of new events and the batch's
@@ -138,8 +138,11 @@ def run_charges(
     from wallet.service import NATIONAL_ID, PHONE, storage_limits
     from wallet.settings import Settings
     from wallet.storage.port import ChargeCommand, Idempotency, Written
-    from wallet.storage.sqlite import events, library, ops
-    from wallet.storage.sqlite.writer import _Task, connect
+    from wallet.storage.sql import charges as charge_units
+    from wallet.storage.sql import events
+    from wallet.storage.sql.units import Task
+    from wallet.storage.sqlite import library
+    from wallet.storage.sqlite.writer import connect
     from wallet.storage.sqlite.writer_process import (
         ProcessWriter,
         _encode,
@@ -197,16 +200,16 @@ def run_charges(
         created_at = rfc3339(now)  # formatted by the serving process: the writer gets the text
         if not protocol:  # the moment as unpickled in the writer process (``_reduce_datetime``)
             now = _utc_datetime(now.year, now.month, now.day, now.hour, now.minute, now.second, now.microsecond)
-        return (index, ops.charge(command, limits, now, seed["month"]), idempotency, created_at, scope)
+        return (index, charge_units.charge(command, limits, now, seed["month"]), idempotency, created_at, scope)
 
-    def tasks(indexes: range) -> list[_Task]:
+    def tasks(indexes: range) -> list[Task]:
         """A batch as the writer process builds it (``_serve``); with ``protocol``, from a request
         frame that the charges were pickled into, as a serving process sends them."""
         requests = [request(index) for index in indexes]
         if protocol:
             (requests,) = _frames(bytearray(_frame(requests)))
         return [
-            _Task(unit, idempotency, created_at, None, None, actor)
+            Task(unit, idempotency, created_at, None, None, actor)
             for _, unit, idempotency, created_at, actor in requests
         ]
 

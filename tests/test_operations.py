@@ -26,7 +26,7 @@ from wallet.cli import parser
 from wallet.clock import FakeClock
 from wallet.service import WalletService
 from wallet.settings import Settings, SettingsError, describe
-from wallet.storage.sqlite.writer import stored, unit_of_work
+from wallet.storage.sql.units import stored, unit_of_work
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 WAIT_SECONDS = 10.0

@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -44,16 +43,17 @@ import structlog
 from wallet.ledger.errors import Unavailable
 from wallet.storage.migrations import migrate_postgres
 from wallet.storage.postgres.bridge import (
-    RetryableConflict,
     SyncConnection,
     connect_arguments,
     prepare_connection,
     require_storable,
     translate,
 )
+from wallet.storage.sql.connection import Connection
+from wallet.storage.sql.events import LAST_SEQ_SQL
+from wallet.storage.sql.units import Task
 from wallet.storage.sqlite.adapter import SqliteStorage
-from wallet.storage.sqlite.events import LAST_SEQ_SQL
-from wallet.storage.sqlite.writer import Writer, _rollback, _Task
+from wallet.storage.sqlite.writer import Writer, rollback
 
 log = structlog.get_logger(__name__)
 
@@ -81,28 +81,28 @@ class PostgresWriter(Writer):
         self._thread = threading.Thread(target=self._run, args=(connection,), name="wallet-writer", daemon=True)
         self._thread.start()
 
-    def _run_batch(self, connection: sqlite3.Connection, batch: list[_Task]) -> None:
+    def _run_batch(self, connection: Connection, batch: list[Task]) -> None:
         started = time.perf_counter()
         for attempt in range(1, self._attempts + 1):
             try:
-                connection.execute("BEGIN IMMEDIATE")  # BEGIN, then the cluster-wide write lock
+                connection.begin_write()  # BEGIN, then the cluster-wide write lock
                 self._run_tasks(connection, batch)  # charges side by side together, as on SQLite
                 connection.execute("COMMIT")
                 break
-            except RetryableConflict as error:
-                _rollback(connection)
+            except connection.dialect.retryable_conflict as error:
+                rollback(connection)
                 if attempt == self._attempts:
                     self._fault(batch, error)
                     return
                 self.retries += 1
                 log.warning("writer_batch_retried", error=str(error), attempt=attempt, batch=len(batch))
-            except sqlite3.OperationalError as error:
+            except connection.dialect.storage_fault as error:
                 self._fault(batch, error)
-                _rollback(connection)
+                rollback(connection)
                 return
         self._committed(connection, batch, started)
 
-    def _fault(self, batch: list[_Task], error: BaseException) -> None:
+    def _fault(self, batch: list[Task], error: BaseException) -> None:
         # The database is unreachable, full, or the lock did not come: nothing of the batch is
         # kept, every caller hears 503 and may retry; the next batch reconnects and tries again.
         log.error("writer_storage_fault", error=str(error), batch=len(batch))

@@ -24,7 +24,6 @@ The dialect differences are kept here and nowhere else:
 from __future__ import annotations
 
 import asyncio
-import functools
 import sqlite3
 from collections.abc import Coroutine, Iterable, Iterator, Sequence
 from decimal import Decimal
@@ -33,16 +32,28 @@ from typing import Any, TypeVar
 import asyncpg
 
 from wallet.ledger.errors import NotFound
+from wallet.storage.postgres.dialect import BEGIN_WRITE, LIST_PARAMETER, TABLE_EXISTS_SQL, render_numbered
+from wallet.storage.sql.connection import Dialect
 
 T = TypeVar("T")
-
-# The cluster-wide write lock: one key per schema, so that databases (or test schemas) sharing a
-# server never wait for each other.
-WRITE_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('wallet.writer:' || current_schema()))"
 
 
 class RetryableConflict(sqlite3.OperationalError):
     """PostgreSQL gave up on the transaction (serialization failure, deadlock): run it again."""
+
+
+POSTGRES = Dialect(
+    name="postgresql",
+    begin_write=BEGIN_WRITE,
+    list_parameter=LIST_PARAMETER,
+    returning_is_cheap=True,
+    update_from_json=False,
+    integrity_error=sqlite3.IntegrityError,
+    storage_fault=sqlite3.OperationalError,
+    retryable_conflict=RetryableConflict,
+    table_exists=TABLE_EXISTS_SQL,
+    render=render_numbered,
+)
 
 
 def integral(text: str) -> int:
@@ -67,30 +78,7 @@ def connect_arguments(
     return {"dsn": dsn, "server_settings": settings}
 
 
-# SQLite functions and their PostgreSQL equivalents (same output column: ``value``).
-_FUNCTIONS = (("json_each(?)", "json_array_elements_text(?::json)"),)
-
-
-@functools.lru_cache(maxsize=1024)
-def translate(sql: str) -> str:
-    """``?`` placeholders to ``$n``, leaving quoted text alone; SQLite functions to PostgreSQL's."""
-    for sqlite_form, postgres_form in _FUNCTIONS:
-        sql = sql.replace(sqlite_form, postgres_form)
-    out: list[str] = []
-    number = 0
-    quote: str | None = None
-    for character in sql:
-        if quote is not None:
-            if character == quote:
-                quote = None
-        elif character in ("'", '"'):
-            quote = character
-        elif character == "?":
-            number += 1
-            out.append(f"${number}")
-            continue
-        out.append(character)
-    return "".join(out)
+translate = render_numbered
 
 
 def require_storable(parameters: Sequence[Any]) -> None:
@@ -137,6 +125,8 @@ class Cursor:
 
 class SyncConnection:
     """One asyncpg connection used synchronously from one thread at a time."""
+
+    dialect = POSTGRES
 
     def __init__(self, dsn: str, *, lock_timeout_seconds: int | None = None, application_name: str = "wallet") -> None:
         self._arguments = connect_arguments(
@@ -190,11 +180,6 @@ class SyncConnection:
 
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> Cursor:
         require_storable(parameters)
-        if sql == "BEGIN IMMEDIATE":
-            connection = self._live()
-            self._run(connection.execute("BEGIN"))
-            self._run(connection.execute(WRITE_LOCK_SQL))
-            return Cursor([], 0)
         connection = self._live()
         query = translate(sql)
         if _returns_rows(sql):
@@ -202,6 +187,13 @@ class SyncConnection:
             return Cursor(rows, len(rows))
         status = self._run(connection.execute(query, *parameters))
         return Cursor([], _affected(status))
+
+    def begin_write(self) -> None:
+        for statement in POSTGRES.begin_write:
+            self.execute(statement)
+
+    def fetch_tuples(self, sql: str, parameters: Sequence[Any]) -> list[Any]:
+        return self.execute(sql, parameters).fetchall()
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Cursor:
         rows = list(rows)

@@ -44,21 +44,27 @@ from wallet.storage.port import (
     WriterStats,
     Written,
 )
-from wallet.storage.sqlite import (
+from wallet.storage.sql import (
+    charges,
     credit_runs,
     events,
     exports,
-    ops,
+    login,
+    organizer,
     reconciliations,
     render,
     representatives,
     settlements,
     statements,
     usage,
-    versions,
 )
-from wallet.storage.sqlite.reading import Reader
-from wallet.storage.sqlite.writer import STATEMENT_CACHE_SIZE, Unit, Writer, connect, replay_outcome, stored
+from wallet.storage.sql.connection import Connection, Row
+from wallet.storage.sql.idempotency import REPLAY_SQL, purge_idempotency_keys, replay_outcome
+from wallet.storage.sql.reading import Reader
+from wallet.storage.sql.units import Unit, stored
+from wallet.storage.sqlite import versions
+from wallet.storage.sqlite.connection import SqliteConnection
+from wallet.storage.sqlite.writer import STATEMENT_CACHE_SIZE, Writer, connect
 from wallet.storage.sqlite.writer_process import ProcessWriter
 
 SCHEMA_VERSION = 3  # the steps from each older version: wallet/storage/sqlite/versions.py
@@ -112,7 +118,7 @@ class SqliteStorage:
         self._loop_reader_busy = False
         # The credit run's planner (``credit_run_step(plan_ahead=clock)``): its connection, used by one
         # thread at a time, and the step expected next: being planned, then handed to the writer.
-        self._planner: sqlite3.Connection | None = None
+        self._planner: SqliteConnection | None = None
         self._planner_lock = threading.Lock()
         self._ahead: (
             tuple[
@@ -144,7 +150,7 @@ class SqliteStorage:
         writer = self.writer
         assert isinstance(writer, Writer)
 
-        def announce(connection: sqlite3.Connection) -> None:  # in the writer thread, after COMMIT
+        def announce(connection: Connection) -> None:  # in the writer thread, after COMMIT
             fresh = watermark.advance(connection)
             if fresh and self._event_listeners:
                 try:
@@ -207,7 +213,7 @@ class SqliteStorage:
         finally:
             self._readers.put_nowait(reader)
 
-    async def _read_statement(self, sql: str, parameters: tuple[Any, ...]) -> list[sqlite3.Row]:
+    async def _read_statement(self, sql: str, parameters: tuple[Any, ...]) -> list[Row]:
         """The rows of one statement. A single statement reads one committed snapshot by itself, so
         on the loop's connection it needs no BEGIN and COMMIT around it (nor the context manager):
         the same answer as ``_read``, at a third of the calls into SQLite. (The PostgreSQL adapter,
@@ -238,7 +244,7 @@ class SqliteStorage:
     # Organizer.
 
     async def create_category(self, code: str, name: str, now: datetime) -> Record:
-        return (await self._write(ops.create_category(code, name, rfc3339(now)), now)).value
+        return (await self._write(organizer.create_category(code, name, rfc3339(now)), now)).value
 
     async def list_categories(self) -> list[Record]:
         async with self._read() as reader:
@@ -246,7 +252,7 @@ class SqliteStorage:
         return [dict(row) for row in rows]
 
     async def create_client(self, client: NewClient, now: datetime) -> Record:
-        return (await self._write(ops.create_client(client, rfc3339(now)), now)).value
+        return (await self._write(organizer.create_client(client, rfc3339(now)), now)).value
 
     async def get_client(self, client_id: str) -> Record:
         async with self._read() as reader:
@@ -264,18 +270,18 @@ class SqliteStorage:
         window = timedelta(seconds=limits.identity_failures_window_seconds)
         since = rfc3339(now - window)
         async with self._read() as reader:
-            count_rows = await reader.execute_fetchall(ops.LOCKOUT_COUNT_SQL[column], (owner_id, since))
+            count_rows = await reader.execute_fetchall(charges.LOCKOUT_COUNT_SQL[column], (owner_id, since))
             failures = list(count_rows)[0][0]
             nth = None
             if failures >= maximum:
                 nth_rows = await reader.execute_fetchall(
-                    ops.LOCKOUT_NTH_SQL[column], (owner_id, since, failures - maximum)
+                    charges.LOCKOUT_NTH_SQL[column], (owner_id, since, failures - maximum)
                 )
                 nth = list(nth_rows)[0][0]
-        return ops.lockout_record(failures, maximum, nth, window)
+        return charges.lockout_record(failures, maximum, nth, window)
 
     async def create_budget(self, budget: NewBudget, now: datetime) -> Record:
-        return (await self._write(ops.create_budget(budget, rfc3339(now)), now)).value
+        return (await self._write(organizer.create_budget(budget, rfc3339(now)), now)).value
 
     async def list_budgets(self, client_id: str, limit: int, before: int | None) -> Page:
         async with self._read() as reader:
@@ -300,14 +306,14 @@ class SqliteStorage:
         self, client_id: str, budget_id: str, end_month: str, current_month: str, now: datetime
     ) -> Record:
         return (
-            await self._write(ops.end_budget(client_id, budget_id, end_month, current_month, rfc3339(now)), now)
+            await self._write(organizer.end_budget(client_id, budget_id, end_month, current_month, rfc3339(now)), now)
         ).value
 
     async def create_provider(self, provider: NewProvider, now: datetime) -> Record:
-        return (await self._write(ops.create_provider(provider, rfc3339(now)), now)).value
+        return (await self._write(organizer.create_provider(provider, rfc3339(now)), now)).value
 
     async def set_provider_status(self, provider_id: str, status: str, now: datetime) -> Record:
-        return (await self._write(ops.set_provider_status(provider_id, status, rfc3339(now)), now)).value
+        return (await self._write(organizer.set_provider_status(provider_id, status, rfc3339(now)), now)).value
 
     async def get_provider(self, provider_id: str) -> Record:
         async with self._read() as reader:
@@ -320,7 +326,7 @@ class SqliteStorage:
         return render.provider(rows[0], [row["category"] for row in categories])
 
     async def add_provider_credential(self, provider_id: str, client_id: str, secret_hash: str, now: datetime) -> None:
-        await self._write(ops.add_provider_credential(provider_id, client_id, secret_hash, rfc3339(now)), now)
+        await self._write(organizer.add_provider_credential(provider_id, client_id, secret_hash, rfc3339(now)), now)
 
     async def get_provider_credential(self, client_id: str) -> Record | None:
         async with self._read() as reader:
@@ -438,7 +444,7 @@ class SqliteStorage:
         async with self._read() as reader:
             rows = list(
                 await reader.execute_fetchall(
-                    "SELECT fingerprint, outcome FROM idempotency_keys WHERE scope = ? AND key = ?",
+                    REPLAY_SQL,
                     (idempotency.scope, idempotency.key),
                 )
             )
@@ -457,7 +463,7 @@ class SqliteStorage:
     async def charge(
         self, command: ChargeCommand, limits: Limits, now: datetime, month: str, idempotency: Idempotency | None
     ) -> Written:
-        return await self._write(ops.charge(command, limits, now, month), now, idempotency)
+        return await self._write(charges.charge(command, limits, now, month), now, idempotency)
 
     async def confirm_charge(
         self,
@@ -468,23 +474,25 @@ class SqliteStorage:
         now: datetime,
         idempotency: Idempotency | None,
     ) -> Written:
-        return await self._write(ops.confirm_charge(provider_id, charge_id, code_hash, limits, now), now, idempotency)
+        return await self._write(
+            charges.confirm_charge(provider_id, charge_id, code_hash, limits, now), now, idempotency
+        )
 
     async def void_charge(
         self, provider_id: str, charge_id: str, now: datetime, idempotency: Idempotency | None
     ) -> Written:
-        return await self._write(ops.void_charge(provider_id, charge_id, now), now, idempotency)
+        return await self._write(charges.void_charge(provider_id, charge_id, now), now, idempotency)
 
     async def refund(
         self, provider_id: str, charge_id: str, amount: int, now: datetime, idempotency: Idempotency | None
     ) -> Written:
-        return await self._write(ops.refund(provider_id, charge_id, amount, now), now, idempotency)
+        return await self._write(charges.refund(provider_id, charge_id, amount, now), now, idempotency)
 
     async def purge_idempotency_keys(self, older_than: datetime, batch: int, now: datetime) -> int:
-        return int((await self._write(ops.purge_idempotency_keys(older_than, batch), now)).value["deleted"])
+        return int((await self._write(purge_idempotency_keys(older_than, batch), now)).value["deleted"])
 
     async def expire_pending(self, now: datetime, batch: int) -> int:
-        return int((await self._write(ops.expire_pending(now, batch), now)).value["voided"])
+        return int((await self._write(charges.expire_pending(now, batch), now)).value["voided"])
 
     async def get_charge(self, provider_id: str, charge_id: str) -> Record:
         async with self._read() as reader:
@@ -514,15 +522,13 @@ class SqliteStorage:
     async def start_login(
         self, phone_hash: str, code_hash: str, expires_at: datetime, limits: Limits, now: datetime
     ) -> bool:
-        written = await self._write(ops.start_login(phone_hash, code_hash, expires_at, limits, now), now)
+        written = await self._write(login.start_login(phone_hash, code_hash, expires_at, limits, now), now)
         return bool(written.value["sent"])
 
     async def verify_login(
         self, phone_hash: str, code_hash: str, client_id: str | None, limits: Limits, now: datetime
     ) -> Record:
-        return (
-            await self._write(representatives.verify_login(phone_hash, code_hash, client_id, limits, now), now)
-        ).value
+        return (await self._write(login.verify_login(phone_hash, code_hash, client_id, limits, now), now)).value
 
     async def get_wallet(self, client_id: str, month: str) -> Record:
         # One statement, so one snapshot: the wallet's accounts, its budget lines of the month, and
@@ -537,7 +543,7 @@ class SqliteStorage:
     async def answer_charge(
         self, client_id: str, charge_id: str, approve: bool, now: datetime, idempotency: Idempotency | None
     ) -> Written:
-        return await self._write(ops.answer_charge(client_id, charge_id, approve, now), now, idempotency)
+        return await self._write(charges.answer_charge(client_id, charge_id, approve, now), now, idempotency)
 
     async def list_client_charges(self, client_id: str, limit: int, before: int | None, status: str | None) -> Page:
         query = CLIENT_CHARGES_SQL
@@ -560,7 +566,7 @@ class SqliteStorage:
             parameters = (client_id, before if before is not None else 2**62, limit + 1)
             rows = list(await reader.execute_fetchall(HISTORY_SQL, parameters))
 
-        def item(row: sqlite3.Row) -> Record:
+        def item(row: Row) -> Record:
             record = {key: row[key] for key in row.keys() if key != "seq"}
             if record["provider_name"] is None:
                 del record["provider_name"], record["provider_id"]
@@ -604,7 +610,7 @@ class SqliteStorage:
         now: datetime,
         idempotency: Idempotency | None,
     ) -> Written:
-        unit = ops.answer_charge(client_id, charge_id, approve, now, representative_id=representative_id)
+        unit = charges.answer_charge(client_id, charge_id, approve, now, representative_id=representative_id)
         return await self._write(unit, now, idempotency)
 
     # The organizer's view of use.
@@ -696,10 +702,10 @@ class _LoopReader:
         finally:
             self._connection.execute("COMMIT")
 
-    async def execute_fetchall(self, sql: str, parameters: Iterable[Any] | None = None) -> list[sqlite3.Row]:
+    async def execute_fetchall(self, sql: str, parameters: Iterable[Any] | None = None) -> list[Row]:
         return self._connection.execute(sql, tuple(parameters) if parameters is not None else ()).fetchall()
 
-    def fetch(self, sql: str, parameters: tuple[Any, ...]) -> list[sqlite3.Row]:
+    def fetch(self, sql: str, parameters: tuple[Any, ...]) -> list[Row]:
         """One statement outside any BEGIN: it reads one snapshot of its own."""
         return self._connection.execute(sql, parameters).fetchall()
 
@@ -707,7 +713,7 @@ class _LoopReader:
 _NO_POSITION = object()
 
 
-def wallet_from_rows(client_id: str, rows: Sequence[Sequence[Any]]) -> Record:
+def wallet_from_rows(client_id: str, rows: Sequence[Row]) -> Record:
     """``GET /v1/me/wallet``'s record from the rows of _WALLET_SQL, in one pass over them: a line per
     category with an account or a budget line this month, in the order of their codes."""
     accounts: dict[str, tuple[int, int]] = {}
@@ -782,9 +788,11 @@ async def _settled(writing: asyncio.Future[Written]) -> None:
         log.warning("credit_run_step_ahead_failed", error_type=type(error).__name__, error=str(error))
 
 
-def _planner_connection(path: str) -> sqlite3.Connection:
+def _planner_connection(path: str) -> SqliteConnection:
     """Read-only, plain tuples, for whichever thread plans the credit run (one at a time)."""
-    connection = sqlite3.connect(path, isolation_level=None, timeout=10.0, check_same_thread=False)
+    connection = sqlite3.connect(
+        path, factory=SqliteConnection, isolation_level=None, timeout=10.0, check_same_thread=False
+    )
     connection.execute("PRAGMA query_only = ON")
     return connection
 
@@ -826,7 +834,7 @@ CLIENT_CHARGES_SQL = (
 )
 
 
-def _page(rows: list[sqlite3.Row], limit: int, render_row: Callable[[sqlite3.Row], Record]) -> Page:
+def _page(rows: list[Row], limit: int, render_row: Callable[[Row], Record]) -> Page:
     more = len(rows) > limit
     rows = rows[:limit]
     return Page([render_row(row) for row in rows], rows[-1]["seq"] if more else None)

@@ -1,6 +1,6 @@
 """The one writer: a thread that owns the only write connection (the datasette pattern).
 
-Callers submit a unit of work, a plain function of a ``sqlite3.Connection``. The thread drains
+Callers submit a unit of work, a plain function of a ``Connection``. The thread drains
 its queue into a batch, runs ``BEGIN IMMEDIATE``, runs each unit inside its own savepoint (so a
 refused or failing unit undoes only itself), then ``COMMIT``s once for the whole batch: group
 commit. Every caller is answered only after the commit that holds its work, and with
@@ -13,123 +13,36 @@ can come between reading a balance and debiting it.
 from __future__ import annotations
 
 import asyncio
-import functools
-import json
 import queue
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
-from wallet.jsontext import encoder_once
-from wallet.ledger.errors import IdempotencyKeyReuse, OperationError, RateLimited, Unavailable
+from wallet.ledger.errors import OperationError, RateLimited, Unavailable
 from wallet.storage.port import ACTOR, CommitObserver, Idempotency, Record, Refusal, WriterStats, Written
-from wallet.storage.sqlite import audit
+from wallet.storage.sql import audit
+from wallet.storage.sql.connection import Connection
+from wallet.storage.sql.idempotency import REMEMBER_SQL, REPLAY_SQL, replay_outcome
+from wallet.storage.sql.units import BATCH_RUNNERS, BatchRunner, Task, Unit, UnitCall, compact_json
+from wallet.storage.sqlite.connection import SqliteConnection
 
 log = structlog.get_logger(__name__)
 
-Unit = Callable[[sqlite3.Connection], Any]
-
-
-class UnitCall:
-    """A unit of work that can also travel as data: the factory that made it and its arguments.
-
-    ``ops.charge(command, limits, now, month)`` returns one. Called, it runs the unit the factory
-    makes (built on the first call, in the writer: no factory does more than compute from its
-    arguments, so nothing changes by building it there); pickled, it is the factory's module-level
-    name and the arguments, so that the writer process (``writer_process``) builds the same unit from
-    the same values and runs it there. A factory that fails fails inside the writer's guard, as the
-    unit would."""
-
-    __slots__ = ("_unit", "args", "factory", "kwargs")
-
-    def __init__(self, factory: Callable[..., UnitCall], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        self.factory = factory
-        self.args = args
-        self.kwargs = kwargs
-        self._unit: Unit | None = None
-
-    def __call__(self, connection: sqlite3.Connection) -> Any:
-        unit = self._unit
-        if unit is None:
-            unit = self._unit = self.factory.__wrapped__(*self.args, **self.kwargs)  # type: ignore[attr-defined]
-        return unit(connection)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (UnitCall, (self.factory, self.args, self.kwargs))
-
-    def __repr__(self) -> str:
-        return f"<unit {self.factory.__module__}.{self.factory.__qualname__}>"
-
-
-def unit_of_work(factory: Callable[..., Unit]) -> Callable[..., UnitCall]:
-    """Mark a module-level unit factory: its units can run in this process's writer thread or in the
-    writer process alike. The arguments must pickle (plain values and dataclasses)."""
-
-    @functools.wraps(factory)
-    def describe(*args: Any, **kwargs: Any) -> UnitCall:
-        return UnitCall(describe, args, kwargs)
-
-    return describe
-
-
-RunOne = Callable[[sqlite3.Connection, "_Task"], "Written | BaseException"]
-
-
-class BatchRunner(Protocol):
-    """Runs, together, units of one factory that stand side by side in a batch: the same outcome for
-    each, in order, as ``Writer._run_task`` one at a time would give, and the same rows."""
-
-    def accepts(self, call: UnitCall) -> bool: ...
-
-    def run(self, connection: sqlite3.Connection, tasks: list[_Task], run_one: RunOne) -> None:
-        """Set every task's ``outcome``; ``run_one`` runs a task the ordinary way, in its savepoint."""
-
-
-# By unit factory: the runner that takes its units together (``charge_batch``: new charges).
-# Filled by the module that defines the runner, when it is imported (``ops`` imports it).
-BATCH_RUNNERS: dict[Callable[..., UnitCall], BatchRunner] = {}
-
-
-@unit_of_work
-def stored(value: Any) -> Unit:
-    """A unit that writes nothing but its value: an outcome kept with an idempotency key alone."""
-
-    def unit(connection: sqlite3.Connection) -> Any:
-        return value
-
-    return unit
-
-
-@dataclass
-class _Task:
-    unit: Unit
-    idempotency: Idempotency | None
-    created_at: str
-    future: asyncio.Future[Written] | None  # None in the writer process: answered over its socket
-    loop: asyncio.AbstractEventLoop | None
-    actor: str = "system"
-    outcome: Written | BaseException | None = field(default=None)
-
-
 _STOP = object()
-# ``json.dumps(value, separators=(",", ":"))``, the encoder built once: how an idempotency key keeps
-# an outcome, and how the batch code passes lists of values to SQLite's json_each.
-compact_json = encoder_once(json.JSONEncoder(separators=(",", ":")))
-
 # Prepared statements kept per connection, by SQL text (sqlite3's default is 128). The storage
 # has some 150 distinct statements; past the cache's size a statement is parsed and planned again.
 STATEMENT_CACHE_SIZE = 512
 
 
-def connect(path: str, *, check_same_thread: bool = False) -> sqlite3.Connection:
+def connect(path: str, *, check_same_thread: bool = False) -> SqliteConnection:
     """The write connection (``check_same_thread``: only the thread that opens it may use it)."""
     connection = sqlite3.connect(
         path,
+        factory=SqliteConnection,
         isolation_level=None,
         check_same_thread=check_same_thread,
         timeout=10.0,
@@ -172,7 +85,7 @@ class Writer:
 
     def __init__(self, path: str, queue_max: int, batch_max: int) -> None:
         self._path = path
-        self._queue: queue.Queue[_Task | object] = queue.Queue(maxsize=queue_max)
+        self._queue: queue.Queue[Task | object] = queue.Queue(maxsize=queue_max)
         self._batch_max = batch_max
         self._thread: threading.Thread | None = None
         self._closing = False
@@ -184,7 +97,7 @@ class Writer:
         self._commit_observers: list[CommitObserver] = []
         # Called in this thread after each COMMIT, never inside a transaction; what it raises is
         # logged, never let through: the batch is committed whatever it does.
-        self.after_commit: Callable[[sqlite3.Connection], None] | None = None
+        self.after_commit: Callable[[Connection], None] | None = None
 
     @property
     def queue_depth(self) -> int:
@@ -219,7 +132,7 @@ class Writer:
         if self._closing or self._thread is None:
             raise Unavailable("the service is shutting down", retry_after_seconds=1)
         loop = asyncio.get_running_loop()
-        task = _Task(unit, idempotency, created_at, loop.create_future(), loop, ACTOR.get())
+        task = Task(unit, idempotency, created_at, loop.create_future(), loop, ACTOR.get())
         try:
             self._queue.put_nowait(task)
         except queue.Full:
@@ -228,13 +141,13 @@ class Writer:
 
     # The thread.
 
-    def _run(self, connection: sqlite3.Connection) -> None:
+    def _run(self, connection: Connection) -> None:
         try:
             while True:
                 first = self._queue.get()
                 if first is _STOP:
                     return
-                batch: list[_Task] = [first]  # type: ignore[list-item]
+                batch: list[Task] = [first]  # type: ignore[list-item]
                 stop_after = False
                 while len(batch) < self._batch_max:
                     try:
@@ -251,36 +164,36 @@ class Writer:
         finally:
             connection.close()
 
-    def run_guarded(self, connection: sqlite3.Connection, batch: list[_Task]) -> None:
+    def run_guarded(self, connection: Connection, batch: list[Task]) -> None:
         """Run one batch and answer its callers, whatever happens: the only writer never dies."""
         try:
             self._run_batch(connection, batch)
         except BaseException as error:
             log.exception("writer_batch_crashed")
-            _rollback(connection)
+            rollback(connection)
             self._answer_all(batch, error)
 
-    def _run_batch(self, connection: sqlite3.Connection, batch: list[_Task]) -> None:
+    def _run_batch(self, connection: Connection, batch: list[Task]) -> None:
         started = time.perf_counter()
         try:
-            connection.execute("BEGIN IMMEDIATE")
+            connection.begin_write()
             audit.track_head(connection)  # nobody else appends to the audit chain until COMMIT
             self._run_tasks(connection, batch)
             connection.execute("COMMIT")
-        except sqlite3.OperationalError as error:
+        except connection.dialect.storage_fault as error:
             # A storage fault (disk full, I/O error, locked): nothing of the batch is kept, every
             # caller hears 503 and may retry; the next batch tries again, so the service recovers
             # by itself when the fault clears.
             log.error("writer_storage_fault", error=str(error), batch=len(batch))
             self.last_fault_monotonic = time.monotonic()
-            _rollback(connection)
+            rollback(connection)
             self._answer_all(batch, Unavailable("the database is not writable now", retry_after_seconds=1))
             return
         finally:
             audit.untrack_head(connection)
         self._committed(connection, batch, started)
 
-    def _committed(self, connection: sqlite3.Connection, batch: list[_Task], started: float) -> None:
+    def _committed(self, connection: Connection, batch: list[Task], started: float) -> None:
         """After the COMMIT of ``batch``: the figures, the after-commit hook, then the callers' answers."""
         self.last_commit_monotonic = time.monotonic()
         self.batches += 1
@@ -298,7 +211,7 @@ class Writer:
             except Exception:  # an observer (metrics) never stops the writer
                 log.exception("commit_observer_failed")
 
-    def _run_tasks(self, connection: sqlite3.Connection, batch: list[_Task]) -> None:
+    def _run_tasks(self, connection: Connection, batch: list[Task]) -> None:
         """Run the batch's tasks in order: each on its own, but a run of units that a batch runner
         takes (two or more side by side) together."""
         index = 0
@@ -314,20 +227,17 @@ class Writer:
                 runner.run(connection, batch[index:end], self._run_task)
             index = end
 
-    def _runner(self, task: _Task) -> BatchRunner | None:
+    def _runner(self, task: Task) -> BatchRunner | None:
         unit = task.unit
         if not self.batch_runners or not isinstance(unit, UnitCall):
             return None
         runner = BATCH_RUNNERS.get(unit.factory)
         return runner if runner is not None and runner.accepts(unit) else None
 
-    def _run_task(self, connection: sqlite3.Connection, task: _Task) -> Written | BaseException:
+    def _run_task(self, connection: Connection, task: Task) -> Written | BaseException:
         idempotency = task.idempotency
         if idempotency is not None:
-            row = connection.execute(
-                "SELECT fingerprint, outcome FROM idempotency_keys WHERE scope = ? AND key = ?",
-                (idempotency.scope, idempotency.key),
-            ).fetchone()
+            row = connection.execute(REPLAY_SQL, (idempotency.scope, idempotency.key)).fetchone()
             if row is not None:
                 return replay_outcome(row, idempotency)
         connection.execute("SAVEPOINT unit")
@@ -341,7 +251,7 @@ class Writer:
             connection.execute("RELEASE unit")
             self._remember(connection, task, {"error": error.to_record()}, error)
             return error
-        except sqlite3.OperationalError:
+        except connection.dialect.storage_fault:
             raise  # a storage fault fails the whole batch
         except BaseException as error:  # a bug: undo this unit only
             connection.execute("ROLLBACK TO unit")
@@ -359,12 +269,12 @@ class Writer:
         return Written(value)
 
     @staticmethod
-    def _remember(connection: sqlite3.Connection, task: _Task, outcome: Record, error: OperationError | None) -> None:
+    def _remember(connection: Connection, task: Task, outcome: Record, error: OperationError | None) -> None:
         # A rate limit or overload is about the moment, not the request: not remembered.
         if task.idempotency is None or isinstance(error, (RateLimited, Unavailable)):
             return
         connection.execute(
-            "INSERT INTO idempotency_keys (scope, key, fingerprint, outcome, created_at) VALUES (?, ?, ?, ?, ?)",
+            REMEMBER_SQL,
             (
                 task.idempotency.scope,
                 task.idempotency.key,
@@ -374,40 +284,32 @@ class Writer:
             ),
         )
 
-    def _answer_all(self, batch: list[_Task], error: BaseException) -> None:
+    def _answer_all(self, batch: list[Task], error: BaseException) -> None:
         self._deliver([(task, error) for task in batch])
 
-    def _deliver(self, answers: list[tuple[_Task, Written | BaseException]]) -> None:
+    def _deliver(self, answers: list[tuple[Task, Written | BaseException]]) -> None:
         """Give each caller its outcome (the writer process overrides this to send them back)."""
         _answer(answers)
 
 
-def _rollback(connection: sqlite3.Connection) -> None:
+def rollback(connection: Connection) -> None:
+    """Undo the open transaction, if any; a failure to is logged (the next BEGIN finds out)."""
     if connection.in_transaction:
         try:
             connection.execute("ROLLBACK")
-        except sqlite3.Error:
+        except Exception:
             log.exception("writer_rollback_failed")
 
 
-def replay_outcome(row: sqlite3.Row, idempotency: Idempotency) -> Written | BaseException:
-    if row["fingerprint"] != idempotency.fingerprint:
-        return IdempotencyKeyReuse("this Idempotency-Key was used with another request")
-    outcome = json.loads(row["outcome"])
-    if "error" in outcome:
-        return OperationError.from_record(outcome["error"])
-    return Written(outcome["value"], replayed=True)
-
-
-def _answer(answers: list[tuple[_Task, Written | BaseException]]) -> None:
+def _answer(answers: list[tuple[Task, Written | BaseException]]) -> None:
     """Resolve the callers' futures, with one wake-up of each event loop for the whole batch
     (``call_soon_threadsafe`` writes to the loop's self-pipe: a system call per call)."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Task, Written | BaseException]]] = {}
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Task, Written | BaseException]]] = {}
     for task, outcome in answers:
         if task.loop is not None:
             by_loop.setdefault(task.loop, []).append((task, outcome))
 
-    def resolve(answered: list[tuple[_Task, Written | BaseException]]) -> None:
+    def resolve(answered: list[tuple[Task, Written | BaseException]]) -> None:
         for task, outcome in answered:
             future = task.future
             if future is None or future.done():

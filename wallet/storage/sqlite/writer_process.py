@@ -54,8 +54,10 @@ import structlog
 from wallet.ledger.charges import IdentityMethod
 from wallet.ledger.errors import InvariantViolation, OperationError, Unavailable
 from wallet.storage.port import ACTOR, REDUCERS, CommitObserver, Idempotency, WriterStats, Written
-from wallet.storage.sqlite import events, library
-from wallet.storage.sqlite.writer import Unit, UnitCall, Writer, _Task, connect, writer_stats
+from wallet.storage.sql import events
+from wallet.storage.sql.units import Task, Unit, UnitCall
+from wallet.storage.sqlite import library
+from wallet.storage.sqlite.writer import Writer, connect, writer_stats
 
 log = structlog.get_logger(__name__)
 
@@ -165,9 +167,9 @@ class _ProcessSideWriter(Writer):
 
     def __init__(self, path: str, batch_max: int) -> None:
         super().__init__(path, queue_max=1, batch_max=batch_max)
-        self.answers: list[tuple[_Task, Written | BaseException]] = []
+        self.answers: list[tuple[Task, Written | BaseException]] = []
 
-    def _deliver(self, answers: list[tuple[_Task, Written | BaseException]]) -> None:
+    def _deliver(self, answers: list[tuple[Task, Written | BaseException]]) -> None:
         self.answers.extend(answers)
 
 
@@ -223,7 +225,7 @@ def _serve(
     writer.after_commit = announce
     selector = selectors.DefaultSelector()
     peers: dict[int, _Peer] = {}
-    pending: deque[tuple[_Peer, int, _Task]] = deque()
+    pending: deque[tuple[_Peer, int, Task]] = deque()
 
     def add(joined: socket.socket) -> _Peer:
         peer = _Peer(joined)
@@ -272,7 +274,7 @@ def _serve(
                 for requests in _frames(peer.buffer):
                     peer.listening = True
                     for number, unit, idempotency, created_at, actor in requests:
-                        pending.append((peer, number, _Task(unit, idempotency, created_at, None, None, actor)))
+                        pending.append((peer, number, Task(unit, idempotency, created_at, None, None, actor)))
                         peer.unanswered += 1
             if not pending:
                 continue

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from wallet.storage.port import Record
-from wallet.storage.sqlite.reading import Reader
+from wallet.storage.sql.reading import Reader
 
 # Every figure comes from the wallet events that carry a transaction (one per posting on a wallet
 # line, with its amount: ``wallet check`` proves them equal), found by ``wallet_events_by_client``,
