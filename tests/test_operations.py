@@ -26,6 +26,7 @@ from wallet.cli import parser
 from wallet.clock import FakeClock
 from wallet.service import WalletService
 from wallet.settings import Settings, SettingsError, describe
+from wallet.storage.sql.connection import Connection
 from wallet.storage.sql.units import stored, unit_of_work
 
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -87,8 +88,8 @@ async def test_a_stalled_writer_is_not_ready_and_recovers(http: TestClient) -> N
 
 @unit_of_work
 def disk_error() -> Any:
-    def unit(connection: sqlite3.Connection) -> None:
-        raise sqlite3.OperationalError("disk I/O error")
+    def unit(connection: Connection) -> None:
+        raise connection.dialect.storage_fault("disk I/O error")
 
     return unit
 

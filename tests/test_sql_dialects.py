@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import postgres_schema
+from wallet.storage.postgres.connection import POSTGRES, PostgresConnection
 from wallet.storage.postgres.dialect import PlaceholderInLiteral, render_format, render_numbered
 from wallet.storage.sql.connection import Connection
 from wallet.storage.sqlite.connection import SQLITE, SqliteConnection
@@ -39,5 +41,40 @@ def test_the_sqlite_connection_is_sqlites_own_with_a_dialect(tmp_path: Path) -> 
             ("a",),
             ("b",),
         ]
+    finally:
+        connection.close()
+
+
+@pytest.mark.postgres_only
+def test_the_postgres_connection_reads_rows_and_names_its_errors(postgres_schema: str) -> None:
+    connection: Connection = PostgresConnection(postgres_schema)
+    try:
+        row = connection.execute(
+            "SELECT CAST(? AS bigint) + 1 AS n, SUM(x) AS total, ? AS t FROM (VALUES (2), (3)) v(x)", (41, "a")
+        ).fetchone()
+        assert (row["n"], row[0], row["total"], row["t"], dict(row)) == (
+            42,
+            42,
+            5,
+            "a",
+            {"n": 42, "total": 5, "t": "a"},
+        )
+        with pytest.raises(ValueError, match="fractional"):
+            connection.execute("SELECT CAST(1.5 AS numeric)").fetchone()
+        assert connection.fetch_tuples(f"SELECT value FROM {POSTGRES.list_parameter}", ('["a", "b"]',)) == [
+            ("a",),
+            ("b",),
+        ]
+        connection.execute("CREATE TABLE t (id text PRIMARY KEY)")
+        assert connection.execute("INSERT INTO t VALUES (?)", ("x",)).rowcount == 1
+        with pytest.raises(POSTGRES.integrity_error):
+            connection.execute("INSERT INTO t VALUES (?)", ("x",))
+        connection.begin_write()
+        assert connection.in_transaction
+        connection.execute("ROLLBACK")
+        own_pid = connection.execute("SELECT pg_backend_pid()").fetchone()[0]
+        with pytest.raises(POSTGRES.storage_fault):
+            connection.execute("SELECT pg_terminate_backend(?)", (own_pid,))
+        assert connection.execute("SELECT 1").fetchone()[0] == 1  # connected again
     finally:
         connection.close()

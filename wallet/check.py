@@ -7,7 +7,6 @@ run on SQLite and on PostgreSQL, on the storage's ``Connection``, in one snapsho
 from __future__ import annotations
 
 import sqlite3
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from wallet.ledger.audit import AuditEntry, verify_chain
@@ -20,9 +19,7 @@ from wallet.storage.sqlite.connection import SqliteConnection
 def check_database(path: str) -> list[str]:
     """Every breach in the database ``path`` names: a SQLite file or a PostgreSQL DSN."""
     if is_postgres(path):
-        # In a thread of its own: the bridge drives its own event loop, whoever is calling.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="wallet-check") as pool:
-            return pool.submit(_check_postgres, path).result()
+        return _check_postgres(path)
     if not Path(path).exists():
         return [f"{path}: no such database"]
     connection = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, factory=SqliteConnection)
@@ -35,9 +32,9 @@ def check_database(path: str) -> list[str]:
 
 
 def _check_postgres(dsn: str) -> list[str]:
-    from wallet.storage.postgres.bridge import SyncConnection
+    from wallet.storage.postgres.connection import PostgresConnection
 
-    connection = SyncConnection(dsn)
+    connection = PostgresConnection(dsn)
     try:
         try:
             connection.connect()

@@ -1,15 +1,14 @@
 """The PostgreSQL adapter: the same port, the same units of work, for several ``wallet serve`` nodes.
 
-What it shares with SQLite, and why: every write is a unit of work from ``wallet/storage/sqlite``
-(``ops``, ``settlements``, ``reconciliations``), run through ``bridge.SyncConnection``; every read
-is the SQLite adapter's read, on an asyncpg pool. The money rules (``wallet/ledger``) and the SQL
-that applies them exist once; a rule changed there holds on both databases.
+Every write is a unit of work from ``wallet/storage/sql``, run on a ``PostgresConnection``
+(psycopg 3, synchronous, in the writer's thread); every read is the SQLite adapter's read, on an
+asyncpg pool. The money rules (``wallet/ledger``) and the SQL that applies them exist once.
 
 What differs:
 
 - Writes. Each node has one writer thread, as with SQLite, that runs a batch of units in one
   transaction (group commit) with a savepoint each. The transaction begins by taking the
-  cluster-wide write lock (``bridge.WRITE_LOCK_SQL``): write transactions of all nodes run one at a
+  cluster-wide write lock (``dialect.WRITE_LOCK_SQL``): write transactions of all nodes run one at a
   time, in one order. That order is what the hash-chained audit log needs anyway (each entry names
   the one before), and it makes every read-check-write in a unit safe across nodes: two nodes
   charging one wallet line are two transactions one after the other, the second sees the first's
@@ -33,22 +32,16 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 import asyncpg
 import structlog
 
 from wallet.ledger.errors import Unavailable
 from wallet.storage.migrations import migrate_postgres
-from wallet.storage.postgres.bridge import (
-    SyncConnection,
-    connect_arguments,
-    prepare_connection,
-    require_storable,
-    translate,
-)
+from wallet.storage.postgres.connection import PostgresConnection
+from wallet.storage.postgres.pool import PostgresReader, connect_arguments, prepare_connection
 from wallet.storage.sql.connection import Connection
 from wallet.storage.sql.events import LAST_SEQ_SQL
 from wallet.storage.sql.units import Task
@@ -64,7 +57,7 @@ _CONNECTION_ERRORS = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, a
 
 
 class PostgresWriter(Writer):
-    """The SQLite writer's thread, batches and savepoints, on a bridged PostgreSQL connection."""
+    """The SQLite writer's thread, batches and savepoints, on a psycopg connection."""
 
     def __init__(self, dsn: str, *, queue_max: int, batch_max: int, attempts: int, lock_timeout_seconds: int) -> None:
         super().__init__(dsn, queue_max=queue_max, batch_max=batch_max)
@@ -75,7 +68,7 @@ class PostgresWriter(Writer):
         self.application_name = f"wallet-writer-{os.getpid()}-{secrets.token_hex(3)}"
 
     def start(self) -> None:
-        connection = SyncConnection(
+        connection: Connection = PostgresConnection(
             self._path, lock_timeout_seconds=self._lock_timeout_seconds, application_name=self.application_name
         )
         self._thread = threading.Thread(target=self._run, args=(connection,), name="wallet-writer", daemon=True)
@@ -108,17 +101,6 @@ class PostgresWriter(Writer):
         log.error("writer_storage_fault", error=str(error), batch=len(batch))
         self.last_fault_monotonic = time.monotonic()
         self._answer_all(batch, Unavailable("the database is not writable now", retry_after_seconds=1))
-
-
-class PostgresReader:
-    """The face of an aiosqlite reader that the shared read functions use."""
-
-    def __init__(self, connection: asyncpg.Connection) -> None:
-        self._connection = connection
-
-    async def execute_fetchall(self, sql: str, parameters: Sequence[Any] = ()) -> list[asyncpg.Record]:
-        require_storable(parameters)
-        return list(await self._connection.fetch(translate(sql), *parameters))
 
 
 class PostgresStorage(SqliteStorage):

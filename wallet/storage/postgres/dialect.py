@@ -19,8 +19,9 @@ class StorageFault(Exception):
     """The database is unreachable, full, or the lock did not come in time: the batch is refused."""
 
 
-class RetryableConflict(Exception):
-    """PostgreSQL gave up on the transaction (serialization failure, deadlock): run it again."""
+class RetryableConflict(StorageFault):
+    """PostgreSQL gave up on the transaction (serialization failure, deadlock): the whole batch
+    fails, as on any storage fault, and the writer runs it again."""
 
 
 class PlaceholderInLiteral(ValueError):

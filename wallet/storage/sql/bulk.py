@@ -54,7 +54,7 @@ _MOVED_SQL = ListStatement(lambda dialect: f"SELECT id, balance, held FROM accou
 def move_balances(connection: Connection, moves: Sequence[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
     """Add ``(account_id, balance change, held change)`` to each account (each id once); what
     ``(id, balance, held)`` each moved account has afterwards, in no particular order (the callers
-    compare them with what they worked out). On PostgreSQL (the bridge), an ``UPDATE`` an account
+    compare them with what they worked out). Where the dialect has no ``update_from_json``, an ``UPDATE`` an account
     and a read afterwards: the same rows."""
     if not moves:
         return []

@@ -87,6 +87,7 @@ class Dialect:
     # The database is unreachable, full or locked: the whole batch is refused with 503.
     storage_fault: type[Exception]
     # The database gave up on the transaction (serialization failure, deadlock): run it again.
+    # A subclass of ``storage_fault``: it fails the whole batch first.
     retryable_conflict: type[Exception]
     # A row when the table named by the one parameter exists (``wallet check`` on an older schema).
     table_exists: str

@@ -115,7 +115,7 @@ class Writer:
         self._commit_observers.append(observer)
 
     def start(self) -> None:
-        connection = connect(self._path)  # fail here, in the caller, if the file cannot be opened
+        connection: Connection = connect(self._path)  # fail here, in the caller, if the file cannot be opened
         self._thread = threading.Thread(target=self._run, args=(connection,), name="wallet-writer", daemon=True)
         self._thread.start()
 
