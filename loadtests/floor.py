@@ -61,10 +61,11 @@ from wallet.ledger.accounts import payable_account, wallet_account
 from wallet.storage.sql import bulk
 from wallet.storage.sql.charge_batch import _CHARGES, _KEYS
 from wallet.storage.sqlite import library
-from wallet.storage.sqlite.writer import connect
 
 # The real service's framing: the very functions the HTTP side and the writer process use.
-from wallet.storage.sqlite.writer_process import _frame, _frames
+from wallet.storage.sqlite.frames import frame as _frame
+from wallet.storage.sqlite.frames import read_frames as _frames
+from wallet.storage.sqlite.writer import connect
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BATCH_MAX = 64  # the service's WALLET_WRITER_BATCH_MAX default

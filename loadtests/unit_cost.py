@@ -142,16 +142,12 @@ def run_charges(
     from wallet.storage.sql import events
     from wallet.storage.sql.units import Task
     from wallet.storage.sqlite import library
+    from wallet.storage.sqlite.frames import encode_outcome as _encode
+    from wallet.storage.sqlite.frames import frame as _frame
+    from wallet.storage.sqlite.frames import read_frames as _frames
+    from wallet.storage.sqlite.frames import utc_datetime as _utc_datetime
     from wallet.storage.sqlite.writer import connect
-    from wallet.storage.sqlite.writer_process import (
-        ProcessWriter,
-        _encode,
-        _frame,
-        _frames,
-        _ProcessSideWriter,
-        _Protocol,
-        _utc_datetime,
-    )
+    from wallet.storage.sqlite.writer_process import ProcessWriter, _ProcessSideWriter, _Protocol
 
     settings = Settings.from_env(seed["environment"])
     hasher = Hasher(load_or_create_secret(settings.secret_dir, HMAC_SECRET_FILENAME))
@@ -383,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--answers prices the answer frames of --protocol: give both")
     WITHOUT_INDEXES[:] = arguments.without_index
     if arguments.one_by_one:
-        from wallet.storage.sqlite.writer import Writer
+        from wallet.storage.sql.writer import Writer
 
         Writer.batch_runners = False
     directory = arguments.directory or Path(tempfile.mkdtemp(prefix="wallet-unit-cost-"))

@@ -19,7 +19,7 @@ from wallet.ledger.transactions import Posting
 from wallet.storage.sql import audit
 from wallet.storage.sql.units import Task, unit_of_work
 from wallet.storage.sqlite.adapter import migrate
-from wallet.storage.sqlite.writer import Writer, connect
+from wallet.storage.sqlite.writer import connect, thread_writer
 
 
 def rows(world: World) -> list[dict[str, Any]]:
@@ -89,7 +89,7 @@ def _audited(subject: str, then: str) -> Any:
 def test_the_chain_holds_across_undone_units_and_undone_batches(tmp_path: Path) -> None:
     path = str(tmp_path / "wallet.db")
     migrate(path)
-    writer = Writer(path, queue_max=1, batch_max=8)
+    writer = thread_writer(path, queue_max=1, batch_max=8)
     connection = connect(path)
 
     def run(*units: tuple[str, str]) -> list[Any]:

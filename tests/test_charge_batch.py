@@ -37,8 +37,9 @@ from wallet.storage.port import ChargeCommand, Idempotency, Limits, NewBudget, N
 from wallet.storage.sql import charge_batch, charges
 from wallet.storage.sql import organizer as organizer_units
 from wallet.storage.sql.units import Task, Unit, compact_json, unit_of_work
+from wallet.storage.sql.writer import Writer
 from wallet.storage.sqlite.adapter import migrate
-from wallet.storage.sqlite.writer import Writer, connect
+from wallet.storage.sqlite.writer import connect, thread_writer
 
 LIMITS = Limits(
     identity_failures_max=3,
@@ -185,7 +186,7 @@ def batch(names: dict[str, str]) -> list[Task]:
 def run(path: Path, tasks: list[Task], *, together: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any], int]:
     """Run ``tasks`` as one batch of the writer; the outcomes and the number of statements it ran."""
     monkeypatch.setattr(Writer, "batch_runners", together)
-    writer = Writer(str(path), queue_max=100, batch_max=100)
+    writer = thread_writer(str(path), queue_max=100, batch_max=100)
     connection = connect(str(path))
     statements = 0
 

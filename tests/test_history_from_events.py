@@ -22,7 +22,8 @@ from wallet.check import check_database
 from wallet.ledger.charges import IdentityMethod
 from wallet.storage.port import ChargeCommand
 from wallet.storage.sql import charges, events, statements
-from wallet.storage.sqlite.adapter import CLIENT_CHARGES_SQL, HISTORY_SQL, migrate
+from wallet.storage.sql.reads import CLIENT_CHARGES_SQL, HISTORY_SQL
+from wallet.storage.sqlite.adapter import migrate
 
 NOW = datetime(2027, 1, 10, 10, 0, tzinfo=UTC)
 

@@ -25,7 +25,8 @@ from wallet.ledger.errors import OperationError
 from wallet.ledger.months import UnusedPolicy
 from wallet.storage.port import ChargeCommand, NewBudget, NewClient, NewProvider
 from wallet.storage.sql import charges, credit_runs, organizer, statements
-from wallet.storage.sqlite.adapter import CLIENT_CHARGES_SQL, HISTORY_SQL, migrate
+from wallet.storage.sql.reads import CLIENT_CHARGES_SQL, HISTORY_SQL
+from wallet.storage.sqlite.adapter import migrate
 
 OLD_HISTORY_SQL = (
     "SELECT t.seq, t.id, t.type, t.created_at, t.category, t.charge_id, t.refund_id,"

@@ -33,7 +33,8 @@ from wallet.settings import Settings
 from wallet.storage.port import ChargeCommand, Idempotency, Limits, NewBudget, NewClient, NewProvider, NewRepresentation
 from wallet.storage.sql import charges, login, organizer, reconciliations, representatives, settlements
 from wallet.storage.sql.units import UnitCall, stored, unit_of_work
-from wallet.storage.sqlite.writer_process import _DISPATCH, ProcessWriter, _decode, _encode, _frame, _frames
+from wallet.storage.sqlite.frames import DISPATCH, decode_outcome, encode_outcome, frame, read_frames
+from wallet.storage.sqlite.writer_process import ProcessWriter
 
 pytestmark = pytest.mark.sqlite_only
 
@@ -145,8 +146,8 @@ def test_a_unit_crosses_as_its_factory_and_arguments() -> None:
 
 
 def test_a_request_frame_gives_back_the_moments_and_arguments_it_was_given() -> None:
-    """What ``_frame`` sends (the UTC moment as its seven fields, dataclasses by their fields) is
-    what ``_frames`` reads: equal values of the same types, a UTC moment still in ``UTC``."""
+    """What ``frame`` sends (the UTC moment as its seven fields, dataclasses by their fields) is
+    what ``read_frames`` reads: equal values of the same types, a UTC moment still in ``UTC``."""
     limits = Limits(5, 900, 50, 3, 5, 5, 900, {"x": 1})
     moments = [
         datetime(2027, 1, 15, 10, 4, 5, 123_456, tzinfo=UTC),
@@ -163,8 +164,8 @@ def test_a_request_frame_gives_back_the_moments_and_arguments_it_was_given() -> 
         (number, charges.charge(command, limits, moment, "2027-01"), Idempotency("s", f"k{number}", "f"), "t", "a")
         for number, (command, moment) in enumerate(zip(commands * 3, moments, strict=False))
     ]
-    buffer = bytearray(_frame(requests))
-    (read,) = _frames(buffer)
+    buffer = bytearray(frame(requests))
+    (read,) = read_frames(buffer)
     assert not buffer
     for (number, unit, idempotency, created_at, actor), (sent_number, sent, *rest) in zip(read, requests, strict=True):
         assert (number, idempotency, created_at, actor) == (sent_number, *rest)
@@ -175,7 +176,7 @@ def test_a_request_frame_gives_back_the_moments_and_arguments_it_was_given() -> 
 
 def test_every_kind_of_argument_crosses_equal_through_a_frame() -> None:
     """Each kind of value a unit carries (every ``by_fields`` class, enums, moments, invoices, a
-    stored value) comes back from ``_frames(_frame(...))`` equal and of its own type, inside the
+    stored value) comes back from ``read_frames(frame(...))`` equal and of its own type, inside the
     requests of the factories that carry it."""
     now = datetime(2027, 1, 15, 10, 4, 5, 123_456, tzinfo=UTC)
     limits = Limits(5, 900, 50, 3, 5, 5, 900, {"x": 1})
@@ -199,7 +200,7 @@ def test_every_kind_of_argument_crosses_equal_through_a_frame() -> None:
     ]
     requests = [(number, unit, Idempotency("s", f"k{number}", "f"), "t", "actor") for number, unit in enumerate(units)]
     requests.append((len(units), units[0], None, "t", "system"))
-    (read,) = _frames(bytearray(_frame(requests)))
+    (read,) = read_frames(bytearray(frame(requests)))
     assert len(read) == len(requests)
     for (number, unit, *rest), (sent_number, sent, *sent_rest) in zip(read, requests, strict=True):
         assert (number, *rest) == (sent_number, *sent_rest)
@@ -209,10 +210,10 @@ def test_every_kind_of_argument_crosses_equal_through_a_frame() -> None:
 
 
 def test_the_frame_s_pickler_reduces_every_class_that_crosses_without_object_reduce_ex() -> None:
-    """Pickle looks a value's type up in ``_DISPATCH`` before it falls back to ``__reduce_ex__``:
+    """Pickle looks a value's type up in ``DISPATCH`` before it falls back to ``__reduce_ex__``:
     every ``by_fields`` class and ``UnitCall`` is there, with the reducer the class has."""
     for cls in (ChargeCommand, Idempotency, Limits, NewBudget, NewClient, NewProvider, NewRepresentation, UnitCall):
-        assert _DISPATCH[cls] is cls.__reduce__
+        assert DISPATCH[cls] is cls.__reduce__
 
 
 @unit_of_work
@@ -333,7 +334,7 @@ def test_every_refusal_crosses_back_as_itself(error_type: type[OperationError]) 
         error = RateLimited("slow down", 7)
     else:
         error = error_type("refused", field="phone")
-    crossed = _decode(_encode(error))
+    crossed = decode_outcome(encode_outcome(error))
     assert type(crossed) is error_type
     assert crossed.to_record() == error.to_record()
 

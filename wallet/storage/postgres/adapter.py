@@ -30,9 +30,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import threading
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
@@ -42,11 +40,10 @@ from wallet.ledger.errors import Unavailable
 from wallet.storage.migrations import migrate_postgres
 from wallet.storage.postgres.connection import PostgresConnection
 from wallet.storage.postgres.pool import PostgresReader, connect_arguments, prepare_connection
-from wallet.storage.sql.connection import Connection
 from wallet.storage.sql.events import LAST_SEQ_SQL
-from wallet.storage.sql.units import Task
-from wallet.storage.sqlite.adapter import SqliteStorage
-from wallet.storage.sqlite.writer import Writer, rollback
+from wallet.storage.sql.reading import Reader
+from wallet.storage.sql.storage import SqlStorage
+from wallet.storage.sql.writer import Writer
 
 log = structlog.get_logger(__name__)
 
@@ -56,73 +53,24 @@ EVENTS_SINCE_SQL = "SELECT client_id, MAX(seq) AS last FROM wallet_events WHERE 
 _CONNECTION_ERRORS = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError, OSError)
 
 
-class PostgresWriter(Writer):
-    """The SQLite writer's thread, batches and savepoints, on a psycopg connection."""
-
-    def __init__(self, dsn: str, *, queue_max: int, batch_max: int, attempts: int, lock_timeout_seconds: int) -> None:
-        super().__init__(dsn, queue_max=queue_max, batch_max=batch_max)
-        self._attempts = attempts
-        self._lock_timeout_seconds = lock_timeout_seconds
-        self.retries = 0  # batches run again after a serialization failure or deadlock
-        # How this node's writer shows in pg_stat_activity.
-        self.application_name = f"wallet-writer-{os.getpid()}-{secrets.token_hex(3)}"
-
-    def start(self) -> None:
-        connection: Connection = PostgresConnection(
-            self._path, lock_timeout_seconds=self._lock_timeout_seconds, application_name=self.application_name
-        )
-        self._thread = threading.Thread(target=self._run, args=(connection,), name="wallet-writer", daemon=True)
-        self._thread.start()
-
-    def _run_batch(self, connection: Connection, batch: list[Task]) -> None:
-        started = time.perf_counter()
-        for attempt in range(1, self._attempts + 1):
-            try:
-                connection.begin_write()  # BEGIN, then the cluster-wide write lock
-                self._run_tasks(connection, batch)  # charges side by side together, as on SQLite
-                connection.execute("COMMIT")
-                break
-            except connection.dialect.retryable_conflict as error:
-                rollback(connection)
-                if attempt == self._attempts:
-                    self._fault(batch, error)
-                    return
-                self.retries += 1
-                log.warning("writer_batch_retried", error=str(error), attempt=attempt, batch=len(batch))
-            except connection.dialect.storage_fault as error:
-                self._fault(batch, error)
-                rollback(connection)
-                return
-        self._committed(connection, batch, started)
-
-    def _fault(self, batch: list[Task], error: BaseException) -> None:
-        # The database is unreachable, full, or the lock did not come: nothing of the batch is
-        # kept, every caller hears 503 and may retry; the next batch reconnects and tries again.
-        log.error("writer_storage_fault", error=str(error), batch=len(batch))
-        self.last_fault_monotonic = time.monotonic()
-        self._answer_all(batch, Unavailable("the database is not writable now", retry_after_seconds=1))
-
-
-class PostgresStorage(SqliteStorage):
+class PostgresStorage(SqlStorage):
     """The Storage port on PostgreSQL (``WALLET_DB=postgresql://...``)."""
-
-    plans_credit_runs = False  # the planner reads SQLite; here every step is worked out by the writer
 
     def __init__(
         self, dsn: str, *, queue_max: int, batch_max: int, readers: int, retry_attempts: int, lock_timeout_seconds: int
     ) -> None:
-        self.path = dsn
-        self.writer = PostgresWriter(
-            dsn,
+        # How this node's writer shows in pg_stat_activity.
+        writer_name = f"wallet-writer-{os.getpid()}-{secrets.token_hex(3)}"
+        writer = Writer(
+            lambda: PostgresConnection(dsn, lock_timeout_seconds=lock_timeout_seconds, application_name=writer_name),
             queue_max=queue_max,
             batch_max=batch_max,
             attempts=retry_attempts,
-            lock_timeout_seconds=lock_timeout_seconds,
+            application_name=writer_name,
         )
+        super().__init__(dsn, writer)  # every credit-run step is worked out by the writer
+        self.writer: Writer = writer
         self._reader_count = readers
-        self._event_listeners: list[Callable[[dict[str, int]], None]] = []
-        self._loop_reader = None  # no loop connection: every read goes through the pool (_read)
-        self._loop_reader_busy = False
         self._pool: asyncpg.Pool | None = None
         self._listener: asyncpg.Connection | None = None
         self._relisten: asyncio.Task[None] | None = None
@@ -148,9 +96,8 @@ class PostgresStorage(SqliteStorage):
             **connect_arguments(self.path), min_size=1, max_size=self._reader_count, init=prepare_connection
         )
         async with self._read() as reader:
-            self._heard_up_to = (await reader.execute_fetchall(LAST_SEQ_SQL))[0][0]
+            self._heard_up_to = list(await reader.execute_fetchall(LAST_SEQ_SQL))[0][0]
         await self._listen()
-        assert isinstance(self.writer, PostgresWriter)
         self.writer.start()
 
     @property
@@ -213,7 +160,7 @@ class PostgresStorage(SqliteStorage):
             self._pool = None
 
     @asynccontextmanager
-    async def _read(self, *, scan: bool = False) -> AsyncIterator[PostgresReader]:  # type: ignore[override]
+    async def _read(self, *, scan: bool = False) -> AsyncIterator[Reader]:
         """One consistent snapshot: everything inside sees one committed state."""
         if self._pool is None:
             raise Unavailable("the service is not open", retry_after_seconds=1)

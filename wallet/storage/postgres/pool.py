@@ -6,7 +6,7 @@ LISTEN support serve that well; the writer's thread uses psycopg's synchronous A
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import asyncpg
@@ -35,6 +35,7 @@ class PostgresReader:
     def __init__(self, connection: asyncpg.Connection) -> None:
         self._connection = connection
 
-    async def execute_fetchall(self, sql: str, parameters: Sequence[Any] = ()) -> list[asyncpg.Record]:
-        require_storable(parameters)
-        return list(await self._connection.fetch(render_numbered(sql), *parameters))
+    async def execute_fetchall(self, sql: str, parameters: Iterable[Any] | None = None) -> list[asyncpg.Record]:
+        values = tuple(parameters) if parameters is not None else ()
+        require_storable(values)
+        return list(await self._connection.fetch(render_numbered(sql), *values))
