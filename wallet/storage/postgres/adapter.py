@@ -6,18 +6,13 @@ asyncpg pool. The money rules (``wallet/ledger``) and the SQL that applies them 
 
 What differs:
 
-- Writes. Each node has one writer thread, as with SQLite, that runs a batch of units in one
-  transaction (group commit) with a savepoint each. The transaction begins by taking the
-  cluster-wide write lock (``dialect.WRITE_LOCK_SQL``): write transactions of all nodes run one at a
-  time, in one order. That order is what the hash-chained audit log needs anyway (each entry names
-  the one before), and it makes every read-check-write in a unit safe across nodes: two nodes
-  charging one wallet line are two transactions one after the other, the second sees the first's
-  debit and is refused ``insufficient_funds``. One lock, always taken first, cannot deadlock.
-  PostgreSQL's own guards stand behind it: ``CHECK (balance - held >= 0)`` on wallet lines, the
-  primary key of ``idempotency_keys`` (a retry on another node finds the first outcome), of
-  ``credits`` (a line credited once a month however many nodes run the credit), of
-  ``settlement_items`` (a line settled once). A serialization failure or deadlock reported by
-  PostgreSQL runs the batch again, at most ``postgres_retry_attempts`` times.
+- Writes. Each node has one writer thread, as with SQLite (batches, a savepoint a unit). Every
+  write transaction first takes the cluster-wide write lock (``dialect.WRITE_LOCK_SQL``), so the
+  write transactions of all nodes run one at a time, in one order: what the hash-chained audit log
+  needs, and what makes each unit's read-check-write safe across nodes. One lock, always taken
+  first, cannot deadlock. Constraints stand behind it (``CHECK (balance - held >= 0)``, the primary
+  keys of ``idempotency_keys``, ``credits``, ``settlement_items``). A serialization failure or
+  deadlock runs the batch again, at most ``postgres_retry_attempts`` times.
 - Reads use a pool of connections, each read in one ``REPEATABLE READ READ ONLY`` snapshot.
 - Events. A trigger on ``wallet_events`` sends ``NOTIFY wallet_events.<schema>`` with the client
   and event id; PostgreSQL delivers it only after the commit. Every node LISTENs on one connection

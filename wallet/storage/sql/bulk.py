@@ -1,10 +1,7 @@
 """Writing and reading many rows a statement: what the credit run and the batched charges share.
 
-Why multi-row ``INSERT``s rather than ``executemany``: each execution of a statement is its own
-statement transaction, and SQLite copies every existing page the statement changes into the
-statement journal first (and reads and writes the ``AUTOINCREMENT`` counter), so one row a
-statement pays that for the right-hand page of every index on every row. ``ROWS_PER_STATEMENT``
-rows a statement pay it once per statement: about 40 % less CPU in SQLite (docs/performance.md).
+Multi-row ``INSERT``s rather than ``executemany``: SQLite journals the pages a statement changes
+once per statement, so ``ROWS_PER_STATEMENT`` rows a statement pay that once instead of per row.
 """
 
 from __future__ import annotations

@@ -1,33 +1,13 @@
 """New charges side by side in one batch, run together: ``charges.charge`` in bulk.
 
-At the lunch-hour peak a batch is mostly new charges: by national id, each one of some sixteen
-statements: its reads (the provider, the client with its budget and failed checks, the line), its
-writes (the charge, the transaction, two postings with two balance updates, the wallet event, the
-audit entry, the idempotency key), its savepoint; by SMS code or for the client's approval, a hold
-(the charge pending, the amount held on the line, its event and audit entry). ``ChargeBatch`` reads
-what a run of them needs in
-a handful of statements, works each out in memory, in order, exactly as ``charges.charge`` would (the
-same checks in the same order, the ledger's own rules: ``charges.debit``, ``Transaction.check``,
-``LineState.check``), then writes each table with multi-row ``INSERT``s (``bulk.Insert``) and moves
-each account once by its net change, and reads the balances back to compare them with what it
-worked out. The rows are the rows the one-by-one path writes, in the same order
-(``tests/test_charge_batch.py`` holds the two side by side), and the outcomes are the same.
-
-What it does not work out itself it hands back to the one-by-one path, in order: a charge whose
-idempotency key another charge of the run used, a wallet or provider at its identity-failure limit
-(the lockout reads more), a national id that does not match (it records a failed check, which the
-charges after it must count), a provider without its payable account. It writes what it has
-worked out so far, runs that one charge in its own savepoint (``Writer._run_task``), then reads
-afresh for the rest.
-
-A refused charge writes nothing of its own, only its idempotency key with the refusal, as the
-savepoint of the one-by-one path would leave it. A bug (anything but a storage fault, which fails
-the whole batch, as everywhere) sends charges the one-by-one way, each in its savepoint: while
-reading, the rest of the run; while working out a charge, that charge, after writing what came
-before it; while writing, the run's savepoint is undone and all of its charges. One charge's bug
-still undoes only that charge.
-
-Nothing here awaits: the run is part of the writer's batch, from its first read to its last write.
+``ChargeBatch`` reads what a run of new charges needs in a handful of statements, works each out in
+memory exactly as ``charges.charge`` would (the same checks in the same order, the ledger's own
+rules), writes each table with multi-row ``INSERT``s and moves each account once by its net change,
+then reads the balances back to compare. The rows and the outcomes are those of the one-by-one path
+(``tests/test_charge_batch.py``). What it does not work out itself (a reused idempotency key, a
+lockout, a failed identity check, a missing account) it hands to the one-by-one path, in order; a
+bug sends the affected charges that way too, each in its savepoint, so one charge's bug undoes only
+that charge.
 """
 
 from __future__ import annotations

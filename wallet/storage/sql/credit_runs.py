@@ -1,22 +1,10 @@
 """The monthly credit run's unit of work, written in bulk.
 
-A step credits (and, at a real month boundary, expires) the lines of up to ``batch`` budgets. It
-reads everything the step depends on in a handful of queries, works the step out line by line in
-memory exactly as posting each transfer on its own would (``ledger_rows.post``: the ledger's checks on
-every transaction and on every wallet line after every posting, running ``balance_after``, one
-wallet event per wallet posting with the wallet's totals after it, one audit entry per
-transaction chained in order), then writes each table with multi-row ``INSERT``s and moves each
-account's balance once by its net change. Afterwards it reads the balances back and compares
-them with what it worked out: checked both ways.
-
-The rows are the very rows the one-by-one path writes, in the same order (a test holds the two
-side by side). The unique keys on ``credits (account_id, month)`` and ``expiries (account_id,
-boundary_month)`` make a step safe to repeat after a crash: a step is one unit in the writer, so
-it is committed whole or not at all, and a rerun skips what is there.
-
-The multi-row ``INSERT``s are ``bulk.Insert``'s (why, there).
-
-Nothing here awaits: the step runs in the writer thread from its first read to its last write.
+A step credits (and, at a month boundary, expires) the lines of up to ``batch`` budgets: it reads
+its inputs in a handful of queries, works the step out in memory exactly as ``ledger_rows.post``
+would one transfer at a time, writes each table with multi-row ``INSERT``s (``bulk.Insert``), moves
+each account once by its net change, then reads the balances back to compare. The unique keys on
+``credits`` and ``expiries`` make a step safe to repeat after a crash.
 """
 
 from __future__ import annotations

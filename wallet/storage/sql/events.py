@@ -79,10 +79,8 @@ LAST_SEQ_SQL = "SELECT COALESCE(MAX(seq), 0) FROM wallet_events"
 LAST_SEQ_OF_CLIENT_SQL = "SELECT COALESCE(MAX(seq), 0) FROM wallet_events WHERE client_id = ?"
 
 
-# After every commit: the new events only, found by their ``seq`` (the rowid) and grouped in a
-# temporary b-tree. ``+client_id`` keeps the planner from grouping by walking the whole
-# ``wallet_events_by_client`` index instead, which it otherwise prefers (no sort): a scan of every
-# event ever written, at every commit, 0.2 s at a million events (docs/performance.md).
+# After every commit: the new events only, by their ``seq``. ``+client_id`` keeps SQLite's planner
+# from grouping by walking the whole ``wallet_events_by_client`` index (every event, every commit).
 FRESH_SQL = "SELECT client_id, MAX(seq) AS last FROM wallet_events WHERE seq > ? GROUP BY +client_id"
 
 

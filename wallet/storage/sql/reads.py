@@ -165,15 +165,29 @@ class SqlReads:
 
     async def list_charges(self, provider_id: str, limit: int, before: int | None, status: str | None) -> Page:
         query = "SELECT * FROM charges WHERE provider_id = ? AND seq < ?"
-        parameters: list[object] = [provider_id, before if before is not None else 2**62]
+        return await self._charges_page(query, "status", "seq", provider_id, limit, before, status, render.charge)
+
+    async def _charges_page(
+        self,
+        query: str,
+        status_column: str,
+        seq_column: str,
+        owner: str,
+        limit: int,
+        before: int | None,
+        status: str | None,
+        render_row: Callable[[Row], Record],
+    ) -> Page:
+        """A page of ``query`` (its parameters: the owner, then the cursor), newest first, of one
+        status or of all."""
+        parameters: list[object] = [owner, before if before is not None else 2**62]
         if status is not None:
-            query += " AND status = ?"
+            query += f" AND {status_column} = ?"
             parameters.append(status)
-        query += " ORDER BY seq DESC LIMIT ?"
         parameters.append(limit + 1)
         async with self._read() as reader:
-            rows = list(await reader.execute_fetchall(query, parameters))
-        return _page(rows, limit, render.charge)
+            rows = list(await reader.execute_fetchall(f"{query} ORDER BY {seq_column} DESC LIMIT ?", parameters))
+        return _page(rows, limit, render_row)
 
     async def get_wallet(self, client_id: str, month: str) -> Record:
         # One statement, so one snapshot: the wallet's accounts, its budget lines of the month, and
@@ -186,16 +200,9 @@ class SqlReads:
             return await events.read_after(reader, client_id, after, limit)
 
     async def list_client_charges(self, client_id: str, limit: int, before: int | None, status: str | None) -> Page:
-        query = CLIENT_CHARGES_SQL
-        parameters: list[object] = [client_id, before if before is not None else 2**62]
-        if status is not None:
-            query += " AND c.status = ?"
-            parameters.append(status)
-        query += " ORDER BY e.seq DESC LIMIT ?"
-        parameters.append(limit + 1)
-        async with self._read() as reader:
-            rows = list(await reader.execute_fetchall(query, parameters))
-        return _page(rows, limit, render.client_charge)
+        return await self._charges_page(
+            CLIENT_CHARGES_SQL, "c.status", "e.seq", client_id, limit, before, status, render.client_charge
+        )
 
     async def statement_figures(self, client_id: str, start: datetime, until: datetime) -> Record:
         async with self._read() as reader:  # one snapshot: the balances and movements agree

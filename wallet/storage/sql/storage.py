@@ -53,18 +53,14 @@ class UnitWriter(Protocol):
     async def stop(self) -> None: ...
 
 
+# A credit-run step: month, current month, the last budget seq done, batch.
+StepKey = tuple[str, str, int, int]
+
+
 class CreditPlanner(Protocol):
     """Works credit-run steps out ahead, off the writer (SQLite's ``credit_planner``)."""
 
-    async def step(
-        self,
-        month: str,
-        current_month: str,
-        after_budget_seq: int,
-        batch: int,
-        now: datetime,
-        plan_ahead: Callable[[], datetime],
-    ) -> Record: ...
+    async def step(self, key: StepKey, now: datetime, plan_ahead: Callable[[], datetime]) -> Record: ...
 
 
 class SqlStorage(SqlReads):
@@ -112,19 +108,12 @@ class SqlStorage(SqlReads):
         *,
         plan_ahead: Callable[[], datetime] | None = None,
     ) -> Record:
-        """One step of the credit run.
-
-        With ``plan_ahead`` (``wallet credit-run``, where this process has nothing else to do) the
-        work of a step is split between two cores: this process works the next step out in a thread
-        (``credit_runs.plan_step``) while the writer writes this one, and hands it to the writer
-        before this one is answered, so that the writer never waits for it. The writer checks every
-        plan against its own read inside the writing transaction (``credit_runs.credit_run_step``)
-        and works the step out itself where they differ: the outcome is the same either way. A
-        step worked out ahead is stamped with ``plan_ahead()``, the caller's clock, when it is."""
+        """One step of the credit run. With ``plan_ahead`` and a ``credit_planner`` (SQLite), the next
+        step is worked out ahead while the writer writes this one (``sqlite/credit_planner.py``)."""
         if plan_ahead is None or self.credit_planner is None:
             unit = credit_runs.credit_run_step(month, current_month, after_budget_seq, batch, rfc3339(now))
             return (await self._write(unit, now)).value
-        return await self.credit_planner.step(month, current_month, after_budget_seq, batch, now, plan_ahead)
+        return await self.credit_planner.step((month, current_month, after_budget_seq, batch), now, plan_ahead)
 
     async def create_category(self, code: str, name: str, now: datetime) -> Record:
         return (await self._write(organizer.create_category(code, name, rfc3339(now)), now)).value

@@ -1,12 +1,9 @@
-"""The SQLite adapter: one writer thread for every write; reads on the event loop, or on a pool of
-aiosqlite readers for long scans.
+"""The SQLite adapter: the shared port (``sql.storage``) on one writer (a thread, or the writer
+process) and SQLite's readers.
 
-Why most reads run on the event loop thread itself: a point read (a wallet's lines, a charge, a
-credential) is a few index lookups, tens of microseconds inside SQLite, while handing it to a reader
-thread and back costs several times that in queue hops, wake-ups and GIL hand-overs, under load more
-than the query itself (measured with ``python -m loadtests.bench``, docs/performance.md). In WAL mode a
-reader never waits for the writer, so such a read does not stall the loop. Exports, which scan many
-rows, keep to the thread pool.
+Most reads run on the event loop's own connection: a point read is a few index lookups, cheaper
+than a hop to a reader thread and back, and in WAL mode a reader never waits for the writer.
+Long scans (exports) use a pool of aiosqlite reader threads.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from wallet.storage.port import (
 from wallet.storage.sql import (
     credit_runs,
 )
+from wallet.storage.sql.storage import StepKey
 from wallet.storage.sql.units import Unit
 from wallet.storage.sqlite.connection import SqliteConnection
 
@@ -41,25 +42,14 @@ class CreditRunPlanner:
         self._planner: SqliteConnection | None = None
         self._planner_lock = threading.Lock()
         self._ahead: (
-            tuple[
-                tuple[str, str, int, int], asyncio.Future[tuple[credit_runs.CreditPlan, asyncio.Future[Written]] | None]
-            ]
-            | None
+            tuple[StepKey, asyncio.Future[tuple[credit_runs.CreditPlan, asyncio.Future[Written]] | None]] | None
         ) = None
 
-    async def step(
-        self,
-        month: str,
-        current_month: str,
-        after_budget_seq: int,
-        batch: int,
-        now: datetime,
-        plan_ahead: Callable[[], datetime],
-    ) -> Record:
+    async def step(self, key: StepKey, now: datetime, plan_ahead: Callable[[], datetime]) -> Record:
         """One step; the one after it planned and handed to the writer meanwhile. A step worked out
         ahead is stamped with ``plan_ahead()``, the caller's clock, when it is."""
         now_text = rfc3339(now)
-        key = (month, current_month, after_budget_seq, batch)
+        month, current_month, _, batch = key
         ahead, self._ahead = self._ahead, None
         prepared = await ahead[1] if ahead is not None else None
         plan: credit_runs.CreditPlan | None
@@ -76,7 +66,7 @@ class CreditRunPlanner:
         return (await writing).value
 
     async def _prepare_step(
-        self, key: tuple[str, str, int, int], before: credit_runs.CreditPlan, clock: Callable[[], datetime]
+        self, key: StepKey, before: credit_runs.CreditPlan, clock: Callable[[], datetime]
     ) -> tuple[credit_runs.CreditPlan, asyncio.Future[Written]] | None:
         """Plan the step after ``before`` and hand it to the writer; ``None`` if no plan could be made
         (the call for that step then hands it to the writer without one)."""
@@ -87,7 +77,7 @@ class CreditRunPlanner:
         return plan, self._submit_step(key, plan, plan.now, now)
 
     def _submit_step(
-        self, key: tuple[str, str, int, int], plan: credit_runs.CreditPlan | None, now_text: str, now: datetime
+        self, key: StepKey, plan: credit_runs.CreditPlan | None, now_text: str, now: datetime
     ) -> asyncio.Future[Written]:
         unit = credit_runs.credit_run_step(*key, plan.now if plan is not None else now_text, plan)
         return asyncio.ensure_future(self._write(unit, now))

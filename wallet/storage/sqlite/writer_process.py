@@ -1,15 +1,12 @@
 """The one writer in a process of its own (``WALLET_WRITER_PROCESS``, on by default with SQLite).
 
-Why: in one process the writer thread and the event loop share one GIL. Every ``sqlite3`` call
-lets the GIL go and the writer must win it back from the loop, so a charge's unit waited about as
-long for the GIL as it ran (docs/performance.md). Here the writer has a core of its own and the
-HTTP side the other; the rules do not move: the units are the very same functions
-(``ops``, ``settlements``, ...), run by the very same ``Writer`` code (batches, a savepoint per
-unit, group commit, idempotency keys in the same transaction), only in another process.
+Why: in one process the writer thread and the event loop compete for one GIL. Here the writer has
+a core of its own; the units (``wallet/storage/sql``) and the ``Writer`` code that runs them
+(batches, a savepoint per unit, group commit) are the same, only in another process.
 
 How a unit travels: a ``UnitCall`` pickles as its factory's module-level name and its arguments
 (plain values and dataclasses); the writer process builds the same unit from them. Requests go over
-one Unix socket pair, framed (4-byte length, then a pickle), several to a frame: every request the
+one Unix socket pair, framed (``frames``), several to a frame: every request the
 event loop made in one turn is one ``send``. The writer process drains what has arrived into a
 batch of at most ``batch_max``, runs it, and only after its ``COMMIT`` sends back one frame: every
 caller's outcome, the clients with new wallet events (for the live streams), and the batch's
