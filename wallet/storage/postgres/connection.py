@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -122,16 +121,18 @@ def require_storable(parameters: Iterable[Any]) -> None:
             raise NotFound("no such record")
 
 
-@contextmanager
-def dialect_errors() -> Iterator[None]:
-    """PostgreSQL's errors as the dialect names them; a broken constraint stays ``psycopg.IntegrityError``."""
-    try:
-        yield
-    except (pg_errors.SerializationFailure, pg_errors.DeadlockDetected, pg_errors.TransactionRollback) as error:
-        raise RetryableConflict(str(error)) from error
-    except (psycopg.OperationalError, psycopg.InterfaceError, OSError) as error:
-        # Unreachable, full, lock timeout, cancelled: the batch is refused; the next one reconnects.
-        raise StorageFault(f"{type(error).__name__}: {error}") from error
+# What the dialect names a storage fault: unreachable, full, lock timeout, cancelled (the batch is
+# refused; the next one reconnects). A broken constraint stays ``psycopg.IntegrityError``.
+FAULTS = (psycopg.OperationalError, psycopg.InterfaceError, OSError)
+_RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected, pg_errors.TransactionRollback)
+
+
+def as_dialect_error(error: Exception) -> StorageFault:
+    """One of ``FAULTS`` as the dialect names it: a retryable conflict (serialization failure,
+    deadlock) or a storage fault."""
+    if isinstance(error, _RETRYABLE):
+        return RetryableConflict(str(error))
+    return StorageFault(f"{type(error).__name__}: {error}")
 
 
 @functools.cache
@@ -175,7 +176,7 @@ class PostgresConnection:
         self._connection: psycopg.Connection[PgRow] | None = None
 
     def connect(self) -> None:
-        with dialect_errors():
+        try:
             connection = psycopg.connect(
                 self._dsn,
                 autocommit=True,
@@ -183,6 +184,8 @@ class PostgresConnection:
                 application_name=self._application_name,
                 options=self._options,
             )
+        except FAULTS as error:
+            raise as_dialect_error(error) from error
         connection.adapters.register_loader("numeric", IntegralLoader)
         self._connection = connection
 
@@ -204,8 +207,10 @@ class PostgresConnection:
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> psycopg.Cursor[PgRow] | NoRows:
         require_storable(parameters)
-        with dialect_errors():
+        try:
             cursor = self._live().execute(render_format(sql), parameters)
+        except FAULTS as error:
+            raise as_dialect_error(error) from error
         if cursor.description is None:
             return NoRows(cursor.rowcount)
         return cursor
@@ -214,14 +219,20 @@ class PostgresConnection:
         rows = list(parameters)
         for row in rows:
             require_storable(row)
-        with dialect_errors(), self._live().cursor() as cursor:
-            cursor.executemany(render_format(sql), rows)
-            return NoRows(cursor.rowcount)
+        try:
+            with self._live().cursor() as cursor:
+                cursor.executemany(render_format(sql), rows)
+                return NoRows(cursor.rowcount)
+        except FAULTS as error:
+            raise as_dialect_error(error) from error
 
     def fetch_tuples(self, sql: str, parameters: Sequence[Any]) -> list[Any]:
         require_storable(parameters)
-        with dialect_errors(), self._live().cursor(row_factory=tuple_row) as cursor:
-            return cursor.execute(render_format(sql), parameters).fetchall()
+        try:
+            with self._live().cursor(row_factory=tuple_row) as cursor:
+                return cursor.execute(render_format(sql), parameters).fetchall()
+        except FAULTS as error:
+            raise as_dialect_error(error) from error
 
     def begin_write(self) -> None:
         for statement in BEGIN_WRITE:
