@@ -41,12 +41,14 @@ from wallet.clock import rfc3339
 from wallet.eventloop import EVENT_LOOPS, new_event_loop
 from wallet.ids import new_id
 from wallet.ledger.accounts import payable_account, wallet_account
-from wallet.storage.sqlite import bulk, library
-from wallet.storage.sqlite.charge_batch import _CHARGES, _KEYS
-from wallet.storage.sqlite.writer import connect
+from wallet.storage.sql import bulk
+from wallet.storage.sql.charge_batch import _CHARGES, _KEYS
+from wallet.storage.sqlite import library
 
 # The real service's framing: the very functions the HTTP side and the writer process use.
-from wallet.storage.sqlite.writer_process import _frame, _frames
+from wallet.storage.sqlite.frames import frame as _frame
+from wallet.storage.sqlite.frames import read_frames as _frames
+from wallet.storage.sqlite.writer import connect
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BATCH_MAX = 64  # the service's WALLET_WRITER_BATCH_MAX default

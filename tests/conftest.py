@@ -305,8 +305,14 @@ def deterministic_ids(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[int
         nonlocal counter
         counter = itertools.count(start)
 
-    from wallet.storage.sqlite import charge_batch, credit_runs, ops
+    from wallet.storage.sql import charge_batch, charges, credit_runs, ledger_rows, organizer
 
-    for module in (ops, credit_runs, charge_batch):  # every writer of new ids (test_charge_batch too)
+    for module in (
+        ledger_rows,
+        organizer,
+        charges,
+        credit_runs,
+        charge_batch,
+    ):  # every writer of new ids (test_charge_batch too)
         monkeypatch.setattr(module, "new_id", new_id)
     yield reset

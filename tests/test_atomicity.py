@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import World
-from wallet.storage.sqlite import ops
-from wallet.storage.sqlite.writer import unit_of_work
+from wallet.storage.sql import charges
+from wallet.storage.sql.units import unit_of_work
 
 
 def count(world: World, table: str) -> int:
@@ -21,16 +21,16 @@ def count(world: World, table: str) -> int:
 async def test_a_charge_cut_after_its_postings_leaves_nothing(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     client, provider = await world.funded(1_000)
     before = {table: count(world, table) for table in ("charges", "transactions", "postings")}
-    real_post = ops.post
+    real_post = charges.post
 
     def post_then_crash(*args, **kwargs):  # type: ignore[no-untyped-def]
         real_post(*args, **kwargs)
         raise RuntimeError("power cut between the postings and the end of the unit")
 
-    monkeypatch.setattr(ops, "post", post_then_crash)
+    monkeypatch.setattr(charges, "post", post_then_crash)
     status, body = await world.charge(provider, client, 400)
     assert status == 500 and body["code"] == "internal_error"
-    monkeypatch.setattr(ops, "post", real_post)
+    monkeypatch.setattr(charges, "post", real_post)
     assert {table: count(world, table) for table in before} == before
     assert (await world.wallet(client))["available"] == 1_000
 

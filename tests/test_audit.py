@@ -16,9 +16,10 @@ from wallet.check import check_database
 from wallet.ledger.audit import AuditEntry, canonical, verify_chain
 from wallet.ledger.errors import Conflict
 from wallet.ledger.transactions import Posting
-from wallet.storage.sqlite import audit
+from wallet.storage.sql import audit
+from wallet.storage.sql.units import Task, unit_of_work
 from wallet.storage.sqlite.adapter import migrate
-from wallet.storage.sqlite.writer import Writer, _Task, connect, unit_of_work
+from wallet.storage.sqlite.writer import connect, thread_writer
 
 
 def rows(world: World) -> list[dict[str, Any]]:
@@ -88,13 +89,11 @@ def _audited(subject: str, then: str) -> Any:
 def test_the_chain_holds_across_undone_units_and_undone_batches(tmp_path: Path) -> None:
     path = str(tmp_path / "wallet.db")
     migrate(path)
-    writer = Writer(path, queue_max=1, batch_max=8)
+    writer = thread_writer(path, queue_max=1, batch_max=8)
     connection = connect(path)
 
     def run(*units: tuple[str, str]) -> list[Any]:
-        batch = [
-            _Task(_audited(subject, then), None, "2027-01-01T00:00:00.000Z", None, None) for subject, then in units
-        ]
+        batch = [Task(_audited(subject, then), None, "2027-01-01T00:00:00.000Z", None, None) for subject, then in units]
         writer.run_guarded(connection, batch)
         return [task.outcome for task in batch]
 
@@ -135,7 +134,7 @@ _TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
 def test_a_ledger_entry_s_data_is_the_canonical_json(
     postings: list[tuple[str, int]], charge_id: str | None, refund_id: str | None, month: str | None
 ) -> None:
-    """``ops.post`` writes its entry's data directly; it must be what ``canonical`` makes, byte for
+    """``ledger_rows.post`` writes its entry's data directly; it must be what ``canonical`` makes, byte for
     byte, whatever the ids hold, or the hash chain would not verify."""
     expected = canonical(
         {"postings": [list(p) for p in postings], "charge_id": charge_id, "refund_id": refund_id, "month": month}

@@ -34,9 +34,12 @@ from wallet.ledger.charges import IdentityMethod
 from wallet.ledger.errors import OperationError
 from wallet.ledger.months import UnusedPolicy
 from wallet.storage.port import ChargeCommand, Idempotency, Limits, NewBudget, NewClient, NewProvider, Written
-from wallet.storage.sqlite import charge_batch, ops
+from wallet.storage.sql import charge_batch, charges
+from wallet.storage.sql import organizer as organizer_units
+from wallet.storage.sql.units import Task, Unit, compact_json, unit_of_work
+from wallet.storage.sql.writer import Writer
 from wallet.storage.sqlite.adapter import migrate
-from wallet.storage.sqlite.writer import Unit, Writer, _Task, compact_json, connect, unit_of_work
+from wallet.storage.sqlite.writer import connect, thread_writer
 
 LIMITS = Limits(
     identity_failures_max=3,
@@ -65,24 +68,28 @@ def organizer(path: Path) -> dict[str, str]:
     """Clients with budgets credited for March; an approved provider and one still pending."""
     migrate(str(path))
     now = NOW.replace(day=1).isoformat()
-    apply(path, ops.create_category("home_care", "Kotihoito", now))
-    apply(path, ops.create_category("transport", "Kuljetus", now))
+    apply(path, organizer_units.create_category("home_care", "Kotihoito", now))
+    apply(path, organizer_units.create_category("transport", "Kuljetus", now))
     names: dict[str, str] = {}
     provider = apply(
-        path, ops.create_provider(NewProvider("Hoiva Oy", "2077474-0", "FI2112345600000785", ("home_care",)), now)
+        path,
+        organizer_units.create_provider(
+            NewProvider("Hoiva Oy", "2077474-0", "FI2112345600000785", ("home_care",)), now
+        ),
     )
-    apply(path, ops.set_provider_status(provider["id"], "approved", now))
+    apply(path, organizer_units.set_provider_status(provider["id"], "approved", now))
     names["provider"] = provider["id"]
     names["pending"] = apply(
-        path, ops.create_provider(NewProvider("Uusi Oy", "1572860-0", "FI2112345600000785", ("home_care",)), now)
+        path,
+        organizer_units.create_provider(NewProvider("Uusi Oy", "1572860-0", "FI2112345600000785", ("home_care",)), now),
     )["id"]
     for name in ("anna", "bert", "cecilia", "dora", "eino", "locked"):
         names[name] = apply(
-            path, ops.create_client(NewClient(name, f"phone-{name}", f"cipher-{name}", f"nid-{name}"), now)
+            path, organizer_units.create_client(NewClient(name, f"phone-{name}", f"cipher-{name}", f"nid-{name}"), now)
         )["id"]
         apply(
             path,
-            ops.create_budget(
+            organizer_units.create_budget(
                 NewBudget(
                     names[name],
                     "2027-01",
@@ -93,7 +100,9 @@ def organizer(path: Path) -> dict[str, str]:
                 now,
             ),
         )
-    names["nobudget"] = apply(path, ops.create_client(NewClient("x", "phone-nobudget", "cipher-x", "nid-x"), now))["id"]
+    names["nobudget"] = apply(
+        path, organizer_units.create_client(NewClient("x", "phone-nobudget", "cipher-x", "nid-x"), now)
+    )["id"]
     run_month(path, reference_step, MONTH, MONTH, NOW.replace(day=1), batch=10)
     # The locked wallet: failed checks up to the limit, inside the window.
     connection = sqlite3.connect(path)
@@ -120,7 +129,7 @@ def charge(
     method: IdentityMethod = IdentityMethod.NATIONAL_ID,
     key: str | None = "own",
     body: str = "",
-) -> _Task:
+) -> Task:
     """The task the writer gets for a charge; ``key``: ``own`` for a key of its own, None for none."""
     now = NOW + timedelta(milliseconds=n)
     command = ChargeCommand(
@@ -140,10 +149,12 @@ def charge(
             f"provider:{names[provider]}", f"key-{n}" if key == "own" else key, f"fingerprint-{amount}-{client}{body}"
         )
     stamp = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return _Task(ops.charge(command, LIMITS, now, MONTH), idempotency, stamp, None, None, f"provider:{names[provider]}")
+    return Task(
+        charges.charge(command, LIMITS, now, MONTH), idempotency, stamp, None, None, f"provider:{names[provider]}"
+    )
 
 
-def batch(names: dict[str, str]) -> list[_Task]:
+def batch(names: dict[str, str]) -> list[Task]:
     return [
         charge(names, "anna", 1_000, 1),
         charge(names, "bert", 2_500, 2),
@@ -172,10 +183,10 @@ def batch(names: dict[str, str]) -> list[_Task]:
     ]
 
 
-def run(path: Path, tasks: list[_Task], *, together: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any], int]:
+def run(path: Path, tasks: list[Task], *, together: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any], int]:
     """Run ``tasks`` as one batch of the writer; the outcomes and the number of statements it ran."""
     monkeypatch.setattr(Writer, "batch_runners", together)
-    writer = Writer(str(path), queue_max=100, batch_max=100)
+    writer = thread_writer(str(path), queue_max=100, batch_max=100)
     connection = connect(str(path))
     statements = 0
 
@@ -212,7 +223,7 @@ def prepared(tmp_path: Path, deterministic_ids: Callable[[int], None]) -> tuple[
     deterministic_ids(0)
     names = organizer(tmp_path / "start.db")
     stored = charge(names, "bert", 1_000, 11, key="before")
-    apply(tmp_path / "start.db", ops.charge(*stored.unit.args))  # type: ignore[attr-defined]
+    apply(tmp_path / "start.db", charges.charge(*stored.unit.args))  # type: ignore[attr-defined]
     connection = sqlite3.connect(tmp_path / "start.db")
     with connection:  # the key as the writer keeps it: a replay answers from it
         connection.execute(
@@ -341,7 +352,7 @@ async def test_a_burst_of_charges_runs_together_and_keeps_every_rule(
     run_together = charge_batch.ChargeBatch.run
 
     def counted(
-        self: charge_batch.ChargeBatch, connection: sqlite3.Connection, tasks: list[_Task], run_one: Any
+        self: charge_batch.ChargeBatch, connection: sqlite3.Connection, tasks: list[Task], run_one: Any
     ) -> None:
         runs.append(len(tasks))
         run_together(self, connection, tasks, run_one)
@@ -404,7 +415,7 @@ def test_a_bug_in_the_run_hands_its_charges_to_the_one_by_one_path(
     if where == "reading":
         read = charge_batch._read
 
-        def failing_read(connection: sqlite3.Connection, tasks: list[_Task]) -> Any:
+        def failing_read(connection: sqlite3.Connection, tasks: list[Task]) -> Any:
             if next(calls) == 0:
                 raise RuntimeError("a bug while reading")
             return read(connection, tasks)

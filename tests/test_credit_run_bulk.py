@@ -1,7 +1,7 @@
 """The credit run's bulk step writes exactly what posting each line on its own writes.
 
 ``reference_step`` is the one-by-one credit run as it was before the step was written in bulk:
-every transfer through ``ops.post`` (one statement at a time, the running balance read back from
+every transfer through ``ledger_rows.post`` (one statement at a time, the running balance read back from
 ``UPDATE ... RETURNING``, the wallet event and the audit entry appended by their own modules).
 Both run from the same database, with the same ids, and every table they touch must come out the
 same, row for row, in the same order: transactions, postings (with ``balance_after``), balances,
@@ -27,9 +27,11 @@ from wallet.ledger.charges import IdentityMethod
 from wallet.ledger.months import UnusedPolicy, expires_at_boundary, expiry_amount, previous_month
 from wallet.ledger.transactions import Transaction, TransactionType
 from wallet.storage.port import ChargeCommand, Limits, NewBudget, NewClient, NewProvider, Record
-from wallet.storage.sqlite import credit_runs, ops
+from wallet.storage.sql import charges, credit_runs, ledger_rows, organizer
+from wallet.storage.sql.units import Unit
 from wallet.storage.sqlite.adapter import migrate
-from wallet.storage.sqlite.writer import Unit, connect
+from wallet.storage.sqlite.connection import SqliteConnection
+from wallet.storage.sqlite.writer import connect
 
 # The one-by-one path, kept here as the measure of the bulk one.
 
@@ -54,7 +56,9 @@ def reference_step(month: str, current_month: str, after_budget_seq: int, batch:
             ).fetchall()
             for line in lines:
                 account_id = wallet_account(budget["client_id"], line["category"])
-                ops.ensure_account(connection, account_id, client_id=budget["client_id"], category=line["category"])
+                ledger_rows.ensure_account(
+                    connection, account_id, client_id=budget["client_id"], category=line["category"]
+                )
                 common = {"client_id": budget["client_id"], "category": line["category"]}
                 if boundary_is_now and expires_at_boundary(policy, budget["start_month"], budget["end_month"], month):
                     expired += _expire_at_boundary(connection, account_id, month, now, common)
@@ -77,7 +81,7 @@ def _expire_at_boundary(
         "SELECT 1 FROM expiries WHERE account_id = ? AND boundary_month = ?", (account_id, month)
     ).fetchone():
         return 0
-    line = ops.read_line(connection, account_id)
+    line = ledger_rows.read_line(connection, account_id)
     already_credited = connection.execute(
         "SELECT COALESCE(SUM(amount), 0) FROM credits WHERE account_id = ? AND month >= ?", (account_id, month)
     ).fetchone()[0]
@@ -85,7 +89,7 @@ def _expire_at_boundary(
     transaction_id = None
     if amount > 0:
         transfer = Transaction.transfer(TransactionType.EXPIRY, account_id, FUNDING_ACCOUNT, amount)
-        transaction_id = ops.post(connection, transfer, now, month=previous_month(month), **common)
+        transaction_id = ledger_rows.post(connection, transfer, now, month=previous_month(month), **common)
     connection.execute(
         "INSERT INTO expiries (account_id, boundary_month, amount, transaction_id) VALUES (?, ?, ?, ?)",
         (account_id, month, amount, transaction_id),
@@ -105,7 +109,7 @@ def _credit(
     if connection.execute("SELECT 1 FROM credits WHERE account_id = ? AND month = ?", (account_id, month)).fetchone():
         return 0
     transfer = Transaction.transfer(TransactionType.CREDIT, FUNDING_ACCOUNT, account_id, amount)
-    transaction_id = ops.post(connection, transfer, now, month=month, **common)
+    transaction_id = ledger_rows.post(connection, transfer, now, month=month, **common)
     connection.execute(
         "INSERT INTO credits (account_id, month, budget_id, amount, transaction_id) VALUES (?, ?, ?, ?, ?)",
         (account_id, month, budget_id, amount, transaction_id),
@@ -143,18 +147,18 @@ def small_world(path: Path, now: str, clients: int) -> str:
     """On a database with a schema: home care, an approved provider (its id returned), and
     ``clients`` clients ``phone-N`` / ``nid-N``, each with a budget of 40,000 a month from
     January 2027, credited for January."""
-    apply(path, ops.create_category("home_care", "Kotihoito", now))
+    apply(path, organizer.create_category("home_care", "Kotihoito", now))
     provider = apply(
-        path, ops.create_provider(NewProvider("Hoiva Oy", "2077474-0", "FI2112345600000785", ("home_care",)), now)
+        path, organizer.create_provider(NewProvider("Hoiva Oy", "2077474-0", "FI2112345600000785", ("home_care",)), now)
     )
-    apply(path, ops.set_provider_status(provider["id"], "approved", now))
+    apply(path, organizer.set_provider_status(provider["id"], "approved", now))
     for number in range(clients):
         client = apply(
-            path, ops.create_client(NewClient(f"c{number}", f"phone-{number}", "cipher", f"nid-{number}"), now)
+            path, organizer.create_client(NewClient(f"c{number}", f"phone-{number}", "cipher", f"nid-{number}"), now)
         )
         apply(
             path,
-            ops.create_budget(
+            organizer.create_budget(
                 NewBudget(client["id"], "2027-01", "2027-12", UnusedPolicy.EXPIRE, (("home_care", 40_000),)), now
             ),
         )
@@ -187,23 +191,23 @@ def history(path: Path) -> dict[str, str]:
     """Two months of a varied organizer: every case a step meets at the March boundary."""
     migrate(str(path))
     now = START.isoformat()
-    apply(path, ops.create_category("home_care", "Kotihoito", now))
-    apply(path, ops.create_category("transport", "Kuljetus", now))
+    apply(path, organizer.create_category("home_care", "Kotihoito", now))
+    apply(path, organizer.create_category("transport", "Kuljetus", now))
     provider = apply(
         path,
-        ops.create_provider(
+        organizer.create_provider(
             NewProvider("Hoiva Oy", "2077474-0", "FI2112345600000785", ("home_care", "transport")), now
         ),
     )
-    apply(path, ops.set_provider_status(provider["id"], "approved", now))
+    apply(path, organizer.set_provider_status(provider["id"], "approved", now))
     clients = {}
     for name in ("full", "ends", "carry", "starts", "held", "ahead"):
         clients[name] = apply(
-            path, ops.create_client(NewClient(name, f"phone-{name}", f"cipher-{name}", f"nid-{name}"), now)
+            path, organizer.create_client(NewClient(name, f"phone-{name}", f"cipher-{name}", f"nid-{name}"), now)
         )["id"]
 
     def budget(client: str, start: str, end: str, unused: UnusedPolicy, *lines: tuple[str, int]) -> None:
-        apply(path, ops.create_budget(NewBudget(clients[client], start, end, unused, lines), now))
+        apply(path, organizer.create_budget(NewBudget(clients[client], start, end, unused, lines), now))
 
     budget("full", "2027-01", "2027-12", UnusedPolicy.EXPIRE, ("home_care", 40_000), ("transport", 5_000))
     budget("ends", "2027-01", "2027-02", UnusedPolicy.CARRY_OVER, ("home_care", 30_000))
@@ -215,7 +219,7 @@ def history(path: Path) -> dict[str, str]:
     def spend(client: str, category: str, amount: int, method: IdentityMethod, at: datetime) -> None:
         apply(
             path,
-            ops.charge(
+            charges.charge(
                 ChargeCommand(
                     provider["id"],
                     f"phone-{client}",
@@ -374,8 +378,8 @@ def test_the_audit_data_a_step_writes_is_the_canonical_json(account_id: str) -> 
 ID_BLOCK = 10_000  # ids a step may use: each step's ids from its own block, whichever runs it first
 
 
-def planner(path: Path) -> sqlite3.Connection:
-    connection = sqlite3.connect(path, isolation_level=None)
+def planner(path: Path) -> SqliteConnection:
+    connection = sqlite3.connect(path, isolation_level=None, factory=SqliteConnection)
     connection.execute("PRAGMA query_only = ON")
     return connection
 
@@ -481,7 +485,7 @@ def test_a_plan_the_data_has_moved_past_is_worked_out_again(
     )
     for path in (stale, fresh):
         deterministic_ids(200_000)
-        assert apply(path, ops.charge(spend, LIMITS, now, month))["status"] == "captured"
+        assert apply(path, charges.charge(spend, LIMITS, now, month))["status"] == "captured"
 
     deterministic_ids(300_000)
     result = apply(stale, credit_runs.credit_run_step(month, month, 0, 1, now.isoformat(), plan))

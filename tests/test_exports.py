@@ -385,7 +385,7 @@ def test_a_page_after_many_rows_stamped_alike_costs_what_the_first_does(tmp_path
     stamped alike took 124 s to export instead of 21 s)."""
     import sqlite3
 
-    from wallet.storage.sqlite import exports
+    from wallet.storage.sql import exports
     from wallet.storage.sqlite.adapter import migrate
 
     path = str(tmp_path / "wallet.db")

@@ -21,8 +21,9 @@ from tests.test_credit_run_bulk import LIMITS, apply, small_world
 from wallet.check import check_database
 from wallet.ledger.charges import IdentityMethod
 from wallet.storage.port import ChargeCommand
-from wallet.storage.sqlite import events, ops, statements
-from wallet.storage.sqlite.adapter import CLIENT_CHARGES_SQL, HISTORY_SQL, migrate
+from wallet.storage.sql import charges, events, statements
+from wallet.storage.sql.reads import CLIENT_CHARGES_SQL, HISTORY_SQL
+from wallet.storage.sqlite.adapter import migrate
 
 NOW = datetime(2027, 1, 10, 10, 0, tzinfo=UTC)
 
@@ -38,7 +39,7 @@ def database(tmp_path: Path) -> Path:
         charged.append(
             apply(
                 path,
-                ops.charge(
+                charges.charge(
                     ChargeCommand(
                         provider["id"],
                         "phone-1",
@@ -54,10 +55,10 @@ def database(tmp_path: Path) -> Path:
                 ),
             )
         )
-    apply(path, ops.refund(provider["id"], charged[0]["id"], 500, NOW))
+    apply(path, charges.refund(provider["id"], charged[0]["id"], 500, NOW))
     apply(
         path,
-        ops.charge(
+        charges.charge(
             ChargeCommand(
                 provider["id"],
                 "phone-0",

@@ -21,7 +21,8 @@ from wallet.api.readiness import Jobs
 from wallet.clock import FakeClock
 from wallet.service import WalletService
 from wallet.settings import Settings
-from wallet.storage.sqlite.writer import stored, unit_of_work
+from wallet.storage.sql.connection import Connection
+from wallet.storage.sql.units import stored, unit_of_work
 
 WAIT_SECONDS = 10.0
 
@@ -81,8 +82,8 @@ async def test_a_stalled_writer_is_not_ready_and_recovers(http: TestClient) -> N
 
 @unit_of_work
 def disk_error() -> Any:
-    def unit(connection: sqlite3.Connection) -> None:
-        raise sqlite3.OperationalError("disk I/O error")
+    def unit(connection: Connection) -> None:
+        raise connection.dialect.storage_fault("disk I/O error")
 
     return unit
 

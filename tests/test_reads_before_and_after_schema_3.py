@@ -24,8 +24,9 @@ from wallet.ledger.charges import IdentityMethod
 from wallet.ledger.errors import OperationError
 from wallet.ledger.months import UnusedPolicy
 from wallet.storage.port import ChargeCommand, NewBudget, NewClient, NewProvider
-from wallet.storage.sqlite import credit_runs, ops, statements
-from wallet.storage.sqlite.adapter import CLIENT_CHARGES_SQL, HISTORY_SQL, migrate
+from wallet.storage.sql import charges, credit_runs, organizer, statements
+from wallet.storage.sql.reads import CLIENT_CHARGES_SQL, HISTORY_SQL
+from wallet.storage.sqlite.adapter import migrate
 
 OLD_HISTORY_SQL = (
     "SELECT t.seq, t.id, t.type, t.created_at, t.category, t.charge_id, t.refund_id,"
@@ -86,22 +87,22 @@ def build(path: Path, seed: int) -> tuple[list[str], list[datetime]]:
     migrate(str(path))
     stamp = START.isoformat()
     for code in CATEGORIES:
-        apply(path, ops.create_category(code, code.title(), stamp))
+        apply(path, organizer.create_category(code, code.title(), stamp))
     providers = []
     for name in ("Hoiva Oy", "Kyyti Oy"):
         provider = apply(
-            path, ops.create_provider(NewProvider(name, "2077474-0", "FI2112345600000785", CATEGORIES), stamp)
+            path, organizer.create_provider(NewProvider(name, "2077474-0", "FI2112345600000785", CATEGORIES), stamp)
         )
-        apply(path, ops.set_provider_status(provider["id"], "approved", stamp))
+        apply(path, organizer.set_provider_status(provider["id"], "approved", stamp))
         providers.append(provider["id"])
     clients = []
     for number in range(6):
         client = apply(
-            path, ops.create_client(NewClient(f"c{number}", f"phone-{number}", "cipher", f"nid-{number}"), stamp)
+            path, organizer.create_client(NewClient(f"c{number}", f"phone-{number}", "cipher", f"nid-{number}"), stamp)
         )
         lines = tuple((code, rng.choice((5_000, 20_000, 40_000))) for code in CATEGORIES[: 1 + number % 2])
         policy = UnusedPolicy.EXPIRE if number % 3 else UnusedPolicy.CARRY_OVER
-        apply(path, ops.create_budget(NewBudget(client["id"], "2027-01", "2027-12", policy, lines), stamp))
+        apply(path, organizer.create_budget(NewBudget(client["id"], "2027-01", "2027-12", policy, lines), stamp))
         clients.append((client["id"], number, [code for code, _ in lines]))
     instants = []
     now = START
@@ -130,7 +131,7 @@ def build(path: Path, seed: int) -> tuple[list[str], list[datetime]]:
                         otp_hash="otp" if method is IdentityMethod.OTP else None,
                         otp_expires_at=None if method is IdentityMethod.NATIONAL_ID else now + timedelta(minutes=10),
                     )
-                    made = apply(path, ops.charge(command, LIMITS, now, current))
+                    made = apply(path, charges.charge(command, LIMITS, now, current))
                     if isinstance(made, dict) and made["status"] == "captured":
                         captured.append((made["id"], provider))
                     elif isinstance(made, dict):
@@ -139,21 +140,21 @@ def build(path: Path, seed: int) -> tuple[list[str], list[datetime]]:
                     charge_id, owner, method = held.pop(rng.randrange(len(held)))
                     choice = rng.random()
                     if choice < 0.2:
-                        apply(path, ops.void_charge(owner, charge_id, now))
+                        apply(path, charges.void_charge(owner, charge_id, now))
                     elif choice < 0.3:
-                        apply(path, ops.expire_pending(now + timedelta(minutes=30), 100))
+                        apply(path, charges.expire_pending(now + timedelta(minutes=30), 100))
                     elif method == "otp":
-                        apply(path, ops.confirm_charge(owner, charge_id, "otp", LIMITS, now))
+                        apply(path, charges.confirm_charge(owner, charge_id, "otp", LIMITS, now))
                         captured.append((charge_id, owner))
                     else:
                         ((owner_client,),) = rows(path, "SELECT client_id FROM charges WHERE id = ?", charge_id)
                         approve = rng.random() < 0.7
-                        apply(path, ops.answer_charge(owner_client, charge_id, approve, now))
+                        apply(path, charges.answer_charge(owner_client, charge_id, approve, now))
                         if approve:
                             captured.append((charge_id, owner))
                 elif captured:
                     charge_id, owner = rng.choice(captured)
-                    apply(path, ops.refund(owner, charge_id, rng.randint(1, 200), now))
+                    apply(path, charges.refund(owner, charge_id, rng.randint(1, 200), now))
             except OperationError:
                 pass  # refused (insufficient funds, lapsed, refunded in full): changes nothing
             if rng.random() < 0.1:

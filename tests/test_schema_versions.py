@@ -22,7 +22,8 @@ from wallet.check import check_database
 from wallet.ledger.charges import IdentityMethod
 from wallet.storage.port import ChargeCommand
 from wallet.storage.postgres import PostgresStorage
-from wallet.storage.sqlite import credit_runs, ops, versions
+from wallet.storage.sql import charges, credit_runs
+from wallet.storage.sqlite import versions
 from wallet.storage.sqlite.adapter import SCHEMA_VERSION, migrate
 
 V1_SCHEMA = Path(__file__).parent / "fixtures" / "sqlite-schema-v1.sql"
@@ -37,7 +38,7 @@ def version_1_database(path: Path) -> None:
     provider_id = small_world(path, NOW.isoformat(), 3)
     apply(
         path,
-        ops.charge(
+        charges.charge(
             ChargeCommand(
                 provider_id, "phone-1", 1_234, "home_care", None, IdentityMethod.NATIONAL_ID, national_id_hash="nid-1"
             ),

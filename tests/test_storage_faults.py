@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import World
-from wallet.storage.sqlite.writer import unit_of_work
+from wallet.storage.sql.units import unit_of_work
 
 # SQLite's page limit stands in for a full disk; PostgreSQL's faults are in test_postgres.py.
 pytestmark = pytest.mark.sqlite_only

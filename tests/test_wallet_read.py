@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wallet.storage.sqlite.adapter import wallet_from_rows
+from wallet.storage.sql.reads import wallet_from_rows
 
 
 def as_before(client_id: str, rows: list[tuple[Any, ...]]) -> dict[str, Any]:

@@ -31,9 +31,10 @@ from wallet.ledger.reconciliation import Invoice
 from wallet.ledger.settlements import SettlementStatus
 from wallet.settings import Settings
 from wallet.storage.port import ChargeCommand, Idempotency, Limits, NewBudget, NewClient, NewProvider, NewRepresentation
-from wallet.storage.sqlite import ops, reconciliations, representatives, settlements
-from wallet.storage.sqlite.writer import UnitCall, stored, unit_of_work
-from wallet.storage.sqlite.writer_process import _DISPATCH, ProcessWriter, _decode, _encode, _frame, _frames
+from wallet.storage.sql import charges, login, organizer, reconciliations, representatives, settlements
+from wallet.storage.sql.units import UnitCall, stored, unit_of_work
+from wallet.storage.sqlite.frames import DISPATCH, decode_outcome, encode_outcome, frame, read_frames
+from wallet.storage.sqlite.writer_process import ProcessWriter
 
 pytestmark = pytest.mark.sqlite_only
 
@@ -83,6 +84,7 @@ async def test_writes_run_in_another_process(world: World) -> None:
 _ONE_THREAD_PROBE = """
 import json, sqlite3, sys, threading
 from wallet.storage.sqlite import library
+from wallet.storage.sql import login
 from wallet.storage.sqlite.writer import connect
 tuned = library.configure_for_one_thread()
 connection = connect(sys.argv[1], check_same_thread=True)
@@ -137,15 +139,15 @@ def test_a_unit_crosses_as_its_factory_and_arguments() -> None:
     limits = Limits(5, 900, 50, 3, 5, 5, 900)
     command = ChargeCommand("pr_x", "hash", 100, "home_care", None, IdentityMethod.NATIONAL_ID, "nid")
     now = datetime(2027, 1, 15, 10, tzinfo=UTC)
-    unit = ops.charge(command, limits, now, "2027-01")
+    unit = charges.charge(command, limits, now, "2027-01")
     copy = pickle.loads(pickle.dumps(unit))
     assert isinstance(copy, UnitCall)
-    assert copy.factory is ops.charge and copy.args == (command, limits, now, "2027-01")
+    assert copy.factory is charges.charge and copy.args == (command, limits, now, "2027-01")
 
 
 def test_a_request_frame_gives_back_the_moments_and_arguments_it_was_given() -> None:
-    """What ``_frame`` sends (the UTC moment as its seven fields, dataclasses by their fields) is
-    what ``_frames`` reads: equal values of the same types, a UTC moment still in ``UTC``."""
+    """What ``frame`` sends (the UTC moment as its seven fields, dataclasses by their fields) is
+    what ``read_frames`` reads: equal values of the same types, a UTC moment still in ``UTC``."""
     limits = Limits(5, 900, 50, 3, 5, 5, 900, {"x": 1})
     moments = [
         datetime(2027, 1, 15, 10, 4, 5, 123_456, tzinfo=UTC),
@@ -159,11 +161,11 @@ def test_a_request_frame_gives_back_the_moments_and_arguments_it_was_given() -> 
         ChargeCommand("pr_y", "hash2", 7, "food", "lunch", IdentityMethod.OTP, None, "otp", moments[0]),
     ]
     requests = [
-        (number, ops.charge(command, limits, moment, "2027-01"), Idempotency("s", f"k{number}", "f"), "t", "a")
+        (number, charges.charge(command, limits, moment, "2027-01"), Idempotency("s", f"k{number}", "f"), "t", "a")
         for number, (command, moment) in enumerate(zip(commands * 3, moments, strict=False))
     ]
-    buffer = bytearray(_frame(requests))
-    (read,) = _frames(buffer)
+    buffer = bytearray(frame(requests))
+    (read,) = read_frames(buffer)
     assert not buffer
     for (number, unit, idempotency, created_at, actor), (sent_number, sent, *rest) in zip(read, requests, strict=True):
         assert (number, idempotency, created_at, actor) == (sent_number, *rest)
@@ -174,7 +176,7 @@ def test_a_request_frame_gives_back_the_moments_and_arguments_it_was_given() -> 
 
 def test_every_kind_of_argument_crosses_equal_through_a_frame() -> None:
     """Each kind of value a unit carries (every ``by_fields`` class, enums, moments, invoices, a
-    stored value) comes back from ``_frames(_frame(...))`` equal and of its own type, inside the
+    stored value) comes back from ``read_frames(frame(...))`` equal and of its own type, inside the
     requests of the factories that carry it."""
     now = datetime(2027, 1, 15, 10, 4, 5, 123_456, tzinfo=UTC)
     limits = Limits(5, 900, 50, 3, 5, 5, 900, {"x": 1})
@@ -184,21 +186,21 @@ def test_every_kind_of_argument_crosses_equal_through_a_frame() -> None:
         ChargeCommand("pr_x", "h", 7, "food", None, IdentityMethod.APP, None, None, now),
     ]
     units = [
-        *(ops.charge(command, limits, now, "2027-01") for command in commands),
-        ops.create_client(NewClient("Aino", "ph", "pc", None), "t"),
-        ops.create_budget(NewBudget("cl_1", "2027-01", "2027-12", UnusedPolicy.EXPIRE, (("food", 100),)), "t"),
-        ops.create_provider(NewProvider("Hoiva Oy", "1234567-8", "FI00", ("food", "home_care")), "t"),
+        *(charges.charge(command, limits, now, "2027-01") for command in commands),
+        organizer.create_client(NewClient("Aino", "ph", "pc", None), "t"),
+        organizer.create_budget(NewBudget("cl_1", "2027-01", "2027-12", UnusedPolicy.EXPIRE, (("food", 100),)), "t"),
+        organizer.create_provider(NewProvider("Hoiva Oy", "1234567-8", "FI00", ("food", "home_care")), "t"),
         representatives.create(NewRepresentation("cl_1", "manage", None, "ph", "pc", "nh"), "t"),
-        ops.confirm_charge("pr_x", "ch_1", "code", limits, now),
-        ops.answer_charge("cl_1", "ch_1", True, now, representative_id="rp_1"),
-        ops.start_login("ph", "code", now, limits, now),
+        charges.confirm_charge("pr_x", "ch_1", "code", limits, now),
+        charges.answer_charge("cl_1", "ch_1", True, now, representative_id="rp_1"),
+        login.start_login("ph", "code", now, limits, now),
         settlements.set_status("st_1", SettlementStatus.PAID, "t", None),
         reconciliations.reconcile((Invoice(1, "n1", "RF18", None, 100, "EUR", "1234567-8"),), "mail", "t"),
         stored({"n": [1, "two", None]}),
     ]
     requests = [(number, unit, Idempotency("s", f"k{number}", "f"), "t", "actor") for number, unit in enumerate(units)]
     requests.append((len(units), units[0], None, "t", "system"))
-    (read,) = _frames(bytearray(_frame(requests)))
+    (read,) = read_frames(bytearray(frame(requests)))
     assert len(read) == len(requests)
     for (number, unit, *rest), (sent_number, sent, *sent_rest) in zip(read, requests, strict=True):
         assert (number, *rest) == (sent_number, *sent_rest)
@@ -208,10 +210,10 @@ def test_every_kind_of_argument_crosses_equal_through_a_frame() -> None:
 
 
 def test_the_frame_s_pickler_reduces_every_class_that_crosses_without_object_reduce_ex() -> None:
-    """Pickle looks a value's type up in ``_DISPATCH`` before it falls back to ``__reduce_ex__``:
+    """Pickle looks a value's type up in ``DISPATCH`` before it falls back to ``__reduce_ex__``:
     every ``by_fields`` class and ``UnitCall`` is there, with the reducer the class has."""
     for cls in (ChargeCommand, Idempotency, Limits, NewBudget, NewClient, NewProvider, NewRepresentation, UnitCall):
-        assert _DISPATCH[cls] is cls.__reduce__
+        assert DISPATCH[cls] is cls.__reduce__
 
 
 @unit_of_work
@@ -332,7 +334,7 @@ def test_every_refusal_crosses_back_as_itself(error_type: type[OperationError]) 
         error = RateLimited("slow down", 7)
     else:
         error = error_type("refused", field="phone")
-    crossed = _decode(_encode(error))
+    crossed = decode_outcome(encode_outcome(error))
     assert type(crossed) is error_type
     assert crossed.to_record() == error.to_record()
 

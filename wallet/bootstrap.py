@@ -19,6 +19,7 @@ from wallet.clock import Clock, SystemClock
 from wallet.service import WalletService
 from wallet.settings import Settings
 from wallet.sms import OutboxSender, SmsSender
+from wallet.storage.sql.storage import SqlStorage
 from wallet.storage.sqlite import SqliteStorage
 
 
@@ -34,7 +35,7 @@ def token_service(settings: Settings) -> TokenService:
     )
 
 
-def open_storage(settings: Settings, writer_socket: str | None = None) -> SqliteStorage:
+def open_storage(settings: Settings, writer_socket: str | None = None) -> SqlStorage:
     """The adapter ``WALLET_DB`` names: a PostgreSQL DSN, or else a SQLite file (the default)."""
     if settings.uses_postgres:
         from wallet.storage.postgres import PostgresStorage

@@ -1,29 +1,28 @@
 """``wallet check``: verify every invariant of PRODUCT.md on a database, from its raw rows.
 
 Read-only. Each breach is named; the command exits non-zero if there is any. The same queries
-run on SQLite and on PostgreSQL (through ``wallet.storage.postgres.bridge``), in one snapshot.
+run on SQLite and on PostgreSQL, on the storage's ``Connection``, in one snapshot.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from wallet.ledger.audit import AuditEntry, verify_chain
 from wallet.storage.migrations import is_postgres
-from wallet.storage.sqlite.events import MAKES_CHARGE_SQL
+from wallet.storage.sql.connection import Connection
+from wallet.storage.sql.events import MAKES_CHARGE_SQL
+from wallet.storage.sqlite.connection import SqliteConnection
 
 
 def check_database(path: str) -> list[str]:
     """Every breach in the database ``path`` names: a SQLite file or a PostgreSQL DSN."""
     if is_postgres(path):
-        # In a thread of its own: the bridge drives its own event loop, whoever is calling.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="wallet-check") as pool:
-            return pool.submit(_check_postgres, path).result()
+        return _check_postgres(path)
     if not Path(path).exists():
         return [f"{path}: no such database"]
-    connection = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
+    connection = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, factory=SqliteConnection)
     connection.row_factory = sqlite3.Row
     try:
         connection.execute("BEGIN")  # one snapshot for every check
@@ -33,27 +32,27 @@ def check_database(path: str) -> list[str]:
 
 
 def _check_postgres(dsn: str) -> list[str]:
-    from wallet.storage.postgres.bridge import SyncConnection
+    from wallet.storage.postgres.connection import PostgresConnection
 
-    connection = SyncConnection(dsn)
+    connection = PostgresConnection(dsn)
     try:
         try:
             connection.connect()
-        except sqlite3.OperationalError as error:
+        except connection.dialect.storage_fault as error:
             return [f"cannot reach the database: {error}"]
         connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")  # one snapshot
         try:
             found = connection.execute("SELECT to_regclass('postings')").fetchone()
             if found is None or found[0] is None:
                 return ["no wallet schema in this database (search_path)"]
-            return _breaches(connection)  # type: ignore[arg-type]
+            return _breaches(connection)
         finally:
             connection.execute("ROLLBACK")
     finally:
         connection.close()
 
 
-def _breaches(connection: sqlite3.Connection) -> list[str]:
+def _breaches(connection: Connection) -> list[str]:
     breaches: list[str] = []
     total = connection.execute("SELECT COALESCE(SUM(amount), 0) FROM postings").fetchone()[0]
     if total != 0:
@@ -155,7 +154,7 @@ _MADE_WITH_SQL = (
 EVENT_BREACHES_SHOWN = 5  # of each kind
 
 
-def _event_breaches(connection: sqlite3.Connection) -> list[str]:
+def _event_breaches(connection: Connection) -> list[str]:
     """Every posting on a wallet line has exactly one wallet event, and every event with a
     transaction is such a posting; every charge has exactly one event it was made with. So the
     client's feed, history, statement and list of charges agree with the ledger."""
@@ -196,13 +195,11 @@ def _event_breaches(connection: sqlite3.Connection) -> list[str]:
     return breaches
 
 
-def _settlement_breaches(connection: sqlite3.Connection) -> list[str]:
+def _settlement_breaches(connection: Connection) -> list[str]:
     """A charge is settled at most once; a settlement's amount equals its lines and its ledger transaction."""
     breaches: list[str] = []
-    if isinstance(connection, sqlite3.Connection):
-        exists = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'settlements'"
-        if connection.execute(exists).fetchone() is None:
-            return breaches  # a database from before settlements: nothing to check
+    if connection.execute(connection.dialect.table_exists, ("settlements",)).fetchone() is None:
+        return breaches  # a database from before settlements: nothing to check
     for row in connection.execute(
         "SELECT s.id, s.amount, s.count, COALESCE(SUM(i.amount), 0) AS lines, COUNT(i.transaction_id) AS n"
         " FROM settlements s LEFT JOIN settlement_items i ON i.settlement_id = s.id GROUP BY s.id, s.amount, s.count"
@@ -274,14 +271,12 @@ def _settlement_breaches(connection: sqlite3.Connection) -> list[str]:
     return breaches
 
 
-def _representation_breaches(connection: sqlite3.Connection) -> list[str]:
+def _representation_breaches(connection: Connection) -> list[str]:
     """Mandates: at most one active per representative and client, revoked after made, and each
     linking and revocation in the audit log exactly once."""
     breaches: list[str] = []
-    if isinstance(connection, sqlite3.Connection):
-        exists = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'representations'"
-        if connection.execute(exists).fetchone() is None:
-            return breaches  # a database from before representatives
+    if connection.execute(connection.dialect.table_exists, ("representations",)).fetchone() is None:
+        return breaches  # a database from before representatives
     for row in connection.execute(
         "SELECT representative_id, client_id, COUNT(*) AS n FROM representations WHERE revoked_at IS NULL"
         " GROUP BY representative_id, client_id HAVING COUNT(*) > 1"

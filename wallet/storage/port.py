@@ -32,9 +32,8 @@ ACTOR: ContextVar[str] = ContextVar("wallet_actor", default="system")
 T = TypeVar("T")
 
 
-# Every class ``by_fields`` made, with its reducer. ``writer_process`` puts them in its pickler's
-# dispatch table, which pickle consults before ``__reduce_ex__``: ``object.__reduce_ex__``, which only
-# finds and calls the ``__reduce__`` below, cost ~1,700 instructions an object (callgrind).
+# Every class ``by_fields`` made, with its reducer: the writer process's frames (``sqlite/frames.py``)
+# put them in the pickler's dispatch table, looked up before the slower ``__reduce_ex__``.
 REDUCERS: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
 
 

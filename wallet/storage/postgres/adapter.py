@@ -1,24 +1,18 @@
 """The PostgreSQL adapter: the same port, the same units of work, for several ``wallet serve`` nodes.
 
-What it shares with SQLite, and why: every write is a unit of work from ``wallet/storage/sqlite``
-(``ops``, ``settlements``, ``reconciliations``), run through ``bridge.SyncConnection``; every read
-is the SQLite adapter's read, on an asyncpg pool. The money rules (``wallet/ledger``) and the SQL
-that applies them exist once; a rule changed there holds on both databases.
+Every write is a unit of work from ``wallet/storage/sql``, run on a ``PostgresConnection``
+(psycopg 3, synchronous, in the writer's thread); every read is the SQLite adapter's read, on an
+asyncpg pool. The money rules (``wallet/ledger``) and the SQL that applies them exist once.
 
 What differs:
 
-- Writes. Each node has one writer thread, as with SQLite, that runs a batch of units in one
-  transaction (group commit) with a savepoint each. The transaction begins by taking the
-  cluster-wide write lock (``bridge.WRITE_LOCK_SQL``): write transactions of all nodes run one at a
-  time, in one order. That order is what the hash-chained audit log needs anyway (each entry names
-  the one before), and it makes every read-check-write in a unit safe across nodes: two nodes
-  charging one wallet line are two transactions one after the other, the second sees the first's
-  debit and is refused ``insufficient_funds``. One lock, always taken first, cannot deadlock.
-  PostgreSQL's own guards stand behind it: ``CHECK (balance - held >= 0)`` on wallet lines, the
-  primary key of ``idempotency_keys`` (a retry on another node finds the first outcome), of
-  ``credits`` (a line credited once a month however many nodes run the credit), of
-  ``settlement_items`` (a line settled once). A serialization failure or deadlock reported by
-  PostgreSQL runs the batch again, at most ``postgres_retry_attempts`` times.
+- Writes. Each node has one writer thread, as with SQLite (batches, a savepoint a unit). Every
+  write transaction first takes the cluster-wide write lock (``dialect.WRITE_LOCK_SQL``), so the
+  write transactions of all nodes run one at a time, in one order: what the hash-chained audit log
+  needs, and what makes each unit's read-check-write safe across nodes. One lock, always taken
+  first, cannot deadlock. Constraints stand behind it (``CHECK (balance - held >= 0)``, the primary
+  keys of ``idempotency_keys``, ``credits``, ``settlement_items``). A serialization failure or
+  deadlock runs the batch again, at most ``postgres_retry_attempts`` times.
 - Reads use a pool of connections, each read in one ``REPEATABLE READ READ ONLY`` snapshot.
 - Events. A trigger on ``wallet_events`` sends ``NOTIFY wallet_events.<schema>`` with the client
   and event id; PostgreSQL delivers it only after the commit. Every node LISTENs on one connection
@@ -31,29 +25,20 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import sqlite3
-import threading
-import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import asyncpg
 import structlog
 
 from wallet.ledger.errors import Unavailable
 from wallet.storage.migrations import migrate_postgres
-from wallet.storage.postgres.bridge import (
-    RetryableConflict,
-    SyncConnection,
-    connect_arguments,
-    prepare_connection,
-    require_storable,
-    translate,
-)
-from wallet.storage.sqlite.adapter import SqliteStorage
-from wallet.storage.sqlite.events import LAST_SEQ_SQL
-from wallet.storage.sqlite.writer import Writer, _rollback, _Task
+from wallet.storage.postgres.connection import PostgresConnection
+from wallet.storage.postgres.pool import PostgresReader, connect_arguments, prepare_connection
+from wallet.storage.sql.events import LAST_SEQ_SQL
+from wallet.storage.sql.reading import Reader
+from wallet.storage.sql.storage import SqlStorage
+from wallet.storage.sql.writer import Writer
 
 log = structlog.get_logger(__name__)
 
@@ -63,84 +48,24 @@ EVENTS_SINCE_SQL = "SELECT client_id, MAX(seq) AS last FROM wallet_events WHERE 
 _CONNECTION_ERRORS = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError, OSError)
 
 
-class PostgresWriter(Writer):
-    """The SQLite writer's thread, batches and savepoints, on a bridged PostgreSQL connection."""
-
-    def __init__(self, dsn: str, *, queue_max: int, batch_max: int, attempts: int, lock_timeout_seconds: int) -> None:
-        super().__init__(dsn, queue_max=queue_max, batch_max=batch_max)
-        self._attempts = attempts
-        self._lock_timeout_seconds = lock_timeout_seconds
-        self.retries = 0  # batches run again after a serialization failure or deadlock
-        # How this node's writer shows in pg_stat_activity.
-        self.application_name = f"wallet-writer-{os.getpid()}-{secrets.token_hex(3)}"
-
-    def start(self) -> None:
-        connection = SyncConnection(
-            self._path, lock_timeout_seconds=self._lock_timeout_seconds, application_name=self.application_name
-        )
-        self._thread = threading.Thread(target=self._run, args=(connection,), name="wallet-writer", daemon=True)
-        self._thread.start()
-
-    def _run_batch(self, connection: sqlite3.Connection, batch: list[_Task]) -> None:
-        started = time.perf_counter()
-        for attempt in range(1, self._attempts + 1):
-            try:
-                connection.execute("BEGIN IMMEDIATE")  # BEGIN, then the cluster-wide write lock
-                self._run_tasks(connection, batch)  # charges side by side together, as on SQLite
-                connection.execute("COMMIT")
-                break
-            except RetryableConflict as error:
-                _rollback(connection)
-                if attempt == self._attempts:
-                    self._fault(batch, error)
-                    return
-                self.retries += 1
-                log.warning("writer_batch_retried", error=str(error), attempt=attempt, batch=len(batch))
-            except sqlite3.OperationalError as error:
-                self._fault(batch, error)
-                _rollback(connection)
-                return
-        self._committed(connection, batch, started)
-
-    def _fault(self, batch: list[_Task], error: BaseException) -> None:
-        # The database is unreachable, full, or the lock did not come: nothing of the batch is
-        # kept, every caller hears 503 and may retry; the next batch reconnects and tries again.
-        log.error("writer_storage_fault", error=str(error), batch=len(batch))
-        self.last_fault_monotonic = time.monotonic()
-        self._answer_all(batch, Unavailable("the database is not writable now", retry_after_seconds=1))
-
-
-class PostgresReader:
-    """The face of an aiosqlite reader that the shared read functions use."""
-
-    def __init__(self, connection: asyncpg.Connection) -> None:
-        self._connection = connection
-
-    async def execute_fetchall(self, sql: str, parameters: Sequence[Any] = ()) -> list[asyncpg.Record]:
-        require_storable(parameters)
-        return list(await self._connection.fetch(translate(sql), *parameters))
-
-
-class PostgresStorage(SqliteStorage):
+class PostgresStorage(SqlStorage):
     """The Storage port on PostgreSQL (``WALLET_DB=postgresql://...``)."""
-
-    plans_credit_runs = False  # the planner reads SQLite; here every step is worked out by the writer
 
     def __init__(
         self, dsn: str, *, queue_max: int, batch_max: int, readers: int, retry_attempts: int, lock_timeout_seconds: int
     ) -> None:
-        self.path = dsn
-        self.writer = PostgresWriter(
-            dsn,
+        # How this node's writer shows in pg_stat_activity.
+        writer_name = f"wallet-writer-{os.getpid()}-{secrets.token_hex(3)}"
+        writer = Writer(
+            lambda: PostgresConnection(dsn, lock_timeout_seconds=lock_timeout_seconds, application_name=writer_name),
             queue_max=queue_max,
             batch_max=batch_max,
             attempts=retry_attempts,
-            lock_timeout_seconds=lock_timeout_seconds,
+            application_name=writer_name,
         )
+        super().__init__(dsn, writer)  # every credit-run step is worked out by the writer
+        self.writer: Writer = writer
         self._reader_count = readers
-        self._event_listeners: list[Callable[[dict[str, int]], None]] = []
-        self._loop_reader = None  # no loop connection: every read goes through the pool (_read)
-        self._loop_reader_busy = False
         self._pool: asyncpg.Pool | None = None
         self._listener: asyncpg.Connection | None = None
         self._relisten: asyncio.Task[None] | None = None
@@ -166,9 +91,8 @@ class PostgresStorage(SqliteStorage):
             **connect_arguments(self.path), min_size=1, max_size=self._reader_count, init=prepare_connection
         )
         async with self._read() as reader:
-            self._heard_up_to = (await reader.execute_fetchall(LAST_SEQ_SQL))[0][0]
+            self._heard_up_to = list(await reader.execute_fetchall(LAST_SEQ_SQL))[0][0]
         await self._listen()
-        assert isinstance(self.writer, PostgresWriter)
         self.writer.start()
 
     @property
@@ -231,7 +155,7 @@ class PostgresStorage(SqliteStorage):
             self._pool = None
 
     @asynccontextmanager
-    async def _read(self, *, scan: bool = False) -> AsyncIterator[PostgresReader]:  # type: ignore[override]
+    async def _read(self, *, scan: bool = False) -> AsyncIterator[Reader]:
         """One consistent snapshot: everything inside sees one committed state."""
         if self._pool is None:
             raise Unavailable("the service is not open", retry_after_seconds=1)

@@ -18,7 +18,7 @@ import asyncpg
 
 from wallet.check import check_database
 from wallet.storage.migrations import migrate, migrate_postgres
-from wallet.storage.postgres.bridge import connect_arguments
+from wallet.storage.postgres.pool import connect_arguments
 
 # Tables the migration itself fills (with the same content) rather than the copy.
 _MADE_BY_MIGRATION = frozenset({"schema_version"})

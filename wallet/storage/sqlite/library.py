@@ -1,16 +1,10 @@
 """SQLite's process-wide configuration, for the writer process (``writer_process``) alone.
 
-By default SQLite serializes every call on a connection with a mutex and counts every allocation
-under another (memory statistics): about 60,000 instructions of a charge's 880,000 in the writer
-(``python -m loadtests.unit_cost --callgrind``, docs/performance.md). The writer process has one
-thread and opens its one connection with ``check_same_thread=True`` (Python refuses any other
-thread), and nothing reads SQLite's memory statistics; so there it asks SQLite for neither:
-``SQLITE_CONFIG_MULTITHREAD`` (a connection is used by one thread at a time: no mutex per call)
-and ``SQLITE_CONFIG_MEMSTATUS`` off. Nothing about what is written, or when it is durable, changes.
-
-``sqlite3_config`` may only be called while the library is shut down, so this runs before the
-process opens any connection, and it applies only to the very library the ``sqlite3`` module has
-loaded (``RTLD_NOLOAD``); anywhere it cannot, SQLite keeps its defaults.
+The writer process has one thread and one connection, and nothing reads SQLite's memory statistics,
+so it asks SQLite for neither its per-call mutex (``SQLITE_CONFIG_MULTITHREAD``) nor its allocation
+counting (``SQLITE_CONFIG_MEMSTATUS`` off). ``sqlite3_config`` works only while the library is shut
+down, so this runs before the process opens any connection; where it cannot, SQLite keeps its
+defaults. Nothing about what is written, or when it is durable, changes.
 """
 
 from __future__ import annotations
@@ -31,12 +25,9 @@ LIBRARY_NAME = "libsqlite3.so.0"
 def adapt_none_directly() -> None:
     """Bind ``None`` as NULL without the search for an adapter.
 
-    The ``sqlite3`` module binds int, float, str and bytes as they are; for any other value, None
-    included, it looks for an adapter: in its table, then ``__adapt__`` and ``__conform__``, two failed
-    attribute lookups whose AttributeErrors are built and dropped (~2,300 instructions a None, six
-    Nones a charge). With an adapter for None in the table the search ends at once; it returns None,
-    bound as NULL exactly as before. Process-wide (the table is the module's), so the writer process
-    sets it for itself only."""
+    For any value but int, float, str and bytes the ``sqlite3`` module searches for an adapter (its
+    table, then two failed attribute lookups); with one for None in the table the search ends at once.
+    Process-wide, so the writer process sets it for itself only."""
     sqlite3.register_adapter(type(None), _NONE)
 
 

@@ -24,13 +24,10 @@ MIGRATION_BUSY_TIMEOUT_MS = 600_000  # ten minutes: 1 → 2 took 10 s on a 1,000
 
 # Version N → N + 1, by N.
 STEPS: dict[int, str] = {
-    # 1 → 2: the audit log without the UNIQUE index on ``hash``. No query looks an entry up by its
-    # hash, and the chain already keeps hashes distinct: ``wallet check`` verifies that each
-    # entry's hash covers the previous entry's, from the genesis hash on, so two equal hashes would
-    # need a SHA-256 collision. The index was most of what a credit run wrote to disk (a random
-    # key: one index page per entry; docs/performance.md). SQLite drops a column constraint only
-    # by rebuilding the table: the same rows, the same ``seq``s and the same AUTOINCREMENT
-    # counter, then the same triggers. (DROP TABLE fires no trigger; nothing references the table.)
+    # 1 → 2: the audit log without the UNIQUE index on ``hash`` (no query looks an entry up by it,
+    # and the hash chain keeps hashes distinct; the index was most of a credit run's disk writes).
+    # SQLite drops a column constraint only by rebuilding the table: the same rows, ``seq``s,
+    # AUTOINCREMENT counter and triggers.
     1: """
         CREATE TABLE audit_log_v2 (
             seq            INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -55,8 +52,7 @@ STEPS: dict[int, str] = {
         CREATE TRIGGER audit_log_append_only_delete BEFORE DELETE ON audit_log
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     """,
-    # 2 → 3: three indexes fewer, each a random page for every charge to write (two of them for
-    # every credit): about a quarter of the writer's time a charge (docs/performance.md). A client's
+    # 2 → 3: three indexes fewer, each a random page for every charge to write. A client's
     # history, statement and charges are read from its wallet events instead
     # (``wallet_events_by_client``: one event per posting on a wallet line, and one that each charge
     # is made with, which ``wallet check`` proves). No other read used them.

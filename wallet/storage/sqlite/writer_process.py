@@ -1,15 +1,12 @@
 """The one writer in a process of its own (``WALLET_WRITER_PROCESS``, on by default with SQLite).
 
-Why: in one process the writer thread and the event loop share one GIL. Every ``sqlite3`` call
-lets the GIL go and the writer must win it back from the loop, so a charge's unit waited about as
-long for the GIL as it ran (docs/performance.md). Here the writer has a core of its own and the
-HTTP side the other; the rules do not move: the units are the very same functions
-(``ops``, ``settlements``, ...), run by the very same ``Writer`` code (batches, a savepoint per
-unit, group commit, idempotency keys in the same transaction), only in another process.
+Why: in one process the writer thread and the event loop compete for one GIL. Here the writer has
+a core of its own; the units (``wallet/storage/sql``) and the ``Writer`` code that runs them
+(batches, a savepoint per unit, group commit) are the same, only in another process.
 
 How a unit travels: a ``UnitCall`` pickles as its factory's module-level name and its arguments
 (plain values and dataclasses); the writer process builds the same unit from them. Requests go over
-one Unix socket pair, framed (4-byte length, then a pickle), several to a frame: every request the
+one Unix socket pair, framed (``frames``), several to a frame: every request the
 event loop made in one turn is one ``send``. The writer process drains what has arrived into a
 batch of at most ``batch_max``, runs it, and only after its ``COMMIT`` sends back one frame: every
 caller's outcome, the clients with new wallet events (for the live streams), and the batch's
@@ -32,34 +29,31 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
-import copyreg
-import io
 import os
-import pickle
 import selectors
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import time
 import weakref
 from collections import deque
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from wallet.ledger.charges import IdentityMethod
-from wallet.ledger.errors import InvariantViolation, OperationError, Unavailable
-from wallet.storage.port import ACTOR, REDUCERS, CommitObserver, Idempotency, WriterStats, Written
-from wallet.storage.sqlite import events, library
-from wallet.storage.sqlite.writer import Unit, UnitCall, Writer, _Task, connect, writer_stats
+from wallet.ledger.errors import Unavailable
+from wallet.storage.port import ACTOR, CommitObserver, Idempotency, WriterStats, Written
+from wallet.storage.sql import events
+from wallet.storage.sql.units import Task, Unit
+from wallet.storage.sql.writer import Writer, writer_stats
+from wallet.storage.sqlite import library
+from wallet.storage.sqlite.frames import WriteFailed, decode_outcome, encode_outcome, frame, read_frames
+from wallet.storage.sqlite.writer import connect
 
 log = structlog.get_logger(__name__)
 
-_HEADER = struct.Struct("!I")
 # The writer process's command (not ``-m``: the package imports this module before running it).
 _ENTRY = f"import sys; from {__name__} import main; sys.exit(main(sys.argv[1:]))"
 _RECEIVE_BYTES = 1 << 20
@@ -71,92 +65,6 @@ RESTART_DELAY_SECONDS = 1.0
 SEND_TIMEOUT_SECONDS = 10.0
 
 
-def _utc_datetime(year: int, month: int, day: int, hour: int, minute: int, second: int, microsecond: int) -> datetime:
-    return datetime(year, month, day, hour, minute, second, microsecond, UTC)
-
-
-def _reduce_datetime(moment: datetime) -> tuple[Any, ...]:
-    # Every unit carries "now"; pickle's own form of an aware datetime rebuilds its timezone too,
-    # which costs more than the rest of a charge's arguments together. A UTC moment travels as its
-    # seven fields, built into a datetime in one call (as microseconds since the epoch it took a
-    # timedelta, built from a keyword, and an addition on each side).
-    if moment.tzinfo is UTC:
-        return (
-            _utc_datetime,
-            (moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second, moment.microsecond),
-        )
-    return moment.__reduce_ex__(pickle.HIGHEST_PROTOCOL)  # type: ignore[return-value]
-
-
-def _reduce_identity_method(method: IdentityMethod) -> tuple[Any, ...]:
-    return (IdentityMethod, (method.value,))
-
-
-# The classes that cross on every write by their own reducers, looked up by type before pickle falls
-# back to ``object.__reduce_ex__`` (which would find and call the same ``__reduce__``, at a cost).
-_DISPATCH: dict[type, Any] = {
-    **copyreg.dispatch_table,
-    **REDUCERS,
-    UnitCall: UnitCall.__reduce__,
-    datetime: _reduce_datetime,
-    IdentityMethod: _reduce_identity_method,
-}
-
-
-def _frame(value: Any) -> bytes:
-    buffer = io.BytesIO()
-    buffer.write(b"\0\0\0\0")
-    pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
-    pickler.dispatch_table = _DISPATCH
-    pickler.dump(value)
-    frame = buffer.getbuffer()
-    _HEADER.pack_into(frame, 0, len(frame) - _HEADER.size)
-    return bytes(frame)
-
-
-def _frames(buffer: bytearray) -> list[Any]:
-    """Take every whole frame off the front of ``buffer``."""
-    values = []
-    offset = 0
-    size = len(buffer)
-    while size - offset >= _HEADER.size:
-        (length,) = _HEADER.unpack_from(buffer, offset)
-        end = offset + _HEADER.size + length
-        if end > size:
-            break
-        values.append(pickle.loads(memoryview(buffer)[offset + _HEADER.size : end]))
-        offset = end
-    del buffer[:offset]
-    return values
-
-
-# Outcomes over the socket: a value, an OperationError (as its record, the form idempotency keys
-# keep it in), or any other failure (a bug) by name and message.
-
-
-def _encode(outcome: Written | BaseException) -> tuple[Any, ...]:
-    if isinstance(outcome, Written):
-        return ("value", outcome.value, outcome.replayed)
-    if isinstance(outcome, OperationError):
-        return ("error", outcome.to_record())
-    return ("failure", type(outcome).__name__, str(outcome))
-
-
-class WriteFailed(RuntimeError):
-    """A unit failed in the writer process for a reason that is a bug (shown as a 500)."""
-
-
-def _decode(encoded: tuple[Any, ...]) -> Written | BaseException:
-    kind = encoded[0]
-    if kind == "value":
-        return Written(encoded[1], replayed=encoded[2])
-    if kind == "error":
-        return OperationError.from_record(encoded[1])
-    if encoded[1] == InvariantViolation.__name__:
-        return InvariantViolation(encoded[2])
-    return WriteFailed(f"{encoded[1]}: {encoded[2]}")
-
-
 # The writer process.
 
 
@@ -164,10 +72,10 @@ class _ProcessSideWriter(Writer):
     """The thread writer's batch code, answering into a list instead of futures."""
 
     def __init__(self, path: str, batch_max: int) -> None:
-        super().__init__(path, queue_max=1, batch_max=batch_max)
-        self.answers: list[tuple[_Task, Written | BaseException]] = []
+        super().__init__(lambda: connect(path), queue_max=1, batch_max=batch_max)
+        self.answers: list[tuple[Task, Written | BaseException]] = []
 
-    def _deliver(self, answers: list[tuple[_Task, Written | BaseException]]) -> None:
+    def _deliver(self, answers: list[tuple[Task, Written | BaseException]]) -> None:
         self.answers.extend(answers)
 
 
@@ -223,7 +131,7 @@ def _serve(
     writer.after_commit = announce
     selector = selectors.DefaultSelector()
     peers: dict[int, _Peer] = {}
-    pending: deque[tuple[_Peer, int, _Task]] = deque()
+    pending: deque[tuple[_Peer, int, Task]] = deque()
 
     def add(joined: socket.socket) -> _Peer:
         peer = _Peer(joined)
@@ -269,10 +177,10 @@ def _serve(
                         close(peer)
                     continue
                 peer.buffer += data
-                for requests in _frames(peer.buffer):
+                for requests in read_frames(peer.buffer):
                     peer.listening = True
                     for number, unit, idempotency, created_at, actor in requests:
-                        pending.append((peer, number, _Task(unit, idempotency, created_at, None, None, actor)))
+                        pending.append((peer, number, Task(unit, idempotency, created_at, None, None, actor)))
                         peer.unanswered += 1
             if not pending:
                 continue
@@ -284,13 +192,13 @@ def _serve(
             for task, outcome in writer.answers:
                 peer, number = whose[id(task)]
                 peer.unanswered -= 1
-                replies.setdefault(id(peer), []).append((number, _encode(outcome)))
+                replies.setdefault(id(peer), []).append((number, encode_outcome(outcome)))
             figures = (writer.batches, writer.last_batch_size, writer.last_commit_seconds, writer.stats().storage_fault)
             for peer in list(peers.values()):
                 answers = replies.get(id(peer), [])
                 if answers or (fresh and peer.listening):  # every serving process hears of new events
                     try:
-                        peer.socket.sendall(_frame((answers, dict(fresh), figures)))
+                        peer.socket.sendall(frame((answers, dict(fresh), figures)))
                     except OSError:  # gone, or not reading for SEND_TIMEOUT_SECONDS: nobody to answer
                         log.warning("writer_peer_dropped", unanswered=peer.unanswered)
                         peer.unanswered = 0
@@ -361,7 +269,7 @@ class _Protocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
-        for reply in _frames(self._buffer):
+        for reply in read_frames(self._buffer):
             self._writer._replied(*reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -465,7 +373,7 @@ class ProcessWriter:
         assert self._loop is not None
         self._gone = self._loop.create_future()
         self._transport, _ = await self._loop.create_unix_connection(lambda: _Protocol(self), **where)
-        self._transport.write(_frame([]))
+        self._transport.write(frame([]))
         self._connected = True
 
     async def stop(self) -> None:
@@ -515,22 +423,22 @@ class ProcessWriter:
             return
         outgoing, self._outgoing = self._outgoing, []
         try:
-            frame = _frame(outgoing)
+            framed = frame(outgoing)
         except Exception as error:  # a unit whose arguments do not pickle: a bug, one request at a time
             for request in outgoing:
                 try:
-                    single = _frame([request])
+                    single = frame([request])
                 except Exception:
                     self._fail(request[0], WriteFailed(f"the write cannot be sent to the writer: {error}"))
                     continue
                 self._send(single)
             return
-        self._send(frame)
+        self._send(framed)
 
-    def _send(self, frame: bytes) -> None:
+    def _send(self, framed: bytes) -> None:
         if self._transport is None or not self._connected:
             return
-        self._transport.write(frame)
+        self._transport.write(framed)
 
     def _fail(self, number: int, error: BaseException) -> None:
         future = self._waiting.pop(number, None)
@@ -550,7 +458,7 @@ class ProcessWriter:
             future = self._waiting.pop(number, None)
             if future is None or future.done():
                 continue
-            outcome = _decode(encoded)
+            outcome = decode_outcome(encoded)
             if isinstance(outcome, BaseException):
                 future.set_exception(outcome)
             else:

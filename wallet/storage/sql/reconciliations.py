@@ -6,21 +6,20 @@ for the same batch, later in the file or in a racing request, is judged a duplic
 
 from __future__ import annotations
 
-import sqlite3
-
 from wallet.ids import new_id
 from wallet.ledger import reconciliation as rules
 from wallet.ledger.reconciliation import Batch, Invoice, Outcome
 from wallet.ledger.settlements import SettlementStatus
 from wallet.storage.port import ACTOR, Record
-from wallet.storage.sqlite import audit
-from wallet.storage.sqlite.settlements import change_status
-from wallet.storage.sqlite.writer import Unit, unit_of_work
+from wallet.storage.sql import audit
+from wallet.storage.sql.connection import Connection
+from wallet.storage.sql.settlements import change_status
+from wallet.storage.sql.units import Unit, unit_of_work
 
 
 @unit_of_work
 def reconcile(invoices: tuple[Invoice, ...], source: str, now: str) -> Unit:
-    def unit(connection: sqlite3.Connection) -> Record:
+    def unit(connection: Connection) -> Record:
         reconciliation_id = new_id("rc")
         connection.execute(
             "INSERT INTO reconciliations (id, source, invoices, matched, actor, created_at) VALUES (?, ?, ?, 0, ?, ?)",
@@ -75,7 +74,7 @@ def reconcile(invoices: tuple[Invoice, ...], source: str, now: str) -> Unit:
     return unit
 
 
-def _batch(connection: sqlite3.Connection, reference: str) -> Batch | None:
+def _batch(connection: Connection, reference: str) -> Batch | None:
     row = connection.execute(
         "SELECT s.id, s.amount, s.status, p.business_id,"
         " EXISTS (SELECT 1 FROM reconciliation_invoices r WHERE r.settlement_id = s.id AND r.outcome = 'matched')"
@@ -87,7 +86,7 @@ def _batch(connection: sqlite3.Connection, reference: str) -> Batch | None:
     return Batch(row["id"], row["amount"], SettlementStatus(row["status"]), row["business_id"], bool(row["invoiced"]))
 
 
-def _matched_before(connection: sqlite3.Connection, seller: str | None, invoice_number: str | None) -> bool:
+def _matched_before(connection: Connection, seller: str | None, invoice_number: str | None) -> bool:
     if seller is None or invoice_number is None:
         return False
     return (

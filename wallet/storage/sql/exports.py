@@ -12,7 +12,7 @@ from typing import Any
 
 from wallet.ledger.errors import InvariantViolation
 from wallet.storage.port import Record
-from wallet.storage.sqlite.reading import Reader
+from wallet.storage.sql.reading import Reader
 
 LATEST = "9999"  # sorts after every RFC 3339 time
 EARLIEST = ""

@@ -1,5 +1,5 @@
-"""Representatives and their mandates (puolesta-asiointi), and the login that serves both clients
-and representatives. Units of work for the writer, and the reads of the adapter.
+"""Representatives and their mandates (puolesta-asiointi): units of work for the writer, and the
+reads of the adapter. Their login is ``login``'s.
 
 A representative is a person, found by the keyed hash of their phone. A mandate (a row of
 ``representations``) lets them act for one client with a scope: ``view`` reads the wallet,
@@ -9,18 +9,14 @@ everything else fixed. Each change is in the audit chain with who made it.
 
 from __future__ import annotations
 
-import math
-import sqlite3
-from datetime import datetime, timedelta
-
 from wallet.auth.hashing import equal
-from wallet.clock import rfc3339
 from wallet.ids import new_id
-from wallet.ledger.errors import Conflict, Forbidden, IdentityCheckFailed, InvariantViolation, NotFound, RateLimited
-from wallet.storage.port import ACTOR, Limits, NewRepresentation, Record, Refusal
-from wallet.storage.sqlite import audit
-from wallet.storage.sqlite.reading import Reader
-from wallet.storage.sqlite.writer import Unit, unit_of_work
+from wallet.ledger.errors import Conflict, Forbidden, NotFound
+from wallet.storage.port import ACTOR, NewRepresentation, Record
+from wallet.storage.sql import audit
+from wallet.storage.sql.connection import Connection, Row
+from wallet.storage.sql.reading import Reader
+from wallet.storage.sql.units import Unit, unit_of_work
 
 VIEW = "view"
 MANAGE = "manage"
@@ -39,7 +35,7 @@ MANDATES_SQL = (
 )
 
 
-def render(row: sqlite3.Row) -> Record:
+def render(row: Row) -> Record:
     return {
         "id": row["id"],
         "client_id": row["client_id"],
@@ -54,8 +50,8 @@ def render(row: sqlite3.Row) -> Record:
     }
 
 
-def _load(connection: sqlite3.Connection, client_id: str, representation_id: str) -> sqlite3.Row:
-    row: sqlite3.Row | None = connection.execute(
+def _load(connection: Connection, client_id: str, representation_id: str) -> Row:
+    row: Row | None = connection.execute(
         REPRESENTATION_SQL + " WHERE m.id = ? AND m.client_id = ?", (representation_id, client_id)
     ).fetchone()
     if row is None:
@@ -65,7 +61,7 @@ def _load(connection: sqlite3.Connection, client_id: str, representation_id: str
 
 @unit_of_work
 def create(representation: NewRepresentation, now: str) -> Unit:
-    def unit(connection: sqlite3.Connection) -> Record:
+    def unit(connection: Connection) -> Record:
         client = connection.execute(
             "SELECT id, phone_hash FROM clients WHERE id = ?", (representation.client_id,)
         ).fetchone()
@@ -134,7 +130,7 @@ def create(representation: NewRepresentation, now: str) -> Unit:
 def revoke(client_id: str, representation_id: str, now: str) -> Unit:
     """Revoke a mandate; revoking a revoked one changes nothing and answers it as it is."""
 
-    def unit(connection: sqlite3.Connection) -> Record:
+    def unit(connection: Connection) -> Record:
         row = _load(connection, client_id, representation_id)
         if row["revoked_at"] is None:
             connection.execute(
@@ -155,7 +151,7 @@ def revoke(client_id: str, representation_id: str, now: str) -> Unit:
     return unit
 
 
-def require_mandate(connection: sqlite3.Connection, representative_id: str, client_id: str, scope: str) -> str:
+def require_mandate(connection: Connection, representative_id: str, client_id: str, scope: str) -> str:
     """The id of the representative's active mandate for the client with ``scope``; Forbidden without one."""
     row = connection.execute(ACTIVE_MANDATE_SQL, (representative_id, client_id)).fetchone()
     if row is None:
@@ -165,7 +161,7 @@ def require_mandate(connection: sqlite3.Connection, representative_id: str, clie
     return str(row["id"])
 
 
-async def list_page(reader: Reader, client_id: str, limit: int, before: int | None) -> tuple[list[sqlite3.Row], bool]:
+async def list_page(reader: Reader, client_id: str, limit: int, before: int | None) -> tuple[list[Row], bool]:
     rows = list(
         await reader.execute_fetchall(
             REPRESENTATION_SQL + " WHERE m.client_id = ? AND m.seq < ? ORDER BY m.seq DESC LIMIT ?",
@@ -173,100 +169,3 @@ async def list_page(reader: Reader, client_id: str, limit: int, before: int | No
         )
     )
     return rows, len(rows) > limit
-
-
-# Login: a code for the phone's client, or for its representative.
-
-
-def start_representative_login(
-    connection: sqlite3.Connection,
-    phone_hash: str,
-    code_hash: str,
-    expires_at: datetime,
-    limits: Limits,
-    now: datetime,
-) -> Record:
-    """For a phone that is no client's: a code for its representative, if it has an active mandate."""
-    person = connection.execute(
-        "SELECT r.id FROM representatives r WHERE r.phone_hash = ? AND EXISTS"
-        " (SELECT 1 FROM representations m WHERE m.representative_id = r.id AND m.revoked_at IS NULL)",
-        (phone_hash,),
-    ).fetchone()
-    if person is None:
-        return {"sent": False}
-    window_start = rfc3339(now - timedelta(seconds=limits.login_requests_window_seconds))
-    recent = connection.execute(
-        "SELECT COUNT(*), MIN(created_at) FROM representative_login_codes WHERE representative_id = ? AND created_at > ?",
-        (person["id"], window_start),
-    ).fetchone()
-    if recent[0] >= limits.login_requests_max:
-        retry = datetime.fromisoformat(recent[1]) + timedelta(seconds=limits.login_requests_window_seconds) - now
-        raise RateLimited(
-            "too many login codes requested; try again later",
-            retry_after_seconds=max(math.ceil(retry.total_seconds()), 1),
-        )
-    connection.execute(
-        "INSERT INTO representative_login_codes (representative_id, code_hash, created_at, expires_at)"
-        " VALUES (?, ?, ?, ?)",
-        (person["id"], code_hash, rfc3339(now), rfc3339(expires_at)),
-    )
-    return {"sent": True}
-
-
-@unit_of_work
-def verify_login(phone_hash: str, code_hash: str, client_id: str | None, limits: Limits, now: datetime) -> Unit:
-    stamp = rfc3339(now)
-
-    def unit(connection: sqlite3.Connection) -> Record | Refusal:
-        failure = Refusal(IdentityCheckFailed("wrong or expired code"))
-        client = connection.execute("SELECT id FROM clients WHERE phone_hash = ?", (phone_hash,)).fetchone()
-        person = connection.execute("SELECT id FROM representatives WHERE phone_hash = ?", (phone_hash,)).fetchone()
-        # A phone that is a client's keeps its codes with the client (as before representatives).
-        if client is not None:
-            table, owner_column, owner = "login_codes", "client_id", client["id"]
-        elif person is not None:
-            table, owner_column, owner = "representative_login_codes", "representative_id", person["id"]
-        else:
-            return failure
-        code = connection.execute(
-            f"SELECT * FROM {table} WHERE {owner_column} = ? AND used_at IS NULL AND expires_at > ? AND attempts < ?"
-            " ORDER BY seq DESC LIMIT 1",
-            (owner, stamp, limits.login_code_max_attempts),
-        ).fetchone()
-        if code is None:
-            return failure
-        if not equal(code["code_hash"], code_hash):
-            connection.execute(f"UPDATE {table} SET attempts = attempts + 1 WHERE seq = ?", (code["seq"],))
-            return failure
-        mandates: list[str] = []
-        if person is not None:
-            mandates = [
-                row["client_id"]
-                for row in connection.execute(
-                    "SELECT client_id FROM representations WHERE representative_id = ? AND revoked_at IS NULL"
-                    " ORDER BY seq",
-                    (person["id"],),
-                )
-            ]
-        own = client["id"] if client is not None else None
-        if client_id is None:
-            chosen = own if own is not None else (mandates[0] if len(mandates) == 1 else None)
-        elif client_id == own or client_id in mandates:
-            chosen = client_id
-        else:
-            raise Forbidden("this phone may not act for that client", field="client_id")  # the code stays unspent
-        if chosen is None and not mandates:
-            return failure  # a representative whose every mandate was revoked since the code was sent
-        connection.execute(f"UPDATE {table} SET used_at = ? WHERE seq = ?", (stamp, code["seq"]))
-        if chosen is not None and chosen == own:
-            return {"role": "client", "client_id": own}
-        if person is None:
-            raise InvariantViolation("mandates without a representative")
-        return {
-            "role": "representative",
-            "representative_id": person["id"],
-            "client_ids": mandates,
-            "client_id": chosen,
-        }
-
-    return unit

@@ -3,10 +3,11 @@ connection (``adapter._LoopReader``) answering at once."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+from wallet.storage.sql.connection import Row
+
 
 class Reader(Protocol):
-    async def execute_fetchall(self, sql: str, parameters: Iterable[Any] | None = None) -> Iterable[sqlite3.Row]: ...
+    async def execute_fetchall(self, sql: str, parameters: Iterable[Any] | None = None) -> Iterable[Row]: ...

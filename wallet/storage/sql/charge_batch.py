@@ -1,40 +1,19 @@
-"""New charges side by side in one batch, run together: ``ops.charge`` in bulk.
+"""New charges side by side in one batch, run together: ``charges.charge`` in bulk.
 
-At the lunch-hour peak a batch is mostly new charges: by national id, each one of some sixteen
-statements: its reads (the provider, the client with its budget and failed checks, the line), its
-writes (the charge, the transaction, two postings with two balance updates, the wallet event, the
-audit entry, the idempotency key), its savepoint; by SMS code or for the client's approval, a hold
-(the charge pending, the amount held on the line, its event and audit entry). ``ChargeBatch`` reads
-what a run of them needs in
-a handful of statements, works each out in memory, in order, exactly as ``ops.charge`` would (the
-same checks in the same order, the ledger's own rules: ``charges.debit``, ``Transaction.check``,
-``LineState.check``), then writes each table with multi-row ``INSERT``s (``bulk.Insert``) and moves
-each account once by its net change, and reads the balances back to compare them with what it
-worked out. The rows are the rows the one-by-one path writes, in the same order
-(``tests/test_charge_batch.py`` holds the two side by side), and the outcomes are the same.
-
-What it does not work out itself it hands back to the one-by-one path, in order: a charge whose
-idempotency key another charge of the run used, a wallet or provider at its identity-failure limit
-(the lockout reads more), a national id that does not match (it records a failed check, which the
-charges after it must count), a provider without its payable account. It writes what it has
-worked out so far, runs that one charge in its own savepoint (``Writer._run_task``), then reads
-afresh for the rest.
-
-A refused charge writes nothing of its own, only its idempotency key with the refusal, as the
-savepoint of the one-by-one path would leave it. A bug (anything but a storage fault, which fails
-the whole batch, as everywhere) sends charges the one-by-one way, each in its savepoint: while
-reading, the rest of the run; while working out a charge, that charge, after writing what came
-before it; while writing, the run's savepoint is undone and all of its charges. One charge's bug
-still undoes only that charge.
-
-Nothing here awaits: the run is part of the writer's batch, from its first read to its last write.
+``ChargeBatch`` reads what a run of new charges needs in a handful of statements, works each out in
+memory exactly as ``charges.charge`` would (the same checks in the same order, the ledger's own
+rules), writes each table with multi-row ``INSERT``s and moves each account once by its net change,
+then reads the balances back to compare. The rows and the outcomes are those of the one-by-one path
+(``tests/test_charge_batch.py``). What it does not work out itself (a reused idempotency key, a
+lockout, a failed identity check, a missing account) it hands to the one-by-one path, in order; a
+bug sends the affected charges that way too, each in its savepoint, so one charge's bug undoes only
+that charge.
 """
 
 from __future__ import annotations
 
 import bisect
 import functools
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -59,9 +38,12 @@ from wallet.ledger.errors import (
 )
 from wallet.ledger.transactions import Transaction, TransactionType
 from wallet.storage.port import ChargeCommand, Limits, Record, Written
-from wallet.storage.sqlite import audit, bulk, ops, render
-from wallet.storage.sqlite.bulk import IN_JSON, Insert, Row
-from wallet.storage.sqlite.writer import BATCH_RUNNERS, RunOne, UnitCall, _Task, compact_json, replay_outcome
+from wallet.storage.sql import audit, bulk, render
+from wallet.storage.sql import charges as charge_units
+from wallet.storage.sql.bulk import Insert, ListStatement, RowValues
+from wallet.storage.sql.connection import Connection
+from wallet.storage.sql.idempotency import replay_outcome
+from wallet.storage.sql.units import BATCH_RUNNERS, RunOne, Task, UnitCall, compact_json
 
 log = structlog.get_logger(__name__)
 
@@ -69,25 +51,40 @@ _CAPTURE = TransactionType.CAPTURE.value
 _ACTION = f"ledger.{_CAPTURE}"
 _HELD = "charge.held"
 
-_KEYS_SQL = f"SELECT key, fingerprint, outcome FROM idempotency_keys WHERE scope = ? AND key {IN_JSON}"
-_PROVIDERS_SQL = f"SELECT id, status FROM providers WHERE id {IN_JSON}"
-_PROVIDER_CATEGORIES_SQL = f"SELECT provider_id, category FROM provider_categories WHERE provider_id {IN_JSON}"
-_CLIENTS_SQL = f"SELECT id, phone_hash, national_id_hash FROM clients WHERE phone_hash {IN_JSON}"
-# ``ops.CHARGE_CLIENT_SQL``'s ``budgeted``: a budget of the client's covering the month with a line
+_KEYS_SQL = ListStatement(
+    lambda dialect: f"SELECT key, fingerprint, outcome FROM idempotency_keys WHERE scope = ? AND key {dialect.in_list}"
+)
+_PROVIDERS_SQL = ListStatement(lambda dialect: f"SELECT id, status FROM providers WHERE id {dialect.in_list}")
+_PROVIDER_CATEGORIES_SQL = ListStatement(
+    lambda dialect: f"SELECT provider_id, category FROM provider_categories WHERE provider_id {dialect.in_list}"
+)
+_CLIENTS_SQL = ListStatement(
+    lambda dialect: f"SELECT id, phone_hash, national_id_hash FROM clients WHERE phone_hash {dialect.in_list}"
+)
+# ``CHARGE_CLIENT_SQL``'s ``budgeted``: a budget of the client's covering the month with a line
 # in the category.
-_BUDGETED_SQL = (
-    "SELECT DISTINCT b.client_id, l.category FROM budgets b JOIN budget_lines l ON l.budget_id = b.id"
-    f" WHERE b.client_id {IN_JSON} AND b.start_month <= ? AND b.end_month >= ?"
+_BUDGETED_SQL = ListStatement(
+    lambda dialect: (
+        "SELECT DISTINCT b.client_id, l.category FROM budgets b JOIN budget_lines l ON l.budget_id = b.id"
+        f" WHERE b.client_id {dialect.in_list} AND b.start_month <= ? AND b.end_month >= ?"
+    )
 )
 # The failed identity checks in the earliest window of the run; each charge counts those in its own.
-_FAILURES_SQL = {
-    column: f"SELECT {column}, at FROM identity_failures WHERE {column} {IN_JSON} AND at > ?"
-    for column in ("client_id", "provider_id")
-}
-_ACCOUNTS_SQL = f"SELECT id, balance, held FROM accounts WHERE id {IN_JSON}"
-_WALLET_TOTALS_SQL = (
-    f"SELECT client_id, SUM(balance), SUM(held) FROM accounts WHERE kind = 'wallet' AND client_id {IN_JSON}"
-    " GROUP BY client_id"
+
+
+def _failures_sql(column: str) -> ListStatement:
+    return ListStatement(
+        lambda dialect: f"SELECT {column}, at FROM identity_failures WHERE {column} {dialect.in_list} AND at > ?"
+    )
+
+
+_FAILURES_SQL = {column: _failures_sql(column) for column in ("client_id", "provider_id")}
+_ACCOUNTS_SQL = ListStatement(lambda dialect: f"SELECT id, balance, held FROM accounts WHERE id {dialect.in_list}")
+_WALLET_TOTALS_SQL = ListStatement(
+    lambda dialect: (
+        "SELECT client_id, SUM(balance), SUM(held) FROM accounts WHERE kind = 'wallet'"
+        f" AND client_id {dialect.in_list} GROUP BY client_id"
+    )
 )
 
 _CHARGES = Insert(
@@ -143,40 +140,40 @@ class _State:
 class _Writes:
     """The rows worked out, in the order the one-by-one path writes them, table by table."""
 
-    charges: list[Row] = field(default_factory=list)
-    transactions: list[Row] = field(default_factory=list)
-    postings: list[Row] = field(default_factory=list)
-    events: list[Row] = field(default_factory=list)
-    audit: list[Row] = field(default_factory=list)
-    keys: list[Row] = field(default_factory=list)
+    charges: list[RowValues] = field(default_factory=list)
+    transactions: list[RowValues] = field(default_factory=list)
+    postings: list[RowValues] = field(default_factory=list)
+    events: list[RowValues] = field(default_factory=list)
+    audit: list[RowValues] = field(default_factory=list)
+    keys: list[RowValues] = field(default_factory=list)
     keys_used: set[tuple[str, str]] = field(default_factory=set)
-    answered: list[tuple[_Task, Written | BaseException]] = field(default_factory=list)
+    answered: list[tuple[Task, Written | BaseException]] = field(default_factory=list)
 
 
-def _arguments(task: _Task) -> tuple[ChargeCommand, Limits, datetime, str]:
-    """``ops.charge``'s arguments (``ChargeBatch.accepts`` took only such units)."""
+def _arguments(task: Task) -> tuple[ChargeCommand, Limits, datetime, str]:
+    """``charges.charge``'s arguments (``ChargeBatch.accepts`` took only such units)."""
     command, limits, now, month = cast(UnitCall, task.unit).args
     return command, limits, now, month
 
 
 class ChargeBatch:
-    """The ``BatchRunner`` of ``ops.charge``: captured by national id, or held for a code or approval."""
+    """The ``BatchRunner`` of ``charges.charge``: captured by national id, or held for a code or approval."""
 
     def accepts(self, call: UnitCall) -> bool:
         if call.kwargs or len(call.args) != 4:
             return False
         return isinstance(call.args[0], ChargeCommand)  # every method: captured at once, or held
 
-    def run(self, connection: sqlite3.Connection, tasks: list[_Task], run_one: RunOne) -> None:
+    def run(self, connection: Connection, tasks: list[Task], run_one: RunOne) -> None:
         start = 0
         while start < len(tasks):
             start = self._run_from(connection, tasks, start, run_one)
 
-    def _run_from(self, connection: sqlite3.Connection, tasks: list[_Task], start: int, run_one: RunOne) -> int:
+    def _run_from(self, connection: Connection, tasks: list[Task], start: int, run_one: RunOne) -> int:
         """Work out the charges from ``start`` on, write them; the index to go on from."""
         try:
             state = _read(connection, tasks[start:])
-        except sqlite3.OperationalError:
+        except connection.dialect.storage_fault:
             raise  # a storage fault fails the whole batch
         except Exception as error:  # a bug: the one-by-one path for all of them, each in its savepoint
             log.error(
@@ -201,7 +198,8 @@ class ChargeBatch:
         return len(tasks)
 
 
-def _read(connection: sqlite3.Connection, tasks: list[_Task]) -> _State:
+def _read(connection: Connection, tasks: list[Task]) -> _State:
+    dialect = connection.dialect
     arguments = [_arguments(task) for task in tasks]
     commands = [command for command, _, _, _ in arguments]
     keys: dict[tuple[str, str], dict[str, Any]] = {}
@@ -210,27 +208,29 @@ def _read(connection: sqlite3.Connection, tasks: list[_Task]) -> _State:
         if task.idempotency is not None:
             by_scope.setdefault(task.idempotency.scope, []).append(task.idempotency.key)
     for scope, wanted in by_scope.items():
-        for key, fingerprint, outcome in bulk.rows(connection, _KEYS_SQL, (scope, compact_json(wanted))):
+        for key, fingerprint, outcome in connection.fetch_tuples(_KEYS_SQL(dialect), (scope, compact_json(wanted))):
             keys[(scope, key)] = {"fingerprint": fingerprint, "outcome": outcome}
     provider_ids = compact_json(sorted({command.provider_id for command in commands}))
-    providers = dict(bulk.rows(connection, _PROVIDERS_SQL, (provider_ids,)))
-    approved_for = {(p, c) for p, c in bulk.rows(connection, _PROVIDER_CATEGORIES_SQL, (provider_ids,))}
+    providers = dict(connection.fetch_tuples(_PROVIDERS_SQL(dialect), (provider_ids,)))
+    approved_for = {(p, c) for p, c in connection.fetch_tuples(_PROVIDER_CATEGORIES_SQL(dialect), (provider_ids,))}
     clients = {
         phone_hash: (client_id, national_id_hash)
-        for client_id, phone_hash, national_id_hash in bulk.rows(
-            connection, _CLIENTS_SQL, (compact_json(sorted({command.phone_hash for command in commands})),)
+        for client_id, phone_hash, national_id_hash in connection.fetch_tuples(
+            _CLIENTS_SQL(dialect), (compact_json(sorted({command.phone_hash for command in commands})),)
         )
     }
     client_ids = compact_json(sorted({client_id for client_id, _ in clients.values()}))
     budgeted: dict[str, set[tuple[str, str]]] = {}
     for month in sorted({month for _, _, _, month in arguments}):
-        budgeted[month] = {(c, k) for c, k in bulk.rows(connection, _BUDGETED_SQL, (client_ids, month, month))}
+        budgeted[month] = {
+            (c, k) for c, k in connection.fetch_tuples(_BUDGETED_SQL(dialect), (client_ids, month, month))
+        }
     since = [_since(now, limits) for _, limits, now, _ in arguments]
     earliest = min(since)
     failures: dict[str, dict[str, list[str]]] = {}
     for column, owners in (("client_id", client_ids), ("provider_id", provider_ids)):
         times: dict[str, list[str]] = {}
-        for owner, at in bulk.rows(connection, _FAILURES_SQL[column], (owners, earliest)):
+        for owner, at in connection.fetch_tuples(_FAILURES_SQL[column](dialect), (owners, earliest)):
             times.setdefault(owner, []).append(at)
         for listed in times.values():
             listed.sort()
@@ -242,11 +242,13 @@ def _read(connection: sqlite3.Connection, tasks: list[_Task]) -> _State:
             account_ids.add(wallet_account(client[0], command.category))
     accounts = {
         account_id: _Account(balance, held, balance, held)
-        for account_id, balance, held in bulk.rows(connection, _ACCOUNTS_SQL, (compact_json(sorted(account_ids)),))
+        for account_id, balance, held in connection.fetch_tuples(
+            _ACCOUNTS_SQL(dialect), (compact_json(sorted(account_ids)),)
+        )
     }
     wallet_totals = {
         client_id: [balance, held]
-        for client_id, balance, held in bulk.rows(connection, _WALLET_TOTALS_SQL, (client_ids,))
+        for client_id, balance, held in connection.fetch_tuples(_WALLET_TOTALS_SQL(dialect), (client_ids,))
     }
     head = audit.tracked_head(connection)
     if head is None:
@@ -268,10 +270,10 @@ def _count_after(times: list[str] | None, since: str) -> int:
     return 0 if not times else len(times) - bisect.bisect_right(times, since)
 
 
-def _charge(task: _Task, since: str, state: _State, writes: _Writes) -> Written | BaseException:
+def _charge(task: Task, since: str, state: _State, writes: _Writes) -> Written | BaseException:
     """One charge, worked out (``since``: its identity-failure window's start, as ``_read`` found
     it): its outcome; its rows added to ``writes`` and its moves to ``state``.
-    ``ops.charge`` step by step; what raises before the end leaves ``writes`` and ``state`` as they were."""
+    ``charges.charge`` step by step; what raises before the end leaves ``writes`` and ``state`` as they were."""
     idempotency = task.idempotency
     if idempotency is not None:
         key = (idempotency.scope, idempotency.key)
@@ -290,7 +292,7 @@ def _charge(task: _Task, since: str, state: _State, writes: _Writes) -> Written 
 
 
 def _work_out(
-    task: _Task,
+    task: Task,
     command: ChargeCommand,
     limits: Limits,
     now: datetime,
@@ -315,7 +317,7 @@ def _work_out(
     client_failures = _count_after(state.failures["client_id"].get(client_id), since)
     provider_failures = _count_after(state.failures["provider_id"].get(command.provider_id), since)
     if client_failures >= limits.identity_failures_max or provider_failures >= limits.provider_identity_failures_max:
-        raise _OneByOne  # at the limit: whether it is locked out is ``ops._check_rate_limit``'s to say
+        raise _OneByOne  # at the limit: whether it is locked out is ``_check_rate_limit``'s to say
     account_id = wallet_account(client_id, command.category)
     account = state.accounts.get(account_id)
     line = LineState(account_id, account.balance, account.held) if account else LineState(account_id, 0, 0)
@@ -330,18 +332,18 @@ def _work_out(
     payable_id = payable_account(command.provider_id)
     payable = state.accounts.get(payable_id)
     if (account is None or payable is None) and command.amount <= line.available:
-        raise _OneByOne  # ``ops.post`` would find an account missing: a broken database, its error to give
+        raise _OneByOne  # ``post`` would find an account missing: a broken database, its error to give
     charge_id = new_id("ch")
     charge_rules.debit(line, command.amount)  # refuses when not available
     if account is None or payable is None:
         raise _OneByOne
-    row = ops.charge_row(charge_id, command, client_id, account_id, "captured", stamp)
+    row = charge_units.charge_row(charge_id, command, client_id, account_id, "captured", stamp)
     transfer = Transaction.transfer(TransactionType.CAPTURE, account_id, payable_id, command.amount)  # checked
     transaction_id = new_id("tx")
-    # ``ops.post``: the postings in order, each with the balance after it; the wallet line checked
+    # ``post``: the postings in order, each with the balance after it; the wallet line checked
     # after its posting and its event written with the line's and the whole wallet's figures.
     balances = {account_id: account.balance, payable_id: payable.balance}
-    postings: list[Row] = []
+    postings: list[RowValues] = []
     for posting in transfer.postings:
         balances[posting.account_id] += posting.amount
         postings.append((transaction_id, posting.account_id, posting.amount, balances[posting.account_id]))
@@ -351,11 +353,11 @@ def _work_out(
     if totals is None:
         raise InvariantViolation(f"wallet event on {account_id}, which is not a wallet line")
     wallet_balance = totals[0] - command.amount
-    data = audit.ledger_data(transfer.postings, charge_id, None, None)  # what ``ops.post`` writes
+    data = audit.ledger_data(transfer.postings, charge_id, None, None)  # what ``post`` writes
     entry_hash = link_hash(state.audit_head, stamp, task.actor, _ACTION, transaction_id, data)
     record = render.charge(row)
     # Nothing raises past this point: the charge is worked out; into the rows and the state.
-    writes.charges.append(ops.charge_values(row))
+    writes.charges.append(charge_units.charge_values(row))
     writes.transactions.append(
         (transaction_id, _CAPTURE, stamp, client_id, command.provider_id, command.category, charge_id, None, None)
     )
@@ -387,7 +389,7 @@ def _work_out(
 
 
 def _hold(
-    task: _Task,
+    task: Task,
     command: ChargeCommand,
     stamp: str,
     client_id: str,
@@ -397,21 +399,21 @@ def _hold(
     state: _State,
     writes: _Writes,
 ) -> Written:
-    """``ops.charge`` for a code or an approval: the amount held on the line, the charge pending."""
+    """``charges.charge`` for a code or an approval: the amount held on the line, the charge pending."""
     charge_id = new_id("ch")
     after = charge_rules.reserve(line, command.amount)  # refuses when not available
     if account is None:
-        raise _OneByOne  # ``ops.change_held`` would find the account missing: its error to give
+        raise _OneByOne  # ``change_held`` would find the account missing: its error to give
     totals = state.wallet_totals.get(client_id)
     if totals is None:
         raise InvariantViolation(f"wallet event on {account_id}, which is not a wallet line")
-    row = ops.charge_row(charge_id, command, client_id, account_id, "pending", stamp)
+    row = charge_units.charge_row(charge_id, command, client_id, account_id, "pending", stamp)
     data = canonical({"account_id": account_id, "amount": command.amount})  # what ``audit.append`` writes
     entry_hash = link_hash(state.audit_head, stamp, task.actor, _HELD, charge_id, data)
     record = render.charge(row)
     wallet_held = totals[1] + command.amount
     # Nothing raises past this point.
-    writes.charges.append(ops.charge_values(row))
+    writes.charges.append(charge_units.charge_values(row))
     writes.audit.append((stamp, task.actor, _HELD, charge_id, data, state.audit_head, entry_hash))
     state.audit_head = entry_hash
     writes.events.append(
@@ -437,7 +439,7 @@ def _hold(
     return Written(record)
 
 
-def _remember(task: _Task, writes: _Writes, outcome: Record) -> None:
+def _remember(task: Task, writes: _Writes, outcome: Record) -> None:
     """``Writer._remember``: the outcome kept with the idempotency key, in the same transaction."""
     idempotency = task.idempotency
     if idempotency is None:
@@ -448,7 +450,7 @@ def _remember(task: _Task, writes: _Writes, outcome: Record) -> None:
     writes.keys_used.add((idempotency.scope, idempotency.key))
 
 
-def _write(connection: sqlite3.Connection, state: _State, writes: _Writes, run_one: RunOne) -> None:
+def _write(connection: Connection, state: _State, writes: _Writes, run_one: RunOne) -> None:
     """Write what the run worked out and give each charge its outcome; if the writing fails, undo it
     and run those charges one by one."""
     if not writes.answered:
@@ -456,7 +458,7 @@ def _write(connection: sqlite3.Connection, state: _State, writes: _Writes, run_o
     connection.execute("SAVEPOINT charges")
     try:
         _insert(connection, state, writes)
-    except sqlite3.OperationalError:
+    except connection.dialect.storage_fault:
         raise  # a storage fault fails the whole batch
     except Exception as error:  # a bug: run them the ordinary way, each in its own savepoint
         connection.execute("ROLLBACK TO charges")
@@ -474,7 +476,7 @@ def _write(connection: sqlite3.Connection, state: _State, writes: _Writes, run_o
         task.outcome = outcome
 
 
-def _insert(connection: sqlite3.Connection, state: _State, writes: _Writes) -> None:
+def _insert(connection: Connection, state: _State, writes: _Writes) -> None:
     _CHARGES.write(connection, writes.charges)
     bulk.TRANSACTIONS.write(connection, writes.transactions)
     bulk.POSTINGS.write(connection, writes.postings)
@@ -502,4 +504,4 @@ def _insert(connection: sqlite3.Connection, state: _State, writes: _Writes) -> N
         account.read_balance, account.read_held = account.balance, account.held
 
 
-BATCH_RUNNERS[ops.charge] = ChargeBatch()
+BATCH_RUNNERS[charge_units.charge] = ChargeBatch()

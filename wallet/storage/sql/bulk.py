@@ -1,43 +1,39 @@
 """Writing and reading many rows a statement: what the credit run and the batched charges share.
 
-Why multi-row ``INSERT``s rather than ``executemany``: each execution of a statement is its own
-statement transaction, and SQLite copies every existing page the statement changes into the
-statement journal first (and reads and writes the ``AUTOINCREMENT`` counter), so one row a
-statement pays that for the right-hand page of every index on every row. ``ROWS_PER_STATEMENT``
-rows a statement pay it once per statement: about 40 % less CPU in SQLite (docs/performance.md).
+Multi-row ``INSERT``s rather than ``executemany``: SQLite journals the pages a statement changes
+once per statement, so ``ROWS_PER_STATEMENT`` rows a statement pay that once instead of per row.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
-import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from wallet.storage.sqlite.writer import compact_json
+from wallet.storage.sql.connection import Connection, Dialect
+from wallet.storage.sql.units import compact_json
 
 # Rows one INSERT statement writes (its parameters: rows × columns, far below SQLite's limit).
 ROWS_PER_STATEMENT = 100
-# ``column IN`` a JSON array passed as one parameter: any number of values, one SQL text.
-IN_JSON = "IN (SELECT value FROM json_each(?))"
-
-Row = tuple[object, ...]  # a row to write
+RowValues = tuple[object, ...]  # a row to write
 _REMAINDER_SIZES = tuple(2**n for n in range(ROWS_PER_STATEMENT.bit_length() - 1, -1, -1))  # 64, 32, ..., 1
 
 
-def rows(connection: sqlite3.Connection, query: str, parameters: Sequence[object]) -> list[Any]:
-    """The rows, read by position: plain tuples from SQLite (a step reads thousands, and building a
-    ``sqlite3.Row`` each costs more); the PostgreSQL bridge's records unpack the same way."""
-    if not isinstance(connection, sqlite3.Connection):
-        return list(connection.execute(query, parameters).fetchall())
-    cursor = connection.cursor()
-    cursor.row_factory = None
-    try:
-        return cursor.execute(query, parameters).fetchall()
-    finally:
-        cursor.close()
+class ListStatement:
+    """A statement that takes a list (``column IN`` a JSON array, ``Dialect.in_list``): its text for
+    each dialect, made once."""
+
+    __slots__ = ("_make", "_texts")
+
+    def __init__(self, make: Callable[[Dialect], str]) -> None:
+        self._make = make
+        self._texts: dict[Dialect, str] = {}
+
+    def __call__(self, dialect: Dialect) -> str:
+        text = self._texts.get(dialect)
+        if text is None:
+            text = self._texts[dialect] = self._make(dialect)
+        return text
 
 
 # Each account moved by its change, in one statement: the changes as one JSON array of
@@ -49,20 +45,21 @@ _MOVE_SQL = (
     " RETURNING accounts.id, accounts.balance, accounts.held"
 )
 _MOVE_ONE_SQL = "UPDATE accounts SET balance = balance + ?, held = held + ? WHERE id = ?"
-_MOVED_SQL = f"SELECT id, balance, held FROM accounts WHERE id {IN_JSON}"
+_MOVED_SQL = ListStatement(lambda dialect: f"SELECT id, balance, held FROM accounts WHERE id {dialect.in_list}")
 
 
-def move_balances(connection: sqlite3.Connection, moves: Sequence[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+def move_balances(connection: Connection, moves: Sequence[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
     """Add ``(account_id, balance change, held change)`` to each account (each id once); what
     ``(id, balance, held)`` each moved account has afterwards, in no particular order (the callers
-    compare them with what they worked out). On PostgreSQL (the bridge), an ``UPDATE`` an account
+    compare them with what they worked out). Where the dialect has no ``update_from_json``, an ``UPDATE`` an account
     and a read afterwards: the same rows."""
     if not moves:
         return []
-    if not isinstance(connection, sqlite3.Connection):
+    if not connection.dialect.update_from_json:
         connection.executemany(_MOVE_ONE_SQL, [(balance, held, account_id) for account_id, balance, held in moves])
-        return [tuple(row) for row in rows(connection, _MOVED_SQL, (json.dumps(sorted(m[0] for m in moves)),))]
-    return rows(connection, _MOVE_SQL, (compact_json(moves),))
+        moved = connection.fetch_tuples(_MOVED_SQL(connection.dialect), (compact_json(sorted(m[0] for m in moves)),))
+        return [tuple(row) for row in moved]
+    return connection.fetch_tuples(_MOVE_SQL, (compact_json(moves),))
 
 
 @dataclass(frozen=True)
@@ -76,7 +73,7 @@ class Insert:
         values = "(" + ", ".join("?" * len(self.columns)) + ")"
         return f"INSERT INTO {self.table} ({', '.join(self.columns)}) VALUES " + ", ".join([values] * rows)
 
-    def write(self, connection: sqlite3.Connection, rows: list[Row]) -> None:
+    def write(self, connection: Connection, rows: list[RowValues]) -> None:
         whole = len(rows) - len(rows) % ROWS_PER_STATEMENT
         if whole:
             statement = _statement(self, ROWS_PER_STATEMENT)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
 from wallet.storage.port import Record
+from wallet.storage.sql.connection import Row
 
 
-def charge(row: sqlite3.Row | Mapping[str, Any]) -> Record:
+def charge(row: Row | Mapping[str, Any]) -> Record:
     """A charge from its row, or from the values just written (the same columns)."""
     record: Record = {
         "id": row["id"],
@@ -31,7 +31,7 @@ def charge(row: sqlite3.Row | Mapping[str, Any]) -> Record:
     return record
 
 
-def provider(row: sqlite3.Row, categories: list[str]) -> Record:
+def provider(row: Row, categories: list[str]) -> Record:
     return {
         "id": row["id"],
         "name": row["name"],
@@ -44,7 +44,7 @@ def provider(row: sqlite3.Row, categories: list[str]) -> Record:
     }
 
 
-def client(row: sqlite3.Row) -> Record:
+def client(row: Row) -> Record:
     return {
         "id": row["id"],
         "name": row["name"],
@@ -54,12 +54,12 @@ def client(row: sqlite3.Row) -> Record:
     }
 
 
-def client_charge(row: sqlite3.Row) -> Record:
+def client_charge(row: Row) -> Record:
     """A charge as its client sees it: who asked, and the state of the request."""
     return {**charge(row), "provider_id": row["provider_id"], "provider_name": row["provider_name"]}
 
 
-def budget(row: sqlite3.Row, lines: list[Record]) -> Record:
+def budget(row: Row, lines: list[Record]) -> Record:
     return {
         "id": row["id"],
         "client_id": row["client_id"],

@@ -1,13 +1,12 @@
 """Settlement batches in SQLite: the units of work that make and move them, and their reads.
 
-The units run in the writer thread like those of ``ops``: no ``await`` between reading what is
+The units run in the writer thread like every unit: no ``await`` between reading what is
 unsettled and closing it, and ``settlement_items`` keyed by transaction id, so that a line is in
 one batch at most even if two requests race (the second finds nothing left: ``nothing_to_settle``).
 """
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from wallet.ids import new_id
@@ -18,10 +17,11 @@ from wallet.ledger.reference import group_finnish_reference, group_rf_reference
 from wallet.ledger.settlements import Line, SettlementStatus
 from wallet.ledger.transactions import TransactionType
 from wallet.storage.port import ACTOR, Page, Record
-from wallet.storage.sqlite import audit
-from wallet.storage.sqlite.ops import ensure_account, post
-from wallet.storage.sqlite.reading import Reader
-from wallet.storage.sqlite.writer import Unit, unit_of_work
+from wallet.storage.sql import audit
+from wallet.storage.sql.connection import Connection, Row
+from wallet.storage.sql.ledger_rows import ensure_account, post
+from wallet.storage.sql.reading import Reader
+from wallet.storage.sql.units import Unit, unit_of_work
 
 # The provider's captures and refunds not in any batch, from a sequence number on.
 _NOT_SETTLED = (
@@ -66,7 +66,7 @@ def settle(provider_id: str, until: str, now: str, items_max: int) -> Unit:
     At most ``items_max`` lines, the oldest first; the answer says whether more are waiting.
     """
 
-    def unit(connection: sqlite3.Connection) -> Record:
+    def unit(connection: Connection) -> Record:
         if connection.execute("SELECT 1 FROM providers WHERE id = ?", (provider_id,)).fetchone() is None:
             raise NotFound("no such provider")
         previous = connection.execute(
@@ -146,7 +146,7 @@ def settle(provider_id: str, until: str, now: str, items_max: int) -> Unit:
 
 @unit_of_work
 def set_status(settlement_id: str, wanted: SettlementStatus, now: str, note: str | None) -> Unit:
-    def unit(connection: sqlite3.Connection) -> Record:
+    def unit(connection: Connection) -> Record:
         change_status(connection, settlement_id, wanted, now, note)
         return render(_load(connection, settlement_id))
 
@@ -154,7 +154,7 @@ def set_status(settlement_id: str, wanted: SettlementStatus, now: str, note: str
 
 
 def change_status(
-    connection: sqlite3.Connection, settlement_id: str, wanted: SettlementStatus, now: str, note: str | None
+    connection: Connection, settlement_id: str, wanted: SettlementStatus, now: str, note: str | None
 ) -> None:
     """Move a batch to ``wanted`` if its life allows, recording who and when. For other units too."""
     row = _load(connection, settlement_id)
@@ -168,7 +168,7 @@ def change_status(
 
 
 def _record_event(
-    connection: sqlite3.Connection,
+    connection: Connection,
     settlement_id: str,
     previous: SettlementStatus | None,
     status: SettlementStatus,
@@ -181,7 +181,7 @@ def _record_event(
     )
 
 
-def _load(connection: sqlite3.Connection, settlement_id: str) -> sqlite3.Row:
+def _load(connection: Connection, settlement_id: str) -> Row:
     row = connection.execute("SELECT * FROM settlements WHERE id = ?", (settlement_id,)).fetchone()
     if row is None:
         raise NotFound("no such settlement")
@@ -191,7 +191,7 @@ def _load(connection: sqlite3.Connection, settlement_id: str) -> sqlite3.Row:
 # Rendering.
 
 
-def render(row: sqlite3.Row) -> Record:
+def render(row: Row) -> Record:
     return {
         "id": row["id"],
         "provider_id": row["provider_id"],
@@ -211,7 +211,7 @@ def render(row: sqlite3.Row) -> Record:
     }
 
 
-def _render_line(row: sqlite3.Row) -> Record:
+def _render_line(row: Row) -> Record:
     return {
         "transaction_id": row["transaction_id"],
         "type": row["type"],
@@ -223,7 +223,7 @@ def _render_line(row: sqlite3.Row) -> Record:
     }
 
 
-def _render_event(row: sqlite3.Row) -> Record:
+def _render_event(row: Row) -> Record:
     return {
         "previous_status": row["previous_status"],
         "status": row["status"],

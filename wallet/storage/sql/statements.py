@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from wallet.storage.port import Record
-from wallet.storage.sqlite.reading import Reader
+from wallet.storage.sql.reading import Reader
 
 # Every figure comes from the wallet events that carry a transaction (one per posting on a wallet
-# line, with its amount: ``wallet check`` proves them equal), found by ``wallet_events_by_client``,
-# each transaction by its id. (Through the postings, this needed an index of postings by account:
-# one more random page for every charge to write. See adapter.HISTORY_SQL.)
+# line: ``wallet check`` proves them equal), found by ``wallet_events_by_client``.
 
 # A wallet line's balance at an instant: what was booked on it before then.
 BALANCES_BEFORE_SQL = (

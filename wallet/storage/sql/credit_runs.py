@@ -1,28 +1,15 @@
 """The monthly credit run's unit of work, written in bulk.
 
-A step credits (and, at a real month boundary, expires) the lines of up to ``batch`` budgets. It
-reads everything the step depends on in a handful of queries, works the step out line by line in
-memory exactly as posting each transfer on its own would (``ops.post``: the ledger's checks on
-every transaction and on every wallet line after every posting, running ``balance_after``, one
-wallet event per wallet posting with the wallet's totals after it, one audit entry per
-transaction chained in order), then writes each table with multi-row ``INSERT``s and moves each
-account's balance once by its net change. Afterwards it reads the balances back and compares
-them with what it worked out: checked both ways.
-
-The rows are the very rows the one-by-one path writes, in the same order (a test holds the two
-side by side). The unique keys on ``credits (account_id, month)`` and ``expiries (account_id,
-boundary_month)`` make a step safe to repeat after a crash: a step is one unit in the writer, so
-it is committed whole or not at all, and a rerun skips what is there.
-
-The multi-row ``INSERT``s are ``bulk.Insert``'s (why, there).
-
-Nothing here awaits: the step runs in the writer thread from its first read to its last write.
+A step credits (and, at a month boundary, expires) the lines of up to ``batch`` budgets: it reads
+its inputs in a handful of queries, works the step out in memory exactly as ``ledger_rows.post``
+would one transfer at a time, writes each table with multi-row ``INSERT``s (``bulk.Insert``), moves
+each account once by its net change, then reads the balances back to compare. The unique keys on
+``credits`` and ``expiries`` make a step safe to repeat after a crash.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import cast
@@ -36,9 +23,10 @@ from wallet.ledger.errors import InvariantViolation
 from wallet.ledger.months import UnusedPolicy, expires_at_boundary, expiry_amount, previous_month
 from wallet.ledger.transactions import Posting, Transaction, TransactionType
 from wallet.storage.port import ACTOR, Record
-from wallet.storage.sqlite import audit, bulk
-from wallet.storage.sqlite.bulk import IN_JSON, Insert, Row
-from wallet.storage.sqlite.writer import Unit, unit_of_work
+from wallet.storage.sql import audit, bulk
+from wallet.storage.sql.bulk import Insert, ListStatement, RowValues
+from wallet.storage.sql.connection import Connection
+from wallet.storage.sql.units import Unit, unit_of_work
 
 log = structlog.get_logger(__name__)
 
@@ -46,11 +34,12 @@ _BUDGETS = (
     "SELECT seq, id, client_id, start_month, end_month, unused FROM budgets"
     " WHERE seq > ? AND start_month <= ? AND end_month >= ? ORDER BY seq LIMIT ?"
 )
-_LINES = (
-    "SELECT budget_id, category, monthly_amount FROM budget_lines"
-    " WHERE budget_id IN (SELECT value FROM json_each(?)) ORDER BY budget_id, category"
+_LINES = ListStatement(
+    lambda dialect: (
+        "SELECT budget_id, category, monthly_amount FROM budget_lines"
+        f" WHERE budget_id {dialect.in_list} ORDER BY budget_id, category"
+    )
 )
-_IN = IN_JSON
 _WALLET = AccountKind.WALLET.value
 
 # Rows as read, by position.
@@ -79,16 +68,16 @@ class _Step:
     previous_hash: str
     accounts: dict[str, _Account]
     wallet_totals: dict[str, list[int]]  # client → [balance, held] over its wallet lines
-    transactions: list[Row] = field(default_factory=list)
-    postings: list[Row] = field(default_factory=list)
-    events: list[Row] = field(default_factory=list)
-    audit: list[Row] = field(default_factory=list)
-    credits: list[Row] = field(default_factory=list)
-    expiries: list[Row] = field(default_factory=list)
+    transactions: list[RowValues] = field(default_factory=list)
+    postings: list[RowValues] = field(default_factory=list)
+    events: list[RowValues] = field(default_factory=list)
+    audit: list[RowValues] = field(default_factory=list)
+    credits: list[RowValues] = field(default_factory=list)
+    expiries: list[RowValues] = field(default_factory=list)
 
     def post(self, transaction: Transaction, client_id: str, category: str, month: str) -> str:
-        """``ops.post`` in memory: the same checks, the same rows. ``transaction`` comes from
-        ``Transaction.transfer``, which has checked it (``ops.post`` checks again; a million times
+        """``ledger_rows.post`` in memory: the same checks, the same rows. ``transaction`` comes from
+        ``Transaction.transfer``, which has checked it (``ledger_rows.post`` checks again; a million times
         here is 3 % of the run)."""
         transaction_id = new_id("tx")
         type_ = transaction.type.value
@@ -137,7 +126,7 @@ class _Step:
 
 
 def ledger_data(postings: Sequence[Posting], month: str) -> str:
-    """The audit entry's data for a credit or expiry, as ``ops.post`` writes it (``audit.ledger_data``)."""
+    """The audit entry's data for a credit or expiry, as ``ledger_rows.post`` writes it (``audit.ledger_data``)."""
     return audit.ledger_data(postings, None, None, month)
 
 
@@ -159,12 +148,12 @@ class _Inputs:
 class _Writes:
     """What a step writes: its rows, and each account it moves with the balance it must reach."""
 
-    transactions: list[Row]
-    postings: list[Row]
-    events: list[Row]
-    audit: list[Row]
-    credits: list[Row]
-    expiries: list[Row]
+    transactions: list[RowValues]
+    postings: list[RowValues]
+    events: list[RowValues]
+    audit: list[RowValues]
+    credits: list[RowValues]
+    expiries: list[RowValues]
     moved: list[tuple[str, bool, int, int]]  # account id, a wallet line, balance change, balance after
 
 
@@ -212,14 +201,29 @@ def _work(budgets: list[_Budget], lines: list[_Line], month: str, current_month:
 
 
 # Every wallet line of the step's clients (their totals are the events' ``balance``), and funding.
-_STATE_SQL = (
-    f"SELECT id, kind, client_id, category, balance, held FROM accounts WHERE client_id {_IN} AND kind = 'wallet'"
-    " UNION ALL SELECT id, kind, client_id, category, balance, held FROM accounts WHERE id = ?"
+_STATE_SQL = ListStatement(
+    lambda dialect: (
+        "SELECT id, kind, client_id, category, balance, held FROM accounts"
+        f" WHERE client_id {dialect.in_list} AND kind = 'wallet'"
+        " UNION ALL SELECT id, kind, client_id, category, balance, held FROM accounts WHERE id = ?"
+    )
+)
+_CREDITED_FROM_SQL = ListStatement(
+    lambda dialect: (
+        "SELECT account_id, SUM(amount) FROM credits"
+        f" WHERE month >= ? AND account_id {dialect.in_list} GROUP BY account_id"
+    )
+)
+_CREDITED_SQL = ListStatement(
+    lambda dialect: f"SELECT account_id FROM credits WHERE month = ? AND account_id {dialect.in_list}"
+)
+_EXPIRED_SQL = ListStatement(
+    lambda dialect: f"SELECT account_id FROM expiries WHERE boundary_month = ? AND account_id {dialect.in_list}"
 )
 
 
 def _read_inputs(
-    connection: sqlite3.Connection,
+    connection: Connection,
     month: str,
     current_month: str,
     after_budget_seq: int,
@@ -230,13 +234,16 @@ def _read_inputs(
     """The step's inputs, and its lines in order (``_work``, which follows from them). A line whose
     account the budget did not open is opened first, as the one-by-one path would
     (``open_missing``); a planner may not write, and gets ``None``."""
+    dialect = connection.dialect
     budgets = cast(
-        list[_Budget], bulk.rows(connection, _BUDGETS, (after_budget_seq, month, previous_month(month), batch))
+        list[_Budget], connection.fetch_tuples(_BUDGETS, (after_budget_seq, month, previous_month(month), batch))
     )
-    lines = cast(list[_Line], bulk.rows(connection, _LINES, (json.dumps([budget[1] for budget in budgets]),)))
+    lines = cast(
+        list[_Line], connection.fetch_tuples(_LINES(dialect), (json.dumps([budget[1] for budget in budgets]),))
+    )
     work = _work(budgets, lines, month, current_month)
     clients = json.dumps(sorted({budget[2] for budget in budgets}))
-    accounts = cast(list[_AccountRow], bulk.rows(connection, _STATE_SQL, (clients, FUNDING_ACCOUNT)))
+    accounts = cast(list[_AccountRow], connection.fetch_tuples(_STATE_SQL(dialect), (clients, FUNDING_ACCOUNT)))
     known = {row[0] for row in accounts}
     missing = [
         (account_id, budget[2], category) for budget, category, _, account_id, _ in work if account_id not in known
@@ -248,29 +255,19 @@ def _read_inputs(
             "INSERT INTO accounts (id, kind, client_id, category) VALUES (?, 'wallet', ?, ?) ON CONFLICT (id) DO NOTHING",
             missing,
         )
-        accounts = cast(list[_AccountRow], bulk.rows(connection, _STATE_SQL, (clients, FUNDING_ACCOUNT)))
+        accounts = cast(list[_AccountRow], connection.fetch_tuples(_STATE_SQL(dialect), (clients, FUNDING_ACCOUNT)))
         known = {row[0] for row in accounts}
     accounts.sort()
-    credited_before = sorted(
-        _account_set(connection, "SELECT account_id FROM credits WHERE month = ? AND account_id", month, known)
-    )
+    credited_before = sorted(_account_set(connection, _CREDITED_SQL, month, known))
     expiring = {account_id for _, _, _, account_id, expires in work if expires}
     expired_before: list[str] = []
     credited_from_month: list[tuple[str, int]] = []
     if expiring:
-        expired_before = sorted(
-            _account_set(
-                connection, "SELECT account_id FROM expiries WHERE boundary_month = ? AND account_id", month, expiring
-            )
-        )
+        expired_before = sorted(_account_set(connection, _EXPIRED_SQL, month, expiring))
         credited_from_month = sorted(
             cast(
                 list[tuple[str, int]],
-                bulk.rows(
-                    connection,
-                    f"SELECT account_id, SUM(amount) FROM credits WHERE month >= ? AND account_id {_IN} GROUP BY account_id",
-                    (month, json.dumps(sorted(expiring))),
-                ),
+                connection.fetch_tuples(_CREDITED_FROM_SQL(dialect), (month, json.dumps(sorted(expiring)))),
             )
         )
     last = connection.execute(audit.HEAD_SQL).fetchone()
@@ -348,7 +345,7 @@ def credit_run_step(
     the inputs the plan was made from; else it works the step out itself, as without one.
     """
 
-    def unit(connection: sqlite3.Connection) -> Record:
+    def unit(connection: Connection) -> Record:
         connection.execute(
             "INSERT INTO credit_runs (month, started_at) VALUES (?, ?) ON CONFLICT (month) DO NOTHING", (month, now)
         )
@@ -379,7 +376,7 @@ def credit_run_step(
 
 
 def plan_step(
-    connection: sqlite3.Connection,
+    connection: Connection,
     month: str,
     current_month: str,
     after_budget_seq: int,
@@ -431,9 +428,9 @@ def plan_step(
     )
 
 
-def _account_set(connection: sqlite3.Connection, query: str, month: str, account_ids: Iterable[str]) -> set[str]:
+def _account_set(connection: Connection, query: ListStatement, month: str, account_ids: Iterable[str]) -> set[str]:
     ids = json.dumps(sorted(set(account_ids)))
-    return {str(row[0]) for row in bulk.rows(connection, f"{query} {_IN}", (month, ids))}
+    return {str(row[0]) for row in connection.fetch_tuples(query(connection.dialect), (month, ids))}
 
 
 _EXPIRIES = Insert("expiries", ("account_id", "boundary_month", "amount", "transaction_id"))
@@ -449,7 +446,7 @@ def _writes(step: _Step) -> _Writes:
     return _Writes(step.transactions, step.postings, step.events, step.audit, step.credits, step.expiries, moved)
 
 
-def _write(connection: sqlite3.Connection, writes: _Writes) -> None:
+def _write(connection: Connection, writes: _Writes) -> None:
     bulk.TRANSACTIONS.write(connection, writes.transactions)
     bulk.POSTINGS.write(connection, writes.postings)
     moved = {account_id: (wallet, expected) for account_id, wallet, _, expected in writes.moved}

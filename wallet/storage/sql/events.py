@@ -8,11 +8,10 @@ the streams of only those clients wake. ``read_after`` is what a stream sends.
 
 from __future__ import annotations
 
-import sqlite3
-
 from wallet.ledger.errors import InvariantViolation
 from wallet.storage.port import Record
-from wallet.storage.sqlite.reading import Reader
+from wallet.storage.sql.connection import Connection, Row
+from wallet.storage.sql.reading import Reader
 
 EVENT_TYPES = ("credit", "expiry", "hold", "capture", "void", "refund")
 
@@ -34,7 +33,7 @@ LINE_SQL = "SELECT client_id, category, balance, held, kind FROM accounts WHERE 
 
 
 def append(
-    connection: sqlite3.Connection,
+    connection: Connection,
     account_id: str,
     type_: str,
     amount: int,
@@ -44,7 +43,7 @@ def append(
     provider_id: str | None = None,
     transaction_id: str | None = None,
     reason: str | None = None,
-    line: sqlite3.Row | None = None,
+    line: Row | None = None,
 ) -> None:
     """Record a change of ``amount`` (signed) on wallet line ``account_id``, as it stands after it.
 
@@ -80,10 +79,8 @@ LAST_SEQ_SQL = "SELECT COALESCE(MAX(seq), 0) FROM wallet_events"
 LAST_SEQ_OF_CLIENT_SQL = "SELECT COALESCE(MAX(seq), 0) FROM wallet_events WHERE client_id = ?"
 
 
-# After every commit: the new events only, found by their ``seq`` (the rowid) and grouped in a
-# temporary b-tree. ``+client_id`` keeps the planner from grouping by walking the whole
-# ``wallet_events_by_client`` index instead, which it otherwise prefers (no sort): a scan of every
-# event ever written, at every commit, 0.2 s at a million events (docs/performance.md).
+# After every commit: the new events only, by their ``seq``. ``+client_id`` keeps SQLite's planner
+# from grouping by walking the whole ``wallet_events_by_client`` index (every event, every commit).
 FRESH_SQL = "SELECT client_id, MAX(seq) AS last FROM wallet_events WHERE seq > ? GROUP BY +client_id"
 
 
@@ -93,7 +90,7 @@ class Watermark:
     def __init__(self, last_seq: int) -> None:
         self.last_seq = last_seq
 
-    def advance(self, connection: sqlite3.Connection) -> dict[str, int]:
+    def advance(self, connection: Connection) -> dict[str, int]:
         """The clients with events above the watermark, each with its newest id; then move up."""
         rows = connection.execute(FRESH_SQL, (self.last_seq,)).fetchall()
         fresh = {row["client_id"]: row["last"] for row in rows}
@@ -118,7 +115,7 @@ async def read_after(reader: Reader, client_id: str, after: int, limit: int) -> 
     return [render(row) for row in rows]
 
 
-def render(row: sqlite3.Row) -> Record:
+def render(row: Row) -> Record:
     record: Record = {
         "id": str(row["seq"]),
         "type": row["type"],

@@ -8,7 +8,7 @@ pending at the close, and each provider's charges from its payable account's pos
 from __future__ import annotations
 
 from wallet.storage.port import Record
-from wallet.storage.sqlite.reading import Reader
+from wallet.storage.sql.reading import Reader
 
 MONTHLY_SQL = (
     "SELECT b.client_id, l.category, l.monthly_amount AS amount FROM budgets b"

@@ -1,347 +1,30 @@
-"""Units of work for the writer: plain functions of a connection, run inside one transaction.
-
-Each reads the state it needs, asks the ledger whether the move is allowed, and writes. There is
-no ``await`` in this module: a unit runs from its first read to its last write without a pause.
-"""
+"""Charges: made by a provider, confirmed by code or answered by the client, voided, refunded, expired."""
 
 from __future__ import annotations
 
-import functools
 import math
-import sqlite3
 from datetime import datetime, timedelta
-from typing import Any
 
 from wallet.auth.hashing import equal
 from wallet.clock import rfc3339
 from wallet.ids import new_id
 from wallet.ledger import charges as charge_rules
-from wallet.ledger.accounts import AccountKind, LineState, kind_of, payable_account, wallet_account
+from wallet.ledger.accounts import payable_account, wallet_account
 from wallet.ledger.charges import ChargeStatus, IdentityMethod
 from wallet.ledger.errors import (
     CategoryNotAllowed,
     Conflict,
     IdentityCheckFailed,
-    InvariantViolation,
     NotFound,
     ProviderNotApproved,
     RateLimited,
 )
-from wallet.ledger.months import check_new_end
 from wallet.ledger.transactions import Transaction, TransactionType
-from wallet.storage.port import ChargeCommand, Limits, NewBudget, NewClient, NewProvider, Record, Refusal
-from wallet.storage.sqlite import audit, events, render, representatives
-from wallet.storage.sqlite.writer import Unit, unit_of_work
-
-# The ledger primitives.
-
-
-def ensure_account(
-    connection: sqlite3.Connection,
-    account_id: str,
-    *,
-    client_id: str | None = None,
-    provider_id: str | None = None,
-    category: str | None = None,
-) -> None:
-    connection.execute(
-        "INSERT INTO accounts (id, kind, client_id, provider_id, category) VALUES (?, ?, ?, ?, ?)"
-        " ON CONFLICT (id) DO NOTHING",
-        (account_id, kind_of(account_id).value, client_id, provider_id, category),
-    )
-
-
-def read_line(connection: sqlite3.Connection, account_id: str) -> LineState:
-    row = connection.execute("SELECT balance, held FROM accounts WHERE id = ?", (account_id,)).fetchone()
-    if row is None:
-        return LineState(account_id, 0, 0)
-    return LineState(account_id, row["balance"], row["held"])
-
-
-# An account as an UPDATE left it: what its wallet event and its posting need.
-ACCOUNT_AFTER_COLUMNS = "balance, held, kind, client_id, category"
-ACCOUNT_AFTER_SQL = f"SELECT {ACCOUNT_AFTER_COLUMNS} FROM accounts WHERE id = ?"
-CHANGE_BALANCE_SQL = "UPDATE accounts SET balance = balance + ? WHERE id = ?"
-CHANGE_HELD_SQL = "UPDATE accounts SET held = held + ? WHERE id = ?"
-
-
-def _update_account(connection: sqlite3.Connection, update_sql: str, delta: int, account_id: str) -> sqlite3.Row | None:
-    """Run ``update_sql`` (``CHANGE_BALANCE_SQL`` or ``CHANGE_HELD_SQL``) on one account; the account
-    as it stands after, or ``None`` when there is no such account.
-
-    On SQLite the row is read back by a second statement: ``RETURNING`` keeps its rows in a temporary
-    b-tree that SQLite builds and drops at every run, which costs more than the UPDATE itself
-    (docs/performance.md). Elsewhere (PostgreSQL, through the bridge) one ``RETURNING`` saves a round
-    trip. Either way the row is read inside the same transaction, after the change."""
-    if type(connection) is sqlite3.Connection:
-        connection.execute(update_sql, (delta, account_id))
-        after: sqlite3.Row | None = connection.execute(ACCOUNT_AFTER_SQL, (account_id,)).fetchone()
-        return after
-    returned: sqlite3.Row | None = connection.execute(
-        f"{update_sql} RETURNING {ACCOUNT_AFTER_COLUMNS}", (delta, account_id)
-    ).fetchone()
-    return returned
-
-
-def change_held(connection: sqlite3.Connection, account_id: str, delta: int) -> sqlite3.Row:
-    """Move what is held on a line; the line as it stands after, for its wallet event."""
-    row = _update_account(connection, CHANGE_HELD_SQL, delta, account_id)
-    if row is None:
-        raise InvariantViolation(f"hold on a missing account {account_id}")
-    LineState(account_id, row["balance"], row["held"]).check()
-    return row
-
-
-_WALLET = AccountKind.WALLET.value
-
-
-@functools.cache
-def _insert_postings_sql(count: int) -> str:
-    """One INSERT for a transaction's ``count`` postings, in their order (one statement, not one each)."""
-    return "INSERT INTO postings (transaction_id, account_id, amount, balance_after) VALUES " + ", ".join(
-        ["(?, ?, ?, ?)"] * count
-    )
-
-
-def post(
-    connection: sqlite3.Connection,
-    transaction: Transaction,
-    now: str,
-    *,
-    client_id: str | None = None,
-    provider_id: str | None = None,
-    category: str | None = None,
-    charge_id: str | None = None,
-    refund_id: str | None = None,
-    month: str | None = None,
-) -> str:
-    """Append ``transaction`` to the ledger and move the running balances; check both ways."""
-    transaction.check()
-    transaction_id = new_id("tx")
-    connection.execute(
-        "INSERT INTO transactions (id, type, created_at, client_id, provider_id, category, charge_id, refund_id, month)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (transaction_id, transaction.type.value, now, client_id, provider_id, category, charge_id, refund_id, month),
-    )
-    type_ = transaction.type.value
-    postings: list[Any] = []
-    for posting in transaction.postings:
-        row = _update_account(connection, CHANGE_BALANCE_SQL, posting.amount, posting.account_id)
-        if row is None:
-            raise InvariantViolation(f"posting to a missing account {posting.account_id}")
-        postings += (transaction_id, posting.account_id, posting.amount, row["balance"])
-        if row["kind"] == _WALLET:
-            LineState(posting.account_id, row["balance"], row["held"]).check()
-            events.append(
-                connection,
-                posting.account_id,
-                type_,
-                posting.amount,
-                now,
-                charge_id=charge_id,
-                provider_id=provider_id,
-                transaction_id=transaction_id,
-                line=row,
-            )
-    connection.execute(_insert_postings_sql(len(transaction.postings)), postings)
-    # canonical({"postings": [[account_id, amount], ...], "charge_id": ..., "refund_id": ..., "month": ...})
-    data = audit.ledger_data(transaction.postings, charge_id, refund_id, month)
-    audit.append_canonical(connection, now, f"ledger.{type_}", transaction_id, data)
-    return transaction_id
-
-
-# Organizer.
-
-
-@unit_of_work
-def create_category(code: str, name: str, now: str) -> Unit:
-    def unit(connection: sqlite3.Connection) -> Record:
-        try:
-            connection.execute("INSERT INTO categories (code, name, created_at) VALUES (?, ?, ?)", (code, name, now))
-        except sqlite3.IntegrityError:
-            raise Conflict("a category with this code exists", field="code") from None
-        audit.append(connection, now, "category.created", code, name=name)
-        return {"code": code, "name": name, "created_at": now}
-
-    return unit
-
-
-@unit_of_work
-def create_client(client: NewClient, now: str) -> Unit:
-    def unit(connection: sqlite3.Connection) -> Record:
-        client_id = new_id("cl")
-        try:
-            connection.execute(
-                "INSERT INTO clients (id, name, phone_hash, phone_ciphertext, national_id_hash, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (client_id, client.name, client.phone_hash, client.phone_ciphertext, client.national_id_hash, now),
-            )
-        except sqlite3.IntegrityError:
-            raise Conflict("a client with this phone number exists", field="phone") from None
-        audit.append(connection, now, "client.created", client_id, with_national_id=client.national_id_hash is not None)
-        row = connection.execute("SELECT * FROM clients WHERE id = ?", (client_id,)).fetchone()
-        return render.client(row)
-
-    return unit
-
-
-@unit_of_work
-def create_budget(budget: NewBudget, now: str) -> Unit:
-    def unit(connection: sqlite3.Connection) -> Record:
-        if connection.execute("SELECT 1 FROM clients WHERE id = ?", (budget.client_id,)).fetchone() is None:
-            raise NotFound("no such client")
-        for category, _ in budget.lines:
-            if connection.execute("SELECT 1 FROM categories WHERE code = ?", (category,)).fetchone() is None:
-                raise CategoryNotAllowed(f"unknown category {category!r}", field="lines")
-        overlapping = connection.execute(
-            "SELECT id FROM budgets WHERE client_id = ? AND start_month <= ? AND end_month >= ?",
-            (budget.client_id, budget.end_month, budget.start_month),
-        ).fetchone()
-        if overlapping is not None:
-            raise Conflict("the client has a budget for an overlapping period", budget_id=overlapping["id"])
-        budget_id = new_id("bu")
-        connection.execute(
-            "INSERT INTO budgets (id, client_id, start_month, end_month, unused, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (budget_id, budget.client_id, budget.start_month, budget.end_month, budget.unused.value, now),
-        )
-        audit.append(
-            connection,
-            now,
-            "budget.created",
-            budget_id,
-            client_id=budget.client_id,
-            start_month=budget.start_month,
-            end_month=budget.end_month,
-            unused=budget.unused.value,
-            lines=[list(line) for line in budget.lines],
-        )
-        for category, monthly_amount in budget.lines:
-            connection.execute(
-                "INSERT INTO budget_lines (budget_id, category, monthly_amount) VALUES (?, ?, ?)",
-                (budget_id, category, monthly_amount),
-            )
-            ensure_account(
-                connection, wallet_account(budget.client_id, category), client_id=budget.client_id, category=category
-            )
-        return {
-            "id": budget_id,
-            "client_id": budget.client_id,
-            "start_month": budget.start_month,
-            "end_month": budget.end_month,
-            "unused": budget.unused.value,
-            "lines": [{"category": c, "monthly_amount": a} for c, a in budget.lines],
-            "created_at": now,
-        }
-
-    return unit
-
-
-def load_provider(connection: sqlite3.Connection, provider_id: str) -> Record:
-    row = connection.execute("SELECT * FROM providers WHERE id = ?", (provider_id,)).fetchone()
-    if row is None:
-        raise NotFound("no such provider")
-    categories = [
-        r["category"]
-        for r in connection.execute(
-            "SELECT category FROM provider_categories WHERE provider_id = ? ORDER BY category", (provider_id,)
-        )
-    ]
-    return render.provider(row, categories)
-
-
-@unit_of_work
-def create_provider(provider: NewProvider, now: str) -> Unit:
-    def unit(connection: sqlite3.Connection) -> Record:
-        for category in provider.categories:
-            if connection.execute("SELECT 1 FROM categories WHERE code = ?", (category,)).fetchone() is None:
-                raise CategoryNotAllowed(f"unknown category {category!r}", field="categories")
-        provider_id = new_id("pr")
-        connection.execute(
-            "INSERT INTO providers (id, name, business_id, iban, status, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, 'pending', ?, ?)",
-            (provider_id, provider.name, provider.business_id, provider.iban, now, now),
-        )
-        for category in provider.categories:
-            connection.execute(
-                "INSERT INTO provider_categories (provider_id, category) VALUES (?, ?)", (provider_id, category)
-            )
-        ensure_account(connection, payable_account(provider_id), provider_id=provider_id)
-        audit.append(
-            connection,
-            now,
-            "provider.created",
-            provider_id,
-            business_id=provider.business_id,
-            categories=list(provider.categories),
-        )
-        return load_provider(connection, provider_id)
-
-    return unit
-
-
-def load_budget(connection: sqlite3.Connection, client_id: str, budget_id: str) -> Record:
-    """A budget with its lines; another client's budget is not there."""
-    row = connection.execute("SELECT * FROM budgets WHERE id = ? AND client_id = ?", (budget_id, client_id)).fetchone()
-    if row is None:
-        raise NotFound("no such budget for this client")
-    lines = connection.execute(
-        "SELECT category, monthly_amount FROM budget_lines WHERE budget_id = ? ORDER BY category", (budget_id,)
-    ).fetchall()
-    return render.budget(row, [dict(line) for line in lines])
-
-
-@unit_of_work
-def end_budget(client_id: str, budget_id: str, end_month: str, current_month: str, now: str) -> Unit:
-    def unit(connection: sqlite3.Connection) -> Record:
-        budget = load_budget(connection, client_id, budget_id)
-        last_credited = connection.execute(
-            "SELECT MAX(month) FROM credits WHERE budget_id = ?", (budget_id,)
-        ).fetchone()[0]
-        check_new_end(budget["start_month"], budget["end_month"], end_month, current_month, last_credited)
-        if end_month == budget["end_month"]:
-            return budget  # already ends then: nothing to change, nothing to record
-        connection.execute("UPDATE budgets SET end_month = ? WHERE id = ?", (end_month, budget_id))
-        audit.append(
-            connection,
-            now,
-            "budget.ended",
-            budget_id,
-            client_id=client_id,
-            previous_end_month=budget["end_month"],
-            end_month=end_month,
-        )
-        return {**budget, "end_month": end_month}
-
-    return unit
-
-
-@unit_of_work
-def set_provider_status(provider_id: str, status: str, now: str) -> Unit:
-    def unit(connection: sqlite3.Connection) -> Record:
-        load_provider(connection, provider_id)
-        connection.execute("UPDATE providers SET status = ?, updated_at = ? WHERE id = ?", (status, now, provider_id))
-        audit.append(connection, now, f"provider.{status}", provider_id)
-        return load_provider(connection, provider_id)
-
-    return unit
-
-
-@unit_of_work
-def add_provider_credential(provider_id: str, client_id: str, secret_hash: str, now: str) -> Unit:
-    def unit(connection: sqlite3.Connection) -> Record:
-        load_provider(connection, provider_id)
-        connection.execute(
-            "INSERT INTO provider_credentials (client_id, provider_id, secret_hash, created_at) VALUES (?, ?, ?, ?)",
-            (client_id, provider_id, secret_hash, now),
-        )
-        audit.append(connection, now, "provider.credentials_issued", provider_id, client_id=client_id)
-        return {"client_id": client_id, "provider_id": provider_id}
-
-    return unit
-
-
-# Charges.
-
+from wallet.storage.port import ChargeCommand, Limits, Record, Refusal
+from wallet.storage.sql import audit, events, render, representatives
+from wallet.storage.sql.connection import Connection, Row
+from wallet.storage.sql.ledger_rows import change_held, post, read_line
+from wallet.storage.sql.units import Unit, unit_of_work
 
 # Failed identity checks in a window, and the one whose leaving the window lifts a lockout.
 LOCKOUT_COUNT_SQL = {
@@ -368,7 +51,7 @@ def lockout_record(failures: int, maximum: int, unlocking_failure_at: str | None
 
 
 def _check_rate_limit(
-    connection: sqlite3.Connection,
+    connection: Connection,
     client_id: str,
     provider_id: str,
     limits: Limits,
@@ -397,9 +80,7 @@ def _check_rate_limit(
             )
 
 
-def _record_identity_failure(
-    connection: sqlite3.Connection, client_id: str, provider_id: str, method: str, now: str
-) -> None:
+def _record_identity_failure(connection: Connection, client_id: str, provider_id: str, method: str, now: str) -> None:
     connection.execute(
         "INSERT INTO identity_failures (client_id, provider_id, method, at) VALUES (?, ?, ?, ?)",
         (client_id, provider_id, method, now),
@@ -429,7 +110,7 @@ def charge(command: ChargeCommand, limits: Limits, now: datetime, month: str) ->
     stamp = rfc3339(now)
     since = rfc3339(now - timedelta(seconds=limits.identity_failures_window_seconds))
 
-    def unit(connection: sqlite3.Connection) -> Record | Refusal:
+    def unit(connection: Connection) -> Record | Refusal:
         provider = connection.execute(CHARGE_PROVIDER_SQL, (command.category, since, command.provider_id)).fetchone()
         if provider is None or provider["status"] != "approved":
             raise ProviderNotApproved("the provider is not approved to charge")
@@ -539,7 +220,7 @@ def charge_values(row: Record) -> tuple[object, ...]:
 
 
 def _insert_charge(
-    connection: sqlite3.Connection,
+    connection: Connection,
     charge_id: str,
     command: ChargeCommand,
     client_id: str,
@@ -553,8 +234,8 @@ def _insert_charge(
     return row
 
 
-def _load_charge(connection: sqlite3.Connection, provider_id: str, charge_id: str) -> sqlite3.Row:
-    row: sqlite3.Row | None = connection.execute(
+def _load_charge(connection: Connection, provider_id: str, charge_id: str) -> Row:
+    row: Row | None = connection.execute(
         "SELECT * FROM charges WHERE id = ? AND provider_id = ?", (charge_id, provider_id)
     ).fetchone()
     if row is None:
@@ -562,7 +243,7 @@ def _load_charge(connection: sqlite3.Connection, provider_id: str, charge_id: st
     return row
 
 
-def _void(connection: sqlite3.Connection, row: sqlite3.Row, reason: str, now: str) -> None:
+def _void(connection: Connection, row: Row, reason: str, now: str) -> None:
     line = read_line(connection, row["account_id"])
     charge_rules.release(line, row["amount"])
     after = change_held(connection, row["account_id"], -row["amount"])
@@ -589,7 +270,7 @@ def _void(connection: sqlite3.Connection, row: sqlite3.Row, reason: str, now: st
 def confirm_charge(provider_id: str, charge_id: str, code_hash: str, limits: Limits, now: datetime) -> Unit:
     stamp = rfc3339(now)
 
-    def unit(connection: sqlite3.Connection) -> Record | Refusal:
+    def unit(connection: Connection) -> Record | Refusal:
         row = _load_charge(connection, provider_id, charge_id)
         charge_rules.require_status(ChargeStatus(row["status"]), ChargeStatus.PENDING, "confirm")
         if row["method"] != IdentityMethod.OTP.value:
@@ -619,7 +300,7 @@ def confirm_charge(provider_id: str, charge_id: str, code_hash: str, limits: Lim
     return unit
 
 
-def _capture_held(connection: sqlite3.Connection, row: sqlite3.Row, now: str) -> None:
+def _capture_held(connection: Connection, row: Row, now: str) -> None:
     """Turn a pending charge's hold into a capture: wallet line → the provider's payable."""
     line = read_line(connection, row["account_id"])
     charge_rules.capture_held(line, row["amount"])
@@ -643,7 +324,7 @@ def _capture_held(connection: sqlite3.Connection, row: sqlite3.Row, now: str) ->
 def void_charge(provider_id: str, charge_id: str, now: datetime) -> Unit:
     stamp = rfc3339(now)
 
-    def unit(connection: sqlite3.Connection) -> Record:
+    def unit(connection: Connection) -> Record:
         row = _load_charge(connection, provider_id, charge_id)
         status = ChargeStatus(row["status"])
         if status is ChargeStatus.CAPTURED:
@@ -659,7 +340,7 @@ def void_charge(provider_id: str, charge_id: str, now: datetime) -> Unit:
 def refund(provider_id: str, charge_id: str, amount: int, now: datetime) -> Unit:
     stamp = rfc3339(now)
 
-    def unit(connection: sqlite3.Connection) -> Record:
+    def unit(connection: Connection) -> Record:
         row = _load_charge(connection, provider_id, charge_id)
         charge_rules.require_status(ChargeStatus(row["status"]), ChargeStatus.CAPTURED, "refund")
         charge_rules.refundable(row["amount"], row["refunded_amount"], amount)
@@ -696,7 +377,7 @@ def refund(provider_id: str, charge_id: str, amount: int, now: datetime) -> Unit
 def expire_pending(now: datetime, batch: int) -> Unit:
     stamp = rfc3339(now)
 
-    def unit(connection: sqlite3.Connection) -> Record:
+    def unit(connection: Connection) -> Record:
         rows = connection.execute(
             "SELECT * FROM charges WHERE status = 'pending' AND expires_at <= ? ORDER BY expires_at LIMIT ?",
             (stamp, batch),
@@ -718,7 +399,7 @@ def answer_charge(
     """The client's answer; or, with ``representative_id``, a representative's under a manage mandate."""
     stamp = rfc3339(now)
 
-    def unit(connection: sqlite3.Connection) -> Record | Refusal:
+    def unit(connection: Connection) -> Record | Refusal:
         acting: dict[str, str] = {}
         if representative_id is not None:
             mandate = representatives.require_mandate(connection, representative_id, client_id, representatives.MANAGE)
@@ -750,7 +431,7 @@ def answer_charge(
     return unit
 
 
-def client_charge(connection: sqlite3.Connection, charge_id: str) -> Record:
+def client_charge(connection: Connection, charge_id: str) -> Record:
     row = connection.execute(
         "SELECT c.*, p.name AS provider_name FROM charges c JOIN providers p ON p.id = c.provider_id WHERE c.id = ?",
         (charge_id,),
@@ -758,55 +439,6 @@ def client_charge(connection: sqlite3.Connection, charge_id: str) -> Record:
     return render.client_charge(row)
 
 
-# Client login.
-
-
-@unit_of_work
-def start_login(phone_hash: str, code_hash: str, expires_at: datetime, limits: Limits, now: datetime) -> Unit:
-    stamp = rfc3339(now)
-
-    def unit(connection: sqlite3.Connection) -> Record:
-        client = connection.execute("SELECT id FROM clients WHERE phone_hash = ?", (phone_hash,)).fetchone()
-        if client is None:
-            return representatives.start_representative_login(
-                connection, phone_hash, code_hash, expires_at, limits, now
-            )
-        window_start = rfc3339(now - timedelta(seconds=limits.login_requests_window_seconds))
-        recent = connection.execute(
-            "SELECT COUNT(*), MIN(created_at) FROM login_codes WHERE client_id = ? AND created_at > ?",
-            (client["id"], window_start),
-        ).fetchone()
-        if recent[0] >= limits.login_requests_max:
-            retry = datetime.fromisoformat(recent[1]) + timedelta(seconds=limits.login_requests_window_seconds) - now
-            raise RateLimited(
-                "too many login codes requested; try again later",
-                retry_after_seconds=max(math.ceil(retry.total_seconds()), 1),
-            )
-        connection.execute(
-            "INSERT INTO login_codes (client_id, code_hash, created_at, expires_at) VALUES (?, ?, ?, ?)",
-            (client["id"], code_hash, stamp, rfc3339(expires_at)),
-        )
-        return {"sent": True}
-
-    return unit
-
-
-@unit_of_work
-def purge_idempotency_keys(older_than: datetime, batch: int) -> Unit:
-    """Forget idempotency keys past their retention; the effects they guarded stay."""
-    cutoff = rfc3339(older_than)
-
-    def unit(connection: sqlite3.Connection) -> Record:
-        deleted = connection.execute(
-            "DELETE FROM idempotency_keys WHERE (scope, key) IN"
-            " (SELECT scope, key FROM idempotency_keys WHERE created_at < ? LIMIT ?)",
-            (cutoff, batch),
-        ).rowcount
-        return {"deleted": deleted}
-
-    return unit
-
-
 # ``charge``'s batch runner: new charges side by side in a batch, run together. Imported
 # here, last, so that wherever ``charge`` is, the writer knows its runner (it registers itself).
-from wallet.storage.sqlite import charge_batch as _charge_batch  # noqa: E402, F401 (registers itself last)
+from wallet.storage.sql import charge_batch as _charge_batch  # noqa: E402, F401 (registers itself last)

@@ -12,7 +12,6 @@ Outside a tracked transaction every entry reads it, as before.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from json.encoder import encode_basestring
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 from wallet.ledger.audit import GENESIS, canonical, link_hash
 from wallet.ledger.transactions import Posting
 from wallet.storage.port import ACTOR
+from wallet.storage.sql.connection import Connection
 
 HEAD_SQL = "SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1"
 
@@ -55,7 +55,7 @@ def forget_head(connection: Any) -> None:
     restore_head(connection, None)
 
 
-def append(connection: sqlite3.Connection, at: str, action: str, subject: str, **data: Any) -> None:
+def append(connection: Connection, at: str, action: str, subject: str, **data: Any) -> None:
     append_canonical(connection, at, action, subject, canonical(data))
 
 
@@ -76,7 +76,7 @@ def _text_or_null(value: str | None) -> str:
     return "null" if value is None else encode_basestring(value)
 
 
-def append_canonical(connection: sqlite3.Connection, at: str, action: str, subject: str, payload: str) -> None:
+def append_canonical(connection: Connection, at: str, action: str, subject: str, payload: str) -> None:
     """``append`` with its data already in canonical form (``canonical`` or ``ledger_data``)."""
     key = id(connection)
     previous = _heads.get(key)

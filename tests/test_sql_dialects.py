@@ -1,0 +1,80 @@
+"""The named differences between the databases (``wallet.storage.sql.connection.Dialect``)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import postgres_schema
+from wallet.storage.postgres.connection import POSTGRES, PostgresConnection
+from wallet.storage.postgres.dialect import PlaceholderInLiteral, render_format, render_numbered
+from wallet.storage.sql.connection import Connection
+from wallet.storage.sqlite.connection import SQLITE, SqliteConnection
+from wallet.storage.sqlite.writer import connect
+
+
+def test_placeholders_render_to_the_drivers_forms_outside_literals() -> None:
+    sql = "SELECT a FROM t WHERE b = ? AND c = 'x''y' AND d IN (SELECT value FROM json_array_elements_text(?::json))"
+    assert render_numbered(sql) == sql.replace("b = ?", "b = $1").replace("(?::json)", "($2::json)")
+    assert render_format(sql) == sql.replace("?", "%s")
+    assert render_format("SELECT 5 % 2 WHERE x = ?") == "SELECT 5 %% 2 WHERE x = %s"
+
+
+@pytest.mark.parametrize("sql", ["SELECT 'what?' WHERE x = ?", "SELECT * FROM t WHERE name LIKE 'a%'", "SELECT 'open"])
+def test_a_placeholder_inside_a_literal_is_refused(sql: str) -> None:
+    for render in (render_numbered, render_format):
+        with pytest.raises(PlaceholderInLiteral):
+            render(sql)
+
+
+def test_the_sqlite_connection_is_sqlites_own_with_a_dialect(tmp_path: Path) -> None:
+    connection: Connection = connect(str(tmp_path / "x.db"))
+    try:
+        assert isinstance(connection, SqliteConnection) and connection.dialect is SQLITE
+        assert SqliteConnection.execute is sqlite3.Connection.execute  # no Python wrapper per statement
+        connection.begin_write()
+        assert connection.in_transaction
+        connection.execute("ROLLBACK")
+        assert connection.fetch_tuples(f"SELECT value FROM {SQLITE.list_parameter}", ('["a", "b"]',)) == [
+            ("a",),
+            ("b",),
+        ]
+    finally:
+        connection.close()
+
+
+@pytest.mark.postgres_only
+def test_the_postgres_connection_reads_rows_and_names_its_errors(postgres_schema: str) -> None:
+    connection: Connection = PostgresConnection(postgres_schema)
+    try:
+        row = connection.execute(
+            "SELECT CAST(? AS bigint) + 1 AS n, SUM(x) AS total, ? AS t FROM (VALUES (2), (3)) v(x)", (41, "a")
+        ).fetchone()
+        assert (row["n"], row[0], row["total"], row["t"], dict(row)) == (
+            42,
+            42,
+            5,
+            "a",
+            {"n": 42, "total": 5, "t": "a"},
+        )
+        with pytest.raises(ValueError, match="fractional"):
+            connection.execute("SELECT CAST(1.5 AS numeric)").fetchone()
+        assert connection.fetch_tuples(f"SELECT value FROM {POSTGRES.list_parameter}", ('["a", "b"]',)) == [
+            ("a",),
+            ("b",),
+        ]
+        connection.execute("CREATE TABLE t (id text PRIMARY KEY)")
+        assert connection.execute("INSERT INTO t VALUES (?)", ("x",)).rowcount == 1
+        with pytest.raises(POSTGRES.integrity_error):
+            connection.execute("INSERT INTO t VALUES (?)", ("x",))
+        connection.begin_write()
+        assert connection.in_transaction
+        connection.execute("ROLLBACK")
+        own_pid = connection.execute("SELECT pg_backend_pid()").fetchone()[0]
+        with pytest.raises(POSTGRES.storage_fault):
+            connection.execute("SELECT pg_terminate_backend(?)", (own_pid,))
+        assert connection.execute("SELECT 1").fetchone()[0] == 1  # connected again
+    finally:
+        connection.close()

@@ -1,0 +1,247 @@
+"""The PostgreSQL write connection: one synchronous psycopg 3 connection, for the writer's thread.
+
+It implements ``wallet.storage.sql.connection.Connection``: units write ``?`` (rendered once per
+statement text by ``POSTGRES.render``), rows are read by name or position, ``numeric`` (what
+``SUM`` of a ``bigint`` gives) comes back as ``int``, and PostgreSQL's errors arrive as the
+dialect's named classes. After a lost connection the next statement connects again.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Iterator, Sequence
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg import pq
+from psycopg.adapt import Loader
+from psycopg.rows import RowMaker, tuple_row
+
+from wallet.ledger.errors import NotFound
+from wallet.storage.postgres.dialect import (
+    BEGIN_WRITE,
+    LIST_PARAMETER,
+    TABLE_EXISTS_SQL,
+    RetryableConflict,
+    StorageFault,
+    render_format,
+)
+from wallet.storage.sql.connection import Dialect
+
+POSTGRES = Dialect(
+    name="postgresql",
+    begin_write=BEGIN_WRITE,
+    list_parameter=LIST_PARAMETER,
+    returning_is_cheap=True,
+    update_from_json=False,
+    integrity_error=psycopg.IntegrityError,
+    storage_fault=StorageFault,
+    retryable_conflict=RetryableConflict,
+    table_exists=TABLE_EXISTS_SQL,
+    render=render_format,
+)
+
+
+def integral(text: str) -> int:
+    """A ``numeric`` as an ``int``: every amount is whole cents."""
+    value = Decimal(text)
+    if value != value.to_integral_value():
+        raise ValueError(f"a fractional number {text!r} where only whole numbers belong")
+    return int(value)
+
+
+class IntegralLoader(Loader):
+    def load(self, data: Any) -> int:
+        return integral(bytes(data).decode())
+
+
+class PgRow:
+    """A row read by column name or by position, as ``sqlite3.Row``."""
+
+    __slots__ = ("_index", "_values")
+
+    def __init__(self, values: Sequence[Any], index: dict[str, int]) -> None:
+        self._values = values
+        self._index = index
+
+    def __getitem__(self, key: int | str) -> Any:
+        if isinstance(key, str):
+            return self._values[self._index[key]]
+        return self._values[key]
+
+    def keys(self) -> list[str]:
+        return list(self._index)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._values)
+
+    def __repr__(self) -> str:
+        return f"PgRow({dict(zip(self._index, self._values, strict=True))!r})"
+
+
+def pg_row(cursor: psycopg.Cursor[Any]) -> RowMaker[PgRow]:
+    description = cursor.description or []
+    index = {column.name: position for position, column in enumerate(description)}
+
+    def make(values: Sequence[Any]) -> PgRow:
+        return PgRow(values, index)
+
+    return make
+
+
+class NoRows:
+    """The cursor of a statement that returns no rows (psycopg's would refuse ``fetchall``)."""
+
+    __slots__ = ("rowcount",)
+
+    def __init__(self, rowcount: int) -> None:
+        self.rowcount = rowcount
+
+    def fetchone(self) -> None:
+        return None
+
+    def fetchall(self) -> list[Any]:
+        return []
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(())
+
+
+def require_storable(parameters: Iterable[Any]) -> None:
+    """PostgreSQL text cannot hold NUL (SQLite's can): no row is stored under such a value, so a
+    lookup by one (an odd id in a URL) finds nothing, and says so as SQLite would: ``NotFound``."""
+    for value in parameters:
+        if isinstance(value, str) and "\x00" in value:
+            raise NotFound("no such record")
+
+
+# What the dialect names a storage fault: unreachable, full, lock timeout, cancelled (the batch is
+# refused; the next one reconnects). A broken constraint stays ``psycopg.IntegrityError``.
+FAULTS = (psycopg.OperationalError, psycopg.InterfaceError, OSError)
+_RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected, pg_errors.TransactionRollback)
+
+
+def as_dialect_error(error: Exception) -> StorageFault:
+    """One of ``FAULTS`` as the dialect names it: a retryable conflict (serialization failure,
+    deadlock) or a storage fault."""
+    if isinstance(error, _RETRYABLE):
+        return RetryableConflict(str(error))
+    return StorageFault(f"{type(error).__name__}: {error}")
+
+
+@functools.cache
+def _libpq_keywords() -> frozenset[str]:
+    return frozenset(option.keyword.decode() for option in pq.Conninfo.get_defaults())
+
+
+def split_dsn(dsn: str) -> tuple[str, dict[str, str]]:
+    """A URL's query parameters that are not libpq's (``?search_path=...``, which asyncpg takes as
+    server settings) as settings of their own; libpq would refuse them."""
+    url = urlsplit(dsn)
+    if url.scheme not in ("postgresql", "postgres") or not url.query:
+        return dsn, {}
+    keep: list[tuple[str, str]] = []
+    settings: dict[str, str] = {}
+    for key, value in parse_qsl(url.query, keep_blank_values=True):
+        if key in _libpq_keywords():
+            keep.append((key, value))
+        else:
+            settings[key] = value
+    return urlunsplit(url._replace(query=urlencode(keep))), settings
+
+
+def connect_options(settings: dict[str, str], lock_timeout_seconds: int | None) -> str:
+    """libpq's ``options``: each server setting as ``-c name=value`` (spaces escaped)."""
+    settings = {**settings, "timezone": "UTC"}
+    if lock_timeout_seconds is not None:
+        settings["lock_timeout"] = f"{lock_timeout_seconds}s"
+    return " ".join(f"-c {name}={value.replace(' ', chr(92) + ' ')}" for name, value in settings.items())
+
+
+class PostgresConnection:
+    """One psycopg connection in autocommit mode: transactions are the writer's own ``BEGIN`` … ``COMMIT``."""
+
+    dialect = POSTGRES
+
+    def __init__(self, dsn: str, *, lock_timeout_seconds: int | None = None, application_name: str = "wallet") -> None:
+        self._dsn, settings = split_dsn(dsn)
+        self._options = connect_options(settings, lock_timeout_seconds)
+        self._application_name = application_name
+        self._connection: psycopg.Connection[PgRow] | None = None
+
+    def connect(self) -> None:
+        try:
+            connection = psycopg.connect(
+                self._dsn,
+                autocommit=True,
+                row_factory=pg_row,
+                application_name=self._application_name,
+                options=self._options,
+            )
+        except FAULTS as error:
+            raise as_dialect_error(error) from error
+        connection.adapters.register_loader("numeric", IntegralLoader)
+        self._connection = connection
+
+    def _live(self) -> psycopg.Connection[PgRow]:
+        connection = self._connection
+        if connection is None or connection.closed or connection.broken:
+            self._connection = None
+            self.connect()  # after a lost connection: the next batch connects again
+            connection = self._connection
+            assert connection is not None
+        return connection
+
+    @property
+    def in_transaction(self) -> bool:
+        connection = self._connection
+        if connection is None or connection.closed or connection.broken:
+            return False
+        return connection.info.transaction_status != pq.TransactionStatus.IDLE
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> psycopg.Cursor[PgRow] | NoRows:
+        require_storable(parameters)
+        try:
+            cursor = self._live().execute(render_format(sql), parameters)
+        except FAULTS as error:
+            raise as_dialect_error(error) from error
+        if cursor.description is None:
+            return NoRows(cursor.rowcount)
+        return cursor
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> NoRows:
+        rows = list(parameters)
+        for row in rows:
+            require_storable(row)
+        try:
+            with self._live().cursor() as cursor:
+                cursor.executemany(render_format(sql), rows)
+                return NoRows(cursor.rowcount)
+        except FAULTS as error:
+            raise as_dialect_error(error) from error
+
+    def fetch_tuples(self, sql: str, parameters: Sequence[Any]) -> list[Any]:
+        require_storable(parameters)
+        try:
+            with self._live().cursor(row_factory=tuple_row) as cursor:
+                return cursor.execute(render_format(sql), parameters).fetchall()
+        except FAULTS as error:
+            raise as_dialect_error(error) from error
+
+    def begin_write(self) -> None:
+        for statement in BEGIN_WRITE:
+            self.execute(statement)
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                connection.close()
+            except (psycopg.Error, OSError):
+                pass

@@ -1,0 +1,62 @@
+"""PostgreSQL's differences from SQLite, as the named hooks of ``wallet.storage.sql.connection.Dialect``."""
+
+from __future__ import annotations
+
+import functools
+
+# The cluster-wide write lock: one key per schema, so that databases (or test schemas) sharing a
+# server never wait for each other. Taken first in every write transaction: one writer at a time
+# across all nodes, as SQLite has one at a time across all processes.
+WRITE_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('wallet.writer:' || current_schema()))"
+BEGIN_WRITE = ("BEGIN", WRITE_LOCK_SQL)
+
+# A list passed as one JSON-array parameter, as a table with a ``value`` column (SQLite: json_each).
+LIST_PARAMETER = "json_array_elements_text(?::json)"
+TABLE_EXISTS_SQL = "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ?"
+
+
+class StorageFault(Exception):
+    """The database is unreachable, full, or the lock did not come in time: the batch is refused."""
+
+
+class RetryableConflict(StorageFault):
+    """PostgreSQL gave up on the transaction (serialization failure, deadlock): the whole batch
+    fails, as on any storage fault, and the writer runs it again."""
+
+
+class PlaceholderInLiteral(ValueError):
+    """A statement with ``?`` or ``%`` inside a quoted literal: its placeholders would be ambiguous."""
+
+
+def _outside_literals(sql: str) -> list[str]:
+    """``sql`` split at single quotes: even parts are SQL, odd parts the insides of literals."""
+    parts = sql.split("'")
+    if len(parts) % 2 == 0:
+        raise PlaceholderInLiteral(f"an unterminated literal in {sql!r}")
+    for inside in parts[1::2]:
+        if "?" in inside or "%" in inside:
+            raise PlaceholderInLiteral(f"'?' or '%' inside a quoted literal in {sql!r}; pass it as a parameter")
+    return parts
+
+
+@functools.lru_cache(maxsize=2048)
+def render_format(sql: str) -> str:
+    """A unit's statement (``?`` placeholders) in psycopg's form: ``%s``, and a literal ``%`` as ``%%``."""
+    parts = _outside_literals(sql)
+    parts[::2] = [part.replace("%", "%%").replace("?", "%s") for part in parts[::2]]
+    return "'".join(parts)
+
+
+@functools.lru_cache(maxsize=2048)
+def render_numbered(sql: str) -> str:
+    """A unit's statement (``?`` placeholders) in asyncpg's form: ``$1``, ``$2``, ... in order."""
+    parts = _outside_literals(sql)
+    number = 0
+    for index in range(0, len(parts), 2):
+        pieces = parts[index].split("?")
+        out = [pieces[0]]
+        for piece in pieces[1:]:
+            number += 1
+            out.append(f"${number}{piece}")
+        parts[index] = "".join(out)
+    return "'".join(parts)

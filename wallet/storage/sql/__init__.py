@@ -1,0 +1,1 @@
+"""The units of work both databases run, written once against ``connection.Connection``."""

@@ -1,0 +1,104 @@
+"""What a unit of work may ask of a database connection, and the named differences between databases.
+
+Units of work (``wallet/storage/sql``) are plain functions of a ``Connection``; the writer runs
+them in its thread, inside one transaction, with no ``await`` anywhere.
+
+Placeholders: units write ``?`` (qmark), positional parameters only. SQLite takes them as they
+are; the PostgreSQL connection renders each statement once (cached) to its driver's form with its
+dialect's ``render`` hook, which refuses a statement with ``?`` or ``%`` inside a quoted literal.
+
+Everything else that differs between the databases is a field of ``Dialect``, read by name:
+``connection.dialect.in_list``, ``connection.dialect.integrity_error``, ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+class Row(Protocol):
+    """A row read by column name (``row["balance"]``) or by position (``row[0]``)."""
+
+    def __getitem__(self, key: int | str, /) -> Any: ...
+
+    def keys(self) -> Iterable[str]: ...
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any:
+        """The next ``Row``, or ``None`` when there is none."""
+
+    def fetchall(self) -> list[Any]:
+        """The remaining ``Row``s."""
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Connection(Protocol):
+    """The write connection a unit of work gets (``SqliteConnection``, ``PostgresConnection``)."""
+
+    @property
+    def dialect(self) -> Dialect: ...
+
+    @property
+    def in_transaction(self) -> bool: ...
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Cursor: ...
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Cursor: ...
+
+    def fetch_tuples(self, sql: str, parameters: Sequence[Any]) -> list[Any]:
+        """The rows as plain tuples, read by position (the bulk units read thousands at a time)."""
+
+    def begin_write(self) -> None:
+        """Begin the write transaction, holding the write lock from the start."""
+
+    def close(self) -> None: ...
+
+
+class NeverRaised(Exception):
+    """For an error class a database does not have (SQLite has no retryable conflict)."""
+
+
+@dataclass(frozen=True, eq=False)
+class Dialect:
+    name: str
+    # The statements that begin a write transaction with the write lock held.
+    begin_write: tuple[str, ...]
+    # A table of the values of one parameter holding a JSON array, in a column named ``value``.
+    list_parameter: str
+    # Whether ``UPDATE ... RETURNING`` is cheaper than the UPDATE and a SELECT after it (SQLite
+    # builds a temporary b-tree for RETURNING rows; PostgreSQL saves a round trip).
+    returning_is_cheap: bool
+    # Whether one ``UPDATE ... FROM <list_parameter> ... RETURNING`` moves many accounts (SQLite);
+    # otherwise one UPDATE an account and one read afterwards.
+    update_from_json: bool
+    # A broken constraint (unique, check, foreign key): the unit refuses.
+    integrity_error: type[Exception]
+    # The database is unreachable, full or locked: the whole batch is refused with 503.
+    storage_fault: type[Exception]
+    # The database gave up on the transaction (serialization failure, deadlock): run it again.
+    # A subclass of ``storage_fault``: it fails the whole batch first.
+    retryable_conflict: type[Exception]
+    # A row when the table named by the one parameter exists (``wallet check`` on an older schema).
+    table_exists: str
+    # The statement in the driver's own placeholder form (see the module's docstring).
+    render: Callable[[str], str]
+
+    @property
+    def in_list(self) -> str:
+        """``column IN`` the values of one JSON-array parameter: any number of values, one SQL text."""
+        return f"IN (SELECT value FROM {self.list_parameter})"
+
+
+def as_written(sql: str) -> str:
+    return sql

@@ -1,0 +1,233 @@
+"""The storage port written once for both databases: the reads (``SqlReads``), and each write as a
+unit of work (``wallet/storage/sql``) submitted to the adapter's writer.
+
+An adapter (``SqliteStorage``, ``PostgresStorage``) gives it its writer and its readers and owns
+their lifecycle (``open``, ``close``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Protocol
+
+from wallet.clock import rfc3339
+from wallet.ledger.reconciliation import Invoice
+from wallet.ledger.settlements import SettlementStatus
+from wallet.storage.port import (
+    ChargeCommand,
+    CommitObserver,
+    Idempotency,
+    Limits,
+    NewBudget,
+    NewClient,
+    NewProvider,
+    NewRepresentation,
+    Record,
+    WriterStats,
+    Written,
+)
+from wallet.storage.sql import (
+    charges,
+    credit_runs,
+    login,
+    organizer,
+    reconciliations,
+    representatives,
+    settlements,
+)
+from wallet.storage.sql.idempotency import purge_idempotency_keys
+from wallet.storage.sql.reads import SqlReads
+from wallet.storage.sql.units import Unit, stored
+
+
+class UnitWriter(Protocol):
+    """The writer as the port uses it: the thread (``sql.writer.Writer``) or SQLite's writer process."""
+
+    async def submit(self, unit: Unit, idempotency: Idempotency | None, created_at: str) -> Written: ...
+
+    def stats(self) -> WriterStats: ...
+
+    def observe_commits(self, observer: CommitObserver) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+# A credit-run step: month, current month, the last budget seq done, batch.
+StepKey = tuple[str, str, int, int]
+
+
+class CreditPlanner(Protocol):
+    """Works credit-run steps out ahead, off the writer (SQLite's ``credit_planner``)."""
+
+    async def step(self, key: StepKey, now: datetime, plan_ahead: Callable[[], datetime]) -> Record: ...
+
+
+class SqlStorage(SqlReads):
+    def __init__(self, path: str, writer: UnitWriter, credit_planner: CreditPlanner | None = None) -> None:
+        self.path = path
+        self.writer = writer
+        self.credit_planner = credit_planner
+        self._event_listeners: list[Callable[[dict[str, int]], None]] = []
+
+    async def open(self) -> None:
+        """Migrate, start the writer, open the readers."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Finish every queued write, then close the writer and the readers."""
+        raise NotImplementedError
+
+    def watch_wallet_events(self, listener: Callable[[dict[str, int]], None]) -> None:
+        self._event_listeners.append(listener)
+
+    def _announce(self, fresh: dict[str, int]) -> None:
+        for listener in self._event_listeners:
+            listener(fresh)
+
+    async def _write(self, unit: Unit, now: datetime, idempotency: Idempotency | None = None) -> Written:
+        return await self.writer.submit(unit, idempotency, rfc3339(now))
+
+    async def ping(self) -> None:
+        async with self._read() as reader:
+            await reader.execute_fetchall("SELECT 1")
+
+    def writer_stats(self) -> WriterStats:
+        return self.writer.stats()
+
+    def observe_commits(self, observer: CommitObserver) -> None:
+        self.writer.observe_commits(observer)
+
+    async def credit_run_step(
+        self,
+        month: str,
+        current_month: str,
+        after_budget_seq: int,
+        batch: int,
+        now: datetime,
+        *,
+        plan_ahead: Callable[[], datetime] | None = None,
+    ) -> Record:
+        """One step of the credit run. With ``plan_ahead`` and a ``credit_planner`` (SQLite), the next
+        step is worked out ahead while the writer writes this one (``sqlite/credit_planner.py``)."""
+        if plan_ahead is None or self.credit_planner is None:
+            unit = credit_runs.credit_run_step(month, current_month, after_budget_seq, batch, rfc3339(now))
+            return (await self._write(unit, now)).value
+        return await self.credit_planner.step((month, current_month, after_budget_seq, batch), now, plan_ahead)
+
+    async def create_category(self, code: str, name: str, now: datetime) -> Record:
+        return (await self._write(organizer.create_category(code, name, rfc3339(now)), now)).value
+
+    async def create_client(self, client: NewClient, now: datetime) -> Record:
+        return (await self._write(organizer.create_client(client, rfc3339(now)), now)).value
+
+    async def create_budget(self, budget: NewBudget, now: datetime) -> Record:
+        return (await self._write(organizer.create_budget(budget, rfc3339(now)), now)).value
+
+    async def end_budget(
+        self, client_id: str, budget_id: str, end_month: str, current_month: str, now: datetime
+    ) -> Record:
+        return (
+            await self._write(organizer.end_budget(client_id, budget_id, end_month, current_month, rfc3339(now)), now)
+        ).value
+
+    async def create_provider(self, provider: NewProvider, now: datetime) -> Record:
+        return (await self._write(organizer.create_provider(provider, rfc3339(now)), now)).value
+
+    async def set_provider_status(self, provider_id: str, status: str, now: datetime) -> Record:
+        return (await self._write(organizer.set_provider_status(provider_id, status, rfc3339(now)), now)).value
+
+    async def add_provider_credential(self, provider_id: str, client_id: str, secret_hash: str, now: datetime) -> None:
+        await self._write(organizer.add_provider_credential(provider_id, client_id, secret_hash, rfc3339(now)), now)
+
+    async def idempotent_store(self, idempotency: Idempotency, value: Record, now: datetime) -> Written:
+        return await self._write(stored(value), now, idempotency)
+
+    async def charge(
+        self, command: ChargeCommand, limits: Limits, now: datetime, month: str, idempotency: Idempotency | None
+    ) -> Written:
+        return await self._write(charges.charge(command, limits, now, month), now, idempotency)
+
+    async def confirm_charge(
+        self,
+        provider_id: str,
+        charge_id: str,
+        code_hash: str,
+        limits: Limits,
+        now: datetime,
+        idempotency: Idempotency | None,
+    ) -> Written:
+        return await self._write(
+            charges.confirm_charge(provider_id, charge_id, code_hash, limits, now), now, idempotency
+        )
+
+    async def void_charge(
+        self, provider_id: str, charge_id: str, now: datetime, idempotency: Idempotency | None
+    ) -> Written:
+        return await self._write(charges.void_charge(provider_id, charge_id, now), now, idempotency)
+
+    async def refund(
+        self, provider_id: str, charge_id: str, amount: int, now: datetime, idempotency: Idempotency | None
+    ) -> Written:
+        return await self._write(charges.refund(provider_id, charge_id, amount, now), now, idempotency)
+
+    async def purge_idempotency_keys(self, older_than: datetime, batch: int, now: datetime) -> int:
+        return int((await self._write(purge_idempotency_keys(older_than, batch), now)).value["deleted"])
+
+    async def expire_pending(self, now: datetime, batch: int) -> int:
+        return int((await self._write(charges.expire_pending(now, batch), now)).value["voided"])
+
+    async def start_login(
+        self, phone_hash: str, code_hash: str, expires_at: datetime, limits: Limits, now: datetime
+    ) -> bool:
+        written = await self._write(login.start_login(phone_hash, code_hash, expires_at, limits, now), now)
+        return bool(written.value["sent"])
+
+    async def verify_login(
+        self, phone_hash: str, code_hash: str, client_id: str | None, limits: Limits, now: datetime
+    ) -> Record:
+        return (await self._write(login.verify_login(phone_hash, code_hash, client_id, limits, now), now)).value
+
+    async def answer_charge(
+        self, client_id: str, charge_id: str, approve: bool, now: datetime, idempotency: Idempotency | None
+    ) -> Written:
+        return await self._write(charges.answer_charge(client_id, charge_id, approve, now), now, idempotency)
+
+    async def create_representation(self, representation: NewRepresentation, now: datetime) -> Record:
+        return (await self._write(representatives.create(representation, rfc3339(now)), now)).value
+
+    async def revoke_representation(self, client_id: str, representation_id: str, now: datetime) -> Record:
+        return (await self._write(representatives.revoke(client_id, representation_id, rfc3339(now)), now)).value
+
+    async def answer_charge_for(
+        self,
+        representative_id: str,
+        client_id: str,
+        charge_id: str,
+        approve: bool,
+        now: datetime,
+        idempotency: Idempotency | None,
+    ) -> Written:
+        unit = charges.answer_charge(client_id, charge_id, approve, now, representative_id=representative_id)
+        return await self._write(unit, now, idempotency)
+
+    async def settle(
+        self, provider_id: str, until: datetime, items_max: int, now: datetime, idempotency: Idempotency | None
+    ) -> Written:
+        unit = settlements.settle(provider_id, rfc3339(until), rfc3339(now), items_max)
+        return await self._write(unit, now, idempotency)
+
+    async def set_settlement_status(
+        self,
+        settlement_id: str,
+        status: SettlementStatus,
+        note: str | None,
+        now: datetime,
+        idempotency: Idempotency | None,
+    ) -> Written:
+        return await self._write(settlements.set_status(settlement_id, status, rfc3339(now), note), now, idempotency)
+
+    async def reconcile(
+        self, invoices: tuple[Invoice, ...], source: str, now: datetime, idempotency: Idempotency | None
+    ) -> Written:
+        return await self._write(reconciliations.reconcile(invoices, source, rfc3339(now)), now, idempotency)

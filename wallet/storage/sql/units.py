@@ -1,0 +1,104 @@
+"""Units of work: what the writer runs, and how a unit travels to the writer process.
+
+A unit is a plain function of a ``Connection``; it runs in the writer's thread inside the
+batch's transaction, in its own savepoint, from its first read to its last write without a pause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from wallet.jsontext import encoder_once
+from wallet.storage.port import Idempotency, Written
+from wallet.storage.sql.connection import Connection
+
+Unit = Callable[[Connection], Any]
+
+# ``json.dumps(value, separators=(",", ":"))``, the encoder built once: how an idempotency key keeps
+# an outcome, and how the bulk units pass a list as one parameter.
+compact_json = encoder_once(json.JSONEncoder(separators=(",", ":")))
+
+
+class UnitCall:
+    """A unit of work that can also travel as data: the factory that made it and its arguments.
+
+    Called, it runs the unit the factory makes (built on first call, in the writer); pickled, it is
+    the factory's module-level name and the arguments, so that the writer process builds the same
+    unit from the same values."""
+
+    __slots__ = ("_unit", "args", "factory", "kwargs")
+
+    def __init__(self, factory: Callable[..., UnitCall], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.factory = factory
+        self.args = args
+        self.kwargs = kwargs
+        self._unit: Unit | None = None
+
+    def __call__(self, connection: Connection) -> Any:
+        unit = self._unit
+        if unit is None:
+            unit = self._unit = self.factory.__wrapped__(*self.args, **self.kwargs)  # type: ignore[attr-defined]
+        return unit(connection)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (UnitCall, (self.factory, self.args, self.kwargs))
+
+    def __repr__(self) -> str:
+        return f"<unit {self.factory.__module__}.{self.factory.__qualname__}>"
+
+
+def unit_of_work(factory: Callable[..., Unit]) -> Callable[..., UnitCall]:
+    """Mark a module-level unit factory: its units can run in this process's writer thread or in the
+    writer process alike. The arguments must pickle (plain values and dataclasses)."""
+
+    @functools.wraps(factory)
+    def describe(*args: Any, **kwargs: Any) -> UnitCall:
+        return UnitCall(describe, args, kwargs)
+
+    return describe
+
+
+@unit_of_work
+def stored(value: Any) -> Unit:
+    """A unit that writes nothing but its value: an outcome kept with an idempotency key alone."""
+
+    def unit(connection: Connection) -> Any:
+        return value
+
+    return unit
+
+
+@dataclass
+class Task:
+    """A unit submitted to the writer, with what its caller waits on."""
+
+    unit: Unit
+    idempotency: Idempotency | None
+    created_at: str
+    future: asyncio.Future[Written] | None  # None in the writer process: answered over its socket
+    loop: asyncio.AbstractEventLoop | None
+    actor: str = "system"
+    outcome: Written | BaseException | None = field(default=None)
+
+
+RunOne = Callable[[Connection, Task], "Written | BaseException"]
+
+
+class BatchRunner(Protocol):
+    """Runs, together, units of one factory that stand side by side in a batch: the same outcome for
+    each, in order, as running them one at a time would give, and the same rows."""
+
+    def accepts(self, call: UnitCall) -> bool: ...
+
+    def run(self, connection: Connection, tasks: list[Task], run_one: RunOne) -> None:
+        """Set every task's ``outcome``; ``run_one`` runs a task the ordinary way, in its savepoint."""
+
+
+# By unit factory: the runner that takes its units together (``charge_batch``: new charges).
+# Filled by the module that defines the runner when it is imported (``charges`` imports it).
+BATCH_RUNNERS: dict[Callable[..., UnitCall], BatchRunner] = {}

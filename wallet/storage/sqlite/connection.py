@@ -1,0 +1,40 @@
+"""The SQLite write connection: ``sqlite3.Connection`` itself (its C ``execute``), with a dialect."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from wallet.storage.sql.connection import Dialect, NeverRaised, as_written
+
+SQLITE = Dialect(
+    name="sqlite",
+    begin_write=("BEGIN IMMEDIATE",),
+    list_parameter="json_each(?)",
+    returning_is_cheap=False,
+    update_from_json=True,
+    integrity_error=sqlite3.IntegrityError,
+    storage_fault=sqlite3.OperationalError,
+    retryable_conflict=NeverRaised,
+    table_exists="SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+    render=as_written,
+)
+
+
+class SqliteConnection(sqlite3.Connection):
+    """Made by ``sqlite3.connect(..., factory=SqliteConnection)``: no Python between a unit and SQLite."""
+
+    dialect = SQLITE
+
+    def begin_write(self) -> None:
+        self.execute("BEGIN IMMEDIATE")
+
+    def fetch_tuples(self, sql: str, parameters: Sequence[Any]) -> list[Any]:
+        # Plain tuples: building a ``sqlite3.Row`` for each of thousands of rows costs more.
+        cursor = self.cursor()
+        cursor.row_factory = None
+        try:
+            return cursor.execute(sql, parameters).fetchall()
+        finally:
+            cursor.close()
