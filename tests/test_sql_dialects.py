@@ -78,3 +78,22 @@ def test_the_postgres_connection_reads_rows_and_names_its_errors(postgres_schema
         assert connection.execute("SELECT 1").fetchone()[0] == 1  # connected again
     finally:
         connection.close()
+
+
+def test_the_shared_units_import_no_database_driver() -> None:
+    """What both databases run is written against ``Connection`` alone: no driver in ``wallet/storage/sql``."""
+    import ast
+
+    import wallet.storage.sql
+
+    drivers = {"sqlite3", "aiosqlite", "asyncpg", "psycopg"}
+    for path in sorted(Path(wallet.storage.sql.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            assert not {name.split(".")[0] for name in names} & drivers, f"{path.name} imports a driver"
