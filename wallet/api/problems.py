@@ -75,6 +75,8 @@ def from_operation_error(error: errors.OperationError) -> web.Response:
     headers: dict[str, str] = {}
     if isinstance(error, (errors.RateLimited, errors.Unavailable)):
         headers["Retry-After"] = str(error.retry_after_seconds)
+    if error.replayed:
+        headers["Idempotent-Replayed"] = "true"
     if isinstance(error, errors.Unauthorized):
         headers["WWW-Authenticate"] = 'Bearer realm="wallet"'
     extra = {
