@@ -129,3 +129,150 @@ def test_the_document_declares_the_phone_characters() -> None:
     document = openapi.document(create_app(Settings(), background_jobs=False).router, Settings())
     phone = document["components"]["schemas"]["NewClient"]["properties"]["phone"]
     assert phone["pattern"] == "^[0-9 +()-]+$"
+
+
+# 4. OAuth error responses of POST /v1/token.
+
+FORM = "application/x-www-form-urlencoded"
+# RFC 6749 appendix A.7 and A.8: error and error_description are %x20-21 / %x23-5B / %x5D-7E.
+OAUTH_TEXT = set(map(chr, range(0x20, 0x7F))) - {'"', "\\"}
+# The problem's code beside each OAuth error: a code keeps its status across the API.
+OAUTH_CODES = {
+    "invalid_request": "invalid_request",
+    "unsupported_grant_type": "invalid_request",
+    "invalid_client": "unauthorized",
+    "unauthorized_client": "unauthorized_client",
+}
+
+
+async def _credentials(world: World) -> dict[str, Any]:
+    _, provider = await world.funded(1_000)
+    path = f"/v1/providers/{provider['id']}/credentials"
+    _, credentials = await world.call("POST", path, world.admin, expect=201)
+    return {**credentials, "provider": provider}
+
+
+async def _token_request(
+    world: World, body: bytes, content_type: str | None = "application/json", **headers: str
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    response = await world.http.post("/v1/token", data=body, headers=headers)
+    answer = await response.json(content_type=None)
+    return response.status, answer, dict(response.headers)
+
+
+def _basic(client_id: str, secret: str) -> str:
+    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+
+def _oauth_refusal(status: int, answer: dict[str, Any], headers: dict[str, str], expected: tuple[int, str]) -> None:
+    """The RFC 6749 members and the problem+json ones, in one body, never cached."""
+    assert (status, answer.get("error")) == expected, answer
+    assert headers["Content-Type"].startswith(PROBLEM), headers
+    assert answer["status"] == status and answer["type"] and answer["title"] and answer["detail"], answer
+    assert answer["code"] == OAUTH_CODES[answer["error"]], answer
+    assert answer["error_description"] and set(answer["error_description"]) <= OAUTH_TEXT, answer
+    assert headers.get("Cache-Control") == "no-store" and headers.get("Pragma") == "no-cache", headers
+    if status == 401:
+        assert headers.get("WWW-Authenticate") == 'Basic realm="wallet", charset="UTF-8"', headers
+    else:
+        assert "WWW-Authenticate" not in headers, headers
+
+
+def _json(**fields: Any) -> bytes:
+    import json
+
+    return json.dumps(fields).encode()
+
+
+async def test_a_malformed_token_request_is_400_invalid_request(world: World) -> None:
+    credentials = await _credentials(world)
+    client_id, secret = credentials["client_id"], credentials["client_secret"]
+    grant = "client_credentials"
+    malformed: dict[str, tuple[bytes, str | None, str | None]] = {
+        "an empty object": (b"{}", "application/json", "grant_type"),
+        "no grant_type": (_json(client_id=client_id, client_secret=secret), "application/json", "grant_type"),
+        "no grant_type (form)": (f"client_id={client_id}&client_secret={secret}".encode(), FORM, "grant_type"),
+        "an empty grant_type": (_json(grant_type="", client_id=client_id, client_secret=secret), None, "grant_type"),
+        "a grant_type not a string": (_json(grant_type=1, client_id=client_id, client_secret=secret), None, None),
+        "no client_id": (_json(grant_type=grant, client_secret=secret), "application/json", "client_id"),
+        "no client_secret": (_json(grant_type=grant, client_id=client_id), "application/json", "client_secret"),
+        "no client_secret (form)": (f"grant_type={grant}&client_id={client_id}".encode(), FORM, "client_secret"),
+        "a secret not a string": (_json(grant_type=grant, client_id=client_id, client_secret=[secret]), None, None),
+        "a secret with a control character": (
+            _json(grant_type=grant, client_id=client_id, client_secret=secret + "\n"),
+            None,
+            "client_secret",
+        ),
+        "a field named twice": (
+            f"grant_type={grant}&client_id={client_id}&client_secret=x&client_secret={secret}".encode(),
+            FORM,
+            None,
+        ),
+        "not JSON": (b'{"grant_type": ', "application/json", None),
+        "a JSON list": (b"[]", "application/json", None),
+        "an empty body": (b"", "application/json", None),
+        "text/plain": (f"grant_type={grant}&client_id={client_id}&client_secret={secret}".encode(), "text/plain", None),
+        "XML": (b"<token/>", "application/xml", None),
+        "no content type": (_json(grant_type=grant, client_id=client_id, client_secret=secret), None, None),
+    }
+    async with Unchanged(world):
+        for name, (body, content_type, field) in malformed.items():
+            kind = content_type if content_type is not None or name == "no content type" else "application/json"
+            status, answer, headers = await _token_request(world, body, kind)
+            _oauth_refusal(status, answer, headers, (400, "invalid_request"))
+            if field is not None:
+                assert answer["field"] == field, (name, answer)
+        # Two ways of authenticating in one request (RFC 6749 section 2.3).
+        body = _json(grant_type=grant, client_id=client_id, client_secret=secret)
+        status, answer, headers = await _token_request(world, body, Authorization=_basic(client_id, secret))
+        _oauth_refusal(status, answer, headers, (400, "invalid_request"))
+        for other in ("password", "authorization_code", "CLIENT_CREDENTIALS", "urn:ietf:params:oauth:grant-type:jwt"):
+            body = _json(grant_type=other, client_id=client_id, client_secret=secret)
+            status, answer, headers = await _token_request(world, body)
+            _oauth_refusal(status, answer, headers, (400, "unsupported_grant_type"))
+            assert answer["field"] == "grant_type", answer
+
+
+async def test_bad_client_credentials_are_401_invalid_client_with_a_basic_challenge(world: World) -> None:
+    credentials = await _credentials(world)
+    client_id, secret = credentials["client_id"], credentials["client_secret"]
+    grant = "client_credentials"
+    async with Unchanged(world):
+        for body, content_type, headers in (
+            (_json(grant_type=grant, client_id=client_id, client_secret=secret + "x"), "application/json", {}),
+            (_json(grant_type=grant, client_id="pc_nobody", client_secret=secret), "application/json", {}),
+            (f"grant_type={grant}&client_id={client_id}&client_secret=wrong".encode(), FORM, {}),
+            (f"grant_type={grant}".encode(), FORM, {"Authorization": _basic(client_id, "wrong")}),
+            (f"grant_type={grant}".encode(), FORM, {"Authorization": "Basic !!not-base64!!"}),
+            (_json(grant_type=grant), "application/json", {"Authorization": _basic("pc_nobody", secret)}),
+        ):
+            status, answer, answered = await _token_request(world, body, content_type, **headers)
+            _oauth_refusal(status, answer, answered, (401, "invalid_client"))
+
+
+async def test_a_suspended_provider_is_400_unauthorized_client(world: World) -> None:
+    credentials = await _credentials(world)
+    provider_id = credentials["provider"]["id"]
+    await world.call("POST", f"/v1/providers/{provider_id}/suspend", world.admin, expect=200)
+    body = _json(grant_type="client_credentials", client_id=credentials["client_id"])
+    authorization = _basic(credentials["client_id"], credentials["client_secret"])
+    async with Unchanged(world):
+        status, answer, headers = await _token_request(world, body, Authorization=authorization)
+    _oauth_refusal(status, answer, headers, (400, "unauthorized_client"))
+
+
+async def test_a_token_is_issued_for_good_credentials_and_never_cached(world: World) -> None:
+    credentials = await _credentials(world)
+    client_id, secret = credentials["client_id"], credentials["client_secret"]
+    grant = "client_credentials"
+    for body, content_type, headers in (
+        (_json(grant_type=grant, client_id=client_id, client_secret=secret), "application/json", {}),
+        (f"grant_type={grant}&client_id={client_id}&client_secret={secret}&scope=ignored".encode(), FORM, {}),
+        (f"grant_type={grant}".encode(), FORM, {"Authorization": _basic(client_id, secret)}),
+        (f"grant_type={grant}&client_id={client_id}".encode(), FORM, {"Authorization": _basic(client_id, secret)}),
+    ):
+        status, answer, answered = await _token_request(world, body, content_type, **headers)
+        assert status == 200 and answer["token_type"] == "Bearer" and answer["access_token"], answer
+        assert answered.get("Cache-Control") == "no-store" and answered.get("Pragma") == "no-cache", answered

@@ -20,7 +20,7 @@ import msgspec
 from aiohttp import web
 
 from wallet import validation
-from wallet.api.problems import STATUS_BY_CODE
+from wallet.api.problems import OAUTH_CODES, STATUS_BY_CODE
 from wallet.exports import ExportFormat
 from wallet.ledger.charges import ChargeStatus
 from wallet.ledger.settlements import SettlementStatus
@@ -39,7 +39,7 @@ HTTP_CODES = (
     "unsupported_media_type",
     "internal_error",
 )
-PROBLEM_CODES = tuple(sorted(set(STATUS_BY_CODE) | set(HTTP_CODES)))
+PROBLEM_CODES = tuple(sorted(set(STATUS_BY_CODE) | set(HTTP_CODES) | set(OAUTH_CODES)))
 
 
 def _ref(name: str) -> Schema:
@@ -70,6 +70,18 @@ SCHEMAS: dict[str, Schema] = {
         },
         "required": ["type", "title", "status", "code", "detail"],
         "additionalProperties": True,
+    },
+    "OAuthProblem": {
+        "description": "A refusal of `POST /v1/token`: the problem details with RFC 6749's members (section "
+        "5.2) beside them, on every refusal of the token request itself.",
+        "allOf": [_ref("Problem")],
+        "properties": {
+            "error": {
+                "type": "string",
+                "enum": ["invalid_request", "unsupported_grant_type", "unauthorized_client", "invalid_client"],
+            },
+            "error_description": {"type": "string", "pattern": "^[\\x20-\\x21\\x23-\\x5B\\x5D-\\x7E]+$"},
+        },
     },
     "WalletEvent": {
         "type": "object",
@@ -222,6 +234,7 @@ def _route(
     errors: dict[int, Iterable[str]] | None = None,
     idempotent: bool = False,
     public: bool = False,
+    problem: str = "Problem",
     description: str | None = None,
 ) -> Schema:
     """One route's operation; ``errors`` maps a status to the codes it may carry, beyond the common ones."""
@@ -234,6 +247,7 @@ def _route(
         "errors": {status: list(codes) for status, codes in (errors or {}).items()},
         "idempotent": idempotent,
         "public": public,
+        "problem": problem,
         "description": description,
     }
 
@@ -285,8 +299,16 @@ ROUTES: dict[tuple[str, str], Schema] = {
                 "application/json": {"schema": _ref(requests.TokenRequest.__name__)},
             },
         },
-        errors={401: ["unauthorized"], 403: ["forbidden"]},
-        description="Invalid credentials: 401 with `error: invalid_client`; a suspended provider: 403.",
+        errors={400: ["invalid_request", "unauthorized_client"], 401: ["unauthorized"]},
+        problem="OAuthProblem",
+        description="The client id and secret in the body or in HTTP Basic (not both); `grant_type` is required. "
+        "Refusals follow RFC 6749 section 5.2, their problem+json bodies with the RFC's `error` and "
+        "`error_description` beside `code`, never cached (`Cache-Control: no-store`): a malformed request "
+        "(a parameter missing or repeated, a body neither a form nor a JSON object, credentials both in HTTP "
+        "Basic and in the body) is 400 `invalid_request`, another grant type 400 `unsupported_grant_type` "
+        "(code `invalid_request`), a suspended provider 400 `unauthorized_client`; unknown or wrong "
+        "credentials are 401 `invalid_client` (code `unauthorized`) with `WWW-Authenticate: Basic`, "
+        "whether they came in HTTP Basic or in the body.",
     ),
     ("POST", "/v1/login"): _route(
         "Tokens",
@@ -738,7 +760,7 @@ def _responses(operation: Schema, guarded: bool, path: str, method: str) -> dict
             "content": {
                 PROBLEM_CONTENT_TYPE: {
                     "schema": {
-                        "allOf": [_ref("Problem")],
+                        "allOf": [_ref(operation["problem"])],
                         "properties": {"code": {"enum": problem_codes}, "status": {"const": status}},
                     }
                 }
