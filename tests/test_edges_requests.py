@@ -12,12 +12,14 @@
 from __future__ import annotations
 
 import base64
+import io
 from typing import Any
 
 import pytest
 
 from tests.conftest import NATIONAL_ID, World
 from tests.state import changed_tables, database_state
+from wallet.auth.tokens import Role
 
 PROBLEM = "application/problem+json"
 PHONE = "+358401234567"
@@ -276,3 +278,86 @@ async def test_a_token_is_issued_for_good_credentials_and_never_cached(world: Wo
         status, answer, answered = await _token_request(world, body, content_type, **headers)
         assert status == 200 and answer["token_type"] == "Bearer" and answer["access_token"], answer
         assert answered.get("Cache-Control") == "no-store" and answered.get("Pragma") == "no-cache", answered
+
+
+# 6. Every status an operation answers is documented, and nothing else is.
+
+# What every operation may answer, whatever it is: the HTTP parser's refusals (400, 414, 431),
+# a declared body over the limit (413), shutting down (503).
+EVERY_OPERATION = {"400", "413", "414", "431", "503"}
+ROLE_IDS: dict[Role, dict[str, Any]] = {
+    Role.ADMIN: {},
+    Role.FINANCE: {},
+    Role.PROVIDER: {"provider_id": "pr_nobody"},
+    Role.CLIENT: {"client_id": "cl_nobody"},
+    Role.REPRESENTATIVE: {"representative_id": "rp_nobody", "client_ids": ("cl_nobody",)},
+}
+
+
+def _document() -> dict[str, Any]:
+    from wallet.api import openapi
+    from wallet.api.app import create_app
+    from wallet.settings import Settings
+
+    return openapi.document(create_app(Settings(), background_jobs=False).router, Settings())
+
+
+def test_no_operation_declares_a_default_response() -> None:
+    """A ``default`` would make every status documented; each operation lists its own instead."""
+    for path, item in _document()["paths"].items():
+        for method, operation in item.items():
+            statuses = set(operation["responses"])
+            assert "default" not in statuses, (method, path)
+            assert statuses >= EVERY_OPERATION, (method, path, EVERY_OPERATION - statuses)
+            if "x-roles" in operation:
+                assert {"401", "403"} <= statuses, (method, path)
+                assert "WWW-Authenticate" in operation["responses"]["401"]["headers"], (method, path)
+            if "requestBody" in operation and path != "/v1/token":
+                assert {"415", "422"} <= statuses, (method, path)
+            for status in ("429", "503"):
+                if status in statuses:
+                    assert operation["responses"][status]["headers"]["Retry-After"]["required"], (method, path)
+
+
+async def test_the_refusals_every_operation_may_get_are_documented(world: World) -> None:
+    """Through the API, on every operation: a body over the limit, no token, a token of a role the
+    operation does not admit; each answer's status is one the operation documents, and matches it."""
+    from tests.test_openapi import Contract, fetch_document
+
+    contract = Contract(await fetch_document(world.http))
+    settings = world.service.settings
+    async with Unchanged(world):
+        for path, item in contract.document["paths"].items():
+            concrete = path.replace("{month}", "2027-01")
+            concrete = "/".join("x_nobody" if part.startswith("{") else part for part in concrete.split("/"))
+            for method, operation in item.items():
+                limit = settings.reconciliation_max_bytes if path == "/v1/reconciliations" else settings.max_body_bytes
+                seen = []
+                response = await world.http.request(method.upper(), concrete, data=io.BytesIO(b"x" * (limit + 1)))
+                seen.append((response.status, response.content_type, await response.json(content_type=None)))
+                roles = operation.get("x-roles")
+                if roles:
+                    response = await world.http.request(method.upper(), concrete)
+                    seen.append((response.status, response.content_type, await response.json(content_type=None)))
+                    for role in Role:
+                        if role.value in roles:
+                            continue
+                        token = world.token(role, **ROLE_IDS[role])
+                        response = await world.http.request(method.upper(), concrete, headers=world.auth(token))
+                        seen.append((response.status, response.content_type, await response.json(content_type=None)))
+                        break
+                for status, content_type, body in seen:
+                    assert status in (401, 403, 413), (method, path, status, body)
+                    contract.check(method.upper(), concrete, status, content_type, body)
+                # A token of each role it admits, for a party that does not exist, and an empty body.
+                for role in Role:
+                    if roles is None or role.value not in roles:
+                        continue
+                    headers = world.auth(world.token(role, **ROLE_IDS[role]), **{"Content-Type": "application/json"})
+                    response = await world.http.request(method.upper(), concrete, data=b"{}", headers=headers)
+                    if response.content_type == PROBLEM:
+                        body = await response.json(content_type=None)
+                        contract.check(method.upper(), concrete, response.status, response.content_type, body)
+                    else:
+                        assert response.status < 300, (method, path, response.status)
+                        response.close()
