@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from wallet import settings as settings_module
+from wallet.auth.tokens import Role
+from wallet.exports import ExportFormat, ExportKind
 from wallet.progress import Progress
 from wallet.settings import Settings, SettingsError
 
@@ -58,7 +60,7 @@ def parser() -> argparse.ArgumentParser:
     token.add_argument(
         "--role",
         required=True,
-        choices=["admin", "finance", "provider", "client"],
+        choices=[role.value for role in Role if role is not Role.REPRESENTATIVE],
         help="whose token: admin and finance are the organizer's, provider and client need an id",
     )
     whose = token.add_mutually_exclusive_group()
@@ -90,13 +92,13 @@ def parser() -> argparse.ArgumentParser:
         "Write the export byte for byte as the API serves it; with --output the file appears\n"
         "only when complete. Progress on stderr.",
     )
-    export.add_argument("kind", choices=["transactions", "settlements"], help="what to export")
+    export.add_argument("kind", choices=[kind.value for kind in ExportKind], help="what to export")
     export.add_argument("--from", dest="start", help="first day (YYYY-MM-DD, Helsinki) or RFC 3339 time, inclusive")
     export.add_argument("--to", dest="end", help="last day or time, exclusive (default: now)")
     export.add_argument(
         "--format",
-        default="csv",
-        choices=["csv", "jsonl", "csv-fi"],
+        default=ExportFormat.CSV.value,
+        choices=[form.value for form in ExportFormat],
         help="csv (default), jsonl, or csv-fi (Excel in Finland: ; and decimal comma)",
     )
     export.add_argument("--output", default="-", help="file to write (default: standard output)")

@@ -136,7 +136,7 @@ async def list_my_charges(request: web.Request) -> web.Response:
     limit, before = page_params(request, EVENT_CURSOR_PREFIX)
     status = request.query.get("status")
     if status is not None and status not in {s.value for s in ChargeStatus}:
-        raise ValidationError("status", "must be pending, captured or voided")
+        raise ValidationError("status", "must be one of " + ", ".join(s.value for s in ChargeStatus))
     page = await request.app[SERVICE].my_charges(request[PRINCIPAL], limit, before, status)
     return json_response(render_page(page, EVENT_CURSOR_PREFIX))
 

@@ -18,6 +18,7 @@ from wallet.clock import month_of
 from wallet.ledger.charges import IdentityMethod
 from wallet.ledger.errors import Forbidden, RateLimited, Unauthorized, ValidationError
 from wallet.ledger.money import format_euros
+from wallet.ledger.parties import ProviderStatus
 from wallet.service.core import NATIONAL_ID, OTP, PHONE, IssuedToken, ServiceCore, provider_of
 from wallet.shapes import requests
 from wallet.storage.port import ChargeCommand, Idempotency, Page, Record, Written
@@ -35,7 +36,7 @@ class ProviderService(ServiceCore):
         valid = await asyncio.to_thread(verify_slow_hash, client_secret, stored)
         if credential is None or not valid:
             raise Unauthorized("invalid client credentials", error="invalid_client")
-        if credential["status"] == "suspended":
+        if credential["status"] == ProviderStatus.SUSPENDED:
             raise Forbidden("the provider is suspended", error="unauthorized_client")
         return self.mint(Role.PROVIDER, provider_id=credential["provider_id"])
 

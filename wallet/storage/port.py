@@ -20,6 +20,7 @@ from typing import Any, Protocol, TypeVar
 from wallet.ledger.charges import IdentityMethod
 from wallet.ledger.errors import OperationError
 from wallet.ledger.months import UnusedPolicy
+from wallet.ledger.parties import RepresentationScope
 from wallet.ledger.reconciliation import Invoice
 from wallet.ledger.settlements import SettlementStatus
 
@@ -117,7 +118,7 @@ class NewRepresentation:
     """A mandate for a representative, found (or made) by the keyed hash of their phone."""
 
     client_id: str
-    scope: str  # "view" or "manage"
+    scope: RepresentationScope
     name: str | None
     phone_hash: str
     phone_ciphertext: str

@@ -12,14 +12,15 @@ from __future__ import annotations
 from wallet.auth.hashing import equal
 from wallet.ids import new_id
 from wallet.ledger.errors import Conflict, Forbidden, NotFound
+from wallet.ledger.parties import RepresentationScope
 from wallet.storage.port import ACTOR, NewRepresentation, Record
 from wallet.storage.sql import audit
 from wallet.storage.sql.connection import Connection, Row
 from wallet.storage.sql.reading import Reader
 from wallet.storage.sql.units import Unit, unit_of_work
 
-VIEW = "view"
-MANAGE = "manage"
+VIEW = RepresentationScope.VIEW
+MANAGE = RepresentationScope.MANAGE
 
 REPRESENTATION_SQL = (
     "SELECT m.seq, m.id, m.client_id, m.representative_id, m.scope, m.created_at, m.revoked_at,"
