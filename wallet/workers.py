@@ -51,7 +51,7 @@ class _Writer:
         self.primary: socket.socket | None = None
 
     def start(self) -> None:
-        from wallet.storage.sqlite.adapter import _last_event_seq
+        from wallet.storage.sqlite.adapter import last_event_seq
 
         if os.path.exists(self.socket_path):
             os.unlink(self.socket_path)
@@ -63,7 +63,7 @@ class _Writer:
             self.process, primary = spawn(
                 self.settings.db,
                 self.settings.writer_batch_max,
-                _last_event_seq(self.settings.db),
+                last_event_seq(self.settings.db),
                 self.settings.log_format,
                 self.settings.log_level,
                 listener,

@@ -86,7 +86,7 @@ class SqliteStorage(SqlStorage):
     async def open(self) -> None:
         await asyncio.to_thread(migrate, self.path)
         loop = asyncio.get_running_loop()
-        last_seq = await asyncio.to_thread(_last_event_seq, self.path)
+        last_seq = await asyncio.to_thread(last_event_seq, self.path)
         if isinstance(self.writer, ProcessWriter):
             self.writer.on_fresh_events = self._announce  # on this loop, after each COMMIT
             await self.writer.start(last_seq)
@@ -209,7 +209,7 @@ def _loop_connection(path: str) -> sqlite3.Connection:
     return connection
 
 
-def _last_event_seq(path: str) -> int:
+def last_event_seq(path: str) -> int:
     connection = connect(path)
     try:
         return int(connection.execute(events.LAST_SEQ_SQL).fetchone()[0])
