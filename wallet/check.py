@@ -115,6 +115,7 @@ def _breaches(connection: Connection) -> list[str]:
         )
     breaches += _settlement_breaches(connection)
     breaches += _representation_breaches(connection)
+    breaches += _staged_breaches(connection)
     entries = (
         AuditEntry(
             row["seq"],
@@ -268,6 +269,43 @@ def _settlement_breaches(connection: Connection) -> list[str]:
         " WHERE r.outcome = 'matched' GROUP BY s.id, s.status HAVING COUNT(*) > 1 OR s.status NOT IN ('invoiced', 'paid')"
     ):
         breaches.append(f"settlement {row['id']} ({row['status']}) has {row['n']} matched invoices")
+    return breaches
+
+
+STAGED_BREACHES_SHOWN = 5  # of each kind
+
+
+def _staged_breaches(connection: Connection) -> list[str]:
+    """One month of money at a time. A credit staged ahead of its month posts nothing: it is held
+    by funding until its month's run releases it as that month's credit (a ``credits`` row of the
+    same line and month). Each release posts exactly the staged amount onto its line, for the
+    budget that staged it, and once a month's run has finished (``month_releases``) nothing staged
+    for that month or before is left unreleased."""
+    breaches: list[str] = []
+    if connection.execute(connection.dialect.table_exists, ("staged_credits",)).fetchone() is None:
+        return breaches  # a database from before staging
+    for row in connection.execute(
+        "SELECT * FROM (SELECT s.account_id, s.month, s.amount, s.budget_id AS staged_by, c.amount AS credited,"
+        " c.budget_id, (SELECT SUM(p.amount) FROM postings p WHERE p.transaction_id = c.transaction_id"
+        "  AND (p.account_id || '') = s.account_id) AS posted"
+        " FROM staged_credits s JOIN credits c ON c.account_id = s.account_id AND c.month = s.month) released"
+        " WHERE credited <> amount OR budget_id <> staged_by OR posted IS DISTINCT FROM amount"
+        f" ORDER BY account_id, month LIMIT {STAGED_BREACHES_SHOWN}"
+    ):
+        breaches.append(
+            f"staged credit {row['month']} on {row['account_id']}: staged {row['amount']} by {row['staged_by']},"
+            f" released {row['credited']} by {row['budget_id']}, posted {row['posted']}"
+        )
+    for row in connection.execute(
+        "SELECT s.account_id, s.month, s.amount FROM staged_credits s"
+        " WHERE NOT EXISTS (SELECT 1 FROM credits c WHERE c.account_id = s.account_id AND c.month = s.month)"
+        " AND EXISTS (SELECT 1 FROM month_releases r WHERE r.month >= s.month)"
+        f" ORDER BY s.account_id, s.month LIMIT {STAGED_BREACHES_SHOWN}"
+    ):
+        breaches.append(
+            f"staged credit {row['month']} on {row['account_id']} ({row['amount']}) is unreleased,"
+            f" though the run of {row['month']} or later has finished"
+        )
     return breaches
 
 
