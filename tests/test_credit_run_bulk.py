@@ -27,7 +27,7 @@ from wallet.ledger.charges import IdentityMethod
 from wallet.ledger.months import UnusedPolicy, expires_at_boundary, expiry_amount, previous_month
 from wallet.ledger.transactions import Transaction, TransactionType
 from wallet.storage.port import ChargeCommand, Limits, NewBudget, NewClient, NewProvider, Record
-from wallet.storage.sql import charges, credit_runs, ledger_rows, organizer
+from wallet.storage.sql import audit, charges, credit_runs, ledger_rows, organizer
 from wallet.storage.sql.units import Unit
 from wallet.storage.sqlite.adapter import migrate
 from wallet.storage.sqlite.connection import SqliteConnection
@@ -148,6 +148,7 @@ def _stage(connection: sqlite3.Connection, account_id: str, month: str, budget_i
         "INSERT INTO staged_credits (account_id, month, budget_id, amount, staged_at) VALUES (?, ?, ?, ?, ?)",
         (account_id, month, budget_id, amount, now),
     )
+    audit.append(connection, now, "credit.staged", account_id, amount=amount, budget_id=budget_id, month=month)
     return 1
 
 

@@ -5,6 +5,7 @@ in the transaction that expires the month before."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -54,6 +55,7 @@ async def run(world: World, month: str, expect: int = 200) -> dict[str, Any]:
 
 async def test_a_run_on_7_december_for_january_stages_it_and_december_stays_as_it_was(world: World) -> None:
     client, _ = await december_client(world)
+    budget_id = world.sql("SELECT id FROM budgets WHERE client_id = ?", client["id"])[0][0]
     staged = await run(world, "2027-01", expect=201)
     assert (staged["credited"], staged["amount"], staged["credited_now"], staged["released_now"]) == (2, 60_000, 2, 0)
     wallet = await world.wallet(client)
@@ -66,6 +68,11 @@ async def test_a_run_on_7_december_for_january_stages_it_and_december_stays_as_i
     assert await funding_balance(world) == -60_000  # staged money stays with funding until its month
     _, page = await world.call("GET", "/v1/me/transactions", client["token"], expect=200)
     assert [(item["type"], item["amount"]) for item in page["data"]] == [("credit", 10_000), ("credit", 50_000)]
+    entries = world.records("SELECT subject, data FROM audit_log WHERE action = 'credit.staged' ORDER BY seq")
+    assert [(entry["subject"], json.loads(entry["data"])) for entry in entries] == [
+        (f"wallet:{client['id']}:home_care", {"amount": 50_000, "budget_id": budget_id, "month": "2027-01"}),
+        (f"wallet:{client['id']}:transport", {"amount": 10_000, "budget_id": budget_id, "month": "2027-01"}),
+    ]
     again = await run(world, "2027-01")  # staged once however often it runs
     assert (again["credited"], again["amount"], again["credited_now"]) == (2, 60_000, 0)
     assert (await world.wallet(client))["upcoming"] == wallet["upcoming"]

@@ -23,7 +23,7 @@ import structlog
 
 from wallet.ids import new_id
 from wallet.ledger.accounts import FUNDING_ACCOUNT, AccountKind, check_line, wallet_account
-from wallet.ledger.audit import GENESIS, link_hash
+from wallet.ledger.audit import GENESIS, canonical, link_hash
 from wallet.ledger.errors import InvariantViolation
 from wallet.ledger.months import UnusedPolicy, expires_at_boundary, expiry_amount, previous_month
 from wallet.ledger.transactions import Posting, Transaction, TransactionType
@@ -46,6 +46,7 @@ _LINES = ListStatement(
     )
 )
 _WALLET = AccountKind.WALLET.value
+STAGED_ACTION = "credit.staged"  # the audit log's entry for a credit staged ahead of its month
 
 # Rows as read, by position.
 _Budget = tuple[int, str, str, str, str, str]  # seq, id, client_id, start_month, end_month, unused
@@ -105,6 +106,14 @@ class _Step:
         self.audit.append((now, self.actor, action, transaction_id, data, self.previous_hash, entry_hash))
         self.previous_hash = entry_hash
         return transaction_id
+
+    def stage(self, account_id: str, month: str, budget_id: str, amount: int) -> None:
+        """A credit staged ahead of its month: its row and its audit entry (``audit.append`` in memory)."""
+        self.staged.append((account_id, month, budget_id, amount, self.now))
+        data = canonical({"amount": amount, "budget_id": budget_id, "month": month})
+        entry_hash = link_hash(self.previous_hash, self.now, self.actor, STAGED_ACTION, account_id, data)
+        self.audit.append((self.now, self.actor, STAGED_ACTION, account_id, data, self.previous_hash, entry_hash))
+        self.previous_hash = entry_hash
 
     def _event(self, account_id: str, account: _Account, type_: str, amount: int, transaction_id: str) -> None:
         """``events.append`` in memory: the line and the whole wallet as they stand after the change."""
@@ -344,7 +353,7 @@ def _work_out(
             if ahead:
                 if staged is None:
                     staged_before[account_id] = (budget_id, monthly_amount)
-                    step.staged.append((account_id, month, budget_id, monthly_amount, now))
+                    step.stage(account_id, month, budget_id, monthly_amount)
                     credited += 1
                 continue
             # The month has begun: post its credit, the staged one if the month was run ahead.
