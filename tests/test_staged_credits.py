@@ -232,3 +232,35 @@ async def test_wallet_check_finds_staged_credits_that_do_not_match_the_ledger(wo
     assert any(f"staged credit 2026-12 on {transport}: staged 12345" in breach for breach in breaches), breaches
     assert any(f"staged credit 2027-01 on {transport} (10000) is unreleased" in breach for breach in breaches), breaches
     world.check = lambda: None  # type: ignore[method-assign]
+
+
+async def test_the_scheduled_run_wakes_at_the_next_months_first_midnight(world: World) -> None:
+    """The service's own credit run sleeps at most until the next month begins (``_every``'s
+    ``until_next``), so staged money is released at its midnight, not up to an interval later."""
+    world.clock.advance(seconds=(datetime(2026, 12, 31, 21, 59, 30, tzinfo=UTC) - world.clock.now()).total_seconds())
+    assert world.service.seconds_until_next_month() == 30.0  # 23:59:30 in Helsinki on 31 December
+    world.clock.advance(seconds=30)
+    assert world.service.current_month() == "2027-01"
+    assert world.service.seconds_until_next_month() == 31 * 24 * 3600  # to 1 February, 00:00
+
+
+async def test_a_background_job_sleeps_until_the_moment_it_must_run_at(monkeypatch: pytest.MonkeyPatch) -> None:
+    from wallet.api import app as app_module
+    from wallet.api.metrics import Metrics
+    from wallet.api.readiness import Jobs
+
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) == 2:
+            raise asyncio.CancelledError
+
+    async def job() -> None:
+        return None
+
+    monkeypatch.setattr(app_module.asyncio, "sleep", sleep)
+    waits = iter([30.0, 7_200.0])
+    with pytest.raises(asyncio.CancelledError):
+        await app_module._every(3_600, job, "credit_run", Jobs(Metrics()), until_next=lambda: next(waits))
+    assert slept == [30.0, 3_600]  # the month's midnight first, then no longer than the interval

@@ -4,6 +4,8 @@ A budget runs from ``start_month`` to ``end_month`` inclusive and credits each l
 amount once a month. At each month boundary a line's unused money is returned to funding
 (an *expiry*) when the budget's policy is ``expire``, or, for ``carry_over``, only once the
 budget period has ended. Money still held by pending charges stays until they resolve.
+One month of money at a time: a run ahead of its month only stages the month's credit; it reaches
+the wallet line (and can be spent) once the month has begun, after the expiry at its boundary.
 """
 
 from __future__ import annotations
