@@ -67,8 +67,8 @@ def check_new_end(
 ) -> None:
     """Whether a budget may end at ``new_end_month`` instead of ``end_month``: only sooner, never
     before its start or the current month (what is past stays as it was), and never before a
-    month already credited (the next month's money may be on the wallet ahead of time; ending
-    before it would leave that money on a wallet whose budget is over)."""
+    month already credited (the next month's credit may be staged ahead of time; ending before it
+    would leave a credit staged for a month outside the budget)."""
     if new_end_month > end_month:
         raise ValidationError("end_month", f"a budget can only be ended sooner: it ends {end_month}")
     if new_end_month < start_month:
