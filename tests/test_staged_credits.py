@@ -73,6 +73,14 @@ async def test_a_run_on_7_december_for_january_stages_it_and_december_stays_as_i
         (f"wallet:{client['id']}:home_care", {"amount": 50_000, "budget_id": budget_id, "month": "2027-01"}),
         (f"wallet:{client['id']}:transport", {"amount": 10_000, "budget_id": budget_id, "month": "2027-01"}),
     ]
+    # Due by the clock: wallet check, told January has begun, finds January's money unreleased.
+    assert check_database(world.service.settings.db, released_through="2026-12") == []
+    late = check_database(world.service.settings.db, released_through="2027-01")
+    assert sorted(late) == [
+        f"staged credit 2027-01 on wallet:{client['id']}:{category} ({amount}) is unreleased,"
+        " though its month has begun and its run should have released it"
+        for category, amount in (("home_care", 50_000), ("transport", 10_000))
+    ]
     again = await run(world, "2027-01")  # staged once however often it runs
     assert (again["credited"], again["amount"], again["credited_now"]) == (2, 60_000, 0)
     assert (await world.wallet(client))["upcoming"] == wallet["upcoming"]
