@@ -272,3 +272,26 @@ async def test_a_background_job_sleeps_until_the_moment_it_must_run_at(monkeypat
     with pytest.raises(asyncio.CancelledError):
         await app_module._every(3_600, job, "credit_run", Jobs(Metrics()), until_next=lambda: next(waits))
     assert slept == [30.0, 3_600]  # the month's midnight first, then no longer than the interval
+
+
+@pytest.mark.postgres_only
+async def test_two_nodes_releasing_at_once_on_postgres_release_once(world: World) -> None:
+    """A second node (its own storage, writer and connections) on the same database, and the same
+    clock: both nodes' runs of January, started together at midnight, release January once."""
+    from wallet.bootstrap import open_service
+
+    client, provider = await december_client(world)
+    await run(world, "2027-01", expect=201)
+    move_to(world, JAN_1, client, provider)
+    async with open_service(world.service.settings, clock=world.clock) as other_node:
+        results = await asyncio.gather(
+            world.service.credit_run("2027-01"),
+            other_node.credit_run("2027-01"),
+            world.service.credit_run("2027-01"),
+            other_node.credit_run("2027-01"),
+        )
+    assert sorted(result.value["released_now"] for result in results) == [0, 0, 0, 2]
+    assert sorted(result.value["expired_now"] for result in results) == [0, 0, 0, 2]
+    wallet = await world.wallet(client)
+    assert (wallet["balance"], wallet["upcoming"]) == (60_000, [])
+    assert world.sql("SELECT COUNT(*) FROM credits WHERE month = '2027-01'")[0][0] == 2
