@@ -453,6 +453,11 @@ def _expect_refusal(path: str, field: str, value: Any, status: int, problem: dic
         assert (status, problem["code"]) == (400, "invalid_request"), where  # NaN and Infinity are not JSON
     elif path == "/v1/token" and status == 401:
         assert problem["code"] == "unauthorized", where  # a secret of the right shape that is wrong
+        assert problem["error"] == "invalid_client", where
+    elif path == "/v1/token":  # RFC 6749 section 5.2: a malformed token request is 400, not 422
+        assert (status, problem["code"]) == (400, "invalid_request"), where
+        assert problem["error"] in ("invalid_request", "unsupported_grant_type"), where
+        assert problem["field"].startswith(field.split(".")[0].split("[")[0]), where
     else:
         assert status == 422 and problem["code"] == "validation_error", where
         assert problem["field"].startswith(field.split(".")[0].split("[")[0]), where
@@ -474,7 +479,9 @@ async def test_hostile_json_bodies_are_refused_and_write_nothing(world: World, s
                 assert problem["code"] == "validation_error" and problem["field"] == "body", (name, problem)
         for content_type in _wrong_content_types(path):
             status, problem = await _send(world, "POST", target, token, _dumps(valid), content_type)
-            assert (status, problem["code"]) == (415, "unsupported_media_type"), (content_type, problem)
+            # RFC 6749 section 5.2: a token request in another format is malformed (400 invalid_request).
+            refused = (400, "invalid_request") if path == "/v1/token" else (415, "unsupported_media_type")
+            assert (status, problem["code"]) == refused, (content_type, problem)
         spoilt = _spoilt_bodies(path, valid)
         assert len(spoilt) >= 20
         for field, value, body in spoilt:

@@ -327,10 +327,20 @@ async def test_responses_match_the_document(checked: CheckedWorld) -> None:
     await w.call(
         "POST",
         "/v1/token",
-        json={"client_id": credentials["client_id"], "client_secret": credentials["client_secret"]},
+        json={
+            "grant_type": "client_credentials",
+            "client_id": credentials["client_id"],
+            "client_secret": credentials["client_secret"],
+        },
         expect=200,
     )
-    await w.call("POST", "/v1/token", json={"client_id": "pc_x", "client_secret": "nope"}, expect=401)
+    await w.call(
+        "POST",
+        "/v1/token",
+        json={"grant_type": "client_credentials", "client_id": "pc_x", "client_secret": "nope"},
+        expect=401,
+    )
+    await w.call("POST", "/v1/token", json={"client_id": "pc_x", "client_secret": "nope"}, expect=400)
 
     # The provider.
     status, captured = await w.charge(provider, client, 1_000, key="visit-1")

@@ -33,6 +33,11 @@ MOMENT_MAX_LENGTH = 40
 # tokens. Only numbers that passed are remembered.
 PHONE_CACHE_ENTRIES = 4096
 CATEGORY_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # the documented pattern (ECMA-262)
+# A phone number as a person reads it: ASCII digits and the separators people write between them.
+# Anything else (an invisible or bidirectional character, a digit of another script, a tel: URI, an
+# extension) phonenumbers would quietly read or drop, so what was typed and what is charged could differ.
+PHONE_PATTERN = r"^[0-9 +()-]+$"
+_PHONE_CHARACTERS = re.compile(r"[0-9 +()-]+")  # used with fullmatch: no final newline
 MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"  # ECMA-262's \d is ASCII; parse_month checks the rest
 _CATEGORY_CODE_FULL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # used with fullmatch: no final newline
 # Bidirectional overrides and isolates let text display as something it is not.
@@ -75,6 +80,8 @@ def phone(value: Any, field: str = "phone") -> str:
     """A phone number in E.164 (``+358401234567``); Finnish numbers may be written nationally."""
     if not isinstance(value, str) or not PHONE_MIN_LENGTH <= len(value) <= PHONE_MAX_LENGTH:
         raise ValidationError(field, "must be a phone number")
+    if _PHONE_CHARACTERS.fullmatch(value) is None:
+        raise ValidationError(field, "must be written with the digits 0-9, spaces, '+', '-' and parentheses only")
     try:
         return _e164(value)
     except phonenumbers.NumberParseException as error:
@@ -217,8 +224,10 @@ Phone = Annotated[
     Meta(
         min_length=PHONE_MIN_LENGTH,
         max_length=PHONE_MAX_LENGTH,
+        pattern=PHONE_PATTERN,
         examples=["+358401234567", "040 123 4567"],
-        description="A phone number; Finnish numbers may be written nationally. Answered in E.164.",
+        description="A phone number: ASCII digits, spaces, `+`, `-` and parentheses; Finnish numbers may be "
+        "written nationally. Answered in E.164.",
     ),
 ]
 NationalId = Annotated[

@@ -28,12 +28,12 @@ from wallet.api.keys import PRINCIPAL, REQUEST_ID, SERVICE, SETTINGS
 from wallet.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from wallet.api.metrics import METRICS
 from wallet.api.middlewares import BODY_LIMIT_SETTING
-from wallet.api.problems import BadRequest
+from wallet.api.problems import NO_STORE, BadRequest, oauth_problem
 from wallet.api.readiness import JOBS, readiness
 from wallet.auth.tokens import Role
 from wallet.exports import Encoder, ExportKind, file_name, write_export
 from wallet.ledger.charges import ChargeStatus
-from wallet.ledger.errors import Unauthorized, Unavailable, ValidationError
+from wallet.ledger.errors import Forbidden, Unauthorized, Unavailable, ValidationError
 from wallet.ledger.months import parse_month
 from wallet.ledger.parties import ProviderStatus
 from wallet.ledger.reconciliation import InvoiceSource
@@ -84,10 +84,20 @@ async def openapi_document(request: web.Request) -> web.Response:
 
 
 async def token(request: web.Request) -> web.Response:
-    """OAuth2 client credentials: form or JSON body, or HTTP Basic for the id and secret."""
-    client_id, client_secret = requests.client_credentials(await _token_fields(request))
-    issued = await request.app[SERVICE].token_for_credentials(client_id, client_secret)
-    return json_response(issued.render(), headers={"Cache-Control": "no-store"})
+    """OAuth2 client credentials: form or JSON body, or HTTP Basic for the id and secret. Refusals
+    as RFC 6749 section 5.2 writes them (``problems.oauth_problem``); a 413 or 503 as on any route."""
+    try:
+        client_id, client_secret = requests.client_credentials(await _token_fields(request))
+        issued = await request.app[SERVICE].token_for_credentials(client_id, client_secret)
+    except ValidationError as error:  # a parameter missing or malformed, or another grant type
+        return oauth_problem(str(error.extra.get("error", "invalid_request")), error.detail, field=error.field)
+    except BadRequest as error:  # a body that cannot be read
+        return oauth_problem("invalid_request", error.detail)
+    except Unauthorized as error:  # unknown id, wrong secret, malformed Basic credentials
+        return oauth_problem("invalid_client", error.detail)
+    except Forbidden as error:  # a suspended provider: it authenticated, but may not have a token
+        return oauth_problem("unauthorized_client", error.detail)
+    return json_response(issued.render(), headers=dict(NO_STORE))
 
 
 async def _token_fields(request: web.Request) -> dict[str, Any]:
@@ -104,16 +114,22 @@ async def _token_fields(request: web.Request) -> dict[str, Any]:
     elif request.content_type == "application/json":
         body = parse_json(raw)
         if not isinstance(body, dict):
-            raise ValidationError("body", "must be a JSON object")
-        fields = body
-    else:
-        raise web.HTTPUnsupportedMediaType(text="send application/x-www-form-urlencoded or application/json")
+            raise ValidationError("body", "must be a JSON object", error="invalid_request")
+        fields = {name: value for name, value in body.items() if value is not None}  # null: absent
+    else:  # RFC 6749 section 4.4.2: a form; JSON too. Anything else is a malformed request, 400.
+        raise BadRequest("send application/x-www-form-urlencoded or application/json")
     if request.headers.get("Authorization", "").lower().startswith("basic "):
         try:
             decoded = base64.b64decode(request.headers["Authorization"][6:].strip(), validate=True).decode()
         except (binascii.Error, UnicodeDecodeError):
-            raise Unauthorized("malformed Basic credentials", error="invalid_client") from None
-        fields["client_id"], _, fields["client_secret"] = decoded.partition(":")
+            raise Unauthorized("malformed Basic credentials") from None
+        client_id, _, client_secret = decoded.partition(":")
+        # RFC 6749 section 2.3: one way of authenticating per request.
+        if fields.get("client_secret") is not None:
+            raise ValidationError("client_secret", "send the credentials in HTTP Basic or in the body, not both")
+        if fields.get("client_id") not in (None, client_id):
+            raise ValidationError("client_id", "is not the client id of the HTTP Basic credentials")
+        fields["client_id"], fields["client_secret"] = client_id, client_secret
     return fields
 
 

@@ -142,8 +142,6 @@ async def frame(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 # aiohttp's parser names "too many headers" only in its message: no class, no count of its own.
 _TOO_MANY_HEADERS = "Too many headers received"
-# The titles of the statuses only the parser's refusals answer (not in problems.TITLES).
-_PARSER_TITLES = {414: "URI too long", 431: "Request header fields too large"}
 _NOT_READ = "other"  # the method and route of a request the parser refused: neither was read
 
 
@@ -200,10 +198,10 @@ class ProblemRequestHandler(web.RequestHandler):
         if isinstance(error, LineTooLong):
             if error.args[1] == self.max_line_size and self.max_line_size != self.max_field_size:
                 detail = f"the request line is longer than {self.max_line_size} bytes"
-                return problem(414, "uri_too_long", detail, title=_PARSER_TITLES[414])
+                return problem(414, "uri_too_long", detail)
             detail = f"a header field is longer than {self.max_field_size} bytes"
-            return problem(431, "headers_too_large", detail, title=_PARSER_TITLES[431])
+            return problem(431, "headers_too_large", detail)
         if error.message == _TOO_MANY_HEADERS:
             detail = f"more than {self.max_headers} header fields"
-            return problem(431, "headers_too_large", detail, title=_PARSER_TITLES[431])
+            return problem(431, "headers_too_large", detail)
         return problem(400, "invalid_request", "the request is not well-formed HTTP/1.1")

@@ -4,7 +4,9 @@ The request bodies' schemas are generated from their structs (``wallet/shapes/re
 the limits their validators use; the rest is written here, one entry per route in ``ROUTES``.
 What the code already knows is not written twice: who may call an operation comes from its
 handler's ``@requires`` roles, the limits (page size, Idempotency-Key length) from the running
-settings. ``tests/test_openapi.py`` fails when a route has no entry here, or an entry no route, and
+settings, and the statuses an operation answers from its route (its roles, body, parameters and
+idempotency key, and the refusals every request may get: ``_statuses``) with the route's own
+``errors``. There is no ``default`` response: a status an operation does not list is one it never answers. ``tests/test_openapi.py`` fails when a route has no entry here, or an entry no route, and
 checks real responses against the schemas (with every object closed, so an undocumented field fails too).
 """
 
@@ -20,7 +22,7 @@ import msgspec
 from aiohttp import web
 
 from wallet import validation
-from wallet.api.problems import STATUS_BY_CODE
+from wallet.api.problems import OAUTH_CODES, STATUS_BY_CODE
 from wallet.exports import ExportFormat
 from wallet.ledger.charges import ChargeStatus
 from wallet.ledger.settlements import SettlementStatus
@@ -37,9 +39,11 @@ HTTP_CODES = (
     "method_not_allowed",
     "payload_too_large",
     "unsupported_media_type",
+    "uri_too_long",
+    "headers_too_large",
     "internal_error",
 )
-PROBLEM_CODES = tuple(sorted(set(STATUS_BY_CODE) | set(HTTP_CODES)))
+PROBLEM_CODES = tuple(sorted(set(STATUS_BY_CODE) | set(HTTP_CODES) | set(OAUTH_CODES)))
 
 
 def _ref(name: str) -> Schema:
@@ -58,7 +62,8 @@ SCHEMAS: dict[str, Schema] = {
         "type": "object",
         "description": "RFC 9457 problem details, with a stable machine `code`. Other members may "
         "accompany a code: `field` (validation_error), `retry_after_seconds` (rate_limited, "
-        "unavailable), `available`, `refundable_amount`, `charge_status`, `attempts_left`, ...",
+        "unavailable), `available`, `refundable_amount`, `charge_status`, `attempts_left`, `error` and "
+        "`error_description` (`POST /v1/token`, RFC 6749), ...",
         "properties": {
             "type": {"type": "string", "format": "uri-reference", "examples": ["/v1/problems/insufficient_funds"]},
             "title": {"type": "string"},
@@ -70,6 +75,18 @@ SCHEMAS: dict[str, Schema] = {
         },
         "required": ["type", "title", "status", "code", "detail"],
         "additionalProperties": True,
+    },
+    "OAuthProblem": {
+        "description": "A refusal of `POST /v1/token`: the problem details with RFC 6749's members (section "
+        "5.2) beside them, on every refusal of the token request itself.",
+        "allOf": [_ref("Problem")],
+        "properties": {
+            "error": {
+                "type": "string",
+                "enum": ["invalid_request", "unsupported_grant_type", "unauthorized_client", "invalid_client"],
+            },
+            "error_description": {"type": "string", "pattern": "^[\\x20-\\x21\\x23-\\x5B\\x5D-\\x7E]+$"},
+        },
     },
     "WalletEvent": {
         "type": "object",
@@ -222,9 +239,12 @@ def _route(
     errors: dict[int, Iterable[str]] | None = None,
     idempotent: bool = False,
     public: bool = False,
+    problem: str = "Problem",
+    not_answered: Iterable[int] = (),
     description: str | None = None,
 ) -> Schema:
-    """One route's operation; ``errors`` maps a status to the codes it may carry, beyond the common ones."""
+    """One route's operation; ``errors`` maps a status to the codes it may carry, beyond those derived
+    from the route (``_statuses``); ``not_answered``, derived statuses the route never answers."""
     return {
         "tag": tag,
         "summary": summary,
@@ -234,6 +254,8 @@ def _route(
         "errors": {status: list(codes) for status, codes in (errors or {}).items()},
         "idempotent": idempotent,
         "public": public,
+        "problem": problem,
+        "not_answered": frozenset(not_answered),
         "description": description,
     }
 
@@ -285,8 +307,17 @@ ROUTES: dict[tuple[str, str], Schema] = {
                 "application/json": {"schema": _ref(requests.TokenRequest.__name__)},
             },
         },
-        errors={401: ["unauthorized"], 403: ["forbidden"]},
-        description="Invalid credentials: 401 with `error: invalid_client`; a suspended provider: 403.",
+        errors={400: ["invalid_request", "unauthorized_client"], 401: ["unauthorized"]},
+        problem="OAuthProblem",
+        not_answered=(415, 422),  # RFC 6749 section 5.2: another body, or a parameter refused, is 400
+        description="The client id and secret in the body or in HTTP Basic (not both); `grant_type` is required. "
+        "Refusals follow RFC 6749 section 5.2, their problem+json bodies with the RFC's `error` and "
+        "`error_description` beside `code`, never cached (`Cache-Control: no-store`): a malformed request "
+        "(a parameter missing or repeated, a body neither a form nor a JSON object, credentials both in HTTP "
+        "Basic and in the body) is 400 `invalid_request`, another grant type 400 `unsupported_grant_type` "
+        "(code `invalid_request`), a suspended provider 400 `unauthorized_client`; unknown or wrong "
+        "credentials are 401 `invalid_client` (code `unauthorized`) with `WWW-Authenticate: Basic`, "
+        "whether they came in HTTP Basic or in the body.",
     ),
     ("POST", "/v1/login"): _route(
         "Tokens",
@@ -701,17 +732,61 @@ for (_method, _path_), _entry in ROUTES.items():
         _entry["parameters"].append("ActingFor")
 
 
-def _responses(operation: Schema, guarded: bool, path: str, method: str) -> dict[str, Schema]:
+# Refusals any operation may answer, whatever it is: aiohttp's HTTP parser answers a request it
+# cannot read (400), a request line or a header field over its limit (414, 431) before any route is
+# matched (middlewares.ProblemRequestHandler); ``frame`` answers a declared body over the route's
+# limit (413, also where no body is read) and 503 while shutting down (middlewares.frame).
+EVERY_OPERATION: dict[int, tuple[str, ...]] = {
+    400: ("invalid_request",),
+    413: ("payload_too_large",),
+    414: ("uri_too_long",),
+    431: ("headers_too_large",),
+    503: ("unavailable",),
+}
+# The headers a problem of a status always carries (problems.from_operation_error).
+PROBLEM_HEADERS: dict[int, dict[str, Schema]] = {
+    401: {
+        "WWW-Authenticate": {
+            "description": "The scheme to authenticate with: Bearer (Basic for `POST /v1/token`).",
+            "required": True,
+            "schema": {"type": "string"},
+        }
+    },
+    429: {
+        "Retry-After": {
+            "description": "Seconds to wait before trying again.",
+            "required": True,
+            "schema": {"type": "string", "pattern": "^[0-9]+$"},
+        }
+    },
+    503: {
+        "Retry-After": {
+            "description": "Seconds to wait before trying again (on another node while shutting down).",
+            "required": True,
+            "schema": {"type": "string", "pattern": "^[0-9]+$"},
+        }
+    },
+}
+
+
+def _statuses(operation: Schema, guarded: bool, path: str) -> dict[int, list[str]]:
+    """Every problem status the operation answers, with the codes it carries: derived from what the
+    code knows of the route (its roles, its body, its parameters, its idempotency key), then the
+    route's own ``errors``. Nothing else: the document has no ``default`` response, so a status
+    it does not list is a status the service must not answer (``status_code_conformance`` in
+    tests/test_fuzz.py)."""
     codes: dict[int, list[str]] = {}
 
     def add(status: int, *more: str) -> None:
+        if status in operation["not_answered"]:
+            return
         codes.setdefault(status, [])
         codes[status] += [code for code in more if code not in codes[status]]
 
-    if method == "POST":
-        add(413, "payload_too_large")  # a declared body over the limit, even where none is read
+    for status, common in EVERY_OPERATION.items():
+        add(status, *common)
     if operation["body"] is not None:
-        add(400, "invalid_request")
+        add(400, "invalid_request")  # not JSON, not UTF-8, a member named twice
         add(415, "unsupported_media_type")
         add(422, "validation_error")
     if operation["parameters"]:
@@ -719,35 +794,36 @@ def _responses(operation: Schema, guarded: bool, path: str, method: str) -> dict
     if "{" in path:
         add(404, "not_found")
     if operation["idempotent"]:
-        add(422, "validation_error", "idempotency_key_reuse")
+        add(422, "validation_error", "idempotency_key_reuse")  # a malformed key, a key reused
     if guarded:
-        add(401, "unauthorized")
-        add(403, "forbidden")
+        add(401, "unauthorized")  # no token, or one not valid
+        add(403, "forbidden")  # a role the route does not admit, or a wallet not the caller's
     for status, more in operation["errors"].items():
         add(status, *more)
-    add(503, "unavailable")
+    return codes
+
+
+def _responses(operation: Schema, guarded: bool, path: str) -> dict[str, Schema]:
     responses: dict[str, Schema] = {}
     for status, response in sorted(operation["responses"].items()):
         response = copy.deepcopy(response)
         if operation["idempotent"]:
             response["headers"] = copy.deepcopy(REPLAYED_HEADER)
         responses[str(status)] = response
-    for status, problem_codes in sorted(codes.items()):
+    for status, problem_codes in sorted(_statuses(operation, guarded, path).items()):
         responses[str(status)] = {
             "description": ", ".join(f"`{code}`" for code in problem_codes),
             "content": {
                 PROBLEM_CONTENT_TYPE: {
                     "schema": {
-                        "allOf": [_ref("Problem")],
+                        "allOf": [_ref(operation["problem"])],
                         "properties": {"code": {"enum": problem_codes}, "status": {"const": status}},
                     }
                 }
             },
         }
-    responses["default"] = {
-        "description": "Any other problem (405, 500 `internal_error`, ...).",
-        "content": {PROBLEM_CONTENT_TYPE: {"schema": _ref("Problem")}},
-    }
+        if status in PROBLEM_HEADERS:
+            responses[str(status)]["headers"] = copy.deepcopy(PROBLEM_HEADERS[status])
     return responses
 
 
@@ -788,7 +864,7 @@ def document(router: web.UrlDispatcher, settings: Settings) -> Schema:
             entry["parameters"] = parameters
         if operation["body"] is not None:
             entry["requestBody"] = operation["body"]
-        entry["responses"] = _responses(operation, guarded, path, method)
+        entry["responses"] = _responses(operation, guarded, path)
         if guarded:
             entry["security"] = [{"bearer": []}]
             entry["x-roles"] = list(roles or ())

@@ -35,11 +35,17 @@ class WalletError(Exception):
 
 class OperationError(WalletError):
     code = "operation_error"
+    # True when this refusal is the one kept with an Idempotency-Key, answered again for a retry.
+    replayed = False
 
     def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)
         self.detail = detail
         self.extra: dict[str, Any] = extra
+
+    def as_replayed(self) -> OperationError:
+        self.replayed = True
+        return self
 
     def to_record(self) -> dict[str, Any]:
         """A JSON-able form, kept with an idempotency key so that a replay repeats it."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from wallet.exports import TRANSACTION_COLUMNS
 from wallet.ledger.errors import InvariantViolation
 from wallet.storage.port import Record
 from wallet.storage.sql.reading import Reader
@@ -17,25 +18,9 @@ from wallet.storage.sql.reading import Reader
 LATEST = "9999"  # sorts after every RFC 3339 time
 EARLIEST = ""
 
-# The record's columns first, in the record's order; then what only the reading needs (the keyset's
-# ``seq`` and the transfer check's ``postings`` and ``debited``), left out of the record.
-_TRANSACTION_KEYS = (
-    "transaction_id",
-    "created_at",
-    "type",
-    "charge_id",
-    "refund_id",
-    "client_id",
-    "provider_id",
-    "business_id",
-    "category",
-    "month",
-    "from_account",
-    "to_account",
-    "amount",
-    "settlement_id",
-    "settlement_reference",
-)
+# The record is the export's columns, in order; the query reads more (the keyset's ``seq``, the
+# transfer check's ``postings`` and ``debited``), left out of the record.
+_TRANSACTION_KEYS = TRANSACTION_COLUMNS
 _TRANSACTIONS = (
     "SELECT t.id AS transaction_id, t.created_at, t.type, t.charge_id, t.refund_id, t.client_id,"
     " t.provider_id, pr.business_id, t.category, t.month,"

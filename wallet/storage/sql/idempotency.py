@@ -45,5 +45,5 @@ def replay_outcome(row: Row, idempotency: Idempotency) -> Written | BaseExceptio
         return IdempotencyKeyReuse("this Idempotency-Key was used with another request")
     outcome = json.loads(row["outcome"])
     if "error" in outcome:
-        return OperationError.from_record(outcome["error"])
+        return OperationError.from_record(outcome["error"]).as_replayed()
     return Written(outcome["value"], replayed=True)

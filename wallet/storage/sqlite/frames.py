@@ -86,7 +86,7 @@ def encode_outcome(outcome: Written | BaseException) -> tuple[Any, ...]:
     if isinstance(outcome, Written):
         return ("value", outcome.value, outcome.replayed)
     if isinstance(outcome, OperationError):
-        return ("error", outcome.to_record())
+        return ("error", outcome.to_record(), outcome.replayed)
     return ("failure", type(outcome).__name__, str(outcome))
 
 
@@ -99,7 +99,8 @@ def decode_outcome(encoded: tuple[Any, ...]) -> Written | BaseException:
     if kind == "value":
         return Written(encoded[1], replayed=encoded[2])
     if kind == "error":
-        return OperationError.from_record(encoded[1])
+        error = OperationError.from_record(encoded[1])
+        return error.as_replayed() if encoded[2] else error
     if encoded[1] == InvariantViolation.__name__:
         return InvariantViolation(encoded[2])
     return WriteFailed(f"{encoded[1]}: {encoded[2]}")
