@@ -111,7 +111,7 @@ async def test_a_month_credited_ahead_holds_the_end_back(checked: CheckedWorld) 
     client = await w.client()
     budget = await w.budget(client["id"], {"home_care": 10_000}, start="2027-01", end="2027-12")
     await w.credit("2027-01")
-    await w.credit("2027-02")  # ahead of time: February's money is on the wallet already
+    await w.credit("2027-02")  # ahead of time: February's money is staged already
     path = f"/v1/clients/{client['id']}/budgets/{budget['id']}/end"
     _, problem = await w.call("POST", path, w.admin, {"end_month": "2027-01"}, expect=409)
     assert problem["code"] == "conflict" and "2027-02" in problem["detail"]

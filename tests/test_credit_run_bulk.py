@@ -27,7 +27,7 @@ from wallet.ledger.charges import IdentityMethod
 from wallet.ledger.months import UnusedPolicy, expires_at_boundary, expiry_amount, previous_month
 from wallet.ledger.transactions import Transaction, TransactionType
 from wallet.storage.port import ChargeCommand, Limits, NewBudget, NewClient, NewProvider, Record
-from wallet.storage.sql import charges, credit_runs, ledger_rows, organizer
+from wallet.storage.sql import audit, charges, credit_runs, ledger_rows, organizer
 from wallet.storage.sql.units import Unit
 from wallet.storage.sqlite.adapter import migrate
 from wallet.storage.sqlite.connection import SqliteConnection
@@ -47,7 +47,7 @@ def reference_step(month: str, current_month: str, after_budget_seq: int, batch:
             "SELECT * FROM budgets WHERE seq > ? AND start_month <= ? AND end_month >= ? ORDER BY seq LIMIT ?",
             (after_budget_seq, month, previous_month(month), batch),
         ).fetchall()
-        credited = expired = 0
+        credited = expired = released = 0
         for budget in budgets:
             policy = UnusedPolicy(budget["unused"])
             lines = connection.execute(
@@ -64,12 +64,26 @@ def reference_step(month: str, current_month: str, after_budget_seq: int, batch:
                     expired += _expire_at_boundary(connection, account_id, month, now, common)
                 if budget["start_month"] <= month <= budget["end_month"]:
                     amount = line["monthly_amount"]
-                    credited += _credit(connection, account_id, month, budget["id"], amount, now, common)
+                    if boundary_is_now:
+                        done_now = _credit(connection, account_id, month, budget["id"], amount, now, common)
+                        credited, released = credited + (done_now == "credited"), released + (done_now == "released")
+                    else:
+                        credited += _stage(connection, account_id, month, budget["id"], amount, now)
         last_seq = budgets[-1]["seq"] if budgets else after_budget_seq
         done = len(budgets) < batch
         if done:
             connection.execute("UPDATE credit_runs SET finished_at = ? WHERE month = ?", (now, month))
-        return {"last_budget_seq": last_seq, "done": done, "credited_now": credited, "expired_now": expired}
+            if boundary_is_now:
+                connection.execute(
+                    "INSERT INTO month_releases (month, finished_at) VALUES (?, ?) ON CONFLICT DO NOTHING", (month, now)
+                )
+        return {
+            "last_budget_seq": last_seq,
+            "done": done,
+            "credited_now": credited,
+            "expired_now": expired,
+            "released_now": released,
+        }
 
     return unit
 
@@ -105,15 +119,36 @@ def _credit(
     amount: int,
     now: str,
     common: dict[str, str],
-) -> int:
+) -> str | None:
+    """The month has begun: credit the line, with what was staged for it ahead if anything was."""
     if connection.execute("SELECT 1 FROM credits WHERE account_id = ? AND month = ?", (account_id, month)).fetchone():
-        return 0
+        return None
+    staged = connection.execute(
+        "SELECT budget_id, amount FROM staged_credits WHERE account_id = ? AND month = ?", (account_id, month)
+    ).fetchone()
+    if staged is not None:
+        budget_id, amount = staged[0], staged[1]
     transfer = Transaction.transfer(TransactionType.CREDIT, FUNDING_ACCOUNT, account_id, amount)
     transaction_id = ledger_rows.post(connection, transfer, now, month=month, **common)
     connection.execute(
         "INSERT INTO credits (account_id, month, budget_id, amount, transaction_id) VALUES (?, ?, ?, ?, ?)",
         (account_id, month, budget_id, amount, transaction_id),
     )
+    return "credited" if staged is None else "released"
+
+
+def _stage(connection: sqlite3.Connection, account_id: str, month: str, budget_id: str, amount: int, now: str) -> int:
+    """Ahead of the month: stage the line's credit, post nothing."""
+    for table in ("credits", "staged_credits"):
+        if connection.execute(
+            f"SELECT 1 FROM {table} WHERE account_id = ? AND month = ?", (account_id, month)
+        ).fetchone():
+            return 0
+    connection.execute(
+        "INSERT INTO staged_credits (account_id, month, budget_id, amount, staged_at) VALUES (?, ?, ?, ?, ?)",
+        (account_id, month, budget_id, amount, now),
+    )
+    audit.append(connection, now, "credit.staged", account_id, amount=amount, budget_id=budget_id, month=month)
     return 1
 
 
@@ -271,6 +306,8 @@ TABLES = {
     "credits": "SELECT *",
     "expiries": "SELECT *",
     "credit_runs": "SELECT *",
+    "staged_credits": "SELECT *",
+    "month_releases": "SELECT *",
 }
 
 
@@ -325,13 +362,18 @@ def test_a_bulk_step_writes_what_the_one_by_one_path_wrote(
     assert got == expected
     before, written, wanted = dump(tmp_path / "history.db"), dump(bulk), dump(one_by_one)
     assert written == wanted
-    assert len(written["transactions"]) > len(before["transactions"])  # the step did write something
+    if month == current:  # the step did write something: credits at the boundary, staged credits ahead
+        assert len(written["transactions"]) > len(before["transactions"])
+        assert written["staged_credits"] and len(written["month_releases"]) > len(before["month_releases"])
+    else:
+        assert written["transactions"] == before["transactions"]  # ahead: nothing posted, nothing spendable
+        assert len(written["staged_credits"]) > len(before["staged_credits"])
     if month == current:
         assert len(written["expiries"]) > len(before["expiries"])
         assert any(row[2] == 0 for row in written["expiries"])  # a line with nothing left: expiry of 0
     assert check_database(str(bulk)) == []
     opened = [row for row in written["accounts"] if row[0] == wallet_account(clients["starts"], "transport")]
-    assert opened and opened[0][5] == 3000  # opened by the step and credited
+    assert opened and opened[0][5] == (3000 if month == current else 0)  # opened by the step, credited or staged
 
 
 def test_a_repeated_bulk_step_writes_nothing_more(tmp_path: Path, deterministic_ids: Callable[[int], None]) -> None:

@@ -99,11 +99,14 @@ async def test_crediting_ahead_keeps_this_months_money_until_the_month_ends(worl
     await world.charge(provider, client, 300)
     status, body = await world.call("POST", "/v1/credit-runs", world.admin, {"month": "2027-02"})
     assert status == 201 and body["expired_now"] == 0
-    assert (await world.wallet(client))["balance"] == 1_700  # January's 700 is still the client's
+    wallet = await world.wallet(client)
+    assert wallet["balance"] == 700  # January's 700 is still the client's; February's is only staged
+    assert [(item["month"], item["amount"]) for item in wallet["upcoming"]] == [("2027-02", 1_000)]
     move_to(world, FEB_1, client, provider)
     status, body = await world.call("POST", "/v1/credit-runs", world.admin, {"month": "2027-02"})
-    assert status == 200 and body["expired_now"] == 1
-    assert (await world.wallet(client))["balance"] == 1_000  # January's 700 returned
+    assert status == 200 and body["expired_now"] == 1 and body["released_now"] == 1
+    wallet = await world.wallet(client)
+    assert (wallet["balance"], wallet["upcoming"]) == (1_000, [])  # January's 700 returned, February's released
 
 
 async def test_money_held_at_a_boundary_stays_for_its_pending_charge(world: World) -> None:

@@ -165,7 +165,14 @@ def test_the_core_flow_from_outside_with_cli_tokens_and_no_personal_data_in_logs
     wallet = client.call("GET", "/v1/me/wallet", expect=200)
     assert (wallet["balance"], wallet["available"], wallet["held"]) == (40_000, 40_000, 0), wallet
     assert wallet["lines"] == [
-        {"category": "home_care", "balance": 40_000, "held": 0, "available": 40_000, "monthly_amount": 40_000}
+        {
+            "category": "home_care",
+            "balance": 40_000,
+            "held": 0,
+            "available": 40_000,
+            "monthly_amount": 40_000,
+            "upcoming": [],  # nothing credited ahead
+        }
     ]
 
     captured = provider.call("POST", "/v1/charges", charge_body(seeded, 2_500), key="flow-1", expect=201)

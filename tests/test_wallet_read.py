@@ -13,9 +13,10 @@ from wallet.storage.sql.reads import wallet_from_rows
 
 
 def as_before(client_id: str, rows: list[tuple[Any, ...]]) -> dict[str, Any]:
-    """The record as get_wallet built it before (7efe026)."""
+    """The record as get_wallet built it before (7efe026), with the credits staged ahead (part 3) since."""
     accounts = [row for row in rows if row[0] == 0]
     monthly = {row[1]: row[2] for row in rows if row[0] == 1}
+    staged = sorted((row[1][7:], row[1][:7], row[2]) for row in rows if row[0] == 3)  # category, month, amount
     last_event = next(row[2] for row in rows if row[0] == 2)
     lines: dict[str, Any] = {}
     for _, category, balance, held in accounts:
@@ -30,6 +31,13 @@ def as_before(client_id: str, rows: list[tuple[Any, ...]]) -> dict[str, Any]:
         lines.setdefault(
             category, {"category": category, "balance": 0, "held": 0, "available": 0, "monthly_amount": amount}
         )
+    for category, _, _ in staged:
+        lines.setdefault(category, {"category": category, "balance": 0, "held": 0, "available": 0, "monthly_amount": 0})
+    totals: dict[str, int] = {}
+    for line in lines.values():
+        line["upcoming"] = [{"month": m, "amount": a} for c, m, a in staged if c == line["category"]]
+    for _, month, amount in staged:
+        totals[month] = totals.get(month, 0) + amount
     ordered = [lines[category] for category in sorted(lines)]
     return {
         "client_id": client_id,
@@ -37,6 +45,7 @@ def as_before(client_id: str, rows: list[tuple[Any, ...]]) -> dict[str, Any]:
         "held": sum(line["held"] for line in ordered),
         "available": sum(line["available"] for line in ordered),
         "lines": ordered,
+        "upcoming": [{"month": month, "amount": totals[month]} for month in sorted(totals)],
         "last_event_id": str(last_event),
     }
 
@@ -52,6 +61,10 @@ def statement_rows(draw: st.DrawFn) -> list[tuple[Any, ...]]:
     position = draw(st.none() | st.integers(min_value=0, max_value=2**62))
     rows = [(0, category, balance, held) for category, (balance, held) in accounts.items()]
     rows += [(1, category, amount, None) for category, amount in monthly]
+    staged = draw(st.dictionaries(st.tuples(CATEGORIES, st.sampled_from(["2027-02", "2027-01"])), AMOUNTS, max_size=4))
+    rows += [
+        (3, month + category, amount, None) for (category, month), amount in staged.items()
+    ]  # one per line and month
     return [*rows, (2, None, position, None)]
 
 
@@ -60,7 +73,10 @@ def test_the_record_is_the_one_built_before(rows: list[tuple[Any, ...]]) -> None
     record = wallet_from_rows("cl_1", rows)
     assert record == as_before("cl_1", rows)
     assert list(record) == list(as_before("cl_1", rows))  # the same order of members in the response
-    assert all(list(line) == ["category", "balance", "held", "available", "monthly_amount"] for line in record["lines"])
+    assert all(
+        list(line) == ["category", "balance", "held", "available", "monthly_amount", "upcoming"]
+        for line in record["lines"]
+    )
 
 
 def test_rows_without_a_stream_position_are_a_bug_not_a_wallet() -> None:

@@ -16,22 +16,26 @@ from wallet.storage.sql.events import MAKES_CHARGE_SQL
 from wallet.storage.sqlite.connection import SqliteConnection
 
 
-def check_database(path: str) -> list[str]:
-    """Every breach in the database ``path`` names: a SQLite file or a PostgreSQL DSN."""
+def check_database(path: str, released_through: str | None = None) -> list[str]:
+    """Every breach in the database ``path`` names: a SQLite file or a PostgreSQL DSN.
+
+    ``released_through``: a month (``YYYY-MM``) by which every credit staged ahead must have been
+    released, as the caller's clock says (``wallet check``: the month begun at least a credit run
+    interval ago); without it, only what the database itself says is due is checked."""
     if is_postgres(path):
-        return _check_postgres(path)
+        return _check_postgres(path, released_through)
     if not Path(path).exists():
         return [f"{path}: no such database"]
     connection = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, factory=SqliteConnection)
     connection.row_factory = sqlite3.Row
     try:
         connection.execute("BEGIN")  # one snapshot for every check
-        return _breaches(connection)
+        return _breaches(connection, released_through)
     finally:
         connection.close()
 
 
-def _check_postgres(dsn: str) -> list[str]:
+def _check_postgres(dsn: str, released_through: str | None) -> list[str]:
     from wallet.storage.postgres.connection import PostgresConnection
 
     connection = PostgresConnection(dsn)
@@ -45,14 +49,14 @@ def _check_postgres(dsn: str) -> list[str]:
             found = connection.execute("SELECT to_regclass('postings')").fetchone()
             if found is None or found[0] is None:
                 return ["no wallet schema in this database (search_path)"]
-            return _breaches(connection)
+            return _breaches(connection, released_through)
         finally:
             connection.execute("ROLLBACK")
     finally:
         connection.close()
 
 
-def _breaches(connection: Connection) -> list[str]:
+def _breaches(connection: Connection, released_through: str | None = None) -> list[str]:
     breaches: list[str] = []
     total = connection.execute("SELECT COALESCE(SUM(amount), 0) FROM postings").fetchone()[0]
     if total != 0:
@@ -115,6 +119,7 @@ def _breaches(connection: Connection) -> list[str]:
         )
     breaches += _settlement_breaches(connection)
     breaches += _representation_breaches(connection)
+    breaches += _staged_breaches(connection, released_through)
     entries = (
         AuditEntry(
             row["seq"],
@@ -268,6 +273,44 @@ def _settlement_breaches(connection: Connection) -> list[str]:
         " WHERE r.outcome = 'matched' GROUP BY s.id, s.status HAVING COUNT(*) > 1 OR s.status NOT IN ('invoiced', 'paid')"
     ):
         breaches.append(f"settlement {row['id']} ({row['status']}) has {row['n']} matched invoices")
+    return breaches
+
+
+STAGED_BREACHES_SHOWN = 5  # of each kind
+
+
+def _staged_breaches(connection: Connection, released_through: str | None) -> list[str]:
+    """One month of money at a time. A credit staged ahead of its month posts nothing: it is held
+    by funding until its month's run releases it as that month's credit (a ``credits`` row of the
+    same line and month). Each release posts exactly the staged amount onto its line, for the
+    budget that staged it, and once a month's run has finished (``month_releases``) nothing staged
+    for that month or before is left unreleased."""
+    breaches: list[str] = []
+    if connection.execute(connection.dialect.table_exists, ("staged_credits",)).fetchone() is None:
+        return breaches  # a database from before staging
+    for row in connection.execute(
+        "SELECT * FROM (SELECT s.account_id, s.month, s.amount, s.budget_id AS staged_by, c.amount AS credited,"
+        " c.budget_id, (SELECT SUM(p.amount) FROM postings p WHERE p.transaction_id = c.transaction_id"
+        "  AND (p.account_id || '') = s.account_id) AS posted"
+        " FROM staged_credits s JOIN credits c ON c.account_id = s.account_id AND c.month = s.month) released"
+        " WHERE credited <> amount OR budget_id <> staged_by OR posted IS DISTINCT FROM amount"
+        f" ORDER BY account_id, month LIMIT {STAGED_BREACHES_SHOWN}"
+    ):
+        breaches.append(
+            f"staged credit {row['month']} on {row['account_id']}: staged {row['amount']} by {row['staged_by']},"
+            f" released {row['credited']} by {row['budget_id']}, posted {row['posted']}"
+        )
+    for row in connection.execute(
+        "SELECT s.account_id, s.month, s.amount FROM staged_credits s"
+        " WHERE NOT EXISTS (SELECT 1 FROM credits c WHERE c.account_id = s.account_id AND c.month = s.month)"
+        " AND (EXISTS (SELECT 1 FROM month_releases r WHERE r.month >= s.month) OR s.month <= ?)"
+        f" ORDER BY s.account_id, s.month LIMIT {STAGED_BREACHES_SHOWN}",
+        (released_through or "",),  # "": no month is due by the clock
+    ):
+        breaches.append(
+            f"staged credit {row['month']} on {row['account_id']} ({row['amount']}) is unreleased,"
+            f" though its month has begun and its run should have released it"
+        )
     return breaches
 
 

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -291,8 +292,13 @@ def _export(settings: Settings, arguments: argparse.Namespace) -> int:
 
 def _check(settings: Settings, arguments: argparse.Namespace) -> int:
     from wallet.check import check_database
+    from wallet.clock import SystemClock, month_of
 
-    breaches = check_database(settings.db)
+    released_through = None
+    if settings.auto_credit_run:  # the schedule releases staged credits within an interval of midnight
+        begun = SystemClock().now() - timedelta(seconds=settings.credit_run_interval_seconds)
+        released_through = month_of(begun, settings.zone)
+    breaches = check_database(settings.db, released_through)
     for breach in breaches:
         print(f"BREACH: {breach}")
     if breaches:

@@ -183,7 +183,8 @@ class Settings:
     hold_sweep_interval_seconds: int = setting(5, "How often expired holds are voided.")
     credit_run_interval_seconds: int = setting(
         3600,
-        "How often the service checks whether this month's credit run is done.",
+        "How often the service checks whether this month's credit run is done; it also runs at each month's"
+        " first midnight (WALLET_TIMEZONE), releasing the credits staged for the month.",
     )
     auto_credit_run: bool = setting(True, "Whether the service runs the monthly credit run by itself.")
     auto_settlement: bool = setting(True, "Whether the service settles providers by itself on the settlement days.")

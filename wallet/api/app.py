@@ -28,6 +28,7 @@ log = structlog.get_logger(__name__)
 BACKGROUND_TASKS = web.AppKey("background_tasks", list)
 
 KEEPALIVE_SECONDS = 75.0  # an idle connection is closed after this (web.run_app's default)
+MONTH_START_MARGIN_SECONDS = 1.0  # the scheduled credit run wakes this long after a month begins
 
 
 def routes(app: web.Application) -> None:
@@ -157,7 +158,16 @@ def create_app(
                         outcome(await service.credit_run(service.current_month()))
 
                 tasks.append(
-                    asyncio.create_task(_every(settings.credit_run_interval_seconds, monthly, CREDIT_RUN_JOB, jobs))
+                    asyncio.create_task(
+                        _every(
+                            settings.credit_run_interval_seconds,
+                            monthly,
+                            CREDIT_RUN_JOB,
+                            jobs,
+                            # ... and at each month's first midnight, which releases the month's staged credits.
+                            until_next=lambda: service.seconds_until_next_month() + MONTH_START_MARGIN_SECONDS,
+                        )
+                    )
                 )
             if settings.auto_settlement:
                 tasks.append(
@@ -182,9 +192,16 @@ def create_app(
     return app
 
 
-async def _every(interval_seconds: int, job: Callable[[], Awaitable[object]], name: str, jobs: Jobs) -> None:
-    """Run ``job`` now and then every ``interval_seconds``; a failure is logged, recorded (readiness
-    and metrics see it) and retried."""
+async def _every(
+    interval_seconds: int,
+    job: Callable[[], Awaitable[object]],
+    name: str,
+    jobs: Jobs,
+    until_next: Callable[[], float] | None = None,
+) -> None:
+    """Run ``job`` now and then every ``interval_seconds``, or sooner when ``until_next`` (seconds to a
+    moment it must run at) says so; a failure is logged, recorded (readiness and metrics see it) and
+    retried."""
     while True:
         try:
             await job()
@@ -195,7 +212,7 @@ async def _every(interval_seconds: int, job: Callable[[], Awaitable[object]], na
             jobs.failed(name, error)
         else:
             jobs.succeeded(name)
-        await asyncio.sleep(interval_seconds)
+        await asyncio.sleep(interval_seconds if until_next is None else min(interval_seconds, until_next()))
 
 
 class _ProblemServer(web.Server):

@@ -4,6 +4,8 @@ A budget runs from ``start_month`` to ``end_month`` inclusive and credits each l
 amount once a month. At each month boundary a line's unused money is returned to funding
 (an *expiry*) when the budget's policy is ``expire``, or, for ``carry_over``, only once the
 budget period has ended. Money still held by pending charges stays until they resolve.
+One month of money at a time: a run ahead of its month only stages the month's credit; it reaches
+the wallet line (and can be spent) once the month has begun, after the expiry at its boundary.
 """
 
 from __future__ import annotations
@@ -65,8 +67,8 @@ def check_new_end(
 ) -> None:
     """Whether a budget may end at ``new_end_month`` instead of ``end_month``: only sooner, never
     before its start or the current month (what is past stays as it was), and never before a
-    month already credited (the next month's money may be on the wallet ahead of time; ending
-    before it would leave that money on a wallet whose budget is over)."""
+    month already credited (the next month's credit may be staged ahead of time; ending before it
+    would leave a credit staged for a month outside the budget)."""
     if new_end_month > end_month:
         raise ValidationError("end_month", f"a budget can only be ended sooner: it ends {end_month}")
     if new_end_month < start_month:

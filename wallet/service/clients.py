@@ -9,7 +9,7 @@ import structlog
 
 from wallet.auth.hashing import six_digit_code
 from wallet.auth.tokens import Principal, Role
-from wallet.clock import rfc3339
+from wallet.clock import month_bounds, rfc3339
 from wallet.events import EventSubscription
 from wallet.ledger import statements
 from wallet.ledger.errors import Forbidden, ValidationError
@@ -97,7 +97,11 @@ class ClientService(ServiceCore):
         return principal.client_id
 
     async def wallet(self, principal: Principal) -> Record:
-        return await self.storage.get_wallet(await self._wallet_of(principal), self.current_month())
+        wallet = await self.storage.get_wallet(await self._wallet_of(principal), self.current_month())
+        # Staged money is spendable from its month's first midnight in the organizer's time zone.
+        for item in [*wallet["upcoming"], *(entry for line in wallet["lines"] for entry in line["upcoming"])]:
+            item["available_from"] = rfc3339(month_bounds(item["month"], self.settings.zone)[0])
+        return wallet
 
     async def transactions(self, principal: Principal, limit: int, before: int | None) -> Page:
         return await self.storage.list_transactions(await self._wallet_of(principal), limit, before)

@@ -106,6 +106,12 @@ class ServiceCore:
     def current_month(self) -> str:
         return month_of(self.clock.now(), self.settings.zone)
 
+    def seconds_until_next_month(self) -> float:
+        """From now to the next month's first midnight in the organizer's time zone: when the
+        scheduled credit run must run next, to release what was staged for that month."""
+        _, end = month_bounds(self.current_month(), self.settings.zone)
+        return max((end - self.clock.now()).total_seconds(), 0.0)
+
     def authenticate(self, token: str) -> Principal:
         return self.tokens.verify(token, self.clock.now())
 

@@ -129,7 +129,8 @@ class OrganizerService(ServiceCore):
     ) -> Written:
         """Credit every line of every budget active in ``month`` once; idempotent per month.
 
-        Allowed for the current month and, ahead of time, for the next. The run goes in steps
+        Allowed for the current month and, ahead of time, for the next: a run ahead stages the
+        month's credits (not spendable); the month's own run releases them onto the wallets. The run goes in steps
         of a bounded number of budgets, each its own transaction, so a crash midway leaves whole
         steps and a rerun finishes the rest. ``plan_ahead`` (``wallet credit-run``, a process of its
         own): the storage may work the next step out while the writer writes this one.
@@ -140,7 +141,7 @@ class OrganizerService(ServiceCore):
         current = self.current_month()
         if month not in (current, next_month(current)):
             raise ValidationError("month", f"must be the current month ({current}) or the next one")
-        after, credited_now, expired_now, steps, planned = 0, 0, 0, 0, 0
+        after, credited_now, expired_now, released_now, steps, planned = 0, 0, 0, 0, 0, 0
         while True:
             step = await self.storage.credit_run_step(
                 month,
@@ -152,6 +153,7 @@ class OrganizerService(ServiceCore):
             )
             credited_now += step["credited_now"]
             expired_now += step["expired_now"]
+            released_now += step.get("released_now", 0)
             steps += 1
             planned += bool(step.get("planned"))
             after = step["last_budget_seq"]
@@ -160,12 +162,13 @@ class OrganizerService(ServiceCore):
             if step["done"]:
                 break
         summary = await self.storage.credit_run_summary(month)
-        result = {**summary, "credited_now": credited_now, "expired_now": expired_now}
+        result = {**summary, "credited_now": credited_now, "expired_now": expired_now, "released_now": released_now}
         log.info(
             "credit_run",
             month=month,
             credited_now=credited_now,
             expired_now=expired_now,
+            released_now=released_now,
             credited=summary["credited"],
             amount=summary["amount"],
             steps=steps,

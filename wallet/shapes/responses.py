@@ -171,10 +171,17 @@ class ProviderCredentials(Struct):
 
 class CreditRun(Struct):
     month: Month
-    credited: Annotated[int, Meta(ge=0, description="Lines credited for the month in all.")]
+    credited: Annotated[
+        int, Meta(ge=0, description="Lines credited for the month in all (staged ahead of the month or released).")
+    ]
     amount: Annotated[int, Meta(ge=0, description="Cents credited for the month in all.")]
-    credited_now: Annotated[int, Meta(ge=0, description="Lines this call credited.")]
+    credited_now: Annotated[
+        int, Meta(ge=0, description="Lines this call credited (ahead of the month: staged, not yet spendable).")
+    ]
     expired_now: Annotated[int, Meta(ge=0, description="Lines this call expired.")]
+    released_now: Annotated[
+        int, Meta(ge=0, description="Lines whose credit, staged ahead, this call made spendable.")
+    ] = 0
 
 
 # Providers.
@@ -372,12 +379,21 @@ class UsageReport(Struct):
 # Clients.
 
 
-class WalletLine(Struct):
+class Upcoming(Struct, kw_only=True):
+    month: Month
+    amount: Annotated[int, Meta(gt=0, description="Cents credited ahead for the month: not spendable yet.")]
+    available_from: Annotated[Moment, Meta(description="The month's first midnight (WALLET_TIMEZONE).")]
+
+
+class WalletLine(Struct, kw_only=True):
     category: CategoryCode
     balance: Cents
     held: Count
     available: Count
     monthly_amount: Count
+    upcoming: Annotated[
+        list[Upcoming], Meta(description="This line's credits staged ahead of their month, not in balance.")
+    ]
 
 
 class Wallet(Struct, kw_only=True):
@@ -386,6 +402,12 @@ class Wallet(Struct, kw_only=True):
     held: Count
     available: Count
     lines: list[WalletLine]
+    upcoming: Annotated[
+        list[Upcoming],
+        Meta(
+            description="Credits staged ahead of their month, by month over all lines: not in balance, not spendable."
+        ),
+    ]
     last_event_id: Annotated[str, Meta(description="The event stream position this state stands at.")] | UnsetType = (
         UNSET
     )

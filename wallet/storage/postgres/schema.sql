@@ -355,6 +355,24 @@ BEGIN
     RETURN NULL;
 END $$;
 
+-- One month of money at a time (see sqlite/schema.sql): a run ahead stages the month's credit here;
+-- released ⇔ a `credits` row of the same line and month. Never updated or deleted.
+CREATE TABLE IF NOT EXISTS staged_credits (
+    account_id  TEXT COLLATE "C" NOT NULL REFERENCES accounts(id),
+    month       TEXT COLLATE "C" NOT NULL,
+    budget_id   TEXT COLLATE "C" NOT NULL REFERENCES budgets(id),
+    amount      BIGINT NOT NULL CHECK (amount > 0),
+    staged_at   TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (account_id, month)
+);
+CREATE INDEX IF NOT EXISTS staged_credits_by_month ON staged_credits (month);
+
+-- Months whose run has released everything staged for them (written when that run finishes).
+CREATE TABLE IF NOT EXISTS month_releases (
+    month        TEXT COLLATE "C" PRIMARY KEY,
+    finished_at  TEXT COLLATE "C" NOT NULL
+);
+
 -- The append-only tables, and the batch whose money never changes. (CREATE OR REPLACE TRIGGER
 -- needs PostgreSQL 14; the migration runs once per version under its lock.)
 DO $$
@@ -369,6 +387,7 @@ BEGIN
         ['settlement_events', 'BEFORE UPDATE OR DELETE', 'settlement events are append-only'],
         ['reconciliation_invoices', 'BEFORE UPDATE OR DELETE', 'reconciliation invoices are append-only'],
         ['wallet_events', 'BEFORE UPDATE', 'wallet events are append-only'],
+        ['staged_credits', 'BEFORE UPDATE OR DELETE', 'staged credits are append-only'],
         ['settlements', 'BEFORE DELETE', 'settlement batches are never deleted'],
         ['representations', 'BEFORE DELETE', 'mandates are never deleted'],
         ['representations', 'BEFORE UPDATE OF seq, id, representative_id, client_id, scope, created_at, '

@@ -4,7 +4,12 @@ A step credits (and, at a month boundary, expires) the lines of up to ``batch`` 
 its inputs in a handful of queries, works the step out in memory exactly as ``ledger_rows.post``
 would one transfer at a time, writes each table with multi-row ``INSERT``s (``bulk.Insert``), moves
 each account once by its net change, then reads the balances back to compare. The unique keys on
-``credits`` and ``expiries`` make a step safe to repeat after a crash.
+``credits``, ``staged_credits`` and ``expiries`` make a step safe to repeat after a crash.
+
+One month of money at a time: a run ahead of its month (``month > current_month``) posts nothing;
+it *stages* each line's credit (``staged_credits``). The run of the month itself *releases* it: the
+credit is posted then, with the staged amount, after the line's expiry at the boundary and in the
+same transaction. Until then no path can spend it: it is not on the wallet line.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import structlog
 
 from wallet.ids import new_id
 from wallet.ledger.accounts import FUNDING_ACCOUNT, AccountKind, check_line, wallet_account
-from wallet.ledger.audit import GENESIS, link_hash
+from wallet.ledger.audit import GENESIS, canonical, link_hash
 from wallet.ledger.errors import InvariantViolation
 from wallet.ledger.months import UnusedPolicy, expires_at_boundary, expiry_amount, previous_month
 from wallet.ledger.transactions import Posting, Transaction, TransactionType
@@ -41,6 +46,7 @@ _LINES = ListStatement(
     )
 )
 _WALLET = AccountKind.WALLET.value
+STAGED_ACTION = "credit.staged"  # the audit log's entry for a credit staged ahead of its month
 
 # Rows as read, by position.
 _Budget = tuple[int, str, str, str, str, str]  # seq, id, client_id, start_month, end_month, unused
@@ -74,6 +80,7 @@ class _Step:
     audit: list[RowValues] = field(default_factory=list)
     credits: list[RowValues] = field(default_factory=list)
     expiries: list[RowValues] = field(default_factory=list)
+    staged: list[RowValues] = field(default_factory=list)
 
     def post(self, transaction: Transaction, client_id: str, category: str, month: str) -> str:
         """``ledger_rows.post`` in memory: the same checks, the same rows. ``transaction`` comes from
@@ -99,6 +106,14 @@ class _Step:
         self.audit.append((now, self.actor, action, transaction_id, data, self.previous_hash, entry_hash))
         self.previous_hash = entry_hash
         return transaction_id
+
+    def stage(self, account_id: str, month: str, budget_id: str, amount: int) -> None:
+        """A credit staged ahead of its month: its row and its audit entry (``audit.append`` in memory)."""
+        self.staged.append((account_id, month, budget_id, amount, self.now))
+        data = canonical({"amount": amount, "budget_id": budget_id, "month": month})
+        entry_hash = link_hash(self.previous_hash, self.now, self.actor, STAGED_ACTION, account_id, data)
+        self.audit.append((self.now, self.actor, STAGED_ACTION, account_id, data, self.previous_hash, entry_hash))
+        self.previous_hash = entry_hash
 
     def _event(self, account_id: str, account: _Account, type_: str, amount: int, transaction_id: str) -> None:
         """``events.append`` in memory: the line and the whole wallet as they stand after the change."""
@@ -141,6 +156,7 @@ class _Inputs:
     credited_before: list[str]  # lines of these clients credited for the month already
     expired_before: list[str]  # lines expired at this boundary already
     credited_from_month: list[tuple[str, int]]  # credits for this month or later, by expiring line
+    staged_before: list[tuple[str, str, int]]  # credits staged for this month: line, budget, amount
     head: str  # the audit chain's last hash
 
 
@@ -154,6 +170,7 @@ class _Writes:
     audit: list[RowValues]
     credits: list[RowValues]
     expiries: list[RowValues]
+    staged: list[RowValues]
     moved: list[tuple[str, bool, int, int]]  # account id, a wallet line, balance change, balance after
 
 
@@ -217,6 +234,12 @@ _CREDITED_FROM_SQL = ListStatement(
 _CREDITED_SQL = ListStatement(
     lambda dialect: f"SELECT account_id FROM credits WHERE month = ? AND account_id {dialect.in_list}"
 )
+_STAGED_SQL = ListStatement(
+    lambda dialect: (
+        "SELECT account_id, budget_id, amount FROM staged_credits"
+        f" WHERE month = ? AND account_id {dialect.in_list} ORDER BY account_id"
+    )
+)
 _EXPIRED_SQL = ListStatement(
     lambda dialect: f"SELECT account_id FROM expiries WHERE boundary_month = ? AND account_id {dialect.in_list}"
 )
@@ -259,6 +282,10 @@ def _read_inputs(
         known = {row[0] for row in accounts}
     accounts.sort()
     credited_before = sorted(_account_set(connection, _CREDITED_SQL, month, known))
+    staged_before = cast(
+        list[tuple[str, str, int]],
+        connection.fetch_tuples(_STAGED_SQL(dialect), (month, json.dumps(sorted(known)))),
+    )
     expiring = {account_id for _, _, _, account_id, expires in work if expires}
     expired_before: list[str] = []
     credited_from_month: list[tuple[str, int]] = []
@@ -272,7 +299,10 @@ def _read_inputs(
         )
     last = connection.execute(audit.HEAD_SQL).fetchone()
     head = str(last[0]) if last else GENESIS
-    return _Inputs(budgets, lines, accounts, credited_before, expired_before, credited_from_month, head), work
+    inputs = _Inputs(
+        budgets, lines, accounts, credited_before, expired_before, credited_from_month, staged_before, head
+    )
+    return inputs, work
 
 
 def _work_out(
@@ -301,7 +331,9 @@ def _work_out(
     credited_before = set(inputs.credited_before)
     expired_before = set(inputs.expired_before)
     credited_from_month = dict(inputs.credited_from_month)  # not to be expired
-    credited = expired = 0
+    staged_before = {account_id: (budget_id, amount) for account_id, budget_id, amount in inputs.staged_before}
+    ahead = month > current_month  # stage, post nothing: the money is not the client's before its month
+    credited = expired = released = 0
     before_month = previous_month(month)
     for budget, category, monthly_amount, account_id, expires in work:
         _, budget_id, client_id, start_month, end_month, _ = budget
@@ -316,12 +348,24 @@ def _work_out(
                 expired += 1
             step.expiries.append((account_id, month, amount, transaction_id))
         if start_month <= month <= end_month and account_id not in credited_before:
-            credited_before.add(account_id)
-            transfer = Transaction.transfer(TransactionType.CREDIT, FUNDING_ACCOUNT, account_id, monthly_amount)
+            credited_before.add(account_id)  # once per line per month, even if two budgets name it
+            staged = staged_before.get(account_id)
+            if ahead:
+                if staged is None:
+                    staged_before[account_id] = (budget_id, monthly_amount)
+                    step.stage(account_id, month, budget_id, monthly_amount)
+                    credited += 1
+                continue
+            # The month has begun: post its credit, the staged one if the month was run ahead.
+            credit_budget_id, amount = staged if staged is not None else (budget_id, monthly_amount)
+            transfer = Transaction.transfer(TransactionType.CREDIT, FUNDING_ACCOUNT, account_id, amount)
             transaction_id = step.post(transfer, client_id, category, month)
-            step.credits.append((account_id, month, budget_id, monthly_amount, transaction_id))
-            credited_from_month[account_id] = credited_from_month.get(account_id, 0) + monthly_amount
-            credited += 1
+            step.credits.append((account_id, month, credit_budget_id, amount, transaction_id))
+            credited_from_month[account_id] = credited_from_month.get(account_id, 0) + amount
+            if staged is None:
+                credited += 1
+            else:
+                released += 1
     budgets = inputs.budgets
     last_seq = budgets[-1][0] if budgets else after_budget_seq
     result = {
@@ -329,6 +373,7 @@ def _work_out(
         "done": len(budgets) < batch,
         "credited_now": credited,
         "expired_now": expired,
+        "released_now": released,
         "budgets": len(budgets),
     }
     return step, result
@@ -370,6 +415,11 @@ def credit_run_step(
         _write(connection, writes)
         if result["done"]:
             connection.execute("UPDATE credit_runs SET finished_at = ? WHERE month = ?", (now, month))
+            if month <= current_month:  # every credit staged for the month is released now
+                connection.execute(
+                    "INSERT INTO month_releases (month, finished_at) VALUES (?, ?) ON CONFLICT (month) DO NOTHING",
+                    (month, now),
+                )
         return {**result, "planned": planned}
 
     return unit
@@ -435,6 +485,7 @@ def _account_set(connection: Connection, query: ListStatement, month: str, accou
 
 _EXPIRIES = Insert("expiries", ("account_id", "boundary_month", "amount", "transaction_id"))
 _CREDITS = Insert("credits", ("account_id", "month", "budget_id", "amount", "transaction_id"))
+_STAGED = Insert("staged_credits", ("account_id", "month", "budget_id", "amount", "staged_at"))
 
 
 def _writes(step: _Step) -> _Writes:
@@ -443,7 +494,9 @@ def _writes(step: _Step) -> _Writes:
         for account_id, a in step.accounts.items()
         if a.balance != a.read_balance
     ]
-    return _Writes(step.transactions, step.postings, step.events, step.audit, step.credits, step.expiries, moved)
+    return _Writes(
+        step.transactions, step.postings, step.events, step.audit, step.credits, step.expiries, step.staged, moved
+    )
 
 
 def _write(connection: Connection, writes: _Writes) -> None:
@@ -465,3 +518,4 @@ def _write(connection: Connection, writes: _Writes) -> None:
     bulk.AUDIT_LOG.write(connection, writes.audit)
     _EXPIRIES.write(connection, writes.expiries)
     _CREDITS.write(connection, writes.credits)
+    _STAGED.write(connection, writes.staged)

@@ -159,7 +159,9 @@ def end_budget(client_id: str, budget_id: str, end_month: str, current_month: st
     def unit(connection: Connection) -> Record:
         budget = load_budget(connection, client_id, budget_id)
         last_credited = connection.execute(
-            "SELECT MAX(month) FROM credits WHERE budget_id = ?", (budget_id,)
+            "SELECT MAX(month) FROM (SELECT month FROM credits WHERE budget_id = ?"
+            " UNION ALL SELECT month FROM staged_credits WHERE budget_id = ?) credited",
+            (budget_id, budget_id),
         ).fetchone()[0]
         check_new_end(budget["start_month"], budget["end_month"], end_month, current_month, last_credited)
         if end_month == budget["end_month"]:

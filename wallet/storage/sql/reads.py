@@ -131,8 +131,8 @@ class SqlReads:
         async with self._read() as reader:
             rows = list(
                 await reader.execute_fetchall(
-                    "SELECT COUNT(*) AS credited, COALESCE(SUM(amount), 0) AS amount FROM credits WHERE month = ?",
-                    (month,),
+                    _CREDIT_RUN_SUMMARY_SQL,
+                    (month, month),
                 )
             )
         return {"month": month, "credited": rows[0]["credited"], "amount": rows[0]["amount"]}
@@ -192,7 +192,7 @@ class SqlReads:
     async def get_wallet(self, client_id: str, month: str) -> Record:
         # One statement, so one snapshot: the wallet's accounts, its budget lines of the month, and
         # the stream position this wallet state stands at (part 0, 1 and 2).
-        rows = await self._read_statement(_WALLET_SQL, (client_id, client_id, month, month, client_id))
+        rows = await self._read_statement(_WALLET_SQL, (client_id, client_id, month, month, client_id, client_id))
         return wallet_from_rows(client_id, rows)
 
     async def list_wallet_events(self, client_id: str, after: int, limit: int) -> list[Record]:
@@ -293,19 +293,23 @@ def wallet_from_rows(client_id: str, rows: Sequence[Row]) -> Record:
     category with an account or a budget line this month, in the order of their codes."""
     accounts: dict[str, tuple[int, int]] = {}
     monthly: dict[str, int] = {}
+    upcoming: dict[str, list[Record]] = {}  # by category: credits staged ahead, not yet released
     last_event: object = _NO_POSITION
     for part, category, amount, held in rows:  # in one pass: a read of a wallet is a hot path
         if part == 0:
             accounts[category] = (amount, held)
         elif part == 1:
             monthly[category] = amount
+        elif part == 3:  # "YYYY-MM" then the category (see _WALLET_SQL)
+            upcoming.setdefault(category[7:], []).append({"month": category[:7], "amount": amount})
         else:
             last_event = amount
     if last_event is _NO_POSITION:
         raise RuntimeError("the wallet read gave no stream position")  # its part 2 is always one row
     lines: list[Record] = []
     total_balance = total_held = 0
-    for category in sorted(accounts.keys() | monthly.keys()):
+    upcoming_by_month: dict[str, int] = {}
+    for category in sorted(accounts.keys() | monthly.keys() | upcoming.keys()):
         balance, held = accounts.get(category, (0, 0))
         total_balance += balance
         total_held += held
@@ -316,27 +320,46 @@ def wallet_from_rows(client_id: str, rows: Sequence[Row]) -> Record:
                 "held": held,
                 "available": balance - held,
                 "monthly_amount": monthly.get(category, 0),
+                "upcoming": sorted(upcoming.get(category, ()), key=lambda item: str(item["month"])),
             }
         )
+        for item in upcoming.get(category, ()):
+            upcoming_by_month[item["month"]] = upcoming_by_month.get(item["month"], 0) + item["amount"]
     return {
         "client_id": client_id,
         "balance": total_balance,
         "held": total_held,
         "available": total_balance - total_held,
         "lines": lines,
+        "upcoming": [{"month": month, "amount": upcoming_by_month[month]} for month in sorted(upcoming_by_month)],
         "last_event_id": str(last_event),
     }
 
 
+# A month's credits in all: posted ones, and those staged ahead and not yet released (a staged
+# credit, once released, is a ``credits`` row of the same line and month).
+_CREDIT_RUN_SUMMARY_SQL = (
+    "SELECT COUNT(*) AS credited, COALESCE(SUM(amount), 0) AS amount FROM ("
+    "SELECT amount FROM credits WHERE month = ?"
+    " UNION ALL SELECT s.amount FROM staged_credits s WHERE s.month = ? AND NOT EXISTS"
+    " (SELECT 1 FROM credits c WHERE c.account_id = s.account_id AND c.month = s.month)) month_credits"
+)
+
+
 # GET /v1/me/wallet in one statement (see get_wallet): each part's rows as its own query would
 # give them, tagged with the part.
-# Parameters: client, client, month, month, client.
+# Part 3: credits staged ahead of their month and not yet released (not spendable), the month and
+# the category in one text column ("2027-02home_care": a month is 7 characters).
+# Parameters: client, client, month, month, client, client.
 _WALLET_SQL = (
     "SELECT 0, category, balance, held FROM accounts WHERE client_id = ? AND kind = 'wallet'"
     " UNION ALL"
     " SELECT 1, l.category, l.monthly_amount, NULL FROM budgets b JOIN budget_lines l ON l.budget_id = b.id"
     " WHERE b.client_id = ? AND b.start_month <= ? AND b.end_month >= ?"
     f" UNION ALL SELECT 2, NULL, ({events.LAST_SEQ_OF_CLIENT_SQL}), NULL"
+    " UNION ALL SELECT 3, s.month || a.category, s.amount, NULL FROM staged_credits s"
+    " JOIN accounts a ON a.id = s.account_id WHERE a.client_id = ? AND a.kind = 'wallet' AND NOT EXISTS"
+    " (SELECT 1 FROM credits c WHERE c.account_id = s.account_id AND c.month = s.month)"
 )
 
 

@@ -400,3 +400,28 @@ CREATE TABLE IF NOT EXISTS representative_login_codes (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS representative_login_codes_by_representative
     ON representative_login_codes (representative_id, created_at);
+
+-- One month of money at a time: a credit run ahead of its month stages the month's credit here,
+-- posting nothing. The run of that month (from its midnight, WALLET_TIMEZONE) releases it: it posts
+-- the credit (funding → wallet line, a row in `credits`) in the transaction that expires the month
+-- before. Released ⇔ a `credits` row of the same line and month. Never updated or deleted.
+CREATE TABLE IF NOT EXISTS staged_credits (
+    account_id  TEXT NOT NULL REFERENCES accounts(id),
+    month       TEXT NOT NULL,
+    budget_id   TEXT NOT NULL REFERENCES budgets(id),
+    amount      INTEGER NOT NULL CHECK (amount > 0),
+    staged_at   TEXT NOT NULL,
+    PRIMARY KEY (account_id, month)
+) STRICT;
+CREATE INDEX IF NOT EXISTS staged_credits_by_month ON staged_credits (month);
+CREATE TRIGGER IF NOT EXISTS staged_credits_no_update BEFORE UPDATE ON staged_credits
+BEGIN SELECT RAISE(ABORT, 'staged credits are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS staged_credits_no_delete BEFORE DELETE ON staged_credits
+BEGIN SELECT RAISE(ABORT, 'staged credits are append-only'); END;
+
+-- Months whose run has released everything staged for them (written when that run finishes):
+-- `wallet check` finds any staged credit of such a month left unreleased.
+CREATE TABLE IF NOT EXISTS month_releases (
+    month        TEXT PRIMARY KEY,
+    finished_at  TEXT NOT NULL
+) STRICT;
