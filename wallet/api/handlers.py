@@ -447,10 +447,10 @@ RECONCILIATION_SOURCES = {
 
 @requires(FINANCE)
 async def create_reconciliation(request: web.Request) -> web.Response:
-    """Finvoice 3.0 XML (``application/xml``) or CSV (``text/csv``) of received invoices."""
+    """Finvoice XML (``application/xml``: bare, or a bank channel file of framed invoices) or CSV (``text/csv``)."""
     source = RECONCILIATION_SOURCES.get(request.content_type)
     if source is None:
-        raise web.HTTPUnsupportedMediaType(text="send Finvoice 3.0 as application/xml, or invoices as text/csv")
+        raise web.HTTPUnsupportedMediaType(text="send Finvoice as application/xml, or invoices as text/csv")
     limit = request.app[SETTINGS].reconciliation_max_bytes
     # Its own limit, larger than a JSON body's: read from the stream, never more than the limit.
     document = bytearray()

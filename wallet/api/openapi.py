@@ -241,6 +241,10 @@ def _route(
 PAGE = ("Limit", "Cursor")
 EXPORT = ("ExportFrom", "ExportTo", "ExportFormat")
 CSV_FILE = {"schema": {"type": "string"}}
+FINVOICE_BODY = (
+    "Finvoice 3.0 or 2.01: one invoice, or a bank e-invoicing channel file (a SOAP transmission frame before"
+    " each invoice, documents one after another), in the encoding each document declares."
+)
 
 # The route table: each (method, path) the API serves with its operation's documentation.
 ROUTES: dict[tuple[str, str], Schema] = {
@@ -571,8 +575,8 @@ ROUTES: dict[tuple[str, str], Schema] = {
         body={
             "required": True,
             "content": {
-                "application/xml": {"schema": {"type": "string", "description": "Finvoice 3.0."}},
-                "text/xml": {"schema": {"type": "string", "description": "Finvoice 3.0."}},
+                "application/xml": {"schema": {"type": "string", "description": FINVOICE_BODY}},
+                "text/xml": {"schema": {"type": "string", "description": FINVOICE_BODY}},
                 "text/csv": {
                     "schema": {"type": "string", "description": "reference;amount;business_id;invoice_number"}
                 },

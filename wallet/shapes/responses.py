@@ -287,6 +287,12 @@ class ReconciledInvoice(Struct, kw_only=True):
     outcome: Outcome
     detail: str | None
     settlement_id: str | None
+    sender: Annotated[str | None, Meta(description="From the bank channel's transmission frame: its sender (OVT).")]
+    invoice_total: Annotated[
+        int | None,
+        Meta(description="Cents, the invoice's total; `amount` (what is to pay) is less when partly prepaid."),
+    ]
+    finvoice_version: Annotated[str | None, Meta(description="Finvoice's `Version`: `3.0` or `2.01`.")]
     settlement_amount: Annotated[int, Meta(description="With amount_mismatch: what the batch is.")] | UnsetType = UNSET
 
 

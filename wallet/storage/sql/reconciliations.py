@@ -61,6 +61,9 @@ def reconcile(invoices: tuple[Invoice, ...], source: str, now: str) -> Unit:
                 "outcome": judgement.outcome.value,
                 "detail": judgement.detail,
                 "settlement_id": batch.id if batch else None,
+                "sender": invoice.sender,
+                "invoice_total": invoice.invoice_total,
+                "finvoice_version": invoice.version,
             }
             if batch is not None and judgement.outcome is Outcome.AMOUNT_MISMATCH:
                 result["settlement_amount"] = batch.amount
