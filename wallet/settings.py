@@ -102,6 +102,10 @@ class Settings:
     )
     reconciliation_max_bytes: int = setting(5_000_000, "The largest invoice document `POST /v1/reconciliations` reads.")
     reconciliation_invoices_max: int = setting(1000, "The most invoices in one document.")
+    bank_statement_max_bytes: int = setting(
+        10_000_000, "The largest camt.053/camt.054 file `POST /v1/bank-statements` reads (413 beyond)."
+    )
+    bank_statement_entries_max: int = setting(10_000, "The most entries (transaction details) in one bank file.")
     # Identity checks and guessing limits.
     otp_ttl_seconds: int = setting(300, "Lifetime of a charge's SMS code; the hold is voided after it.")
     otp_max_attempts: int = setting(5, "Wrong codes before the charge is voided.")

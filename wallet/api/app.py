@@ -71,6 +71,7 @@ def routes(app: web.Application) -> None:
     add("GET", "/v1/exports/transactions", h.export_transactions)
     add("GET", "/v1/exports/settlements", h.export_settlements)
     add("POST", "/v1/reconciliations", h.create_reconciliation)
+    add("POST", "/v1/bank-statements", h.create_bank_statement)
     add("GET", "/v1/reports/usage", h.usage_report)
     # Clients.
     add("GET", "/v1/me/wallet", h.my_wallet)

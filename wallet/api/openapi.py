@@ -586,6 +586,26 @@ ROUTES: dict[tuple[str, str], Schema] = {
         errors={400: ["unsafe_document"], 422: ["unreadable_document"]},
         description="A document with a DTD is refused (400 `unsafe_document`).",
     ),
+    ("POST", "/v1/bank-statements"): _route(
+        "Finance",
+        "Apply a bank's camt.054 notification or camt.053 statement to the settlement batches",
+        {201: _json(responses.BankStatement, "Each entry judged; paying debits made their batches paid.")},
+        body={
+            "required": True,
+            "content": {
+                media: {"schema": {"type": "string", "description": "ISO 20022 camt.054 or camt.053."}}
+                for media in ("application/xml", "text/xml")
+            },
+        },
+        idempotent=True,
+        errors={400: ["unsafe_document"], 409: ["conflict"], 422: ["unreadable_document"]},
+        description=(
+            "Each debit entry pays the batch its end-to-end id or creditor reference names, when the amount"
+            " is the batch's; a credit entry naming a paid batch (money the bank returned) re-opens it. A"
+            " statement or notification whose id was received before is refused (409 `conflict`), nothing"
+            " changed. A document with a DTD is refused (400 `unsafe_document`)."
+        ),
+    ),
     ("GET", "/v1/reports/usage"): _route(
         "Organizer",
         "The organizer's view of use: per client and line, per provider",

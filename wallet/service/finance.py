@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 import structlog
 
 from wallet.auth.tokens import Principal, Role
+from wallet.camt import read_statement
 from wallet.clock import rfc3339
 from wallet.exports import ExportKind
 from wallet.invoices import read_csv, read_finvoice
@@ -141,6 +142,22 @@ class FinanceService(ServiceCore):
         log.info(
             "reconciliation",
             reconciliation_id=written.value["id"],
+            replayed=written.replayed,
+            **written.value["summary"],
+        )
+        return written
+
+    async def apply_bank_statement(self, document: bytes, idempotency: Idempotency | None) -> Written:
+        """Judge each entry of a camt.054 notification or camt.053 statement; apply what pays or returns."""
+        replay = await self.replay(idempotency)
+        if replay is not None:
+            return replay  # not even parsed again
+        statement = await asyncio.to_thread(read_statement, document, self.settings.bank_statement_entries_max)
+        written = await self.storage.apply_bank_statement(statement, self.clock.now(), idempotency)
+        log.info(
+            "bank_statement",
+            statement_id=written.value["id"],
+            kind=written.value["kind"],
             replayed=written.replayed,
             **written.value["summary"],
         )

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from wallet.ledger.bank_statements import Direction, EntryOutcome, StatementKind
 from wallet.ledger.charges import ChargeStatus, IdentityMethod, VoidReason
 from wallet.ledger.months import UnusedPolicy
 from wallet.ledger.parties import ProviderStatus, RepresentationScope, RepresentationStatus
@@ -308,6 +309,34 @@ class Reconciliation(Struct):
     invoices: list[ReconciledInvoice]
 
 
+class BankStatementEntry(Struct, kw_only=True):
+    position: Positive
+    direction: Annotated[Direction, Meta(description="`DBIT` a payment out; `CRDT` money in (a payment returned).")]
+    amount: Annotated[int | None, Meta(description="Cents.")]
+    booking_date: Annotated[str | None, Meta(description="YYYY-MM-DD, as the bank booked it.")]
+    entry_reference: Annotated[str | None, Meta(description="The bank's own reference of the entry (AcctSvcrRef).")]
+    reference: Annotated[str | None, Meta(description="The structured creditor reference, as written.")]
+    end_to_end_id: str | None
+    outcome: EntryOutcome
+    detail: str
+    settlement_id: str | None
+    settlement_amount: Annotated[int, Meta(description="With amount_mismatch: what the batch is.")] | UnsetType = UNSET
+
+
+# One count per outcome, each named by it.
+BankStatementSummary = msgspec.defstruct("BankStatementSummary", [(outcome.value, Count) for outcome in EntryOutcome])
+
+
+class BankStatement(Struct):
+    id: Id
+    kind: StatementKind
+    message_id: Annotated[str, Meta(description="The file's GrpHdr/MsgId.")]
+    document_ids: Annotated[list[str], Meta(description="Each Stmt/Id or Ntfctn/Id: each is accepted once.")]
+    created_at: Moment
+    summary: BankStatementSummary  # type: ignore[valid-type]
+    entries: list[BankStatementEntry]
+
+
 class LowUseRule(Struct):
     from_day: Annotated[int, Meta(ge=1, le=31)]
     percent: Annotated[int, Meta(ge=1, le=100)]
@@ -500,6 +529,7 @@ RESPONSES: tuple[type[Struct], ...] = (
     SettlementDetail,
     SettlementPage,
     Reconciliation,
+    BankStatement,
     UsageReport,
     Wallet,
     WalletTransactionPage,

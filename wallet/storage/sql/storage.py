@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Protocol
 
 from wallet.clock import rfc3339
+from wallet.ledger.bank_statements import Statement
 from wallet.ledger.reconciliation import Invoice
 from wallet.ledger.settlements import SettlementStatus
 from wallet.storage.port import (
@@ -28,6 +29,7 @@ from wallet.storage.port import (
     Written,
 )
 from wallet.storage.sql import (
+    bank_statements,
     charges,
     credit_runs,
     login,
@@ -231,3 +233,8 @@ class SqlStorage(SqlReads):
         self, invoices: tuple[Invoice, ...], source: str, now: datetime, idempotency: Idempotency | None
     ) -> Written:
         return await self._write(reconciliations.reconcile(invoices, source, rfc3339(now)), now, idempotency)
+
+    async def apply_bank_statement(
+        self, statement: Statement, now: datetime, idempotency: Idempotency | None
+    ) -> Written:
+        return await self._write(bank_statements.apply_statement(statement, rfc3339(now)), now, idempotency)
