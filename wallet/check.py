@@ -290,6 +290,22 @@ def _payment_breaches(connection: Connection) -> list[str]:
     if connection.execute(connection.dialect.table_exists, ("bank_statement_entries",)).fetchone() is None:
         return breaches
     for row in connection.execute(
+        "SELECT * FROM (SELECT b.id, b.amount, b.count, COALESCE(SUM(i.amount), 0) AS summed, COUNT(i.seq) AS n"
+        " FROM payment_batches b LEFT JOIN payment_batch_items i ON i.batch_id = b.id"
+        " GROUP BY b.id, b.amount, b.count) batch WHERE summed <> amount OR n <> count"
+    ):
+        breaches.append(
+            f"payment batch {row['id']}: {row['amount']} in {row['count']} transfers,"
+            f" but its settlements sum to {row['summed']} in {row['n']}"
+        )
+    for row in connection.execute(
+        "SELECT i.batch_id, i.settlement_id, i.amount, s.amount AS owed FROM payment_batch_items i"
+        " JOIN settlements s ON s.id = i.settlement_id WHERE i.amount <> s.amount"
+    ):
+        breaches.append(
+            f"payment batch {row['batch_id']}: pays settlement {row['settlement_id']} {row['amount']}, not {row['owed']}"
+        )
+    for row in connection.execute(
         "SELECT * FROM (SELECT s.id, s.status,"
         " (SELECT COUNT(*) FROM bank_statement_entries b WHERE b.settlement_id = s.id AND b.outcome = 'paid')"
         " AS paid, (SELECT COUNT(*) FROM bank_statement_entries b WHERE b.settlement_id = s.id"

@@ -471,6 +471,44 @@ async def _read_document(request: web.Request, limit: int) -> bytes:
     return bytes(document)
 
 
+# Payment batches.
+
+
+@requires(FINANCE)
+async def create_payment_batch(request: web.Request) -> web.Response:
+    raw = await _optional_body(request)
+    command = decode(requests.NewPaymentBatch, parse_json(raw) if raw.strip() else {})
+    key = idempotency(request, request[PRINCIPAL], raw)
+    ids = tuple(command.settlement_ids) if command.settlement_ids is not None else None
+    return _written(await request.app[SERVICE].create_payment_batch(ids, key), 201)
+
+
+@requires(FINANCE)
+async def get_payment_batch(request: web.Request) -> web.Response:
+    return json_response(await request.app[SERVICE].get_payment_batch(request.match_info["batch_id"]))
+
+
+@requires(FINANCE)
+async def payment_batch_file(request: web.Request) -> web.Response:
+    """The batch's pain.001.001.09 credit-transfer file, to upload to the bank."""
+    batch, document = await request.app[SERVICE].payment_file(request.match_info["batch_id"])
+    return web.Response(
+        body=document,
+        headers={
+            "Content-Type": "application/xml; charset=utf-8",
+            "Content-Disposition": f'attachment; filename="{batch["message_id"]}.xml"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@requires(FINANCE)
+async def cancel_payment_batch(request: web.Request) -> web.Response:
+    raw = await _optional_body(request)
+    key = idempotency(request, request[PRINCIPAL], raw)
+    return _written(await request.app[SERVICE].cancel_payment_batch(request.match_info["batch_id"], key), 200)
+
+
 # Bank statements.
 
 BANK_STATEMENT_TYPES = ("application/xml", "text/xml")

@@ -169,6 +169,7 @@ def _parameters(settings: Settings) -> dict[str, Schema]:
         "ProviderId": _path("provider_id", "A provider's id."),
         "ChargeId": _path("charge_id", "A charge's id."),
         "SettlementId": _path("settlement_id", "A settlement batch's id."),
+        "PaymentBatchId": _path("batch_id", "A payment batch's id."),
         "ExportFrom": {
             "name": "from",
             "in": "query",
@@ -585,6 +586,41 @@ ROUTES: dict[tuple[str, str], Schema] = {
         idempotent=True,
         errors={400: ["unsafe_document"], 422: ["unreadable_document"]},
         description="A document with a DTD is refused (400 `unsafe_document`).",
+    ),
+    ("POST", "/v1/payment-batches"): _route(
+        "Finance",
+        "Pay settlements: a batch of credit transfers (pain.001.001.09) from the payer's account",
+        {201: _json(responses.PaymentBatch, "The batch; its file at /v1/payment-batches/{id}/file.")},
+        body=_body(requests.NewPaymentBatch, required=False),
+        idempotent=True,
+        errors={404: ["not_found"], 409: ["conflict"]},
+        description=(
+            "One transfer per settlement, to the provider's IBAN, with the settlement's reference. A settlement"
+            " is in one batch at most that is not cancelled; only positive open or invoiced ones are paid. 409"
+            " without WALLET_PAYER_NAME, WALLET_PAYER_IBAN and WALLET_PAYER_BIC, or with nothing to pay."
+        ),
+    ),
+    ("GET", "/v1/payment-batches/{batch_id}"): _route(
+        "Finance",
+        "A payment batch",
+        {200: _json(responses.PaymentBatch, "The batch.")},
+        parameters=["PaymentBatchId"],
+        errors={404: ["not_found"]},
+    ),
+    ("GET", "/v1/payment-batches/{batch_id}/file"): _route(
+        "Finance",
+        "The batch's ISO 20022 pain.001.001.09 credit-transfer file",
+        {200: {"description": "The file.", "content": {"application/xml": {"schema": {"type": "string"}}}}},
+        parameters=["PaymentBatchId"],
+        errors={404: ["not_found"]},
+    ),
+    ("POST", "/v1/payment-batches/{batch_id}/cancel"): _route(
+        "Finance",
+        "Cancel a payment batch before it is paid: its settlements are free for another",
+        {200: _json(responses.PaymentBatch, "The cancelled batch.")},
+        parameters=["PaymentBatchId"],
+        idempotent=True,
+        errors={404: ["not_found"], 409: ["conflict"]},
     ),
     ("POST", "/v1/bank-statements"): _route(
         "Finance",

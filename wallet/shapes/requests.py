@@ -347,6 +347,20 @@ class SettlementPayment(Struct):
         self.note = _optional_text(self.note, "note", validation.DESCRIPTION_MAX_LENGTH)
 
 
+class NewPaymentBatch(Struct):
+    settlement_ids: (
+        Annotated[
+            list[Id],
+            Meta(min_length=1, max_length=1000, description="Default: every invoiced settlement in no batch."),
+        ]
+        | None
+    ) = None
+
+    def __post_init__(self) -> None:
+        if self.settlement_ids is not None and len(set(self.settlement_ids)) != len(self.settlement_ids):
+            raise ValidationError("settlement_ids", "names a settlement twice")
+
+
 REQUESTS: tuple[type[Struct], ...] = (
     TokenRequest,
     LoginRequest,
@@ -363,6 +377,7 @@ REQUESTS: tuple[type[Struct], ...] = (
     NewRefund,
     NewSettlement,
     SettlementPayment,
+    NewPaymentBatch,
 )
 
 

@@ -13,6 +13,7 @@ from wallet.ledger.bank_statements import Direction, EntryOutcome, StatementKind
 from wallet.ledger.charges import ChargeStatus, IdentityMethod, VoidReason
 from wallet.ledger.months import UnusedPolicy
 from wallet.ledger.parties import ProviderStatus, RepresentationScope, RepresentationStatus
+from wallet.ledger.payments import PaymentBatchStatus
 from wallet.ledger.reconciliation import InvoiceSource, Outcome
 from wallet.ledger.settlements import SettlementStatus
 from wallet.ledger.transactions import TransactionType
@@ -337,6 +338,34 @@ class BankStatement(Struct):
     entries: list[BankStatementEntry]
 
 
+class PaymentBatchSettlement(Struct):
+    settlement_id: Id
+    amount: Annotated[int, Meta(gt=0, description="Cents.")]
+    reference: Annotated[str, Meta(description="The Finnish reference, the transfer's structured creditor reference.")]
+    end_to_end_id: str
+    creditor_name: str
+    creditor_iban: Iban
+
+
+class Payer(Struct):
+    name: str
+    iban: Iban
+    bic: str
+
+
+class PaymentBatch(Struct):
+    id: Id
+    message_id: Annotated[str, Meta(description="The file's MsgId and PmtInfId.")]
+    status: PaymentBatchStatus
+    count: Count
+    amount: Annotated[int, Meta(gt=0, description="Cents: the file's control sum.")]
+    execution_date: Annotated[str, Meta(description="YYYY-MM-DD, the requested execution date.")]
+    created_at: Moment
+    cancelled_at: Moment | None
+    payer: Payer
+    settlements: list[PaymentBatchSettlement]
+
+
 class LowUseRule(Struct):
     from_day: Annotated[int, Meta(ge=1, le=31)]
     percent: Annotated[int, Meta(ge=1, le=100)]
@@ -530,6 +559,7 @@ RESPONSES: tuple[type[Struct], ...] = (
     SettlementPage,
     Reconciliation,
     BankStatement,
+    PaymentBatch,
     UsageReport,
     Wallet,
     WalletTransactionPage,

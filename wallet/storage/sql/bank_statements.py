@@ -128,8 +128,10 @@ def _settlement(connection: Connection, entry: BankEntry) -> rules.Settlement | 
     """The settlement the entry's end-to-end id names (a settlement id), else its creditor reference."""
     row = None
     if entry.end_to_end_id is not None:
+        # A payment file's end-to-end id is the settlement's reference (wallet/storage/sql/payment_batches.py).
         row = connection.execute(
-            "SELECT id, amount, status FROM settlements WHERE id = ?", (entry.end_to_end_id,)
+            "SELECT id, amount, status FROM settlements WHERE id = ? OR reference = ?",
+            (entry.end_to_end_id, entry.end_to_end_id),
         ).fetchone()
     reference = rules.creditor_reference(entry.reference)
     if row is None and reference is not None:

@@ -34,6 +34,7 @@ from wallet.storage.sql import (
     credit_runs,
     login,
     organizer,
+    payment_batches,
     reconciliations,
     representatives,
     settlements,
@@ -233,6 +234,21 @@ class SqlStorage(SqlReads):
         self, invoices: tuple[Invoice, ...], source: str, now: datetime, idempotency: Idempotency | None
     ) -> Written:
         return await self._write(reconciliations.reconcile(invoices, source, rfc3339(now)), now, idempotency)
+
+    async def create_payment_batch(
+        self,
+        settlement_ids: tuple[str, ...] | None,
+        payer: tuple[str, str, str],
+        execution_date: str,
+        settlements_max: int,
+        now: datetime,
+        idempotency: Idempotency | None,
+    ) -> Written:
+        unit = payment_batches.create(settlement_ids, payer, execution_date, rfc3339(now), settlements_max)
+        return await self._write(unit, now, idempotency)
+
+    async def cancel_payment_batch(self, batch_id: str, now: datetime, idempotency: Idempotency | None) -> Written:
+        return await self._write(payment_batches.cancel(batch_id, rfc3339(now)), now, idempotency)
 
     async def apply_bank_statement(
         self, statement: Statement, now: datetime, idempotency: Idempotency | None

@@ -445,3 +445,37 @@ CREATE TRIGGER IF NOT EXISTS bank_statement_entries_append_only_update BEFORE UP
 BEGIN SELECT RAISE(ABORT, 'bank statement entries are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS bank_statement_entries_append_only_delete BEFORE DELETE ON bank_statement_entries
 BEGIN SELECT RAISE(ABORT, 'bank statement entries are append-only'); END;
+
+-- Payment batches (pain.001 credit-transfer files, see wallet/ledger/payments.py): each batch, and
+-- each settlement it pays with the creditor as it was when the batch was made. A settlement is in
+-- one batch at most that is not cancelled (released_at IS NULL).
+CREATE TABLE IF NOT EXISTS payment_batches (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    id              TEXT NOT NULL UNIQUE,
+    message_id      TEXT NOT NULL UNIQUE,
+    status          TEXT NOT NULL CHECK (status IN ('created', 'cancelled')),
+    count           INTEGER NOT NULL CHECK (count > 0),
+    amount          INTEGER NOT NULL CHECK (amount > 0),
+    payer_name      TEXT NOT NULL,
+    payer_iban      TEXT NOT NULL,
+    payer_bic       TEXT NOT NULL,
+    execution_date  TEXT NOT NULL,
+    actor           TEXT NOT NULL,
+    created_at      TEXT NOT NULL,
+    cancelled_at    TEXT
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS payment_batch_items (
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    batch_id       TEXT NOT NULL REFERENCES payment_batches(id),
+    settlement_id  TEXT NOT NULL REFERENCES settlements(id),
+    amount         INTEGER NOT NULL CHECK (amount > 0),
+    reference      TEXT NOT NULL,
+    end_to_end_id  TEXT NOT NULL,
+    creditor_name  TEXT NOT NULL,
+    creditor_iban  TEXT NOT NULL,
+    released_at    TEXT,
+    UNIQUE (batch_id, settlement_id)
+) STRICT;
+CREATE UNIQUE INDEX IF NOT EXISTS payment_batch_items_one_batch_per_settlement
+    ON payment_batch_items (settlement_id) WHERE released_at IS NULL;
