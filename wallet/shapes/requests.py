@@ -347,10 +347,13 @@ class SettlementPayment(Struct):
         self.note = _optional_text(self.note, "note", validation.DESCRIPTION_MAX_LENGTH)
 
 
+SettlementId = Annotated[str, Meta(pattern="^se_[0-9a-z]{1,64}$", description="A settlement's id.")]
+
+
 class NewPaymentBatch(Struct):
     settlement_ids: (
         Annotated[
-            list[Id],
+            list[SettlementId],
             Meta(min_length=1, max_length=1000, description="Default: every invoiced settlement in no batch."),
         ]
         | None
