@@ -73,6 +73,15 @@ async def test_a_frame_before_a_bare_invoice_and_one_without_declarations(world:
     assert [(i["outcome"], i["sender"]) for i in body["invoices"]] == [("matched", None), ("unknown_reference", None)]
 
 
+async def test_documents_each_starting_with_a_byte_order_mark(world: World) -> None:
+    from wallet.invoices import read_finvoice
+
+    utf8 = CHANNEL_FILE.decode("iso8859_15").replace('encoding="ISO-8859-15"', 'encoding="UTF-8"').encode()
+    with_marks = utf8.replace(b"<?xml", b"\xef\xbb\xbf<?xml")
+    assert with_marks.count(b"\xef\xbb\xbf") == 6
+    assert read_finvoice(with_marks, 10) == read_finvoice(CHANNEL_FILE, 10)
+
+
 async def test_what_a_channel_file_must_not_be_is_refused_with_nothing_changed(world: World) -> None:
     batches = await three_batches(world)
     frame_only = CHANNEL_FILE.split(b"<?xml")[1]

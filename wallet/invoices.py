@@ -35,6 +35,7 @@ and ``invoice_number`` (in any order, any case); ``;`` or ``,`` separated; UTF-8
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
@@ -99,8 +100,19 @@ def _safe_parser(target: object) -> safe_xml.DefusedXMLParser:
     return safe_xml.DefusedXMLParser(target=target, forbid_dtd=True, forbid_entities=True, forbid_external=True)
 
 
-class _Nothing:
-    """A parser target that builds nothing: the boundary search only needs expat's positions."""
+class _Depth:
+    """A parser target that builds nothing: it only knows whether the root element has closed."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.root_closed = False
+
+    def start(self, tag: str, attributes: object) -> None:
+        self.depth += 1
+
+    def end(self, tag: str) -> None:
+        self.depth -= 1
+        self.root_closed = self.depth == 0
 
     def close(self) -> None:
         return None
@@ -118,9 +130,9 @@ def xml_documents(data: bytes, documents_max: int) -> list[Element]:
     ``<?xml`` would be fooled by the same text in a comment or CDATA section, and would miss
     documents that carry no declaration. Instead expat itself finds each boundary: the rest of the
     file is fed to a (defused, tree-less) parser until expat reports junk after the document
-    element, whose byte index is where the root element has closed and the next document begins
-    (comments, processing instructions and white space after a root belong to the document
-    before). That piece is then parsed alone, with its own declaration; a piece without one is
+    element (or, at a byte order mark, an invalid token), whose byte index is where the root
+    element has closed and the next document begins (comments, processing instructions and white
+    space after a root belong to the document before). That piece is then parsed alone, with its own declaration; a piece without one is
     given the encoding the document before it declared. A malformed document, or text between
     documents, is malformed XML; a DTD anywhere is refused before anything is built.
     """
@@ -130,8 +142,9 @@ def xml_documents(data: bytes, documents_max: int) -> list[Element]:
     while start < len(data):
         if len(documents) >= documents_max:
             raise UnreadableDocument(f"at most {documents_max} XML documents in one file")
-        own_declaration = data.startswith(b"<?xml", start)
-        prefix = b"" if own_declaration or encoding is None else _declaration(encoding)
+        bom = data.startswith(codecs.BOM_UTF8, start)  # some channels start each document with one
+        own_declaration = data.startswith(b"<?xml", start + (len(codecs.BOM_UTF8) if bom else 0))
+        prefix = b"" if own_declaration or bom or encoding is None else _declaration(encoding)
         declared: list[str] = []
         end = _document_end(data, start, prefix, declared, len(documents) + 1)
         if end <= start:  # expat always consumes a root before junk after it; never loop in place
@@ -147,7 +160,8 @@ def xml_documents(data: bytes, documents_max: int) -> list[Element]:
 
 def _document_end(data: bytes, start: int, prefix: bytes, declared: list[str], number: int) -> int:
     """Where the XML document that begins at ``start`` (read after ``prefix``) ends in ``data``."""
-    finder = _safe_parser(_Nothing())
+    target = _Depth()
+    finder = _safe_parser(target)
     expat = finder.parser
     expat.XmlDeclHandler = lambda version, encoding, standalone: declared.append(encoding) if encoding else None
     try:
@@ -158,8 +172,10 @@ def _document_end(data: bytes, start: int, prefix: bytes, declared: list[str], n
     except DefusedXmlException as error:
         raise _unsafe(error) from None
     except ParseError as error:
-        if error.code == _JUNK_AFTER_ROOT:
-            return start + int(expat.ErrorByteIndex) - len(prefix)
+        end = start + int(expat.ErrorByteIndex) - len(prefix)
+        # After the root: the next document, or (expat calls a byte order mark an invalid token) its mark.
+        if error.code == _JUNK_AFTER_ROOT or (target.root_closed and data.startswith(codecs.BOM_UTF8, end)):
+            return end
         raise UnreadableDocument(f"XML document {number} of the file cannot be read: {error}") from None
     except (ValueError, LookupError) as error:  # an encoding expat and Python do not know
         raise UnreadableDocument(f"XML document {number} of the file cannot be read: {error}") from None
