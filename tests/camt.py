@@ -52,7 +52,9 @@ def _entry(entry: Entry) -> str:
       </Ntry>"""
 
 
-def notification(entries: list[Entry], identifier: str = "NTF-20270118-1", kind: str = "camt.054") -> bytes:
+def notification(
+    entries: list[Entry], identifier: str = "NTF-20270118-1", kind: str = "camt.054", account: str = PAYER_IBAN
+) -> bytes:
     """One camt.054 notification (or, with ``kind="camt.053"``, one statement) of ``entries``."""
     root, part = ("BkToCstmrDbtCdtNtfctn", "Ntfctn") if kind == "camt.054" else ("BkToCstmrStmt", "Stmt")
     body = "".join(_entry(entry) for entry in entries)
@@ -63,7 +65,7 @@ def notification(entries: list[Entry], identifier: str = "NTF-20270118-1", kind:
     <{part}>
       <Id>{escape(identifier)}</Id>
       <CreDtTm>2027-01-18T20:00:00+02:00</CreDtTm>
-      <Acct><Id><IBAN>{PAYER_IBAN}</IBAN></Id><Ccy>EUR</Ccy></Acct>{body}
+      <Acct><Id><IBAN>{account}</IBAN></Id><Ccy>EUR</Ccy></Acct>{body}
     </{part}>
   </{root}>
 </Document>

@@ -94,6 +94,17 @@ async def test_a_payment_file_validates_and_a_camt054_from_it_pays_exactly_those
     assert (status, problem["code"]) == (409, "conflict")
 
 
+async def test_a_file_about_another_account_pays_nothing(world: World) -> None:
+    batch = await invoiced(world, 5_000)
+    entry = Entry(5_000, reference=batch["reference"])
+    status, problem = await upload(world, notification([entry], account="FI2112345600000785"))
+    assert (status, problem["code"], problem["accounts"]) == (409, "conflict", ["FI2112345600000785"])
+    assert await status_of(world, batch) == "invoiced"
+    assert world.sql("SELECT COUNT(*) FROM bank_statements") == [(0,)]
+    status, body = await upload(world, notification([entry]))
+    assert (status, body["entries"][0]["outcome"]) == (201, "paid")
+
+
 async def test_the_default_batch_cancel_and_a_new_batch(world: World) -> None:
     first = await invoiced(world, 5_000)
     second = await invoiced(world, 6_000)

@@ -100,7 +100,9 @@ def read_statement(data: bytes, entries_max: int) -> Statement:
                 if len(entries) >= entries_max:
                     raise UnreadableDocument(f"at most {entries_max} entries in one file")
                 entries.append(item)
-    return Statement(kind, message_id, tuple(identifier for identifier in document_ids if identifier), tuple(entries))
+    accounts = tuple(_text(_child(document, "Acct", "Id", "IBAN")) for document in documents)
+    identifiers = tuple(identifier for identifier in document_ids if identifier)
+    return Statement(kind, message_id, identifiers, tuple(entries), accounts)
 
 
 def _direction(element: Element | None, default: Direction | None) -> Direction:

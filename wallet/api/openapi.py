@@ -638,8 +638,9 @@ ROUTES: dict[tuple[str, str], Schema] = {
         description=(
             "Each debit entry pays the batch its end-to-end id or creditor reference names, when the amount"
             " is the batch's; a credit entry naming a paid batch (money the bank returned) re-opens it. A"
-            " statement or notification whose id was received before is refused (409 `conflict`), nothing"
-            " changed. A document with a DTD is refused (400 `unsafe_document`)."
+            " statement or notification whose id was received before, or one about another account than"
+            " WALLET_PAYER_IBAN (when set), is refused (409 `conflict`), nothing changed. A document with a"
+            " DTD is refused (400 `unsafe_document`)."
         ),
     ),
     ("GET", "/v1/reports/usage"): _route(

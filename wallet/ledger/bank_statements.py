@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from wallet.ledger.errors import Conflict
 from wallet.ledger.reference import compact_finnish_reference, finnish_from_rf, is_valid_finnish_reference
 from wallet.ledger.settlements import SettlementStatus
 
@@ -78,6 +79,20 @@ class Statement:
     message_id: str
     document_ids: tuple[str, ...]
     entries: tuple[BankEntry, ...]
+    accounts: tuple[str | None, ...] = ()  # each statement's or notification's Acct/Id/IBAN
+
+
+def require_account(statement: Statement, payer_iban: str) -> None:
+    """With the payer's account configured, a file about another account applies nothing: its
+    debits are not the organizer's payments to providers."""
+    if not payer_iban:
+        return
+    others = sorted({account or "(none)" for account in statement.accounts if account != payer_iban})
+    if others:
+        raise Conflict(
+            f"the file reports on account {', '.join(others)}, not the payer's account (WALLET_PAYER_IBAN)",
+            accounts=others,
+        )
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from wallet.clock import rfc3339
 from wallet.exports import ExportKind
 from wallet.invoices import read_csv, read_finvoice
 from wallet.ledger import usage
+from wallet.ledger.bank_statements import require_account
 from wallet.ledger.errors import Conflict, Forbidden, NothingToSettle
 from wallet.ledger.schedule import is_settlement_day
 from wallet.ledger.settlements import SettlementStatus
@@ -196,6 +197,7 @@ class FinanceService(ServiceCore):
         if replay is not None:
             return replay  # not even parsed again
         statement = await asyncio.to_thread(read_statement, document, self.settings.bank_statement_entries_max)
+        require_account(statement, self.settings.payer_iban)
         written = await self.storage.apply_bank_statement(statement, self.clock.now(), idempotency)
         log.info(
             "bank_statement",
