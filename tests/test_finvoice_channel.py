@@ -31,6 +31,16 @@ async def test_a_channel_file_of_three_framed_invoices_is_matched_invoice_by_inv
     assert [invoice["settlement_id"] for invoice in body["invoices"]] == [batch["id"] for batch in batches]
     assert [invoice["finvoice_version"] for invoice in body["invoices"]] == ["3.0", "2.01", "3.0"]
     assert body["summary"]["matched"] == 3
+    kept = world.sql(
+        "SELECT position, sender, invoice_total, finvoice_version FROM reconciliation_invoice_details"
+        " WHERE reconciliation_id = ? ORDER BY position",
+        body["id"],
+    )
+    assert [tuple(row) for row in kept] == [
+        (1, SENDER, 123_450, "3.0"),
+        (2, SENDER, 80_000, "2.01"),
+        (3, SENDER, 32_100, "3.0"),
+    ]
     for batch in batches:
         assert await status_of(world, batch) == "invoiced"
     # The same file again matches nothing more.

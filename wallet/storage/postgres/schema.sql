@@ -424,6 +424,16 @@ CREATE TABLE IF NOT EXISTS payment_batch_items (
 CREATE UNIQUE INDEX IF NOT EXISTS payment_batch_items_one_batch_per_settlement
     ON payment_batch_items (settlement_id) WHERE released_at IS NULL;
 
+-- What a Finvoice says beside the fields judged: see the SQLite schema.
+CREATE TABLE IF NOT EXISTS reconciliation_invoice_details (
+    reconciliation_id  TEXT COLLATE "C" NOT NULL REFERENCES reconciliations(id),
+    position           BIGINT NOT NULL,
+    sender             TEXT COLLATE "C",
+    invoice_total      BIGINT,
+    finvoice_version   TEXT COLLATE "C",
+    PRIMARY KEY (reconciliation_id, position)
+);
+
 -- The append-only tables, and the batch whose money never changes. (CREATE OR REPLACE TRIGGER
 -- needs PostgreSQL 14; the migration runs once per version under its lock.)
 DO $$

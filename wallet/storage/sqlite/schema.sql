@@ -479,3 +479,16 @@ CREATE TABLE IF NOT EXISTS payment_batch_items (
 ) STRICT;
 CREATE UNIQUE INDEX IF NOT EXISTS payment_batch_items_one_batch_per_settlement
     ON payment_batch_items (settlement_id) WHERE released_at IS NULL;
+
+
+-- What a Finvoice says beside the fields judged: the bank channel frame's sender, the invoice
+-- total (more than the amount to pay when partly prepaid), the Finvoice version. One row per
+-- invoice that has any of them, beside its reconciliation_invoices row.
+CREATE TABLE IF NOT EXISTS reconciliation_invoice_details (
+    reconciliation_id  TEXT NOT NULL REFERENCES reconciliations(id),
+    position           INTEGER NOT NULL,
+    sender             TEXT,
+    invoice_total      INTEGER,
+    finvoice_version   TEXT,
+    PRIMARY KEY (reconciliation_id, position)
+) STRICT;
