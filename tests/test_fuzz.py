@@ -102,6 +102,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             "month": current_month(),
             "representation_id": representation["id"],
             "budget_id": budgets["data"][0]["id"],
+            "batch_id": "pb_none",  # without WALLET_PAYER_* no payment batch is made: 404 its answer
         }
         tokens = {
             "admin": admin,

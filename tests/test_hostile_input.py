@@ -23,12 +23,14 @@ import io
 import json
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from aiohttp import web
 from yarl import URL
 
+from tests.camt import Entry, notification
 from tests.conftest import BUSINESS_ID, IBAN, NATIONAL_ID, OTHER_NATIONAL_ID, World
 from tests.state import changed_tables, database_state
 from wallet.api import openapi
@@ -179,6 +181,7 @@ class Scene:
                 "month": "2027-01",
                 "representation_id": "rl_never",
                 "budget_id": "bu_never",
+                "batch_id": "pb_never",
             }
         else:
             charge = self["waiting"] if template.startswith("/v1/me/") else self["pending"]
@@ -193,6 +196,7 @@ class Scene:
                 "month": "2027-01",
                 "representation_id": self["representation"]["id"],
                 "budget_id": self["budget"]["id"],
+                "batch_id": "pb_never",  # payment batches are made by tests/test_payment_batches.py
             }
         return template.format(**ids)
 
@@ -233,6 +237,7 @@ VALID_BODIES: dict[str, Callable[[Scene], dict[str, Any]]] = {
     "/v1/charges/{charge_id}/refunds": lambda s: {"amount": 100},
     "/v1/settlements": lambda s: {"until": "2027-01-15T10:00:30Z"},
     "/v1/settlements/{settlement_id}/paid": lambda s: {"note": "Maksettu"},
+    "/v1/payment-batches": lambda s: {"settlement_ids": [s["batch"]["id"]]},
     "/v1/clients/{client_id}/representatives": lambda s: {
         "phone": "+358401234888",
         "scope": "view",
@@ -248,6 +253,7 @@ NESTED_FIELDS: dict[str, list[tuple[tuple[str | int, ...], str]]] = {
         (("lines", 0, "monthly_amount"), "integer"),
     ],
     "/v1/providers": [(("categories", 0), "string")],
+    "/v1/payment-batches": [(("settlement_ids", 0), "string")],
 }
 
 # Values no field of their type accepts.
@@ -373,6 +379,16 @@ class Unchanged:
             assert changed_tables(self.before, database_state(self.db)) == []
 
 
+# The routes that read an uploaded file rather than JSON, with the setting that bounds the file.
+DOCUMENT_ROUTES = {"/v1/reconciliations": "reconciliation_max_bytes", "/v1/bank-statements": "bank_statement_max_bytes"}
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The payer's account set, so that a payment batch can be made."""
+    return replace(settings, payer_name="Hyvinvointialue", payer_iban="FI4819503000000010", payer_bic="NDEAFIHH")
+
+
 @pytest.fixture
 async def scene(world: World) -> Scene:
     return await Scene(world).build()
@@ -382,7 +398,7 @@ def test_every_json_route_has_a_valid_body_here() -> None:
     """A new POST route with a JSON body must be given one here, and so is covered by every test below."""
     assert set(JSON_ROUTES) == set(VALID_BODIES), "add the new route to VALID_BODIES in tests/test_hostile_input.py"
     assert len(POST_ROUTES) >= 20 and BODYLESS_ROUTES and IDEMPOTENT_ROUTES and PAGED_ROUTES
-    assert set(POST_ROUTES) == set(JSON_ROUTES) | set(BODYLESS_ROUTES) | {"/v1/reconciliations"}
+    assert set(POST_ROUTES) == set(JSON_ROUTES) | set(BODYLESS_ROUTES) | set(DOCUMENT_ROUTES)
 
 
 # Bodies that are not JSON objects, on every POST route.
@@ -501,8 +517,8 @@ async def test_a_body_over_the_size_limit_is_413_on_every_post_route(world: Worl
     async with Unchanged(world):
         for path in POST_ROUTES:
             limit, content_type = settings.max_body_bytes, "application/json"
-            if path == "/v1/reconciliations":
-                limit, content_type = settings.reconciliation_max_bytes, "text/csv"
+            if path in DOCUMENT_ROUTES:
+                limit, content_type = getattr(settings, DOCUMENT_ROUTES[path]), "application/xml"
             data = b'{"name": "' + b"a" * limit + b'"}'
             status, problem = await _send(
                 world, "POST", scene.path(path), scene.token("POST", path), data, content_type
@@ -605,6 +621,8 @@ async def test_bad_idempotency_keys_are_refused_before_anything_is_written(world
         for path in IDEMPOTENT_ROUTES:
             if path == "/v1/reconciliations":
                 data, content_type = _invoice(scene).encode(), "text/csv"
+            elif path == "/v1/bank-statements":
+                data, content_type = notification([Entry(1, reference=scene["batch"]["reference"])]), "application/xml"
             elif path in VALID_BODIES:
                 data, content_type = _dumps(VALID_BODIES[path](scene)), "application/json"
             else:

@@ -273,6 +273,54 @@ def _settlement_breaches(connection: Connection) -> list[str]:
         " WHERE r.outcome = 'matched' GROUP BY s.id, s.status HAVING COUNT(*) > 1 OR s.status NOT IN ('invoiced', 'paid')"
     ):
         breaches.append(f"settlement {row['id']} ({row['status']}) has {row['n']} matched invoices")
+    breaches += _payment_breaches(connection)
+    return breaches
+
+
+def _payment_breaches(connection: Connection) -> list[str]:
+    """A paid settlement was paid once: every payment but the standing one was returned, by its
+    status history and by the bank entries applied to it."""
+    breaches: list[str] = []
+    for row in connection.execute(
+        "SELECT * FROM (SELECT s.id, s.status,"
+        " (SELECT COUNT(*) FROM settlement_events e WHERE e.settlement_id = s.id AND e.status = 'paid'"
+        " AND e.previous_status IS DISTINCT FROM 'paid') AS paid,"
+        " (SELECT COUNT(*) FROM settlement_events e WHERE e.settlement_id = s.id AND e.previous_status = 'paid'"
+        " AND e.status <> 'paid') AS returned FROM settlements s) batch"
+        " WHERE paid - returned <> CASE WHEN status = 'paid' THEN 1 ELSE 0 END"
+    ):
+        breaches.append(
+            f"settlement {row['id']} ({row['status']}): paid {row['paid']} times, returned {row['returned']}"
+        )
+    if connection.execute(connection.dialect.table_exists, ("bank_statement_entries",)).fetchone() is None:
+        return breaches
+    for row in connection.execute(
+        "SELECT * FROM (SELECT b.id, b.amount, b.count, COALESCE(SUM(i.amount), 0) AS summed, COUNT(i.seq) AS n"
+        " FROM payment_batches b LEFT JOIN payment_batch_items i ON i.batch_id = b.id"
+        " GROUP BY b.id, b.amount, b.count) batch WHERE summed <> amount OR n <> count"
+    ):
+        breaches.append(
+            f"payment batch {row['id']}: {row['amount']} in {row['count']} transfers,"
+            f" but its settlements sum to {row['summed']} in {row['n']}"
+        )
+    for row in connection.execute(
+        "SELECT i.batch_id, i.settlement_id, i.amount, s.amount AS owed FROM payment_batch_items i"
+        " JOIN settlements s ON s.id = i.settlement_id WHERE i.amount <> s.amount"
+    ):
+        breaches.append(
+            f"payment batch {row['batch_id']}: pays settlement {row['settlement_id']} {row['amount']}, not {row['owed']}"
+        )
+    for row in connection.execute(
+        "SELECT * FROM (SELECT s.id, s.status,"
+        " (SELECT COUNT(*) FROM bank_statement_entries b WHERE b.settlement_id = s.id AND b.outcome = 'paid')"
+        " AS paid, (SELECT COUNT(*) FROM bank_statement_entries b WHERE b.settlement_id = s.id"
+        " AND b.outcome = 'returned') AS returned FROM settlements s) batch"
+        " WHERE paid - returned NOT IN (0, 1) OR (paid - returned = 1 AND status <> 'paid')"
+    ):
+        breaches.append(
+            f"settlement {row['id']} ({row['status']}): bank entries paid it {row['paid']} times,"
+            f" returned {row['returned']}"
+        )
     return breaches
 
 

@@ -11,12 +11,15 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from stdnum import iban as stdnum_iban
 
 from wallet.eventloop import EVENT_LOOPS
 from wallet.ledger.errors import ValidationError
@@ -102,6 +105,16 @@ class Settings:
     )
     reconciliation_max_bytes: int = setting(5_000_000, "The largest invoice document `POST /v1/reconciliations` reads.")
     reconciliation_invoices_max: int = setting(1000, "The most invoices in one document.")
+    bank_statement_max_bytes: int = setting(
+        10_000_000, "The largest camt.053/camt.054 file `POST /v1/bank-statements` reads (413 beyond)."
+    )
+    bank_statement_entries_max: int = setting(10_000, "The most entries (transaction details) in one bank file.")
+    # The organizer's account that pays the providers: the debtor of every payment file (pain.001).
+    # All three or none; without them a payment batch is refused (409).
+    payer_name: str = setting("", "The debtor's name in payment files (at most 70 characters).", may_be_empty=True)
+    payer_iban: str = setting("", "The debtor's IBAN in payment files.", may_be_empty=True)
+    payer_bic: str = setting("", "The BIC of the debtor's bank in payment files.", may_be_empty=True)
+    payment_batch_settlements_max: int = setting(1000, "The most settlements in one payment batch.")
     # Identity checks and guessing limits.
     otp_ttl_seconds: int = setting(300, "Lifetime of a charge's SMS code; the hold is voided after it.")
     otp_max_attempts: int = setting(5, "Wrong codes before the charge is voided.")
@@ -254,6 +267,23 @@ class Settings:
     def secret_dir(self) -> Path:
         return Path(self.signing_key).resolve().parent
 
+    @property
+    def payer_configured(self) -> bool:
+        return bool(self.payer_name and self.payer_iban and self.payer_bic)
+
+    def _validate_payer(self) -> None:
+        given = [bool(value) for value in (self.payer_name, self.payer_iban, self.payer_bic)]
+        if not any(given):
+            return
+        if not all(given):
+            raise SettingsError("WALLET_PAYER_NAME, WALLET_PAYER_IBAN and WALLET_PAYER_BIC go together: set all three")
+        if not stdnum_iban.is_valid(self.payer_iban) or stdnum_iban.compact(self.payer_iban) != self.payer_iban:
+            raise SettingsError(f"WALLET_PAYER_IBAN must be a valid IBAN, compact (no spaces), not {self.payer_iban!r}")
+        if not re.fullmatch(r"[A-Z]{6}[A-Z0-9]{2}(?:[A-Z0-9]{3})?", self.payer_bic):
+            raise SettingsError(f"WALLET_PAYER_BIC must be a BIC of 8 or 11 characters, not {self.payer_bic!r}")
+        if len(self.payer_name) > 70 or not self.payer_name.isprintable() or not self.payer_name.strip():
+            raise SettingsError("WALLET_PAYER_NAME must be printable text of at most 70 characters")
+
     @staticmethod
     def from_env(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         environ = os.environ if environ is None else environ
@@ -319,6 +349,7 @@ class Settings:
         for path in self.verification_key_paths:
             if not Path(path).is_file():
                 raise SettingsError(f"WALLET_VERIFICATION_KEYS: no such file {path!r}")
+        self._validate_payer()
         try:
             parse_days(self.settlement_days)
         except ValidationError:

@@ -72,6 +72,11 @@ def routes(app: web.Application) -> None:
     add("GET", "/v1/exports/transactions", h.export_transactions)
     add("GET", "/v1/exports/settlements", h.export_settlements)
     add("POST", "/v1/reconciliations", h.create_reconciliation)
+    add("POST", "/v1/bank-statements", h.create_bank_statement)
+    add("POST", "/v1/payment-batches", h.create_payment_batch)
+    add("GET", "/v1/payment-batches/{batch_id}", h.get_payment_batch)
+    add("GET", "/v1/payment-batches/{batch_id}/file", h.payment_batch_file)
+    add("POST", "/v1/payment-batches/{batch_id}/cancel", h.cancel_payment_batch)
     add("GET", "/v1/reports/usage", h.usage_report)
     # Clients.
     add("GET", "/v1/me/wallet", h.my_wallet)

@@ -463,20 +463,81 @@ RECONCILIATION_SOURCES = {
 
 @requires(FINANCE)
 async def create_reconciliation(request: web.Request) -> web.Response:
-    """Finvoice 3.0 XML (``application/xml``) or CSV (``text/csv``) of received invoices."""
+    """Finvoice XML (``application/xml``: bare, or a bank channel file of framed invoices) or CSV (``text/csv``)."""
     source = RECONCILIATION_SOURCES.get(request.content_type)
     if source is None:
-        raise web.HTTPUnsupportedMediaType(text="send Finvoice 3.0 as application/xml, or invoices as text/csv")
-    limit = request.app[SETTINGS].reconciliation_max_bytes
-    # Its own limit, larger than a JSON body's: read from the stream, never more than the limit.
+        raise web.HTTPUnsupportedMediaType(text="send Finvoice as application/xml, or invoices as text/csv")
+    document = await _read_document(request, request.app[SETTINGS].reconciliation_max_bytes)
+    key = idempotency(request, request[PRINCIPAL], document)
+    written = await request.app[SERVICE].reconcile(document, source, key)
+    return _written(written, 201)
+
+
+setattr(create_reconciliation, BODY_LIMIT_SETTING, "reconciliation_max_bytes")  # its own limit, read above
+
+
+async def _read_document(request: web.Request, limit: int) -> bytes:
+    """An uploaded file under its own limit, larger than a JSON body's: read from the stream, never
+    more than ``limit`` bytes (413 ``payload_too_large`` beyond)."""
     document = bytearray()
     async for chunk in request.content.iter_any():
         document += chunk
         if len(document) > limit:
             raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(document))
-    key = idempotency(request, request[PRINCIPAL], bytes(document))
-    written = await request.app[SERVICE].reconcile(bytes(document), source, key)
-    return _written(written, 201)
+    return bytes(document)
 
 
-setattr(create_reconciliation, BODY_LIMIT_SETTING, "reconciliation_max_bytes")  # its own limit, read above
+# Payment batches.
+
+
+@requires(FINANCE)
+async def create_payment_batch(request: web.Request) -> web.Response:
+    raw = await _optional_body(request)
+    command = decode(requests.NewPaymentBatch, parse_json(raw) if raw.strip() else {})
+    key = idempotency(request, request[PRINCIPAL], raw)
+    ids = tuple(command.settlement_ids) if command.settlement_ids is not None else None
+    return _written(await request.app[SERVICE].create_payment_batch(ids, key), 201)
+
+
+@requires(FINANCE)
+async def get_payment_batch(request: web.Request) -> web.Response:
+    return json_response(await request.app[SERVICE].get_payment_batch(request.match_info["batch_id"]))
+
+
+@requires(FINANCE)
+async def payment_batch_file(request: web.Request) -> web.Response:
+    """The batch's pain.001.001.09 credit-transfer file, to upload to the bank."""
+    batch, document = await request.app[SERVICE].payment_file(request.match_info["batch_id"])
+    return web.Response(
+        body=document,
+        headers={
+            "Content-Type": "application/xml; charset=utf-8",
+            "Content-Disposition": f'attachment; filename="{batch["message_id"]}.xml"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@requires(FINANCE)
+async def cancel_payment_batch(request: web.Request) -> web.Response:
+    raw = await _optional_body(request)
+    key = idempotency(request, request[PRINCIPAL], raw)
+    return _written(await request.app[SERVICE].cancel_payment_batch(request.match_info["batch_id"], key), 200)
+
+
+# Bank statements.
+
+BANK_STATEMENT_TYPES = ("application/xml", "text/xml")
+
+
+@requires(FINANCE)
+async def create_bank_statement(request: web.Request) -> web.Response:
+    """A camt.054 notification or camt.053 statement (``application/xml``): each entry judged."""
+    if request.content_type not in BANK_STATEMENT_TYPES:
+        raise web.HTTPUnsupportedMediaType(text="send a camt.054 or camt.053 file as application/xml")
+    document = await _read_document(request, request.app[SETTINGS].bank_statement_max_bytes)
+    key = idempotency(request, request[PRINCIPAL], document)
+    return _written(await request.app[SERVICE].apply_bank_statement(document, key), 201)
+
+
+setattr(create_bank_statement, BODY_LIMIT_SETTING, "bank_statement_max_bytes")  # its own limit, read above

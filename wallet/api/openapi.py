@@ -186,6 +186,7 @@ def _parameters(settings: Settings) -> dict[str, Schema]:
         "ProviderId": _path("provider_id", "A provider's id."),
         "ChargeId": _path("charge_id", "A charge's id."),
         "SettlementId": _path("settlement_id", "A settlement batch's id."),
+        "PaymentBatchId": _path("batch_id", "A payment batch's id."),
         "ExportFrom": {
             "name": "from",
             "in": "query",
@@ -263,6 +264,10 @@ def _route(
 PAGE = ("Limit", "Cursor")
 EXPORT = ("ExportFrom", "ExportTo", "ExportFormat")
 CSV_FILE = {"schema": {"type": "string"}}
+FINVOICE_BODY = (
+    "Finvoice 3.0 or 2.01: one invoice, or a bank e-invoicing channel file (a SOAP transmission frame before"
+    " each invoice, documents one after another), in the encoding each document declares."
+)
 
 # The route table: each (method, path) the API serves with its operation's documentation.
 ROUTES: dict[tuple[str, str], Schema] = {
@@ -602,8 +607,8 @@ ROUTES: dict[tuple[str, str], Schema] = {
         body={
             "required": True,
             "content": {
-                "application/xml": {"schema": {"type": "string", "description": "Finvoice 3.0."}},
-                "text/xml": {"schema": {"type": "string", "description": "Finvoice 3.0."}},
+                "application/xml": {"schema": {"type": "string", "description": FINVOICE_BODY}},
+                "text/xml": {"schema": {"type": "string", "description": FINVOICE_BODY}},
                 "text/csv": {
                     "schema": {"type": "string", "description": "reference;amount;business_id;invoice_number"}
                 },
@@ -612,6 +617,62 @@ ROUTES: dict[tuple[str, str], Schema] = {
         idempotent=True,
         errors={400: ["unsafe_document"], 422: ["unreadable_document"]},
         description="A document with a DTD is refused (400 `unsafe_document`).",
+    ),
+    ("POST", "/v1/payment-batches"): _route(
+        "Finance",
+        "Pay settlements: a batch of credit transfers (pain.001.001.09) from the payer's account",
+        {201: _json(responses.PaymentBatch, "The batch; its file at /v1/payment-batches/{id}/file.")},
+        body=_body(requests.NewPaymentBatch, required=False),
+        idempotent=True,
+        errors={404: ["not_found"], 409: ["conflict"]},
+        description=(
+            "One transfer per settlement, to the provider's IBAN, with the settlement's reference. A settlement"
+            " is in one batch at most that is not cancelled; only positive open or invoiced ones are paid. 409"
+            " without WALLET_PAYER_NAME, WALLET_PAYER_IBAN and WALLET_PAYER_BIC, or with nothing to pay."
+        ),
+    ),
+    ("GET", "/v1/payment-batches/{batch_id}"): _route(
+        "Finance",
+        "A payment batch",
+        {200: _json(responses.PaymentBatch, "The batch.")},
+        parameters=["PaymentBatchId"],
+        errors={404: ["not_found"]},
+    ),
+    ("GET", "/v1/payment-batches/{batch_id}/file"): _route(
+        "Finance",
+        "The batch's ISO 20022 pain.001.001.09 credit-transfer file",
+        {200: {"description": "The file.", "content": {"application/xml": {"schema": {"type": "string"}}}}},
+        parameters=["PaymentBatchId"],
+        errors={404: ["not_found"]},
+    ),
+    ("POST", "/v1/payment-batches/{batch_id}/cancel"): _route(
+        "Finance",
+        "Cancel a payment batch before it is paid: its settlements are free for another",
+        {200: _json(responses.PaymentBatch, "The cancelled batch.")},
+        parameters=["PaymentBatchId"],
+        idempotent=True,
+        errors={404: ["not_found"], 409: ["conflict"]},
+    ),
+    ("POST", "/v1/bank-statements"): _route(
+        "Finance",
+        "Apply a bank's camt.054 notification or camt.053 statement to the settlement batches",
+        {201: _json(responses.BankStatement, "Each entry judged; paying debits made their batches paid.")},
+        body={
+            "required": True,
+            "content": {
+                media: {"schema": {"type": "string", "description": "ISO 20022 camt.054 or camt.053."}}
+                for media in ("application/xml", "text/xml")
+            },
+        },
+        idempotent=True,
+        errors={400: ["unsafe_document"], 409: ["conflict"], 422: ["unreadable_document"]},
+        description=(
+            "Each debit entry pays the batch its end-to-end id or creditor reference names, when the amount"
+            " is the batch's; a credit entry naming a paid batch (money the bank returned) re-opens it. A"
+            " statement or notification whose id was received before, or one about another account than"
+            " WALLET_PAYER_IBAN (when set), is refused (409 `conflict`), nothing changed. A document with a"
+            " DTD is refused (400 `unsafe_document`)."
+        ),
     ),
     ("GET", "/v1/reports/usage"): _route(
         "Organizer",

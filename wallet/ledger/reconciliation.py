@@ -37,7 +37,7 @@ class Outcome(str, Enum):
 
 
 class InvoiceSource(StrEnum):
-    FINVOICE = "finvoice"  # Finvoice 3.0 XML
+    FINVOICE = "finvoice"  # Finvoice 3.0 or 2.01 XML, bare or in the bank channel's transmission frames
     CSV = "csv"  # reference;amount;business_id;invoice_number
 
 
@@ -54,9 +54,13 @@ class Invoice:
     invoice_number: str | None
     reference: str | None
     scheme: Scheme | None  # None: inferred from the reference
-    amount: int | None  # cents; None when it could not be read
+    amount: int | None  # cents, the amount to pay (EpiInstructedAmount); None when it could not be read
     currency: str | None
     business_id: str | None
+    # Finvoice only: what the bank channel's transmission frame and the invoice itself say besides.
+    sender: str | None = None  # the frame's ebXML From PartyId with Role Sender (an OVT or IBAN)
+    invoice_total: int | None = None  # cents: InvoiceTotalVatIncludedAmount (may exceed the amount to pay)
+    version: str | None = None  # the Finvoice Version attribute, "3.0" or "2.01"
 
 
 @dataclass(frozen=True)

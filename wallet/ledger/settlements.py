@@ -17,8 +17,11 @@ A batch with no lines is refused (``NothingToSettle``). ``period_start`` and ``p
 the times of its first and last line; ``until`` is the cut-off asked for. A line committed after
 a batch was made goes into the next batch even if its time is before that batch's cut-off.
 
-Status: open (awaiting invoice) → invoiced (an invoice matched) → paid (finance marked it).
-An open batch may also be marked paid directly (an invoice that came on paper). Paid is final.
+Status: open (awaiting invoice) → invoiced (an invoice matched) → paid (finance marked it, or a
+bank statement's debit entry did). An open batch may also be marked paid directly (an invoice that
+came on paper). Paid is final but for one thing: the bank returning the payment (a credit entry
+naming it, e.g. the provider's account was closed) puts the batch back where it was before it was
+paid, open or invoiced, to be paid again (``status_after_return``).
 """
 
 from __future__ import annotations
@@ -49,8 +52,15 @@ class SettlementStatus(str, Enum):
 _NEXT: dict[SettlementStatus, frozenset[SettlementStatus]] = {
     SettlementStatus.OPEN: frozenset({SettlementStatus.INVOICED, SettlementStatus.PAID}),
     SettlementStatus.INVOICED: frozenset({SettlementStatus.PAID}),
-    SettlementStatus.PAID: frozenset(),
+    SettlementStatus.PAID: frozenset({SettlementStatus.OPEN, SettlementStatus.INVOICED}),  # returned by the bank
 }
+
+
+def status_after_return(paid_from: SettlementStatus | None) -> SettlementStatus:
+    """Where a paid batch goes when the bank returns its payment: the status it was paid from."""
+    if paid_from not in (SettlementStatus.OPEN, SettlementStatus.INVOICED):
+        raise InvariantViolation(f"a paid settlement paid from {paid_from}")
+    return paid_from
 
 
 def require_transition(current: SettlementStatus, wanted: SettlementStatus) -> None:

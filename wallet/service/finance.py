@@ -10,15 +10,19 @@ from datetime import datetime, timedelta
 import structlog
 
 from wallet.auth.tokens import Principal, Role
+from wallet.camt import read_statement
 from wallet.clock import rfc3339
 from wallet.exports import ExportKind
 from wallet.invoices import read_csv, read_finvoice
 from wallet.ledger import usage
-from wallet.ledger.errors import Forbidden, NothingToSettle
+from wallet.ledger.bank_statements import require_account
+from wallet.ledger.errors import Conflict, Forbidden, NothingToSettle
 from wallet.ledger.schedule import is_settlement_day
 from wallet.ledger.settlements import SettlementStatus
+from wallet.pain import pain_001
 from wallet.service.core import ServiceCore, provider_of
 from wallet.storage.port import Idempotency, Page, Record, Written
+from wallet.storage.sql.payment_batches import payment_file
 
 log = structlog.get_logger(__name__)
 
@@ -141,6 +145,64 @@ class FinanceService(ServiceCore):
         log.info(
             "reconciliation",
             reconciliation_id=written.value["id"],
+            replayed=written.replayed,
+            **written.value["summary"],
+        )
+        return written
+
+    async def create_payment_batch(
+        self, settlement_ids: tuple[str, ...] | None, idempotency: Idempotency | None
+    ) -> Written:
+        """One credit transfer per settlement (default: every invoiced one owed and in no batch)."""
+        settings = self.settings
+        if not settings.payer_configured:
+            raise Conflict(
+                "no payment file without the payer's account: set WALLET_PAYER_NAME, WALLET_PAYER_IBAN and"
+                " WALLET_PAYER_BIC",
+                missing=[name for name in ("payer_name", "payer_iban", "payer_bic") if not getattr(settings, name)],
+            )
+        now = self.clock.now()
+        execution_date = now.astimezone(settings.zone).date().isoformat()
+        written = await self.storage.create_payment_batch(
+            settlement_ids,
+            (settings.payer_name, settings.payer_iban, settings.payer_bic),
+            execution_date,
+            settings.payment_batch_settlements_max,
+            now,
+            idempotency,
+        )
+        log.info(
+            "payment_batch",
+            payment_batch_id=written.value["id"],
+            count=written.value["count"],
+            amount=written.value["amount"],
+            replayed=written.replayed,
+        )
+        return written
+
+    async def cancel_payment_batch(self, batch_id: str, idempotency: Idempotency | None) -> Written:
+        return await self.storage.cancel_payment_batch(batch_id, self.clock.now(), idempotency)
+
+    async def get_payment_batch(self, batch_id: str) -> Record:
+        return await self.storage.get_payment_batch(batch_id)
+
+    async def payment_file(self, batch_id: str) -> tuple[Record, bytes]:
+        """The batch's pain.001.001.09 file, from what was stored when it was made."""
+        batch = await self.storage.get_payment_batch(batch_id)
+        return batch, pain_001(payment_file(batch))
+
+    async def apply_bank_statement(self, document: bytes, idempotency: Idempotency | None) -> Written:
+        """Judge each entry of a camt.054 notification or camt.053 statement; apply what pays or returns."""
+        replay = await self.replay(idempotency)
+        if replay is not None:
+            return replay  # not even parsed again
+        statement = await asyncio.to_thread(read_statement, document, self.settings.bank_statement_entries_max)
+        require_account(statement, self.settings.payer_iban)
+        written = await self.storage.apply_bank_statement(statement, self.clock.now(), idempotency)
+        log.info(
+            "bank_statement",
+            statement_id=written.value["id"],
+            kind=written.value["kind"],
             replayed=written.replayed,
             **written.value["summary"],
         )

@@ -357,6 +357,23 @@ class SettlementPayment(Struct):
         self.note = _optional_text(self.note, "note", validation.DESCRIPTION_MAX_LENGTH)
 
 
+SettlementId = Annotated[str, Meta(pattern="^se_[0-9a-z]{1,64}$", description="A settlement's id.")]
+
+
+class NewPaymentBatch(Struct):
+    settlement_ids: (
+        Annotated[
+            list[SettlementId],
+            Meta(min_length=1, max_length=1000, description="Default: every invoiced settlement in no batch."),
+        ]
+        | None
+    ) = None
+
+    def __post_init__(self) -> None:
+        if self.settlement_ids is not None and len(set(self.settlement_ids)) != len(self.settlement_ids):
+            raise ValidationError("settlement_ids", "names a settlement twice")
+
+
 REQUESTS: tuple[type[Struct], ...] = (
     TokenRequest,
     LoginRequest,
@@ -373,6 +390,7 @@ REQUESTS: tuple[type[Struct], ...] = (
     NewRefund,
     NewSettlement,
     SettlementPayment,
+    NewPaymentBatch,
 )
 
 

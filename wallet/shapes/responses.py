@@ -9,9 +9,11 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from wallet.ledger.bank_statements import Direction, EntryOutcome, StatementKind
 from wallet.ledger.charges import ChargeStatus, IdentityMethod, VoidReason
 from wallet.ledger.months import UnusedPolicy
 from wallet.ledger.parties import ProviderStatus, RepresentationScope, RepresentationStatus
+from wallet.ledger.payments import PaymentBatchStatus
 from wallet.ledger.reconciliation import InvoiceSource, Outcome
 from wallet.ledger.settlements import SettlementStatus
 from wallet.ledger.transactions import TransactionType
@@ -294,6 +296,12 @@ class ReconciledInvoice(Struct, kw_only=True):
     outcome: Outcome
     detail: str | None
     settlement_id: str | None
+    sender: Annotated[str | None, Meta(description="From the bank channel's transmission frame: its sender (OVT).")]
+    invoice_total: Annotated[
+        int | None,
+        Meta(description="Cents, the invoice's total; `amount` (what is to pay) is less when partly prepaid."),
+    ]
+    finvoice_version: Annotated[str | None, Meta(description="Finvoice's `Version`: `3.0` or `2.01`.")]
     settlement_amount: Annotated[int, Meta(description="With amount_mismatch: what the batch is.")] | UnsetType = UNSET
 
 
@@ -307,6 +315,62 @@ class Reconciliation(Struct):
     created_at: Moment
     summary: ReconciliationSummary  # type: ignore[valid-type]
     invoices: list[ReconciledInvoice]
+
+
+class BankStatementEntry(Struct, kw_only=True):
+    position: Positive
+    direction: Annotated[Direction, Meta(description="`DBIT` a payment out; `CRDT` money in (a payment returned).")]
+    amount: Annotated[int | None, Meta(description="Cents.")]
+    booking_date: Annotated[str | None, Meta(description="YYYY-MM-DD, as the bank booked it.")]
+    entry_reference: Annotated[str | None, Meta(description="The bank's own reference of the entry (AcctSvcrRef).")]
+    reference: Annotated[str | None, Meta(description="The structured creditor reference, as written.")]
+    end_to_end_id: str | None
+    outcome: EntryOutcome
+    detail: str
+    settlement_id: str | None
+    settlement_amount: Annotated[int, Meta(description="With amount_mismatch: what the batch is.")] | UnsetType = UNSET
+
+
+# One count per outcome, each named by it.
+BankStatementSummary = msgspec.defstruct("BankStatementSummary", [(outcome.value, Count) for outcome in EntryOutcome])
+
+
+class BankStatement(Struct):
+    id: Id
+    kind: StatementKind
+    message_id: Annotated[str, Meta(description="The file's GrpHdr/MsgId.")]
+    document_ids: Annotated[list[str], Meta(description="Each Stmt/Id or Ntfctn/Id: each is accepted once.")]
+    created_at: Moment
+    summary: BankStatementSummary  # type: ignore[valid-type]
+    entries: list[BankStatementEntry]
+
+
+class PaymentBatchSettlement(Struct):
+    settlement_id: Id
+    amount: Annotated[int, Meta(gt=0, description="Cents.")]
+    reference: Annotated[str, Meta(description="The Finnish reference, the transfer's structured creditor reference.")]
+    end_to_end_id: str
+    creditor_name: str
+    creditor_iban: Iban
+
+
+class Payer(Struct):
+    name: str
+    iban: Iban
+    bic: str
+
+
+class PaymentBatch(Struct):
+    id: Id
+    message_id: Annotated[str, Meta(description="The file's MsgId and PmtInfId.")]
+    status: PaymentBatchStatus
+    count: Count
+    amount: Annotated[int, Meta(gt=0, description="Cents: the file's control sum.")]
+    execution_date: Annotated[str, Meta(description="YYYY-MM-DD, the requested execution date.")]
+    created_at: Moment
+    cancelled_at: Moment | None
+    payer: Payer
+    settlements: list[PaymentBatchSettlement]
 
 
 class LowUseRule(Struct):
@@ -516,6 +580,8 @@ RESPONSES: tuple[type[Struct], ...] = (
     SettlementDetail,
     SettlementPage,
     Reconciliation,
+    BankStatement,
+    PaymentBatch,
     UsageReport,
     Wallet,
     WalletTransactionPage,

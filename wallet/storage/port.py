@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
+from wallet.ledger.bank_statements import Statement
 from wallet.ledger.charges import IdentityMethod
 from wallet.ledger.errors import OperationError
 from wallet.ledger.months import UnusedPolicy
@@ -354,4 +355,24 @@ class Storage(Protocol):
     # Invoice reconciliation: judge each invoice; a matched batch becomes invoiced.
     async def reconcile(
         self, invoices: tuple[Invoice, ...], source: str, now: datetime, idempotency: Idempotency | None
+    ) -> Written: ...
+
+    # Payment batches (pain.001): made from settlements owed, cancelled to free them, read.
+    async def create_payment_batch(
+        self,
+        settlement_ids: tuple[str, ...] | None,
+        payer: tuple[str, str, str],
+        execution_date: str,
+        settlements_max: int,
+        now: datetime,
+        idempotency: Idempotency | None,
+    ) -> Written: ...
+
+    async def cancel_payment_batch(self, batch_id: str, now: datetime, idempotency: Idempotency | None) -> Written: ...
+
+    async def get_payment_batch(self, batch_id: str) -> Record: ...
+
+    # Bank statements: judge each entry; a paying debit makes its batch paid, a returned one re-opens it.
+    async def apply_bank_statement(
+        self, statement: Statement, now: datetime, idempotency: Idempotency | None
     ) -> Written: ...

@@ -25,6 +25,7 @@ from wallet.storage.sql import (
     charges,
     events,
     exports,
+    payment_batches,
     render,
     representatives,
     settlements,
@@ -253,6 +254,10 @@ class SqlReads:
     ) -> Record:
         async with self._read() as reader:
             return await settlements.get(reader, settlement_id, provider_id, lines_limit, lines_after)
+
+    async def get_payment_batch(self, batch_id: str) -> Record:
+        async with self._read() as reader:
+            return await payment_batches.get(reader, batch_id)
 
     async def list_settlements(
         self, provider_id: str | None, limit: int, before: int | None, status: str | None

@@ -52,6 +52,12 @@ def reconcile(invoices: tuple[Invoice, ...], source: str, now: str) -> Unit:
                     judgement.detail,
                 ),
             )
+            if invoice.sender is not None or invoice.invoice_total is not None or invoice.version is not None:
+                connection.execute(
+                    "INSERT INTO reconciliation_invoice_details (reconciliation_id, position, sender, invoice_total,"
+                    " finvoice_version) VALUES (?, ?, ?, ?, ?)",
+                    (reconciliation_id, invoice.position, invoice.sender, invoice.invoice_total, invoice.version),
+                )
             result: Record = {
                 "position": invoice.position,
                 "invoice_number": invoice.invoice_number,
@@ -61,6 +67,9 @@ def reconcile(invoices: tuple[Invoice, ...], source: str, now: str) -> Unit:
                 "outcome": judgement.outcome.value,
                 "detail": judgement.detail,
                 "settlement_id": batch.id if batch else None,
+                "sender": invoice.sender,
+                "invoice_total": invoice.invoice_total,
+                "finvoice_version": invoice.version,
             }
             if batch is not None and judgement.outcome is Outcome.AMOUNT_MISMATCH:
                 result["settlement_amount"] = batch.amount

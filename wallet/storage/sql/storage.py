@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Protocol
 
 from wallet.clock import rfc3339
+from wallet.ledger.bank_statements import Statement
 from wallet.ledger.reconciliation import Invoice
 from wallet.ledger.settlements import SettlementStatus
 from wallet.storage.port import (
@@ -28,10 +29,12 @@ from wallet.storage.port import (
     Written,
 )
 from wallet.storage.sql import (
+    bank_statements,
     charges,
     credit_runs,
     login,
     organizer,
+    payment_batches,
     reconciliations,
     representatives,
     settlements,
@@ -231,3 +234,23 @@ class SqlStorage(SqlReads):
         self, invoices: tuple[Invoice, ...], source: str, now: datetime, idempotency: Idempotency | None
     ) -> Written:
         return await self._write(reconciliations.reconcile(invoices, source, rfc3339(now)), now, idempotency)
+
+    async def create_payment_batch(
+        self,
+        settlement_ids: tuple[str, ...] | None,
+        payer: tuple[str, str, str],
+        execution_date: str,
+        settlements_max: int,
+        now: datetime,
+        idempotency: Idempotency | None,
+    ) -> Written:
+        unit = payment_batches.create(settlement_ids, payer, execution_date, rfc3339(now), settlements_max)
+        return await self._write(unit, now, idempotency)
+
+    async def cancel_payment_batch(self, batch_id: str, now: datetime, idempotency: Idempotency | None) -> Written:
+        return await self._write(payment_batches.cancel(batch_id, rfc3339(now)), now, idempotency)
+
+    async def apply_bank_statement(
+        self, statement: Statement, now: datetime, idempotency: Idempotency | None
+    ) -> Written:
+        return await self._write(bank_statements.apply_statement(statement, rfc3339(now)), now, idempotency)

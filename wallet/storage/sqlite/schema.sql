@@ -425,3 +425,95 @@ CREATE TABLE IF NOT EXISTS month_releases (
     month        TEXT PRIMARY KEY,
     finished_at  TEXT NOT NULL
 ) STRICT;
+
+-- Bank statements (camt.054 notifications, camt.053 statements): each file received, the ids of
+-- the statements or notifications in it (each accepted once), and each entry's outcome
+-- (see wallet/ledger/bank_statements.py). A 'paid' entry is what paid a settlement; 'returned', a
+-- credit that re-opened it.
+CREATE TABLE IF NOT EXISTS bank_statements (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    id          TEXT NOT NULL UNIQUE,
+    kind        TEXT NOT NULL CHECK (kind IN ('camt.053', 'camt.054')),
+    message_id  TEXT NOT NULL,
+    entries     INTEGER NOT NULL CHECK (entries >= 0),
+    applied     INTEGER NOT NULL CHECK (applied >= 0),
+    actor       TEXT NOT NULL,
+    created_at  TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS bank_statement_documents (
+    document_key  TEXT PRIMARY KEY,  -- kind, then the Stmt/Id or Ntfctn/Id: "camt.054:NTF-1"
+    statement_id  TEXT NOT NULL REFERENCES bank_statements(id)
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS bank_statement_entries (
+    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+    statement_id     TEXT NOT NULL REFERENCES bank_statements(id),
+    position         INTEGER NOT NULL,
+    direction        TEXT NOT NULL CHECK (direction IN ('DBIT', 'CRDT')),
+    amount           INTEGER,          -- cents, when readable
+    booking_date     TEXT,
+    entry_reference  TEXT,             -- the bank's AcctSvcrRef
+    reference        TEXT,             -- the creditor reference, as written
+    end_to_end_id    TEXT,
+    outcome          TEXT NOT NULL CHECK (outcome IN ('paid', 'returned', 'already_paid', 'already_applied',
+                         'amount_mismatch', 'unknown_reference', 'not_paid', 'not_booked')),
+    settlement_id    TEXT REFERENCES settlements(id),
+    detail           TEXT NOT NULL,
+    UNIQUE (statement_id, position)
+) STRICT;
+-- A bank entry is applied once: the database says so too.
+CREATE UNIQUE INDEX IF NOT EXISTS bank_statement_entries_applied_once
+    ON bank_statement_entries (entry_reference) WHERE outcome IN ('paid', 'returned') AND entry_reference IS NOT NULL;
+CREATE INDEX IF NOT EXISTS bank_statement_entries_by_settlement ON bank_statement_entries (settlement_id, seq);
+CREATE TRIGGER IF NOT EXISTS bank_statement_entries_append_only_update BEFORE UPDATE ON bank_statement_entries
+BEGIN SELECT RAISE(ABORT, 'bank statement entries are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS bank_statement_entries_append_only_delete BEFORE DELETE ON bank_statement_entries
+BEGIN SELECT RAISE(ABORT, 'bank statement entries are append-only'); END;
+
+-- Payment batches (pain.001 credit-transfer files, see wallet/ledger/payments.py): each batch, and
+-- each settlement it pays with the creditor as it was when the batch was made. A settlement is in
+-- one batch at most that is not cancelled (released_at IS NULL).
+CREATE TABLE IF NOT EXISTS payment_batches (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    id              TEXT NOT NULL UNIQUE,
+    message_id      TEXT NOT NULL UNIQUE,
+    status          TEXT NOT NULL CHECK (status IN ('created', 'cancelled')),
+    count           INTEGER NOT NULL CHECK (count > 0),
+    amount          INTEGER NOT NULL CHECK (amount > 0),
+    payer_name      TEXT NOT NULL,
+    payer_iban      TEXT NOT NULL,
+    payer_bic       TEXT NOT NULL,
+    execution_date  TEXT NOT NULL,
+    actor           TEXT NOT NULL,
+    created_at      TEXT NOT NULL,
+    cancelled_at    TEXT
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS payment_batch_items (
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    batch_id       TEXT NOT NULL REFERENCES payment_batches(id),
+    settlement_id  TEXT NOT NULL REFERENCES settlements(id),
+    amount         INTEGER NOT NULL CHECK (amount > 0),
+    reference      TEXT NOT NULL,
+    end_to_end_id  TEXT NOT NULL,
+    creditor_name  TEXT NOT NULL,
+    creditor_iban  TEXT NOT NULL,
+    released_at    TEXT,
+    UNIQUE (batch_id, settlement_id)
+) STRICT;
+CREATE UNIQUE INDEX IF NOT EXISTS payment_batch_items_one_batch_per_settlement
+    ON payment_batch_items (settlement_id) WHERE released_at IS NULL;
+
+
+-- What a Finvoice says beside the fields judged: the bank channel frame's sender, the invoice
+-- total (more than the amount to pay when partly prepaid), the Finvoice version. One row per
+-- invoice that has any of them, beside its reconciliation_invoices row.
+CREATE TABLE IF NOT EXISTS reconciliation_invoice_details (
+    reconciliation_id  TEXT NOT NULL REFERENCES reconciliations(id),
+    position           INTEGER NOT NULL,
+    sender             TEXT,
+    invoice_total      INTEGER,
+    finvoice_version   TEXT,
+    PRIMARY KEY (reconciliation_id, position)
+) STRICT;
