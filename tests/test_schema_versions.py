@@ -111,7 +111,9 @@ def test_a_version_1_database_is_migrated_with_every_row_kept(tmp_path: Path) ->
     after = dump(old)
     assert after.pop("schema_version") == [(SCHEMA_VERSION,)] == [(3,)]
     before.pop("schema_version")
+    added = {table: after.pop(table) for table in set(after) - set(before)}
     assert after == before  # every row, the same seqs, the same AUTOINCREMENT counters
+    assert all(rows == [] for rows in added.values()), added  # tables added since (CREATE ... IF NOT EXISTS): empty
     assert audit_indexes(old) == []
     assert set(DROPPED_IN_3).isdisjoint(indexes(old))
     fresh = tmp_path / "fresh.db"

@@ -106,6 +106,10 @@ class ServiceCore:
     def current_month(self) -> str:
         return month_of(self.clock.now(), self.settings.zone)
 
+    def today(self) -> str:
+        """Today (YYYY-MM-DD) in the organizer's time zone: the day unit values are in force on."""
+        return self.clock.now().astimezone(self.settings.zone).date().isoformat()
+
     def authenticate(self, token: str) -> Principal:
         return self.tokens.verify(token, self.clock.now())
 

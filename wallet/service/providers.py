@@ -16,17 +16,55 @@ from wallet.auth.hashing import six_digit_code, slow_hash, verify_slow_hash
 from wallet.auth.tokens import Principal, Role
 from wallet.clock import month_of
 from wallet.ledger.charges import IdentityMethod
-from wallet.ledger.errors import Forbidden, RateLimited, Unauthorized, ValidationError
+from wallet.ledger.errors import Forbidden, NotFound, RateLimited, Unauthorized, ValidationError
 from wallet.ledger.money import format_euros
 from wallet.service.core import NATIONAL_ID, OTP, PHONE, IssuedToken, ServiceCore, provider_of
 from wallet.shapes import requests
-from wallet.storage.port import ChargeCommand, Idempotency, Page, Record, Written
+from wallet.storage.port import ChargeCommand, Idempotency, NewOffer, OfferChange, Page, Record, Written
 
 log = structlog.get_logger(__name__)
 
 
 class ProviderService(ServiceCore):
     """A provider's use cases; charges and settlements act only for the provider its token names."""
+
+    @staticmethod
+    def _acting_for(principal: Principal, provider_id: str) -> str:
+        """Offers are the provider's own, or the organizer's on its behalf; another provider's are as if
+        they did not exist (404), as with ``GET /v1/providers/{id}``."""
+        if principal.role is Role.PROVIDER and principal.provider_id != provider_id:
+            raise NotFound("no such provider")
+        return provider_id
+
+    async def create_offer(self, principal: Principal, provider_id: str, command: requests.NewOffer) -> Record:
+        offer = NewOffer(
+            self._acting_for(principal, provider_id),
+            command.service,
+            command.unit_price,
+            command.description,
+            command.municipalities,
+            command.languages,
+            command.address,
+        )
+        return await self.storage.create_offer(offer, self.clock.now())
+
+    async def change_offer(
+        self, principal: Principal, provider_id: str, offer_id: str, command: requests.OfferChange
+    ) -> Record:
+        change = OfferChange(
+            command.unit_price, command.description, command.municipalities, command.languages, command.address
+        )
+        return await self.storage.change_offer(
+            self._acting_for(principal, provider_id), offer_id, change, self.clock.now()
+        )
+
+    async def withdraw_offer(self, principal: Principal, provider_id: str, offer_id: str) -> Record:
+        return await self.storage.withdraw_offer(self._acting_for(principal, provider_id), offer_id, self.clock.now())
+
+    async def list_provider_offers(
+        self, principal: Principal, provider_id: str, limit: int, before: int | None
+    ) -> Page:
+        return await self.storage.list_provider_offers(self._acting_for(principal, provider_id), limit, before)
 
     async def token_for_credentials(self, client_id: str, client_secret: str) -> IssuedToken:
         credential = await self.storage.get_provider_credential(client_id)

@@ -9,14 +9,29 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from wallet.ledger.catalog import OfferStatus, ServiceUnit
 from wallet.ledger.charges import ChargeStatus, IdentityMethod, VoidReason
 from wallet.ledger.months import UnusedPolicy
 from wallet.ledger.parties import ProviderStatus, RepresentationScope, RepresentationStatus
 from wallet.ledger.reconciliation import InvoiceSource, Outcome
 from wallet.ledger.settlements import SettlementStatus
 from wallet.ledger.transactions import TransactionType
-from wallet.shapes.requests import Amount, BudgetLine
-from wallet.validation import BusinessId, CategoryCode, Description, Iban, Id, Moment, Month, Name, Phone
+from wallet.shapes.requests import Amount, BudgetLine, ServiceName
+from wallet.validation import (
+    Address,
+    BusinessId,
+    CategoryCode,
+    Day,
+    Description,
+    Iban,
+    Id,
+    LanguageCode,
+    Moment,
+    Month,
+    MunicipalityCode,
+    Name,
+    Phone,
+)
 
 Cents = Annotated[int, Meta(description="Integer cents (EUR).")]
 Count = Annotated[int, Meta(ge=0)]
@@ -73,6 +88,78 @@ class CategoryList(Struct):
 
     data: list[Category]
     next_cursor: None
+
+
+# The service catalog and offers.
+
+
+class UnitValue(Struct):
+    valid_from: Day
+    unit_value: Cents
+
+
+class Service(Struct):
+    id: Id
+    code: CategoryCode
+    category: CategoryCode
+    name: ServiceName
+    unit: ServiceUnit
+    unit_value: Annotated[Cents | None, Meta(description="In force today; null before the first value's day.")]
+    unit_values: Annotated[list[UnitValue], Meta(description="Every value set, oldest first; the past is kept.")]
+    created_at: Moment
+
+
+class ServicePage(Struct):
+    data: list[Service]
+    next_cursor: NextCursor
+
+
+class OfferPrice(Struct):
+    unit_price: Cents
+    valid_from: Moment
+
+
+class Offer(Struct):
+    id: Id
+    provider_id: Id
+    service: CategoryCode
+    service_id: Id
+    status: OfferStatus
+    unit_price: Annotated[Cents, Meta(description="The price now.")]
+    unit_prices: Annotated[list[OfferPrice], Meta(description="Every price it has had, oldest first.")]
+    description: Description | None
+    municipalities: list[MunicipalityCode]
+    languages: list[LanguageCode]
+    address: Address | None
+    created_at: Moment
+    updated_at: Moment
+    withdrawn_at: Moment | None
+
+
+class OfferPage(Struct):
+    data: list[Offer]
+    next_cursor: NextCursor
+
+
+class ComparedOffer(Struct):
+    offer_id: Id
+    provider_id: Id
+    provider_name: Name
+    service: CategoryCode
+    service_name: ServiceName
+    unit: ServiceUnit
+    unit_price: Cents
+    unit_value: Annotated[Cents, Meta(description="In force today: the most the budget pays for one unit.")]
+    own_share_per_unit: Annotated[Cents, Meta(description="max(0, unit_price - unit_value): paid by the client.")]
+    municipalities: list[MunicipalityCode]
+    languages: list[LanguageCode]
+    address: Address | None
+    description: Description | None
+
+
+class ComparedOfferPage(Struct):
+    data: list[ComparedOffer]
+    next_cursor: NextCursor
 
 
 class IdentityLockout(Struct):
@@ -483,6 +570,11 @@ RESPONSES: tuple[type[Struct], ...] = (
     Provider,
     ProviderDetail,
     ProviderCredentials,
+    Service,
+    ServicePage,
+    Offer,
+    OfferPage,
+    ComparedOfferPage,
     CreditRun,
     Charge,
     ChargePage,

@@ -126,6 +126,53 @@ class NewRepresentation:
 
 @by_fields
 @dataclass(frozen=True)
+class NewService:
+    code: str
+    category: str
+    name_fi: str
+    name_sv: str
+    name_en: str | None
+    unit: str  # a ``ServiceUnit``
+    unit_value: int  # cents, in force from ``valid_from``
+    valid_from: str  # the day it is created, in the organizer's time zone
+
+
+@by_fields
+@dataclass(frozen=True)
+class NewOffer:
+    provider_id: str
+    service: str  # the service's code
+    unit_price: int  # cents
+    description: str | None
+    municipalities: tuple[str, ...]
+    languages: tuple[str, ...]
+    address: str | None
+
+
+@by_fields
+@dataclass(frozen=True)
+class OfferChange:
+    """What changes; None: stays as it is."""
+
+    unit_price: int | None
+    description: str | None
+    municipalities: tuple[str, ...] | None
+    languages: tuple[str, ...] | None
+    address: str | None
+
+
+@by_fields
+@dataclass(frozen=True)
+class OfferFilter:
+    """The comparison's question: offers of one service, in one municipality, in one language."""
+
+    service: str | None
+    municipality: str | None
+    language: str | None
+
+
+@by_fields
+@dataclass(frozen=True)
 class ChargeCommand:
     provider_id: str
     phone_hash: str
@@ -197,6 +244,28 @@ class Storage(Protocol):
         self, provider_id: str, client_id: str, secret_hash: str, now: datetime
     ) -> None: ...
     async def get_provider_credential(self, client_id: str) -> Record | None: ...
+
+    # The service catalog (``wallet/ledger/catalog.py``). ``today``: the day in the organizer's
+    # time zone, for the unit value in force and for refusing a new one on a past day.
+    async def create_service(self, service: NewService, now: datetime) -> Record: ...
+    async def add_unit_value(
+        self, service_id: str, unit_value: int, valid_from: str, today: str, now: datetime
+    ) -> Record: ...
+    async def get_service(self, service_id: str, today: str) -> Record: ...
+    async def list_services(self, category: str | None, today: str, limit: int, before: int | None) -> Page: ...
+
+    # Providers' offers: made, changed and withdrawn by the provider (or the organizer for it).
+    async def create_offer(self, offer: NewOffer, now: datetime) -> Record: ...
+    async def change_offer(self, provider_id: str, offer_id: str, change: OfferChange, now: datetime) -> Record: ...
+    async def withdraw_offer(self, provider_id: str, offer_id: str, now: datetime) -> Record: ...
+    async def list_provider_offers(self, provider_id: str, limit: int, before: int | None) -> Page: ...
+    async def compare_offers(
+        self, offer_filter: OfferFilter, today: str, limit: int, after: tuple[int, int, int] | None
+    ) -> tuple[list[Record], tuple[int, int, int] | None]:
+        """Active offers of approved providers (approved for the service's category), by own share
+        per unit, then unit price, then age; ``after``: the last one's position on the page before."""
+        ...
+
     async def credit_run_step(
         self,
         month: str,

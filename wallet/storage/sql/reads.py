@@ -17,11 +17,13 @@ from wallet.ledger.months import previous_month
 from wallet.storage.port import (
     Idempotency,
     Limits,
+    OfferFilter,
     Page,
     Record,
     Written,
 )
 from wallet.storage.sql import (
+    catalog,
     charges,
     events,
     exports,
@@ -50,6 +52,24 @@ class SqlReads:
         async with self._read() as reader:
             rows = await reader.execute_fetchall("SELECT code, name, created_at FROM categories ORDER BY code")
         return [dict(row) for row in rows]
+
+    async def get_service(self, service_id: str, today: str) -> Record:
+        async with self._read() as reader:
+            return await catalog.get_service(reader, service_id, today)
+
+    async def list_services(self, category: str | None, today: str, limit: int, before: int | None) -> Page:
+        async with self._read() as reader:
+            return Page(*await catalog.list_services(reader, category, today, limit, before))
+
+    async def list_provider_offers(self, provider_id: str, limit: int, before: int | None) -> Page:
+        async with self._read() as reader:
+            return Page(*await catalog.list_provider_offers(reader, provider_id, limit, before))
+
+    async def compare_offers(
+        self, offer_filter: OfferFilter, today: str, limit: int, after: tuple[int, int, int] | None
+    ) -> tuple[list[Record], tuple[int, int, int] | None]:
+        async with self._read() as reader:  # one snapshot: the offers, their prices and places agree
+            return await catalog.compare_offers(reader, offer_filter, today, limit, after)
 
     async def get_client(self, client_id: str) -> Record:
         async with self._read() as reader:
