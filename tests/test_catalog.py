@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.conftest import RecordingSms
+from tests.conftest import NATIONAL_ID, RecordingSms
 from tests.test_openapi import CheckedWorld, Contract, fetch_document
 from tests.test_representatives import link, representative_token
 from wallet.auth.tokens import Role
@@ -352,3 +352,210 @@ async def test_clients_compare_approved_providers_by_their_own_share(w: CheckedW
     await link(w, client, scope="view")
     representative = await representative_token(w)
     assert await offer_ids("service=home_help", representative) == [made["dear"]["id"], made["cheap"]["id"]]
+
+
+# 4. Itemized charges.
+
+
+async def itemized(
+    w: CheckedWorld,
+    provider: dict[str, Any],
+    client: dict[str, Any],
+    items: list[dict[str, Any]],
+    key: str | None = None,
+    **extra: Any,
+) -> tuple[int, Any]:
+    body = {"phone": client["phone"], "items": items, "identity": {"method": "national_id", "national_id": NATIONAL_ID}}
+    return await w.call("POST", "/v1/charges", provider["token"], {**body, **extra}, key=key)
+
+
+async def marketplace(w: CheckedWorld, amount: int = 20_000) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A client with ``amount`` on home_care; a provider approved for it offering three services: one
+    above its unit value, one at it, one with prices that round."""
+    client, provider = await w.funded(amount)
+    await service(w, code="home_help", unit_value=3000)
+    await service(w, code="cleaning", unit_value=2000)
+    await service(w, code="rounding", unit_value=2999)
+    await offer(w, provider, "home_help", 3500)
+    await offer(w, provider, "cleaning", 2000)
+    await offer(w, provider, "rounding", 3333)
+    return client, provider
+
+
+async def test_each_item_is_priced_the_budget_paying_at_most_the_unit_value(w: CheckedWorld) -> None:
+    client, provider = await marketplace(w)
+    status, charged = await itemized(
+        w, provider, client, [{"service": "home_help", "quantity": 1.5}, {"service": "cleaning", "quantity": "2"}]
+    )
+    assert status == 201, charged
+    assert (charged["status"], charged["category"], charged["amount"], charged["own_share"]) == (
+        "captured",
+        "home_care",
+        4500 + 4000,  # 1.5 h at the unit value 30,00 €; two visits at their price, which is the unit value
+        750,  # 1.5 h x 5,00 € above the unit value, paid to the provider directly
+    )
+    assert charged["items"] == [
+        {
+            "service": "home_help",
+            "quantity": "1.5",
+            "unit_price": 3500,
+            "unit_value": 3000,
+            "amount": 4500,
+            "own_share": 750,
+            "service_date": "2027-01-15",
+        },
+        {
+            "service": "cleaning",
+            "quantity": "2",
+            "unit_price": 2000,
+            "unit_value": 2000,
+            "amount": 4000,
+            "own_share": 0,
+            "service_date": "2027-01-15",
+        },
+    ]
+    assert (await w.wallet(client))["available"] == 20_000 - 8500  # the own share never leaves the wallet
+    _, seen = await w.call("GET", f"/v1/charges/{charged['id']}", provider["token"], expect=200)
+    assert seen["items"] == charged["items"] and seen["own_share"] == 750
+    _, listed = await w.call("GET", "/v1/charges", provider["token"], expect=200)
+    assert listed["data"][0]["items"] == charged["items"]
+
+    # Rounded half up, once per item: 0.01 h x 29,99 € = 0,2999 € → 0,30 €; 0.5 h x 29,99 € = 14,995 €
+    # → 15,00 €, the price 0.5 h x 33,33 € = 16,665 € → 16,67 €, so the own share is 1,67 €.
+    rounding = [{"service": "rounding", "quantity": "0.01"}, {"service": "rounding", "quantity": 0.5}]
+    _, rounded = await itemized(w, provider, client, rounding)
+    assert [(i["amount"], i["own_share"]) for i in rounded["items"]] == [(30, 3), (1500, 167)]
+    assert (rounded["amount"], rounded["own_share"]) == (1530, 170)
+
+    # A price below the unit value: the budget pays the price, no own share.
+    cheaper = await w.provider(["home_care"])
+    await offer(w, cheaper, "home_help", 2550)
+    _, below = await itemized(w, cheaper, client, [{"service": "home_help", "quantity": "0.75"}])
+    assert (below["amount"], below["own_share"]) == (1913, 0)  # 0.75 x 25,50 € = 19,125 € → 19,13 €
+
+
+async def test_bad_items_are_refused_and_write_nothing(w: CheckedWorld) -> None:
+    client, provider = await marketplace(w, amount=5000)
+    await w.category("transport", "Kuljetus")
+    await service(w, code="taxi", category="transport", unit_value=1500)
+    await service(w, code="meals", unit_value=800)  # in home_care, but not offered by this provider
+    tables = ("charges", "charge_items", "transactions", "postings", "wallet_events", "audit_log")
+    before = {table: count(w, table) for table in tables}
+    one = {"service": "home_help", "quantity": 1}
+    refusals: list[tuple[list[dict[str, Any]] | None, dict[str, Any], int, str]] = [
+        ([{"service": "nothing", "quantity": 1}], {}, 422, "validation_error"),
+        ([{"service": "home_help", "quantity": 0}], {}, 422, "validation_error"),
+        ([{"service": "home_help", "quantity": -1}], {}, 422, "validation_error"),
+        ([{"service": "home_help", "quantity": "1.005"}], {}, 422, "validation_error"),  # three decimals
+        ([{"service": "home_help", "quantity": 1.005}], {}, 422, "validation_error"),
+        ([{"service": "home_help", "quantity": 1001}], {}, 422, "validation_error"),  # above QUANTITY_MAX
+        ([{"service": "home_help", "quantity": "1e3"}], {}, 422, "validation_error"),
+        ([{"service": "home_help", "quantity": "puolitoista"}], {}, 422, "validation_error"),
+        ([{"service": "home_help", "quantity": True}], {}, 422, "validation_error"),
+        ([{"service": "home_help"}], {}, 422, "validation_error"),
+        ([], {}, 422, "validation_error"),
+        ([one, {"service": "taxi", "quantity": 1}], {}, 422, "category_not_allowed"),  # one line per charge
+        ([{"service": "meals", "quantity": 1}], {}, 422, "validation_error"),  # no offer of it
+        ([{**one, "service_date": "2027-01-16"}], {}, 422, "validation_error"),  # not yet delivered
+        ([{**one, "service_date": "2027-01-14"}], {}, 422, "validation_error"),  # before any unit value
+        ([{**one, "service_date": "15.1.2027"}], {}, 422, "validation_error"),
+        ([one], {"amount": 100}, 422, "validation_error"),  # items come in place of amount and category
+        ([one], {"category": "home_care"}, 422, "validation_error"),
+        (
+            [{"service": "home_help", "quantity": 1.5}, {"service": "cleaning", "quantity": 1}],
+            {},
+            402,
+            "insufficient_funds",
+        ),
+    ]
+    for items, extra, status, code in refusals:
+        _, problem = await itemized(w, provider, client, items or [], **extra)
+        assert (problem["status"], problem["code"]) == (status, code), (items, extra, problem)
+    _, problem = await w.call(
+        "POST", "/v1/charges", provider["token"], {"phone": client["phone"], "identity": {"method": "otp"}}
+    )
+    assert problem["code"] == "validation_error"  # neither amount nor items
+    taxi_driver = await w.provider(["transport"])
+    await offer(w, taxi_driver, "taxi", 1500)
+    _, problem = await itemized(w, taxi_driver, client, [{"service": "taxi", "quantity": 1}])
+    assert problem["code"] == "category_not_allowed"  # not a line of the client's budget
+    await w.call("POST", f"/v1/providers/{provider['id']}/suspend", w.admin, expect=200)
+    _, problem = await itemized(w, provider, client, [one])
+    assert (problem["status"], problem["code"]) == (403, "provider_not_approved")
+    assert {table: count(w, table) for table in tables if table != "audit_log"} == {
+        table: n for table, n in before.items() if table != "audit_log"
+    }
+    assert (await w.wallet(client))["available"] == 5000
+
+
+async def test_a_changed_price_or_unit_value_leaves_past_charges_as_they_were(w: CheckedWorld) -> None:
+    client, provider = await marketplace(w)
+    _, first = await itemized(w, provider, client, [{"service": "home_help", "quantity": 2}], key="visit-1")
+    offers = (await w.call("GET", f"/v1/providers/{provider['id']}/offers", provider["token"]))[1]["data"]
+    home_help = next(o for o in offers if o["service"] == "home_help")
+    await w.call(
+        "PATCH",
+        f"/v1/providers/{provider['id']}/offers/{home_help['id']}",
+        provider["token"],
+        {"unit_price": 4000},
+        expect=200,
+    )
+    services = (await w.call("GET", "/v1/services", w.admin))[1]["data"]
+    service_id = next(s["id"] for s in services if s["code"] == "home_help")
+    await w.call(
+        "POST",
+        f"/v1/services/{service_id}/unit-values",
+        w.admin,
+        {"unit_value": 3600, "valid_from": "2027-01-16"},
+        expect=201,
+    )
+    _, seen = await w.call("GET", f"/v1/charges/{first['id']}", provider["token"], expect=200)
+    assert seen["items"] == first["items"] and (seen["amount"], seen["own_share"]) == (6000, 1000)
+
+    w.clock.advance(days=1)
+    provider["token"] = w.token(Role.PROVIDER, provider_id=provider["id"])
+    _, later = await itemized(w, provider, client, [{"service": "home_help", "quantity": 1}])
+    assert [(i["unit_price"], i["unit_value"], i["amount"], i["own_share"]) for i in later["items"]] == [
+        (4000, 3600, 3600, 400)
+    ]
+    # Delivered yesterday: yesterday's unit value, today's price.
+    _, yesterday = await itemized(
+        w, provider, client, [{"service": "home_help", "quantity": 1, "service_date": "2027-01-15"}]
+    )
+    assert [(i["unit_value"], i["amount"], i["own_share"]) for i in yesterday["items"]] == [(3000, 3000, 1000)]
+
+    # A retried request answers the first response and charges nothing more.
+    before = count(w, "charge_items")
+    status, replayed, headers = await w.raw(
+        "POST",
+        "/v1/charges",
+        provider["token"],
+        json={
+            "phone": client["phone"],
+            "items": [{"service": "home_help", "quantity": 2}],
+            "identity": {"method": "national_id", "national_id": NATIONAL_ID},
+        },
+        key="visit-1",
+    )
+    assert status == 201 and headers.get("Idempotent-Replayed") == "true" and replayed == first
+    assert count(w, "charge_items") == before
+
+
+async def test_an_itemized_charge_held_for_a_code_holds_the_budget_s_part(w: CheckedWorld) -> None:
+    client, provider = await marketplace(w)
+    body = {
+        "phone": client["phone"],
+        "items": [{"service": "home_help", "quantity": "1.25"}],
+        "identity": {"method": "otp"},
+    }
+    _, pending = await w.call("POST", "/v1/charges", provider["token"], body, expect=201)
+    assert (pending["status"], pending["amount"], pending["own_share"]) == ("pending", 3750, 625)
+    assert (await w.wallet(client))["held"] == 3750
+    assert "37,50" in w.sms.sent[-1]["text"]  # the code's SMS names what the wallet pays
+    code = w.sms.last_code(client["phone"])
+    _, confirmed = await w.call(
+        "POST", f"/v1/charges/{pending['id']}/confirm", provider["token"], {"code": code}, expect=200
+    )
+    assert confirmed["status"] == "captured"
+    _, seen = await w.call("GET", f"/v1/charges/{pending['id']}", provider["token"], expect=200)
+    assert seen["items"] == pending["items"]

@@ -540,7 +540,10 @@ ROUTES: dict[tuple[str, str], Schema] = {
             422: ["identity_check_failed", "category_not_allowed"],
             429: ["rate_limited"],
         },
-        description="Identity first, funds second: a failed identity check says nothing of the balance.",
+        description="Identity first, funds second: a failed identity check says nothing of the balance. "
+        "Either `amount` and `category`, or `items` (all of one category): each item is priced at the "
+        "provider's active offer, the budget paying `min(unit_price, unit_value) x quantity` (rounded half up "
+        "to the cent per item) and the client the rest (`own_share`) to the provider directly.",
     ),
     ("GET", "/v1/charges"): _route(
         "Providers",

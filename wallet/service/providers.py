@@ -20,7 +20,16 @@ from wallet.ledger.errors import Forbidden, NotFound, RateLimited, Unauthorized,
 from wallet.ledger.money import format_euros
 from wallet.service.core import NATIONAL_ID, OTP, PHONE, IssuedToken, ServiceCore, provider_of
 from wallet.shapes import requests
-from wallet.storage.port import ChargeCommand, Idempotency, NewOffer, OfferChange, Page, Record, Written
+from wallet.storage.port import (
+    ChargeCommand,
+    ChargeItemCommand,
+    Idempotency,
+    NewOffer,
+    OfferChange,
+    Page,
+    Record,
+    Written,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -103,8 +112,8 @@ class ProviderService(ServiceCore):
         charge_command = ChargeCommand(
             provider_id=provider_id,
             phone_hash=self.hasher.keyed(PHONE, command.phone),
-            amount=command.amount,
-            category=command.category,
+            amount=command.amount or 0,  # itemized: the items' sum, worked out in the transaction
+            category=command.category or "",  # itemized: the items' category
             description=command.description,
             method=command.method,
             national_id_hash=national_id_hash,
@@ -112,16 +121,25 @@ class ProviderService(ServiceCore):
             otp_expires_at=expires_at,
         )
         month = month_of(now, self.settings.zone)
-        written = await self.storage.charge(charge_command, self.limits, now, month, idempotency)
-        if code is not None and not written.replayed:
-            await self._send_code(command.phone, code, command.amount)
+        if command.items is None:
+            written = await self.storage.charge(charge_command, self.limits, now, month, idempotency)
+        else:
+            items = tuple(
+                ChargeItemCommand(item.service, item.quantity_hundredths, item.service_date) for item in command.items
+            )
+            written = await self.storage.itemized_charge(
+                charge_command, items, self.limits, now, month, self.today(), idempotency
+            )
+        if code is not None and not written.replayed and "amount" in written.value:
+            await self._send_code(command.phone, code, written.value["amount"])
         if logs.enabled(logging.INFO):
             log.info(
                 "charge",
-                charge_id=written.value["id"],
-                status=written.value["status"],
-                amount=command.amount,
-                category=command.category,
+                charge_id=written.value.get("id"),
+                status=written.value.get("status"),
+                amount=written.value.get("amount"),
+                category=written.value.get("category"),
+                items=None if command.items is None else len(command.items),
                 replayed=written.replayed,
             )
         return written

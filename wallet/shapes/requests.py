@@ -17,7 +17,7 @@ from msgspec import Meta, Struct, field
 
 from wallet import validation
 from wallet.exports import ExportFormat
-from wallet.ledger.catalog import ServiceUnit
+from wallet.ledger.catalog import QUANTITY_DECIMALS, QUANTITY_MAX, ServiceUnit, parse_quantity
 from wallet.ledger.charges import IdentityMethod
 from wallet.ledger.errors import ValidationError
 from wallet.ledger.money import MAX_AMOUNT_CENTS
@@ -301,16 +301,59 @@ class AppIdentity(Struct, tag_field="method", tag=IdentityMethod.APP.value):
 Identity = NationalIdIdentity | OtpIdentity | AppIdentity
 
 
+MAX_CHARGE_ITEMS = 20
+
+
+class ChargeItem(Struct):
+    """One delivered service (suorite): priced at the provider's active offer, the budget paying at
+    most the service's unit value in force on ``service_date`` (``wallet.ledger.catalog``)."""
+
+    service: Annotated[CategoryCode, Meta(description="A service's code; the provider has an active offer of it.")]
+    quantity: Annotated[
+        float | str,
+        Meta(
+            description=f"Units: positive, at most {QUANTITY_DECIMALS} decimals, at most {QUANTITY_MAX}; a JSON "
+            "number or a decimal string (`1.5`).",
+            examples=["1.5"],
+        ),
+    ]
+    service_date: Annotated[Day, Meta(description="When delivered (default today): today or a day before.")] | None = (
+        None
+    )
+
+    def __post_init__(self) -> None:
+        self.service = validation.category_code(self.service, "service")
+        if self.service_date is not None:
+            self.service_date = validation.day(self.service_date, "service_date")
+
+    @property
+    def quantity_hundredths(self) -> int:
+        return parse_quantity(self.quantity, "quantity")
+
+
 class NewCharge(Struct):
+    """Either ``amount`` and ``category``, or ``items`` (all of one category): not both."""
+
     phone: Phone
-    amount: Amount
-    category: CategoryCode
     identity: Identity
+    amount: Amount | None = None
+    category: CategoryCode | None = None
+    items: Annotated[tuple[ChargeItem, ...], Meta(min_length=1, max_length=MAX_CHARGE_ITEMS)] | None = None
     description: Description | None = None
 
     def __post_init__(self) -> None:
         self.phone = validation.phone(self.phone)
-        self.category = validation.category_code(self.category)
+        if self.items is None:
+            if self.amount is None:
+                raise ValidationError("amount", "is required (or send items)")
+            if self.category is None:
+                raise ValidationError("category", "is required (or send items)")
+            self.category = validation.category_code(self.category)
+        else:
+            if self.amount is not None or self.category is not None:
+                raise ValidationError("items", "come in place of amount and category: send one or the other")
+            for index, item in enumerate(self.items):  # checked now: refused before anything is written
+                parse_quantity(item.quantity, f"items[{index}].quantity")
         self.description = _optional_text(self.description, "description", validation.DESCRIPTION_MAX_LENGTH)
 
     @property

@@ -267,6 +267,18 @@ class CreditRun(Struct):
 # Providers.
 
 
+class PricedItem(Struct):
+    """An item as priced when the charge was made: later changes of price or unit value leave it be."""
+
+    service: CategoryCode
+    quantity: Annotated[str, Meta(examples=["1.5"], description="Units, as a decimal string.")]
+    unit_price: Cents
+    unit_value: Annotated[Cents, Meta(description="In force on the service date.")]
+    amount: Annotated[Cents, Meta(description="Paid by the budget: min(unit_price, unit_value) x quantity.")]
+    own_share: Annotated[Cents, Meta(description="Paid by the client to the provider directly, not from the wallet.")]
+    service_date: Day
+
+
 class Charge(Struct, kw_only=True):
     id: Id
     status: ChargeStatus
@@ -280,6 +292,11 @@ class Charge(Struct, kw_only=True):
     captured_at: Moment | UnsetType = UNSET
     voided_at: Moment | UnsetType = UNSET
     void_reason: VoidReason | UnsetType = UNSET
+    own_share: (
+        Annotated[Cents, Meta(description="Itemized: the items' own shares, paid to the provider directly.")]
+        | UnsetType
+    ) = UNSET
+    items: Annotated[list[PricedItem], Meta(description="Itemized charges only.")] | UnsetType = UNSET
 
 
 class ChargePage(Struct):

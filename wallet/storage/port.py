@@ -185,6 +185,14 @@ class ChargeCommand:
     otp_expires_at: datetime | None = None  # for methods otp and app: when the hold lapses
 
 
+@by_fields
+@dataclass(frozen=True)
+class ChargeItemCommand:
+    service: str  # the service's code
+    quantity_hundredths: int
+    service_date: str | None  # YYYY-MM-DD; None: today
+
+
 @dataclass(frozen=True)
 class WriterStats:
     """How the single writer is doing, for readiness and metrics."""
@@ -295,6 +303,20 @@ class Storage(Protocol):
     async def charge(
         self, command: ChargeCommand, limits: Limits, now: datetime, month: str, idempotency: Idempotency | None
     ) -> Written: ...
+    async def itemized_charge(
+        self,
+        command: ChargeCommand,
+        items: tuple[ChargeItemCommand, ...],
+        limits: Limits,
+        now: datetime,
+        month: str,
+        today: str,
+        idempotency: Idempotency | None,
+    ) -> Written:
+        """``charge`` of the items' amount in their category (``command``'s own amount and category are
+        not read), each item priced inside the same transaction (``wallet.ledger.catalog.price_item``)."""
+        ...
+
     async def confirm_charge(
         self,
         provider_id: str,

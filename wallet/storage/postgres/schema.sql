@@ -415,6 +415,20 @@ CREATE TABLE IF NOT EXISTS offer_languages (
 );
 CREATE INDEX IF NOT EXISTS offer_languages_by_code ON offer_languages (language);
 
+CREATE TABLE IF NOT EXISTS charge_items (
+    charge_id            TEXT COLLATE "C" NOT NULL REFERENCES charges(id),
+    position             INTEGER NOT NULL CHECK (position >= 0),
+    service_id           TEXT COLLATE "C" NOT NULL REFERENCES services(id),
+    offer_id             TEXT COLLATE "C" NOT NULL REFERENCES offers(id),
+    quantity_hundredths  INTEGER NOT NULL CHECK (quantity_hundredths > 0),
+    unit_price           BIGINT NOT NULL CHECK (unit_price > 0),
+    unit_value           BIGINT NOT NULL CHECK (unit_value > 0),
+    amount               BIGINT NOT NULL CHECK (amount >= 0),
+    own_share            BIGINT NOT NULL CHECK (own_share >= 0),
+    service_date         TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (charge_id, position)
+);
+
 -- The append-only tables, and the batch whose money never changes. (CREATE OR REPLACE TRIGGER
 -- needs PostgreSQL 14; the migration runs once per version under its lock.)
 DO $$
@@ -431,6 +445,7 @@ BEGIN
         ['wallet_events', 'BEFORE UPDATE', 'wallet events are append-only'],
         ['service_unit_values', 'BEFORE UPDATE OR DELETE', 'unit values are append-only'],
         ['offer_prices', 'BEFORE UPDATE OR DELETE', 'offer prices are append-only'],
+        ['charge_items', 'BEFORE UPDATE OR DELETE', 'charge items are append-only'],
         ['settlements', 'BEFORE DELETE', 'settlement batches are never deleted'],
         ['representations', 'BEFORE DELETE', 'mandates are never deleted'],
         ['representations', 'BEFORE UPDATE OF seq, id, representative_id, client_id, scope, created_at, '

@@ -27,6 +27,7 @@ from wallet.storage.sql import (
     charges,
     events,
     exports,
+    itemized,
     render,
     representatives,
     settlements,
@@ -179,9 +180,10 @@ class SqlReads:
                     "SELECT * FROM charges WHERE id = ? AND provider_id = ?", (charge_id, provider_id)
                 )
             )
-        if not rows:
-            raise NotFound("no such charge")
-        return render.charge(rows[0])
+            if not rows:
+                raise NotFound("no such charge")
+            found = await itemized.items_of(reader, [charge_id])
+        return _with_items([render.charge(rows[0])], found)[0]
 
     async def list_charges(self, provider_id: str, limit: int, before: int | None, status: str | None) -> Page:
         query = "SELECT * FROM charges WHERE provider_id = ? AND seq < ?"
@@ -207,7 +209,9 @@ class SqlReads:
         parameters.append(limit + 1)
         async with self._read() as reader:
             rows = list(await reader.execute_fetchall(f"{query} ORDER BY {seq_column} DESC LIMIT ?", parameters))
-        return _page(rows, limit, render_row)
+            page = _page(rows, limit, render_row)
+            found = await itemized.items_of(reader, [record["id"] for record in page.data])
+        return Page(_with_items(page.data, found), page.next_cursor)
 
     async def get_wallet(self, client_id: str, month: str) -> Record:
         # One statement, so one snapshot: the wallet's accounts, its budget lines of the month, and
@@ -384,6 +388,14 @@ CLIENT_CHARGES_SQL = (
     " JOIN providers p ON p.id = c.provider_id"
     f" WHERE e.client_id = ? AND e.seq < ? AND e.charge_id IS NOT NULL AND {events.MAKES_CHARGE_SQL}"
 )
+
+
+def _with_items(records: list[Record], found: dict[str, tuple[int, list[Record]]]) -> list[Record]:
+    """Charges with their own share and items, where they are itemized."""
+    for record in records:
+        if record["id"] in found:
+            record["own_share"], record["items"] = found[record["id"]]
+    return records
 
 
 def _page(rows: list[Row], limit: int, render_row: Callable[[Row], Record]) -> Page:

@@ -16,6 +16,7 @@ from wallet.ledger.reconciliation import Invoice
 from wallet.ledger.settlements import SettlementStatus
 from wallet.storage.port import (
     ChargeCommand,
+    ChargeItemCommand,
     CommitObserver,
     Idempotency,
     Limits,
@@ -34,6 +35,7 @@ from wallet.storage.sql import (
     catalog,
     charges,
     credit_runs,
+    itemized,
     login,
     organizer,
     reconciliations,
@@ -169,6 +171,18 @@ class SqlStorage(SqlReads):
         self, command: ChargeCommand, limits: Limits, now: datetime, month: str, idempotency: Idempotency | None
     ) -> Written:
         return await self._write(charges.charge(command, limits, now, month), now, idempotency)
+
+    async def itemized_charge(
+        self,
+        command: ChargeCommand,
+        items: tuple[ChargeItemCommand, ...],
+        limits: Limits,
+        now: datetime,
+        month: str,
+        today: str,
+        idempotency: Idempotency | None,
+    ) -> Written:
+        return await self._write(itemized.charge(command, items, limits, now, month, today), now, idempotency)
 
     async def confirm_charge(
         self,

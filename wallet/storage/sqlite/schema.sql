@@ -473,3 +473,24 @@ CREATE TABLE IF NOT EXISTS offer_languages (
     PRIMARY KEY (offer_id, language)
 ) STRICT;
 CREATE INDEX IF NOT EXISTS offer_languages_by_code ON offer_languages (language);
+
+-- An itemized charge's items (suoritteet), as priced when it was made: the offer's price and the
+-- unit value in force on the service date, so that a later change of either changes no past
+-- charge. The charge's amount is the sum of its items' amounts (`wallet check` verifies).
+CREATE TABLE IF NOT EXISTS charge_items (
+    charge_id            TEXT NOT NULL REFERENCES charges(id),
+    position             INTEGER NOT NULL CHECK (position >= 0),
+    service_id           TEXT NOT NULL REFERENCES services(id),
+    offer_id             TEXT NOT NULL REFERENCES offers(id),
+    quantity_hundredths  INTEGER NOT NULL CHECK (quantity_hundredths > 0),
+    unit_price           INTEGER NOT NULL CHECK (unit_price > 0),
+    unit_value           INTEGER NOT NULL CHECK (unit_value > 0),
+    amount               INTEGER NOT NULL CHECK (amount >= 0),
+    own_share            INTEGER NOT NULL CHECK (own_share >= 0),
+    service_date         TEXT NOT NULL,
+    PRIMARY KEY (charge_id, position)
+) STRICT;
+CREATE TRIGGER IF NOT EXISTS charge_items_append_only_update BEFORE UPDATE ON charge_items
+BEGIN SELECT RAISE(ABORT, 'charge items are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS charge_items_append_only_delete BEFORE DELETE ON charge_items
+BEGIN SELECT RAISE(ABORT, 'charge items are append-only'); END;
