@@ -4,6 +4,7 @@ with every answer checked against the OpenAPI document."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -559,3 +560,14 @@ async def test_an_itemized_charge_held_for_a_code_holds_the_budget_s_part(w: Che
     assert confirmed["status"] == "captured"
     _, seen = await w.call("GET", f"/v1/charges/{pending['id']}", provider["token"], expect=200)
     assert seen["items"] == pending["items"]
+
+
+async def test_the_organizer_may_take_only_itemized_charges(w: CheckedWorld) -> None:
+    client, provider = await marketplace(w)
+    assert (await w.charge(provider, client, 100))[0] == 201  # by default a bare amount is allowed
+    w.service.settings = dataclasses.replace(w.service.settings, plain_amount_charges=False)
+    before = count(w, "charges")
+    status, problem = await w.charge(provider, client, 100)
+    assert (status, problem["code"], problem["field"]) == (422, "validation_error", "items")
+    assert count(w, "charges") == before
+    assert (await itemized(w, provider, client, [{"service": "cleaning", "quantity": 1}]))[0] == 201

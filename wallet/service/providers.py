@@ -99,6 +99,8 @@ class ProviderService(ServiceCore):
             if replay is None:
                 raise
             return replay
+        if command.items is None and not self.settings.plain_amount_charges:
+            raise ValidationError("items", "are required: the organizer takes only itemized charges")
         code = national_id_hash = otp_hash = expires_at = None
         if command.method is IdentityMethod.NATIONAL_ID:
             national_id_hash = self.hasher.keyed(NATIONAL_ID, command.national_id or "")
