@@ -94,6 +94,24 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             expect=201,
         )
         budgets = server.api(admin).call("GET", f"/v1/clients/{seeded.client_id}/budgets", expect=200)
+        service = server.api(admin).call(
+            "POST",
+            "/v1/services",
+            {
+                "code": "home_help",
+                "category": seeded.category,
+                "name": {"fi": "Kotipalvelu", "sv": "Hemservice"},
+                "unit": "hour",
+                "unit_value": 3000,
+            },
+            expect=201,
+        )
+        offer = api.call(
+            "POST",
+            f"/v1/providers/{seeded.provider_id}/offers",
+            {"service": "home_help", "unit_price": 3500},
+            expect=201,
+        )
         ids = {
             "client_id": seeded.client_id,
             "provider_id": seeded.provider_id,
@@ -103,6 +121,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             "representation_id": representation["id"],
             "budget_id": budgets["data"][0]["id"],
             "batch_id": "pb_none",  # without WALLET_PAYER_* no payment batch is made: 404 its answer
+            "service_id": service["id"],
+            "offer_id": offer["id"],
         }
         tokens = {
             "admin": admin,

@@ -407,6 +407,8 @@ async def test_every_guarded_route_refuses_other_roles_and_anonymous_callers(wor
         "representation_id": s["representation"]["id"],
         "budget_id": "bu_any",  # refused before any lookup
         "batch_id": "pb_any",  # refused before any lookup
+        "service_id": "sv_any",
+        "offer_id": "of_any",
     }
     routes = _guarded_routes(world)
     assert len(routes) >= 30 and all(roles for _, _, roles in routes)

@@ -120,6 +120,7 @@ def _breaches(connection: Connection, released_through: str | None = None) -> li
     breaches += _settlement_breaches(connection)
     breaches += _representation_breaches(connection)
     breaches += _staged_breaches(connection, released_through)
+    breaches += _catalog_breaches(connection)
     entries = (
         AuditEntry(
             row["seq"],
@@ -392,4 +393,33 @@ def _representation_breaches(connection: Connection) -> list[str]:
             f"mandate {row['id']}: the audit log records its linking {row['linked']} times and its revocation"
             f" {row['revoked']} times"
         )
+    return breaches
+
+
+def _catalog_breaches(connection: Connection) -> list[str]:
+    """Itemized charges: the charge's amount is the sum of its items', and each item's parts are its
+    price (``wallet.ledger.catalog.price_item``); every service has a unit value, every offer a price."""
+    breaches: list[str] = []
+    if connection.execute(connection.dialect.table_exists, ("charge_items",)).fetchone() is None:
+        return breaches  # a database from before the catalog
+    for row in connection.execute(
+        "SELECT c.id, c.amount, SUM(i.amount) AS items FROM charges c JOIN charge_items i ON i.charge_id = c.id"
+        " GROUP BY c.id, c.amount HAVING SUM(i.amount) <> c.amount"
+    ):
+        breaches.append(f"charge {row['id']}: amount {row['amount']} but its items sum to {row['items']}")
+    for row in connection.execute(
+        "SELECT charge_id, position FROM charge_items WHERE amount + own_share"
+        " <> (unit_price * quantity_hundredths + 50) / 100"
+        " OR amount <> (CASE WHEN unit_price < unit_value THEN unit_price ELSE unit_value END"
+        " * quantity_hundredths + 50) / 100"
+    ):
+        breaches.append(f"charge {row['charge_id']} item {row['position']}: its parts are not its price")
+    for row in connection.execute(
+        "SELECT s.id FROM services s WHERE NOT EXISTS (SELECT 1 FROM service_unit_values v WHERE v.service_id = s.id)"
+    ):
+        breaches.append(f"service {row['id']} has no unit value")
+    for row in connection.execute(
+        "SELECT o.id FROM offers o WHERE NOT EXISTS (SELECT 1 FROM offer_prices p WHERE p.offer_id = o.id)"
+    ):
+        breaches.append(f"offer {row['id']} has no price")
     return breaches

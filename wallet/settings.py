@@ -122,6 +122,11 @@ class Settings:
         300,
         "How long a charge made with identity method `app` waits for the client's approval.",
     )
+    plain_amount_charges: bool = setting(
+        True,
+        "Whether a charge may name a bare `amount` and `category`; false: only itemized charges (`items`), each "
+        "priced at the provider's offer and the service's unit value.",
+    )
     identity_failures_max: int = setting(
         5,
         "Failed identity checks per wallet in the window before 429 `rate_limited`.",

@@ -16,6 +16,7 @@ from stdnum import iban as stdnum_iban
 from stdnum.fi import hetu, ytunnus
 
 from wallet.ledger.errors import ValidationError
+from wallet.ledger.places import LANGUAGES, PILOT_MUNICIPALITIES
 
 NAME_MAX_LENGTH = 200
 DESCRIPTION_MAX_LENGTH = 500
@@ -27,6 +28,7 @@ IBAN_MAX_LENGTH = 64
 OTP_CODE_LENGTH = 6
 ID_MAX_LENGTH = 64
 MOMENT_MAX_LENGTH = 40
+ADDRESS_MAX_LENGTH = 200
 # Parsing and checking a phone number with phonenumbers costs about 0.1 ms, a large share of a
 # charge request; the same numbers come again and again (a provider's regular clients), so the
 # last ones parsed are remembered, in this process's memory only, as the token cache does with
@@ -216,6 +218,30 @@ def optional_id(value: Any, field: str) -> str | None:
 
 # The declared types of the fields above: what msgspec checks before the functions here run, and
 # what the OpenAPI schemas publish.
+def municipality(value: Any, field: str) -> str:
+    """A municipality by its Statistics Finland code, one of the vendored list (``ledger/places.py``)."""
+    if not isinstance(value, str) or value not in PILOT_MUNICIPALITIES:
+        raise ValidationError(field, "must be a municipality code (kuntanumero) of the pilot regions, e.g. 205")
+    return value
+
+
+def language(value: Any, field: str) -> str:
+    if not isinstance(value, str) or value not in LANGUAGES:
+        raise ValidationError(field, "must be an ISO 639-1 language code, e.g. fi, sv, en")
+    return value
+
+
+def day(value: Any, field: str) -> str:
+    """A calendar day, YYYY-MM-DD."""
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        raise ValidationError(field, "must be a day, YYYY-MM-DD")
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        raise ValidationError(field, "must be a day that exists") from None
+    return value
+
+
 Name = Annotated[str, Meta(min_length=1, max_length=NAME_MAX_LENGTH)]
 Description = Annotated[str, Meta(max_length=DESCRIPTION_MAX_LENGTH)]
 CategoryCode = Annotated[str, Meta(pattern=CATEGORY_CODE.pattern, examples=["home_care"])]
@@ -244,3 +270,9 @@ OtpCode = Annotated[str, Meta(pattern=rf"^[0-9]{{{OTP_CODE_LENGTH}}}$", examples
 Month = Annotated[str, Meta(pattern=MONTH_PATTERN, examples=["2027-01"])]
 Id = Annotated[str, Meta(description="An opaque id.")]
 Moment = Annotated[str, Meta(extra_json_schema={"format": "date-time"}, description="RFC 3339, UTC.")]
+MunicipalityCode = Annotated[
+    str, Meta(pattern=r"^[0-9]{3}$", examples=["205"], description="Statistics Finland's municipality code.")
+]
+LanguageCode = Annotated[str, Meta(pattern=r"^[a-z]{2}$", examples=["fi"], description="ISO 639-1.")]
+Day = Annotated[str, Meta(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", examples=["2027-02-01"])]
+Address = Annotated[str, Meta(max_length=ADDRESS_MAX_LENGTH)]

@@ -57,6 +57,16 @@ def routes(app: web.Application) -> None:
     add("POST", "/v1/providers/{provider_id}/suspend", h.suspend_provider)
     add("POST", "/v1/providers/{provider_id}/credentials", h.create_credentials)
     add("POST", "/v1/credit-runs", h.create_credit_run)
+    # The service catalog and offers.
+    add("POST", "/v1/services", h.create_service)
+    add("GET", "/v1/services", h.list_services)
+    add("GET", "/v1/services/{service_id}", h.get_service)
+    add("POST", "/v1/services/{service_id}/unit-values", h.add_unit_value)
+    add("POST", "/v1/providers/{provider_id}/offers", h.create_offer)
+    add("GET", "/v1/providers/{provider_id}/offers", h.list_provider_offers)
+    add("PATCH", "/v1/providers/{provider_id}/offers/{offer_id}", h.change_offer)
+    add("POST", "/v1/providers/{provider_id}/offers/{offer_id}/withdraw", h.withdraw_offer)
+    add("GET", "/v1/offers", h.compare_offers)
     # Providers.
     add("POST", "/v1/charges", h.create_charge)
     add("GET", "/v1/charges", h.list_charges)

@@ -15,13 +15,16 @@ from wallet import validation
 from wallet.api import openapi
 from wallet.api.http import (
     EVENT_CURSOR_PREFIX,
+    OFFER_CURSOR_PREFIX,
     idempotency,
     json_response,
     page_params,
     parse_json,
+    position_params,
     read_body,
     read_json,
     render_page,
+    render_positioned,
     requires,
 )
 from wallet.api.keys import PRINCIPAL, REQUEST_ID, SERVICE, SETTINGS
@@ -40,7 +43,7 @@ from wallet.ledger.reconciliation import InvoiceSource
 from wallet.ledger.settlements import SettlementStatus
 from wallet.shapes import requests
 from wallet.shapes.requests import decode
-from wallet.storage.port import Page, Written
+from wallet.storage.port import OfferFilter, Page, Written
 
 ADMIN = Role.ADMIN
 FINANCE = Role.FINANCE
@@ -247,6 +250,86 @@ async def suspend_provider(request: web.Request) -> web.Response:
 async def create_credentials(request: web.Request) -> web.Response:
     credentials = await request.app[SERVICE].issue_credentials(request.match_info["provider_id"])
     return json_response(credentials, status=201, headers={"Cache-Control": "no-store"})
+
+
+# The service catalog and offers.
+
+
+@requires(ADMIN)
+async def create_service(request: web.Request) -> web.Response:
+    command = decode(requests.NewService, await read_json(request))
+    return json_response(await request.app[SERVICE].create_service(command), status=201)
+
+
+@requires(ADMIN, FINANCE, PROVIDER, CLIENT, REPRESENTATIVE)
+async def list_services(request: web.Request) -> web.Response:
+    limit, before = page_params(request)
+    category = request.query.get("category")
+    if category is not None:
+        validation.category_code(category)
+    page = await request.app[SERVICE].list_services(category, limit, before)
+    return json_response(render_page(page))
+
+
+@requires(ADMIN, FINANCE, PROVIDER, CLIENT, REPRESENTATIVE)
+async def get_service(request: web.Request) -> web.Response:
+    return json_response(await request.app[SERVICE].get_service(request.match_info["service_id"]))
+
+
+@requires(ADMIN)
+async def add_unit_value(request: web.Request) -> web.Response:
+    command = decode(requests.NewUnitValue, await read_json(request))
+    service = await request.app[SERVICE].add_unit_value(request.match_info["service_id"], command)
+    return json_response(service, status=201)
+
+
+@requires(ADMIN, PROVIDER)
+async def create_offer(request: web.Request) -> web.Response:
+    command = decode(requests.NewOffer, await read_json(request))
+    offer = await request.app[SERVICE].create_offer(request[PRINCIPAL], request.match_info["provider_id"], command)
+    return json_response(offer, status=201)
+
+
+@requires(PROVIDER, ADMIN, FINANCE)
+async def list_provider_offers(request: web.Request) -> web.Response:
+    limit, before = page_params(request)
+    page = await request.app[SERVICE].list_provider_offers(
+        request[PRINCIPAL], request.match_info["provider_id"], limit, before
+    )
+    return json_response(render_page(page))
+
+
+@requires(ADMIN, PROVIDER)
+async def change_offer(request: web.Request) -> web.Response:
+    command = decode(requests.OfferChange, await read_json(request))
+    offer = await request.app[SERVICE].change_offer(
+        request[PRINCIPAL], request.match_info["provider_id"], request.match_info["offer_id"], command
+    )
+    return json_response(offer)
+
+
+@requires(ADMIN, PROVIDER)
+async def withdraw_offer(request: web.Request) -> web.Response:
+    offer = await request.app[SERVICE].withdraw_offer(
+        request[PRINCIPAL], request.match_info["provider_id"], request.match_info["offer_id"]
+    )
+    return json_response(offer)
+
+
+@requires(ADMIN, FINANCE, CLIENT, REPRESENTATIVE)
+async def compare_offers(request: web.Request) -> web.Response:
+    """The comparison: offers of approved providers, the smallest own share first."""
+    limit, position = position_params(request, OFFER_CURSOR_PREFIX, 3)
+    after = None if position is None else (position[0], position[1], position[2])
+    query = request.query
+    service, municipality, language = query.get("service"), query.get("municipality"), query.get("language")
+    offer_filter = OfferFilter(
+        None if service is None else validation.category_code(service, "service"),
+        None if municipality is None else validation.municipality(municipality, "municipality"),
+        None if language is None else validation.language(language, "language"),
+    )
+    data, last = await request.app[SERVICE].compare_offers(offer_filter, limit, after)
+    return json_response(render_positioned(data, last, OFFER_CURSOR_PREFIX))
 
 
 @requires(ADMIN, FINANCE)

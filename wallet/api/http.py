@@ -140,7 +140,7 @@ def _canonical(raw_body: bytes) -> bytes:
         return raw_body
 
 
-def page_params(request: web.Request, prefix: str = _CURSOR_PREFIX) -> tuple[int, int | None]:
+def _page_limit(request: web.Request) -> int:
     settings = request.app[SETTINGS]
     raw_limit = request.query.get("limit")
     limit = settings.page_size_default
@@ -150,6 +150,11 @@ def page_params(request: web.Request, prefix: str = _CURSOR_PREFIX) -> tuple[int
         if not valid or not 1 <= int(raw_limit) <= settings.page_size_max:
             raise ValidationError("limit", f"must be an integer from 1 to {settings.page_size_max}")
         limit = int(raw_limit)
+    return limit
+
+
+def page_params(request: web.Request, prefix: str = _CURSOR_PREFIX) -> tuple[int, int | None]:
+    limit = _page_limit(request)
     cursor = request.query.get("cursor")
     before = None
     if cursor:
@@ -170,6 +175,36 @@ def render_page(page: Page, prefix: str = _CURSOR_PREFIX) -> dict[str, Any]:
     if page.next_cursor is not None:
         cursor = base64.urlsafe_b64encode(f"{prefix}{page.next_cursor}".encode()).decode().rstrip("=")
     return {"data": page.data, "next_cursor": cursor}
+
+
+OFFER_CURSOR_PREFIX = "o1:"
+
+
+def position_params(request: web.Request, prefix: str, parts: int) -> tuple[int, tuple[int, ...] | None]:
+    """``page_params`` for a list in an order of several keys: its cursor holds ``parts`` integers
+    (the last row's sort keys), each within the bounds of one position."""
+    limit = _page_limit(request)
+    cursor = request.query.get("cursor")
+    if not cursor:
+        return limit, None
+    try:
+        decoded = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        numbers = decoded[len(prefix) :].split(".")
+        valid = decoded.startswith(prefix) and len(numbers) == parts
+        valid = valid and all(n.isascii() and n.isdigit() and len(n) <= len(str(_CURSOR_MAX)) for n in numbers)
+        if not valid or any(int(n) > _CURSOR_MAX for n in numbers):
+            raise ValueError(cursor)
+        return limit, tuple(int(n) for n in numbers)
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationError("cursor", "is not a cursor this service gave out") from None
+
+
+def render_positioned(data: list[Any], position: tuple[int, ...] | None, prefix: str) -> dict[str, Any]:
+    cursor = None
+    if position is not None:
+        text = prefix + ".".join(str(part) for part in position)
+        cursor = base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+    return {"data": data, "next_cursor": cursor}
 
 
 def authenticate(request: web.Request) -> Principal:

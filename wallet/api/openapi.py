@@ -184,6 +184,8 @@ def _parameters(settings: Settings) -> dict[str, Schema]:
             "schema": {"type": "string"},
         },
         "ProviderId": _path("provider_id", "A provider's id."),
+        "ServiceId": _path("service_id", "A service's id."),
+        "OfferId": _path("offer_id", "An offer's id."),
         "ChargeId": _path("charge_id", "A charge's id."),
         "SettlementId": _path("settlement_id", "A settlement batch's id."),
         "PaymentBatchId": _path("batch_id", "A payment batch's id."),
@@ -457,6 +459,91 @@ ROUTES: dict[tuple[str, str], Schema] = {
         parameters=["ProviderId"],
         errors={404: ["not_found"]},
     ),
+    # The service catalog and offers.
+    ("POST", "/v1/services"): _route(
+        "Catalog",
+        "Add a service to the catalog",
+        {201: _json(responses.Service, "Created; its unit value is in force from today.")},
+        body=_body(requests.NewService),
+        errors={409: ["conflict"], 422: ["category_not_allowed"]},
+        description="A service within a budget category: its unit and its unit value (the most the budget pays "
+        "for one unit). Names in Finnish and Swedish, optionally English.",
+    ),
+    ("GET", "/v1/services"): _route(
+        "Catalog",
+        "The service catalog, newest first",
+        {200: _json(responses.ServicePage, "A page.")},
+        parameters=[*PAGE, {"name": "category", "in": "query", "schema": {"type": "string"}}],
+    ),
+    ("GET", "/v1/services/{service_id}"): _route(
+        "Catalog",
+        "One service, with its unit values",
+        {200: _json(responses.Service, "The service.")},
+        parameters=["ServiceId"],
+        errors={404: ["not_found"]},
+    ),
+    ("POST", "/v1/services/{service_id}/unit-values"): _route(
+        "Catalog",
+        "Change a service's unit value from a day on",
+        {201: _json(responses.Service, "The service with its new unit value.")},
+        body=_body(requests.NewUnitValue),
+        parameters=["ServiceId"],
+        errors={404: ["not_found"], 409: ["conflict"]},
+        description="Never on a past day (422), and only after every value already set (409): the values in "
+        "force on past days never change, so neither does what a charge on such a day used.",
+    ),
+    ("POST", "/v1/providers/{provider_id}/offers"): _route(
+        "Catalog",
+        "Offer a service at a price",
+        {201: _json(responses.Offer, "Created.")},
+        body=_body(requests.NewOffer),
+        parameters=["ProviderId"],
+        errors={403: ["provider_not_approved"], 404: ["not_found"], 409: ["conflict"]},
+        description="The provider itself, or the organizer for it. Only services in the categories the provider "
+        "is approved for, and not while suspended (403 `provider_not_approved`); a pending provider may "
+        "prepare offers, shown once it is approved. One active offer per service (409: change it instead).",
+    ),
+    ("GET", "/v1/providers/{provider_id}/offers"): _route(
+        "Catalog",
+        "A provider's offers, active and withdrawn, newest first",
+        {200: _json(responses.OfferPage, "A page.")},
+        parameters=["ProviderId", *PAGE],
+        errors={404: ["not_found"]},
+    ),
+    ("PATCH", "/v1/providers/{provider_id}/offers/{offer_id}"): _route(
+        "Catalog",
+        "Change an offer",
+        {200: _json(responses.Offer, "The offer as it is now.")},
+        body=_body(requests.OfferChange),
+        parameters=["ProviderId", "OfferId"],
+        errors={403: ["provider_not_approved"], 404: ["not_found"], 409: ["conflict"]},
+        description="A new price joins `unit_prices` (the old ones are kept); a list sent replaces the list.",
+    ),
+    ("POST", "/v1/providers/{provider_id}/offers/{offer_id}/withdraw"): _route(
+        "Catalog",
+        "Withdraw an offer",
+        {200: _json(responses.Offer, "Withdrawn (or already so).")},
+        parameters=["ProviderId", "OfferId"],
+        errors={404: ["not_found"]},
+    ),
+    ("GET", "/v1/offers"): _route(
+        "Catalog",
+        "Compare the offers of approved providers",
+        {200: _json(responses.ComparedOfferPage, "A page, the smallest own share per unit first.")},
+        parameters=[
+            *PAGE,
+            {"name": "service", "in": "query", "description": "A service's code.", "schema": {"type": "string"}},
+            {
+                "name": "municipality",
+                "in": "query",
+                "description": "A municipality code (Statistics Finland).",
+                "schema": {"type": "string"},
+            },
+            {"name": "language", "in": "query", "description": "ISO 639-1.", "schema": {"type": "string"}},
+        ],
+        description="Active offers of approved providers approved for the service's category, never of a "
+        "pending or suspended one; sorted by own share per unit, then unit price, then age.",
+    ),
     ("POST", "/v1/credit-runs"): _route(
         "Organizer",
         "Credit every active budget line for a month",
@@ -489,7 +576,10 @@ ROUTES: dict[tuple[str, str], Schema] = {
             422: ["identity_check_failed", "category_not_allowed"],
             429: ["rate_limited"],
         },
-        description="Identity first, funds second: a failed identity check says nothing of the balance.",
+        description="Identity first, funds second: a failed identity check says nothing of the balance. "
+        "Either `amount` and `category`, or `items` (all of one category): each item is priced at the "
+        "provider's active offer, the budget paying `min(unit_price, unit_value) x quantity` (rounded half up "
+        "to the cent per item) and the client the rest (`own_share`) to the provider directly.",
     ),
     ("GET", "/v1/charges"): _route(
         "Providers",
@@ -950,7 +1040,16 @@ def document(router: web.UrlDispatcher, settings: Settings) -> Schema:
         "servers": [{"url": "/"}],
         "tags": [
             {"name": name}
-            for name in ("Operations", "Tokens", "Organizer", "Providers", "Settlements", "Finance", "Clients")
+            for name in (
+                "Operations",
+                "Tokens",
+                "Organizer",
+                "Catalog",
+                "Providers",
+                "Settlements",
+                "Finance",
+                "Clients",
+            )
         ],
         "paths": paths,
         "components": {

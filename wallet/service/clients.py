@@ -15,7 +15,7 @@ from wallet.ledger import statements
 from wallet.ledger.errors import Forbidden, ValidationError
 from wallet.ledger.parties import RepresentationScope
 from wallet.service.core import LOGIN_CODE, PHONE, IssuedToken, ServiceCore
-from wallet.storage.port import Idempotency, Page, Record, Written
+from wallet.storage.port import Idempotency, OfferFilter, Page, Record, Written
 
 log = structlog.get_logger(__name__)
 
@@ -26,6 +26,12 @@ MANAGE = RepresentationScope.MANAGE
 
 class ClientService(ServiceCore):
     """A client's use cases, or a representative's acting for one under an active mandate."""
+
+    async def compare_offers(
+        self, offer_filter: OfferFilter, limit: int, after: tuple[int, int, int] | None
+    ) -> tuple[list[Record], tuple[int, int, int] | None]:
+        """Offers to compare: approved providers' only, the smallest own share first."""
+        return await self.storage.compare_offers(offer_filter, self.today(), limit, after)
 
     async def start_login(self, phone: str) -> Record:
         now = self.clock.now()

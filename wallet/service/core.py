@@ -112,6 +112,10 @@ class ServiceCore:
         _, end = month_bounds(self.current_month(), self.settings.zone)
         return max((end - self.clock.now()).total_seconds(), 0.0)
 
+    def today(self) -> str:
+        """Today (YYYY-MM-DD) in the organizer's time zone: the day unit values are in force on."""
+        return self.clock.now().astimezone(self.settings.zone).date().isoformat()
+
     def authenticate(self, token: str) -> Principal:
         return self.tokens.verify(token, self.clock.now())
 

@@ -16,7 +16,17 @@ from wallet.ledger.errors import NotFound, ValidationError
 from wallet.ledger.months import next_month
 from wallet.service.core import NATIONAL_ID, PHONE, ServiceCore
 from wallet.shapes import requests
-from wallet.storage.port import Idempotency, NewBudget, NewClient, NewProvider, NewRepresentation, Page, Record, Written
+from wallet.storage.port import (
+    Idempotency,
+    NewBudget,
+    NewClient,
+    NewProvider,
+    NewRepresentation,
+    NewService,
+    Page,
+    Record,
+    Written,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -99,6 +109,31 @@ class OrganizerService(ServiceCore):
     async def create_provider(self, command: requests.NewProvider) -> Record:
         provider = NewProvider(command.name, command.business_id, command.iban, command.categories)
         return await self.storage.create_provider(provider, self.clock.now())
+
+    async def create_service(self, command: requests.NewService) -> Record:
+        """A service in the catalog, its unit value in force from today."""
+        service = NewService(
+            command.code,
+            command.category,
+            command.name.fi,
+            command.name.sv,
+            command.name.english,
+            command.unit.value,
+            command.unit_value,
+            self.today(),
+        )
+        return await self.storage.create_service(service, self.clock.now())
+
+    async def add_unit_value(self, service_id: str, command: requests.NewUnitValue) -> Record:
+        return await self.storage.add_unit_value(
+            service_id, command.unit_value, command.valid_from, self.today(), self.clock.now()
+        )
+
+    async def get_service(self, service_id: str) -> Record:
+        return await self.storage.get_service(service_id, self.today())
+
+    async def list_services(self, category: str | None, limit: int, before: int | None) -> Page:
+        return await self.storage.list_services(category, self.today(), limit, before)
 
     async def get_provider(self, provider_id: str, principal: Principal | None = None) -> Record:
         if principal is not None and principal.role is Role.PROVIDER and principal.provider_id != provider_id:

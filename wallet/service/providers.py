@@ -16,18 +16,65 @@ from wallet.auth.hashing import six_digit_code, slow_hash, verify_slow_hash
 from wallet.auth.tokens import Principal, Role
 from wallet.clock import month_of
 from wallet.ledger.charges import IdentityMethod
-from wallet.ledger.errors import Forbidden, RateLimited, Unauthorized, ValidationError
+from wallet.ledger.errors import Forbidden, NotFound, RateLimited, Unauthorized, ValidationError
 from wallet.ledger.money import format_euros
 from wallet.ledger.parties import ProviderStatus
 from wallet.service.core import NATIONAL_ID, OTP, PHONE, IssuedToken, ServiceCore, provider_of
 from wallet.shapes import requests
-from wallet.storage.port import ChargeCommand, Idempotency, Page, Record, Written
+from wallet.storage.port import (
+    ChargeCommand,
+    ChargeItemCommand,
+    Idempotency,
+    NewOffer,
+    OfferChange,
+    Page,
+    Record,
+    Written,
+)
 
 log = structlog.get_logger(__name__)
 
 
 class ProviderService(ServiceCore):
     """A provider's use cases; charges and settlements act only for the provider its token names."""
+
+    @staticmethod
+    def _acting_for(principal: Principal, provider_id: str) -> str:
+        """Offers are the provider's own, or the organizer's on its behalf; another provider's are as if
+        they did not exist (404), as with ``GET /v1/providers/{id}``."""
+        if principal.role is Role.PROVIDER and principal.provider_id != provider_id:
+            raise NotFound("no such provider")
+        return provider_id
+
+    async def create_offer(self, principal: Principal, provider_id: str, command: requests.NewOffer) -> Record:
+        offer = NewOffer(
+            self._acting_for(principal, provider_id),
+            command.service,
+            command.unit_price,
+            command.description,
+            command.municipalities,
+            command.languages,
+            command.address,
+        )
+        return await self.storage.create_offer(offer, self.clock.now())
+
+    async def change_offer(
+        self, principal: Principal, provider_id: str, offer_id: str, command: requests.OfferChange
+    ) -> Record:
+        change = OfferChange(
+            command.unit_price, command.description, command.municipalities, command.languages, command.address
+        )
+        return await self.storage.change_offer(
+            self._acting_for(principal, provider_id), offer_id, change, self.clock.now()
+        )
+
+    async def withdraw_offer(self, principal: Principal, provider_id: str, offer_id: str) -> Record:
+        return await self.storage.withdraw_offer(self._acting_for(principal, provider_id), offer_id, self.clock.now())
+
+    async def list_provider_offers(
+        self, principal: Principal, provider_id: str, limit: int, before: int | None
+    ) -> Page:
+        return await self.storage.list_provider_offers(self._acting_for(principal, provider_id), limit, before)
 
     async def token_for_credentials(self, client_id: str, client_secret: str) -> IssuedToken:
         credential = await self.storage.get_provider_credential(client_id)
@@ -53,6 +100,8 @@ class ProviderService(ServiceCore):
             if replay is None:
                 raise
             return replay
+        if command.items is None and not self.settings.plain_amount_charges:
+            raise ValidationError("items", "are required: the organizer takes only itemized charges")
         code = national_id_hash = otp_hash = expires_at = None
         if command.method is IdentityMethod.NATIONAL_ID:
             national_id_hash = self.hasher.keyed(NATIONAL_ID, command.national_id or "")
@@ -66,8 +115,8 @@ class ProviderService(ServiceCore):
         charge_command = ChargeCommand(
             provider_id=provider_id,
             phone_hash=self.hasher.keyed(PHONE, command.phone),
-            amount=command.amount,
-            category=command.category,
+            amount=command.amount or 0,  # itemized: the items' sum, worked out in the transaction
+            category=command.category or "",  # itemized: the items' category
             description=command.description,
             method=command.method,
             national_id_hash=national_id_hash,
@@ -75,16 +124,25 @@ class ProviderService(ServiceCore):
             otp_expires_at=expires_at,
         )
         month = month_of(now, self.settings.zone)
-        written = await self.storage.charge(charge_command, self.limits, now, month, idempotency)
-        if code is not None and not written.replayed:
-            await self._send_code(command.phone, code, command.amount)
+        if command.items is None:
+            written = await self.storage.charge(charge_command, self.limits, now, month, idempotency)
+        else:
+            items = tuple(
+                ChargeItemCommand(item.service, item.quantity_hundredths, item.service_date) for item in command.items
+            )
+            written = await self.storage.itemized_charge(
+                charge_command, items, self.limits, now, month, self.today(), idempotency
+            )
+        if code is not None and not written.replayed and "amount" in written.value:
+            await self._send_code(command.phone, code, written.value["amount"])
         if logs.enabled(logging.INFO):
             log.info(
                 "charge",
-                charge_id=written.value["id"],
-                status=written.value["status"],
-                amount=command.amount,
-                category=command.category,
+                charge_id=written.value.get("id"),
+                status=written.value.get("status"),
+                amount=written.value.get("amount"),
+                category=written.value.get("category"),
+                items=None if command.items is None else len(command.items),
                 replayed=written.replayed,
             )
         return written

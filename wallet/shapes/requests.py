@@ -17,19 +17,24 @@ from msgspec import Meta, Struct, field
 
 from wallet import validation
 from wallet.exports import ExportFormat
+from wallet.ledger.catalog import QUANTITY_DECIMALS, QUANTITY_MAX, ServiceUnit, parse_quantity
 from wallet.ledger.charges import IdentityMethod
 from wallet.ledger.errors import ValidationError
 from wallet.ledger.money import MAX_AMOUNT_CENTS
 from wallet.ledger.months import UnusedPolicy, parse_month
 from wallet.ledger.parties import RepresentationScope
 from wallet.validation import (
+    Address,
     BusinessId,
     CategoryCode,
+    Day,
     Description,
     Iban,
     Id,
+    LanguageCode,
     Moment,
     Month,
+    MunicipalityCode,
     Name,
     NationalId,
     OtpCode,
@@ -39,6 +44,8 @@ from wallet.validation import (
 MAX_BUDGET_LINES = 50
 MAX_PROVIDER_CATEGORIES = 50
 MAX_BUDGET_MONTHS = 60
+MAX_OFFER_MUNICIPALITIES = 100
+MAX_OFFER_LANGUAGES = 20
 
 Amount = Annotated[int, Meta(ge=1, le=MAX_AMOUNT_CENTS, description="Integer cents (EUR), positive.")]
 Shape = TypeVar("Shape", bound=Struct)
@@ -304,16 +311,59 @@ class AppIdentity(Struct, tag_field="method", tag=IdentityMethod.APP.value):
 Identity = NationalIdIdentity | OtpIdentity | AppIdentity
 
 
+MAX_CHARGE_ITEMS = 20
+
+
+class ChargeItem(Struct):
+    """One delivered service (suorite): priced at the provider's active offer, the budget paying at
+    most the service's unit value in force on ``service_date`` (``wallet.ledger.catalog``)."""
+
+    service: Annotated[CategoryCode, Meta(description="A service's code; the provider has an active offer of it.")]
+    quantity: Annotated[
+        float | str,
+        Meta(
+            description=f"Units: positive, at most {QUANTITY_DECIMALS} decimals, at most {QUANTITY_MAX}; a JSON "
+            "number or a decimal string (`1.5`).",
+            examples=["1.5"],
+        ),
+    ]
+    service_date: Annotated[Day, Meta(description="When delivered (default today): today or a day before.")] | None = (
+        None
+    )
+
+    def __post_init__(self) -> None:
+        self.service = validation.category_code(self.service, "service")
+        if self.service_date is not None:
+            self.service_date = validation.day(self.service_date, "service_date")
+
+    @property
+    def quantity_hundredths(self) -> int:
+        return parse_quantity(self.quantity, "quantity")
+
+
 class NewCharge(Struct):
+    """Either ``amount`` and ``category``, or ``items`` (all of one category): not both."""
+
     phone: Phone
-    amount: Amount
-    category: CategoryCode
     identity: Identity
+    amount: Amount | None = None
+    category: CategoryCode | None = None
+    items: Annotated[tuple[ChargeItem, ...], Meta(min_length=1, max_length=MAX_CHARGE_ITEMS)] | None = None
     description: Description | None = None
 
     def __post_init__(self) -> None:
         self.phone = validation.phone(self.phone)
-        self.category = validation.category_code(self.category)
+        if self.items is None:
+            if self.amount is None:
+                raise ValidationError("amount", "is required (or send items)")
+            if self.category is None:
+                raise ValidationError("category", "is required (or send items)")
+            self.category = validation.category_code(self.category)
+        else:
+            if self.amount is not None or self.category is not None:
+                raise ValidationError("items", "come in place of amount and category: send one or the other")
+            for index, item in enumerate(self.items):  # checked now: refused before anything is written
+                parse_quantity(item.quantity, f"items[{index}].quantity")
         self.description = _optional_text(self.description, "description", validation.DESCRIPTION_MAX_LENGTH)
 
     @property
@@ -374,6 +424,95 @@ class NewPaymentBatch(Struct):
             raise ValidationError("settlement_ids", "names a settlement twice")
 
 
+# The service catalog and offers.
+
+
+class ServiceName(Struct):
+    """A service's name in Finland's two official languages, which the organizer serves in both,
+    and optionally in English: an object, so that a client picks its language by key and a
+    language can be added (``se``, Sámi) without a field of its own at the top."""
+
+    fi: Name
+    sv: Name
+    # Documented as nullable (no default of None): a null here is read as absent, as everywhere.
+    en: Name | msgspec.UnsetType | None = msgspec.UNSET
+
+    def __post_init__(self) -> None:
+        self.fi = validation.text(self.fi, "name.fi")
+        self.sv = validation.text(self.sv, "name.sv")
+        if isinstance(self.en, str):
+            self.en = validation.text(self.en, "name.en")
+
+    @property
+    def english(self) -> str | None:
+        return self.en if isinstance(self.en, str) else None
+
+
+class NewService(Struct):
+    code: Annotated[CategoryCode, Meta(examples=["home_help_hour"])]
+    category: CategoryCode
+    name: ServiceName
+    unit: ServiceUnit
+    unit_value: Annotated[Amount, Meta(description="Cents: the most the budget pays for one unit, from today on.")]
+
+    def __post_init__(self) -> None:
+        self.code = validation.category_code(self.code, "code")
+        self.category = validation.category_code(self.category)
+
+
+class NewUnitValue(Struct):
+    unit_value: Amount
+    valid_from: Annotated[
+        Day, Meta(description="The first day it is in force: today or later (organizer's time zone).")
+    ]
+
+    def __post_init__(self) -> None:
+        self.valid_from = validation.day(self.valid_from, "valid_from")
+
+
+def _codes(values: tuple[str, ...], field: str, check: Any) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(check(value, f"{field}[{index}]") for index, value in enumerate(values)))
+
+
+class NewOffer(Struct):
+    service: Annotated[CategoryCode, Meta(description="The service's code.")]
+    unit_price: Annotated[
+        Amount, Meta(description="Cents for one unit; above the unit value the client pays the rest.")
+    ]
+    description: Description | None = None
+    municipalities: Annotated[tuple[MunicipalityCode, ...], Meta(max_length=MAX_OFFER_MUNICIPALITIES)] = ()
+    languages: Annotated[tuple[LanguageCode, ...], Meta(max_length=MAX_OFFER_LANGUAGES)] = ()
+    address: Address | None = None
+
+    def __post_init__(self) -> None:
+        self.service = validation.category_code(self.service, "service")
+        self.description = _optional_text(self.description, "description", validation.DESCRIPTION_MAX_LENGTH)
+        self.municipalities = _codes(self.municipalities, "municipalities", validation.municipality)
+        self.languages = _codes(self.languages, "languages", validation.language)
+        self.address = _optional_text(self.address, "address", validation.ADDRESS_MAX_LENGTH)
+
+
+class OfferChange(Struct):
+    """What changes; a field left out stays. A new price joins the offer's price history."""
+
+    unit_price: Amount | None = None
+    description: Description | None = None
+    municipalities: Annotated[tuple[MunicipalityCode, ...], Meta(max_length=MAX_OFFER_MUNICIPALITIES)] | None = None
+    languages: Annotated[tuple[LanguageCode, ...], Meta(max_length=MAX_OFFER_LANGUAGES)] | None = None
+    address: Address | None = None
+
+    def __post_init__(self) -> None:
+        self.description = _optional_text(self.description, "description", validation.DESCRIPTION_MAX_LENGTH)
+        if self.municipalities is not None:
+            self.municipalities = _codes(self.municipalities, "municipalities", validation.municipality)
+        if self.languages is not None:
+            self.languages = _codes(self.languages, "languages", validation.language)
+        self.address = _optional_text(self.address, "address", validation.ADDRESS_MAX_LENGTH)
+        fields = (self.unit_price, self.description, self.municipalities, self.languages, self.address)
+        if all(value is None for value in fields):
+            raise ValidationError("body", "names nothing to change")
+
+
 REQUESTS: tuple[type[Struct], ...] = (
     TokenRequest,
     LoginRequest,
@@ -391,6 +530,10 @@ REQUESTS: tuple[type[Struct], ...] = (
     NewSettlement,
     SettlementPayment,
     NewPaymentBatch,
+    NewService,
+    NewUnitValue,
+    NewOffer,
+    OfferChange,
 )
 
 

@@ -10,6 +10,7 @@ import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from wallet.ledger.bank_statements import Direction, EntryOutcome, StatementKind
+from wallet.ledger.catalog import OfferStatus, ServiceUnit
 from wallet.ledger.charges import ChargeStatus, IdentityMethod, VoidReason
 from wallet.ledger.months import UnusedPolicy
 from wallet.ledger.parties import ProviderStatus, RepresentationScope, RepresentationStatus
@@ -17,8 +18,22 @@ from wallet.ledger.payments import PaymentBatchStatus
 from wallet.ledger.reconciliation import InvoiceSource, Outcome
 from wallet.ledger.settlements import SettlementStatus
 from wallet.ledger.transactions import TransactionType
-from wallet.shapes.requests import Amount, BudgetLine
-from wallet.validation import BusinessId, CategoryCode, Description, Iban, Id, Moment, Month, Name, Phone
+from wallet.shapes.requests import Amount, BudgetLine, ServiceName
+from wallet.validation import (
+    Address,
+    BusinessId,
+    CategoryCode,
+    Day,
+    Description,
+    Iban,
+    Id,
+    LanguageCode,
+    Moment,
+    Month,
+    MunicipalityCode,
+    Name,
+    Phone,
+)
 
 Cents = Annotated[int, Meta(description="Integer cents (EUR).")]
 Count = Annotated[int, Meta(ge=0)]
@@ -75,6 +90,78 @@ class CategoryList(Struct):
 
     data: list[Category]
     next_cursor: None
+
+
+# The service catalog and offers.
+
+
+class UnitValue(Struct):
+    valid_from: Day
+    unit_value: Cents
+
+
+class Service(Struct):
+    id: Id
+    code: CategoryCode
+    category: CategoryCode
+    name: ServiceName
+    unit: ServiceUnit
+    unit_value: Annotated[Cents | None, Meta(description="In force today; null before the first value's day.")]
+    unit_values: Annotated[list[UnitValue], Meta(description="Every value set, oldest first; the past is kept.")]
+    created_at: Moment
+
+
+class ServicePage(Struct):
+    data: list[Service]
+    next_cursor: NextCursor
+
+
+class OfferPrice(Struct):
+    unit_price: Cents
+    valid_from: Moment
+
+
+class Offer(Struct):
+    id: Id
+    provider_id: Id
+    service: CategoryCode
+    service_id: Id
+    status: OfferStatus
+    unit_price: Annotated[Cents, Meta(description="The price now.")]
+    unit_prices: Annotated[list[OfferPrice], Meta(description="Every price it has had, oldest first.")]
+    description: Description | None
+    municipalities: list[MunicipalityCode]
+    languages: list[LanguageCode]
+    address: Address | None
+    created_at: Moment
+    updated_at: Moment
+    withdrawn_at: Moment | None
+
+
+class OfferPage(Struct):
+    data: list[Offer]
+    next_cursor: NextCursor
+
+
+class ComparedOffer(Struct):
+    offer_id: Id
+    provider_id: Id
+    provider_name: Name
+    service: CategoryCode
+    service_name: ServiceName
+    unit: ServiceUnit
+    unit_price: Cents
+    unit_value: Annotated[Cents, Meta(description="In force today: the most the budget pays for one unit.")]
+    own_share_per_unit: Annotated[Cents, Meta(description="max(0, unit_price - unit_value): paid by the client.")]
+    municipalities: list[MunicipalityCode]
+    languages: list[LanguageCode]
+    address: Address | None
+    description: Description | None
+
+
+class ComparedOfferPage(Struct):
+    data: list[ComparedOffer]
+    next_cursor: NextCursor
 
 
 class IdentityLockout(Struct):
@@ -189,6 +276,18 @@ class CreditRun(Struct):
 # Providers.
 
 
+class PricedItem(Struct):
+    """An item as priced when the charge was made: later changes of price or unit value leave it be."""
+
+    service: CategoryCode
+    quantity: Annotated[str, Meta(examples=["1.5"], description="Units, as a decimal string.")]
+    unit_price: Cents
+    unit_value: Annotated[Cents, Meta(description="In force on the service date.")]
+    amount: Annotated[Cents, Meta(description="Paid by the budget: min(unit_price, unit_value) x quantity.")]
+    own_share: Annotated[Cents, Meta(description="Paid by the client to the provider directly, not from the wallet.")]
+    service_date: Day
+
+
 class Charge(Struct, kw_only=True):
     id: Id
     status: ChargeStatus
@@ -202,6 +301,11 @@ class Charge(Struct, kw_only=True):
     captured_at: Moment | UnsetType = UNSET
     voided_at: Moment | UnsetType = UNSET
     void_reason: VoidReason | UnsetType = UNSET
+    own_share: (
+        Annotated[Cents, Meta(description="Itemized: the items' own shares, paid to the provider directly.")]
+        | UnsetType
+    ) = UNSET
+    items: Annotated[list[PricedItem], Meta(description="Itemized charges only.")] | UnsetType = UNSET
 
 
 class ChargePage(Struct):
@@ -569,6 +673,11 @@ RESPONSES: tuple[type[Struct], ...] = (
     Provider,
     ProviderDetail,
     ProviderCredentials,
+    Service,
+    ServicePage,
+    Offer,
+    OfferPage,
+    ComparedOfferPage,
     CreditRun,
     Charge,
     ChargePage,

@@ -128,6 +128,53 @@ class NewRepresentation:
 
 @by_fields
 @dataclass(frozen=True)
+class NewService:
+    code: str
+    category: str
+    name_fi: str
+    name_sv: str
+    name_en: str | None
+    unit: str  # a ``ServiceUnit``
+    unit_value: int  # cents, in force from ``valid_from``
+    valid_from: str  # the day it is created, in the organizer's time zone
+
+
+@by_fields
+@dataclass(frozen=True)
+class NewOffer:
+    provider_id: str
+    service: str  # the service's code
+    unit_price: int  # cents
+    description: str | None
+    municipalities: tuple[str, ...]
+    languages: tuple[str, ...]
+    address: str | None
+
+
+@by_fields
+@dataclass(frozen=True)
+class OfferChange:
+    """What changes; None: stays as it is."""
+
+    unit_price: int | None
+    description: str | None
+    municipalities: tuple[str, ...] | None
+    languages: tuple[str, ...] | None
+    address: str | None
+
+
+@by_fields
+@dataclass(frozen=True)
+class OfferFilter:
+    """The comparison's question: offers of one service, in one municipality, in one language."""
+
+    service: str | None
+    municipality: str | None
+    language: str | None
+
+
+@by_fields
+@dataclass(frozen=True)
 class ChargeCommand:
     provider_id: str
     phone_hash: str
@@ -138,6 +185,14 @@ class ChargeCommand:
     national_id_hash: str | None = None  # for method national_id
     otp_hash: str | None = None  # for method otp
     otp_expires_at: datetime | None = None  # for methods otp and app: when the hold lapses
+
+
+@by_fields
+@dataclass(frozen=True)
+class ChargeItemCommand:
+    service: str  # the service's code
+    quantity_hundredths: int
+    service_date: str | None  # YYYY-MM-DD; None: today
 
 
 @dataclass(frozen=True)
@@ -199,6 +254,28 @@ class Storage(Protocol):
         self, provider_id: str, client_id: str, secret_hash: str, now: datetime
     ) -> None: ...
     async def get_provider_credential(self, client_id: str) -> Record | None: ...
+
+    # The service catalog (``wallet/ledger/catalog.py``). ``today``: the day in the organizer's
+    # time zone, for the unit value in force and for refusing a new one on a past day.
+    async def create_service(self, service: NewService, now: datetime) -> Record: ...
+    async def add_unit_value(
+        self, service_id: str, unit_value: int, valid_from: str, today: str, now: datetime
+    ) -> Record: ...
+    async def get_service(self, service_id: str, today: str) -> Record: ...
+    async def list_services(self, category: str | None, today: str, limit: int, before: int | None) -> Page: ...
+
+    # Providers' offers: made, changed and withdrawn by the provider (or the organizer for it).
+    async def create_offer(self, offer: NewOffer, now: datetime) -> Record: ...
+    async def change_offer(self, provider_id: str, offer_id: str, change: OfferChange, now: datetime) -> Record: ...
+    async def withdraw_offer(self, provider_id: str, offer_id: str, now: datetime) -> Record: ...
+    async def list_provider_offers(self, provider_id: str, limit: int, before: int | None) -> Page: ...
+    async def compare_offers(
+        self, offer_filter: OfferFilter, today: str, limit: int, after: tuple[int, int, int] | None
+    ) -> tuple[list[Record], tuple[int, int, int] | None]:
+        """Active offers of approved providers (approved for the service's category), by own share
+        per unit, then unit price, then age; ``after``: the last one's position on the page before."""
+        ...
+
     async def credit_run_step(
         self,
         month: str,
@@ -228,6 +305,20 @@ class Storage(Protocol):
     async def charge(
         self, command: ChargeCommand, limits: Limits, now: datetime, month: str, idempotency: Idempotency | None
     ) -> Written: ...
+    async def itemized_charge(
+        self,
+        command: ChargeCommand,
+        items: tuple[ChargeItemCommand, ...],
+        limits: Limits,
+        now: datetime,
+        month: str,
+        today: str,
+        idempotency: Idempotency | None,
+    ) -> Written:
+        """``charge`` of the items' amount in their category (``command``'s own amount and category are
+        not read), each item priced inside the same transaction (``wallet.ledger.catalog.price_item``)."""
+        ...
+
     async def confirm_charge(
         self,
         provider_id: str,

@@ -17,14 +17,17 @@ from wallet.ledger.months import previous_month
 from wallet.storage.port import (
     Idempotency,
     Limits,
+    OfferFilter,
     Page,
     Record,
     Written,
 )
 from wallet.storage.sql import (
+    catalog,
     charges,
     events,
     exports,
+    itemized,
     payment_batches,
     render,
     representatives,
@@ -51,6 +54,24 @@ class SqlReads:
         async with self._read() as reader:
             rows = await reader.execute_fetchall("SELECT code, name, created_at FROM categories ORDER BY code")
         return [dict(row) for row in rows]
+
+    async def get_service(self, service_id: str, today: str) -> Record:
+        async with self._read() as reader:
+            return await catalog.get_service(reader, service_id, today)
+
+    async def list_services(self, category: str | None, today: str, limit: int, before: int | None) -> Page:
+        async with self._read() as reader:
+            return Page(*await catalog.list_services(reader, category, today, limit, before))
+
+    async def list_provider_offers(self, provider_id: str, limit: int, before: int | None) -> Page:
+        async with self._read() as reader:
+            return Page(*await catalog.list_provider_offers(reader, provider_id, limit, before))
+
+    async def compare_offers(
+        self, offer_filter: OfferFilter, today: str, limit: int, after: tuple[int, int, int] | None
+    ) -> tuple[list[Record], tuple[int, int, int] | None]:
+        async with self._read() as reader:  # one snapshot: the offers, their prices and places agree
+            return await catalog.compare_offers(reader, offer_filter, today, limit, after)
 
     async def get_client(self, client_id: str) -> Record:
         async with self._read() as reader:
@@ -160,9 +181,10 @@ class SqlReads:
                     "SELECT * FROM charges WHERE id = ? AND provider_id = ?", (charge_id, provider_id)
                 )
             )
-        if not rows:
-            raise NotFound("no such charge")
-        return render.charge(rows[0])
+            if not rows:
+                raise NotFound("no such charge")
+            found = await itemized.items_of(reader, [charge_id])
+        return _with_items([render.charge(rows[0])], found)[0]
 
     async def list_charges(self, provider_id: str, limit: int, before: int | None, status: str | None) -> Page:
         query = "SELECT * FROM charges WHERE provider_id = ? AND seq < ?"
@@ -188,7 +210,9 @@ class SqlReads:
         parameters.append(limit + 1)
         async with self._read() as reader:
             rows = list(await reader.execute_fetchall(f"{query} ORDER BY {seq_column} DESC LIMIT ?", parameters))
-        return _page(rows, limit, render_row)
+            page = _page(rows, limit, render_row)
+            found = await itemized.items_of(reader, [record["id"] for record in page.data])
+        return Page(_with_items(page.data, found), page.next_cursor)
 
     async def get_wallet(self, client_id: str, month: str) -> Record:
         # One statement, so one snapshot: the wallet's accounts, its budget lines of the month, and
@@ -392,6 +416,14 @@ CLIENT_CHARGES_SQL = (
     " JOIN providers p ON p.id = c.provider_id"
     f" WHERE e.client_id = ? AND e.seq < ? AND e.charge_id IS NOT NULL AND {events.MAKES_CHARGE_SQL}"
 )
+
+
+def _with_items(records: list[Record], found: dict[str, tuple[int, list[Record]]]) -> list[Record]:
+    """Charges with their own share and items, where they are itemized."""
+    for record in records:
+        if record["id"] in found:
+            record["own_share"], record["items"] = found[record["id"]]
+    return records
 
 
 def _page(rows: list[Row], limit: int, render_row: Callable[[Row], Record]) -> Page:

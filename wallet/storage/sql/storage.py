@@ -17,21 +17,27 @@ from wallet.ledger.reconciliation import Invoice
 from wallet.ledger.settlements import SettlementStatus
 from wallet.storage.port import (
     ChargeCommand,
+    ChargeItemCommand,
     CommitObserver,
     Idempotency,
     Limits,
     NewBudget,
     NewClient,
+    NewOffer,
     NewProvider,
     NewRepresentation,
+    NewService,
+    OfferChange,
     Record,
     WriterStats,
     Written,
 )
 from wallet.storage.sql import (
     bank_statements,
+    catalog,
     charges,
     credit_runs,
+    itemized,
     login,
     organizer,
     payment_batches,
@@ -143,6 +149,24 @@ class SqlStorage(SqlReads):
     async def add_provider_credential(self, provider_id: str, client_id: str, secret_hash: str, now: datetime) -> None:
         await self._write(organizer.add_provider_credential(provider_id, client_id, secret_hash, rfc3339(now)), now)
 
+    async def create_service(self, service: NewService, now: datetime) -> Record:
+        return (await self._write(catalog.create_service(service, rfc3339(now)), now)).value
+
+    async def add_unit_value(
+        self, service_id: str, unit_value: int, valid_from: str, today: str, now: datetime
+    ) -> Record:
+        unit = catalog.add_unit_value(service_id, unit_value, valid_from, today, rfc3339(now))
+        return (await self._write(unit, now)).value
+
+    async def create_offer(self, offer: NewOffer, now: datetime) -> Record:
+        return (await self._write(catalog.create_offer(offer, rfc3339(now)), now)).value
+
+    async def change_offer(self, provider_id: str, offer_id: str, change: OfferChange, now: datetime) -> Record:
+        return (await self._write(catalog.change_offer(provider_id, offer_id, change, rfc3339(now)), now)).value
+
+    async def withdraw_offer(self, provider_id: str, offer_id: str, now: datetime) -> Record:
+        return (await self._write(catalog.withdraw_offer(provider_id, offer_id, rfc3339(now)), now)).value
+
     async def idempotent_store(self, idempotency: Idempotency, value: Record, now: datetime) -> Written:
         return await self._write(stored(value), now, idempotency)
 
@@ -150,6 +174,18 @@ class SqlStorage(SqlReads):
         self, command: ChargeCommand, limits: Limits, now: datetime, month: str, idempotency: Idempotency | None
     ) -> Written:
         return await self._write(charges.charge(command, limits, now, month), now, idempotency)
+
+    async def itemized_charge(
+        self,
+        command: ChargeCommand,
+        items: tuple[ChargeItemCommand, ...],
+        limits: Limits,
+        now: datetime,
+        month: str,
+        today: str,
+        idempotency: Idempotency | None,
+    ) -> Written:
+        return await self._write(itemized.charge(command, items, limits, now, month, today), now, idempotency)
 
     async def confirm_charge(
         self,

@@ -517,3 +517,97 @@ CREATE TABLE IF NOT EXISTS reconciliation_invoice_details (
     finvoice_version   TEXT,
     PRIMARY KEY (reconciliation_id, position)
 ) STRICT;
+
+-- The organizer's service catalog (wallet/ledger/catalog.py): a service within a budget category,
+-- its unit, and its unit value (the most the budget pays for one unit) from a day on. The values
+-- only grow: a new one starts on a later day, and none is ever changed or removed.
+CREATE TABLE IF NOT EXISTS services (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    id          TEXT NOT NULL UNIQUE,
+    code        TEXT NOT NULL UNIQUE,
+    category    TEXT NOT NULL REFERENCES categories(code),
+    name_fi     TEXT NOT NULL,
+    name_sv     TEXT NOT NULL,
+    name_en     TEXT,
+    unit        TEXT NOT NULL CHECK (unit IN ('hour', 'visit', 'day', 'trip', 'item', 'month')),
+    created_at  TEXT NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS services_by_category ON services (category, seq);
+
+CREATE TABLE IF NOT EXISTS service_unit_values (
+    service_id  TEXT NOT NULL REFERENCES services(id),
+    valid_from  TEXT NOT NULL,
+    unit_value  INTEGER NOT NULL CHECK (unit_value > 0),
+    created_at  TEXT NOT NULL,
+    PRIMARY KEY (service_id, valid_from)
+) STRICT;
+CREATE TRIGGER IF NOT EXISTS service_unit_values_append_only_update BEFORE UPDATE ON service_unit_values
+BEGIN SELECT RAISE(ABORT, 'unit values are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS service_unit_values_append_only_delete BEFORE DELETE ON service_unit_values
+BEGIN SELECT RAISE(ABORT, 'unit values are append-only'); END;
+
+-- Providers' offers: at most one active offer per provider and service. Its price history is
+-- append-only (offer_prices: the newest row is the price now); where and in which languages the
+-- provider serves are rows of their own, so that the comparison filters on them with an index.
+CREATE TABLE IF NOT EXISTS offers (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    id            TEXT NOT NULL UNIQUE,
+    provider_id   TEXT NOT NULL REFERENCES providers(id),
+    service_id    TEXT NOT NULL REFERENCES services(id),
+    status        TEXT NOT NULL CHECK (status IN ('active', 'withdrawn')),
+    description   TEXT,
+    address       TEXT,
+    created_at    TEXT NOT NULL,
+    updated_at    TEXT NOT NULL,
+    withdrawn_at  TEXT
+) STRICT;
+CREATE UNIQUE INDEX IF NOT EXISTS offers_one_active ON offers (provider_id, service_id) WHERE status = 'active';
+CREATE INDEX IF NOT EXISTS offers_by_service ON offers (service_id, status);
+CREATE INDEX IF NOT EXISTS offers_by_provider ON offers (provider_id, seq);
+
+CREATE TABLE IF NOT EXISTS offer_prices (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    offer_id    TEXT NOT NULL REFERENCES offers(id),
+    unit_price  INTEGER NOT NULL CHECK (unit_price > 0),
+    valid_from  TEXT NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS offer_prices_by_offer ON offer_prices (offer_id, seq);
+CREATE TRIGGER IF NOT EXISTS offer_prices_append_only_update BEFORE UPDATE ON offer_prices
+BEGIN SELECT RAISE(ABORT, 'offer prices are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS offer_prices_append_only_delete BEFORE DELETE ON offer_prices
+BEGIN SELECT RAISE(ABORT, 'offer prices are append-only'); END;
+
+CREATE TABLE IF NOT EXISTS offer_municipalities (
+    offer_id      TEXT NOT NULL REFERENCES offers(id),
+    municipality  TEXT NOT NULL,
+    PRIMARY KEY (offer_id, municipality)
+) STRICT;
+CREATE INDEX IF NOT EXISTS offer_municipalities_by_code ON offer_municipalities (municipality);
+
+CREATE TABLE IF NOT EXISTS offer_languages (
+    offer_id  TEXT NOT NULL REFERENCES offers(id),
+    language  TEXT NOT NULL,
+    PRIMARY KEY (offer_id, language)
+) STRICT;
+CREATE INDEX IF NOT EXISTS offer_languages_by_code ON offer_languages (language);
+
+-- An itemized charge's items (suoritteet), as priced when it was made: the offer's price and the
+-- unit value in force on the service date, so that a later change of either changes no past
+-- charge. The charge's amount is the sum of its items' amounts (`wallet check` verifies).
+CREATE TABLE IF NOT EXISTS charge_items (
+    charge_id            TEXT NOT NULL REFERENCES charges(id),
+    position             INTEGER NOT NULL CHECK (position >= 0),
+    service_id           TEXT NOT NULL REFERENCES services(id),
+    offer_id             TEXT NOT NULL REFERENCES offers(id),
+    quantity_hundredths  INTEGER NOT NULL CHECK (quantity_hundredths > 0),
+    unit_price           INTEGER NOT NULL CHECK (unit_price > 0),
+    unit_value           INTEGER NOT NULL CHECK (unit_value > 0),
+    amount               INTEGER NOT NULL CHECK (amount >= 0),
+    own_share            INTEGER NOT NULL CHECK (own_share >= 0),
+    service_date         TEXT NOT NULL,
+    PRIMARY KEY (charge_id, position)
+) STRICT;
+CREATE TRIGGER IF NOT EXISTS charge_items_append_only_update BEFORE UPDATE ON charge_items
+BEGIN SELECT RAISE(ABORT, 'charge items are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS charge_items_append_only_delete BEFORE DELETE ON charge_items
+BEGIN SELECT RAISE(ABORT, 'charge items are append-only'); END;
