@@ -110,7 +110,7 @@ async def test_every_route_has_an_operation_and_every_operation_a_route(http: Te
     document = await fetch_document(http)
     served = served_routes(http.app)
     undocumented = served - documented_operations(document)
-    assert not undocumented, f"routes without an operation in wallet/api/openapi.py: {sorted(undocumented)}"
+    assert not undocumented, f"routes without an operation in wallet/api/routes.py: {sorted(undocumented)}"
     missing = documented_operations(document) - served
     assert not missing, f"documented operations with no route: {sorted(missing)}"
 
