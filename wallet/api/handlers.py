@@ -42,7 +42,7 @@ from wallet.ledger.parties import ProviderStatus
 from wallet.ledger.reconciliation import InvoiceSource
 from wallet.ledger.settlements import SettlementStatus
 from wallet.shapes import requests
-from wallet.shapes.requests import decode
+from wallet.shapes.requests import Shape, decode
 from wallet.storage.port import OfferFilter, Page, Written
 
 ADMIN = Role.ADMIN
@@ -428,10 +428,15 @@ async def _optional_body(request: web.Request) -> bytes:
     return raw
 
 
+async def _optional_command(request: web.Request, shape: type[Shape]) -> tuple[Shape, bytes]:
+    """The body as ``shape``, an empty body as all its defaults; and the raw bytes, for the key."""
+    raw = await _optional_body(request)
+    return decode(shape, parse_json(raw) if raw.strip() else {}), raw
+
+
 @requires(PROVIDER)
 async def create_settlement(request: web.Request) -> web.Response:
-    raw = await _optional_body(request)
-    command = decode(requests.NewSettlement, parse_json(raw) if raw.strip() else {})
+    command, raw = await _optional_command(request, requests.NewSettlement)
     key = idempotency(request, request[PRINCIPAL], raw)
     return _written(await request.app[SERVICE].settle(request[PRINCIPAL], command.cutoff(), key), 201)
 
@@ -461,8 +466,7 @@ async def get_settlement(request: web.Request) -> web.Response:
 
 @requires(FINANCE)
 async def mark_settlement_paid(request: web.Request) -> web.Response:
-    raw = await _optional_body(request)
-    payment = decode(requests.SettlementPayment, parse_json(raw) if raw.strip() else {})
+    payment, raw = await _optional_command(request, requests.SettlementPayment)
     key = idempotency(request, request[PRINCIPAL], raw)
     written = await request.app[SERVICE].mark_settlement_paid(request.match_info["settlement_id"], payment.note, key)
     return _written(written, 200)
@@ -575,8 +579,7 @@ async def _read_document(request: web.Request, limit: int) -> bytes:
 
 @requires(FINANCE)
 async def create_payment_batch(request: web.Request) -> web.Response:
-    raw = await _optional_body(request)
-    command = decode(requests.NewPaymentBatch, parse_json(raw) if raw.strip() else {})
+    command, raw = await _optional_command(request, requests.NewPaymentBatch)
     key = idempotency(request, request[PRINCIPAL], raw)
     ids = tuple(command.settlement_ids) if command.settlement_ids is not None else None
     return _written(await request.app[SERVICE].create_payment_batch(ids, key), 201)
