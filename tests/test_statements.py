@@ -195,7 +195,7 @@ async def test_a_month_before_any_money_is_all_zeros_and_a_future_month_is_refus
     client, _ = await world.funded(1_000)
     empty = await statement(world, client, "2026-11")
     assert empty["opening_balance"] == empty["closing_balance"] == 0 and empty["lines"] == []
-    assert empty["charges"] == {"amount": 0, "count": 0, "by_provider": []}
+    assert empty["charges"] == {"amount": 0, "count": 0, "by_provider": [], "own_share": 0, "by_service": []}
     status, body = await world.call("GET", "/v1/me/statements/2027-02", client["token"])
     assert status == 422 and body["code"] == "validation_error"
     status, body = await world.call("GET", "/v1/me/statements/2027-13", client["token"])

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from wallet.ledger.catalog import format_quantity
 from wallet.ledger.errors import InvariantViolation
 
 # How each transaction type moves a wallet line, as the statement shows it.
@@ -129,3 +130,21 @@ def _check_adds_up(figures: dict[str, Any], what: str) -> None:
             f"statement of {what}: opening + credits - charges + refunds - expiry = {computed},"
             f" but the ledger's closing balance is {figures['closing_balance']}"
         )
+
+
+def bought(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the month's captured itemized charges bought, per service (``service``, ``unit``,
+    ``quantity_hundredths``, ``amount``, ``own_share``, ``count`` of items), and the own share in all:
+    the part the client paid the providers directly, beside the statement, never in its equation."""
+    by_service = [
+        {
+            "service": row["service"],
+            "unit": row["unit"],
+            "quantity": format_quantity(row["quantity_hundredths"]),
+            "amount": row["amount"],
+            "own_share": row["own_share"],
+            "count": row["count"],
+        }
+        for row in rows
+    ]
+    return {"own_share": sum(row["own_share"] for row in rows), "by_service": by_service}

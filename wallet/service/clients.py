@@ -151,6 +151,7 @@ class ClientService(ServiceCore):
         figures = await self.storage.statement_figures(await self._wallet_of(principal), period.start, period.end)
         movements = [statements.Movement(**row) for row in figures["movements"]]
         statement = statements.build(month, figures["opening"], figures["closing"], movements)
+        statement["charges"].update(statements.bought(figures["bought"]))
         return {
             **statement,
             **period.render(),

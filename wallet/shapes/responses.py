@@ -592,6 +592,13 @@ class WalletTransaction(Struct, kw_only=True):
     refund_id: str | None
     provider_id: Id | UnsetType = UNSET
     provider_name: Name | UnsetType = UNSET
+    own_share: (
+        Annotated[Cents, Meta(description="A capture of an itemized charge: paid to the provider directly.")]
+        | UnsetType
+    ) = UNSET
+    items: Annotated[list[PricedItem], Meta(description="A capture of an itemized charge: its items.")] | UnsetType = (
+        UNSET
+    )
 
 
 class WalletTransactionPage(Struct):
@@ -625,6 +632,24 @@ class StatementByProvider(Struct):
     by_provider: list[ProviderTotal]
 
 
+class ServiceBought(Struct):
+    service: CategoryCode
+    unit: ServiceUnit
+    quantity: Annotated[str, Meta(examples=["7.5"], description="Units in all, as a decimal string.")]
+    amount: Annotated[Cents, Meta(description="Paid by the budget for them.")]
+    own_share: Annotated[Cents, Meta(description="Paid by the client to the providers directly.")]
+    count: Annotated[Positive, Meta(description="Items.")]
+
+
+class StatementCharges(StatementByProvider):
+    own_share: Annotated[
+        Cents, Meta(description="The own share of the itemized charges captured in the month: paid directly.")
+    ]
+    by_service: Annotated[
+        list[ServiceBought], Meta(description="What the itemized charges captured in the month bought.")
+    ]
+
+
 class StatementLine(Struct):
     category: CategoryCode
     opening_balance: Cents
@@ -647,7 +672,7 @@ class Statement(Struct):
     as_of: Annotated[Moment, Meta(description="The closing instant: `period_end`, or now for the current month.")]
     opening_balance: Cents
     credits: StatementByCategory
-    charges: StatementByProvider
+    charges: StatementCharges
     refunds: StatementByProvider
     expiry: StatementByCategory
     closing_balance: Cents

@@ -237,11 +237,16 @@ class SqlReads:
         async with self._read() as reader:
             parameters = (client_id, before if before is not None else 2**62, limit + 1)
             rows = list(await reader.execute_fetchall(HISTORY_SQL, parameters))
+            # A capture of an itemized charge carries its items and own share, from the same snapshot.
+            captures = [row["charge_id"] for row in rows[:limit] if row["type"] == "capture" and row["charge_id"]]
+            found = await itemized.items_of(reader, captures)
 
         def item(row: Row) -> Record:
             record = {key: row[key] for key in row.keys() if key != "seq"}
             if record["provider_name"] is None:
                 del record["provider_name"], record["provider_id"]
+            if record["type"] == "capture" and record["charge_id"] in found:
+                record["own_share"], record["items"] = found[record["charge_id"]]
             return record
 
         return _page(rows, limit, item)

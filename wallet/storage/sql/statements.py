@@ -35,14 +35,30 @@ HELD_AT_SQL = (
 )
 
 
+# What the month's captures bought, per service: the items of the itemized charges captured in the
+# period (a capture is booked once, when the charge is captured), quantities in hundredths.
+BOUGHT_SQL = (
+    "SELECT s.code AS service, s.unit, SUM(i.quantity_hundredths) AS quantity_hundredths,"
+    " SUM(i.amount) AS amount, SUM(i.own_share) AS own_share, COUNT(*) AS count FROM wallet_events e"
+    " JOIN transactions t ON t.id = e.transaction_id"
+    " JOIN charge_items i ON i.charge_id = e.charge_id"
+    " JOIN services s ON s.id = i.service_id"
+    " WHERE e.client_id = ? AND e.transaction_id IS NOT NULL AND t.type = 'capture'"
+    " AND t.created_at >= ? AND t.created_at < ?"
+    " GROUP BY s.code, s.unit ORDER BY s.code"
+)
+
+
 async def figures(reader: Reader, client_id: str, start: str, until: str) -> Record:
     opening = await reader.execute_fetchall(BALANCES_BEFORE_SQL, (client_id, start))
     closing = await reader.execute_fetchall(BALANCES_BEFORE_SQL, (client_id, until))
     movements = await reader.execute_fetchall(MOVEMENTS_SQL, (client_id, start, until))
+    bought = await reader.execute_fetchall(BOUGHT_SQL, (client_id, start, until))
     held = list(await reader.execute_fetchall(HELD_AT_SQL, (client_id, until, until, until)))[0][0]
     return {
         "opening": {row["category"]: row["balance"] for row in opening},
         "closing": {row["category"]: row["balance"] for row in closing},
         "movements": [dict(row) for row in movements],
         "held_at_close": held,
+        "bought": [dict(row) for row in bought],
     }
