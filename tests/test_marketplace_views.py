@@ -4,8 +4,15 @@ answer checked against the OpenAPI document."""
 
 from __future__ import annotations
 
-from tests.test_catalog import itemized, marketplace, w  # w: the checked world fixture
+from typing import Any
+
+import pytest
+
+from tests.test_catalog import itemized, marketplace, offer, service, w  # w: the checked world fixture
 from tests.test_openapi import CheckedWorld
+from tests.test_representatives import link, representative_token
+from wallet.ledger.catalog import units_left
+from wallet.ledger.errors import InvariantViolation
 
 VISIT = [{"service": "home_help", "quantity": 1.5}, {"service": "cleaning", "quantity": "2"}]
 
@@ -62,3 +69,62 @@ async def test_a_statement_without_itemized_charges_says_nothing_was_bought_by_i
     await w.charge(provider, client, 1200)
     _, statement = await w.call("GET", "/v1/me/statements/2027-01", client["token"], expect=200)
     assert (statement["charges"]["own_share"], statement["charges"]["by_service"]) == (0, [])
+
+
+# How many units this month's line still buys (GET /v1/offers, for a client or its representative).
+
+
+def test_units_left_is_whole_units_at_the_budget_s_part_per_unit() -> None:
+    assert units_left(10_000, 3500, 3000) == 3  # above the unit value: the budget pays 30,00 € a unit
+    assert units_left(10_000, 2500, 3000) == 4  # below it: the budget pays the price, 25,00 €
+    assert units_left(9_000, 3000, 3000) == 3  # exactly three, nothing over
+    assert units_left(8_999, 3000, 3000) == 2
+    assert units_left(2_999, 3000, 3000) == 0  # not one whole unit
+    assert units_left(0, 3000, 3000) == 0
+    assert units_left(-5, 3000, 3000) == 0  # never below zero
+    with pytest.raises(InvariantViolation):
+        units_left(1000, 0, 3000)
+
+
+async def test_the_comparison_tells_a_client_how_many_units_its_line_still_buys(w: CheckedWorld) -> None:
+    client, provider = await marketplace(w, amount=10_000)  # home_help 35,00 € at 30,00 €; cleaning 20,00 €
+    cheaper = await w.provider(["home_care"])
+    await offer(w, cheaper, "home_help", 2500)  # below the unit value
+    await w.category("transport", "Kuljetus")
+    await service(w, code="taxi", category="transport", unit_value=1500)
+    driver = await w.provider(["transport"])
+    await offer(w, driver, "taxi", 1500)  # a category the client has no line of
+
+    async def left(token: str, query: str = "") -> dict[tuple[str, str], Any]:
+        _, page = await w.call("GET", f"/v1/offers?{query}", token, expect=200)
+        return {(o["service"], o["provider_id"]): o.get("units_left") for o in page["data"]}
+
+    seen = await left(client["token"])
+    assert seen[("home_help", provider["id"])] == 3  # 100,00 € / 30,00 € (the own share is paid directly)
+    assert seen[("home_help", cheaper["id"])] == 4  # 100,00 € / 25,00 €
+    assert seen[("cleaning", provider["id"])] == 5
+    assert seen[("rounding", provider["id"])] == 3  # 100,00 € / 29,99 €
+    assert seen[("taxi", driver["id"])] == 0  # no transport line
+    _, page = await w.call("GET", "/v1/offers?service=taxi", client["token"], expect=200)
+    assert page["data"][0]["category"] == "transport"
+
+    # What is held or spent is not left; the count follows the line.
+    await itemized(w, provider, client, [{"service": "cleaning", "quantity": 2}])  # 40,00 € captured
+    await w.call(
+        "POST",
+        "/v1/charges",
+        provider["token"],
+        {"phone": client["phone"], "amount": 1001, "category": "home_care", "identity": {"method": "otp"}},
+        expect=201,
+    )  # 10,01 € held: 49,99 € available
+    seen = await left(client["token"], "service=home_help")
+    assert seen == {("home_help", provider["id"]): 1, ("home_help", cheaper["id"]): 1}
+    await w.charge(provider, client, 4999)  # nothing available
+    assert set((await left(client["token"], "service=home_help")).values()) == {0}
+
+    # A representative acting for the client sees the client's count; the organizer sees none.
+    await link(w, client, scope="view")
+    representative = await representative_token(w)
+    assert set((await left(representative, "service=home_help")).values()) == {0}
+    for token in (w.admin, w.finance):
+        assert set((await left(token)).values()) == {None}

@@ -328,7 +328,7 @@ async def compare_offers(request: web.Request) -> web.Response:
         None if municipality is None else validation.municipality(municipality, "municipality"),
         None if language is None else validation.language(language, "language"),
     )
-    data, last = await request.app[SERVICE].compare_offers(offer_filter, limit, after)
+    data, last = await request.app[SERVICE].compare_offers(request[PRINCIPAL], offer_filter, limit, after)
     return json_response(render_positioned(data, last, OFFER_CURSOR_PREFIX))
 
 

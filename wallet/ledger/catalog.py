@@ -54,6 +54,16 @@ def own_share_per_unit(unit_price: int, unit_value: int) -> int:
     return max(0, unit_price - unit_value)
 
 
+def units_left(available: int, unit_price: int, unit_value: int) -> int:
+    """Whole units of an offer that ``available`` cents on the client's line still pay for: each
+    costs the budget min(unit_price, unit_value), exactly, for a whole quantity (the own share
+    is paid directly, never from the line). Nothing available, nothing left."""
+    per_unit = min(unit_price, unit_value)
+    if per_unit <= 0:
+        raise InvariantViolation("a unit the budget pays nothing for")
+    return max(available, 0) // per_unit
+
+
 # Itemized charges (suoritteet): what one item costs, and who pays what.
 #
 # A quantity is positive, with at most two decimals (1.5 hours), and at most QUANTITY_MAX units;

@@ -11,7 +11,7 @@ from wallet.auth.hashing import six_digit_code
 from wallet.auth.tokens import Principal, Role
 from wallet.clock import month_bounds, rfc3339
 from wallet.events import EventSubscription
-from wallet.ledger import statements
+from wallet.ledger import catalog, statements
 from wallet.ledger.errors import Forbidden, ValidationError
 from wallet.ledger.parties import RepresentationScope
 from wallet.service.core import LOGIN_CODE, PHONE, IssuedToken, ServiceCore
@@ -28,10 +28,34 @@ class ClientService(ServiceCore):
     """A client's use cases, or a representative's acting for one under an active mandate."""
 
     async def compare_offers(
-        self, offer_filter: OfferFilter, limit: int, after: tuple[int, int, int] | None
+        self, principal: Principal, offer_filter: OfferFilter, limit: int, after: tuple[int, int, int] | None
     ) -> tuple[list[Record], tuple[int, int, int] | None]:
-        """Offers to compare: approved providers' only, the smallest own share first."""
-        return await self.storage.compare_offers(offer_filter, self.today(), limit, after)
+        """Offers to compare: approved providers' only, the smallest own share first. Asked by a client,
+        or by a representative acting for one now, each offer also says how many whole units the
+        client's line of its category still pays for this month (``units_left``)."""
+        data, last = await self.storage.compare_offers(offer_filter, self.today(), limit, after)
+        client_id = await self._comparing_for(principal)
+        if client_id is not None and data:
+            wallet = await self.storage.get_wallet(client_id, self.current_month())
+            available = {line["category"]: line["available"] for line in wallet["lines"]}
+            for offer in data:
+                offer["units_left"] = catalog.units_left(
+                    available.get(offer["category"], 0), offer["unit_price"], offer["unit_value"]
+                )
+        return data, last
+
+    async def _comparing_for(self, principal: Principal) -> str | None:
+        """Whose line the comparison counts units from: the client's own, or the client a representative
+        has chosen and holds an active mandate for; None for the organizer, or a representative acting
+        for nobody now (the comparison itself is open to them)."""
+        if principal.role is Role.CLIENT:
+            return await self._wallet_of(principal)
+        if principal.role is not Role.REPRESENTATIVE or principal.client_id is None:
+            return None
+        try:
+            return await self._wallet_of(principal)
+        except Forbidden:
+            return None
 
     async def start_login(self, phone: str) -> Record:
         now = self.clock.now()

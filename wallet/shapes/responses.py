@@ -149,6 +149,7 @@ class ComparedOffer(Struct):
     provider_name: Name
     service: CategoryCode
     service_name: ServiceName
+    category: Annotated[CategoryCode, Meta(description="The budget line the service is paid from.")]
     unit: ServiceUnit
     unit_price: Cents
     unit_value: Annotated[Cents, Meta(description="In force today: the most the budget pays for one unit.")]
@@ -157,6 +158,17 @@ class ComparedOffer(Struct):
     languages: list[LanguageCode]
     address: Address | None
     description: Description | None
+    units_left: (
+        Annotated[
+            Count,
+            Meta(
+                description="Asked by a client, or a representative acting for one: whole units that what is"
+                " available now on the client's line of `category` pays for at this offer,"
+                " floor(available / min(unit_price, unit_value)); 0 without such a line."
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
 
 
 class ComparedOfferPage(Struct):

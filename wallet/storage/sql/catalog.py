@@ -419,7 +419,7 @@ async def compare_offers(
         await reader.execute_fetchall(
             "SELECT q.*, " + _OWN_SHARE + " AS own_share FROM ("
             " SELECT o.seq, o.id, o.provider_id, p.name AS provider_name, s.code AS service, s.name_fi, s.name_sv,"
-            " s.name_en, s.unit, o.description, o.address,"
+            " s.name_en, s.unit, s.category, o.description, o.address,"
             " (SELECT op.unit_price FROM offer_prices op WHERE op.offer_id = o.id ORDER BY op.seq DESC LIMIT 1)"
             " AS unit_price,"
             " (SELECT v.unit_value FROM service_unit_values v WHERE v.service_id = s.id AND v.valid_from <= ?"
@@ -458,6 +458,7 @@ async def compare_offers(
                 "provider_name": row["provider_name"],
                 "service": row["service"],
                 "service_name": name,
+                "category": row["category"],
                 "unit": row["unit"],
                 "unit_price": row["unit_price"],
                 "unit_value": row["unit_value"],
