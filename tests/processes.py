@@ -138,15 +138,16 @@ class WalletFiles:
         return [json.loads(line) for line in self.sms_outbox.read_text(encoding="utf-8").splitlines() if line]
 
     def code_sent_to(self, phone: str, nth: int = 1) -> str:
-        """The 6-digit code in the ``nth`` SMS sent to ``phone`` (waits for it to be written)."""
+        """The 6-digit code in the ``nth`` SMS sent to ``phone``, or in the first after it that has one:
+        receipts of earlier charges (which carry no code) may arrive in between (waits for it)."""
 
         def found() -> str | None:
             texts = [message["text"] for message in self.sms() if message["to"] == phone]
-            if len(texts) < nth:
-                return None
-            match = CODE.search(texts[nth - 1])
-            assert match, texts[nth - 1]
-            return match.group(1)
+            for text in texts[nth - 1 :]:
+                match = CODE.search(text)
+                if match:
+                    return match.group(1)
+            return None
 
         return poll(found, 5.0, f"SMS number {nth} to the client's phone")
 

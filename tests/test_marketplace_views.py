@@ -128,3 +128,27 @@ async def test_the_comparison_tells_a_client_how_many_units_its_line_still_buys(
     assert set((await left(representative, "service=home_help")).values()) == {0}
     for token in (w.admin, w.finance):
         assert set((await left(token)).values()) == {None}
+
+
+# `wallet check` holds every itemized charge to its items.
+
+
+async def test_wallet_check_finds_an_itemized_charge_that_is_not_the_sum_of_its_items(w: CheckedWorld) -> None:
+    from wallet.check import check_database
+
+    client, provider = await marketplace(w)
+    _, visit = await itemized(w, provider, client, VISIT)
+    assert check_database(w.service.settings.db) == []
+    with w.database() as database:  # an item slipped in after the charge (items are append-only: inserts only)
+        database.execute(
+            "INSERT INTO charge_items (charge_id, position, service_id, offer_id, quantity_hundredths, unit_price,"
+            " unit_value, amount, own_share, service_date)"
+            " SELECT charge_id, 9, service_id, offer_id, 100, 2000, 2000, 2000, 1, service_date FROM charge_items"
+            " WHERE charge_id = ? AND position = 1",
+            visit["id"],
+        )
+    assert sorted(check_database(w.service.settings.db)) == [
+        f"charge {visit['id']} item 9: its parts are not its price",  # 20,00 € + 0,01 € for a 20,00 € unit
+        f"charge {visit['id']}: amount 8500 but its items sum to 10500",
+    ]
+    w.check = lambda: None  # type: ignore[method-assign]  # the breach is this test's own doing

@@ -121,6 +121,7 @@ def _breaches(connection: Connection, released_through: str | None = None) -> li
     breaches += _representation_breaches(connection)
     breaches += _staged_breaches(connection, released_through)
     breaches += _catalog_breaches(connection)
+    breaches += _receipt_breaches(connection)
     entries = (
         AuditEntry(
             row["seq"],
@@ -422,4 +423,24 @@ def _catalog_breaches(connection: Connection) -> list[str]:
         "SELECT o.id FROM offers o WHERE NOT EXISTS (SELECT 1 FROM offer_prices p WHERE p.offer_id = o.id)"
     ):
         breaches.append(f"offer {row['id']} has no price")
+    return breaches
+
+
+def _receipt_breaches(connection: Connection) -> list[str]:
+    """SMS receipts: each is of a capture, refund or void of its own client, and every such movement
+    since receipts began (the first receipt's event) has one (the trigger writes it with the event)."""
+    breaches: list[str] = []
+    if connection.execute(connection.dialect.table_exists, ("receipts",)).fetchone() is None:
+        return breaches  # a database from before receipts
+    for row in connection.execute(
+        "SELECT r.event_seq FROM receipts r LEFT JOIN wallet_events e ON e.seq = r.event_seq"
+        " WHERE e.seq IS NULL OR e.client_id <> r.client_id OR e.type NOT IN ('capture', 'refund', 'void')"
+    ):
+        breaches.append(f"receipt {row['event_seq']}: not of a capture, refund or void of its client")
+    for row in connection.execute(
+        "SELECT e.seq, e.type FROM wallet_events e WHERE e.type IN ('capture', 'refund', 'void')"
+        " AND e.seq > (SELECT MIN(event_seq) FROM receipts)"
+        " AND NOT EXISTS (SELECT 1 FROM receipts r WHERE r.event_seq = e.seq)"
+    ):
+        breaches.append(f"wallet event {row['seq']} ({row['type']}) has no receipt")
     return breaches

@@ -221,6 +221,20 @@ class Settings:
         3600,
         "How often the service checks whether a settlement day's batches are made.",
     )
+    receipt_interval_seconds: int = setting(
+        10,
+        "How often the service looks for SMS receipts not yet sent (by another process, or after a failure); a "
+        "movement committed anywhere wakes it at once.",
+    )
+    receipt_batch_max: int = setting(100, "SMS receipts claimed for sending in one write.")
+    receipt_lease_seconds: int = setting(
+        300,
+        "A claimed SMS receipt not marked sent within this long (its sender died, or the gateway failed) is "
+        "claimed again.",
+    )
+    receipt_attempts_max: int = setting(
+        5, "Claims of one SMS receipt before it is given up (`abandoned_at`; logged, never sent late)."
+    )
     # The organizer's usage report and time zone.
     usage_low_use_from_day: int = setting(
         20,

@@ -18,7 +18,7 @@ from wallet.api.middlewares import SHUTTING_DOWN, ProblemRequestHandler, frame
 from wallet.api.readiness import CREDIT_RUN_JOB, JOBS, Jobs
 from wallet.bootstrap import open_service
 from wallet.clock import Clock
-from wallet.service import IDEMPOTENCY_PURGE_INTERVAL_SECONDS
+from wallet.service import IDEMPOTENCY_PURGE_INTERVAL_SECONDS, WalletService
 from wallet.settings import Settings
 from wallet.sms import SmsSender
 from wallet.storage.migrations import shown
@@ -192,6 +192,7 @@ def create_app(
                         )
                     )
                 )
+            tasks.append(asyncio.create_task(send_receipts_forever(service, settings.receipt_interval_seconds, jobs)))
         app[BACKGROUND_TASKS] = tasks
         yield
         for task in tasks:
@@ -228,6 +229,29 @@ async def _every(
         else:
             jobs.succeeded(name)
         await asyncio.sleep(interval_seconds if until_next is None else min(interval_seconds, until_next()))
+
+
+RECEIPTS_JOB = "receipts"
+
+
+async def send_receipts_forever(service: WalletService, interval_seconds: int, jobs: Jobs) -> None:
+    """Send the SMS receipts waiting: at once when a commit (of this process or another) added wallet
+    events, else every ``interval_seconds`` (what another process or a failure left)."""
+    wakeup = asyncio.Event()
+    service.storage.watch_wallet_events(lambda fresh: wakeup.set())
+    while True:
+        wakeup.clear()
+        try:
+            await service.send_receipts()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log.exception("background_job_failed", job=RECEIPTS_JOB)
+            jobs.failed(RECEIPTS_JOB, error)
+        else:
+            jobs.succeeded(RECEIPTS_JOB)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wakeup.wait(), interval_seconds)
 
 
 class _ProblemServer(web.Server):

@@ -10,7 +10,8 @@ the one the handlers, the CLI and the background jobs use:
 - ``providers``: provider tokens, charges and their identity checks, refunds, settling;
 - ``clients``: login, the wallet, answering charges, mandates, statements, live events;
 - ``finance``: the usage report, scheduled and paid settlements, exports, reconciliation;
-- ``sweeps``: voiding expired holds, purging old idempotency keys.
+- ``sweeps``: voiding expired holds, purging old idempotency keys;
+- ``receipts``: sending the SMS receipts of captures, refunds and voids.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from wallet.service.core import NATIONAL_ID, PHONE, IssuedToken, ServiceCore, st
 from wallet.service.finance import FinanceService
 from wallet.service.organizer import CREDIT_RUN_BATCH_BUDGETS, OrganizerService
 from wallet.service.providers import ProviderService
+from wallet.service.receipts import Receipts
 from wallet.service.sweeps import IDEMPOTENCY_PURGE_INTERVAL_SECONDS, Sweeps
 
 __all__ = [
@@ -34,5 +36,5 @@ __all__ = [
 ]
 
 
-class WalletService(OrganizerService, ProviderService, ClientService, FinanceService, Sweeps):
+class WalletService(OrganizerService, ProviderService, ClientService, FinanceService, Sweeps, Receipts):
     """Every role's use cases over one shared ``ServiceCore``; no method is defined twice."""

@@ -581,3 +581,32 @@ BEGIN
     END IF;
 END $$;
 
+
+-- Receipts by SMS: a transactional outbox filled by a trigger on wallet_events (see sqlite/schema.sql).
+CREATE TABLE IF NOT EXISTS receipts (
+    event_seq   BIGINT PRIMARY KEY REFERENCES wallet_events(seq),
+    client_id   TEXT COLLATE "C" NOT NULL REFERENCES clients(id),
+    created_at  TEXT COLLATE "C" NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    claimed_at  TEXT COLLATE "C",
+    sent_at     TEXT COLLATE "C",
+    abandoned_at TEXT COLLATE "C"
+);
+CREATE INDEX IF NOT EXISTS receipts_unsent ON receipts (event_seq) WHERE sent_at IS NULL AND abandoned_at IS NULL;
+CREATE OR REPLACE FUNCTION wallet_events_receipt() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO receipts (event_seq, client_id, created_at) VALUES (NEW.seq, NEW.client_id, NEW.created_at);
+    RETURN NULL;
+END $$;
+DO $$
+BEGIN
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+        WHERE c.relname = 'wallet_events' AND c.relnamespace = current_schema()::regnamespace
+          AND t.tgname = 'wallet_events_receipt'
+    ) THEN
+        CREATE TRIGGER wallet_events_receipt AFTER INSERT ON wallet_events
+            FOR EACH ROW WHEN (NEW.type IN ('capture', 'refund', 'void'))
+            EXECUTE FUNCTION wallet_events_receipt();
+    END IF;
+END $$;

@@ -41,6 +41,7 @@ from wallet.storage.sql import (
     login,
     organizer,
     payment_batches,
+    receipts,
     reconciliations,
     representatives,
     settlements,
@@ -215,6 +216,12 @@ class SqlStorage(SqlReads):
 
     async def expire_pending(self, now: datetime, batch: int) -> int:
         return int((await self._write(charges.expire_pending(now, batch), now)).value["voided"])
+
+    async def claim_receipts(self, now: datetime, lease_seconds: int, attempts_max: int, batch: int) -> list[Record]:
+        return list((await self._write(receipts.claim(now, lease_seconds, attempts_max, batch), now)).value["receipts"])
+
+    async def mark_receipt_sent(self, event_seq: int, now: datetime) -> None:
+        await self._write(receipts.sent(event_seq, now), now)
 
     async def start_login(
         self, phone_hash: str, code_hash: str, expires_at: datetime, limits: Limits, now: datetime

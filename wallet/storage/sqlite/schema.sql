@@ -611,3 +611,24 @@ CREATE TRIGGER IF NOT EXISTS charge_items_append_only_update BEFORE UPDATE ON ch
 BEGIN SELECT RAISE(ABORT, 'charge items are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS charge_items_append_only_delete BEFORE DELETE ON charge_items
 BEGIN SELECT RAISE(ABORT, 'charge items are append-only'); END;
+
+-- Receipts by SMS (issue 22): a transactional outbox. Every capture, refund and void is a wallet
+-- event; this trigger writes the event's receipt row in the same transaction, whatever unit of work
+-- (or batch) wrote the event, so a receipt exists exactly when its movement was committed, and once
+-- (the event's seq is the key). The service claims unsent rows in a write (claimed_at, attempts),
+-- sends each after that commit and marks it sent: a claim not marked sent within the lease (its
+-- sender died) is claimed again, at most WALLET_RECEIPT_ATTEMPTS_MAX times (then abandoned_at).
+-- Only movements made after this table existed get receipts.
+CREATE TABLE IF NOT EXISTS receipts (
+    event_seq   INTEGER PRIMARY KEY REFERENCES wallet_events(seq),
+    client_id   TEXT NOT NULL REFERENCES clients(id),
+    created_at  TEXT NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    claimed_at  TEXT,
+    sent_at     TEXT,
+    abandoned_at TEXT
+) STRICT;
+CREATE INDEX IF NOT EXISTS receipts_unsent ON receipts (event_seq) WHERE sent_at IS NULL AND abandoned_at IS NULL;
+CREATE TRIGGER IF NOT EXISTS wallet_events_receipt AFTER INSERT ON wallet_events
+WHEN NEW.type IN ('capture', 'refund', 'void')
+BEGIN INSERT INTO receipts (event_seq, client_id, created_at) VALUES (NEW.seq, NEW.client_id, NEW.created_at); END;
