@@ -820,7 +820,7 @@ async def _bad_page_parameters(world: World, scene: Scene, path: str) -> None:
 
 
 async def test_bad_export_parameters_are_refused(world: World, scene: Scene) -> None:
-    for path in ("/v1/exports/transactions", "/v1/exports/settlements"):
+    for path in ("/v1/exports/transactions", "/v1/exports/settlements", "/v1/exports/items"):
         await _bad_export_parameters(world, path)
 
 

@@ -4,10 +4,15 @@ answer checked against the OpenAPI document."""
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import io
+import json
 from typing import Any
 
 import pytest
 
+from tests.conftest import BUSINESS_ID
 from tests.test_catalog import itemized, marketplace, offer, service, w  # w: the checked world fixture
 from tests.test_openapi import CheckedWorld
 from tests.test_representatives import link, representative_token
@@ -152,3 +157,131 @@ async def test_wallet_check_finds_an_itemized_charge_that_is_not_the_sum_of_its_
         f"charge {visit['id']}: amount 8500 but its items sum to 10500",
     ]
     w.check = lambda: None  # type: ignore[method-assign]  # the breach is this test's own doing
+
+
+# What the organizer follows: what was bought, per service, provider and client (the usage report).
+
+
+async def test_the_usage_report_says_what_was_bought_per_service_provider_and_client(w: CheckedWorld) -> None:
+    client, provider = await marketplace(w)
+    other = await w.client(national_id=None)
+    await w.budget(other["id"], {"home_care": 10_000})
+    await w.credit()  # the month is credited already: nothing new for the first client
+    second = await w.provider(["home_care"])
+    await offer(w, second, "home_help", 2500)
+    await itemized(w, provider, client, VISIT)  # home_help 1.5 (4500 + 750), cleaning 2 (4000)
+    await itemized(w, second, client, [{"service": "home_help", "quantity": 2}])  # 5000, below the unit value
+    code_body = {"phone": other["phone"], "items": [{"service": "home_help", "quantity": "0.5"}]}
+    _, pending = await w.call(
+        "POST", "/v1/charges", provider["token"], {**code_body, "identity": {"method": "otp"}}, expect=201
+    )
+    await w.charge(provider, client, 999)  # a plain charge: no items
+    _, refunded = await itemized(w, provider, client, [{"service": "cleaning", "quantity": 1}])
+    await w.call("POST", f"/v1/charges/{refunded['id']}/refunds", provider["token"], {"amount": 2000}, expect=201)
+
+    _, report = await w.call("GET", "/v1/reports/usage", w.admin, expect=200)
+
+    def bought(service: str, quantity: str, amount: int, own_share: int, count: int) -> dict[str, Any]:
+        return {
+            "service": service,
+            "unit": "hour",
+            "quantity": quantity,
+            "amount": amount,
+            "own_share": own_share,
+            "count": count,
+        }
+
+    # The held charge bought nothing yet; a refund is an amount, not items taken back.
+    assert report["services"] == [
+        bought("cleaning", "3", 6000, 0, 2),
+        bought("home_help", "3.5", 9500, 750, 2),
+    ]
+    by_client = {row["client_id"]: row["bought"] for row in report["data"]}
+    assert by_client[client["id"]] == report["services"] and by_client[other["id"]] == []
+    by_provider = {row["provider_id"]: row["bought"] for row in report["providers"]}
+    assert by_provider[provider["id"]] == [
+        bought("cleaning", "3", 6000, 0, 2),
+        bought("home_help", "1.5", 4500, 750, 1),
+    ]
+    assert by_provider[second["id"]] == [bought("home_help", "2", 5000, 0, 1)]
+    # The items' amounts are part of what each provider captured.
+    captured = {row["provider_id"]: row["captured"] for row in report["providers"]}
+    assert captured[provider["id"]] == 6000 + 4500 + 999 and captured[second["id"]] == 5000
+
+    # Once the code confirms the held charge, its items are bought.
+    code = w.sms.last_code(other["phone"])
+    await w.call("POST", f"/v1/charges/{pending['id']}/confirm", provider["token"], {"code": code}, expect=200)
+    _, report = await w.call("GET", "/v1/reports/usage", w.finance, expect=200)
+    assert {row["client_id"]: row["bought"] for row in report["data"]}[other["id"]] == [
+        bought("home_help", "0.5", 1500, 250, 1)
+    ]
+
+
+# The finance export of items: one row per item, its amounts summing to the transactions export's charges.
+
+
+async def export_rows(w: CheckedWorld, kind: str, export_format: str, **query: str) -> list[dict[str, Any]]:
+    response = await w.http.get(
+        f"/v1/exports/{kind}", params={"format": export_format, **query}, headers=w.auth(w.finance)
+    )
+    body = (await response.read()).decode()
+    assert response.status == 200, body[:300]
+    if export_format == "jsonl":
+        return [json.loads(line) for line in body.splitlines()]
+    if export_format == "csv-fi":
+        assert body.startswith("\ufeff")
+        return list(csv.DictReader(io.StringIO(body[1:]), delimiter=";"))
+    return list(csv.DictReader(io.StringIO(body)))
+
+
+@pytest.mark.parametrize("export_format", ["csv", "jsonl", "csv-fi"])
+async def test_the_items_export_sums_to_the_itemized_charges_in_the_transactions_export(
+    w: CheckedWorld, export_format: str
+) -> None:
+    client, provider = await marketplace(w, amount=100_000)
+    w.service.settings = dataclasses.replace(w.service.settings, export_page_rows=2)  # many pages
+    made = []
+    for n in range(7):
+        w.clock.advance(seconds=1)
+        items = VISIT if n % 2 else [{"service": "rounding", "quantity": f"0.{n + 1}"}]
+        made.append((await itemized(w, provider, client, items))[1])
+    await w.charge(provider, client, 1234)  # a plain charge: a capture with no items
+    held_body = {
+        "phone": client["phone"],
+        "items": [{"service": "cleaning", "quantity": 1}],
+        "identity": {"method": "otp"},
+    }
+    await w.call("POST", "/v1/charges", provider["token"], held_body, expect=201)  # held: no capture yet
+    await w.call("POST", f"/v1/charges/{made[1]['id']}/refunds", provider["token"], {"amount": 100}, expect=201)
+
+    rows = await export_rows(w, "items", export_format)
+    transactions = await export_rows(w, "transactions", export_format)
+    itemized_captures = [t for t in transactions if t["type"] == "capture" and t["charge_id"] != ""]
+    charge_ids = {charge["id"] for charge in made}
+    assert (
+        sum(int(row["amount"]) for row in rows)
+        == sum(int(t["amount"]) for t in itemized_captures if t["charge_id"] in charge_ids)
+        == sum(charge["amount"] for charge in made)
+    )
+    assert sum(int(t["amount"]) for t in itemized_captures) == sum(charge["amount"] for charge in made) + 1234
+    # One row per item, in the order of the captures, each under its capture's transaction.
+    expected = [(charge["id"], position) for charge in made for position in range(len(charge["items"]))]
+    assert [(row["charge_id"], int(row["position"])) for row in rows] == expected
+    by_transaction = {t["charge_id"]: t["transaction_id"] for t in itemized_captures}
+    assert all(row["transaction_id"] == by_transaction[row["charge_id"]] for row in rows)
+    first = rows[1]  # the second charge's first item: 1.5 h of home help
+    assert (first["service"], first["unit"], int(first["unit_price"]), int(first["unit_value"])) == (
+        "home_help",
+        "hour",
+        3500,
+        3000,
+    )
+    assert (int(first["amount"]), int(first["own_share"]), first["business_id"]) == (4500, 750, BUSINESS_ID)
+    assert first["quantity"] == ("1,5" if export_format == "csv-fi" else "1.5")
+    if export_format == "csv-fi":
+        assert first["amount_eur"] == "45,00"
+    # From and to pick the captures' days, as the transactions export does.
+    assert await export_rows(w, "items", export_format, **{"from": "2027-01-16"}) == []
+    _, problem = await w.call("GET", "/v1/exports/items?format=xml", w.finance)
+    assert problem["status"] == 422
+    await w.call("GET", "/v1/exports/items", w.admin, expect=403)

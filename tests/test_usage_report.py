@@ -72,6 +72,7 @@ class Model:
             "used_percent": totals["used"] * 100 // totals["monthly_amount"],
             "low_use": evaluated and totals["used"] * 100 < percent * totals["monthly_amount"],
             "lines": lines,
+            "bought": [],  # plain charges only here: nothing bought by items (tests/test_marketplace_views.py)
         }
 
     def providers(self, month: str, providers: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -88,6 +89,7 @@ class Model:
                         "charged": captured - refunded,
                         "captures": captures,
                         "refunds": refunds,
+                        "bought": [],
                     }
                 )
         return sorted(rows, key=lambda row: (row["provider_name"], row["provider_id"]))

@@ -11,6 +11,8 @@ Formats:
 The exporter reads in pages of a bounded number of rows and writes each page as it comes, so
 memory stays bounded whatever the size of the file (``write_export``).
 
+Item rows: each item of an itemized charge captured in the period, as priced, under its capture.
+
 Transaction rows: every ledger transaction is a transfer of ``amount`` (positive cents) from
 ``from_account`` to ``to_account``, so an account's balance is what the export moves into it
 less what it moves out: the totals reconcile with the ledger.
@@ -66,6 +68,27 @@ SETTLEMENT_COLUMNS = (
     "updated_at",
     "transaction_id",
 )
+# One row per item of an itemized charge, under its capture (the capture's transaction and time): the
+# items' amounts of a period sum to the itemized charges' captures in the transactions export.
+ITEM_COLUMNS = (
+    "transaction_id",
+    "created_at",
+    "charge_id",
+    "position",
+    "client_id",
+    "provider_id",
+    "business_id",
+    "category",
+    "service",
+    "unit",
+    "service_date",
+    "quantity",
+    "unit_price",
+    "unit_value",
+    "amount",
+    "own_share",
+)
+DECIMAL_COLUMNS = frozenset({"quantity"})  # decimal strings ("1.5"): a decimal comma in csv-fi
 FINNISH_REFERENCE_COLUMNS = frozenset({"reference", "settlement_reference"})
 RF_REFERENCE_COLUMNS = frozenset({"rf_reference"})
 BOM = "\ufeff"
@@ -91,10 +114,15 @@ class ExportFormat(str, Enum):
 class ExportKind(str, Enum):
     TRANSACTIONS = "transactions"
     SETTLEMENTS = "settlements"
+    ITEMS = "items"
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return TRANSACTION_COLUMNS if self is ExportKind.TRANSACTIONS else SETTLEMENT_COLUMNS
+        return {
+            ExportKind.TRANSACTIONS: TRANSACTION_COLUMNS,
+            ExportKind.SETTLEMENTS: SETTLEMENT_COLUMNS,
+            ExportKind.ITEMS: ITEM_COLUMNS,
+        }[self]
 
 
 def euros(amount_cents: int) -> str:
@@ -157,6 +185,8 @@ class Encoder:
                 row.append(group_finnish_reference(value))
             elif column in RF_REFERENCE_COLUMNS:
                 row.append(group_rf_reference(value))
+            elif column in DECIMAL_COLUMNS:
+                row.append(str(value).replace(".", ","))
             elif isinstance(value, str) and value.startswith(_FORMULA_STARTS):
                 row.append("'" + value)  # a spreadsheet must not run it as a formula
             else:

@@ -81,6 +81,7 @@ def routes(app: web.Application) -> None:
     # Finance.
     add("GET", "/v1/exports/transactions", h.export_transactions)
     add("GET", "/v1/exports/settlements", h.export_settlements)
+    add("GET", "/v1/exports/items", h.export_items)
     add("POST", "/v1/reconciliations", h.create_reconciliation)
     add("POST", "/v1/bank-statements", h.create_bank_statement)
     add("POST", "/v1/payment-batches", h.create_payment_batch)

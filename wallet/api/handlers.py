@@ -523,6 +523,11 @@ async def export_settlements(request: web.Request) -> web.StreamResponse:
     return await _export(request, ExportKind.SETTLEMENTS)
 
 
+@requires(FINANCE)
+async def export_items(request: web.Request) -> web.StreamResponse:
+    return await _export(request, ExportKind.ITEMS)
+
+
 # The organizer's view of use.
 
 

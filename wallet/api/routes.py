@@ -508,6 +508,18 @@ ROUTES: dict[tuple[str, str], Schema] = {
         {200: {"description": "Streamed.", "content": {"text/csv": CSV_FILE, "application/x-ndjson": CSV_FILE}}},
         parameters=EXPORT,
     ),
+    ("GET", "/v1/exports/items"): _route(
+        "Finance",
+        "Every item of the itemized charges captured in the period as a file",
+        {
+            200: {
+                "description": "Streamed; one item a row, under its capture: the amounts sum to the itemized"
+                " charges' captures in the transactions export of the same period.",
+                "content": {"text/csv": CSV_FILE, "application/x-ndjson": CSV_FILE},
+            }
+        },
+        parameters=EXPORT,
+    ),
     ("POST", "/v1/reconciliations"): _route(
         "Finance",
         "Reconcile received invoices against the settlement batches",

@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from wallet.ledger.catalog import format_quantity
+
 
 @dataclass(frozen=True)
 class LineFigures:
@@ -126,3 +128,29 @@ def provider_rows(figures: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             }
         )
     return sorted(rows, key=lambda row: (row["provider_name"], row["provider_id"]))
+
+
+def bought(rows: Iterable[dict[str, Any]], key: str | None = None) -> dict[str | None, list[dict[str, Any]]]:
+    """What was bought, per service (``service``, ``unit``, ``quantity``, ``amount``, ``own_share``,
+    ``count`` of items), summed over the rows of each value of ``key`` (``client_id``,
+    ``provider_id``; None: all rows together, under None). Quantities are summed in hundredths."""
+    sums: dict[str | None, dict[tuple[str, str], list[int]]] = {}
+    for row in rows:
+        owner = None if key is None else str(row[key])
+        entry = sums.setdefault(owner, {}).setdefault((row["service"], row["unit"]), [0, 0, 0, 0])
+        for index, figure in enumerate(("quantity_hundredths", "amount", "own_share", "count")):
+            entry[index] += int(row[figure])
+    return {
+        owner: [
+            {
+                "service": service,
+                "unit": unit,
+                "quantity": format_quantity(quantity),
+                "amount": amount,
+                "own_share": own_share,
+                "count": count,
+            }
+            for (service, unit), (quantity, amount, own_share, count) in sorted(services.items())
+        ]
+        for owner, services in sums.items()
+    }

@@ -54,6 +54,13 @@ class FinanceService(ServiceCore):
         sequence = {client["id"]: int(client["seq"]) for client in figures["clients"]}
         rows = usage.client_rows(lines, names, rule, evaluated)
         providers = usage.provider_rows(figures["providers"])
+        # What was bought (items of itemized charges captured in the month): per client, per provider, in all.
+        by_client = usage.bought(figures["bought"], "client_id")
+        by_provider = usage.bought(figures["bought"], "provider_id")
+        for row in rows:
+            row["bought"] = by_client.get(row["client_id"], [])
+        for provider in providers:
+            provider["bought"] = by_provider.get(provider["provider_id"], [])
         selected = [row for row in rows if row["low_use"] or not low_use_only]
         if before is not None:
             selected = [row for row in selected if sequence[row["client_id"]] < before]
@@ -65,6 +72,7 @@ class FinanceService(ServiceCore):
             "low_use_rule": {"from_day": rule.from_day, "percent": rule.percent, "evaluated": evaluated},
             "totals": usage.totals(rows, providers),
             "providers": providers,
+            "services": usage.bought(figures["bought"]).get(None, []),
             "data": page,
             "next_cursor": sequence[page[-1]["client_id"]] if more else None,
         }
@@ -126,9 +134,12 @@ class FinanceService(ServiceCore):
         return await self.storage.list_settlements(own or provider_id, limit, before, status)
 
     def export(self, kind: ExportKind, start: datetime | None, end: datetime | None) -> AsyncIterator[list[Record]]:
-        """Pages of an export's rows, each at most ``export_page_rows`` long: memory stays bounded."""
+        """Pages of an export's rows, each at most ``export_page_rows`` long (items: the items of that
+        many captures): memory stays bounded."""
         if kind is ExportKind.TRANSACTIONS:
             return self.storage.export_transactions(start, end, self.settings.export_page_rows)
+        if kind is ExportKind.ITEMS:
+            return self.storage.export_items(start, end, self.settings.export_page_rows)
         return self.storage.export_settlements(start, end, self.settings.export_page_rows)
 
     async def reconcile(self, document: bytes, source: str, idempotency: Idempotency | None) -> Written:

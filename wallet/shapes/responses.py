@@ -489,6 +489,21 @@ class PaymentBatch(Struct):
     settlements: list[PaymentBatchSettlement]
 
 
+class ServiceBought(Struct):
+    service: CategoryCode
+    unit: ServiceUnit
+    quantity: Annotated[str, Meta(examples=["7.5"], description="Units in all, as a decimal string.")]
+    amount: Annotated[Cents, Meta(description="Paid by the budget for them.")]
+    own_share: Annotated[Cents, Meta(description="Paid by the client to the providers directly.")]
+    count: Annotated[Positive, Meta(description="Items.")]
+
+
+_BOUGHT = (
+    "What was bought: per service, the items of the itemized charges captured in the month, as priced"
+    " (refunds are amounts, in `refunded`, not taken off items)."
+)
+
+
 class LowUseRule(Struct):
     from_day: Annotated[int, Meta(ge=1, le=31)]
     percent: Annotated[int, Meta(ge=1, le=100)]
@@ -530,6 +545,7 @@ class UsageClient(Struct):
     used_percent: Annotated[int | None, Meta(description="Whole percent of the month's amount used.")]
     low_use: Annotated[bool, Meta(description="Used less than the rule's percentage, late in the month.")]
     lines: list[UsageLine]
+    bought: Annotated[list[ServiceBought], Meta(description=_BOUGHT)]
 
 
 class UsageProvider(Struct):
@@ -540,6 +556,7 @@ class UsageProvider(Struct):
     charged: Annotated[int, Meta(description="captured - refunded.")]
     captures: Count
     refunds: Count
+    bought: Annotated[list[ServiceBought], Meta(description=_BOUGHT)]
 
 
 class UsageReport(Struct):
@@ -552,6 +569,7 @@ class UsageReport(Struct):
     low_use_rule: LowUseRule
     totals: UsageTotals
     providers: list[UsageProvider]
+    services: Annotated[list[ServiceBought], Meta(description=_BOUGHT + " Every client's, whatever the page.")]
     data: list[UsageClient]
     next_cursor: str | None
 
@@ -642,15 +660,6 @@ class StatementByProvider(Struct):
     amount: Cents
     count: Count
     by_provider: list[ProviderTotal]
-
-
-class ServiceBought(Struct):
-    service: CategoryCode
-    unit: ServiceUnit
-    quantity: Annotated[str, Meta(examples=["7.5"], description="Units in all, as a decimal string.")]
-    amount: Annotated[Cents, Meta(description="Paid by the budget for them.")]
-    own_share: Annotated[Cents, Meta(description="Paid by the client to the providers directly.")]
-    count: Annotated[Positive, Meta(description="Items.")]
 
 
 class StatementCharges(StatementByProvider):

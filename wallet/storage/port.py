@@ -447,6 +447,9 @@ class Storage(Protocol):
     def export_settlements(
         self, start: datetime | None, end: datetime | None, page_rows: int
     ) -> AsyncIterator[list[Record]]: ...
+    def export_items(
+        self, start: datetime | None, end: datetime | None, page_rows: int
+    ) -> AsyncIterator[list[Record]]: ...
 
     # Invoice reconciliation: judge each invoice; a matched batch becomes invoiced.
     async def reconcile(

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from wallet.exports import TRANSACTION_COLUMNS
+from wallet.ledger.catalog import format_quantity
 from wallet.ledger.errors import InvariantViolation
 from wallet.storage.port import Record
 from wallet.storage.sql.reading import Reader
@@ -47,6 +48,19 @@ _SETTLEMENTS = (
 )
 
 
+# The captures of itemized charges, paged as the transactions are; their items are read after.
+_ITEMIZED_CAPTURES = (
+    "SELECT t.seq, t.id AS transaction_id, t.created_at, t.charge_id, t.client_id, t.provider_id,"
+    " pr.business_id, t.category FROM transactions t LEFT JOIN providers pr ON pr.id = t.provider_id"
+    " WHERE t.seq <= ? AND t.type = 'capture' AND t.charge_id IN (SELECT charge_id FROM charge_items)"
+)
+_ITEMS_OF = (
+    "SELECT i.charge_id, i.position, s.code AS service, s.unit, i.service_date, i.quantity_hundredths,"
+    " i.unit_price, i.unit_value, i.amount, i.own_share FROM charge_items i JOIN services s ON s.id = i.service_id"
+    " WHERE i.charge_id IN ({marks}) ORDER BY i.charge_id, i.position"
+)
+
+
 def _ranges(alias: str) -> tuple[str, str, str]:
     """A page's two index ranges on ``(created_at, seq)``, each a tail for the query above.
 
@@ -64,6 +78,7 @@ def _ranges(alias: str) -> tuple[str, str, str]:
 
 _TRANSACTION_RANGES = _ranges("t")
 _SETTLEMENT_RANGES = _ranges("s")
+_ITEMIZED_RANGES = _ranges("t")
 
 
 async def ceiling(reader: Reader, table: str) -> int:
@@ -119,3 +134,41 @@ async def settlements_page(
     found = await _rows(reader, _SETTLEMENTS, _SETTLEMENT_RANGES, start, end, top, after, rows)
     records = [{key: row[key] for key in row.keys() if key != "seq"} for row in found]
     return records, (found[-1]["created_at"], found[-1]["seq"]) if found else after
+
+
+async def items_page(
+    reader: Reader, start: str | None, end: str | None, top: int, after: Keyset, rows: int
+) -> tuple[list[Record], Keyset, int]:
+    """The items of up to ``rows`` captures of itemized charges after ``after``; and how many captures."""
+    found = await _rows(reader, _ITEMIZED_CAPTURES, _ITEMIZED_RANGES, start, end, top, after, rows)
+    if not found:
+        return [], after, 0
+    charge_ids = [row["charge_id"] for row in found]
+    items: dict[str, list[Any]] = {}
+    marks = ", ".join("?" for _ in charge_ids)
+    for item in await reader.execute_fetchall(_ITEMS_OF.format(marks=marks), charge_ids):
+        items.setdefault(item["charge_id"], []).append(item)
+    records: list[Record] = []
+    for row in found:
+        for item in items[row["charge_id"]]:
+            records.append(
+                {
+                    "transaction_id": row["transaction_id"],
+                    "created_at": row["created_at"],
+                    "charge_id": row["charge_id"],
+                    "position": item["position"],
+                    "client_id": row["client_id"],
+                    "provider_id": row["provider_id"],
+                    "business_id": row["business_id"],
+                    "category": row["category"],
+                    "service": item["service"],
+                    "unit": item["unit"],
+                    "service_date": item["service_date"],
+                    "quantity": format_quantity(item["quantity_hundredths"]),
+                    "unit_price": item["unit_price"],
+                    "unit_value": item["unit_value"],
+                    "amount": item["amount"],
+                    "own_share": item["own_share"],
+                }
+            )
+    return records, (found[-1]["created_at"], found[-1]["seq"]), len(found)

@@ -304,6 +304,23 @@ class SqlReads:
     ) -> AsyncIterator[list[Record]]:
         return self._export("settlements", exports.settlements_page, start, end, page_rows)
 
+    async def export_items(
+        self, start: datetime | None, end: datetime | None, page_rows: int
+    ) -> AsyncIterator[list[Record]]:
+        """The items of the itemized charges captured in [start, end): a page is the items of up to
+        ``page_rows`` captures (each at most ``MAX_CHARGE_ITEMS``), under the same ceiling as the
+        transactions export, so both files are the ledger at one moment when started together."""
+        async with self._read(scan=True) as reader:
+            top = await exports.ceiling(reader, "transactions")
+        after: exports.Keyset = (exports.EARLIEST, 0)
+        start_at, end_at = (rfc3339(start) if start else None), (rfc3339(end) if end else None)
+        while True:
+            async with self._read(scan=True) as reader:
+                page, after, captures = await exports.items_page(reader, start_at, end_at, top, after, page_rows)
+            yield page
+            if captures < page_rows:
+                return
+
     async def _export(
         self, table: str, read_page: exports.PageReader, start: datetime | None, end: datetime | None, page_rows: int
     ) -> AsyncIterator[list[Record]]:

@@ -50,6 +50,16 @@ PROVIDERS_SQL = (
     " WHERE t.type IN ('capture', 'refund') AND t.created_at >= ? AND t.created_at < ?"
     " GROUP BY t.provider_id, pr.name"
 )
+# What was bought: the items of the itemized charges captured in [start, end), as priced, by client,
+# provider and service (a refund is an amount, not items: it is in the providers' `refunded`).
+BOUGHT_SQL = (
+    "SELECT c.client_id, c.provider_id, s.code AS service, s.unit, SUM(i.quantity_hundredths) AS quantity_hundredths,"
+    " SUM(i.amount) AS amount, SUM(i.own_share) AS own_share, COUNT(*) AS count FROM transactions t"
+    " JOIN charges c ON c.id = t.charge_id JOIN charge_items i ON i.charge_id = c.id"
+    " JOIN services s ON s.id = i.service_id"
+    " WHERE t.type = 'capture' AND t.created_at >= ? AND t.created_at < ?"
+    " GROUP BY c.client_id, c.provider_id, s.code, s.unit"
+)
 # Newest first, as every list; only clients that ever had a wallet line.
 CLIENTS_SQL = (
     "SELECT id, seq, name FROM clients WHERE id IN (SELECT client_id FROM accounts WHERE kind = 'wallet')"
@@ -73,6 +83,7 @@ async def figures(reader: Reader, month: str, start: str, end: str) -> Record:
     await gather("held", HELD_SQL, (end, end, end))
     providers = await reader.execute_fetchall(PROVIDERS_SQL, (start, end))
     names = await reader.execute_fetchall(CLIENTS_SQL)
+    bought = await reader.execute_fetchall(BOUGHT_SQL, (start, end))
     return {
         "lines": [
             {"client_id": client_id, "category": category, **figures}
@@ -80,4 +91,5 @@ async def figures(reader: Reader, month: str, start: str, end: str) -> Record:
         ],
         "providers": [dict(row) for row in providers],
         "clients": [{"id": row["id"], "seq": row["seq"], "name": row["name"]} for row in names],
+        "bought": [dict(row) for row in bought],
     }
