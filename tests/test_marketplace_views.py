@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import BUSINESS_ID
+from tests.conftest import BUSINESS_ID, NATIONAL_ID
 from tests.test_catalog import itemized, marketplace, offer, service, w  # w: the checked world fixture
 from tests.test_openapi import CheckedWorld
 from tests.test_representatives import link, representative_token
@@ -285,3 +285,45 @@ async def test_the_items_export_sums_to_the_itemized_charges_in_the_transactions
     _, problem = await w.call("GET", "/v1/exports/items?format=xml", w.finance)
     assert problem["status"] == 422
     await w.call("GET", "/v1/exports/items", w.admin, expect=403)
+
+
+# What an answer holds as null may be sent back: those optional members are documented as nullable.
+
+
+async def test_members_the_answers_show_as_null_are_documented_nullable_and_read_as_absent(w: CheckedWorld) -> None:
+    schemas = w.contract.document["components"]["schemas"]
+    for shape, member in (
+        ("NewOffer", "description"),
+        ("NewOffer", "address"),
+        ("OfferChange", "description"),
+        ("OfferChange", "address"),
+        ("NewCharge", "description"),
+        ("NewRepresentation", "name"),
+        ("SettlementPayment", "note"),
+    ):
+        documented = schemas[shape]["properties"][member]
+        assert documented["type"] == ["string", "null"], (shape, member, documented)
+        assert "null is read as absent" in documented["description"]
+        assert "x-null-read-as-absent" not in documented and member not in schemas[shape].get("required", [])
+    assert schemas["NewClient"]["properties"]["national_id"]["type"] == "string"  # never answered as null
+
+    client, provider = await marketplace(w)
+    _, offers = await w.call("GET", f"/v1/providers/{provider['id']}/offers", provider["token"], expect=200)
+    answered = next(o for o in offers["data"] if o["service"] == "home_help")
+    assert (answered["description"], answered["address"]) == (None, None)
+    change = {"unit_price": 3600, "description": answered["description"], "address": answered["address"]}
+    path = f"/v1/providers/{provider['id']}/offers/{answered['id']}"
+    _, changed = await w.call("PATCH", path, provider["token"], change, expect=200)
+    assert (changed["unit_price"], changed["description"], changed["address"]) == (3600, None, None)
+    _, described = await w.call("PATCH", path, provider["token"], {"description": "Arkisin"}, expect=200)
+    _, kept = await w.call("PATCH", path, provider["token"], {"description": None, "unit_price": 3700}, expect=200)
+    assert described["description"] == kept["description"] == "Arkisin"  # null: left as it is
+    body = {"phone": client["phone"], "amount": 100, "category": "home_care", "description": None}
+    _, charged = await w.call(
+        "POST",
+        "/v1/charges",
+        provider["token"],
+        {**body, "identity": {"method": "national_id", "national_id": NATIONAL_ID}},
+        expect=201,
+    )
+    assert charged["description"] is None
