@@ -217,3 +217,15 @@ async def test_wallet_check_holds_every_movement_to_its_receipt(w: CheckedWorld)
             middle,
         )
     w.check()
+    (credit,) = w.sql("SELECT seq FROM wallet_events WHERE type = 'credit'")
+    with w.database() as database:  # a receipt of a credit: money in, not a payment
+        database.execute(
+            "INSERT INTO receipts (event_seq, client_id, created_at)"
+            " SELECT seq, client_id, created_at FROM wallet_events WHERE seq = ?",
+            credit[0],
+        )
+    assert check_database(w.service.settings.db) == [
+        f"receipt {credit[0]}: not of a capture, refund or void of its client"
+    ]
+    with w.database() as database:
+        database.execute("DELETE FROM receipts WHERE event_seq = ?", credit[0])
