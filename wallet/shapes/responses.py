@@ -383,8 +383,14 @@ class SettlementDetail(Settlement, kw_only=True):
     lines_next_cursor: Annotated[str | None, Meta(description="`cursor` for the next page of lines.")]
 
 
+class ListedSettlement(Settlement, kw_only=True):
+    payment_batch_id: Annotated[
+        Id | None, Meta(description="The payment batch (not cancelled) that holds it; null while in none.")
+    ]
+
+
 class SettlementPage(Struct):
-    data: list[Settlement]
+    data: list[ListedSettlement]
     next_cursor: NextCursor
 
 
