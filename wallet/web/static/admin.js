@@ -493,6 +493,7 @@ async function markPaid(batch, button) {
   try {
     await idempotentPost(`/v1/settlements/${encodeURIComponent(batch.id)}/paid`, { token: tokenFor("finance") }, newKey());
     say($("#settlements-message"), t("admin.settlements.marked", { reference: batch.reference_printed }), "ok");
+    settlementsChanged();
   } catch (error) {
     failed($("#settlements-message"), error);
   }
@@ -631,6 +632,7 @@ async function reconcile(form) {
           invoice.detail && invoice.outcome !== "matched" ? el("span", { class: "help", text: ` ${invoice.detail}` }) : null)))))));
   labelCells($("#reconcile-table"));
   await loadSettlements();
+  settlementsChanged();
 }
 
 setUp(() => {
@@ -653,5 +655,8 @@ onSubmit($("#export-form"), download);
 onSubmit($("#reconcile-form"), reconcile);
 $("#budget-add-line").addEventListener("click", () => addBudgetLine()?.querySelector("select").focus());
 $("#settlements-refresh").addEventListener("click", loadSettlements);
+// admin-finance.js (payments, bank statements) and this page's sections tell each other of changes.
+const settlementsChanged = () => document.dispatchEvent(new CustomEvent("wallet:settlements-changed", { detail: { from: "admin" } }));
+document.addEventListener("wallet:settlements-changed", (event) => { if (event.detail?.from !== "admin") loadSettlements(); });
 $("#signout").addEventListener("click", () => { signOut(); $("#admin-token").focus(); });
 open().catch((error) => failed($("#flash"), error));
