@@ -11,7 +11,7 @@ import { formatEuros } from "./money.js";
 addStrings({
   "finance.heading": ["Maksut ja pankkitiedostot", "Betalningar och bankfiler", "Payments and bank files"],
   "finance.intro": ["Tilitykset tiloittain: avoimet odottavat laskua, laskutetut maksua, maksuerässä olevat pankin vahvistusta.", "Redovisningar efter status: öppna väntar på faktura, fakturerade på betalning, de i en betalningsomgång på bankens bekräftelse.", "Settlements by status: open ones wait for an invoice, invoiced ones for payment, those in a payment batch for the bank's word."],
-  "finance.refresh": ["Päivitä maksut", "Uppdatera betalningar", "Refresh payments"],
+  "finance.refresh": ["Hae maksutilanne", "Hämta betalningsläget", "Reload the payments"],
   "finance.by_status": ["Tilitykset tiloittain", "Redovisningar efter status", "Settlements by status"],
   "finance.status": ["Tila", "Status", "Status"],
   "finance.count": ["Kpl", "St.", "Count"],
