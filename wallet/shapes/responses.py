@@ -159,6 +159,18 @@ class ComparedOffer(Struct):
     description: Description | None
 
 
+class Municipality(Struct):
+    code: MunicipalityCode
+    name: Annotated[str, Meta(description="In Finnish.")]
+
+
+class MunicipalityList(Struct):
+    """Every municipality an offer may name, by name, in one page."""
+
+    data: list[Municipality]
+    next_cursor: None
+
+
 class ComparedOfferPage(Struct):
     data: list[ComparedOffer]
     next_cursor: NextCursor
@@ -684,6 +696,7 @@ RESPONSES: tuple[type[Struct], ...] = (
     Offer,
     OfferPage,
     ComparedOfferPage,
+    MunicipalityList,
     CreditRun,
     Charge,
     ChargePage,
