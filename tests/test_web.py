@@ -87,7 +87,16 @@ def test_pages_have_nothing_inline_and_every_control_a_label(name: str) -> None:
 
 
 async def test_static_files_are_served_and_nothing_else(http: TestClient) -> None:
-    for name in ("provider.js", "client.js", "admin.js", "admin-finance.js", "wallet.css", "api.js", "favicon.svg"):
+    for name in (
+        "provider.js",
+        "client.js",
+        "admin.js",
+        "admin-finance.js",
+        "catalog.js",
+        "wallet.css",
+        "api.js",
+        "favicon.svg",
+    ):
         response = await http.get(f"/static/{name}")
         assert response.status == 200, name
         assert response.headers["X-Content-Type-Options"] == "nosniff"
