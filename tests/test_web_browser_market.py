@@ -121,14 +121,14 @@ def test_the_organizer_keeps_the_catalog_a_provider_offers_and_charges_by_quanti
     # A charge of 1,5 hours: the parts before confirming, the budget's part charged, the own share not.
     charge = till.locator("#item-charge")
     before = available(server, world)
-    charge.get_by_label("Asiakkaan puhelinnumero").fill(PHONE_AS_TYPED)
+    charge.get_by_label("Asiakkaan puhelin", exact=True).fill(PHONE_AS_TYPED)
     charge.get_by_label("Palvelu (oma tarjous)").select_option(label=f"Kotipalvelu, {per_hour(3300)}")
     charge.get_by_label("Määrä").fill("1,5")
     expect(till.locator("#item-price")).to_have_text(euros(4950))
     expect(till.locator("#item-budget")).to_have_text(euros(4500))
     expect(till.locator("#item-own-share")).to_have_text(euros(450))
-    charge.get_by_label("Henkilötunnus", exact=True).fill(NATIONAL_ID)
-    charge.get_by_role("button", name="Vahvista veloitus").click()
+    charge.get_by_label("Asiakkaan henkilötunnus").fill(NATIONAL_ID)
+    charge.get_by_role("button", name="Vahvista ja veloita").click()
     expect(till.locator("#item-outcome")).to_have_text(
         f"Veloitettu budjetista {euros(4500)}.Peri asiakkaalta omavastuu {euros(450)}."
     )
@@ -145,14 +145,14 @@ def test_the_organizer_keeps_the_catalog_a_provider_offers_and_charges_by_quanti
     expect(till.locator("#item-price")).to_have_text(euros(1089))
     expect(till.locator("#item-budget")).to_have_text(euros(990))
     expect(till.locator("#item-own-share")).to_have_text(euros(99))
-    charge.get_by_label("Henkilötunnus", exact=True).fill(NATIONAL_ID)
-    charge.get_by_role("button", name="Vahvista veloitus").click()
+    charge.get_by_label("Asiakkaan henkilötunnus").fill(NATIONAL_ID)
+    charge.get_by_role("button", name="Vahvista ja veloita").click()
     expect(till.locator("#item-outcome")).to_contain_text(f"Veloitettu budjetista {euros(990)}.")
     assert available(server, world) == before - 4500 - 990
     # Three decimals: refused on the page, nothing sent.
     charge.get_by_label("Määrä").fill("1,555")
     expect(till.locator("#item-price")).to_have_count(0)
-    charge.get_by_role("button", name="Vahvista veloitus").click()
+    charge.get_by_role("button", name="Vahvista ja veloita").click()
     expect(till.locator("#item-outcome")).to_have_text("Kirjoita määrä, esimerkiksi 1,5.")
     assert available(server, world) == before - 4500 - 990
     audit(till, "provider-offers")
