@@ -549,6 +549,7 @@ async function showUsage(form) {
     providerRows.length ? table("usage-providers", t("admin.usage.providers_caption", { month: report.month }), [
       ["common.provider"], ["admin.usage.captured", true], ["admin.usage.refunded", true], ["admin.usage.charged", true]], providerRows) : null);
   for (const id of ["#usage-clients", "#usage-providers"]) if (box.querySelector(id)) labelCells($(id));
+  document.dispatchEvent(new CustomEvent("wallet:usage-report", { detail: report }));  // admin-usage-chart.js draws it
 }
 
 // Exports: fetched with the finance token, then handed to the browser as a download.
