@@ -22,7 +22,9 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.browser import admin_sign_in, checked_page, chromium
 from tests.camt import PAYER_IBAN, Entry, notification
-from tests.processes import BUSINESS_ID, NATIONAL_ID, PHONE_AS_TYPED, Server, WalletFiles, seed
+from tests.processes import IBAN, NATIONAL_ID, PHONE_AS_TYPED, Server, WalletFiles, seed
+from tests.test_finvoice_channel import CHANNEL_FILE, INVOICES, SENDER
+from tests.test_reconciliation import SELLER
 from tests.test_web_browser import PHONE_VIEWPORT, audit, euros
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -34,7 +36,7 @@ PAYER = {
     "WALLET_PAYER_IBAN": PAYER_IBAN,
     "WALLET_PAYER_BIC": "NDEAFIHH",
 }
-AMOUNTS = (1_000, 2_050, 3_300, 450)  # four settlements; the first three invoiced, the last left open
+AMOUNTS = (*(to_pay for _, to_pay, _ in INVOICES), 450)  # the channel file's three invoices, and one more
 
 
 @pytest.fixture(scope="module")
@@ -63,19 +65,25 @@ def page(browser: Browser, server: Server) -> Iterator[Page]:
 
 @pytest.fixture(scope="module")
 def settlements(files: WalletFiles, server: Server) -> list[dict[str, Any]]:
-    """Four settlements of one provider, oldest first."""
-    seeded = seed(files, server, 50_000)
-    provider = server.api(seeded.provider_token)
+    """Four settlements of the channel file's seller, oldest first: the first three are the ones its
+    invoices name (references 1, 2, 3; amounts to pay as in the file), the last stays open."""
+    seeded = seed(files, server, 300_000)
+    admin = server.api(files.token("admin"))
+    body = {"name": "Esimerkki Hoivapalvelut Oy", "business_id": SELLER, "iban": IBAN, "categories": ["home_care"]}
+    seller = admin.call("POST", "/v1/providers", body, expect=201)
+    admin.call("POST", f"/v1/providers/{seller['id']}/approve", expect=200)
+    provider = server.api(files.token("provider", provider_id=seller["id"]))
     made = []
     for number, amount in enumerate(AMOUNTS):
         charge = {
             "phone": PHONE_AS_TYPED,
             "amount": amount,
-            "category": "home_care",
+            "category": seeded.category,
             "identity": {"method": "national_id", "national_id": NATIONAL_ID},
         }
         provider.call("POST", "/v1/charges", charge, key=f"finance-charge-{number}", expect=201)
         made.append(provider.call("POST", "/v1/settlements", {}, key=f"finance-settle-{number}", expect=201))
+    assert [int(settlement["reference"][2:-1]) for settlement in made] == [1, 2, 3, 4]
     return made
 
 
@@ -128,16 +136,20 @@ def test_finance_pays_settlements_by_a_payment_file_and_reads_the_bank_statement
     expect_counts(page, {"Avoin": (4, sum(AMOUNTS)), "Laskutettu": (0, 0), "Maksuerässä": (0, 0), "Maksettu": (0, 0)})
     expect(status_row(page, "Avoin")).to_contain_text("0 pv")  # made today: the oldest is 0 days old
 
-    # The providers' invoices arrive (CSV here; the Finvoice channel file has its own test): three invoiced.
-    invoices = tmp_path / "invoices.csv"
-    rows = [
-        f"{s['reference']};{s['amount'] // 100},{s['amount'] % 100:02d};{BUSINESS_ID};L-{n}"
-        for n, s in enumerate(settlements[:3])
-    ]
-    invoices.write_text("reference;amount;business_id;invoice_number\n" + "\n".join(rows) + "\n", encoding="utf-8")
-    page.get_by_label("Laskutiedosto").set_input_files(str(invoices))
+    # The providers' invoices arrive as the bank's channel delivers them: three framed invoices in
+    # ISO-8859-15, one partly prepaid; each matched, with its sender from the frame.
+    channel = tmp_path / "finvoice-channel.xml"
+    channel.write_bytes(CHANNEL_FILE)
+    page.get_by_label("Laskutiedosto").set_input_files(str(channel))
     page.get_by_role("button", name="Täsmäytä").click()
-    expect(page.locator("#reconcile-table tbody tr[data-outcome=matched]")).to_have_count(3)
+    invoices = page.locator("#reconcile-table tbody tr")
+    expect(invoices).to_have_count(3)
+    assert [row.get_attribute("data-outcome") for row in invoices.all()] == ["matched"] * 3
+    for row, (number, to_pay, _) in zip(invoices.all(), INVOICES, strict=True):
+        expect(row).to_contain_text(number)
+        expect(row).to_contain_text(euros(to_pay))
+        expect(row.locator("[data-role=sender]")).to_have_text(f" (lähettäjä {SENDER})")
+    expect(invoices.nth(1).locator("[data-role=total]")).to_have_text(f" (laskun loppusumma {euros(INVOICES[1][2])})")
     invoiced_sum = sum(AMOUNTS[:3])
     expect_counts(page, {"Avoin": (1, AMOUNTS[3]), "Laskutettu": (3, invoiced_sum)})  # refreshed by itself
 

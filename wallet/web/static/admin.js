@@ -589,6 +589,7 @@ async function download(form) {
 const OUTCOME_KEYS = {
   matched: "admin.reconcile.matched", amount_mismatch: "admin.reconcile.amount_mismatch",
   unknown_reference: "admin.reconcile.unknown_reference", business_id_mismatch: "admin.reconcile.business_id_mismatch",
+  duplicate: "admin.reconcile.duplicate",
 };
 
 async function reconcile(form) {
@@ -623,10 +624,13 @@ async function reconcile(form) {
         el("th", { scope: "col", text: t("admin.reconcile.outcome") }))),
       el("tbody", {}, result.invoices.map((invoice) => el("tr", { dataset: { outcome: invoice.outcome } },
         el("td", { text: String(invoice.position) }),
-        el("td", { text: invoice.invoice_number ?? "–" }),
+        el("td", {}, invoice.invoice_number ?? "–",
+          invoice.sender ? el("span", { class: "help", dataset: { role: "sender" }, text: ` ${t("admin.reconcile.sender", { sender: invoice.sender })}` }) : null),
         el("td", { class: "bank-reference", text: invoice.reference ?? "–" }),
         el("td", { text: invoice.business_id ?? "–" }),
-        el("td", { class: "number", text: typeof invoice.amount === "number" ? euros(invoice.amount) : "–" }),
+        el("td", { class: "number" }, typeof invoice.amount === "number" ? euros(invoice.amount) : "–",
+          typeof invoice.invoice_total === "number" && invoice.invoice_total !== invoice.amount
+            ? el("span", { class: "help", dataset: { role: "total" }, text: ` ${t("admin.reconcile.total", { amount: euros(invoice.invoice_total) })}` }) : null),
         el("td", {}, el("strong", { text: t(OUTCOME_KEYS[invoice.outcome] || invoice.outcome) }),
           invoice.outcome === "amount_mismatch" && typeof invoice.settlement_amount === "number"
             ? ` ${t("admin.reconcile.expected", { amount: euros(invoice.settlement_amount) })}` : "",
