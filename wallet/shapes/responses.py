@@ -116,6 +116,18 @@ class ServicePage(Struct):
     next_cursor: NextCursor
 
 
+class Municipality(Struct):
+    code: MunicipalityCode
+    name: Annotated[str, Meta(description="In Finnish.")]
+
+
+class MunicipalityList(Struct):
+    """Every municipality an offer may name, by name, in one page."""
+
+    data: list[Municipality]
+    next_cursor: None
+
+
 class OfferPrice(Struct):
     unit_price: Cents
     valid_from: Moment
@@ -157,18 +169,6 @@ class ComparedOffer(Struct):
     languages: list[LanguageCode]
     address: Address | None
     description: Description | None
-
-
-class Municipality(Struct):
-    code: MunicipalityCode
-    name: Annotated[str, Meta(description="In Finnish.")]
-
-
-class MunicipalityList(Struct):
-    """Every municipality an offer may name, by name, in one page."""
-
-    data: list[Municipality]
-    next_cursor: None
 
 
 class ComparedOfferPage(Struct):
