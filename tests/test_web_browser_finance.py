@@ -20,7 +20,7 @@ import sepaxml
 import xmlschema
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser import admin_sign_in, checked_page, chromium
+from tests.browser import TOKEN_FORM, admin_sign_in, checked_page, chromium
 from tests.camt import PAYER_IBAN, Entry, notification
 from tests.processes import IBAN, NATIONAL_ID, PHONE_AS_TYPED, Server, WalletFiles, seed
 from tests.test_finvoice_channel import CHANNEL_FILE, INVOICES, SENDER
@@ -41,7 +41,7 @@ AMOUNTS = (*(to_pay for _, to_pay, _ in INVOICES), 450)  # the channel file's th
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> WalletFiles:
-    return WalletFiles(tmp_path_factory.mktemp("web-finance"), extra_env=PAYER)
+    return WalletFiles(tmp_path_factory.mktemp("web-finance"), extra_env={**PAYER, **TOKEN_FORM})
 
 
 @pytest.fixture(scope="module")

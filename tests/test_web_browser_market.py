@@ -14,7 +14,7 @@ import pytest
 playwright_api = pytest.importorskip("playwright.sync_api", reason="install the test extra: pip install -e '.[test]'")
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser import admin_sign_in, checked_page, chromium
+from tests.browser import TOKEN_FORM, admin_sign_in, checked_page, chromium
 from tests.processes import NATIONAL_ID, PHONE_AS_TYPED, PHONE_E164, Server, WalletFiles, seed
 from tests.test_web_browser import PHONE_VIEWPORT, audit, euros, provider_sign_in
 
@@ -25,7 +25,7 @@ MONTHLY = 50_000
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> WalletFiles:
-    return WalletFiles(tmp_path_factory.mktemp("web-market"))
+    return WalletFiles(tmp_path_factory.mktemp("web-market"), extra_env=TOKEN_FORM)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import pytest
 playwright_api = pytest.importorskip("playwright.sync_api", reason="install the test extra: pip install -e '.[test]'")
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser import admin_sign_in, checked_page, chromium
+from tests.browser import TOKEN_FORM, admin_sign_in, checked_page, chromium
 from tests.processes import (
     BUSINESS_ID,
     IBAN,
@@ -38,7 +38,7 @@ LIVE_MS = 3_000
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> WalletFiles:
-    return WalletFiles(tmp_path_factory.mktemp("web-month"))
+    return WalletFiles(tmp_path_factory.mktemp("web-month"), extra_env=TOKEN_FORM)
 
 
 @pytest.fixture(scope="module")

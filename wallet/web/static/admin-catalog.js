@@ -1,9 +1,10 @@
 // The organizer's service catalog on /admin: each service with its unit and unit value (the most
 // the budget pays for one unit) and the values set for later days; adding a service and changing a
-// unit value from a day on; and every offer clients can compare. Reads the organizer's token
-// admin.js keeps in this tab's sessionStorage; shows itself only when it is there.
+// unit value from a day on; and every offer clients can compare. Speaks as the organizer's sign-in
+// of the page (access.js); shows itself only when there is one.
 
-import { ApiError, Session, request } from "./api.js";
+import { signedInAs, tokenFor } from "./access.js";
+import { request } from "./api.js";
 import { $, el, fill, labelCells, localDate, onSubmit, say } from "./dom.js";
 import { addStrings, language, onLanguageChange, problemText, t } from "./i18n.js";
 import { UNITS, languageName, municipalities, placeNames, serviceName, unitName } from "./catalog.js";
@@ -44,19 +45,14 @@ addStrings({
   "catalog.address": ["Osoite", "Adress", "Address"],
 });
 
-const session = new Session("admin");
 const state = { services: [], categories: new Map(), offers: [], more: false, places: new Map() };
 const euros = (cents) => formatEuros(cents, language());
 const perUnit = (cents, unit) => t("catalog.per_unit", { amount: euros(cents), unit: unitName(unit) });
 
-function token() {
-  const found = session.token;
-  if (!found) throw new ApiError(401, { code: "unauthorized", detail: "signed out" });
-  return found;
-}
+const token = () => tokenFor("admin");
 
 async function load() {
-  if (!session.token) return;
+  if (!signedInAs("admin")) return;
   try {
     const [services, categories, offers, places] = await Promise.all([
       request("GET", "/v1/services?limit=200", { token: token() }),

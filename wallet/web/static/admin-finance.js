@@ -1,9 +1,10 @@
 // Finance's payments on /admin: the settlements by status (open, invoiced, in a payment batch,
 // paid) with their age; payment batches made, their pain.001 file downloaded and cancelled; the
-// bank's camt.054/camt.053 files uploaded, each entry's outcome shown. Reads the finance token
-// admin.js keeps in this tab's sessionStorage; shows itself only when it is there.
+// bank's camt.054/camt.053 files uploaded, each entry's outcome shown. Speaks as the finance sign-in
+// of the page (access.js); shows itself only when there is one.
 
-import { ApiError, ConnectionLost, Session, idempotentPost, newKey, request } from "./api.js";
+import { fetchFile, signedInAs, tokenFor } from "./access.js";
+import { ApiError, ConnectionLost, idempotentPost, newKey, request } from "./api.js";
 import { $, el, fill, labelCells, localDate, onSubmit, say, show } from "./dom.js";
 import { addStrings, language, onLanguageChange, problemText, t } from "./i18n.js";
 import { formatEuros } from "./money.js";
@@ -63,8 +64,6 @@ addStrings({
   "finance.statement_seen": ["Tämä tiliote on jo luettu; mitään ei muutettu.", "Detta kontoutdrag är redan inläst; inget ändrades.", "This statement was read before; nothing changed."],
 });
 
-const finance = new Session("finance");
-const admin = new Session("admin");
 const LIST_LIMIT = 200;
 const DAY_MS = 86_400_000;
 const STATUSES = ["open", "invoiced", "in_batch", "paid"];
@@ -86,11 +85,7 @@ export function ageDays(iso, now = Date.now()) {
 
 const payable = (s) => stage(s) !== "paid" && stage(s) !== "in_batch" && s.amount > 0;
 
-function token() {
-  const found = finance.token;
-  if (!found) throw new ApiError(401, { code: "unauthorized", detail: "signed out" });
-  return found;
-}
+const token = () => tokenFor("finance");
 
 function failed(region, error) {
   say(region, problemText(error), "error");
@@ -99,7 +94,7 @@ function failed(region, error) {
 // Loading.
 
 async function load() {
-  if (!finance.token) return;
+  if (!signedInAs("finance")) return;
   try {
     const page = await request("GET", `/v1/settlements?limit=${LIST_LIMIT}`, { token: token() });
     state.settlements = page.data;
@@ -128,8 +123,8 @@ async function load() {
 
 // The organizer's token (when pasted too) names providers no batch has named yet.
 async function nameProviders() {
-  const adminToken = admin.token;
-  if (!adminToken) return;
+  if (!signedInAs("admin")) return;
+  const adminToken = tokenFor("admin");
   const unknown = [...new Set(state.settlements.map((s) => s.provider_id))].filter((id) => !state.names.has(id));
   if (!unknown.length) return;
   await Promise.all(unknown.map(async (id) => {
@@ -232,9 +227,7 @@ async function downloadFile(batch) {
   const message = $("#payment-message");
   let response;
   try {
-    response = await fetch(`/v1/payment-batches/${encodeURIComponent(batch.id)}/file`, {
-      headers: { Authorization: `Bearer ${token()}` }, cache: "no-store", credentials: "omit",
-    });
+    response = await fetchFile(`/v1/payment-batches/${encodeURIComponent(batch.id)}/file`, token());
   } catch (error) {
     failed(message, error instanceof ApiError ? error : new ConnectionLost(String(error)));
     return;

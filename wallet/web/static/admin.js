@@ -488,6 +488,12 @@ function renderSettlements() {
   show($("#settlements-empty"), state.settlements.length === 0);
 }
 
+// admin-finance.js (payments, bank statements) and this page's sections tell each other of changes.
+function settlementsChanged() {
+  document.dispatchEvent(new CustomEvent("wallet:settlements-changed", { detail: { from: "admin" } }));
+}
+document.addEventListener("wallet:settlements-changed", (event) => { if (event.detail?.from !== "admin") loadSettlements(); });
+
 async function markPaid(batch, button) {
   button.disabled = true;
   try {
@@ -660,8 +666,5 @@ onSubmit($("#export-form"), download);
 onSubmit($("#reconcile-form"), reconcile);
 $("#budget-add-line").addEventListener("click", () => addBudgetLine()?.querySelector("select").focus());
 $("#settlements-refresh").addEventListener("click", loadSettlements);
-// admin-finance.js (payments, bank statements) and this page's sections tell each other of changes.
-const settlementsChanged = () => document.dispatchEvent(new CustomEvent("wallet:settlements-changed", { detail: { from: "admin" } }));
-document.addEventListener("wallet:settlements-changed", (event) => { if (event.detail?.from !== "admin") loadSettlements(); });
 $("#signout").addEventListener("click", () => { signOut(); $("#admin-token").focus(); });
 open().catch((error) => failed($("#flash"), error));

@@ -4,7 +4,8 @@
 // readers. Below it, money staged for months ahead (`upcoming`), not spendable before its month.
 // Figures: this month's statement (GET /v1/me/statements/{month}) and the wallet client.js shows.
 
-import { ApiError, Session, request } from "./api.js";
+import { signedInAs, tokenFor } from "./access.js";
+import { request } from "./api.js";
 import { $, el, fill, labelCells, localDate, locale } from "./dom.js";
 import { addStrings, categoryName, language, onLanguageChange, problemText, t } from "./i18n.js";
 import { legend, stackedBars } from "./chart.js";
@@ -27,17 +28,12 @@ addStrings({
   "month.upcoming_item": ["{month}: {amount}, käytettävissä {day} alkaen", "{month}: {amount}, kan användas från {day}", "{month}: {amount}, to spend from {day}"],
 });
 
-const session = new Session("client");
 const DAY_MS = 86_400_000;
 const REFRESH_MS = 300;
 const state = { wallet: null, statement: null, categories: null, timer: 0 };
 const euros = (cents) => formatEuros(cents, language());
 
-function token() {
-  const found = session.token;
-  if (!found) throw new ApiError(401, { code: "unauthorized", detail: "signed out" });
-  return found;
-}
+const token = () => tokenFor("client", "representative");
 
 // A representative sees the client chosen in client.js's switcher.
 function mePath(rest) {

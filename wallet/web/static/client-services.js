@@ -1,9 +1,10 @@
 // "Palvelut" on the client's page: pick a service, see who offers it near you (a municipality, a
 // language), each offer's price, what the budget pays and your own share per unit; and, where the
-// server says it (`units_left`), how many units this month's line still buys. Reads the token
-// client.js keeps in this tab's sessionStorage; a representative compares for the client shown.
+// server says it (`units_left`), how many units this month's line still buys. Speaks as the page's
+// sign-in (access.js); a representative compares for the client shown.
 
-import { ApiError, Session, request } from "./api.js";
+import { signedInAs, tokenFor } from "./access.js";
+import { request } from "./api.js";
 import { $, el, fill, onSubmit, say } from "./dom.js";
 import { addStrings, language, onLanguageChange, problemText, t } from "./i18n.js";
 import { OFFER_LANGUAGES, languageName, municipalities, placeNames, serviceName, unitName } from "./catalog.js";
@@ -32,18 +33,13 @@ addStrings({
   "compare.address": ["Osoite", "Adress", "Address"],
 });
 
-const session = new Session("client");
 const state = { services: [], places: new Map(), result: null };
 const euros = (cents) => formatEuros(cents, language());
 
-function token() {
-  const found = session.token;
-  if (!found) throw new ApiError(401, { code: "unauthorized", detail: "signed out" });
-  return found;
-}
+const token = () => tokenFor("client", "representative");
 
 async function load() {
-  if (!session.token) return;
+  if (!signedInAs("client", "representative")) return;
   try {
     const [services, places] = await Promise.all([request("GET", "/v1/services?limit=200", { token: token() }), municipalities(token())]);
     state.services = services.data;
