@@ -67,6 +67,7 @@ def routes(app: web.Application) -> None:
     add("PATCH", "/v1/providers/{provider_id}/offers/{offer_id}", h.change_offer)
     add("POST", "/v1/providers/{provider_id}/offers/{offer_id}/withdraw", h.withdraw_offer)
     add("GET", "/v1/offers", h.compare_offers)
+    add("GET", "/v1/municipalities", h.list_municipalities)
     # Providers.
     add("POST", "/v1/charges", h.create_charge)
     add("GET", "/v1/charges", h.list_charges)

@@ -39,6 +39,7 @@ from wallet.ledger.charges import ChargeStatus
 from wallet.ledger.errors import Forbidden, Unauthorized, Unavailable, ValidationError
 from wallet.ledger.months import parse_month
 from wallet.ledger.parties import ProviderStatus
+from wallet.ledger.places import PILOT_MUNICIPALITIES
 from wallet.ledger.reconciliation import InvoiceSource
 from wallet.ledger.settlements import SettlementStatus
 from wallet.shapes import requests
@@ -632,3 +633,13 @@ async def create_bank_statement(request: web.Request) -> web.Response:
 
 
 setattr(create_bank_statement, BODY_LIMIT_SETTING, "bank_statement_max_bytes")  # its own limit, read above
+
+
+# Places.
+
+
+@requires(ADMIN, FINANCE, PROVIDER, CLIENT, REPRESENTATIVE)
+async def list_municipalities(request: web.Request) -> web.Response:
+    """The municipalities an offer may name, with their names: the pages' pickers show names."""
+    places = [{"code": code, "name": name} for code, name in PILOT_MUNICIPALITIES.items()]
+    return json_response({"data": sorted(places, key=lambda place: place["name"]), "next_cursor": None})

@@ -362,6 +362,13 @@ ROUTES: dict[tuple[str, str], Schema] = {
         description="Active offers of approved providers approved for the service's category, never of a "
         "pending or suspended one; sorted by own share per unit, then unit price, then age.",
     ),
+    ("GET", "/v1/municipalities"): _route(
+        "Catalog",
+        "The municipalities an offer may name, by name",
+        {200: _json(responses.MunicipalityList, "Every one, in one page.")},
+        description="Statistics Finland's codes with their Finnish names (the pilot regions'); the pages show "
+        "the names where an offer has the codes.",
+    ),
     ("POST", "/v1/credit-runs"): _route(
         "Organizer",
         "Credit every active budget line for a month",

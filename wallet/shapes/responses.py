@@ -116,6 +116,18 @@ class ServicePage(Struct):
     next_cursor: NextCursor
 
 
+class Municipality(Struct):
+    code: MunicipalityCode
+    name: Annotated[str, Meta(description="In Finnish.")]
+
+
+class MunicipalityList(Struct):
+    """Every municipality an offer may name, by name, in one page."""
+
+    data: list[Municipality]
+    next_cursor: None
+
+
 class OfferPrice(Struct):
     unit_price: Cents
     valid_from: Moment
@@ -395,8 +407,14 @@ class SettlementDetail(Settlement, kw_only=True):
     lines_next_cursor: Annotated[str | None, Meta(description="`cursor` for the next page of lines.")]
 
 
+class ListedSettlement(Settlement, kw_only=True):
+    payment_batch_id: Annotated[
+        Id | None, Meta(description="The payment batch (not cancelled) that holds it; null while in none.")
+    ]
+
+
 class SettlementPage(Struct):
-    data: list[Settlement]
+    data: list[ListedSettlement]
     next_cursor: NextCursor
 
 
@@ -724,6 +742,7 @@ RESPONSES: tuple[type[Struct], ...] = (
     Offer,
     OfferPage,
     ComparedOfferPage,
+    MunicipalityList,
     CreditRun,
     Charge,
     ChargePage,

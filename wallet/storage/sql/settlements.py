@@ -265,17 +265,28 @@ async def get(
 async def list_page(
     reader: Reader, provider_id: str | None, limit: int, before: int | None, status: str | None
 ) -> Page:
-    query = "SELECT * FROM settlements WHERE seq < ?"
+    query = _LISTED + " WHERE s.seq < ?"
     parameters: list[Any] = [before if before is not None else 2**62]
     if provider_id is not None:
-        query += " AND provider_id = ?"
+        query += " AND s.provider_id = ?"
         parameters.append(provider_id)
     if status is not None:
-        query += " AND status = ?"
+        query += " AND s.status = ?"
         parameters.append(status)
-    query += " ORDER BY seq DESC LIMIT ?"
+    query += " ORDER BY s.seq DESC LIMIT ?"
     parameters.append(limit + 1)
     rows = list(await reader.execute_fetchall(query, parameters))
     more = len(rows) > limit
     rows = rows[:limit]
-    return Page([render(row) for row in rows], rows[-1]["seq"] if more else None)
+    return Page(
+        [{**render(row), "payment_batch_id": row["payment_batch_id"]} for row in rows],
+        rows[-1]["seq"] if more else None,
+    )
+
+
+# A listed batch names the payment batch (not cancelled) that holds it, so finance sees which
+# settlements wait in a payment file and which are still to be put in one.
+_LISTED = (
+    "SELECT s.*, (SELECT i.batch_id FROM payment_batch_items i WHERE i.settlement_id = s.id"
+    " AND i.released_at IS NULL) AS payment_batch_id FROM settlements s"
+)

@@ -488,11 +488,18 @@ function renderSettlements() {
   show($("#settlements-empty"), state.settlements.length === 0);
 }
 
+// admin-finance.js (payments, bank statements) and this page's sections tell each other of changes.
+function settlementsChanged() {
+  document.dispatchEvent(new CustomEvent("wallet:settlements-changed", { detail: { from: "admin" } }));
+}
+document.addEventListener("wallet:settlements-changed", (event) => { if (event.detail?.from !== "admin") loadSettlements(); });
+
 async function markPaid(batch, button) {
   button.disabled = true;
   try {
     await idempotentPost(`/v1/settlements/${encodeURIComponent(batch.id)}/paid`, { token: tokenFor("finance") }, newKey());
     say($("#settlements-message"), t("admin.settlements.marked", { reference: batch.reference_printed }), "ok");
+    settlementsChanged();
   } catch (error) {
     failed($("#settlements-message"), error);
   }
@@ -548,6 +555,7 @@ async function showUsage(form) {
     providerRows.length ? table("usage-providers", t("admin.usage.providers_caption", { month: report.month }), [
       ["common.provider"], ["admin.usage.captured", true], ["admin.usage.refunded", true], ["admin.usage.charged", true]], providerRows) : null);
   for (const id of ["#usage-clients", "#usage-providers"]) if (box.querySelector(id)) labelCells($(id));
+  document.dispatchEvent(new CustomEvent("wallet:usage-report", { detail: report }));  // admin-usage-chart.js draws it
 }
 
 // Exports: fetched with the finance token, then handed to the browser as a download.
@@ -587,6 +595,7 @@ async function download(form) {
 const OUTCOME_KEYS = {
   matched: "admin.reconcile.matched", amount_mismatch: "admin.reconcile.amount_mismatch",
   unknown_reference: "admin.reconcile.unknown_reference", business_id_mismatch: "admin.reconcile.business_id_mismatch",
+  duplicate: "admin.reconcile.duplicate",
 };
 
 async function reconcile(form) {
@@ -621,16 +630,20 @@ async function reconcile(form) {
         el("th", { scope: "col", text: t("admin.reconcile.outcome") }))),
       el("tbody", {}, result.invoices.map((invoice) => el("tr", { dataset: { outcome: invoice.outcome } },
         el("td", { text: String(invoice.position) }),
-        el("td", { text: invoice.invoice_number ?? "–" }),
+        el("td", {}, invoice.invoice_number ?? "–",
+          invoice.sender ? el("span", { class: "help", dataset: { role: "sender" }, text: ` ${t("admin.reconcile.sender", { sender: invoice.sender })}` }) : null),
         el("td", { class: "bank-reference", text: invoice.reference ?? "–" }),
         el("td", { text: invoice.business_id ?? "–" }),
-        el("td", { class: "number", text: typeof invoice.amount === "number" ? euros(invoice.amount) : "–" }),
+        el("td", { class: "number" }, typeof invoice.amount === "number" ? euros(invoice.amount) : "–",
+          typeof invoice.invoice_total === "number" && invoice.invoice_total !== invoice.amount
+            ? el("span", { class: "help", dataset: { role: "total" }, text: ` ${t("admin.reconcile.total", { amount: euros(invoice.invoice_total) })}` }) : null),
         el("td", {}, el("strong", { text: t(OUTCOME_KEYS[invoice.outcome] || invoice.outcome) }),
           invoice.outcome === "amount_mismatch" && typeof invoice.settlement_amount === "number"
             ? ` ${t("admin.reconcile.expected", { amount: euros(invoice.settlement_amount) })}` : "",
           invoice.detail && invoice.outcome !== "matched" ? el("span", { class: "help", text: ` ${invoice.detail}` }) : null)))))));
   labelCells($("#reconcile-table"));
   await loadSettlements();
+  settlementsChanged();
 }
 
 setUp(() => {

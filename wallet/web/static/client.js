@@ -180,6 +180,7 @@ function renderWallet(wallet) {
   $("#total").textContent = t("client.balances.total", { available: euros(wallet.available) });
   $("#lines").replaceChildren(...lines.map(lineCard));
   show($("#no-lines"), lines.length === 0);
+  document.dispatchEvent(new CustomEvent("wallet:rendered", { detail: wallet }));  // client-chart.js draws it
 }
 
 function lineCard(line) {

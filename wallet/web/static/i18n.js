@@ -71,3 +71,15 @@ export function problemText(error) {
   }
   return error.problem.detail || t("problem.unexpected");
 }
+
+// A page section kept in its own module brings its own strings, and re-renders on a switch.
+export function addStrings(table) {
+  for (const [key, texts] of Object.entries(table)) {
+    if (key in STRINGS) throw new Error(`string ${key} defined twice`);
+    STRINGS[key] = texts;
+  }
+}
+
+export function onLanguageChange(listener) {
+  listeners.push(listener);
+}

@@ -383,6 +383,7 @@ onSubmit($("#code-form"), confirmCode);
 onSubmit($("#settlement-form"), settle);
 $("#code-cancel").addEventListener("click", cancelPending);
 $("#today-refresh").addEventListener("click", refreshToday);
+document.addEventListener("wallet:charges-changed", refreshToday);  // a charge made in provider-offers.js
 $("#signout").addEventListener("click", () => { state.watching += 1; signedOut(); $("#client-id").focus(); });
 for (const radio of document.querySelectorAll("input[name=method]")) radio.addEventListener("change", methodChanged);
 methodChanged();
