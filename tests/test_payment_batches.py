@@ -155,3 +155,22 @@ async def test_without_the_payer_a_batch_is_refused(world: World) -> None:
 def test_the_payer_settings_are_checked_at_start(values: dict[str, str]) -> None:
     with pytest.raises(SettingsError, match=re.compile("WALLET_PAYER")):
         Settings.from_env({}, **values)
+
+
+async def test_a_returned_transfer_leaves_its_batch_and_a_new_batch_pays_it(world: World) -> None:
+    settlement = await invoiced(world, 4_200)
+    _, first = await world.call("POST", "/v1/payment-batches", world.finance, {"settlement_ids": [settlement["id"]]})
+    paid = Entry(4_200, reference=settlement["reference"], end_to_end_id=settlement["reference"], entry_reference="P")
+    assert (await upload(world, notification([paid], "N-1")))[1]["entries"][0]["outcome"] == "paid"
+    returned = Entry(4_200, reference=settlement["reference"], entry_reference="R", direction="CRDT")
+    assert (await upload(world, notification([returned], "N-2")))[1]["entries"][0]["outcome"] == "returned"
+    _, page = await world.call("GET", "/v1/settlements?status=invoiced", world.finance, expect=200)
+    assert [(s["id"], s["payment_batch_id"]) for s in page["data"]] == [(settlement["id"], None)]
+    # The first batch keeps what it sent; the settlement is free for a new one, which pays it again.
+    assert (await world.call("GET", f"/v1/payment-batches/{first['id']}", world.finance, expect=200))[1]["count"] == 1
+    status, second = await world.call("POST", "/v1/payment-batches", world.finance, {})
+    assert (status, second["count"], second["amount"]) == (201, 1, 4_200), second
+    assert settlement["reference"] in (await payment_file(world, second["id"])).decode()
+    again = Entry(4_200, reference=settlement["reference"], end_to_end_id=settlement["reference"], entry_reference="Q")
+    assert (await upload(world, notification([again], "N-3")))[1]["entries"][0]["outcome"] == "paid"
+    assert await status_of(world, settlement) == "paid"  # and the world fixture runs wallet check

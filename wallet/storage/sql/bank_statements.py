@@ -89,6 +89,12 @@ def _apply(connection: Connection, statement_id: str, entry: BankEntry, now: str
         back_to = settlement_rules.status_after_return(_paid_from(connection, settlement.id))
         note = f"returned by the bank, booked {entry.booking_date or '(no date)'}: entry {entry.position} of {statement_id}"
         change_status(connection, settlement.id, back_to, now, note)
+        # The transfer failed: the settlement leaves its payment batch (the batch's file stays as sent) so
+        # that a new batch can pay it again.
+        connection.execute(
+            "UPDATE payment_batch_items SET released_at = ? WHERE settlement_id = ? AND released_at IS NULL",
+            (now, settlement.id),
+        )
     connection.execute(
         "INSERT INTO bank_statement_entries (statement_id, position, direction, amount, booking_date,"
         " entry_reference, reference, end_to_end_id, outcome, settlement_id, detail)"
