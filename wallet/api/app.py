@@ -12,17 +12,19 @@ from aiohttp import web
 
 from wallet.api import handlers as h
 from wallet.api import me
-from wallet.api.keys import SERVICE, SETTINGS
+from wallet.api.keys import SERVICE, SETTINGS, SIGNIN
 from wallet.api.metrics import METRICS, Metrics
 from wallet.api.middlewares import SHUTTING_DOWN, ProblemRequestHandler, frame
 from wallet.api.readiness import CREDIT_RUN_JOB, JOBS, Jobs
 from wallet.bootstrap import open_service
 from wallet.clock import Clock
 from wallet.service import IDEMPOTENCY_PURGE_INTERVAL_SECONDS
+from wallet.service.signin import SignIn
 from wallet.settings import Settings
 from wallet.sms import SmsSender
 from wallet.storage.migrations import shown
 from wallet.web import routes as page_routes
+from wallet.web import signin
 
 log = structlog.get_logger(__name__)
 BACKGROUND_TASKS = web.AppKey("background_tasks", list)
@@ -139,6 +141,7 @@ def create_app(
     async def service_context(app: web.Application) -> AsyncIterator[None]:
         async with open_service(settings, clock=clock, sms=sms, writer_socket=writer_socket) as service:
             app[SERVICE] = service
+            app[SIGNIN] = SignIn(settings, service.storage, service.hasher, service.clock)
             metrics.watch_writer(service.storage.writer_stats)
             service.storage.observe_commits(metrics.observe_commit)
             metrics.watch(
@@ -146,7 +149,10 @@ def create_app(
             )
             loop_module = type(asyncio.get_running_loop()).__module__  # "uvloop" or "asyncio.unix_events"
             log.info("service_started", database=shown(settings.db), event_loop=loop_module.split(".")[0])
-            yield
+            try:
+                yield
+            finally:
+                await app[SIGNIN].close()
             log.info("shutdown_draining_writes")
         log.info("shutdown_complete")
 
@@ -204,6 +210,7 @@ def create_app(
     app.cleanup_ctx.append(background_context)
     routes(app)
     page_routes(app)  # the web pages: outside /v1 and outside the OpenAPI document
+    signin.routes(app)  # the pages' sign-in: outside the OpenAPI document too
     return app
 
 

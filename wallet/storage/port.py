@@ -463,7 +463,32 @@ class Storage(Protocol):
 
     async def get_payment_batch(self, batch_id: str) -> Record: ...
 
+    # Page sessions: opened at sign-in, read on each request made with the cookie, touched, ended.
+    async def open_session(self, session: NewSession, now: datetime) -> None: ...
+    async def find_session(self, id_hash: str) -> Record | None: ...
+    async def touch_session(self, id_hash: str, now: datetime) -> None: ...
+    async def end_session(self, id_hash: str, now: datetime) -> bool: ...
+
+    # Sign-in by national id: ``{"role": "client", "client_id"}``, ``{"role": "representative",
+    # "representative_id", "client_ids"}`` (active mandates), or None for neither.
+    async def person_by_national_id(self, national_id_hash: str) -> Record | None: ...
+
     # Bank statements: judge each entry; a paying debit makes its batch paid, a returned one re-opens it.
     async def apply_bank_statement(
         self, statement: Statement, now: datetime, idempotency: Idempotency | None
     ) -> Written: ...
+
+
+# Page sessions (OpenID Connect sign-in), kept by the keyed hash of the cookie's secret.
+@dataclass(frozen=True)
+class NewSession:
+    id_hash: str
+    audience: str
+    role: str
+    subject: str
+    name: str | None
+    client_id: str | None
+    representative_id: str | None
+    client_ids: tuple[str, ...]
+    created_at: str
+    expires_at: str

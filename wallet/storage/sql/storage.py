@@ -27,6 +27,7 @@ from wallet.storage.port import (
     NewProvider,
     NewRepresentation,
     NewService,
+    NewSession,
     OfferChange,
     Record,
     WriterStats,
@@ -44,6 +45,7 @@ from wallet.storage.sql import (
     reconciliations,
     representatives,
     settlements,
+    web_sessions,
 )
 from wallet.storage.sql.idempotency import purge_idempotency_keys
 from wallet.storage.sql.reads import SqlReads
@@ -290,3 +292,21 @@ class SqlStorage(SqlReads):
         self, statement: Statement, now: datetime, idempotency: Idempotency | None
     ) -> Written:
         return await self._write(bank_statements.apply_statement(statement, rfc3339(now)), now, idempotency)
+
+    # Page sessions (OpenID Connect sign-in).
+    async def open_session(self, session: NewSession, now: datetime) -> None:
+        await self._write(web_sessions.open_session(session), now)
+
+    async def find_session(self, id_hash: str) -> Record | None:
+        async with self._read() as reader:
+            return await web_sessions.find_session(reader, id_hash)
+
+    async def touch_session(self, id_hash: str, now: datetime) -> None:
+        await self._write(web_sessions.touch_session(id_hash, rfc3339(now)), now)
+
+    async def end_session(self, id_hash: str, now: datetime) -> bool:
+        return bool((await self._write(web_sessions.end_session(id_hash, rfc3339(now)), now)).value["ended"])
+
+    async def person_by_national_id(self, national_id_hash: str) -> Record | None:
+        async with self._read() as reader:
+            return await web_sessions.person_by_national_id(reader, national_id_hash)

@@ -611,3 +611,21 @@ CREATE TRIGGER IF NOT EXISTS charge_items_append_only_update BEFORE UPDATE ON ch
 BEGIN SELECT RAISE(ABORT, 'charge items are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS charge_items_append_only_delete BEFORE DELETE ON charge_items
 BEGIN SELECT RAISE(ABORT, 'charge items are append-only'); END;
+
+-- Page sessions, made by an OpenID Connect sign-in (wallet/api/signin.py). The cookie's secret is kept
+-- only as its keyed hash; a session ends at ended_at (sign-out), after the idle lifetime since
+-- last_seen_at, or at expires_at (the absolute lifetime), whichever comes first.
+CREATE TABLE IF NOT EXISTS web_sessions (
+    id_hash            TEXT PRIMARY KEY,
+    audience           TEXT NOT NULL CHECK (audience IN ('client', 'staff')),
+    role               TEXT NOT NULL,
+    subject            TEXT NOT NULL,
+    name               TEXT,
+    client_id          TEXT,
+    representative_id  TEXT,
+    client_ids         TEXT NOT NULL,  -- a representative's clients at sign-in, as a JSON list
+    created_at         TEXT NOT NULL,
+    last_seen_at       TEXT NOT NULL,
+    expires_at         TEXT NOT NULL,
+    ended_at           TEXT
+) STRICT;
