@@ -51,8 +51,28 @@ def client_key() -> RSAKey:
 
 
 @pytest.fixture
-def provider(tmp_path: Path, app_port: int, client_key: RSAKey) -> Iterator[OpenIdProvider]:
+def encrypted() -> bool:
+    """Whether the broker encrypts its ID tokens to us (a test parametrizes it to True)."""
+    return False
+
+
+@pytest.fixture
+def encryption_key() -> RSAKey:
+    key = RSAKey.generate_key(2048, {"use": "enc"}, private=True)
+    key.ensure_kid()
+    return key
+
+
+@pytest.fixture
+def provider(
+    tmp_path: Path, app_port: int, client_key: RSAKey, encrypted: bool, encryption_key: RSAKey
+) -> Iterator[OpenIdProvider]:
     wallet = f"http://127.0.0.1:{app_port}"
+    broker_keys = [client_key.as_dict(private=False)]
+    encryption: dict[str, Any] = {}
+    if encrypted:
+        broker_keys.append({**encryption_key.as_dict(private=False), "use": "enc", "alg": "RSA-OAEP-256"})
+        encryption = {"id_token_encrypted_response_alg": "RSA-OAEP-256", "id_token_encrypted_response_enc": "A256GCM"}
     provider = OpenIdProvider(
         tmp_path,
         clients=[
@@ -60,9 +80,10 @@ def provider(tmp_path: Path, app_port: int, client_key: RSAKey) -> Iterator[Open
                 "client_id": BROKER,
                 "token_endpoint_auth_method": "private_key_jwt",
                 "token_endpoint_auth_signing_alg": "RS256",
-                "jwks": {"keys": [client_key.as_dict(private=False)]},
+                "jwks": {"keys": broker_keys},
                 "redirect_uris": [f"{wallet}/v1/auth/client/callback"],
                 "post_logout_redirect_uris": [f"{wallet}/"],
+                **encryption,
             },
             {
                 "client_id": STAFF,
@@ -88,7 +109,13 @@ def provider(tmp_path: Path, app_port: int, client_key: RSAKey) -> Iterator[Open
 
 @pytest.fixture
 def settings(
-    settings: Settings, provider: OpenIdProvider, app_port: int, tmp_path: Path, client_key: RSAKey
+    settings: Settings,
+    provider: OpenIdProvider,
+    app_port: int,
+    tmp_path: Path,
+    client_key: RSAKey,
+    encrypted: bool,
+    encryption_key: RSAKey,
 ) -> Settings:
     return replace(
         settings,
@@ -101,6 +128,7 @@ def settings(
         oidc_staff_client_id=STAFF,
         oidc_staff_client_secret=STAFF_SECRET,
         oidc_staff_scopes="openid profile groups",
+        oidc_client_encryption_key=write_pem(encryption_key, tmp_path / "oidc" / "enc.pem") if encrypted else "",
     )
 
 
@@ -175,6 +203,22 @@ async def test_a_client_signs_in_to_their_own_wallet(world: World, browser: Brow
     assert secret and secret not in world.dump()
 
 
+@pytest.mark.parametrize("encrypted", [True])
+async def test_a_client_signs_in_with_an_id_token_encrypted_to_the_wallet(
+    world: World, browser: Browser, provider: OpenIdProvider, app_port: int
+) -> None:
+    owner = await funded(world, 2_500, NATIONAL_ID)
+    wallet = base(app_port)
+    session = await signed_in(browser, wallet, "client", "aino")
+    assert session["client_id"] == owner["id"]
+    # Our JWKS publishes the keys the broker needs: the assertion-signing key and the encryption key.
+    status, jwks = await call(browser, "GET", f"{wallet}/v1/auth/client/jwks")
+    assert status == 200 and {key["use"] for key in jwks["keys"]} == {"sig", "enc"}
+    assert all("d" not in key for key in jwks["keys"])  # public halves only
+    # A signed but unencrypted ID token is refused where encryption is configured.
+    assert await _with_id_token(browser, provider, wallet, lambda nonce: _forge(provider, nonce)) == 400
+
+
 async def test_a_representative_signs_in_to_the_client_they_hold_a_mandate_for(
     world: World, browser: Browser, app_port: int
 ) -> None:
@@ -222,7 +266,7 @@ async def test_an_admin_signs_in_and_their_actions_are_theirs_in_the_audit_log(
     )
     assert status == 201, body
     actors = [
-        row["actor"] for row in world.records("SELECT actor, action FROM audit_log WHERE action LIKE 'category%'")
+        row["actor"] for row in world.records("SELECT actor, action FROM audit_log WHERE action LIKE ?", "category%")
     ]
     assert actors == ["admin:pekka (Pekka Pääkäyttäjä)"]
 

@@ -34,6 +34,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge  # type: ignore[im
 from joserfc import jwe, jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet, RSAKey
+from joserfc.registry import HeaderParameter
 
 from wallet.settings import Settings
 
@@ -41,6 +42,15 @@ Audience = Literal["client", "staff"]
 AUDIENCES: tuple[Audience, ...] = ("client", "staff")
 # JWE key management and content encryption accepted for encrypted ID tokens.
 ENCRYPTION_ALGORITHMS = ("RSA-OAEP-256", "RSA-OAEP", "A256GCM", "A128GCM", "A256CBC-HS512", "A128CBC-HS256")
+# Claims a JWE header may replicate in the clear (RFC 7519 section 5.3), as oidc-provider does: admitted, not used.
+_REPLICATED_CLAIMS = jwe.JWERegistry(
+    header_registry={
+        "iss": HeaderParameter("Issuer (replicated)", "str"),
+        "aud": HeaderParameter("Audience (replicated)", lambda value: None),
+        "sub": HeaderParameter("Subject (replicated)", "str"),
+    },
+    algorithms=list(ENCRYPTION_ALGORITHMS),
+)
 _MAX_RESPONSE_BYTES = 1 << 20  # a discovery document, key set or token response larger than this is refused
 
 
@@ -314,9 +324,9 @@ class RelyingParty:
         if not encrypted:
             raise SignInRefused("the ID token must be encrypted to our key")
         try:
-            message = jwe.decrypt_compact(id_token, self.config.encryption_key, algorithms=list(ENCRYPTION_ALGORITHMS))
-        except (JoseError, ValueError, TypeError):
-            raise SignInRefused("the encrypted ID token does not decrypt with our key") from None
+            message = jwe.decrypt_compact(id_token, self.config.encryption_key, registry=_REPLICATED_CLAIMS)
+        except (JoseError, ValueError, TypeError) as error:
+            raise SignInRefused(f"the encrypted ID token does not decrypt with our key: {error}") from None
         if message.plaintext is None:
             raise SignInRefused("the encrypted ID token is empty")
         return message.plaintext.decode()
