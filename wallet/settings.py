@@ -339,6 +339,9 @@ class Settings:
         "Whether clients and representatives may sign in with a phone and an SMS code (`POST /v1/login`); SMS "
         "codes to confirm charges stay either way.",
     )
+    desk_query_max_length: int = setting(
+        100, "`GET /v1/clients?query=` and `GET /v1/providers?query=`: the longest query (characters)."
+    )
     admin_token_form: bool = setting(
         False,
         "Development only: `/admin` also offers the form to paste a token minted with `wallet token`.",

@@ -10,8 +10,8 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from wallet.api import desk, me
 from wallet.api import handlers as h
-from wallet.api import me
 from wallet.api.keys import SERVICE, SETTINGS, SIGNIN
 from wallet.api.metrics import METRICS, Metrics
 from wallet.api.middlewares import SHUTTING_DOWN, ProblemRequestHandler, frame
@@ -99,6 +99,9 @@ def routes(app: web.Application) -> None:
     add("POST", "/v1/me/charges/{charge_id}/approve", me.approve_my_charge)
     add("POST", "/v1/me/charges/{charge_id}/decline", me.decline_my_charge)
     add("GET", "/v1/me/mandates", me.my_mandates)
+    # The organizer's desk.
+    add("GET", "/v1/clients", desk.search_clients)
+    add("GET", "/v1/providers", desk.search_providers)
 
 
 def create_app(

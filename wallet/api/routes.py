@@ -15,6 +15,7 @@ import msgspec
 
 from wallet import validation
 from wallet.ledger.charges import ChargeStatus
+from wallet.ledger.parties import ProviderStatus
 from wallet.ledger.settlements import SettlementStatus
 from wallet.shapes import requests, responses
 
@@ -692,6 +693,34 @@ ROUTES: dict[tuple[str, str], Schema] = {
         ],
         errors={422: ["validation_error"]},
         description="Month boundaries are midnights in the organizer's time zone. A month not yet begun is 422.",
+    ),
+    # The organizer's desk (wallet/api/desk.py).
+    ("GET", "/v1/clients"): _route(
+        "Organizer",
+        "Find clients by name, phone or national id, newest first",
+        {200: _json(responses.ClientPage, "A page.")},
+        parameters=[*PAGE, "DeskQuery"],
+        errors={422: ["validation_error"]},
+        description="A national identity number or a phone number is matched exactly, by its keyed hash (never "
+        "compared or logged in clear); anything else is a part of the name. No query: every client. Admin and finance.",
+    ),
+    ("GET", "/v1/providers"): _route(
+        "Organizer",
+        "Find providers by name or business id, newest first",
+        {200: _json(responses.ProviderPage, "A page.")},
+        parameters=[
+            *PAGE,
+            "DeskQuery",
+            {
+                "name": "status",
+                "in": "query",
+                "schema": enum_schema(ProviderStatus),
+                "description": "Only providers in this status.",
+            },
+        ],
+        errors={422: ["validation_error"]},
+        description="A business id (Y-tunnus) is matched exactly; anything else is a part of the name. Admin and "
+        "finance.",
     ),
 }
 

@@ -473,6 +473,11 @@ class Storage(Protocol):
     # "representative_id", "client_ids"}`` (active mandates), or None for neither.
     async def person_by_national_id(self, national_id_hash: str) -> Record | None: ...
 
+    # The organizer's desk (``sql/desk.py``): clients and providers found by name, phone, national id
+    # or business id, newest first.
+    async def search_clients(self, query: ClientQuery, limit: int, before: int | None) -> Page: ...
+    async def search_providers(self, query: ProviderQuery, limit: int, before: int | None) -> Page: ...
+
     # Bank statements: judge each entry; a paying debit makes its batch paid, a returned one re-opens it.
     async def apply_bank_statement(
         self, statement: Statement, now: datetime, idempotency: Idempotency | None
@@ -492,3 +497,19 @@ class NewSession:
     client_ids: tuple[str, ...]
     created_at: str
     expires_at: str
+
+
+@dataclass(frozen=True)
+class ClientQuery:
+    """What the organizer's desk looks a client up by: any of these matches (none: every client)."""
+
+    name: str | None = None  # a part of the name
+    phone_hash: str | None = None
+    national_id_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class ProviderQuery:
+    name: str | None = None  # a part of the name
+    business_id: str | None = None
+    status: str | None = None  # only providers in this status

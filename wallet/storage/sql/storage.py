@@ -18,6 +18,7 @@ from wallet.ledger.settlements import SettlementStatus
 from wallet.storage.port import (
     ChargeCommand,
     ChargeItemCommand,
+    ClientQuery,
     CommitObserver,
     Idempotency,
     Limits,
@@ -29,6 +30,8 @@ from wallet.storage.port import (
     NewService,
     NewSession,
     OfferChange,
+    Page,
+    ProviderQuery,
     Record,
     WriterStats,
     Written,
@@ -38,6 +41,7 @@ from wallet.storage.sql import (
     catalog,
     charges,
     credit_runs,
+    desk,
     itemized,
     login,
     organizer,
@@ -310,3 +314,12 @@ class SqlStorage(SqlReads):
     async def person_by_national_id(self, national_id_hash: str) -> Record | None:
         async with self._read() as reader:
             return await web_sessions.person_by_national_id(reader, national_id_hash)
+
+    # The organizer's desk.
+    async def search_clients(self, query: ClientQuery, limit: int, before: int | None) -> Page:
+        async with self._read() as reader:
+            return await desk.search_clients(reader, query, limit, before)
+
+    async def search_providers(self, query: ProviderQuery, limit: int, before: int | None) -> Page:
+        async with self._read() as reader:
+            return await desk.search_providers(reader, query, limit, before)
