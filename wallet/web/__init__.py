@@ -38,6 +38,7 @@ SIGNIN_ROUTES: Final = frozenset(
         ("GET", "/v1/auth/{audience}/login"),
         ("GET", "/v1/auth/{audience}/callback"),
         ("GET", "/v1/auth/{audience}/jwks"),
+        ("GET", "/v1/auth/options"),
         ("GET", "/v1/auth/session"),
         ("POST", "/v1/auth/logout"),
     }

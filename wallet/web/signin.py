@@ -6,6 +6,7 @@
 - ``GET /v1/auth/{audience}/callback`` → the session cookie (``HttpOnly``, ``SameSite=Strict``,
   ``Secure`` over TLS) and 302 to the page; a refusal is a plain page saying sign-in failed, a
   person with no access a page saying only that (403);
+- ``GET /v1/auth/options`` → which sign-ins the pages offer;
 - ``GET /v1/auth/session`` → who is signed in, and the CSRF token for the page's requests;
 - ``POST /v1/auth/logout`` (cookie and CSRF token) → the session ended here, the cookie cleared,
   and ``logout_url``: the provider's end-session URL to send the browser on to;
@@ -150,12 +151,26 @@ async def logout(request: web.Request) -> web.Response:
     return response
 
 
+async def options(request: web.Request) -> web.Response:
+    """What the pages offer: which sign-ins are configured, the SMS sign-in, the token form."""
+    signin = request.app[SIGNIN]
+    settings = signin.settings
+    body = {
+        "client_signin": "client" in signin.parties,
+        "staff_signin": "staff" in signin.parties,
+        "sms_login": settings.sms_login,
+        "admin_token_form": settings.admin_token_form,
+    }
+    return json_response(body)
+
+
 async def jwks(request: web.Request) -> web.Response:
     party = request.app[SIGNIN].party(_audience(request))
     return json_response(party.config.public_jwks())
 
 
 def routes(app: web.Application) -> None:
+    app.router.add_get("/v1/auth/options", options)
     app.router.add_get("/v1/auth/session", session)
     app.router.add_post("/v1/auth/logout", logout)
     app.router.add_get("/v1/auth/{audience}/login", login)
