@@ -22,6 +22,7 @@ from yarl import URL
 
 from tests.conftest import NATIONAL_ID, OTHER_NATIONAL_ID, World
 from tests.oidc_provider import Browser, OpenIdProvider, authorization_parameters, free_port, rsa_key, write_pem
+from wallet.api.keys import SIGNIN
 from wallet.clock import FakeClock
 from wallet.settings import Settings
 from wallet.web.signin import STATE_COOKIE
@@ -342,6 +343,22 @@ async def test_sessions_end_after_their_idle_and_absolute_lifetimes(
     await signed_in(browser, wallet, "client", "aino")
     clock.advance(seconds=settings.session_absolute_seconds)
     assert (await call(browser, "GET", f"{wallet}/v1/me/wallet"))[0] == 401
+
+
+async def test_ended_sessions_are_forgotten_by_the_background_purge(
+    world: World, browser: Browser, other_browser: Browser, clock: FakeClock, app_port: int, settings: Settings
+) -> None:
+    await funded(world, 1_000, NATIONAL_ID)
+    wallet = base(app_port)
+    first = await signed_in(browser, wallet, "client", "aino")
+    await signed_in(other_browser, wallet, "staff", "pekka")
+    await call(browser, "POST", f"{wallet}/v1/auth/logout", first["csrf_token"])
+    signin = world.http.app[SIGNIN]
+    assert await signin.purge_ended() == 1  # the signed-out one; the admin's is in use
+    assert world.sql("SELECT COUNT(*) FROM web_sessions")[0][0] == 1
+    clock.advance(seconds=settings.session_idle_seconds)
+    assert await signin.purge_ended() == 1
+    assert world.sql("SELECT COUNT(*) FROM web_sessions")[0][0] == 0
 
 
 async def test_sign_out_ends_the_session_here_and_at_the_provider(

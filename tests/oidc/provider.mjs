@@ -2,6 +2,7 @@
 // as it ships, configured from a JSON file the test writes (tests/oidc_provider.py):
 //   { issuer, port, jwks: {keys: [private JWKs]}, clients: [...client metadata],
 //     accounts: {login: {sub, ...claims}}, id_token_ttl_seconds }
+// `node provider.mjs dev.json` runs it for development (README, "Sign-in").
 // A person signs in on the package's own development login form (any password; `login` names the
 // account); consent is given at once for the clients the test registered (first-party clients).
 // One test-only route, POST /__test/next-id-token {id_token}, replaces the ID token of the next
@@ -14,7 +15,7 @@ const accounts = config.accounts;
 
 const provider = new Provider(config.issuer, {
   clients: config.clients,
-  jwks: config.jwks,
+  jwks: config.jwks, // absent (tests/oidc/dev.json): the package's development key
   async findAccount(ctx, id) {
     const account = accounts[id];
     if (!account) return undefined;

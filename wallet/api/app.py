@@ -175,6 +175,11 @@ def create_app(
                     )
                 )
             )
+            tasks.append(  # ended page sessions forgotten (wallet/service/signin.py)
+                asyncio.create_task(
+                    _every(IDEMPOTENCY_PURGE_INTERVAL_SECONDS, app[SIGNIN].purge_ended, "session_purge", jobs)
+                )
+            )
             if settings.auto_credit_run:
 
                 async def monthly() -> None:

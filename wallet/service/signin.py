@@ -48,6 +48,7 @@ CSRF_HEADER = "X-CSRF-Token"
 # A session's last use is written at most this often (a fraction of the idle lifetime): one write per
 # page load would load the single writer for nothing.
 TOUCH_FRACTION = 10
+SESSION_PURGE_BATCH = 1_000  # ended sessions forgotten per write
 
 
 class NoAccess(Exception):
@@ -240,6 +241,17 @@ class SignIn:
         if method not in SAFE_METHODS and (csrf_token is None or not equal(csrf_token, self.csrf_token(secret))):
             raise Forbidden(f"a request that changes something needs the {CSRF_HEADER} header of this session")
         return principal
+
+    async def purge_ended(self) -> int:
+        """Forget the sessions that have ended, a bounded batch per write (a background job)."""
+        now = self.clock.now()
+        idle_cutoff = now - timedelta(seconds=self.settings.session_idle_seconds)
+        total = 0
+        while True:
+            deleted = await self.storage.purge_sessions(idle_cutoff, SESSION_PURGE_BATCH, now)
+            total += deleted
+            if deleted < SESSION_PURGE_BATCH:
+                return total
 
     async def end(self, secret: str) -> str | None:
         """End the session here; the provider's logout URL to send the browser to, if it has one."""

@@ -311,6 +311,10 @@ class SqlStorage(SqlReads):
     async def end_session(self, id_hash: str, now: datetime) -> bool:
         return bool((await self._write(web_sessions.end_session(id_hash, rfc3339(now)), now)).value["ended"])
 
+    async def purge_sessions(self, idle_cutoff: datetime, batch: int, now: datetime) -> int:
+        unit = web_sessions.purge_sessions(rfc3339(now), rfc3339(idle_cutoff), batch)
+        return int((await self._write(unit, now)).value["deleted"])
+
     async def person_by_national_id(self, national_id_hash: str) -> Record | None:
         async with self._read() as reader:
             return await web_sessions.person_by_national_id(reader, national_id_hash)

@@ -68,6 +68,21 @@ def end_session(id_hash: str, now: str) -> Unit:
     return unit
 
 
+@unit_of_work
+def purge_sessions(now: str, idle_cutoff: str, batch: int) -> Unit:
+    """Forget a batch of sessions that have ended: signed out, past their absolute lifetime, or idle."""
+
+    def unit(connection: Connection) -> Record:
+        deleted = connection.execute(
+            "DELETE FROM web_sessions WHERE id_hash IN (SELECT id_hash FROM web_sessions WHERE ended_at IS NOT NULL"
+            " OR expires_at <= ? OR last_seen_at <= ? LIMIT ?)",
+            (now, idle_cutoff, batch),
+        ).rowcount
+        return {"deleted": deleted}
+
+    return unit
+
+
 async def find_session(reader: Reader, id_hash: str) -> Record | None:
     rows = list(await reader.execute_fetchall(SESSION_SQL, (id_hash,)))
     if not rows:
