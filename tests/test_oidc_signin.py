@@ -58,6 +58,12 @@ def encrypted() -> bool:
 
 
 @pytest.fixture
+def acr_values() -> str:
+    """The level of assurance asked of the broker (a test parametrizes it)."""
+    return ""
+
+
+@pytest.fixture
 def encryption_key() -> RSAKey:
     key = RSAKey.generate_key(2048, {"use": "enc"}, private=True)
     key.ensure_kid()
@@ -117,6 +123,7 @@ def settings(
     client_key: RSAKey,
     encrypted: bool,
     encryption_key: RSAKey,
+    acr_values: str,
 ) -> Settings:
     return replace(
         settings,
@@ -130,6 +137,7 @@ def settings(
         oidc_staff_client_secret=STAFF_SECRET,
         oidc_staff_scopes="openid profile groups",
         oidc_client_encryption_key=write_pem(encryption_key, tmp_path / "oidc" / "enc.pem") if encrypted else "",
+        oidc_client_acr_values=acr_values,
     )
 
 
@@ -452,6 +460,24 @@ async def test_forged_id_tokens_are_refused_and_a_good_one_accepted(
         assert await _with_id_token(browser, provider, wallet, forge) == 400, name
     # The harness itself lets a good token through: the refusals above are the checks'.
     assert await _with_id_token(browser, provider, wallet, lambda nonce: _forge(provider, nonce)) == 302
+
+
+LOA_HIGH = "http://ftn.ficora.fi/2017/loa3"
+LOA_SUBSTANTIAL = "http://ftn.ficora.fi/2017/loa2"
+
+
+@pytest.mark.parametrize("acr_values", [LOA_HIGH])
+async def test_an_id_token_below_the_asked_level_of_assurance_is_refused(
+    world: World, browser: Browser, provider: OpenIdProvider, app_port: int
+) -> None:
+    await funded(world, 1_000, NATIONAL_ID)
+    wallet = base(app_port)
+    authorization = await browser.to_provider(wallet, "client")
+    assert authorization_parameters(authorization)["acr_values"] == LOA_HIGH
+    for acr, expected in ((LOA_SUBSTANTIAL, 400), (None, 400), (LOA_HIGH, 302)):
+        assert (
+            await _with_id_token(browser, provider, wallet, lambda nonce: _forge(provider, nonce, acr=acr)) == expected
+        )
 
 
 async def test_a_wrong_or_missing_state_is_refused(http: TestClient, browser: Browser, app_port: int) -> None:

@@ -10,8 +10,9 @@ wires them to aiohttp and to the settings, and names every check explicitly:
   ``keys_refresh_min_seconds``: forged tokens cannot make us flood the provider);
 - an ID token must be signed (``alg`` from the configured allow-list, never ``none``) by a key in
   the provider's JWKS, and its ``iss``, ``aud`` (and ``azp``), ``exp``, ``iat``, ``sub`` and
-  ``nonce`` must be what this sign-in expects; where an encryption key is configured, the ID token
-  must also arrive encrypted to it (JWE), as the Finnish Trust Network's brokers send them.
+  ``nonce`` must be what this sign-in expects, its ``acr`` one of the ``acr_values`` asked for (when
+  some are); where an encryption key is configured, the ID token must also arrive encrypted to it
+  (JWE), as the Finnish Trust Network's brokers send them.
 
 Every refusal is a ``SignInRefused`` whose message is for the log only (no claim values in it).
 """
@@ -312,6 +313,9 @@ class RelyingParty:
             raise SignInRefused("the ID token names several audiences and another authorized party")
         if not isinstance(claims["sub"], str) or not claims["sub"]:
             raise SignInRefused("the ID token has no subject")
+        asked = self.config.acr_values.split()
+        if asked and claims.get("acr") not in asked:
+            raise SignInRefused("the ID token's acr is not one of the acr_values asked for")
         return Identity(subject=claims["sub"], claims=claims)
 
     def _decrypt(self, id_token: str) -> str:

@@ -64,8 +64,11 @@ class Principal:
 
     @cached_property
     def actor(self) -> str:
-        """Who the audit log names: the scope and, for a person signed in by name, that name."""
-        return self.scope if self.name is None else f"{self.scope} ({self.name})"
+        """Who the audit log names: the scope and, for staff signed in by name, that name (a client's or
+        a representative's name stays out of the append-only chain: their ids say who)."""
+        if self.name is None or self.role not in (Role.ADMIN, Role.FINANCE):
+            return self.scope
+        return f"{self.scope} ({self.name})"
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:
