@@ -9,6 +9,7 @@ import re
 import shutil
 import socket
 import subprocess
+import threading
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -49,6 +50,8 @@ class OpenIdProvider:
     accounts: dict[str, dict[str, Any]] = field(default_factory=dict)
     id_token_ttl_seconds: int = 3600
     process: subprocess.Popen[str] | None = None
+    output: list[str] = field(default_factory=list)  # what it wrote after it started (errors)
+    _drainer: threading.Thread | None = None
 
     @property
     def issuer(self) -> str:
@@ -79,15 +82,28 @@ class OpenIdProvider:
         seen = []
         for line in self.process.stdout:  # warnings (a development setup), then one line once it listens
             if line.startswith("listening"):
+                # Whatever it writes later is read and kept, so that a full pipe never stalls it.
+                self._drainer = threading.Thread(target=self._drain, args=(self.process.stdout,), daemon=True)
+                self._drainer.start()
                 return
             seen.append(line)
         self.stop()
         raise RuntimeError(f"the OpenID Provider did not start: {''.join(seen)}")
 
+    def _drain(self, stream: Any) -> None:
+        try:
+            for line in stream:
+                self.output.append(line)
+        except (ValueError, OSError):  # closed by stop(): nothing more to read
+            pass
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=10)
+        if self._drainer is not None:
+            self._drainer.join(timeout=5)  # the pipe ends with the process
+            self._drainer = None
         if self.process is not None and self.process.stdout is not None:
             self.process.stdout.close()
         self.process = None
