@@ -150,7 +150,8 @@ ROUTES: dict[tuple[str, str], Schema] = {
         "A client asks for a login code by SMS",
         {202: _json(responses.LoginStarted, "A code is sent if the phone has a wallet.")},
         body=_body(requests.LoginRequest),
-        errors={429: ["rate_limited"]},
+        errors={403: ["forbidden"], 429: ["rate_limited"]},
+        description="403 when the organizer has turned the SMS sign-in off (`WALLET_SMS_LOGIN=false`).",
     ),
     ("POST", "/v1/login/verify"): _route(
         "Tokens",
@@ -159,7 +160,8 @@ ROUTES: dict[tuple[str, str], Schema] = {
         body=_body(requests.LoginVerification),
         errors={403: ["forbidden"], 422: ["identity_check_failed"]},
         description="A representative token has `role: representative`, `sub` and `representative_id` (the "
-        "person), `client_ids` (the clients with an active mandate at login) and, when chosen, `client_id`.",
+        "person), `client_ids` (the clients with an active mandate at login) and, when chosen, `client_id`. "
+        "403 also when the SMS sign-in is off (`WALLET_SMS_LOGIN=false`).",
     ),
     # Organizer.
     ("POST", "/v1/categories"): _route(
