@@ -322,6 +322,9 @@ class Settings:
     oidc_given_name_claim: str = setting("given_name", "The ID token claim holding a person's given name.")
     oidc_family_name_claim: str = setting("family_name", "The ID token claim holding a person's family name.")
     oidc_http_timeout_seconds: int = setting(10, "Each request to an identity provider (discovery, keys, token).")
+    oidc_response_max_bytes: int = setting(
+        1_048_576, "The largest answer read from an identity provider (discovery, keys, token); larger is refused."
+    )
     oidc_metadata_ttl_seconds: int = setting(
         3600, "An identity provider's discovery document and keys are fetched again after this."
     )

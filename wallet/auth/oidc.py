@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import aiohttp
 from authlib.common.security import generate_token  # type: ignore[import-untyped]
-from authlib.common.urls import add_params_to_uri  # type: ignore[import-untyped]
+from authlib.common.urls import add_params_to_qs, add_params_to_uri  # type: ignore[import-untyped]
 from authlib.oauth2.auth import ClientAuth  # type: ignore[import-untyped]
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request  # type: ignore[import-untyped]
 from authlib.oauth2.rfc7523 import PrivateKeyJWT  # type: ignore[import-untyped]
@@ -52,7 +52,6 @@ _REPLICATED_CLAIMS = jwe.JWERegistry(
     },
     algorithms=list(ENCRYPTION_ALGORITHMS),
 )
-_MAX_RESPONSE_BYTES = 1 << 20  # a discovery document, key set or token response larger than this is refused
 
 
 class SignInRefused(Exception):
@@ -154,6 +153,7 @@ class RelyingParty:
         now: Callable[[], float],
         *,
         timeout_seconds: int,
+        response_max_bytes: int,
         metadata_ttl_seconds: int,
         keys_refresh_min_seconds: int,
         clock_skew_seconds: int,
@@ -162,6 +162,7 @@ class RelyingParty:
         self._http = http
         self._now = now
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self._max_bytes = response_max_bytes  # a larger discovery document, key set or token answer is refused
         self._metadata_ttl = metadata_ttl_seconds
         self._keys_refresh_min = keys_refresh_min_seconds
         self._skew = clock_skew_seconds
@@ -173,8 +174,8 @@ class RelyingParty:
     async def _get_json(self, url: str) -> dict[str, Any]:
         try:
             async with self._http().get(url, timeout=self._timeout, allow_redirects=False) as response:
-                body = await response.content.read(_MAX_RESPONSE_BYTES + 1)
-                if response.status != 200 or len(body) > _MAX_RESPONSE_BYTES:
+                body = await response.content.read(self._max_bytes + 1)
+                if response.status != 200 or len(body) > self._max_bytes:
                     raise SignInRefused(f"{url} answered {response.status}")
         except (aiohttp.ClientError, TimeoutError) as error:
             raise SignInRefused(f"{url} could not be read: {type(error).__name__}") from None
@@ -254,7 +255,7 @@ class RelyingParty:
                 headers={"kid": self.config.private_key.kid},
             )
             auth = ClientAuth(self.config.client_id, self.config.private_key, method)
-            body = f"{body}&client_id={self.config.client_id}"
+            body = add_params_to_qs(body, [("client_id", self.config.client_id)])
         else:
             auth = ClientAuth(self.config.client_id, self.config.client_secret, "client_secret_basic")
         _, headers, body = auth.prepare("POST", token_endpoint, headers, body)
@@ -262,10 +263,12 @@ class RelyingParty:
             async with self._http().post(
                 token_endpoint, data=body, headers=headers, timeout=self._timeout, allow_redirects=False
             ) as response:
-                raw = await response.content.read(_MAX_RESPONSE_BYTES + 1)
+                raw = await response.content.read(self._max_bytes + 1)
                 status = response.status
         except (aiohttp.ClientError, TimeoutError) as error:
             raise SignInRefused(f"the token endpoint could not be reached: {type(error).__name__}") from None
+        if len(raw) > self._max_bytes:
+            raise SignInRefused("the token response is larger than WALLET_OIDC_RESPONSE_MAX_BYTES")
         try:
             answer = json.loads(raw)
         except ValueError:

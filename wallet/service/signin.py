@@ -77,6 +77,7 @@ class SignIn:
                     self._client_session,
                     lambda: self.clock.now().timestamp(),
                     timeout_seconds=settings.oidc_http_timeout_seconds,
+                    response_max_bytes=settings.oidc_response_max_bytes,
                     metadata_ttl_seconds=settings.oidc_metadata_ttl_seconds,
                     keys_refresh_min_seconds=settings.oidc_keys_refresh_min_seconds,
                     clock_skew_seconds=settings.oidc_clock_skew_seconds,
