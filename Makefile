@@ -33,12 +33,18 @@ typecheck: $(STAMP)
 	$(BIN)/mypy wallet
 
 # Everything CI runs: lint, types, then the whole suite (SQLite and PostgreSQL, real processes, Chromium).
-test: lint typecheck
+# The OpenID Provider the sign-in tests run (tests/oidc_provider.py): oidc-provider from npm, pinned by the lockfile.
+OIDC_PROVIDER := tests/oidc/node_modules/.package-lock.json
+$(OIDC_PROVIDER): tests/oidc/package.json tests/oidc/package-lock.json
+	cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error
+	touch $(OIDC_PROVIDER)
+
+test: lint typecheck $(OIDC_PROVIDER)
 	$(BIN)/python -m pytest
 
 # The inner loop: SQLite only, no browser, on every core.
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(OIDC_PROVIDER)
 	WALLET_TEST_POSTGRES_DSN= $(BIN)/python -m pytest -n auto -m "not browser and not postgres_only" -q
 
 clean:
-	rm -rf $(VENV) data
+	rm -rf $(VENV) data tests/oidc/node_modules

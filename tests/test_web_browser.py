@@ -51,7 +51,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> WalletFiles:
 
 @pytest.fixture(scope="module")
 def server(files: WalletFiles) -> Iterator[Server]:
-    running = Server(files).start()
+    # The organizer's test signs in by pasting tokens: the development setting that shows that form.
+    running = Server(files, env={"WALLET_ADMIN_TOKEN_FORM": "true"}).start()
     yield running
     assert running.stop() == 0, running.log_tail()
     check = files.check()

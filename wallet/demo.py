@@ -65,7 +65,9 @@ Start the service (`wallet serve`, or `make run`), then open the three pages in 
   {base}/           The client's page (try a phone-sized window). Log in with {DEMO_PHONE};
                     the code arrives in {settings.sms_outbox} (the last line, a 6-digit number).
 
-  {base}/admin      Organizer and finance. Paste these tokens (valid {settings.token_ttl_seconds // 60} min;
+  {base}/admin      Organizer and finance. Staff sign in through the organizer's identity provider
+                    (README, "Sign-in"); for development, start the service with
+                    WALLET_ADMIN_TOKEN_FORM=true and paste these tokens (valid {settings.token_ttl_seconds // 60} min;
                     mint new ones with `wallet token --role admin` and `wallet token --role finance`):
                       admin:   {admin}
                       finance: {finance}

@@ -265,6 +265,105 @@ class Settings:
     log_format: str = setting("console", "`console` (readable) or `json` (one JSON object a line, for production).")
     log_level: str = setting("info", "`debug`, `info`, `warning` or `error`.")
 
+    # OpenID Connect sign-in for the pages (wallet/auth/oidc.py): one set per audience, CLIENT (clients
+    # and representatives, through an identification broker) and STAFF (the organizer's identity provider).
+    public_url: str = setting(
+        "http://127.0.0.1:8080",
+        "The service's address as browsers reach it: the base of the sign-in redirect URIs "
+        "(`{WALLET_PUBLIC_URL}/v1/auth/{client|staff}/callback`). `https://` makes the session cookie `Secure`.",
+    )
+    oidc_client_issuer: str = setting(
+        "",
+        "The identification broker's issuer (discovery at `{issuer}/.well-known/openid-configuration`). Empty: "
+        "client sign-in through the broker is off.",
+        may_be_empty=True,
+    )
+    oidc_client_client_id: str = setting("", "Our client id at the broker.", may_be_empty=True)
+    oidc_client_client_secret: str = setting(
+        "",
+        "A client secret at the broker (`client_secret_basic`); brokers of the Finnish Trust Network ask for "
+        "`WALLET_OIDC_CLIENT_PRIVATE_KEY` instead.",
+        may_be_empty=True,
+    )
+    oidc_client_private_key: str = setting(
+        "",
+        "A PEM path: the private key that signs our `private_key_jwt` client assertions (RSA or EC); its public "
+        "half is published at `/v1/auth/client/jwks`.",
+        may_be_empty=True,
+    )
+    oidc_client_encryption_key: str = setting(
+        "",
+        "A PEM path: the RSA private key the broker encrypts ID tokens to (published at `/v1/auth/client/jwks`). "
+        "Empty: only signed ID tokens are accepted.",
+        may_be_empty=True,
+    )
+    oidc_client_scopes: str = setting("openid profile", "The scopes asked of the broker (space-separated).")
+    oidc_client_acr_values: str = setting(
+        "",
+        "`acr_values` sent to the broker (space-separated), e.g. `http://ftn.ficora.fi/2017/loa2`; empty: none.",
+        may_be_empty=True,
+    )
+    oidc_client_algorithms: str = setting(
+        "RS256 ES256 PS256",
+        "The ID token signature algorithms accepted from the broker (space-separated; `none` never is).",
+    )
+    oidc_client_national_id_claim: str = setting("hetu", "The ID token claim holding the national identity number.")
+    oidc_staff_issuer: str = setting(
+        "",
+        "The organizer's identity provider's issuer (discovery as above). Empty: staff sign-in is off.",
+        may_be_empty=True,
+    )
+    oidc_staff_client_id: str = setting("", "Our client id at the staff identity provider.", may_be_empty=True)
+    oidc_staff_client_secret: str = setting(
+        "", "A client secret at the staff identity provider (`client_secret_basic`).", may_be_empty=True
+    )
+    oidc_staff_private_key: str = setting(
+        "",
+        "A PEM path for `private_key_jwt` at the staff identity provider (published at `/v1/auth/staff/jwks`).",
+        may_be_empty=True,
+    )
+    oidc_staff_encryption_key: str = setting(
+        "", "A PEM path: the RSA key staff ID tokens are encrypted to; empty: signed only.", may_be_empty=True
+    )
+    oidc_staff_scopes: str = setting("openid profile", "The scopes asked of the staff identity provider.")
+    oidc_staff_acr_values: str = setting("", "`acr_values` sent to the staff identity provider.", may_be_empty=True)
+    oidc_staff_algorithms: str = setting(
+        "RS256 ES256 PS256", "The ID token signature algorithms accepted from the staff identity provider."
+    )
+    oidc_staff_groups_claim: str = setting("groups", "The ID token claim listing a staff member's groups.")
+    oidc_staff_admin_group: str = setting("wallet-admin", "The group whose members sign in as `admin`.")
+    oidc_staff_finance_group: str = setting("wallet-finance", "The group whose members sign in as `finance`.")
+    oidc_given_name_claim: str = setting("given_name", "The ID token claim holding a person's given name.")
+    oidc_family_name_claim: str = setting("family_name", "The ID token claim holding a person's family name.")
+    oidc_http_timeout_seconds: int = setting(10, "Each request to an identity provider (discovery, keys, token).")
+    oidc_response_max_bytes: int = setting(
+        1_048_576, "The largest answer read from an identity provider (discovery, keys, token); larger is refused."
+    )
+    oidc_metadata_ttl_seconds: int = setting(
+        3600, "An identity provider's discovery document and keys are fetched again after this."
+    )
+    oidc_keys_refresh_min_seconds: int = setting(
+        10,
+        "An ID token signed by an unknown key fetches the provider's keys again, at most once in this interval "
+        "(a flood of forged tokens cannot make us flood the provider).",
+    )
+    oidc_login_ttl_seconds: int = setting(600, "How long a sign-in begun at an identity provider may take.")
+    oidc_clock_skew_seconds: int = setting(60, "The leeway on an ID token's `exp` and `iat`.")
+    session_idle_seconds: int = setting(900, "A page session unused for this long has ended.")
+    session_absolute_seconds: int = setting(28_800, "A page session ends this long after sign-in, used or not.")
+    sms_login: bool = setting(
+        True,
+        "Whether clients and representatives may sign in with a phone and an SMS code (`POST /v1/login`); SMS "
+        "codes to confirm charges stay either way.",
+    )
+    desk_query_max_length: int = setting(
+        100, "`GET /v1/clients?query=` and `GET /v1/providers?query=`: the longest query (characters)."
+    )
+    admin_token_form: bool = setting(
+        False,
+        "Development only: `/admin` also offers the form to paste a token minted with `wallet token`.",
+    )
+
     @property
     def uses_postgres(self) -> bool:
         """``WALLET_DB`` is a PostgreSQL DSN rather than a SQLite file path."""
@@ -303,6 +402,32 @@ class Settings:
         if len(self.payer_name) > 70 or not self.payer_name.isprintable() or not self.payer_name.strip():
             raise SettingsError("WALLET_PAYER_NAME must be printable text of at most 70 characters")
 
+    def _validate_oidc(self) -> None:
+        for audience in ("client", "staff"):
+            prefix = f"WALLET_OIDC_{audience.upper()}"
+            issuer = getattr(self, f"oidc_{audience}_issuer")
+            if not issuer:
+                continue
+            if not issuer.startswith(("https://", "http://")):
+                raise SettingsError(f"{prefix}_ISSUER must be an http(s) URL, not {issuer!r}")
+            if not getattr(self, f"oidc_{audience}_client_id"):
+                raise SettingsError(f"{prefix}_ISSUER needs {prefix}_CLIENT_ID")
+            secret, key = getattr(self, f"oidc_{audience}_client_secret"), getattr(self, f"oidc_{audience}_private_key")
+            if bool(secret) == bool(key):
+                raise SettingsError(f"{prefix}_ISSUER needs one of {prefix}_CLIENT_SECRET and {prefix}_PRIVATE_KEY")
+            for name in ("private_key", "encryption_key"):
+                path = getattr(self, f"oidc_{audience}_{name}")
+                if path and not Path(path).is_file():
+                    raise SettingsError(f"{prefix}_{name.upper()}: no such file {path!r}")
+            if "none" in getattr(self, f"oidc_{audience}_algorithms").split():
+                raise SettingsError(f"{prefix}_ALGORITHMS must not admit unsigned ID tokens (none)")
+        if not self.public_url.startswith(("https://", "http://")) or self.public_url.endswith("/"):
+            raise SettingsError(
+                f"WALLET_PUBLIC_URL must be an http(s) URL without a trailing slash, not {self.public_url!r}"
+            )
+        if self.session_idle_seconds > self.session_absolute_seconds:
+            raise SettingsError("WALLET_SESSION_IDLE_SECONDS must not exceed WALLET_SESSION_ABSOLUTE_SECONDS")
+
     @staticmethod
     def from_env(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         environ = os.environ if environ is None else environ
@@ -330,6 +455,8 @@ class Settings:
                 raise SettingsError(f"{variable} must be a positive integer")  # every number is a limit
             if isinstance(value, str) and not declared.metadata["may_be_empty"] and not value.strip():
                 raise SettingsError(f"{variable} must not be empty")
+            if isinstance(value, str) and declared.metadata["may_be_empty"] and value and not value.strip():
+                raise SettingsError(f"{variable} must be empty or a value, not only blanks")
         for name in ("db", "signing_key", "sms_outbox"):
             if name == "db" and self.uses_postgres:
                 continue
@@ -369,6 +496,7 @@ class Settings:
             if not Path(path).is_file():
                 raise SettingsError(f"WALLET_VERIFICATION_KEYS: no such file {path!r}")
         self._validate_payer()
+        self._validate_oidc()
         try:
             parse_days(self.settlement_days)
         except ValidationError:

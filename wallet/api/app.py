@@ -10,19 +10,21 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from wallet.api import desk, me
 from wallet.api import handlers as h
-from wallet.api import me
-from wallet.api.keys import SERVICE, SETTINGS
+from wallet.api.keys import SERVICE, SETTINGS, SIGNIN
 from wallet.api.metrics import METRICS, Metrics
 from wallet.api.middlewares import SHUTTING_DOWN, ProblemRequestHandler, frame
 from wallet.api.readiness import CREDIT_RUN_JOB, JOBS, Jobs
 from wallet.bootstrap import open_service
 from wallet.clock import Clock
 from wallet.service import IDEMPOTENCY_PURGE_INTERVAL_SECONDS, WalletService
+from wallet.service.signin import SignIn
 from wallet.settings import Settings
 from wallet.sms import SmsSender
 from wallet.storage.migrations import shown
 from wallet.web import routes as page_routes
+from wallet.web import signin
 
 log = structlog.get_logger(__name__)
 BACKGROUND_TASKS = web.AppKey("background_tasks", list)
@@ -99,6 +101,9 @@ def routes(app: web.Application) -> None:
     add("POST", "/v1/me/charges/{charge_id}/approve", me.approve_my_charge)
     add("POST", "/v1/me/charges/{charge_id}/decline", me.decline_my_charge)
     add("GET", "/v1/me/mandates", me.my_mandates)
+    # The organizer's desk.
+    add("GET", "/v1/clients", desk.search_clients)
+    add("GET", "/v1/providers", desk.search_providers)
 
 
 def create_app(
@@ -141,6 +146,7 @@ def create_app(
     async def service_context(app: web.Application) -> AsyncIterator[None]:
         async with open_service(settings, clock=clock, sms=sms, writer_socket=writer_socket) as service:
             app[SERVICE] = service
+            app[SIGNIN] = SignIn(settings, service.storage, service.hasher, service.clock)
             metrics.watch_writer(service.storage.writer_stats)
             service.storage.observe_commits(metrics.observe_commit)
             metrics.watch(
@@ -148,7 +154,10 @@ def create_app(
             )
             loop_module = type(asyncio.get_running_loop()).__module__  # "uvloop" or "asyncio.unix_events"
             log.info("service_started", database=shown(settings.db), event_loop=loop_module.split(".")[0])
-            yield
+            try:
+                yield
+            finally:
+                await app[SIGNIN].close()
             log.info("shutdown_draining_writes")
         log.info("shutdown_complete")
 
@@ -166,6 +175,11 @@ def create_app(
                     _every(
                         IDEMPOTENCY_PURGE_INTERVAL_SECONDS, service.purge_idempotency_keys, "idempotency_purge", jobs
                     )
+                )
+            )
+            tasks.append(  # ended page sessions forgotten (wallet/service/signin.py)
+                asyncio.create_task(
+                    _every(IDEMPOTENCY_PURGE_INTERVAL_SECONDS, app[SIGNIN].purge_ended, "session_purge", jobs)
                 )
             )
             if settings.auto_credit_run:
@@ -207,6 +221,7 @@ def create_app(
     app.cleanup_ctx.append(background_context)
     routes(app)
     page_routes(app)  # the web pages: outside /v1 and outside the OpenAPI document
+    signin.routes(app)  # the pages' sign-in: outside the OpenAPI document too
     return app
 
 

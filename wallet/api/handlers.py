@@ -137,12 +137,19 @@ async def _token_fields(request: web.Request) -> dict[str, Any]:
     return fields
 
 
+def _sms_login_on(request: web.Request) -> None:
+    if not request.app[SETTINGS].sms_login:
+        raise Forbidden("sign-in by SMS code is off here: sign in with strong identification on the page")
+
+
 async def login(request: web.Request) -> web.Response:
+    _sms_login_on(request)
     login = decode(requests.LoginRequest, await read_json(request))
     return json_response(await request.app[SERVICE].start_login(login.phone), status=202)
 
 
 async def login_verify(request: web.Request) -> web.Response:
+    _sms_login_on(request)
     verification = decode(requests.LoginVerification, await read_json(request))
     issued = await request.app[SERVICE].verify_login(verification.phone, verification.code, verification.client_id)
     return json_response(issued.render(), headers={"Cache-Control": "no-store"})

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from wallet.api.keys import PRINCIPAL, SERVICE, SETTINGS
+from wallet.api.keys import PRINCIPAL, SERVICE, SETTINGS, SIGNIN
 from wallet.api.problems import BadRequest
 from wallet.auth.tokens import Principal, Role
 from wallet.jsontext import encoder_once
@@ -207,6 +207,20 @@ def render_positioned(data: list[Any], position: tuple[int, ...] | None, prefix:
     return {"data": data, "next_cursor": cursor}
 
 
+SESSION_COOKIE = "wallet_session"
+CSRF_HEADER = "X-CSRF-Token"
+
+
+async def authenticate_request(request: web.Request) -> Principal:
+    """A bearer token, as API clients send it (unchanged); else a page's session cookie, where a
+    request that changes something must also carry the session's CSRF token."""
+    if "Authorization" not in request.headers and SIGNIN in request.app:
+        secret = request.cookies.get(SESSION_COOKIE)
+        if secret:
+            return await request.app[SIGNIN].authenticate(secret, request.method, request.headers.get(CSRF_HEADER))
+    return authenticate(request)
+
+
 def authenticate(request: web.Request) -> Principal:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -243,12 +257,12 @@ def requires(*roles: Role) -> Callable[[Handler], Handler]:
     def decorate(handler: Handler) -> Handler:
         @wraps(handler)
         async def guarded(request: web.Request) -> web.StreamResponse:
-            principal = authenticate(request)
+            principal = await authenticate_request(request)
             if principal.role not in roles:
                 raise Forbidden(f"this needs the role {' or '.join(role.value for role in roles)}")
             principal = _choose_client(request, principal)
             request[PRINCIPAL] = principal
-            ACTOR.set(principal.scope)  # carried into the writer with each unit: the audit's "who"
+            ACTOR.set(principal.actor)  # carried into the writer with each unit: the audit's "who"
             return await handler(request)
 
         guarded.roles = roles  # type: ignore[attr-defined]

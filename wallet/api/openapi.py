@@ -166,6 +166,13 @@ def _parameters(settings: Settings) -> dict[str, Schema]:
             "description": "`next_cursor` of the page before.",
             "schema": {"type": "string"},
         },
+        "DeskQuery": {
+            "name": "query",
+            "in": "query",
+            "description": "What to look for: a part of a name, a phone number, a national identity number (clients) "
+            "or a business id (providers).",
+            "schema": {"type": "string", "maxLength": settings.desk_query_max_length},
+        },
         "ClientId": _path("client_id", "A client's id."),
         "BudgetId": _path("budget_id", "A budget's id."),
         "RepresentationId": _path("representation_id", "A mandate's id."),

@@ -15,6 +15,7 @@ import msgspec
 
 from wallet import validation
 from wallet.ledger.charges import ChargeStatus
+from wallet.ledger.parties import ProviderStatus
 from wallet.ledger.settlements import SettlementStatus
 from wallet.shapes import requests, responses
 
@@ -149,7 +150,8 @@ ROUTES: dict[tuple[str, str], Schema] = {
         "A client asks for a login code by SMS",
         {202: _json(responses.LoginStarted, "A code is sent if the phone has a wallet.")},
         body=_body(requests.LoginRequest),
-        errors={429: ["rate_limited"]},
+        errors={403: ["forbidden"], 429: ["rate_limited"]},
+        description="403 when the organizer has turned the SMS sign-in off (`WALLET_SMS_LOGIN=false`).",
     ),
     ("POST", "/v1/login/verify"): _route(
         "Tokens",
@@ -158,7 +160,8 @@ ROUTES: dict[tuple[str, str], Schema] = {
         body=_body(requests.LoginVerification),
         errors={403: ["forbidden"], 422: ["identity_check_failed"]},
         description="A representative token has `role: representative`, `sub` and `representative_id` (the "
-        "person), `client_ids` (the clients with an active mandate at login) and, when chosen, `client_id`.",
+        "person), `client_ids` (the clients with an active mandate at login) and, when chosen, `client_id`. "
+        "403 also when the SMS sign-in is off (`WALLET_SMS_LOGIN=false`).",
     ),
     # Organizer.
     ("POST", "/v1/categories"): _route(
@@ -711,6 +714,34 @@ ROUTES: dict[tuple[str, str], Schema] = {
         ],
         errors={422: ["validation_error"]},
         description="Month boundaries are midnights in the organizer's time zone. A month not yet begun is 422.",
+    ),
+    # The organizer's desk (wallet/api/desk.py).
+    ("GET", "/v1/clients"): _route(
+        "Organizer",
+        "Find clients by name, phone or national id, newest first",
+        {200: _json(responses.ClientPage, "A page.")},
+        parameters=[*PAGE, "DeskQuery"],
+        errors={422: ["validation_error"]},
+        description="A national identity number or a phone number is matched exactly, by its keyed hash (never "
+        "compared or logged in clear); anything else is a part of the name. No query: every client. Admin and finance.",
+    ),
+    ("GET", "/v1/providers"): _route(
+        "Organizer",
+        "Find providers by name or business id, newest first",
+        {200: _json(responses.ProviderPage, "A page.")},
+        parameters=[
+            *PAGE,
+            "DeskQuery",
+            {
+                "name": "status",
+                "in": "query",
+                "schema": enum_schema(ProviderStatus),
+                "description": "Only providers in this status.",
+            },
+        ],
+        errors={422: ["validation_error"]},
+        description="A business id (Y-tunnus) is matched exactly; anything else is a part of the name. Admin and "
+        "finance.",
     ),
 }
 

@@ -52,6 +52,8 @@ class Principal:
     client_id: str | None = None
     representative_id: str | None = None
     client_ids: tuple[str, ...] = ()
+    # A person signed in through an identity provider (a page session): their name, for the audit.
+    name: str | None = None
 
     @cached_property  # a principal is cached with its token and asked for its scope on every request
     def scope(self) -> str:
@@ -59,6 +61,14 @@ class Principal:
         if self.role is Role.REPRESENTATIVE:
             return f"{self.role.value}:{self.representative_id}"
         return f"{self.role.value}:{self.provider_id or self.client_id or self.subject}"
+
+    @cached_property
+    def actor(self) -> str:
+        """Who the audit log names: the scope and, for staff signed in by name, that name (a client's or
+        a representative's name stays out of the append-only chain: their ids say who)."""
+        if self.name is None or self.role not in (Role.ADMIN, Role.FINANCE):
+            return self.scope
+        return f"{self.scope} ({self.name})"
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:

@@ -11,13 +11,15 @@ the one the handlers, the CLI and the background jobs use:
 - ``clients``: login, the wallet, answering charges, mandates, statements, live events;
 - ``finance``: the usage report, scheduled and paid settlements, exports, reconciliation;
 - ``sweeps``: voiding expired holds, purging old idempotency keys;
-- ``receipts``: sending the SMS receipts of captures, refunds and voids.
+- ``receipts``: sending the SMS receipts of captures, refunds and voids;
+- ``desk``: the organizer's search of clients and providers.
 """
 
 from __future__ import annotations
 
 from wallet.service.clients import ClientService
 from wallet.service.core import NATIONAL_ID, PHONE, IssuedToken, ServiceCore, storage_limits
+from wallet.service.desk import DeskService
 from wallet.service.finance import FinanceService
 from wallet.service.organizer import CREDIT_RUN_BATCH_BUDGETS, OrganizerService
 from wallet.service.providers import ProviderService
@@ -36,5 +38,5 @@ __all__ = [
 ]
 
 
-class WalletService(OrganizerService, ProviderService, ClientService, FinanceService, Sweeps, Receipts):
+class WalletService(OrganizerService, ProviderService, ClientService, FinanceService, Sweeps, Receipts, DeskService):
     """Every role's use cases over one shared ``ServiceCore``; no method is defined twice."""

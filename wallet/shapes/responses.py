@@ -719,6 +719,20 @@ class Statement(Struct):
     lines: list[StatementLine]
 
 
+class ClientPage(Struct):
+    """The organizer's desk: clients found, newest first."""
+
+    data: list[Client]
+    next_cursor: NextCursor
+
+
+class ProviderPage(Struct):
+    """The organizer's desk: providers found, newest first."""
+
+    data: list[Provider]
+    next_cursor: NextCursor
+
+
 RESPONSES: tuple[type[Struct], ...] = (
     Health,
     Readiness,
@@ -760,4 +774,6 @@ RESPONSES: tuple[type[Struct], ...] = (
     Wallet,
     WalletTransactionPage,
     Statement,
+    ClientPage,
+    ProviderPage,
 )

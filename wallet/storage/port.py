@@ -471,7 +471,55 @@ class Storage(Protocol):
 
     async def get_payment_batch(self, batch_id: str) -> Record: ...
 
+    # Page sessions: opened at sign-in, read on each request made with the cookie, touched, ended.
+    async def open_session(self, session: NewSession, now: datetime) -> None: ...
+    async def find_session(self, id_hash: str) -> Record | None: ...
+    async def touch_session(self, id_hash: str, now: datetime) -> None: ...
+    async def end_session(self, id_hash: str, now: datetime) -> bool: ...
+    # Forget up to ``batch`` ended sessions (signed out, expired, or unused since ``idle_cutoff``).
+    async def purge_sessions(self, idle_cutoff: datetime, batch: int, now: datetime) -> int: ...
+
+    # Sign-in by national id: ``{"role": "client", "client_id"}``, ``{"role": "representative",
+    # "representative_id", "client_ids"}`` (active mandates), or None for neither.
+    async def person_by_national_id(self, national_id_hash: str) -> Record | None: ...
+
+    # The organizer's desk (``sql/desk.py``): clients and providers found by name, phone, national id
+    # or business id, newest first.
+    async def search_clients(self, query: ClientQuery, limit: int, before: int | None) -> Page: ...
+    async def search_providers(self, query: ProviderQuery, limit: int, before: int | None) -> Page: ...
+
     # Bank statements: judge each entry; a paying debit makes its batch paid, a returned one re-opens it.
     async def apply_bank_statement(
         self, statement: Statement, now: datetime, idempotency: Idempotency | None
     ) -> Written: ...
+
+
+# Page sessions (OpenID Connect sign-in), kept by the keyed hash of the cookie's secret.
+@dataclass(frozen=True)
+class NewSession:
+    id_hash: str
+    audience: str
+    role: str
+    subject: str
+    name: str | None
+    client_id: str | None
+    representative_id: str | None
+    client_ids: tuple[str, ...]
+    created_at: str
+    expires_at: str
+
+
+@dataclass(frozen=True)
+class ClientQuery:
+    """What the organizer's desk looks a client up by: any of these matches (none: every client)."""
+
+    name: str | None = None  # a part of the name
+    phone_hash: str | None = None
+    national_id_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class ProviderQuery:
+    name: str | None = None  # a part of the name
+    business_id: str | None = None
+    status: str | None = None  # only providers in this status

@@ -32,7 +32,18 @@ SECURITY_HEADERS: Final = {
 }
 PAGES: Final = {"/": "client.html", "/provider": "provider.html", "/admin": "admin.html"}
 STATIC_PATH: Final = "/static/{name}"
-ROUTES: Final = frozenset({("GET", path) for path in PAGES} | {("GET", STATIC_PATH)})
+# The pages' sign-in routes (``wallet/web/signin.py``) are browser-facing too.
+SIGNIN_ROUTES: Final = frozenset(
+    {
+        ("GET", "/v1/auth/{audience}/login"),
+        ("GET", "/v1/auth/{audience}/callback"),
+        ("GET", "/v1/auth/{audience}/jwks"),
+        ("GET", "/v1/auth/options"),
+        ("GET", "/v1/auth/session"),
+        ("POST", "/v1/auth/logout"),
+    }
+)
+ROUTES: Final = frozenset({("GET", path) for path in PAGES} | {("GET", STATIC_PATH)}) | SIGNIN_ROUTES
 CONTENT_TYPES: Final = {".js": "text/javascript", ".css": "text/css", ".html": "text/html", ".svg": "image/svg+xml"}
 _STATIC_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*\.(js|css|svg)$")
 

@@ -610,3 +610,19 @@ BEGIN
             EXECUTE FUNCTION wallet_events_receipt();
     END IF;
 END $$;
+
+-- Page sessions (OpenID Connect sign-in): as in sqlite/schema.sql.
+CREATE TABLE IF NOT EXISTS web_sessions (
+    id_hash            TEXT COLLATE "C" PRIMARY KEY,
+    audience           TEXT COLLATE "C" NOT NULL CHECK (audience IN ('client', 'staff')),
+    role               TEXT COLLATE "C" NOT NULL,
+    subject            TEXT COLLATE "C" NOT NULL,
+    name               TEXT,
+    client_id          TEXT COLLATE "C",
+    representative_id  TEXT COLLATE "C",
+    client_ids         TEXT NOT NULL,
+    created_at         TEXT COLLATE "C" NOT NULL,
+    last_seen_at       TEXT COLLATE "C" NOT NULL,
+    expires_at         TEXT COLLATE "C" NOT NULL,
+    ended_at           TEXT COLLATE "C"
+);

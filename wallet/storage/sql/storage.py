@@ -18,6 +18,7 @@ from wallet.ledger.settlements import SettlementStatus
 from wallet.storage.port import (
     ChargeCommand,
     ChargeItemCommand,
+    ClientQuery,
     CommitObserver,
     Idempotency,
     Limits,
@@ -27,7 +28,10 @@ from wallet.storage.port import (
     NewProvider,
     NewRepresentation,
     NewService,
+    NewSession,
     OfferChange,
+    Page,
+    ProviderQuery,
     Record,
     WriterStats,
     Written,
@@ -37,6 +41,7 @@ from wallet.storage.sql import (
     catalog,
     charges,
     credit_runs,
+    desk,
     itemized,
     login,
     organizer,
@@ -45,6 +50,7 @@ from wallet.storage.sql import (
     reconciliations,
     representatives,
     settlements,
+    web_sessions,
 )
 from wallet.storage.sql.idempotency import purge_idempotency_keys
 from wallet.storage.sql.reads import SqlReads
@@ -297,3 +303,34 @@ class SqlStorage(SqlReads):
         self, statement: Statement, now: datetime, idempotency: Idempotency | None
     ) -> Written:
         return await self._write(bank_statements.apply_statement(statement, rfc3339(now)), now, idempotency)
+
+    # Page sessions (OpenID Connect sign-in).
+    async def open_session(self, session: NewSession, now: datetime) -> None:
+        await self._write(web_sessions.open_session(session), now)
+
+    async def find_session(self, id_hash: str) -> Record | None:
+        async with self._read() as reader:
+            return await web_sessions.find_session(reader, id_hash)
+
+    async def touch_session(self, id_hash: str, now: datetime) -> None:
+        await self._write(web_sessions.touch_session(id_hash, rfc3339(now)), now)
+
+    async def end_session(self, id_hash: str, now: datetime) -> bool:
+        return bool((await self._write(web_sessions.end_session(id_hash, rfc3339(now)), now)).value["ended"])
+
+    async def purge_sessions(self, idle_cutoff: datetime, batch: int, now: datetime) -> int:
+        unit = web_sessions.purge_sessions(rfc3339(now), rfc3339(idle_cutoff), batch)
+        return int((await self._write(unit, now)).value["deleted"])
+
+    async def person_by_national_id(self, national_id_hash: str) -> Record | None:
+        async with self._read() as reader:
+            return await web_sessions.person_by_national_id(reader, national_id_hash)
+
+    # The organizer's desk.
+    async def search_clients(self, query: ClientQuery, limit: int, before: int | None) -> Page:
+        async with self._read() as reader:
+            return await desk.search_clients(reader, query, limit, before)
+
+    async def search_providers(self, query: ProviderQuery, limit: int, before: int | None) -> Page:
+        async with self._read() as reader:
+            return await desk.search_providers(reader, query, limit, before)

@@ -632,3 +632,21 @@ CREATE INDEX IF NOT EXISTS receipts_unsent ON receipts (event_seq) WHERE sent_at
 CREATE TRIGGER IF NOT EXISTS wallet_events_receipt AFTER INSERT ON wallet_events
 WHEN NEW.type IN ('capture', 'refund', 'void')
 BEGIN INSERT INTO receipts (event_seq, client_id, created_at) VALUES (NEW.seq, NEW.client_id, NEW.created_at); END;
+
+-- Page sessions, made by an OpenID Connect sign-in (wallet/api/signin.py). The cookie's secret is kept
+-- only as its keyed hash; a session ends at ended_at (sign-out), after the idle lifetime since
+-- last_seen_at, or at expires_at (the absolute lifetime), whichever comes first.
+CREATE TABLE IF NOT EXISTS web_sessions (
+    id_hash            TEXT PRIMARY KEY,
+    audience           TEXT NOT NULL CHECK (audience IN ('client', 'staff')),
+    role               TEXT NOT NULL,
+    subject            TEXT NOT NULL,
+    name               TEXT,
+    client_id          TEXT,
+    representative_id  TEXT,
+    client_ids         TEXT NOT NULL,  -- a representative's clients at sign-in, as a JSON list
+    created_at         TEXT NOT NULL,
+    last_seen_at       TEXT NOT NULL,
+    expires_at         TEXT NOT NULL,
+    ended_at           TEXT
+) STRICT;

@@ -2,10 +2,12 @@
 // `wallet token --role finance`, pasted here and kept in this tab's sessionStorage. Each section
 // shows only when a token with its role is there.
 
-import { ApiError, AttemptKeys, ConnectionLost, Session, idempotentPost, newKey, request, tokenClaims } from "./api.js";
+import { ApiError, AttemptKeys, ConnectionLost, Session, currentPageSession, idempotentPost, newKey, request, tokenClaims, usePageSession } from "./api.js";
 import { $, el, fill, labelCells, localDate, localDateTime, onSubmit, say, show, thisMonth } from "./dom.js";
 import { categoryName, language, problemText, setUp, t } from "./i18n.js";
 import { centsToInput, formatEuros, parseEuros } from "./money.js";
+import { endPageSession, resumePageSession, signInOptions } from "./signin.js";
+import { rerenderDesk, setUpDesk } from "./desk.js";
 
 const MAX_BUDGET_LINES = 20;
 const USAGE_PATH = "/v1/reports/usage";
@@ -17,14 +19,17 @@ const creditKeys = new AttemptKeys();
 
 const euros = (cents) => formatEuros(cents, language());
 
+// null: the staff member signed in through the identity provider, and the session cookie speaks.
 function tokenFor(...roles) {
+  const signedIn = currentPageSession();
+  if (signedIn && roles.includes(signedIn.role)) return null;
   for (const role of roles) {
     const token = sessions[role].token;
     if (token) return token;
   }
   throw new ApiError(401, { code: "unauthorized", detail: "signed out" });
 }
-const has = (role) => Boolean(sessions[role].token);
+const has = (role) => Boolean(sessions[role].token) || (currentPageSession() || {}).role === role;
 
 function failed(region, error) {
   if (error instanceof ApiError && error.status === 401) {
@@ -63,6 +68,7 @@ function signIn(form) {
 }
 
 function signOut(messageKey) {
+  usePageSession(null);
   sessions.admin.clear();
   sessions.finance.clear();
   show($("#signed-in"), false);
@@ -567,8 +573,9 @@ async function download(form) {
   if (form.get("to")) query.set("to", form.get("to"));
   let response;
   try {
+    const token = tokenFor("finance");
     response = await fetch(`/v1/exports/${form.get("kind")}?${query}`, {
-      headers: { Authorization: `Bearer ${tokenFor("finance")}` }, cache: "no-store", credentials: "omit",
+      headers: token ? { Authorization: `Bearer ${token}` } : {}, cache: "no-store", credentials: token ? "omit" : "same-origin",
     });
   } catch (error) {
     failed(message, new ConnectionLost(String(error)));
@@ -647,6 +654,7 @@ async function reconcile(form) {
 }
 
 setUp(() => {
+  rerenderDesk();
   renderClients();
   renderProviders();
   renderSettlements();
@@ -666,5 +674,21 @@ onSubmit($("#export-form"), download);
 onSubmit($("#reconcile-form"), reconcile);
 $("#budget-add-line").addEventListener("click", () => addBudgetLine()?.querySelector("select").focus());
 $("#settlements-refresh").addEventListener("click", loadSettlements);
-$("#signout").addEventListener("click", () => { signOut(); $("#admin-token").focus(); });
-open().catch((error) => failed($("#flash"), error));
+$("#signout").addEventListener("click", async () => {
+  if (currentPageSession()) await endPageSession(); // then on to the identity provider's sign-out
+  signOut();
+  $("#admin-token").focus();
+});
+
+// The staff sign-in through the organizer's identity provider; the token form only where the
+// development setting WALLET_ADMIN_TOKEN_FORM turns it on.
+async function start() {
+  setUpDesk(tokenFor);
+  const options = await signInOptions();
+  show($("#staff-signin"), options.staff_signin);
+  show($("#signin-form"), options.admin_token_form);
+  show($("#signin-intro"), options.admin_token_form);
+  await resumePageSession("staff");
+  await open();
+}
+start().catch((error) => failed($("#flash"), error));

@@ -22,6 +22,16 @@ export function newKey() {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+// A page session (OpenID Connect sign-in, wallet/web/signin.py): the HttpOnly cookie authenticates a
+// request sent without a token, and one that changes something carries the session's CSRF token.
+let pageSession = null;
+export function usePageSession(info) {
+  pageSession = info;
+}
+export function currentPageSession() {
+  return pageSession;
+}
+
 export class Session {
   constructor(name) {
     this.name = `wallet.${name}`;
@@ -63,6 +73,7 @@ export function tokenClaims(token) {
 export async function request(method, path, { token, body, key, raw, contentType, signal } = {}) {
   const headers = { Accept: "application/json" };
   if (token) headers.Authorization = `Bearer ${token}`;
+  else if (pageSession) headers[pageSession.csrf_header] = pageSession.csrf_token;
   if (key) headers["Idempotency-Key"] = key;
   let payload;
   if (raw !== undefined) {
@@ -74,7 +85,7 @@ export async function request(method, path, { token, body, key, raw, contentType
   }
   let response;
   try {
-    response = await fetch(path, { method, headers, body: payload, cache: "no-store", credentials: "omit", signal });
+    response = await fetch(path, { method, headers, body: payload, cache: "no-store", credentials: token ? "omit" : "same-origin", signal });
   } catch (error) {
     if (error.name === "AbortError") throw error;
     throw new ConnectionLost(String(error));

@@ -4,10 +4,11 @@
 // Whose wallet is shown is `state.subject`; every wallet request goes through `walletPath`, so a
 // representative's switcher (acting for several clients) only has to change the subject.
 
-import { ApiError, ConnectionLost, Session, idempotentPost, newKey, request, tokenClaims } from "./api.js";
+import { ApiError, ConnectionLost, Session, currentPageSession, idempotentPost, newKey, request, tokenClaims, usePageSession } from "./api.js";
 import { $, el, fill, localDate, localDateTime, onSubmit, say, show, thisMonth } from "./dom.js";
 import { categoryName, language, problemText, setUp, t } from "./i18n.js";
 import { formatEuros } from "./money.js";
+import { endPageSession, resumePageSession, signInOptions } from "./signin.js";
 
 const RECONNECT_MS = 3000;
 const REFRESH_DEBOUNCE_MS = 150;
@@ -24,6 +25,7 @@ const state = {
   historyCursor: null,
   refreshTimer: null,
   loginPhone: null,
+  smsLogin: true, // the organizer may turn the SMS sign-in off (WALLET_SMS_LOGIN)
 };
 
 const euros = (cents, options) => formatEuros(cents, language(), options);
@@ -34,6 +36,7 @@ function walletPath(rest) {
 }
 
 function token() {
+  if (currentPageSession()) return null; // signed in through the broker: the session cookie speaks
   const current = session.token;
   if (!current) {
     signedOut("common.session_expired");
@@ -44,6 +47,7 @@ function token() {
 
 function signedOut(messageKey) {
   session.clear();
+  usePageSession(null);
   if (state.stream) state.stream.abort();
   state.stream = null;
   state.subject = null;
@@ -51,7 +55,7 @@ function signedOut(messageKey) {
   state.wallet = null;
   show($("#wallet"), false);
   show($("#login"));
-  show($("#phone-form"));
+  show($("#phone-form"), state.smsLogin);
   show($("#login-code-form"), false);
   say($("#login-message"), messageKey ? t(messageKey) : "", "error");
 }
@@ -99,7 +103,7 @@ async function verifyCode(form) {
 // The wallet.
 
 async function open() {
-  const claims = tokenClaims(token());
+  const claims = currentPageSession() || tokenClaims(token());
   if (!claims || !["client", "representative"].includes(claims.role)) {
     signedOut("client.login.wrong_role");
     return;
@@ -220,11 +224,13 @@ async function connect() {
   if (state.stream) state.stream.abort();
   const controller = new AbortController();
   state.stream = controller;
-  while (!controller.signal.aborted && session.token) {
+  while (!controller.signal.aborted && (session.token || currentPageSession())) {
     try {
-      const headers = { Authorization: `Bearer ${token()}`, Accept: "text/event-stream" };
+      const cookie = Boolean(currentPageSession());
+      const headers = { Accept: "text/event-stream" };
+      if (!cookie) headers.Authorization = `Bearer ${token()}`;
       if (state.lastEventId) headers["Last-Event-ID"] = state.lastEventId;
-      const response = await fetch(walletPath("/events"), { headers, signal: controller.signal, cache: "no-store", credentials: "omit" });
+      const response = await fetch(walletPath("/events"), { headers, signal: controller.signal, cache: "no-store", credentials: cookie ? "same-origin" : "omit" });
       if (response.status === 401) {
         signedOut("common.session_expired");
         return;
@@ -427,9 +433,19 @@ $("#login-restart").addEventListener("click", () => {
   $("#login-phone").focus();
 });
 $("#history-more").addEventListener("click", () => loadHistory(false));
-$("#signout").addEventListener("click", () => { signedOut(); $("#login-phone").focus(); });
-if (session.token) {
-  open().catch((error) => failed(error));
-} else {
+$("#signout").addEventListener("click", async () => {
+  if (currentPageSession()) await endPageSession(); // then on to the broker's sign-out, if it has one
+  signedOut();
+  $("#login-phone").focus();
+});
+
+// A page session from the broker first, then a token from the SMS sign-in, else the sign-in.
+async function start() {
+  const options = await signInOptions();
+  state.smsLogin = options.sms_login;
+  show($("#strong-signin"), options.client_signin);
+  show($("#sms-or"), options.client_signin && options.sms_login);
+  if ((await resumePageSession("client")) || session.token) return open();
   signedOut();
 }
+start().catch((error) => failed(error));

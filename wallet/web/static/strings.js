@@ -340,4 +340,33 @@ export const STRINGS = {
   "admin.reps.add_for": ["Lisää valtuutettu asioija asiakkaalle {name}", "Lägg till ett ombud för {name}", "Add a representative for {name}"],
   "admin.reps.client": ["Kenen puolesta (asiakkaan tunnus)", "För vem (klientens id)", "For whom (client id)"],
   "admin.reps.national_id": ["Asioijan henkilötunnus (vapaaehtoinen)", "Ombudets personbeteckning (frivillig)", "Representative's national id (optional)"],
+
+  // Sign-in through an identity provider (signin.js).
+  "signin.client": ["Tunnistaudu", "Identifiera dig", "Identify yourself"],
+  "signin.client_help": ["Pankkitunnuksilla, mobiilivarmenteella tai henkilökortilla.", "Med bankkoder, mobilcertifikat eller identitetskort.", "With online banking codes, a mobile certificate or an ID card."],
+  "signin.or_sms": ["Tai kirjaudu tekstiviestillä:", "Eller logga in med textmeddelande:", "Or sign in by text message:"],
+  "signin.staff": ["Kirjaudu organisaation tunnuksilla", "Logga in med organisationens konto", "Sign in with your organisation account"],
+
+  // The organizer's desk (desk.js).
+  "desk.heading": ["Hae asiakkaita ja palveluntuottajia", "Sök klienter och tjänsteproducenter", "Find clients and providers"],
+  "desk.kind": ["Haettavat", "Sök bland", "Search"],
+  "desk.clients": ["Asiakkaat", "Klienter", "Clients"],
+  "desk.providers": ["Palveluntuottajat", "Tjänsteproducenter", "Providers"],
+  "desk.query": ["Nimi, puhelinnumero, henkilötunnus tai Y-tunnus", "Namn, telefonnummer, personbeteckning eller FO-nummer", "Name, phone, national id or business id"],
+  "desk.query_help": ["Tyhjä haku näyttää kaikki, uusimmat ensin.", "En tom sökning visar alla, de nyaste först.", "An empty search lists everyone, newest first."],
+  "desk.status": ["Palveluntuottajan tila", "Tjänsteproducentens status", "Provider status"],
+  "desk.any_status": ["Kaikki", "Alla", "Any"],
+  "desk.status.pending": ["Odottaa hyväksyntää", "Väntar på godkännande", "Waiting for approval"],
+  "desk.status.approved": ["Hyväksytty", "Godkänd", "Approved"],
+  "desk.status.suspended": ["Keskeytetty", "Avstängd", "Suspended"],
+  "desk.search": ["Hae", "Sök", "Search"],
+  "desk.more": ["Lisää tuloksia", "Fler resultat", "More results"],
+  "desk.none": ["Ei hakutuloksia.", "Inga träffar.", "Nothing found."],
+  "desk.name": ["Nimi", "Namn", "Name"],
+  "desk.phone": ["Puhelinnumero", "Telefonnummer", "Phone"],
+  "desk.business_id": ["Y-tunnus", "FO-nummer", "Business id"],
+  "desk.created": ["Luotu", "Skapad", "Created"],
+  "desk.open": ["Avaa", "Öppna", "Open"],
+  "desk.open_named": ["Avaa {name}", "Öppna {name}", "Open {name}"],
+  "desk.caption": ["Hakutulokset", "Sökresultat", "Search results"],
 };
