@@ -10,8 +10,8 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from wallet.api import decisions, me
 from wallet.api import handlers as h
-from wallet.api import me
 from wallet.api.keys import SERVICE, SETTINGS
 from wallet.api.metrics import METRICS, Metrics
 from wallet.api.middlewares import SHUTTING_DOWN, ProblemRequestHandler, frame
@@ -97,6 +97,11 @@ def routes(app: web.Application) -> None:
     add("POST", "/v1/me/charges/{charge_id}/approve", me.approve_my_charge)
     add("POST", "/v1/me/charges/{charge_id}/decline", me.decline_my_charge)
     add("GET", "/v1/me/mandates", me.my_mandates)
+    # Decisions on budgets.
+    add("POST", "/v1/clients/{client_id}/budgets/{budget_id}/decisions", decisions.change_budget)
+    add("GET", "/v1/clients/{client_id}/budgets/{budget_id}/decision", decisions.budget_decision)
+    add("GET", "/v1/me/decisions", decisions.my_decisions)
+    add("GET", "/v1/me/decisions/{decision_id}", decisions.my_decision)
 
 
 def create_app(

@@ -7,7 +7,7 @@ their lifecycle (``open``, ``close``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -23,6 +23,7 @@ from wallet.storage.port import (
     Limits,
     NewBudget,
     NewClient,
+    NewDecision,
     NewOffer,
     NewProvider,
     NewRepresentation,
@@ -37,6 +38,7 @@ from wallet.storage.sql import (
     catalog,
     charges,
     credit_runs,
+    decisions,
     itemized,
     login,
     organizer,
@@ -132,6 +134,31 @@ class SqlStorage(SqlReads):
 
     async def create_budget(self, budget: NewBudget, now: datetime) -> Record:
         return (await self._write(organizer.create_budget(budget, rfc3339(now)), now)).value
+
+    async def plan_prices(self, codes: Sequence[str], today: str) -> dict[str, Record]:
+        async with self._read() as reader:
+            return await decisions.read_prices(reader, codes, today)
+
+    async def get_budget(self, client_id: str, budget_id: str) -> Record:
+        async with self._read() as reader:
+            return await decisions.read_budget(reader, client_id, budget_id)
+
+    async def grant_budget(self, budget: NewBudget, decision: NewDecision, today: str, now: datetime) -> Record:
+        return (await self._write(decisions.grant_budget(budget, decision, today, rfc3339(now)), now)).value
+
+    async def change_budget(self, decision: NewDecision, current_month: str, today: str, now: datetime) -> Record:
+        unit = decisions.change_budget(decision, current_month, today, rfc3339(now))
+        return (await self._write(unit, now)).value
+
+    async def client_decisions(self, client_id: str) -> list[Record]:
+        async with self._read() as reader:
+            return await decisions.client_decisions(reader, client_id)
+
+    async def decision_document(
+        self, client_id: str, decision_id: str | None, budget_id: str | None
+    ) -> tuple[Record, bytes]:
+        async with self._read() as reader:
+            return await decisions.document(reader, client_id, decision_id, budget_id)
 
     async def end_budget(
         self, client_id: str, budget_id: str, end_month: str, current_month: str, now: datetime

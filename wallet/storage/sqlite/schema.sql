@@ -611,3 +611,39 @@ CREATE TRIGGER IF NOT EXISTS charge_items_append_only_update BEFORE UPDATE ON ch
 BEGIN SELECT RAISE(ABORT, 'charge items are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS charge_items_append_only_delete BEFORE DELETE ON charge_items
 BEGIN SELECT RAISE(ABORT, 'charge items are append-only'); END;
+
+-- Decisions (päätökset): every budget, and every change to one, with the calculation it rests on
+-- and its document (a PDF) as issued, stored once with its SHA-256 and never rendered again.
+CREATE TABLE IF NOT EXISTS decisions (
+    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+    id               TEXT NOT NULL UNIQUE,
+    number           TEXT NOT NULL UNIQUE,
+    budget_id        TEXT NOT NULL REFERENCES budgets(id),
+    client_id        TEXT NOT NULL REFERENCES clients(id),
+    kind             TEXT NOT NULL CHECK (kind IN ('grant', 'change')),
+    from_month       TEXT NOT NULL,
+    language         TEXT NOT NULL CHECK (language IN ('fi', 'sv')),
+    decided_by       TEXT NOT NULL,
+    calculation      TEXT NOT NULL,  -- JSON: the plan's items and the lines' monthly amounts
+    document         BLOB NOT NULL,
+    document_sha256  TEXT NOT NULL,
+    created_at       TEXT NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS decisions_by_client ON decisions (client_id, seq);
+CREATE INDEX IF NOT EXISTS decisions_by_budget ON decisions (budget_id, seq);
+CREATE TRIGGER IF NOT EXISTS decisions_append_only_update BEFORE UPDATE ON decisions
+BEGIN SELECT RAISE(ABORT, 'decisions are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS decisions_append_only_delete BEFORE DELETE ON decisions
+BEGIN SELECT RAISE(ABORT, 'decisions are append-only'); END;
+
+-- A budget's amount per line and month where it is not the same every month (a plan's rounding
+-- month, a change from a month on): then every month of the budget has a row for every line
+-- (0 where a later decision dropped the line), and the credit run credits these.
+CREATE TABLE IF NOT EXISTS budget_months (
+    budget_id    TEXT NOT NULL REFERENCES budgets(id),
+    category     TEXT NOT NULL REFERENCES categories(code),
+    month        TEXT NOT NULL,
+    amount       INTEGER NOT NULL CHECK (amount >= 0),
+    decision_id  TEXT REFERENCES decisions(id),  -- NULL: from lines made before decisions were kept
+    PRIMARY KEY (budget_id, category, month)
+) STRICT;
