@@ -20,6 +20,7 @@ from tests.conftest import RecordingSms
 from tests.test_credit_runs import move_to
 from tests.test_openapi import CheckedWorld, Contract, fetch_document
 from tests.test_representatives import link, representative_token
+from wallet.check import check_database
 from wallet.clock import FakeClock
 from wallet.ledger.plans import (
     DAYS_PER_YEAR,
@@ -168,14 +169,11 @@ async def test_a_plan_is_calculated_into_lines_and_credited_month_by_month_to_th
     wallet = await w.wallet(client)
     housing_january = line_of(budget, "housing")["monthly_amounts"][0]
     assert next(line for line in wallet["lines"] if line["category"] == "housing")["balance"] == housing_january
-    credited = {month: 0 for month in range(1, 13)}
-    moment = FEB_1
+    credited = {}
     for month in range(1, 13):
         if month > 1:
-            move_to(w, moment, client)
+            move_to(w, datetime(2027, month, 1, 12, tzinfo=UTC), client)  # noon on the 1st: the month has begun
             await w.call("POST", "/v1/credit-runs", w.admin, {"month": f"2027-{month:02d}"}, expect=201)
-            moment = datetime(2027 + month // 12, month % 12 + 1, 1, tzinfo=UTC)  # well into the next month's eve
-            moment = moment.replace(day=1, hour=0, minute=0, second=1) if month < 12 else moment
         rows = w.sql(
             "SELECT SUM(amount) FROM credits WHERE month = ? AND budget_id = ?", f"2027-{month:02d}", budget["id"]
         )
@@ -328,3 +326,38 @@ async def test_a_change_from_a_month_on_replaces_the_lines_from_then_and_keeps_t
     assert await pdf(w, f"/v1/me/decisions/{first['id']}", client["token"]) == first_document
     assert "3/2027" in text_of(await pdf(w, f"/v1/me/decisions/{changed['decision']['id']}", client["token"]))
     await w.call("POST", path, w.admin, {"from_month": "2027-03", "plan": smaller}, expect=409)  # March credited now
+
+
+async def test_wallet_check_finds_a_month_off_its_decision(w: CheckedWorld) -> None:
+    await catalog(w)
+    client = await w.client()
+    budget = await planned_budget(w, client)
+    assert check_database(w.service.settings.db) == []
+    w.sql(
+        "UPDATE budget_months SET amount = amount + 1 WHERE budget_id = ? AND month = '2027-05' AND category = 'housing'",
+        budget["id"],
+    )
+    breaches = check_database(w.service.settings.db)
+    assert len(breaches) == 1 and f"budget {budget['id']} 2027-05" in breaches[0]
+    w.sql(
+        "UPDATE budget_months SET amount = amount - 1 WHERE budget_id = ? AND month = '2027-05' AND category = 'housing'",
+        budget["id"],
+    )
+
+
+@pytest.mark.sqlite_only
+async def test_wallet_check_finds_a_document_that_is_not_the_one_issued(w: CheckedWorld) -> None:
+    await catalog(w)
+    client = await w.client()
+    budget = await planned_budget(w, client)
+    w.sql("DROP TRIGGER decisions_append_only_update")  # as someone with the file in hand could
+    w.sql("UPDATE decisions SET document = CAST('forged' AS BLOB) WHERE id = ?", budget["decision"]["id"])
+    assert check_database(w.service.settings.db) == [
+        f"decision {budget['decision']['id']}: its document is not the one issued (SHA-256 differs)"
+    ]
+    w.sql("UPDATE decisions SET document = ? WHERE id = ?", b"", budget["decision"]["id"])
+    w.sql(
+        "UPDATE decisions SET document_sha256 = ? WHERE id = ?",
+        hashlib.sha256(b"").hexdigest(),
+        budget["decision"]["id"],
+    )

@@ -7,13 +7,15 @@ A budget whose amounts differ by month (a plan's rounding month, a change) has a
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from typing import Any
 
 from wallet.ledger.accounts import wallet_account
 from wallet.ledger.catalog import UnitValue, value_on
 from wallet.ledger.errors import CategoryNotAllowed, Conflict, NotFound, ValidationError
-from wallet.ledger.plans import months_from
+from wallet.ledger.plans import month_index, months_from
 from wallet.storage.port import NewBudget, NewDecision, Record
 from wallet.storage.sql import audit, render
 from wallet.storage.sql.connection import Connection, Row
@@ -246,3 +248,53 @@ async def document(
         raise NotFound("no such decision")
     row: Any = rows[0]
     return _render(row), bytes(row["document"])
+
+
+# ``wallet check``.
+
+
+def decision_breaches(connection: Connection) -> list[str]:
+    """Each decision's document is the one issued (its SHA-256), and each month of a budget credits
+    what the decision in force for it calculated: the latest decision from that month or before.
+    A budget's months are its ``budget_months`` rows where it has them, else its lines every month."""
+    breaches: list[str] = []
+    if connection.execute(connection.dialect.table_exists, ("decisions",)).fetchone() is None:
+        return breaches  # a database from before decisions
+    by_budget: dict[str, list[tuple[str, dict[str, list[int]]]]] = {}
+    for row in connection.execute(
+        "SELECT id, budget_id, from_month, calculation, document, document_sha256 FROM decisions ORDER BY seq"
+    ):
+        if hashlib.sha256(bytes(row["document"])).hexdigest() != row["document_sha256"]:
+            breaches.append(f"decision {row['id']}: its document is not the one issued (SHA-256 differs)")
+        lines = {line["category"]: line["monthly_amounts"] for line in json.loads(row["calculation"])["lines"]}
+        by_budget.setdefault(row["budget_id"], []).append((row["from_month"], lines))
+    months: dict[str, dict[tuple[str, str], int]] = {}
+    for row in connection.execute("SELECT budget_id, category, month, amount FROM budget_months"):
+        months.setdefault(row["budget_id"], {})[(row["month"], row["category"])] = row["amount"]
+    for budget in connection.execute("SELECT id, start_month, end_month FROM budgets"):
+        decisions = by_budget.get(budget["id"])
+        if not decisions:
+            continue  # a budget made before decisions were kept
+        lines = {
+            line["category"]: line["monthly_amount"]
+            for line in connection.execute(
+                "SELECT category, monthly_amount FROM budget_lines WHERE budget_id = ?", (budget["id"],)
+            )
+        }
+        scheduled = months.get(budget["id"])
+        for month in months_from(budget["start_month"], budget["end_month"]):
+            in_force = [calculated for from_month, calculated in decisions if from_month <= month]
+            if not in_force:
+                continue
+            index = month_index(budget["start_month"], month)
+            expected = {category: amounts[index] for category, amounts in in_force[-1].items()}
+            if scheduled is not None:
+                actual = {category: amount for (m, category), amount in scheduled.items() if m == month and amount}
+            else:
+                actual = dict(lines)
+            if actual != {category: amount for category, amount in expected.items() if amount}:
+                breaches.append(
+                    f"budget {budget['id']} {month}: credits {sorted(actual.items())} but its decision"
+                    f" calculated {sorted(expected.items())}"
+                )
+    return breaches
