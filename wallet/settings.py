@@ -257,6 +257,11 @@ class Settings:
         "som ansvarar för socialtjänsten.",
         "The instructions for asking for a review of a decision (anvisning om begäran om omprövning), in Swedish.",
     )
+    statement_document_rows_max: int = setting(
+        1000,
+        "The most charges and refunds a statement PDF lists one by one; past it the document says so (its totals "
+        "are always whole).",
+    )
     decision_notice_fi: str = setting(
         "Sinulle on uusi päätös henkilökohtaisesta budjetista. Näet sen lompakkosovelluksessa.",
         "The message (SMS) that tells a client a new decision is available, in Finnish: no amounts, no names.",

@@ -10,7 +10,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from wallet.api import decisions, me
+from wallet.api import documents, me
 from wallet.api import handlers as h
 from wallet.api.keys import SERVICE, SETTINGS
 from wallet.api.metrics import METRICS, Metrics
@@ -98,10 +98,10 @@ def routes(app: web.Application) -> None:
     add("POST", "/v1/me/charges/{charge_id}/decline", me.decline_my_charge)
     add("GET", "/v1/me/mandates", me.my_mandates)
     # Decisions on budgets.
-    add("POST", "/v1/clients/{client_id}/budgets/{budget_id}/decisions", decisions.change_budget)
-    add("GET", "/v1/clients/{client_id}/budgets/{budget_id}/decision", decisions.budget_decision)
-    add("GET", "/v1/me/decisions", decisions.my_decisions)
-    add("GET", "/v1/me/decisions/{decision_id}", decisions.my_decision)
+    add("POST", "/v1/clients/{client_id}/budgets/{budget_id}/decisions", documents.change_budget)
+    add("GET", "/v1/clients/{client_id}/budgets/{budget_id}/decision", documents.budget_decision)
+    add("GET", "/v1/me/decisions", documents.my_decisions)
+    add("GET", "/v1/me/decisions/{decision_id}", documents.my_decision)
 
 
 def create_app(

@@ -696,7 +696,7 @@ ROUTES: dict[tuple[str, str], Schema] = {
 }
 
 
-# Decisions on budgets (wallet/api/decisions.py).
+# Decisions on budgets (wallet/api/documents.py).
 PDF_FILE = {"schema": {"type": "string", "format": "binary"}}
 DECISION_ID = {"name": "decision_id", "in": "path", "required": True, "schema": {"type": "string"}}
 ROUTES.update(
@@ -743,6 +743,21 @@ ROUTES.update(
         ),
     }
 )
+# The statement as a document too (wallet/api/documents.py).
+_STATEMENT = ROUTES[("GET", "/v1/me/statements/{month}")]
+_STATEMENT["responses"][200]["content"]["application/pdf"] = PDF_FILE
+_STATEMENT["parameters"].append(
+    {
+        "name": "language",
+        "in": "query",
+        "description": "With `Accept: application/pdf`: the document's language, `fi` (default) or `sv`.",
+        "schema": {"type": "string", "enum": ["fi", "sv"], "default": "fi"},
+    }
+)
+_STATEMENT["description"] = (
+    (_STATEMENT["description"] or "") + " With `Accept: application/pdf` the same statement as a PDF, each charge "
+    "and refund listed with its provider and services."
+).strip()
 
 for (_method, _path_), _entry in ROUTES.items():
     if _path_.startswith("/v1/me/") and _path_ != "/v1/me/mandates":

@@ -12,15 +12,18 @@ import asyncio
 import hashlib
 import json
 import secrets
+from datetime import datetime
 
 import structlog
 
 from wallet.auth.tokens import Principal
 from wallet.documents.decision import DecisionDocument, render_decision
+from wallet.documents.pdf import day_name
+from wallet.documents.statement import StatementDocument, render_statement
 from wallet.ids import new_id
 from wallet.ledger.errors import CategoryNotAllowed, ValidationError
 from wallet.ledger.plans import Calculation, PlanItem, calculate, from_lines
-from wallet.service.clients import ClientService
+from wallet.service.clients import ClientService, statement_of
 from wallet.shapes import requests
 from wallet.storage.port import NewBudget, NewDecision, Record
 
@@ -240,6 +243,34 @@ class DecisionService(ClientService):
             await self.sms.send(self.phones.decrypt(client["phone_ciphertext"]), text)
         except Exception:  # the decision stands and is on the client's page; the message is best effort
             log.exception("decision_notice_failed", client_id=client_id)
+
+    async def statement_document(self, principal: Principal, month: str, language: str) -> bytes:
+        """The month's statement as a PDF: the very figures ``statement`` answers, read in one snapshot
+        with each charge and refund behind them."""
+        period = self.month_so_far(month)
+        client_id = await self._wallet_of(principal)
+        read = await self.storage.statement_with_rows(
+            client_id, period.start, period.end, self.settings.statement_document_rows_max
+        )
+        client = await self.storage.get_client(client_id)
+        categories = {row["code"]: row["name"] for row in await self.storage.list_categories()}
+        zone = self.settings.zone
+        document = StatementDocument(
+            language=language,
+            organizer=self.settings.organizer_name,
+            client_name=client["name"],
+            statement=statement_of(month, period, read),
+            rows=read["rows"],
+            truncated=read["truncated"],
+            category_names=categories,
+            local_days={
+                row["created_at"]: day_name(
+                    datetime.fromisoformat(row["created_at"]).astimezone(zone).date().isoformat()
+                )
+                for row in read["rows"]
+            },
+        )
+        return await asyncio.to_thread(render_statement, document)
 
     async def budget_decision(self, client_id: str, budget_id: str) -> tuple[Record, bytes]:
         """A budget's latest decision and its document as issued."""

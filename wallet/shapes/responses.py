@@ -748,4 +748,4 @@ RESPONSES: tuple[type[Struct], ...] = (
     Statement,
 )
 
-RESPONSES += (DecisionPage,)  # decisions on budgets (wallet/api/decisions.py)
+RESPONSES += (DecisionPage,)  # decisions on budgets (wallet/api/documents.py)

@@ -1,5 +1,5 @@
-"""Decisions on budgets over HTTP: a change to a budget, and the decisions' documents as issued
-(``application/pdf``) for the organizer, the client and the client's representative."""
+"""Documents over HTTP: a change to a budget, the decisions' documents as issued, and the monthly
+statement as a PDF (``application/pdf``), for the organizer, the client and their representative."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from aiohttp import web
 from wallet.api.http import json_response, read_json, requires
 from wallet.api.keys import PRINCIPAL, SERVICE
 from wallet.auth.tokens import Role
+from wallet.ledger.errors import ValidationError
 from wallet.shapes import requests
 from wallet.shapes.requests import decode
 from wallet.storage.port import Record
@@ -59,3 +60,20 @@ async def my_decision(request: web.Request) -> web.Response:
     """``GET /v1/me/decisions/{decision_id}``: one decision's document as issued."""
     decision, document = await request.app[SERVICE].my_decision(request[PRINCIPAL], request.match_info["decision_id"])
     return pdf_response(decision, document)
+
+
+async def statement_pdf(request: web.Request, month: str) -> web.Response:
+    """``GET /v1/me/statements/{month}`` with ``Accept: application/pdf``: in Finnish, or Swedish with
+    ``?language=sv``."""
+    language = request.query.get("language", "fi")
+    if language not in {member.value for member in requests.DecisionLanguage}:
+        raise ValidationError("language", "must be fi or sv")
+    document = await request.app[SERVICE].statement_document(request[PRINCIPAL], month, language)
+    return web.Response(
+        body=document,
+        content_type=PDF,
+        headers={
+            "Content-Disposition": f'inline; filename="statement-{month}.pdf"',
+            "Cache-Control": "private, no-store",
+        },
+    )
