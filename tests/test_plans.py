@@ -361,3 +361,17 @@ async def test_wallet_check_finds_a_document_that_is_not_the_one_issued(w: Check
         hashlib.sha256(b"").hexdigest(),
         budget["decision"]["id"],
     )
+
+
+async def test_a_run_ahead_stages_the_plans_month_with_its_rounding_cents_and_releases_it(w: CheckedWorld) -> None:
+    await catalog(w)
+    client = await w.client()
+    budget = await planned_budget(w, client, start_month="2027-02", end_month="2028-01")
+    first_month = sum(line["monthly_amounts"][0] for line in budget["lines"])
+    staged = (await w.call("POST", "/v1/credit-runs", w.admin, {"month": "2027-02"}, expect=201))[1]
+    floors = HOUSING_DAY * 365 // 12 + ACTIVITY_DAY * 4 * 40 // 12 + TRIP * 18
+    assert staged["amount"] == first_month == floors + 8 + 4  # with the first month's rounding cents
+    assert (await w.wallet(client))["upcoming"][0]["amount"] == first_month  # not spendable before February
+    move_to(w, FEB_1, client)
+    released = (await w.call("POST", "/v1/credit-runs", w.admin, {"month": "2027-02"}, expect=200))[1]
+    assert released["released_now"] == 3 and (await w.wallet(client))["balance"] == first_month
