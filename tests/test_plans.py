@@ -375,3 +375,36 @@ async def test_a_run_ahead_stages_the_plans_month_with_its_rounding_cents_and_re
     move_to(w, FEB_1, client)
     released = (await w.call("POST", "/v1/credit-runs", w.admin, {"month": "2027-02"}, expect=200))[1]
     assert released["released_now"] == 3 and (await w.wallet(client))["balance"] == first_month
+
+
+async def test_notices_go_out_once_and_one_that_failed_to_send_goes_out_later(
+    w: CheckedWorld, sms: RecordingSms
+) -> None:
+    await catalog(w)
+    client = await w.client()
+    budget = await planned_budget(w, client, language="sv")
+    settings = w.service.settings
+    to_client = lambda: [message["text"] for message in sms.sent if message["to"] == client["phone"]]  # noqa: E731
+    assert to_client() == [settings.decision_notice_sv]  # sent after the commit, in the decision's language
+
+    # The gateway fails: the change is decided all the same; its notice waits in the outbox.
+    async def failing(to: str, text: str) -> None:
+        raise ConnectionError("gateway down")
+
+    sms.send = failing  # type: ignore[method-assign]
+    path = f"/v1/clients/{client['id']}/budgets/{budget['id']}/decisions"
+    plan = [{"service": "housing_day", "quantity": 1, "per": "day"}]
+    await w.call("POST", path, w.admin, {"from_month": "2027-03", "plan": plan, "language": "sv"}, expect=201)
+    assert to_client() == [settings.decision_notice_sv]
+    assert w.sql("SELECT COUNT(*) FROM notices WHERE sent_at IS NULL") == [(1,)]
+    del sms.send  # the gateway is back
+    # At February's start the sweep queues January's statement notice and sends what is owed, once.
+    move_to(w, FEB_1, client)
+    assert await w.service.send_notices() == 2
+    assert to_client() == [
+        settings.decision_notice_sv,
+        settings.decision_notice_sv,
+        "Kontoutdraget för 1/2027 finns nu i plånboksappen.",
+    ]
+    assert await w.service.send_notices() == 0
+    assert all("€" not in text and client["phone"] not in text for text in to_client())

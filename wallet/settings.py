@@ -270,6 +270,20 @@ class Settings:
         "Du har ett nytt beslut om personlig budget. Du ser det i plånboksappen.",
         "The message (SMS) that tells a client a new decision is available, in Swedish.",
     )
+    statement_notice_fi: str = setting(
+        "Tiliote kuukaudelta {month} on nyt luettavissa lompakkosovelluksessa.",
+        "The message (SMS) at a month's end that its statement is ready, in Finnish (`{month}`: 1/2027).",
+    )
+    statement_notice_sv: str = setting(
+        "Kontoutdraget för {month} finns nu i plånboksappen.",
+        "The message (SMS) at a month's end that its statement is ready, in Swedish.",
+    )
+    notices_batch_max: int = setting(
+        200, "Notices (SMS about decisions and statements) sent in one round of the sweep."
+    )
+    notice_sweep_interval_seconds: int = setting(
+        60, "How often unsent notices are sent (and those that failed to send tried again)."
+    )
     # The process.
     shutdown_timeout_seconds: int = setting(
         20,

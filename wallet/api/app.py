@@ -171,6 +171,11 @@ def create_app(
                     )
                 )
             )
+            tasks.append(  # SMS about new decisions and last month's statements (wallet/service/decisions.py)
+                asyncio.create_task(
+                    _every(settings.notice_sweep_interval_seconds, service.send_notices, "notices", jobs)
+                )
+            )
             if settings.auto_credit_run:
 
                 async def monthly() -> None:

@@ -18,10 +18,11 @@ import structlog
 
 from wallet.auth.tokens import Principal
 from wallet.documents.decision import DecisionDocument, render_decision
-from wallet.documents.pdf import day_name
+from wallet.documents.pdf import day_name, month_name
 from wallet.documents.statement import StatementDocument, render_statement
 from wallet.ids import new_id
 from wallet.ledger.errors import CategoryNotAllowed, ValidationError
+from wallet.ledger.months import previous_month
 from wallet.ledger.plans import Calculation, PlanItem, calculate, from_lines
 from wallet.service.clients import ClientService, statement_of
 from wallet.shapes import requests
@@ -210,7 +211,7 @@ class DecisionService(ClientService):
         lines = decision.lines
         budget = NewBudget(client_id, command.start_month, command.end_month, command.unused, lines)
         granted = await self.storage.grant_budget(budget, decision, self.today(), self.clock.now())
-        await self._announce(client_id, language)
+        await self.deliver_notices(client_id)
         return _with_calculation(granted, calculation)
 
     async def change_budget(
@@ -232,17 +233,53 @@ class DecisionService(ClientService):
             prices=prices,
         )
         changed = await self.storage.change_budget(decision, self.current_month(), self.today(), self.clock.now())
-        await self._announce(client_id, language)
+        await self.deliver_notices(client_id)
         return _with_calculation(changed, calculation)
 
-    async def _announce(self, client_id: str, language: str) -> None:
-        """The client hears of a new decision by SMS, after the commit; the page lists it either way."""
-        client = await self.storage.get_client(client_id)
-        text = self.settings.decision_notice_fi if language == "fi" else self.settings.decision_notice_sv
-        try:
-            await self.sms.send(self.phones.decrypt(client["phone_ciphertext"]), text)
-        except Exception:  # the decision stands and is on the client's page; the message is best effort
-            log.exception("decision_notice_failed", client_id=client_id)
+    async def deliver_notices(self, client_id: str | None = None) -> int:
+        """Send the notices owed (a new decision, a month's statement) by SMS and mark them sent, a
+        bounded round (``notices_batch_max``); only ``client_id``'s right after its decision. A notice
+        that fails to send stays unsent: the sweep tries it again (the page shows it meanwhile)."""
+        owed = await self.storage.unsent_notices(0, self.settings.notices_batch_max, client_id)
+        sent: list[int] = []
+        for notice in owed:
+            try:
+                await self.sms.send(self.phones.decrypt(notice["phone_ciphertext"]), self._notice_text(notice))
+            except Exception as error:  # the operator's gateway: kept unsent, tried again next round
+                log.warning(
+                    "notice_not_sent", client_id=notice["client_id"], kind=notice["kind"], error=type(error).__name__
+                )
+                break
+            sent.append(notice["seq"])
+        if sent:
+            await self.storage.mark_notices_sent(sent, self.clock.now())
+        return len(sent)
+
+    def _notice_text(self, notice: Record) -> str:
+        fi = notice["language"] == "fi"
+        if notice["kind"] == "decision":
+            return self.settings.decision_notice_fi if fi else self.settings.decision_notice_sv
+        text = self.settings.statement_notice_fi if fi else self.settings.statement_notice_sv
+        return text.replace("{month}", month_name(notice["subject"]))
+
+    async def queue_statement_notices(self) -> int:
+        """At a month's start: a notice to every client who had a budget last month that its
+        statement is ready (once each, however often this runs)."""
+        month = previous_month(self.current_month())
+        queued = await self.storage.queue_statement_notices(month, self.clock.now())
+        if queued:
+            log.info("statement_notices_queued", month=month, count=queued)
+        return queued
+
+    async def send_notices(self) -> int:
+        """The sweep: statement notices queued for last month, then every notice owed, in rounds."""
+        await self.queue_statement_notices()
+        total = 0
+        while True:
+            sent = await self.deliver_notices()
+            total += sent
+            if sent < self.settings.notices_batch_max:
+                return total
 
     async def statement_document(self, principal: Principal, month: str, language: str) -> bytes:
         """The month's statement as a PDF: the very figures ``statement`` answers, read in one snapshot

@@ -17,7 +17,7 @@ from wallet.ledger.catalog import UnitValue, value_on
 from wallet.ledger.errors import CategoryNotAllowed, Conflict, NotFound, ValidationError
 from wallet.ledger.plans import month_index, months_from
 from wallet.storage.port import NewBudget, NewDecision, Record
-from wallet.storage.sql import audit, render
+from wallet.storage.sql import audit, notices, render
 from wallet.storage.sql.connection import Connection, Row
 from wallet.storage.sql.ledger_rows import ensure_account
 from wallet.storage.sql.organizer import insert_budget, load_budget
@@ -88,6 +88,7 @@ def _insert_decision(connection: Connection, decision: NewDecision, now: str) ->
             now,
         ),
     )
+    notices.queue(connection, decision.client_id, "decision", decision.id, decision.language, now)
     audit.append(
         connection,
         now,

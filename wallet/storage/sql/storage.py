@@ -41,6 +41,7 @@ from wallet.storage.sql import (
     decisions,
     itemized,
     login,
+    notices,
     organizer,
     payment_batches,
     reconciliations,
@@ -149,6 +150,16 @@ class SqlStorage(SqlReads):
     async def change_budget(self, decision: NewDecision, current_month: str, today: str, now: datetime) -> Record:
         unit = decisions.change_budget(decision, current_month, today, rfc3339(now))
         return (await self._write(unit, now)).value
+
+    async def queue_statement_notices(self, month: str, now: datetime) -> int:
+        return int((await self._write(notices.queue_statements(month, rfc3339(now)), now)).value["queued"])
+
+    async def unsent_notices(self, after: int, limit: int, client_id: str | None) -> list[Record]:
+        async with self._read() as reader:
+            return await notices.unsent(reader, after, limit, client_id)
+
+    async def mark_notices_sent(self, seqs: Sequence[int], now: datetime) -> int:
+        return int((await self._write(notices.mark_sent(list(seqs), rfc3339(now)), now)).value["sent"])
 
     async def client_decisions(self, client_id: str) -> list[Record]:
         async with self._read() as reader:

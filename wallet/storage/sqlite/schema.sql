@@ -647,3 +647,18 @@ CREATE TABLE IF NOT EXISTS budget_months (
     decision_id  TEXT REFERENCES decisions(id),  -- NULL: from lines made before decisions were kept
     PRIMARY KEY (budget_id, category, month)
 ) STRICT;
+
+-- Messages owed to clients (an outbox): a new decision (written with it), a month's statement
+-- (queued at the month's end). A sweep sends them by SMS and marks them sent; one that fails to
+-- send stays unsent and is tried again.
+CREATE TABLE IF NOT EXISTS notices (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    client_id   TEXT NOT NULL REFERENCES clients(id),
+    kind        TEXT NOT NULL CHECK (kind IN ('decision', 'statement')),
+    subject     TEXT NOT NULL,  -- the decision's id, or the statement's month
+    language    TEXT NOT NULL CHECK (language IN ('fi', 'sv')),
+    created_at  TEXT NOT NULL,
+    sent_at     TEXT,
+    UNIQUE (client_id, kind, subject)
+) STRICT;
+CREATE INDEX IF NOT EXISTS notices_unsent ON notices (seq) WHERE sent_at IS NULL;
