@@ -249,7 +249,7 @@ class DecisionService(ClientService):
                 log.warning(
                     "notice_not_sent", client_id=notice["client_id"], kind=notice["kind"], error=type(error).__name__
                 )
-                break
+                continue  # the others may go: one bad notice never holds them up
             sent.append(notice["seq"])
         if sent:
             await self.storage.mark_notices_sent(sent, self.clock.now())
