@@ -62,12 +62,19 @@ async def my_decision(request: web.Request) -> web.Response:
     return pdf_response(decision, document)
 
 
-async def statement_pdf(request: web.Request, month: str) -> web.Response:
-    """``GET /v1/me/statements/{month}`` with ``Accept: application/pdf``: in Finnish, or Swedish with
-    ``?language=sv``."""
+def statement_language(request: web.Request) -> str:
+    """``?language=``: a statement document's, ``fi`` (default) or ``sv``; refused if anything else,
+    whether a document or JSON is asked for."""
     language = request.query.get("language", "fi")
     if language not in {member.value for member in requests.DecisionLanguage}:
         raise ValidationError("language", "must be fi or sv")
+    return language
+
+
+async def statement_pdf(request: web.Request, month: str) -> web.Response:
+    """``GET /v1/me/statements/{month}`` with ``Accept: application/pdf``: in Finnish, or Swedish with
+    ``?language=sv``."""
+    language = statement_language(request)
     document = await request.app[SERVICE].statement_document(request[PRINCIPAL], month, language)
     return web.Response(
         body=document,
