@@ -237,6 +237,12 @@ class DecisionLanguage(StrEnum):
 MAX_PLAN_ITEMS = 50
 
 
+def _absent() -> None:
+    """The default of a plan item's optional members, so that they are documented as nullable: a null
+    in an item of the list is read as absent, as everywhere (``wallet.api.openapi``)."""
+    return None
+
+
 class PlanItem(Struct):
     """One service of the client's plan: ``quantity`` units ``per`` day, week, month or year."""
 
@@ -257,15 +263,15 @@ class PlanItem(Struct):
             Meta(ge=1, le=WEEKS_PER_YEAR_MAX, description=f"For `per: week`; default {DEFAULT_WEEKS_PER_YEAR}."),
         ]
         | None
-    ) = None
+    ) = field(default_factory=_absent)
     unit_price: (
         Annotated[Amount, Meta(description="Cents a unit, for a service outside the catalog (which it must be).")]
         | None
-    ) = None
+    ) = field(default_factory=_absent)
     category: (
         Annotated[CategoryCode, Meta(description="The budget line, for a service outside the catalog.")] | None
-    ) = None
-    note: Description | None = None
+    ) = field(default_factory=_absent)
+    note: Description | None = field(default_factory=_absent)
 
     def __post_init__(self) -> None:
         self.service = validation.category_code(self.service, "service")
