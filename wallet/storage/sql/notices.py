@@ -4,7 +4,6 @@ marked sent; one whose sending failed stays unsent and is tried again."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 from wallet.storage.port import Record
@@ -48,9 +47,8 @@ def queue_statements(month: str, now: str) -> Unit:
 @unit_of_work
 def mark_sent(seqs: Sequence[int], now: str) -> Unit:
     def unit(connection: Connection) -> Record:
-        connection.execute(
-            f"UPDATE notices SET sent_at = ? WHERE sent_at IS NULL AND seq {connection.dialect.in_list}",
-            (now, json.dumps(list(seqs))),
+        connection.executemany(
+            "UPDATE notices SET sent_at = ? WHERE seq = ? AND sent_at IS NULL", [(now, seq) for seq in seqs]
         )
         return {"sent": len(seqs)}
 
