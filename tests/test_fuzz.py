@@ -123,6 +123,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             "batch_id": "pb_none",  # without WALLET_PAYER_* no payment batch is made: 404 its answer
             "service_id": service["id"],
             "offer_id": offer["id"],
+            "decision_id": server.api(seeded.client_token).call("GET", "/v1/me/decisions", expect=200)["data"][0]["id"],
         }
         tokens = {
             "admin": admin,

@@ -238,6 +238,10 @@ VALID_BODIES: dict[str, Callable[[Scene], dict[str, Any]]] = {
         "lines": [{"category": "home_care", "monthly_amount": 1_000}],
     },
     "/v1/clients/{client_id}/budgets/{budget_id}/end": lambda s: {"end_month": "2027-06"},
+    "/v1/clients/{client_id}/budgets/{budget_id}/decisions": lambda s: {
+        "from_month": "2027-03",
+        "lines": [{"category": "home_care", "monthly_amount": 2_000}],
+    },
     "/v1/providers": lambda s: {
         "name": "Apu Oy",
         "business_id": BUSINESS_ID,

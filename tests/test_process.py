@@ -182,7 +182,7 @@ def test_the_core_flow_from_outside_with_cli_tokens_and_no_personal_data_in_logs
     assert pending["status"] == "pending" and pending["expires_at"], pending
     wallet = client.call("GET", "/v1/me/wallet", expect=200)
     assert (wallet["balance"], wallet["held"], wallet["available"]) == (37_500, 1_000, 36_500), wallet
-    code = files.code_sent_to(PHONE_E164)
+    code = files.code_sent_to(PHONE_E164, nth=2)  # the first SMS told of the budget's decision
     wrong = f"{(int(code) + 1) % 1_000_000:06d}"
     status, problem = provider.call("POST", f"/v1/charges/{pending['id']}/confirm", {"code": wrong}, key="flow-3")
     assert status == 422 and problem["code"] == "identity_check_failed", problem

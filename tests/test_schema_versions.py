@@ -28,7 +28,7 @@ from wallet.storage.sqlite.adapter import SCHEMA_VERSION, migrate
 
 V1_SCHEMA = Path(__file__).parent / "fixtures" / "sqlite-schema-v1.sql"
 CURRENT_SCHEMA = Path(versions.__file__).parent / "schema.sql"
-ADDED_WITHOUT_A_STEP = ("staged_credits", "month_releases")
+ADDED_WITHOUT_A_STEP = ("staged_credits", "month_releases", "budget_months")
 NOW = datetime(2027, 1, 10, 10, 0, tzinfo=UTC)
 
 

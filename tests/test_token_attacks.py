@@ -409,6 +409,7 @@ async def test_every_guarded_route_refuses_other_roles_and_anonymous_callers(wor
         "batch_id": "pb_any",  # refused before any lookup
         "service_id": "sv_any",
         "offer_id": "of_any",
+        "decision_id": "de_any",
     }
     routes = _guarded_routes(world)
     assert len(routes) >= 30 and all(roles for _, _, roles in routes)

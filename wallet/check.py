@@ -12,6 +12,7 @@ from pathlib import Path
 from wallet.ledger.audit import AuditEntry, verify_chain
 from wallet.storage.migrations import is_postgres
 from wallet.storage.sql.connection import Connection
+from wallet.storage.sql.decisions import decision_breaches
 from wallet.storage.sql.events import MAKES_CHARGE_SQL
 from wallet.storage.sqlite.connection import SqliteConnection
 
@@ -122,6 +123,7 @@ def _breaches(connection: Connection, released_through: str | None = None) -> li
     breaches += _staged_breaches(connection, released_through)
     breaches += _catalog_breaches(connection)
     breaches += _receipt_breaches(connection)
+    breaches += decision_breaches(connection)
     entries = (
         AuditEntry(
             row["seq"],

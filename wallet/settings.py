@@ -250,6 +250,54 @@ class Settings:
         "Europe/Helsinki",
         "The organizer's time zone: what \"this month\" and an export's days mean.",
     )
+    # Decisions on budgets (their documents: wallet/documents/decision.py).
+    organizer_name: str = setting(
+        "Hyvinvointialue / Välfärdsområdet",
+        "The organizer's name at the top of every decision and statement document.",
+    )
+    decision_review_fi: str = setting(
+        "Tähän päätökseen tyytymätön voi hakea siihen oikaisua. Oikaisuvaatimus on tehtävä kirjallisesti 30 päivän "
+        "kuluessa päätöksen tiedoksisaannista. Tiedoksisaannin katsotaan tapahtuneen seitsemäntenä päivänä "
+        "päätöksen lähettämisestä, jollei muuta näytetä. Oikaisuvaatimuksessa on ilmoitettava päätös, johon "
+        "haetaan oikaisua, miltä osin ja millaista oikaisua vaaditaan sekä vaatimuksen perusteet. "
+        "Oikaisuvaatimus osoitetaan järjestäjän sosiaalipalveluista vastaavalle toimielimelle.",
+        "The instructions for asking for a review of a decision (oikaisuvaatimusohje), in Finnish.",
+    )
+    decision_review_sv: str = setting(
+        "Den som är missnöjd med detta beslut kan begära omprövning. Begäran om omprövning ska göras skriftligen "
+        "inom 30 dagar från delfåendet av beslutet. Delfåendet anses ha skett den sjunde dagen efter att beslutet "
+        "sändes, om inte något annat visas. I begäran ska anges vilket beslut omprövning begärs i, till vilka delar "
+        "och vilken ändring som yrkas samt grunderna för yrkandet. Begäran riktas till det organ hos anordnaren "
+        "som ansvarar för socialtjänsten.",
+        "The instructions for asking for a review of a decision (anvisning om begäran om omprövning), in Swedish.",
+    )
+    statement_document_rows_max: int = setting(
+        1000,
+        "The most charges and refunds a statement PDF lists one by one; past it the document says so (its totals "
+        "are always whole).",
+    )
+    decision_notice_fi: str = setting(
+        "Sinulle on uusi päätös henkilökohtaisesta budjetista. Näet sen lompakkosovelluksessa.",
+        "The message (SMS) that tells a client a new decision is available, in Finnish: no amounts, no names.",
+    )
+    decision_notice_sv: str = setting(
+        "Du har ett nytt beslut om personlig budget. Du ser det i plånboksappen.",
+        "The message (SMS) that tells a client a new decision is available, in Swedish.",
+    )
+    statement_notice_fi: str = setting(
+        "Tiliote kuukaudelta {month} on nyt luettavissa lompakkosovelluksessa.",
+        "The message (SMS) at a month's end that its statement is ready, in Finnish (`{month}`: 1/2027).",
+    )
+    statement_notice_sv: str = setting(
+        "Kontoutdraget för {month} finns nu i plånboksappen.",
+        "The message (SMS) at a month's end that its statement is ready, in Swedish.",
+    )
+    notices_batch_max: int = setting(
+        200, "Notices (SMS about decisions and statements) sent in one round of the sweep."
+    )
+    notice_sweep_interval_seconds: int = setting(
+        60, "How often unsent notices are sent (and those that failed to send tried again)."
+    )
     # The process.
     shutdown_timeout_seconds: int = setting(
         20,

@@ -10,7 +10,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from wallet.api import desk, me
+from wallet.api import desk, documents, me
 from wallet.api import handlers as h
 from wallet.api.keys import SERVICE, SETTINGS, SIGNIN
 from wallet.api.metrics import METRICS, Metrics
@@ -104,6 +104,11 @@ def routes(app: web.Application) -> None:
     # The organizer's desk.
     add("GET", "/v1/clients", desk.search_clients)
     add("GET", "/v1/providers", desk.search_providers)
+    # Decisions on budgets.
+    add("POST", "/v1/clients/{client_id}/budgets/{budget_id}/decisions", documents.change_budget)
+    add("GET", "/v1/clients/{client_id}/budgets/{budget_id}/decision", documents.budget_decision)
+    add("GET", "/v1/me/decisions", documents.my_decisions)
+    add("GET", "/v1/me/decisions/{decision_id}", documents.my_decision)
 
 
 def create_app(
@@ -180,6 +185,11 @@ def create_app(
             tasks.append(  # ended page sessions forgotten (wallet/service/signin.py)
                 asyncio.create_task(
                     _every(IDEMPOTENCY_PURGE_INTERVAL_SECONDS, app[SIGNIN].purge_ended, "session_purge", jobs)
+                )
+            )
+            tasks.append(  # SMS about new decisions and last month's statements (wallet/service/decisions.py)
+                asyncio.create_task(
+                    _every(settings.notice_sweep_interval_seconds, service.send_notices, "notices", jobs)
                 )
             )
             if settings.auto_credit_run:

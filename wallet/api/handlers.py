@@ -205,7 +205,7 @@ async def revoke_representation(request: web.Request) -> web.Response:
 @requires(ADMIN)
 async def create_budget(request: web.Request) -> web.Response:
     command = decode(requests.NewBudget, await read_json(request))
-    budget = await request.app[SERVICE].create_budget(request.match_info["client_id"], command)
+    budget = await request.app[SERVICE].create_budget(request.match_info["client_id"], command, request[PRINCIPAL])
     return json_response(budget, status=201)
 
 

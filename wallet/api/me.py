@@ -19,6 +19,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from wallet.api.documents import PDF, statement_language, statement_pdf
 from wallet.api.http import EVENT_CURSOR_PREFIX, idempotency, json_response, page_params, render_page, requires
 from wallet.api.keys import PRINCIPAL, REQUEST_ID, SERVICE, SETTINGS
 from wallet.auth.tokens import Role
@@ -124,6 +125,9 @@ async def my_events(request: web.Request) -> web.StreamResponse:
 async def my_statement(request: web.Request) -> web.Response:
     """``GET /v1/me/statements/{YYYY-MM}``: the month's statement; the current month so far."""
     month = parse_month(request.match_info["month"], "month")
+    statement_language(request)
+    if PDF in request.headers.get("Accept", ""):  # the same statement as a document (wallet/api/documents.py)
+        return await statement_pdf(request, month)
     return json_response(await request.app[SERVICE].statement(request[PRINCIPAL], month))
 
 

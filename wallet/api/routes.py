@@ -746,6 +746,69 @@ ROUTES: dict[tuple[str, str], Schema] = {
 }
 
 
+# Decisions on budgets (wallet/api/documents.py).
+PDF_FILE = {"schema": {"type": "string", "format": "binary"}}
+DECISION_ID = {"name": "decision_id", "in": "path", "required": True, "schema": {"type": "string"}}
+ROUTES.update(
+    {
+        ("POST", "/v1/clients/{client_id}/budgets/{budget_id}/decisions"): _route(
+            "Organizer",
+            "Change a budget from a month on: a new decision",
+            {201: _json(responses.Budget, "The budget with its lines from that month on, and the decision.")},
+            body=_body(requests.BudgetChange),
+            parameters=["ClientId", "BudgetId"],
+            errors={404: ["not_found"], 409: ["conflict"], 422: ["category_not_allowed"]},
+            description="The new lines (by hand or from a plan) replace the budget's lines from `from_month` on. "
+            "A month already credited or staged, or one that has passed, cannot change (409); earlier decisions "
+            "and their documents stay as issued.",
+        ),
+        ("GET", "/v1/clients/{client_id}/budgets/{budget_id}/decision"): _route(
+            "Organizer",
+            "A budget's latest decision, as issued",
+            {
+                200: {
+                    "description": "The PDF stored when the decision was made.",
+                    "content": {"application/pdf": PDF_FILE},
+                }
+            },
+            parameters=["ClientId", "BudgetId"],
+            errors={404: ["not_found"]},
+        ),
+        ("GET", "/v1/me/decisions"): _route(
+            "Clients",
+            "The decisions on the client's budgets, newest first",
+            {200: _json(responses.DecisionPage, "Every decision (one page).")},
+        ),
+        ("GET", "/v1/me/decisions/{decision_id}"): _route(
+            "Clients",
+            "One decision's document, as issued",
+            {
+                200: {
+                    "description": "The PDF stored when the decision was made.",
+                    "content": {"application/pdf": PDF_FILE},
+                }
+            },
+            parameters=[DECISION_ID],
+            errors={404: ["not_found"]},
+        ),
+    }
+)
+# The statement as a document too (wallet/api/documents.py).
+_STATEMENT = ROUTES[("GET", "/v1/me/statements/{month}")]
+_STATEMENT["responses"][200]["content"]["application/pdf"] = PDF_FILE
+_STATEMENT["parameters"].append(
+    {
+        "name": "language",
+        "in": "query",
+        "description": "With `Accept: application/pdf`: the document's language, `fi` (default) or `sv`.",
+        "schema": {"type": "string", "enum": ["fi", "sv"], "default": "fi"},
+    }
+)
+_STATEMENT["description"] = (
+    (_STATEMENT["description"] or "") + " With `Accept: application/pdf` the same statement as a PDF, each charge "
+    "and refund listed with its provider and services."
+).strip()
+
 for (_method, _path_), _entry in ROUTES.items():
     if _path_.startswith("/v1/me/") and _path_ != "/v1/me/mandates":
         _entry["parameters"].append("ActingFor")

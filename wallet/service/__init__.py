@@ -7,6 +7,7 @@ the one the handlers, the CLI and the background jobs use:
 
 - ``core``: the state they share, token minting, the storage's guessing limits;
 - ``organizer``: categories, clients, representatives, budgets, providers, credit runs;
+- ``decisions``: budgets granted and changed as decisions, from lines or a plan, and their documents;
 - ``providers``: provider tokens, charges and their identity checks, refunds, settling;
 - ``clients``: login, the wallet, answering charges, mandates, statements, live events;
 - ``finance``: the usage report, scheduled and paid settlements, exports, reconciliation;
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from wallet.service.clients import ClientService
 from wallet.service.core import NATIONAL_ID, PHONE, IssuedToken, ServiceCore, storage_limits
+from wallet.service.decisions import DecisionService
 from wallet.service.desk import DeskService
 from wallet.service.finance import FinanceService
 from wallet.service.organizer import CREDIT_RUN_BATCH_BUDGETS, OrganizerService
@@ -38,5 +40,7 @@ __all__ = [
 ]
 
 
-class WalletService(OrganizerService, ProviderService, ClientService, FinanceService, Sweeps, Receipts, DeskService):
+class WalletService(
+    DecisionService, OrganizerService, ProviderService, ClientService, FinanceService, Sweeps, Receipts, DeskService
+):
     """Every role's use cases over one shared ``ServiceCore``; no method is defined twice."""

@@ -14,7 +14,7 @@ from wallet.events import EventSubscription
 from wallet.ledger import catalog, statements
 from wallet.ledger.errors import Forbidden, ValidationError
 from wallet.ledger.parties import RepresentationScope
-from wallet.service.core import LOGIN_CODE, PHONE, IssuedToken, ServiceCore
+from wallet.service.core import LOGIN_CODE, PHONE, IssuedToken, MonthPeriod, ServiceCore
 from wallet.storage.port import Idempotency, OfferFilter, Page, Record, Written
 
 log = structlog.get_logger(__name__)
@@ -173,14 +173,7 @@ class ClientService(ServiceCore):
         period = self.month_so_far(month)
         # The current month is read to its end too: everything booked so far is before it.
         figures = await self.storage.statement_figures(await self._wallet_of(principal), period.start, period.end)
-        movements = [statements.Movement(**row) for row in figures["movements"]]
-        statement = statements.build(month, figures["opening"], figures["closing"], movements)
-        statement["charges"].update(statements.bought(figures["bought"]))
-        return {
-            **statement,
-            **period.render(),
-            "held_at_close": figures["held_at_close"],
-        }
+        return statement_of(month, period, figures)
 
     async def subscribe_events(self, principal: Principal) -> EventSubscription:
         """Open a live stream of the caller's wallet events; ``RateLimited`` past the stream limits.
@@ -195,3 +188,15 @@ class ClientService(ServiceCore):
         A representative's mandate is checked at each read: a revocation ends an open stream."""
         client_id = await self._wallet_of(principal, quiet=True)
         return await self.storage.list_wallet_events(client_id, after, self.settings.events_batch_max)
+
+
+def statement_of(month: str, period: MonthPeriod, figures: Record) -> Record:
+    """The statement as answered, from the figures read in one snapshot (``statement_figures``)."""
+    movements = [statements.Movement(**row) for row in figures["movements"]]
+    statement = statements.build(month, figures["opening"], figures["closing"], movements)
+    statement["charges"].update(statements.bought(figures["bought"]))
+    return {
+        **statement,
+        **period.render(),
+        "held_at_close": figures["held_at_close"],
+    }

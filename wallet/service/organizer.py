@@ -18,7 +18,6 @@ from wallet.service.core import NATIONAL_ID, PHONE, ServiceCore
 from wallet.shapes import requests
 from wallet.storage.port import (
     Idempotency,
-    NewBudget,
     NewClient,
     NewProvider,
     NewRepresentation,
@@ -93,10 +92,6 @@ class OrganizerService(ServiceCore):
         revoked = await self.storage.revoke_representation(client_id, representation_id, self.clock.now())
         log.info("representative_revoked", representation_id=representation_id, client_id=client_id)
         return self._reveal_phone(revoked)
-
-    async def create_budget(self, client_id: str, command: requests.NewBudget) -> Record:
-        budget = NewBudget(client_id, command.start_month, command.end_month, command.unused, command.lines)
-        return await self.storage.create_budget(budget, self.clock.now())
 
     async def list_budgets(self, client_id: str, limit: int, before: int | None) -> Page:
         return await self.storage.list_budgets(client_id, limit, before)

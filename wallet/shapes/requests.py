@@ -9,6 +9,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -23,6 +24,7 @@ from wallet.ledger.errors import ValidationError
 from wallet.ledger.money import MAX_AMOUNT_CENTS
 from wallet.ledger.months import UnusedPolicy, parse_month
 from wallet.ledger.parties import RepresentationScope
+from wallet.ledger.plans import DEFAULT_WEEKS_PER_YEAR, WEEKS_PER_YEAR_MAX, Per
 from wallet.validation import (
     Address,
     BusinessId,
@@ -230,6 +232,83 @@ class BudgetLine(Struct):
     monthly_amount: Amount
 
 
+class DecisionLanguage(StrEnum):
+    """The languages a decision or statement is written in: Finland's two official languages."""
+
+    FI = "fi"
+    SV = "sv"
+
+
+MAX_PLAN_ITEMS = 50
+
+
+def _absent() -> None:
+    """The default of a plan item's optional members, so that they are documented as nullable: a null
+    in an item of the list is read as absent, as everywhere (``wallet.api.openapi``)."""
+    return None
+
+
+class PlanItem(Struct):
+    """One service of the client's plan: ``quantity`` units ``per`` day, week, month or year."""
+
+    service: Annotated[
+        CategoryCode, Meta(description="A service's code in the catalog, or (with `unit_price`) one outside it.")
+    ]
+    quantity: Annotated[
+        float | str,
+        Meta(
+            description=f"Units each `per`: positive, at most {QUANTITY_DECIMALS} decimals, at most {QUANTITY_MAX}.",
+            examples=["4"],
+        ),
+    ]
+    per: Per
+    weeks_per_year: (
+        Annotated[
+            int,
+            Meta(ge=1, le=WEEKS_PER_YEAR_MAX, description=f"For `per: week`; default {DEFAULT_WEEKS_PER_YEAR}."),
+        ]
+        | None
+    ) = field(default_factory=_absent)
+    unit_price: (
+        Annotated[Amount, Meta(description="Cents a unit, for a service outside the catalog (which it must be).")]
+        | None
+    ) = field(default_factory=_absent)
+    category: (
+        Annotated[CategoryCode, Meta(description="The budget line, for a service outside the catalog.")] | None
+    ) = field(default_factory=_absent)
+    note: Description | None = field(default_factory=_absent)
+
+    def __post_init__(self) -> None:
+        self.service = validation.category_code(self.service, "service")
+        if self.category is not None:
+            self.category = validation.category_code(self.category, "category")
+        if (self.unit_price is None) != (self.category is None):
+            raise ValidationError("unit_price", "a service outside the catalog takes both unit_price and category")
+        if self.weeks_per_year is not None and self.per is not Per.WEEK:
+            raise ValidationError("weeks_per_year", "is only for an item per week")
+        self.note = _optional_text(self.note, "note", validation.DESCRIPTION_MAX_LENGTH)
+
+    @property
+    def quantity_hundredths(self) -> int:
+        return parse_quantity(self.quantity, "quantity")
+
+
+def _lines_or_plan(lines: tuple[BudgetLine, ...], plan: tuple[PlanItem, ...] | None) -> None:
+    """Exactly one of ``lines`` and ``plan``; each category once; each plan quantity valid."""
+    if plan is None and not lines:
+        raise ValidationError("lines", "are required (or send plan)")
+    if plan is not None and lines:
+        raise ValidationError("plan", "comes in place of lines: send one or the other")
+    seen: set[str] = set()
+    for index, line in enumerate(lines):
+        category = validation.category_code(line.category, f"lines[{index}].category")
+        if category in seen:
+            raise ValidationError(f"lines[{index}].category", "appears twice")
+        seen.add(category)
+    for index, item in enumerate(plan or ()):
+        parse_quantity(item.quantity, f"plan[{index}].quantity")
+
+
 class NewBudget(Struct):
     start_month: Month
     end_month: Annotated[Month, Meta(description=f"At most {MAX_BUDGET_MONTHS} months after the start.")]
@@ -237,8 +316,22 @@ class NewBudget(Struct):
     # JSON ``lines``; ``lines`` here is the (category, amount) pairs the port takes.
     budget_lines: Annotated[
         tuple[BudgetLine, ...],
-        Meta(min_length=1, max_length=MAX_BUDGET_LINES, description="One line per category; a category appears once."),
-    ] = field(name="lines")
+        Meta(max_length=MAX_BUDGET_LINES, description="One line per category; a category appears once."),
+    ] = field(default=(), name="lines")
+    plan: (
+        Annotated[
+            tuple[PlanItem, ...],
+            Meta(
+                min_length=1,
+                max_length=MAX_PLAN_ITEMS,
+                description="In place of `lines`: the lines are calculated from the plan's services.",
+            ),
+        ]
+        | None
+    ) = None
+    language: Annotated[DecisionLanguage, Meta(description="The decision's language (default `fi`).")] = (
+        DecisionLanguage.FI
+    )
 
     def __post_init__(self) -> None:
         start = parse_month(self.start_month, "start_month")
@@ -248,12 +341,26 @@ class NewBudget(Struct):
         months = (int(end[:4]) - int(start[:4])) * 12 + int(end[5:]) - int(start[5:]) + 1
         if months > MAX_BUDGET_MONTHS:
             raise ValidationError("end_month", f"a budget covers at most {MAX_BUDGET_MONTHS} months")
-        seen: set[str] = set()
-        for index, line in enumerate(self.budget_lines):
-            category = validation.category_code(line.category, f"lines[{index}].category")
-            if category in seen:
-                raise ValidationError(f"lines[{index}].category", "appears twice")
-            seen.add(category)
+        _lines_or_plan(self.budget_lines, self.plan)
+
+    @property
+    def lines(self) -> tuple[tuple[str, int], ...]:
+        return tuple((line.category, line.monthly_amount) for line in self.budget_lines)
+
+
+class BudgetChange(Struct):
+    """A new decision on a budget: its lines, by hand or from a plan, from ``from_month`` on."""
+
+    from_month: Annotated[
+        Month, Meta(description="The first month the new lines apply to: within the budget, not yet credited.")
+    ]
+    budget_lines: Annotated[tuple[BudgetLine, ...], Meta(max_length=MAX_BUDGET_LINES)] = field(default=(), name="lines")
+    plan: Annotated[tuple[PlanItem, ...], Meta(min_length=1, max_length=MAX_PLAN_ITEMS)] | None = None
+    language: DecisionLanguage = DecisionLanguage.FI
+
+    def __post_init__(self) -> None:
+        parse_month(self.from_month, "from_month")
+        _lines_or_plan(self.budget_lines, self.plan)
 
     @property
     def lines(self) -> tuple[tuple[str, int], ...]:
@@ -527,6 +634,7 @@ REQUESTS: tuple[type[Struct], ...] = (
     NewRepresentation,
     NewBudget,
     BudgetEnd,
+    BudgetChange,
     NewProvider,
     CreditRunRequest,
     NewCharge,

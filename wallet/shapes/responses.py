@@ -18,7 +18,7 @@ from wallet.ledger.payments import PaymentBatchStatus
 from wallet.ledger.reconciliation import InvoiceSource, Outcome
 from wallet.ledger.settlements import SettlementStatus
 from wallet.ledger.transactions import TransactionType
-from wallet.shapes.requests import Amount, BudgetLine, ServiceName
+from wallet.shapes.requests import Amount, ServiceName
 from wallet.validation import (
     Address,
     BusinessId,
@@ -244,14 +244,65 @@ class MandateList(Struct):
     next_cursor: None
 
 
+class PlanItemCost(Struct):
+    service: str
+    category: CategoryCode
+    quantity: str
+    per: Literal["day", "week", "month", "year"]
+    weeks_per_year: int | None
+    unit_price: Annotated[int, Meta(description="Cents a unit: the catalog's unit value in force, or given.")]
+    priced_from: Literal["catalog", "given"]
+    note: str | None
+    yearly_amount: int
+
+
+class CalculatedLine(Struct):
+    category: CategoryCode
+    monthly_amount: Annotated[int, Meta(description="Cents; a calculated line's amount in most months.")]
+    yearly_amount: int | None = None
+    monthly_amounts: (
+        Annotated[
+            list[int],
+            Meta(
+                description="A new decision's twelve monthly credits, the budget's first month first (it carries "
+                "the rounding cents); they add up to `yearly_amount` exactly."
+            ),
+        ]
+        | None
+    ) = None
+
+
+class Decision(Struct):
+    id: Id
+    number: Annotated[str, Meta(examples=["HB-2026-3FA2-91BC-0D4E"])]
+    budget_id: Id
+    client_id: Id
+    kind: Literal["grant", "change"]
+    from_month: Month
+    language: Literal["fi", "sv"]
+    decided_by: str
+    document_sha256: Annotated[str, Meta(description="SHA-256 (hex) of the PDF as issued.")]
+    created_at: Moment
+
+
+class DecisionPage(Struct):
+    data: list[Decision]
+    next_cursor: NextCursor
+
+
 class Budget(Struct):
     id: Id
     client_id: Id
     start_month: Month
     end_month: Month
     unused: UnusedPolicy
-    lines: list[BudgetLine]
+    lines: list[CalculatedLine]
     created_at: Moment
+    yearly_amount: (
+        Annotated[int, Meta(description="A new decision's calculation: the lines' yearly sum, cents.")] | None
+    ) = None
+    plan: list[PlanItemCost] | None = None
+    decision: Decision | None = None
 
 
 class BudgetPage(Struct):
@@ -777,3 +828,5 @@ RESPONSES: tuple[type[Struct], ...] = (
     ClientPage,
     ProviderPage,
 )
+
+RESPONSES += (DecisionPage,)  # decisions on budgets (wallet/api/documents.py)

@@ -11,7 +11,7 @@ Values cross the port as plain JSON-able dicts so that an outcome can be stored 
 from __future__ import annotations
 
 import operator
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -102,6 +102,27 @@ class NewBudget:
     end_month: str
     unused: UnusedPolicy
     lines: tuple[tuple[str, int], ...]  # (category, monthly amount in cents)
+
+
+@by_fields
+@dataclass(frozen=True)
+class NewDecision:
+    """A decision on a budget (``wallet.service.decisions``), its document rendered before the write."""
+
+    id: str
+    number: str
+    budget_id: str
+    client_id: str
+    kind: str  # ``grant``: the budget itself; ``change``: its lines from ``from_month`` on
+    from_month: str
+    language: str
+    decided_by: str
+    calculation: str  # JSON text, as stored
+    lines: tuple[tuple[str, int], ...]  # (category, the amount of most months) for ``budget_lines``
+    schedule: tuple[tuple[str, str, int], ...]  # (month, category, amount) from ``from_month`` on
+    prices: tuple[tuple[str, int], ...]  # (catalog service code, unit value used): checked again in the write
+    document: bytes
+    document_sha256: str
 
 
 @by_fields
@@ -247,6 +268,18 @@ class Storage(Protocol):
     async def end_budget(
         self, client_id: str, budget_id: str, end_month: str, current_month: str, now: datetime
     ) -> Record: ...
+    # Decisions (``wallet.storage.sql.decisions``): a budget granted or changed with its decision.
+    async def plan_prices(self, codes: Sequence[str], today: str) -> dict[str, Record]: ...
+    async def get_budget(self, client_id: str, budget_id: str) -> Record: ...
+    async def grant_budget(self, budget: NewBudget, decision: NewDecision, today: str, now: datetime) -> Record: ...
+    async def change_budget(self, decision: NewDecision, current_month: str, today: str, now: datetime) -> Record: ...
+    async def client_decisions(self, client_id: str) -> list[Record]: ...
+    async def queue_statement_notices(self, month: str, now: datetime) -> int: ...
+    async def unsent_notices(self, after: int, limit: int, client_id: str | None) -> list[Record]: ...
+    async def mark_notices_sent(self, seqs: Sequence[int], now: datetime) -> int: ...
+    async def decision_document(
+        self, client_id: str, decision_id: str | None, budget_id: str | None
+    ) -> tuple[Record, bytes]: ...
     async def create_provider(self, provider: NewProvider, now: datetime) -> Record: ...
     async def set_provider_status(self, provider_id: str, status: str, now: datetime) -> Record: ...
     async def get_provider(self, provider_id: str) -> Record: ...
@@ -384,6 +417,7 @@ class Storage(Protocol):
     # before ``start`` and before ``until``, the postings between (summed per type, category and
     # provider), and what pending charges held at ``until``.
     async def statement_figures(self, client_id: str, start: datetime, until: datetime) -> Record: ...
+    async def statement_with_rows(self, client_id: str, start: datetime, until: datetime, rows_max: int) -> Record: ...
 
     # Representatives (see wallet/storage/sqlite/representatives.py). A mandate is active until revoked.
     async def create_representation(self, representation: NewRepresentation, now: datetime) -> Record: ...

@@ -39,10 +39,13 @@ _BUDGETS = (
     "SELECT seq, id, client_id, start_month, end_month, unused FROM budgets"
     " WHERE seq > ? AND start_month <= ? AND end_month >= ? ORDER BY seq LIMIT ?"
 )
+# A line's amount for the month: its row in ``budget_months`` where the budget has them (a plan, a
+# change: ``wallet.storage.sql.decisions``), else the line's one monthly amount.
 _LINES = ListStatement(
     lambda dialect: (
-        "SELECT budget_id, category, monthly_amount FROM budget_lines"
-        f" WHERE budget_id {dialect.in_list} ORDER BY budget_id, category"
+        "SELECT l.budget_id, l.category, COALESCE(m.amount, l.monthly_amount) FROM budget_lines l"
+        " LEFT JOIN budget_months m ON m.budget_id = l.budget_id AND m.category = l.category AND m.month = ?"
+        f" WHERE l.budget_id {dialect.in_list} ORDER BY l.budget_id, l.category"
     )
 )
 _WALLET = AccountKind.WALLET.value
@@ -262,7 +265,7 @@ def _read_inputs(
         list[_Budget], connection.fetch_tuples(_BUDGETS, (after_budget_seq, month, previous_month(month), batch))
     )
     lines = cast(
-        list[_Line], connection.fetch_tuples(_LINES(dialect), (json.dumps([budget[1] for budget in budgets]),))
+        list[_Line], connection.fetch_tuples(_LINES(dialect), (month, json.dumps([budget[1] for budget in budgets])))
     )
     work = _work(budgets, lines, month, current_month)
     clients = json.dumps(sorted({budget[2] for budget in budgets}))
@@ -347,7 +350,7 @@ def _work_out(
                 transaction_id = step.post(transfer, client_id, category, before_month)
                 expired += 1
             step.expiries.append((account_id, month, amount, transaction_id))
-        if start_month <= month <= end_month and account_id not in credited_before:
+        if start_month <= month <= end_month and monthly_amount > 0 and account_id not in credited_before:
             credited_before.add(account_id)  # once per line per month, even if two budgets name it
             staged = staged_before.get(account_id)
             if ahead:

@@ -50,54 +50,58 @@ def create_client(client: NewClient, now: str) -> Unit:
 
 
 @unit_of_work
-def create_budget(budget: NewBudget, now: str) -> Unit:
+def create_budget(budget: NewBudget, now: str, budget_id: str | None = None) -> Unit:
     def unit(connection: Connection) -> Record:
-        if connection.execute("SELECT 1 FROM clients WHERE id = ?", (budget.client_id,)).fetchone() is None:
-            raise NotFound("no such client")
-        for category, _ in budget.lines:
-            if connection.execute("SELECT 1 FROM categories WHERE code = ?", (category,)).fetchone() is None:
-                raise CategoryNotAllowed(f"unknown category {category!r}", field="lines")
-        overlapping = connection.execute(
-            "SELECT id FROM budgets WHERE client_id = ? AND start_month <= ? AND end_month >= ?",
-            (budget.client_id, budget.end_month, budget.start_month),
-        ).fetchone()
-        if overlapping is not None:
-            raise Conflict("the client has a budget for an overlapping period", budget_id=overlapping["id"])
-        budget_id = new_id("bu")
-        connection.execute(
-            "INSERT INTO budgets (id, client_id, start_month, end_month, unused, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (budget_id, budget.client_id, budget.start_month, budget.end_month, budget.unused.value, now),
-        )
-        audit.append(
-            connection,
-            now,
-            "budget.created",
-            budget_id,
-            client_id=budget.client_id,
-            start_month=budget.start_month,
-            end_month=budget.end_month,
-            unused=budget.unused.value,
-            lines=[list(line) for line in budget.lines],
-        )
-        for category, monthly_amount in budget.lines:
-            connection.execute(
-                "INSERT INTO budget_lines (budget_id, category, monthly_amount) VALUES (?, ?, ?)",
-                (budget_id, category, monthly_amount),
-            )
-            ensure_account(
-                connection, wallet_account(budget.client_id, category), client_id=budget.client_id, category=category
-            )
-        return {
-            "id": budget_id,
-            "client_id": budget.client_id,
-            "start_month": budget.start_month,
-            "end_month": budget.end_month,
-            "unused": budget.unused.value,
-            "lines": [{"category": c, "monthly_amount": a} for c, a in budget.lines],
-            "created_at": now,
-        }
+        return insert_budget(connection, budget, now, budget_id or new_id("bu"))
 
     return unit
+
+
+def insert_budget(connection: Connection, budget: NewBudget, now: str, budget_id: str) -> Record:
+    """The budget and its lines (``create_budget``; a decision's unit writes them with its own)."""
+    if connection.execute("SELECT 1 FROM clients WHERE id = ?", (budget.client_id,)).fetchone() is None:
+        raise NotFound("no such client")
+    for category, _ in budget.lines:
+        if connection.execute("SELECT 1 FROM categories WHERE code = ?", (category,)).fetchone() is None:
+            raise CategoryNotAllowed(f"unknown category {category!r}", field="lines")
+    overlapping = connection.execute(
+        "SELECT id FROM budgets WHERE client_id = ? AND start_month <= ? AND end_month >= ?",
+        (budget.client_id, budget.end_month, budget.start_month),
+    ).fetchone()
+    if overlapping is not None:
+        raise Conflict("the client has a budget for an overlapping period", budget_id=overlapping["id"])
+    connection.execute(
+        "INSERT INTO budgets (id, client_id, start_month, end_month, unused, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        (budget_id, budget.client_id, budget.start_month, budget.end_month, budget.unused.value, now),
+    )
+    audit.append(
+        connection,
+        now,
+        "budget.created",
+        budget_id,
+        client_id=budget.client_id,
+        start_month=budget.start_month,
+        end_month=budget.end_month,
+        unused=budget.unused.value,
+        lines=[list(line) for line in budget.lines],
+    )
+    for category, monthly_amount in budget.lines:
+        connection.execute(
+            "INSERT INTO budget_lines (budget_id, category, monthly_amount) VALUES (?, ?, ?)",
+            (budget_id, category, monthly_amount),
+        )
+        ensure_account(
+            connection, wallet_account(budget.client_id, category), client_id=budget.client_id, category=category
+        )
+    return {
+        "id": budget_id,
+        "client_id": budget.client_id,
+        "start_month": budget.start_month,
+        "end_month": budget.end_month,
+        "unused": budget.unused.value,
+        "lines": [{"category": c, "monthly_amount": a} for c, a in budget.lines],
+        "created_at": now,
+    }
 
 
 def load_provider(connection: Connection, provider_id: str) -> Record:

@@ -32,6 +32,7 @@ from wallet.storage.sql import (
     render,
     representatives,
     settlements,
+    statement_rows,
     statements,
     usage,
 )
@@ -232,6 +233,11 @@ class SqlReads:
     async def statement_figures(self, client_id: str, start: datetime, until: datetime) -> Record:
         async with self._read() as reader:  # one snapshot: the balances and movements agree
             return await statements.figures(reader, client_id, rfc3339(start), rfc3339(until))
+
+    async def statement_with_rows(self, client_id: str, start: datetime, until: datetime, rows_max: int) -> Record:
+        """``statement_figures`` with each charge and refund behind them, in the same snapshot."""
+        async with self._read() as reader:
+            return await statement_rows.figures_and_rows(reader, client_id, rfc3339(start), rfc3339(until), rows_max)
 
     async def list_transactions(self, client_id: str, limit: int, before: int | None) -> Page:
         async with self._read() as reader:

@@ -7,7 +7,7 @@ their lifecycle (``open``, ``close``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -24,6 +24,7 @@ from wallet.storage.port import (
     Limits,
     NewBudget,
     NewClient,
+    NewDecision,
     NewOffer,
     NewProvider,
     NewRepresentation,
@@ -41,9 +42,11 @@ from wallet.storage.sql import (
     catalog,
     charges,
     credit_runs,
+    decisions,
     desk,
     itemized,
     login,
+    notices,
     organizer,
     payment_batches,
     receipts,
@@ -139,6 +142,41 @@ class SqlStorage(SqlReads):
 
     async def create_budget(self, budget: NewBudget, now: datetime) -> Record:
         return (await self._write(organizer.create_budget(budget, rfc3339(now)), now)).value
+
+    async def plan_prices(self, codes: Sequence[str], today: str) -> dict[str, Record]:
+        async with self._read() as reader:
+            return await decisions.read_prices(reader, codes, today)
+
+    async def get_budget(self, client_id: str, budget_id: str) -> Record:
+        async with self._read() as reader:
+            return await decisions.read_budget(reader, client_id, budget_id)
+
+    async def grant_budget(self, budget: NewBudget, decision: NewDecision, today: str, now: datetime) -> Record:
+        return (await self._write(decisions.grant_budget(budget, decision, today, rfc3339(now)), now)).value
+
+    async def change_budget(self, decision: NewDecision, current_month: str, today: str, now: datetime) -> Record:
+        unit = decisions.change_budget(decision, current_month, today, rfc3339(now))
+        return (await self._write(unit, now)).value
+
+    async def queue_statement_notices(self, month: str, now: datetime) -> int:
+        return int((await self._write(notices.queue_statements(month, rfc3339(now)), now)).value["queued"])
+
+    async def unsent_notices(self, after: int, limit: int, client_id: str | None) -> list[Record]:
+        async with self._read() as reader:
+            return await notices.unsent(reader, after, limit, client_id)
+
+    async def mark_notices_sent(self, seqs: Sequence[int], now: datetime) -> int:
+        return int((await self._write(notices.mark_sent(list(seqs), rfc3339(now)), now)).value["sent"])
+
+    async def client_decisions(self, client_id: str) -> list[Record]:
+        async with self._read() as reader:
+            return await decisions.client_decisions(reader, client_id)
+
+    async def decision_document(
+        self, client_id: str, decision_id: str | None, budget_id: str | None
+    ) -> tuple[Record, bytes]:
+        async with self._read() as reader:
+            return await decisions.document(reader, client_id, decision_id, budget_id)
 
     async def end_budget(
         self, client_id: str, budget_id: str, end_month: str, current_month: str, now: datetime

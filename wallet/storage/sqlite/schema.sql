@@ -650,3 +650,54 @@ CREATE TABLE IF NOT EXISTS web_sessions (
     expires_at         TEXT NOT NULL,
     ended_at           TEXT
 ) STRICT;
+
+-- Decisions (päätökset): every budget, and every change to one, with the calculation it rests on
+-- and its document (a PDF) as issued, stored once with its SHA-256 and never rendered again.
+CREATE TABLE IF NOT EXISTS decisions (
+    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+    id               TEXT NOT NULL UNIQUE,
+    number           TEXT NOT NULL UNIQUE,
+    budget_id        TEXT NOT NULL REFERENCES budgets(id),
+    client_id        TEXT NOT NULL REFERENCES clients(id),
+    kind             TEXT NOT NULL CHECK (kind IN ('grant', 'change')),
+    from_month       TEXT NOT NULL,
+    language         TEXT NOT NULL CHECK (language IN ('fi', 'sv')),
+    decided_by       TEXT NOT NULL,
+    calculation      TEXT NOT NULL,  -- JSON: the plan's items and the lines' monthly amounts
+    document         BLOB NOT NULL,
+    document_sha256  TEXT NOT NULL,
+    created_at       TEXT NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS decisions_by_client ON decisions (client_id, seq);
+CREATE INDEX IF NOT EXISTS decisions_by_budget ON decisions (budget_id, seq);
+CREATE TRIGGER IF NOT EXISTS decisions_append_only_update BEFORE UPDATE ON decisions
+BEGIN SELECT RAISE(ABORT, 'decisions are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS decisions_append_only_delete BEFORE DELETE ON decisions
+BEGIN SELECT RAISE(ABORT, 'decisions are append-only'); END;
+
+-- A budget's amount per line and month where it is not the same every month (a plan's rounding
+-- month, a change from a month on): then every month of the budget has a row for every line
+-- (0 where a later decision dropped the line), and the credit run credits these.
+CREATE TABLE IF NOT EXISTS budget_months (
+    budget_id    TEXT NOT NULL REFERENCES budgets(id),
+    category     TEXT NOT NULL REFERENCES categories(code),
+    month        TEXT NOT NULL,
+    amount       INTEGER NOT NULL CHECK (amount >= 0),
+    decision_id  TEXT REFERENCES decisions(id),  -- NULL: from lines made before decisions were kept
+    PRIMARY KEY (budget_id, category, month)
+) STRICT;
+
+-- Messages owed to clients (an outbox): a new decision (written with it), a month's statement
+-- (queued at the month's end). A sweep sends them by SMS and marks them sent; one that fails to
+-- send stays unsent and is tried again.
+CREATE TABLE IF NOT EXISTS notices (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    client_id   TEXT NOT NULL REFERENCES clients(id),
+    kind        TEXT NOT NULL CHECK (kind IN ('decision', 'statement')),
+    subject     TEXT NOT NULL,  -- the decision's id, or the statement's month
+    language    TEXT NOT NULL CHECK (language IN ('fi', 'sv')),
+    created_at  TEXT NOT NULL,
+    sent_at     TEXT,
+    UNIQUE (client_id, kind, subject)
+) STRICT;
+CREATE INDEX IF NOT EXISTS notices_unsent ON notices (seq) WHERE sent_at IS NULL;

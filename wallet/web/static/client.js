@@ -138,6 +138,8 @@ async function loadSubject() {
   state.lastEventId = null;
   state.history = [];
   $("#statement-result").replaceChildren();
+  // client-documents.js lists this subject's decisions.
+  document.dispatchEvent(new CustomEvent("wallet:subject", { detail: { ...state.subject } }));
   await Promise.all([loadWallet(), loadPending(), loadHistory(true)]);
   connect();
 }
