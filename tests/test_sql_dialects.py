@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -97,3 +98,41 @@ def test_the_shared_units_import_no_database_driver() -> None:
                 else []
             )
             assert not {name.split(".")[0] for name in names} & drivers, f"{path.name} imports a driver"
+
+
+@pytest.mark.postgres_only
+def test_a_list_parameter_is_looked_up_by_index_on_a_table_never_analysed(postgres_schema: str) -> None:
+    """``Dialect.in_list`` on PostgreSQL: an index scan even without statistics (the IN-subquery
+    form was a hash join over every row of the scope, each batch's idempotency keys 2 ms and growing)."""
+    connection: Connection = PostgresConnection(postgres_schema)
+    try:
+        connection.execute('CREATE TABLE k (scope text COLLATE "C", key text COLLATE "C", PRIMARY KEY (scope, key))')
+        connection.execute("INSERT INTO k SELECT 'p', md5(i::text) FROM generate_series(1, 20000) i")
+        wanted = ["c4ca4238a0b923820dcc509a6f75849b", "absent"]  # md5('1') and a key not stored
+        sql = f"SELECT key FROM k WHERE scope = ? AND key {POSTGRES.in_list}"
+        assert connection.fetch_tuples(sql, ("p", json.dumps(wanted))) == [(wanted[0],)]
+        plan = "\n".join(row[0] for row in connection.fetch_tuples(f"EXPLAIN {sql}", ("p", json.dumps(wanted))))
+        assert "Index" in plan and "Seq Scan" not in plan and "Hash" not in plan, plan
+    finally:
+        connection.close()
+
+
+@pytest.mark.postgres_only
+def test_the_writer_plans_a_statement_for_the_table_as_it_is_now(postgres_schema: str) -> None:
+    """A statement prepared while its table was small is planned again as the table grows (no
+    autovacuum or ANALYZE would replan a cached generic plan): the list lookup stays an index
+    lookup of the listed keys, not a scan of the scope's every row."""
+    connection: Connection = PostgresConnection(postgres_schema)
+    try:
+        connection.execute('CREATE TABLE k (scope text COLLATE "C", key text COLLATE "C", PRIMARY KEY (scope, key))')
+        connection.execute("INSERT INTO k VALUES ('p', 'x')")  # small: a plan that filters the scope's rows
+        in_list = POSTGRES.in_list.replace("?", "$2")
+        connection.execute(f"PREPARE lookup(text, text) AS SELECT key FROM k WHERE scope = $1 AND key {in_list}")
+        keys = json.dumps(["a", "b"])
+        for _ in range(8):  # past the five custom plans after which a generic one may be cached
+            connection.execute(f"EXECUTE lookup('p', '{keys}')")
+        connection.execute("INSERT INTO k SELECT 'p', md5(i::text) FROM generate_series(1, 20000) i")
+        plan = "\n".join(row[0] for row in connection.fetch_tuples(f"EXPLAIN EXECUTE lookup('p', '{keys}')", ()))
+        assert "Filter" not in plan and "key = ANY" in plan, plan
+    finally:
+        connection.close()

@@ -23,6 +23,7 @@ from psycopg.rows import RowMaker, tuple_row
 from wallet.ledger.errors import NotFound
 from wallet.storage.postgres.dialect import (
     BEGIN_WRITE,
+    IN_LIST,
     LIST_PARAMETER,
     TABLE_EXISTS_SQL,
     RetryableConflict,
@@ -35,6 +36,7 @@ POSTGRES = Dialect(
     name="postgresql",
     begin_write=BEGIN_WRITE,
     list_parameter=LIST_PARAMETER,
+    in_list=IN_LIST,
     returning_is_cheap=True,
     update_from_json=False,
     integrity_error=psycopg.IntegrityError,
@@ -158,7 +160,9 @@ def split_dsn(dsn: str) -> tuple[str, dict[str, str]]:
 
 def connect_options(settings: dict[str, str], lock_timeout_seconds: int | None) -> str:
     """libpq's ``options``: each server setting as ``-c name=value`` (spaces escaped)."""
-    settings = {**settings, "timezone": "UTC"}
+    # A plan for each execution with the table as it is now: a generic plan cached while a table was
+    # small stays (no autovacuum or ANALYZE replans it) and scans a provider's every idempotency key.
+    settings = {"plan_cache_mode": "force_custom_plan", **settings, "timezone": "UTC"}
     if lock_timeout_seconds is not None:
         settings["lock_timeout"] = f"{lock_timeout_seconds}s"
     return " ".join(f"-c {name}={value.replace(' ', chr(92) + ' ')}" for name, value in settings.items())

@@ -76,6 +76,9 @@ class Dialect:
     begin_write: tuple[str, ...]
     # A table of the values of one parameter holding a JSON array, in a column named ``value``.
     list_parameter: str
+    # ``column`` followed by this: the column's value is one of a JSON-array parameter's values (any
+    # number of values, one SQL text), in the form the database's planner answers by index.
+    in_list: str
     # Whether ``UPDATE ... RETURNING`` is cheaper than the UPDATE and a SELECT after it (SQLite
     # builds a temporary b-tree for RETURNING rows; PostgreSQL saves a round trip).
     returning_is_cheap: bool
@@ -93,11 +96,6 @@ class Dialect:
     table_exists: str
     # The statement in the driver's own placeholder form (see the module's docstring).
     render: Callable[[str], str]
-
-    @property
-    def in_list(self) -> str:
-        """``column IN`` the values of one JSON-array parameter: any number of values, one SQL text."""
-        return f"IN (SELECT value FROM {self.list_parameter})"
 
 
 def as_written(sql: str) -> str:

@@ -12,6 +12,7 @@ SQLITE = Dialect(
     name="sqlite",
     begin_write=("BEGIN IMMEDIATE",),
     list_parameter="json_each(?)",
+    in_list="IN (SELECT value FROM json_each(?))",
     returning_is_cheap=False,
     update_from_json=True,
     integrity_error=sqlite3.IntegrityError,
