@@ -136,3 +136,31 @@ def test_the_writer_plans_a_statement_for_the_table_as_it_is_now(postgres_schema
         assert "Filter" not in plan and "key = ANY" in plan, plan
     finally:
         connection.close()
+
+
+@pytest.mark.postgres_only
+def test_a_pipeline_answers_each_statement_and_a_refused_one_stops_the_rest(postgres_schema: str) -> None:
+    """``execute_pipeline``: each statement's rows in order; a statement the database refuses
+    raises as ``execute`` would, nothing after it runs, and a savepoint taken before recovers."""
+    connection: Connection = PostgresConnection(postgres_schema)
+    try:
+        connection.execute("CREATE TABLE t (id integer PRIMARY KEY)")
+        connection.begin_write()
+        assert connection.execute_pipeline(
+            [("SAVEPOINT a", ()), ("INSERT INTO t VALUES (?)", (1,)), ("SELECT id FROM t", ()), ("RELEASE a", ())]
+        ) == [[], [], [(1,)], []]
+        with pytest.raises(POSTGRES.integrity_error):
+            connection.execute_pipeline(
+                [
+                    ("SAVEPOINT b", ()),
+                    ("INSERT INTO t VALUES (?)", (2,)),
+                    ("INSERT INTO t VALUES (?)", (1,)),
+                    ("INSERT INTO t VALUES (?)", (3,)),
+                ]
+            )
+        connection.execute("ROLLBACK TO b")
+        assert connection.fetch_tuples("SELECT id FROM t ORDER BY id", ()) == [(1,)]
+        connection.execute("COMMIT")
+        assert not connection.in_transaction
+    finally:
+        connection.close()

@@ -25,6 +25,7 @@ from wallet.storage.postgres.dialect import (
     BEGIN_WRITE,
     IN_LIST,
     LIST_PARAMETER,
+    MOVE_ACCOUNTS_SQL,
     TABLE_EXISTS_SQL,
     RetryableConflict,
     StorageFault,
@@ -38,7 +39,7 @@ POSTGRES = Dialect(
     list_parameter=LIST_PARAMETER,
     in_list=IN_LIST,
     returning_is_cheap=True,
-    update_from_json=False,
+    move_accounts=MOVE_ACCOUNTS_SQL,
     integrity_error=psycopg.IntegrityError,
     storage_fault=StorageFault,
     retryable_conflict=RetryableConflict,
@@ -238,9 +239,29 @@ class PostgresConnection:
         except FAULTS as error:
             raise as_dialect_error(error) from error
 
+    def execute_pipeline(self, statements: Sequence[tuple[str, Sequence[Any]]], /) -> list[list[Any]]:
+        """The statements in one round trip (psycopg's pipeline mode): what a writer does while it
+        holds the write lock is then the database's time, not round trips. After an error the
+        transaction is aborted as after any failed statement (``ROLLBACK TO`` a savepoint recovers)."""
+        for _, parameters in statements:
+            require_storable(parameters)
+        connection = self._live()
+        cursors = []
+        try:
+            with connection.pipeline():
+                for sql, parameters in statements:
+                    cursor = connection.cursor(row_factory=tuple_row)
+                    cursor.execute(render_format(sql), parameters)
+                    cursors.append(cursor)
+            return [cursor.fetchall() if cursor.description is not None else [] for cursor in cursors]
+        except FAULTS as error:
+            raise as_dialect_error(error) from error
+        finally:
+            for cursor in cursors:
+                cursor.close()
+
     def begin_write(self) -> None:
-        for statement in BEGIN_WRITE:
-            self.execute(statement)
+        self.execute_pipeline([(statement, ()) for statement in BEGIN_WRITE])
 
     def close(self) -> None:
         connection, self._connection = self._connection, None

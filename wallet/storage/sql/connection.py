@@ -59,6 +59,11 @@ class Connection(Protocol):
     def fetch_tuples(self, sql: str, parameters: Sequence[Any]) -> list[Any]:
         """The rows as plain tuples, read by position (the bulk units read thousands at a time)."""
 
+    def execute_pipeline(self, statements: Sequence[tuple[str, Sequence[Any]]], /) -> list[list[Any]]:
+        """Run the statements in order, sent in as few round trips as the driver allows (one on
+        PostgreSQL): each one's rows as plain tuples, ``[]`` for one that returns none. The first
+        error stops the rest and is raised as ``execute`` raises it."""
+
     def begin_write(self) -> None:
         """Begin the write transaction, holding the write lock from the start."""
 
@@ -82,9 +87,9 @@ class Dialect:
     # Whether ``UPDATE ... RETURNING`` is cheaper than the UPDATE and a SELECT after it (SQLite
     # builds a temporary b-tree for RETURNING rows; PostgreSQL saves a round trip).
     returning_is_cheap: bool
-    # Whether one ``UPDATE ... FROM <list_parameter> ... RETURNING`` moves many accounts (SQLite);
-    # otherwise one UPDATE an account and one read afterwards.
-    update_from_json: bool
+    # One ``UPDATE accounts`` moving many accounts by one JSON-array parameter of ``[id, balance
+    # change, held change]``, ``RETURNING id, balance, held`` (``bulk.move_balances``).
+    move_accounts: str
     # A broken constraint (unique, check, foreign key): the unit refuses.
     integrity_error: type[Exception]
     # The database is unreachable, full or locked: the whole batch is refused with 503.
