@@ -43,7 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from loadtests.pgcpu import BackendCpu, server_port
+from loadtests.pgcpu import BackendCpu, WriterStates, server_port
 
 HOST = "127.0.0.1"  # the benchmark never sends a request anywhere else
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -217,6 +217,8 @@ class Measurement:
     writer_commits: float = 0.0
     # On PostgreSQL: the CPU seconds of the server backends serving the nodes' connections (loadtests/pgcpu.py).
     database_cpu_seconds: float = 0.0
+    # On PostgreSQL: the share of samples of the writers' backends in each state (pg_stat_activity).
+    writer_states: dict[str, float] = field(default_factory=dict)
 
     @property
     def writes_per_commit(self) -> float:
@@ -315,8 +317,10 @@ def run_wrk(
     pids = [] if server_pid is None else [server_pid] if isinstance(server_pid, int) else list(server_pid)
     connections = max(arguments.connections // len(urls), arguments.threads)
     backends = BackendCpu(pids, server_port(arguments.db)) if arguments.db != "sqlite" and target == "wallet" else None
-    if backends is not None:
+    states = WriterStates(base_dsn(arguments.db), pids) if backends is not None else None
+    if backends is not None and states is not None:
         backends.start()
+        states.start()
     before = _cpu_snapshot(pids)
     batches_before = [writer_batches(each) for each in urls] if target == "wallet" else []
     started = []
@@ -329,6 +333,7 @@ def run_wrk(
     outputs = [running.communicate() for running in started]
     cpu, writer_cpu = (max(after - was, 0.0) for after, was in zip(_cpu_snapshot(pids), before))
     database_cpu = backends.stop()[0] if backends is not None else 0.0
+    writer_states = states.stop() if states is not None else {}
     measured = []
     for running, (output, errors) in zip(started, outputs):
         if running.returncode != 0:
@@ -345,7 +350,13 @@ def run_wrk(
         writer_writes=writes,
         writer_commits=commits,
         database_cpu_seconds=database_cpu,
+        writer_states=writer_states,
     )
+
+
+def base_dsn(dsn: str) -> str:
+    """The DSN without its query (the bench's search_path and settings): for a plain monitoring connection."""
+    return dsn.split("?", 1)[0]
 
 
 def _cpu_snapshot(pids: Sequence[int]) -> tuple[float, float]:
@@ -1066,6 +1077,10 @@ def _print_measurement(m: Measurement) -> None:
         + (f" PostgreSQL CPU {m.database_cpu_us_per_request:4.0f} us/req" if m.database_cpu_seconds else "")
         + f"  errors {m.error_share:6.2%}  [{statuses}]{extra}"
     )
+    if m.writer_states:
+        print(
+            "      PostgreSQL writer: " + ", ".join(f"{state} {share:.0%}" for state, share in m.writer_states.items())
+        )
 
 
 def verdict(ok: bool) -> str:

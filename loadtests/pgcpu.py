@@ -12,6 +12,7 @@ Everything here is read from ``/proc`` on this machine, so it needs the server t
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -128,3 +129,47 @@ class BackendCpu:
         after = cpu_seconds(set(backend_pids(self._node_pids, self._port)) | set(self._before))
         spent = sum(max(seconds - self._before.get(pid, 0.0), 0.0) for pid, seconds in after.items())
         return spent, len(after)
+
+
+class WriterStates:
+    """What the nodes' writer backends are doing, sampled from ``pg_stat_activity`` every
+    ``interval`` seconds in a thread between ``start`` and ``stop``: the share of samples in each
+    state. "idle in transaction" is a writer holding its transaction (and the write lock) while the
+    database waits for the node; "Lock" waits are for another node's write lock."""
+
+    def __init__(self, dsn: str, node_pids: Sequence[int], interval: float = 0.01) -> None:
+        self._dsn = dsn
+        self._patterns = [f"wallet-writer-{pid}-%" for pid in node_pids]
+        self._interval = interval
+        self._counts: dict[str, int] = {}
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._sample, name="writer-states", daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        import psycopg
+
+        try:
+            connection = psycopg.connect(self._dsn, autocommit=True)
+        except psycopg.Error:
+            return
+        with connection:
+            while not self._stopping.wait(self._interval):
+                rows = connection.execute(
+                    "SELECT state, wait_event_type FROM pg_stat_activity WHERE application_name LIKE ANY (%s)",
+                    (self._patterns,),
+                ).fetchall()
+                for state, wait in rows:
+                    key = state if state != "active" else f"waiting {wait}" if wait else "on CPU"
+                    self._counts[key] = self._counts.get(key, 0) + 1
+
+    def stop(self) -> dict[str, float]:
+        """Each state's share of the samples."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join()
+        total = sum(self._counts.values())
+        return {state: count / total for state, count in sorted(self._counts.items())} if total else {}

@@ -457,3 +457,24 @@ def test_the_postgres_backend_of_a_connection_is_found_and_its_cpu_counted() -> 
         spent, counted = measured.stop()
     assert counted >= 1
     assert spent >= 0.05
+
+
+@pytest.mark.skipif(not os.environ.get("WALLET_TEST_POSTGRES_DSN"), reason="needs WALLET_TEST_POSTGRES_DSN")
+def test_the_writer_states_are_sampled_from_pg_stat_activity() -> None:
+    """``loadtests.pgcpu.WriterStates``: a node's writer (its application name) holding a transaction
+    open while the node does nothing is seen "idle in transaction"."""
+    import time
+
+    import psycopg
+
+    from loadtests import pgcpu
+
+    dsn = os.environ["WALLET_TEST_POSTGRES_DSN"]
+    node = 2**22 + os.getpid()  # a pid no real node of another test has
+    with psycopg.connect(dsn, application_name=f"wallet-writer-{node}-test") as writer:
+        writer.execute("SELECT 1")  # psycopg begins a transaction and leaves it open
+        states = pgcpu.WriterStates(dsn, [node], interval=0.005)
+        states.start()
+        time.sleep(0.2)
+        shares = states.stop()
+    assert shares == {"idle in transaction": 1.0}
