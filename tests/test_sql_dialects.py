@@ -164,3 +164,34 @@ def test_a_pipeline_answers_each_statement_and_a_refused_one_stops_the_rest(post
         assert not connection.in_transaction
     finally:
         connection.close()
+
+
+@pytest.mark.postgres_only
+def test_a_deferred_statement_goes_with_the_next_one_in_order(postgres_schema: str) -> None:
+    """``defer``: nothing is sent until the next statement, then both go in order (one pipeline);
+    what a deferred statement raises, the next statement raises. ``begin_write`` defers ``BEGIN``
+    and the write lock to the transaction's first statement."""
+    connection: Connection = PostgresConnection(postgres_schema)
+    other: Connection = PostgresConnection(postgres_schema)
+    try:
+        connection.execute("CREATE TABLE t (id integer PRIMARY KEY)")
+        connection.defer("INSERT INTO t VALUES (?)", (1,))
+        assert other.fetch_tuples("SELECT COUNT(*) FROM t", ()) == [(0,)]  # not sent yet
+        assert connection.execute("SELECT COUNT(*) FROM t").fetchone()[0] == 1
+        connection.defer("INSERT INTO t VALUES (?)", (1,))
+        with pytest.raises(POSTGRES.integrity_error):
+            connection.execute("SELECT 1")
+
+        backend = connection.execute("SELECT pg_backend_pid()").fetchone()[0]
+        locks = "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = ?"
+        connection.begin_write()
+        assert connection.in_transaction
+        assert other.fetch_tuples(locks, (backend,)) == [(0,)]  # BEGIN and the lock wait for the first statement
+        connection.execute("INSERT INTO t VALUES (?)", (2,))
+        assert other.fetch_tuples(locks, (backend,)) == [(1,)]
+        connection.execute("ROLLBACK")
+        assert not connection.in_transaction
+        assert other.fetch_tuples("SELECT id FROM t ORDER BY id", ()) == [(1,)]
+    finally:
+        connection.close()
+        other.close()

@@ -479,7 +479,7 @@ def _write(connection: Connection, state: _State, writes: _Writes, run_one: RunO
         for task, _ in writes.answered:
             task.outcome = run_one(connection, task)
         return
-    connection.execute("RELEASE charges")
+    connection.defer("RELEASE charges")  # sent with the next statement (PostgreSQL)
     audit.restore_head(connection, state.audit_head)  # the writer's remembered head: the run's last entry
     for task, outcome in writes.answered:
         task.outcome = outcome

@@ -64,8 +64,14 @@ class Connection(Protocol):
         PostgreSQL): each one's rows as plain tuples, ``[]`` for one that returns none. The first
         error stops the rest and is raised as ``execute`` raises it."""
 
+    def defer(self, sql: str, parameters: Sequence[Any] = ..., /) -> None:
+        """Run ``sql`` before the next statement, sent with it where the driver can (PostgreSQL:
+        one pipeline; SQLite runs it now). For statements whose result nothing waits for; what
+        one raises may be raised by the next statement instead."""
+
     def begin_write(self) -> None:
-        """Begin the write transaction, holding the write lock from the start."""
+        """Begin the write transaction, holding the write lock from the start (on PostgreSQL sent
+        with the transaction's first statement)."""
 
     def close(self) -> None: ...
 

@@ -36,6 +36,9 @@ class SqliteConnection(sqlite3.Connection):
     def begin_write(self) -> None:
         self.execute("BEGIN IMMEDIATE")
 
+    def defer(self, sql: str, parameters: Sequence[Any] = (), /) -> None:
+        self.execute(sql, parameters)
+
     def execute_pipeline(self, statements: Sequence[tuple[str, Sequence[Any]]], /) -> list[list[Any]]:
         return [self.fetch_tuples(sql, parameters) for sql, parameters in statements]
 
