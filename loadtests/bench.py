@@ -43,6 +43,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from loadtests.pgcpu import BackendCpu, WriterStates, server_port
+
 HOST = "127.0.0.1"  # the benchmark never sends a request anywhere else
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CATEGORY = "home_care"
@@ -213,6 +215,10 @@ class Measurement:
     # Writes and commits meanwhile (/metrics): group commit shares a commit's cost among its writes.
     writer_writes: float = 0.0
     writer_commits: float = 0.0
+    # On PostgreSQL: the CPU seconds of the server backends serving the nodes' connections (loadtests/pgcpu.py).
+    database_cpu_seconds: float = 0.0
+    # On PostgreSQL: the share of samples of the writers' backends in each state (pg_stat_activity).
+    writer_states: dict[str, float] = field(default_factory=dict)
 
     @property
     def writes_per_commit(self) -> float:
@@ -225,6 +231,10 @@ class Measurement:
     @property
     def writer_cpu_us_per_request(self) -> float:
         return self.writer_cpu_seconds * 1e6 / self.answered if self.answered else 0.0
+
+    @property
+    def database_cpu_us_per_request(self) -> float:
+        return self.database_cpu_seconds * 1e6 / self.answered if self.answered else 0.0
 
     @property
     def per_second(self) -> float:
@@ -306,6 +316,11 @@ def run_wrk(
     urls = [url] if isinstance(url, str) else list(url)
     pids = [] if server_pid is None else [server_pid] if isinstance(server_pid, int) else list(server_pid)
     connections = max(arguments.connections // len(urls), arguments.threads)
+    backends = BackendCpu(pids, server_port(arguments.db)) if arguments.db != "sqlite" and target == "wallet" else None
+    states = WriterStates(base_dsn(arguments.db), pids) if backends is not None else None
+    if backends is not None and states is not None:
+        backends.start()
+        states.start()
     before = _cpu_snapshot(pids)
     batches_before = [writer_batches(each) for each in urls] if target == "wallet" else []
     started = []
@@ -317,6 +332,8 @@ def run_wrk(
         started.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     outputs = [running.communicate() for running in started]
     cpu, writer_cpu = (max(after - was, 0.0) for after, was in zip(_cpu_snapshot(pids), before))
+    database_cpu = backends.stop()[0] if backends is not None else 0.0
+    writer_states = states.stop() if states is not None else {}
     measured = []
     for running, (output, errors) in zip(started, outputs):
         if running.returncode != 0:
@@ -332,7 +349,14 @@ def run_wrk(
         writer_cpu_seconds=writer_cpu,
         writer_writes=writes,
         writer_commits=commits,
+        database_cpu_seconds=database_cpu,
+        writer_states=writer_states,
     )
+
+
+def base_dsn(dsn: str) -> str:
+    """The DSN without its query (the bench's search_path and settings): for a plain monitoring connection."""
+    return dsn.split("?", 1)[0]
 
 
 def _cpu_snapshot(pids: Sequence[int]) -> tuple[float, float]:
@@ -996,6 +1020,7 @@ def summarise(results: Results, arguments: argparse.Namespace) -> dict[str, Any]
             "p99_ms": _median([run.p99_ms for run in runs]),
             "cpu_us_per_request": _median([run.cpu_us_per_request for run in runs]),
             "writer_cpu_us_per_request": _median([run.writer_cpu_us_per_request for run in runs]),
+            "database_cpu_us_per_request": _median([run.database_cpu_us_per_request for run in runs]),
             "error_share": sum(run.error_share * max(run.requests, 1) for run in runs)
             / max(sum(max(run.requests, 1) for run in runs), 1),
             "statuses": statuses,
@@ -1049,8 +1074,13 @@ def _print_measurement(m: Measurement) -> None:
         f"  p50 {m.p50_ms:6.2f} ms  p99 {m.p99_ms:6.2f} ms  server CPU {m.cpu_us_per_request:6.0f} us/req"
         f" (writer {m.writer_cpu_us_per_request:4.0f})"
         + (f" {m.writes_per_commit:4.1f} writes/commit" if m.writer_commits else "")
+        + (f" PostgreSQL CPU {m.database_cpu_us_per_request:4.0f} us/req" if m.database_cpu_seconds else "")
         + f"  errors {m.error_share:6.2%}  [{statuses}]{extra}"
     )
+    if m.writer_states:
+        print(
+            "      PostgreSQL writer: " + ", ".join(f"{state} {share:.0%}" for state, share in m.writer_states.items())
+        )
 
 
 def verdict(ok: bool) -> str:
@@ -1102,6 +1132,12 @@ def _print_summary(
         f"    of which the writer process: charge {charge['writer_cpu_us_per_request']:,.0f} us,"
         f" hot charge {hot['writer_cpu_us_per_request']:,.0f} us"
     )
+    if charge["database_cpu_us_per_request"]:
+        print(
+            f"  PostgreSQL CPU     charge {charge['database_cpu_us_per_request']:,.0f} us, GET /v1/me/wallet"
+            f" {read['database_cpu_us_per_request']:,.0f} us, hot charge {hot['database_cpu_us_per_request']:,.0f} us"
+            " a request (the server backends serving the nodes' connections, from /proc)"
+        )
     print(
         f"  hot wallet         {hot['successes_per_second']:>9,.0f} charges/s; p50 {hot['p50_ms']:.2f} ms,"
         f" p99 {hot['p99_ms']:.2f} ms; errors {hot['error_share']:.2%} {_statuses(hot['statuses'])};"

@@ -285,21 +285,20 @@ def test_a_run_that_fails_to_write_runs_one_by_one(
     deterministic_ids: Callable[[int], None],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A bug while writing the run (here: after some of its rows are in) undoes the run's rows and
+    """A bug while writing the run (here: after its rows are in) undoes the run's rows and
     runs its charges one by one, each in its savepoint: nothing of the failed try stays."""
     one, together, names = prepared
     deterministic_ids(1_000)
     expected, _ = run(one, batch(names), together=False, monkeypatch=monkeypatch)
-    insert = charge_batch._insert
+    check_moved = charge_batch._check_moved
 
-    def failing(connection: sqlite3.Connection, state: Any, writes: Any) -> None:
-        charge_batch._CHARGES.write(connection, writes.charges)
+    def failing(after: Any, moved: Any) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(charge_batch, "_insert", failing)
+    monkeypatch.setattr(charge_batch, "_check_moved", failing)
     deterministic_ids(1_000)
     got, _ = run(together, batch(names), together=True, monkeypatch=monkeypatch)
-    monkeypatch.setattr(charge_batch, "_insert", insert)
+    monkeypatch.setattr(charge_batch, "_check_moved", check_moved)
 
     # The same outcomes and the same money; only the ids differ (the failed try drew some).
     assert [shape(outcome) for outcome in got] == [shape(outcome) for outcome in expected]
@@ -465,3 +464,50 @@ def test_an_outcome_is_kept_as_json_dumps_with_compact_separators_writes_it(valu
     assert compact_json({"value": {"id": "ch_1", "amount": 5, "description": "caf\u00e9", "x": None}}) == (
         '{"value":{"id":"ch_1","amount":5,"description":"caf\\u00e9","x":null}}'
     )
+
+
+@pytest.mark.thread_writer  # the gate and the patched statements are in this process
+async def test_a_statement_the_database_refuses_in_the_run_s_writes_undoes_them_alone(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run's writes go to the database together (one pipeline on PostgreSQL); when the database
+    refuses one of them (here a statement appended after the rows: a broken CHECK), the rows before
+    it are undone with the run's savepoint and its charges run one by one: each answered once, the
+    money moved once, every invariant kept."""
+    anna, provider = await world.funded(1_000)
+    failed: list[int] = []
+    statements = charge_batch._statements
+
+    def refused_once(connection: Any, state: Any, writes: Any) -> Any:
+        built, moves_at, moved = statements(connection, state, writes)
+        if not failed:
+            failed.append(len(writes.answered))
+            built = [*built, ("UPDATE accounts SET held = balance + 1 WHERE kind = 'wallet'", ())]
+        return built, moves_at, moved
+
+    monkeypatch.setattr(charge_batch, "_statements", refused_once)
+    burst = [world.charge(provider, anna, 100) for _ in range(6)]
+    writer = world.service.storage.writer  # type: ignore[attr-defined]
+    _GATE.clear()
+    _AT_GATE.clear()
+    held = asyncio.ensure_future(writer.submit(gate(), None, "now"))
+    try:
+        assert await asyncio.to_thread(_AT_GATE.wait, 30)
+        answers = asyncio.gather(*burst)
+        for _ in range(3000):  # until every charge waits behind the gate
+            if writer.queue_depth >= len(burst):
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        _GATE.set()
+    assert (await held).value == {"opened": True}
+    results = await answers
+
+    assert failed and failed[0] >= 2  # the refused write was a run of several charges
+    assert [status for status, _ in results] == [201] * 6
+    assert len({body["id"] for _, body in results}) == 6
+    wallet = await world.wallet(anna)
+    assert (wallet["balance"], wallet["held"], wallet["available"]) == (400, 0, 400)
+    assert world.sql("SELECT COUNT(*) FROM charges")[0][0] == 6
+    assert world.sql("SELECT COUNT(*) FROM wallet_events WHERE type = 'capture'")[0][0] == 6
+    world.check()

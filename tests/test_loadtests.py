@@ -9,6 +9,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -436,3 +437,44 @@ def test_the_floor_writes_every_row_of_a_charge_and_moves_both_balances(tmp_path
             assert last is None or last[0] == balance, account
     assert f"floor writer: {created} charges in " in (tmp_path / "floor.log").read_text()
     assert floor.BATCH_MAX == 64
+
+
+@pytest.mark.skipif(not os.environ.get("WALLET_TEST_POSTGRES_DSN"), reason="needs WALLET_TEST_POSTGRES_DSN")
+def test_the_postgres_backend_of_a_connection_is_found_and_its_cpu_counted() -> None:
+    """``loadtests.pgcpu``: the server process behind this process's connection, found by its
+    socket, and the CPU it spends on a query counted."""
+    import psycopg
+
+    from loadtests import pgcpu
+
+    dsn = os.environ["WALLET_TEST_POSTGRES_DSN"]
+    with psycopg.connect(dsn) as connection:
+        backend = connection.execute("SELECT pg_backend_pid()").fetchone()[0]  # type: ignore[index]
+        assert backend in pgcpu.backend_pids([os.getpid()], pgcpu.server_port(dsn))
+        measured = pgcpu.BackendCpu([os.getpid()], pgcpu.server_port(dsn))
+        measured.start()
+        connection.execute("SELECT count(*) FROM generate_series(1, 3000000)").fetchone()
+        spent, counted = measured.stop()
+    assert counted >= 1
+    assert spent >= 0.05
+
+
+@pytest.mark.skipif(not os.environ.get("WALLET_TEST_POSTGRES_DSN"), reason="needs WALLET_TEST_POSTGRES_DSN")
+def test_the_writer_states_are_sampled_from_pg_stat_activity() -> None:
+    """``loadtests.pgcpu.WriterStates``: a node's writer (its application name) holding a transaction
+    open while the node does nothing is seen "idle in transaction"."""
+    import time
+
+    import psycopg
+
+    from loadtests import pgcpu
+
+    dsn = os.environ["WALLET_TEST_POSTGRES_DSN"]
+    node = 2**22 + os.getpid()  # a pid no real node of another test has
+    with psycopg.connect(dsn, application_name=f"wallet-writer-{node}-test") as writer:
+        writer.execute("SELECT 1")  # psycopg begins a transaction and leaves it open
+        states = pgcpu.WriterStates(dsn, [node], interval=0.005)
+        states.start()
+        time.sleep(0.2)
+        shares = states.stop()
+    assert shares == {"idle in transaction": 1.0}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -97,3 +98,100 @@ def test_the_shared_units_import_no_database_driver() -> None:
                 else []
             )
             assert not {name.split(".")[0] for name in names} & drivers, f"{path.name} imports a driver"
+
+
+@pytest.mark.postgres_only
+def test_a_list_parameter_is_looked_up_by_index_on_a_table_never_analysed(postgres_schema: str) -> None:
+    """``Dialect.in_list`` on PostgreSQL: an index scan even without statistics (the IN-subquery
+    form was a hash join over every row of the scope, each batch's idempotency keys 2 ms and growing)."""
+    connection: Connection = PostgresConnection(postgres_schema)
+    try:
+        connection.execute('CREATE TABLE k (scope text COLLATE "C", key text COLLATE "C", PRIMARY KEY (scope, key))')
+        connection.execute("INSERT INTO k SELECT 'p', md5(i::text) FROM generate_series(1, 20000) i")
+        wanted = ["c4ca4238a0b923820dcc509a6f75849b", "absent"]  # md5('1') and a key not stored
+        sql = f"SELECT key FROM k WHERE scope = ? AND key {POSTGRES.in_list}"
+        assert connection.fetch_tuples(sql, ("p", json.dumps(wanted))) == [(wanted[0],)]
+        plan = "\n".join(row[0] for row in connection.fetch_tuples(f"EXPLAIN {sql}", ("p", json.dumps(wanted))))
+        assert "Index" in plan and "Seq Scan" not in plan and "Hash" not in plan, plan
+    finally:
+        connection.close()
+
+
+@pytest.mark.postgres_only
+def test_the_writer_plans_a_statement_for_the_table_as_it_is_now(postgres_schema: str) -> None:
+    """A statement prepared while its table was small is planned again as the table grows (no
+    autovacuum or ANALYZE would replan a cached generic plan): the list lookup stays an index
+    lookup of the listed keys, not a scan of the scope's every row."""
+    connection: Connection = PostgresConnection(postgres_schema)
+    try:
+        connection.execute('CREATE TABLE k (scope text COLLATE "C", key text COLLATE "C", PRIMARY KEY (scope, key))')
+        connection.execute("INSERT INTO k VALUES ('p', 'x')")  # small: a plan that filters the scope's rows
+        in_list = POSTGRES.in_list.replace("?", "$2")
+        connection.execute(f"PREPARE lookup(text, text) AS SELECT key FROM k WHERE scope = $1 AND key {in_list}")
+        keys = json.dumps(["a", "b"])
+        for _ in range(8):  # past the five custom plans after which a generic one may be cached
+            connection.execute(f"EXECUTE lookup('p', '{keys}')")
+        connection.execute("INSERT INTO k SELECT 'p', md5(i::text) FROM generate_series(1, 20000) i")
+        plan = "\n".join(row[0] for row in connection.fetch_tuples(f"EXPLAIN EXECUTE lookup('p', '{keys}')", ()))
+        assert "Filter" not in plan and "key = ANY" in plan, plan
+    finally:
+        connection.close()
+
+
+@pytest.mark.postgres_only
+def test_a_pipeline_answers_each_statement_and_a_refused_one_stops_the_rest(postgres_schema: str) -> None:
+    """``execute_pipeline``: each statement's rows in order; a statement the database refuses
+    raises as ``execute`` would, nothing after it runs, and a savepoint taken before recovers."""
+    connection: Connection = PostgresConnection(postgres_schema)
+    try:
+        connection.execute("CREATE TABLE t (id integer PRIMARY KEY)")
+        connection.begin_write()
+        assert connection.execute_pipeline(
+            [("SAVEPOINT a", ()), ("INSERT INTO t VALUES (?)", (1,)), ("SELECT id FROM t", ()), ("RELEASE a", ())]
+        ) == [[], [], [(1,)], []]
+        with pytest.raises(POSTGRES.integrity_error):
+            connection.execute_pipeline(
+                [
+                    ("SAVEPOINT b", ()),
+                    ("INSERT INTO t VALUES (?)", (2,)),
+                    ("INSERT INTO t VALUES (?)", (1,)),
+                    ("INSERT INTO t VALUES (?)", (3,)),
+                ]
+            )
+        connection.execute("ROLLBACK TO b")
+        assert connection.fetch_tuples("SELECT id FROM t ORDER BY id", ()) == [(1,)]
+        connection.execute("COMMIT")
+        assert not connection.in_transaction
+    finally:
+        connection.close()
+
+
+@pytest.mark.postgres_only
+def test_a_deferred_statement_goes_with_the_next_one_in_order(postgres_schema: str) -> None:
+    """``defer``: nothing is sent until the next statement, then both go in order (one pipeline);
+    what a deferred statement raises, the next statement raises. ``begin_write`` defers ``BEGIN``
+    and the write lock to the transaction's first statement."""
+    connection: Connection = PostgresConnection(postgres_schema)
+    other: Connection = PostgresConnection(postgres_schema)
+    try:
+        connection.execute("CREATE TABLE t (id integer PRIMARY KEY)")
+        connection.defer("INSERT INTO t VALUES (?)", (1,))
+        assert other.fetch_tuples("SELECT COUNT(*) FROM t", ()) == [(0,)]  # not sent yet
+        assert connection.execute("SELECT COUNT(*) FROM t").fetchone()[0] == 1
+        connection.defer("INSERT INTO t VALUES (?)", (1,))
+        with pytest.raises(POSTGRES.integrity_error):
+            connection.execute("SELECT 1")
+
+        backend = connection.execute("SELECT pg_backend_pid()").fetchone()[0]
+        locks = "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = ?"
+        connection.begin_write()
+        assert connection.in_transaction
+        assert other.fetch_tuples(locks, (backend,)) == [(0,)]  # BEGIN and the lock wait for the first statement
+        connection.execute("INSERT INTO t VALUES (?)", (2,))
+        assert other.fetch_tuples(locks, (backend,)) == [(1,)]
+        connection.execute("ROLLBACK")
+        assert not connection.in_transaction
+        assert other.fetch_tuples("SELECT id FROM t ORDER BY id", ()) == [(1,)]
+    finally:
+        connection.close()
+        other.close()

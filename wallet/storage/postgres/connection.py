@@ -23,7 +23,9 @@ from psycopg.rows import RowMaker, tuple_row
 from wallet.ledger.errors import NotFound
 from wallet.storage.postgres.dialect import (
     BEGIN_WRITE,
+    IN_LIST,
     LIST_PARAMETER,
+    MOVE_ACCOUNTS_SQL,
     TABLE_EXISTS_SQL,
     RetryableConflict,
     StorageFault,
@@ -35,8 +37,9 @@ POSTGRES = Dialect(
     name="postgresql",
     begin_write=BEGIN_WRITE,
     list_parameter=LIST_PARAMETER,
+    in_list=IN_LIST,
     returning_is_cheap=True,
-    update_from_json=False,
+    move_accounts=MOVE_ACCOUNTS_SQL,
     integrity_error=psycopg.IntegrityError,
     storage_fault=StorageFault,
     retryable_conflict=RetryableConflict,
@@ -158,7 +161,9 @@ def split_dsn(dsn: str) -> tuple[str, dict[str, str]]:
 
 def connect_options(settings: dict[str, str], lock_timeout_seconds: int | None) -> str:
     """libpq's ``options``: each server setting as ``-c name=value`` (spaces escaped)."""
-    settings = {**settings, "timezone": "UTC"}
+    # A plan for each execution with the table as it is now: a generic plan cached while a table was
+    # small stays (no autovacuum or ANALYZE replans it) and scans a provider's every idempotency key.
+    settings = {"plan_cache_mode": "force_custom_plan", **settings, "timezone": "UTC"}
     if lock_timeout_seconds is not None:
         settings["lock_timeout"] = f"{lock_timeout_seconds}s"
     return " ".join(f"-c {name}={value.replace(' ', chr(92) + ' ')}" for name, value in settings.items())
@@ -174,6 +179,9 @@ class PostgresConnection:
         self._options = connect_options(settings, lock_timeout_seconds)
         self._application_name = application_name
         self._connection: psycopg.Connection[PgRow] | None = None
+        # Statements sent with the next one, in its pipeline (``defer``).
+        self._deferred: list[tuple[str, Sequence[Any]]] = []
+        self._begin_deferred = False  # BEGIN is among them
 
     def connect(self) -> None:
         try:
@@ -201,6 +209,8 @@ class PostgresConnection:
     @property
     def in_transaction(self) -> bool:
         connection = self._connection
+        if self._begin_deferred:
+            return True  # begun: BEGIN waits to go with the first statement
         if connection is None or connection.closed or connection.broken:
             return False
         return connection.info.transaction_status != pq.TransactionStatus.IDLE
@@ -208,18 +218,45 @@ class PostgresConnection:
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> psycopg.Cursor[PgRow] | NoRows:
         require_storable(parameters)
         try:
-            cursor = self._live().execute(render_format(sql), parameters)
+            if self._deferred:
+                cursor = self._pipelined([*self._take_deferred(), (sql, parameters)], pg_row)[-1]
+            else:
+                cursor = self._live().execute(render_format(sql), parameters)
         except FAULTS as error:
             raise as_dialect_error(error) from error
         if cursor.description is None:
             return NoRows(cursor.rowcount)
         return cursor
 
+    def defer(self, sql: str, parameters: Sequence[Any] = (), /) -> None:
+        """Send ``sql`` with the next statement, in one round trip: for a statement whose result
+        nothing waits for (``SAVEPOINT``, ``RELEASE``, an ``INSERT`` of a unit's outcome). What it
+        raises is raised by that next statement."""
+        require_storable(parameters)
+        self._deferred.append((sql, parameters))
+
+    def _take_deferred(self) -> list[tuple[str, Sequence[Any]]]:
+        deferred, self._deferred, self._begin_deferred = self._deferred, [], False
+        return deferred
+
+    def _pipelined(self, statements: Sequence[tuple[str, Sequence[Any]]], rows: Any) -> list[psycopg.Cursor[Any]]:
+        """The statements sent in one pipeline; their cursors, results in (the caller closes them)."""
+        connection = self._live()
+        cursors: list[psycopg.Cursor[Any]] = []
+        with connection.pipeline():
+            for sql, parameters in statements:
+                cursor = connection.cursor(row_factory=rows)
+                cursors.append(cursor)
+                cursor.execute(render_format(sql), parameters)
+        return cursors
+
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> NoRows:
         rows = list(parameters)
         for row in rows:
             require_storable(row)
         try:
+            if self._deferred:
+                self.execute_pipeline([])
             with self._live().cursor() as cursor:
                 cursor.executemany(render_format(sql), rows)
                 return NoRows(cursor.rowcount)
@@ -228,17 +265,38 @@ class PostgresConnection:
 
     def fetch_tuples(self, sql: str, parameters: Sequence[Any]) -> list[Any]:
         require_storable(parameters)
+        if self._deferred:
+            return self.execute_pipeline([(sql, parameters)])[0]
         try:
             with self._live().cursor(row_factory=tuple_row) as cursor:
                 return cursor.execute(render_format(sql), parameters).fetchall()
         except FAULTS as error:
             raise as_dialect_error(error) from error
 
+    def execute_pipeline(self, statements: Sequence[tuple[str, Sequence[Any]]], /) -> list[list[Any]]:
+        """The statements in one round trip (psycopg's pipeline mode): what a writer does while it
+        holds the write lock is then the database's time, not round trips. After an error the
+        transaction is aborted as after any failed statement (``ROLLBACK TO`` a savepoint recovers)."""
+        for _, parameters in statements:
+            require_storable(parameters)
+        deferred = self._take_deferred()
+        cursors: list[psycopg.Cursor[Any]] = []
+        try:
+            cursors = self._pipelined([*deferred, *statements], tuple_row)
+            return [cursor.fetchall() if cursor.description is not None else [] for cursor in cursors[len(deferred) :]]
+        except FAULTS as error:
+            raise as_dialect_error(error) from error
+        finally:
+            for cursor in cursors:
+                cursor.close()
+
     def begin_write(self) -> None:
-        for statement in BEGIN_WRITE:
-            self.execute(statement)
+        # Sent with the transaction's first statement: the lock and the first read in one round trip.
+        self._deferred = [(statement, ()) for statement in BEGIN_WRITE]
+        self._begin_deferred = True
 
     def close(self) -> None:
+        self._take_deferred()
         connection, self._connection = self._connection, None
         if connection is not None:
             try:

@@ -36,30 +36,18 @@ class ListStatement:
         return text
 
 
-# Each account moved by its change, in one statement: the changes as one JSON array of
-# ``[id, balance change, held change]``, the rows as they stand after (``RETURNING``). One
-# ``UPDATE`` an account (``executemany``) and a read afterwards cost a credit run's writer 7 %.
-_MOVE_SQL = (
-    "UPDATE accounts SET balance = balance + json_extract(m.value, '$[1]'), held = held + json_extract(m.value, '$[2]')"
-    " FROM json_each(?) AS m WHERE accounts.id = json_extract(m.value, '$[0]')"
-    " RETURNING accounts.id, accounts.balance, accounts.held"
-)
-_MOVE_ONE_SQL = "UPDATE accounts SET balance = balance + ?, held = held + ? WHERE id = ?"
-_MOVED_SQL = ListStatement(lambda dialect: f"SELECT id, balance, held FROM accounts WHERE id {dialect.in_list}")
+def move_balances_statement(dialect: Dialect, moves: Sequence[tuple[str, int, int]]) -> tuple[str, Sequence[object]]:
+    """The one statement adding ``(account_id, balance change, held change)`` to each account (each
+    id once), returning each moved account's ``(id, balance, held)`` afterwards, in no particular order."""
+    return dialect.move_accounts, (compact_json(moves),)
 
 
 def move_balances(connection: Connection, moves: Sequence[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
-    """Add ``(account_id, balance change, held change)`` to each account (each id once); what
-    ``(id, balance, held)`` each moved account has afterwards, in no particular order (the callers
-    compare them with what they worked out). Where the dialect has no ``update_from_json``, an ``UPDATE`` an account
-    and a read afterwards: the same rows."""
+    """``move_balances_statement`` run (the callers compare the rows with what they worked out)."""
     if not moves:
         return []
-    if not connection.dialect.update_from_json:
-        connection.executemany(_MOVE_ONE_SQL, [(balance, held, account_id) for account_id, balance, held in moves])
-        moved = connection.fetch_tuples(_MOVED_SQL(connection.dialect), (compact_json(sorted(m[0] for m in moves)),))
-        return [tuple(row) for row in moved]
-    return connection.fetch_tuples(_MOVE_SQL, (compact_json(moves),))
+    sql, parameters = move_balances_statement(connection.dialect, moves)
+    return connection.fetch_tuples(sql, parameters)
 
 
 @dataclass(frozen=True)
@@ -74,19 +62,27 @@ class Insert:
         return f"INSERT INTO {self.table} ({', '.join(self.columns)}) VALUES " + ", ".join([values] * rows)
 
     def write(self, connection: Connection, rows: list[RowValues]) -> None:
+        for statement, values in self.statements(rows):
+            connection.execute(statement, values)
+
+    def statements(self, rows: list[RowValues]) -> list[tuple[str, list[object]]]:
+        """The statements writing ``rows``, with their parameters."""
+        statements = []
         whole = len(rows) - len(rows) % ROWS_PER_STATEMENT
         if whole:
             statement = _statement(self, ROWS_PER_STATEMENT)
             for start in range(0, whole, ROWS_PER_STATEMENT):
-                values = list(itertools.chain.from_iterable(rows[start : start + ROWS_PER_STATEMENT]))
-                connection.execute(statement, values)
+                statements.append(
+                    (statement, list(itertools.chain.from_iterable(rows[start : start + ROWS_PER_STATEMENT])))
+                )
         start = whole
         for size in _REMAINDER_SIZES:  # the rest (< 100) in statements of 64, 32, ..., 1 rows: a few cached texts
             if len(rows) - start >= size:
-                connection.execute(
-                    _statement(self, size), list(itertools.chain.from_iterable(rows[start : start + size]))
+                statements.append(
+                    (_statement(self, size), list(itertools.chain.from_iterable(rows[start : start + size])))
                 )
                 start += size
+        return statements
 
 
 _STATEMENTS: dict[tuple[Insert, int], str] = {}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -199,61 +200,65 @@ class ChargeBatch:
 
 
 def _read(connection: Connection, tasks: list[Task]) -> _State:
+    """What the run's charges read, in two round trips on PostgreSQL: what the requests name
+    (keys, providers, clients by phone, the audit head), then what the clients found own."""
     dialect = connection.dialect
     arguments = [_arguments(task) for task in tasks]
     commands = [command for command, _, _, _ in arguments]
-    keys: dict[tuple[str, str], dict[str, Any]] = {}
     by_scope: dict[str, list[str]] = {}
     for task in tasks:
         if task.idempotency is not None:
             by_scope.setdefault(task.idempotency.scope, []).append(task.idempotency.key)
-    for scope, wanted in by_scope.items():
-        for key, fingerprint, outcome in connection.fetch_tuples(_KEYS_SQL(dialect), (scope, compact_json(wanted))):
-            keys[(scope, key)] = {"fingerprint": fingerprint, "outcome": outcome}
     provider_ids = compact_json(sorted({command.provider_id for command in commands}))
-    providers = dict(connection.fetch_tuples(_PROVIDERS_SQL(dialect), (provider_ids,)))
-    approved_for = {(p, c) for p, c in connection.fetch_tuples(_PROVIDER_CATEGORIES_SQL(dialect), (provider_ids,))}
-    clients = {
-        phone_hash: (client_id, national_id_hash)
-        for client_id, phone_hash, national_id_hash in connection.fetch_tuples(
-            _CLIENTS_SQL(dialect), (compact_json(sorted({command.phone_hash for command in commands})),)
-        )
-    }
+    head = audit.tracked_head(connection)
+    first: list[tuple[str, Sequence[object]]] = [
+        (_PROVIDERS_SQL(dialect), (provider_ids,)),
+        (_PROVIDER_CATEGORIES_SQL(dialect), (provider_ids,)),
+        (_CLIENTS_SQL(dialect), (compact_json(sorted({command.phone_hash for command in commands})),)),
+    ]
+    first += [(_KEYS_SQL(dialect), (scope, compact_json(wanted))) for scope, wanted in by_scope.items()]
+    if head is None:
+        first.append((audit.HEAD_SQL, ()))
+    found = connection.execute_pipeline(first)
+    providers = dict(found[0])
+    approved_for = {(p, c) for p, c in found[1]}
+    clients = {phone_hash: (client_id, national_id_hash) for client_id, phone_hash, national_id_hash in found[2]}
+    keys: dict[tuple[str, str], dict[str, Any]] = {}
+    for scope, rows in zip(by_scope, found[3 : 3 + len(by_scope)], strict=True):
+        for key, fingerprint, outcome in rows:
+            keys[(scope, key)] = {"fingerprint": fingerprint, "outcome": outcome}
+    if head is None:
+        head_rows = found[-1]
+        head = str(head_rows[0][0]) if head_rows else GENESIS
+
     client_ids = compact_json(sorted({client_id for client_id, _ in clients.values()}))
-    budgeted: dict[str, set[tuple[str, str]]] = {}
-    for month in sorted({month for _, _, _, month in arguments}):
-        budgeted[month] = {
-            (c, k) for c, k in connection.fetch_tuples(_BUDGETED_SQL(dialect), (client_ids, month, month))
-        }
+    months = sorted({month for _, _, _, month in arguments})
     since = [_since(now, limits) for _, limits, now, _ in arguments]
     earliest = min(since)
-    failures: dict[str, dict[str, list[str]]] = {}
-    for column, owners in (("client_id", client_ids), ("provider_id", provider_ids)):
-        times: dict[str, list[str]] = {}
-        for owner, at in connection.fetch_tuples(_FAILURES_SQL[column](dialect), (owners, earliest)):
-            times.setdefault(owner, []).append(at)
-        for listed in times.values():
-            listed.sort()
-        failures[column] = times
     account_ids = {payable_account(command.provider_id) for command in commands}
     for command in commands:
         client = clients.get(command.phone_hash)
         if client is not None:
             account_ids.add(wallet_account(client[0], command.category))
-    accounts = {
-        account_id: _Account(balance, held, balance, held)
-        for account_id, balance, held in connection.fetch_tuples(
-            _ACCOUNTS_SQL(dialect), (compact_json(sorted(account_ids)),)
-        )
-    }
-    wallet_totals = {
-        client_id: [balance, held]
-        for client_id, balance, held in connection.fetch_tuples(_WALLET_TOTALS_SQL(dialect), (client_ids,))
-    }
-    head = audit.tracked_head(connection)
-    if head is None:
-        row = connection.execute(audit.HEAD_SQL).fetchone()
-        head = str(row[0]) if row else GENESIS
+    columns = (("client_id", client_ids), ("provider_id", provider_ids))
+    second: list[tuple[str, Sequence[object]]] = [
+        (_ACCOUNTS_SQL(dialect), (compact_json(sorted(account_ids)),)),
+        (_WALLET_TOTALS_SQL(dialect), (client_ids,)),
+    ]
+    second += [(_FAILURES_SQL[column](dialect), (owners, earliest)) for column, owners in columns]
+    second += [(_BUDGETED_SQL(dialect), (client_ids, month, month)) for month in months]
+    found = connection.execute_pipeline(second)
+    accounts = {account_id: _Account(balance, held, balance, held) for account_id, balance, held in found[0]}
+    wallet_totals = {client_id: [balance, held] for client_id, balance, held in found[1]}
+    failures: dict[str, dict[str, list[str]]] = {}
+    for (column, _), rows in zip(columns, found[2:4], strict=True):
+        times: dict[str, list[str]] = {}
+        for owner, at in rows:
+            times.setdefault(owner, []).append(at)
+        for listed in times.values():
+            listed.sort()
+        failures[column] = times
+    budgeted = {month: {(c, k) for c, k in rows} for month, rows in zip(months, found[4:], strict=True)}
     return _State(keys, providers, approved_for, clients, budgeted, failures, accounts, wallet_totals, head, since)
 
 
@@ -455,44 +460,62 @@ def _write(connection: Connection, state: _State, writes: _Writes, run_one: RunO
     and run those charges one by one."""
     if not writes.answered:
         return
-    connection.execute("SAVEPOINT charges")
+    sent = False
     try:
-        _insert(connection, state, writes)
+        statements, moves_at, moved = _statements(connection, state, writes)
+        sent = True
+        results = connection.execute_pipeline(statements)  # one round trip on PostgreSQL
+        _check_moved(results[moves_at] if moved else [], moved)
     except connection.dialect.storage_fault:
         raise  # a storage fault fails the whole batch
     except Exception as error:  # a bug: run them the ordinary way, each in its own savepoint
-        connection.execute("ROLLBACK TO charges")
-        connection.execute("RELEASE charges")
-        audit.forget_head(connection)  # the next entry reads the head from the table again
+        if sent:
+            connection.execute("ROLLBACK TO charges")
+            connection.execute("RELEASE charges")
+            audit.forget_head(connection)  # the next entry reads the head from the table again
         log.error(
             "charge_batch_failed", error_type=type(error).__name__, error=str(error), charges=len(writes.answered)
         )
         for task, _ in writes.answered:
             task.outcome = run_one(connection, task)
         return
-    connection.execute("RELEASE charges")
+    connection.defer("RELEASE charges")  # sent with the next statement (PostgreSQL)
     audit.restore_head(connection, state.audit_head)  # the writer's remembered head: the run's last entry
     for task, outcome in writes.answered:
         task.outcome = outcome
 
 
-def _insert(connection: Connection, state: _State, writes: _Writes) -> None:
-    _CHARGES.write(connection, writes.charges)
-    bulk.TRANSACTIONS.write(connection, writes.transactions)
-    bulk.POSTINGS.write(connection, writes.postings)
+def _statements(
+    connection: Connection, state: _State, writes: _Writes
+) -> tuple[list[tuple[str, Sequence[object]]], int, dict[str, _Account]]:
+    """The savepoint, the rows and each account moved once by its net change, as statements; the
+    index of the move among them, and the accounts it moves."""
     moved = {
         account_id: a
         for account_id, a in state.accounts.items()
         if (a.balance, a.held) != (a.read_balance, a.read_held)
     }
-    # Checked after writing too: every balance is what the run worked out (the table's own CHECK
-    # keeps every wallet line's available at zero or more).
-    after = bulk.move_balances(
-        connection, [(account_id, a.balance - a.read_balance, a.held - a.read_held) for account_id, a in moved.items()]
-    )
-    bulk.WALLET_EVENTS.write(connection, writes.events)
-    bulk.AUDIT_LOG.write(connection, writes.audit)
-    _KEYS.write(connection, writes.keys)
+    statements: list[tuple[str, Sequence[object]]] = [("SAVEPOINT charges", ())]
+    statements += _CHARGES.statements(writes.charges)
+    statements += bulk.TRANSACTIONS.statements(writes.transactions)
+    statements += bulk.POSTINGS.statements(writes.postings)
+    moves_at = len(statements)
+    if moved:
+        statements.append(
+            bulk.move_balances_statement(
+                connection.dialect,
+                [(account_id, a.balance - a.read_balance, a.held - a.read_held) for account_id, a in moved.items()],
+            )
+        )
+    statements += bulk.WALLET_EVENTS.statements(writes.events)
+    statements += bulk.AUDIT_LOG.statements(writes.audit)
+    statements += _KEYS.statements(writes.keys)
+    return statements, moves_at, moved
+
+
+def _check_moved(after: list[Any], moved: dict[str, _Account]) -> None:
+    """Checked after writing too: every balance is what the run worked out (the table's own CHECK
+    keeps every wallet line's available at zero or more)."""
     if len(after) != len(moved):
         raise InvariantViolation(f"{len(moved) - len(after)} accounts moved by the charges are missing")
     for account_id, balance, held in after:

@@ -59,8 +59,19 @@ class Connection(Protocol):
     def fetch_tuples(self, sql: str, parameters: Sequence[Any]) -> list[Any]:
         """The rows as plain tuples, read by position (the bulk units read thousands at a time)."""
 
+    def execute_pipeline(self, statements: Sequence[tuple[str, Sequence[Any]]], /) -> list[list[Any]]:
+        """Run the statements in order, sent in as few round trips as the driver allows (one on
+        PostgreSQL): each one's rows as plain tuples, ``[]`` for one that returns none. The first
+        error stops the rest and is raised as ``execute`` raises it."""
+
+    def defer(self, sql: str, parameters: Sequence[Any] = ..., /) -> None:
+        """Run ``sql`` before the next statement, sent with it where the driver can (PostgreSQL:
+        one pipeline; SQLite runs it now). For statements whose result nothing waits for; what
+        one raises may be raised by the next statement instead."""
+
     def begin_write(self) -> None:
-        """Begin the write transaction, holding the write lock from the start."""
+        """Begin the write transaction, holding the write lock from the start (on PostgreSQL sent
+        with the transaction's first statement)."""
 
     def close(self) -> None: ...
 
@@ -76,12 +87,15 @@ class Dialect:
     begin_write: tuple[str, ...]
     # A table of the values of one parameter holding a JSON array, in a column named ``value``.
     list_parameter: str
+    # ``column`` followed by this: the column's value is one of a JSON-array parameter's values (any
+    # number of values, one SQL text), in the form the database's planner answers by index.
+    in_list: str
     # Whether ``UPDATE ... RETURNING`` is cheaper than the UPDATE and a SELECT after it (SQLite
     # builds a temporary b-tree for RETURNING rows; PostgreSQL saves a round trip).
     returning_is_cheap: bool
-    # Whether one ``UPDATE ... FROM <list_parameter> ... RETURNING`` moves many accounts (SQLite);
-    # otherwise one UPDATE an account and one read afterwards.
-    update_from_json: bool
+    # One ``UPDATE accounts`` moving many accounts by one JSON-array parameter of ``[id, balance
+    # change, held change]``, ``RETURNING id, balance, held`` (``bulk.move_balances``).
+    move_accounts: str
     # A broken constraint (unique, check, foreign key): the unit refuses.
     integrity_error: type[Exception]
     # The database is unreachable, full or locked: the whole batch is refused with 503.
@@ -93,11 +107,6 @@ class Dialect:
     table_exists: str
     # The statement in the driver's own placeholder form (see the module's docstring).
     render: Callable[[str], str]
-
-    @property
-    def in_list(self) -> str:
-        """``column IN`` the values of one JSON-array parameter: any number of values, one SQL text."""
-        return f"IN (SELECT value FROM {self.list_parameter})"
 
 
 def as_written(sql: str) -> str:

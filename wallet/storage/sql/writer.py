@@ -233,7 +233,7 @@ class Writer:
             row = connection.execute(REPLAY_SQL, (idempotency.scope, idempotency.key)).fetchone()
             if row is not None:
                 return replay_outcome(row, idempotency)
-        connection.execute("SAVEPOINT unit")
+        connection.defer("SAVEPOINT unit")  # SAVEPOINT, RELEASE and the outcome go with the next statement
         head = audit.tracked_head(connection)
         actor = ACTOR.set(task.actor)
         try:
@@ -254,7 +254,7 @@ class Writer:
             return error
         finally:
             ACTOR.reset(actor)
-        connection.execute("RELEASE unit")
+        connection.defer("RELEASE unit")
         if isinstance(value, Refusal):
             self._remember(connection, task, {"error": value.error.to_record()}, value.error)
             return value.error
@@ -266,7 +266,7 @@ class Writer:
         # A rate limit or overload is about the moment, not the request: not remembered.
         if task.idempotency is None or isinstance(error, (RateLimited, Unavailable)):
             return
-        connection.execute(
+        connection.defer(
             REMEMBER_SQL,
             (
                 task.idempotency.scope,

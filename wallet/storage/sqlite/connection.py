@@ -12,8 +12,14 @@ SQLITE = Dialect(
     name="sqlite",
     begin_write=("BEGIN IMMEDIATE",),
     list_parameter="json_each(?)",
+    in_list="IN (SELECT value FROM json_each(?))",
     returning_is_cheap=False,
-    update_from_json=True,
+    move_accounts=(
+        "UPDATE accounts SET balance = balance + json_extract(m.value, '$[1]'),"
+        " held = held + json_extract(m.value, '$[2]')"
+        " FROM json_each(?) AS m WHERE accounts.id = json_extract(m.value, '$[0]')"
+        " RETURNING accounts.id, accounts.balance, accounts.held"
+    ),
     integrity_error=sqlite3.IntegrityError,
     storage_fault=sqlite3.OperationalError,
     retryable_conflict=NeverRaised,
@@ -29,6 +35,12 @@ class SqliteConnection(sqlite3.Connection):
 
     def begin_write(self) -> None:
         self.execute("BEGIN IMMEDIATE")
+
+    def defer(self, sql: str, parameters: Sequence[Any] = (), /) -> None:
+        self.execute(sql, parameters)
+
+    def execute_pipeline(self, statements: Sequence[tuple[str, Sequence[Any]]], /) -> list[list[Any]]:
+        return [self.fetch_tuples(sql, parameters) for sql, parameters in statements]
 
     def fetch_tuples(self, sql: str, parameters: Sequence[Any]) -> list[Any]:
         # Plain tuples: building a ``sqlite3.Row`` for each of thousands of rows costs more.
