@@ -91,8 +91,8 @@ SCHEMAS: dict[str, Schema] = {
 def _components(shapes: Iterable[Any]) -> dict[str, Schema]:
     """The schemas msgspec generates for ``shapes`` (and the structs and enums they hold), as OpenAPI 3.1
     writes them: a union told apart by a member is ``oneOf``, an enum names its type, a nullable member
-    is one schema, and an optional request member is documented by its type alone (a null there is read
-    as absent), unless marked ``NullAsAbsent`` (the answers show that member with null): then nullable."""
+    is one schema, and an optional member (default null) is documented as nullable, since the decoder
+    reads a null there as absent: a client may send back what an answer showed as null."""
     _, components = msgspec.json.schema_components(shapes, ref_template="#/components/schemas/{name}")
     return {name: _openapi(schema) for name, schema in components.items()}
 
@@ -106,20 +106,11 @@ def _openapi(schema: Any) -> Any:
     variants = schema.get("anyOf")
     if variants and "discriminator" in schema:
         schema["oneOf"] = schema.pop("anyOf")
-    elif (
-        variants
-        and len(variants) == 2
-        and {"type": "null"} in variants
-        and schema.get("default", 0) is None
-        and not schema.pop(requests.NULL_AS_ABSENT, False)
-    ):
-        rest = {key: value for key, value in schema.items() if key not in ("anyOf", "default")}
-        return {**next(variant for variant in variants if variant != {"type": "null"}), **rest}
     elif variants and len(variants) == 2 and {"type": "null"} in variants:
         (other,) = (variant for variant in variants if variant != {"type": "null"})
         if isinstance(other.get("type"), str):  # a nullable member: one schema whose type may be null
             rest = {key: value for key, value in schema.items() if key not in ("anyOf", "default")}
-            if schema.get("default", 0) is None:  # optional (NullAsAbsent): null is as absent
+            if schema.get("default", 0) is None:  # optional: a null is read as absent
                 rest["description"] = (rest.get("description", "") + " Optional; null is read as absent.").strip()
             return {**other, **rest, "type": [other["type"], "null"]}
     if "enum" in schema and "type" not in schema and all(isinstance(value, str) for value in schema["enum"]):

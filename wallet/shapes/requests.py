@@ -50,11 +50,6 @@ MAX_OFFER_MUNICIPALITIES = 100
 MAX_OFFER_LANGUAGES = 20
 
 Amount = Annotated[int, Meta(ge=1, le=MAX_AMOUNT_CENTS, description="Integer cents (EUR), positive.")]
-# An optional member whose resource the answers show with null (a description, an address, a name
-# not given): documented as nullable, so that what an answer holds may be sent back. A null is read as
-# absent, as for every optional member (for a change: left as it is). See ``wallet.api.openapi``.
-NULL_AS_ABSENT = "x-null-read-as-absent"
-NullAsAbsent = Meta(extra_json_schema={NULL_AS_ABSENT: True})
 Shape = TypeVar("Shape", bound=Struct)
 
 
@@ -218,7 +213,7 @@ class NewRepresentation(Struct):
         ),
     ]
     national_id: NationalId | None = None
-    name: Annotated[Name | None, NullAsAbsent] = None
+    name: Name | None = None
 
     def __post_init__(self) -> None:
         self.phone = validation.phone(self.phone)
@@ -461,7 +456,7 @@ class NewCharge(Struct):
     amount: Amount | None = None
     category: CategoryCode | None = None
     items: Annotated[tuple[ChargeItem, ...], Meta(min_length=1, max_length=MAX_CHARGE_ITEMS)] | None = None
-    description: Annotated[Description | None, NullAsAbsent] = None
+    description: Description | None = None
 
     def __post_init__(self) -> None:
         self.phone = validation.phone(self.phone)
@@ -513,7 +508,7 @@ class NewSettlement(Struct):
 
 
 class SettlementPayment(Struct):
-    note: Annotated[Description | None, NullAsAbsent] = None
+    note: Description | None = None
 
     def __post_init__(self) -> None:
         self.note = _optional_text(self.note, "note", validation.DESCRIPTION_MAX_LENGTH)
@@ -591,10 +586,10 @@ class NewOffer(Struct):
     unit_price: Annotated[
         Amount, Meta(description="Cents for one unit; above the unit value the client pays the rest.")
     ]
-    description: Annotated[Description | None, NullAsAbsent] = None
+    description: Description | None = None
     municipalities: Annotated[tuple[MunicipalityCode, ...], Meta(max_length=MAX_OFFER_MUNICIPALITIES)] = ()
     languages: Annotated[tuple[LanguageCode, ...], Meta(max_length=MAX_OFFER_LANGUAGES)] = ()
-    address: Annotated[Address | None, NullAsAbsent] = None
+    address: Address | None = None
 
     def __post_init__(self) -> None:
         self.service = validation.category_code(self.service, "service")
@@ -608,10 +603,10 @@ class OfferChange(Struct):
     """What changes; a field left out stays. A new price joins the offer's price history."""
 
     unit_price: Amount | None = None
-    description: Annotated[Description | None, NullAsAbsent] = None
+    description: Description | None = None
     municipalities: Annotated[tuple[MunicipalityCode, ...], Meta(max_length=MAX_OFFER_MUNICIPALITIES)] | None = None
     languages: Annotated[tuple[LanguageCode, ...], Meta(max_length=MAX_OFFER_LANGUAGES)] | None = None
-    address: Annotated[Address | None, NullAsAbsent] = None
+    address: Address | None = None
 
     def __post_init__(self) -> None:
         self.description = _optional_text(self.description, "description", validation.DESCRIPTION_MAX_LENGTH)
