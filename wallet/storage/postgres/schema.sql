@@ -598,6 +598,34 @@ BEGIN
     INSERT INTO receipts (event_seq, client_id, created_at) VALUES (NEW.seq, NEW.client_id, NEW.created_at);
     RETURN NULL;
 END $$;
+DO $$
+BEGIN
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+        WHERE c.relname = 'wallet_events' AND c.relnamespace = current_schema()::regnamespace
+          AND t.tgname = 'wallet_events_receipt'
+    ) THEN
+        CREATE TRIGGER wallet_events_receipt AFTER INSERT ON wallet_events
+            FOR EACH ROW WHEN (NEW.type IN ('capture', 'refund', 'void'))
+            EXECUTE FUNCTION wallet_events_receipt();
+    END IF;
+END $$;
+
+-- Page sessions (OpenID Connect sign-in): as in sqlite/schema.sql.
+CREATE TABLE IF NOT EXISTS web_sessions (
+    id_hash            TEXT COLLATE "C" PRIMARY KEY,
+    audience           TEXT COLLATE "C" NOT NULL CHECK (audience IN ('client', 'staff')),
+    role               TEXT COLLATE "C" NOT NULL,
+    subject            TEXT COLLATE "C" NOT NULL,
+    name               TEXT,
+    client_id          TEXT COLLATE "C",
+    representative_id  TEXT COLLATE "C",
+    client_ids         TEXT NOT NULL,
+    created_at         TEXT COLLATE "C" NOT NULL,
+    last_seen_at       TEXT COLLATE "C" NOT NULL,
+    expires_at         TEXT COLLATE "C" NOT NULL,
+    ended_at           TEXT COLLATE "C"
+);
 
 -- Decisions and the budgets' months: see the SQLite schema.
 CREATE TABLE IF NOT EXISTS decisions (
@@ -629,31 +657,6 @@ DO $$
 BEGIN
     IF NOT EXISTS (
         SELECT 1 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
-        WHERE c.relname = 'wallet_events' AND c.relnamespace = current_schema()::regnamespace
-          AND t.tgname = 'wallet_events_receipt'
-    ) THEN
-        CREATE TRIGGER wallet_events_receipt AFTER INSERT ON wallet_events
-            FOR EACH ROW WHEN (NEW.type IN ('capture', 'refund', 'void'))
-            EXECUTE FUNCTION wallet_events_receipt();
-    END IF;
-END $$;
-
--- Page sessions (OpenID Connect sign-in): as in sqlite/schema.sql.
-CREATE TABLE IF NOT EXISTS web_sessions (
-    id_hash            TEXT COLLATE "C" PRIMARY KEY,
-    audience           TEXT COLLATE "C" NOT NULL CHECK (audience IN ('client', 'staff')),
-    role               TEXT COLLATE "C" NOT NULL,
-    subject            TEXT COLLATE "C" NOT NULL,
-    name               TEXT,
-    client_id          TEXT COLLATE "C",
-    representative_id  TEXT COLLATE "C",
-    client_ids         TEXT NOT NULL,
-    created_at         TEXT COLLATE "C" NOT NULL,
-    last_seen_at       TEXT COLLATE "C" NOT NULL,
-    expires_at         TEXT COLLATE "C" NOT NULL,
-    ended_at           TEXT COLLATE "C"
-);
-
         WHERE c.relname = 'decisions' AND c.relnamespace = current_schema()::regnamespace
           AND t.tgname = 'decisions_append_only'
     ) THEN
