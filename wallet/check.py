@@ -14,6 +14,7 @@ from wallet.storage.migrations import is_postgres
 from wallet.storage.sql.connection import Connection
 from wallet.storage.sql.decisions import decision_breaches
 from wallet.storage.sql.events import MAKES_CHARGE_SQL
+from wallet.storage.sql.statement_documents import breaches as statement_document_breaches
 from wallet.storage.sqlite.connection import SqliteConnection
 
 
@@ -124,6 +125,7 @@ def _breaches(connection: Connection, released_through: str | None = None) -> li
     breaches += _catalog_breaches(connection)
     breaches += _receipt_breaches(connection)
     breaches += decision_breaches(connection)
+    breaches += statement_document_breaches(connection)
     entries = (
         AuditEntry(
             row["seq"],

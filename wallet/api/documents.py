@@ -73,14 +73,10 @@ def statement_language(request: web.Request) -> str:
 
 async def statement_pdf(request: web.Request, month: str) -> web.Response:
     """``GET /v1/me/statements/{month}`` with ``Accept: application/pdf``: in Finnish, or Swedish with
-    ``?language=sv``."""
+    ``?language=sv``; a closed month's as stored, with its SHA-256."""
     language = statement_language(request)
-    document = await request.app[SERVICE].statement_document(request[PRINCIPAL], month, language)
-    return web.Response(
-        body=document,
-        content_type=PDF,
-        headers={
-            "Content-Disposition": f'inline; filename="statement-{month}.pdf"',
-            "Cache-Control": "private, no-store",
-        },
-    )
+    document, sha256 = await request.app[SERVICE].statement_document(request[PRINCIPAL], month, language)
+    headers = {"Content-Disposition": f'inline; filename="statement-{month}.pdf"', "Cache-Control": "private, no-store"}
+    if sha256 is not None:  # a closed month's, as stored
+        headers["X-Document-SHA256"] = sha256
+    return web.Response(body=document, content_type=PDF, headers=headers)

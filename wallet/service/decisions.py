@@ -25,6 +25,7 @@ from wallet.ledger.errors import CategoryNotAllowed, ValidationError
 from wallet.ledger.months import previous_month
 from wallet.ledger.plans import Calculation, PlanItem, calculate, from_lines
 from wallet.service.clients import ClientService, statement_of
+from wallet.service.core import MonthPeriod
 from wallet.shapes import requests
 from wallet.storage.port import NewBudget, NewDecision, Record
 
@@ -269,6 +270,8 @@ class DecisionService(ClientService):
         queued = await self.storage.queue_statement_notices(month, self.clock.now())
         if queued:
             log.info("statement_notices_queued", month=month, count=queued)
+        while await self.store_statement_documents(month) == self.settings.notices_batch_max:
+            pass  # each round stores what is still unstored: this ends when none is left
         return queued
 
     async def send_notices(self) -> int:
@@ -281,11 +284,42 @@ class DecisionService(ClientService):
             if sent < self.settings.notices_batch_max:
                 return total
 
-    async def statement_document(self, principal: Principal, month: str, language: str) -> bytes:
-        """The month's statement as a PDF: the very figures ``statement`` answers, read in one snapshot
-        with each charge and refund behind them."""
+    async def statement_document(self, principal: Principal, month: str, language: str) -> tuple[bytes, str | None]:
+        """The month's statement as a PDF and, for a closed month, its SHA-256: a closed month's is
+        stored the first time it is asked for and served as stored afterwards, whatever the ledger
+        says later; the open month's is rendered on each request and never stored."""
         period = self.month_so_far(month)
         client_id = await self._wallet_of(principal)
+        if month == self.current_month():
+            return await self._render_statement(client_id, month, language, period), None
+        return await self._closed_statement(client_id, month, language)
+
+    async def _closed_statement(self, client_id: str, month: str, language: str) -> tuple[bytes, str]:
+        """A closed month's statement as stored, storing it first if it is not yet (a racing
+        request's stored one wins: both answer the same bytes)."""
+        stored = await self.storage.statement_document(client_id, month, language)
+        if stored is not None:
+            return stored[1], stored[0]["document_sha256"]
+        document = await self._render_statement(client_id, month, language, self.month_so_far(month))
+        kept = await self.storage.store_statement_document(client_id, month, language, document, self.clock.now())
+        if kept["document_sha256"] == hashlib.sha256(document).hexdigest():
+            return document, kept["document_sha256"]
+        stored = await self.storage.statement_document(client_id, month, language)
+        assert stored is not None  # stored by the racing request, append-only
+        return stored[1], stored[0]["document_sha256"]
+
+    async def store_statement_documents(self, month: str) -> int:
+        """The sweep: each statement notice's document for ``month`` (closed), in the notice's
+        language, stored before the notice goes out; a bounded round (``notices_batch_max``)."""
+        stored = 0
+        for owed in await self.storage.statements_to_store(month, self.settings.notices_batch_max):
+            await self._closed_statement(owed["client_id"], month, owed["language"])
+            stored += 1
+        return stored
+
+    async def _render_statement(self, client_id: str, month: str, language: str, period: MonthPeriod) -> bytes:
+        """The month's statement as a PDF: the very figures ``statement`` answers, read in one snapshot
+        with each charge and refund behind them."""
         read = await self.storage.statement_with_rows(
             client_id, period.start, period.end, self.settings.statement_document_rows_max
         )

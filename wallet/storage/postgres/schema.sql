@@ -677,3 +677,25 @@ CREATE TABLE IF NOT EXISTS notices (
     UNIQUE (client_id, kind, subject)
 );
 CREATE INDEX IF NOT EXISTS notices_unsent ON notices (seq) WHERE sent_at IS NULL;
+
+-- A closed month's statement as a PDF, stored once: see the SQLite schema.
+CREATE TABLE IF NOT EXISTS statement_documents (
+    client_id        TEXT COLLATE "C" NOT NULL REFERENCES clients(id),
+    month            TEXT COLLATE "C" NOT NULL,
+    language         TEXT COLLATE "C" NOT NULL CHECK (language IN ('fi', 'sv')),
+    document         BYTEA NOT NULL,
+    document_sha256  TEXT COLLATE "C" NOT NULL,
+    created_at       TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (client_id, month, language)
+);
+DO $$
+BEGIN
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+        WHERE c.relname = 'statement_documents' AND c.relnamespace = current_schema()::regnamespace
+          AND t.tgname = 'statement_documents_append_only'
+    ) THEN
+        CREATE TRIGGER statement_documents_append_only BEFORE UPDATE OR DELETE ON statement_documents
+            FOR EACH ROW EXECUTE FUNCTION wallet_refuse_change('statement documents are append-only');
+    END IF;
+END $$;

@@ -53,6 +53,7 @@ from wallet.storage.sql import (
     reconciliations,
     representatives,
     settlements,
+    statement_documents,
     web_sessions,
 )
 from wallet.storage.sql.idempotency import purge_idempotency_keys
@@ -160,6 +161,20 @@ class SqlStorage(SqlReads):
 
     async def queue_statement_notices(self, month: str, now: datetime) -> int:
         return int((await self._write(notices.queue_statements(month, rfc3339(now)), now)).value["queued"])
+
+    async def store_statement_document(
+        self, client_id: str, month: str, language: str, document: bytes, now: datetime
+    ) -> Record:
+        unit = statement_documents.store(client_id, month, language, document, rfc3339(now))
+        return dict((await self._write(unit, now)).value)
+
+    async def statement_document(self, client_id: str, month: str, language: str) -> tuple[Record, bytes] | None:
+        async with self._read() as reader:
+            return await statement_documents.read(reader, client_id, month, language)
+
+    async def statements_to_store(self, month: str, limit: int) -> list[Record]:
+        async with self._read() as reader:
+            return await statement_documents.unstored(reader, month, limit)
 
     async def unsent_notices(self, after: int, limit: int, client_id: str | None) -> list[Record]:
         async with self._read() as reader:

@@ -701,3 +701,19 @@ CREATE TABLE IF NOT EXISTS notices (
     UNIQUE (client_id, kind, subject)
 ) STRICT;
 CREATE INDEX IF NOT EXISTS notices_unsent ON notices (seq) WHERE sent_at IS NULL;
+
+-- A closed month's statement as a PDF, stored once per client and language the first time it is
+-- asked for (or its notice queued) and served as stored afterwards; the open month is never stored.
+CREATE TABLE IF NOT EXISTS statement_documents (
+    client_id        TEXT NOT NULL REFERENCES clients(id),
+    month            TEXT NOT NULL,
+    language         TEXT NOT NULL CHECK (language IN ('fi', 'sv')),
+    document         BLOB NOT NULL,
+    document_sha256  TEXT NOT NULL,
+    created_at       TEXT NOT NULL,
+    PRIMARY KEY (client_id, month, language)
+) STRICT;
+CREATE TRIGGER IF NOT EXISTS statement_documents_append_only_update BEFORE UPDATE ON statement_documents
+BEGIN SELECT RAISE(ABORT, 'statement documents are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS statement_documents_append_only_delete BEFORE DELETE ON statement_documents
+BEGIN SELECT RAISE(ABORT, 'statement documents are append-only'); END;
