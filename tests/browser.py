@@ -1,23 +1,38 @@
 """What the browser tests of each page section share: Chromium launched once a module, a page that
 fails its test on any script error or Content-Security-Policy refusal, and signing in on /admin.
 
-The fixtures of ``tests/test_web_browser.py`` do the same for that module; these are generators
-each module's own fixtures ``yield from``, so a module can start its own server (its own settings).
+These are generators each module's own fixtures ``yield from`` (``tests/test_web_browser.py``'s
+too), so a module can start its own server (its own settings).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
-from tests.test_web_browser import ACTION_TIMEOUT_MS, CHROMIUM, DESKTOP_VIEWPORT
+from tests.processes import Server, WalletFiles
+
+CHROMIUM = os.environ.get("WALLET_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+DESKTOP_VIEWPORT = {"width": 1280, "height": 900}
+ACTION_TIMEOUT_MS = 10_000
 
 # /admin signs in here by pasting tokens: where the staff sign-in is an identity provider's, this
 # development setting shows that form (a setting the service does not know is ignored).
 TOKEN_FORM = {"WALLET_ADMIN_TOKEN_FORM": "true"}
+
+
+def served(server: Server, files: WalletFiles) -> Iterator[Server]:
+    """The module's ``wallet serve``, stopped cleanly at the end, its database then passing ``wallet check``."""
+    running = server.start()
+    yield running
+    assert running.stop() == 0, running.log_tail()
+    check = files.check()
+    assert check.returncode == 0, check.stdout
 
 
 def chromium() -> Iterator[Browser]:
@@ -35,6 +50,7 @@ def checked_page(browser: Browser, base_url: str) -> Iterator[Page]:
     problems: list[str] = []
 
     def console(message: ConsoleMessage) -> None:
+        # A refused inline script or style, or any script error, is a failure of the page.
         if message.type == "error":
             problems.append(message.text)
 

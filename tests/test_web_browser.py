@@ -30,16 +30,15 @@ from tests.processes import (
 from tests.test_reconciliation import finvoice
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="install the test extra: pip install -e '.[test]'")
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
+
+from tests.browser import ACTION_TIMEOUT_MS, CHROMIUM, DESKTOP_VIEWPORT, checked_page, chromium, served
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-CHROMIUM = os.environ.get("WALLET_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 AXE = (Path(__file__).parent / "fixtures" / "axe" / "axe.min.js").read_text(encoding="utf-8")
 SCREENSHOTS = Path(__file__).parents[1] / "build" / "screenshots"
 PHONE_VIEWPORT = {"width": 390, "height": 844}
-DESKTOP_VIEWPORT = {"width": 1280, "height": 900}
-ACTION_TIMEOUT_MS = 10_000
 LIVE_UPDATE_MS = 1_000  # the promise: a new balance shows within a second, without reload
 MONTHLY = 50_000
 
@@ -52,21 +51,12 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> WalletFiles:
 @pytest.fixture(scope="module")
 def server(files: WalletFiles) -> Iterator[Server]:
     # The organizer's test signs in by pasting tokens: the development setting that shows that form.
-    running = Server(files, env={"WALLET_ADMIN_TOKEN_FORM": "true"}).start()
-    yield running
-    assert running.stop() == 0, running.log_tail()
-    check = files.check()
-    assert check.returncode == 0, check.stdout
+    yield from served(Server(files, env={"WALLET_ADMIN_TOKEN_FORM": "true"}), files)
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"no Chromium at {CHROMIUM}: run `apt-get install -y chromium` (as .ci/run does)")
-    with sync_playwright() as driver:
-        launched = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield launched
-        launched.close()
+    yield from chromium()
 
 
 @pytest.fixture(scope="module")
@@ -80,21 +70,7 @@ def world(files: WalletFiles, server: Server) -> dict[str, Any]:
 
 @pytest.fixture
 def page(browser: Browser, server: Server) -> Iterator[Page]:
-    context = browser.new_context(viewport=DESKTOP_VIEWPORT, base_url=server.base_url, accept_downloads=True)
-    context.set_default_timeout(ACTION_TIMEOUT_MS)
-    problems: list[str] = []
-
-    def console(message: ConsoleMessage) -> None:
-        # A refused inline script or style, or any script error, is a failure of the page.
-        if message.type == "error":
-            problems.append(message.text)
-
-    context.on("console", console)
-    context.on("weberror", lambda error: problems.append(f"page error: {error.error}"))
-    yield context.new_page()
-    context.close()
-    refusals = [text for text in problems if "Content Security Policy" in text or "page error" in text]
-    assert refusals == [], refusals
+    yield from checked_page(browser, server.base_url)
 
 
 def audit(page: Page, name: str) -> None:

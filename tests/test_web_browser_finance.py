@@ -20,7 +20,7 @@ import sepaxml
 import xmlschema
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser import TOKEN_FORM, admin_sign_in, checked_page, chromium
+from tests.browser import TOKEN_FORM, admin_sign_in, checked_page, chromium, served
 from tests.camt import PAYER_IBAN, Entry, notification
 from tests.processes import IBAN, NATIONAL_ID, PHONE_AS_TYPED, Server, WalletFiles, seed
 from tests.test_finvoice_channel import CHANNEL_FILE, INVOICES, SENDER
@@ -46,11 +46,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> WalletFiles:
 
 @pytest.fixture(scope="module")
 def server(files: WalletFiles) -> Iterator[Server]:
-    running = Server(files).start()
-    yield running
-    assert running.stop() == 0, running.log_tail()
-    check = files.check()
-    assert check.returncode == 0, check.stdout
+    yield from served(Server(files), files)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 playwright_api = pytest.importorskip("playwright.sync_api", reason="install the test extra: pip install -e '.[test]'")
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser import TOKEN_FORM, admin_sign_in, checked_page, chromium
+from tests.browser import TOKEN_FORM, admin_sign_in, checked_page, chromium, served
 from tests.processes import NATIONAL_ID, PHONE_AS_TYPED, PHONE_E164, Server, WalletFiles, seed
 from tests.test_web_browser import PHONE_VIEWPORT, audit, euros, provider_sign_in
 
@@ -30,11 +30,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> WalletFiles:
 
 @pytest.fixture(scope="module")
 def server(files: WalletFiles) -> Iterator[Server]:
-    running = Server(files).start()
-    yield running
-    assert running.stop() == 0, running.log_tail()
-    check = files.check()
-    assert check.returncode == 0, check.stdout
+    yield from served(Server(files), files)
 
 
 @pytest.fixture(scope="module")

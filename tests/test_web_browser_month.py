@@ -16,7 +16,7 @@ import pytest
 playwright_api = pytest.importorskip("playwright.sync_api", reason="install the test extra: pip install -e '.[test]'")
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser import TOKEN_FORM, admin_sign_in, checked_page, chromium
+from tests.browser import TOKEN_FORM, admin_sign_in, checked_page, chromium, served
 from tests.processes import (
     BUSINESS_ID,
     IBAN,
@@ -43,11 +43,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> WalletFiles:
 
 @pytest.fixture(scope="module")
 def server(files: WalletFiles) -> Iterator[Server]:
-    running = Server(files, port=free_port()).start()
-    yield running
-    assert running.stop() == 0, running.log_tail()
-    check = files.check()
-    assert check.returncode == 0, check.stdout
+    yield from served(Server(files, port=free_port()), files)
 
 
 @pytest.fixture(scope="module")
