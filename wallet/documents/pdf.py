@@ -12,6 +12,8 @@ from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from wallet.ledger.money import format_euros_grouped
+
 _STYLES = getSampleStyleSheet()
 TITLE = ParagraphStyle("title", parent=_STYLES["Heading1"], fontName="Helvetica-Bold", fontSize=16)
 HEADING = ParagraphStyle("heading", parent=_STYLES["Heading2"], fontName="Helvetica-Bold", fontSize=12)
@@ -20,9 +22,7 @@ BODY = ParagraphStyle("body", parent=_STYLES["Normal"], fontName="Helvetica", fo
 
 def euros(amount_cents: int) -> str:
     """``17937000`` → ``"179 370,00 €"``: thousands apart, a decimal comma, as Finnish and Swedish write."""
-    sign = "-" if amount_cents < 0 else ""
-    whole, cents = divmod(abs(amount_cents), 100)
-    return f"{sign}{whole:,}".replace(",", " ") + f",{cents:02d} €"
+    return format_euros_grouped(amount_cents, " ")
 
 
 def month_name(month: str) -> str:

@@ -29,3 +29,11 @@ def format_euros(amount_cents: int) -> str:
     sign = "-" if amount_cents < 0 else ""
     whole, cents = divmod(abs(amount_cents), 100)
     return f"{sign}{whole},{cents:02d} €"
+
+
+def format_euros_grouped(amount_cents: int, space: str) -> str:
+    """``123456789`` → ``"1 234 567,89 €"``, ``space`` between thousands and before the sign: the
+    Finnish (and Swedish) way for a reader, where six digits in a row would look like a code."""
+    sign = "-" if amount_cents < 0 else ""
+    whole, cents = divmod(abs(amount_cents), 100)
+    return f"{sign}{whole:,}".replace(",", space) + f",{cents:02d}{space}€"

@@ -14,6 +14,7 @@ from enum import StrEnum
 
 from wallet.ledger.catalog import ServiceUnit
 from wallet.ledger.errors import InvariantViolation
+from wallet.ledger.money import format_euros_grouped
 
 PREFIX = "Henkilökohtainen budjetti"
 ITEMS_SHOWN_MAX = 3  # services named in one receipt; the rest are counted
@@ -54,9 +55,7 @@ class Receipt:
 
 def euros(cents: int) -> str:
     """``123456789`` → ``"1 234 567,89 €"`` (no-break spaces): the Finnish way."""
-    sign = "-" if cents < 0 else ""
-    whole, part = divmod(abs(cents), 100)
-    return f"{sign}{whole:,}".replace(",", _GROUP) + f",{part:02d}{_GROUP}€"
+    return format_euros_grouped(cents, _GROUP)
 
 
 def quantity(hundredths: int) -> str:
