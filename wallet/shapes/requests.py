@@ -119,7 +119,7 @@ OAuthField = Annotated[str, Meta(min_length=1, max_length=OAUTH_FIELD_MAX_LENGTH
 class TokenRequest(Struct):
     """OAuth2 client credentials. The id and secret may come in HTTP Basic instead (then no secret here)."""
 
-    # Read by the token handler from a form or JSON, with HTTP Basic merged in (api/handlers.py).
+    # Read by the token handler from a form or JSON, with HTTP Basic merged in (api/handlers/tokens.py).
     grant_type: Literal["client_credentials"]
     client_id: OAuthField | None = None
     client_secret: OAuthField | None = None

@@ -829,4 +829,4 @@ RESPONSES: tuple[type[Struct], ...] = (
     ProviderPage,
 )
 
-RESPONSES += (DecisionPage,)  # decisions on budgets (wallet/api/documents.py)
+RESPONSES += (DecisionPage,)  # decisions on budgets (wallet/api/handlers/documents.py)
