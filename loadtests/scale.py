@@ -1,11 +1,14 @@
-"""Million-scale runs on the SQLite adapter: the credit run, the export and one big settlement.
+"""Million-scale runs on SQLite or PostgreSQL: the credit run, the export and one big settlement.
 
     python -m loadtests.scale [--clients 1000000] [--charges 100000] [--mix] [--keep] [--json FILE]
+                              [--db sqlite|postgresql://user@host:5432/db]
 
-What one run does, in a fresh temporary directory (all on 127.0.0.1):
+What one run does, in a fresh temporary directory (all on 127.0.0.1), on a SQLite file there or,
+with ``--db postgresql://...``, on a fresh schema of that database (dropped after unless ``--keep``):
 
 1. **Generates** ``--clients`` clients, each with a budget from the current month, straight into
-   the SQLite adapter's own schema with bulk SQL (``generate``): the rows the API would have
+   the database's own schema with bulk SQL (``generate``; ``COPY`` on PostgreSQL, without
+   ``ANALYZE``, as a database grown through the API has no statistics either): the rows the API would have
    written — real keyed hashes of phone and national id, AES-GCM phone ciphertexts under the
    database's own keys, ``client.created`` and ``budget.created`` audit entries in the hash chain,
    the wallet-line accounts — but without going through the API. One category and one approved
@@ -43,7 +46,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -138,6 +141,7 @@ def generate(environment: dict[str, str], clients: int, mix: bool) -> Generated:
     from wallet.clock import SystemClock, month_of
     from wallet.settings import Settings
     from wallet.shapes import requests
+    from wallet.storage.migrations import is_postgres
 
     started = time.perf_counter()
     settings = Settings.from_env(environment)
@@ -154,12 +158,36 @@ def generate(environment: dict[str, str], clients: int, mix: bool) -> Generated:
             return str(provider["id"]), service.hasher, service.phones
 
     provider_id, hasher, phones = asyncio.run(through_the_service())
-    lines, monthly_amount = _bulk_clients(settings.db, hasher, phones, clients, mix, month)
+    write = _bulk_postgres if is_postgres(settings.db) else _bulk_sqlite
+    lines, monthly_amount = write(settings.db, lambda head: client_rows(hasher, phones, clients, mix, month, head))
     return Generated(month, provider_id, clients, lines, monthly_amount, time.perf_counter() - started)
 
 
-def _bulk_clients(path: str, hasher: Any, phones: Any, clients: int, mix: bool, month: str) -> tuple[int, int]:
-    """Clients, budgets, budget lines, wallet-line accounts and their audit entries, by the chunk."""
+# The tables the generator fills, their columns in the order of ``ClientRows``' tuples; the order
+# of the tables is the order of their foreign keys.
+GENERATED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "clients": ("id", "name", "phone_hash", "phone_ciphertext", "national_id_hash", "created_at"),
+    "budgets": ("id", "client_id", "start_month", "end_month", "unused", "created_at"),
+    "budget_lines": ("budget_id", "category", "monthly_amount"),
+    "accounts": ("id", "kind", "client_id", "category"),
+    "audit_log": ("at", "actor", "action", "subject", "data", "previous_hash", "hash"),
+}
+
+
+@dataclass
+class ClientRows:
+    """One chunk of generated clients: the rows of each table of ``GENERATED_COLUMNS``."""
+
+    tables: dict[str, list[tuple[Any, ...]]]
+    lines: int
+    amount: int  # cents a month, all lines
+
+
+def client_rows(
+    hasher: Any, phones: Any, clients: int, mix: bool, month: str, previous_hash: str
+) -> Iterator[ClientRows]:
+    """Clients, budgets, budget lines, wallet-line accounts and their audit entries, by the chunk:
+    the rows the API would write, the audit entries chained on from ``previous_hash``."""
     from wallet.clock import rfc3339
     from wallet.ids import new_id
     from wallet.ledger.accounts import wallet_account
@@ -167,16 +195,10 @@ def _bulk_clients(path: str, hasher: Any, phones: Any, clients: int, mix: bool, 
     from wallet.service import NATIONAL_ID, PHONE
 
     end_month = add_months(month, BUDGET_MONTHS - 1)
-    connection = sqlite3.connect(path, isolation_level=None)
-    connection.execute("PRAGMA journal_mode = WAL")
-    connection.execute("PRAGMA synchronous = NORMAL")  # a generator, not a service: one sync at the end
-    connection.execute("PRAGMA foreign_keys = ON")
-    connection.execute("PRAGMA cache_size = -262144")  # 256 MiB
-    previous_hash = connection.execute("SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()[0]
-    total_lines = total_amount = 0
     for start in range(0, clients, CHUNK_CLIENTS):
         now = rfc3339(datetime.now(UTC))
-        client_rows, budget_rows, line_rows, account_rows, audit_rows = [], [], [], [], []
+        chunk = ClientRows({table: [] for table in GENERATED_COLUMNS}, 0, 0)
+        client_rows, budget_rows, line_rows, account_rows, audit_rows = chunk.tables.values()
         for index in range(start, min(start + CHUNK_CLIENTS, clients)):
             client_id, budget_id = new_id("cl"), new_id("bu")
             number = phone(index)
@@ -195,9 +217,9 @@ def _bulk_clients(path: str, hasher: Any, phones: Any, clients: int, mix: bool, 
             lines = budget_lines(index, mix)
             for category, amount in lines:
                 line_rows.append((budget_id, category, amount))
-                account_rows.append((wallet_account(client_id, category), client_id, category))
-                total_lines += 1
-                total_amount += amount
+                account_rows.append((wallet_account(client_id, category), "wallet", client_id, category))
+                chunk.lines += 1
+                chunk.amount += amount
             for action, subject, data in (
                 ("client.created", client_id, {"with_national_id": True}),
                 (
@@ -216,31 +238,60 @@ def _bulk_clients(path: str, hasher: Any, phones: Any, clients: int, mix: bool, 
                 entry_hash = link_hash(previous_hash, now, GENERATOR_ACTOR, action, subject, payload)
                 audit_rows.append((now, GENERATOR_ACTOR, action, subject, payload, previous_hash, entry_hash))
                 previous_hash = entry_hash
+        yield chunk
+
+
+_HEAD_SQL = "SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1"
+
+
+Chunks = Callable[[str], Iterator[ClientRows]]  # the rows, chained on from the audit head given
+
+
+def _bulk_sqlite(path: str, chunks: Chunks) -> tuple[int, int]:
+    """``chunks(head)``'s rows into the SQLite file, a transaction a chunk."""
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.execute("PRAGMA synchronous = NORMAL")  # a generator, not a service: one sync at the end
+    connection.execute("PRAGMA foreign_keys = ON")
+    connection.execute("PRAGMA cache_size = -262144")  # 256 MiB
+    total_lines = total_amount = 0
+    for chunk in chunks(connection.execute(_HEAD_SQL).fetchone()[0]):
         connection.execute("BEGIN IMMEDIATE")
-        connection.executemany(
-            "INSERT INTO clients (id, name, phone_hash, phone_ciphertext, national_id_hash, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            client_rows,
-        )
-        connection.executemany(
-            "INSERT INTO budgets (id, client_id, start_month, end_month, unused, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-            budget_rows,
-        )
-        connection.executemany(
-            "INSERT INTO budget_lines (budget_id, category, monthly_amount) VALUES (?, ?, ?)", line_rows
-        )
-        connection.executemany(
-            "INSERT INTO accounts (id, kind, client_id, category) VALUES (?, 'wallet', ?, ?)", account_rows
-        )
-        connection.executemany(
-            "INSERT INTO audit_log (at, actor, action, subject, data, previous_hash, hash)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            audit_rows,
-        )
+        for table, rows in chunk.tables.items():
+            columns = GENERATED_COLUMNS[table]
+            connection.executemany(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", rows
+            )
         connection.execute("COMMIT")
+        total_lines += chunk.lines
+        total_amount += chunk.amount
     connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     connection.close()
     return total_lines, total_amount
+
+
+def _bulk_postgres(dsn: str, chunks: Chunks) -> tuple[int, int]:
+    """``chunks(head)``'s rows into the PostgreSQL schema with ``COPY``, a transaction a chunk. No
+    ``ANALYZE``: a database grown through the API has no statistics either (no autovacuum)."""
+    import asyncpg
+
+    from wallet.storage.postgres.pool import connect_arguments
+
+    async def run() -> tuple[int, int]:
+        connection = await asyncpg.connect(**connect_arguments(dsn))
+        try:
+            total_lines = total_amount = 0
+            for chunk in chunks(await connection.fetchval(_HEAD_SQL)):
+                async with connection.transaction():
+                    for table, rows in chunk.tables.items():
+                        await connection.copy_records_to_table(table, records=rows, columns=GENERATED_COLUMNS[table])
+                total_lines += chunk.lines
+                total_amount += chunk.amount
+            return total_lines, total_amount
+        finally:
+            await connection.close()
+
+    return asyncio.run(run())
 
 
 # Processes and what they cost.
@@ -484,35 +535,69 @@ def check(environment: dict[str, str]) -> Checked:
     return Checked(ran.seconds, ran.cpu_seconds, ran.peak_mb, ran.returncode == 0, (ran.stdout + ran.stderr)[-4000:])
 
 
+_COUNTS_SQL = {
+    "clients": "SELECT COUNT(*) FROM clients",
+    "budget_lines": "SELECT COUNT(*) FROM budget_lines",
+    "transactions": "SELECT COUNT(*) FROM transactions",
+    "postings": "SELECT COUNT(*) FROM postings",
+    "credits": "SELECT COUNT(*) FROM credits",
+    "captured": "SELECT COUNT(*) FROM charges WHERE status = 'captured'",
+    "audit_entries": "SELECT COUNT(*) FROM audit_log",
+}
+# What the schema's tables and their indexes take on disk.
+_POSTGRES_BYTES_SQL = (
+    "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c"
+    " WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r'"
+)
+
+
 def database_counts(path: str) -> dict[str, int]:
+    from wallet.storage.migrations import is_postgres
+
+    if is_postgres(path):
+        return asyncio.run(_postgres_counts(path))
     connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-
-        def one(sql: str) -> int:
-            return int(connection.execute(sql).fetchone()[0])
-
-        return {
-            "clients": one("SELECT COUNT(*) FROM clients"),
-            "budget_lines": one("SELECT COUNT(*) FROM budget_lines"),
-            "transactions": one("SELECT COUNT(*) FROM transactions"),
-            "postings": one("SELECT COUNT(*) FROM postings"),
-            "credits": one("SELECT COUNT(*) FROM credits"),
-            "captured": one("SELECT COUNT(*) FROM charges WHERE status = 'captured'"),
-            "audit_entries": one("SELECT COUNT(*) FROM audit_log"),
-            "database_bytes": one("SELECT page_count * page_size FROM pragma_page_count, pragma_page_size"),
-        }
+        counts = {name: int(connection.execute(sql).fetchone()[0]) for name, sql in _COUNTS_SQL.items()}
+        size = connection.execute("SELECT page_count * page_size FROM pragma_page_count, pragma_page_size")
+        return {**counts, "database_bytes": int(size.fetchone()[0])}
     finally:
         connection.close()
+
+
+async def _postgres_counts(dsn: str) -> dict[str, int]:
+    import asyncpg
+
+    from wallet.storage.postgres.pool import connect_arguments
+
+    connection = await asyncpg.connect(**connect_arguments(dsn))
+    try:
+        counts = {name: int(await connection.fetchval(sql)) for name, sql in _COUNTS_SQL.items()}
+        return {**counts, "database_bytes": int(await connection.fetchval(_POSTGRES_BYTES_SQL))}
+    finally:
+        await connection.close()
 
 
 # The machine.
 
 
-def machine() -> dict[str, Any]:
-    """The benchmark's description of the machine, less wrk (not used here), plus SQLite's version."""
+def machine(database: str | None = None) -> dict[str, Any]:
+    """The benchmark's description of the machine, less wrk (not used here), plus the database's version."""
     info = bench.machine()
     info.pop("wrk", None)
-    return {**info, "sqlite": sqlite3.sqlite_version}
+    if database is None:
+        return {**info, "sqlite": sqlite3.sqlite_version}
+    return {**info, "postgresql": asyncio.run(_postgres_version(database))}
+
+
+async def _postgres_version(dsn: str) -> str:
+    import asyncpg
+
+    connection = await asyncpg.connect(dsn)
+    try:
+        return str(await connection.fetchval("SHOW server_version"))
+    finally:
+        await connection.close()
 
 
 # The command.
@@ -521,7 +606,7 @@ def machine() -> dict[str, Any]:
 def parser() -> argparse.ArgumentParser:
     arguments = argparse.ArgumentParser(
         prog="python -m loadtests.scale",
-        description="Million-scale credit run, export and settlement on the SQLite adapter, timed and measured.",
+        description="Million-scale credit run, export and settlement on SQLite or PostgreSQL, timed and measured.",
     )
     arguments.add_argument(
         "--clients",
@@ -541,6 +626,12 @@ def parser() -> argparse.ArgumentParser:
     arguments.add_argument("--directory", type=Path, help="work here (must be empty) instead of a temporary directory")
     arguments.add_argument("--keep", action="store_true", help="keep the directory (database, keys, server logs)")
     arguments.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    arguments.add_argument(
+        "--db",
+        default="sqlite",
+        help="sqlite (default: a file in the directory) or a postgresql:// DSN (a fresh schema, dropped after"
+        " unless --keep)",
+    )
     return arguments
 
 
@@ -549,6 +640,8 @@ def validate(arguments: argparse.Namespace, arguments_parser: argparse.ArgumentP
         arguments_parser.error("--clients and --charges must be positive")
     if arguments.directory is not None and arguments.directory.exists() and any(arguments.directory.iterdir()):
         arguments_parser.error("--directory must be empty or not exist yet")
+    if arguments.db != "sqlite" and not arguments.db.startswith(("postgres://", "postgresql://")):
+        arguments_parser.error("--db must be sqlite or a postgresql:// DSN")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -561,7 +654,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         directory = Path(tempfile.mkdtemp(prefix="wallet-scale-"))
     try:
-        return _run(arguments, directory)
+        if arguments.db == "sqlite":
+            return _run(arguments, directory, None)
+        with bench.bench_schema(arguments.db, arguments.keep) as database:
+            return _run(arguments, directory, database)
     finally:
         if arguments.keep or arguments.directory is not None:
             print(f"kept {directory}")
@@ -579,20 +675,28 @@ class Report:
     passed: bool = False
 
 
-def _run(arguments: argparse.Namespace, directory: Path) -> int:
+def _run(arguments: argparse.Namespace, directory: Path, database: str | None) -> int:
     from wallet.logs import configure
     from wallet.settings import Settings
 
-    environment = bench_environment(directory, free_port())
+    environment = bench_environment(directory, free_port(), database)
     settings = Settings.from_env(environment)
     configure(settings.log_format, settings.log_level)  # warnings only, as the servers it starts
-    info = machine()
+    info = machine(database)
     report = Report(
-        info, {"clients": arguments.clients, "charges": arguments.charges, "mix": arguments.mix}, load_average()
+        info,
+        {
+            "clients": arguments.clients,
+            "charges": arguments.charges,
+            "mix": arguments.mix,
+            "db": "sqlite" if database is None else "postgresql",
+        },
+        load_average(),
     )
+    engine = f"SQLite {info['sqlite']}" if database is None else f"PostgreSQL {info['postgresql']}"
     print(
         f"machine: {info['cpus']} CPUs, {info['cpu_model']}, {info['memory_gib']} GiB; Python {info['python']},"
-        f" SQLite {info['sqlite']}; load average {format_load(report.load_before)}",
+        f" {engine}; load average {format_load(report.load_before)}",
         flush=True,
     )
 
