@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -43,6 +44,8 @@ from wallet.storage.sql.writer import Writer
 log = structlog.get_logger(__name__)
 
 LISTEN_RETRY_SECONDS = 1.0
+# What ``gather_statistics`` analyses (its docstring says why these).
+ANALYSED_AFTER_CREDIT_RUN = ("budgets", "budget_lines")
 EVENTS_SINCE_SQL = "SELECT client_id, MAX(seq) AS last FROM wallet_events WHERE seq > ? GROUP BY client_id"
 
 _CONNECTION_ERRORS = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError, OSError)
@@ -153,6 +156,25 @@ class PostgresStorage(SqlStorage):
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+
+    async def gather_statistics(self) -> None:
+        """``ANALYZE`` the budgets after a credit run. Without statistics the planner takes
+        ``budgets.client_id`` for a column of 200 distinct values, so a charge batch's budgets check
+        (``charge_batch._BUDGETED_SQL``) read every budget line of the database by a hash join: 15 ms a
+        batch at 100,000 budgets, inside the write lock, and growing with them. With the client ids
+        counted (their share of distinct values holds as budgets are added) it is an index lookup a
+        client. Only these tables: a month column's statistics go stale at the next month (a month
+        not in them is estimated at one row, and ``credits`` would then be read by month instead of
+        by account), and the tables the credit run fills are looked up by unique keys anyway."""
+        if self._pool is None:
+            raise Unavailable("the service is not open", retry_after_seconds=1)
+        started = time.perf_counter()
+        try:
+            async with self._pool.acquire() as connection:
+                await connection.execute(f"ANALYZE {', '.join(ANALYSED_AFTER_CREDIT_RUN)}")
+        except _CONNECTION_ERRORS as error:
+            raise Unavailable("the database is not reachable now", retry_after_seconds=1) from error
+        log.info("statistics_gathered", tables=list(ANALYSED_AFTER_CREDIT_RUN), seconds=time.perf_counter() - started)
 
     @asynccontextmanager
     async def _read(self, *, scan: bool = False) -> AsyncIterator[Reader]:
