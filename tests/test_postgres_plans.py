@@ -1,53 +1,135 @@
 """PostgreSQL plans that stay index lookups as tables grow, on a server without autovacuum.
 
-The tables have no statistics unless the service gathers them, so each test generates enough
-clients (``loadtests.scale``'s generator: the rows the API writes) for a plan without them to go
-wrong, shows that it does, and that what the service does makes it an index lookup. No timings:
-the plans themselves (``EXPLAIN``).
+The tables have no statistics unless the service gathers them: a credit run that wrote analyses
+the tables it filled and the ones the charges read (``Storage.gather_statistics``). One database
+per module, with enough clients (``loadtests.scale``'s generator: the rows the API writes) and a
+credit run for a plan without statistics to go wrong: each query is explained before the
+analysis (the premise: it reads a whole table) and after it (an index lookup). No timings.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from loadtests import bench, scale
-from tests.pg import RawDatabase
+from tests.conftest import postgres_dsn, with_search_path
+from tests.pg import RawDatabase, create_schema, drop_schema
 from wallet.bootstrap import open_service
 from wallet.settings import Settings
+from wallet.storage.postgres import PostgresStorage
+from wallet.storage.postgres.adapter import ANALYSED_AFTER_CREDIT_RUN
 from wallet.storage.postgres.connection import POSTGRES
+from wallet.storage.sql import exports
 from wallet.storage.sql.charge_batch import _BUDGETED_SQL
 
 # Enough budgets that, without statistics, the budgets check reads all their lines.
 CLIENTS = 20_000
+PAGE_ROWS = 1_000
 
 
-def plan(database: RawDatabase, sql: str, *parameters: object) -> str:
-    return "\n".join(str(row[0]) for row in database.execute("EXPLAIN " + sql, *parameters))
+@dataclass
+class Plans:
+    before: dict[str, str]  # EXPLAIN of each query, on the generated tables, before the credit run
+    after: dict[str, str]  # and after it
 
 
-def test_after_a_credit_run_a_charge_batch_s_budgets_check_looks_the_clients_up(
+def explain(database: RawDatabase, queries: dict[str, tuple[object, ...]]) -> dict[str, str]:
+    plans = {}
+    for name, (sql, *parameters) in queries.items():
+        plans[name] = "\n".join(str(row[0]) for row in database.execute(f"EXPLAIN {sql}", *parameters))
+    return plans
+
+
+@pytest.fixture(scope="module")
+def plans(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plans]:
+    """The plans after a credit run without its analysis, and after the analysis."""
+    dsn = postgres_dsn()
+    schema = f"wallet_test_{secrets.token_hex(6)}"
+    create_schema(dsn, schema)
+    try:
+        database = with_search_path(dsn, schema)
+        environment = bench.bench_environment(tmp_path_factory.mktemp("plans"), bench.free_port(), database)
+        generated = scale.generate(environment, CLIENTS, False)
+
+        async def credit_run_then_analyse() -> Plans:
+            async with open_service(Settings.from_env(environment)) as service:
+                with pytest.MonkeyPatch.context() as patch:
+                    patch.setattr(PostgresStorage, "gather_statistics", _not_now)
+                    result = (await service.credit_run(generated.month)).value
+                assert result["credited_now"] == generated.lines
+                with RawDatabase(database) as raw:
+                    queries = _queries(raw, generated.month)
+                    before = explain(raw, queries)
+                await service.storage.gather_statistics()
+                with RawDatabase(database) as raw:
+                    return Plans(before, explain(raw, queries))
+
+        yield asyncio.run(credit_run_then_analyse())
+    finally:
+        drop_schema(dsn, schema)
+
+
+async def _not_now(storage: PostgresStorage) -> None:
+    """``gather_statistics`` left out: the tables as a credit run without it leaves them."""
+
+
+def _queries(raw: RawDatabase, month: str) -> dict[str, tuple[object, ...]]:
+    client_ids = [row[0] for row in raw.execute("SELECT id FROM clients ORDER BY seq LIMIT 16")]
+    # A later page starts from a transaction in the middle of the credits.
+    middle = raw.execute("SELECT created_at FROM transactions ORDER BY seq LIMIT 1 OFFSET ?", CLIENTS // 2)[0][0]
+    top = raw.execute("SELECT MAX(seq) FROM transactions")[0][0]
+    _, later, first = exports._TRANSACTION_RANGES
+    return {
+        "budgets check": (_BUDGETED_SQL(POSTGRES), json.dumps(client_ids), month, month),
+        "export first page": (exports._TRANSACTIONS + first, top, exports.EARLIEST, exports.LATEST, PAGE_ROWS),
+        "export later page": (exports._TRANSACTIONS + later, top, middle, exports.LATEST, PAGE_ROWS),
+    }
+
+
+def test_a_credit_run_that_wrote_analyses_the_tables_it_filled_and_the_budgets(
     tmp_path: Path, postgres_schema: str
 ) -> None:
-    """The budgets check of a charge batch (``charge_batch._BUDGETED_SQL``), on budgets grown
-    without statistics, reads every budget line (a hash join over a sequential scan); after the
-    credit run (which analyses the budgets) it looks each client's budgets and lines up by index."""
+    """What ``gather_statistics`` analyses, after a credit run: those tables have statistics
+    (``reltuples`` is -1 until a table is analysed or vacuumed), and no other."""
     environment = bench.bench_environment(tmp_path, bench.free_port(), postgres_schema)
-    generated = scale.generate(environment, CLIENTS, False)
-    with RawDatabase(postgres_schema) as database:
-        client_ids = [row[0] for row in database.execute("SELECT id FROM clients ORDER BY seq LIMIT 16")]
-        check = (_BUDGETED_SQL(POSTGRES), json.dumps(client_ids), generated.month, generated.month)
-        assert "Seq Scan on budget_lines" in plan(database, *check)  # what statistics are needed for
+    generated = scale.generate(environment, 50, True)
 
     async def credit_run() -> None:
         async with open_service(Settings.from_env(environment)) as service:
-            result = (await service.credit_run(generated.month)).value
-            assert result["credited_now"] == generated.lines
+            assert (await service.credit_run(generated.month)).value["credited_now"] == generated.lines
 
     asyncio.run(credit_run())
-    with RawDatabase(postgres_schema) as database:
-        after = plan(database, *check)
+    with RawDatabase(postgres_schema) as raw:
+        analysed = raw.execute(
+            "SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace"
+            " AND relkind = 'r' AND reltuples >= 0 ORDER BY relname"
+        )
+    assert [row[0] for row in analysed] == sorted(ANALYSED_AFTER_CREDIT_RUN)
+
+
+def test_after_a_credit_run_a_charge_batch_s_budgets_check_looks_the_clients_up(plans: Plans) -> None:
+    """The budgets check of a charge batch (``charge_batch._BUDGETED_SQL``): without statistics a
+    hash join over every budget line; analysed, each client's budgets and lines by index."""
+    assert "Seq Scan on budget_lines" in plans.before["budgets check"]
+    after = plans.after["budgets check"]
     assert "Seq Scan" not in after, after
     assert "Index Scan using budgets_by_client on budgets" in after, after
     assert "using budget_lines_pkey on budget_lines" in after, after
+
+
+@pytest.mark.parametrize("page", ["export first page", "export later page"])
+def test_after_a_credit_run_an_export_page_reads_the_transactions_in_order(plans: Plans, page: str) -> None:
+    """A page of the transactions export: without statistics every posting is read (a sequential
+    scan under a hash join) and every transaction sorted, for each page; analysed, the page walks ``transactions_by_time`` and looks each transaction's postings up."""
+    assert "Seq Scan on postings" in plans.before[page], plans.before[page]
+    after = plans.after[page]
+    assert "Seq Scan" not in after, after
+    assert "Index Scan using transactions_by_time on transactions t" in after, after
+    assert "Index Scan using postings_by_transaction on postings debit" in after, after

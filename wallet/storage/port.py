@@ -337,8 +337,9 @@ class Storage(Protocol):
         ...
 
     async def gather_statistics(self) -> None:
-        """After a credit run that wrote: let the database's planner know the budgets' size and
-        spread (PostgreSQL: ``ANALYZE``, which a server without autovacuum never runs itself)."""
+        """After a credit run that wrote: let the database's planner know the sizes and spread of
+        the tables it filled and the charges read (PostgreSQL: ``ANALYZE``, which a server without
+        autovacuum never runs by itself)."""
         ...
 
     async def idempotent_lookup(self, idempotency: Idempotency) -> Written | None: ...
