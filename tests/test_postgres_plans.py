@@ -133,3 +133,21 @@ def test_after_a_credit_run_an_export_page_reads_the_transactions_in_order(plans
     assert "Seq Scan" not in after, after
     assert "Index Scan using transactions_by_time on transactions t" in after, after
     assert "Index Scan using postings_by_transaction on postings debit" in after, after
+
+
+def test_a_long_read_plans_each_statement_for_its_values(tmp_path: Path, postgres_schema: str) -> None:
+    """A scan's snapshot (an export's page) plans each statement for the values it is given, never
+    a generic plan kept from earlier runs of the prepared statement; a short read keeps the default."""
+    environment = bench.bench_environment(tmp_path, bench.free_port(), postgres_schema)
+
+    async def modes() -> tuple[str, str]:
+        async with open_service(Settings.from_env(environment)) as service:
+            storage = service.storage
+            assert isinstance(storage, PostgresStorage)
+            async with storage._read(scan=True) as reader:
+                scan = (await reader.execute_fetchall("SHOW plan_cache_mode"))[0][0]
+            async with storage._read() as reader:
+                short = (await reader.execute_fetchall("SHOW plan_cache_mode"))[0][0]
+            return scan, short
+
+    assert asyncio.run(modes()) == ("force_custom_plan", "auto")
