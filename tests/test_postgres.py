@@ -215,3 +215,26 @@ def test_a_dsn_password_never_reaches_the_log() -> None:
     )
     assert shown("postgresql://postgres@127.0.0.1:5432/test") == "postgresql://postgres@127.0.0.1:5432/test"
     assert shown("data/wallet.db") == "data/wallet.db"
+
+
+def test_a_streamed_read_comes_from_a_server_side_cursor_a_batch_at_a_time() -> None:
+    """``PostgresConnection.stream`` (``wallet check``'s reads of every posting and audit entry):
+    every row, in order, while the server holds the cursor and the client only a batch of rows."""
+    from wallet.storage.postgres.connection import STREAM_ROWS, PostgresConnection
+
+    connection = PostgresConnection(postgres_dsn())
+    connection.connect()
+    try:
+        connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        total = 2 * STREAM_ROWS + 7
+        seen: list[int] = []
+        open_cursors = []
+        for row in connection.stream("SELECT n FROM generate_series(1, ?) AS n", (total,)):
+            seen.append(row["n"])
+            if len(seen) in (1, STREAM_ROWS + 1):  # between the server's batches
+                open_cursors.append(connection.execute("SELECT name FROM pg_cursors").fetchall())
+        connection.execute("ROLLBACK")
+    finally:
+        connection.close()
+    assert seen == list(range(1, total + 1))
+    assert [[tuple(row) for row in rows] for rows in open_cursors] == [[("wallet_stream",)]] * 2
