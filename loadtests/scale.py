@@ -30,6 +30,8 @@ with ``--db postgresql://...``, on a fresh schema of that database (dropped afte
 
 Each figure is printed with its bound (issue 5) and ``meets`` or ``below``, with the machine and
 its load average before and after: the machine may be shared, and a busy one is slower.
+On PostgreSQL each step also prints the CPU the server's backends spent for it (those of the
+step's process, read from ``/proc``: ``loadtests.pgcpu``), the database's share of the cost.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
@@ -52,7 +55,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from loadtests import bench
+from loadtests import bench, pgcpu
 from loadtests.bench import (
     HOST,
     PROJECT_ROOT,
@@ -294,6 +297,46 @@ def _bulk_postgres(dsn: str, chunks: Chunks) -> tuple[int, int]:
     return asyncio.run(run())
 
 
+# What the PostgreSQL server spends for a step.
+
+SAMPLE_SECONDS = 0.5
+
+
+@contextlib.contextmanager
+def postgres_cpu(environment: dict[str, str], pids: Callable[[], Sequence[int]]) -> Iterator[list[float]]:
+    """The CPU seconds the PostgreSQL backends of the processes ``pids()`` spend inside the block
+    (``[0.0]`` on SQLite), read from ``/proc`` (``loadtests.pgcpu``) every ``SAMPLE_SECONDS``: a
+    backend gone with its process keeps what its last sample saw. Backends there at the start count
+    from then, new ones from zero."""
+    from wallet.storage.migrations import is_postgres
+
+    spent = [0.0]
+    if not is_postgres(environment["WALLET_DB"]):
+        yield spent
+        return
+    port = pgcpu.server_port(environment["WALLET_DB"])
+    before = pgcpu.cpu_seconds(pgcpu.backend_pids(pids(), port))
+    latest = dict(before)
+    stopping = threading.Event()
+
+    def sample() -> None:
+        latest.update(pgcpu.cpu_seconds(set(pgcpu.backend_pids(pids(), port)) | set(latest)))
+
+    def sampling() -> None:
+        while not stopping.wait(SAMPLE_SECONDS):
+            sample()
+
+    sampler = threading.Thread(target=sampling, name="postgres-cpu", daemon=True)
+    sampler.start()
+    try:
+        yield spent
+    finally:
+        stopping.set()
+        sampler.join()
+        sample()
+        spent[0] = sum(seconds - before.get(pid, 0.0) for pid, seconds in latest.items())
+
+
 # Processes and what they cost.
 
 
@@ -305,6 +348,7 @@ class Ran:
     returncode: int
     stdout: str
     stderr: str
+    database_cpu_seconds: float  # its PostgreSQL backends' (0 on SQLite)
 
 
 # ``wallet ARGS`` that writes its own peak resident set (KiB) to argv[1] as it ends. VmHWM belongs to
@@ -335,7 +379,8 @@ def run_measured(environment: dict[str, str], *arguments: str) -> Ran:
                 stdout=stdout,
                 stderr=stderr,
             )
-            _, status, usage = os.wait4(child.pid, 0)  # its CPU times are its own (unlike its ru_maxrss)
+            with postgres_cpu(environment, lambda: [child.pid]) as database_cpu:
+                _, status, usage = os.wait4(child.pid, 0)  # its CPU times are its own (unlike its ru_maxrss)
             seconds = time.perf_counter() - started
         child.returncode = os.waitstatus_to_exitcode(status)
         peak_kib = int(report.read_text()) if report.exists() else 0
@@ -346,6 +391,7 @@ def run_measured(environment: dict[str, str], *arguments: str) -> Ran:
             child.returncode,
             out.read_text(),
             err.read_text(),
+            database_cpu[0],
         )
 
 
@@ -367,6 +413,7 @@ class CreditRun:
     peak_mb: float
     credited: int
     amount: int
+    database_cpu_seconds: float
 
 
 def credit_run(environment: dict[str, str], month: str) -> CreditRun:
@@ -374,7 +421,14 @@ def credit_run(environment: dict[str, str], month: str) -> CreditRun:
     if ran.returncode != 0:
         raise RuntimeError(f"wallet credit-run failed ({ran.returncode}):\n{ran.stdout}\n{ran.stderr[-4000:]}")
     result = json.loads(ran.stdout.strip().splitlines()[-1])
-    return CreditRun(ran.seconds, ran.cpu_seconds, ran.peak_mb, int(result["credited"]), int(result["amount"]))
+    return CreditRun(
+        ran.seconds,
+        ran.cpu_seconds,
+        ran.peak_mb,
+        int(result["credited"]),
+        int(result["amount"]),
+        ran.database_cpu_seconds,
+    )
 
 
 # 3. Charges through the service.
@@ -385,6 +439,7 @@ class Charged:
     count: int
     amount: int
     seconds: float
+    database_cpu_seconds: float
 
 
 def charge(environment: dict[str, str], provider_id: str, clients: int, charges: int) -> Charged:
@@ -398,7 +453,7 @@ def charge(environment: dict[str, str], provider_id: str, clients: int, charges:
     settings = Settings.from_env(environment)
     principal = Principal(Role.PROVIDER, provider_id, provider_id=provider_id)
 
-    async def run() -> Charged:
+    async def run() -> tuple[int, int, float]:
         started = time.perf_counter()
         ACTOR.set(principal.scope)
         amounts: list[int] = []
@@ -427,9 +482,11 @@ def charge(environment: dict[str, str], provider_id: str, clients: int, charges:
             for start in range(0, charges, CHARGE_CONCURRENCY):
                 end = min(start + CHARGE_CONCURRENCY, charges)
                 await asyncio.gather(*(one(number) for number in range(start, end)))
-        return Charged(len(amounts), sum(amounts), time.perf_counter() - started)
+        return len(amounts), sum(amounts), time.perf_counter() - started
 
-    return asyncio.run(run())
+    with postgres_cpu(environment, lambda: [os.getpid()]) as database_cpu:  # the service's connections
+        count, amount, seconds = asyncio.run(run())
+    return Charged(count, amount, seconds, database_cpu[0])
 
 
 # 4 and 5: through a real `wallet serve`.
@@ -464,6 +521,7 @@ class Settled:
     count: int
     server_peak_mb: float
     reference: str
+    database_cpu_seconds: float
 
 
 def settle(environment: dict[str, str], directory: Path, provider_id: str, items_max: int) -> Settled:
@@ -480,14 +538,15 @@ def settle(environment: dict[str, str], directory: Path, provider_id: str, items
                 "Idempotency-Key": "scale-settlement-1",
             },
         )
-        started, cpu = time.perf_counter(), process_cpu_seconds(pid)
-        with urllib.request.urlopen(request, timeout=600) as response:
-            body = json.load(response)
-        seconds, cpu = time.perf_counter() - started, process_cpu_seconds(pid) - cpu
+        with postgres_cpu(environment, lambda: [pid]) as database_cpu:
+            started, cpu = time.perf_counter(), process_cpu_seconds(pid)
+            with urllib.request.urlopen(request, timeout=600) as response:
+                body = json.load(response)
+            seconds, cpu = time.perf_counter() - started, process_cpu_seconds(pid) - cpu
         peak = peak_resident_mb(pid)
     if body.get("more_to_settle"):
         raise RuntimeError("the settlement left lines for another batch")
-    return Settled(seconds, cpu, int(body["amount"]), int(body["count"]), peak, str(body["reference"]))
+    return Settled(seconds, cpu, int(body["amount"]), int(body["count"]), peak, str(body["reference"]), database_cpu[0])
 
 
 @dataclass
@@ -498,6 +557,7 @@ class Exported:
     rows: int  # data rows, the header not counted
     server_peak_mb: float
     server_start_mb: float
+    database_cpu_seconds: float
 
 
 def export(environment: dict[str, str], directory: Path) -> Exported:
@@ -508,14 +568,15 @@ def export(environment: dict[str, str], directory: Path) -> Exported:
             f"{url}/v1/exports/transactions?format=csv", headers={"Authorization": f"Bearer {token}"}
         )
         size = newlines = 0
-        started, cpu = time.perf_counter(), process_cpu_seconds(pid)
-        with urllib.request.urlopen(request, timeout=600) as response:
-            while chunk := response.read(EXPORT_CHUNK_BYTES):
-                size += len(chunk)
-                newlines += chunk.count(b"\n")
-        seconds, cpu = time.perf_counter() - started, process_cpu_seconds(pid) - cpu
+        with postgres_cpu(environment, lambda: [pid]) as database_cpu:
+            started, cpu = time.perf_counter(), process_cpu_seconds(pid)
+            with urllib.request.urlopen(request, timeout=600) as response:
+                while chunk := response.read(EXPORT_CHUNK_BYTES):
+                    size += len(chunk)
+                    newlines += chunk.count(b"\n")
+            seconds, cpu = time.perf_counter() - started, process_cpu_seconds(pid) - cpu
         peak = peak_resident_mb(pid)
-    return Exported(seconds, cpu, size, newlines - 1, peak, at_start)
+    return Exported(seconds, cpu, size, newlines - 1, peak, at_start, database_cpu[0])
 
 
 # 6. The check.
@@ -528,11 +589,13 @@ class Checked:
     peak_mb: float
     passed: bool
     output: str
+    database_cpu_seconds: float
 
 
 def check(environment: dict[str, str]) -> Checked:
     ran = run_measured(environment, "check")
-    return Checked(ran.seconds, ran.cpu_seconds, ran.peak_mb, ran.returncode == 0, (ran.stdout + ran.stderr)[-4000:])
+    output = (ran.stdout + ran.stderr)[-4000:]
+    return Checked(ran.seconds, ran.cpu_seconds, ran.peak_mb, ran.returncode == 0, output, ran.database_cpu_seconds)
 
 
 _COUNTS_SQL = {
@@ -694,6 +757,10 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None) -
         load_average(),
     )
     engine = f"SQLite {info['sqlite']}" if database is None else f"PostgreSQL {info['postgresql']}"
+
+    def on_database(seconds: float) -> str:
+        return "" if database is None else f", {seconds:.1f} s PostgreSQL CPU"
+
     print(
         f"machine: {info['cpus']} CPUs, {info['cpu_model']}, {info['memory_gib']} GiB; Python {info['python']},"
         f" {engine}; load average {format_load(report.load_before)}",
@@ -713,7 +780,7 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None) -
     credit_ok = run.credited == generated.lines and run.amount == generated.monthly_amount
     print(
         f"credit run {run.credited:,} lines, {run.amount:,} cents in {run.seconds:.1f} s"
-        f" ({run.cpu_seconds:.1f} s CPU)"
+        f" ({run.cpu_seconds:.1f} s CPU{on_database(run.database_cpu_seconds)})"
         f" (bound {CREDIT_RUN_SECONDS_MAX:g} s: {verdict(run.seconds < CREDIT_RUN_SECONDS_MAX)});"
         f" peak RSS {run.peak_mb:.0f} MiB (bound {CREDIT_RUN_MEMORY_MB_MAX:g}:"
         f" {verdict(run.peak_mb < CREDIT_RUN_MEMORY_MB_MAX)}); {'all lines' if credit_ok else 'WRONG TOTALS'}",
@@ -724,7 +791,7 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None) -
     report.figures["charges"] = asdict(charged)
     print(
         f"charges    {charged.count:,} captured by national id through the service, {charged.amount:,} cents,"
-        f" in {charged.seconds:.1f} s ({charged.count / charged.seconds:,.0f}/s)",
+        f" in {charged.seconds:.1f} s ({charged.count / charged.seconds:,.0f}/s{on_database(charged.database_cpu_seconds)})",
         flush=True,
     )
 
@@ -733,7 +800,8 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None) -
     settle_ok = settled.count == charged.count and settled.amount == charged.amount
     print(
         f"settlement one batch of {settled.count:,} lines, {settled.amount:,} cents, reference {settled.reference},"
-        f" in {settled.seconds:.1f} s ({settled.server_cpu_seconds:.1f} s server CPU);"
+        f" in {settled.seconds:.1f} s ({settled.server_cpu_seconds:.1f} s server CPU"
+        f"{on_database(settled.database_cpu_seconds)});"
         f" server peak RSS {settled.server_peak_mb:.0f} MiB;"
         f" {'matches the charges' if settle_ok else 'DOES NOT MATCH the charges'}",
         flush=True,
@@ -745,7 +813,8 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None) -
     export_ok = exported.rows == counts["transactions"]
     print(
         f"export     {exported.rows:,} transactions, {exported.bytes / 1e6:,.0f} MB of CSV"
-        f" in {exported.seconds:.1f} s ({exported.server_cpu_seconds:.1f} s server CPU)"
+        f" in {exported.seconds:.1f} s ({exported.server_cpu_seconds:.1f} s server CPU"
+        f"{on_database(exported.database_cpu_seconds)})"
         f" (bound {EXPORT_SECONDS_MAX:g} s: {verdict(exported.seconds < EXPORT_SECONDS_MAX)}); server peak RSS"
         f" {exported.server_peak_mb:.0f} MiB, {exported.server_start_mb:.0f} MiB after start"
         f" (bound {EXPORT_MEMORY_MB_MAX:g}: {verdict(exported.server_peak_mb < EXPORT_MEMORY_MB_MAX)});"
@@ -756,7 +825,8 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None) -
     checked = check(environment)
     report.figures["check"] = {**asdict(checked), "output": None}
     print(
-        f"check      wallet check in {checked.seconds:.1f} s ({checked.cpu_seconds:.1f} s CPU),"
+        f"check      wallet check in {checked.seconds:.1f} s ({checked.cpu_seconds:.1f} s CPU"
+        f"{on_database(checked.database_cpu_seconds)}),"
         f" peak RSS {checked.peak_mb:.0f} MiB:"
         f" {'every invariant holds' if checked.passed else 'FAILED'}",
         flush=True,
