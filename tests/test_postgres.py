@@ -23,6 +23,7 @@ from wallet.settings import Settings
 from wallet.shapes import requests
 from wallet.storage.migrations import migrate
 from wallet.storage.postgres import PostgresStorage
+from wallet.storage.postgres.adapter import ANALYSED_AFTER_BULK_WRITES
 from wallet.storage.sqlite.adapter import SCHEMA_VERSION
 
 
@@ -166,6 +167,12 @@ async def test_migrate_to_copies_every_row_and_the_copy_serves_on(world: World, 
         for table, count in report.rows.items():
             assert lite.execute(f"SELECT COUNT(*) FROM {table}") == [(count,)], table
     assert report.rows["postings"] > 0 and report.rows["audit_log"] > 0 and report.rows["settlement_items"] == 2
+    with RawDatabase(postgres_schema) as copied:  # analysed, as after a credit run (reltuples -1: never)
+        analysed = copied.execute(
+            "SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace"
+            " AND relkind = 'r' AND reltuples >= 0 ORDER BY relname"
+        )
+    assert [row[0] for row in analysed] == sorted(ANALYSED_AFTER_BULK_WRITES)
     copy = dataclasses.replace(world.service.settings, db=postgres_schema)
     async with open_service(copy, clock=world.clock, sms=world.sms) as service:
         wallet = await service.storage.get_wallet(client["id"], service.current_month())

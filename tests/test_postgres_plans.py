@@ -24,7 +24,7 @@ from tests.pg import RawDatabase, create_schema, drop_schema
 from wallet.bootstrap import open_service
 from wallet.settings import Settings
 from wallet.storage.postgres import PostgresStorage
-from wallet.storage.postgres.adapter import ANALYSED_AFTER_CREDIT_RUN
+from wallet.storage.postgres.adapter import ANALYSED_AFTER_BULK_WRITES
 from wallet.storage.postgres.connection import POSTGRES
 from wallet.storage.sql import exports
 from wallet.storage.sql.charge_batch import _BUDGETED_SQL
@@ -111,7 +111,7 @@ def test_a_credit_run_that_wrote_analyses_the_tables_it_filled_and_the_budgets(
             "SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace"
             " AND relkind = 'r' AND reltuples >= 0 ORDER BY relname"
         )
-    assert [row[0] for row in analysed] == sorted(ANALYSED_AFTER_CREDIT_RUN)
+    assert [row[0] for row in analysed] == sorted(ANALYSED_AFTER_BULK_WRITES)
 
 
 def test_after_a_credit_run_a_charge_batch_s_budgets_check_looks_the_clients_up(plans: Plans) -> None:

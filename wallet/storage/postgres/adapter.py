@@ -44,8 +44,9 @@ from wallet.storage.sql.writer import Writer
 log = structlog.get_logger(__name__)
 
 LISTEN_RETRY_SECONDS = 1.0
-# What ``gather_statistics`` analyses (its docstring says why these).
-ANALYSED_AFTER_CREDIT_RUN = ("budgets", "budget_lines", "transactions", "postings")
+# What ``gather_statistics`` (after a credit run) and ``wallet migrate-to`` analyse; the docstring
+# of ``gather_statistics`` says why these.
+ANALYSED_AFTER_BULK_WRITES = ("budgets", "budget_lines", "transactions", "postings")
 CUSTOM_PLANS_SQL = "SET LOCAL plan_cache_mode = force_custom_plan"  # a scan's (``_read``)
 EVENTS_SINCE_SQL = "SELECT client_id, MAX(seq) AS last FROM wallet_events WHERE seq > ? GROUP BY client_id"
 
@@ -174,10 +175,10 @@ class PostgresStorage(SqlStorage):
         started = time.perf_counter()
         try:
             async with self._pool.acquire() as connection:
-                await connection.execute(f"ANALYZE {', '.join(ANALYSED_AFTER_CREDIT_RUN)}")
+                await connection.execute(f"ANALYZE {', '.join(ANALYSED_AFTER_BULK_WRITES)}")
         except _CONNECTION_ERRORS as error:
             raise Unavailable("the database is not reachable now", retry_after_seconds=1) from error
-        log.info("statistics_gathered", tables=list(ANALYSED_AFTER_CREDIT_RUN), seconds=time.perf_counter() - started)
+        log.info("statistics_gathered", tables=list(ANALYSED_AFTER_BULK_WRITES), seconds=time.perf_counter() - started)
 
     @asynccontextmanager
     async def _read(self, *, scan: bool = False) -> AsyncIterator[Reader]:
