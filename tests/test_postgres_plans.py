@@ -32,12 +32,21 @@ from wallet.storage.sql.charge_batch import _BUDGETED_SQL
 # Enough budgets that, without statistics, the budgets check reads all their lines.
 CLIENTS = 20_000
 PAGE_ROWS = 1_000
+# Parallel workers as cheap as at a million rows, here at 20,000.
+CHEAP_WORKERS = (
+    "SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_index_scan_size = 0;"
+    " SET min_parallel_table_scan_size = 0"
+)
 
 
 @dataclass
 class Plans:
-    before: dict[str, str]  # EXPLAIN of each query, on the generated tables, before the credit run
-    after: dict[str, str]  # and after it
+    before: dict[str, str]  # EXPLAIN of each query after the credit run, before its analysis
+    after: dict[str, str]  # and after the analysis
+    # The export pages after it, with parallel workers made cheap (``CHEAP_WORKERS``): on a plain
+    # connection, and in a scan's read (``PostgresStorage._read(scan=True)``).
+    parallel: dict[str, str]
+    scan: dict[str, str]
 
 
 def explain(database: RawDatabase, queries: dict[str, tuple[object, ...]]) -> dict[str, str]:
@@ -68,8 +77,21 @@ def plans(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plans]:
                     queries = _queries(raw, generated.month)
                     before = explain(raw, queries)
                 await service.storage.gather_statistics()
+                pages = {name: query for name, query in queries.items() if name.startswith("export")}
                 with RawDatabase(database) as raw:
-                    return Plans(before, explain(raw, queries))
+                    after = explain(raw, queries)
+                    raw.execute(CHEAP_WORKERS)
+                    parallel = explain(raw, pages)
+                storage = service.storage
+                assert isinstance(storage, PostgresStorage)
+                scan = {}
+                for name, (sql, *parameters) in pages.items():
+                    async with storage._read(scan=True) as reader:
+                        for setting in CHEAP_WORKERS.split(";"):
+                            await reader.execute_fetchall(setting.strip().replace("SET ", "SET LOCAL "))
+                        rows = await reader.execute_fetchall(f"EXPLAIN {sql}", parameters)
+                    scan[name] = "\n".join(str(row[0]) for row in rows)
+                return Plans(before, after, parallel, scan)
 
         yield asyncio.run(credit_run_then_analyse())
     finally:
@@ -137,17 +159,32 @@ def test_after_a_credit_run_an_export_page_reads_the_transactions_in_order(plans
 
 def test_a_long_read_plans_each_statement_for_its_values(tmp_path: Path, postgres_schema: str) -> None:
     """A scan's snapshot (an export's page) plans each statement for the values it is given, never
-    a generic plan kept from earlier runs of the prepared statement; a short read keeps the default."""
+    a generic plan kept from earlier runs of the prepared statement, and without parallel workers;
+    a short read keeps the defaults."""
     environment = bench.bench_environment(tmp_path, bench.free_port(), postgres_schema)
 
-    async def modes() -> tuple[str, str]:
+    async def modes() -> tuple[tuple[str, ...], tuple[str, ...]]:
         async with open_service(Settings.from_env(environment)) as service:
             storage = service.storage
             assert isinstance(storage, PostgresStorage)
+            shown = "SELECT current_setting('plan_cache_mode'), current_setting('max_parallel_workers_per_gather')"
             async with storage._read(scan=True) as reader:
-                scan = (await reader.execute_fetchall("SHOW plan_cache_mode"))[0][0]
+                scan = tuple((await reader.execute_fetchall(shown))[0])
             async with storage._read() as reader:
-                short = (await reader.execute_fetchall("SHOW plan_cache_mode"))[0][0]
+                short = tuple((await reader.execute_fetchall(shown))[0])
             return scan, short
 
-    assert asyncio.run(modes()) == ("force_custom_plan", "auto")
+    scan, short = asyncio.run(modes())
+    assert scan == ("force_custom_plan", "0")
+    assert short[0] == "auto" and short[1] != "0"
+
+
+def test_an_export_page_in_a_scan_s_read_starts_no_parallel_workers(plans: Plans) -> None:
+    """A page of 1,000 rows walks an index: at a million transactions the planner starts parallel
+    workers for it (it costs the whole range), which cost more than they save, on every page (27 ms
+    a page instead of 6). Here the workers are made as cheap as there."""
+    for page in ("export first page", "export later page"):
+        assert "Parallel Index Scan" in plans.parallel[page], plans.parallel[page]
+        scan = plans.scan[page]
+        assert "Parallel" not in scan and "Gather" not in scan, scan
+        assert "Index Scan using transactions_by_time on transactions t" in scan, scan
