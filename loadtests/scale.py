@@ -49,7 +49,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -453,11 +453,12 @@ def charge(environment: dict[str, str], provider_id: str, clients: int, charges:
     settings = Settings.from_env(environment)
     principal = Principal(Role.PROVIDER, provider_id, provider_id=provider_id)
 
-    async def run() -> tuple[int, int, float]:
+    async def run() -> tuple[int, int, float, float]:
         started = time.perf_counter()
         ACTOR.set(principal.scope)
         amounts: list[int] = []
-        async with open_service(settings) as service:
+        # The service's connections, counted before they close.
+        async with open_service(settings) as service, _sampling(environment) as database_cpu:
 
             async def one(number: int) -> None:
                 index = number % clients
@@ -482,11 +483,16 @@ def charge(environment: dict[str, str], provider_id: str, clients: int, charges:
             for start in range(0, charges, CHARGE_CONCURRENCY):
                 end = min(start + CHARGE_CONCURRENCY, charges)
                 await asyncio.gather(*(one(number) for number in range(start, end)))
-        return len(amounts), sum(amounts), time.perf_counter() - started
+        return len(amounts), sum(amounts), time.perf_counter() - started, database_cpu[0]
 
-    with postgres_cpu(environment, lambda: [os.getpid()]) as database_cpu:  # the service's connections
-        count, amount, seconds = asyncio.run(run())
-    return Charged(count, amount, seconds, database_cpu[0])
+    return Charged(*asyncio.run(run()))
+
+
+@contextlib.asynccontextmanager
+async def _sampling(environment: dict[str, str]) -> AsyncIterator[list[float]]:
+    """``postgres_cpu`` of this process's own connections, as an async context."""
+    with postgres_cpu(environment, lambda: [os.getpid()]) as database_cpu:
+        yield database_cpu
 
 
 # 4 and 5: through a real `wallet serve`.
