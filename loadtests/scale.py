@@ -1,11 +1,14 @@
-"""Million-scale runs on the SQLite adapter: the credit run, the export and one big settlement.
+"""Million-scale runs on SQLite or PostgreSQL: the credit run, the export and one big settlement.
 
     python -m loadtests.scale [--clients 1000000] [--charges 100000] [--mix] [--keep] [--json FILE]
+                              [--db sqlite|postgresql://user@host:5432/db]
 
-What one run does, in a fresh temporary directory (all on 127.0.0.1):
+What one run does, in a fresh temporary directory (all on 127.0.0.1), on a SQLite file there or,
+with ``--db postgresql://...``, on a fresh schema of that database (dropped after unless ``--keep``):
 
 1. **Generates** ``--clients`` clients, each with a budget from the current month, straight into
-   the SQLite adapter's own schema with bulk SQL (``generate``): the rows the API would have
+   the database's own schema with bulk SQL (``generate``; ``COPY`` on PostgreSQL, without
+   ``ANALYZE``, as a database grown through the API has no statistics either): the rows the API would have
    written — real keyed hashes of phone and national id, AES-GCM phone ciphertexts under the
    database's own keys, ``client.created`` and ``budget.created`` audit entries in the hash chain,
    the wallet-line accounts — but without going through the API. One category and one approved
@@ -27,6 +30,8 @@ What one run does, in a fresh temporary directory (all on 127.0.0.1):
 
 Each figure is printed with its bound (issue 5) and ``meets`` or ``below``, with the machine and
 its load average before and after: the machine may be shared, and a busy one is slower.
+On PostgreSQL each step also prints the CPU the server's backends spent for it (those of the
+step's process, read from ``/proc``: ``loadtests.pgcpu``), the database's share of the cost.
 """
 
 from __future__ import annotations
@@ -41,15 +46,16 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from loadtests import bench
+from loadtests import bench, pgcpu
 from loadtests.bench import (
     HOST,
     PROJECT_ROOT,
@@ -138,6 +144,7 @@ def generate(environment: dict[str, str], clients: int, mix: bool) -> Generated:
     from wallet.clock import SystemClock, month_of
     from wallet.settings import Settings
     from wallet.shapes import requests
+    from wallet.storage.migrations import is_postgres
 
     started = time.perf_counter()
     settings = Settings.from_env(environment)
@@ -154,12 +161,36 @@ def generate(environment: dict[str, str], clients: int, mix: bool) -> Generated:
             return str(provider["id"]), service.hasher, service.phones
 
     provider_id, hasher, phones = asyncio.run(through_the_service())
-    lines, monthly_amount = _bulk_clients(settings.db, hasher, phones, clients, mix, month)
+    write = _bulk_postgres if is_postgres(settings.db) else _bulk_sqlite
+    lines, monthly_amount = write(settings.db, lambda head: client_rows(hasher, phones, clients, mix, month, head))
     return Generated(month, provider_id, clients, lines, monthly_amount, time.perf_counter() - started)
 
 
-def _bulk_clients(path: str, hasher: Any, phones: Any, clients: int, mix: bool, month: str) -> tuple[int, int]:
-    """Clients, budgets, budget lines, wallet-line accounts and their audit entries, by the chunk."""
+# The tables the generator fills, their columns in the order of ``ClientRows``' tuples; the order
+# of the tables is the order of their foreign keys.
+GENERATED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "clients": ("id", "name", "phone_hash", "phone_ciphertext", "national_id_hash", "created_at"),
+    "budgets": ("id", "client_id", "start_month", "end_month", "unused", "created_at"),
+    "budget_lines": ("budget_id", "category", "monthly_amount"),
+    "accounts": ("id", "kind", "client_id", "category"),
+    "audit_log": ("at", "actor", "action", "subject", "data", "previous_hash", "hash"),
+}
+
+
+@dataclass
+class ClientRows:
+    """One chunk of generated clients: the rows of each table of ``GENERATED_COLUMNS``."""
+
+    tables: dict[str, list[tuple[Any, ...]]]
+    lines: int
+    amount: int  # cents a month, all lines
+
+
+def client_rows(
+    hasher: Any, phones: Any, clients: int, mix: bool, month: str, previous_hash: str
+) -> Iterator[ClientRows]:
+    """Clients, budgets, budget lines, wallet-line accounts and their audit entries, by the chunk:
+    the rows the API would write, the audit entries chained on from ``previous_hash``."""
     from wallet.clock import rfc3339
     from wallet.ids import new_id
     from wallet.ledger.accounts import wallet_account
@@ -167,16 +198,10 @@ def _bulk_clients(path: str, hasher: Any, phones: Any, clients: int, mix: bool, 
     from wallet.service import NATIONAL_ID, PHONE
 
     end_month = add_months(month, BUDGET_MONTHS - 1)
-    connection = sqlite3.connect(path, isolation_level=None)
-    connection.execute("PRAGMA journal_mode = WAL")
-    connection.execute("PRAGMA synchronous = NORMAL")  # a generator, not a service: one sync at the end
-    connection.execute("PRAGMA foreign_keys = ON")
-    connection.execute("PRAGMA cache_size = -262144")  # 256 MiB
-    previous_hash = connection.execute("SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()[0]
-    total_lines = total_amount = 0
     for start in range(0, clients, CHUNK_CLIENTS):
         now = rfc3339(datetime.now(UTC))
-        client_rows, budget_rows, line_rows, account_rows, audit_rows = [], [], [], [], []
+        chunk = ClientRows({table: [] for table in GENERATED_COLUMNS}, 0, 0)
+        client_rows, budget_rows, line_rows, account_rows, audit_rows = chunk.tables.values()
         for index in range(start, min(start + CHUNK_CLIENTS, clients)):
             client_id, budget_id = new_id("cl"), new_id("bu")
             number = phone(index)
@@ -195,9 +220,9 @@ def _bulk_clients(path: str, hasher: Any, phones: Any, clients: int, mix: bool, 
             lines = budget_lines(index, mix)
             for category, amount in lines:
                 line_rows.append((budget_id, category, amount))
-                account_rows.append((wallet_account(client_id, category), client_id, category))
-                total_lines += 1
-                total_amount += amount
+                account_rows.append((wallet_account(client_id, category), "wallet", client_id, category))
+                chunk.lines += 1
+                chunk.amount += amount
             for action, subject, data in (
                 ("client.created", client_id, {"with_national_id": True}),
                 (
@@ -216,31 +241,100 @@ def _bulk_clients(path: str, hasher: Any, phones: Any, clients: int, mix: bool, 
                 entry_hash = link_hash(previous_hash, now, GENERATOR_ACTOR, action, subject, payload)
                 audit_rows.append((now, GENERATOR_ACTOR, action, subject, payload, previous_hash, entry_hash))
                 previous_hash = entry_hash
+        yield chunk
+
+
+_HEAD_SQL = "SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1"
+
+
+Chunks = Callable[[str], Iterator[ClientRows]]  # the rows, chained on from the audit head given
+
+
+def _bulk_sqlite(path: str, chunks: Chunks) -> tuple[int, int]:
+    """``chunks(head)``'s rows into the SQLite file, a transaction a chunk."""
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.execute("PRAGMA synchronous = NORMAL")  # a generator, not a service: one sync at the end
+    connection.execute("PRAGMA foreign_keys = ON")
+    connection.execute("PRAGMA cache_size = -262144")  # 256 MiB
+    total_lines = total_amount = 0
+    for chunk in chunks(connection.execute(_HEAD_SQL).fetchone()[0]):
         connection.execute("BEGIN IMMEDIATE")
-        connection.executemany(
-            "INSERT INTO clients (id, name, phone_hash, phone_ciphertext, national_id_hash, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            client_rows,
-        )
-        connection.executemany(
-            "INSERT INTO budgets (id, client_id, start_month, end_month, unused, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-            budget_rows,
-        )
-        connection.executemany(
-            "INSERT INTO budget_lines (budget_id, category, monthly_amount) VALUES (?, ?, ?)", line_rows
-        )
-        connection.executemany(
-            "INSERT INTO accounts (id, kind, client_id, category) VALUES (?, 'wallet', ?, ?)", account_rows
-        )
-        connection.executemany(
-            "INSERT INTO audit_log (at, actor, action, subject, data, previous_hash, hash)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            audit_rows,
-        )
+        for table, rows in chunk.tables.items():
+            columns = GENERATED_COLUMNS[table]
+            connection.executemany(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", rows
+            )
         connection.execute("COMMIT")
+        total_lines += chunk.lines
+        total_amount += chunk.amount
     connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     connection.close()
     return total_lines, total_amount
+
+
+def _bulk_postgres(dsn: str, chunks: Chunks) -> tuple[int, int]:
+    """``chunks(head)``'s rows into the PostgreSQL schema with ``COPY``, a transaction a chunk. No
+    ``ANALYZE``: a database grown through the API has no statistics either (no autovacuum)."""
+    import asyncpg
+
+    from wallet.storage.postgres.pool import connect_arguments
+
+    async def run() -> tuple[int, int]:
+        connection = await asyncpg.connect(**connect_arguments(dsn))
+        try:
+            total_lines = total_amount = 0
+            for chunk in chunks(await connection.fetchval(_HEAD_SQL)):
+                async with connection.transaction():
+                    for table, rows in chunk.tables.items():
+                        await connection.copy_records_to_table(table, records=rows, columns=GENERATED_COLUMNS[table])
+                total_lines += chunk.lines
+                total_amount += chunk.amount
+            return total_lines, total_amount
+        finally:
+            await connection.close()
+
+    return asyncio.run(run())
+
+
+# What the PostgreSQL server spends for a step.
+
+SAMPLE_SECONDS = 0.5
+
+
+@contextlib.contextmanager
+def postgres_cpu(environment: dict[str, str], pids: Callable[[], Sequence[int]]) -> Iterator[list[float]]:
+    """The CPU seconds the PostgreSQL backends of the processes ``pids()`` spend inside the block
+    (``[0.0]`` on SQLite), read from ``/proc`` (``loadtests.pgcpu``) every ``SAMPLE_SECONDS``: a
+    backend gone with its process keeps what its last sample saw. Backends there at the start count
+    from then, new ones from zero."""
+    from wallet.storage.migrations import is_postgres
+
+    spent = [0.0]
+    if not is_postgres(environment["WALLET_DB"]):
+        yield spent
+        return
+    port = pgcpu.server_port(environment["WALLET_DB"])
+    before = pgcpu.cpu_seconds(pgcpu.backend_pids(pids(), port))
+    latest = dict(before)
+    stopping = threading.Event()
+
+    def sample() -> None:
+        latest.update(pgcpu.cpu_seconds(set(pgcpu.backend_pids(pids(), port)) | set(latest)))
+
+    def sampling() -> None:
+        while not stopping.wait(SAMPLE_SECONDS):
+            sample()
+
+    sampler = threading.Thread(target=sampling, name="postgres-cpu", daemon=True)
+    sampler.start()
+    try:
+        yield spent
+    finally:
+        stopping.set()
+        sampler.join()
+        sample()
+        spent[0] = sum(seconds - before.get(pid, 0.0) for pid, seconds in latest.items())
 
 
 # Processes and what they cost.
@@ -254,6 +348,7 @@ class Ran:
     returncode: int
     stdout: str
     stderr: str
+    database_cpu_seconds: float  # its PostgreSQL backends' (0 on SQLite)
 
 
 # ``wallet ARGS`` that writes its own peak resident set (KiB) to argv[1] as it ends. VmHWM belongs to
@@ -284,7 +379,8 @@ def run_measured(environment: dict[str, str], *arguments: str) -> Ran:
                 stdout=stdout,
                 stderr=stderr,
             )
-            _, status, usage = os.wait4(child.pid, 0)  # its CPU times are its own (unlike its ru_maxrss)
+            with postgres_cpu(environment, lambda: [child.pid]) as database_cpu:
+                _, status, usage = os.wait4(child.pid, 0)  # its CPU times are its own (unlike its ru_maxrss)
             seconds = time.perf_counter() - started
         child.returncode = os.waitstatus_to_exitcode(status)
         peak_kib = int(report.read_text()) if report.exists() else 0
@@ -295,6 +391,7 @@ def run_measured(environment: dict[str, str], *arguments: str) -> Ran:
             child.returncode,
             out.read_text(),
             err.read_text(),
+            database_cpu[0],
         )
 
 
@@ -316,6 +413,7 @@ class CreditRun:
     peak_mb: float
     credited: int
     amount: int
+    database_cpu_seconds: float
 
 
 def credit_run(environment: dict[str, str], month: str) -> CreditRun:
@@ -323,7 +421,14 @@ def credit_run(environment: dict[str, str], month: str) -> CreditRun:
     if ran.returncode != 0:
         raise RuntimeError(f"wallet credit-run failed ({ran.returncode}):\n{ran.stdout}\n{ran.stderr[-4000:]}")
     result = json.loads(ran.stdout.strip().splitlines()[-1])
-    return CreditRun(ran.seconds, ran.cpu_seconds, ran.peak_mb, int(result["credited"]), int(result["amount"]))
+    return CreditRun(
+        ran.seconds,
+        ran.cpu_seconds,
+        ran.peak_mb,
+        int(result["credited"]),
+        int(result["amount"]),
+        ran.database_cpu_seconds,
+    )
 
 
 # 3. Charges through the service.
@@ -334,6 +439,7 @@ class Charged:
     count: int
     amount: int
     seconds: float
+    database_cpu_seconds: float
 
 
 def charge(environment: dict[str, str], provider_id: str, clients: int, charges: int) -> Charged:
@@ -347,11 +453,12 @@ def charge(environment: dict[str, str], provider_id: str, clients: int, charges:
     settings = Settings.from_env(environment)
     principal = Principal(Role.PROVIDER, provider_id, provider_id=provider_id)
 
-    async def run() -> Charged:
+    async def run() -> tuple[int, int, float, float]:
         started = time.perf_counter()
         ACTOR.set(principal.scope)
         amounts: list[int] = []
-        async with open_service(settings) as service:
+        # The service's connections, counted before they close.
+        async with open_service(settings) as service, _sampling(environment) as database_cpu:
 
             async def one(number: int) -> None:
                 index = number % clients
@@ -376,9 +483,16 @@ def charge(environment: dict[str, str], provider_id: str, clients: int, charges:
             for start in range(0, charges, CHARGE_CONCURRENCY):
                 end = min(start + CHARGE_CONCURRENCY, charges)
                 await asyncio.gather(*(one(number) for number in range(start, end)))
-        return Charged(len(amounts), sum(amounts), time.perf_counter() - started)
+        return len(amounts), sum(amounts), time.perf_counter() - started, database_cpu[0]
 
-    return asyncio.run(run())
+    return Charged(*asyncio.run(run()))
+
+
+@contextlib.asynccontextmanager
+async def _sampling(environment: dict[str, str]) -> AsyncIterator[list[float]]:
+    """``postgres_cpu`` of this process's own connections, as an async context."""
+    with postgres_cpu(environment, lambda: [os.getpid()]) as database_cpu:
+        yield database_cpu
 
 
 # 4 and 5: through a real `wallet serve`.
@@ -413,6 +527,7 @@ class Settled:
     count: int
     server_peak_mb: float
     reference: str
+    database_cpu_seconds: float
 
 
 def settle(environment: dict[str, str], directory: Path, provider_id: str, items_max: int) -> Settled:
@@ -429,14 +544,15 @@ def settle(environment: dict[str, str], directory: Path, provider_id: str, items
                 "Idempotency-Key": "scale-settlement-1",
             },
         )
-        started, cpu = time.perf_counter(), process_cpu_seconds(pid)
-        with urllib.request.urlopen(request, timeout=600) as response:
-            body = json.load(response)
-        seconds, cpu = time.perf_counter() - started, process_cpu_seconds(pid) - cpu
+        with postgres_cpu(environment, lambda: [pid]) as database_cpu:
+            started, cpu = time.perf_counter(), process_cpu_seconds(pid)
+            with urllib.request.urlopen(request, timeout=600) as response:
+                body = json.load(response)
+            seconds, cpu = time.perf_counter() - started, process_cpu_seconds(pid) - cpu
         peak = peak_resident_mb(pid)
     if body.get("more_to_settle"):
         raise RuntimeError("the settlement left lines for another batch")
-    return Settled(seconds, cpu, int(body["amount"]), int(body["count"]), peak, str(body["reference"]))
+    return Settled(seconds, cpu, int(body["amount"]), int(body["count"]), peak, str(body["reference"]), database_cpu[0])
 
 
 @dataclass
@@ -447,6 +563,7 @@ class Exported:
     rows: int  # data rows, the header not counted
     server_peak_mb: float
     server_start_mb: float
+    database_cpu_seconds: float
 
 
 def export(environment: dict[str, str], directory: Path) -> Exported:
@@ -457,14 +574,15 @@ def export(environment: dict[str, str], directory: Path) -> Exported:
             f"{url}/v1/exports/transactions?format=csv", headers={"Authorization": f"Bearer {token}"}
         )
         size = newlines = 0
-        started, cpu = time.perf_counter(), process_cpu_seconds(pid)
-        with urllib.request.urlopen(request, timeout=600) as response:
-            while chunk := response.read(EXPORT_CHUNK_BYTES):
-                size += len(chunk)
-                newlines += chunk.count(b"\n")
-        seconds, cpu = time.perf_counter() - started, process_cpu_seconds(pid) - cpu
+        with postgres_cpu(environment, lambda: [pid]) as database_cpu:
+            started, cpu = time.perf_counter(), process_cpu_seconds(pid)
+            with urllib.request.urlopen(request, timeout=600) as response:
+                while chunk := response.read(EXPORT_CHUNK_BYTES):
+                    size += len(chunk)
+                    newlines += chunk.count(b"\n")
+            seconds, cpu = time.perf_counter() - started, process_cpu_seconds(pid) - cpu
         peak = peak_resident_mb(pid)
-    return Exported(seconds, cpu, size, newlines - 1, peak, at_start)
+    return Exported(seconds, cpu, size, newlines - 1, peak, at_start, database_cpu[0])
 
 
 # 6. The check.
@@ -477,42 +595,78 @@ class Checked:
     peak_mb: float
     passed: bool
     output: str
+    database_cpu_seconds: float
 
 
 def check(environment: dict[str, str]) -> Checked:
     ran = run_measured(environment, "check")
-    return Checked(ran.seconds, ran.cpu_seconds, ran.peak_mb, ran.returncode == 0, (ran.stdout + ran.stderr)[-4000:])
+    output = (ran.stdout + ran.stderr)[-4000:]
+    return Checked(ran.seconds, ran.cpu_seconds, ran.peak_mb, ran.returncode == 0, output, ran.database_cpu_seconds)
+
+
+_COUNTS_SQL = {
+    "clients": "SELECT COUNT(*) FROM clients",
+    "budget_lines": "SELECT COUNT(*) FROM budget_lines",
+    "transactions": "SELECT COUNT(*) FROM transactions",
+    "postings": "SELECT COUNT(*) FROM postings",
+    "credits": "SELECT COUNT(*) FROM credits",
+    "captured": "SELECT COUNT(*) FROM charges WHERE status = 'captured'",
+    "audit_entries": "SELECT COUNT(*) FROM audit_log",
+}
+# What the schema's tables and their indexes take on disk.
+_POSTGRES_BYTES_SQL = (
+    "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c"
+    " WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r'"
+)
 
 
 def database_counts(path: str) -> dict[str, int]:
+    from wallet.storage.migrations import is_postgres
+
+    if is_postgres(path):
+        return asyncio.run(_postgres_counts(path))
     connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-
-        def one(sql: str) -> int:
-            return int(connection.execute(sql).fetchone()[0])
-
-        return {
-            "clients": one("SELECT COUNT(*) FROM clients"),
-            "budget_lines": one("SELECT COUNT(*) FROM budget_lines"),
-            "transactions": one("SELECT COUNT(*) FROM transactions"),
-            "postings": one("SELECT COUNT(*) FROM postings"),
-            "credits": one("SELECT COUNT(*) FROM credits"),
-            "captured": one("SELECT COUNT(*) FROM charges WHERE status = 'captured'"),
-            "audit_entries": one("SELECT COUNT(*) FROM audit_log"),
-            "database_bytes": one("SELECT page_count * page_size FROM pragma_page_count, pragma_page_size"),
-        }
+        counts = {name: int(connection.execute(sql).fetchone()[0]) for name, sql in _COUNTS_SQL.items()}
+        size = connection.execute("SELECT page_count * page_size FROM pragma_page_count, pragma_page_size")
+        return {**counts, "database_bytes": int(size.fetchone()[0])}
     finally:
         connection.close()
+
+
+async def _postgres_counts(dsn: str) -> dict[str, int]:
+    import asyncpg
+
+    from wallet.storage.postgres.pool import connect_arguments
+
+    connection = await asyncpg.connect(**connect_arguments(dsn))
+    try:
+        counts = {name: int(await connection.fetchval(sql)) for name, sql in _COUNTS_SQL.items()}
+        return {**counts, "database_bytes": int(await connection.fetchval(_POSTGRES_BYTES_SQL))}
+    finally:
+        await connection.close()
 
 
 # The machine.
 
 
-def machine() -> dict[str, Any]:
-    """The benchmark's description of the machine, less wrk (not used here), plus SQLite's version."""
+def machine(database: str | None = None) -> dict[str, Any]:
+    """The benchmark's description of the machine, less wrk (not used here), plus the database's version."""
     info = bench.machine()
     info.pop("wrk", None)
-    return {**info, "sqlite": sqlite3.sqlite_version}
+    if database is None:
+        return {**info, "sqlite": sqlite3.sqlite_version}
+    return {**info, "postgresql": asyncio.run(_postgres_version(database))}
+
+
+async def _postgres_version(dsn: str) -> str:
+    import asyncpg
+
+    connection = await asyncpg.connect(dsn)
+    try:
+        return str(await connection.fetchval("SHOW server_version"))
+    finally:
+        await connection.close()
 
 
 # The command.
@@ -521,7 +675,7 @@ def machine() -> dict[str, Any]:
 def parser() -> argparse.ArgumentParser:
     arguments = argparse.ArgumentParser(
         prog="python -m loadtests.scale",
-        description="Million-scale credit run, export and settlement on the SQLite adapter, timed and measured.",
+        description="Million-scale credit run, export and settlement on SQLite or PostgreSQL, timed and measured.",
     )
     arguments.add_argument(
         "--clients",
@@ -541,6 +695,12 @@ def parser() -> argparse.ArgumentParser:
     arguments.add_argument("--directory", type=Path, help="work here (must be empty) instead of a temporary directory")
     arguments.add_argument("--keep", action="store_true", help="keep the directory (database, keys, server logs)")
     arguments.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    arguments.add_argument(
+        "--db",
+        default="sqlite",
+        help="sqlite (default: a file in the directory) or a postgresql:// DSN (a fresh schema, dropped after"
+        " unless --keep)",
+    )
     return arguments
 
 
@@ -549,6 +709,8 @@ def validate(arguments: argparse.Namespace, arguments_parser: argparse.ArgumentP
         arguments_parser.error("--clients and --charges must be positive")
     if arguments.directory is not None and arguments.directory.exists() and any(arguments.directory.iterdir()):
         arguments_parser.error("--directory must be empty or not exist yet")
+    if arguments.db != "sqlite" and not arguments.db.startswith(("postgres://", "postgresql://")):
+        arguments_parser.error("--db must be sqlite or a postgresql:// DSN")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -561,7 +723,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         directory = Path(tempfile.mkdtemp(prefix="wallet-scale-"))
     try:
-        return _run(arguments, directory)
+        if arguments.db == "sqlite":
+            return _run(arguments, directory, None)
+        with bench.bench_schema(arguments.db, arguments.keep) as database:
+            return _run(arguments, directory, database)
     finally:
         if arguments.keep or arguments.directory is not None:
             print(f"kept {directory}")
@@ -579,20 +744,32 @@ class Report:
     passed: bool = False
 
 
-def _run(arguments: argparse.Namespace, directory: Path) -> int:
+def _run(arguments: argparse.Namespace, directory: Path, database: str | None) -> int:
     from wallet.logs import configure
     from wallet.settings import Settings
 
-    environment = bench_environment(directory, free_port())
+    environment = bench_environment(directory, free_port(), database)
     settings = Settings.from_env(environment)
     configure(settings.log_format, settings.log_level)  # warnings only, as the servers it starts
-    info = machine()
+    info = machine(database)
     report = Report(
-        info, {"clients": arguments.clients, "charges": arguments.charges, "mix": arguments.mix}, load_average()
+        info,
+        {
+            "clients": arguments.clients,
+            "charges": arguments.charges,
+            "mix": arguments.mix,
+            "db": "sqlite" if database is None else "postgresql",
+        },
+        load_average(),
     )
+    engine = f"SQLite {info['sqlite']}" if database is None else f"PostgreSQL {info['postgresql']}"
+
+    def on_database(seconds: float) -> str:
+        return "" if database is None else f", {seconds:.1f} s PostgreSQL CPU"
+
     print(
         f"machine: {info['cpus']} CPUs, {info['cpu_model']}, {info['memory_gib']} GiB; Python {info['python']},"
-        f" SQLite {info['sqlite']}; load average {format_load(report.load_before)}",
+        f" {engine}; load average {format_load(report.load_before)}",
         flush=True,
     )
 
@@ -609,7 +786,7 @@ def _run(arguments: argparse.Namespace, directory: Path) -> int:
     credit_ok = run.credited == generated.lines and run.amount == generated.monthly_amount
     print(
         f"credit run {run.credited:,} lines, {run.amount:,} cents in {run.seconds:.1f} s"
-        f" ({run.cpu_seconds:.1f} s CPU)"
+        f" ({run.cpu_seconds:.1f} s CPU{on_database(run.database_cpu_seconds)})"
         f" (bound {CREDIT_RUN_SECONDS_MAX:g} s: {verdict(run.seconds < CREDIT_RUN_SECONDS_MAX)});"
         f" peak RSS {run.peak_mb:.0f} MiB (bound {CREDIT_RUN_MEMORY_MB_MAX:g}:"
         f" {verdict(run.peak_mb < CREDIT_RUN_MEMORY_MB_MAX)}); {'all lines' if credit_ok else 'WRONG TOTALS'}",
@@ -620,7 +797,7 @@ def _run(arguments: argparse.Namespace, directory: Path) -> int:
     report.figures["charges"] = asdict(charged)
     print(
         f"charges    {charged.count:,} captured by national id through the service, {charged.amount:,} cents,"
-        f" in {charged.seconds:.1f} s ({charged.count / charged.seconds:,.0f}/s)",
+        f" in {charged.seconds:.1f} s ({charged.count / charged.seconds:,.0f}/s{on_database(charged.database_cpu_seconds)})",
         flush=True,
     )
 
@@ -629,7 +806,8 @@ def _run(arguments: argparse.Namespace, directory: Path) -> int:
     settle_ok = settled.count == charged.count and settled.amount == charged.amount
     print(
         f"settlement one batch of {settled.count:,} lines, {settled.amount:,} cents, reference {settled.reference},"
-        f" in {settled.seconds:.1f} s ({settled.server_cpu_seconds:.1f} s server CPU);"
+        f" in {settled.seconds:.1f} s ({settled.server_cpu_seconds:.1f} s server CPU"
+        f"{on_database(settled.database_cpu_seconds)});"
         f" server peak RSS {settled.server_peak_mb:.0f} MiB;"
         f" {'matches the charges' if settle_ok else 'DOES NOT MATCH the charges'}",
         flush=True,
@@ -641,7 +819,8 @@ def _run(arguments: argparse.Namespace, directory: Path) -> int:
     export_ok = exported.rows == counts["transactions"]
     print(
         f"export     {exported.rows:,} transactions, {exported.bytes / 1e6:,.0f} MB of CSV"
-        f" in {exported.seconds:.1f} s ({exported.server_cpu_seconds:.1f} s server CPU)"
+        f" in {exported.seconds:.1f} s ({exported.server_cpu_seconds:.1f} s server CPU"
+        f"{on_database(exported.database_cpu_seconds)})"
         f" (bound {EXPORT_SECONDS_MAX:g} s: {verdict(exported.seconds < EXPORT_SECONDS_MAX)}); server peak RSS"
         f" {exported.server_peak_mb:.0f} MiB, {exported.server_start_mb:.0f} MiB after start"
         f" (bound {EXPORT_MEMORY_MB_MAX:g}: {verdict(exported.server_peak_mb < EXPORT_MEMORY_MB_MAX)});"
@@ -652,7 +831,8 @@ def _run(arguments: argparse.Namespace, directory: Path) -> int:
     checked = check(environment)
     report.figures["check"] = {**asdict(checked), "output": None}
     print(
-        f"check      wallet check in {checked.seconds:.1f} s ({checked.cpu_seconds:.1f} s CPU),"
+        f"check      wallet check in {checked.seconds:.1f} s ({checked.cpu_seconds:.1f} s CPU"
+        f"{on_database(checked.database_cpu_seconds)}),"
         f" peak RSS {checked.peak_mb:.0f} MiB:"
         f" {'every invariant holds' if checked.passed else 'FAILED'}",
         flush=True,

@@ -22,6 +22,7 @@ import pytest
 from stdnum.fi import hetu
 
 from loadtests import bench
+from tests.conftest import postgres_dsn
 from wallet import validation
 from wallet.check import check_database
 
@@ -275,10 +276,12 @@ def test_wallet_credit_run_no_plan_ahead_leaves_every_step_to_the_writer(tmp_pat
 
 
 @pytest.mark.slow
-def test_the_scale_command_runs_end_to_end_at_a_tiny_size(tmp_path: Path) -> None:
-
+def test_the_scale_command_runs_end_to_end_at_a_tiny_size(tmp_path: Path, backend: str) -> None:
+    """``python -m loadtests.scale`` on SQLite, and with ``--db`` on PostgreSQL (a fresh schema of
+    the test server, dropped after): every step, its figures, and ``wallet check`` passing."""
     from loadtests import scale
 
+    database = ["--db", postgres_dsn()] if backend == "postgres" else []
     finished = subprocess.run(
         [
             sys.executable,
@@ -291,6 +294,7 @@ def test_the_scale_command_runs_end_to_end_at_a_tiny_size(tmp_path: Path) -> Non
             "--mix",
             "--directory",
             str(tmp_path / "run"),
+            *database,
         ],
         cwd=bench.PROJECT_ROOT,
         capture_output=True,
@@ -315,6 +319,17 @@ def test_the_scale_command_runs_end_to_end_at_a_tiny_size(tmp_path: Path) -> Non
     assert figures["credit_run"]["peak_mb"] > 0 and figures["export"]["server_peak_mb"] > 0
     for bound in ("bound 60 s", "bound 30 s", "peak RSS", "load average before"):
         assert bound in finished.stdout
+    assert report["arguments"]["db"] == ("postgresql" if backend == "postgres" else "sqlite")
+    assert figures["database"]["database_bytes"] > 0
+    if backend == "postgres":
+        assert "PostgreSQL" in finished.stdout and "kept schema" not in finished.stdout
+        # The server's CPU for the charges' connections, counted before they close. (A step in a
+        # process of its own is sampled while it runs: at this size it may end between samples.)
+        assert figures["charges"]["database_cpu_seconds"] > 0
+        assert figures["credit_run"]["database_cpu_seconds"] >= 0 and figures["check"]["database_cpu_seconds"] >= 0
+        assert "s PostgreSQL CPU" in finished.stdout
+    else:
+        assert figures["credit_run"]["database_cpu_seconds"] == 0 and "PostgreSQL CPU" not in finished.stdout
 
 
 # The floor (loadtests/floor.py): the least a durable charge costs, a service of its own.

@@ -23,6 +23,7 @@ from wallet.settings import Settings
 from wallet.shapes import requests
 from wallet.storage.migrations import migrate
 from wallet.storage.postgres import PostgresStorage
+from wallet.storage.postgres.adapter import ANALYSED_AFTER_BULK_WRITES
 from wallet.storage.sqlite.adapter import SCHEMA_VERSION
 
 
@@ -166,6 +167,12 @@ async def test_migrate_to_copies_every_row_and_the_copy_serves_on(world: World, 
         for table, count in report.rows.items():
             assert lite.execute(f"SELECT COUNT(*) FROM {table}") == [(count,)], table
     assert report.rows["postings"] > 0 and report.rows["audit_log"] > 0 and report.rows["settlement_items"] == 2
+    with RawDatabase(postgres_schema) as copied:  # analysed, as after a credit run (reltuples -1: never)
+        analysed = copied.execute(
+            "SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace"
+            " AND relkind = 'r' AND reltuples >= 0 ORDER BY relname"
+        )
+    assert [row[0] for row in analysed] == sorted(ANALYSED_AFTER_BULK_WRITES)
     copy = dataclasses.replace(world.service.settings, db=postgres_schema)
     async with open_service(copy, clock=world.clock, sms=world.sms) as service:
         wallet = await service.storage.get_wallet(client["id"], service.current_month())
@@ -215,3 +222,26 @@ def test_a_dsn_password_never_reaches_the_log() -> None:
     )
     assert shown("postgresql://postgres@127.0.0.1:5432/test") == "postgresql://postgres@127.0.0.1:5432/test"
     assert shown("data/wallet.db") == "data/wallet.db"
+
+
+def test_a_streamed_read_comes_from_a_server_side_cursor_a_batch_at_a_time() -> None:
+    """``PostgresConnection.stream`` (``wallet check``'s reads of every posting and audit entry):
+    every row, in order, while the server holds the cursor and the client only a batch of rows."""
+    from wallet.storage.postgres.connection import STREAM_ROWS, PostgresConnection
+
+    connection = PostgresConnection(postgres_dsn())
+    connection.connect()
+    try:
+        connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        total = 2 * STREAM_ROWS + 7
+        seen: list[int] = []
+        open_cursors = []
+        for row in connection.stream("SELECT n FROM generate_series(1, ?) AS n", (total,)):
+            seen.append(row["n"])
+            if len(seen) in (1, STREAM_ROWS + 1):  # between the server's batches
+                open_cursors.append(connection.execute("SELECT name FROM pg_cursors").fetchall())
+        connection.execute("ROLLBACK")
+    finally:
+        connection.close()
+    assert seen == list(range(1, total + 1))
+    assert [[tuple(row) for row in rows] for rows in open_cursors] == [[("wallet_stream",)]] * 2

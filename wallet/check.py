@@ -7,7 +7,9 @@ run on SQLite and on PostgreSQL, on the storage's ``Connection``, in one snapsho
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 from wallet.ledger.audit import AuditEntry, verify_chain
 from wallet.storage.migrations import is_postgres
@@ -16,6 +18,9 @@ from wallet.storage.sql.decisions import decision_breaches
 from wallet.storage.sql.events import MAKES_CHARGE_SQL
 from wallet.storage.sql.statement_documents import breaches as statement_document_breaches
 from wallet.storage.sqlite.connection import SqliteConnection
+
+if TYPE_CHECKING:
+    from wallet.storage.postgres.connection import PostgresConnection
 
 
 def check_database(path: str, released_through: str | None = None) -> list[str]:
@@ -87,9 +92,10 @@ def _breaches(connection: Connection, released_through: str | None = None) -> li
         "SELECT id, balance, held FROM accounts WHERE kind = 'wallet' AND (balance - held < 0 OR held < 0)"
     ):
         breaches.append(f"wallet line {row['id']}: available {row['balance'] - row['held']} < 0")
-    for row in connection.execute(
+    for row in _whole(
+        connection,
         "SELECT p.account_id, p.seq, p.balance_after,"
-        " SUM(p.amount) OVER (PARTITION BY p.account_id ORDER BY p.seq) AS running FROM postings p"
+        " SUM(p.amount) OVER (PARTITION BY p.account_id ORDER BY p.seq) AS running FROM postings p",
     ):
         if row["balance_after"] != row["running"]:
             breaches.append(
@@ -137,12 +143,20 @@ def _breaches(connection: Connection, released_through: str | None = None) -> li
             row["previous_hash"],
             row["hash"],
         )
-        for row in connection.execute("SELECT * FROM audit_log ORDER BY seq")
+        for row in _whole(connection, "SELECT * FROM audit_log ORDER BY seq")
     )
     broken = verify_chain(entries)
     if broken is not None:
         breaches.append(broken)
     return breaches
+
+
+def _whole(connection: Connection, sql: str) -> Iterable[Any]:
+    """A read of a row for each posting or audit entry, as it comes: a PostgreSQL connection's
+    ``execute`` would hold the whole result in memory (SQLite's cursor steps through it anyway)."""
+    if connection.dialect.name == "postgresql":
+        return cast("PostgresConnection", connection).stream(sql)
+    return connection.execute(sql)
 
 
 # A posting on a wallet line, and the wallet event that carries its transaction: the same line,

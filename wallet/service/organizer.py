@@ -191,6 +191,8 @@ class OrganizerService(ServiceCore):
                 progress(step["budgets"])
             if step["done"]:
                 break
+        if credited_now or expired_now or released_now:
+            await self.storage.gather_statistics()  # it wrote in bulk; the charges read the budgets by client
         summary = await self.storage.credit_run_summary(month)
         result = {**summary, "credited_now": credited_now, "expired_now": expired_now, "released_now": released_now}
         log.info(

@@ -128,6 +128,7 @@ def require_storable(parameters: Iterable[Any]) -> None:
 # What the dialect names a storage fault: unreachable, full, lock timeout, cancelled (the batch is
 # refused; the next one reconnects). A broken constraint stays ``psycopg.IntegrityError``.
 FAULTS = (psycopg.OperationalError, psycopg.InterfaceError, OSError)
+STREAM_ROWS = 10_000  # rows a server-side cursor hands over at a time (``stream``)
 _RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected, pg_errors.TransactionRollback)
 
 
@@ -298,6 +299,19 @@ class PostgresConnection:
         # Sent with the transaction's first statement: the lock and the first read in one round trip.
         self._deferred = [(statement, ()) for statement in BEGIN_WRITE]
         self._begin_deferred = True
+
+    def stream(self, sql: str, parameters: Sequence[Any] = (), /) -> Iterator[PgRow]:
+        """The rows of one read, ``STREAM_ROWS`` at a time from a server-side cursor, inside the
+        caller's transaction: ``execute`` holds a whole result in the client at once (``wallet
+        check`` reads every posting and every audit entry, millions at scale)."""
+        require_storable(parameters)
+        try:
+            with self._live().cursor(name="wallet_stream", row_factory=pg_row) as cursor:
+                cursor.itersize = STREAM_ROWS
+                cursor.execute(render_format(sql), parameters)
+                yield from cursor
+        except FAULTS as error:
+            raise as_dialect_error(error) from error
 
     def close(self) -> None:
         self._take_deferred()

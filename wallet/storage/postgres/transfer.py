@@ -18,6 +18,7 @@ import asyncpg
 
 from wallet.check import check_database
 from wallet.storage.migrations import migrate, migrate_postgres
+from wallet.storage.postgres.adapter import ANALYSED_AFTER_BULK_WRITES
 from wallet.storage.postgres.pool import connect_arguments
 
 # Tables the migration itself fills (with the same content) rather than the copy.
@@ -103,6 +104,9 @@ async def _copy(source: sqlite3.Connection, target_dsn: str) -> TransferReport:
                 copied = await target.fetchval(f'SELECT COUNT(*) FROM "{table}"')
                 if copied != count:
                     raise TransferError(f"{table}: {count} rows read but {copied} written")
+        # A bulk load: the planner's statistics for what the charges and exports look up
+        # (``PostgresStorage.gather_statistics`` says why), not left for the next credit run.
+        await target.execute(f"ANALYZE {', '.join(ANALYSED_AFTER_BULK_WRITES)}")
     finally:
         await target.close()
     return report

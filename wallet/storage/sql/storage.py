@@ -118,6 +118,9 @@ class SqlStorage(SqlReads):
     def observe_commits(self, observer: CommitObserver) -> None:
         self.writer.observe_commits(observer)
 
+    async def gather_statistics(self) -> None:
+        """SQLite's planner picks these indexes without statistics: nothing to gather."""
+
     async def credit_run_step(
         self,
         month: str,
