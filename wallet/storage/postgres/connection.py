@@ -30,6 +30,7 @@ from wallet.storage.postgres.dialect import (
     TABLE_EXISTS_SQL,
     RetryableConflict,
     StorageFault,
+    render_format,
     render_numbered,
 )
 from wallet.storage.sql.connection import Dialect
@@ -306,6 +307,7 @@ class PostgresConnection:
         check`` reads every posting and every audit entry, millions at scale)."""
         require_storable(parameters)
         try:
+            # A server-side cursor is not the connection's RawCursor: it takes ``%s`` placeholders.
             with self._live().cursor(name="wallet_stream", row_factory=pg_row) as cursor:
                 cursor.itersize = STREAM_ROWS
                 cursor.execute(render_format(sql), parameters)
