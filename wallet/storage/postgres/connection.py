@@ -22,16 +22,20 @@ from psycopg.rows import RowMaker, tuple_row
 
 from wallet.ledger.errors import NotFound
 from wallet.storage.postgres.dialect import (
+    BEGIN_SHARED_WRITE,
     BEGIN_WRITE,
     IN_LIST,
     LIST_PARAMETER,
+    LOCK_ROWS,
     MOVE_ACCOUNTS_SQL,
+    ORDER_LOCK_SQL,
+    REMEMBER_OUTCOMES_SQL,
     TABLE_EXISTS_SQL,
     RetryableConflict,
     StorageFault,
     render_format,
 )
-from wallet.storage.sql.connection import Dialect
+from wallet.storage.sql.connection import Dialect, SideBySide
 
 POSTGRES = Dialect(
     name="postgresql",
@@ -45,6 +49,12 @@ POSTGRES = Dialect(
     retryable_conflict=RetryableConflict,
     table_exists=TABLE_EXISTS_SQL,
     render=render_format,
+    side_by_side=SideBySide(
+        begin=BEGIN_SHARED_WRITE,
+        order_lock=ORDER_LOCK_SQL,
+        lock_rows=LOCK_ROWS,
+        remember_outcomes=REMEMBER_OUTCOMES_SQL,
+    ),
 )
 
 
@@ -290,9 +300,9 @@ class PostgresConnection:
             for cursor in cursors:
                 cursor.close()
 
-    def begin_write(self) -> None:
+    def begin_write(self, shared: bool = False) -> None:
         # Sent with the transaction's first statement: the lock and the first read in one round trip.
-        self._deferred = [(statement, ()) for statement in BEGIN_WRITE]
+        self._deferred = [(statement, ()) for statement in (BEGIN_SHARED_WRITE if shared else BEGIN_WRITE)]
         self._begin_deferred = True
 
     def close(self) -> None:

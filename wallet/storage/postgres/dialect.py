@@ -5,10 +5,22 @@ from __future__ import annotations
 import functools
 
 # The cluster-wide write lock: one key per schema, so that databases (or test schemas) sharing a
-# server never wait for each other. Taken first in every write transaction: one writer at a time
-# across all nodes, as SQLite has one at a time across all processes.
+# server never wait for each other. Taken first in every write transaction: exclusively by every
+# unit but new charges (one writer at a time across all nodes, as SQLite has), shared by a batch of
+# new charges, which orders itself by rows and the order lock (``Dialect.side_by_side``).
 WRITE_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('wallet.writer:' || current_schema()))"
 BEGIN_WRITE = ("BEGIN", WRITE_LOCK_SQL)
+SHARED_WRITE_LOCK_SQL = "SELECT pg_advisory_xact_lock_shared(hashtext('wallet.writer:' || current_schema()))"
+BEGIN_SHARED_WRITE = ("BEGIN", SHARED_WRITE_LOCK_SQL)
+# The order lock of side-by-side writers: the audit head, the seq numbers and payable accounts are
+# written under it, held to COMMIT, so their order is the commit order.
+ORDER_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('wallet.order:' || current_schema()))"
+# Not FOR UPDATE: that would wait for, and block, the KEY SHARE locks of foreign-key checks.
+LOCK_ROWS = " FOR NO KEY UPDATE"
+REMEMBER_OUTCOMES_SQL = (
+    "UPDATE idempotency_keys SET outcome = o.value->>2 FROM json_array_elements(?::json) AS o"
+    " WHERE idempotency_keys.scope = o.value->>0 AND idempotency_keys.key = o.value->>1"
+)
 # ``Dialect.move_accounts``: every account of a batch moved by one statement.
 MOVE_ACCOUNTS_SQL = (
     "UPDATE accounts SET balance = accounts.balance + m.balance_change, held = accounts.held + m.held_change"

@@ -42,9 +42,9 @@ from wallet.storage.port import ChargeCommand, Limits, Record, Written
 from wallet.storage.sql import audit, bulk, render
 from wallet.storage.sql import charges as charge_units
 from wallet.storage.sql.bulk import Insert, ListStatement, RowValues
-from wallet.storage.sql.connection import Connection
+from wallet.storage.sql.connection import Connection, SideBySide
 from wallet.storage.sql.idempotency import replay_outcome
-from wallet.storage.sql.units import BATCH_RUNNERS, RunOne, Task, UnitCall, compact_json
+from wallet.storage.sql.units import BATCH_RUNNERS, NeedsWriteOrder, RunOne, Task, UnitCall, compact_json
 
 log = structlog.get_logger(__name__)
 
@@ -87,6 +87,16 @@ _WALLET_TOTALS_SQL = ListStatement(
         f" AND client_id {dialect.in_list} GROUP BY client_id"
     )
 )
+
+# Side by side (``SideBySide``): every wallet line of the run's clients locked, in id order.
+_LOCK_LINES_SQL = ListStatement(
+    lambda dialect: (
+        f"SELECT id FROM accounts WHERE kind = 'wallet' AND client_id {dialect.in_list} ORDER BY id"
+        f"{dialect.side_by_side.lock_rows if dialect.side_by_side else ''}"
+    )
+)
+_FORGET_CLAIM_SQL = "DELETE FROM idempotency_keys WHERE scope = ? AND key = ?"
+_CLAIM_SUFFIX = " ON CONFLICT DO NOTHING RETURNING scope, key"
 
 _CHARGES = Insert(
     "charges",
@@ -133,8 +143,10 @@ class _State:
     failures: dict[str, dict[str, list[str]]]  # by column, by owner: the times of failed checks, sorted
     accounts: dict[str, _Account]
     wallet_totals: dict[str, list[int]]  # by client: [balance, held] over its wallet lines
-    audit_head: str
+    audit_head: str  # side by side: read only under the order lock, in ``_write_side_by_side``
     since: list[str]  # by charge of the run, in order: the start of its identity-failure window
+    payables: set[str] = field(default_factory=set)  # the payable accounts of the run's providers
+    claimed: set[tuple[str, str]] = field(default_factory=set)  # side by side: keys this run claimed
 
 
 @dataclass
@@ -170,6 +182,26 @@ class ChargeBatch:
         while start < len(tasks):
             start = self._run_from(connection, tasks, start, run_one)
 
+    def run_side_by_side(self, connection: Connection, tasks: list[Task]) -> None:
+        """All the charges side by side with other writers (``SideBySide``): keys claimed, then the
+        clients' lines locked, each charge worked out; then under the order lock the audit head and
+        the payable accounts read, and everything written. What the one-by-one path would take
+        raises ``NeedsWriteOrder`` instead: the writer runs the batch again holding the lock alone."""
+        order = connection.dialect.side_by_side
+        if order is None:
+            raise NeedsWriteOrder("the database has one writer at a time")
+        keys = [(task.idempotency.scope, task.idempotency.key) for task in tasks if task.idempotency is not None]
+        if len(set(keys)) != len(keys):
+            raise NeedsWriteOrder("one idempotency key twice in the batch")
+        state = _read(connection, tasks, order)
+        writes = _Writes()
+        for task, since in zip(tasks, state.since, strict=True):
+            try:
+                writes.answered.append((task, _charge(task, since, state, writes)))
+            except _OneByOne:
+                raise NeedsWriteOrder("a charge for the one-by-one path") from None
+        _write_side_by_side(connection, order, state, writes)
+
     def _run_from(self, connection: Connection, tasks: list[Task], start: int, run_one: RunOne) -> int:
         """Work out the charges from ``start`` on, write them; the index to go on from."""
         try:
@@ -199,9 +231,13 @@ class ChargeBatch:
         return len(tasks)
 
 
-def _read(connection: Connection, tasks: list[Task]) -> _State:
+def _read(connection: Connection, tasks: list[Task], order: SideBySide | None = None) -> _State:
     """What the run's charges read, in two round trips on PostgreSQL: what the requests name
-    (keys, providers, clients by phone, the audit head), then what the clients found own."""
+    (keys, providers, clients by phone, the audit head), then what the clients found own.
+
+    Side by side (``order``): the keys are claimed first, in sorted order (a key another writer has
+    claimed waits for its COMMIT, then is read as stored), the clients' wallet lines are locked in
+    id order before they are read, and the audit head is left to the order lock."""
     dialect = connection.dialect
     arguments = [_arguments(task) for task in tasks]
     commands = [command for command, _, _, _ in arguments]
@@ -210,8 +246,17 @@ def _read(connection: Connection, tasks: list[Task]) -> _State:
         if task.idempotency is not None:
             by_scope.setdefault(task.idempotency.scope, []).append(task.idempotency.key)
     provider_ids = compact_json(sorted({command.provider_id for command in commands}))
-    head = audit.tracked_head(connection)
+    head = audit.tracked_head(connection) if order is None else GENESIS  # side by side: a stand-in
+    claims: list[tuple[str, Sequence[object]]] = []
+    if order is not None:
+        claimed_rows: list[RowValues] = sorted(
+            (task.idempotency.scope, task.idempotency.key, task.idempotency.fingerprint, "", task.created_at)
+            for task in tasks
+            if task.idempotency is not None
+        )
+        claims = [(sql + _CLAIM_SUFFIX, values) for sql, values in _KEYS.statements(claimed_rows)]
     first: list[tuple[str, Sequence[object]]] = [
+        *claims,
         (_PROVIDERS_SQL(dialect), (provider_ids,)),
         (_PROVIDER_CATEGORIES_SQL(dialect), (provider_ids,)),
         (_CLIENTS_SQL(dialect), (compact_json(sorted({command.phone_hash for command in commands})),)),
@@ -220,13 +265,16 @@ def _read(connection: Connection, tasks: list[Task]) -> _State:
     if head is None:
         first.append((audit.HEAD_SQL, ()))
     found = connection.execute_pipeline(first)
+    claimed = {(scope, key) for rows in found[: len(claims)] for scope, key in rows}
+    found = found[len(claims) :]
     providers = dict(found[0])
     approved_for = {(p, c) for p, c in found[1]}
     clients = {phone_hash: (client_id, national_id_hash) for client_id, phone_hash, national_id_hash in found[2]}
     keys: dict[tuple[str, str], dict[str, Any]] = {}
     for scope, rows in zip(by_scope, found[3 : 3 + len(by_scope)], strict=True):
         for key, fingerprint, outcome in rows:
-            keys[(scope, key)] = {"fingerprint": fingerprint, "outcome": outcome}
+            if (scope, key) not in claimed:
+                keys[(scope, key)] = {"fingerprint": fingerprint, "outcome": outcome}
     if head is None:
         head_rows = found[-1]
         head = str(head_rows[0][0]) if head_rows else GENESIS
@@ -235,19 +283,22 @@ def _read(connection: Connection, tasks: list[Task]) -> _State:
     months = sorted({month for _, _, _, month in arguments})
     since = [_since(now, limits) for _, limits, now, _ in arguments]
     earliest = min(since)
-    account_ids = {payable_account(command.provider_id) for command in commands}
+    payables = {payable_account(command.provider_id) for command in commands}
+    account_ids = set(payables)
     for command in commands:
         client = clients.get(command.phone_hash)
         if client is not None:
             account_ids.add(wallet_account(client[0], command.category))
     columns = (("client_id", client_ids), ("provider_id", provider_ids))
-    second: list[tuple[str, Sequence[object]]] = [
+    second: list[tuple[str, Sequence[object]]] = [] if order is None else [(_LOCK_LINES_SQL(dialect), (client_ids,))]
+    locks = len(second)
+    second += [
         (_ACCOUNTS_SQL(dialect), (compact_json(sorted(account_ids)),)),
         (_WALLET_TOTALS_SQL(dialect), (client_ids,)),
     ]
     second += [(_FAILURES_SQL[column](dialect), (owners, earliest)) for column, owners in columns]
     second += [(_BUDGETED_SQL(dialect), (client_ids, month, month)) for month in months]
-    found = connection.execute_pipeline(second)
+    found = connection.execute_pipeline(second)[locks:]
     accounts = {account_id: _Account(balance, held, balance, held) for account_id, balance, held in found[0]}
     wallet_totals = {client_id: [balance, held] for client_id, balance, held in found[1]}
     failures: dict[str, dict[str, list[str]]] = {}
@@ -259,7 +310,20 @@ def _read(connection: Connection, tasks: list[Task]) -> _State:
             listed.sort()
         failures[column] = times
     budgeted = {month: {(c, k) for c, k in rows} for month, rows in zip(months, found[4:], strict=True)}
-    return _State(keys, providers, approved_for, clients, budgeted, failures, accounts, wallet_totals, head, since)
+    return _State(
+        keys,
+        providers,
+        approved_for,
+        clients,
+        budgeted,
+        failures,
+        accounts,
+        wallet_totals,
+        head,
+        since,
+        payables,
+        claimed,
+    )
 
 
 def _since(now: datetime, limits: Limits) -> str:
@@ -485,17 +549,60 @@ def _write(connection: Connection, state: _State, writes: _Writes, run_one: RunO
         task.outcome = outcome
 
 
+def _write_side_by_side(connection: Connection, order: SideBySide, state: _State, writes: _Writes) -> None:
+    """Under the order lock: the audit head and the payable accounts read, the run's audit entries
+    and payable postings worked out from them, every row written and every claimed key given its
+    outcome (or let go, for an outcome not kept), in two round trips; then the outcomes set."""
+    payable_ids = sorted(account_id for account_id in state.payables if account_id in state.accounts)
+    found = connection.execute_pipeline(
+        [
+            (order.order_lock, ()),
+            (audit.HEAD_SQL, ()),
+            (_ACCOUNTS_SQL(connection.dialect), (compact_json(payable_ids),)),
+        ]
+    )
+    head = str(found[1][0][0]) if found[1] else GENESIS
+    for account_id, balance, held in found[2]:  # as committed before the order lock: rebase each
+        account = state.accounts[account_id]
+        account.balance += balance - account.read_balance
+        account.held += held - account.read_held
+        account.read_balance, account.read_held = balance, held
+    running = {account_id: state.accounts[account_id].read_balance for account_id in payable_ids}
+    for index, (transaction_id, account_id, amount, _) in enumerate(writes.postings):
+        if account_id in running:
+            running[str(account_id)] += cast(int, amount)
+            writes.postings[index] = (transaction_id, account_id, amount, running[str(account_id)])
+    for index, row in enumerate(writes.audit):  # (at, actor, action, subject, data, previous, hash)
+        at, actor, action, subject, data = cast(tuple[str, str, str, str, str], row[:5])
+        entry_hash = link_hash(head, at, actor, action, subject, data)
+        writes.audit[index] = (at, actor, action, subject, data, head, entry_hash)
+        head = entry_hash
+    remembered = {(str(scope), str(key)) for scope, key, *_ in writes.keys}
+    if not remembered <= state.claimed:
+        raise NeedsWriteOrder("an outcome for a key this run did not claim")
+    statements, moves_at, moved = _statements(connection, state, writes, side_by_side=True)
+    if writes.keys:
+        outcomes = [(scope, key, outcome) for scope, key, _, outcome, _ in writes.keys]
+        statements.append((order.remember_outcomes, (compact_json(outcomes),)))
+    statements += [(_FORGET_CLAIM_SQL, key) for key in sorted(state.claimed - remembered)]
+    results = connection.execute_pipeline(statements)
+    _check_moved(results[moves_at] if moved else [], moved)
+    for task, outcome in writes.answered:
+        task.outcome = outcome
+
+
 def _statements(
-    connection: Connection, state: _State, writes: _Writes
+    connection: Connection, state: _State, writes: _Writes, side_by_side: bool = False
 ) -> tuple[list[tuple[str, Sequence[object]]], int, dict[str, _Account]]:
     """The savepoint, the rows and each account moved once by its net change, as statements; the
-    index of the move among them, and the accounts it moves."""
+    index of the move among them, and the accounts it moves. Side by side: no savepoint (a failure
+    undoes the whole transaction) and no keys (claimed already)."""
     moved = {
         account_id: a
         for account_id, a in state.accounts.items()
         if (a.balance, a.held) != (a.read_balance, a.read_held)
     }
-    statements: list[tuple[str, Sequence[object]]] = [("SAVEPOINT charges", ())]
+    statements: list[tuple[str, Sequence[object]]] = [] if side_by_side else [("SAVEPOINT charges", ())]
     statements += _CHARGES.statements(writes.charges)
     statements += bulk.TRANSACTIONS.statements(writes.transactions)
     statements += bulk.POSTINGS.statements(writes.postings)
@@ -509,7 +616,8 @@ def _statements(
         )
     statements += bulk.WALLET_EVENTS.statements(writes.events)
     statements += bulk.AUDIT_LOG.statements(writes.audit)
-    statements += _KEYS.statements(writes.keys)
+    if not side_by_side:
+        statements += _KEYS.statements(writes.keys)
     return statements, moves_at, moved
 
 
