@@ -110,6 +110,12 @@ class NeedsWriteOrder(Exception):
     batch and runs it again that way."""
 
 
+# Unit factories whose units may run in a transaction holding the write lock shared, beside other
+# writers' (``Dialect.side_by_side``): each locks the rows it changes itself, never waits for a row
+# a charge batch locks, and writes nothing that needs one global order (no audit entry, no new row
+# numbered by ``seq``). Filled by the modules that define them (``receipts``).
+SIDE_BY_SIDE: set[Callable[..., UnitCall]] = set()
+
 # By unit factory: the runner that takes its units together (``charge_batch``: new charges).
 # Filled by the module that defines the runner when it is imported (``charges`` imports it).
 BATCH_RUNNERS: dict[Callable[..., UnitCall], BatchRunner] = {}

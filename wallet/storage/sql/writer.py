@@ -3,9 +3,10 @@
 Callers submit a unit of work, a plain function of a ``Connection``. The thread drains its queue
 into a batch, begins a write transaction (``Connection.begin_write``: the write lock held from the
 start), runs each unit inside its own savepoint (so a refused or failing unit undoes only itself),
-then ``COMMIT``s once for the whole batch: group commit. A batch of new charges only, on a database
-whose writers run side by side (``Dialect.side_by_side``: PostgreSQL), holds the write lock shared
-and goes to its batch runner whole; what the runner cannot do that way runs again holding it alone. Every caller is answered only after the
+then ``COMMIT``s once for the whole batch: group commit. On a database whose writers run side by
+side (``Dialect.side_by_side``: PostgreSQL), a batch of new charges and units of ``SIDE_BY_SIDE``
+only holds the write lock shared: those units first, each in its savepoint, then the charges to
+their batch runner whole; what cannot be done that way runs again holding the lock alone. Every caller is answered only after the
 commit that holds its work. A storage fault refuses the whole batch (503); a retryable conflict
 (PostgreSQL) runs it again, up to ``attempts`` times.
 
@@ -29,7 +30,16 @@ from wallet.storage.port import ACTOR, CommitObserver, Idempotency, Record, Refu
 from wallet.storage.sql import audit
 from wallet.storage.sql.connection import Connection
 from wallet.storage.sql.idempotency import REMEMBER_SQL, REPLAY_SQL, replay_outcome
-from wallet.storage.sql.units import BATCH_RUNNERS, BatchRunner, NeedsWriteOrder, Task, Unit, UnitCall, compact_json
+from wallet.storage.sql.units import (
+    BATCH_RUNNERS,
+    SIDE_BY_SIDE,
+    BatchRunner,
+    NeedsWriteOrder,
+    Task,
+    Unit,
+    UnitCall,
+    compact_json,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -166,7 +176,11 @@ class Writer:
             try:
                 if side_by_side is not None:
                     connection.begin_write(shared=True)
-                    side_by_side.run_side_by_side(connection, batch)
+                    alone, runner, together = side_by_side
+                    for task in alone:  # first: they lock no row a charge batch holds (``SIDE_BY_SIDE``)
+                        task.outcome = self._run_task(connection, task)
+                    if runner is not None:
+                        runner.run_side_by_side(connection, together)
                 else:
                     connection.begin_write()
                     audit.track_head(connection)  # nobody else appends to the audit chain until COMMIT
@@ -198,15 +212,27 @@ class Writer:
                 audit.untrack_head(connection)
         self._committed(connection, batch, started)
 
-    def _side_by_side(self, connection: Connection, batch: list[Task]) -> BatchRunner | None:
-        """The runner that runs the whole batch side by side with other writers' (a run of new
-        charges, on PostgreSQL), or None: the batch holds the write lock alone."""
+    def _side_by_side(
+        self, connection: Connection, batch: list[Task]
+    ) -> tuple[list[Task], BatchRunner | None, list[Task]] | None:
+        """How the batch runs side by side with other writers' (PostgreSQL): the units that run so
+        alone (``SIDE_BY_SIDE``), and the runner of the rest (new charges) with its tasks; or None:
+        the batch holds the write lock alone (any other unit, or the database has one writer)."""
         if connection.dialect.side_by_side is None:
             return None
-        runner = self._runner(batch[0])
-        if runner is None or any(self._runner(task) is not runner for task in batch[1:]):
-            return None
-        return runner
+        alone: list[Task] = []
+        together: list[Task] = []
+        runner: BatchRunner | None = None
+        for task in batch:
+            found = self._runner(task)
+            if found is not None and (runner is None or found is runner):
+                runner = found
+                together.append(task)
+            elif isinstance(task.unit, UnitCall) and task.unit.factory in SIDE_BY_SIDE and task.idempotency is None:
+                alone.append(task)
+            else:
+                return None
+        return alone, runner, together
 
     def _fault(self, batch: list[Task], error: BaseException) -> None:
         # Disk full, I/O error, unreachable, locked: nothing of the batch is kept, every caller hears
