@@ -550,9 +550,31 @@ def _write(connection: Connection, state: _State, writes: _Writes, run_one: RunO
 
 
 def _write_side_by_side(connection: Connection, order: SideBySide, state: _State, writes: _Writes) -> None:
-    """Under the order lock: the audit head and the payable accounts read, the run's audit entries
-    and payable postings worked out from them, every row written and every claimed key given its
-    outcome (or let go, for an outcome not kept), in two round trips; then the outcomes set."""
+    """What the run worked out, written: the rows under the order lock (``_ordered_statements``),
+    every claimed key given its outcome (or let go, for an outcome not kept); then the outcomes set."""
+    remembered = {(str(scope), str(key)) for scope, key, *_ in writes.keys}
+    if not remembered <= state.claimed:
+        raise NeedsWriteOrder("an outcome for a key this run did not claim")
+    forgotten = sorted(state.claimed - remembered)
+    statements: list[tuple[str, Sequence[object]]] = []
+    moves_at, moved = 0, dict[str, _Account]()
+    if writes.charges:  # refusals and replays alone write no ordered row: no order lock
+        statements, moves_at, moved = _ordered_statements(connection, order, state, writes)
+    if writes.keys:
+        outcomes = [(scope, key, outcome) for scope, key, _, outcome, _ in writes.keys]
+        statements.append((order.remember_outcomes, (compact_json(outcomes),)))
+    statements += [(_FORGET_CLAIM_SQL, key) for key in forgotten]
+    results = connection.execute_pipeline(statements) if statements else []
+    _check_moved(results[moves_at] if moved else [], moved)
+    for task, outcome in writes.answered:
+        task.outcome = outcome
+
+
+def _ordered_statements(
+    connection: Connection, order: SideBySide, state: _State, writes: _Writes
+) -> tuple[list[tuple[str, Sequence[object]]], int, dict[str, _Account]]:
+    """The order lock taken, with the audit head and the payable accounts read in the same round
+    trip; the run's rows worked out from them, as ``_statements`` gives them."""
     payable_ids = sorted(account_id for account_id in state.payables if account_id in state.accounts)
     found = connection.execute_pipeline(
         [
@@ -577,18 +599,7 @@ def _write_side_by_side(connection: Connection, order: SideBySide, state: _State
         entry_hash = link_hash(head, at, actor, action, subject, data)
         writes.audit[index] = (at, actor, action, subject, data, head, entry_hash)
         head = entry_hash
-    remembered = {(str(scope), str(key)) for scope, key, *_ in writes.keys}
-    if not remembered <= state.claimed:
-        raise NeedsWriteOrder("an outcome for a key this run did not claim")
-    statements, moves_at, moved = _statements(connection, state, writes, side_by_side=True)
-    if writes.keys:
-        outcomes = [(scope, key, outcome) for scope, key, _, outcome, _ in writes.keys]
-        statements.append((order.remember_outcomes, (compact_json(outcomes),)))
-    statements += [(_FORGET_CLAIM_SQL, key) for key in sorted(state.claimed - remembered)]
-    results = connection.execute_pipeline(statements)
-    _check_moved(results[moves_at] if moved else [], moved)
-    for task, outcome in writes.answered:
-        task.outcome = outcome
+    return _statements(connection, state, writes, side_by_side=True)
 
 
 def _statements(
