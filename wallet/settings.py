@@ -172,7 +172,8 @@ class Settings:
     )
     postgres_lock_timeout_seconds: int = setting(
         10,
-        "PostgreSQL: how long a node waits for the cluster-wide write lock before answering 503 `unavailable`.",
+        "PostgreSQL: how long a node's writer waits for a lock (the cluster-wide write lock, a wallet line or "
+        "idempotency key another node's batch holds) before answering 503 `unavailable`.",
     )
     # Readiness (/readyz).
     writer_stall_seconds: int = setting(
