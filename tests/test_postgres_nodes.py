@@ -248,6 +248,9 @@ def test_one_key_sent_to_two_nodes_is_claimed_by_one_and_replayed_by_the_other(
     transaction (the key's primary key), not for the write lock; when the line is let go, node 0
     charges and node 1 answers with that charge. Charges on the line queued meanwhile on both nodes
     see every charge before them: no overspending."""
+    # No background sweep on either node while the line is held: each would wait for the write
+    # lock exclusively, and the node's charges behind it.
+    files.extra_env.update(WALLET_HOLD_SWEEP_INTERVAL_SECONDS="3600", WALLET_NOTICE_SWEEP_INTERVAL_SECONDS="3600")
     nodes = start_nodes(2)
     seeded = seed(files, nodes[0], 1_000)
 

@@ -138,3 +138,13 @@ async def test_a_failed_identity_check_in_a_side_by_side_batch_is_counted_as_alo
     status, again = await world.charge(provider, client, 400, national_id=OTHER_NATIONAL_ID, key="wrong")
     assert again["code"] == "identity_check_failed", (status, again)
     assert world.sql("SELECT COUNT(*) FROM identity_failures") == [(1,)]  # a replay, not a second failure
+
+
+async def test_a_hold_sweep_with_nothing_due_writes_nothing(world: World) -> None:
+    client, provider = await world.funded(1_000)
+    status, held = await world.charge(provider, client, 400, method="otp")
+    assert status == 201 and held["status"] == "pending", held
+    writer = world.service.storage.writer  # type: ignore[attr-defined]
+    batches = writer.batches
+    assert await world.service.sweep_expired_holds() == 0  # the hold has not expired
+    assert writer.batches == batches  # no write, so no exclusive write lock taken every few seconds
