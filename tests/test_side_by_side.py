@@ -104,23 +104,30 @@ async def test_charges_waiting_on_a_held_line_see_each_other_and_never_overspend
     assert (await world.wallet(held_client))["available"] == 200
 
 
-async def test_a_side_by_side_batch_cut_after_its_writes_runs_again_holding_the_lock_alone(
+async def test_a_side_by_side_batch_whose_balances_are_not_as_worked_out_does_not_commit(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The check sent with the COMMIT (``SideBySide.check_accounts``) finds a moved account not as
+    the batch worked it out: nothing of the batch commits, and it runs again holding the lock alone."""
     client, provider = await world.funded(1_000)
     writer = world.service.storage.writer  # type: ignore[attr-defined]
-    real_check = charge_batch._check_moved
-    cuts: list[int] = []
+    real_expected = charge_batch._expected_accounts
+    wrong: list[str] = []
 
-    def check_then_cut(after: list[Any], moved: dict[str, Any]) -> None:
-        real_check(after, moved)
-        if not cuts:
-            cuts.append(1)
-            raise RuntimeError("cut after the rows were written, before COMMIT")
+    def one_cent_off_once(moved: dict[str, Any]) -> str:
+        if wrong:
+            return real_expected(moved)
+        account_id, account = next(iter(moved.items()))
+        wrong.append(account_id)
+        account.balance += 1
+        try:
+            return real_expected(moved)
+        finally:
+            account.balance -= 1
 
-    monkeypatch.setattr(charge_batch, "_check_moved", check_then_cut)
+    monkeypatch.setattr(charge_batch, "_expected_accounts", one_cent_off_once)
     status, charge = await world.charge(provider, client, 400, key="cut")
-    assert status == 201 and cuts == [1] and writer.in_order_reruns == 1
+    assert status == 201 and len(wrong) == 1 and writer.in_order_reruns == 1
     status, replay = await world.charge(provider, client, 400, key="cut")
     assert status == 201 and replay["id"] == charge["id"]
     assert world.sql("SELECT COUNT(*) FROM charges") == [(1,)]

@@ -24,6 +24,7 @@ from wallet.ledger.errors import NotFound
 from wallet.storage.postgres.dialect import (
     BEGIN_SHARED_WRITE,
     BEGIN_WRITE,
+    CHECK_ACCOUNTS_SQL,
     IN_LIST,
     LIST_PARAMETER,
     LOCK_ROWS,
@@ -54,6 +55,7 @@ POSTGRES = Dialect(
         order_lock=ORDER_LOCK_SQL,
         lock_rows=LOCK_ROWS,
         remember_outcomes=REMEMBER_OUTCOMES_SQL,
+        check_accounts=CHECK_ACCOUNTS_SQL,
     ),
 )
 

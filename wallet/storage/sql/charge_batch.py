@@ -550,24 +550,33 @@ def _write(connection: Connection, state: _State, writes: _Writes, run_one: RunO
 
 
 def _write_side_by_side(connection: Connection, order: SideBySide, state: _State, writes: _Writes) -> None:
-    """What the run worked out, written: the rows under the order lock (``_ordered_statements``),
-    every claimed key given its outcome (or let go, for an outcome not kept); then the outcomes set."""
+    """What the run worked out, to be written: the rows under the order lock (``_ordered_statements``),
+    every claimed key given its outcome (or let go, for an outcome not kept), and a check that every
+    moved account holds what was worked out, all sent with the writer's ``COMMIT`` in one round trip
+    (a failed check fails the transaction: nothing commits); then the outcomes set."""
     remembered = {(str(scope), str(key)) for scope, key, *_ in writes.keys}
     if not remembered <= state.claimed:
         raise NeedsWriteOrder("an outcome for a key this run did not claim")
     forgotten = sorted(state.claimed - remembered)
     statements: list[tuple[str, Sequence[object]]] = []
-    moves_at, moved = 0, dict[str, _Account]()
     if writes.charges:  # refusals and replays alone write no ordered row: no order lock
-        statements, moves_at, moved = _ordered_statements(connection, order, state, writes)
+        statements, _, moved = _ordered_statements(connection, order, state, writes)
+        if moved:
+            expected = _expected_accounts(moved)
+            statements.append((order.check_accounts, (expected, expected)))
     if writes.keys:
         outcomes = [(scope, key, outcome) for scope, key, _, outcome, _ in writes.keys]
         statements.append((order.remember_outcomes, (compact_json(outcomes),)))
     statements += [(_FORGET_CLAIM_SQL, key) for key in forgotten]
-    results = connection.execute_pipeline(statements) if statements else []
-    _check_moved(results[moves_at] if moved else [], moved)
+    for sql, parameters in statements:
+        connection.defer(sql, parameters)
     for task, outcome in writes.answered:
         task.outcome = outcome
+
+
+def _expected_accounts(moved: dict[str, _Account]) -> str:
+    """``[id, balance, held]`` of each moved account as worked out, for ``SideBySide.check_accounts``."""
+    return compact_json([(account_id, account.balance, account.held) for account_id, account in moved.items()])
 
 
 def _ordered_statements(

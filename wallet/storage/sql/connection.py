@@ -101,6 +101,9 @@ class SideBySide:
     # One ``UPDATE idempotency_keys`` setting the outcome of keys claimed earlier in the transaction,
     # by one JSON-array parameter of ``[scope, key, outcome]``.
     remember_outcomes: str
+    # A statement that fails, so that the transaction cannot commit, unless every account of one
+    # JSON-array parameter of ``[id, balance, held]`` (given twice) has that balance and held now.
+    check_accounts: str
 
 
 @dataclass(frozen=True, eq=False)
