@@ -24,9 +24,13 @@ CHECK_ACCOUNTS_SQL = (
     " JOIN json_array_elements(?::json) AS e ON accounts.id = e.value->>0"
     " AND accounts.balance = (e.value->>1)::bigint AND accounts.held = (e.value->>2)::bigint"
 )
-REMEMBER_OUTCOMES_SQL = (
-    "UPDATE idempotency_keys SET outcome = o.value->>2 FROM json_array_elements(?::json) AS o"
-    " WHERE idempotency_keys.scope = o.value->>0 AND idempotency_keys.key = o.value->>1"
+# An idempotency key's lock: the two-number advisory lock space (apart from the write and order
+# locks' one-number keys), taken in the order of the keys' hashes (sorted in a subquery kept apart
+# by OFFSET 0), so two batches take shared keys' locks in one order. In memory: no row, no WAL.
+LOCK_KEYS_SQL = (
+    "SELECT pg_advisory_xact_lock(hashtext('wallet.key:' || current_schema()), h) FROM"
+    " (SELECT DISTINCT hashtext((k.value->>0) || ':' || (k.value->>1)) AS h"
+    " FROM json_array_elements(?::json) AS k ORDER BY h OFFSET 0) AS keys"
 )
 # ``Dialect.move_accounts``: every account of a batch moved by one statement.
 MOVE_ACCOUNTS_SQL = (

@@ -95,8 +95,6 @@ _LOCK_LINES_SQL = ListStatement(
         f"{dialect.side_by_side.lock_rows if dialect.side_by_side else ''}"
     )
 )
-_FORGET_CLAIM_SQL = "DELETE FROM idempotency_keys WHERE scope = ? AND key = ?"
-_CLAIM_SUFFIX = " ON CONFLICT DO NOTHING RETURNING scope, key"
 
 _CHARGES = Insert(
     "charges",
@@ -146,7 +144,6 @@ class _State:
     audit_head: str  # side by side: read only under the order lock, in ``_write_side_by_side``
     since: list[str]  # by charge of the run, in order: the start of its identity-failure window
     payables: set[str] = field(default_factory=set)  # the payable accounts of the run's providers
-    claimed: set[tuple[str, str]] = field(default_factory=set)  # side by side: keys this run claimed
 
 
 @dataclass
@@ -183,7 +180,7 @@ class ChargeBatch:
             start = self._run_from(connection, tasks, start, run_one)
 
     def run_side_by_side(self, connection: Connection, tasks: list[Task]) -> None:
-        """All the charges side by side with other writers (``SideBySide``): keys claimed, then the
+        """All the charges side by side with other writers (``SideBySide``): keys locked, then the
         clients' lines locked, each charge worked out; then under the order lock the audit head and
         the payable accounts read, and everything written. What the one-by-one path would take
         raises ``NeedsWriteOrder`` instead: the writer runs the batch again holding the lock alone."""
@@ -235,9 +232,9 @@ def _read(connection: Connection, tasks: list[Task], order: SideBySide | None = 
     """What the run's charges read, in two round trips on PostgreSQL: what the requests name
     (keys, providers, clients by phone, the audit head), then what the clients found own.
 
-    Side by side (``order``): the keys are claimed first, in sorted order (a key another writer has
-    claimed waits for its COMMIT, then is read as stored), the clients' wallet lines are locked in
-    id order before they are read, and the audit head is left to the order lock."""
+    Side by side (``order``): the keys are locked first (a key another writer holds waits for its
+    COMMIT, then is read as stored), the clients' wallet lines are locked in id order before they
+    are read, and the audit head is left to the order lock."""
     dialect = connection.dialect
     arguments = [_arguments(task) for task in tasks]
     commands = [command for command, _, _, _ in arguments]
@@ -247,16 +244,12 @@ def _read(connection: Connection, tasks: list[Task], order: SideBySide | None = 
             by_scope.setdefault(task.idempotency.scope, []).append(task.idempotency.key)
     provider_ids = compact_json(sorted({command.provider_id for command in commands}))
     head = audit.tracked_head(connection) if order is None else GENESIS  # side by side: a stand-in
-    claims: list[tuple[str, Sequence[object]]] = []
-    if order is not None:
-        claimed_rows: list[RowValues] = sorted(
-            (task.idempotency.scope, task.idempotency.key, task.idempotency.fingerprint, "", task.created_at)
-            for task in tasks
-            if task.idempotency is not None
-        )
-        claims = [(sql + _CLAIM_SUFFIX, values) for sql, values in _KEYS.statements(claimed_rows)]
-    first: list[tuple[str, Sequence[object]]] = [
-        *claims,
+    first: list[tuple[str, Sequence[object]]] = []
+    if order is not None and by_scope:
+        locked = [(scope, key) for scope, keys in by_scope.items() for key in keys]
+        first.append((order.lock_keys, (compact_json(locked),)))
+    locks = len(first)
+    first += [
         (_PROVIDERS_SQL(dialect), (provider_ids,)),
         (_PROVIDER_CATEGORIES_SQL(dialect), (provider_ids,)),
         (_CLIENTS_SQL(dialect), (compact_json(sorted({command.phone_hash for command in commands})),)),
@@ -264,17 +257,14 @@ def _read(connection: Connection, tasks: list[Task], order: SideBySide | None = 
     first += [(_KEYS_SQL(dialect), (scope, compact_json(wanted))) for scope, wanted in by_scope.items()]
     if head is None:
         first.append((audit.HEAD_SQL, ()))
-    found = connection.execute_pipeline(first)
-    claimed = {(scope, key) for rows in found[: len(claims)] for scope, key in rows}
-    found = found[len(claims) :]
+    found = connection.execute_pipeline(first)[locks:]
     providers = dict(found[0])
     approved_for = {(p, c) for p, c in found[1]}
     clients = {phone_hash: (client_id, national_id_hash) for client_id, phone_hash, national_id_hash in found[2]}
     keys: dict[tuple[str, str], dict[str, Any]] = {}
     for scope, rows in zip(by_scope, found[3 : 3 + len(by_scope)], strict=True):
         for key, fingerprint, outcome in rows:
-            if (scope, key) not in claimed:
-                keys[(scope, key)] = {"fingerprint": fingerprint, "outcome": outcome}
+            keys[(scope, key)] = {"fingerprint": fingerprint, "outcome": outcome}
     if head is None:
         head_rows = found[-1]
         head = str(head_rows[0][0]) if head_rows else GENESIS
@@ -322,7 +312,6 @@ def _read(connection: Connection, tasks: list[Task], order: SideBySide | None = 
         head,
         since,
         payables,
-        claimed,
     )
 
 
@@ -551,23 +540,16 @@ def _write(connection: Connection, state: _State, writes: _Writes, run_one: RunO
 
 def _write_side_by_side(connection: Connection, order: SideBySide, state: _State, writes: _Writes) -> None:
     """What the run worked out, to be written: the rows under the order lock (``_ordered_statements``),
-    every claimed key given its outcome (or let go, for an outcome not kept), and a check that every
-    moved account holds what was worked out, all sent with the writer's ``COMMIT`` in one round trip
-    (a failed check fails the transaction: nothing commits); then the outcomes set."""
-    remembered = {(str(scope), str(key)) for scope, key, *_ in writes.keys}
-    if not remembered <= state.claimed:
-        raise NeedsWriteOrder("an outcome for a key this run did not claim")
-    forgotten = sorted(state.claimed - remembered)
+    the outcomes kept with their keys, and a check that every moved account holds what was worked
+    out, all sent with the writer's ``COMMIT`` in one round trip (a failed check fails the
+    transaction: nothing commits); then the outcomes set."""
     statements: list[tuple[str, Sequence[object]]] = []
     if writes.charges:  # refusals and replays alone write no ordered row: no order lock
         statements, _, moved = _ordered_statements(connection, order, state, writes)
         if moved:
             expected = _expected_accounts(moved)
             statements.append((order.check_accounts, (expected, expected)))
-    if writes.keys:
-        outcomes = [(scope, key, outcome) for scope, key, _, outcome, _ in writes.keys]
-        statements.append((order.remember_outcomes, (compact_json(outcomes),)))
-    statements += [(_FORGET_CLAIM_SQL, key) for key in forgotten]
+    statements += _KEYS.statements(writes.keys)  # their locks are held: nobody else writes them
     for sql, parameters in statements:
         connection.defer(sql, parameters)
     for task, outcome in writes.answered:
@@ -616,7 +598,7 @@ def _statements(
 ) -> tuple[list[tuple[str, Sequence[object]]], int, dict[str, _Account]]:
     """The savepoint, the rows and each account moved once by its net change, as statements; the
     index of the move among them, and the accounts it moves. Side by side: no savepoint (a failure
-    undoes the whole transaction) and no keys (claimed already)."""
+    undoes the whole transaction) and no keys (``_write_side_by_side`` writes them)."""
     moved = {
         account_id: a
         for account_id, a in state.accounts.items()

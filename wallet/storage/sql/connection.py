@@ -86,7 +86,7 @@ class SideBySide:
     """How write transactions of several writers run side by side (PostgreSQL; docs/postgresql-writes.md).
 
     Such a transaction holds the write lock shared, so a unit holding it exclusively (everything but
-    a run of new charges) still runs alone. It claims its idempotency keys first, then locks the rows
+    a run of new charges) still runs alone. It locks its idempotency keys first, then the rows
     it moves in one sorted order; what must keep one global order (the audit chain's head, the
     ``seq`` numbers consumers resume from, a provider's payable account) it writes last, under the
     order lock held to ``COMMIT``. Lock order: the write lock shared, keys, rows, the order lock."""
@@ -98,9 +98,10 @@ class SideBySide:
     # Appended to a ``SELECT``: its rows locked against other writers' updates, not against the
     # foreign-key checks of rows that name them.
     lock_rows: str
-    # One ``UPDATE idempotency_keys`` setting the outcome of keys claimed earlier in the transaction,
-    # by one JSON-array parameter of ``[scope, key, outcome]``.
-    remember_outcomes: str
+    # One statement taking a lock, held to COMMIT, on each idempotency key of one JSON-array
+    # parameter of ``[scope, key]``, in one order whatever the order given: a second transaction
+    # with one of the keys waits for the first to end, then reads what it stored.
+    lock_keys: str
     # A statement that fails, so that the transaction cannot commit, unless every account of one
     # JSON-array parameter of ``[id, balance, held]`` (given twice) has that balance and held now.
     check_accounts: str
