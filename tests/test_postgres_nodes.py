@@ -240,12 +240,12 @@ def test_an_installation_moved_from_sqlite_with_migrate_to_serves_on_two_nodes(
     assert_check_passes(moved_files)
 
 
-def test_one_key_sent_to_two_nodes_is_claimed_by_one_and_replayed_by_the_other(
+def test_one_key_sent_to_two_nodes_is_charged_by_one_and_replayed_by_the_other(
     files: WalletFiles, start_nodes: Any, postgres_schema: str
 ) -> None:
-    """Node 0's batch claims the key, then waits for the client's line (held from here, as another
+    """Node 0's batch locks the key, then waits for the client's line (held from here, as another
     batch in its reading phase would hold it); node 1's batch with the same key waits for node 0's
-    transaction (the key's primary key), not for the write lock; when the line is let go, node 0
+    transaction (its lock on the key), not for the write lock; when the line is let go, node 0
     charges and node 1 answers with that charge. Charges on the line queued meanwhile on both nodes
     see every charge before them: no overspending."""
     # No background sweep on either node while the line is held: each would wait for the write
@@ -281,7 +281,7 @@ def test_one_key_sent_to_two_nodes_is_claimed_by_one_and_replayed_by_the_other(
             assert blockers == [held_pid]
             second = asyncio.create_task(post(http, nodes[1], "/v1/charges", token, charge_body(seeded, 400), "one"))
             _, blockers = await until(lambda: waiting_writer(watch, nodes[1]), "node 1 waits for the key")
-            assert blockers == [node0]  # node 0's claim of the key, not the write lock
+            assert blockers == [node0]  # node 0's lock on the key, not the write lock
             more = [
                 asyncio.create_task(post(http, nodes[n % 2], "/v1/charges", token, charge_body(seeded, 400), f"m{n}"))
                 for n in range(3)

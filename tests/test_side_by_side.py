@@ -1,6 +1,6 @@
 """Write transactions side by side on PostgreSQL (docs/postgresql-writes.md, ``Dialect.side_by_side``).
 
-A batch of new charges holds the write lock shared, claims its idempotency keys, locks its clients'
+A batch of new charges holds the write lock shared, locks its idempotency keys and its clients'
 wallet lines, and writes what needs one order under the order lock. The tests hold a transaction
 open from outside, as another node's batch would in its reading phase (the write lock shared, a
 client's lines locked), and watch in ``pg_stat_activity`` what the node's writer waits for: a charge
