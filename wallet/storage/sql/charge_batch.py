@@ -88,11 +88,12 @@ _WALLET_TOTALS_SQL = ListStatement(
     )
 )
 
-# Side by side (``SideBySide``): every wallet line of the run's clients locked, in id order.
+# Side by side (``SideBySide``): every wallet line of the run's clients locked, in id order, and
+# read (the lines the charges move and the wallet totals their events carry).
 _LOCK_LINES_SQL = ListStatement(
     lambda dialect: (
-        f"SELECT id FROM accounts WHERE kind = 'wallet' AND client_id {dialect.in_list} ORDER BY id"
-        f"{dialect.side_by_side.lock_rows if dialect.side_by_side else ''}"
+        f"SELECT id, client_id, balance, held FROM accounts WHERE kind = 'wallet' AND client_id {dialect.in_list}"
+        f" ORDER BY id{dialect.side_by_side.lock_rows if dialect.side_by_side else ''}"
     )
 )
 
@@ -280,26 +281,29 @@ def _read(connection: Connection, tasks: list[Task], order: SideBySide | None = 
         if client is not None:
             account_ids.add(wallet_account(client[0], command.category))
     columns = (("client_id", client_ids), ("provider_id", provider_ids))
-    second: list[tuple[str, Sequence[object]]] = [] if order is None else [(_LOCK_LINES_SQL(dialect), (client_ids,))]
-    locks = len(second)
-    second += [
-        (_ACCOUNTS_SQL(dialect), (compact_json(sorted(account_ids)),)),
-        (_WALLET_TOTALS_SQL(dialect), (client_ids,)),
-    ]
+    second: list[tuple[str, Sequence[object]]] = (
+        [(_ACCOUNTS_SQL(dialect), (compact_json(sorted(account_ids)),)), (_WALLET_TOTALS_SQL(dialect), (client_ids,))]
+        if order is None
+        else [(_LOCK_LINES_SQL(dialect), (client_ids,))]
+    )
+    reads = len(second)
     second += [(_FAILURES_SQL[column](dialect), (owners, earliest)) for column, owners in columns]
     second += [(_BUDGETED_SQL(dialect), (client_ids, month, month)) for month in months]
-    found = connection.execute_pipeline(second)[locks:]
-    accounts = {account_id: _Account(balance, held, balance, held) for account_id, balance, held in found[0]}
-    wallet_totals = {client_id: [balance, held] for client_id, balance, held in found[1]}
+    found = connection.execute_pipeline(second)
+    if order is None:
+        accounts = {account_id: _Account(balance, held, balance, held) for account_id, balance, held in found[0]}
+        wallet_totals = {client_id: [balance, held] for client_id, balance, held in found[1]}
+    else:
+        accounts, wallet_totals = _locked_lines(found[0], payables)
     failures: dict[str, dict[str, list[str]]] = {}
-    for (column, _), rows in zip(columns, found[2:4], strict=True):
+    for (column, _), rows in zip(columns, found[reads : reads + 2], strict=True):
         times: dict[str, list[str]] = {}
         for owner, at in rows:
             times.setdefault(owner, []).append(at)
         for listed in times.values():
             listed.sort()
         failures[column] = times
-    budgeted = {month: {(c, k) for c, k in rows} for month, rows in zip(months, found[4:], strict=True)}
+    budgeted = {month: {(c, k) for c, k in rows} for month, rows in zip(months, found[reads + 2 :], strict=True)}
     return _State(
         keys,
         providers,
@@ -313,6 +317,21 @@ def _read(connection: Connection, tasks: list[Task], order: SideBySide | None = 
         since,
         payables,
     )
+
+
+def _locked_lines(rows: list[Any], payables: set[str]) -> tuple[dict[str, _Account], dict[str, list[int]]]:
+    """The accounts and wallet totals from the locked lines (``id, client_id, balance, held``), and
+    each payable account as a stand-in at zero: read, and its moves rebased, under the order lock."""
+    accounts: dict[str, _Account] = {}
+    totals: dict[str, list[int]] = {}
+    for account_id, client_id, balance, held in rows:
+        accounts[account_id] = _Account(balance, held, balance, held)
+        total = totals.setdefault(client_id, [0, 0])
+        total[0] += balance
+        total[1] += held
+    for account_id in payables:
+        accounts[account_id] = _Account(0, 0, 0, 0)
+    return accounts, totals
 
 
 def _since(now: datetime, limits: Limits) -> str:
@@ -566,7 +585,9 @@ def _ordered_statements(
 ) -> tuple[list[tuple[str, Sequence[object]]], int, dict[str, _Account]]:
     """The order lock taken, with the audit head and the payable accounts read in the same round
     trip; the run's rows worked out from them, as ``_statements`` gives them."""
-    payable_ids = sorted(account_id for account_id in state.payables if account_id in state.accounts)
+    payable_ids = sorted(  # those the run credits
+        account_id for account_id in state.payables if state.accounts[account_id].balance != 0
+    )
     found = connection.execute_pipeline(
         [
             (order.order_lock, ()),
@@ -575,6 +596,8 @@ def _ordered_statements(
         ]
     )
     head = str(found[1][0][0]) if found[1] else GENESIS
+    if len(found[2]) != len(payable_ids):
+        raise NeedsWriteOrder("a payable account is missing")  # the one-by-one path says how
     for account_id, balance, held in found[2]:  # as committed before the order lock: rebase each
         account = state.accounts[account_id]
         account.balance += balance - account.read_balance
