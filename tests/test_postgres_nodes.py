@@ -28,7 +28,13 @@ def files(tmp_path: Path, postgres_schema: str) -> WalletFiles:
     # Background credit runs and settlements off: each test starts its races itself.
     return WalletFiles(
         tmp_path,
-        extra_env={"WALLET_DB": postgres_schema, "WALLET_AUTO_CREDIT_RUN": "false", "WALLET_AUTO_SETTLEMENT": "false"},
+        extra_env={
+            "WALLET_DB": postgres_schema,
+            "WALLET_AUTO_CREDIT_RUN": "false",
+            "WALLET_AUTO_SETTLEMENT": "false",
+            # Several nodes: their charges run side by side (docs/postgresql-writes.md).
+            "WALLET_POSTGRES_SIDE_BY_SIDE": "true",
+        },
     )
 
 

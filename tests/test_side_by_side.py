@@ -36,6 +36,12 @@ WAITING_WRITER_SQL = (
 )
 
 
+@pytest.fixture(autouse=True)
+def side_by_side(world: World) -> None:
+    """``WALLET_POSTGRES_SIDE_BY_SIDE`` on, whatever its default."""
+    world.service.storage.writer.side_by_side = True  # type: ignore[attr-defined]
+
+
 async def until(condition: Callable[[], T | None], what: str) -> T:
     """``condition()`` once it is true, polled without blocking the event loop the service runs on."""
     deadline = time.monotonic() + DEADLINE_SECONDS
@@ -155,3 +161,16 @@ async def test_a_hold_sweep_with_nothing_due_writes_nothing(world: World) -> Non
     batches = writer.batches
     assert await world.service.sweep_expired_holds() == 0  # the hold has not expired
     assert writer.batches == batches  # no write, so no exclusive write lock taken every few seconds
+
+
+async def test_with_side_by_side_off_a_charge_waits_for_the_write_lock(world: World) -> None:
+    held_client, free_client, provider = await two_clients(world)
+    world.service.storage.writer.side_by_side = False  # type: ignore[attr-defined]
+    with world.database() as held, world.database() as watch:
+        held_pid = hold_lines(held, held_client["id"])
+        waiting = asyncio.create_task(world.charge(provider, free_client, 300))
+        _, event, blockers = await until(lambda: waiting_writer(watch), "the charge waits for the write lock")
+        assert event == "advisory" and blockers == [held_pid]
+        held.execute("COMMIT")
+        status, charge = await asyncio.wait_for(waiting, DEADLINE_SECONDS)
+        assert status == 201 and charge["status"] == "captured", charge

@@ -52,7 +52,15 @@ class PostgresStorage(SqlStorage):
     """The Storage port on PostgreSQL (``WALLET_DB=postgresql://...``)."""
 
     def __init__(
-        self, dsn: str, *, queue_max: int, batch_max: int, readers: int, retry_attempts: int, lock_timeout_seconds: int
+        self,
+        dsn: str,
+        *,
+        queue_max: int,
+        batch_max: int,
+        readers: int,
+        retry_attempts: int,
+        lock_timeout_seconds: int,
+        side_by_side: bool = False,
     ) -> None:
         # How this node's writer shows in pg_stat_activity.
         writer_name = f"wallet-writer-{os.getpid()}-{secrets.token_hex(3)}"
@@ -63,6 +71,7 @@ class PostgresStorage(SqlStorage):
             attempts=retry_attempts,
             application_name=writer_name,
         )
+        writer.side_by_side = side_by_side
         super().__init__(dsn, writer)  # every credit-run step is worked out by the writer
         self.writer: Writer = writer
         self._reader_count = readers

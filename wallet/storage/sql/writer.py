@@ -65,6 +65,9 @@ def writer_stats(writer: Any) -> WriterStats:
 class Writer:
     # Whether runs of units that a ``BATCH_RUNNERS`` runner takes run together (tests compare both ways).
     batch_runners = True
+    # Whether batches run side by side with other writers' where the dialect can
+    # (``WALLET_POSTGRES_SIDE_BY_SIDE``; the adapter sets it).
+    side_by_side = False
 
     def __init__(
         self,
@@ -218,7 +221,7 @@ class Writer:
         """How the batch runs side by side with other writers' (PostgreSQL): the units that run so
         alone (``SIDE_BY_SIDE``), and the runner of the rest (new charges) with its tasks; or None:
         the batch holds the write lock alone (any other unit, or the database has one writer)."""
-        if connection.dialect.side_by_side is None:
+        if connection.dialect.side_by_side is None or not self.side_by_side:
             return None
         alone: list[Task] = []
         together: list[Task] = []
