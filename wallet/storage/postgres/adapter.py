@@ -9,8 +9,9 @@ What differs:
 - Writes. Each node has one writer thread, as with SQLite (batches, a savepoint a unit). Every
   write transaction first takes the cluster-wide write lock (``dialect.WRITE_LOCK_SQL``), so the
   write transactions of all nodes run one at a time, in one order: what the hash-chained audit log
-  needs, and what makes each unit's read-check-write safe across nodes. One lock, always taken
-  first, cannot deadlock. Constraints stand behind it (``CHECK (balance - held >= 0)``, the primary
+  needs, and what makes each unit's read-check-write safe across nodes. With ``side_by_side``
+  (``WALLET_POSTGRES_SIDE_BY_SIDE``) batches of new charges take it shared and order themselves
+  by key and row locks and the order lock (``Dialect.side_by_side``, docs/postgresql-writes.md). Constraints stand behind it (``CHECK (balance - held >= 0)``, the primary
   keys of ``idempotency_keys``, ``credits``, ``settlement_items``). A serialization failure or
   deadlock runs the batch again, at most ``postgres_retry_attempts`` times.
 - Reads use a pool of connections, each read in one ``REPEATABLE READ READ ONLY`` snapshot.
