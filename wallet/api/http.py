@@ -1,4 +1,5 @@
-"""Reading requests and writing responses: JSON bodies, idempotency keys, pages, principals."""
+"""What every handler shares in reading requests and writing responses: JSON bodies, idempotency keys,
+writes' answers, pages, principals."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from wallet.api.problems import BadRequest
 from wallet.auth.tokens import Principal, Role
 from wallet.jsontext import encoder_once
 from wallet.ledger.errors import Forbidden, Unauthorized, ValidationError
-from wallet.storage.port import ACTOR, Idempotency, Page
+from wallet.shapes.requests import Shape, decode
+from wallet.storage.port import ACTOR, Idempotency, Page, Written
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 JSON_CONTENT_TYPES = ("application/json",)
@@ -58,6 +60,12 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
         content_type="application/json",
         headers=headers,
     )
+
+
+def written_response(written: Written, status: int) -> web.Response:
+    """A write's answer; a replay of a repeated Idempotency-Key says so."""
+    headers = {"Idempotent-Replayed": "true"} if written.replayed else None
+    return json_response(written.value, status, headers)
 
 
 def _reject_constant(name: str) -> Any:
@@ -111,6 +119,22 @@ def parse_json(raw: bytes) -> Any:
 
 async def read_json(request: web.Request) -> Any:
     return parse_json(await read_body(request))
+
+
+async def optional_body(request: web.Request) -> bytes:
+    """A JSON body, or none at all: a POST whose fields are all optional may come empty."""
+    if not request.body_exists:
+        return b""
+    raw = await request.read()
+    if raw.strip() and request.content_type not in JSON_CONTENT_TYPES:
+        raise web.HTTPUnsupportedMediaType(text="send application/json")
+    return raw
+
+
+async def optional_command(request: web.Request, shape: type[Shape]) -> tuple[Shape, bytes]:
+    """The body as ``shape``, an empty body as all its defaults; and the raw bytes, for the key."""
+    raw = await optional_body(request)
+    return decode(shape, parse_json(raw) if raw.strip() else {}), raw
 
 
 def idempotency(

@@ -715,7 +715,7 @@ ROUTES: dict[tuple[str, str], Schema] = {
         errors={422: ["validation_error"]},
         description="Month boundaries are midnights in the organizer's time zone. A month not yet begun is 422.",
     ),
-    # The organizer's desk (wallet/api/desk.py).
+    # The organizer's desk (wallet/api/handlers/desk.py).
     ("GET", "/v1/clients"): _route(
         "Organizer",
         "Find clients by name, phone or national id, newest first",
@@ -746,7 +746,7 @@ ROUTES: dict[tuple[str, str], Schema] = {
 }
 
 
-# Decisions on budgets (wallet/api/documents.py).
+# Decisions on budgets (wallet/api/handlers/documents.py).
 PDF_FILE = {"schema": {"type": "string", "format": "binary"}}
 DECISION_ID = {"name": "decision_id", "in": "path", "required": True, "schema": {"type": "string"}}
 ROUTES.update(
@@ -793,7 +793,7 @@ ROUTES.update(
         ),
     }
 )
-# The statement as a document too (wallet/api/documents.py).
+# The statement as a document too (wallet/api/handlers/documents.py).
 _STATEMENT = ROUTES[("GET", "/v1/me/statements/{month}")]
 _STATEMENT["responses"][200]["content"]["application/pdf"] = PDF_FILE
 _STATEMENT["parameters"].append(

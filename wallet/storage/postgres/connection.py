@@ -1,9 +1,10 @@
 """The PostgreSQL write connection: one synchronous psycopg 3 connection, for the writer's thread.
 
-It implements ``wallet.storage.sql.connection.Connection``: units write ``?`` (rendered once per
-statement text by ``POSTGRES.render``), rows are read by name or position, ``numeric`` (what
-``SUM`` of a ``bigint`` gives) comes back as ``int``, and PostgreSQL's errors arrive as the
-dialect's named classes. After a lost connection the next statement connects again.
+It implements ``wallet.storage.sql.connection.Connection``: units write ``?`` (rendered as ``$1``,
+``$2``, ... once per statement text by ``POSTGRES.render``, and sent as written), rows are read by
+name or position, ``numeric`` (what ``SUM`` of a ``bigint`` gives) comes back as ``int``, and
+PostgreSQL's errors arrive as the dialect's named classes. After a lost connection the next
+statement connects again.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from wallet.storage.postgres.dialect import (
     TABLE_EXISTS_SQL,
     RetryableConflict,
     StorageFault,
-    render_format,
+    render_numbered,
 )
 from wallet.storage.sql.connection import Dialect, SideBySide
 
@@ -49,7 +50,7 @@ POSTGRES = Dialect(
     storage_fault=StorageFault,
     retryable_conflict=RetryableConflict,
     table_exists=TABLE_EXISTS_SQL,
-    render=render_format,
+    render=render_numbered,
     side_by_side=SideBySide(
         begin=BEGIN_SHARED_WRITE,
         order_lock=ORDER_LOCK_SQL,
@@ -200,6 +201,9 @@ class PostgresConnection:
             connection = psycopg.connect(
                 self._dsn,
                 autocommit=True,
+                # ``$1`` placeholders, sent as written: psycopg's ``%s`` form is split in Python at
+                # every execution of a statement with over 50 parameters (the batch's INSERTs).
+                cursor_factory=psycopg.RawCursor,
                 row_factory=pg_row,
                 application_name=self._application_name,
                 options=self._options,
@@ -233,7 +237,7 @@ class PostgresConnection:
             if self._deferred:
                 cursor = self._pipelined([*self._take_deferred(), (sql, parameters)], pg_row)[-1]
             else:
-                cursor = self._live().execute(render_format(sql), parameters)
+                cursor = self._live().execute(render_numbered(sql), parameters)
         except FAULTS as error:
             raise as_dialect_error(error) from error
         if cursor.description is None:
@@ -259,7 +263,7 @@ class PostgresConnection:
             for sql, parameters in statements:
                 cursor = connection.cursor(row_factory=rows)
                 cursors.append(cursor)
-                cursor.execute(render_format(sql), parameters)
+                cursor.execute(render_numbered(sql), parameters)
         return cursors
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> NoRows:
@@ -270,7 +274,7 @@ class PostgresConnection:
             if self._deferred:
                 self.execute_pipeline([])
             with self._live().cursor() as cursor:
-                cursor.executemany(render_format(sql), rows)
+                cursor.executemany(render_numbered(sql), rows)
                 return NoRows(cursor.rowcount)
         except FAULTS as error:
             raise as_dialect_error(error) from error
@@ -281,7 +285,7 @@ class PostgresConnection:
             return self.execute_pipeline([(sql, parameters)])[0]
         try:
             with self._live().cursor(row_factory=tuple_row) as cursor:
-                return cursor.execute(render_format(sql), parameters).fetchall()
+                return cursor.execute(render_numbered(sql), parameters).fetchall()
         except FAULTS as error:
             raise as_dialect_error(error) from error
 

@@ -1,5 +1,6 @@
-"""The client's own view, beyond the wallet and its history: the live event stream, the monthly
-statement, and the charges that wait for the client's approval in the app.
+"""A client's handlers, or its representative's: the wallet and its history, the live event stream,
+the monthly statement, the charges that wait for the client's approval in the app, mandates, and
+the comparison of offers.
 
 ``GET /v1/me/events`` is a ``text/event-stream`` (Server-Sent Events). Without ``Last-Event-ID``
 the stream opens with a ``wallet`` event (the wallet as it stands, with the id it stands at); then
@@ -19,13 +20,26 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from wallet.api.documents import PDF, statement_language, statement_pdf
-from wallet.api.http import EVENT_CURSOR_PREFIX, idempotency, json_response, page_params, render_page, requires
+from wallet import validation
+from wallet.api.handlers.documents import PDF, statement_language, statement_pdf
+from wallet.api.http import (
+    EVENT_CURSOR_PREFIX,
+    OFFER_CURSOR_PREFIX,
+    idempotency,
+    json_response,
+    page_params,
+    position_params,
+    render_page,
+    render_positioned,
+    requires,
+    written_response,
+)
 from wallet.api.keys import PRINCIPAL, REQUEST_ID, SERVICE, SETTINGS
 from wallet.auth.tokens import Role
 from wallet.ledger.charges import ChargeStatus
 from wallet.ledger.errors import Forbidden, ValidationError
 from wallet.ledger.months import parse_month
+from wallet.storage.port import OfferFilter
 
 log = structlog.get_logger(__name__)
 
@@ -51,6 +65,18 @@ def _last_event_id(request: web.Request) -> int | None:
 def _event(name: str, event_id: str, data: Any) -> bytes:
     body = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
     return f"id: {event_id}\nevent: {name}\ndata: {body}\n\n".encode()
+
+
+@requires(Role.CLIENT, Role.REPRESENTATIVE)
+async def my_wallet(request: web.Request) -> web.Response:
+    return json_response(await request.app[SERVICE].wallet(request[PRINCIPAL]))
+
+
+@requires(Role.CLIENT, Role.REPRESENTATIVE)
+async def my_transactions(request: web.Request) -> web.Response:
+    limit, before = page_params(request, EVENT_CURSOR_PREFIX)
+    page = await request.app[SERVICE].transactions(request[PRINCIPAL], limit, before)
+    return json_response(render_page(page, EVENT_CURSOR_PREFIX))
 
 
 @requires(Role.CLIENT, Role.REPRESENTATIVE)
@@ -126,7 +152,7 @@ async def my_statement(request: web.Request) -> web.Response:
     """``GET /v1/me/statements/{YYYY-MM}``: the month's statement; the current month so far."""
     month = parse_month(request.match_info["month"], "month")
     statement_language(request)
-    if PDF in request.headers.get("Accept", ""):  # the same statement as a document (wallet/api/documents.py)
+    if PDF in request.headers.get("Accept", ""):  # the same statement as a document (wallet/api/handlers/documents.py)
         return await statement_pdf(request, month)
     return json_response(await request.app[SERVICE].statement(request[PRINCIPAL], month))
 
@@ -150,7 +176,7 @@ async def _answer(request: web.Request, approve: bool) -> web.Response:
     written = await request.app[SERVICE].answer_charge(
         request[PRINCIPAL], request.match_info["charge_id"], approve, key
     )
-    return json_response(written.value, 200, {"Idempotent-Replayed": "true"} if written.replayed else None)
+    return written_response(written, 200)
 
 
 @requires(Role.CLIENT, Role.REPRESENTATIVE)
@@ -170,3 +196,22 @@ async def my_mandates(request: web.Request) -> web.Response:
     """``GET /v1/me/mandates``: the clients a representative may act for now, and how."""
     mandates = await request.app[SERVICE].mandates(request[PRINCIPAL])
     return json_response({"data": mandates, "next_cursor": None})
+
+
+# The comparison of offers.
+
+
+@requires(Role.ADMIN, Role.FINANCE, Role.CLIENT, Role.REPRESENTATIVE)
+async def compare_offers(request: web.Request) -> web.Response:
+    """The comparison: offers of approved providers, the smallest own share first."""
+    limit, position = position_params(request, OFFER_CURSOR_PREFIX, 3)
+    after = None if position is None else (position[0], position[1], position[2])
+    query = request.query
+    service, municipality, language = query.get("service"), query.get("municipality"), query.get("language")
+    offer_filter = OfferFilter(
+        None if service is None else validation.category_code(service, "service"),
+        None if municipality is None else validation.municipality(municipality, "municipality"),
+        None if language is None else validation.language(language, "language"),
+    )
+    data, last = await request.app[SERVICE].compare_offers(request[PRINCIPAL], offer_filter, limit, after)
+    return json_response(render_positioned(data, last, OFFER_CURSOR_PREFIX))
