@@ -131,11 +131,20 @@ class BackendCpu:
         return spent, len(after)
 
 
+def _lock_waited(event: str, query: str) -> str:
+    """What a writer's ``Lock`` wait is for, by its wait event and statement."""
+    if event == "advisory":
+        return "order lock" if "wallet.order" in query else "write lock"
+    return event
+
+
 class WriterStates:
     """What the nodes' writer backends are doing, sampled from ``pg_stat_activity`` every
     ``interval`` seconds in a thread between ``start`` and ``stop``: the share of samples in each
-    state. "idle in transaction" is a writer holding its transaction (and the write lock) while the
-    database waits for the node; "Lock" waits are for another node's write lock."""
+    state. "idle in transaction" is a writer holding its transaction (and its locks) while the
+    database waits for the node; a "Lock" wait says what it waits for: the write lock, the order
+    lock (``wallet.order``), a row (``transactionid``, ``tuple``: a wallet line or an idempotency
+    key another node's batch holds) or ``object`` (the commit order of NOTIFY)."""
 
     def __init__(self, dsn: str, node_pids: Sequence[int], interval: float = 0.01) -> None:
         self._dsn = dsn
@@ -159,11 +168,14 @@ class WriterStates:
         with connection:
             while not self._stopping.wait(self._interval):
                 rows = connection.execute(
-                    "SELECT state, wait_event_type FROM pg_stat_activity WHERE application_name LIKE ANY (%s)",
+                    "SELECT state, wait_event_type, wait_event, query FROM pg_stat_activity"
+                    " WHERE application_name LIKE ANY (%s)",
                     (self._patterns,),
                 ).fetchall()
-                for state, wait in rows:
+                for state, wait, event, query in rows:
                     key = state if state != "active" else f"waiting {wait}" if wait else "on CPU"
+                    if wait == "Lock":
+                        key += f" ({_lock_waited(event, query)})"
                     self._counts[key] = self._counts.get(key, 0) + 1
 
     def stop(self) -> dict[str, float]:

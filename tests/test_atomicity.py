@@ -21,6 +21,9 @@ def count(world: World, table: str) -> int:
 async def test_a_charge_cut_after_its_postings_leaves_nothing(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     client, provider = await world.funded(1_000)
     before = {table: count(world, table) for table in ("charges", "transactions", "postings")}
+    # The one-by-one unit (with WALLET_POSTGRES_SIDE_BY_SIDE a charge alone in its batch goes to the
+    # batch runner: tests/test_side_by_side.py cuts that one).
+    monkeypatch.setattr(world.service.storage.writer, "batch_runners", False)  # type: ignore[attr-defined]
     real_post = charges.post
 
     def post_then_crash(*args, **kwargs):  # type: ignore[no-untyped-def]

@@ -121,9 +121,10 @@ class Cluster:
         return node.start()
 
 
-@pytest.fixture
-def files(tmp_path: Path, postgres_schema: str) -> WalletFiles:
+@pytest.fixture(params=["false", "true"], ids=["one-order", "side-by-side"])
+def files(tmp_path: Path, postgres_schema: str, request: pytest.FixtureRequest) -> WalletFiles:
     # No background credit runs or settlements; no per-node charge throttle in the way of the races.
+    # Both ways of writing: every transaction alone, and charges side by side (docs/postgresql-writes.md).
     return WalletFiles(
         tmp_path,
         extra_env={
@@ -132,6 +133,7 @@ def files(tmp_path: Path, postgres_schema: str) -> WalletFiles:
             "WALLET_AUTO_SETTLEMENT": "false",
             "WALLET_PROVIDER_CHARGES_BURST": "100000",
             "WALLET_PROVIDER_CHARGES_PER_SECOND": "100000",
+            "WALLET_POSTGRES_SIDE_BY_SIDE": request.param,
         },
     )
 

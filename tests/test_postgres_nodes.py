@@ -28,7 +28,13 @@ def files(tmp_path: Path, postgres_schema: str) -> WalletFiles:
     # Background credit runs and settlements off: each test starts its races itself.
     return WalletFiles(
         tmp_path,
-        extra_env={"WALLET_DB": postgres_schema, "WALLET_AUTO_CREDIT_RUN": "false", "WALLET_AUTO_SETTLEMENT": "false"},
+        extra_env={
+            "WALLET_DB": postgres_schema,
+            "WALLET_AUTO_CREDIT_RUN": "false",
+            "WALLET_AUTO_SETTLEMENT": "false",
+            # Several nodes: their charges run side by side (docs/postgresql-writes.md).
+            "WALLET_POSTGRES_SIDE_BY_SIDE": "true",
+        },
     )
 
 
@@ -238,3 +244,66 @@ def test_an_installation_moved_from_sqlite_with_migrate_to_serves_on_two_nodes(
         for each in nodes:
             each.stop()
     assert_check_passes(moved_files)
+
+
+def test_one_key_sent_to_two_nodes_is_charged_by_one_and_replayed_by_the_other(
+    files: WalletFiles, start_nodes: Any, postgres_schema: str
+) -> None:
+    """Node 0's batch locks the key, then waits for the client's line (held from here, as another
+    batch in its reading phase would hold it); node 1's batch with the same key waits for node 0's
+    transaction (its lock on the key), not for the write lock; when the line is let go, node 0
+    charges and node 1 answers with that charge. Charges on the line queued meanwhile on both nodes
+    see every charge before them: no overspending."""
+    # No background sweep on either node while the line is held: each would wait for the write
+    # lock exclusively, and the node's charges behind it.
+    files.extra_env.update(WALLET_HOLD_SWEEP_INTERVAL_SECONDS="3600", WALLET_NOTICE_SWEEP_INTERVAL_SECONDS="3600")
+    nodes = start_nodes(2)
+    seeded = seed(files, nodes[0], 1_000)
+
+    def waiting_writer(watch: RawDatabase, node: Server) -> tuple[int, list[int]] | None:
+        rows = watch.execute(
+            "SELECT pid, pg_blocking_pids(pid) FROM pg_stat_activity"
+            " WHERE application_name LIKE ? AND wait_event_type = 'Lock'",
+            f"wallet-writer-{node.pid}-%",
+        )
+        return (rows[0][0], list(rows[0][1])) if rows else None
+
+    async def until(condition: Callable[[], Any], what: str) -> Any:
+        deadline = asyncio.get_running_loop().time() + DEADLINE_SECONDS
+        while not (value := condition()):
+            assert asyncio.get_running_loop().time() < deadline, what
+            await asyncio.sleep(0.01)
+        return value
+
+    async def race(held: RawDatabase, watch: RawDatabase) -> tuple[list[tuple[int, Any]], list[tuple[int, Any]]]:
+        held.execute("BEGIN")
+        held.execute("SELECT pg_advisory_xact_lock_shared(hashtext('wallet.writer:' || current_schema()))")
+        held.execute("SELECT id FROM accounts WHERE client_id = ? FOR NO KEY UPDATE", seeded.client_id)
+        held_pid = held.execute("SELECT pg_backend_pid()")[0][0]
+        token = seeded.provider_token
+        async with session() as http:
+            first = asyncio.create_task(post(http, nodes[0], "/v1/charges", token, charge_body(seeded, 400), "one"))
+            node0, blockers = await until(lambda: waiting_writer(watch, nodes[0]), "node 0 waits for the line")
+            assert blockers == [held_pid]
+            second = asyncio.create_task(post(http, nodes[1], "/v1/charges", token, charge_body(seeded, 400), "one"))
+            _, blockers = await until(lambda: waiting_writer(watch, nodes[1]), "node 1 waits for the key")
+            assert blockers == [node0]  # node 0's lock on the key, not the write lock
+            more = [
+                asyncio.create_task(post(http, nodes[n % 2], "/v1/charges", token, charge_body(seeded, 400), f"m{n}"))
+                for n in range(3)
+            ]
+            held.execute("COMMIT")
+            return list(await asyncio.gather(first, second)), list(await asyncio.gather(*more))
+
+    with RawDatabase(postgres_schema) as held, RawDatabase(postgres_schema) as watch:
+        same_key, more = asyncio.run(race(held, watch))
+    assert [status for status, _ in same_key] == [201, 201], same_key
+    assert same_key[0][1]["id"] == same_key[1][1]["id"]
+    assert sorted(status for status, _ in more) == [201, 402, 402], more  # 1 000 - 400 leaves one more of 400
+    charges = list(nodes[1].api(seeded.provider_token).pages("/v1/charges"))
+    assert len(charges) == 2 and sum(charge["amount"] for charge in charges) == 800
+    wallet = nodes[0].api(seeded.client_token).call("GET", "/v1/me/wallet", expect=200)
+    assert wallet["available"] == 200, wallet
+    for node in nodes:
+        assert node.stop() == 0, node.log_tail()
+    assert_check_passes(files)

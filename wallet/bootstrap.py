@@ -47,6 +47,7 @@ def open_storage(settings: Settings, writer_socket: str | None = None) -> SqlSto
             readers=settings.reader_connections,
             retry_attempts=settings.postgres_retry_attempts,
             lock_timeout_seconds=settings.postgres_lock_timeout_seconds,
+            side_by_side=settings.postgres_side_by_side,
         )
     return SqliteStorage(
         settings.db,

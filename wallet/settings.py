@@ -170,9 +170,17 @@ class Settings:
         "PostgreSQL: times a write batch is run in all when PostgreSQL reports a serialization failure or "
         "deadlock; then 503.",
     )
+    postgres_side_by_side: bool = setting(
+        False,
+        "PostgreSQL: whether batches of new charges (and SMS receipt claims and marks) take the write lock shared "
+        "and run beside other nodes' batches, locking their keys and wallet lines themselves; off, every write "
+        "transaction takes it exclusively. On 2 shared cores it cost more CPU a charge than it gained "
+        "(docs/postgresql-writes.md).",
+    )
     postgres_lock_timeout_seconds: int = setting(
         10,
-        "PostgreSQL: how long a node waits for the cluster-wide write lock before answering 503 `unavailable`.",
+        "PostgreSQL: how long a node's writer waits for a lock (the cluster-wide write lock, a wallet line or "
+        "idempotency key another node's batch holds) before answering 503 `unavailable`.",
     )
     # Readiness (/readyz).
     writer_stall_seconds: int = setting(

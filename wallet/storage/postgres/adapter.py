@@ -9,8 +9,9 @@ What differs:
 - Writes. Each node has one writer thread, as with SQLite (batches, a savepoint a unit). Every
   write transaction first takes the cluster-wide write lock (``dialect.WRITE_LOCK_SQL``), so the
   write transactions of all nodes run one at a time, in one order: what the hash-chained audit log
-  needs, and what makes each unit's read-check-write safe across nodes. One lock, always taken
-  first, cannot deadlock. Constraints stand behind it (``CHECK (balance - held >= 0)``, the primary
+  needs, and what makes each unit's read-check-write safe across nodes. With ``side_by_side``
+  (``WALLET_POSTGRES_SIDE_BY_SIDE``) batches of new charges take it shared and order themselves
+  by key and row locks and the order lock (``Dialect.side_by_side``, docs/postgresql-writes.md). Constraints stand behind it (``CHECK (balance - held >= 0)``, the primary
   keys of ``idempotency_keys``, ``credits``, ``settlement_items``). A serialization failure or
   deadlock runs the batch again, at most ``postgres_retry_attempts`` times.
 - Reads use a pool of connections, each read in one ``REPEATABLE READ READ ONLY`` snapshot.
@@ -58,7 +59,15 @@ class PostgresStorage(SqlStorage):
     """The Storage port on PostgreSQL (``WALLET_DB=postgresql://...``)."""
 
     def __init__(
-        self, dsn: str, *, queue_max: int, batch_max: int, readers: int, retry_attempts: int, lock_timeout_seconds: int
+        self,
+        dsn: str,
+        *,
+        queue_max: int,
+        batch_max: int,
+        readers: int,
+        retry_attempts: int,
+        lock_timeout_seconds: int,
+        side_by_side: bool = False,
     ) -> None:
         # How this node's writer shows in pg_stat_activity.
         writer_name = f"wallet-writer-{os.getpid()}-{secrets.token_hex(3)}"
@@ -69,6 +78,7 @@ class PostgresStorage(SqlStorage):
             attempts=retry_attempts,
             application_name=writer_name,
         )
+        writer.side_by_side = side_by_side
         super().__init__(dsn, writer)  # every credit-run step is worked out by the writer
         self.writer: Writer = writer
         self._reader_count = readers

@@ -23,17 +23,22 @@ from psycopg.rows import RowMaker, tuple_row
 
 from wallet.ledger.errors import NotFound
 from wallet.storage.postgres.dialect import (
+    BEGIN_SHARED_WRITE,
     BEGIN_WRITE,
+    CHECK_ACCOUNTS_SQL,
     IN_LIST,
     LIST_PARAMETER,
+    LOCK_KEYS_SQL,
+    LOCK_ROWS,
     MOVE_ACCOUNTS_SQL,
+    ORDER_LOCK_SQL,
     TABLE_EXISTS_SQL,
     RetryableConflict,
     StorageFault,
     render_format,
     render_numbered,
 )
-from wallet.storage.sql.connection import Dialect
+from wallet.storage.sql.connection import Dialect, SideBySide
 
 POSTGRES = Dialect(
     name="postgresql",
@@ -47,6 +52,13 @@ POSTGRES = Dialect(
     retryable_conflict=RetryableConflict,
     table_exists=TABLE_EXISTS_SQL,
     render=render_numbered,
+    side_by_side=SideBySide(
+        begin=BEGIN_SHARED_WRITE,
+        order_lock=ORDER_LOCK_SQL,
+        lock_rows=LOCK_ROWS,
+        lock_keys=LOCK_KEYS_SQL,
+        check_accounts=CHECK_ACCOUNTS_SQL,
+    ),
 )
 
 
@@ -296,9 +308,9 @@ class PostgresConnection:
             for cursor in cursors:
                 cursor.close()
 
-    def begin_write(self) -> None:
+    def begin_write(self, shared: bool = False) -> None:
         # Sent with the transaction's first statement: the lock and the first read in one round trip.
-        self._deferred = [(statement, ()) for statement in BEGIN_WRITE]
+        self._deferred = [(statement, ()) for statement in (BEGIN_SHARED_WRITE if shared else BEGIN_WRITE)]
         self._begin_deferred = True
 
     def stream(self, sql: str, parameters: Sequence[Any] = (), /) -> Iterator[PgRow]:

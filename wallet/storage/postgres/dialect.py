@@ -5,10 +5,33 @@ from __future__ import annotations
 import functools
 
 # The cluster-wide write lock: one key per schema, so that databases (or test schemas) sharing a
-# server never wait for each other. Taken first in every write transaction: one writer at a time
-# across all nodes, as SQLite has one at a time across all processes.
+# server never wait for each other. Taken first in every write transaction: exclusively by every
+# unit but new charges (one writer at a time across all nodes, as SQLite has), shared by a batch of
+# new charges, which orders itself by rows and the order lock (``Dialect.side_by_side``).
 WRITE_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('wallet.writer:' || current_schema()))"
 BEGIN_WRITE = ("BEGIN", WRITE_LOCK_SQL)
+SHARED_WRITE_LOCK_SQL = "SELECT pg_advisory_xact_lock_shared(hashtext('wallet.writer:' || current_schema()))"
+BEGIN_SHARED_WRITE = ("BEGIN", SHARED_WRITE_LOCK_SQL)
+# The order lock of side-by-side writers: the audit head, the seq numbers and payable accounts are
+# written under it, held to COMMIT, so their order is the commit order.
+ORDER_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('wallet.order:' || current_schema()))"
+# Not FOR UPDATE: that would wait for, and block, the KEY SHARE locks of foreign-key checks.
+LOCK_ROWS = " FOR NO KEY UPDATE"
+# The failing branch is a cast that depends on the count, so the planner cannot fold it away.
+CHECK_ACCOUNTS_SQL = (
+    "SELECT CASE WHEN COUNT(*) = json_array_length(?::json) THEN 1"
+    " ELSE ('accounts not as worked out: ' || COUNT(*))::int END FROM accounts"
+    " JOIN json_array_elements(?::json) AS e ON accounts.id = e.value->>0"
+    " AND accounts.balance = (e.value->>1)::bigint AND accounts.held = (e.value->>2)::bigint"
+)
+# An idempotency key's lock: the two-number advisory lock space (apart from the write and order
+# locks' one-number keys), taken in the order of the keys' hashes (sorted in a subquery kept apart
+# by OFFSET 0), so two batches take shared keys' locks in one order. In memory: no row, no WAL.
+LOCK_KEYS_SQL = (
+    "SELECT pg_advisory_xact_lock(hashtext('wallet.key:' || current_schema()), h) FROM"
+    " (SELECT DISTINCT hashtext((k.value->>0) || ':' || (k.value->>1)) AS h"
+    " FROM json_array_elements(?::json) AS k ORDER BY h OFFSET 0) AS keys"
+)
 # ``Dialect.move_accounts``: every account of a batch moved by one statement.
 MOVE_ACCOUNTS_SQL = (
     "UPDATE accounts SET balance = accounts.balance + m.balance_change, held = accounts.held + m.held_change"

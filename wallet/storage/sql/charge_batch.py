@@ -42,9 +42,9 @@ from wallet.storage.port import ChargeCommand, Limits, Record, Written
 from wallet.storage.sql import audit, bulk, render
 from wallet.storage.sql import charges as charge_units
 from wallet.storage.sql.bulk import Insert, ListStatement, RowValues
-from wallet.storage.sql.connection import Connection
+from wallet.storage.sql.connection import Connection, SideBySide
 from wallet.storage.sql.idempotency import replay_outcome
-from wallet.storage.sql.units import BATCH_RUNNERS, RunOne, Task, UnitCall, compact_json
+from wallet.storage.sql.units import BATCH_RUNNERS, NeedsWriteOrder, RunOne, Task, UnitCall, compact_json
 
 log = structlog.get_logger(__name__)
 
@@ -85,6 +85,15 @@ _WALLET_TOTALS_SQL = ListStatement(
     lambda dialect: (
         "SELECT client_id, SUM(balance), SUM(held) FROM accounts WHERE kind = 'wallet'"
         f" AND client_id {dialect.in_list} GROUP BY client_id"
+    )
+)
+
+# Side by side (``SideBySide``): every wallet line of the run's clients locked, in id order, and
+# read (the lines the charges move and the wallet totals their events carry).
+_LOCK_LINES_SQL = ListStatement(
+    lambda dialect: (
+        f"SELECT id, client_id, balance, held FROM accounts WHERE kind = 'wallet' AND client_id {dialect.in_list}"
+        f" ORDER BY id{dialect.side_by_side.lock_rows if dialect.side_by_side else ''}"
     )
 )
 
@@ -133,8 +142,9 @@ class _State:
     failures: dict[str, dict[str, list[str]]]  # by column, by owner: the times of failed checks, sorted
     accounts: dict[str, _Account]
     wallet_totals: dict[str, list[int]]  # by client: [balance, held] over its wallet lines
-    audit_head: str
+    audit_head: str  # side by side: read only under the order lock, in ``_write_side_by_side``
     since: list[str]  # by charge of the run, in order: the start of its identity-failure window
+    payables: set[str] = field(default_factory=set)  # the payable accounts of the run's providers
 
 
 @dataclass
@@ -170,6 +180,26 @@ class ChargeBatch:
         while start < len(tasks):
             start = self._run_from(connection, tasks, start, run_one)
 
+    def run_side_by_side(self, connection: Connection, tasks: list[Task]) -> None:
+        """All the charges side by side with other writers (``SideBySide``): keys locked, then the
+        clients' lines locked, each charge worked out; then under the order lock the audit head and
+        the payable accounts read, and everything written. What the one-by-one path would take
+        raises ``NeedsWriteOrder`` instead: the writer runs the batch again holding the lock alone."""
+        order = connection.dialect.side_by_side
+        if order is None:
+            raise NeedsWriteOrder("the database has one writer at a time")
+        keys = [(task.idempotency.scope, task.idempotency.key) for task in tasks if task.idempotency is not None]
+        if len(set(keys)) != len(keys):
+            raise NeedsWriteOrder("one idempotency key twice in the batch")
+        state = _read(connection, tasks, order)
+        writes = _Writes()
+        for task, since in zip(tasks, state.since, strict=True):
+            try:
+                writes.answered.append((task, _charge(task, since, state, writes)))
+            except _OneByOne:
+                raise NeedsWriteOrder("a charge for the one-by-one path") from None
+        _write_side_by_side(connection, order, state, writes)
+
     def _run_from(self, connection: Connection, tasks: list[Task], start: int, run_one: RunOne) -> int:
         """Work out the charges from ``start`` on, write them; the index to go on from."""
         try:
@@ -199,9 +229,13 @@ class ChargeBatch:
         return len(tasks)
 
 
-def _read(connection: Connection, tasks: list[Task]) -> _State:
+def _read(connection: Connection, tasks: list[Task], order: SideBySide | None = None) -> _State:
     """What the run's charges read, in two round trips on PostgreSQL: what the requests name
-    (keys, providers, clients by phone, the audit head), then what the clients found own."""
+    (keys, providers, clients by phone, the audit head), then what the clients found own.
+
+    Side by side (``order``): the keys are locked first (a key another writer holds waits for its
+    COMMIT, then is read as stored), the clients' wallet lines are locked in id order before they
+    are read, and the audit head is left to the order lock."""
     dialect = connection.dialect
     arguments = [_arguments(task) for task in tasks]
     commands = [command for command, _, _, _ in arguments]
@@ -210,8 +244,13 @@ def _read(connection: Connection, tasks: list[Task]) -> _State:
         if task.idempotency is not None:
             by_scope.setdefault(task.idempotency.scope, []).append(task.idempotency.key)
     provider_ids = compact_json(sorted({command.provider_id for command in commands}))
-    head = audit.tracked_head(connection)
-    first: list[tuple[str, Sequence[object]]] = [
+    head = audit.tracked_head(connection) if order is None else GENESIS  # side by side: a stand-in
+    first: list[tuple[str, Sequence[object]]] = []
+    if order is not None and by_scope:
+        locked = [(scope, key) for scope, keys in by_scope.items() for key in keys]
+        first.append((order.lock_keys, (compact_json(locked),)))
+    locks = len(first)
+    first += [
         (_PROVIDERS_SQL(dialect), (provider_ids,)),
         (_PROVIDER_CATEGORIES_SQL(dialect), (provider_ids,)),
         (_CLIENTS_SQL(dialect), (compact_json(sorted({command.phone_hash for command in commands})),)),
@@ -219,7 +258,7 @@ def _read(connection: Connection, tasks: list[Task]) -> _State:
     first += [(_KEYS_SQL(dialect), (scope, compact_json(wanted))) for scope, wanted in by_scope.items()]
     if head is None:
         first.append((audit.HEAD_SQL, ()))
-    found = connection.execute_pipeline(first)
+    found = connection.execute_pipeline(first)[locks:]
     providers = dict(found[0])
     approved_for = {(p, c) for p, c in found[1]}
     clients = {phone_hash: (client_id, national_id_hash) for client_id, phone_hash, national_id_hash in found[2]}
@@ -235,31 +274,64 @@ def _read(connection: Connection, tasks: list[Task]) -> _State:
     months = sorted({month for _, _, _, month in arguments})
     since = [_since(now, limits) for _, limits, now, _ in arguments]
     earliest = min(since)
-    account_ids = {payable_account(command.provider_id) for command in commands}
+    payables = {payable_account(command.provider_id) for command in commands}
+    account_ids = set(payables)
     for command in commands:
         client = clients.get(command.phone_hash)
         if client is not None:
             account_ids.add(wallet_account(client[0], command.category))
     columns = (("client_id", client_ids), ("provider_id", provider_ids))
-    second: list[tuple[str, Sequence[object]]] = [
-        (_ACCOUNTS_SQL(dialect), (compact_json(sorted(account_ids)),)),
-        (_WALLET_TOTALS_SQL(dialect), (client_ids,)),
-    ]
+    second: list[tuple[str, Sequence[object]]] = (
+        [(_ACCOUNTS_SQL(dialect), (compact_json(sorted(account_ids)),)), (_WALLET_TOTALS_SQL(dialect), (client_ids,))]
+        if order is None
+        else [(_LOCK_LINES_SQL(dialect), (client_ids,))]
+    )
+    reads = len(second)
     second += [(_FAILURES_SQL[column](dialect), (owners, earliest)) for column, owners in columns]
     second += [(_BUDGETED_SQL(dialect), (client_ids, month, month)) for month in months]
     found = connection.execute_pipeline(second)
-    accounts = {account_id: _Account(balance, held, balance, held) for account_id, balance, held in found[0]}
-    wallet_totals = {client_id: [balance, held] for client_id, balance, held in found[1]}
+    if order is None:
+        accounts = {account_id: _Account(balance, held, balance, held) for account_id, balance, held in found[0]}
+        wallet_totals = {client_id: [balance, held] for client_id, balance, held in found[1]}
+    else:
+        accounts, wallet_totals = _locked_lines(found[0], payables)
     failures: dict[str, dict[str, list[str]]] = {}
-    for (column, _), rows in zip(columns, found[2:4], strict=True):
+    for (column, _), rows in zip(columns, found[reads : reads + 2], strict=True):
         times: dict[str, list[str]] = {}
         for owner, at in rows:
             times.setdefault(owner, []).append(at)
         for listed in times.values():
             listed.sort()
         failures[column] = times
-    budgeted = {month: {(c, k) for c, k in rows} for month, rows in zip(months, found[4:], strict=True)}
-    return _State(keys, providers, approved_for, clients, budgeted, failures, accounts, wallet_totals, head, since)
+    budgeted = {month: {(c, k) for c, k in rows} for month, rows in zip(months, found[reads + 2 :], strict=True)}
+    return _State(
+        keys,
+        providers,
+        approved_for,
+        clients,
+        budgeted,
+        failures,
+        accounts,
+        wallet_totals,
+        head,
+        since,
+        payables,
+    )
+
+
+def _locked_lines(rows: list[Any], payables: set[str]) -> tuple[dict[str, _Account], dict[str, list[int]]]:
+    """The accounts and wallet totals from the locked lines (``id, client_id, balance, held``), and
+    each payable account as a stand-in at zero: read, and its moves rebased, under the order lock."""
+    accounts: dict[str, _Account] = {}
+    totals: dict[str, list[int]] = {}
+    for account_id, client_id, balance, held in rows:
+        accounts[account_id] = _Account(balance, held, balance, held)
+        total = totals.setdefault(client_id, [0, 0])
+        total[0] += balance
+        total[1] += held
+    for account_id in payables:
+        accounts[account_id] = _Account(0, 0, 0, 0)
+    return accounts, totals
 
 
 def _since(now: datetime, limits: Limits) -> str:
@@ -485,17 +557,77 @@ def _write(connection: Connection, state: _State, writes: _Writes, run_one: RunO
         task.outcome = outcome
 
 
+def _write_side_by_side(connection: Connection, order: SideBySide, state: _State, writes: _Writes) -> None:
+    """What the run worked out, to be written: the rows under the order lock (``_ordered_statements``),
+    the outcomes kept with their keys, and a check that every moved account holds what was worked
+    out, all sent with the writer's ``COMMIT`` in one round trip (a failed check fails the
+    transaction: nothing commits); then the outcomes set."""
+    statements: list[tuple[str, Sequence[object]]] = []
+    if writes.charges:  # refusals and replays alone write no ordered row: no order lock
+        statements, _, moved = _ordered_statements(connection, order, state, writes)
+        if moved:
+            expected = _expected_accounts(moved)
+            statements.append((order.check_accounts, (expected, expected)))
+    statements += _KEYS.statements(writes.keys)  # their locks are held: nobody else writes them
+    for sql, parameters in statements:
+        connection.defer(sql, parameters)
+    for task, outcome in writes.answered:
+        task.outcome = outcome
+
+
+def _expected_accounts(moved: dict[str, _Account]) -> str:
+    """``[id, balance, held]`` of each moved account as worked out, for ``SideBySide.check_accounts``."""
+    return compact_json([(account_id, account.balance, account.held) for account_id, account in moved.items()])
+
+
+def _ordered_statements(
+    connection: Connection, order: SideBySide, state: _State, writes: _Writes
+) -> tuple[list[tuple[str, Sequence[object]]], int, dict[str, _Account]]:
+    """The order lock taken, with the audit head and the payable accounts read in the same round
+    trip; the run's rows worked out from them, as ``_statements`` gives them."""
+    payable_ids = sorted(  # those the run credits
+        account_id for account_id in state.payables if state.accounts[account_id].balance != 0
+    )
+    found = connection.execute_pipeline(
+        [
+            (order.order_lock, ()),
+            (audit.HEAD_SQL, ()),
+            (_ACCOUNTS_SQL(connection.dialect), (compact_json(payable_ids),)),
+        ]
+    )
+    head = str(found[1][0][0]) if found[1] else GENESIS
+    if len(found[2]) != len(payable_ids):
+        raise NeedsWriteOrder("a payable account is missing")  # the one-by-one path says how
+    for account_id, balance, held in found[2]:  # as committed before the order lock: rebase each
+        account = state.accounts[account_id]
+        account.balance += balance - account.read_balance
+        account.held += held - account.read_held
+        account.read_balance, account.read_held = balance, held
+    running = {account_id: state.accounts[account_id].read_balance for account_id in payable_ids}
+    for index, (transaction_id, account_id, amount, _) in enumerate(writes.postings):
+        if account_id in running:
+            running[str(account_id)] += cast(int, amount)
+            writes.postings[index] = (transaction_id, account_id, amount, running[str(account_id)])
+    for index, row in enumerate(writes.audit):  # (at, actor, action, subject, data, previous, hash)
+        at, actor, action, subject, data = cast(tuple[str, str, str, str, str], row[:5])
+        entry_hash = link_hash(head, at, actor, action, subject, data)
+        writes.audit[index] = (at, actor, action, subject, data, head, entry_hash)
+        head = entry_hash
+    return _statements(connection, state, writes, side_by_side=True)
+
+
 def _statements(
-    connection: Connection, state: _State, writes: _Writes
+    connection: Connection, state: _State, writes: _Writes, side_by_side: bool = False
 ) -> tuple[list[tuple[str, Sequence[object]]], int, dict[str, _Account]]:
     """The savepoint, the rows and each account moved once by its net change, as statements; the
-    index of the move among them, and the accounts it moves."""
+    index of the move among them, and the accounts it moves. Side by side: no savepoint (a failure
+    undoes the whole transaction) and no keys (``_write_side_by_side`` writes them)."""
     moved = {
         account_id: a
         for account_id, a in state.accounts.items()
         if (a.balance, a.held) != (a.read_balance, a.read_held)
     }
-    statements: list[tuple[str, Sequence[object]]] = [("SAVEPOINT charges", ())]
+    statements: list[tuple[str, Sequence[object]]] = [] if side_by_side else [("SAVEPOINT charges", ())]
     statements += _CHARGES.statements(writes.charges)
     statements += bulk.TRANSACTIONS.statements(writes.transactions)
     statements += bulk.POSTINGS.statements(writes.postings)
@@ -509,7 +641,8 @@ def _statements(
         )
     statements += bulk.WALLET_EVENTS.statements(writes.events)
     statements += bulk.AUDIT_LOG.statements(writes.audit)
-    statements += _KEYS.statements(writes.keys)
+    if not side_by_side:
+        statements += _KEYS.statements(writes.keys)
     return statements, moves_at, moved
 
 

@@ -373,6 +373,10 @@ def refund(provider_id: str, charge_id: str, amount: int, now: datetime) -> Unit
     return unit
 
 
+# Whether any hold has expired (``charges_pending``): the sweep writes only then.
+EXPIRED_HOLD_SQL = "SELECT 1 FROM charges WHERE status = 'pending' AND expires_at <= ? LIMIT 1"
+
+
 @unit_of_work
 def expire_pending(now: datetime, batch: int) -> Unit:
     stamp = rfc3339(now)

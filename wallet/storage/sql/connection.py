@@ -69,15 +69,42 @@ class Connection(Protocol):
         one pipeline; SQLite runs it now). For statements whose result nothing waits for; what
         one raises may be raised by the next statement instead."""
 
-    def begin_write(self) -> None:
+    def begin_write(self, shared: bool = False) -> None:
         """Begin the write transaction, holding the write lock from the start (on PostgreSQL sent
-        with the transaction's first statement)."""
+        with the transaction's first statement): exclusively, or with ``shared`` as
+        ``dialect.side_by_side.begin`` does (only where the dialect has ``side_by_side``)."""
 
     def close(self) -> None: ...
 
 
 class NeverRaised(Exception):
     """For an error class a database does not have (SQLite has no retryable conflict)."""
+
+
+@dataclass(frozen=True, eq=False)
+class SideBySide:
+    """How write transactions of several writers run side by side (PostgreSQL; docs/postgresql-writes.md).
+
+    Such a transaction holds the write lock shared, so a unit holding it exclusively (everything but
+    a run of new charges) still runs alone. It locks its idempotency keys first, then the rows
+    it moves in one sorted order; what must keep one global order (the audit chain's head, the
+    ``seq`` numbers consumers resume from, a provider's payable account) it writes last, under the
+    order lock held to ``COMMIT``. Lock order: the write lock shared, keys, rows, the order lock."""
+
+    # The statements that begin a write transaction with the write lock held shared.
+    begin: tuple[str, ...]
+    # The order lock: taken just before the rows that need one global order, held to COMMIT.
+    order_lock: str
+    # Appended to a ``SELECT``: its rows locked against other writers' updates, not against the
+    # foreign-key checks of rows that name them.
+    lock_rows: str
+    # One statement taking a lock, held to COMMIT, on each idempotency key of one JSON-array
+    # parameter of ``[scope, key]``, in one order whatever the order given: a second transaction
+    # with one of the keys waits for the first to end, then reads what it stored.
+    lock_keys: str
+    # A statement that fails, so that the transaction cannot commit, unless every account of one
+    # JSON-array parameter of ``[id, balance, held]`` (given twice) has that balance and held now.
+    check_accounts: str
 
 
 @dataclass(frozen=True, eq=False)
@@ -107,6 +134,8 @@ class Dialect:
     table_exists: str
     # The statement in the driver's own placeholder form (see the module's docstring).
     render: Callable[[str], str]
+    # How writers run side by side, or None where the database has one writer at a time (SQLite).
+    side_by_side: SideBySide | None = None
 
 
 def as_written(sql: str) -> str:

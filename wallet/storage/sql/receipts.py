@@ -16,18 +16,34 @@ from datetime import datetime, timedelta
 
 from wallet.clock import rfc3339
 from wallet.storage.port import Record
-from wallet.storage.sql.connection import Connection
-from wallet.storage.sql.units import Unit, unit_of_work
+from wallet.storage.sql.bulk import ListStatement
+from wallet.storage.sql.connection import Connection, Dialect
+from wallet.storage.sql.units import SIDE_BY_SIDE, Unit, unit_of_work
 
-_CLAIMABLE_SQL = (
-    "SELECT event_seq FROM receipts WHERE sent_at IS NULL AND abandoned_at IS NULL"
-    " AND attempts < ? AND (claimed_at IS NULL OR claimed_at <= ?) ORDER BY event_seq LIMIT ?"
+# Rows another sender has locked (claimed, not yet committed) are skipped, never waited for: so
+# senders on several nodes claim side by side (``SIDE_BY_SIDE``), each a receipt at most once.
+_CLAIMABLE_SQL = ListStatement(
+    lambda dialect: (
+        "SELECT event_seq FROM receipts WHERE sent_at IS NULL AND abandoned_at IS NULL"
+        " AND attempts < ? AND (claimed_at IS NULL OR claimed_at <= ?) ORDER BY event_seq LIMIT ?"
+        + _skip_locked(dialect)
+    )
 )
 # Receipts whose last claim's lease ran out on the last attempt: never claimed again.
-_ABANDON_SQL = (
-    "UPDATE receipts SET abandoned_at = ? WHERE sent_at IS NULL AND abandoned_at IS NULL"
-    " AND attempts >= ? AND claimed_at <= ?"
+_ABANDON_SQL = ListStatement(
+    lambda dialect: (
+        "UPDATE receipts SET abandoned_at = ? WHERE event_seq IN (SELECT event_seq FROM receipts"
+        " WHERE sent_at IS NULL AND abandoned_at IS NULL AND attempts >= ? AND claimed_at <= ?"
+        + _skip_locked(dialect)
+        + ")"
+    )
 )
+
+
+def _skip_locked(dialect: Dialect) -> str:
+    return "" if dialect.side_by_side is None else f"{dialect.side_by_side.lock_rows} SKIP LOCKED"
+
+
 _DETAILS_SQL = (
     "SELECT e.seq, e.type, e.amount, e.line_available, e.charge_id, c.phone_ciphertext,"
     " COALESCE(p.name, '') AS provider_name, COALESCE(g.name, e.category) AS category_name"
@@ -51,8 +67,11 @@ def claim(now: datetime, lease_seconds: int, attempts_max: int, batch: int) -> U
     lease_ended = rfc3339(now - timedelta(seconds=lease_seconds))
 
     def unit(connection: Connection) -> Record:
-        connection.execute(_ABANDON_SQL, (stamp, attempts_max, lease_ended))
-        seqs = [row["event_seq"] for row in connection.execute(_CLAIMABLE_SQL, (attempts_max, lease_ended, batch))]
+        dialect = connection.dialect
+        connection.execute(_ABANDON_SQL(dialect), (stamp, attempts_max, lease_ended))
+        seqs = [
+            row["event_seq"] for row in connection.execute(_CLAIMABLE_SQL(dialect), (attempts_max, lease_ended, batch))
+        ]
         if not seqs:
             return {"receipts": []}
         connection.execute(
@@ -101,3 +120,8 @@ def sent(event_seq: int, now: datetime) -> Unit:
         )
 
     return unit
+
+
+# They lock only receipt rows (a claim skips those another sender holds) and write no audit entry
+# and no numbered row: they run beside other nodes' writes (``SIDE_BY_SIDE``).
+SIDE_BY_SIDE.update({claim, sent})

@@ -98,6 +98,23 @@ class BatchRunner(Protocol):
     def run(self, connection: Connection, tasks: list[Task], run_one: RunOne) -> None:
         """Set every task's ``outcome``; ``run_one`` runs a task the ordinary way, in its savepoint."""
 
+    def run_side_by_side(self, connection: Connection, tasks: list[Task]) -> None:
+        """Set every task's ``outcome``, in a transaction holding the write lock shared
+        (``Dialect.side_by_side``): rows locked by the runner itself, in the order that dialect
+        describes. Raises ``NeedsWriteOrder`` for what only a transaction alone may do."""
+
+
+class NeedsWriteOrder(Exception):
+    """A batch run side by side met what it leaves to a transaction holding the write lock alone (a
+    failed identity check, a lockout near, one key twice in the batch, a bug): the writer undoes the
+    batch and runs it again that way."""
+
+
+# Unit factories whose units may run in a transaction holding the write lock shared, beside other
+# writers' (``Dialect.side_by_side``): each locks the rows it changes itself, never waits for a row
+# a charge batch locks, and writes nothing that needs one global order (no audit entry, no new row
+# numbered by ``seq``). Filled by the modules that define them (``receipts``).
+SIDE_BY_SIDE: set[Callable[..., UnitCall]] = set()
 
 # By unit factory: the runner that takes its units together (``charge_batch``: new charges).
 # Filled by the module that defines the runner when it is imported (``charges`` imports it).

@@ -3,7 +3,10 @@
 Callers submit a unit of work, a plain function of a ``Connection``. The thread drains its queue
 into a batch, begins a write transaction (``Connection.begin_write``: the write lock held from the
 start), runs each unit inside its own savepoint (so a refused or failing unit undoes only itself),
-then ``COMMIT``s once for the whole batch: group commit. Every caller is answered only after the
+then ``COMMIT``s once for the whole batch: group commit. On a database whose writers run side by
+side (``Dialect.side_by_side``: PostgreSQL), a batch of new charges and units of ``SIDE_BY_SIDE``
+only holds the write lock shared: those units first, each in its savepoint, then the charges to
+their batch runner whole; what cannot be done that way runs again holding the lock alone. Every caller is answered only after the
 commit that holds its work. A storage fault refuses the whole batch (503); a retryable conflict
 (PostgreSQL) runs it again, up to ``attempts`` times.
 
@@ -27,7 +30,16 @@ from wallet.storage.port import ACTOR, CommitObserver, Idempotency, Record, Refu
 from wallet.storage.sql import audit
 from wallet.storage.sql.connection import Connection
 from wallet.storage.sql.idempotency import REMEMBER_SQL, REPLAY_SQL, replay_outcome
-from wallet.storage.sql.units import BATCH_RUNNERS, BatchRunner, Task, Unit, UnitCall, compact_json
+from wallet.storage.sql.units import (
+    BATCH_RUNNERS,
+    SIDE_BY_SIDE,
+    BatchRunner,
+    NeedsWriteOrder,
+    Task,
+    Unit,
+    UnitCall,
+    compact_json,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -53,6 +65,9 @@ def writer_stats(writer: Any) -> WriterStats:
 class Writer:
     # Whether runs of units that a ``BATCH_RUNNERS`` runner takes run together (tests compare both ways).
     batch_runners = True
+    # Whether batches run side by side with other writers' where the dialect can
+    # (``WALLET_POSTGRES_SIDE_BY_SIDE``; the adapter sets it).
+    side_by_side = False
 
     def __init__(
         self,
@@ -67,6 +82,7 @@ class Writer:
         self._attempts = attempts
         self.application_name = application_name  # how its connection shows to the database
         self.retries = 0  # batches run again after a retryable conflict
+        self.in_order_reruns = 0  # batches run side by side, undone and run again holding the lock alone
         self._queue: queue.Queue[Task | object] = queue.Queue(maxsize=queue_max)
         self._batch_max = batch_max
         self._thread: threading.Thread | None = None
@@ -157,11 +173,21 @@ class Writer:
 
     def _run_batch(self, connection: Connection, batch: list[Task]) -> None:
         started = time.perf_counter()
-        for attempt in range(1, self._attempts + 1):
+        side_by_side = self._side_by_side(connection, batch)
+        attempt = 1
+        while True:
             try:
-                connection.begin_write()
-                audit.track_head(connection)  # nobody else appends to the audit chain until COMMIT
-                self._run_tasks(connection, batch)
+                if side_by_side is not None:
+                    connection.begin_write(shared=True)
+                    alone, runner, together = side_by_side
+                    for task in alone:  # first: they lock no row a charge batch holds (``SIDE_BY_SIDE``)
+                        task.outcome = self._run_task(connection, task)
+                    if runner is not None:
+                        runner.run_side_by_side(connection, together)
+                else:
+                    connection.begin_write()
+                    audit.track_head(connection)  # nobody else appends to the audit chain until COMMIT
+                    self._run_tasks(connection, batch)
                 connection.execute("COMMIT")
                 break
             except connection.dialect.retryable_conflict as error:
@@ -169,15 +195,47 @@ class Writer:
                 if attempt == self._attempts:
                     self._fault(batch, error)
                     return
+                attempt += 1
                 self.retries += 1
-                log.warning("writer_batch_retried", error=str(error), attempt=attempt, batch=len(batch))
+                log.warning("writer_batch_retried", error=str(error), attempt=attempt - 1, batch=len(batch))
             except connection.dialect.storage_fault as error:
                 rollback(connection)
                 self._fault(batch, error)
                 return
+            except Exception as error:
+                if side_by_side is None:
+                    raise
+                # ``NeedsWriteOrder`` or a bug: undone, and run again holding the write lock alone.
+                rollback(connection)
+                side_by_side = None
+                self.in_order_reruns += 1
+                if not isinstance(error, NeedsWriteOrder):
+                    log.error("side_by_side_batch_failed", error_type=type(error).__name__, error=str(error))
             finally:
                 audit.untrack_head(connection)
         self._committed(connection, batch, started)
+
+    def _side_by_side(
+        self, connection: Connection, batch: list[Task]
+    ) -> tuple[list[Task], BatchRunner | None, list[Task]] | None:
+        """How the batch runs side by side with other writers' (PostgreSQL): the units that run so
+        alone (``SIDE_BY_SIDE``), and the runner of the rest (new charges) with its tasks; or None:
+        the batch holds the write lock alone (any other unit, or the database has one writer)."""
+        if connection.dialect.side_by_side is None or not self.side_by_side:
+            return None
+        alone: list[Task] = []
+        together: list[Task] = []
+        runner: BatchRunner | None = None
+        for task in batch:
+            found = self._runner(task)
+            if found is not None and (runner is None or found is runner):
+                runner = found
+                together.append(task)
+            elif isinstance(task.unit, UnitCall) and task.unit.factory in SIDE_BY_SIDE and task.idempotency is None:
+                alone.append(task)
+            else:
+                return None
+        return alone, runner, together
 
     def _fault(self, batch: list[Task], error: BaseException) -> None:
         # Disk full, I/O error, unreachable, locked: nothing of the batch is kept, every caller hears

@@ -33,7 +33,9 @@ class SqliteConnection(sqlite3.Connection):
 
     dialect = SQLITE
 
-    def begin_write(self) -> None:
+    def begin_write(self, shared: bool = False) -> None:
+        if shared:  # SQLite has one writer at a time: its dialect has no ``side_by_side``
+            raise ValueError("SQLite has no shared write lock")
         self.execute("BEGIN IMMEDIATE")
 
     def defer(self, sql: str, parameters: Sequence[Any] = (), /) -> None:

@@ -1,0 +1,176 @@
+"""Write transactions side by side on PostgreSQL (docs/postgresql-writes.md, ``Dialect.side_by_side``).
+
+A batch of new charges holds the write lock shared, locks its idempotency keys and its clients'
+wallet lines, and writes what needs one order under the order lock. The tests hold a transaction
+open from outside, as another node's batch would in its reading phase (the write lock shared, a
+client's lines locked), and watch in ``pg_stat_activity`` what the node's writer waits for: a charge
+on another client commits meanwhile, one on the held line waits for exactly that transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pytest
+
+from tests.conftest import OTHER_NATIONAL_ID, World
+from tests.pg import RawDatabase
+from wallet.storage.postgres.dialect import SHARED_WRITE_LOCK_SQL
+from wallet.storage.sql import charge_batch
+
+pytestmark = pytest.mark.postgres_only
+
+DEADLINE_SECONDS = 10.0
+T = TypeVar("T")
+
+# A write lock held shared and one client's wallet lines locked: another node's batch in its reading phase.
+LOCK_LINES_SQL = "SELECT id FROM accounts WHERE kind = 'wallet' AND client_id = ? ORDER BY id FOR NO KEY UPDATE"
+# This process's writer, when it waits for a lock: its pid, what it waits for, and who holds it.
+WAITING_WRITER_SQL = (
+    "SELECT pid, wait_event, pg_blocking_pids(pid) FROM pg_stat_activity"
+    " WHERE application_name LIKE ? AND wait_event_type = 'Lock'"
+)
+
+
+@pytest.fixture(autouse=True)
+def side_by_side(world: World) -> None:
+    """``WALLET_POSTGRES_SIDE_BY_SIDE`` on, whatever its default."""
+    world.service.storage.writer.side_by_side = True  # type: ignore[attr-defined]
+
+
+async def until(condition: Callable[[], T | None], what: str) -> T:
+    """``condition()`` once it is true, polled without blocking the event loop the service runs on."""
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {DEADLINE_SECONDS:.0f} s")
+        await asyncio.sleep(0.01)
+
+
+def waiting_writer(watch: RawDatabase) -> tuple[int, str, list[int]] | None:
+    rows = watch.execute(WAITING_WRITER_SQL, f"wallet-writer-{os.getpid()}-%")
+    return (rows[0][0], rows[0][1], list(rows[0][2])) if rows else None
+
+
+def hold_lines(held: RawDatabase, client_id: str) -> int:
+    """Begin a transaction on ``held`` that holds what a batch in its reading phase holds; its pid."""
+    held.execute("BEGIN")
+    held.execute(SHARED_WRITE_LOCK_SQL)
+    assert held.execute(LOCK_LINES_SQL, client_id)
+    return int(held.execute("SELECT pg_backend_pid()")[0][0])
+
+
+async def two_clients(world: World) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    first, provider = await world.funded(1_000)
+    second = await world.client(phone="+358401112231")
+    await world.budget(second["id"], {"home_care": 1_000})
+    await world.credit()
+    return first, second, provider
+
+
+async def test_a_charge_on_another_client_commits_while_a_line_is_held_and_one_on_it_waits(world: World) -> None:
+    held_client, free_client, provider = await two_clients(world)
+    with world.database() as held, world.database() as watch:
+        held_pid = hold_lines(held, held_client["id"])
+        # Beside the held transaction: the write lock is not exclusive, the other client's line is free.
+        status, free_charge = await asyncio.wait_for(world.charge(provider, free_client, 300), DEADLINE_SECONDS)
+        assert status == 201 and free_charge["status"] == "captured", free_charge
+        waiting = asyncio.create_task(world.charge(provider, held_client, 400))
+        _, event, blockers = await until(lambda: waiting_writer(watch), "the charge on the held line waits")
+        assert event in ("transactionid", "tuple") and blockers == [held_pid]  # for the row, not the write lock
+        assert not waiting.done()
+        held.execute("COMMIT")
+        status, held_charge = await asyncio.wait_for(waiting, DEADLINE_SECONDS)
+        assert status == 201 and held_charge["status"] == "captured", held_charge
+    assert (await world.wallet(free_client))["available"] == 700
+    assert (await world.wallet(held_client))["available"] == 600
+    writer = world.service.storage.writer  # type: ignore[attr-defined]
+    assert writer.in_order_reruns == 0
+
+
+async def test_charges_waiting_on_a_held_line_see_each_other_and_never_overspend(world: World) -> None:
+    held_client, _, provider = await two_clients(world)
+    with world.database() as held, world.database() as watch:
+        held_pid = hold_lines(held, held_client["id"])
+        first = asyncio.create_task(world.charge(provider, held_client, 400, key="first"))
+        await until(lambda: waiting_writer(watch), "the charge waits for the held line")
+        assert waiting_writer(watch) is not None and waiting_writer(watch)[2] == [held_pid]  # type: ignore[index]
+        more = [asyncio.create_task(world.charge(provider, held_client, 400, key=f"more-{n}")) for n in range(2)]
+        held.execute("ROLLBACK")
+        answers = [await asyncio.wait_for(task, DEADLINE_SECONDS) for task in (first, *more)]
+    statuses = sorted(status for status, _ in answers)
+    assert statuses == [201, 201, 402], answers
+    assert (await world.wallet(held_client))["available"] == 200
+
+
+async def test_a_side_by_side_batch_whose_balances_are_not_as_worked_out_does_not_commit(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check sent with the COMMIT (``SideBySide.check_accounts``) finds a moved account not as
+    the batch worked it out: nothing of the batch commits, and it runs again holding the lock alone."""
+    client, provider = await world.funded(1_000)
+    writer = world.service.storage.writer  # type: ignore[attr-defined]
+    real_expected = charge_batch._expected_accounts
+    wrong: list[str] = []
+
+    def one_cent_off_once(moved: dict[str, Any]) -> str:
+        if wrong:
+            return real_expected(moved)
+        account_id, account = next(iter(moved.items()))
+        wrong.append(account_id)
+        account.balance += 1
+        try:
+            return real_expected(moved)
+        finally:
+            account.balance -= 1
+
+    monkeypatch.setattr(charge_batch, "_expected_accounts", one_cent_off_once)
+    status, charge = await world.charge(provider, client, 400, key="cut")
+    assert status == 201 and len(wrong) == 1 and writer.in_order_reruns == 1
+    status, replay = await world.charge(provider, client, 400, key="cut")
+    assert status == 201 and replay["id"] == charge["id"]
+    assert world.sql("SELECT COUNT(*) FROM charges") == [(1,)]
+    assert world.sql("SELECT COUNT(*) FROM idempotency_keys WHERE outcome = ''") == [(0,)]
+    assert (await world.wallet(client))["available"] == 600
+
+
+async def test_a_failed_identity_check_in_a_side_by_side_batch_is_counted_as_alone(world: World) -> None:
+    client, provider = await world.funded(1_000)
+    writer = world.service.storage.writer  # type: ignore[attr-defined]
+    status, body = await world.charge(provider, client, 400, national_id=OTHER_NATIONAL_ID, key="wrong")
+    assert body["code"] == "identity_check_failed", (status, body)
+    assert writer.in_order_reruns == 1  # the batch met a failed check: run again with the lock alone
+    assert world.sql("SELECT COUNT(*) FROM identity_failures") == [(1,)]
+    status, again = await world.charge(provider, client, 400, national_id=OTHER_NATIONAL_ID, key="wrong")
+    assert again["code"] == "identity_check_failed", (status, again)
+    assert world.sql("SELECT COUNT(*) FROM identity_failures") == [(1,)]  # a replay, not a second failure
+
+
+async def test_a_hold_sweep_with_nothing_due_writes_nothing(world: World) -> None:
+    client, provider = await world.funded(1_000)
+    status, held = await world.charge(provider, client, 400, method="otp")
+    assert status == 201 and held["status"] == "pending", held
+    writer = world.service.storage.writer  # type: ignore[attr-defined]
+    batches = writer.batches
+    assert await world.service.sweep_expired_holds() == 0  # the hold has not expired
+    assert writer.batches == batches  # no write, so no exclusive write lock taken every few seconds
+
+
+async def test_with_side_by_side_off_a_charge_waits_for_the_write_lock(world: World) -> None:
+    held_client, free_client, provider = await two_clients(world)
+    world.service.storage.writer.side_by_side = False  # type: ignore[attr-defined]
+    with world.database() as held, world.database() as watch:
+        held_pid = hold_lines(held, held_client["id"])
+        waiting = asyncio.create_task(world.charge(provider, free_client, 300))
+        _, event, blockers = await until(lambda: waiting_writer(watch), "the charge waits for the write lock")
+        assert event == "advisory" and blockers == [held_pid]
+        held.execute("COMMIT")
+        status, charge = await asyncio.wait_for(waiting, DEADLINE_SECONDS)
+        assert status == 201 and charge["status"] == "captured", charge
