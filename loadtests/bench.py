@@ -644,6 +644,40 @@ async def _postgres_counts(dsn: str) -> dict[str, int]:
     return {"captured": int(captured), "captured_amount": int(amount), "other": int(pending)}
 
 
+# SMS the service still has to send (receipts of earlier rounds, the seeded budgets' decision notices).
+_UNSENT_SQL = (
+    "SELECT (SELECT count(*) FROM receipts WHERE sent_at IS NULL AND abandoned_at IS NULL)"
+    " + (SELECT count(*) FROM notices WHERE sent_at IS NULL)"
+)
+OUTBOX_WAIT_SECONDS = 120.0  # how long a measurement waits for the earlier rounds' SMS to be sent
+
+
+def unsent_messages(path: str) -> int:
+    if path.startswith(("postgres://", "postgresql://")):
+        return asyncio.run(_postgres_unsent(path))
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
+        return int(connection.execute(_UNSENT_SQL).fetchone()[0])
+
+
+async def _postgres_unsent(dsn: str) -> int:
+    import asyncpg
+
+    connection = await asyncpg.connect(dsn)
+    try:
+        return int(await connection.fetchval(_UNSENT_SQL))
+    finally:
+        await connection.close()
+
+
+def wait_for_outboxes(path: str) -> float:
+    """Seconds spent waiting until the service has sent every SMS queued so far, so that one
+    measurement does not pay for the sending of the one before it (at most ``OUTBOX_WAIT_SECONDS``)."""
+    began = time.monotonic()
+    while unsent_messages(path) and time.monotonic() - began < OUTBOX_WAIT_SECONDS:
+        time.sleep(0.2)
+    return time.monotonic() - began
+
+
 @contextmanager
 def bench_schema(dsn: str, keep: bool) -> Iterator[str]:
     """A fresh schema for one run on PostgreSQL; its DSN (search_path set). Dropped after, unless kept."""
@@ -711,6 +745,7 @@ def load_average() -> tuple[float, float, float]:
 @dataclass
 class Results:
     measurements: list[Measurement] = field(default_factory=list)
+    outbox_wait_seconds: float = 0.0  # waited before measurements for earlier rounds' SMS to be sent
 
     def of(self, scenario: str, target: str) -> list[Measurement]:
         return [m for m in self.measurements if m.scenario == scenario and m.target == target]
@@ -895,6 +930,7 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None) -
             ("hot", ("wallet",)),
         ):
             for target in measured_targets:  # warm up: token cache, page cache, connections; not in the figures
+                results.outbox_wait_seconds += wait_for_outboxes(environment["WALLET_DB"])
                 results.measurements.append(
                     run_wrk(
                         urls[target],
@@ -910,6 +946,7 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None) -
             for round_number in range(1, arguments.rounds + 1):
                 order = measured_targets if round_number % 2 else tuple(reversed(measured_targets))
                 for target in order:
+                    results.outbox_wait_seconds += wait_for_outboxes(environment["WALLET_DB"])
                     measured = run_wrk(
                         urls[target],
                         paths[scenario],
@@ -921,6 +958,7 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None) -
                     )
                     results.measurements.append(measured)
                     _print_measurement(measured)
+        print(f"waited {results.outbox_wait_seconds:.1f} s in all for earlier rounds' SMS to be sent before measuring")
         for name, each in servers.items():
             for number, server in enumerate(each):
                 stop(server)

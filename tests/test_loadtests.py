@@ -493,3 +493,19 @@ def test_the_writer_states_are_sampled_from_pg_stat_activity() -> None:
         time.sleep(0.2)
         shares = states.stop()
     assert shares == {"idle in transaction": 1.0}
+
+
+def test_the_bench_counts_the_sms_still_to_send_before_it_measures(tmp_path: Path) -> None:
+    path = tmp_path / "outboxes.db"
+    with contextlib.closing(sqlite3.connect(path)) as connection, connection:
+        connection.execute("CREATE TABLE receipts (event_seq INTEGER PRIMARY KEY, sent_at TEXT, abandoned_at TEXT)")
+        connection.execute("CREATE TABLE notices (seq INTEGER PRIMARY KEY, sent_at TEXT)")
+        connection.executemany(
+            "INSERT INTO receipts VALUES (?, ?, ?)", [(1, None, None), (2, "sent", None), (3, None, "given up")]
+        )
+        connection.executemany("INSERT INTO notices VALUES (?, ?)", [(1, None), (2, "sent")])
+    assert bench.unsent_messages(str(path)) == 2  # one receipt and one notice still to send
+    with contextlib.closing(sqlite3.connect(path)) as connection, connection:
+        connection.execute("UPDATE receipts SET sent_at = 'sent' WHERE event_seq = 1")
+        connection.execute("UPDATE notices SET sent_at = 'sent' WHERE seq = 1")
+    assert bench.unsent_messages(str(path)) == 0
