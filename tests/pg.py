@@ -58,6 +58,28 @@ def create_schema(dsn: str, schema: str) -> None:
         database.execute(f'CREATE SCHEMA "{schema}"')
 
 
+# How long a test's schema waits to be dropped: longer means a connection of the test outlived it.
+DROP_LOCK_TIMEOUT = "20s"
+# Who holds a lock on one of the schema's tables, with what they are doing.
+HOLDERS_SQL = (
+    "SELECT DISTINCT a.pid, a.application_name, a.state, a.wait_event_type, a.wait_event, a.query"
+    " FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace"
+    " JOIN pg_stat_activity a ON a.pid = l.pid WHERE n.nspname = ? AND l.granted AND l.pid <> pg_backend_pid()"
+)
+
+
 def drop_schema(dsn: str, schema: str) -> None:
+    """Drop the test's schema; a connection still holding a lock in it fails the test (with who it
+    is and what it runs) instead of hanging the suite, and is ended so the schema goes anyway."""
     with RawDatabase(dsn) as database:
+        database.execute(f"SET lock_timeout = '{DROP_LOCK_TIMEOUT}'")
+        try:
+            database.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            return
+        except sqlite3.OperationalError:
+            holders = database.records(HOLDERS_SQL, schema)
+        for holder in holders:
+            database.execute("SELECT pg_terminate_backend(?, 5000)", holder["pid"])
+        database.execute("SET lock_timeout = 0")
         database.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    raise AssertionError(f"connections outlived the test and held locks in {schema}: {holders}")
