@@ -58,6 +58,17 @@ POSTGRES_DSN_VARIABLE = "WALLET_TEST_POSTGRES_DSN"
 BACKENDS = ("sqlite", "postgres")
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The PostgreSQL schemas a test's app still held at its teardown, dropped now; a connection
+    that holds one even now outlived every test: the run fails, naming it."""
+    from tests.pg import drop_left_schemas
+
+    failures = drop_left_schemas()
+    if failures:
+        session.config.get_terminal_writer().line("\n".join(failures), red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
         backends = list(BACKENDS)
@@ -89,7 +100,7 @@ def with_search_path(dsn: str, schema: str) -> str:
 @pytest.fixture
 def postgres_schema() -> Iterator[str]:
     """A fresh, uniquely named schema on the test server, dropped after the test; its DSN."""
-    from tests.pg import create_schema, drop_schema
+    from tests.pg import create_schema, drop_schema_later
 
     dsn = postgres_dsn()
     schema = f"wallet_test_{secrets.token_hex(6)}"
@@ -97,7 +108,7 @@ def postgres_schema() -> Iterator[str]:
     try:
         yield with_search_path(dsn, schema)
     finally:
-        drop_schema(dsn, schema)
+        drop_schema_later(dsn, schema)
 
 
 @pytest.fixture

@@ -58,6 +58,52 @@ def create_schema(dsn: str, schema: str) -> None:
         database.execute(f'CREATE SCHEMA "{schema}"')
 
 
-def drop_schema(dsn: str, schema: str) -> None:
+# How long a test's schema waits to be dropped at its teardown. A test's app may still be running
+# then (fixtures are torn down in the reverse order they were set up, and a test may ask for
+# ``aiohttp_client`` before the schema), its reads waiting on a loop the synchronous drop blocks:
+# such a schema is dropped after the session instead (``drop_left_schemas``).
+DROP_LOCK_TIMEOUT = "1s"
+# How long a schema left for the session's end waits: longer means a connection outlived its test.
+LEFT_LOCK_TIMEOUT = "20s"
+# Who holds a lock on one of the schema's tables, with what they are doing.
+HOLDERS_SQL = (
+    "SELECT DISTINCT a.pid, a.application_name, a.state, a.wait_event_type, a.wait_event, a.query"
+    " FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace"
+    " JOIN pg_stat_activity a ON a.pid = l.pid WHERE n.nspname = ? AND l.granted AND l.pid <> pg_backend_pid()"
+)
+LEFT: list[tuple[str, str]] = []  # (dsn, schema) whose drop waits for the session's end
+
+
+def drop_schema(dsn: str, schema: str, *, lock_timeout: str = DROP_LOCK_TIMEOUT) -> list[dict[str, Any]]:
+    """Drop the schema; or, when a connection holds a lock in it past ``lock_timeout``, leave it
+    and answer who holds what (application, state, query)."""
     with RawDatabase(dsn) as database:
-        database.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        database.execute(f"SET lock_timeout = '{lock_timeout}'")
+        try:
+            database.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            return []
+        except sqlite3.OperationalError:
+            return database.records(HOLDERS_SQL, schema)
+
+
+def drop_schema_later(dsn: str, schema: str) -> None:
+    """A test's teardown: drop its schema now, or after the session if its app still holds it."""
+    if drop_schema(dsn, schema):
+        LEFT.append((dsn, schema))
+
+
+def drop_left_schemas() -> list[str]:
+    """After the session: drop the schemas left; a connection still holding one is ended, the
+    schema dropped, and the holder answered as a failure (it outlived every test)."""
+    failures = []
+    while LEFT:
+        dsn, schema = LEFT.pop()
+        holders = drop_schema(dsn, schema, lock_timeout=LEFT_LOCK_TIMEOUT)
+        if not holders:
+            continue
+        with RawDatabase(dsn) as database:
+            for holder in holders:
+                database.execute("SELECT pg_terminate_backend(?, 5000)", holder["pid"])
+            database.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        failures.append(f"connections outlived the tests and held locks in {schema}: {holders}")
+    return failures

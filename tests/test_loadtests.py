@@ -533,3 +533,64 @@ def test_the_bench_counts_the_sms_still_to_send_before_it_measures(tmp_path: Pat
         connection.execute("UPDATE receipts SET sent_at = 'sent' WHERE event_seq = 1")
         connection.execute("UPDATE notices SET sent_at = 'sent' WHERE seq = 1")
     assert bench.unsent_messages(str(path)) == 0
+
+
+def _bench_json(per_second: float, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """What ``loadtests.bench --json`` writes, as much as ``loadtests.compare`` reads."""
+    measurements = [
+        {
+            "scenario": "charge",
+            "target": "wallet",
+            "requests": 1000,
+            "writer_writes": 800,
+            "writer_commits": 100,
+            "writer_states": {},
+            **run,
+        }
+        for run in runs
+    ]
+    measurements.append({"scenario": "charge", "target": "noop", "requests": 9, "p99_ms": 99.0})
+    return {"summary": {"charge_wallet": {"successes_per_second": per_second}}, "measurements": measurements}
+
+
+def test_the_comparison_takes_medians_of_the_charge_rounds_and_costs_per_charge() -> None:
+    from loadtests import compare
+
+    results = [
+        _bench_json(1000, [{"p99_ms": 10.0, "server_cpu_seconds": 0.3, "database_cpu_seconds": 0.2}]),
+        _bench_json(3000, [{"p99_ms": 30.0, "server_cpu_seconds": 0.5, "database_cpu_seconds": 0.4}]),
+        _bench_json(2000, [{"p99_ms": 20.0, "server_cpu_seconds": 0.4, "database_cpu_seconds": 0.3}]),
+    ]
+    results[0]["measurements"][0]["writer_states"] = {"waiting Lock (write lock)": 0.6}
+    row = compare.row("PostgreSQL, one node", results)
+    assert row.charges_per_second == 2000 and row.runs == [1000, 3000, 2000]
+    assert row.p99_ms == 20.0 and row.writes_per_commit == 8.0
+    assert (row.server_cpu_us, row.database_cpu_us) == (pytest.approx(400), pytest.approx(300))
+    assert row.writer_states == {"waiting Lock (write lock)": 0.6}
+    assert "| PostgreSQL, one node | 2,000 (1,000, 3,000, 2,000) | 20.0 ms | 8.0 | 400 µs | 300 µs |" in compare.table(
+        [row]
+    )
+
+
+def test_the_comparison_s_verdicts_are_the_issue_s_two_targets() -> None:
+    from loadtests import compare
+
+    def at(name: str, per_second: float) -> compare.Row:
+        return compare.Row(name, 1, per_second, 1.0, 1.0, 1.0, 0.0, {}, [per_second])
+
+    half, fewer = compare.verdicts(at("SQLite", 4000), at("PostgreSQL", 2000), at("PostgreSQL, 3 nodes", 1900))
+    assert half == "a PostgreSQL node against a SQLite node: 50% (target at least 50%: meets)"
+    assert fewer == "PostgreSQL, 3 nodes against one: 95% (target at least 100%: below)"
+    _, more = compare.verdicts(at("SQLite", 4000), at("PostgreSQL", 1999), at("PostgreSQL, 3 nodes", 2000))
+    assert more.endswith("meets)")
+
+
+def test_each_round_of_the_comparison_starts_with_another_setup() -> None:
+    from loadtests import compare
+
+    assert [compare.round_order(3, number) for number in range(3)] == [[0, 1, 2], [1, 2, 0], [2, 0, 1]]
+    assert [setup.arguments for setup in compare.setups("postgresql://x", 3)] == [
+        (),
+        ("--db", "postgresql://x"),
+        ("--db", "postgresql://x", "--nodes", "3"),
+    ]

@@ -67,6 +67,46 @@ async def open_and_close(*storages: PostgresStorage) -> None:
         await storage.close()
 
 
+def test_closing_ends_a_read_that_does_not_finish(postgres_schema: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read stuck on a lock when the node stops (here: the statement sweep's, behind a lock held
+    from outside) does not keep the node from closing, nor its connection and locks alive after."""
+    import asyncpg
+
+    from wallet.storage.postgres import adapter
+    from wallet.storage.postgres.pool import connect_arguments
+
+    monkeypatch.setattr(adapter, "POOL_CLOSE_SECONDS", 0.5)
+
+    async def scenario() -> None:
+        storage = storage_for(postgres_schema)
+        await storage.open()
+        outside = await asyncpg.connect(**connect_arguments(postgres_schema))
+
+        async def activity(sql: str) -> int:  # read afresh: a transaction keeps its first look otherwise
+            await outside.execute("SELECT pg_stat_clear_snapshot()")
+            return int(await outside.fetchval(sql, storage.reader_name))
+
+        try:
+            async with outside.transaction():
+                await outside.execute("LOCK TABLE notices IN ACCESS EXCLUSIVE MODE")
+                read = asyncio.create_task(storage.statements_to_store("2026-11", 10))
+                waiting = (
+                    "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'"
+                )
+                while not await activity(waiting):
+                    assert not read.done(), "the read did not wait for the lock"
+                    await asyncio.sleep(0.01)
+                await asyncio.wait_for(storage.close(), 30)  # without the bound: waits for the read forever
+                with pytest.raises(Unavailable):
+                    await read
+                alive = "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = $1"
+                assert await activity(alive) == 0
+        finally:
+            await outside.close()
+
+    asyncio.run(scenario())
+
+
 def test_nodes_starting_at_once_migrate_once(postgres_schema: str) -> None:
     asyncio.run(open_and_close(*(storage_for(postgres_schema) for _ in range(3))))
     with RawDatabase(postgres_schema) as database:

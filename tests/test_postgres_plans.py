@@ -20,7 +20,7 @@ import pytest
 
 from loadtests import bench, scale
 from tests.conftest import postgres_dsn, with_search_path
-from tests.pg import RawDatabase, create_schema, drop_schema
+from tests.pg import RawDatabase, create_schema, drop_schema_later
 from wallet.bootstrap import open_service
 from wallet.settings import Settings
 from wallet.storage.postgres import PostgresStorage
@@ -95,7 +95,7 @@ def plans(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plans]:
 
         yield asyncio.run(credit_run_then_analyse())
     finally:
-        drop_schema(dsn, schema)
+        drop_schema_later(dsn, schema)
 
 
 async def _not_now(storage: PostgresStorage) -> None:

@@ -7,8 +7,10 @@ asyncpg pool. The money rules (``wallet/ledger``) and the SQL that applies them 
 What differs:
 
 - Writes. Each node has one writer thread, as with SQLite (batches, a savepoint a unit). Every
-  write transaction first takes the cluster-wide write lock (``dialect.WRITE_LOCK_SQL``), so the
-  write transactions of all nodes run one at a time, in one order: what the hash-chained audit log
+  write transaction first takes the cluster-wide write lock (``dialect.WRITE_LOCK_SQL``; tried
+  with the first statement, and when another node holds it waited for before the batch's work,
+  with what was queued meanwhile added to the batch), so the write transactions of all nodes run
+  one at a time, in one order: what the hash-chained audit log
   needs, and what makes each unit's read-check-write safe across nodes. With ``side_by_side``
   (``WALLET_POSTGRES_SIDE_BY_SIDE``) batches of new charges take it shared and order themselves
   by key and row locks and the order lock (``Dialect.side_by_side``, docs/postgresql-writes.md). Constraints stand behind it (``CHECK (balance - held >= 0)``, the primary
@@ -45,11 +47,19 @@ from wallet.storage.sql.writer import Writer
 log = structlog.get_logger(__name__)
 
 LISTEN_RETRY_SECONDS = 1.0
+# How long closing waits for reads still in flight before it ends their connections: a read stuck
+# (on a lock, a dead network) must not keep a stopping node, or its locks, alive.
+POOL_CLOSE_SECONDS = 5.0
 # What ``gather_statistics`` (after a credit run) and ``wallet migrate-to`` analyse; the docstring
 # of ``gather_statistics`` says why these.
 ANALYSED_AFTER_BULK_WRITES = ("budgets", "budget_lines", "transactions", "postings")
 # A scan's settings (``_read``), one round trip.
 SCAN_SETTINGS_SQL = "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL max_parallel_workers_per_gather = 0"
+# Each backend ended and waited for, up to the milliseconds given (PostgreSQL 14).
+END_BACKENDS_SQL = (
+    "SELECT COUNT(*) FILTER (WHERE pg_terminate_backend(pid, $2)) FROM pg_stat_activity"
+    " WHERE application_name = $1 AND pid <> pg_backend_pid()"
+)
 EVENTS_SINCE_SQL = "SELECT client_id, MAX(seq) AS last FROM wallet_events WHERE seq > ? GROUP BY client_id"
 
 _CONNECTION_ERRORS = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError, OSError)
@@ -89,6 +99,7 @@ class PostgresStorage(SqlStorage):
         self._heard_up_to = 0  # the newest wallet event id this node has heard of
         self.schema = ""
         self.listener_name = f"wallet-listener-{os.getpid()}-{secrets.token_hex(3)}"
+        self.reader_name = f"wallet-reader-{os.getpid()}-{secrets.token_hex(3)}"  # the pool's connections
 
     async def open(self) -> None:
         try:
@@ -104,7 +115,10 @@ class PostgresStorage(SqlStorage):
         finally:
             await connection.close()
         self._pool = await asyncpg.create_pool(
-            **connect_arguments(self.path), min_size=1, max_size=self._reader_count, init=prepare_connection
+            **connect_arguments(self.path, application_name=self.reader_name),
+            min_size=1,
+            max_size=self._reader_count,
+            init=prepare_connection,
         )
         async with self._read() as reader:
             self._heard_up_to = list(await reader.execute_fetchall(LAST_SEQ_SQL))[0][0]
@@ -167,8 +181,31 @@ class PostgresStorage(SqlStorage):
             await self._listener.close()
             self._listener = None
         if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+            pool, self._pool = self._pool, None
+            try:
+                await asyncio.wait_for(pool.close(), POOL_CLOSE_SECONDS)
+            except TimeoutError:
+                # A read still holds its connection (and its snapshot's locks): end it. Its caller
+                # gets a connection error; nothing was written by a read.
+                log.warning("reads_ended_at_close", seconds=POOL_CLOSE_SECONDS)
+                pool.terminate()
+                await self._end_backends(self.reader_name)
+
+    async def _end_backends(self, application_name: str) -> None:
+        """End the server's side of connections this node has dropped: a backend waiting on a lock
+        notices its client is gone only when the lock is granted, and holds its own locks until then."""
+        try:
+            connection = await asyncio.wait_for(asyncpg.connect(**connect_arguments(self.path)), POOL_CLOSE_SECONDS)
+            try:
+                ended = await connection.fetchval(
+                    END_BACKENDS_SQL, application_name, int(POOL_CLOSE_SECONDS * 1000), timeout=2 * POOL_CLOSE_SECONDS
+                )
+            finally:
+                await connection.close()
+        except (TimeoutError, asyncpg.PostgresError, *_CONNECTION_ERRORS) as error:
+            log.warning("backends_not_ended", error=type(error).__name__)
+            return
+        log.warning("backends_ended", count=ended)
 
     async def gather_statistics(self) -> None:
         """``ANALYZE`` what a credit run wrote in bulk and what the charges after it read. Without

@@ -24,7 +24,7 @@ from psycopg.rows import RowMaker, tuple_row
 from wallet.ledger.errors import NotFound
 from wallet.storage.postgres.dialect import (
     BEGIN_SHARED_WRITE,
-    BEGIN_WRITE,
+    BEGIN_TRY_WRITE,
     CHECK_ACCOUNTS_SQL,
     IN_LIST,
     LIST_PARAMETER,
@@ -33,8 +33,12 @@ from wallet.storage.postgres.dialect import (
     MOVE_ACCOUNTS_SQL,
     ORDER_LOCK_SQL,
     TABLE_EXISTS_SQL,
+    TRY_WRITE_LOCK_SQL,
+    WAIT_WRITE_LOCK_SQL,
+    WRITE_LOCK_BUSY,
     RetryableConflict,
     StorageFault,
+    WriteLockBusy,
     render_format,
     render_numbered,
 )
@@ -42,7 +46,7 @@ from wallet.storage.sql.connection import Dialect, SideBySide
 
 POSTGRES = Dialect(
     name="postgresql",
-    begin_write=BEGIN_WRITE,
+    begin_write=BEGIN_TRY_WRITE,
     list_parameter=LIST_PARAMETER,
     in_list=IN_LIST,
     returning_is_cheap=True,
@@ -52,6 +56,7 @@ POSTGRES = Dialect(
     retryable_conflict=RetryableConflict,
     table_exists=TABLE_EXISTS_SQL,
     render=render_numbered,
+    write_lock_busy=WriteLockBusy,
     side_by_side=SideBySide(
         begin=BEGIN_SHARED_WRITE,
         order_lock=ORDER_LOCK_SQL,
@@ -266,11 +271,16 @@ class PostgresConnection:
         """The statements sent in one pipeline; their cursors, results in (the caller closes them)."""
         connection = self._live()
         cursors: list[psycopg.Cursor[Any]] = []
-        with connection.pipeline():
-            for sql, parameters in statements:
-                cursor = connection.cursor(row_factory=rows)
-                cursors.append(cursor)
-                cursor.execute(render_numbered(sql), parameters)
+        try:
+            with connection.pipeline():
+                for sql, parameters in statements:
+                    cursor = connection.cursor(row_factory=rows)
+                    cursors.append(cursor)
+                    cursor.execute(render_numbered(sql), parameters)
+        except pg_errors.InvalidTextRepresentation as error:
+            if (TRY_WRITE_LOCK_SQL, ()) in statements and WRITE_LOCK_BUSY in (error.diag.message_primary or ""):
+                raise WriteLockBusy("another writer holds the write lock") from error
+            raise
         return cursors
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> NoRows:
@@ -315,8 +325,13 @@ class PostgresConnection:
 
     def begin_write(self, shared: bool = False) -> None:
         # Sent with the transaction's first statement: the lock and the first read in one round trip.
-        self._deferred = [(statement, ()) for statement in (BEGIN_SHARED_WRITE if shared else BEGIN_WRITE)]
+        self._deferred = [(statement, ()) for statement in (BEGIN_SHARED_WRITE if shared else BEGIN_TRY_WRITE)]
         self._begin_deferred = True
+
+    def lock_write(self) -> bool:
+        self._deferred.append(("BEGIN", ()))  # after a deferred ROLLBACK, if any
+        self._begin_deferred = True
+        return bool(self.execute_pipeline([(WAIT_WRITE_LOCK_SQL, ())])[0][0][0])
 
     def stream(self, sql: str, parameters: Sequence[Any] = (), /) -> Iterator[PgRow]:
         """The rows of one read, ``STREAM_ROWS`` at a time from a server-side cursor, inside the

@@ -8,9 +8,24 @@ import functools
 # server never wait for each other. Taken first in every write transaction: exclusively by every
 # unit but new charges (one writer at a time across all nodes, as SQLite has), shared by a batch of
 # new charges, which orders itself by rows and the order lock (``Dialect.side_by_side``).
-WRITE_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('wallet.writer:' || current_schema()))"
+WRITE_LOCK_KEY = "hashtext('wallet.writer:' || current_schema())"
+WRITE_LOCK_SQL = f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})"
 BEGIN_WRITE = ("BEGIN", WRITE_LOCK_SQL)
-SHARED_WRITE_LOCK_SQL = "SELECT pg_advisory_xact_lock_shared(hashtext('wallet.writer:' || current_schema()))"
+# The write lock tried, sent with the transaction's first statement: held by another writer, the
+# statement fails (the failing branch is a cast of a value the planner cannot fold), so nothing
+# sent after it in the pipeline runs, and the connection raises ``WriteLockBusy``.
+WRITE_LOCK_BUSY = "wallet write lock busy"
+TRY_WRITE_LOCK_SQL = (
+    f"SELECT CASE WHEN pg_try_advisory_xact_lock({WRITE_LOCK_KEY}) THEN 1"
+    f" ELSE ('{WRITE_LOCK_BUSY} ' || pg_backend_pid())::int END"
+)
+BEGIN_TRY_WRITE = ("BEGIN", TRY_WRITE_LOCK_SQL)
+# The write lock taken in a round trip of its own, waiting for it: whether another writer held it.
+WAIT_WRITE_LOCK_SQL = (
+    f"SELECT CASE WHEN pg_try_advisory_xact_lock({WRITE_LOCK_KEY}) THEN false"
+    f" ELSE (SELECT true FROM pg_advisory_xact_lock({WRITE_LOCK_KEY})) END"
+)
+SHARED_WRITE_LOCK_SQL = f"SELECT pg_advisory_xact_lock_shared({WRITE_LOCK_KEY})"
 BEGIN_SHARED_WRITE = ("BEGIN", SHARED_WRITE_LOCK_SQL)
 # The order lock of side-by-side writers: the audit head, the seq numbers and payable accounts are
 # written under it, held to COMMIT, so their order is the commit order.
@@ -51,6 +66,11 @@ TABLE_EXISTS_SQL = "SELECT 1 FROM information_schema.tables WHERE table_schema =
 
 class StorageFault(Exception):
     """The database is unreachable, full, or the lock did not come in time: the batch is refused."""
+
+
+class WriteLockBusy(StorageFault):
+    """The write lock, tried with a transaction's first statement, is another writer's: nothing
+    after the try ran. The writer rolls back and takes the lock waiting (``Connection.lock_write``)."""
 
 
 class RetryableConflict(StorageFault):

@@ -72,7 +72,14 @@ class Connection(Protocol):
     def begin_write(self, shared: bool = False) -> None:
         """Begin the write transaction, holding the write lock from the start (on PostgreSQL sent
         with the transaction's first statement): exclusively, or with ``shared`` as
-        ``dialect.side_by_side.begin`` does (only where the dialect has ``side_by_side``)."""
+        ``dialect.side_by_side.begin`` does (only where the dialect has ``side_by_side``).
+        Exclusively on PostgreSQL the lock is tried, not waited for: if another writer holds it,
+        the first statement raises ``dialect.write_lock_busy`` and nothing after the try ran."""
+
+    def lock_write(self) -> bool:
+        """Begin the write transaction holding the write lock exclusively, taken now (on PostgreSQL
+        in a round trip of its own), waiting while another writer holds it; whether one did. What
+        is still deferred (a ``ROLLBACK``) goes first, in the same round trip."""
 
     def close(self) -> None: ...
 
@@ -136,6 +143,8 @@ class Dialect:
     render: Callable[[str], str]
     # How writers run side by side, or None where the database has one writer at a time (SQLite).
     side_by_side: SideBySide | None = None
+    # ``begin_write``'s tried write lock is another writer's (PostgreSQL): roll back, ``lock_write``.
+    write_lock_busy: type[Exception] = NeverRaised
 
 
 def as_written(sql: str) -> str:

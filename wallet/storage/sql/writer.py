@@ -6,7 +6,10 @@ start), runs each unit inside its own savepoint (so a refused or failing unit un
 then ``COMMIT``s once for the whole batch: group commit. On a database whose writers run side by
 side (``Dialect.side_by_side``: PostgreSQL), a batch of new charges and units of ``SIDE_BY_SIDE``
 only holds the write lock shared: those units first, each in its savepoint, then the charges to
-their batch runner whole; what cannot be done that way runs again holding the lock alone. Every caller is answered only after the
+their batch runner whole; what cannot be done that way runs again holding the lock alone. An
+exclusive batch tries the lock with its first statement; if another writer (another node) holds it,
+the writer rolls back, waits for the lock in a round trip of its own, and then adds to the batch what
+was queued meanwhile (up to ``batch_max``): group commit across nodes. Every caller is answered only after the
 commit that holds its work. A storage fault refuses the whole batch (503); a retryable conflict
 (PostgreSQL) runs it again, up to ``attempts`` times.
 
@@ -82,6 +85,9 @@ class Writer:
         self._attempts = attempts
         self.application_name = application_name  # how its connection shows to the database
         self.retries = 0  # batches run again after a retryable conflict
+        # The last batch found the write lock another writer's: the next takes it first, waiting.
+        self._lock_first = False
+        self._stopping = False  # ``_STOP`` taken from the queue: stop after this batch
         self.in_order_reruns = 0  # batches run side by side, undone and run again holding the lock alone
         self._queue: queue.Queue[Task | object] = queue.Queue(maxsize=queue_max)
         self._batch_max = batch_max
@@ -141,26 +147,27 @@ class Writer:
 
     def _run(self, connection: Connection) -> None:
         try:
-            while True:
+            while not self._stopping:
                 first = self._queue.get()
                 if first is _STOP:
                     return
                 batch: list[Task] = [first]  # type: ignore[list-item]
-                stop_after = False
-                while len(batch) < self._batch_max:
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is _STOP:
-                        stop_after = True
-                        break
-                    batch.append(item)  # type: ignore[arg-type]
+                self._take_queued(batch)
                 self.run_guarded(connection, batch)
-                if stop_after:
-                    return
         finally:
             connection.close()
+
+    def _take_queued(self, batch: list[Task]) -> None:
+        """Add to ``batch`` what is queued now, up to ``batch_max``, without waiting."""
+        while len(batch) < self._batch_max and not self._stopping:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is _STOP:
+                self._stopping = True
+            else:
+                batch.append(item)  # type: ignore[arg-type]
 
     def run_guarded(self, connection: Connection, batch: list[Task]) -> None:
         """Run one batch and answer its callers, whatever happens: the only writer never dies."""
@@ -185,11 +192,20 @@ class Writer:
                     if runner is not None:
                         runner.run_side_by_side(connection, together)
                 else:
-                    connection.begin_write()
+                    if self._lock_first:
+                        self._lock_first = connection.lock_write()
+                        # What came while the lock was another writer's commits with this batch.
+                        self._take_queued(batch)
+                    else:
+                        connection.begin_write()  # the lock tried, with the first statement
                     audit.track_head(connection)  # nobody else appends to the audit chain until COMMIT
                     self._run_tasks(connection, batch)
                 connection.execute("COMMIT")
                 break
+            except connection.dialect.write_lock_busy:
+                # Nothing after the try ran: undone (with the next BEGIN), and begun again waiting.
+                connection.defer("ROLLBACK")
+                self._lock_first = True
             except connection.dialect.retryable_conflict as error:
                 rollback(connection)
                 if attempt == self._attempts:

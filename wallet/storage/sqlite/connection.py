@@ -38,6 +38,10 @@ class SqliteConnection(sqlite3.Connection):
             raise ValueError("SQLite has no shared write lock")
         self.execute("BEGIN IMMEDIATE")
 
+    def lock_write(self) -> bool:
+        self.begin_write()  # one writer process: nobody else's to wait for
+        return False
+
     def defer(self, sql: str, parameters: Sequence[Any] = (), /) -> None:
         self.execute(sql, parameters)
 
