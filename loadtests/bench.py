@@ -10,8 +10,8 @@ then drives both with the same wrk script, alternating, ``--rounds`` times: char
 charging the hot client. At the end the captured charges in the database are counted against the
 201s wrk saw, and with ``--check`` ``wallet check`` runs on the database.
 
-``--floor`` (SQLite only) adds ``loadtests/floor.py`` to the charge rounds, on a copy of the seeded
-database. ``--db postgresql://...`` runs on a fresh schema (dropped after unless ``--keep``) with
+``--floor`` adds ``loadtests/floor.py`` to the charge rounds: on SQLite on a copy of the seeded
+database, on PostgreSQL on a schema of its own seeded the same way. ``--db postgresql://...`` runs on a fresh schema (dropped after unless ``--keep``) with
 ``--nodes`` ``wallet serve`` processes, one wrk each; figures are their sums, latency the worst node's.
 The per-provider charge throttle is lifted (one token stands in for every provider); everything
 else runs with its defaults.
@@ -316,7 +316,8 @@ def run_wrk(
     urls = [url] if isinstance(url, str) else list(url)
     pids = [] if server_pid is None else [server_pid] if isinstance(server_pid, int) else list(server_pid)
     connections = max(arguments.connections // len(urls), arguments.threads)
-    backends = BackendCpu(pids, server_port(arguments.db)) if arguments.db != "sqlite" and target == "wallet" else None
+    measured_on_server = arguments.db != "sqlite" and target in ("wallet", "floor")
+    backends = BackendCpu(pids, server_port(arguments.db)) if measured_on_server else None
     states = WriterStates(base_dsn(arguments.db), pids) if backends is not None else None
     if backends is not None and states is not None:
         backends.start()
@@ -782,7 +783,8 @@ def parser() -> argparse.ArgumentParser:
         "--floor",
         action="store_true",
         help="also measure the floor (loadtests/floor.py: the least a durable charge costs on this"
-        " stack) on a copy of the seeded database, in the charge rounds (SQLite only)",
+        " stack) in the charge rounds, on a copy of the seeded database (PostgreSQL: a schema of its own,"
+        " seeded the same way)",
     )
     return arguments
 
@@ -801,8 +803,8 @@ def validate(arguments: argparse.Namespace, arguments_parser: argparse.ArgumentP
         arguments_parser.error("--workers must be at least 1")
     if arguments.connections < arguments.threads * arguments.nodes:
         arguments_parser.error("--connections must be at least --threads times --nodes")
-    if arguments.floor and postgres:
-        arguments_parser.error("--floor runs on SQLite only")
+    if arguments.floor and arguments.nodes > 1:
+        arguments_parser.error("--floor runs beside one node")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -816,8 +818,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if arguments.db == "sqlite":
             return _run(arguments, directory, None)
-        with bench_schema(arguments.db, arguments.keep) as database:
-            return _run(arguments, directory, database)
+        with contextlib.ExitStack() as schemas:
+            database = schemas.enter_context(bench_schema(arguments.db, arguments.keep))
+            floor_schema = (
+                schemas.enter_context(bench_schema(arguments.db, arguments.keep)) if arguments.floor else None
+            )
+            return _run(arguments, directory, database, floor_schema)
     finally:
         if arguments.keep:
             print(f"kept {directory}")
@@ -825,7 +831,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(directory, ignore_errors=True)
 
 
-def _run(arguments: argparse.Namespace, directory: Path, database: str | None) -> int:
+def _run(arguments: argparse.Namespace, directory: Path, database: str | None, floor_schema: str | None = None) -> int:
     from wallet.settings import Settings
 
     wallet_ports, noop_port, floor_port = [free_port() for _ in range(arguments.nodes)], free_port(), free_port()
@@ -854,9 +860,14 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None) -
         f"seeded {len(seeded.client_ids) - 1} clients + 1 hot wallet, credited {seeded.credited_lines} lines"
         f" for {seeded.month} in {seeded.seconds:.1f} s"
     )
-    floor_database = directory / "floor.db"
-    if arguments.floor:  # copied now, while no server runs: the floor starts where the wallet starts
-        copy_database(environment["WALLET_DB"], floor_database)
+    floor_database = floor_schema or str(directory / "floor.db")
+    if (
+        arguments.floor and floor_schema is None
+    ):  # copied now, while no server runs: the floor starts where the wallet starts
+        copy_database(environment["WALLET_DB"], Path(floor_database))
+    elif arguments.floor:  # PostgreSQL: the same seeding in a schema of the floor's own (the same secrets, phones)
+        floor_seeded = asyncio.run(seed({**environment, "WALLET_DB": floor_database}, everyone))
+        print(f"seeded the floor's schema the same way in {floor_seeded.seconds:.1f} s")
     provider_token, client_tokens = mint_tokens(environment, seeded.provider_id, seeded.client_ids[:-1])
     scripts = {
         "charge": charge_script(provider_token, everyone[:-1]),
@@ -899,7 +910,7 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None) -
                     "--port",
                     str(floor_port),
                     "--database",
-                    str(floor_database),
+                    floor_database,
                     *secrets_and_loop,
                 ],
                 environment,
@@ -970,7 +981,7 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None) -
     load_after = load_average()
     counts = database_counts(environment["WALLET_DB"])
     if arguments.floor:
-        counts.update({f"floor_{name}": value for name, value in database_counts(str(floor_database)).items()})
+        counts.update({f"floor_{name}": value for name, value in database_counts(floor_database).items()})
     check = None
     if arguments.check:
         check = subprocess.run(
@@ -1208,6 +1219,11 @@ def _print_floor(summary: dict[str, Any], counts: dict[str, int]) -> None:
         f"  floor charges/s    {floor['successes_per_second']:>9,.0f}   p50 {floor['p50_ms']:.2f} ms,"
         f" p99 {floor['p99_ms']:.2f} ms; errors {floor['error_share']:.2%} {_statuses(floor['statuses'])};"
         f" server CPU {floor['cpu_us_per_request']:,.0f} us/charge (writer {floor['writer_cpu_us_per_request']:,.0f})"
+        + (
+            f"; PostgreSQL CPU {floor['database_cpu_us_per_request']:,.0f} us/charge"
+            if floor["database_cpu_us_per_request"]
+            else ""
+        )
     )
     print(
         f"  floor to no-op     {summary['floor_ratio']:>9.2f}   (target {TARGET_RATIO}:"

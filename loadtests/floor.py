@@ -1,6 +1,6 @@
 """The floor: the least a durable charge can cost on this stack, run as a service of its own.
 
-    python -m loadtests.floor --port 8091 --database PATH [--secret-dir DIR] [--event-loop uvloop]
+    python -m loadtests.floor --port 8091 --database PATH|postgresql://... [--secret-dir DIR] [--event-loop uvloop]
 
 ``python -m loadtests.bench --floor`` measures it beside the wallet and the no-op app, with the
 same wrk script. It keeps what no implementation can skip: an aiohttp handler for
@@ -11,9 +11,18 @@ the real multi-row ``INSERT``s (the charge, the transaction, two postings, both 
 wallet event, the audit entry, the idempotency key) and commits on the real writer connection
 (WAL, ``synchronous=FULL``).
 
+On PostgreSQL (``--database postgresql://...``, its ``search_path`` a schema the bench seeded as
+the wallet's) the writer is a thread of the serving process with one psycopg connection, as a
+wallet node runs it, and a batch is one round trip: ``BEGIN``, the same ``INSERT``s, the one
+``UPDATE`` of the moved accounts and ``COMMIT`` in one pipeline, on the real schema (its foreign
+keys, checks, indexes, and the triggers on ``wallet_events``: ``NOTIFY`` and the SMS receipt),
+with ``synchronous_commit`` as the server has it, each statement prepared after five runs (psycopg's
+default). It takes no advisory lock (it is the only writer).
+
 It leaves out, on purpose, authentication, validation, the identity check, the throttle, logging,
 metrics, the writer's reads (it keeps the balances in memory, being the database's only writer),
-savepoints and the audit chain's hashing (a constant hash stands in). Clients are found by phone
+savepoints, the audit chain's hashing (a constant hash stands in) and sending the SMS receipts
+(their rows are written, by the trigger, and left unsent). Clients are found by phone
 in a dict built at start from the bench's people. Run it only on a copy of a bench database.
 """
 
@@ -21,29 +30,41 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import queue
 import selectors
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
+import psycopg
 from aiohttp import web
+from psycopg import pq
 
 from wallet.clock import rfc3339
 from wallet.eventloop import EVENT_LOOPS, new_event_loop
 from wallet.ids import new_id
 from wallet.ledger.accounts import payable_account, wallet_account
+from wallet.storage.migrations import is_postgres
+from wallet.storage.postgres.connection import POSTGRES, connect_options, split_dsn
+from wallet.storage.postgres.dialect import render_numbered
 from wallet.storage.sql import bulk
 from wallet.storage.sql.charge_batch import _CHARGES, _KEYS
+from wallet.storage.sql.connection import Dialect
 from wallet.storage.sqlite import library
+from wallet.storage.sqlite.connection import SQLITE
 
 # The real service's framing: the very functions the HTTP side and the writer process use.
 from wallet.storage.sqlite.frames import frame as _frame
@@ -172,7 +193,101 @@ class _Protocol(asyncio.Protocol):
         self._link.lost()
 
 
-LINK = web.AppKey("link", WriterLink)
+class Link(Protocol):
+    """How the handler reaches the writer: a process (SQLite) or a thread (PostgreSQL)."""
+
+    async def start(self, database: str, batch_max: int) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def submit(self, request: tuple[Any, ...]) -> asyncio.Future[str | None]: ...
+
+
+_STOP = object()
+
+
+class PostgresLink:
+    """The writer as a thread of the serving process with one psycopg connection, as a wallet node
+    on PostgreSQL runs it (``Writer``): a blocking queue drained into batches, one wake-up of the
+    event loop a batch (``writer._answer``)."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    async def start(self, database: str, batch_max: int) -> None:
+        self._loop = asyncio.get_running_loop()
+        connection = await asyncio.to_thread(postgres_connect, database)
+        ledger = await asyncio.to_thread(_Ledger, connection)
+        self._thread = threading.Thread(
+            target=self._run, args=(connection, ledger, batch_max), name="floor-writer", daemon=True
+        )
+        self._thread.start()
+
+    async def stop(self) -> None:
+        """Every write queued committed and answered, then the thread ends."""
+        if self._thread is None:
+            return
+        self._queue.put(_STOP)
+        await asyncio.to_thread(self._thread.join, STOP_TIMEOUT_SECONDS)
+        self._thread = None
+
+    def submit(self, request: tuple[Any, ...]) -> asyncio.Future[str | None]:
+        assert self._loop is not None
+        future: asyncio.Future[str | None] = self._loop.create_future()
+        self._queue.put((future, request))
+        return future
+
+    def _run(self, connection: Any, ledger: _Ledger, batch_max: int) -> None:
+        written = commits = 0
+        stopping = False
+        try:
+            while not stopping:
+                items = [self._queue.get()]
+                while len(items) < batch_max:
+                    try:
+                        items.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                if items[-1] is _STOP:
+                    stopping = True
+                    items.pop()
+                if not items:
+                    continue
+                futures = [future for future, _ in items]
+                batch = [(number, *request) for number, (_, request) in enumerate(items)]
+                try:
+                    answers: list[tuple[int, str | None]] = list(_write_postgres(connection, ledger, batch))
+                    written, commits = written + len(batch), commits + 1
+                except Exception as error:  # every caller of the batch hears 503; the balances are read again
+                    print(
+                        f"floor writer: batch of {len(batch)} failed: {type(error).__name__}: {error}", file=sys.stderr
+                    )
+                    if connection.info.transaction_status != pq.TransactionStatus.IDLE:
+                        connection.execute("ROLLBACK")
+                    ledger.reload(connection)
+                    answers = [(number, None) for number, *_ in batch]
+                assert self._loop is not None
+                with contextlib.suppress(RuntimeError):  # the event loop has closed: nobody waits
+                    self._loop.call_soon_threadsafe(_resolve, futures, answers)
+        finally:
+            connection.close()
+            print(
+                f"floor writer: {written} charges in {commits} commits"
+                f" ({written / commits if commits else 0:.1f} a commit)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+
+def _resolve(futures: list[asyncio.Future[str | None]], answers: list[tuple[int, str | None]]) -> None:
+    for number, record in answers:
+        if not futures[number].done():
+            futures[number].set_result(record)
+
+
+LINK = web.AppKey("link", Link)
 CLIENTS = web.AppKey("clients", dict)
 
 
@@ -196,7 +311,8 @@ async def health(request: web.Request) -> web.Response:
 def create_app(database: str, clients: dict[str, str], batch_max: int = BATCH_MAX) -> web.Application:
     app = web.Application()
     app[CLIENTS] = clients
-    app[LINK] = link = WriterLink()
+    link: Link = PostgresLink() if is_postgres(database) else WriterLink()
+    app[LINK] = link
 
     async def start_writer(app: web.Application) -> None:
         await link.start(database, batch_max)
@@ -223,9 +339,14 @@ def phone_to_client(database: str, secret_dir: Path) -> dict[str, str]:
     if not secret_path.exists():
         raise SystemExit(f"no service secret at {secret_path}: give --secret-dir")
     hasher = Hasher(bytes.fromhex(secret_path.read_text().strip()))
-    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    connection = (
+        postgres_connect(database) if is_postgres(database) else sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    )
     try:
-        by_hash = dict(connection.execute("SELECT phone_hash, id FROM clients").fetchall())
+        by_hash = {
+            str(phone_hash): str(client_id)
+            for phone_hash, client_id in connection.execute("SELECT phone_hash, id FROM clients").fetchall()
+        }
     finally:
         connection.close()
     clients = {}
@@ -244,7 +365,7 @@ def phone_to_client(database: str, secret_dir: Path) -> dict[str, str]:
 class _Ledger:
     """What the writer keeps in memory: the balances (it is the only writer), the provider."""
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(self, connection: Any) -> None:  # sqlite3's or psycopg's: both ``execute`` SQL as written
         provider = connection.execute(
             "SELECT id FROM providers WHERE status = 'approved' ORDER BY seq LIMIT 1"
         ).fetchone()
@@ -255,7 +376,7 @@ class _Ledger:
         self.actor = f"provider:{self.provider_id}"  # the principal's scope: audit actor, key scope
         self.reload(connection)
 
-    def reload(self, connection: sqlite3.Connection) -> None:
+    def reload(self, connection: Any) -> None:
         self.accounts = {
             str(account_id): [int(balance), int(held)]
             for account_id, balance, held in connection.execute(
@@ -270,20 +391,43 @@ class _Ledger:
         }
 
 
-def _write(connection: sqlite3.Connection, ledger: _Ledger, batch: list[tuple[Any, ...]]) -> list[tuple[int, str]]:
-    """One batch in one transaction: the rows of every charge, then ``COMMIT``; the answers."""
+@dataclass
+class _Rows:
+    """A batch's rows, table by table, each account's net move, and the answers by request number."""
+
+    charges: list[bulk.RowValues] = field(default_factory=list)
+    transactions: list[bulk.RowValues] = field(default_factory=list)
+    postings: list[bulk.RowValues] = field(default_factory=list)
+    moves: dict[str, int] = field(default_factory=dict)
+    events: list[bulk.RowValues] = field(default_factory=list)
+    audit: list[bulk.RowValues] = field(default_factory=list)
+    keys: list[bulk.RowValues] = field(default_factory=list)
+    answers: list[tuple[int, str]] = field(default_factory=list)
+
+    def statements(self, dialect: Dialect) -> list[tuple[str, Sequence[object]]]:
+        """Every row's ``INSERT`` (the service's multi-row statements) and one ``UPDATE`` of the moved
+        accounts, in the order a charge batch writes them."""
+        moves = [(account_id, change, 0) for account_id, change in self.moves.items()]
+        return [
+            *_CHARGES.statements(self.charges),
+            *bulk.TRANSACTIONS.statements(self.transactions),
+            *bulk.POSTINGS.statements(self.postings),
+            *([bulk.move_balances_statement(dialect, moves)] if moves else []),
+            *bulk.WALLET_EVENTS.statements(self.events),
+            *bulk.AUDIT_LOG.statements(self.audit),
+            *_KEYS.statements(self.keys),
+        ]
+
+
+def _rows(ledger: _Ledger, batch: list[tuple[Any, ...]]) -> _Rows:
+    """The rows of every charge of the batch, worked out on the balances in memory (moved here)."""
     stamp = rfc3339(datetime.now(UTC))
     provider_id, payable_id, actor = ledger.provider_id, ledger.payable_id, ledger.actor
     accounts, totals = ledger.accounts, ledger.totals
     payable = accounts[payable_id]
-    charges: list[bulk.Row] = []
-    transactions: list[bulk.Row] = []
-    postings: list[bulk.Row] = []
-    events: list[bulk.Row] = []
-    audit: list[bulk.Row] = []
-    keys: list[bulk.Row] = []
-    moves: dict[str, int] = {}
-    answers: list[tuple[int, str]] = []
+    rows = _Rows()
+    charges, transactions, postings, events = rows.charges, rows.transactions, rows.postings, rows.events
+    audit, keys, moves, answers = rows.audit, rows.keys, rows.moves, rows.answers
     for number, key, client_id, amount, category in batch:
         account_id = wallet_account(client_id, category)
         charge_id = new_id("ch")
@@ -353,16 +497,43 @@ def _write(connection: sqlite3.Connection, ledger: _Ledger, batch: list[tuple[An
         if key is not None:
             keys.append((actor, key, HASH, f'{{"value":{record}}}', stamp))
         answers.append((number, record))
+    return rows
+
+
+def _write(connection: sqlite3.Connection, ledger: _Ledger, batch: list[tuple[Any, ...]]) -> list[tuple[int, str]]:
+    """One batch in one transaction (SQLite): the rows of every charge, then ``COMMIT``; the answers."""
+    rows = _rows(ledger, batch)
     connection.execute("BEGIN IMMEDIATE")
-    _CHARGES.write(connection, charges)
-    bulk.TRANSACTIONS.write(connection, transactions)
-    bulk.POSTINGS.write(connection, postings)
-    bulk.move_balances(connection, [(account_id, change, 0) for account_id, change in moves.items()])
-    bulk.WALLET_EVENTS.write(connection, events)
-    bulk.AUDIT_LOG.write(connection, audit)
-    _KEYS.write(connection, keys)
+    for sql, parameters in rows.statements(SQLITE):
+        connection.execute(sql, parameters).fetchall()
     connection.execute("COMMIT")
-    return answers
+    return rows.answers
+
+
+def postgres_connect(dsn: str) -> Any:
+    """The floor's PostgreSQL connection: psycopg in autocommit (its own ``BEGIN`` … ``COMMIT``),
+    ``$1`` placeholders sent as written, the bench's ``search_path``; named as a wallet writer's
+    backend (``wallet-writer-<pid>-…``), so the bench samples its states as a node's."""
+    dsn, settings = split_dsn(dsn)
+    return psycopg.connect(
+        dsn,
+        autocommit=True,
+        cursor_factory=psycopg.RawCursor,
+        application_name=f"wallet-writer-{os.getpid()}-floor",
+        options=connect_options(settings, None),
+    )
+
+
+def _write_postgres(connection: Any, ledger: _Ledger, batch: list[tuple[Any, ...]]) -> list[tuple[int, str]]:
+    """One batch in one transaction (PostgreSQL), in one round trip: ``BEGIN``, every row, the
+    accounts moved and ``COMMIT`` in one pipeline; the answers once it has committed."""
+    rows = _rows(ledger, batch)
+    with connection.pipeline():
+        connection.execute("BEGIN")
+        for sql, parameters in rows.statements(POSTGRES):
+            connection.execute(render_numbered(sql), parameters)
+        connection.execute("COMMIT")
+    return rows.answers
 
 
 def _serve(connection: sqlite3.Connection, ledger: _Ledger, peer: socket.socket, batch_max: int) -> tuple[int, int]:
@@ -441,7 +612,12 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m loadtests.floor", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     arguments.add_argument("--port", type=int, default=8091)
-    arguments.add_argument("--database", required=True, help="a database the bench seeded (a copy: this writes it)")
+    arguments.add_argument(
+        "--database",
+        required=True,
+        help="a database the bench seeded (a copy: this writes it), a SQLite path or a postgresql:// DSN"
+        " (its search_path a schema of its own)",
+    )
     arguments.add_argument(
         "--secret-dir", type=Path, help="the service's secrets (hmac-secret.key); default: keys/ beside the database"
     )
@@ -453,7 +629,12 @@ def main(argv: list[str] | None = None) -> None:
         help="as wallet serve's WALLET_EVENT_LOOP (the bench passes the service's)",
     )
     parsed = arguments.parse_args(argv)
-    database = str(Path(parsed.database).resolve())
+    if is_postgres(parsed.database):
+        if parsed.secret_dir is None:
+            raise SystemExit("give --secret-dir with a postgresql:// database")
+        database = parsed.database
+    else:
+        database = str(Path(parsed.database).resolve())
     clients = phone_to_client(database, parsed.secret_dir or Path(database).parent / "keys")
     web.run_app(
         create_app(database, clients, parsed.batch_max),

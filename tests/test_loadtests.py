@@ -10,6 +10,7 @@ import concurrent.futures
 import contextlib
 import json
 import os
+import secrets
 import sqlite3
 import subprocess
 import sys
@@ -22,7 +23,8 @@ import pytest
 from stdnum.fi import hetu
 
 from loadtests import bench
-from tests.conftest import postgres_dsn
+from tests.conftest import postgres_dsn, with_search_path
+from tests.pg import RawDatabase, create_schema, drop_schema
 from wallet import validation
 from wallet.check import check_database
 
@@ -47,12 +49,13 @@ def test_impossible_options_are_refused(argv: list[str]) -> None:
     assert exited.value.code == 2
 
 
-def test_the_floor_is_opt_in_and_sqlite_only() -> None:
+def test_the_floor_is_opt_in_and_runs_beside_one_node() -> None:
     parser = bench.parser()
     assert parser.parse_args([]).floor is False
     assert parser.parse_args(["--floor"]).floor is True
+    bench.validate(parser.parse_args(["--floor", "--db", "postgresql://u@h/db"]), parser)
     with pytest.raises(SystemExit) as exited:
-        bench.validate(parser.parse_args(["--floor", "--db", "postgresql://u@h/db"]), parser)
+        bench.validate(parser.parse_args(["--floor", "--db", "postgresql://u@h/db", "--nodes", "2"]), parser)
     assert exited.value.code == 2
 
 
@@ -337,14 +340,16 @@ def test_the_scale_command_runs_end_to_end_at_a_tiny_size(tmp_path: Path, backen
 _FLOOR_TABLES = ("charges", "transactions", "postings", "wallet_events", "audit_log", "idempotency_keys")
 
 
-def _floor_counts(database: Path) -> dict[str, int]:
-    with contextlib.closing(sqlite3.connect(database)) as connection:
-        return {table: connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] for table in _FLOOR_TABLES}
+def _floor_counts(database: str) -> dict[str, int]:
+    with RawDatabase(database) as connection:
+        return {table: connection.execute(f"SELECT COUNT(*) FROM {table}")[0][0] for table in _FLOOR_TABLES}
 
 
-def _balances(database: Path) -> dict[str, int]:
-    with contextlib.closing(sqlite3.connect(database)) as connection:
-        return dict(connection.execute("SELECT id, balance FROM accounts"))
+def _balances(database: str) -> dict[str, int]:
+    with RawDatabase(database) as connection:
+        return {
+            str(account): int(balance) for account, balance in connection.execute("SELECT id, balance FROM accounts")
+        }
 
 
 def _floor_charge(url: str, phone: str, amount: int, key: str) -> tuple[int, dict[str, Any]]:
@@ -370,18 +375,34 @@ def _floor_charge(url: str, phone: str, amount: int, key: str) -> tuple[int, dic
 
 
 @pytest.mark.slow
-def test_the_floor_writes_every_row_of_a_charge_and_moves_both_balances(tmp_path: Path) -> None:
-    """The floor on a small seeded database: each 201 is one charge, one transaction, two postings,
-    one wallet event, one audit entry and one idempotency key, on disk when answered; the client's
-    wallet line and the provider's payable account moved by the amounts; an unknown phone writes nothing."""
+def test_the_floor_writes_every_row_of_a_charge_and_moves_both_balances(tmp_path: Path, backend: str) -> None:
+    """The floor on a small seeded database (SQLite: a copy; PostgreSQL: a schema seeded as the
+    bench seeds the floor's): each 201 is one charge, one transaction, two postings, one wallet
+    event, one audit entry and one idempotency key, committed when answered; the client's wallet
+    line and the provider's payable account moved by the amounts; an unknown phone writes nothing."""
+    if backend == "postgres":
+        schema = f"wallet_test_{secrets.token_hex(6)}"
+        create_schema(postgres_dsn(), schema)
+        try:
+            _the_floor_writes_every_row_of_a_charge(tmp_path, with_search_path(postgres_dsn(), schema))
+        finally:
+            drop_schema(postgres_dsn(), schema)
+    else:
+        _the_floor_writes_every_row_of_a_charge(tmp_path, None)
+
+
+def _the_floor_writes_every_row_of_a_charge(tmp_path: Path, postgres: str | None) -> None:
     from loadtests import floor
     from wallet.ledger.accounts import payable_account, wallet_account
 
-    environment = bench.bench_environment(tmp_path, bench.free_port())
+    environment = bench.bench_environment(tmp_path, bench.free_port(), postgres)
     everyone = bench.people(6)
     seeded = asyncio.run(bench.seed(environment, everyone))
-    database = tmp_path / "floor.db"
-    bench.copy_database(environment["WALLET_DB"], database)
+    if postgres is None:
+        database = str(tmp_path / "floor.db")
+        bench.copy_database(environment["WALLET_DB"], Path(database))
+    else:
+        database = postgres  # the floor writes the seeded schema itself
     before, balances_before = _floor_counts(database), _balances(database)
     port = bench.free_port()
     url = f"http://{bench.HOST}:{port}"
@@ -392,7 +413,7 @@ def test_the_floor_writes_every_row_of_a_charge_and_moves_both_balances(tmp_path
         "--port",
         str(port),
         "--database",
-        str(database),
+        database,
         "--secret-dir",
         str(tmp_path / "keys"),
     ]
@@ -429,27 +450,30 @@ def test_the_floor_writes_every_row_of_a_charge_and_moves_both_balances(tmp_path
         if balances_after[account] != balances_before[account]
     }
     assert moved == {**{account: -amount for account, amount in spent.items()}, payable: sum(spent.values())}
-    with contextlib.closing(sqlite3.connect(database)) as connection:
+    with RawDatabase(database) as connection:
         ids = [record["id"] for _, record in answers]
         stored = dict(
             connection.execute(
-                f"SELECT id, amount FROM charges WHERE status = 'captured' AND id IN ({','.join('?' * len(ids))})", ids
-            ).fetchall()
+                f"SELECT id, amount FROM charges WHERE status = 'captured' AND id IN ({','.join('?' * len(ids))})", *ids
+            )
         )
         assert stored == {record["id"]: record["amount"] for _, record in answers}
         # Every transaction balances, and each account's last posting leaves it at its balance.
         assert (
             connection.execute(
                 "SELECT COUNT(*) FROM (SELECT transaction_id FROM postings"
-                " GROUP BY transaction_id HAVING SUM(amount) != 0)"
-            ).fetchone()[0]
+                " GROUP BY transaction_id HAVING SUM(amount) != 0) unbalanced"
+            )[0][0]
             == 0
         )
         for account, balance in balances_after.items():
             last = connection.execute(
-                "SELECT balance_after FROM postings WHERE account_id = ? ORDER BY seq DESC LIMIT 1", (account,)
-            ).fetchone()
-            assert last is None or last[0] == balance, account
+                "SELECT balance_after FROM postings WHERE account_id = ? ORDER BY seq DESC LIMIT 1", account
+            )
+            assert not last or last[0][0] == balance, account
+        if postgres is not None:  # the real schema's triggers ran: a receipt to send for each capture
+            receipts = connection.execute("SELECT COUNT(*) FROM receipts WHERE sent_at IS NULL")[0][0]
+            assert receipts == after["wallet_events"] - before["wallet_events"]
     assert f"floor writer: {created} charges in " in (tmp_path / "floor.log").read_text()
     assert floor.BATCH_MAX == 64
 

@@ -285,3 +285,70 @@ def test_a_streamed_read_comes_from_a_server_side_cursor_a_batch_at_a_time() -> 
         connection.close()
     assert seen == list(range(1, total + 1))
     assert [[tuple(row) for row in rows] for rows in open_cursors] == [[("wallet_stream",)]] * 2
+
+
+# What ``schema.sql`` made before the triggers on ``wallet_events`` ran once a statement: one call a row.
+_ROW_TRIGGERS = (
+    "DROP TRIGGER wallet_events_notify_statement ON wallet_events",
+    "DROP TRIGGER wallet_events_receipt_statement ON wallet_events",
+    """CREATE OR REPLACE FUNCTION wallet_events_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('wallet_events.' || TG_TABLE_SCHEMA, NEW.client_id || ':' || NEW.seq);
+    RETURN NULL;
+END $$""",
+    """CREATE OR REPLACE FUNCTION wallet_events_receipt() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO receipts (event_seq, client_id, created_at) VALUES (NEW.seq, NEW.client_id, NEW.created_at);
+    RETURN NULL;
+END $$""",
+    "CREATE TRIGGER wallet_events_notify AFTER INSERT ON wallet_events"
+    " FOR EACH ROW EXECUTE FUNCTION wallet_events_notify()",
+    "CREATE TRIGGER wallet_events_receipt AFTER INSERT ON wallet_events"
+    " FOR EACH ROW WHEN (NEW.type IN ('capture', 'refund', 'void')) EXECUTE FUNCTION wallet_events_receipt()",
+)
+_EVENTS_TRIGGERS_SQL = (
+    "SELECT t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid WHERE c.relname = 'wallet_events'"
+    " AND c.relnamespace = current_schema()::regnamespace AND t.tgname ~ ? ORDER BY t.tgname"
+)
+
+
+def test_a_schema_with_the_older_triggers_a_row_is_migrated_to_triggers_a_statement(postgres_schema: str) -> None:
+    """An existing database, not only a new one: the next start replaces the row-level ``NOTIFY``
+    and receipt triggers on ``wallet_events`` with statement-level ones, which still send one
+    notification an event and write one receipt a capture, refund or void, in one multi-row INSERT."""
+    import psycopg
+
+    asyncio.run(open_and_close(storage_for(postgres_schema)))
+    with RawDatabase(postgres_schema) as database:
+        for statement in _ROW_TRIGGERS:
+            database.execute(statement)
+        assert database.execute(_EVENTS_TRIGGERS_SQL, "^wallet_events_(notify|receipt)") == [
+            ("wallet_events_notify",),
+            ("wallet_events_receipt",),
+        ]
+    asyncio.run(open_and_close(storage_for(postgres_schema)))
+    schema = postgres_schema.rsplit("search_path=", 1)[1]
+    with RawDatabase(postgres_schema) as database, psycopg.connect(postgres_dsn(), autocommit=True) as listener:
+        assert database.execute(_EVENTS_TRIGGERS_SQL, "^wallet_events_(notify|receipt)") == [
+            ("wallet_events_notify_statement",),
+            ("wallet_events_receipt_statement",),
+        ]
+        listener.execute(f'LISTEN "wallet_events.{schema}"')
+        database.execute(
+            "INSERT INTO clients (id, name, phone_hash, phone_ciphertext, created_at) VALUES ('cl_1', 'A', 'h', 'c', 't')"
+        )
+        event = "('cl_1', ?, 'home_care', ?, 1, 1, 1, 1, 't')"
+        inserted = database.execute(
+            "INSERT INTO wallet_events (client_id, type, category, amount, line_balance, line_available, balance,"
+            f" available, created_at) VALUES {event}, {event}, {event} RETURNING seq, type",
+            "credit",
+            100,
+            "capture",
+            -5,
+            "refund",
+            5,
+        )
+        notified = [notice.payload for notice in listener.notifies(timeout=5, stop_after=3)]
+        assert notified == [f"cl_1:{seq}" for seq, _ in inserted]
+        receipts = database.execute("SELECT event_seq, client_id FROM receipts ORDER BY event_seq")
+        assert receipts == [(seq, "cl_1") for seq, kind in inserted if kind != "credit"]

@@ -181,9 +181,7 @@ def split_dsn(dsn: str) -> tuple[str, dict[str, str]]:
 
 def connect_options(settings: dict[str, str], lock_timeout_seconds: int | None) -> str:
     """libpq's ``options``: each server setting as ``-c name=value`` (spaces escaped)."""
-    # A plan for each execution with the table as it is now: a generic plan cached while a table was
-    # small stays (no autovacuum or ANALYZE replans it) and scans a provider's every idempotency key.
-    settings = {"plan_cache_mode": "force_custom_plan", **settings, "timezone": "UTC"}
+    settings = {**settings, "timezone": "UTC"}
     if lock_timeout_seconds is not None:
         settings["lock_timeout"] = f"{lock_timeout_seconds}s"
     return " ".join(f"-c {name}={value.replace(' ', chr(92) + ' ')}" for name, value in settings.items())
@@ -211,6 +209,13 @@ class PostgresConnection:
                 # ``$1`` placeholders, sent as written: psycopg's ``%s`` form is split in Python at
                 # every execution of a statement with over 50 parameters (the batch's INSERTs).
                 cursor_factory=psycopg.RawCursor,
+                # Nothing prepared: each statement the writer sends is planned for its own values, with
+                # the tables as they are now (a generic plan cached while a table was small stays, as
+                # nothing replans it without autovacuum, and scanned a provider's every idempotency
+                # key). Not ``plan_cache_mode = force_custom_plan``: that also replans, at every row,
+                # what PostgreSQL runs inside a statement (each foreign-key check, each trigger's
+                # statements and ``pg_notify``), whose cached plans are lookups by key.
+                prepare_threshold=None,
                 row_factory=pg_row,
                 application_name=self._application_name,
                 options=self._options,

@@ -348,10 +348,12 @@ CREATE INDEX IF NOT EXISTS representative_login_codes_by_representative
     ON representative_login_codes (representative_id, created_at);
 
 -- Every node hears of new wallet events (LISTEN wallet_events.<schema>), and only once they are
--- committed: PostgreSQL delivers a notification when, and if, its transaction commits.
+-- committed: PostgreSQL delivers a notification when, and if, its transaction commits. One
+-- notification an event, sent by one trigger call a statement over the rows it inserted (a batch
+-- writes its events with one multi-row INSERT; a call a row cost a plpgsql call each).
 CREATE OR REPLACE FUNCTION wallet_events_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('wallet_events.' || TG_TABLE_SCHEMA, NEW.client_id || ':' || NEW.seq);
+    PERFORM pg_notify('wallet_events.' || TG_TABLE_SCHEMA, e.client_id || ':' || e.seq) FROM inserted_events e;
     RETURN NULL;
 END $$;
 
@@ -571,13 +573,22 @@ BEGIN
             FOR EACH ROW WHEN (OLD.revoked_at IS NOT NULL)
             EXECUTE FUNCTION wallet_refuse_change('a revoked mandate stays revoked');
     END IF;
-    IF NOT EXISTS (
+    -- A schema made by an older schema.sql has the trigger a row (its function read NEW): replaced.
+    IF EXISTS (
         SELECT 1 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
         WHERE c.relname = 'wallet_events' AND c.relnamespace = current_schema()::regnamespace
           AND t.tgname = 'wallet_events_notify'
     ) THEN
-        CREATE TRIGGER wallet_events_notify AFTER INSERT ON wallet_events
-            FOR EACH ROW EXECUTE FUNCTION wallet_events_notify();
+        DROP TRIGGER wallet_events_notify ON wallet_events;
+    END IF;
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+        WHERE c.relname = 'wallet_events' AND c.relnamespace = current_schema()::regnamespace
+          AND t.tgname = 'wallet_events_notify_statement'
+    ) THEN
+        CREATE TRIGGER wallet_events_notify_statement AFTER INSERT ON wallet_events
+            REFERENCING NEW TABLE AS inserted_events
+            FOR EACH STATEMENT EXECUTE FUNCTION wallet_events_notify();
     END IF;
 END $$;
 
@@ -593,21 +604,32 @@ CREATE TABLE IF NOT EXISTS receipts (
     abandoned_at TEXT COLLATE "C"
 );
 CREATE INDEX IF NOT EXISTS receipts_unsent ON receipts (event_seq) WHERE sent_at IS NULL AND abandoned_at IS NULL;
+-- One trigger call a statement: the receipts of every capture, refund and void it inserted, in one
+-- INSERT (as the notifications above).
 CREATE OR REPLACE FUNCTION wallet_events_receipt() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO receipts (event_seq, client_id, created_at) VALUES (NEW.seq, NEW.client_id, NEW.created_at);
+    INSERT INTO receipts (event_seq, client_id, created_at)
+        SELECT e.seq, e.client_id, e.created_at FROM inserted_events e WHERE e.type IN ('capture', 'refund', 'void');
     RETURN NULL;
 END $$;
 DO $$
 BEGIN
-    IF NOT EXISTS (
+    -- A schema made by an older schema.sql has the trigger a row (its function read NEW): replaced.
+    IF EXISTS (
         SELECT 1 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
         WHERE c.relname = 'wallet_events' AND c.relnamespace = current_schema()::regnamespace
           AND t.tgname = 'wallet_events_receipt'
     ) THEN
-        CREATE TRIGGER wallet_events_receipt AFTER INSERT ON wallet_events
-            FOR EACH ROW WHEN (NEW.type IN ('capture', 'refund', 'void'))
-            EXECUTE FUNCTION wallet_events_receipt();
+        DROP TRIGGER wallet_events_receipt ON wallet_events;
+    END IF;
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+        WHERE c.relname = 'wallet_events' AND c.relnamespace = current_schema()::regnamespace
+          AND t.tgname = 'wallet_events_receipt_statement'
+    ) THEN
+        CREATE TRIGGER wallet_events_receipt_statement AFTER INSERT ON wallet_events
+            REFERENCING NEW TABLE AS inserted_events
+            FOR EACH STATEMENT EXECUTE FUNCTION wallet_events_receipt();
     END IF;
 END $$;
 
