@@ -63,12 +63,12 @@ from wallet.storage.postgres.dialect import render_numbered
 from wallet.storage.sql import bulk
 from wallet.storage.sql.charge_batch import _CHARGES, _KEYS
 from wallet.storage.sql.connection import Dialect
-from wallet.storage.sqlite import library
-from wallet.storage.sqlite.connection import SQLITE
 
 # The real service's framing: the very functions the HTTP side and the writer process use.
-from wallet.storage.sqlite.frames import frame as _frame
-from wallet.storage.sqlite.frames import read_frames as _frames
+from wallet.storage.sql.frames import frame as _frame
+from wallet.storage.sql.frames import read_frames as _frames
+from wallet.storage.sqlite import library
+from wallet.storage.sqlite.connection import SQLITE
 from wallet.storage.sqlite.writer import connect
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

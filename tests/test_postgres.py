@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import signal
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from wallet.shapes import requests
 from wallet.storage.migrations import migrate
 from wallet.storage.postgres import PostgresStorage
 from wallet.storage.postgres.adapter import ANALYSED_AFTER_BULK_WRITES
+from wallet.storage.sql.writer_process import ProcessWriter
 from wallet.storage.sqlite.adapter import SCHEMA_VERSION
 
 
@@ -137,6 +140,7 @@ SERIALIZATION_FAILURE = "DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = 
 
 
 @pytest.mark.postgres_only
+@pytest.mark.thread_writer  # a unit of this test's own, and the writer's count of retries
 async def test_a_serialization_failure_runs_the_batch_again(world: World) -> None:
     writer = world.service.storage.writer  # type: ignore[attr-defined]
     attempts: list[int] = []
@@ -154,6 +158,7 @@ async def test_a_serialization_failure_runs_the_batch_again(world: World) -> Non
 
 
 @pytest.mark.postgres_only
+@pytest.mark.thread_writer  # a unit of this test's own
 async def test_serialization_failures_past_the_limit_answer_503_and_write_nothing(world: World) -> None:
     writer = world.service.storage.writer  # type: ignore[attr-defined]
     attempts: list[int] = []
@@ -183,6 +188,42 @@ async def test_a_lost_database_connection_answers_503_and_the_next_write_reconne
     status, body = await world.charge(provider, client, 100, key="during-the-outage")
     assert status == 201, body  # reconnected; the refused attempt left nothing behind
     assert (await world.wallet(client))["available"] == 900
+
+
+def _connection_ports(pid: int) -> set[int]:
+    """The local ports of the TCP sockets process ``pid`` holds."""
+    from loadtests.pgcpu import _socket_inodes, _tcp_sockets
+
+    sockets = _tcp_sockets()
+    return {sockets[inode][0] for inode in _socket_inodes(pid) if inode in sockets}
+
+
+@pytest.mark.postgres_only
+async def test_a_node_writes_from_a_process_of_its_own_that_comes_back_when_killed(world: World) -> None:
+    """``WALLET_WRITER_PROCESS`` on PostgreSQL: the write connection is the writer process's (its
+    socket, not this process's), and a writer killed with SIGKILL is started again and its write
+    lock released with its connection: the next write goes through."""
+    writer = world.service.storage.writer  # type: ignore[attr-defined]
+    assert isinstance(writer, ProcessWriter) and writer.pid is not None and writer.pid != os.getpid()
+    client, provider = await world.funded(1_000)
+    status, _ = await world.charge(provider, client, 100)
+    assert status == 201
+    query = "SELECT client_port FROM pg_stat_activity WHERE application_name = ?"
+    [(port,)] = world.sql(query, writer.application_name)
+    assert port in _connection_ports(writer.pid) and port not in _connection_ports(os.getpid())
+
+    killed = writer.pid
+    os.kill(killed, signal.SIGKILL)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while not (writer.alive and writer.pid != killed):
+        assert loop.time() < deadline, "the writer process was not started again"
+        await asyncio.sleep(0.05)
+    status, body = await world.charge(provider, client, 100, key="after-the-kill")
+    assert status == 201, body
+    assert (await world.wallet(client))["available"] == 800
+    [(port,)] = world.sql(query, writer.application_name)  # one write connection: the new process's
+    assert port in _connection_ports(writer.pid)
 
 
 # wallet migrate-to: a SQLite database copied to PostgreSQL and verified.

@@ -35,6 +35,7 @@ def hold_write_lock(held: RawDatabase) -> int:
     return int(held.execute("SELECT pg_backend_pid()")[0][0])
 
 
+@pytest.mark.thread_writer  # its batches are counted here
 async def test_charges_queued_while_another_node_holds_the_write_lock_commit_in_one_batch(world: World) -> None:
     client, provider = await world.funded(1_000)
     writer = world.service.storage.writer  # type: ignore[attr-defined]

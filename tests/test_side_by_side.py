@@ -22,7 +22,8 @@ from tests.pg import RawDatabase
 from wallet.storage.postgres.dialect import SHARED_WRITE_LOCK_SQL
 from wallet.storage.sql import charge_batch
 
-pytestmark = pytest.mark.postgres_only
+# The writer's mode is switched and its figures read here: a writer thread of the test's process.
+pytestmark = [pytest.mark.postgres_only, pytest.mark.thread_writer]
 
 DEADLINE_SECONDS = 10.0
 T = TypeVar("T")

@@ -1,7 +1,7 @@
-"""The writer in a process of its own (``WALLET_WRITER_PROCESS``, the default with SQLite).
+"""The writer in a process of its own (``WALLET_WRITER_PROCESS``, the default), on SQLite.
 
-The rest of the contract suite already runs on it (every ``[sqlite]`` test not marked
-``thread_writer``); these are the things only a second process brings: it is really another
+The rest of the contract suite already runs on it (every test not marked ``thread_writer``, on
+both databases; PostgreSQL's own in tests/test_postgres.py); these are the things only a second process brings: it is really another
 process, it can die and come back, it answers every write sent before it stops, it ends with its
 parent, and units cross to it as data.
 """
@@ -32,9 +32,9 @@ from wallet.ledger.settlements import SettlementStatus
 from wallet.settings import Settings
 from wallet.storage.port import ChargeCommand, Idempotency, Limits, NewBudget, NewClient, NewProvider, NewRepresentation
 from wallet.storage.sql import charges, login, organizer, reconciliations, representatives, settlements
+from wallet.storage.sql.frames import DISPATCH, decode_outcome, encode_outcome, frame, read_frames
 from wallet.storage.sql.units import UnitCall, stored, unit_of_work
-from wallet.storage.sqlite.frames import DISPATCH, decode_outcome, encode_outcome, frame, read_frames
-from wallet.storage.sqlite.writer_process import ProcessWriter
+from wallet.storage.sql.writer_process import ProcessWriter, WriterOptions
 
 pytestmark = pytest.mark.sqlite_only
 
@@ -370,7 +370,8 @@ async def test_workers_hear_of_new_events_and_the_supervisor_is_sent_nothing(tmp
     writer.start()
     assert writer.primary is not None
     writing, listening = (
-        ProcessWriter(settings.db, queue_max=100, batch_max=1, connect_to=writer.socket_path) for _ in range(2)
+        ProcessWriter(WriterOptions(db=settings.db, batch_max=1), queue_max=100, connect_to=writer.socket_path)
+        for _ in range(2)
     )
     heard: list[dict[str, int]] = []
     listening.on_fresh_events = heard.append

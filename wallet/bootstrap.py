@@ -48,6 +48,9 @@ def open_storage(settings: Settings, writer_socket: str | None = None) -> SqlSto
             retry_attempts=settings.postgres_retry_attempts,
             lock_timeout_seconds=settings.postgres_lock_timeout_seconds,
             side_by_side=settings.postgres_side_by_side,
+            writer_process=settings.writer_process,
+            log_format=settings.log_format,
+            log_level=settings.log_level,
         )
     return SqliteStorage(
         settings.db,

@@ -150,14 +150,14 @@ class Settings:
     writer_batch_max: int = setting(64, "Writes that share one commit (group commit).")
     writer_process: bool = setting(
         True,
-        "SQLite: the writer runs in a process of its own (its own core and GIL; units sent to it as data over a "
-        "private socket pair) instead of a thread of the serving process. `false` keeps it a thread. No effect on "
-        "PostgreSQL.",
+        "The writer runs in a process of its own (its own core and GIL; units sent to it as data over a private "
+        "socket pair) instead of a thread of the serving process: with SQLite, and with PostgreSQL each node's "
+        "writer. `false` keeps it a thread.",
     )
     workers: int = setting(
         1,
         "HTTP worker processes of `wallet serve`, all on one port (`SO_REUSEPORT`), writing through one writer "
-        "process (SQLite) or each its own writer (PostgreSQL); about one per core. Per worker, as per node: the "
+        "process (SQLite) or each its own writer process (PostgreSQL); about one per core. Per worker, as per node: the "
         "per-provider charge throttle, the event-stream caps, `/metrics`. See `wallet/workers.py`.",
     )
     reader_connections: int = setting(

@@ -27,7 +27,7 @@ import time
 import structlog
 
 from wallet.settings import Settings
-from wallet.storage.sqlite.writer_process import source_environment, spawn
+from wallet.storage.sql.writer_process import WriterOptions, source_environment, spawn
 
 log = structlog.get_logger(__name__)
 
@@ -61,8 +61,7 @@ class _Writer:
         listener.listen(128)
         try:
             self.process, primary = spawn(
-                self.settings.db,
-                self.settings.writer_batch_max,
+                WriterOptions(db=self.settings.db, batch_max=self.settings.writer_batch_max),
                 last_event_seq(self.settings.db),
                 self.settings.log_format,
                 self.settings.log_level,

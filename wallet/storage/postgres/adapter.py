@@ -6,7 +6,7 @@ asyncpg pool. The money rules (``wallet/ledger``) and the SQL that applies them 
 
 What differs:
 
-- Writes. Each node has one writer thread, as with SQLite (batches, a savepoint a unit). Every
+- Writes. Each node has one writer (a process of its own, or a thread), as with SQLite (batches, a savepoint a unit). Every
   write transaction first takes the cluster-wide write lock (``dialect.WRITE_LOCK_SQL``; tried
   with the first statement, and when another node holds it waited for before the batch's work,
   with what was queued meanwhile added to the batch), so the write transactions of all nodes run
@@ -43,6 +43,7 @@ from wallet.storage.sql.events import LAST_SEQ_SQL
 from wallet.storage.sql.reading import Reader
 from wallet.storage.sql.storage import SqlStorage
 from wallet.storage.sql.writer import Writer
+from wallet.storage.sql.writer_process import ProcessWriter, WriterOptions
 
 log = structlog.get_logger(__name__)
 
@@ -78,19 +79,36 @@ class PostgresStorage(SqlStorage):
         retry_attempts: int,
         lock_timeout_seconds: int,
         side_by_side: bool = False,
+        writer_process: bool = False,
+        log_format: str = "json",
+        log_level: str = "info",
     ) -> None:
         # How this node's writer shows in pg_stat_activity.
         writer_name = f"wallet-writer-{os.getpid()}-{secrets.token_hex(3)}"
-        writer = Writer(
-            lambda: PostgresConnection(dsn, lock_timeout_seconds=lock_timeout_seconds, application_name=writer_name),
-            queue_max=queue_max,
-            batch_max=batch_max,
-            attempts=retry_attempts,
-            application_name=writer_name,
-        )
-        writer.side_by_side = side_by_side
+        writer: Writer | ProcessWriter
+        if writer_process:
+            options = WriterOptions(
+                db=dsn,
+                batch_max=batch_max,
+                attempts=retry_attempts,
+                lock_timeout_seconds=lock_timeout_seconds,
+                application_name=writer_name,
+                side_by_side=side_by_side,
+            )
+            writer = ProcessWriter(options, queue_max=queue_max, log_format=log_format, log_level=log_level)
+        else:
+            writer = Writer(
+                lambda: PostgresConnection(
+                    dsn, lock_timeout_seconds=lock_timeout_seconds, application_name=writer_name
+                ),
+                queue_max=queue_max,
+                batch_max=batch_max,
+                attempts=retry_attempts,
+                application_name=writer_name,
+            )
+            writer.side_by_side = side_by_side
         super().__init__(dsn, writer)  # every credit-run step is worked out by the writer
-        self.writer: Writer = writer
+        self.writer: Writer | ProcessWriter = writer
         self._reader_count = readers
         self._pool: asyncpg.Pool | None = None
         self._listener: asyncpg.Connection | None = None
@@ -123,7 +141,10 @@ class PostgresStorage(SqlStorage):
         async with self._read() as reader:
             self._heard_up_to = list(await reader.execute_fetchall(LAST_SEQ_SQL))[0][0]
         await self._listen()
-        self.writer.start()
+        if isinstance(self.writer, ProcessWriter):
+            await self.writer.start(self._heard_up_to)  # its events reach this node by NOTIFY, as any node's
+        else:
+            self.writer.start()
 
     @property
     def event_channel(self) -> str:

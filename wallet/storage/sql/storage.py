@@ -62,7 +62,7 @@ from wallet.storage.sql.units import Unit, stored
 
 
 class UnitWriter(Protocol):
-    """The writer as the port uses it: the thread (``sql.writer.Writer``) or SQLite's writer process."""
+    """The writer as the port uses it: the thread (``sql.writer.Writer``) or the writer process (``sql.writer_process``)."""
 
     async def submit(self, unit: Unit, idempotency: Idempotency | None, created_at: str) -> Written: ...
 

@@ -27,10 +27,10 @@ from wallet.storage.sql.connection import Connection, Row
 from wallet.storage.sql.reading import Reader
 from wallet.storage.sql.storage import SqlStorage
 from wallet.storage.sql.writer import Writer
+from wallet.storage.sql.writer_process import ProcessWriter, WriterOptions
 from wallet.storage.sqlite import versions
 from wallet.storage.sqlite.credit_planner import CreditRunPlanner
 from wallet.storage.sqlite.writer import STATEMENT_CACHE_SIZE, connect, thread_writer
-from wallet.storage.sqlite.writer_process import ProcessWriter
 
 SCHEMA_VERSION = 3  # the steps from each older version: wallet/storage/sqlite/versions.py
 log = structlog.get_logger(__name__)
@@ -63,9 +63,8 @@ class SqliteStorage(SqlStorage):
     ) -> None:
         writer: Writer | ProcessWriter = (
             ProcessWriter(
-                path,
+                WriterOptions(db=path, batch_max=batch_max),
                 queue_max=queue_max,
-                batch_max=batch_max,
                 log_format=log_format,
                 log_level=log_level,
                 connect_to=writer_socket,

@@ -1,7 +1,8 @@
-"""The one writer in a process of its own (``WALLET_WRITER_PROCESS``, on by default with SQLite).
+"""The one writer in a process of its own (``WALLET_WRITER_PROCESS``, on by default).
 
 Why: in one process the writer thread and the event loop compete for one GIL. Here the writer has
-a core of its own; the units (``wallet/storage/sql``) and the ``Writer`` code that runs them
+a core of its own (on PostgreSQL a node's writer waited for the GIL at every round trip, with its
+transaction, and the write lock, open meanwhile); the units (``wallet/storage/sql``) and the ``Writer`` code that runs them
 (batches, a savepoint per unit, group commit) are the same, only in another process.
 
 How a unit travels: a ``UnitCall`` pickles as its factory's module-level name and its arguments
@@ -10,7 +11,9 @@ one Unix socket pair, framed (``frames``), several to a frame: every request the
 event loop made in one turn is one ``send``. The writer process drains what has arrived into a
 batch of at most ``batch_max``, runs it, and only after its ``COMMIT`` sends back one frame: every
 caller's outcome, the clients with new wallet events (for the live streams), and the batch's
-figures. So a 2xx still means the write is on disk, exactly as with the thread.
+figures. So a 2xx still means the write is on disk, exactly as with the thread. The same process
+serves SQLite and PostgreSQL (``WriterOptions``); with SQLite it also says which wallets have new
+events, while on PostgreSQL every node hears of them by ``NOTIFY``.
 
 The socket is a private pair between this process and its child, never a path on disk: nothing
 else can speak to the writer. Pickles cross only that pair.
@@ -38,6 +41,7 @@ import sys
 import time
 import weakref
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +50,10 @@ import structlog
 from wallet.ledger.errors import Unavailable
 from wallet.storage.port import ACTOR, CommitObserver, Idempotency, WriterStats, Written
 from wallet.storage.sql import events
+from wallet.storage.sql.connection import Connection
+from wallet.storage.sql.frames import WriteFailed, decode_outcome, encode_outcome, frame, read_frames
 from wallet.storage.sql.units import Task, Unit
 from wallet.storage.sql.writer import Writer, writer_stats
-from wallet.storage.sqlite import library
-from wallet.storage.sqlite.frames import WriteFailed, decode_outcome, encode_outcome, frame, read_frames
-from wallet.storage.sqlite.writer import connect
 
 log = structlog.get_logger(__name__)
 
@@ -63,6 +66,33 @@ STOP_TIMEOUT_SECONDS = 60.0
 RESTART_DELAY_SECONDS = 1.0
 # The writer process waits at most this long for a serving process to take an answer, then drops it.
 SEND_TIMEOUT_SECONDS = 10.0
+# The child's environment variable that names its database: a DSN may hold a password, and a
+# command line is anyone's to read (``ps``); a process's environment is its user's alone.
+DB_VARIABLE = "WALLET_WRITER_DB"
+
+
+@dataclass(frozen=True)
+class WriterOptions:
+    """What a writer process writes to, and how it runs its batches."""
+
+    db: str  # a SQLite file, or a PostgreSQL DSN
+    batch_max: int
+    attempts: int = 1  # PostgreSQL: runs of a batch in all after serialization failures or deadlocks
+    lock_timeout_seconds: int | None = None  # PostgreSQL's ``lock_timeout`` for the write connection
+    application_name: str = "wallet-writer"  # how the write connection shows in ``pg_stat_activity``
+    side_by_side: bool = False  # ``WALLET_POSTGRES_SIDE_BY_SIDE``
+
+    @property
+    def postgres(self) -> bool:
+        return self.db.startswith(("postgres://", "postgresql://"))
+
+    def arguments(self) -> list[str]:
+        """Everything but ``db``, as the writer process's command line (``main``)."""
+        arguments = ["--batch-max", str(self.batch_max), "--attempts", str(self.attempts)]
+        arguments += ["--application-name", self.application_name]
+        if self.lock_timeout_seconds is not None:
+            arguments += ["--lock-timeout-seconds", str(self.lock_timeout_seconds)]
+        return [*arguments, "--side-by-side"] if self.side_by_side else arguments
 
 
 # The writer process.
@@ -71,8 +101,15 @@ SEND_TIMEOUT_SECONDS = 10.0
 class _ProcessSideWriter(Writer):
     """The thread writer's batch code, answering into a list instead of futures."""
 
-    def __init__(self, path: str, batch_max: int) -> None:
-        super().__init__(lambda: connect(path), queue_max=1, batch_max=batch_max)
+    def __init__(self, connection: Connection, options: WriterOptions) -> None:
+        super().__init__(
+            lambda: connection,
+            queue_max=1,
+            batch_max=options.batch_max,
+            attempts=options.attempts,
+            application_name=options.application_name,
+        )
+        self.side_by_side = options.side_by_side
         self.answers: list[tuple[Task, Written | BaseException]] = []
 
     def _deliver(self, answers: list[tuple[Task, Written | BaseException]]) -> None:
@@ -95,9 +132,31 @@ class _Peer:
         self.listening = False
 
 
+def _open(options: WriterOptions) -> Connection:
+    """The write connection, opened here (in the writer process, before anything is received)."""
+    if options.postgres:
+        from wallet.storage.postgres.connection import PostgresConnection
+
+        postgres = PostgresConnection(
+            options.db, lock_timeout_seconds=options.lock_timeout_seconds, application_name=options.application_name
+        )
+        postgres.connect()
+        log.info("writer_process_postgresql", application_name=options.application_name)
+        return postgres
+    from wallet.storage.sqlite import library
+    from wallet.storage.sqlite.writer import connect
+
+    # One thread, one connection (which Python keeps to this thread): SQLite's per-call mutexes and
+    # memory statistics are not needed here (library.py). Before the first connection opens.
+    tuned = library.configure_for_one_thread()
+    library.adapt_none_directly()
+    connection = connect(options.db, check_same_thread=True)
+    log.info("writer_process_sqlite", single_thread_configuration=tuned)
+    return connection
+
+
 def _serve(
-    path: str,
-    batch_max: int,
+    options: WriterOptions,
     primary: socket.socket,
     listener: socket.socket | None,
     log_format: str,
@@ -115,20 +174,17 @@ def _serve(
     from wallet import logs
 
     logs.configure(log_format, log_level)
-    # One thread, one connection (which Python keeps to this thread): SQLite's per-call mutexes and
-    # memory statistics are not needed here (library.py). Before the first connection opens.
-    tuned = library.configure_for_one_thread()
-    library.adapt_none_directly()
-    connection = connect(path, check_same_thread=True)
-    log.info("writer_process_sqlite", single_thread_configuration=tuned)
-    writer = _ProcessSideWriter(path, batch_max)
-    watermark = events.Watermark(last_seq)
+    batch_max = options.batch_max
+    connection = _open(options)
+    writer = _ProcessSideWriter(connection, options)
     fresh: dict[str, int] = {}
+    if not options.postgres:  # PostgreSQL tells every node itself (``NOTIFY``, the adapter listens)
+        watermark = events.Watermark(last_seq)
 
-    def announce(committed: Any) -> None:
-        fresh.update(watermark.advance(committed))
+        def announce(committed: Any) -> None:
+            fresh.update(watermark.advance(committed))
 
-    writer.after_commit = announce
+        writer.after_commit = announce
     selector = selectors.DefaultSelector()
     peers: dict[int, _Peer] = {}
     pending: deque[tuple[_Peer, int, Task]] = deque()
@@ -225,14 +281,13 @@ def source_environment() -> dict[str, str]:
 
 
 def spawn(
-    path: str,
-    batch_max: int,
+    options: WriterOptions,
     last_event_seq: int,
     log_format: str,
     log_level: str,
     listener: socket.socket | None = None,
 ) -> tuple[subprocess.Popen[bytes], socket.socket]:
-    """Start a writer process on ``path``; it and the connection to it (its primary peer)."""
+    """Start a writer process on ``options.db``; it and the connection to it (its primary peer)."""
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         command = [
@@ -241,10 +296,7 @@ def spawn(
             _ENTRY,
             "--fd",
             str(child.fileno()),
-            "--db",
-            path,
-            "--batch-max",
-            str(batch_max),
+            *options.arguments(),
             "--last-event-seq",
             str(last_event_seq),
             "--log-format",
@@ -256,7 +308,8 @@ def spawn(
         if listener is not None:
             command += ["--listen-fd", str(listener.fileno())]
             fds.append(listener.fileno())
-        process = subprocess.Popen(command, pass_fds=fds, stdin=subprocess.DEVNULL, env=source_environment())
+        environment = {**source_environment(), DB_VARIABLE: options.db}
+        process = subprocess.Popen(command, pass_fds=fds, stdin=subprocess.DEVNULL, env=environment)
     finally:
         child.close()
     return process, parent
@@ -292,20 +345,19 @@ class ProcessWriter:
 
     def __init__(
         self,
-        path: str,
+        options: WriterOptions,
         *,
         queue_max: int,
-        batch_max: int,
         log_format: str = "json",
         log_level: str = "info",
         connect_to: str | None = None,
     ) -> None:
-        self._path = path
+        self._options = options
+        self.application_name = options.application_name
         # An HTTP worker (WALLET_WORKERS > 1) connects to the writer process its supervisor started,
         # at this Unix socket, instead of starting one of its own.
         self._connect_to = connect_to
         self._queue_max = queue_max
-        self._batch_max = batch_max
         self._log_format = log_format
         self._log_level = log_level
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -362,7 +414,7 @@ class ProcessWriter:
             await self._connect(path=self._connect_to)
             log.info("writer_connected")
             return
-        process, parent = spawn(self._path, self._batch_max, self.last_event_seq, self._log_format, self._log_level)
+        process, parent = spawn(self._options, self.last_event_seq, self._log_format, self._log_level)
         self._process, self._socket = process, parent
         await self._connect(sock=parent)
         log.info("writer_process_started", pid=process.pid)
@@ -518,17 +570,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="wallet-writer", description=main.__doc__)
     parser.add_argument("--fd", type=int, required=True, help="the socket to the serving process")
     parser.add_argument("--listen-fd", type=int, help="a listening Unix socket for HTTP workers to connect to")
-    parser.add_argument("--db", required=True, help="the SQLite file")
     parser.add_argument("--batch-max", type=int, required=True, help="units in one commit at most")
+    parser.add_argument("--attempts", type=int, default=1, help="PostgreSQL: runs of a batch after conflicts")
+    parser.add_argument("--lock-timeout-seconds", type=int, help="PostgreSQL: lock_timeout of the write connection")
+    parser.add_argument("--application-name", default="wallet-writer", help="PostgreSQL: the connection's name")
+    parser.add_argument("--side-by-side", action="store_true", help="PostgreSQL: WALLET_POSTGRES_SIDE_BY_SIDE")
     parser.add_argument("--last-event-seq", type=int, required=True, help="the newest wallet event already announced")
     parser.add_argument("--log-format", default="json", help="json or console")
     parser.add_argument("--log-level", default="info", help="debug, info, warning or error")
     arguments = parser.parse_args(argv)
     primary = socket.socket(fileno=arguments.fd)
     listener = None if arguments.listen_fd is None else socket.socket(fileno=arguments.listen_fd)
+    options = WriterOptions(
+        db=os.environ[DB_VARIABLE],
+        batch_max=arguments.batch_max,
+        attempts=arguments.attempts,
+        lock_timeout_seconds=arguments.lock_timeout_seconds,
+        application_name=arguments.application_name,
+        side_by_side=arguments.side_by_side,
+    )
     _serve(
-        arguments.db,
-        arguments.batch_max,
+        options,
         primary,
         listener,
         arguments.log_format,
