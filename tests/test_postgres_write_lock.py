@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -20,6 +21,8 @@ from tests.test_side_by_side import DEADLINE_SECONDS, until, waiting_writer
 from wallet.storage.postgres.connection import POSTGRES, PostgresConnection
 from wallet.storage.postgres.dialect import WRITE_LOCK_SQL
 from wallet.storage.sql.connection import Connection
+from wallet.storage.sql.writer import Writer
+from wallet.storage.sql.writer_process import ProcessWriter
 
 pytestmark = pytest.mark.postgres_only
 
@@ -35,8 +38,22 @@ def hold_write_lock(held: RawDatabase) -> int:
     return int(held.execute("SELECT pg_backend_pid()")[0][0])
 
 
-@pytest.mark.thread_writer  # its batches are counted here
+@pytest.mark.thread_writer  # a writer thread of this process: its queue is read here
 async def test_charges_queued_while_another_node_holds_the_write_lock_commit_in_one_batch(world: World) -> None:
+    writer = world.service.storage.writer  # type: ignore[attr-defined]
+    assert isinstance(writer, Writer)
+    await _charges_queued_behind_the_lock(world, lambda: writer.queue_depth == QUEUED)
+
+
+async def test_charges_sent_to_a_writer_process_waiting_for_the_write_lock_commit_in_one_batch(world: World) -> None:
+    """The same with the writer in a process of its own (the default): what the serving process
+    sent over the socket while the writer waited is read in once it has the lock."""
+    writer = world.service.storage.writer  # type: ignore[attr-defined]
+    assert isinstance(writer, ProcessWriter)
+    await _charges_queued_behind_the_lock(world, lambda: writer.queue_depth == 1 + QUEUED and writer.unsent == 0)
+
+
+async def _charges_queued_behind_the_lock(world: World, queued: Callable[[], bool]) -> None:
     client, provider = await world.funded(1_000)
     writer = world.service.storage.writer  # type: ignore[attr-defined]
     with world.database() as held, world.database() as watch:
@@ -46,7 +63,7 @@ async def test_charges_queued_while_another_node_holds_the_write_lock_commit_in_
         _, event, blockers = await until(lambda: waiting_writer(watch), "the writer waits for the write lock")
         assert event == "advisory" and blockers == [held_pid]
         more = [asyncio.create_task(world.charge(provider, client, 300, key=f"more-{n}")) for n in range(QUEUED)]
-        await until(lambda: writer.queue_depth == QUEUED, "the charges queue behind the waiting batch")
+        await until(queued, "the charges queue behind the waiting batch")
         assert writer.batches == batches and not first.done()
         held.execute("COMMIT")
         answers = [await asyncio.wait_for(task, DEADLINE_SECONDS) for task in (first, *more)]

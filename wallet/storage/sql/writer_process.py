@@ -41,6 +41,7 @@ import sys
 import time
 import weakref
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,13 @@ class _ProcessSideWriter(Writer):
         )
         self.side_by_side = options.side_by_side
         self.answers: list[tuple[Task, Written | BaseException]] = []
+        # Up to n of the tasks that have arrived since the batch was taken (``_serve``).
+        self.top_up: Callable[[int], list[Task]] | None = None
+
+    def _take_queued(self, batch: list[Task]) -> None:
+        """What the serving processes sent while the batch waited for the write lock joins it."""
+        if self.top_up is not None and len(batch) < self._batch_max:
+            batch.extend(self.top_up(self._batch_max - len(batch)))
 
     def _deliver(self, answers: list[tuple[Task, Written | BaseException]]) -> None:
         self.answers.extend(answers)
@@ -201,49 +209,69 @@ def _serve(
         peers.pop(id(peer), None)
         peer.socket.close()
 
+    def receive(timeout: float | None) -> None:
+        """Take in what the peers sent (waiting up to ``timeout``, None: until something comes)."""
+        nonlocal listener
+        for key, _ in selector.select(timeout):
+            if key.data is None:  # a worker connects
+                try:
+                    joined, _ = key.fileobj.accept()  # type: ignore[union-attr]
+                except (BlockingIOError, InterruptedError):
+                    continue
+                add(joined)
+                continue
+            peer = key.data
+            try:
+                data = peer.socket.recv(_RECEIVE_BYTES)
+            except (BlockingIOError, InterruptedError, TimeoutError):
+                continue
+            except OSError:
+                data = b""
+            if not data:  # end-of-file: this peer sends nothing more
+                selector.unregister(peer.socket)
+                peer.reading = False
+                if peer is primary_peer and listener is not None:
+                    selector.unregister(listener)
+                    listener.close()
+                    listener = None
+                if peer.unanswered == 0:
+                    close(peer)
+                continue
+            peer.buffer += data
+            for requests in read_frames(peer.buffer):
+                peer.listening = True
+                for number, unit, idempotency, created_at, actor in requests:
+                    pending.append((peer, number, Task(unit, idempotency, created_at, None, None, actor)))
+                    peer.unanswered += 1
+
+    whose: dict[int, tuple[_Peer, int]] = {}  # the batch's tasks: who sent each, under which number
+
+    def take(room: int) -> list[Task]:
+        taken: list[Task] = []
+        while pending and len(taken) < room:
+            peer, number, task = pending.popleft()
+            whose[id(task)] = (peer, number)
+            taken.append(task)
+        return taken
+
+    def top_up(room: int) -> list[Task]:
+        receive(0)  # sent while the batch waited for the write lock (PostgreSQL, another node's)
+        return take(room)
+
+    writer.top_up = top_up
     primary_peer = add(primary)
     if listener is not None:
         listener.setblocking(False)
         selector.register(listener, selectors.EVENT_READ, None)
     try:
         while peers or pending:
-            for key, _ in selector.select(0 if pending else None):
-                if key.data is None:  # a worker connects
-                    try:
-                        joined, _ = key.fileobj.accept()  # type: ignore[union-attr]
-                    except (BlockingIOError, InterruptedError):
-                        continue
-                    add(joined)
-                    continue
-                peer = key.data
-                try:
-                    data = peer.socket.recv(_RECEIVE_BYTES)
-                except (BlockingIOError, InterruptedError, TimeoutError):
-                    continue
-                except OSError:
-                    data = b""
-                if not data:  # end-of-file: this peer sends nothing more
-                    selector.unregister(peer.socket)
-                    peer.reading = False
-                    if peer is primary_peer and listener is not None:
-                        selector.unregister(listener)
-                        listener.close()
-                        listener = None
-                    if peer.unanswered == 0:
-                        close(peer)
-                    continue
-                peer.buffer += data
-                for requests in read_frames(peer.buffer):
-                    peer.listening = True
-                    for number, unit, idempotency, created_at, actor in requests:
-                        pending.append((peer, number, Task(unit, idempotency, created_at, None, None, actor)))
-                        peer.unanswered += 1
+            receive(0 if pending else None)
             if not pending:
                 continue
-            batch = [pending.popleft() for _ in range(min(batch_max, len(pending)))]
-            whose = {id(task): (peer, number) for peer, number, task in batch}
+            whose.clear()
+            batch = take(batch_max)
             writer.answers.clear()
-            writer.run_guarded(connection, [task for _, _, task in batch])
+            writer.run_guarded(connection, batch)
             replies: dict[int, list[tuple[int, tuple[Any, ...]]]] = {}
             for task, outcome in writer.answers:
                 peer, number = whose[id(task)]
@@ -386,6 +414,11 @@ class ProcessWriter:
     @property
     def queue_depth(self) -> int:
         return len(self._waiting)
+
+    @property
+    def unsent(self) -> int:
+        """Writes not yet handed to the socket (they go at the end of this turn of the loop)."""
+        return len(self._outgoing)
 
     @property
     def alive(self) -> bool:
