@@ -6,11 +6,11 @@ asyncpg pool. The money rules (``wallet/ledger``) and the SQL that applies them 
 
 What differs:
 
-- Writes. Each node has one writer (a process of its own, or a thread), as with SQLite (batches, a savepoint a unit). Every
-  write transaction first takes the cluster-wide write lock (``dialect.WRITE_LOCK_SQL``; tried
-  with the first statement, and when another node holds it waited for before the batch's work,
-  with what was queued meanwhile added to the batch), so the write transactions of all nodes run
-  one at a time, in one order: what the hash-chained audit log
+- Writes. Each node has one writer (a process of its own, or a thread), as with SQLite (batches,
+  a savepoint a unit). Every write transaction first takes the cluster-wide write lock
+  (``dialect.WRITE_LOCK_SQL``; tried with the first statement, and when another node holds it
+  waited for before the batch's work, with what arrived meanwhile added to the batch), so the
+  write transactions of all nodes run one at a time, in one order: what the hash-chained audit log
   needs, and what makes each unit's read-check-write safe across nodes. With ``side_by_side``
   (``WALLET_POSTGRES_SIDE_BY_SIDE``) batches of new charges take it shared and order themselves
   by key and row locks and the order lock (``Dialect.side_by_side``, docs/postgresql-writes.md). Constraints stand behind it (``CHECK (balance - held >= 0)``, the primary

@@ -1,9 +1,10 @@
 """The one writer in a process of its own (``WALLET_WRITER_PROCESS``, on by default).
 
 Why: in one process the writer thread and the event loop compete for one GIL. Here the writer has
-a core of its own (on PostgreSQL a node's writer waited for the GIL at every round trip, with its
-transaction, and the write lock, open meanwhile); the units (``wallet/storage/sql``) and the ``Writer`` code that runs them
-(batches, a savepoint per unit, group commit) are the same, only in another process.
+a core of its own (on PostgreSQL a node's writer thread waited for the GIL at every round trip,
+with its transaction and the write lock open meanwhile). The units (``wallet/storage/sql``) and
+the ``Writer`` code that runs them (batches, a savepoint per unit, group commit) are the same,
+only in another process.
 
 How a unit travels: a ``UnitCall`` pickles as its factory's module-level name and its arguments
 (plain values and dataclasses); the writer process builds the same unit from them. Requests go over
