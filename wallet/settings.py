@@ -24,6 +24,7 @@ from stdnum import iban as stdnum_iban
 from wallet.eventloop import EVENT_LOOPS
 from wallet.ledger.errors import ValidationError
 from wallet.ledger.schedule import parse_days
+from wallet.storage import is_postgres
 
 T = TypeVar("T")
 
@@ -423,7 +424,7 @@ class Settings:
     @property
     def uses_postgres(self) -> bool:
         """``WALLET_DB`` is a PostgreSQL DSN rather than a SQLite file path."""
-        return self.db.startswith(("postgres://", "postgresql://"))
+        return is_postgres(self.db)
 
     @property
     def zone(self) -> ZoneInfo:

@@ -50,6 +50,7 @@ from typing import Any
 import structlog
 
 from wallet.ledger.errors import Unavailable
+from wallet.storage import is_postgres
 from wallet.storage.port import ACTOR, CommitObserver, Idempotency, WriterStats, Written
 from wallet.storage.sql import events
 from wallet.storage.sql.connection import Connection
@@ -86,7 +87,7 @@ class WriterOptions:
 
     @property
     def postgres(self) -> bool:
-        return self.db.startswith(("postgres://", "postgresql://"))
+        return is_postgres(self.db)
 
     def arguments(self) -> list[str]:
         """Everything but ``db``, as the writer process's command line (``main``)."""
