@@ -19,7 +19,7 @@ from tests.conftest import World
 from tests.pg import RawDatabase
 from tests.test_side_by_side import DEADLINE_SECONDS, until, waiting_writer
 from wallet.storage.postgres.connection import POSTGRES, PostgresConnection
-from wallet.storage.postgres.dialect import WRITE_LOCK_SQL
+from wallet.storage.postgres.dialect import TRY_WRITE_LOCK_SQL, WAIT_WRITE_LOCK_SQL, WRITE_LOCK_SQL, render_numbered
 from wallet.storage.sql.connection import Connection
 from wallet.storage.sql.writer import Writer
 from wallet.storage.sql.writer_process import ProcessWriter
@@ -43,6 +43,26 @@ async def test_charges_queued_while_another_node_holds_the_write_lock_commit_in_
     writer = world.service.storage.writer  # type: ignore[attr-defined]
     assert isinstance(writer, Writer)
     await _charges_queued_behind_the_lock(world, lambda: writer.queue_depth == QUEUED)
+
+
+@pytest.mark.thread_writer  # reads the writer's own session
+async def test_the_writer_keeps_prepared_only_its_inserts_of_values_and_its_locks(world: World) -> None:
+    """After a batch of charges that waited for the lock and a credit run, what the write connection
+    keeps prepared is ``INSERT ... VALUES`` and the advisory locks, whose plans no table's size can
+    change; every statement that reads a table is still planned at each run."""
+    writer = world.service.storage.writer  # type: ignore[attr-defined]
+    await _charges_queued_behind_the_lock(world, lambda: writer.queue_depth == QUEUED)
+    await world.credit("2027-02")
+
+    def prepared(connection: Connection) -> list[str]:
+        return [row[0] for row in connection.fetch_tuples("SELECT statement FROM pg_prepared_statements", ())]
+
+    statements = (await writer.submit(prepared, None, "now")).value
+    inserts = [s for s in statements if s.startswith("INSERT INTO ")]
+    assert {s.split()[2] for s in inserts} >= {"charges", "transactions", "postings", "wallet_events", "audit_log"}
+    assert all(" VALUES (" in s and "SELECT" not in s and "WHERE" not in s for s in inserts), inserts
+    locks = {render_numbered(TRY_WRITE_LOCK_SQL), render_numbered(WAIT_WRITE_LOCK_SQL)}
+    assert set(statements) - set(inserts) == locks, statements
 
 
 async def test_charges_sent_to_a_writer_process_waiting_for_the_write_lock_commit_in_one_batch(world: World) -> None:

@@ -42,7 +42,7 @@ from wallet.storage.postgres.dialect import (
     render_format,
     render_numbered,
 )
-from wallet.storage.sql.connection import Dialect, SideBySide
+from wallet.storage.sql.connection import Dialect, Preparable, SideBySide
 
 POSTGRES = Dialect(
     name="postgresql",
@@ -65,6 +65,11 @@ POSTGRES = Dialect(
         check_accounts=CHECK_ACCOUNTS_SQL,
     ),
 )
+
+
+# psycopg prepares a statement run this many times unless told not to; every execution here tells
+# it (``prepare=``), so the count never decides. (``None`` would stop even ``prepare=True``.)
+_NOT_BY_COUNT = 2**31
 
 
 def integral(text: str) -> int:
@@ -147,6 +152,9 @@ def require_storable(parameters: Iterable[Any]) -> None:
 # refused; the next one reconnects). A broken constraint stays ``psycopg.IntegrityError``.
 FAULTS = (psycopg.OperationalError, psycopg.InterfaceError, OSError)
 STREAM_ROWS = 10_000  # rows a server-side cursor hands over at a time (``stream``)
+# Statements a write connection keeps prepared: the ``Preparable`` texts, a few sizes of each bulk
+# ``INSERT`` and the locks (about 80 on the current schema); past it psycopg drops the least used.
+PREPARED_MAX = 500
 _RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected, pg_errors.TransactionRollback)
 
 
@@ -209,19 +217,21 @@ class PostgresConnection:
                 # ``$1`` placeholders, sent as written: psycopg's ``%s`` form is split in Python at
                 # every execution of a statement with over 50 parameters (the batch's INSERTs).
                 cursor_factory=psycopg.RawCursor,
-                # Nothing prepared: each statement the writer sends is planned for its own values, with
-                # the tables as they are now (a generic plan cached while a table was small stays, as
-                # nothing replans it without autovacuum, and scanned a provider's every idempotency
-                # key). Not ``plan_cache_mode = force_custom_plan``: that also replans, at every row,
-                # what PostgreSQL runs inside a statement (each foreign-key check, each trigger's
-                # statements and ``pg_notify``), whose cached plans are lookups by key.
-                prepare_threshold=None,
+                # Only ``Preparable`` statements are prepared (each execution says so: ``prepare=``);
+                # the rest is planned for its own values, with the tables as they are now (a generic
+                # plan cached while a table was small stays, as nothing replans it without
+                # autovacuum, and scanned a provider's every idempotency key). Not ``plan_cache_mode
+                # = force_custom_plan``: that also replans, at every row, what PostgreSQL runs inside
+                # a statement (each foreign-key check, each trigger's statements and ``pg_notify``),
+                # whose cached plans are lookups by key.
+                prepare_threshold=_NOT_BY_COUNT,
                 row_factory=pg_row,
                 application_name=self._application_name,
                 options=self._options,
             )
         except FAULTS as error:
             raise as_dialect_error(error) from error
+        connection.prepared_max = PREPARED_MAX
         connection.adapters.register_loader("numeric", IntegralLoader)
         self._connection = connection
 
@@ -249,7 +259,7 @@ class PostgresConnection:
             if self._deferred:
                 cursor = self._pipelined([*self._take_deferred(), (sql, parameters)], pg_row)[-1]
             else:
-                cursor = self._live().execute(render_numbered(sql), parameters)
+                cursor = self._live().execute(render_numbered(sql), parameters, prepare=isinstance(sql, Preparable))
         except FAULTS as error:
             raise as_dialect_error(error) from error
         if cursor.description is None:
@@ -276,7 +286,7 @@ class PostgresConnection:
                 for sql, parameters in statements:
                     cursor = connection.cursor(row_factory=rows)
                     cursors.append(cursor)
-                    cursor.execute(render_numbered(sql), parameters)
+                    cursor.execute(render_numbered(sql), parameters, prepare=isinstance(sql, Preparable))
         except pg_errors.InvalidTextRepresentation as error:
             if (TRY_WRITE_LOCK_SQL, ()) in statements and WRITE_LOCK_BUSY in (error.diag.message_primary or ""):
                 raise WriteLockBusy("another writer holds the write lock") from error
@@ -290,9 +300,15 @@ class PostgresConnection:
         try:
             if self._deferred:
                 self.execute_pipeline([])
-            with self._live().cursor() as cursor:
-                cursor.executemany(render_numbered(sql), rows)
-                return NoRows(cursor.rowcount)
+            connection = self._live()
+            # psycopg's executemany prepares whatever the threshold allows: only a Preparable here.
+            connection.prepare_threshold = _NOT_BY_COUNT if isinstance(sql, Preparable) else None
+            try:
+                with connection.cursor() as cursor:
+                    cursor.executemany(render_numbered(sql), rows)
+                    return NoRows(cursor.rowcount)
+            finally:
+                connection.prepare_threshold = _NOT_BY_COUNT
         except FAULTS as error:
             raise as_dialect_error(error) from error
 
@@ -302,7 +318,7 @@ class PostgresConnection:
             return self.execute_pipeline([(sql, parameters)])[0]
         try:
             with self._live().cursor(row_factory=tuple_row) as cursor:
-                return cursor.execute(render_numbered(sql), parameters).fetchall()
+                return cursor.execute(render_numbered(sql), parameters, prepare=isinstance(sql, Preparable)).fetchall()
         except FAULTS as error:
             raise as_dialect_error(error) from error
 

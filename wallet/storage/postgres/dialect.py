@@ -4,32 +4,34 @@ from __future__ import annotations
 
 import functools
 
+from wallet.storage.sql.connection import Preparable
+
 # The cluster-wide write lock: one key per schema, so that databases (or test schemas) sharing a
 # server never wait for each other. Taken first in every write transaction: exclusively by every
 # unit but new charges (one writer at a time across all nodes, as SQLite has), shared by a batch of
 # new charges, which orders itself by rows and the order lock (``Dialect.side_by_side``).
 WRITE_LOCK_KEY = "hashtext('wallet.writer:' || current_schema())"
-WRITE_LOCK_SQL = f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})"
+WRITE_LOCK_SQL = Preparable(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
 BEGIN_WRITE = ("BEGIN", WRITE_LOCK_SQL)
 # The write lock tried, sent with the transaction's first statement: held by another writer, the
 # statement fails (the failing branch is a cast of a value the planner cannot fold), so nothing
 # sent after it in the pipeline runs, and the connection raises ``WriteLockBusy``.
 WRITE_LOCK_BUSY = "wallet write lock busy"
-TRY_WRITE_LOCK_SQL = (
+TRY_WRITE_LOCK_SQL = Preparable(
     f"SELECT CASE WHEN pg_try_advisory_xact_lock({WRITE_LOCK_KEY}) THEN 1"
     f" ELSE ('{WRITE_LOCK_BUSY} ' || pg_backend_pid())::int END"
 )
 BEGIN_TRY_WRITE = ("BEGIN", TRY_WRITE_LOCK_SQL)
 # The write lock taken in a round trip of its own, waiting for it: whether another writer held it.
-WAIT_WRITE_LOCK_SQL = (
+WAIT_WRITE_LOCK_SQL = Preparable(
     f"SELECT CASE WHEN pg_try_advisory_xact_lock({WRITE_LOCK_KEY}) THEN false"
     f" ELSE (SELECT true FROM pg_advisory_xact_lock({WRITE_LOCK_KEY})) END"
 )
-SHARED_WRITE_LOCK_SQL = f"SELECT pg_advisory_xact_lock_shared({WRITE_LOCK_KEY})"
+SHARED_WRITE_LOCK_SQL = Preparable(f"SELECT pg_advisory_xact_lock_shared({WRITE_LOCK_KEY})")
 BEGIN_SHARED_WRITE = ("BEGIN", SHARED_WRITE_LOCK_SQL)
 # The order lock of side-by-side writers: the audit head, the seq numbers and payable accounts are
 # written under it, held to COMMIT, so their order is the commit order.
-ORDER_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('wallet.order:' || current_schema()))"
+ORDER_LOCK_SQL = Preparable("SELECT pg_advisory_xact_lock(hashtext('wallet.order:' || current_schema()))")
 # Not FOR UPDATE: that would wait for, and block, the KEY SHARE locks of foreign-key checks.
 LOCK_ROWS = " FOR NO KEY UPDATE"
 # The failing branch is a cast that depends on the count, so the planner cannot fold it away.
@@ -42,7 +44,7 @@ CHECK_ACCOUNTS_SQL = (
 # An idempotency key's lock: the two-number advisory lock space (apart from the write and order
 # locks' one-number keys), taken in the order of the keys' hashes (sorted in a subquery kept apart
 # by OFFSET 0), so two batches take shared keys' locks in one order. In memory: no row, no WAL.
-LOCK_KEYS_SQL = (
+LOCK_KEYS_SQL = Preparable(
     "SELECT pg_advisory_xact_lock(hashtext('wallet.key:' || current_schema()), h) FROM"
     " (SELECT DISTINCT hashtext((k.value->>0) || ':' || (k.value->>1)) AS h"
     " FROM json_array_elements(?::json) AS k ORDER BY h OFFSET 0) AS keys"

@@ -10,7 +10,7 @@ import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from wallet.storage.sql.connection import Connection, Dialect
+from wallet.storage.sql.connection import Connection, Dialect, Preparable
 from wallet.storage.sql.units import compact_json
 
 # Rows one INSERT statement writes (its parameters: rows × columns, far below SQLite's limit).
@@ -57,9 +57,9 @@ class Insert:
     table: str
     columns: tuple[str, ...]
 
-    def sql(self, rows: int) -> str:
+    def sql(self, rows: int) -> Preparable:
         values = "(" + ", ".join("?" * len(self.columns)) + ")"
-        return f"INSERT INTO {self.table} ({', '.join(self.columns)}) VALUES " + ", ".join([values] * rows)
+        return Preparable(f"INSERT INTO {self.table} ({', '.join(self.columns)}) VALUES " + ", ".join([values] * rows))
 
     def write(self, connection: Connection, rows: list[RowValues]) -> None:
         for statement, values in self.statements(rows):
@@ -67,7 +67,7 @@ class Insert:
 
     def statements(self, rows: list[RowValues]) -> list[tuple[str, list[object]]]:
         """The statements writing ``rows``, with their parameters."""
-        statements = []
+        statements: list[tuple[str, list[object]]] = []
         whole = len(rows) - len(rows) % ROWS_PER_STATEMENT
         if whole:
             statement = _statement(self, ROWS_PER_STATEMENT)
@@ -85,10 +85,10 @@ class Insert:
         return statements
 
 
-_STATEMENTS: dict[tuple[Insert, int], str] = {}
+_STATEMENTS: dict[tuple[Insert, int], Preparable] = {}
 
 
-def _statement(insert: Insert, rows: int) -> str:
+def _statement(insert: Insert, rows: int) -> Preparable:
     key = (insert, rows)
     statement = _STATEMENTS.get(key)
     if statement is None:

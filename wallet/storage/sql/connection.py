@@ -84,6 +84,15 @@ class Connection(Protocol):
     def close(self) -> None: ...
 
 
+class Preparable(str):
+    """A statement whose plan cannot depend on how many rows a table holds or on its statistics (an
+    ``INSERT ... VALUES``, an advisory lock): a connection may plan it once and run that plan again
+    (the PostgreSQL writer prepares these, and only these). Any statement that reads a table is
+    planned at each run for the table as it is now: a plan cached while a table was small stays."""
+
+    __slots__ = ()
+
+
 class NeverRaised(Exception):
     """For an error class a database does not have (SQLite has no retryable conflict)."""
 
