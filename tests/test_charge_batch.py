@@ -18,7 +18,7 @@ import itertools
 import json
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,8 @@ from wallet.ledger.charges import IdentityMethod
 from wallet.ledger.errors import OperationError
 from wallet.ledger.months import UnusedPolicy
 from wallet.storage.port import ChargeCommand, Idempotency, Limits, NewBudget, NewClient, NewProvider, Written
+from wallet.storage.postgres.connection import PostgresConnection
+from wallet.storage.postgres.dialect import CHECK_ACCOUNTS_SQL, TRY_WRITE_LOCK_SQL
 from wallet.storage.sql import charge_batch, charges
 from wallet.storage.sql import organizer as organizer_units
 from wallet.storage.sql.units import Task, Unit, compact_json, unit_of_work
@@ -355,32 +357,9 @@ def gate() -> Unit:
     return unit
 
 
-@pytest.mark.thread_writer  # the gate and the count of runs are in this process
-async def test_a_burst_of_charges_runs_together_and_keeps_every_rule(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    runs: list[int] = []
-    run_together = charge_batch.ChargeBatch.run
-
-    def counted(
-        self: charge_batch.ChargeBatch, connection: sqlite3.Connection, tasks: list[Task], run_one: Any
-    ) -> None:
-        runs.append(len(tasks))
-        run_together(self, connection, tasks, run_one)
-
-    monkeypatch.setattr(charge_batch.ChargeBatch, "run", counted)
-    anna, provider = await world.funded(1_000)
-    bert = await world.client()
-    await world.budget(bert["id"], {"home_care": 500})
-    await world.credit()
-    burst = [world.charge(provider, anna, 100) for _ in range(12)]  # 10 fit on the line
-    burst += [
-        world.charge(provider, bert, 200),
-        world.charge(provider, bert, 200, national_id="010101-123N"),
-        world.charge(provider, bert, 50, key="twice"),
-        world.charge(provider, bert, 50, key="twice"),
-        world.charge(provider, bert, 100, method="otp"),
-    ]
+async def behind_the_gate(world: World, burst: list[Awaitable[tuple[int, Any]]]) -> list[tuple[int, Any]]:
+    """The answers to ``burst``, sent while the writer holds a gate unit and let go once all of it is
+    queued: the writer takes the burst as one batch."""
     writer = world.service.storage.writer  # type: ignore[attr-defined]
     _GATE.clear()
     _AT_GATE.clear()
@@ -396,7 +375,40 @@ async def test_a_burst_of_charges_runs_together_and_keeps_every_rule(
     finally:
         _GATE.set()
     assert (await held).value == {"opened": True}
-    results = await answers
+    return list(await answers)
+
+
+@pytest.mark.thread_writer  # the gate and the count of runs are in this process
+async def test_a_burst_of_charges_runs_together_and_keeps_every_rule(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs: list[int] = []
+    run_together = charge_batch.ChargeBatch.run
+
+    def counted(
+        self: charge_batch.ChargeBatch,
+        connection: sqlite3.Connection,
+        tasks: list[Task],
+        run_one: Any,
+        ends_batch: bool = False,
+    ) -> None:
+        runs.append(len(tasks))
+        run_together(self, connection, tasks, run_one, ends_batch)
+
+    monkeypatch.setattr(charge_batch.ChargeBatch, "run", counted)
+    anna, provider = await world.funded(1_000)
+    bert = await world.client()
+    await world.budget(bert["id"], {"home_care": 500})
+    await world.credit()
+    burst = [world.charge(provider, anna, 100) for _ in range(12)]  # 10 fit on the line
+    burst += [
+        world.charge(provider, bert, 200),
+        world.charge(provider, bert, 200, national_id="010101-123N"),
+        world.charge(provider, bert, 50, key="twice"),
+        world.charge(provider, bert, 50, key="twice"),
+        world.charge(provider, bert, 100, method="otp"),
+    ]
+    results = await behind_the_gate(world, burst)
 
     statuses = [status for status, _ in results]
     assert statuses[:12].count(201) == 10 and statuses[:12].count(402) == 2
@@ -466,48 +478,94 @@ def test_an_outcome_is_kept_as_json_dumps_with_compact_separators_writes_it(valu
     )
 
 
+@unit_of_work
+def nothing() -> Unit:
+    """A unit that writes nothing: after a run of charges, the run no longer ends the batch."""
+
+    def unit(connection: sqlite3.Connection) -> dict[str, bool]:
+        return {"done": True}
+
+    return unit
+
+
 @pytest.mark.thread_writer  # the gate and the patched statements are in this process
+@pytest.mark.parametrize("run_ends_batch", [True, False], ids=["run-ends-batch", "unit-after-run"])
 async def test_a_statement_the_database_refuses_in_the_run_s_writes_undoes_them_alone(
-    world: World, monkeypatch: pytest.MonkeyPatch
+    world: World, monkeypatch: pytest.MonkeyPatch, run_ends_batch: bool
 ) -> None:
     """The run's writes go to the database together (one pipeline on PostgreSQL); when the database
-    refuses one of them (here a statement appended after the rows: a broken CHECK), the rows before
-    it are undone with the run's savepoint and its charges run one by one: each answered once, the
-    money moved once, every invariant kept."""
+    refuses one of them (here a statement appended after the rows: a broken CHECK), nothing of them
+    stays and the charges run one by one: each answered once, the money moved once, every invariant
+    kept. Where another unit follows the run, the run's savepoint undoes its rows; where the run
+    ends the batch on PostgreSQL its writes went with the ``COMMIT``, so the ``COMMIT`` fails and the
+    writer runs the whole batch again one unit at a time."""
     anna, provider = await world.funded(1_000)
     failed: list[int] = []
     statements = charge_batch._statements
 
-    def refused_once(connection: Any, state: Any, writes: Any) -> Any:
-        built, moves_at, moved = statements(connection, state, writes)
+    def refused_once(connection: Any, state: Any, writes: Any, **options: bool) -> Any:
+        built, moves_at, moved = statements(connection, state, writes, **options)
         if not failed:
             failed.append(len(writes.answered))
             built = [*built, ("UPDATE accounts SET held = balance + 1 WHERE kind = 'wallet'", ())]
         return built, moves_at, moved
 
     monkeypatch.setattr(charge_batch, "_statements", refused_once)
-    burst = [world.charge(provider, anna, 100) for _ in range(6)]
     writer = world.service.storage.writer  # type: ignore[attr-defined]
-    _GATE.clear()
-    _AT_GATE.clear()
-    held = asyncio.ensure_future(writer.submit(gate(), None, "now"))
-    try:
-        assert await asyncio.to_thread(_AT_GATE.wait, 30)
-        answers = asyncio.gather(*burst)
-        for _ in range(3000):  # until every charge waits behind the gate
-            if writer.queue_depth >= len(burst):
+
+    async def written_nothing() -> tuple[int, Any]:
+        for _ in range(3000):  # queued behind the charges, which come through HTTP first
+            if writer.queue_depth >= 6:
                 break
             await asyncio.sleep(0.01)
-    finally:
-        _GATE.set()
-    assert (await held).value == {"opened": True}
-    results = await answers
+        return 200, (await writer.submit(nothing(), None, "now")).value
+
+    burst = [world.charge(provider, anna, 100) for _ in range(6)]
+    results = await behind_the_gate(world, burst if run_ends_batch else [*burst, written_nothing()])
 
     assert failed and failed[0] >= 2  # the refused write was a run of several charges
-    assert [status for status, _ in results] == [201] * 6
-    assert len({body["id"] for _, body in results}) == 6
+    assert [status for status, _ in results] == [201] * 6 + ([] if run_ends_batch else [200])
+    assert len({body["id"] for _, body in results[:6]}) == 6
+    assert writer.one_by_one_reruns == (1 if run_ends_batch and world.service.settings.uses_postgres else 0)
     wallet = await world.wallet(anna)
     assert (wallet["balance"], wallet["held"], wallet["available"]) == (400, 0, 400)
     assert world.sql("SELECT COUNT(*) FROM charges")[0][0] == 6
     assert world.sql("SELECT COUNT(*) FROM wallet_events WHERE type = 'capture'")[0][0] == 6
     world.check()
+
+
+@pytest.mark.postgres_only
+@pytest.mark.thread_writer  # the connection's sends are recorded in this process
+async def test_a_batch_of_charges_holds_the_write_lock_for_three_round_trips(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between ``BEGIN`` and ``COMMIT`` a batch of charges makes three round trips: the lock tried
+    with the first reads, the second reads, then every write with the check of the moved accounts
+    and the ``COMMIT`` itself (docs/postgresql-writes.md)."""
+    anna, provider = await world.funded(1_000)
+    sends: list[list[str]] = []
+    live, pipelined = PostgresConnection._live, PostgresConnection._pipelined
+
+    def sending(self: PostgresConnection) -> Any:  # every round trip takes the live connection once
+        sends.append(["(a statement on its own)"])
+        return live(self)
+
+    def sending_together(self: PostgresConnection, statements: Any, rows: Any) -> Any:
+        try:
+            return pipelined(self, statements, rows)
+        finally:
+            sends[-1] = [sql for sql, _ in statements]
+
+    monkeypatch.setattr(PostgresConnection, "_live", sending)
+    monkeypatch.setattr(PostgresConnection, "_pipelined", sending_together)
+    results = await behind_the_gate(world, [world.charge(provider, anna, 100) for _ in range(5)])
+    monkeypatch.undo()
+
+    assert [status for status, _ in results] == [201] * 5
+    writes = next(n for n, sent in enumerate(sends) if any(sql.startswith("INSERT INTO charges ") for sql in sent))
+    begun = max(n for n in range(writes + 1) if "BEGIN" in sends[n])
+    assert writes - begun == 2, sends[begun : writes + 1]  # three round trips
+    assert sends[writes][-1] == "COMMIT" and CHECK_ACCOUNTS_SQL in sends[writes]
+    assert TRY_WRITE_LOCK_SQL in sends[begun] and "SAVEPOINT charges" not in sends[writes]
+    assert world.service.storage.writer.one_by_one_reruns == 0  # type: ignore[attr-defined]
+    assert (await world.wallet(anna))["available"] == 500

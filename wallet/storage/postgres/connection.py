@@ -62,8 +62,8 @@ POSTGRES = Dialect(
         order_lock=ORDER_LOCK_SQL,
         lock_rows=LOCK_ROWS,
         lock_keys=LOCK_KEYS_SQL,
-        check_accounts=CHECK_ACCOUNTS_SQL,
     ),
+    check_accounts=CHECK_ACCOUNTS_SQL,
 )
 
 

@@ -175,10 +175,10 @@ class ChargeBatch:
             return False
         return isinstance(call.args[0], ChargeCommand)  # every method: captured at once, or held
 
-    def run(self, connection: Connection, tasks: list[Task], run_one: RunOne) -> None:
+    def run(self, connection: Connection, tasks: list[Task], run_one: RunOne, ends_batch: bool = False) -> None:
         start = 0
         while start < len(tasks):
-            start = self._run_from(connection, tasks, start, run_one)
+            start = self._run_from(connection, tasks, start, run_one, ends_batch)
 
     def run_side_by_side(self, connection: Connection, tasks: list[Task]) -> None:
         """All the charges side by side with other writers (``SideBySide``): keys locked, then the
@@ -200,7 +200,9 @@ class ChargeBatch:
                 raise NeedsWriteOrder("a charge for the one-by-one path") from None
         _write_side_by_side(connection, order, state, writes)
 
-    def _run_from(self, connection: Connection, tasks: list[Task], start: int, run_one: RunOne) -> int:
+    def _run_from(
+        self, connection: Connection, tasks: list[Task], start: int, run_one: RunOne, ends_batch: bool
+    ) -> int:
         """Work out the charges from ``start`` on, write them; the index to go on from."""
         try:
             state = _read(connection, tasks[start:])
@@ -225,7 +227,7 @@ class ChargeBatch:
                 task.outcome = run_one(connection, task)
                 return index + 1
             writes.answered.append((task, outcome))
-        _write(connection, state, writes, run_one)
+        _write(connection, state, writes, run_one, commits_next=ends_batch)
         return len(tasks)
 
 
@@ -527,10 +529,15 @@ def _remember(task: Task, writes: _Writes, outcome: Record) -> None:
     writes.keys_used.add((idempotency.scope, idempotency.key))
 
 
-def _write(connection: Connection, state: _State, writes: _Writes, run_one: RunOne) -> None:
+def _write(connection: Connection, state: _State, writes: _Writes, run_one: RunOne, commits_next: bool = False) -> None:
     """Write what the run worked out and give each charge its outcome; if the writing fails, undo it
-    and run those charges one by one."""
+    and run those charges one by one. When only the ``COMMIT`` comes next and the database can check
+    the moved accounts itself, the writes wait to go with it (``_with_the_commit``)."""
     if not writes.answered:
+        return
+    check = connection.dialect.check_accounts
+    if commits_next and check is not None:
+        _with_the_commit(connection, check, state, writes)
         return
     sent = False
     try:
@@ -557,6 +564,23 @@ def _write(connection: Connection, state: _State, writes: _Writes, run_one: RunO
         task.outcome = outcome
 
 
+def _with_the_commit(connection: Connection, check: str, state: _State, writes: _Writes) -> None:
+    """What the run worked out, left to go with the writer's ``COMMIT`` in one round trip (nothing
+    else runs in the transaction after it): the rows, the moves, the keys with their outcomes and
+    ``Dialect.check_accounts``, which fails the transaction unless each moved account holds what was
+    worked out. So the write lock is held one round trip less. No savepoint: a failure there fails
+    the ``COMMIT``, and the writer undoes the whole batch and runs it again one unit at a time."""
+    statements, _, moved = _statements(connection, state, writes, savepoint=False)
+    if moved:
+        expected = _expected_accounts(moved)
+        statements.append((check, (expected, expected)))
+    for sql, parameters in statements:
+        connection.defer(sql, parameters)
+    audit.restore_head(connection, state.audit_head)
+    for task, outcome in writes.answered:
+        task.outcome = outcome
+
+
 def _write_side_by_side(connection: Connection, order: SideBySide, state: _State, writes: _Writes) -> None:
     """What the run worked out, to be written: the rows under the order lock (``_ordered_statements``),
     the outcomes kept with their keys, and a check that every moved account holds what was worked
@@ -565,9 +589,10 @@ def _write_side_by_side(connection: Connection, order: SideBySide, state: _State
     statements: list[tuple[str, Sequence[object]]] = []
     if writes.charges:  # refusals and replays alone write no ordered row: no order lock
         statements, _, moved = _ordered_statements(connection, order, state, writes)
-        if moved:
+        check = connection.dialect.check_accounts
+        if moved and check is not None:
             expected = _expected_accounts(moved)
-            statements.append((order.check_accounts, (expected, expected)))
+            statements.append((check, (expected, expected)))
     statements += _KEYS.statements(writes.keys)  # their locks are held: nobody else writes them
     for sql, parameters in statements:
         connection.defer(sql, parameters)
@@ -576,7 +601,7 @@ def _write_side_by_side(connection: Connection, order: SideBySide, state: _State
 
 
 def _expected_accounts(moved: dict[str, _Account]) -> str:
-    """``[id, balance, held]`` of each moved account as worked out, for ``SideBySide.check_accounts``."""
+    """``[id, balance, held]`` of each moved account as worked out, for ``Dialect.check_accounts``."""
     return compact_json([(account_id, account.balance, account.held) for account_id, account in moved.items()])
 
 
@@ -613,21 +638,22 @@ def _ordered_statements(
         entry_hash = link_hash(head, at, actor, action, subject, data)
         writes.audit[index] = (at, actor, action, subject, data, head, entry_hash)
         head = entry_hash
-    return _statements(connection, state, writes, side_by_side=True)
+    return _statements(connection, state, writes, savepoint=False, keys=False)
 
 
 def _statements(
-    connection: Connection, state: _State, writes: _Writes, side_by_side: bool = False
+    connection: Connection, state: _State, writes: _Writes, *, savepoint: bool = True, keys: bool = True
 ) -> tuple[list[tuple[str, Sequence[object]]], int, dict[str, _Account]]:
-    """The savepoint, the rows and each account moved once by its net change, as statements; the
-    index of the move among them, and the accounts it moves. Side by side: no savepoint (a failure
-    undoes the whole transaction) and no keys (``_write_side_by_side`` writes them)."""
+    """The savepoint, the rows, each account moved once by its net change and the keys with their
+    outcomes, as statements; the index of the move among them, and the accounts it moves. Without
+    the savepoint where a failure undoes the whole transaction; without the keys side by side
+    (``_write_side_by_side`` writes them)."""
     moved = {
         account_id: a
         for account_id, a in state.accounts.items()
         if (a.balance, a.held) != (a.read_balance, a.read_held)
     }
-    statements: list[tuple[str, Sequence[object]]] = [] if side_by_side else [("SAVEPOINT charges", ())]
+    statements: list[tuple[str, Sequence[object]]] = [("SAVEPOINT charges", ())] if savepoint else []
     statements += _CHARGES.statements(writes.charges)
     statements += bulk.TRANSACTIONS.statements(writes.transactions)
     statements += bulk.POSTINGS.statements(writes.postings)
@@ -641,7 +667,7 @@ def _statements(
         )
     statements += bulk.WALLET_EVENTS.statements(writes.events)
     statements += bulk.AUDIT_LOG.statements(writes.audit)
-    if not side_by_side:
+    if keys:
         statements += _KEYS.statements(writes.keys)
     return statements, moves_at, moved
 

@@ -118,9 +118,6 @@ class SideBySide:
     # parameter of ``[scope, key]``, in one order whatever the order given: a second transaction
     # with one of the keys waits for the first to end, then reads what it stored.
     lock_keys: str
-    # A statement that fails, so that the transaction cannot commit, unless every account of one
-    # JSON-array parameter of ``[id, balance, held]`` (given twice) has that balance and held now.
-    check_accounts: str
 
 
 @dataclass(frozen=True, eq=False)
@@ -154,6 +151,10 @@ class Dialect:
     side_by_side: SideBySide | None = None
     # ``begin_write``'s tried write lock is another writer's (PostgreSQL): roll back, ``lock_write``.
     write_lock_busy: type[Exception] = NeverRaised
+    # A statement that fails, so that the transaction cannot commit, unless every account of one
+    # JSON-array parameter of ``[id, balance, held]`` (given twice) has that balance and held now:
+    # writes checked by the database itself can go with the ``COMMIT`` (PostgreSQL), unread.
+    check_accounts: str | None = None
 
 
 def as_written(sql: str) -> str:

@@ -95,8 +95,11 @@ class BatchRunner(Protocol):
 
     def accepts(self, call: UnitCall) -> bool: ...
 
-    def run(self, connection: Connection, tasks: list[Task], run_one: RunOne) -> None:
-        """Set every task's ``outcome``; ``run_one`` runs a task the ordinary way, in its savepoint."""
+    def run(self, connection: Connection, tasks: list[Task], run_one: RunOne, ends_batch: bool = False) -> None:
+        """Set every task's ``outcome``; ``run_one`` runs a task the ordinary way, in its savepoint.
+        With ``ends_batch`` only the ``COMMIT`` follows: the runner may leave its writes to go with
+        it (``Connection.defer``); if they fail there, the writer undoes the batch and runs it again
+        one unit at a time."""
 
     def run_side_by_side(self, connection: Connection, tasks: list[Task]) -> None:
         """Set every task's ``outcome``, in a transaction holding the write lock shared

@@ -89,6 +89,7 @@ class Writer:
         self._lock_first = False
         self._stopping = False  # ``_STOP`` taken from the queue: stop after this batch
         self.in_order_reruns = 0  # batches run side by side, undone and run again holding the lock alone
+        self.one_by_one_reruns = 0  # batches whose COMMIT failed, undone and run again one unit at a time
         self._queue: queue.Queue[Task | object] = queue.Queue(maxsize=queue_max)
         self._batch_max = batch_max
         self._thread: threading.Thread | None = None
@@ -181,6 +182,7 @@ class Writer:
     def _run_batch(self, connection: Connection, batch: list[Task]) -> None:
         started = time.perf_counter()
         side_by_side = self._side_by_side(connection, batch)
+        one_by_one = False  # after a failed COMMIT: no batch runners, nothing left to go with it
         attempt = 1
         while True:
             try:
@@ -199,8 +201,8 @@ class Writer:
                     else:
                         connection.begin_write()  # the lock tried, with the first statement
                     audit.track_head(connection)  # nobody else appends to the audit chain until COMMIT
-                    self._run_tasks(connection, batch)
-                connection.execute("COMMIT")
+                    self._run_tasks(connection, batch, runners=not one_by_one)
+                connection.execute("COMMIT")  # with what a batch runner left to go with it
                 break
             except connection.dialect.write_lock_busy:
                 # Nothing after the try ran: undone (with the next BEGIN), and begun again waiting.
@@ -220,7 +222,15 @@ class Writer:
                 return
             except Exception as error:
                 if side_by_side is None:
-                    raise
+                    if one_by_one:
+                        raise
+                    # A batch runner's writes, sent with the COMMIT, failed there (or a bug): undone,
+                    # and run again one unit at a time, each in its savepoint.
+                    rollback(connection)
+                    one_by_one = True
+                    self.one_by_one_reruns += 1
+                    log.error("writer_batch_rerun_one_by_one", error_type=type(error).__name__, error=str(error))
+                    continue
                 # ``NeedsWriteOrder`` or a bug: undone, and run again holding the write lock alone.
                 rollback(connection)
                 side_by_side = None
@@ -278,12 +288,13 @@ class Writer:
             except Exception:  # an observer (metrics) never stops the writer
                 log.exception("commit_observer_failed")
 
-    def _run_tasks(self, connection: Connection, batch: list[Task]) -> None:
-        """Run the batch's tasks in order: each on its own, but a run of units that a batch runner
-        takes (two or more side by side) together."""
+    def _run_tasks(self, connection: Connection, batch: list[Task], runners: bool = True) -> None:
+        """Run the batch's tasks in order: each on its own, but (with ``runners``) a run of units
+        that a batch runner takes (two or more side by side) together; the last run may leave its
+        writes to go with the ``COMMIT``."""
         index = 0
         while index < len(batch):
-            runner = self._runner(batch[index])
+            runner = self._runner(batch[index]) if runners else None
             end = index + 1
             if runner is not None:
                 while end < len(batch) and self._runner(batch[end]) is runner:
@@ -291,7 +302,7 @@ class Writer:
             if runner is None or end - index == 1:
                 batch[index].outcome = self._run_task(connection, batch[index])
             else:
-                runner.run(connection, batch[index:end], self._run_task)
+                runner.run(connection, batch[index:end], self._run_task, ends_batch=end == len(batch))
             index = end
 
     def _runner(self, task: Task) -> BatchRunner | None:
