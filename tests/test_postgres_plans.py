@@ -136,6 +136,32 @@ def test_a_credit_run_that_wrote_analyses_the_tables_it_filled_and_the_budgets(
     assert [row[0] for row in analysed] == sorted(ANALYSED_AFTER_BULK_WRITES)
 
 
+def test_a_batch_s_moved_accounts_are_looked_up_by_index_in_a_small_table_without_statistics(
+    tmp_path: Path, postgres_schema: str
+) -> None:
+    """A batch moves its accounts with one ``UPDATE`` (``Dialect.move_accounts``) and checks them
+    with one ``SELECT`` (``Dialect.check_accounts``). Joined to the batch's list, a table of 1,000
+    wallets without statistics was read whole by each, 1 ms a batch; looked up by ``= ANY`` it is
+    an index scan. (At a million rows the join alone is an index scan too.)"""
+    environment = bench.bench_environment(tmp_path, bench.free_port(), postgres_schema)
+    scale.generate(environment, 1_000, True)
+    check_accounts = POSTGRES.check_accounts
+    assert check_accounts is not None
+    with RawDatabase(postgres_schema) as raw:
+        assert raw.execute("SELECT COUNT(*) FROM accounts")[0][0] >= 1_000
+        rows = raw.execute("SELECT id, balance, held FROM accounts ORDER BY id LIMIT 16")
+        moves = json.dumps([[row[0], 0, 0] for row in rows])
+        found = explain(
+            raw,
+            {
+                "move": (POSTGRES.move_accounts, moves),
+                "check": (check_accounts, json.dumps([list(row) for row in rows])),
+            },
+        )
+    for name, plan in found.items():
+        assert "Seq Scan on accounts" not in plan and "accounts_pkey" in plan, (name, plan)
+
+
 def test_after_a_credit_run_a_charge_batch_s_budgets_check_looks_the_clients_up(plans: Plans) -> None:
     """The budgets check of a charge batch (``charge_batch._BUDGETED_SQL``): without statistics a
     hash join over every budget line; analysed, each client's budgets and lines by index."""

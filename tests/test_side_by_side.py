@@ -114,7 +114,7 @@ async def test_charges_waiting_on_a_held_line_see_each_other_and_never_overspend
 async def test_a_side_by_side_batch_whose_balances_are_not_as_worked_out_does_not_commit(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The check sent with the COMMIT (``SideBySide.check_accounts``) finds a moved account not as
+    """The check sent with the COMMIT (``Dialect.check_accounts``) finds a moved account not as
     the batch worked it out: nothing of the batch commits, and it runs again holding the lock alone."""
     client, provider = await world.funded(1_000)
     writer = world.service.storage.writer  # type: ignore[attr-defined]

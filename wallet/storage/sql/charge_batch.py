@@ -573,7 +573,7 @@ def _with_the_commit(connection: Connection, check: str, state: _State, writes: 
     statements, _, moved = _statements(connection, state, writes, savepoint=False)
     if moved:
         expected = _expected_accounts(moved)
-        statements.append((check, (expected, expected)))
+        statements.append((check, (expected,)))
     for sql, parameters in statements:
         connection.defer(sql, parameters)
     audit.restore_head(connection, state.audit_head)
@@ -592,7 +592,7 @@ def _write_side_by_side(connection: Connection, order: SideBySide, state: _State
         check = connection.dialect.check_accounts
         if moved and check is not None:
             expected = _expected_accounts(moved)
-            statements.append((check, (expected, expected)))
+            statements.append((check, (expected,)))
     statements += _KEYS.statements(writes.keys)  # their locks are held: nobody else writes them
     for sql, parameters in statements:
         connection.defer(sql, parameters)

@@ -152,7 +152,7 @@ class Dialect:
     # ``begin_write``'s tried write lock is another writer's (PostgreSQL): roll back, ``lock_write``.
     write_lock_busy: type[Exception] = NeverRaised
     # A statement that fails, so that the transaction cannot commit, unless every account of one
-    # JSON-array parameter of ``[id, balance, held]`` (given twice) has that balance and held now:
+    # JSON-array parameter of ``[id, balance, held]`` has that balance and held now:
     # writes checked by the database itself can go with the ``COMMIT`` (PostgreSQL), unread.
     check_accounts: str | None = None
 
