@@ -54,8 +54,8 @@ LOCK_KEYS_SQL = Preparable(
     " (SELECT DISTINCT hashtext((k.value->>0) || ':' || (k.value->>1)) AS h"
     " FROM json_array_elements(?::json) AS k ORDER BY h OFFSET 0) AS keys"
 )
-# ``Dialect.move_accounts``: every account of a batch moved by one statement.
-# The accounts looked up by index, as in ``CHECK_ACCOUNTS_SQL``.
+# ``Dialect.move_accounts``: every account of a batch moved by one statement, looked up by index as
+# in ``CHECK_ACCOUNTS_SQL``.
 MOVE_ACCOUNTS_SQL = (
     "WITH m AS MATERIALIZED (SELECT value->>0 AS id, (value->>1)::bigint AS balance_change,"
     " (value->>2)::bigint AS held_change FROM json_array_elements(?::json))"
