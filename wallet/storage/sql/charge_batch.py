@@ -571,9 +571,7 @@ def _with_the_commit(connection: Connection, check: str, state: _State, writes: 
     worked out. So the write lock is held one round trip less. No savepoint: a failure there fails
     the ``COMMIT``, and the writer undoes the whole batch and runs it again one unit at a time."""
     statements, _, moved = _statements(connection, state, writes, savepoint=False)
-    if moved:
-        expected = _expected_accounts(moved)
-        statements.append((check, (expected,)))
+    statements += _checked(check, moved)
     for sql, parameters in statements:
         connection.defer(sql, parameters)
     audit.restore_head(connection, state.audit_head)
@@ -590,14 +588,18 @@ def _write_side_by_side(connection: Connection, order: SideBySide, state: _State
     if writes.charges:  # refusals and replays alone write no ordered row: no order lock
         statements, _, moved = _ordered_statements(connection, order, state, writes)
         check = connection.dialect.check_accounts
-        if moved and check is not None:
-            expected = _expected_accounts(moved)
-            statements.append((check, (expected,)))
+        if check is not None:
+            statements += _checked(check, moved)
     statements += _KEYS.statements(writes.keys)  # their locks are held: nobody else writes them
     for sql, parameters in statements:
         connection.defer(sql, parameters)
     for task, outcome in writes.answered:
         task.outcome = outcome
+
+
+def _checked(check: str, moved: dict[str, _Account]) -> list[tuple[str, Sequence[object]]]:
+    """``Dialect.check_accounts`` of the moved accounts as worked out (none when nothing moved)."""
+    return [(check, (_expected_accounts(moved),))] if moved else []
 
 
 def _expected_accounts(moved: dict[str, _Account]) -> str:
