@@ -5,6 +5,7 @@ written, sent again only when a send failed, and by one sender at a time."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from typing import Any
 
@@ -174,6 +175,96 @@ async def test_two_senders_at_once_send_each_receipt_once(w: CheckedWorld) -> No
     assert sum(sent) == 5
     texts = receipts_to(w, client["phone"])
     assert len(texts) == len(set(texts)) == 5
+
+
+def hetu(number: int) -> str:
+    """A valid henkilötunnus (born 1 January 1980, individual number 200 + ``number``)."""
+    digits = f"010180{200 + number:03d}"
+    return f"{digits[:6]}-{digits[6:]}{'0123456789ABCDEFHJKLMNPRSTUVWXY'[int(digits) % 31]}"
+
+
+async def charged(w: CheckedWorld, charges: list[int]) -> list[dict[str, Any]]:
+    """A client for each entry, charged that many times (amounts 101, 102, ... cents, in order)."""
+    await w.category("home_care")
+    clients = [await w.client(national_id=hetu(n)) for n in range(len(charges))]
+    for client in clients:
+        await w.budget(client["id"], {"home_care": 10_000})
+    await w.credit()
+    provider = await w.provider(["home_care"])
+    for n, (client, count) in enumerate(zip(clients, charges, strict=True)):
+        for amount in range(101, 101 + count):
+            status, _ = await w.charge(provider, client, amount, national_id=hetu(n))
+            assert status == 201
+    return clients
+
+
+class Gateway:
+    """Holds every send until ``at_once`` are in flight together (once), and counts them: in all,
+    and to each phone."""
+
+    def __init__(self, at_once: int, fail_first_to: str | None = None) -> None:
+        self.at_once = at_once
+        self.fail_first_to = fail_first_to
+        self.in_flight = self.peak = 0
+        self.to_phone: dict[str, int] = {}
+        self.opened = asyncio.Event()
+        self.sent: list[dict[str, str]] = []
+
+    async def send(self, to: str, text: str) -> None:
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        self.to_phone[to] = self.to_phone.get(to, 0) + 1
+        assert self.to_phone[to] == 1, "two receipts to one phone at once"
+        if self.in_flight >= self.at_once:
+            self.opened.set()
+        try:
+            await asyncio.sleep(0)  # every send already started is in flight together, gate open or not
+            await self.opened.wait()
+            if to == self.fail_first_to:
+                self.fail_first_to = None
+                raise ConnectionError("the gateway is down")
+            self.sent.append({"to": to, "text": plain(text)})
+        finally:
+            self.in_flight -= 1
+            self.to_phone[to] -= 1
+
+
+async def test_receipts_to_different_clients_go_to_the_gateway_at_once_up_to_the_limit(w: CheckedWorld) -> None:
+    w.service.settings = dataclasses.replace(w.service.settings, receipt_sends_at_once=3)
+    clients = await charged(w, [1] * 7)
+    w.service.sms = gateway = Gateway(at_once=3)
+    # One at a time, the first send would wait for the other two forever.
+    assert await asyncio.wait_for(w.service.send_receipts(), 30) == 7
+    assert gateway.peak == 3
+    assert sorted(m["to"] for m in gateway.sent) == sorted(c["phone"] for c in clients)
+    assert all(row["sent_at"] is not None for row in rows(w))
+
+
+async def test_one_client_s_receipts_go_one_after_another_in_the_order_of_their_movements(w: CheckedWorld) -> None:
+    w.service.settings = dataclasses.replace(w.service.settings, receipt_sends_at_once=3)
+    first, *others = await charged(w, [3, 1, 1])
+    w.service.sms = gateway = Gateway(at_once=3)  # two to one phone at once fails the send
+    assert await asyncio.wait_for(w.service.send_receipts(), 30) == 5
+    assert [m["text"].split(",")[0:2] for m in gateway.sent if m["to"] == first["phone"]] == [
+        ["Henkilökohtainen budjetti: maksettu 1", "01 €"],
+        ["Henkilökohtainen budjetti: maksettu 1", "02 €"],
+        ["Henkilökohtainen budjetti: maksettu 1", "03 €"],
+    ]
+    assert sorted(m["to"] for m in gateway.sent if m["to"] != first["phone"]) == sorted(c["phone"] for c in others)
+
+
+async def test_a_client_s_receipt_the_gateway_refused_holds_back_the_later_ones_until_it_goes(w: CheckedWorld) -> None:
+    w.service.settings = dataclasses.replace(w.service.settings, receipt_sends_at_once=2)
+    first, second = await charged(w, [2, 1])
+    w.service.sms = gateway = Gateway(at_once=2, fail_first_to=first["phone"])
+    assert await asyncio.wait_for(w.service.send_receipts(), 30) == 1
+    assert [m["to"] for m in gateway.sent] == [second["phone"]]
+    assert [(row["attempts"], row["sent_at"] is None) for row in rows(w)] == [(1, True), (1, True), (1, False)]
+    w.clock.advance(seconds=w.service.settings.receipt_lease_seconds)
+    gateway.at_once = 1
+    assert await asyncio.wait_for(w.service.send_receipts(), 30) == 2
+    assert [m["text"].split(",")[1][:2] for m in gateway.sent[1:]] == ["01", "02"]
+    assert all(row["sent_at"] is not None for row in rows(w))
 
 
 async def test_the_background_sender_wakes_when_a_movement_commits(w: CheckedWorld) -> None:

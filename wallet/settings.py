@@ -236,6 +236,11 @@ class Settings:
         "movement committed anywhere wakes it at once.",
     )
     receipt_batch_max: int = setting(100, "SMS receipts claimed for sending in one write.")
+    receipt_sends_at_once: int = setting(
+        10,
+        "SMS receipts a process has with the gateway at once, each to another client (one client's receipts go "
+        "one after another, in the order of their movements); also how many a crash may send twice.",
+    )
     receipt_lease_seconds: int = setting(
         300,
         "A claimed SMS receipt not marked sent within this long (its sender died, or the gateway failed) is "

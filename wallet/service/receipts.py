@@ -2,12 +2,15 @@
 
 The receipt rows are written with the movement itself (a trigger on ``wallet_events``; see
 ``wallet/storage/sql/receipts.py``), so this only drains the outbox: claim a batch in a write, send
-each claimed receipt after that commit, mark it sent. The receipt goes to the client's own phone
+each claimed receipt after that commit (up to ``receipt_sends_at_once`` at a time, one client's in
+order), mark it sent. The receipt goes to the client's own phone
 only, never to a representative: it is the wallet's record on the phone the wallet belongs to, and
 a representative follows the same movements in the history and the live events.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 import structlog
 
@@ -23,6 +26,7 @@ class Receipts(ServiceCore):
         """Send every receipt waiting (claimable now); how many were sent. Safe to run anywhere at
         once: a receipt is claimed by one sender at a time."""
         settings = self.settings
+        at_once = asyncio.Semaphore(settings.receipt_sends_at_once)
         sent = 0
         while True:
             claimed = await self.storage.claim_receipts(
@@ -31,12 +35,36 @@ class Receipts(ServiceCore):
                 settings.receipt_attempts_max,
                 settings.receipt_batch_max,
             )
-            for record in claimed:
-                sent += await self._send_receipt(record)
+            sent += await self._send_claimed(claimed, at_once)
             if len(claimed) < settings.receipt_batch_max:
                 if sent:
                     log.info("receipts_sent", sent=sent)
                 return sent
+
+    async def _send_claimed(self, claimed: list[Record], at_once: asyncio.Semaphore) -> int:
+        """Different clients' receipts side by side, so their marks share the writer's commits (one
+        at a time, a busy writer marked one a batch and fell behind the charges); each client's one
+        after another, in the order of their movements, so a phone never shows a refund before its
+        charge."""
+        by_client: dict[str, list[Record]] = {}
+        for record in claimed:  # claimed in event order
+            by_client.setdefault(record["client_id"], []).append(record)
+
+        async def in_order(records: list[Record]) -> int:
+            done = 0
+            for record in records:
+                async with at_once:
+                    if not await self._send_receipt(record):
+                        break  # the rest wait with it for the lease's end, to go again in order
+                    done += 1
+            return done
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(in_order(records)) for records in by_client.values()]
+        except BaseExceptionGroup as failed:  # the storage's error (a mark not written), as one send raised it
+            raise failed.exceptions[0] from None
+        return sum(task.result() for task in tasks)
 
     async def _send_receipt(self, record: Record) -> int:
         kind = ReceiptKind(record["kind"])

@@ -45,7 +45,7 @@ def _skip_locked(dialect: Dialect) -> str:
 
 
 _DETAILS_SQL = (
-    "SELECT e.seq, e.type, e.amount, e.line_available, e.charge_id, c.phone_ciphertext,"
+    "SELECT e.seq, e.type, e.amount, e.line_available, e.charge_id, e.client_id, c.phone_ciphertext,"
     " COALESCE(p.name, '') AS provider_name, COALESCE(g.name, e.category) AS category_name"
     " FROM wallet_events e JOIN clients c ON c.id = e.client_id"
     " LEFT JOIN providers p ON p.id = e.provider_id LEFT JOIN categories g ON g.code = e.category"
@@ -97,6 +97,7 @@ def claim(now: datetime, lease_seconds: int, attempts_max: int, batch: int) -> U
                 "kind": row["type"],
                 "amount": abs(row["amount"]),
                 "available": row["line_available"],
+                "client_id": row["client_id"],
                 "phone_ciphertext": row["phone_ciphertext"],
                 "provider_name": row["provider_name"],
                 "category_name": row["category_name"],
