@@ -357,21 +357,34 @@ def gate() -> Unit:
     return unit
 
 
-async def behind_the_gate(world: World, burst: list[Awaitable[tuple[int, Any]]]) -> list[tuple[int, Any]]:
+async def behind_the_gate(
+    world: World, burst: list[Awaitable[tuple[int, Any]]], in_order: bool = False
+) -> list[tuple[int, Any]]:
     """The answers to ``burst``, sent while the writer holds a gate unit and let go once all of it is
-    queued: the writer takes the burst as one batch."""
+    queued: the writer takes the burst as one batch (``in_order``: queued in the burst's order)."""
     writer = world.service.storage.writer  # type: ignore[attr-defined]
     _GATE.clear()
     _AT_GATE.clear()
     held = asyncio.ensure_future(writer.submit(gate(), None, "now"))
-    try:
-        assert await asyncio.to_thread(_AT_GATE.wait, 30)
-        answers = asyncio.gather(*burst)
-        for _ in range(3000):  # until every charge waits behind the gate
-            if writer.queue_depth >= len(burst):
+
+    async def queued(depth: int) -> None:
+        for _ in range(3000):  # until that many requests wait behind the gate
+            if writer.queue_depth >= depth:
                 break
             await asyncio.sleep(0.01)
-        assert writer.queue_depth == len(burst)
+        assert writer.queue_depth == depth
+
+    try:
+        assert await asyncio.to_thread(_AT_GATE.wait, 30)
+        if in_order:
+            sent = []
+            for depth, each in enumerate(burst, start=1):
+                sent.append(asyncio.ensure_future(each))
+                await queued(depth)
+            answers = asyncio.gather(*sent)
+        else:
+            answers = asyncio.gather(*burst)
+            await queued(len(burst))
     finally:
         _GATE.set()
     assert (await held).value == {"opened": True}
@@ -420,6 +433,51 @@ async def test_a_burst_of_charges_runs_together_and_keeps_every_rule(
     wallet = await world.wallet(bert)
     assert (wallet["balance"], wallet["held"], wallet["available"]) == (500 - 200 - 50, 100, 500 - 200 - 50 - 100)
     assert max(runs) >= 2  # the burst (its national-id charges) ran together
+
+
+@pytest.mark.thread_writer  # the gate and the count of runs are in this process
+async def test_receipt_marks_queued_between_charges_leave_the_charges_one_run_that_ends_the_batch(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The receipts' marks touch nothing a charge reads, so they run first: the charges queued
+    around them stay one run, the batch's last (on PostgreSQL its writes go with the COMMIT)."""
+    runs: list[tuple[int, bool]] = []
+    run_together = charge_batch.ChargeBatch.run
+
+    def counted(
+        self: charge_batch.ChargeBatch,
+        connection: sqlite3.Connection,
+        tasks: list[Task],
+        run_one: Any,
+        ends_batch: bool = False,
+    ) -> None:
+        runs.append((len(tasks), ends_batch))
+        run_together(self, connection, tasks, run_one, ends_batch)
+
+    anna, provider = await world.funded(1_000)
+    for _ in range(3):
+        assert (await world.charge(provider, anna, 10))[0] == 201
+    earlier = [row[0] for row in world.sql("SELECT event_seq FROM receipts WHERE sent_at IS NULL ORDER BY event_seq")]
+    assert len(earlier) == 3
+    storage = world.service.storage
+
+    async def marked(seq: int) -> tuple[int, Any]:
+        await storage.mark_receipts_sent([seq], world.clock.now())
+        return 0, seq
+
+    monkeypatch.setattr(charge_batch.ChargeBatch, "run", counted)
+    burst: list[Awaitable[tuple[int, Any]]] = []
+    for seq in earlier:
+        burst += [world.charge(provider, anna, 100), marked(seq)]
+    burst.append(world.charge(provider, anna, 100))
+    results = await behind_the_gate(world, burst, in_order=True)
+
+    assert [status for status, _ in results] == [201, 0, 201, 0, 201, 0, 201]
+    assert runs == [(4, True)]
+    assert (
+        world.sql("SELECT count(*) FROM receipts WHERE event_seq IN (?, ?, ?) AND sent_at IS NOT NULL", *earlier)[0][0]
+        == 3
+    )
 
 
 @pytest.mark.parametrize("where", ["reading", "working out"])

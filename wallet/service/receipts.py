@@ -42,13 +42,15 @@ class Receipts(ServiceCore):
                 return sent
 
     async def _send_claimed(self, claimed: list[Record], at_once: asyncio.Semaphore) -> int:
-        """Different clients' receipts side by side, so their marks share the writer's commits (one
-        at a time, a busy writer marked one a batch and fell behind the charges); each client's one
-        after another, in the order of their movements, so a phone never shows a refund before its
-        charge."""
+        """Different clients' receipts side by side, their marks written together (one at a time,
+        a busy writer marked one receipt a batch and the receipts fell behind the charges); each
+        client's one after another, in the order of their movements, so a phone never shows a
+        refund before its charge. A send holds its place until its mark is written, so a crash
+        sends at most ``receipt_sends_at_once`` again."""
         by_client: dict[str, list[Record]] = {}
         for record in claimed:  # claimed in event order
             by_client.setdefault(record["client_id"], []).append(record)
+        to_mark: asyncio.Queue[tuple[int, asyncio.Future[None]]] = asyncio.Queue()
 
         async def in_order(records: list[Record]) -> int:
             done = 0
@@ -56,17 +58,32 @@ class Receipts(ServiceCore):
                 async with at_once:
                     if not await self._send_receipt(record):
                         break  # the rest wait with it for the lease's end, to go again in order
-                    done += 1
+                    marked = asyncio.get_running_loop().create_future()
+                    to_mark.put_nowait((record["event_seq"], marked))
+                    await marked
+                done += 1
             return done
+
+        async def mark() -> None:
+            """One write for every receipt sent while the write before was under way."""
+            while True:
+                group = [await to_mark.get()]
+                while not to_mark.empty():
+                    group.append(to_mark.get_nowait())
+                await self.storage.mark_receipts_sent([seq for seq, _ in group], self.clock.now())
+                for _, marked in group:
+                    marked.set_result(None)
 
         try:
             async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(in_order(records)) for records in by_client.values()]
-        except BaseExceptionGroup as failed:  # the storage's error (a mark not written), as one send raised it
+                marking = group.create_task(mark())
+                counts = await asyncio.gather(*(group.create_task(in_order(each)) for each in by_client.values()))
+                marking.cancel()  # every send's mark is written: it waits for the next
+        except BaseExceptionGroup as failed:  # the storage's error (the marks not written)
             raise failed.exceptions[0] from None
-        return sum(task.result() for task in tasks)
+        return sum(counts)
 
-    async def _send_receipt(self, record: Record) -> int:
+    async def _send_receipt(self, record: Record) -> bool:
         kind = ReceiptKind(record["kind"])
         items = record["items"]
         receipt = Receipt(
@@ -82,6 +99,5 @@ class Receipts(ServiceCore):
             await self.sms.send(self.phones.decrypt(record["phone_ciphertext"]), text(receipt))
         except Exception as error:  # the gateway's failure: claimed again once the lease ends
             log.warning("receipt_not_sent", event_seq=record["event_seq"], error=type(error).__name__)
-            return 0
-        await self.storage.mark_receipt_sent(record["event_seq"], self.clock.now())
-        return 1
+            return False
+        return True

@@ -12,6 +12,7 @@ between the gateway's acceptance and the mark.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from wallet.clock import rfc3339
@@ -57,7 +58,7 @@ _ITEMS_SQL = (
 )
 
 
-def _marks(values: list[object]) -> str:
+def _marks(values: Sequence[object]) -> str:
     return ", ".join("?" for _ in values)
 
 
@@ -112,12 +113,13 @@ def claim(now: datetime, lease_seconds: int, attempts_max: int, batch: int) -> U
 
 
 @unit_of_work
-def sent(event_seq: int, now: datetime) -> Unit:
+def sent(event_seqs: list[int], now: datetime) -> Unit:
     stamp = rfc3339(now)
 
     def unit(connection: Connection) -> None:
         connection.execute(
-            "UPDATE receipts SET sent_at = ? WHERE event_seq = ? AND sent_at IS NULL", (stamp, event_seq)
+            f"UPDATE receipts SET sent_at = ? WHERE event_seq IN ({_marks(event_seqs)}) AND sent_at IS NULL",
+            (stamp, *event_seqs),
         )
 
     return unit

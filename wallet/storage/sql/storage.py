@@ -287,8 +287,8 @@ class SqlStorage(SqlReads):
     async def claim_receipts(self, now: datetime, lease_seconds: int, attempts_max: int, batch: int) -> list[Record]:
         return list((await self._write(receipts.claim(now, lease_seconds, attempts_max, batch), now)).value["receipts"])
 
-    async def mark_receipt_sent(self, event_seq: int, now: datetime) -> None:
-        await self._write(receipts.sent(event_seq, now), now)
+    async def mark_receipts_sent(self, event_seqs: Sequence[int], now: datetime) -> None:
+        await self._write(receipts.sent(list(event_seqs), now), now)
 
     async def start_login(
         self, phone_hash: str, code_hash: str, expires_at: datetime, limits: Limits, now: datetime

@@ -257,7 +257,7 @@ class Writer:
             if found is not None and (runner is None or found is runner):
                 runner = found
                 together.append(task)
-            elif isinstance(task.unit, UnitCall) and task.unit.factory in SIDE_BY_SIDE and task.idempotency is None:
+            elif _by_itself(task):
                 alone.append(task)
             else:
                 return None
@@ -292,6 +292,10 @@ class Writer:
         """Run the batch's tasks in order: each on its own, but (with ``runners``) a run of units
         that a batch runner takes (two or more side by side) together; the last run may leave its
         writes to go with the ``COMMIT``."""
+        # ``SIDE_BY_SIDE`` units first: they touch only rows no other unit of a batch reads or writes
+        # (the receipts'), so the rest keep their order and a batch's new charges stay one run, last,
+        # whose writes go with the COMMIT, however the receipts' marks arrived between them.
+        batch = [task for task in batch if _by_itself(task)] + [task for task in batch if not _by_itself(task)]
         index = 0
         while index < len(batch):
             runner = self._runner(batch[index]) if runners else None
@@ -402,3 +406,8 @@ def _answer(answers: list[tuple[Task, Written | BaseException]]) -> None:
             loop.call_soon_threadsafe(resolve, answered)
         except RuntimeError:  # the event loop has closed: nobody is waiting any more
             pass
+
+
+def _by_itself(task: Task) -> bool:
+    """Whether the task is a unit of ``SIDE_BY_SIDE`` (the receipts' claims and marks), independent of the rest."""
+    return isinstance(task.unit, UnitCall) and task.unit.factory in SIDE_BY_SIDE and task.idempotency is None
