@@ -969,6 +969,8 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None, f
                     )
                     results.measurements.append(measured)
                     _print_measurement(measured)
+                    if target == "wallet" and scenario != "read":  # how far the SMS receipts are behind
+                        print(f"    SMS not yet sent as the round ended: {unsent_messages(environment['WALLET_DB']):,}")
         print(f"waited {results.outbox_wait_seconds:.1f} s in all for earlier rounds' SMS to be sent before measuring")
         for name, each in servers.items():
             for number, server in enumerate(each):
