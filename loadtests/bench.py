@@ -219,6 +219,12 @@ class Measurement:
     database_cpu_seconds: float = 0.0
     # On PostgreSQL: the share of samples of the writers' backends in each state (pg_stat_activity).
     writer_states: dict[str, float] = field(default_factory=dict)
+    # The machine's context switches during the run (/proc/stat): every process's, wrk's included.
+    context_switches: int = 0
+
+    @property
+    def switches_per_request(self) -> float:
+        return self.context_switches / self.answered if self.answered else 0.0
 
     @property
     def writes_per_commit(self) -> float:
@@ -323,6 +329,7 @@ def run_wrk(
         backends.start()
         states.start()
     before = _cpu_snapshot(pids)
+    switches_before = context_switches()
     batches_before = [writer_batches(each) for each in urls] if target == "wallet" else []
     started = []
     for number, each in enumerate(urls):
@@ -333,6 +340,7 @@ def run_wrk(
         started.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     outputs = [running.communicate() for running in started]
     cpu, writer_cpu = (max(after - was, 0.0) for after, was in zip(_cpu_snapshot(pids), before))
+    switches = context_switches() - switches_before
     database_cpu = backends.stop()[0] if backends is not None else 0.0
     writer_states = states.stop() if states is not None else {}
     measured = []
@@ -352,7 +360,20 @@ def run_wrk(
         writer_commits=commits,
         database_cpu_seconds=database_cpu,
         writer_states=writer_states,
+        context_switches=switches,
     )
+
+
+def context_switches() -> int:
+    """The machine's context switches since boot (``ctxt`` in /proc/stat; 0 where there is none)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            for line in stat:
+                if line.startswith("ctxt "):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def base_dsn(dsn: str) -> str:
@@ -1126,7 +1147,7 @@ def _print_measurement(m: Measurement) -> None:
         f" (writer {m.writer_cpu_us_per_request:4.0f})"
         + (f" {m.writes_per_commit:4.1f} writes/commit" if m.writer_commits else "")
         + (f" PostgreSQL CPU {m.database_cpu_us_per_request:4.0f} us/req" if m.database_cpu_seconds else "")
-        + f"  errors {m.error_share:6.2%}  [{statuses}]{extra}"
+        + f"  {m.switches_per_request:.1f} switches/req  errors {m.error_share:6.2%}  [{statuses}]{extra}"
     )
     if m.writer_states:
         print(
