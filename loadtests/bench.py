@@ -221,6 +221,8 @@ class Measurement:
     writer_states: dict[str, float] = field(default_factory=dict)
     # The machine's context switches during the run (/proc/stat): every process's, wrk's included.
     context_switches: int = 0
+    # The share of the machine's CPU time (every core) not idle during the run (/proc/stat).
+    machine_busy: float = 0.0
 
     @property
     def switches_per_request(self) -> float:
@@ -329,7 +331,7 @@ def run_wrk(
         backends.start()
         states.start()
     before = _cpu_snapshot(pids)
-    switches_before = context_switches()
+    switches_before, times_before = context_switches(), cpu_times()
     batches_before = [writer_batches(each) for each in urls] if target == "wallet" else []
     started = []
     for number, each in enumerate(urls):
@@ -341,6 +343,7 @@ def run_wrk(
     outputs = [running.communicate() for running in started]
     cpu, writer_cpu = (max(after - was, 0.0) for after, was in zip(_cpu_snapshot(pids), before))
     switches = context_switches() - switches_before
+    busy = machine_busy(times_before, cpu_times())
     database_cpu = backends.stop()[0] if backends is not None else 0.0
     writer_states = states.stop() if states is not None else {}
     measured = []
@@ -361,6 +364,7 @@ def run_wrk(
         database_cpu_seconds=database_cpu,
         writer_states=writer_states,
         context_switches=switches,
+        machine_busy=busy,
     )
 
 
@@ -374,6 +378,21 @@ def context_switches() -> int:
     except OSError:
         pass
     return 0
+
+
+def cpu_times() -> tuple[int, int]:
+    """The machine's CPU time since boot in clock ticks, all cores: (all of it, idle and waiting for I/O)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = [int(value) for value in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    return sum(fields[:8]), sum(fields[3:5])  # user .. steal; guest time is counted in user already
+
+
+def machine_busy(before: tuple[int, int], after: tuple[int, int]) -> float:
+    total, idle = after[0] - before[0], after[1] - before[1]
+    return 1 - idle / total if total > 0 else 0.0
 
 
 def base_dsn(dsn: str) -> str:
@@ -1147,7 +1166,7 @@ def _print_measurement(m: Measurement) -> None:
         f" (writer {m.writer_cpu_us_per_request:4.0f})"
         + (f" {m.writes_per_commit:4.1f} writes/commit" if m.writer_commits else "")
         + (f" PostgreSQL CPU {m.database_cpu_us_per_request:4.0f} us/req" if m.database_cpu_seconds else "")
-        + f"  {m.switches_per_request:.1f} switches/req  errors {m.error_share:6.2%}  [{statuses}]{extra}"
+        + f"  {m.switches_per_request:.1f} switches/req  machine {m.machine_busy:.0%} busy  errors {m.error_share:6.2%}  [{statuses}]{extra}"
     )
     if m.writer_states:
         print(
