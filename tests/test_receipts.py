@@ -18,7 +18,7 @@ from tests.test_representatives import REPRESENTATIVE_PHONE, link
 from wallet.api.app import send_receipts_forever
 from wallet.api.metrics import Metrics
 from wallet.api.readiness import Jobs
-from wallet.ledger.errors import InvariantViolation
+from wallet.ledger.errors import InvariantViolation, Unavailable
 from wallet.ledger.receipts import Receipt, ReceiptItem, ReceiptKind, euros, quantity, text
 
 NBSP = "\u00a0"
@@ -265,6 +265,38 @@ async def test_a_client_s_receipt_the_gateway_refused_holds_back_the_later_ones_
     assert await asyncio.wait_for(w.service.send_receipts(), 30) == 2
     assert [m["text"].split(",")[1][:2] for m in gateway.sent[1:]] == ["01", "02"]
     assert all(row["sent_at"] is not None for row in rows(w))
+
+
+@pytest.mark.parametrize("write", ["written", "failed"])
+async def test_a_sender_cancelled_while_its_marks_are_written_ends_cancelled(
+    w: CheckedWorld, monkeypatch: pytest.MonkeyPatch, write: str
+) -> None:
+    """The service stopping cancels the sender as a mark's write ends (or fails): the senders
+    waiting for it are cancelled first, and the sender still ends cancelled (it used to end in an
+    error that the background loop logged and carried on from, so the service never stopped)."""
+    clients = await charged(w, [1, 1])
+    storage = w.service.storage
+    writing, release = asyncio.Event(), asyncio.Event()
+    really = storage.mark_receipts_sent
+
+    async def held(event_seqs: Any, now: Any) -> None:  # written, then answered when released
+        if write == "written":
+            await really(event_seqs, now)
+        writing.set()
+        await release.wait()
+        if write == "failed":
+            raise Unavailable("the database is not writable now", retry_after_seconds=1)
+
+    monkeypatch.setattr(storage, "mark_receipts_sent", held)
+    w.service.sms = gateway = Gateway(at_once=2)
+    sender = asyncio.create_task(w.service.send_receipts())
+    await asyncio.wait_for(writing.wait(), 30)
+    release.set()  # the write's answer: it reaches the sender's marks after ...
+    sender.cancel()  # ... this has cancelled the senders waiting for them
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(sender, 30)
+    assert sorted(m["to"] for m in gateway.sent) == sorted(c["phone"] for c in clients)
+    assert [row["sent_at"] is not None for row in rows(w)] == [write == "written"] * 2
 
 
 async def test_the_background_sender_wakes_when_a_movement_commits(w: CheckedWorld) -> None:

@@ -72,7 +72,8 @@ class Receipts(ServiceCore):
                     group.append(to_mark.get_nowait())
                 await self.storage.mark_receipts_sent([seq for seq, _ in group], self.clock.now())
                 for _, marked in group:
-                    marked.set_result(None)
+                    if not marked.done():  # its sender was cancelled meanwhile (the service stopping)
+                        marked.set_result(None)
 
         try:
             async with asyncio.TaskGroup() as group:
@@ -80,6 +81,8 @@ class Receipts(ServiceCore):
                 counts = await asyncio.gather(*(group.create_task(in_order(each)) for each in by_client.values()))
                 marking.cancel()  # every send's mark is written: it waits for the next
         except BaseExceptionGroup as failed:  # the storage's error (the marks not written)
+            if (current := asyncio.current_task()) is not None and current.cancelling():
+                raise asyncio.CancelledError from None  # stopping: an error on the way must not swallow it
             raise failed.exceptions[0] from None
         return sum(counts)
 
