@@ -292,9 +292,9 @@ class Writer:
         """Run the batch's tasks in order: each on its own, but (with ``runners``) a run of units
         that a batch runner takes (two or more side by side) together; the last run may leave its
         writes to go with the ``COMMIT``."""
-        # ``SIDE_BY_SIDE`` units first: they touch only rows no other unit of a batch reads or writes
-        # (the receipts'), so the rest keep their order and a batch's new charges stay one run, last,
-        # whose writes go with the COMMIT, however the receipts' marks arrived between them.
+        # ``SIDE_BY_SIDE`` units first: they read and change only receipt rows, which other units only
+        # add (a claim that goes first leaves the batch's new receipts to the next claim). The rest keep
+        # their order, and a batch's new charges stay one run, last, whose writes go with the COMMIT.
         batch = [task for task in batch if _by_itself(task)] + [task for task in batch if not _by_itself(task)]
         index = 0
         while index < len(batch):
