@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from loadtests.bench import national_id
 from tests.conftest import NATIONAL_ID
 from tests.test_catalog import itemized, marketplace, w  # w: the checked world fixture
 from tests.test_openapi import CheckedWorld
@@ -177,23 +178,17 @@ async def test_two_senders_at_once_send_each_receipt_once(w: CheckedWorld) -> No
     assert len(texts) == len(set(texts)) == 5
 
 
-def hetu(number: int) -> str:
-    """A valid henkilötunnus (born 1 January 1980, individual number 200 + ``number``)."""
-    digits = f"010180{200 + number:03d}"
-    return f"{digits[:6]}-{digits[6:]}{'0123456789ABCDEFHJKLMNPRSTUVWXY'[int(digits) % 31]}"
-
-
 async def charged(w: CheckedWorld, charges: list[int]) -> list[dict[str, Any]]:
     """A client for each entry, charged that many times (amounts 101, 102, ... cents, in order)."""
     await w.category("home_care")
-    clients = [await w.client(national_id=hetu(n)) for n in range(len(charges))]
+    clients = [await w.client(national_id=national_id(n)) for n in range(len(charges))]
     for client in clients:
         await w.budget(client["id"], {"home_care": 10_000})
     await w.credit()
     provider = await w.provider(["home_care"])
     for n, (client, count) in enumerate(zip(clients, charges, strict=True)):
         for amount in range(101, 101 + count):
-            status, _ = await w.charge(provider, client, amount, national_id=hetu(n))
+            status, _ = await w.charge(provider, client, amount, national_id=national_id(n))
             assert status == 201
     return clients
 
