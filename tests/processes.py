@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -44,6 +44,12 @@ CODE = re.compile(r"\b(\d{6})\b")
 def current_month() -> str:
     """The budget month the service will decide on: the real clock, in Helsinki."""
     return month_of(datetime.now(UTC), ZoneInfo("Europe/Helsinki"))
+
+
+def organizer_today() -> date:
+    """The day the service counts as today: the real clock, in Helsinki (from 22:00 UTC in winter,
+    a day ahead of UTC's)."""
+    return datetime.now(ZoneInfo("Europe/Helsinki")).date()
 
 
 def free_port() -> int:

@@ -6,7 +6,7 @@ and what lands in the ledger), and the client's comparison ("Palvelut") on /."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,7 +15,7 @@ playwright_api = pytest.importorskip("playwright.sync_api", reason="install the 
 from playwright.sync_api import Browser, Page, expect
 
 from tests.browser import TOKEN_FORM, admin_sign_in, checked_page, chromium, served
-from tests.processes import NATIONAL_ID, PHONE_AS_TYPED, PHONE_E164, Server, WalletFiles, seed
+from tests.processes import NATIONAL_ID, PHONE_AS_TYPED, PHONE_E164, Server, WalletFiles, organizer_today, seed
 from tests.test_web_browser import PHONE_VIEWPORT, audit, euros, provider_sign_in
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -80,7 +80,7 @@ def test_the_organizer_keeps_the_catalog_a_provider_offers_and_charges_by_quanti
     expect(admin_page.locator("#catalog-message")).to_have_text("Palvelu Kotipalvelu lisätty luetteloon.")
     row = admin_page.locator("#service-table tbody tr", has_text="home_help")
     expect(row).to_contain_text(euros(3000))
-    tomorrow = (date.today() + timedelta(days=1)).isoformat()
+    tomorrow = (organizer_today() + timedelta(days=1)).isoformat()
     row.get_by_label("Uusi yksikköarvo euroina: Kotipalvelu").fill("32,00")
     row.get_by_label("Voimassa alkaen: Kotipalvelu").fill(tomorrow)
     row.get_by_role("button", name="Muuta yksikköarvo").click()
