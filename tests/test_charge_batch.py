@@ -586,15 +586,9 @@ async def test_a_statement_the_database_refuses_in_the_run_s_writes_undoes_them_
     world.check()
 
 
-@pytest.mark.postgres_only
-@pytest.mark.thread_writer  # the connection's sends are recorded in this process
-async def test_a_batch_of_charges_holds_the_write_lock_for_three_round_trips(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Between ``BEGIN`` and ``COMMIT`` a batch of charges makes three round trips: the lock tried
-    with the first reads, the second reads, then every write with the check of the moved accounts
-    and the ``COMMIT`` itself (docs/postgresql-writes.md)."""
-    anna, provider = await world.funded(1_000)
+def record_round_trips(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Every round trip of this process's PostgreSQL connections from now on, as the statements
+    it sent (a statement sent on its own is recorded by a placeholder)."""
     sends: list[list[str]] = []
     live, pipelined = PostgresConnection._live, PostgresConnection._pipelined
 
@@ -610,6 +604,19 @@ async def test_a_batch_of_charges_holds_the_write_lock_for_three_round_trips(
 
     monkeypatch.setattr(PostgresConnection, "_live", sending)
     monkeypatch.setattr(PostgresConnection, "_pipelined", sending_together)
+    return sends
+
+
+@pytest.mark.postgres_only
+@pytest.mark.thread_writer  # the connection's sends are recorded in this process
+async def test_a_batch_of_charges_holds_the_write_lock_for_three_round_trips(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between ``BEGIN`` and ``COMMIT`` a batch of charges makes three round trips: the lock tried
+    with the first reads, the second reads, then every write with the check of the moved accounts
+    and the ``COMMIT`` itself (docs/postgresql-writes.md)."""
+    anna, provider = await world.funded(1_000)
+    sends = record_round_trips(monkeypatch)
     results = await behind_the_gate(world, [world.charge(provider, anna, 100) for _ in range(5)])
     monkeypatch.undo()
 

@@ -19,7 +19,14 @@ import pytest
 
 from tests.conftest import OTHER_NATIONAL_ID, World
 from tests.pg import RawDatabase
-from wallet.storage.postgres.dialect import SHARED_WRITE_LOCK_SQL
+from tests.test_charge_batch import behind_the_gate, record_round_trips
+from wallet.storage.postgres.dialect import (
+    CHAINED_AUDIT_SQL,
+    CHECK_ACCOUNTS_SQL,
+    ORDER_LOCK_SQL,
+    REBASED_POSTINGS_SQL,
+    SHARED_WRITE_LOCK_SQL,
+)
 from wallet.storage.sql import charge_batch
 
 # The writer's mode is switched and its figures read here: a writer thread of the test's process.
@@ -94,6 +101,38 @@ async def test_a_charge_on_another_client_commits_while_a_line_is_held_and_one_o
     assert (await world.wallet(held_client))["available"] == 600
     writer = world.service.storage.writer  # type: ignore[attr-defined]
     assert writer.in_order_reruns == 0
+
+
+async def test_a_batch_takes_the_order_lock_only_in_the_round_trip_that_commits(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three round trips between ``BEGIN`` and ``COMMIT``: the shared lock with the key locks and the
+    first reads, the line locks with the second reads, then the order lock, every write, the check
+    and the ``COMMIT`` in one pipeline, so the order lock is held for no round trip. The database
+    works out what the order puts in the rows: the payable account's balance after each posting
+    and the audit chain's links, continuing what committed before."""
+    anna, provider = await world.funded(1_000)
+    status, _ = await world.charge(provider, anna, 100)  # a batch of its own: the payable account at 100
+    assert status == 201
+    sends = record_round_trips(monkeypatch)
+    results = await behind_the_gate(world, [world.charge(provider, anna, 100) for _ in range(4)])
+    monkeypatch.undo()
+
+    assert [status for status, _ in results] == [201] * 4
+    writes = next(n for n, sent in enumerate(sends) if any(sql.startswith("INSERT INTO charges ") for sql in sent))
+    begun = max(n for n in range(writes + 1) if "BEGIN" in sends[n])
+    assert writes - begun == 2, sends[begun : writes + 1]  # three round trips
+    assert SHARED_WRITE_LOCK_SQL in sends[begun]
+    assert sends[writes][0] == ORDER_LOCK_SQL and sends[writes][-1] == "COMMIT"
+    assert {REBASED_POSTINGS_SQL, CHAINED_AUDIT_SQL, CHECK_ACCOUNTS_SQL} <= set(sends[writes])
+    assert not any(ORDER_LOCK_SQL in sent for sent in sends[begun:writes])
+    writer = world.service.storage.writer  # type: ignore[attr-defined]
+    assert writer.in_order_reruns == 0
+    payable = f"payable:{provider['id']}"
+    postings = world.sql("SELECT balance_after FROM postings WHERE account_id = ? ORDER BY seq", payable)
+    assert postings == [(100,), (200,), (300,), (400,), (500,)]
+    assert world.sql("SELECT balance FROM accounts WHERE id = ?", payable) == [(500,)]
+    world.check()  # the audit chain among the rest
 
 
 async def test_charges_waiting_on_a_held_line_see_each_other_and_never_overspend(world: World) -> None:

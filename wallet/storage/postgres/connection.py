@@ -25,6 +25,7 @@ from wallet.ledger.errors import NotFound
 from wallet.storage.postgres.dialect import (
     BEGIN_SHARED_WRITE,
     BEGIN_TRY_WRITE,
+    CHAINED_AUDIT_SQL,
     CHECK_ACCOUNTS_SQL,
     IN_LIST,
     LIST_PARAMETER,
@@ -32,6 +33,7 @@ from wallet.storage.postgres.dialect import (
     LOCK_ROWS,
     MOVE_ACCOUNTS_SQL,
     ORDER_LOCK_SQL,
+    REBASED_POSTINGS_SQL,
     TABLE_EXISTS_SQL,
     TRY_WRITE_LOCK_SQL,
     WAIT_WRITE_LOCK_SQL,
@@ -62,6 +64,8 @@ POSTGRES = Dialect(
         order_lock=ORDER_LOCK_SQL,
         lock_rows=LOCK_ROWS,
         lock_keys=LOCK_KEYS_SQL,
+        rebased_postings=REBASED_POSTINGS_SQL,
+        chained_audit=CHAINED_AUDIT_SQL,
     ),
     check_accounts=CHECK_ACCOUNTS_SQL,
 )

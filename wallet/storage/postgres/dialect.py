@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 
+from wallet.ledger.audit import GENESIS
 from wallet.storage.sql.connection import Preparable
 
 # The cluster-wide write lock: one key per schema, so that databases (or test schemas) sharing a
@@ -32,6 +33,32 @@ BEGIN_SHARED_WRITE = ("BEGIN", SHARED_WRITE_LOCK_SQL)
 # The order lock of side-by-side writers: the audit head, the seq numbers and payable accounts are
 # written under it, held to COMMIT, so their order is the commit order.
 ORDER_LOCK_SQL = Preparable("SELECT pg_advisory_xact_lock(hashtext('wallet.order:' || current_schema()))")
+# Under the order lock, in the pipeline with the COMMIT (no round trip while it is held), what the
+# order puts in each row. The postings of one JSON-array parameter of ``[transaction_id, account_id,
+# amount, balance_after, rebase]`` in order; ``rebase`` 1: ``balance_after`` counts from zero (a
+# payable account, not locked while the batch worked it out) and the account's committed balance is
+# added. A missing account leaves it NULL, which the column refuses. The audit entries of one
+# JSON-array parameter of ``[at, actor, action, subject, data]`` in order, linked to the chain's head
+# and each other (``wallet.ledger.audit.link_hash``: SHA-256 of the fields joined by U+001F, in hex).
+REBASED_POSTINGS_SQL = Preparable(
+    "INSERT INTO postings (transaction_id, account_id, amount, balance_after)"
+    " SELECT p.value->>0, p.value->>1, (p.value->>2)::bigint, (p.value->>3)::bigint"
+    " + CASE WHEN p.value->>4 = '1' THEN (SELECT a.balance FROM accounts a WHERE a.id = p.value->>1) ELSE 0 END"
+    " FROM json_array_elements(?::json) WITH ORDINALITY AS p (value, n) ORDER BY p.n"
+)
+CHAINED_AUDIT_SQL = Preparable(
+    "INSERT INTO audit_log (at, actor, action, subject, data, previous_hash, hash)"
+    " WITH RECURSIVE e AS MATERIALIZED (SELECT j.n, j.value->>0 AS at, j.value->>1 AS actor,"
+    " j.value->>2 AS action, j.value->>3 AS subject, j.value->>4 AS data"
+    " FROM json_array_elements(?::json) WITH ORDINALITY AS j (value, n)),"
+    " chain (n, previous_hash, hash) AS ("
+    " SELECT 0::bigint, ''::text COLLATE \"C\", COALESCE((SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1),"
+    f" '{GENESIS}')::text COLLATE \"C\""
+    " UNION ALL SELECT e.n, c.hash, encode(sha256(convert_to(concat_ws(chr(31), c.hash, e.at, e.actor, e.action,"
+    " e.subject, e.data), 'UTF8')), 'hex') COLLATE \"C\" FROM chain c JOIN e ON e.n = c.n + 1)"
+    " SELECT e.at, e.actor, e.action, e.subject, e.data, c.previous_hash, c.hash FROM chain c JOIN e ON e.n = c.n"
+    " ORDER BY c.n"
+)
 # Not FOR UPDATE: that would wait for, and block, the KEY SHARE locks of foreign-key checks.
 LOCK_ROWS = " FOR NO KEY UPDATE"
 # The moved accounts of one JSON-array parameter of ``[id, balance, held]``, looked up by index

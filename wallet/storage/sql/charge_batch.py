@@ -142,7 +142,7 @@ class _State:
     failures: dict[str, dict[str, list[str]]]  # by column, by owner: the times of failed checks, sorted
     accounts: dict[str, _Account]
     wallet_totals: dict[str, list[int]]  # by client: [balance, held] over its wallet lines
-    audit_head: str  # side by side: read only under the order lock, in ``_write_side_by_side``
+    audit_head: str  # side by side a stand-in: the database links the entries (``_ordered_statements``)
     since: list[str]  # by charge of the run, in order: the start of its identity-failure window
     payables: set[str] = field(default_factory=set)  # the payable accounts of the run's providers
 
@@ -286,7 +286,7 @@ def _read(connection: Connection, tasks: list[Task], order: SideBySide | None = 
     second: list[tuple[str, Sequence[object]]] = (
         [(_ACCOUNTS_SQL(dialect), (compact_json(sorted(account_ids)),)), (_WALLET_TOTALS_SQL(dialect), (client_ids,))]
         if order is None
-        else [(_LOCK_LINES_SQL(dialect), (client_ids,))]
+        else [(_LOCK_LINES_SQL(dialect), (client_ids,)), (_ACCOUNTS_SQL(dialect), (compact_json(sorted(payables)),))]
     )
     reads = len(second)
     second += [(_FAILURES_SQL[column](dialect), (owners, earliest)) for column, owners in columns]
@@ -296,6 +296,7 @@ def _read(connection: Connection, tasks: list[Task], order: SideBySide | None = 
         accounts = {account_id: _Account(balance, held, balance, held) for account_id, balance, held in found[0]}
         wallet_totals = {client_id: [balance, held] for client_id, balance, held in found[1]}
     else:
+        payables = {str(row[0]) for row in found[1]}  # those missing: the charge goes the one-by-one way
         accounts, wallet_totals = _locked_lines(found[0], payables)
     failures: dict[str, dict[str, list[str]]] = {}
     for (column, _), rows in zip(columns, found[reads : reads + 2], strict=True):
@@ -323,7 +324,8 @@ def _read(connection: Connection, tasks: list[Task], order: SideBySide | None = 
 
 def _locked_lines(rows: list[Any], payables: set[str]) -> tuple[dict[str, _Account], dict[str, list[int]]]:
     """The accounts and wallet totals from the locked lines (``id, client_id, balance, held``), and
-    each payable account as a stand-in at zero: read, and its moves rebased, under the order lock."""
+    each payable account as a stand-in at zero: not locked (nothing on the charge path reads its
+    balance); its postings' balances are rebased on its committed one under the order lock."""
     accounts: dict[str, _Account] = {}
     totals: dict[str, list[int]] = {}
     for account_id, client_id, balance, held in rows:
@@ -580,16 +582,17 @@ def _with_the_commit(connection: Connection, check: str, state: _State, writes: 
 
 
 def _write_side_by_side(connection: Connection, order: SideBySide, state: _State, writes: _Writes) -> None:
-    """What the run worked out, to be written: the rows under the order lock (``_ordered_statements``),
-    the outcomes kept with their keys, and a check that every moved account holds what was worked
-    out, all sent with the writer's ``COMMIT`` in one round trip (a failed check fails the
-    transaction: nothing commits); then the outcomes set."""
+    """What the run worked out, to be written, all sent with the writer's ``COMMIT`` in one round
+    trip: the order lock and the rows under it (``_ordered_statements``), a check that every moved
+    wallet line holds what was worked out (a failed check fails the transaction: nothing commits)
+    and the outcomes kept with their keys; then the outcomes set. The order lock is held only while
+    the database runs them: no round trip, no Python, between taking it and ``COMMIT``."""
     statements: list[tuple[str, Sequence[object]]] = []
     if writes.charges:  # refusals and replays alone write no ordered row: no order lock
-        statements, _, moved = _ordered_statements(connection, order, state, writes)
+        statements, moved = _ordered_statements(connection, order, state, writes)
         check = connection.dialect.check_accounts
         if check is not None:
-            statements += _checked(check, moved)
+            statements += _checked(check, {a: moved[a] for a in moved if a not in state.payables})
     statements += _KEYS.statements(writes.keys)  # their locks are held: nobody else writes them
     for sql, parameters in statements:
         connection.defer(sql, parameters)
@@ -609,47 +612,41 @@ def _expected_accounts(moved: dict[str, _Account]) -> str:
 
 def _ordered_statements(
     connection: Connection, order: SideBySide, state: _State, writes: _Writes
-) -> tuple[list[tuple[str, Sequence[object]]], int, dict[str, _Account]]:
-    """The order lock taken, with the audit head and the payable accounts read in the same round
-    trip; the run's rows worked out from them, as ``_statements`` gives them."""
-    payable_ids = sorted(  # those the run credits
-        account_id for account_id in state.payables if state.accounts[account_id].balance != 0
+) -> tuple[list[tuple[str, Sequence[object]]], dict[str, _Account]]:
+    """The order lock, then the run's rows, as ``_statements`` gives them but for two, which take
+    from the database what the order puts in them: the postings (``SideBySide.rebased_postings``:
+    a payable account's balance after each of its postings counts from its committed balance, as
+    the stand-in at zero counted from zero) and the audit entries (``SideBySide.chained_audit``:
+    linked to the chain's head). Every account moves by its net change, so a payable account's
+    balance needs no reading. The accounts moved."""
+    payables = state.payables
+    postings = [
+        (transaction_id, account_id, amount, balance, 1 if account_id in payables else 0)
+        for transaction_id, account_id, amount, balance in writes.postings
+    ]
+    entries = [row[:5] for row in writes.audit]  # (at, actor, action, subject, data)
+    statements, moves_at, moved = _statements(
+        connection, state, writes, savepoint=False, keys=False, postings_and_audit=False
     )
-    found = connection.execute_pipeline(
-        [
-            (order.order_lock, ()),
-            (audit.HEAD_SQL, ()),
-            (_ACCOUNTS_SQL(connection.dialect), (compact_json(payable_ids),)),
-        ]
-    )
-    head = str(found[1][0][0]) if found[1] else GENESIS
-    if len(found[2]) != len(payable_ids):
-        raise NeedsWriteOrder("a payable account is missing")  # the one-by-one path says how
-    for account_id, balance, held in found[2]:  # as committed before the order lock: rebase each
-        account = state.accounts[account_id]
-        account.balance += balance - account.read_balance
-        account.held += held - account.read_held
-        account.read_balance, account.read_held = balance, held
-    running = {account_id: state.accounts[account_id].read_balance for account_id in payable_ids}
-    for index, (transaction_id, account_id, amount, _) in enumerate(writes.postings):
-        if account_id in running:
-            running[str(account_id)] += cast(int, amount)
-            writes.postings[index] = (transaction_id, account_id, amount, running[str(account_id)])
-    for index, row in enumerate(writes.audit):  # (at, actor, action, subject, data, previous, hash)
-        at, actor, action, subject, data = cast(tuple[str, str, str, str, str], row[:5])
-        entry_hash = link_hash(head, at, actor, action, subject, data)
-        writes.audit[index] = (at, actor, action, subject, data, head, entry_hash)
-        head = entry_hash
-    return _statements(connection, state, writes, savepoint=False, keys=False)
+    statements[moves_at:moves_at] = [(order.rebased_postings, (compact_json(postings),))]
+    statements.append((order.chained_audit, (compact_json(entries),)))
+    return [(order.order_lock, ()), *statements], moved
 
 
 def _statements(
-    connection: Connection, state: _State, writes: _Writes, *, savepoint: bool = True, keys: bool = True
+    connection: Connection,
+    state: _State,
+    writes: _Writes,
+    *,
+    savepoint: bool = True,
+    keys: bool = True,
+    postings_and_audit: bool = True,
 ) -> tuple[list[tuple[str, Sequence[object]]], int, dict[str, _Account]]:
     """The savepoint, the rows, each account moved once by its net change and the keys with their
     outcomes, as statements; the index of the move among them, and the accounts it moves. Without
     the savepoint where a failure undoes the whole transaction; without the keys side by side
-    (``_write_side_by_side`` writes them)."""
+    (``_write_side_by_side`` writes them); without the postings and the audit entries when the
+    order lock's statements write them (``_ordered_statements``)."""
     moved = {
         account_id: a
         for account_id, a in state.accounts.items()
@@ -658,7 +655,8 @@ def _statements(
     statements: list[tuple[str, Sequence[object]]] = [("SAVEPOINT charges", ())] if savepoint else []
     statements += _CHARGES.statements(writes.charges)
     statements += bulk.TRANSACTIONS.statements(writes.transactions)
-    statements += bulk.POSTINGS.statements(writes.postings)
+    if postings_and_audit:
+        statements += bulk.POSTINGS.statements(writes.postings)
     moves_at = len(statements)
     if moved:
         statements.append(
@@ -668,7 +666,8 @@ def _statements(
             )
         )
     statements += bulk.WALLET_EVENTS.statements(writes.events)
-    statements += bulk.AUDIT_LOG.statements(writes.audit)
+    if postings_and_audit:
+        statements += bulk.AUDIT_LOG.statements(writes.audit)
     if keys:
         statements += _KEYS.statements(writes.keys)
     return statements, moves_at, moved

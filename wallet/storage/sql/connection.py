@@ -105,7 +105,8 @@ class SideBySide:
     a run of new charges) still runs alone. It locks its idempotency keys first, then the rows
     it moves in one sorted order; what must keep one global order (the audit chain's head, the
     ``seq`` numbers consumers resume from, a provider's payable account) it writes last, under the
-    order lock held to ``COMMIT``. Lock order: the write lock shared, keys, rows, the order lock."""
+    order lock held to ``COMMIT``, taken in the pipeline that ends with the ``COMMIT``. Lock order:
+    the write lock shared, keys, rows, the order lock."""
 
     # The statements that begin a write transaction with the write lock held shared.
     begin: tuple[str, ...]
@@ -118,6 +119,13 @@ class SideBySide:
     # parameter of ``[scope, key]``, in one order whatever the order given: a second transaction
     # with one of the keys waits for the first to end, then reads what it stored.
     lock_keys: str
+    # Under the order lock, what its order puts in the rows, worked out by the database in the
+    # statement that writes them, so no round trip is made while the order lock is held: postings
+    # (a JSON array of ``[transaction_id, account_id, amount, balance_after, rebase]``; ``rebase`` 1
+    # adds the account's committed balance to ``balance_after``) and audit entries (a JSON array of
+    # ``[at, actor, action, subject, data]``, linked to the chain's head and each other).
+    rebased_postings: str
+    chained_audit: str
 
 
 @dataclass(frozen=True, eq=False)
