@@ -20,6 +20,7 @@ import pytest
 from tests.conftest import OTHER_NATIONAL_ID, World
 from tests.pg import RawDatabase
 from tests.test_charge_batch import behind_the_gate, record_round_trips
+from wallet.ledger.audit import AuditEntry, canonical, link_hash, verify_chain
 from wallet.storage.postgres.dialect import (
     CHAINED_AUDIT_SQL,
     CHECK_ACCOUNTS_SQL,
@@ -28,6 +29,7 @@ from wallet.storage.postgres.dialect import (
     SHARED_WRITE_LOCK_SQL,
 )
 from wallet.storage.sql import charge_batch
+from wallet.storage.sql.units import compact_json
 
 # The writer's mode is switched and its figures read here: a writer thread of the test's process.
 pytestmark = [pytest.mark.postgres_only, pytest.mark.thread_writer]
@@ -133,6 +135,33 @@ async def test_a_batch_takes_the_order_lock_only_in_the_round_trip_that_commits(
     assert postings == [(100,), (200,), (300,), (400,), (500,)]
     assert world.sql("SELECT balance FROM accounts WHERE id = ?", payable) == [(500,)]
     world.check()  # the audit chain among the rest
+
+
+# Text the chain's hash must treat as Python does: non-ASCII, quotes, backslashes, controls, empty.
+AWKWARD = ["", "Åsa Ärjänne", 'quote " and \\ backslash', "new\nline\ttab", "\u001f", "€ 𝄞 👵", "'; DROP"]
+
+
+async def test_the_database_links_audit_entries_as_link_hash_does(world: World) -> None:
+    """``SideBySide.chained_audit`` hashes in SQL what ``link_hash`` hashes in Python: every entry,
+    whatever its text, links to the head before it, and ``wallet check`` verifies the chain."""
+    await world.funded(1_000)  # a chain with entries already: the statement links to its head
+    entries = [
+        ["2026-12-07T10:00:00.000000Z", actor, f"test.{n}", subject, canonical({"text": text, "n": n})]
+        for n, (actor, subject, text) in enumerate(zip(AWKWARD, reversed(AWKWARD), AWKWARD[1:] + AWKWARD[:1]))
+    ]
+    with world.database() as database:
+        head = database.execute("SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1")[0][0]
+        database.execute(CHAINED_AUDIT_SQL, compact_json(entries))
+        rows = database.execute(
+            "SELECT seq, at, actor, action, subject, data, previous_hash, hash FROM audit_log ORDER BY seq"
+        )
+    written = rows[-len(entries) :]
+    assert [list(row[1:6]) for row in written] == entries
+    assert written[0][6] == head
+    for row in written:
+        assert row[7] == link_hash(row[6], *row[1:6])
+    assert verify_chain(AuditEntry(*row) for row in rows) is None
+    world.check()
 
 
 async def test_charges_waiting_on_a_held_line_see_each_other_and_never_overspend(world: World) -> None:
