@@ -1,6 +1,7 @@
 """One node on SQLite, one and N nodes on PostgreSQL, measured in one sitting (issue 26's table).
 
-    python -m loadtests.compare [--rounds 2] [--nodes 3] [--duration 8] [--dsn postgresql://...]
+    python -m loadtests.compare [--rounds 2] [--nodes 3] [--duration 8] [--connections 32[,96,...]]
+                                [--dsn postgresql://...]
 
 Each round runs ``python -m loadtests.bench --rounds 1`` once per setup, in an order that turns
 round by round (so a drift of the machine's load falls on every setup alike), each on a database
@@ -8,6 +9,12 @@ seeded afresh. Then one table of medians over the rounds: charges/s, p99, writes
 service's and PostgreSQL's backends' CPU a charge, and how the writers' backends spent their time;
 and the issue's two targets: a PostgreSQL node at least half a SQLite node's charges/s, and N
 PostgreSQL nodes at least as many as one.
+
+With several ``--connections`` levels, every setup runs at each (a round goes through the levels
+in turn), a table and the targets are printed for each level, and then each setup's capacity: the
+most charges/s it reached at any level, and the targets on those. At a fixed level each of N nodes
+has a Nth of the requests in flight to gather into its batches; driven until it levels off, each
+setup shows what it can carry.
 """
 
 from __future__ import annotations
@@ -131,7 +138,34 @@ def verdicts(sqlite: Row, one: Row, several: Row) -> list[str]:
     ]
 
 
-def run_bench(setup: Setup, arguments: argparse.Namespace, output: Path) -> dict[str, Any]:
+def capacities(levels: Sequence[int], rows: Sequence[Sequence[Row]]) -> list[tuple[Row, int]]:
+    """Each setup's row at the level where it charged the most (``rows[level][setup]``), with that level."""
+    best: list[tuple[Row, int]] = []
+    for index in range(len(rows[0])):
+        level, found = max(zip(levels, (at[index] for at in rows), strict=True), key=lambda p: p[1].charges_per_second)
+        best.append((found, level))
+    return best
+
+
+def capacity_table(best: Sequence[tuple[Row, int]]) -> str:
+    lines = ["| setup | capacity: charges/s (median) | at connections | p99 there |", "|---|---|---|---|"]
+    for found, level in best:
+        lines.append(f"| {found.name} | {found.charges_per_second:,.0f} | {level} | {found.p99_ms:.1f} ms |")
+    return "\n".join(lines)
+
+
+def connection_levels(text: str) -> list[int]:
+    """``--connections``: one number, or several separated by commas, each at least 1."""
+    try:
+        levels = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number or a list of numbers: {text!r}") from None
+    if not levels or min(levels) < 1 or len(set(levels)) != len(levels):
+        raise argparse.ArgumentTypeError(f"each level at least 1, none twice: {text!r}")
+    return levels
+
+
+def run_bench(setup: Setup, arguments: argparse.Namespace, connections: int, output: Path) -> dict[str, Any]:
     command = [
         sys.executable,
         "-m",
@@ -141,7 +175,7 @@ def run_bench(setup: Setup, arguments: argparse.Namespace, output: Path) -> dict
         "--duration",
         str(arguments.duration),
         "--connections",
-        str(arguments.connections),
+        str(connections),
         "--json",
         str(output),
         *setup.arguments,
@@ -158,7 +192,12 @@ def parser() -> argparse.ArgumentParser:
     arguments.add_argument("--rounds", type=int, default=2, help="bench runs of each setup, alternating (default 2)")
     arguments.add_argument("--nodes", type=int, default=3, help="nodes of the several-node setup (default 3)")
     arguments.add_argument("--duration", type=int, default=8, help="seconds a measurement (default 8)")
-    arguments.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
+    arguments.add_argument(
+        "--connections",
+        type=connection_levels,
+        default=[32],
+        help="wrk connections, or several levels separated by commas for each setup's capacity (default 32)",
+    )
     arguments.add_argument("--dsn", default=DEFAULT_DSN, help=f"PostgreSQL (default {DEFAULT_DSN})")
     return arguments
 
@@ -168,22 +207,33 @@ def main(argv: list[str] | None = None) -> int:
     if arguments.rounds < 1 or arguments.nodes < 2:
         parser().error("--rounds must be at least 1 and --nodes at least 2")
     every = setups(arguments.dsn, arguments.nodes)
-    results: list[list[dict[str, Any]]] = [[] for _ in every]
+    levels: list[int] = arguments.connections
+    results: list[list[list[dict[str, Any]]]] = [[[] for _ in every] for _ in levels]
     load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="wallet-compare-") as directory:
         for round_number in range(arguments.rounds):
-            for index in round_order(len(every), round_number):
-                output = Path(directory) / f"{index}-{round_number}.json"
-                results[index].append(run_bench(every[index], arguments, output))
-    rows = [row(setup.name, found) for setup, found in zip(every, results, strict=True)]
+            for level_index, connections in enumerate(levels):
+                for index in round_order(len(every), round_number):
+                    output = Path(directory) / f"{connections}-{index}-{round_number}.json"
+                    results[level_index][index].append(run_bench(every[index], arguments, connections, output))
+    rows = [[row(setup.name, found) for setup, found in zip(every, at, strict=True)] for at in results]
     info = machine()
     print(
         f"\nmachine: {info['cpus']} CPUs, {info['cpu_model']}, {info['memory_gib']} GiB, Python {info['python']},"
         f" wrk {info['wrk']}; load average before {format_load(load_before)}, after {format_load(load_average())}"
     )
-    print(table(rows))
-    for line in verdicts(*rows):
-        print(line)
+    for connections, at in zip(levels, rows, strict=True):
+        if len(levels) > 1:
+            print(f"\n## {connections} connections\n")
+        print(table(at))
+        for line in verdicts(*at):
+            print(line)
+    if len(levels) > 1:
+        best = capacities(levels, rows)
+        print("\n## Capacity: each setup's most charges/s at any level\n")
+        print(capacity_table(best))
+        for line in verdicts(*(found for found, _ in best)):
+            print(line)
     return 0
 
 

@@ -594,3 +594,34 @@ def test_each_round_of_the_comparison_starts_with_another_setup() -> None:
         ("--db", "postgresql://x"),
         ("--db", "postgresql://x", "--nodes", "3"),
     ]
+
+
+def test_the_comparison_s_capacity_is_each_setup_s_best_level() -> None:
+    from loadtests import compare
+
+    def at(name: str, per_second: float) -> compare.Row:
+        return compare.Row(name, 1, per_second, float(per_second) / 100, 1.0, 1.0, 0.0, {}, [per_second])
+
+    names = ("SQLite", "PostgreSQL", "PostgreSQL, 3 nodes")
+    rows = [
+        [at(name, value) for name, value in zip(names, values, strict=True)]
+        for values in ((4000, 2000, 1200), (6500, 4100, 2900), (6400, 4150, 3200))
+    ]
+    best = compare.capacities([32, 96, 192], rows)
+    assert [(found.name, found.charges_per_second, level) for found, level in best] == [
+        ("SQLite", 6500, 96),
+        ("PostgreSQL", 4150, 192),
+        ("PostgreSQL, 3 nodes", 3200, 192),
+    ]
+    assert "| PostgreSQL, 3 nodes | 3,200 | 192 | 32.0 ms |" in compare.capacity_table(best)
+    half, fewer = compare.verdicts(*(found for found, _ in best))
+    assert half.endswith("(target at least 50%: meets)") and fewer.endswith("77% (target at least 100%: below)")
+
+
+@pytest.mark.parametrize("text", ["0", "32,x", "32,32", ""])
+def test_the_comparison_refuses_connection_levels_that_are_not_whole_and_distinct(text: str) -> None:
+    from loadtests import compare
+
+    with pytest.raises(SystemExit):
+        compare.parser().parse_args(["--connections", text])
+    assert compare.parser().parse_args(["--connections", "32,96"]).connections == [32, 96]
