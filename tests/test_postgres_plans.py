@@ -142,24 +142,32 @@ def test_a_batch_s_moved_accounts_are_looked_up_by_index_in_a_small_table_withou
     """A batch moves its accounts with one ``UPDATE`` (``Dialect.move_accounts``) and checks them
     with one ``SELECT`` (``Dialect.check_accounts``). Joined to the batch's list, a table of 1,000
     wallets without statistics was read whole by each, 1 ms a batch; looked up by ``= ANY`` it is
-    an index scan. (At a million rows the join alone is an index scan too.)"""
+    an index scan. (At a million rows the join alone is an index scan too.) Side by side, the
+    postings' statement looks each payable account up by key and the audit entries' statement
+    finds the chain's head by the log's key, not by reading either table."""
     environment = bench.bench_environment(tmp_path, bench.free_port(), postgres_schema)
     scale.generate(environment, 1_000, True)
     check_accounts = POSTGRES.check_accounts
-    assert check_accounts is not None
+    order = POSTGRES.side_by_side
+    assert check_accounts is not None and order is not None
     with RawDatabase(postgres_schema) as raw:
         assert raw.execute("SELECT COUNT(*) FROM accounts")[0][0] >= 1_000
+        assert raw.execute("SELECT COUNT(*) FROM audit_log")[0][0] >= 1_000
         rows = raw.execute("SELECT id, balance, held FROM accounts ORDER BY id LIMIT 16")
         moves = json.dumps([[row[0], 0, 0] for row in rows])
+        postings = json.dumps([["tx", row[0], 1, 1, 1] for row in rows])
         found = explain(
             raw,
             {
                 "move": (POSTGRES.move_accounts, moves),
                 "check": (check_accounts, json.dumps([list(row) for row in rows])),
+                "postings": (order.rebased_postings, postings),
             },
         )
+        audit = explain(raw, {"audit": (order.chained_audit, json.dumps([["at", "a", "b", "c", "{}"]]))})["audit"]
     for name, plan in found.items():
         assert "Seq Scan on accounts" not in plan and "accounts_pkey" in plan, (name, plan)
+    assert "Seq Scan on audit_log" not in audit and "audit_log_pkey" in audit, audit
 
 
 def test_after_a_credit_run_a_charge_batch_s_budgets_check_looks_the_clients_up(plans: Plans) -> None:

@@ -40,13 +40,15 @@ ORDER_LOCK_SQL = Preparable("SELECT pg_advisory_xact_lock(hashtext('wallet.order
 # added. A missing account leaves it NULL, which the column refuses. The audit entries of one
 # JSON-array parameter of ``[at, actor, action, subject, data]`` in order, linked to the chain's head
 # and each other (``wallet.ledger.audit.link_hash``: SHA-256 of the fields joined by U+001F, in hex).
-REBASED_POSTINGS_SQL = Preparable(
+# Not ``Preparable``: each reads a table (an account by key, the chain's last entry), whose plan a
+# generic one cached while the table was small could turn into a scan.
+REBASED_POSTINGS_SQL = (
     "INSERT INTO postings (transaction_id, account_id, amount, balance_after)"
     " SELECT p.value->>0, p.value->>1, (p.value->>2)::bigint, (p.value->>3)::bigint"
     " + CASE WHEN p.value->>4 = '1' THEN (SELECT a.balance FROM accounts a WHERE a.id = p.value->>1) ELSE 0 END"
     " FROM json_array_elements(?::json) WITH ORDINALITY AS p (value, n) ORDER BY p.n"
 )
-CHAINED_AUDIT_SQL = Preparable(
+CHAINED_AUDIT_SQL = (
     "INSERT INTO audit_log (at, actor, action, subject, data, previous_hash, hash)"
     " WITH RECURSIVE e AS MATERIALIZED (SELECT j.n, j.value->>0 AS at, j.value->>1 AS actor,"
     " j.value->>2 AS action, j.value->>3 AS subject, j.value->>4 AS data"
