@@ -607,6 +607,19 @@ def record_round_trips(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     return sends
 
 
+async def a_batch_s_round_trips(
+    world: World, monkeypatch: pytest.MonkeyPatch, burst: list[Awaitable[tuple[int, Any]]]
+) -> tuple[list[tuple[int, Any]], list[list[str]]]:
+    """The answers to ``burst``, run as one batch (``behind_the_gate``), and that batch's round
+    trips from its ``BEGIN`` to the one that wrote its charges, each as the statements it sent."""
+    sends = record_round_trips(monkeypatch)
+    results = await behind_the_gate(world, burst)
+    monkeypatch.undo()
+    writes = next(n for n, sent in enumerate(sends) if any(sql.startswith("INSERT INTO charges ") for sql in sent))
+    begun = max(n for n in range(writes + 1) if "BEGIN" in sends[n])
+    return results, sends[begun : writes + 1]
+
+
 @pytest.mark.postgres_only
 @pytest.mark.thread_writer  # the connection's sends are recorded in this process
 async def test_a_batch_of_charges_holds_the_write_lock_for_three_round_trips(
@@ -616,15 +629,13 @@ async def test_a_batch_of_charges_holds_the_write_lock_for_three_round_trips(
     with the first reads, the second reads, then every write with the check of the moved accounts
     and the ``COMMIT`` itself (docs/postgresql-writes.md)."""
     anna, provider = await world.funded(1_000)
-    sends = record_round_trips(monkeypatch)
-    results = await behind_the_gate(world, [world.charge(provider, anna, 100) for _ in range(5)])
-    monkeypatch.undo()
+    results, trips = await a_batch_s_round_trips(
+        world, monkeypatch, [world.charge(provider, anna, 100) for _ in range(5)]
+    )
 
     assert [status for status, _ in results] == [201] * 5
-    writes = next(n for n, sent in enumerate(sends) if any(sql.startswith("INSERT INTO charges ") for sql in sent))
-    begun = max(n for n in range(writes + 1) if "BEGIN" in sends[n])
-    assert writes - begun == 2, sends[begun : writes + 1]  # three round trips
-    assert sends[writes][-1] == "COMMIT" and CHECK_ACCOUNTS_SQL in sends[writes]
-    assert TRY_WRITE_LOCK_SQL in sends[begun] and "SAVEPOINT charges" not in sends[writes]
+    assert len(trips) == 3, trips
+    assert trips[-1][-1] == "COMMIT" and CHECK_ACCOUNTS_SQL in trips[-1]
+    assert TRY_WRITE_LOCK_SQL in trips[0] and "SAVEPOINT charges" not in trips[-1]
     assert world.service.storage.writer.one_by_one_reruns == 0  # type: ignore[attr-defined]
     assert (await world.wallet(anna))["available"] == 500

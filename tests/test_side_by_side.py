@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import OTHER_NATIONAL_ID, World
 from tests.pg import RawDatabase
-from tests.test_charge_batch import behind_the_gate, record_round_trips
+from tests.test_charge_batch import a_batch_s_round_trips
 from wallet.ledger.audit import AuditEntry, canonical, link_hash, verify_chain
 from wallet.storage.postgres.dialect import (
     CHAINED_AUDIT_SQL,
@@ -116,18 +116,16 @@ async def test_a_batch_takes_the_order_lock_only_in_the_round_trip_that_commits(
     anna, provider = await world.funded(1_000)
     status, _ = await world.charge(provider, anna, 100)  # a batch of its own: the payable account at 100
     assert status == 201
-    sends = record_round_trips(monkeypatch)
-    results = await behind_the_gate(world, [world.charge(provider, anna, 100) for _ in range(4)])
-    monkeypatch.undo()
+    results, trips = await a_batch_s_round_trips(
+        world, monkeypatch, [world.charge(provider, anna, 100) for _ in range(4)]
+    )
 
     assert [status for status, _ in results] == [201] * 4
-    writes = next(n for n, sent in enumerate(sends) if any(sql.startswith("INSERT INTO charges ") for sql in sent))
-    begun = max(n for n in range(writes + 1) if "BEGIN" in sends[n])
-    assert writes - begun == 2, sends[begun : writes + 1]  # three round trips
-    assert SHARED_WRITE_LOCK_SQL in sends[begun]
-    assert sends[writes][0] == ORDER_LOCK_SQL and sends[writes][-1] == "COMMIT"
-    assert {REBASED_POSTINGS_SQL, CHAINED_AUDIT_SQL, CHECK_ACCOUNTS_SQL} <= set(sends[writes])
-    assert not any(ORDER_LOCK_SQL in sent for sent in sends[begun:writes])
+    assert len(trips) == 3, trips
+    assert SHARED_WRITE_LOCK_SQL in trips[0]
+    assert trips[-1][0] == ORDER_LOCK_SQL and trips[-1][-1] == "COMMIT"
+    assert {REBASED_POSTINGS_SQL, CHAINED_AUDIT_SQL, CHECK_ACCOUNTS_SQL} <= set(trips[-1])
+    assert not any(ORDER_LOCK_SQL in sent for sent in trips[:-1])
     writer = world.service.storage.writer  # type: ignore[attr-defined]
     assert writer.in_order_reruns == 0
     payable = f"payable:{provider['id']}"
