@@ -345,7 +345,10 @@ def test_a_representative_switches_between_the_clients_they_act_for(
     )
 
     # By keyboard alone: the skip link, typing, Enter; the code field takes the focus by itself.
+    # The sign-in shows once the page has asked which sign-ins there are: keys pressed before would
+    # find nothing to focus in the main content (a loaded machine's race, seen in CI).
     page.goto("/")
+    expect(page.get_by_label("Puhelinnumerosi")).to_be_visible()
     page.keyboard.press("Tab")
     expect(page.get_by_role("link", name="Siirry sisältöön")).to_be_focused()
     page.keyboard.press("Enter")  # to the main content, past the language buttons
