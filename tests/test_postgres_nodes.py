@@ -7,6 +7,7 @@ at once, and asserts what clients see and what ``wallet check`` finds afterwards
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 from tests.pg import RawDatabase
 from tests.processes import Server, WalletFiles, charge_body, current_month, seed
 from tests.test_events import EventStream
+from wallet.storage.postgres.dialect import LOCK_CLIENTS_SQL
 
 pytestmark = pytest.mark.slow
 
@@ -249,11 +251,12 @@ def test_an_installation_moved_from_sqlite_with_migrate_to_serves_on_two_nodes(
 def test_one_key_sent_to_two_nodes_is_charged_by_one_and_replayed_by_the_other(
     files: WalletFiles, start_nodes: Any, postgres_schema: str
 ) -> None:
-    """Node 0's batch locks the key, then waits for the client's line (held from here, as another
-    batch in its reading phase would hold it); node 1's batch with the same key waits for node 0's
-    transaction (its lock on the key), not for the write lock; when the line is let go, node 0
-    charges and node 1 answers with that charge. Charges on the line queued meanwhile on both nodes
-    see every charge before them: no overspending."""
+    """Node 0's batch locks the key, then waits for the client (held from here, as another batch in
+    its reading phase would hold it: its first batch tried the client and left the charge for the
+    next, which waits); node 1's batch with the same key waits for node 0's transaction (its lock
+    on the key), not for the write lock; when the client is let go, node 0 charges and node 1
+    answers with that charge. Charges on the line queued meanwhile on both nodes see every charge
+    before them: no overspending."""
     # No background sweep on either node while the line is held: each would wait for the write
     # lock exclusively, and the node's charges behind it.
     files.extra_env.update(WALLET_HOLD_SWEEP_INTERVAL_SECONDS="3600", WALLET_NOTICE_SWEEP_INTERVAL_SECONDS="3600")
@@ -278,12 +281,12 @@ def test_one_key_sent_to_two_nodes_is_charged_by_one_and_replayed_by_the_other(
     async def race(held: RawDatabase, watch: RawDatabase) -> tuple[list[tuple[int, Any]], list[tuple[int, Any]]]:
         held.execute("BEGIN")
         held.execute("SELECT pg_advisory_xact_lock_shared(hashtext('wallet.writer:' || current_schema()))")
-        held.execute("SELECT id FROM accounts WHERE client_id = ? FOR NO KEY UPDATE", seeded.client_id)
+        held.execute(LOCK_CLIENTS_SQL, json.dumps([seeded.client_id]))  # as another node's batch holds a client
         held_pid = held.execute("SELECT pg_backend_pid()")[0][0]
         token = seeded.provider_token
         async with session() as http:
             first = asyncio.create_task(post(http, nodes[0], "/v1/charges", token, charge_body(seeded, 400), "one"))
-            node0, blockers = await until(lambda: waiting_writer(watch, nodes[0]), "node 0 waits for the line")
+            node0, blockers = await until(lambda: waiting_writer(watch, nodes[0]), "node 0 waits for the client")
             assert blockers == [held_pid]
             second = asyncio.create_task(post(http, nodes[1], "/v1/charges", token, charge_body(seeded, 400), "one"))
             _, blockers = await until(lambda: waiting_writer(watch, nodes[1]), "node 1 waits for the key")

@@ -10,6 +10,7 @@ on another client commits meanwhile, one on the held line waits for exactly that
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from collections.abc import Callable
@@ -19,11 +20,12 @@ import pytest
 
 from tests.conftest import OTHER_NATIONAL_ID, World
 from tests.pg import RawDatabase
-from tests.test_charge_batch import a_batch_s_round_trips
+from tests.test_charge_batch import a_batch_s_round_trips, behind_the_gate
 from wallet.ledger.audit import AuditEntry, canonical, link_hash, verify_chain
 from wallet.storage.postgres.dialect import (
     CHAINED_AUDIT_SQL,
     CHECK_ACCOUNTS_SQL,
+    LOCK_CLIENTS_SQL,
     ORDER_LOCK_SQL,
     REBASED_POSTINGS_SQL,
     SHARED_WRITE_LOCK_SQL,
@@ -37,8 +39,6 @@ pytestmark = [pytest.mark.postgres_only, pytest.mark.thread_writer]
 DEADLINE_SECONDS = 10.0
 T = TypeVar("T")
 
-# A write lock held shared and one client's wallet lines locked: another node's batch in its reading phase.
-LOCK_LINES_SQL = "SELECT id FROM accounts WHERE kind = 'wallet' AND client_id = ? ORDER BY id FOR NO KEY UPDATE"
 # This process's writer, when it waits for a lock: its pid, what it waits for, and who holds it.
 WAITING_WRITER_SQL = (
     "SELECT pid, wait_event, pg_blocking_pids(pid) FROM pg_stat_activity"
@@ -69,11 +69,14 @@ def waiting_writer(watch: RawDatabase) -> tuple[int, str, list[int]] | None:
     return (rows[0][0], rows[0][1], list(rows[0][2])) if rows else None
 
 
-def hold_lines(held: RawDatabase, client_id: str) -> int:
-    """Begin a transaction on ``held`` that holds what a batch in its reading phase holds; its pid."""
+def hold_client(held: RawDatabase, client_id: str, write_lock: bool = True) -> int:
+    """Begin a transaction on ``held`` that holds what another node's batch in its reading phase
+    holds: the write lock shared (unless not ``write_lock``) and the client's lock
+    (``SideBySide.lock_clients``); its pid."""
     held.execute("BEGIN")
-    held.execute(SHARED_WRITE_LOCK_SQL)
-    assert held.execute(LOCK_LINES_SQL, client_id)
+    if write_lock:
+        held.execute(SHARED_WRITE_LOCK_SQL)
+    held.execute(LOCK_CLIENTS_SQL, json.dumps([client_id]))
     return int(held.execute("SELECT pg_backend_pid()")[0][0])
 
 
@@ -85,24 +88,63 @@ async def two_clients(world: World) -> tuple[dict[str, Any], dict[str, Any], dic
     return first, second, provider
 
 
-async def test_a_charge_on_another_client_commits_while_a_line_is_held_and_one_on_it_waits(world: World) -> None:
+async def test_a_charge_on_another_client_commits_while_a_client_is_held_and_one_on_it_waits(world: World) -> None:
     held_client, free_client, provider = await two_clients(world)
+    writer = world.service.storage.writer  # type: ignore[attr-defined]
     with world.database() as held, world.database() as watch:
-        held_pid = hold_lines(held, held_client["id"])
-        # Beside the held transaction: the write lock is not exclusive, the other client's line is free.
+        held_pid = hold_client(held, held_client["id"])
+        # Beside the held transaction: the write lock is not exclusive, the other client is free.
         status, free_charge = await asyncio.wait_for(world.charge(provider, free_client, 300), DEADLINE_SECONDS)
         assert status == 201 and free_charge["status"] == "captured", free_charge
         waiting = asyncio.create_task(world.charge(provider, held_client, 400))
-        _, event, blockers = await until(lambda: waiting_writer(watch), "the charge on the held line waits")
-        assert event in ("transactionid", "tuple") and blockers == [held_pid]  # for the row, not the write lock
+        _, event, blockers = await until(lambda: waiting_writer(watch), "the charge on the held client waits")
+        assert event == "advisory" and blockers == [held_pid]  # for the client, not the write lock
+        assert writer.left_over == 1  # tried once and left for the next batch, which waits
         assert not waiting.done()
         held.execute("COMMIT")
         status, held_charge = await asyncio.wait_for(waiting, DEADLINE_SECONDS)
         assert status == 201 and held_charge["status"] == "captured", held_charge
     assert (await world.wallet(free_client))["available"] == 700
     assert (await world.wallet(held_client))["available"] == 600
+    assert writer.in_order_reruns == 0 and writer.left_over == 1
+
+
+async def test_a_batch_leaves_a_held_client_s_charges_for_the_next_and_commits_the_rest(
+    world: World,
+) -> None:
+    """One batch with charges of a client another writer holds and of a free one: the free one's
+    commit without waiting; the held one's, in their order, go to the next batch, which waits for
+    the client and then sees each of them (no overspending)."""
+    held_client, free_client, provider = await two_clients(world)
     writer = world.service.storage.writer  # type: ignore[attr-defined]
-    assert writer.in_order_reruns == 0
+    free_answered = asyncio.Event()
+
+    async def free(amount: int) -> tuple[int, Any]:
+        answer = await world.charge(provider, free_client, amount)
+        free_answered.set()
+        return answer
+
+    with world.database() as held, world.database() as watch:
+        # The client's lock alone: the batch's gate, a unit of its own, takes the write lock exclusively.
+        held_pid = hold_client(held, held_client["id"], write_lock=False)
+        burst = [
+            world.charge(provider, held_client, 400, key="a"),
+            free(300),
+            world.charge(provider, held_client, 400, key="b"),
+            world.charge(provider, held_client, 400, key="c"),
+        ]
+        batch = asyncio.create_task(behind_the_gate(world, burst, in_order=True))
+        await asyncio.wait_for(free_answered.wait(), DEADLINE_SECONDS)
+        _, event, blockers = await until(lambda: waiting_writer(watch), "the held client's charges wait")
+        assert event == "advisory" and blockers == [held_pid]
+        assert not batch.done() and writer.left_over == 3
+        held.execute("ROLLBACK")
+        answers = await asyncio.wait_for(batch, DEADLINE_SECONDS)
+    assert [status for status, _ in answers] == [201, 201, 201, 402], answers  # 1,000: two of 400, in order
+    assert (await world.wallet(free_client))["available"] == 700
+    assert (await world.wallet(held_client))["available"] == 200
+    assert writer.in_order_reruns == 0 and writer.left_over == 3
+    world.check()
 
 
 async def test_a_batch_takes_the_order_lock_only_in_the_round_trip_that_commits(
@@ -165,7 +207,7 @@ async def test_the_database_links_audit_entries_as_link_hash_does(world: World) 
 async def test_charges_waiting_on_a_held_line_see_each_other_and_never_overspend(world: World) -> None:
     held_client, _, provider = await two_clients(world)
     with world.database() as held, world.database() as watch:
-        held_pid = hold_lines(held, held_client["id"])
+        held_pid = hold_client(held, held_client["id"])
         first = asyncio.create_task(world.charge(provider, held_client, 400, key="first"))
         await until(lambda: waiting_writer(watch), "the charge waits for the held line")
         assert waiting_writer(watch) is not None and waiting_writer(watch)[2] == [held_pid]  # type: ignore[index]
@@ -234,7 +276,7 @@ async def test_with_side_by_side_off_a_charge_waits_for_the_write_lock(world: Wo
     held_client, free_client, provider = await two_clients(world)
     world.service.storage.writer.side_by_side = False  # type: ignore[attr-defined]
     with world.database() as held, world.database() as watch:
-        held_pid = hold_lines(held, held_client["id"])
+        held_pid = hold_client(held, held_client["id"])
         waiting = asyncio.create_task(world.charge(provider, free_client, 300))
         _, event, blockers = await until(lambda: waiting_writer(watch), "the charge waits for the write lock")
         assert event == "advisory" and blockers == [held_pid]

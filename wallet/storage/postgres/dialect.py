@@ -83,6 +83,22 @@ LOCK_KEYS_SQL = Preparable(
     " (SELECT DISTINCT hashtext((k.value->>0) || ':' || (k.value->>1)) AS h"
     " FROM json_array_elements(?::json) AS k ORDER BY h OFFSET 0) AS keys"
 )
+# A client's lock, in the two-number space apart from the keys': a side-by-side batch holds the
+# lock of every client whose wallet lines it reads, so no other such batch moves them until its
+# COMMIT (exclusive batches exclude them all). In memory: no row written, unlike a row lock. Tried:
+# the ids of one JSON-array parameter whose lock another transaction holds (their charges wait for
+# the writer's next batch; a try never waits, so tries cannot deadlock). Taken waiting, in the order
+# of the ids' hashes as the keys' are, by a batch holding charges left over from an earlier one.
+CLIENT_LOCK_SPACE = "hashtext('wallet.client:' || current_schema())"
+TRY_LOCK_CLIENTS_SQL = (
+    "SELECT c.id FROM (SELECT DISTINCT value AS id FROM json_array_elements_text(?::json)"
+    " ORDER BY id OFFSET 0) AS c"
+    f" WHERE NOT pg_try_advisory_xact_lock({CLIENT_LOCK_SPACE}, hashtext(c.id))"
+)
+LOCK_CLIENTS_SQL = (
+    f"SELECT pg_advisory_xact_lock({CLIENT_LOCK_SPACE}, h) FROM"
+    " (SELECT DISTINCT hashtext(value) AS h FROM json_array_elements_text(?::json) ORDER BY h OFFSET 0) AS clients"
+)
 # ``Dialect.move_accounts``: every account of a batch moved by one statement, looked up by index as
 # in ``CHECK_ACCOUNTS_SQL``.
 MOVE_ACCOUNTS_SQL = (

@@ -88,12 +88,11 @@ _WALLET_TOTALS_SQL = ListStatement(
     )
 )
 
-# Side by side (``SideBySide``): every wallet line of the run's clients locked, in id order, and
-# read (the lines the charges move and the wallet totals their events carry).
-_LOCK_LINES_SQL = ListStatement(
+# Side by side (``SideBySide``): every wallet line of the run's clients, read once their clients'
+# locks are held (the lines the charges move and the wallet totals their events carry).
+_LINES_SQL = ListStatement(
     lambda dialect: (
         f"SELECT id, client_id, balance, held FROM accounts WHERE kind = 'wallet' AND client_id {dialect.in_list}"
-        f" ORDER BY id{dialect.side_by_side.lock_rows if dialect.side_by_side else ''}"
     )
 )
 
@@ -145,6 +144,7 @@ class _State:
     audit_head: str  # side by side a stand-in: the database links the entries (``_ordered_statements``)
     since: list[str]  # by charge of the run, in order: the start of its identity-failure window
     payables: set[str] = field(default_factory=set)  # the payable accounts of the run's providers
+    held_clients: set[str] = field(default_factory=set)  # side by side: clients another writer holds
 
 
 @dataclass
@@ -180,25 +180,34 @@ class ChargeBatch:
         while start < len(tasks):
             start = self._run_from(connection, tasks, start, run_one, ends_batch)
 
-    def run_side_by_side(self, connection: Connection, tasks: list[Task]) -> None:
+    def run_side_by_side(self, connection: Connection, tasks: list[Task], wait: bool = False) -> list[Task]:
         """All the charges side by side with other writers (``SideBySide``): keys locked, then the
-        clients' lines locked, each charge worked out; then under the order lock the audit head and
-        the payable accounts read, and everything written. What the one-by-one path would take
-        raises ``NeedsWriteOrder`` instead: the writer runs the batch again holding the lock alone."""
+        clients' locks tried and their lines read, each charge worked out; then the order lock and
+        everything written. The charges of a client another writer holds are left, without an
+        outcome, for the writer's next batch: returned. With ``wait`` (a batch holding charges left
+        over before) every client's lock is waited for instead, so a charge is left over once at
+        most. What the one-by-one path would take raises ``NeedsWriteOrder`` instead: the writer
+        runs the batch again holding the lock alone."""
         order = connection.dialect.side_by_side
         if order is None:
             raise NeedsWriteOrder("the database has one writer at a time")
         keys = [(task.idempotency.scope, task.idempotency.key) for task in tasks if task.idempotency is not None]
         if len(set(keys)) != len(keys):
             raise NeedsWriteOrder("one idempotency key twice in the batch")
-        state = _read(connection, tasks, order)
+        state = _read(connection, tasks, order, wait=wait)
         writes = _Writes()
+        left: list[Task] = []
         for task, since in zip(tasks, state.since, strict=True):
+            client = state.clients.get(_arguments(task)[0].phone_hash)
+            if client is not None and client[0] in state.held_clients:
+                left.append(task)
+                continue
             try:
                 writes.answered.append((task, _charge(task, since, state, writes)))
             except _OneByOne:
                 raise NeedsWriteOrder("a charge for the one-by-one path") from None
         _write_side_by_side(connection, order, state, writes)
+        return left
 
     def _run_from(
         self, connection: Connection, tasks: list[Task], start: int, run_one: RunOne, ends_batch: bool
@@ -231,13 +240,13 @@ class ChargeBatch:
         return len(tasks)
 
 
-def _read(connection: Connection, tasks: list[Task], order: SideBySide | None = None) -> _State:
+def _read(connection: Connection, tasks: list[Task], order: SideBySide | None = None, wait: bool = False) -> _State:
     """What the run's charges read, in two round trips on PostgreSQL: what the requests name
     (keys, providers, clients by phone, the audit head), then what the clients found own.
 
     Side by side (``order``): the keys are locked first (a key another writer holds waits for its
-    COMMIT, then is read as stored), the clients' wallet lines are locked in id order before they
-    are read, and the audit head is left to the order lock."""
+    COMMIT, then is read as stored), the clients' locks are tried (``wait``: taken waiting) before
+    their wallet lines are read, and the audit head is left to the order lock."""
     dialect = connection.dialect
     arguments = [_arguments(task) for task in tasks]
     commands = [command for command, _, _, _ in arguments]
@@ -286,18 +295,24 @@ def _read(connection: Connection, tasks: list[Task], order: SideBySide | None = 
     second: list[tuple[str, Sequence[object]]] = (
         [(_ACCOUNTS_SQL(dialect), (compact_json(sorted(account_ids)),)), (_WALLET_TOTALS_SQL(dialect), (client_ids,))]
         if order is None
-        else [(_LOCK_LINES_SQL(dialect), (client_ids,)), (_ACCOUNTS_SQL(dialect), (compact_json(sorted(payables)),))]
+        else [
+            (order.lock_clients if wait else order.try_lock_clients, (client_ids,)),
+            (_LINES_SQL(dialect), (client_ids,)),
+            (_ACCOUNTS_SQL(dialect), (compact_json(sorted(payables)),)),
+        ]
     )
     reads = len(second)
     second += [(_FAILURES_SQL[column](dialect), (owners, earliest)) for column, owners in columns]
     second += [(_BUDGETED_SQL(dialect), (client_ids, month, month)) for month in months]
     found = connection.execute_pipeline(second)
+    held_clients: set[str] = set()
     if order is None:
         accounts = {account_id: _Account(balance, held, balance, held) for account_id, balance, held in found[0]}
         wallet_totals = {client_id: [balance, held] for client_id, balance, held in found[1]}
     else:
-        payables = {str(row[0]) for row in found[1]}  # those missing: the charge goes the one-by-one way
-        accounts, wallet_totals = _locked_lines(found[0], payables)
+        held_clients = set() if wait else {str(row[0]) for row in found[0]}
+        payables = {str(row[0]) for row in found[2]}  # those missing: the charge goes the one-by-one way
+        accounts, wallet_totals = _locked_lines(found[1], payables)
     failures: dict[str, dict[str, list[str]]] = {}
     for (column, _), rows in zip(columns, found[reads : reads + 2], strict=True):
         times: dict[str, list[str]] = {}
@@ -319,11 +334,13 @@ def _read(connection: Connection, tasks: list[Task], order: SideBySide | None = 
         head,
         since,
         payables,
+        held_clients,
     )
 
 
 def _locked_lines(rows: list[Any], payables: set[str]) -> tuple[dict[str, _Account], dict[str, list[int]]]:
-    """The accounts and wallet totals from the locked lines (``id, client_id, balance, held``), and
+    """The accounts and wallet totals from the lines (``id, client_id, balance, held``; those of a
+    client whose lock another writer holds are read but not used: its charges wait), and
     each payable account as a stand-in at zero: not locked (nothing on the charge path reads its
     balance); its postings' balances are rebased on its committed one under the order lock."""
     accounts: dict[str, _Account] = {}

@@ -102,11 +102,11 @@ class SideBySide:
     """How write transactions of several writers run side by side (PostgreSQL; docs/postgresql-writes.md).
 
     Such a transaction holds the write lock shared, so a unit holding it exclusively (everything but
-    a run of new charges) still runs alone. It locks its idempotency keys first, then the rows
-    it moves in one sorted order; what must keep one global order (the audit chain's head, the
+    a run of new charges) still runs alone. It locks its idempotency keys first, then its clients
+    (whose wallet lines it moves); what must keep one global order (the audit chain's head, the
     ``seq`` numbers consumers resume from, a provider's payable account) it writes last, under the
     order lock held to ``COMMIT``, taken in the pipeline that ends with the ``COMMIT``. Lock order:
-    the write lock shared, keys, rows, the order lock."""
+    the write lock shared, keys, clients, the order lock."""
 
     # The statements that begin a write transaction with the write lock held shared.
     begin: tuple[str, ...]
@@ -126,6 +126,11 @@ class SideBySide:
     # ``[at, actor, action, subject, data]``, linked to the chain's head and each other).
     rebased_postings: str
     chained_audit: str
+    # The locks of the clients of one JSON-array parameter of ids, whose wallet lines a batch reads
+    # and moves: tried (the ids whose lock another writer holds, left for the next batch), or
+    # taken waiting in one order whatever the order given.
+    try_lock_clients: str
+    lock_clients: str
 
 
 @dataclass(frozen=True, eq=False)

@@ -84,6 +84,7 @@ class Task:
     loop: asyncio.AbstractEventLoop | None
     actor: str = "system"
     outcome: Written | BaseException | None = field(default=None)
+    left_over: bool = False  # side by side: left by a batch for the next (its client another writer's)
 
 
 RunOne = Callable[[Connection, Task], "Written | BaseException"]
@@ -101,10 +102,12 @@ class BatchRunner(Protocol):
         it (``Connection.defer``); if they fail there, the writer undoes the batch and runs it again
         one unit at a time."""
 
-    def run_side_by_side(self, connection: Connection, tasks: list[Task]) -> None:
-        """Set every task's ``outcome``, in a transaction holding the write lock shared
-        (``Dialect.side_by_side``): rows locked by the runner itself, in the order that dialect
-        describes. Raises ``NeedsWriteOrder`` for what only a transaction alone may do."""
+    def run_side_by_side(self, connection: Connection, tasks: list[Task], wait: bool = False) -> list[Task]:
+        """Set the tasks' ``outcome``, in a transaction holding the write lock shared
+        (``Dialect.side_by_side``): locks taken by the runner itself, in the order that dialect
+        describes. The tasks left for the next batch (another writer holds what they need; none
+        with ``wait``, which waits for it), without an outcome, returned. Raises
+        ``NeedsWriteOrder`` for what only a transaction alone may do."""
 
 
 class NeedsWriteOrder(Exception):

@@ -90,6 +90,9 @@ class Writer:
         self._stopping = False  # ``_STOP`` taken from the queue: stop after this batch
         self.in_order_reruns = 0  # batches run side by side, undone and run again holding the lock alone
         self.one_by_one_reruns = 0  # batches whose COMMIT failed, undone and run again one unit at a time
+        self.left_over = 0  # side by side: charges a batch left for the next (another writer held the client)
+        # Those charges, for the next batch, first (the thread's loop here; the writer process's its own).
+        self.carried: list[Task] = []
         self._queue: queue.Queue[Task | object] = queue.Queue(maxsize=queue_max)
         self._batch_max = batch_max
         self._thread: threading.Thread | None = None
@@ -148,11 +151,14 @@ class Writer:
 
     def _run(self, connection: Connection) -> None:
         try:
-            while not self._stopping:
-                first = self._queue.get()
-                if first is _STOP:
-                    return
-                batch: list[Task] = [first]  # type: ignore[list-item]
+            while not self._stopping or self.carried:  # what a batch left over runs before the stop
+                batch: list[Task] = self.carried
+                self.carried = []
+                if not batch:
+                    first = self._queue.get()
+                    if first is _STOP:
+                        return
+                    batch.append(first)  # type: ignore[arg-type]
                 self._take_queued(batch)
                 self.run_guarded(connection, batch)
         finally:
@@ -184,15 +190,19 @@ class Writer:
         side_by_side = self._side_by_side(connection, batch)
         one_by_one = False  # after a failed COMMIT: no batch runners, nothing left to go with it
         attempt = 1
+        left: list[Task] = []  # side by side: charges left for the next batch
         while True:
             try:
+                left = []
                 if side_by_side is not None:
                     connection.begin_write(shared=True)
                     alone, runner, together = side_by_side
                     for task in alone:  # first: they lock no row a charge batch holds (``SIDE_BY_SIDE``)
                         task.outcome = self._run_task(connection, task)
                     if runner is not None:
-                        runner.run_side_by_side(connection, together)
+                        # A batch with charges left over before waits for their clients: once at most.
+                        wait = any(task.left_over for task in together)
+                        left = runner.run_side_by_side(connection, together, wait=wait)
                 else:
                     if self._lock_first:
                         self._lock_first = connection.lock_write()
@@ -239,6 +249,13 @@ class Writer:
                     log.error("side_by_side_batch_failed", error_type=type(error).__name__, error=str(error))
             finally:
                 audit.untrack_head(connection)
+        if left:
+            for task in left:
+                task.left_over = True
+            self.left_over += len(left)
+            self.carried.extend(left)
+            waiting = {id(task) for task in left}
+            batch = [task for task in batch if id(task) not in waiting]
         self._committed(connection, batch, started)
 
     def _side_by_side(

@@ -274,6 +274,10 @@ def _serve(
             batch = take(batch_max)
             writer.answers.clear()
             writer.run_guarded(connection, batch)
+            for task in reversed(writer.carried):  # left for the next batch (side by side), first in it
+                peer, number = whose[id(task)]
+                pending.appendleft((peer, number, task))
+            writer.carried.clear()
             replies: dict[int, list[tuple[int, tuple[Any, ...]]]] = {}
             for task, outcome in writer.answers:
                 peer, number = whose[id(task)]
