@@ -131,10 +131,14 @@ class BackendCpu:
         return spent, len(after)
 
 
+# The advisory locks a writer waits for, by the name in the statement that takes them.
+_ADVISORY = (("wallet.order", "order lock"), ("wallet.client", "client lock"), ("wallet.key", "key lock"))
+
+
 def _lock_waited(event: str, query: str) -> str:
     """What a writer's ``Lock`` wait is for, by its wait event and statement."""
     if event == "advisory":
-        return "order lock" if "wallet.order" in query else "write lock"
+        return next((name for marker, name in _ADVISORY if marker in query), "write lock")
     return event
 
 
@@ -143,7 +147,7 @@ class WriterStates:
     ``interval`` seconds in a thread between ``start`` and ``stop``: the share of samples in each
     state. "idle in transaction" is a writer holding its transaction (and its locks) while the
     database waits for the node; a "Lock" wait says what it waits for: the write lock, the order
-    lock (``wallet.order``), a row (``transactionid``, ``tuple``: a wallet line or an idempotency
+    lock (``wallet.order``), a client (``wallet.client``), an idempotency key (``wallet.key``), a row (``transactionid``, ``tuple``: a wallet line or an idempotency
     key another node's batch holds) or ``object`` (the commit order of NOTIFY)."""
 
     def __init__(self, dsn: str, node_pids: Sequence[int], interval: float = 0.01) -> None:

@@ -27,6 +27,13 @@ from tests.conftest import postgres_dsn, with_search_path
 from tests.pg import RawDatabase, create_schema, drop_schema
 from wallet import validation
 from wallet.check import check_database
+from wallet.storage.postgres.dialect import (
+    LOCK_CLIENTS_SQL,
+    LOCK_KEYS_SQL,
+    ORDER_LOCK_SQL,
+    WRITE_LOCK_SQL,
+    render_numbered,
+)
 
 
 def test_defaults_are_the_issue_s_setting() -> None:
@@ -625,3 +632,19 @@ def test_the_comparison_refuses_connection_levels_that_are_not_whole_and_distinc
     with pytest.raises(SystemExit):
         compare.parser().parse_args(["--connections", text])
     assert compare.parser().parse_args(["--connections", "32,96"]).connections == [32, 96]
+
+
+@pytest.mark.parametrize(
+    ("query", "waited"),
+    [
+        (LOCK_CLIENTS_SQL, "client lock"),
+        (LOCK_KEYS_SQL, "key lock"),
+        (ORDER_LOCK_SQL, "order lock"),
+        (WRITE_LOCK_SQL, "write lock"),
+    ],
+)
+def test_a_writer_s_advisory_wait_is_named_by_the_lock_its_statement_takes(query: str, waited: str) -> None:
+    from loadtests import pgcpu
+
+    assert pgcpu._lock_waited("advisory", render_numbered(query)) == waited
+    assert pgcpu._lock_waited("transactionid", render_numbered(query)) == "transactionid"
