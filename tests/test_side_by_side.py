@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import OTHER_NATIONAL_ID, World
 from tests.pg import RawDatabase
-from tests.test_charge_batch import a_batch_s_round_trips, behind_the_gate
+from tests.test_charge_batch import _AT_GATE, _GATE, a_batch_s_round_trips, behind_the_gate, gate
 from wallet.ledger.audit import AuditEntry, canonical, link_hash, verify_chain
 from wallet.storage.postgres.dialect import (
     CHAINED_AUDIT_SQL,
@@ -145,6 +145,33 @@ async def test_a_batch_leaves_a_held_client_s_charges_for_the_next_and_commits_t
     assert (await world.wallet(held_client))["available"] == 200
     assert writer.in_order_reruns == 0 and writer.left_over == 3
     world.check()
+
+
+async def test_a_charge_left_over_as_the_writer_stops_is_still_answered(world: World) -> None:
+    """The writer takes its stop in the same batch as a charge it then leaves over (its client held
+    by another writer): it runs the left-over charge before it stops, so the caller is answered."""
+    held_client, _, provider = await two_clients(world)
+    writer = world.service.storage.writer  # type: ignore[attr-defined]
+    _GATE.clear()
+    _AT_GATE.clear()
+    with world.database() as held, world.database() as watch:
+        held_pid = hold_client(held, held_client["id"], write_lock=False)  # the gate takes it exclusively
+        gate_answer = asyncio.ensure_future(writer.submit(gate(), None, "now"))
+        try:
+            assert await asyncio.to_thread(_AT_GATE.wait, DEADLINE_SECONDS)
+            charge = asyncio.create_task(world.charge(provider, held_client, 400))
+            await until(lambda: writer.queue_depth == 1, "the charge queued behind the gate")
+            stopping = asyncio.create_task(writer.stop())
+            await until(lambda: writer.queue_depth == 2, "the stop queued behind the charge")
+        finally:
+            _GATE.set()
+        _, event, blockers = await until(lambda: waiting_writer(watch), "the left-over charge waits for its client")
+        assert event == "advisory" and blockers == [held_pid] and writer.left_over == 1
+        held.execute("ROLLBACK")
+        status, body = await asyncio.wait_for(charge, DEADLINE_SECONDS)
+        await asyncio.wait_for(stopping, DEADLINE_SECONDS)
+    assert (await gate_answer).value == {"opened": True}
+    assert status == 201 and body["status"] == "captured", body
 
 
 async def test_a_batch_takes_the_order_lock_only_in_the_round_trip_that_commits(
