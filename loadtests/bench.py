@@ -1,7 +1,7 @@
 """The charge-path benchmark: the wallet beside a no-op aiohttp app (and optionally the floor), with wrk.
 
     python -m loadtests.bench [--duration 8] [--rounds 3] [--connections 32] [--threads 1] [--check]
-                              [--db sqlite|postgresql://user@host:5432/db] [--nodes N] [--floor]
+                              [--db sqlite|postgresql://user@host:5432/db] [--nodes N [--apart]] [--floor]
 
 In a fresh temporary directory, all on 127.0.0.1: seeds 1,000 funded clients, a hot one and an
 approved provider through the service itself; starts ``wallet serve`` and ``loadtests/noop.py``;
@@ -13,6 +13,8 @@ charging the hot client. At the end the captured charges in the database are cou
 ``--floor`` adds ``loadtests/floor.py`` to the charge rounds: on SQLite on a copy of the seeded
 database, on PostgreSQL on a schema of its own seeded the same way. ``--db postgresql://...`` runs on a fresh schema (dropped after unless ``--keep``) with
 ``--nodes`` ``wallet serve`` processes, one wrk each; figures are their sums, latency the worst node's.
+With ``--apart`` each node has a schema of its own, seeded the same way: N wallets that share no
+row and no lock, only the machine and the server, the most any write order could let N nodes do.
 The per-provider charge throttle is lifted (one token stands in for every provider); everything
 else runs with its defaults.
 """
@@ -311,7 +313,7 @@ def wrk_command(
 
 def run_wrk(
     url: str | Sequence[str],
-    script: Path,
+    script: Path | Sequence[Path],
     scenario: str,
     target: str,
     round_number: int,
@@ -320,8 +322,12 @@ def run_wrk(
     server_pid: int | Sequence[int] | None = None,
 ) -> Measurement:
     """One measurement; with several URLs (nodes), one wrk each at once, the connections shared out,
-    and the server CPU of every node counted."""
+    and the server CPU of every node counted. Several scripts: one a URL, in order (``--apart``)."""
     urls = [url] if isinstance(url, str) else list(url)
+    scripts = [script] if isinstance(script, Path) else list(script)
+    scripts = scripts * len(urls) if len(scripts) == 1 else scripts
+    if len(scripts) != len(urls):
+        raise ValueError(f"{len(scripts)} scripts for {len(urls)} URLs")
     pids = [] if server_pid is None else [server_pid] if isinstance(server_pid, int) else list(server_pid)
     connections = max(arguments.connections // len(urls), arguments.threads)
     measured_on_server = arguments.db != "sqlite" and target in ("wallet", "floor")
@@ -337,7 +343,7 @@ def run_wrk(
     for number, each in enumerate(urls):
         key_prefix = f"{scenario}-{target}-{round_number}-{number}-{secrets.token_hex(4)}"
         command = wrk_command(
-            each, script, duration_seconds or arguments.duration, connections, arguments.threads, key_prefix
+            each, scripts[number], duration_seconds or arguments.duration, connections, arguments.threads, key_prefix
         )
         started.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     outputs = [running.communicate() for running in started]
@@ -814,6 +820,12 @@ def parser() -> argparse.ArgumentParser:
         "--nodes", type=int, default=1, help="wallet serve processes on the one database (PostgreSQL only; default 1)"
     )
     arguments.add_argument(
+        "--apart",
+        action="store_true",
+        help="each node on a schema of its own, seeded the same way: nodes that share no row and no lock"
+        " (what any write order across nodes can at best reach on this machine)",
+    )
+    arguments.add_argument(
         "--workers",
         type=int,
         default=1,
@@ -843,6 +855,8 @@ def validate(arguments: argparse.Namespace, arguments_parser: argparse.ArgumentP
         arguments_parser.error("--workers must be at least 1")
     if arguments.connections < arguments.threads * arguments.nodes:
         arguments_parser.error("--connections must be at least --threads times --nodes")
+    if arguments.apart and arguments.nodes < 2:
+        arguments_parser.error("--apart needs --nodes 2 or more")
     if arguments.floor and arguments.nodes > 1:
         arguments_parser.error("--floor runs beside one node")
 
@@ -863,7 +877,11 @@ def main(argv: list[str] | None = None) -> int:
             floor_schema = (
                 schemas.enter_context(bench_schema(arguments.db, arguments.keep)) if arguments.floor else None
             )
-            return _run(arguments, directory, database, floor_schema)
+            apart = [
+                schemas.enter_context(bench_schema(arguments.db, arguments.keep))
+                for _ in range(arguments.nodes - 1 if arguments.apart else 0)
+            ]
+            return _run(arguments, directory, database, floor_schema, apart)
     finally:
         if arguments.keep:
             print(f"kept {directory}")
@@ -871,7 +889,13 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(directory, ignore_errors=True)
 
 
-def _run(arguments: argparse.Namespace, directory: Path, database: str | None, floor_schema: str | None = None) -> int:
+def _run(
+    arguments: argparse.Namespace,
+    directory: Path,
+    database: str | None,
+    floor_schema: str | None = None,
+    apart: Sequence[str] = (),
+) -> int:
     from wallet.settings import Settings
 
     wallet_ports, noop_port, floor_port = [free_port() for _ in range(arguments.nodes)], free_port(), free_port()
@@ -889,6 +913,7 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None, f
         f"database: {'SQLite' if database is None else 'PostgreSQL'}; {arguments.nodes} wallet serve node(s),"
         f" {arguments.workers} HTTP worker(s) each; writer process: {environment.get('WALLET_WRITER_PROCESS', 'true')};"
         f" event loop: {environment.get('WALLET_EVENT_LOOP', Settings.event_loop)} (the no-op's too)"
+        + ("; each node on a schema of its own (--apart)" if apart else "")
     )
     info["disk_commits_per_second"] = disk_commits = disk_commits_per_second(directory)
     print(
@@ -908,16 +933,24 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None, f
     elif arguments.floor:  # PostgreSQL: the same seeding in a schema of the floor's own (the same secrets, phones)
         floor_seeded = asyncio.run(seed({**environment, "WALLET_DB": floor_database}, everyone))
         print(f"seeded the floor's schema the same way in {floor_seeded.seconds:.1f} s")
-    provider_token, client_tokens = mint_tokens(environment, seeded.provider_id, seeded.client_ids[:-1])
-    scripts = {
-        "charge": charge_script(provider_token, everyone[:-1]),
-        "read": read_script(client_tokens),
-        "hot": charge_script(provider_token, everyone[-1:]),
-    }
-    paths = {}
-    for name, text in scripts.items():
-        paths[name] = directory / f"{name}.lua"
-        paths[name].write_text(text)
+    # --apart: nodes after the first on schemas of their own, seeded the same way (ids of their own)
+    databases, each_seeded = [environment["WALLET_DB"]], [seeded]
+    for schema in apart:
+        each_seeded.append(asyncio.run(seed({**environment, "WALLET_DB": schema}, everyone)))
+        databases.append(schema)
+        print(f"seeded node {len(databases)}'s schema the same way in {each_seeded[-1].seconds:.1f} s")
+    paths: dict[str, list[Path]] = {}  # each scenario's script, one a schema
+    for number, node_seeded in enumerate(each_seeded):
+        provider_token, client_tokens = mint_tokens(environment, node_seeded.provider_id, node_seeded.client_ids[:-1])
+        scripts = {
+            "charge": charge_script(provider_token, everyone[:-1]),
+            "read": read_script(client_tokens),
+            "hot": charge_script(provider_token, everyone[-1:]),
+        }
+        for name, text in scripts.items():
+            path = directory / (f"{name}.lua" if number == 0 else f"{name}-{number}.lua")
+            path.write_text(text)
+            paths.setdefault(name, []).append(path)
 
     # Each target's processes (command, environment, port). With --workers N the no-op runs N
     # processes on its port too, and always on the wallet's event loop.
@@ -927,10 +960,10 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None, f
         "wallet": [
             (
                 [*python, "wallet", "serve", "--host", HOST, "--port", str(port)],
-                {**environment, "WALLET_PORT": str(port)},
+                {**environment, "WALLET_PORT": str(port), "WALLET_DB": databases[number % len(databases)]},
                 port,
             )
-            for port in wallet_ports
+            for number, port in enumerate(wallet_ports)
         ],
         "noop": [
             (
@@ -981,11 +1014,11 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None, f
             ("hot", ("wallet",)),
         ):
             for target in measured_targets:  # warm up: token cache, page cache, connections; not in the figures
-                results.outbox_wait_seconds += wait_for_outboxes(environment["WALLET_DB"])
+                results.outbox_wait_seconds += sum(map(wait_for_outboxes, databases))
                 results.measurements.append(
                     run_wrk(
                         urls[target],
-                        paths[scenario],
+                        paths[scenario] if target == "wallet" else paths[scenario][0],
                         f"warmup-{scenario}",
                         target,
                         0,
@@ -997,10 +1030,10 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None, f
             for round_number in range(1, arguments.rounds + 1):
                 order = measured_targets if round_number % 2 else tuple(reversed(measured_targets))
                 for target in order:
-                    results.outbox_wait_seconds += wait_for_outboxes(environment["WALLET_DB"])
+                    results.outbox_wait_seconds += sum(map(wait_for_outboxes, databases))
                     measured = run_wrk(
                         urls[target],
-                        paths[scenario],
+                        paths[scenario] if target == "wallet" else paths[scenario][0],
                         scenario,
                         target,
                         round_number,
@@ -1010,7 +1043,7 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None, f
                     results.measurements.append(measured)
                     _print_measurement(measured)
                     if target == "wallet" and scenario != "read":  # how far the SMS receipts are behind
-                        print(f"    SMS not yet sent as the round ended: {unsent_messages(environment['WALLET_DB']):,}")
+                        print(f"    SMS not yet sent as the round ended: {sum(map(unsent_messages, databases)):,}")
         print(f"waited {results.outbox_wait_seconds:.1f} s in all for earlier rounds' SMS to be sent before measuring")
         for name, each in servers.items():
             for number, server in enumerate(each):
@@ -1021,19 +1054,25 @@ def _run(arguments: argparse.Namespace, directory: Path, database: str | None, f
                         file=sys.stderr,
                     )
     load_after = load_average()
-    counts = database_counts(environment["WALLET_DB"])
+    counts: dict[str, int] = {}
+    for each_database in databases:  # summed over the schemas with --apart
+        for name, value in database_counts(each_database).items():
+            counts[name] = counts.get(name, 0) + value
     if arguments.floor:
         counts.update({f"floor_{name}": value for name, value in database_counts(floor_database).items()})
     check = None
     if arguments.check:
-        check = subprocess.run(
-            [sys.executable, "-m", "wallet", "check"],
-            env=environment,
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        for each_database in databases:  # every schema with --apart; the first that fails is reported
+            check = subprocess.run(
+                [sys.executable, "-m", "wallet", "check"],
+                env={**environment, "WALLET_DB": each_database},
+                cwd=PROJECT_ROOT,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if check.returncode != 0:
+                break
     summary = summarise(results, arguments)
     if arguments.floor:
         summary["floor_writer"] = _floor_writer_line(directory / "floor-0.log")

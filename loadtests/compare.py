@@ -1,7 +1,7 @@
 """One node on SQLite, one and N nodes on PostgreSQL, measured in one sitting (issue 26's table).
 
     python -m loadtests.compare [--rounds 2] [--nodes 3] [--duration 8] [--connections 32[,96,...]]
-                                [--dsn postgresql://...]
+                                [--dsn postgresql://...] [--apart]
 
 Each round runs ``python -m loadtests.bench --rounds 1`` once per setup, in an order that turns
 round by round (so a drift of the machine's load falls on every setup alike), each on a database
@@ -15,6 +15,11 @@ in turn), a table and the targets are printed for each level, and then each setu
 most charges/s it reached at any level, and the targets on those. At a fixed level each of N nodes
 has a Nth of the requests in flight to gather into its batches; driven until it levels off, each
 setup shows what it can carry.
+
+``--apart`` adds N nodes that share no row and no lock (``loadtests.bench --apart``: each its own
+schema, seeded the same way): what any write order across nodes can at best reach on this machine.
+Against it the N nodes' figure is what the write order costs, and against one node what spreading
+the work over N processes costs, ordered or not.
 """
 
 from __future__ import annotations
@@ -58,12 +63,15 @@ class Row:
     runs: list[float]  # each round's charges/s, as measured
 
 
-def setups(dsn: str, nodes: int) -> list[Setup]:
-    return [
+def setups(dsn: str, nodes: int, apart: bool = False) -> list[Setup]:
+    every = [
         Setup("SQLite, one node", ()),
         Setup("PostgreSQL, one node", ("--db", dsn)),
         Setup(f"PostgreSQL, {nodes} nodes", ("--db", dsn, "--nodes", str(nodes))),
     ]
+    if apart:
+        every.append(Setup(f"PostgreSQL, {nodes} nodes apart", ("--db", dsn, "--nodes", str(nodes), "--apart")))
+    return every
 
 
 def round_order(count: int, round_number: int) -> list[int]:
@@ -128,14 +136,24 @@ def table(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
-def verdicts(sqlite: Row, one: Row, several: Row) -> list[str]:
-    share = one.charges_per_second / sqlite.charges_per_second if sqlite.charges_per_second else 0.0
-    scaled = several.charges_per_second / one.charges_per_second if one.charges_per_second else 0.0
-    return [
+def _share(part: Row, whole: Row) -> float:
+    return part.charges_per_second / whole.charges_per_second if whole.charges_per_second else 0.0
+
+
+def verdicts(sqlite: Row, one: Row, several: Row, apart: Row | None = None) -> list[str]:
+    share, scaled = _share(one, sqlite), _share(several, one)
+    lines = [
         f"a PostgreSQL node against a SQLite node: {share:.0%} (target at least {HALF:.0%}:"
         f" {'meets' if share >= HALF else 'below'})",
         f"{several.name} against one: {scaled:.0%} (target at least 100%: {'meets' if scaled >= 1 else 'below'})",
     ]
+    if apart is not None:
+        lines += [
+            f"{apart.name} (sharing no row and no lock) against one: {_share(apart, one):.0%}: the most any"
+            " write order lets these nodes reach on this machine",
+            f"{several.name} against {apart.name}: {_share(several, apart):.0%}: what the write order leaves of it",
+        ]
+    return lines
 
 
 def capacities(levels: Sequence[int], rows: Sequence[Sequence[Row]]) -> list[tuple[Row, int]]:
@@ -199,6 +217,11 @@ def parser() -> argparse.ArgumentParser:
         help="wrk connections, or several levels separated by commas for each setup's capacity (default 32)",
     )
     arguments.add_argument("--dsn", default=DEFAULT_DSN, help=f"PostgreSQL (default {DEFAULT_DSN})")
+    arguments.add_argument(
+        "--apart",
+        action="store_true",
+        help="add the N nodes on schemas of their own (no shared row or lock): the ceiling of any write order",
+    )
     return arguments
 
 
@@ -206,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser().parse_args(argv)
     if arguments.rounds < 1 or arguments.nodes < 2:
         parser().error("--rounds must be at least 1 and --nodes at least 2")
-    every = setups(arguments.dsn, arguments.nodes)
+    every = setups(arguments.dsn, arguments.nodes, arguments.apart)
     levels: list[int] = arguments.connections
     results: list[list[list[dict[str, Any]]]] = [[[] for _ in every] for _ in levels]
     load_before = load_average()

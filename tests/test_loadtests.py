@@ -66,6 +66,62 @@ def test_the_floor_is_opt_in_and_runs_beside_one_node() -> None:
     assert exited.value.code == 2
 
 
+_WRK_OUTPUT = bench.RESULT_MARKER + json.dumps(
+    {
+        "requests": 15871,
+        "duration_us": 8_000_000,
+        "p50_us": 1500,
+        "p90_us": 2500,
+        "p99_us": 9000,
+        "mean_us": 1700.5,
+        "max_us": 30000,
+        "socket_errors": 0,
+        "timeouts": 0,
+        "statuses": {"201": 15871},
+    }
+)
+
+
+def test_nodes_apart_are_opt_in_and_need_several_nodes_on_postgresql() -> None:
+    parser = bench.parser()
+    assert parser.parse_args([]).apart is False
+    bench.validate(parser.parse_args(["--apart", "--db", "postgresql://u@h/db", "--nodes", "3"]), parser)
+    for argv in (["--apart", "--db", "postgresql://u@h/db"], ["--apart", "--nodes", "3"]):
+        with pytest.raises(SystemExit) as exited:
+            bench.validate(parser.parse_args(argv), parser)
+        assert exited.value.code == 2
+
+
+def test_each_node_apart_is_driven_with_its_own_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One wrk a node; with a script a node (``--apart``: each schema's own tokens) each gets its own."""
+    started: list[list[str]] = []
+
+    class Wrk:
+        returncode = 0
+
+        def __init__(self, command: list[str], **_: Any) -> None:
+            started.append(command)
+
+        def communicate(self) -> tuple[str, str]:
+            return _WRK_OUTPUT, ""
+
+    monkeypatch.setattr(bench.subprocess, "Popen", Wrk)
+    monkeypatch.setattr(bench, "writer_batches", lambda url: (0.0, 0.0))
+    arguments = bench.parser().parse_args(["--connections", "30", "--nodes", "3"])
+    urls = [f"http://127.0.0.1:{port}" for port in (1001, 1002, 1003)]
+    scripts = [tmp_path / f"charge-{number}.lua" for number in range(3)]
+    measured = bench.run_wrk(urls, scripts, "charge", "wallet", 1, arguments)
+    assert [(command[2], command[6], command[7]) for command in started] == [
+        ("-c10", str(script), url) for script, url in zip(scripts, urls, strict=True)
+    ]
+    assert measured.requests == 3 * 15871
+    started.clear()
+    bench.run_wrk(urls, scripts[0], "charge", "wallet", 1, arguments)  # one script: every node runs it
+    assert {command[6] for command in started} == {str(scripts[0])}
+    with pytest.raises(ValueError, match="2 scripts for 3 URLs"):
+        bench.run_wrk(urls, scripts[:2], "charge", "wallet", 1, arguments)
+
+
 def test_every_seeded_person_passes_the_service_s_own_validation() -> None:
     everyone = bench.people(1000)
     assert len(everyone) == 1001  # 1,000 clients and the hot one
@@ -601,6 +657,29 @@ def test_each_round_of_the_comparison_starts_with_another_setup() -> None:
         ("--db", "postgresql://x"),
         ("--db", "postgresql://x", "--nodes", "3"),
     ]
+
+
+def test_the_comparison_can_add_the_nodes_apart_and_say_what_the_write_order_costs() -> None:
+    from loadtests import compare
+
+    assert len(compare.setups("postgresql://x", 3)) == 3
+    assert compare.setups("postgresql://x", 3, apart=True)[-1] == compare.Setup(
+        "PostgreSQL, 3 nodes apart", ("--db", "postgresql://x", "--nodes", "3", "--apart")
+    )
+    assert compare.parser().parse_args(["--apart"]).apart is True
+
+    def at(name: str, per_second: float) -> compare.Row:
+        return compare.Row(name, 1, per_second, 1.0, 1.0, 1.0, 0.0, {}, [per_second])
+
+    lines = compare.verdicts(
+        at("SQLite", 4000),
+        at("PostgreSQL", 2000),
+        at("PostgreSQL, 3 nodes", 1100),
+        at("PostgreSQL, 3 nodes apart", 800),
+    )
+    assert lines[2].startswith("PostgreSQL, 3 nodes apart (sharing no row and no lock) against one: 40%:")
+    assert lines[3].startswith("PostgreSQL, 3 nodes against PostgreSQL, 3 nodes apart: 138%:")
+    assert len(compare.verdicts(at("SQLite", 4000), at("PostgreSQL", 2000), at("PostgreSQL, 3 nodes", 1100))) == 2
 
 
 def test_the_comparison_s_capacity_is_each_setup_s_best_level() -> None:
