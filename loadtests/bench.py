@@ -14,7 +14,7 @@ charging the hot client. At the end the captured charges in the database are cou
 database, on PostgreSQL on a schema of its own seeded the same way. ``--db postgresql://...`` runs on a fresh schema (dropped after unless ``--keep``) with
 ``--nodes`` ``wallet serve`` processes, one wrk each; figures are their sums, latency the worst node's.
 With ``--apart`` each node has a schema of its own, seeded the same way: N wallets that share no
-row and no lock, only the machine and the server, the most any write order could let N nodes do.
+row, no lock and no event, only the machine and the server: what N nodes reach with no write order.
 The per-provider charge throttle is lifted (one token stands in for every provider); everything
 else runs with its defaults.
 """
@@ -822,8 +822,8 @@ def parser() -> argparse.ArgumentParser:
     arguments.add_argument(
         "--apart",
         action="store_true",
-        help="each node on a schema of its own, seeded the same way: nodes that share no row and no lock"
-        " (what any write order across nodes can at best reach on this machine)",
+        help="each node on a schema of its own, seeded the same way: nodes that share no row, lock or event"
+        " (what N nodes reach here with no write order between them)",
     )
     arguments.add_argument(
         "--workers",

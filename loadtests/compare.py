@@ -16,10 +16,11 @@ most charges/s it reached at any level, and the targets on those. At a fixed lev
 has a Nth of the requests in flight to gather into its batches; driven until it levels off, each
 setup shows what it can carry.
 
-``--apart`` adds N nodes that share no row and no lock (``loadtests.bench --apart``: each its own
-schema, seeded the same way): what any write order across nodes can at best reach on this machine.
-Against it the N nodes' figure is what the write order costs, and against one node what spreading
-the work over N processes costs, ordered or not.
+``--apart`` adds N nodes that share no row, no lock and no event (``loadtests.bench --apart``: each
+its own schema, seeded the same way): what N processes reach here with nothing of one database's
+between them. Against one node it is what spreading the work over N processes costs on this
+machine, whatever the write order; the N nodes against it, what sharing the database costs or (a
+write lock's wait gathers larger batches) gains.
 """
 
 from __future__ import annotations
@@ -149,9 +150,10 @@ def verdicts(sqlite: Row, one: Row, several: Row, apart: Row | None = None) -> l
     ]
     if apart is not None:
         lines += [
-            f"{apart.name} (sharing no row and no lock) against one: {_share(apart, one):.0%}: the most any"
-            " write order lets these nodes reach on this machine",
-            f"{several.name} against {apart.name}: {_share(several, apart):.0%}: what the write order leaves of it",
+            f"{apart.name} (sharing no row, lock or event) against one: {_share(apart, one):.0%}:"
+            " what spreading the work over these processes costs here, with no write order",
+            f"{several.name} against {apart.name}: {_share(several, apart):.0%}: what sharing one database"
+            " costs them (below 100%) or gains (above: a wait for the write lock gathers larger batches)",
         ]
     return lines
 
@@ -220,7 +222,8 @@ def parser() -> argparse.ArgumentParser:
     arguments.add_argument(
         "--apart",
         action="store_true",
-        help="add the N nodes on schemas of their own (no shared row or lock): the ceiling of any write order",
+        help="add the N nodes on schemas of their own (no shared row, lock or event): what N processes reach"
+        " here without one database between them",
     )
     return arguments
 

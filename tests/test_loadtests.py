@@ -677,8 +677,8 @@ def test_the_comparison_can_add_the_nodes_apart_and_say_what_the_write_order_cos
         at("PostgreSQL, 3 nodes", 1100),
         at("PostgreSQL, 3 nodes apart", 800),
     )
-    assert lines[2].startswith("PostgreSQL, 3 nodes apart (sharing no row and no lock) against one: 40%:")
-    assert lines[3].startswith("PostgreSQL, 3 nodes against PostgreSQL, 3 nodes apart: 138%:")
+    assert lines[2].startswith("PostgreSQL, 3 nodes apart (sharing no row, lock or event) against one: 40%:")
+    assert lines[3].startswith("PostgreSQL, 3 nodes against PostgreSQL, 3 nodes apart: 138%: what sharing")
     assert len(compare.verdicts(at("SQLite", 4000), at("PostgreSQL", 2000), at("PostgreSQL, 3 nodes", 1100))) == 2
 
 
