@@ -30,7 +30,7 @@ format: $(STAMP)
 	$(BIN)/ruff format wallet tests loadtests
 
 typecheck: $(STAMP)
-	$(BIN)/mypy wallet
+	$(BIN)/mypy wallet loadtests
 
 # Everything CI runs: lint, types, then the whole suite (SQLite and PostgreSQL, real processes, Chromium).
 # The OpenID Provider the sign-in tests run (tests/oidc_provider.py): oidc-provider from npm, pinned by the lockfile.

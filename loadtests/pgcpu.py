@@ -40,7 +40,7 @@ def _tcp_sockets() -> dict[int, tuple[int, int]]:
 
 
 def _socket_inodes(pid: int) -> list[int]:
-    inodes = []
+    inodes: list[int] = []
     try:
         entries = list(Path(f"/proc/{pid}/fd").iterdir())
     except OSError:
